@@ -1,0 +1,3 @@
+//! Emitters: the IR rendered through the templates of `templates/`.
+
+pub mod rust;
