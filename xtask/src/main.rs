@@ -1,34 +1,65 @@
-//! Maintainer tasks.
-fn main() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap();
-    let schemas = portico_codegen::spec::load_all(root, &root.join("../shared/mcp-spec")).unwrap();
-    for s in &schemas {
-        let m = portico_codegen::lower::lower(s, "x").unwrap();
-        if std::env::args().nth(1).as_deref() == Some(s.revision.as_str()) {
-            for d in &m.defs {
-                if let portico_codegen::ir::DefKind::Union(u) = &d.kind {
-                    println!(
-                        "{} {:?} => {}",
-                        d.name,
-                        u.variants.iter().map(|v| &v.name).collect::<Vec<_>>(),
-                        serde_json::to_string(&u.dispatch).unwrap()
-                    );
-                }
-            }
-            for me in &m.methods {
-                println!(
-                    "{} {} {:?} {:?}",
-                    me.name, me.message, me.direction, me.result
-                );
-            }
+//! Maintainer tasks, run as `cargo xtask <task>`:
+//!
+//! - `generate [--check]`: compile the pinned MCP schemas into every generated file, or check
+//!   that the committed ones are current;
+//! - `test`: the whole test suite, installing the tools it needs (see `test.rs`);
+//! - `bench codegen`: time generation and compare typed and untyped JSON round trips.
+
+mod bench;
+mod generate;
+mod test;
+
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Portico maintainer tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Regenerate protocol types, handler traits, OpenAPI, .pyi and .d.ts from the pinned schemas.
+    Generate {
+        /// Write nothing; exit non-zero naming each file that is stale.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Run the whole test suite (installing Python/Node tools it needs under .tools/).
+    Test(test::Args),
+    /// Run a benchmark and print its report.
+    Bench {
+        /// Which benchmark.
+        #[command(subcommand)]
+        which: bench::Which,
+    },
+}
+
+/// The repository root (the parent of `xtask/`).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// Where the MCP spec inputs are: `MCP_SPEC_DIR`, else `../shared/mcp-spec` beside the repository.
+pub fn spec_dir() -> PathBuf {
+    std::env::var_os("MCP_SPEC_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join("../shared/mcp-spec"))
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.task {
+        Task::Generate { check } => generate::run(check),
+        Task::Test(args) => test::run(args),
+        Task::Bench { which } => bench::run(which),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
         }
-        println!(
-            "{} defs={} methods={}",
-            s.revision,
-            m.defs.len(),
-            m.methods.len()
-        );
     }
 }
