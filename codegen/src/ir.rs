@@ -250,13 +250,27 @@ pub enum Pick {
 }
 
 /// Members told apart by marker keys: the first marker present selects its member; a value
-/// holding markers of two members is rejected as ambiguous; with no marker, `fallback`.
+/// that also holds a marker of a member it cannot be is rejected as ambiguous (both `result`
+/// and `error`); with no marker, `fallback`.
 #[derive(Debug, Clone, Serialize)]
 pub struct KeyPick {
-    /// `(key, member index)` in the order they are checked.
-    pub markers: Vec<(String, usize)>,
+    /// The markers, in the order they are checked.
+    pub markers: Vec<Marker>,
     /// The member taken when no marker is present.
     pub fallback: usize,
+}
+
+/// A key whose presence selects a union member.
+#[derive(Debug, Clone, Serialize)]
+pub struct Marker {
+    /// Path of the key: one segment for a member of the object, two for a member of one of its
+    /// object members (`["items", "enum"]`).
+    pub path: Vec<String>,
+    /// Index of the member it selects.
+    pub index: usize,
+    /// Paths of later markers that the selected member does not have: a value holding one of
+    /// them is ambiguous and rejected.
+    pub conflicts: Vec<Vec<String>>,
 }
 
 /// One kind of a [`Dispatch::Shape`].

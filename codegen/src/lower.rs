@@ -12,12 +12,16 @@ use indexmap::IndexMap;
 use serde_json::{Map, Value};
 
 use crate::ir::{
-    Def, DefKind, Direction, Dispatch, Draft, Enum, Field, JsonKind, KeyPick, Method, Module, Pick,
+    Def, DefKind, Direction, Dispatch, Draft, Enum, Field, JsonKind, KeyPick, Marker, Method, Module, Pick,
     ShapeCase, Struct, TagCase, Ty, Union, Variant,
 };
 use crate::names;
 use crate::spec::Schema;
 use crate::{Error, Result};
+
+/// Joins the segments of a nested marker path inside the classifier (a character no schema
+/// member name holds).
+const PATH_SEPARATOR: char = '\u{1f}';
 
 /// Tag members tried first when several could tell a union's members apart.
 const PREFERRED_TAGS: &[&str] = &["type", "method", "mode", "resultType"];
@@ -531,11 +535,13 @@ fn raw_variants(raw: Vec<RawVariant>) -> Vec<Variant> {
         })
         .collect();
     let all_named = raw.iter().all(|(ty, _)| matches!(ty, Ty::Ref { .. }));
-    let names = if all_named {
-        names::variant_names(&labels)
-    } else {
-        labels
-    };
+    let names = if all_named { names::variant_names(&labels) } else { labels };
+    // Two inline members of one kind (the batch arrays of 2025-03-26) get their position.
+    let names: Vec<String> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| if names.iter().filter(|m| *m == n).count() > 1 { format!("{n}{i}") } else { n.clone() })
+        .collect();
     raw.into_iter()
         .zip(names)
         .map(|((ty, _), name)| Variant { name, ty })
@@ -607,7 +613,7 @@ fn object_info<'a>(defs: &'a [Def], name: &str) -> Option<ObjectInfo<'a>> {
                     }) = defs.iter().find(|d| &d.name == name)
                 {
                     for g in &inner.fields {
-                        let path = format!("{}/{}", f.name, g.name);
+                        let path = format!("{}{PATH_SEPARATOR}{}", f.name, g.name);
                         if f.required && g.required {
                             required.insert(path.clone());
                         }
@@ -805,11 +811,7 @@ fn object_ty(defs: &[Def], ty: &Ty) -> bool {
 /// Maps the member indices of a dispatch computed on a subset back to the union's indices.
 fn reindex(dispatch: Dispatch, members: &[usize]) -> Dispatch {
     let keys = |k: KeyPick| KeyPick {
-        markers: k
-            .markers
-            .into_iter()
-            .map(|(key, i)| (key, members[i]))
-            .collect(),
+        markers: k.markers.into_iter().map(|m| Marker { index: members[m.index], ..m }).collect(),
         fallback: members[k.fallback],
     };
     let pick = |p: Pick| match p {
@@ -960,6 +962,20 @@ fn key_pick(infos: &[ObjectInfo], members: &[usize]) -> Option<KeyPick> {
                 None => continue 'fallback,
             }
         }
+        let split = |key: &str| key.split(PATH_SEPARATOR).map(str::to_string).collect::<Vec<_>>();
+        let markers = markers
+            .iter()
+            .enumerate()
+            .map(|(j, (key, index)): (usize, &(String, usize))| Marker {
+                path: split(key),
+                index: *index,
+                conflicts: markers[j + 1..]
+                    .iter()
+                    .filter(|(later, _)| !infos[*index].properties.contains(later))
+                    .map(|(later, _)| split(later))
+                    .collect(),
+            })
+            .collect();
         return Some(KeyPick { markers, fallback });
     }
     None

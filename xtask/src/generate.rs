@@ -38,7 +38,11 @@ pub fn run(check: bool) -> anyhow::Result<ExitCode> {
         let current = std::fs::read_to_string(&path).ok();
         if current.as_deref() != Some(file.contents.as_str()) {
             if check {
-                stale.push(format!("{} ({})", file.path, if current.is_some() { "differs" } else { "missing" }));
+                stale.push(format!(
+                    "{} ({})",
+                    file.path,
+                    if current.is_some() { "differs" } else { "missing" }
+                ));
             } else {
                 if let Some(parent) = path.parent() {
                     std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
@@ -49,7 +53,9 @@ pub fn run(check: bool) -> anyhow::Result<ExitCode> {
         }
     }
     for dir in GENERATED_DIRS {
-        let Ok(entries) = std::fs::read_dir(root.join(dir)) else { continue };
+        let Ok(entries) = std::fs::read_dir(root.join(dir)) else {
+            continue;
+        };
         for entry in entries.flatten() {
             let rel = format!("{dir}/{}", entry.file_name().to_string_lossy());
             if entry.path().is_file() && !produced.contains(rel.as_str()) {

@@ -40,12 +40,17 @@ enum Task {
 
 /// The repository root (the parent of `xtask/`).
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
 }
 
 /// Where the MCP spec inputs are: `MCP_SPEC_DIR`, else `../shared/mcp-spec` beside the repository.
 pub fn spec_dir() -> PathBuf {
-    std::env::var_os("MCP_SPEC_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join("../shared/mcp-spec"))
+    std::env::var_os("MCP_SPEC_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("../shared/mcp-spec"))
 }
 
 fn main() -> std::process::ExitCode {

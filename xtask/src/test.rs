@@ -1,11 +1,620 @@
-//! `cargo xtask test` (being written).
-use std::process::ExitCode;
+//! `cargo xtask test`: the whole test suite, installing the Python and Node tools it needs first.
+//!
+//! The steps, in order, each announced by a banner; the first failure stops the run:
+//!
+//! 1. install pinned `mypy` (a Python venv) and `typescript` (npm) under the tools folder,
+//!    skipped when a stamp file says the pinned versions are already there;
+//! 2. check that the MCP spec inputs exist;
+//! 3. `cargo fmt --all --check` and `cargo clippy --workspace --all-targets -- -D warnings`
+//!    (not with `--skip-lint`);
+//! 4. `cargo xtask generate --check`;
+//! 5. `cargo test --workspace --all-targets` (unit, integration, example and bench targets) with
+//!    `PORTICO_TSC` and `PORTICO_MYPY` pointing at the installed tools, then the doc tests.
+//!
+//! The tools folder is `PORTICO_TOOLS_DIR`, by default `<repo>/.tools` (gitignored). Child
+//! processes inherit the environment, `CARGO_TARGET_DIR` included.
+
+use std::ffi::OsString;
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+/// The Python packages installed into `<tools>/venv`, every one pinned, dependencies included,
+/// so two machines type-check the generated `.pyi` with the same mypy.
+const PYTHON_PACKAGES: &[&str] = &[
+    "mypy==1.20.2",
+    "typing_extensions==4.15.0",
+    "mypy_extensions==1.2.0",
+    "pathspec==1.1.1",
+    "librt==0.17.0",
+];
+
+/// The npm packages installed into `<tools>/node`, pinned exactly.
+const NODE_PACKAGES: &[&str] = &["typescript@5.9.3"];
+
+/// The oldest Python the pinned mypy and the generated stubs are checked with.
+const MIN_PYTHON: (u32, u32) = (3, 10);
+
+/// The oldest Node.js major version supported.
+const MIN_NODE_MAJOR: u32 = 20;
+
+/// Name of the file, inside each tool's folder, that records what was installed there.
+const STAMP: &str = ".portico-stamp";
 
 /// Options of `cargo xtask test`.
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Skip `cargo fmt --check` and `cargo clippy` (for quick local runs; CI never skips them).
+    #[arg(long)]
+    skip_lint: bool,
+    /// Install nothing: use the tools already in the tools folder, or `PORTICO_TSC`/`PORTICO_MYPY`.
+    #[arg(long)]
+    no_install: bool,
+}
 
-/// Runs the suite.
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    Ok(ExitCode::SUCCESS)
+/// Runs the suite: installs tools, then runs every step, stopping at the first failure.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let root = crate::repo_root();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut report = Report::default();
+
+    println!("portico test suite");
+    println!("  repository: {}", root.display());
+    println!("  target dir: {}", target_dir(&root).display());
+    println!("  tools dir:  {}", tools_dir(&root)?.display());
+
+    banner("tools");
+    let tools = match Tools::prepare(&root, !args.no_install) {
+        Ok(tools) => tools,
+        Err(e) => {
+            report.failed("tools", started.elapsed());
+            return Ok(report.finish(started, Some(&format!("{e:#}"))));
+        }
+    };
+    report.passed("tools", started.elapsed());
+
+    banner("MCP spec inputs");
+    let step = Instant::now();
+    if let Err(e) = check_spec_inputs(&root) {
+        report.failed("MCP spec inputs", step.elapsed());
+        return Ok(report.finish(started, Some(&format!("{e:#}"))));
+    }
+    report.passed("MCP spec inputs", step.elapsed());
+
+    banner("services");
+    print_services();
+
+    // (title, cargo arguments, whether the step runs tests whose counts are summed up)
+    let cargo_steps: Vec<(&str, Vec<&str>, bool)> = [
+        (!args.skip_lint).then(|| ("cargo fmt --all --check", vec!["fmt", "--all", "--check"], false)),
+        (!args.skip_lint).then(|| {
+            (
+                "cargo clippy --workspace --all-targets -- -D warnings",
+                vec!["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"],
+                false,
+            )
+        }),
+        Some((
+            "cargo xtask generate --check",
+            vec!["run", "-q", "-p", "xtask", "--", "generate", "--check"],
+            false,
+        )),
+        Some((
+            "cargo test --workspace --all-targets",
+            vec!["test", "--workspace", "--all-targets"],
+            true,
+        )),
+        Some((
+            "cargo test --workspace --doc",
+            vec!["test", "--workspace", "--doc"],
+            true,
+        )),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+
+    for (title, cargo_args, counts) in cargo_steps {
+        banner(title);
+        let step = Instant::now();
+        let mut command = Command::new(&cargo);
+        command.args(&cargo_args).current_dir(&root);
+        tools.set_env(&mut command);
+        let status = if counts {
+            if std::io::stdout().is_terminal() {
+                command.args(["--", "--color=always"]);
+            }
+            report.ran_tests = true;
+            run_counting(&mut command, &mut report.tests)
+        } else {
+            command.status()
+        }
+        .with_context(|| format!("starting `{title}`"))?;
+        if status.success() {
+            report.passed(title, step.elapsed());
+        } else {
+            report.failed(title, step.elapsed());
+            let why = match status.code() {
+                Some(code) => format!("`{title}` exited with code {code}"),
+                None => format!("`{title}` was killed by a signal"),
+            };
+            return Ok(report.finish(started, Some(&why)));
+        }
+    }
+    if args.skip_lint {
+        println!("\nnote: --skip-lint: cargo fmt and cargo clippy were not run (CI runs them)");
+    }
+    Ok(report.finish(started, None))
+}
+
+/// Runs a `cargo test` command, passing its standard output through line by line and adding up
+/// the counts of every `test result:` line into `counts`.
+fn run_counting(command: &mut Command, counts: &mut TestCounts) -> std::io::Result<ExitStatus> {
+    let mut child = command.stdout(Stdio::piped()).spawn()?;
+    if let Some(stdout) = child.stdout.take() {
+        let mut out = std::io::stdout();
+        for line in BufReader::new(stdout).split(b'\n') {
+            let line = line?;
+            out.write_all(&line)?;
+            out.write_all(b"\n")?;
+            out.flush()?;
+            counts.add_line(&String::from_utf8_lossy(&line));
+        }
+    }
+    child.wait()
+}
+
+/// Tests counted over every test binary the suite ran.
+#[derive(Default, Debug, PartialEq)]
+struct TestCounts {
+    passed: u64,
+    failed: u64,
+    ignored: u64,
+}
+
+impl TestCounts {
+    /// Adds the counts of a libtest summary line
+    /// (`test result: ok. 12 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; ...`);
+    /// other lines are ignored. Colour codes are stripped first.
+    fn add_line(&mut self, line: &str) {
+        let plain = strip_ansi(line);
+        let Some(rest) = plain.trim().strip_prefix("test result: ") else {
+            return;
+        };
+        let Some((_, counts)) = rest.split_once(". ") else {
+            return;
+        };
+        for part in counts.split(';') {
+            let mut words = part.split_whitespace();
+            let (Some(n), Some(what)) = (words.next(), words.next()) else {
+                continue;
+            };
+            let Ok(n) = n.parse::<u64>() else { continue };
+            match what {
+                "passed" => self.passed += n,
+                "failed" => self.failed += n,
+                "ignored" => self.ignored += n,
+                _ => {}
+            }
+        }
+    }
+}
+
+/// `text` without ANSI escape sequences (`ESC [ ... letter`).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Prints a step's banner.
+fn banner(title: &str) {
+    println!("\n==> {title}");
+}
+
+/// The steps run so far and how each went.
+#[derive(Default)]
+struct Report {
+    steps: Vec<(String, bool, Duration)>,
+    tests: TestCounts,
+    /// Whether a step that runs tests has started (only then is a test count printed).
+    ran_tests: bool,
+}
+
+impl Report {
+    fn passed(&mut self, title: &str, took: Duration) {
+        self.steps.push((title.to_owned(), true, took));
+    }
+
+    fn failed(&mut self, title: &str, took: Duration) {
+        self.steps.push((title.to_owned(), false, took));
+    }
+
+    /// Prints the summary and the total time, and returns the exit code: `failure` is the reason
+    /// the run stopped, if it did.
+    fn finish(&self, started: Instant, failure: Option<&str>) -> ExitCode {
+        let mut out = String::from("\n==> summary\n");
+        for (title, ok, took) in &self.steps {
+            let _ = writeln!(
+                out,
+                "  {:<4}  {:>8}  {title}",
+                if *ok { "ok" } else { "FAIL" },
+                human(*took)
+            );
+        }
+        let total = human(started.elapsed());
+        let code = match failure {
+            None => {
+                let _ = writeln!(out, "all {} steps succeeded; total time {total}", self.steps.len());
+                ExitCode::SUCCESS
+            }
+            Some(why) => {
+                let _ = writeln!(out, "FAILED: {why}; total time {total}");
+                ExitCode::FAILURE
+            }
+        };
+        if self.ran_tests {
+            // Last, alone on its line: the tests run, over every test binary.
+            let TestCounts {
+                passed,
+                failed,
+                ignored,
+            } = self.tests;
+            let _ = writeln!(out, "tests: {passed} passed, {failed} failed, {ignored} skipped");
+        }
+        print!("{out}");
+        code
+    }
+}
+
+/// `1m 05s` or `4.2s`.
+fn human(d: Duration) -> String {
+    let secs = d.as_secs();
+    if secs >= 60 {
+        format!("{}m {:02}s", secs / 60, secs % 60)
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
+/// Where cargo puts its output: `CARGO_TARGET_DIR`, else `<repo>/target`.
+fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
+}
+
+/// The tools folder: `PORTICO_TOOLS_DIR` (a relative path is taken from the current directory),
+/// else `<repo>/.tools`.
+fn tools_dir(root: &Path) -> anyhow::Result<PathBuf> {
+    match std::env::var_os("PORTICO_TOOLS_DIR").filter(|v| !v.is_empty()) {
+        Some(dir) => std::path::absolute(PathBuf::from(&dir))
+            .with_context(|| format!("PORTICO_TOOLS_DIR={}", PathBuf::from(dir).display())),
+        None => Ok(root.join(".tools")),
+    }
+}
+
+/// The external checkers the tests call, as absolute paths (`None`: not available).
+struct Tools {
+    tsc: Option<PathBuf>,
+    mypy: Option<PathBuf>,
+}
+
+impl Tools {
+    /// Finds or installs `tsc` and `mypy`. A `PORTICO_TSC` or `PORTICO_MYPY` already set in the
+    /// environment wins over the tools folder.
+    fn prepare(root: &Path, install: bool) -> anyhow::Result<Self> {
+        let dir = tools_dir(root)?;
+        let mypy = match preset("PORTICO_MYPY")? {
+            Some(path) => Some(path),
+            None if install => Some(install_python(&dir.join("venv"))?),
+            None => existing(dir.join("venv/bin/mypy"), "PORTICO_MYPY"),
+        };
+        let tsc = match preset("PORTICO_TSC")? {
+            Some(path) => Some(path),
+            None if install => Some(install_node(&dir.join("node"))?),
+            None => existing(dir.join("node/node_modules/.bin/tsc"), "PORTICO_TSC"),
+        };
+        if let Some(path) = &mypy {
+            println!("PORTICO_MYPY={}", path.display());
+        }
+        if let Some(path) = &tsc {
+            println!("PORTICO_TSC={}", path.display());
+        }
+        Ok(Self { tsc, mypy })
+    }
+
+    /// Puts `PORTICO_TSC` and `PORTICO_MYPY` into a child's environment.
+    fn set_env(&self, command: &mut Command) {
+        if let Some(tsc) = &self.tsc {
+            command.env("PORTICO_TSC", tsc);
+        }
+        if let Some(mypy) = &self.mypy {
+            command.env("PORTICO_MYPY", mypy);
+        }
+    }
+}
+
+/// A tool path the user set in `var`, checked to exist.
+fn preset(var: &str) -> anyhow::Result<Option<PathBuf>> {
+    let Some(value) = std::env::var_os(var).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    let path = PathBuf::from(&value);
+    if !path.is_file() {
+        bail!(
+            "{var}={} is set but is not a file; unset it to let cargo xtask test install the tool",
+            path.display()
+        );
+    }
+    println!("{var} is set: using {}", path.display());
+    Ok(Some(path))
+}
+
+/// With `--no-install`: the tool at `path` if it is there, else a warning.
+fn existing(path: PathBuf, var: &str) -> Option<PathBuf> {
+    if path.is_file() {
+        Some(path)
+    } else {
+        println!(
+            "warning: --no-install and no {} ({var} left unset); run without --no-install once",
+            path.display()
+        );
+        None
+    }
+}
+
+/// True when the stamp in `dir` records exactly `pins`.
+fn stamp_matches(dir: &Path, pins: &str) -> bool {
+    std::fs::read_to_string(dir.join(STAMP)).is_ok_and(|s| s == pins)
+}
+
+/// Creates `dir` afresh (removing what an older or broken install left there).
+fn fresh_dir(dir: &Path) -> anyhow::Result<()> {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))
+}
+
+/// Runs `command`, failing with `what` and the command line when it cannot start or fails.
+fn run_checked(command: &mut Command, what: &str) -> anyhow::Result<()> {
+    let line = format!("{command:?}");
+    let status = command
+        .status()
+        .with_context(|| format!("{what}: could not start {line}"))?;
+    if !status.success() {
+        bail!("{what}: {line} failed ({status})");
+    }
+    Ok(())
+}
+
+/// The stdout of `program args…`, or `None` when it cannot be run or fails.
+fn output_of(program: impl Into<OsString>, args: &[&str]) -> Option<String> {
+    let out = Command::new(program.into()).args(args).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// Makes sure `venv` holds the pinned Python packages; returns the path of its `mypy`.
+fn install_python(venv: &Path) -> anyhow::Result<PathBuf> {
+    let mypy = venv.join("bin/mypy");
+    let pins = PYTHON_PACKAGES.join("\n") + "\n";
+    if stamp_matches(venv, &pins) && output_of(&mypy, &["--version"]).is_some() {
+        println!("python tools up to date in {}", venv.display());
+        return Ok(mypy);
+    }
+    let python = "python3";
+    let Some(version) = output_of(python, &["-c", "import sys; print('%d.%d' % sys.version_info[:2])"]) else {
+        bail!(
+            "python3 not found on PATH. The tests type-check generated Python stubs with mypy, which \
+             cargo xtask test installs into a venv; it needs Python >= {}.{} with the venv module \
+             (Debian/Ubuntu: `apt-get install python3 python3-venv`; macOS: `brew install python`; \
+             or https://www.python.org/downloads/). Or set PORTICO_MYPY to an existing mypy.",
+            MIN_PYTHON.0,
+            MIN_PYTHON.1
+        );
+    };
+    let parsed = version
+        .split_once('.')
+        .and_then(|(a, b)| Some((a.parse::<u32>().ok()?, b.parse::<u32>().ok()?)));
+    match parsed {
+        Some(v) if v >= MIN_PYTHON => {}
+        _ => bail!(
+            "python3 is version {version}; the tests need Python >= {}.{}. Install a newer Python, \
+             put it first on PATH as python3, or set PORTICO_MYPY to an existing mypy.",
+            MIN_PYTHON.0,
+            MIN_PYTHON.1
+        ),
+    }
+    println!(
+        "installing {} into {} (Python {version})",
+        PYTHON_PACKAGES.join(" "),
+        venv.display()
+    );
+    fresh_dir(venv)?;
+    run_checked(
+        Command::new(python).arg("-m").arg("venv").arg(venv),
+        "creating the Python venv (Debian/Ubuntu need `apt-get install python3-venv`)",
+    )?;
+    run_checked(
+        Command::new(venv.join("bin/python"))
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--no-input",
+            ])
+            .args(PYTHON_PACKAGES),
+        "installing Python packages with pip",
+    )?;
+    let Some(reported) = output_of(&mypy, &["--version"]) else {
+        bail!("{} does not run after installing it", mypy.display());
+    };
+    println!("{reported}");
+    std::fs::write(venv.join(STAMP), pins).with_context(|| format!("writing the stamp in {}", venv.display()))?;
+    Ok(mypy)
+}
+
+/// Makes sure `dir` holds the pinned npm packages; returns the path of its `tsc`.
+fn install_node(dir: &Path) -> anyhow::Result<PathBuf> {
+    let tsc = dir.join("node_modules/.bin/tsc");
+    let pins = NODE_PACKAGES.join("\n") + "\n";
+    if stamp_matches(dir, &pins) && output_of(&tsc, &["--version"]).is_some() {
+        println!("node tools up to date in {}", dir.display());
+        return Ok(tsc);
+    }
+    let how = "The tests check generated TypeScript definitions with tsc, which cargo xtask test \
+               installs with npm. Install Node.js >= 20 with npm (Debian/Ubuntu: `apt-get install \
+               nodejs npm`, or https://nodejs.org/en/download), or set PORTICO_TSC to an existing tsc.";
+    let Some(node_version) = output_of("node", &["--version"]) else {
+        bail!("node not found on PATH. {how}");
+    };
+    let major = node_version
+        .trim_start_matches('v')
+        .split('.')
+        .next()
+        .and_then(|m| m.parse::<u32>().ok());
+    if major.is_none_or(|m| m < MIN_NODE_MAJOR) {
+        bail!("node is {node_version}; Node.js >= {MIN_NODE_MAJOR} is needed. {how}");
+    }
+    if output_of("npm", &["--version"]).is_none() {
+        bail!("npm not found on PATH (node {node_version} is). {how}");
+    }
+    println!(
+        "installing {} into {} (node {node_version})",
+        NODE_PACKAGES.join(" "),
+        dir.display()
+    );
+    fresh_dir(dir)?;
+    run_checked(
+        Command::new("npm")
+            .arg("install")
+            .arg("--prefix")
+            .arg(dir)
+            .args(["--save-exact", "--no-audit", "--no-fund", "--loglevel=error"])
+            .args(NODE_PACKAGES)
+            .env("npm_config_update_notifier", "false"),
+        "installing npm packages",
+    )?;
+    let Some(reported) = output_of(&tsc, &["--version"]) else {
+        bail!("{} does not run after installing it", tsc.display());
+    };
+    println!("tsc {reported}");
+    std::fs::write(dir.join(STAMP), pins).with_context(|| format!("writing the stamp in {}", dir.display()))?;
+    Ok(tsc)
+}
+
+/// Fails unless the spec folder holds `<revision>/schema.json` for every revision of
+/// `spec/PINNED.toml` (hashes are checked later, by `cargo xtask generate --check`).
+fn check_spec_inputs(root: &Path) -> anyhow::Result<()> {
+    let dir = crate::spec_dir();
+    let how = "MCP_SPEC_DIR must point at the MCP spec folder (one folder per revision, each with \
+               schema.json); by default it is ../shared/mcp-spec beside the repository";
+    if !dir.is_dir() {
+        bail!("the MCP spec folder {} does not exist: {how}", dir.display());
+    }
+    let pinned = portico_codegen::spec::Pinned::load(&root.join("spec/PINNED.toml"))?;
+    let missing: Vec<String> = pinned
+        .revisions
+        .iter()
+        .map(|r| dir.join(&r.name).join("schema.json"))
+        .filter(|p| !p.is_file())
+        .map(|p| p.display().to_string())
+        .collect();
+    if !missing.is_empty() {
+        bail!("missing MCP spec inputs: {}. {how}", missing.join(", "));
+    }
+    println!("{} revisions in {}", pinned.revisions.len(), dir.display());
+    Ok(())
+}
+
+/// The services the tests will use, by name and address.
+const SERVICES: &[(&str, &str)] = &[
+    ("PostgreSQL", "127.0.0.1:5432"),
+    ("MariaDB", "127.0.0.1:3306"),
+    ("Redis", "127.0.0.1:6379"),
+];
+
+/// Whether each service accepts TCP connections, as `(name, address, up)`.
+fn service_status() -> Vec<(&'static str, &'static str, bool)> {
+    SERVICES
+        .iter()
+        .map(|&(name, addr)| {
+            let up = addr
+                .parse::<SocketAddr>()
+                .is_ok_and(|a| TcpStream::connect_timeout(&a, Duration::from_secs(1)).is_ok());
+            (name, addr, up)
+        })
+        .collect()
+}
+
+/// Prints whether each service is up. No test needs them yet, so a service that is down is only
+/// reported; once tests use them this becomes a failure (`.ci/run` starts them).
+fn print_services() {
+    for (name, addr, up) in service_status() {
+        println!(
+            "  {name:<10} {addr:<15} {}",
+            if up { "up" } else { "DOWN (not required yet)" }
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_add_up_over_libtest_summaries_and_ignore_other_lines() {
+        let mut counts = TestCounts::default();
+        for line in [
+            "running 3 tests",
+            "test result: ok. 3 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.01s",
+            "test result: ok. 5 passed; 0 failed; 0 ignored; 0 measured; 2 filtered out; finished in 1.00s",
+            "\u{1b}[31mtest result: \u{1b}[0mFAILED. 2 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out",
+            "test parse::passed ... ok",
+        ] {
+            counts.add_line(line);
+        }
+        assert_eq!(
+            counts,
+            TestCounts {
+                passed: 10,
+                failed: 1,
+                ignored: 1
+            }
+        );
+    }
+
+    #[test]
+    fn strip_ansi_removes_colour_codes_only() {
+        assert_eq!(strip_ansi("\u{1b}[32mok\u{1b}[0m. 1 passed"), "ok. 1 passed");
+        assert_eq!(strip_ansi("plain"), "plain");
+    }
+
+    #[test]
+    fn human_durations() {
+        assert_eq!(human(Duration::from_millis(4_200)), "4.2s");
+        assert_eq!(human(Duration::from_secs(65)), "1m 05s");
+    }
 }

@@ -32,7 +32,13 @@ pub fn environment(templates_dir: &Path) -> minijinja::Environment<'static> {
     env.set_lstrip_blocks(true);
     env.set_keep_trailing_newline(true);
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    env.add_filter("rust_str", rust_str);
     env
+}
+
+/// A Rust string literal of `value` (`{{ doc | rust_str }}`).
+fn rust_str(value: String) -> String {
+    format!("{value:?}")
 }
 
 /// Renders `template` with `context`, mapping errors to [`Error::Render`].

@@ -1,0 +1,77 @@
+//! Integration tests of the `portico` binary: it is run as a user would run it.
+
+use std::process::{Command, Output};
+
+/// Runs the built `portico` with `args`.
+fn portico(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_portico"))
+        .args(args)
+        .output()
+        .expect("running the portico binary")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).expect("stdout is UTF-8")
+}
+
+#[test]
+fn version_prints_the_cargo_version() {
+    let out = portico(&["--version"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(stdout(&out), format!("portico {}\n", env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn help_describes_portico_and_lists_subcommands() {
+    let out = portico(&["--help"]);
+    assert!(out.status.success(), "{out:?}");
+    let text = stdout(&out);
+    assert!(text.contains("Model Context Protocol"), "{text}");
+    assert!(text.contains("Usage: portico"), "{text}");
+    assert!(text.contains("revisions"), "{text}");
+    assert!(text.contains("--version"), "{text}");
+}
+
+#[test]
+fn revisions_lists_every_supported_revision_newest_first() {
+    let out = portico(&["revisions"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        stdout(&out),
+        "2026-07-28 (newest)\n2025-11-25\n2025-06-18\n2025-03-26\n2024-11-05\n"
+    );
+}
+
+#[test]
+fn revisions_match_the_pinned_spec_inputs() {
+    let pinned = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../spec/PINNED.toml"))
+        .expect("reading spec/PINNED.toml");
+    let mut pinned: Vec<&str> = pinned
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("name = \"")?.strip_suffix('"'))
+        .collect();
+    pinned.sort_unstable();
+    pinned.reverse();
+    let out = portico(&["revisions"]);
+    let listed: Vec<String> = stdout(&out)
+        .lines()
+        .map(|l| l.trim_end_matches(" (newest)").to_owned())
+        .collect();
+    assert_eq!(listed, pinned);
+}
+
+#[test]
+fn no_subcommand_prints_usage_and_fails() {
+    let out = portico(&[]);
+    assert!(!out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Usage: portico"), "{err}");
+}
+
+#[test]
+fn unknown_subcommand_is_an_error_naming_it() {
+    let out = portico(&["frobnicate"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("frobnicate"), "{err}");
+}
