@@ -969,10 +969,14 @@ fn key_pick(infos: &[ObjectInfo], members: &[usize]) -> Option<KeyPick> {
             .map(|(j, (key, index)): (usize, &(String, usize))| Marker {
                 path: split(key),
                 index: *index,
+                // Keys the chosen member cannot have: later markers, and the members the
+                // fallback requires (`result` when `error` chose the error response).
                 conflicts: markers[j + 1..]
                     .iter()
-                    .filter(|(later, _)| !infos[*index].properties.contains(later))
-                    .map(|(later, _)| split(later))
+                    .map(|(later, _)| later)
+                    .chain(infos[fallback].required.iter())
+                    .filter(|key| !infos[*index].properties.contains(*key))
+                    .map(|key| split(key))
                     .collect(),
             })
             .collect();

@@ -99,6 +99,8 @@ struct ModuleView {
     aliases: Vec<AliasView>,
     methods: Vec<MethodView>,
     error_codes: Vec<ErrorCodeView>,
+    /// Every type that can be decoded from JSON on its own.
+    decodable: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -139,6 +141,8 @@ struct ConstView {
     is_str: bool,
     required: bool,
     seen: String,
+    /// For an optional constant: the `bool` field recording whether it is present.
+    present: String,
 }
 
 #[derive(Serialize)]
@@ -250,6 +254,7 @@ impl ModuleView {
             aliases: Vec::new(),
             methods: Vec::new(),
             error_codes: Vec::new(),
+            decodable: Vec::new(),
         };
         for def in &module.defs {
             match &def.kind {
@@ -282,7 +287,19 @@ impl ModuleView {
         for m in &module.methods {
             view.methods.push(method_view(module, m));
         }
+        view.decodable = module.defs.iter().filter(|d| decodable(module, &d.name, 0)).map(|d| d.name.clone()).collect();
         Ok(view)
+    }
+}
+
+/// Whether the named type can be decoded without context (not a [`Dispatch::Context`] union,
+/// nor an alias of one).
+fn decodable(module: &Module, name: &str, depth: usize) -> bool {
+    match module.def(name).map(|d| &d.kind) {
+        Some(DefKind::Union(u)) => !matches!(u.dispatch, Dispatch::Context),
+        Some(DefKind::Alias { target: Ty::Ref { name } }) => depth < 8 && decodable(module, name, depth + 1),
+        Some(_) => true,
+        None => false,
     }
 }
 
@@ -343,10 +360,12 @@ fn doc_lines(doc: Option<&str>) -> Vec<String> {
             if trimmed.starts_with("```") {
                 in_fence = !in_fence;
                 if in_fence && trimmed == "```" {
-                    return "```text".to_string();
+                    return " ```text".to_string();
                 }
             }
-            line.trim_end().to_string()
+            let line = line.trim_end();
+            // A space after `///`, as hand-written docs have it.
+            if line.is_empty() { String::new() } else { format!(" {line}") }
         })
         .collect()
 }
@@ -389,6 +408,7 @@ fn struct_view(def: &Def, s: &Struct) -> StructView {
                 is_str,
                 required: f.required,
                 seen: format!("seen_{}", ident.trim_start_matches("r#")),
+                present: if f.required { String::new() } else { format!("{}_present", ident.trim_start_matches("r#")) },
             });
             continue;
         }

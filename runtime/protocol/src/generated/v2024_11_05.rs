@@ -17,53 +17,53 @@
 pub const PROTOCOL_VERSION: &str = "2024-11-05";
 /// Method names of this revision, as on the wire.
 pub mod methods {
-    ///`completion/complete` (`CompleteRequest`)
+    /// `completion/complete` (`CompleteRequest`)
     pub const COMPLETION_COMPLETE: &str = "completion/complete";
-    ///`initialize` (`InitializeRequest`)
+    /// `initialize` (`InitializeRequest`)
     pub const INITIALIZE: &str = "initialize";
-    ///`logging/setLevel` (`SetLevelRequest`)
+    /// `logging/setLevel` (`SetLevelRequest`)
     pub const LOGGING_SET_LEVEL: &str = "logging/setLevel";
-    ///`notifications/cancelled` (`CancelledNotification`)
+    /// `notifications/cancelled` (`CancelledNotification`)
     pub const NOTIFICATIONS_CANCELLED: &str = "notifications/cancelled";
-    ///`notifications/initialized` (`InitializedNotification`)
+    /// `notifications/initialized` (`InitializedNotification`)
     pub const NOTIFICATIONS_INITIALIZED: &str = "notifications/initialized";
-    ///`notifications/message` (`LoggingMessageNotification`)
+    /// `notifications/message` (`LoggingMessageNotification`)
     pub const NOTIFICATIONS_MESSAGE: &str = "notifications/message";
-    ///`notifications/progress` (`ProgressNotification`)
+    /// `notifications/progress` (`ProgressNotification`)
     pub const NOTIFICATIONS_PROGRESS: &str = "notifications/progress";
-    ///`notifications/prompts/list_changed` (`PromptListChangedNotification`)
+    /// `notifications/prompts/list_changed` (`PromptListChangedNotification`)
     pub const NOTIFICATIONS_PROMPTS_LIST_CHANGED: &str = "notifications/prompts/list_changed";
-    ///`notifications/resources/list_changed` (`ResourceListChangedNotification`)
+    /// `notifications/resources/list_changed` (`ResourceListChangedNotification`)
     pub const NOTIFICATIONS_RESOURCES_LIST_CHANGED: &str = "notifications/resources/list_changed";
-    ///`notifications/resources/updated` (`ResourceUpdatedNotification`)
+    /// `notifications/resources/updated` (`ResourceUpdatedNotification`)
     pub const NOTIFICATIONS_RESOURCES_UPDATED: &str = "notifications/resources/updated";
-    ///`notifications/roots/list_changed` (`RootsListChangedNotification`)
+    /// `notifications/roots/list_changed` (`RootsListChangedNotification`)
     pub const NOTIFICATIONS_ROOTS_LIST_CHANGED: &str = "notifications/roots/list_changed";
-    ///`notifications/tools/list_changed` (`ToolListChangedNotification`)
+    /// `notifications/tools/list_changed` (`ToolListChangedNotification`)
     pub const NOTIFICATIONS_TOOLS_LIST_CHANGED: &str = "notifications/tools/list_changed";
-    ///`ping` (`PingRequest`)
+    /// `ping` (`PingRequest`)
     pub const PING: &str = "ping";
-    ///`prompts/get` (`GetPromptRequest`)
+    /// `prompts/get` (`GetPromptRequest`)
     pub const PROMPTS_GET: &str = "prompts/get";
-    ///`prompts/list` (`ListPromptsRequest`)
+    /// `prompts/list` (`ListPromptsRequest`)
     pub const PROMPTS_LIST: &str = "prompts/list";
-    ///`resources/list` (`ListResourcesRequest`)
+    /// `resources/list` (`ListResourcesRequest`)
     pub const RESOURCES_LIST: &str = "resources/list";
-    ///`resources/read` (`ReadResourceRequest`)
+    /// `resources/read` (`ReadResourceRequest`)
     pub const RESOURCES_READ: &str = "resources/read";
-    ///`resources/subscribe` (`SubscribeRequest`)
+    /// `resources/subscribe` (`SubscribeRequest`)
     pub const RESOURCES_SUBSCRIBE: &str = "resources/subscribe";
-    ///`resources/templates/list` (`ListResourceTemplatesRequest`)
+    /// `resources/templates/list` (`ListResourceTemplatesRequest`)
     pub const RESOURCES_TEMPLATES_LIST: &str = "resources/templates/list";
-    ///`resources/unsubscribe` (`UnsubscribeRequest`)
+    /// `resources/unsubscribe` (`UnsubscribeRequest`)
     pub const RESOURCES_UNSUBSCRIBE: &str = "resources/unsubscribe";
-    ///`roots/list` (`ListRootsRequest`)
+    /// `roots/list` (`ListRootsRequest`)
     pub const ROOTS_LIST: &str = "roots/list";
-    ///`sampling/createMessage` (`CreateMessageRequest`)
+    /// `sampling/createMessage` (`CreateMessageRequest`)
     pub const SAMPLING_CREATE_MESSAGE: &str = "sampling/createMessage";
-    ///`tools/call` (`CallToolRequest`)
+    /// `tools/call` (`CallToolRequest`)
     pub const TOOLS_CALL: &str = "tools/call";
-    ///`tools/list` (`ListToolsRequest`)
+    /// `tools/list` (`ListToolsRequest`)
     pub const TOOLS_LIST: &str = "tools/list";
     /// Every method of this revision.
     pub const ALL: &[&str] = &[
@@ -95,6 +95,375 @@ pub mod methods {
 }
 /// JSON-RPC error codes this revision fixes.
 pub mod error_codes {}
+/// Decodes `json` as the type named `name` (a schema definition name) and encodes it again.
+/// `None` when this revision has no such type, or the type cannot be decoded on its own.
+pub fn roundtrip_json(
+    name: &str,
+    json: &str,
+) -> ::core::option::Option<
+    ::core::result::Result<::serde_json::Value, ::serde_json::Error>,
+> {
+    fn go<T: ::serde::de::DeserializeOwned + ::serde::Serialize>(
+        json: &str,
+    ) -> ::core::result::Result<::serde_json::Value, ::serde_json::Error> {
+        ::serde_json::to_value(::serde_json::from_str::<T>(json)?)
+    }
+    Some(
+        match name {
+            "AnnotatedAnnotations" => go::<AnnotatedAnnotations>(json),
+            "Annotated" => go::<Annotated>(json),
+            "BlobResourceContents" => go::<BlobResourceContents>(json),
+            "CallToolRequestParams" => go::<CallToolRequestParams>(json),
+            "CallToolRequest" => go::<CallToolRequest>(json),
+            "CallToolResultContentItem" => go::<CallToolResultContentItem>(json),
+            "CallToolResult" => go::<CallToolResult>(json),
+            "CancelledNotificationParams" => go::<CancelledNotificationParams>(json),
+            "CancelledNotification" => go::<CancelledNotification>(json),
+            "ClientCapabilitiesExperimentalValue" => {
+                go::<ClientCapabilitiesExperimentalValue>(json)
+            }
+            "ClientCapabilitiesRoots" => go::<ClientCapabilitiesRoots>(json),
+            "ClientCapabilitiesSampling" => go::<ClientCapabilitiesSampling>(json),
+            "ClientCapabilities" => go::<ClientCapabilities>(json),
+            "ClientNotification" => go::<ClientNotification>(json),
+            "ClientRequest" => go::<ClientRequest>(json),
+            "CompleteRequestParamsArgument" => go::<CompleteRequestParamsArgument>(json),
+            "CompleteRequestParamsRef" => go::<CompleteRequestParamsRef>(json),
+            "CompleteRequestParams" => go::<CompleteRequestParams>(json),
+            "CompleteRequest" => go::<CompleteRequest>(json),
+            "CompleteResultCompletion" => go::<CompleteResultCompletion>(json),
+            "CompleteResult" => go::<CompleteResult>(json),
+            "CreateMessageRequestParamsIncludeContext" => {
+                go::<CreateMessageRequestParamsIncludeContext>(json)
+            }
+            "CreateMessageRequestParamsMetadata" => {
+                go::<CreateMessageRequestParamsMetadata>(json)
+            }
+            "CreateMessageRequestParams" => go::<CreateMessageRequestParams>(json),
+            "CreateMessageRequest" => go::<CreateMessageRequest>(json),
+            "CreateMessageResultContent" => go::<CreateMessageResultContent>(json),
+            "CreateMessageResult" => go::<CreateMessageResult>(json),
+            "Cursor" => go::<Cursor>(json),
+            "EmbeddedResourceAnnotations" => go::<EmbeddedResourceAnnotations>(json),
+            "EmbeddedResourceResource" => go::<EmbeddedResourceResource>(json),
+            "EmbeddedResource" => go::<EmbeddedResource>(json),
+            "EmptyResult" => go::<EmptyResult>(json),
+            "GetPromptRequestParams" => go::<GetPromptRequestParams>(json),
+            "GetPromptRequest" => go::<GetPromptRequest>(json),
+            "GetPromptResult" => go::<GetPromptResult>(json),
+            "ImageContentAnnotations" => go::<ImageContentAnnotations>(json),
+            "ImageContent" => go::<ImageContent>(json),
+            "Implementation" => go::<Implementation>(json),
+            "InitializeRequestParams" => go::<InitializeRequestParams>(json),
+            "InitializeRequest" => go::<InitializeRequest>(json),
+            "InitializeResult" => go::<InitializeResult>(json),
+            "InitializedNotificationParams" => go::<InitializedNotificationParams>(json),
+            "InitializedNotification" => go::<InitializedNotification>(json),
+            "JSONRPCErrorError" => go::<JSONRPCErrorError>(json),
+            "JSONRPCError" => go::<JSONRPCError>(json),
+            "JSONRPCMessage" => go::<JSONRPCMessage>(json),
+            "JSONRPCNotificationParams" => go::<JSONRPCNotificationParams>(json),
+            "JSONRPCNotification" => go::<JSONRPCNotification>(json),
+            "JSONRPCRequestParamsMeta" => go::<JSONRPCRequestParamsMeta>(json),
+            "JSONRPCRequestParams" => go::<JSONRPCRequestParams>(json),
+            "JSONRPCRequest" => go::<JSONRPCRequest>(json),
+            "JSONRPCResponse" => go::<JSONRPCResponse>(json),
+            "ListPromptsRequestParams" => go::<ListPromptsRequestParams>(json),
+            "ListPromptsRequest" => go::<ListPromptsRequest>(json),
+            "ListPromptsResult" => go::<ListPromptsResult>(json),
+            "ListResourceTemplatesRequestParams" => {
+                go::<ListResourceTemplatesRequestParams>(json)
+            }
+            "ListResourceTemplatesRequest" => go::<ListResourceTemplatesRequest>(json),
+            "ListResourceTemplatesResult" => go::<ListResourceTemplatesResult>(json),
+            "ListResourcesRequestParams" => go::<ListResourcesRequestParams>(json),
+            "ListResourcesRequest" => go::<ListResourcesRequest>(json),
+            "ListResourcesResult" => go::<ListResourcesResult>(json),
+            "ListRootsRequestParamsMeta" => go::<ListRootsRequestParamsMeta>(json),
+            "ListRootsRequestParams" => go::<ListRootsRequestParams>(json),
+            "ListRootsRequest" => go::<ListRootsRequest>(json),
+            "ListRootsResult" => go::<ListRootsResult>(json),
+            "ListToolsRequestParams" => go::<ListToolsRequestParams>(json),
+            "ListToolsRequest" => go::<ListToolsRequest>(json),
+            "ListToolsResult" => go::<ListToolsResult>(json),
+            "LoggingLevel" => go::<LoggingLevel>(json),
+            "LoggingMessageNotificationParams" => {
+                go::<LoggingMessageNotificationParams>(json)
+            }
+            "LoggingMessageNotification" => go::<LoggingMessageNotification>(json),
+            "ModelHint" => go::<ModelHint>(json),
+            "ModelPreferences" => go::<ModelPreferences>(json),
+            "NotificationParams" => go::<NotificationParams>(json),
+            "Notification" => go::<Notification>(json),
+            "PaginatedRequestParams" => go::<PaginatedRequestParams>(json),
+            "PaginatedRequest" => go::<PaginatedRequest>(json),
+            "PaginatedResult" => go::<PaginatedResult>(json),
+            "PingRequestParamsMeta" => go::<PingRequestParamsMeta>(json),
+            "PingRequestParams" => go::<PingRequestParams>(json),
+            "PingRequest" => go::<PingRequest>(json),
+            "ProgressNotificationParams" => go::<ProgressNotificationParams>(json),
+            "ProgressNotification" => go::<ProgressNotification>(json),
+            "ProgressToken" => go::<ProgressToken>(json),
+            "Prompt" => go::<Prompt>(json),
+            "PromptArgument" => go::<PromptArgument>(json),
+            "PromptListChangedNotificationParams" => {
+                go::<PromptListChangedNotificationParams>(json)
+            }
+            "PromptListChangedNotification" => go::<PromptListChangedNotification>(json),
+            "PromptMessageContent" => go::<PromptMessageContent>(json),
+            "PromptMessage" => go::<PromptMessage>(json),
+            "PromptReference" => go::<PromptReference>(json),
+            "ReadResourceRequestParams" => go::<ReadResourceRequestParams>(json),
+            "ReadResourceRequest" => go::<ReadResourceRequest>(json),
+            "ReadResourceResultContentsItem" => {
+                go::<ReadResourceResultContentsItem>(json)
+            }
+            "ReadResourceResult" => go::<ReadResourceResult>(json),
+            "RequestParamsMeta" => go::<RequestParamsMeta>(json),
+            "RequestParams" => go::<RequestParams>(json),
+            "Request" => go::<Request>(json),
+            "RequestId" => go::<RequestId>(json),
+            "ResourceAnnotations" => go::<ResourceAnnotations>(json),
+            "Resource" => go::<Resource>(json),
+            "ResourceContents" => go::<ResourceContents>(json),
+            "ResourceListChangedNotificationParams" => {
+                go::<ResourceListChangedNotificationParams>(json)
+            }
+            "ResourceListChangedNotification" => {
+                go::<ResourceListChangedNotification>(json)
+            }
+            "ResourceReference" => go::<ResourceReference>(json),
+            "ResourceTemplateAnnotations" => go::<ResourceTemplateAnnotations>(json),
+            "ResourceTemplate" => go::<ResourceTemplate>(json),
+            "ResourceUpdatedNotificationParams" => {
+                go::<ResourceUpdatedNotificationParams>(json)
+            }
+            "ResourceUpdatedNotification" => go::<ResourceUpdatedNotification>(json),
+            "Result" => go::<Result>(json),
+            "Role" => go::<Role>(json),
+            "Root" => go::<Root>(json),
+            "RootsListChangedNotificationParams" => {
+                go::<RootsListChangedNotificationParams>(json)
+            }
+            "RootsListChangedNotification" => go::<RootsListChangedNotification>(json),
+            "SamplingMessageContent" => go::<SamplingMessageContent>(json),
+            "SamplingMessage" => go::<SamplingMessage>(json),
+            "ServerCapabilitiesExperimentalValue" => {
+                go::<ServerCapabilitiesExperimentalValue>(json)
+            }
+            "ServerCapabilitiesLogging" => go::<ServerCapabilitiesLogging>(json),
+            "ServerCapabilitiesPrompts" => go::<ServerCapabilitiesPrompts>(json),
+            "ServerCapabilitiesResources" => go::<ServerCapabilitiesResources>(json),
+            "ServerCapabilitiesTools" => go::<ServerCapabilitiesTools>(json),
+            "ServerCapabilities" => go::<ServerCapabilities>(json),
+            "ServerNotification" => go::<ServerNotification>(json),
+            "ServerRequest" => go::<ServerRequest>(json),
+            "SetLevelRequestParams" => go::<SetLevelRequestParams>(json),
+            "SetLevelRequest" => go::<SetLevelRequest>(json),
+            "SubscribeRequestParams" => go::<SubscribeRequestParams>(json),
+            "SubscribeRequest" => go::<SubscribeRequest>(json),
+            "TextContentAnnotations" => go::<TextContentAnnotations>(json),
+            "TextContent" => go::<TextContent>(json),
+            "TextResourceContents" => go::<TextResourceContents>(json),
+            "ToolInputSchemaPropertiesValue" => {
+                go::<ToolInputSchemaPropertiesValue>(json)
+            }
+            "ToolInputSchema" => go::<ToolInputSchema>(json),
+            "Tool" => go::<Tool>(json),
+            "ToolListChangedNotificationParams" => {
+                go::<ToolListChangedNotificationParams>(json)
+            }
+            "ToolListChangedNotification" => go::<ToolListChangedNotification>(json),
+            "UnsubscribeRequestParams" => go::<UnsubscribeRequestParams>(json),
+            "UnsubscribeRequest" => go::<UnsubscribeRequest>(json),
+            _ => return None,
+        },
+    )
+}
+/// Like [`roundtrip_json`], from an already parsed value.
+pub fn roundtrip_value(
+    name: &str,
+    value: &::serde_json::Value,
+) -> ::core::option::Option<
+    ::core::result::Result<::serde_json::Value, ::serde_json::Error>,
+> {
+    fn go<T: ::serde::de::DeserializeOwned + ::serde::Serialize>(
+        value: &::serde_json::Value,
+    ) -> ::core::result::Result<::serde_json::Value, ::serde_json::Error> {
+        ::serde_json::to_value(<T as ::serde::Deserialize>::deserialize(value)?)
+    }
+    Some(
+        match name {
+            "AnnotatedAnnotations" => go::<AnnotatedAnnotations>(value),
+            "Annotated" => go::<Annotated>(value),
+            "BlobResourceContents" => go::<BlobResourceContents>(value),
+            "CallToolRequestParams" => go::<CallToolRequestParams>(value),
+            "CallToolRequest" => go::<CallToolRequest>(value),
+            "CallToolResultContentItem" => go::<CallToolResultContentItem>(value),
+            "CallToolResult" => go::<CallToolResult>(value),
+            "CancelledNotificationParams" => go::<CancelledNotificationParams>(value),
+            "CancelledNotification" => go::<CancelledNotification>(value),
+            "ClientCapabilitiesExperimentalValue" => {
+                go::<ClientCapabilitiesExperimentalValue>(value)
+            }
+            "ClientCapabilitiesRoots" => go::<ClientCapabilitiesRoots>(value),
+            "ClientCapabilitiesSampling" => go::<ClientCapabilitiesSampling>(value),
+            "ClientCapabilities" => go::<ClientCapabilities>(value),
+            "ClientNotification" => go::<ClientNotification>(value),
+            "ClientRequest" => go::<ClientRequest>(value),
+            "CompleteRequestParamsArgument" => go::<CompleteRequestParamsArgument>(value),
+            "CompleteRequestParamsRef" => go::<CompleteRequestParamsRef>(value),
+            "CompleteRequestParams" => go::<CompleteRequestParams>(value),
+            "CompleteRequest" => go::<CompleteRequest>(value),
+            "CompleteResultCompletion" => go::<CompleteResultCompletion>(value),
+            "CompleteResult" => go::<CompleteResult>(value),
+            "CreateMessageRequestParamsIncludeContext" => {
+                go::<CreateMessageRequestParamsIncludeContext>(value)
+            }
+            "CreateMessageRequestParamsMetadata" => {
+                go::<CreateMessageRequestParamsMetadata>(value)
+            }
+            "CreateMessageRequestParams" => go::<CreateMessageRequestParams>(value),
+            "CreateMessageRequest" => go::<CreateMessageRequest>(value),
+            "CreateMessageResultContent" => go::<CreateMessageResultContent>(value),
+            "CreateMessageResult" => go::<CreateMessageResult>(value),
+            "Cursor" => go::<Cursor>(value),
+            "EmbeddedResourceAnnotations" => go::<EmbeddedResourceAnnotations>(value),
+            "EmbeddedResourceResource" => go::<EmbeddedResourceResource>(value),
+            "EmbeddedResource" => go::<EmbeddedResource>(value),
+            "EmptyResult" => go::<EmptyResult>(value),
+            "GetPromptRequestParams" => go::<GetPromptRequestParams>(value),
+            "GetPromptRequest" => go::<GetPromptRequest>(value),
+            "GetPromptResult" => go::<GetPromptResult>(value),
+            "ImageContentAnnotations" => go::<ImageContentAnnotations>(value),
+            "ImageContent" => go::<ImageContent>(value),
+            "Implementation" => go::<Implementation>(value),
+            "InitializeRequestParams" => go::<InitializeRequestParams>(value),
+            "InitializeRequest" => go::<InitializeRequest>(value),
+            "InitializeResult" => go::<InitializeResult>(value),
+            "InitializedNotificationParams" => go::<InitializedNotificationParams>(value),
+            "InitializedNotification" => go::<InitializedNotification>(value),
+            "JSONRPCErrorError" => go::<JSONRPCErrorError>(value),
+            "JSONRPCError" => go::<JSONRPCError>(value),
+            "JSONRPCMessage" => go::<JSONRPCMessage>(value),
+            "JSONRPCNotificationParams" => go::<JSONRPCNotificationParams>(value),
+            "JSONRPCNotification" => go::<JSONRPCNotification>(value),
+            "JSONRPCRequestParamsMeta" => go::<JSONRPCRequestParamsMeta>(value),
+            "JSONRPCRequestParams" => go::<JSONRPCRequestParams>(value),
+            "JSONRPCRequest" => go::<JSONRPCRequest>(value),
+            "JSONRPCResponse" => go::<JSONRPCResponse>(value),
+            "ListPromptsRequestParams" => go::<ListPromptsRequestParams>(value),
+            "ListPromptsRequest" => go::<ListPromptsRequest>(value),
+            "ListPromptsResult" => go::<ListPromptsResult>(value),
+            "ListResourceTemplatesRequestParams" => {
+                go::<ListResourceTemplatesRequestParams>(value)
+            }
+            "ListResourceTemplatesRequest" => go::<ListResourceTemplatesRequest>(value),
+            "ListResourceTemplatesResult" => go::<ListResourceTemplatesResult>(value),
+            "ListResourcesRequestParams" => go::<ListResourcesRequestParams>(value),
+            "ListResourcesRequest" => go::<ListResourcesRequest>(value),
+            "ListResourcesResult" => go::<ListResourcesResult>(value),
+            "ListRootsRequestParamsMeta" => go::<ListRootsRequestParamsMeta>(value),
+            "ListRootsRequestParams" => go::<ListRootsRequestParams>(value),
+            "ListRootsRequest" => go::<ListRootsRequest>(value),
+            "ListRootsResult" => go::<ListRootsResult>(value),
+            "ListToolsRequestParams" => go::<ListToolsRequestParams>(value),
+            "ListToolsRequest" => go::<ListToolsRequest>(value),
+            "ListToolsResult" => go::<ListToolsResult>(value),
+            "LoggingLevel" => go::<LoggingLevel>(value),
+            "LoggingMessageNotificationParams" => {
+                go::<LoggingMessageNotificationParams>(value)
+            }
+            "LoggingMessageNotification" => go::<LoggingMessageNotification>(value),
+            "ModelHint" => go::<ModelHint>(value),
+            "ModelPreferences" => go::<ModelPreferences>(value),
+            "NotificationParams" => go::<NotificationParams>(value),
+            "Notification" => go::<Notification>(value),
+            "PaginatedRequestParams" => go::<PaginatedRequestParams>(value),
+            "PaginatedRequest" => go::<PaginatedRequest>(value),
+            "PaginatedResult" => go::<PaginatedResult>(value),
+            "PingRequestParamsMeta" => go::<PingRequestParamsMeta>(value),
+            "PingRequestParams" => go::<PingRequestParams>(value),
+            "PingRequest" => go::<PingRequest>(value),
+            "ProgressNotificationParams" => go::<ProgressNotificationParams>(value),
+            "ProgressNotification" => go::<ProgressNotification>(value),
+            "ProgressToken" => go::<ProgressToken>(value),
+            "Prompt" => go::<Prompt>(value),
+            "PromptArgument" => go::<PromptArgument>(value),
+            "PromptListChangedNotificationParams" => {
+                go::<PromptListChangedNotificationParams>(value)
+            }
+            "PromptListChangedNotification" => go::<PromptListChangedNotification>(value),
+            "PromptMessageContent" => go::<PromptMessageContent>(value),
+            "PromptMessage" => go::<PromptMessage>(value),
+            "PromptReference" => go::<PromptReference>(value),
+            "ReadResourceRequestParams" => go::<ReadResourceRequestParams>(value),
+            "ReadResourceRequest" => go::<ReadResourceRequest>(value),
+            "ReadResourceResultContentsItem" => {
+                go::<ReadResourceResultContentsItem>(value)
+            }
+            "ReadResourceResult" => go::<ReadResourceResult>(value),
+            "RequestParamsMeta" => go::<RequestParamsMeta>(value),
+            "RequestParams" => go::<RequestParams>(value),
+            "Request" => go::<Request>(value),
+            "RequestId" => go::<RequestId>(value),
+            "ResourceAnnotations" => go::<ResourceAnnotations>(value),
+            "Resource" => go::<Resource>(value),
+            "ResourceContents" => go::<ResourceContents>(value),
+            "ResourceListChangedNotificationParams" => {
+                go::<ResourceListChangedNotificationParams>(value)
+            }
+            "ResourceListChangedNotification" => {
+                go::<ResourceListChangedNotification>(value)
+            }
+            "ResourceReference" => go::<ResourceReference>(value),
+            "ResourceTemplateAnnotations" => go::<ResourceTemplateAnnotations>(value),
+            "ResourceTemplate" => go::<ResourceTemplate>(value),
+            "ResourceUpdatedNotificationParams" => {
+                go::<ResourceUpdatedNotificationParams>(value)
+            }
+            "ResourceUpdatedNotification" => go::<ResourceUpdatedNotification>(value),
+            "Result" => go::<Result>(value),
+            "Role" => go::<Role>(value),
+            "Root" => go::<Root>(value),
+            "RootsListChangedNotificationParams" => {
+                go::<RootsListChangedNotificationParams>(value)
+            }
+            "RootsListChangedNotification" => go::<RootsListChangedNotification>(value),
+            "SamplingMessageContent" => go::<SamplingMessageContent>(value),
+            "SamplingMessage" => go::<SamplingMessage>(value),
+            "ServerCapabilitiesExperimentalValue" => {
+                go::<ServerCapabilitiesExperimentalValue>(value)
+            }
+            "ServerCapabilitiesLogging" => go::<ServerCapabilitiesLogging>(value),
+            "ServerCapabilitiesPrompts" => go::<ServerCapabilitiesPrompts>(value),
+            "ServerCapabilitiesResources" => go::<ServerCapabilitiesResources>(value),
+            "ServerCapabilitiesTools" => go::<ServerCapabilitiesTools>(value),
+            "ServerCapabilities" => go::<ServerCapabilities>(value),
+            "ServerNotification" => go::<ServerNotification>(value),
+            "ServerRequest" => go::<ServerRequest>(value),
+            "SetLevelRequestParams" => go::<SetLevelRequestParams>(value),
+            "SetLevelRequest" => go::<SetLevelRequest>(value),
+            "SubscribeRequestParams" => go::<SubscribeRequestParams>(value),
+            "SubscribeRequest" => go::<SubscribeRequest>(value),
+            "TextContentAnnotations" => go::<TextContentAnnotations>(value),
+            "TextContent" => go::<TextContent>(value),
+            "TextResourceContents" => go::<TextResourceContents>(value),
+            "ToolInputSchemaPropertiesValue" => {
+                go::<ToolInputSchemaPropertiesValue>(value)
+            }
+            "ToolInputSchema" => go::<ToolInputSchema>(value),
+            "Tool" => go::<Tool>(value),
+            "ToolListChangedNotificationParams" => {
+                go::<ToolListChangedNotificationParams>(value)
+            }
+            "ToolListChangedNotification" => go::<ToolListChangedNotification>(value),
+            "UnsubscribeRequestParams" => go::<UnsubscribeRequestParams>(value),
+            "UnsubscribeRequest" => go::<UnsubscribeRequest>(value),
+            _ => return None,
+        },
+    )
+}
 impl crate::support::Message for CompleteRequest {
     const METHOD: &'static str = methods::COMPLETION_COMPLETE;
     type Params = CompleteRequestParams;
@@ -236,17 +605,17 @@ impl crate::support::Message for ListToolsRequest {
 impl crate::support::Request for ListToolsRequest {
     type Result = ListToolsResult;
 }
-///An opaque token used to represent a cursor for pagination.
+/// An opaque token used to represent a cursor for pagination.
 pub type Cursor = ::std::string::String;
 pub type EmptyResult = Result;
-///A request to include context from one or more MCP servers (including the caller), to be attached to the prompt. The client MAY ignore this request.
+/// A request to include context from one or more MCP servers (including the caller), to be attached to the prompt. The client MAY ignore this request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum CreateMessageRequestParamsIncludeContext {
-    ///`"allServers"`
+    /// `"allServers"`
     AllServers,
-    ///`"none"`
+    /// `"none"`
     None,
-    ///`"thisServer"`
+    /// `"thisServer"`
     ThisServer,
 }
 impl CreateMessageRequestParamsIncludeContext {
@@ -303,27 +672,27 @@ impl<'de> ::serde::Deserialize<'de> for CreateMessageRequestParamsIncludeContext
         key.as_str().parse().map_err(<D::Error as ::serde::de::Error>::custom)
     }
 }
-///The severity of a log message.
+/// The severity of a log message.
 ///
-///These map to syslog message severities, as specified in RFC-5424:
-///https://datatracker.ietf.org/doc/html/rfc5424#section-6.2.1
+/// These map to syslog message severities, as specified in RFC-5424:
+/// https://datatracker.ietf.org/doc/html/rfc5424#section-6.2.1
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum LoggingLevel {
-    ///`"alert"`
+    /// `"alert"`
     Alert,
-    ///`"critical"`
+    /// `"critical"`
     Critical,
-    ///`"debug"`
+    /// `"debug"`
     Debug,
-    ///`"emergency"`
+    /// `"emergency"`
     Emergency,
-    ///`"error"`
+    /// `"error"`
     Error,
-    ///`"info"`
+    /// `"info"`
     Info,
-    ///`"notice"`
+    /// `"notice"`
     Notice,
-    ///`"warning"`
+    /// `"warning"`
     Warning,
 }
 impl LoggingLevel {
@@ -395,12 +764,12 @@ impl<'de> ::serde::Deserialize<'de> for LoggingLevel {
         key.as_str().parse().map_err(<D::Error as ::serde::de::Error>::custom)
     }
 }
-///The sender or recipient of messages and data in a conversation.
+/// The sender or recipient of messages and data in a conversation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Role {
-    ///`"assistant"`
+    /// `"assistant"`
     Assistant,
-    ///`"user"`
+    /// `"user"`
     User,
 }
 impl Role {
@@ -454,15 +823,15 @@ impl<'de> ::serde::Deserialize<'de> for Role {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AnnotatedAnnotations {
-    ///Describes who the intended customer of this object or data is.
+    /// Describes who the intended customer of this object or data is.
     ///
-    ///It can include multiple entries to indicate content useful for multiple audiences (e.g., `["user", "assistant"]`).
+    /// It can include multiple entries to indicate content useful for multiple audiences (e.g., `["user", "assistant"]`).
     pub audience: ::core::option::Option<::std::vec::Vec<Role>>,
-    ///Describes how important this data is for operating the server.
+    /// Describes how important this data is for operating the server.
     ///
-    ///A value of 1 means "most important," and indicates that the data is
-    ///effectively required, while 0 means "least important," and indicates that
-    ///the data is entirely optional.
+    /// A value of 1 means "most important," and indicates that the data is
+    /// effectively required, while 0 means "least important," and indicates that
+    /// the data is entirely optional.
     pub priority: ::core::option::Option<::serde_json::Number>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -476,12 +845,12 @@ impl AnnotatedAnnotations {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `audience`.
+    /// Sets `audience`.
     pub fn with_audience(mut self, value: ::std::vec::Vec<Role>) -> Self {
         self.audience = Some(value);
         self
     }
-    ///Sets `priority`.
+    /// Sets `priority`.
     pub fn with_priority(mut self, value: ::serde_json::Number) -> Self {
         self.priority = Some(value);
         self
@@ -567,11 +936,11 @@ impl<'de> ::serde::Deserialize<'de> for AnnotatedAnnotations {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Base for objects that include optional annotations for the client. The client can use annotations to inform how objects are used or displayed
+/// Base for objects that include optional annotations for the client. The client can use annotations to inform how objects are used or displayed
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Annotated {
-    ///`annotations`
+    /// `annotations`
     pub annotations: ::core::option::Option<AnnotatedAnnotations>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -584,7 +953,7 @@ impl Annotated {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `annotations`.
+    /// Sets `annotations`.
     pub fn with_annotations(mut self, value: AnnotatedAnnotations) -> Self {
         self.annotations = Some(value);
         self
@@ -657,11 +1026,11 @@ impl<'de> ::serde::Deserialize<'de> for Annotated {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct BlobResourceContents {
-    ///A base64-encoded string representing the binary data of the item.
+    /// A base64-encoded string representing the binary data of the item.
     pub blob: ::std::string::String,
-    ///The MIME type of this resource, if known.
+    /// The MIME type of this resource, if known.
     pub mime_type: ::core::option::Option<::std::string::String>,
-    ///The URI of this resource.
+    /// The URI of this resource.
     pub uri: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -679,7 +1048,7 @@ impl BlobResourceContents {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `mimeType`.
+    /// Sets `mimeType`.
     pub fn with_mime_type(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -785,11 +1154,11 @@ impl<'de> ::serde::Deserialize<'de> for BlobResourceContents {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CallToolRequestParams {
-    ///`arguments`
+    /// `arguments`
     pub arguments: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///`name`
+    /// `name`
     pub name: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -803,7 +1172,7 @@ impl CallToolRequestParams {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `arguments`.
+    /// Sets `arguments`.
     pub fn with_arguments(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -893,22 +1262,22 @@ impl<'de> ::serde::Deserialize<'de> for CallToolRequestParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Used by the client to invoke a tool provided by the server.
+/// Used by the client to invoke a tool provided by the server.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CallToolRequest {
-    ///`params`
+    /// `params`
     pub params: CallToolRequestParams,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl CallToolRequest {
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "tools/call";
     /// A value with the required members given and every optional member unset.
     pub fn new(params: CallToolRequestParams) -> Self {
         Self {
-            params: params,
+            params,
             extra: ::core::default::Default::default(),
         }
     }
@@ -919,7 +1288,7 @@ impl ::serde::Serialize for CallToolRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"tools/call")?;
         map.serialize_entry("params", &self.params)?;
@@ -991,28 +1360,28 @@ impl<'de> ::serde::Deserialize<'de> for CallToolRequest {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The server's response to a tool call.
+/// The server's response to a tool call.
 ///
-///Any errors that originate from the tool SHOULD be reported inside the result
-///object, with `isError` set to true, _not_ as an MCP protocol-level error
-///response. Otherwise, the LLM would not be able to see that an error occurred
-///and self-correct.
+/// Any errors that originate from the tool SHOULD be reported inside the result
+/// object, with `isError` set to true, _not_ as an MCP protocol-level error
+/// response. Otherwise, the LLM would not be able to see that an error occurred
+/// and self-correct.
 ///
-///However, any errors in _finding_ the tool, an error indicating that the
-///server does not support tool calls, or any other exceptional conditions,
-///should be reported as an MCP error response.
+/// However, any errors in _finding_ the tool, an error indicating that the
+/// server does not support tool calls, or any other exceptional conditions,
+/// should be reported as an MCP error response.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CallToolResult {
-    ///This result property is reserved by the protocol to allow clients and servers to attach additional metadata to their responses.
+    /// This result property is reserved by the protocol to allow clients and servers to attach additional metadata to their responses.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///`content`
+    /// `content`
     pub content: ::std::vec::Vec<CallToolResultContentItem>,
-    ///Whether the tool call ended in an error.
+    /// Whether the tool call ended in an error.
     ///
-    ///If not set, this is assumed to be false (the call was successful).
+    /// If not set, this is assumed to be false (the call was successful).
     pub is_error: ::core::option::Option<bool>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -1022,12 +1391,12 @@ impl CallToolResult {
     pub fn new(content: ::std::vec::Vec<CallToolResultContentItem>) -> Self {
         Self {
             meta: None,
-            content: content,
+            content,
             is_error: None,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -1035,7 +1404,7 @@ impl CallToolResult {
         self.meta = Some(value);
         self
     }
-    ///Sets `isError`.
+    /// Sets `isError`.
     pub fn with_is_error(mut self, value: bool) -> Self {
         self.is_error = Some(value);
         self
@@ -1143,11 +1512,11 @@ impl<'de> ::serde::Deserialize<'de> for CallToolResult {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CancelledNotificationParams {
-    ///An optional string describing the reason for the cancellation. This MAY be logged or presented to the user.
+    /// An optional string describing the reason for the cancellation. This MAY be logged or presented to the user.
     pub reason: ::core::option::Option<::std::string::String>,
-    ///The ID of the request to cancel.
+    /// The ID of the request to cancel.
     ///
-    ///This MUST correspond to the ID of a request previously issued in the same direction.
+    /// This MUST correspond to the ID of a request previously issued in the same direction.
     pub request_id: RequestId,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -1157,11 +1526,11 @@ impl CancelledNotificationParams {
     pub fn new(request_id: RequestId) -> Self {
         Self {
             reason: None,
-            request_id: request_id,
+            request_id,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `reason`.
+    /// Sets `reason`.
     pub fn with_reason(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -1249,28 +1618,28 @@ impl<'de> ::serde::Deserialize<'de> for CancelledNotificationParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///This notification can be sent by either side to indicate that it is cancelling a previously-issued request.
+/// This notification can be sent by either side to indicate that it is cancelling a previously-issued request.
 ///
-///The request SHOULD still be in-flight, but due to communication latency, it is always possible that this notification MAY arrive after the request has already finished.
+/// The request SHOULD still be in-flight, but due to communication latency, it is always possible that this notification MAY arrive after the request has already finished.
 ///
-///This notification indicates that the result will be unused, so any associated processing SHOULD cease.
+/// This notification indicates that the result will be unused, so any associated processing SHOULD cease.
 ///
-///A client MUST NOT attempt to cancel its `initialize` request.
+/// A client MUST NOT attempt to cancel its `initialize` request.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CancelledNotification {
-    ///`params`
+    /// `params`
     pub params: CancelledNotificationParams,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl CancelledNotification {
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "notifications/cancelled";
     /// A value with the required members given and every optional member unset.
     pub fn new(params: CancelledNotificationParams) -> Self {
         Self {
-            params: params,
+            params,
             extra: ::core::default::Default::default(),
         }
     }
@@ -1281,7 +1650,7 @@ impl ::serde::Serialize for CancelledNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"notifications/cancelled")?;
         map.serialize_entry("params", &self.params)?;
@@ -1418,11 +1787,11 @@ impl<'de> ::serde::Deserialize<'de> for ClientCapabilitiesExperimentalValue {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Present if the client supports listing roots.
+/// Present if the client supports listing roots.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ClientCapabilitiesRoots {
-    ///Whether the client supports notifications for changes to the roots list.
+    /// Whether the client supports notifications for changes to the roots list.
     pub list_changed: ::core::option::Option<bool>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -1435,7 +1804,7 @@ impl ClientCapabilitiesRoots {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `listChanged`.
+    /// Sets `listChanged`.
     pub fn with_list_changed(mut self, value: bool) -> Self {
         self.list_changed = Some(value);
         self
@@ -1505,7 +1874,7 @@ impl<'de> ::serde::Deserialize<'de> for ClientCapabilitiesRoots {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Present if the client supports sampling from an LLM.
+/// Present if the client supports sampling from an LLM.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ClientCapabilitiesSampling {
@@ -1569,20 +1938,20 @@ impl<'de> ::serde::Deserialize<'de> for ClientCapabilitiesSampling {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Capabilities a client may support. Known capabilities are defined here, in this schema, but this is not a closed set: any client can define its own, additional capabilities.
+/// Capabilities a client may support. Known capabilities are defined here, in this schema, but this is not a closed set: any client can define its own, additional capabilities.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ClientCapabilities {
-    ///Experimental, non-standard capabilities that the client supports.
+    /// Experimental, non-standard capabilities that the client supports.
     pub experimental: ::core::option::Option<
         ::std::collections::BTreeMap<
             ::std::string::String,
             ClientCapabilitiesExperimentalValue,
         >,
     >,
-    ///Present if the client supports listing roots.
+    /// Present if the client supports listing roots.
     pub roots: ::core::option::Option<ClientCapabilitiesRoots>,
-    ///Present if the client supports sampling from an LLM.
+    /// Present if the client supports sampling from an LLM.
     pub sampling: ::core::option::Option<ClientCapabilitiesSampling>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -1597,7 +1966,7 @@ impl ClientCapabilities {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `experimental`.
+    /// Sets `experimental`.
     pub fn with_experimental(
         mut self,
         value: ::std::collections::BTreeMap<
@@ -1608,12 +1977,12 @@ impl ClientCapabilities {
         self.experimental = Some(value);
         self
     }
-    ///Sets `roots`.
+    /// Sets `roots`.
     pub fn with_roots(mut self, value: ClientCapabilitiesRoots) -> Self {
         self.roots = Some(value);
         self
     }
-    ///Sets `sampling`.
+    /// Sets `sampling`.
     pub fn with_sampling(mut self, value: ClientCapabilitiesSampling) -> Self {
         self.sampling = Some(value);
         self
@@ -1720,13 +2089,13 @@ impl<'de> ::serde::Deserialize<'de> for ClientCapabilities {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The argument's information
+/// The argument's information
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CompleteRequestParamsArgument {
-    ///The name of the argument
+    /// The name of the argument
     pub name: ::std::string::String,
-    ///The value of the argument to use for completion matching.
+    /// The value of the argument to use for completion matching.
     pub value: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -1826,9 +2195,9 @@ impl<'de> ::serde::Deserialize<'de> for CompleteRequestParamsArgument {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CompleteRequestParams {
-    ///The argument's information
+    /// The argument's information
     pub argument: CompleteRequestParamsArgument,
-    ///`ref`
+    /// `ref`
     pub r#ref: CompleteRequestParamsRef,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -1840,8 +2209,8 @@ impl CompleteRequestParams {
         r#ref: CompleteRequestParamsRef,
     ) -> Self {
         Self {
-            argument: argument,
-            r#ref: r#ref,
+            argument,
+            r#ref,
             extra: ::core::default::Default::default(),
         }
     }
@@ -1925,22 +2294,22 @@ impl<'de> ::serde::Deserialize<'de> for CompleteRequestParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A request from the client to the server, to ask for completion options.
+/// A request from the client to the server, to ask for completion options.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CompleteRequest {
-    ///`params`
+    /// `params`
     pub params: CompleteRequestParams,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl CompleteRequest {
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "completion/complete";
     /// A value with the required members given and every optional member unset.
     pub fn new(params: CompleteRequestParams) -> Self {
         Self {
-            params: params,
+            params,
             extra: ::core::default::Default::default(),
         }
     }
@@ -1951,7 +2320,7 @@ impl ::serde::Serialize for CompleteRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"completion/complete")?;
         map.serialize_entry("params", &self.params)?;
@@ -2026,11 +2395,11 @@ impl<'de> ::serde::Deserialize<'de> for CompleteRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CompleteResultCompletion {
-    ///Indicates whether there are additional completion options beyond those provided in the current response, even if the exact total is unknown.
+    /// Indicates whether there are additional completion options beyond those provided in the current response, even if the exact total is unknown.
     pub has_more: ::core::option::Option<bool>,
-    ///The total number of completion options available. This can exceed the number of values actually sent in the response.
+    /// The total number of completion options available. This can exceed the number of values actually sent in the response.
     pub total: ::core::option::Option<i64>,
-    ///An array of completion values. Must not exceed 100 items.
+    /// An array of completion values. Must not exceed 100 items.
     pub values: ::std::vec::Vec<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -2041,16 +2410,16 @@ impl CompleteResultCompletion {
         Self {
             has_more: None,
             total: None,
-            values: values,
+            values,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `hasMore`.
+    /// Sets `hasMore`.
     pub fn with_has_more(mut self, value: bool) -> Self {
         self.has_more = Some(value);
         self
     }
-    ///Sets `total`.
+    /// Sets `total`.
     pub fn with_total(mut self, value: i64) -> Self {
         self.total = Some(value);
         self
@@ -2153,15 +2522,15 @@ impl<'de> ::serde::Deserialize<'de> for CompleteResultCompletion {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The server's response to a completion/complete request
+/// The server's response to a completion/complete request
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CompleteResult {
-    ///This result property is reserved by the protocol to allow clients and servers to attach additional metadata to their responses.
+    /// This result property is reserved by the protocol to allow clients and servers to attach additional metadata to their responses.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///`completion`
+    /// `completion`
     pub completion: CompleteResultCompletion,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -2171,11 +2540,11 @@ impl CompleteResult {
     pub fn new(completion: CompleteResultCompletion) -> Self {
         Self {
             meta: None,
-            completion: completion,
+            completion,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -2265,7 +2634,7 @@ impl<'de> ::serde::Deserialize<'de> for CompleteResult {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Optional metadata to pass through to the LLM provider. The format of this metadata is provider-specific.
+/// Optional metadata to pass through to the LLM provider. The format of this metadata is provider-specific.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CreateMessageRequestParamsMetadata {
@@ -2332,23 +2701,23 @@ impl<'de> ::serde::Deserialize<'de> for CreateMessageRequestParamsMetadata {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CreateMessageRequestParams {
-    ///A request to include context from one or more MCP servers (including the caller), to be attached to the prompt. The client MAY ignore this request.
+    /// A request to include context from one or more MCP servers (including the caller), to be attached to the prompt. The client MAY ignore this request.
     pub include_context: ::core::option::Option<
         CreateMessageRequestParamsIncludeContext,
     >,
-    ///The maximum number of tokens to sample, as requested by the server. The client MAY choose to sample fewer tokens than requested.
+    /// The maximum number of tokens to sample, as requested by the server. The client MAY choose to sample fewer tokens than requested.
     pub max_tokens: i64,
-    ///`messages`
+    /// `messages`
     pub messages: ::std::vec::Vec<SamplingMessage>,
-    ///Optional metadata to pass through to the LLM provider. The format of this metadata is provider-specific.
+    /// Optional metadata to pass through to the LLM provider. The format of this metadata is provider-specific.
     pub metadata: ::core::option::Option<CreateMessageRequestParamsMetadata>,
-    ///The server's preferences for which model to select. The client MAY ignore these preferences.
+    /// The server's preferences for which model to select. The client MAY ignore these preferences.
     pub model_preferences: ::core::option::Option<ModelPreferences>,
-    ///`stopSequences`
+    /// `stopSequences`
     pub stop_sequences: ::core::option::Option<::std::vec::Vec<::std::string::String>>,
-    ///An optional system prompt the server wants to use for sampling. The client MAY modify or omit this prompt.
+    /// An optional system prompt the server wants to use for sampling. The client MAY modify or omit this prompt.
     pub system_prompt: ::core::option::Option<::std::string::String>,
-    ///`temperature`
+    /// `temperature`
     pub temperature: ::core::option::Option<::serde_json::Number>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -2358,8 +2727,8 @@ impl CreateMessageRequestParams {
     pub fn new(max_tokens: i64, messages: ::std::vec::Vec<SamplingMessage>) -> Self {
         Self {
             include_context: None,
-            max_tokens: max_tokens,
-            messages: messages,
+            max_tokens,
+            messages,
             metadata: None,
             model_preferences: None,
             stop_sequences: None,
@@ -2368,7 +2737,7 @@ impl CreateMessageRequestParams {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `includeContext`.
+    /// Sets `includeContext`.
     pub fn with_include_context(
         mut self,
         value: CreateMessageRequestParamsIncludeContext,
@@ -2376,17 +2745,17 @@ impl CreateMessageRequestParams {
         self.include_context = Some(value);
         self
     }
-    ///Sets `metadata`.
+    /// Sets `metadata`.
     pub fn with_metadata(mut self, value: CreateMessageRequestParamsMetadata) -> Self {
         self.metadata = Some(value);
         self
     }
-    ///Sets `modelPreferences`.
+    /// Sets `modelPreferences`.
     pub fn with_model_preferences(mut self, value: ModelPreferences) -> Self {
         self.model_preferences = Some(value);
         self
     }
-    ///Sets `stopSequences`.
+    /// Sets `stopSequences`.
     pub fn with_stop_sequences(
         mut self,
         value: ::std::vec::Vec<::std::string::String>,
@@ -2394,7 +2763,7 @@ impl CreateMessageRequestParams {
         self.stop_sequences = Some(value);
         self
     }
-    ///Sets `systemPrompt`.
+    /// Sets `systemPrompt`.
     pub fn with_system_prompt(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -2402,7 +2771,7 @@ impl CreateMessageRequestParams {
         self.system_prompt = Some(value.into());
         self
     }
-    ///Sets `temperature`.
+    /// Sets `temperature`.
     pub fn with_temperature(mut self, value: ::serde_json::Number) -> Self {
         self.temperature = Some(value);
         self
@@ -2588,22 +2957,22 @@ impl<'de> ::serde::Deserialize<'de> for CreateMessageRequestParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A request from the server to sample an LLM via the client. The client has full discretion over which model to select. The client should also inform the user before beginning sampling, to allow them to inspect the request (human in the loop) and decide whether to approve it.
+/// A request from the server to sample an LLM via the client. The client has full discretion over which model to select. The client should also inform the user before beginning sampling, to allow them to inspect the request (human in the loop) and decide whether to approve it.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CreateMessageRequest {
-    ///`params`
+    /// `params`
     pub params: CreateMessageRequestParams,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl CreateMessageRequest {
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "sampling/createMessage";
     /// A value with the required members given and every optional member unset.
     pub fn new(params: CreateMessageRequestParams) -> Self {
         Self {
-            params: params,
+            params,
             extra: ::core::default::Default::default(),
         }
     }
@@ -2614,7 +2983,7 @@ impl ::serde::Serialize for CreateMessageRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"sampling/createMessage")?;
         map.serialize_entry("params", &self.params)?;
@@ -2688,21 +3057,21 @@ impl<'de> ::serde::Deserialize<'de> for CreateMessageRequest {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The client's response to a sampling/create_message request from the server. The client should inform the user before returning the sampled message, to allow them to inspect the response (human in the loop) and decide whether to allow the server to see it.
+/// The client's response to a sampling/create_message request from the server. The client should inform the user before returning the sampled message, to allow them to inspect the response (human in the loop) and decide whether to allow the server to see it.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CreateMessageResult {
-    ///This result property is reserved by the protocol to allow clients and servers to attach additional metadata to their responses.
+    /// This result property is reserved by the protocol to allow clients and servers to attach additional metadata to their responses.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///`content`
+    /// `content`
     pub content: CreateMessageResultContent,
-    ///The name of the model that generated the message.
+    /// The name of the model that generated the message.
     pub model: ::std::string::String,
-    ///`role`
+    /// `role`
     pub role: Role,
-    ///The reason why sampling stopped, if known.
+    /// The reason why sampling stopped, if known.
     pub stop_reason: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -2716,14 +3085,14 @@ impl CreateMessageResult {
     ) -> Self {
         Self {
             meta: None,
-            content: content,
+            content,
             model: model.into(),
-            role: role,
+            role,
             stop_reason: None,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -2731,7 +3100,7 @@ impl CreateMessageResult {
         self.meta = Some(value);
         self
     }
-    ///Sets `stopReason`.
+    /// Sets `stopReason`.
     pub fn with_stop_reason(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -2870,15 +3239,15 @@ impl<'de> ::serde::Deserialize<'de> for CreateMessageResult {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct EmbeddedResourceAnnotations {
-    ///Describes who the intended customer of this object or data is.
+    /// Describes who the intended customer of this object or data is.
     ///
-    ///It can include multiple entries to indicate content useful for multiple audiences (e.g., `["user", "assistant"]`).
+    /// It can include multiple entries to indicate content useful for multiple audiences (e.g., `["user", "assistant"]`).
     pub audience: ::core::option::Option<::std::vec::Vec<Role>>,
-    ///Describes how important this data is for operating the server.
+    /// Describes how important this data is for operating the server.
     ///
-    ///A value of 1 means "most important," and indicates that the data is
-    ///effectively required, while 0 means "least important," and indicates that
-    ///the data is entirely optional.
+    /// A value of 1 means "most important," and indicates that the data is
+    /// effectively required, while 0 means "least important," and indicates that
+    /// the data is entirely optional.
     pub priority: ::core::option::Option<::serde_json::Number>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -2892,12 +3261,12 @@ impl EmbeddedResourceAnnotations {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `audience`.
+    /// Sets `audience`.
     pub fn with_audience(mut self, value: ::std::vec::Vec<Role>) -> Self {
         self.audience = Some(value);
         self
     }
-    ///Sets `priority`.
+    /// Sets `priority`.
     pub fn with_priority(mut self, value: ::serde_json::Number) -> Self {
         self.priority = Some(value);
         self
@@ -2983,32 +3352,32 @@ impl<'de> ::serde::Deserialize<'de> for EmbeddedResourceAnnotations {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The contents of a resource, embedded into a prompt or tool call result.
+/// The contents of a resource, embedded into a prompt or tool call result.
 ///
-///It is up to the client how best to render embedded resources for the benefit
-///of the LLM and/or the user.
+/// It is up to the client how best to render embedded resources for the benefit
+/// of the LLM and/or the user.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct EmbeddedResource {
-    ///`annotations`
+    /// `annotations`
     pub annotations: ::core::option::Option<EmbeddedResourceAnnotations>,
-    ///`resource`
+    /// `resource`
     pub resource: EmbeddedResourceResource,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl EmbeddedResource {
-    ///The constant `type` member.
+    /// The constant `type` member.
     pub const TYPE: &'static str = "resource";
     /// A value with the required members given and every optional member unset.
     pub fn new(resource: EmbeddedResourceResource) -> Self {
         Self {
             annotations: None,
-            resource: resource,
+            resource,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `annotations`.
+    /// Sets `annotations`.
     pub fn with_annotations(mut self, value: EmbeddedResourceAnnotations) -> Self {
         self.annotations = Some(value);
         self
@@ -3020,7 +3389,7 @@ impl ::serde::Serialize for EmbeddedResource {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.annotations.is_some()) + 1 + self.extra.len();
+        let len = 0 + 1 + usize::from(self.annotations.is_some()) + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"resource")?;
         if let Some(value) = &self.annotations {
@@ -3110,11 +3479,11 @@ impl<'de> ::serde::Deserialize<'de> for EmbeddedResource {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct GetPromptRequestParams {
-    ///Arguments to use for templating the prompt.
+    /// Arguments to use for templating the prompt.
     pub arguments: ::core::option::Option<
         ::std::collections::BTreeMap<::std::string::String, ::std::string::String>,
     >,
-    ///The name of the prompt or prompt template.
+    /// The name of the prompt or prompt template.
     pub name: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -3128,7 +3497,7 @@ impl GetPromptRequestParams {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `arguments`.
+    /// Sets `arguments`.
     pub fn with_arguments(
         mut self,
         value: ::std::collections::BTreeMap<::std::string::String, ::std::string::String>,
@@ -3221,22 +3590,22 @@ impl<'de> ::serde::Deserialize<'de> for GetPromptRequestParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Used by the client to get a prompt provided by the server.
+/// Used by the client to get a prompt provided by the server.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct GetPromptRequest {
-    ///`params`
+    /// `params`
     pub params: GetPromptRequestParams,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl GetPromptRequest {
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "prompts/get";
     /// A value with the required members given and every optional member unset.
     pub fn new(params: GetPromptRequestParams) -> Self {
         Self {
-            params: params,
+            params,
             extra: ::core::default::Default::default(),
         }
     }
@@ -3247,7 +3616,7 @@ impl ::serde::Serialize for GetPromptRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"prompts/get")?;
         map.serialize_entry("params", &self.params)?;
@@ -3319,17 +3688,17 @@ impl<'de> ::serde::Deserialize<'de> for GetPromptRequest {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The server's response to a prompts/get request from the client.
+/// The server's response to a prompts/get request from the client.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct GetPromptResult {
-    ///This result property is reserved by the protocol to allow clients and servers to attach additional metadata to their responses.
+    /// This result property is reserved by the protocol to allow clients and servers to attach additional metadata to their responses.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///An optional description for the prompt.
+    /// An optional description for the prompt.
     pub description: ::core::option::Option<::std::string::String>,
-    ///`messages`
+    /// `messages`
     pub messages: ::std::vec::Vec<PromptMessage>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -3340,11 +3709,11 @@ impl GetPromptResult {
         Self {
             meta: None,
             description: None,
-            messages: messages,
+            messages,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -3352,7 +3721,7 @@ impl GetPromptResult {
         self.meta = Some(value);
         self
     }
-    ///Sets `description`.
+    /// Sets `description`.
     pub fn with_description(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -3461,15 +3830,15 @@ impl<'de> ::serde::Deserialize<'de> for GetPromptResult {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ImageContentAnnotations {
-    ///Describes who the intended customer of this object or data is.
+    /// Describes who the intended customer of this object or data is.
     ///
-    ///It can include multiple entries to indicate content useful for multiple audiences (e.g., `["user", "assistant"]`).
+    /// It can include multiple entries to indicate content useful for multiple audiences (e.g., `["user", "assistant"]`).
     pub audience: ::core::option::Option<::std::vec::Vec<Role>>,
-    ///Describes how important this data is for operating the server.
+    /// Describes how important this data is for operating the server.
     ///
-    ///A value of 1 means "most important," and indicates that the data is
-    ///effectively required, while 0 means "least important," and indicates that
-    ///the data is entirely optional.
+    /// A value of 1 means "most important," and indicates that the data is
+    /// effectively required, while 0 means "least important," and indicates that
+    /// the data is entirely optional.
     pub priority: ::core::option::Option<::serde_json::Number>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -3483,12 +3852,12 @@ impl ImageContentAnnotations {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `audience`.
+    /// Sets `audience`.
     pub fn with_audience(mut self, value: ::std::vec::Vec<Role>) -> Self {
         self.audience = Some(value);
         self
     }
-    ///Sets `priority`.
+    /// Sets `priority`.
     pub fn with_priority(mut self, value: ::serde_json::Number) -> Self {
         self.priority = Some(value);
         self
@@ -3574,21 +3943,21 @@ impl<'de> ::serde::Deserialize<'de> for ImageContentAnnotations {
         deserializer.deserialize_map(Visitor)
     }
 }
-///An image provided to or from an LLM.
+/// An image provided to or from an LLM.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ImageContent {
-    ///`annotations`
+    /// `annotations`
     pub annotations: ::core::option::Option<ImageContentAnnotations>,
-    ///The base64-encoded image data.
+    /// The base64-encoded image data.
     pub data: ::std::string::String,
-    ///The MIME type of the image. Different providers may support different image types.
+    /// The MIME type of the image. Different providers may support different image types.
     pub mime_type: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ImageContent {
-    ///The constant `type` member.
+    /// The constant `type` member.
     pub const TYPE: &'static str = "image";
     /// A value with the required members given and every optional member unset.
     pub fn new(
@@ -3602,7 +3971,7 @@ impl ImageContent {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `annotations`.
+    /// Sets `annotations`.
     pub fn with_annotations(mut self, value: ImageContentAnnotations) -> Self {
         self.annotations = Some(value);
         self
@@ -3614,7 +3983,8 @@ impl ::serde::Serialize for ImageContent {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.annotations.is_some()) + 1 + 1 + self.extra.len();
+        let len = 0 + 1 + usize::from(self.annotations.is_some()) + 1 + 1
+            + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"image")?;
         if let Some(value) = &self.annotations {
@@ -3713,13 +4083,13 @@ impl<'de> ::serde::Deserialize<'de> for ImageContent {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Describes the name and version of an MCP implementation.
+/// Describes the name and version of an MCP implementation.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Implementation {
-    ///`name`
+    /// `name`
     pub name: ::std::string::String,
-    ///`version`
+    /// `version`
     pub version: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -3819,11 +4189,11 @@ impl<'de> ::serde::Deserialize<'de> for Implementation {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct InitializeRequestParams {
-    ///`capabilities`
+    /// `capabilities`
     pub capabilities: ClientCapabilities,
-    ///`clientInfo`
+    /// `clientInfo`
     pub client_info: Implementation,
-    ///The latest version of the Model Context Protocol that the client supports. The client MAY decide to support older versions as well.
+    /// The latest version of the Model Context Protocol that the client supports. The client MAY decide to support older versions as well.
     pub protocol_version: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -3836,8 +4206,8 @@ impl InitializeRequestParams {
         protocol_version: impl ::core::convert::Into<::std::string::String>,
     ) -> Self {
         Self {
-            capabilities: capabilities,
-            client_info: client_info,
+            capabilities,
+            client_info,
             protocol_version: protocol_version.into(),
             extra: ::core::default::Default::default(),
         }
@@ -3937,22 +4307,22 @@ impl<'de> ::serde::Deserialize<'de> for InitializeRequestParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///This request is sent from the client to the server when it first connects, asking it to begin initialization.
+/// This request is sent from the client to the server when it first connects, asking it to begin initialization.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct InitializeRequest {
-    ///`params`
+    /// `params`
     pub params: InitializeRequestParams,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl InitializeRequest {
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "initialize";
     /// A value with the required members given and every optional member unset.
     pub fn new(params: InitializeRequestParams) -> Self {
         Self {
-            params: params,
+            params,
             extra: ::core::default::Default::default(),
         }
     }
@@ -3963,7 +4333,7 @@ impl ::serde::Serialize for InitializeRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"initialize")?;
         map.serialize_entry("params", &self.params)?;
@@ -4035,23 +4405,23 @@ impl<'de> ::serde::Deserialize<'de> for InitializeRequest {
         deserializer.deserialize_map(Visitor)
     }
 }
-///After receiving an initialize request from the client, the server sends this response.
+/// After receiving an initialize request from the client, the server sends this response.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct InitializeResult {
-    ///This result property is reserved by the protocol to allow clients and servers to attach additional metadata to their responses.
+    /// This result property is reserved by the protocol to allow clients and servers to attach additional metadata to their responses.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///`capabilities`
+    /// `capabilities`
     pub capabilities: ServerCapabilities,
-    ///Instructions describing how to use the server and its features.
+    /// Instructions describing how to use the server and its features.
     ///
-    ///This can be used by clients to improve the LLM's understanding of available tools, resources, etc. It can be thought of like a "hint" to the model. For example, this information MAY be added to the system prompt.
+    /// This can be used by clients to improve the LLM's understanding of available tools, resources, etc. It can be thought of like a "hint" to the model. For example, this information MAY be added to the system prompt.
     pub instructions: ::core::option::Option<::std::string::String>,
-    ///The version of the Model Context Protocol that the server wants to use. This may not match the version that the client requested. If the client cannot support this version, it MUST disconnect.
+    /// The version of the Model Context Protocol that the server wants to use. This may not match the version that the client requested. If the client cannot support this version, it MUST disconnect.
     pub protocol_version: ::std::string::String,
-    ///`serverInfo`
+    /// `serverInfo`
     pub server_info: Implementation,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -4065,14 +4435,14 @@ impl InitializeResult {
     ) -> Self {
         Self {
             meta: None,
-            capabilities: capabilities,
+            capabilities,
             instructions: None,
             protocol_version: protocol_version.into(),
-            server_info: server_info,
+            server_info,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -4080,7 +4450,7 @@ impl InitializeResult {
         self.meta = Some(value);
         self
     }
-    ///Sets `instructions`.
+    /// Sets `instructions`.
     pub fn with_instructions(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -4219,7 +4589,7 @@ impl<'de> ::serde::Deserialize<'de> for InitializeResult {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct InitializedNotificationParams {
-    ///This parameter name is reserved by MCP to allow clients and servers to attach additional metadata to their notifications.
+    /// This parameter name is reserved by MCP to allow clients and servers to attach additional metadata to their notifications.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
@@ -4234,7 +4604,7 @@ impl InitializedNotificationParams {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -4309,17 +4679,17 @@ impl<'de> ::serde::Deserialize<'de> for InitializedNotificationParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///This notification is sent from the client to the server after initialization has finished.
+/// This notification is sent from the client to the server after initialization has finished.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct InitializedNotification {
-    ///`params`
+    /// `params`
     pub params: ::core::option::Option<InitializedNotificationParams>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl InitializedNotification {
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "notifications/initialized";
     /// A value with the required members given and every optional member unset.
     pub fn new() -> Self {
@@ -4328,7 +4698,7 @@ impl InitializedNotification {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `params`.
+    /// Sets `params`.
     pub fn with_params(mut self, value: InitializedNotificationParams) -> Self {
         self.params = Some(value);
         self
@@ -4340,7 +4710,7 @@ impl ::serde::Serialize for InitializedNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"notifications/initialized")?;
         if let Some(value) = &self.params {
@@ -4417,11 +4787,11 @@ impl<'de> ::serde::Deserialize<'de> for InitializedNotification {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct JSONRPCErrorError {
-    ///The error type that occurred.
+    /// The error type that occurred.
     pub code: i64,
-    ///Additional information about the error. The value of this member is defined by the sender (e.g. detailed error information, nested errors etc.).
+    /// Additional information about the error. The value of this member is defined by the sender (e.g. detailed error information, nested errors etc.).
     pub data: ::core::option::Option<::serde_json::Value>,
-    ///A short description of the error. The message SHOULD be limited to a concise single sentence.
+    /// A short description of the error. The message SHOULD be limited to a concise single sentence.
     pub message: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -4433,13 +4803,13 @@ impl JSONRPCErrorError {
         message: impl ::core::convert::Into<::std::string::String>,
     ) -> Self {
         Self {
-            code: code,
+            code,
             data: None,
             message: message.into(),
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `data`.
+    /// Sets `data`.
     pub fn with_data(mut self, value: ::serde_json::Value) -> Self {
         self.data = Some(value);
         self
@@ -4539,25 +4909,25 @@ impl<'de> ::serde::Deserialize<'de> for JSONRPCErrorError {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A response to a request that indicates an error occurred.
+/// A response to a request that indicates an error occurred.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct JSONRPCError {
-    ///`error`
+    /// `error`
     pub error: JSONRPCErrorError,
-    ///`id`
+    /// `id`
     pub id: RequestId,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl JSONRPCError {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
     /// A value with the required members given and every optional member unset.
     pub fn new(error: JSONRPCErrorError, id: RequestId) -> Self {
         Self {
-            error: error,
-            id: id,
+            error,
+            id,
             extra: ::core::default::Default::default(),
         }
     }
@@ -4568,7 +4938,7 @@ impl ::serde::Serialize for JSONRPCError {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("error", &self.error)?;
@@ -4655,7 +5025,7 @@ impl<'de> ::serde::Deserialize<'de> for JSONRPCError {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct JSONRPCNotificationParams {
-    ///This parameter name is reserved by MCP to allow clients and servers to attach additional metadata to their notifications.
+    /// This parameter name is reserved by MCP to allow clients and servers to attach additional metadata to their notifications.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
@@ -4670,7 +5040,7 @@ impl JSONRPCNotificationParams {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -4745,19 +5115,19 @@ impl<'de> ::serde::Deserialize<'de> for JSONRPCNotificationParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A notification which does not expect a response.
+/// A notification which does not expect a response.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct JSONRPCNotification {
-    ///`method`
+    /// `method`
     pub method: ::std::string::String,
-    ///`params`
+    /// `params`
     pub params: ::core::option::Option<JSONRPCNotificationParams>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl JSONRPCNotification {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
     /// A value with the required members given and every optional member unset.
     pub fn new(method: impl ::core::convert::Into<::std::string::String>) -> Self {
@@ -4767,7 +5137,7 @@ impl JSONRPCNotification {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `params`.
+    /// Sets `params`.
     pub fn with_params(mut self, value: JSONRPCNotificationParams) -> Self {
         self.params = Some(value);
         self
@@ -4779,7 +5149,7 @@ impl ::serde::Serialize for JSONRPCNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = 0 + 1 + 1 + usize::from(self.params.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &self.method)?;
@@ -4871,7 +5241,7 @@ impl<'de> ::serde::Deserialize<'de> for JSONRPCNotification {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct JSONRPCRequestParamsMeta {
-    ///If specified, the caller is requesting out-of-band progress notifications for this request (as represented by notifications/progress). The value of this parameter is an opaque token that will be attached to any subsequent notifications. The receiver is not obligated to provide these notifications.
+    /// If specified, the caller is requesting out-of-band progress notifications for this request (as represented by notifications/progress). The value of this parameter is an opaque token that will be attached to any subsequent notifications. The receiver is not obligated to provide these notifications.
     pub progress_token: ::core::option::Option<ProgressToken>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -4884,7 +5254,7 @@ impl JSONRPCRequestParamsMeta {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `progressToken`.
+    /// Sets `progressToken`.
     pub fn with_progress_token(mut self, value: ProgressToken) -> Self {
         self.progress_token = Some(value);
         self
@@ -4957,7 +5327,7 @@ impl<'de> ::serde::Deserialize<'de> for JSONRPCRequestParamsMeta {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct JSONRPCRequestParams {
-    ///`_meta`
+    /// `_meta`
     pub meta: ::core::option::Option<JSONRPCRequestParamsMeta>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -4970,7 +5340,7 @@ impl JSONRPCRequestParams {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(mut self, value: JSONRPCRequestParamsMeta) -> Self {
         self.meta = Some(value);
         self
@@ -5040,21 +5410,21 @@ impl<'de> ::serde::Deserialize<'de> for JSONRPCRequestParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A request that expects a response.
+/// A request that expects a response.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct JSONRPCRequest {
-    ///`id`
+    /// `id`
     pub id: RequestId,
-    ///`method`
+    /// `method`
     pub method: ::std::string::String,
-    ///`params`
+    /// `params`
     pub params: ::core::option::Option<JSONRPCRequestParams>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl JSONRPCRequest {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
     /// A value with the required members given and every optional member unset.
     pub fn new(
@@ -5062,13 +5432,13 @@ impl JSONRPCRequest {
         method: impl ::core::convert::Into<::std::string::String>,
     ) -> Self {
         Self {
-            id: id,
+            id,
             method: method.into(),
             params: None,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `params`.
+    /// Sets `params`.
     pub fn with_params(mut self, value: JSONRPCRequestParams) -> Self {
         self.params = Some(value);
         self
@@ -5080,7 +5450,7 @@ impl ::serde::Serialize for JSONRPCRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + usize::from(self.params.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("id", &self.id)?;
@@ -5179,25 +5549,25 @@ impl<'de> ::serde::Deserialize<'de> for JSONRPCRequest {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A successful (non-error) response to a request.
+/// A successful (non-error) response to a request.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct JSONRPCResponse {
-    ///`id`
+    /// `id`
     pub id: RequestId,
-    ///`result`
+    /// `result`
     pub result: Result,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl JSONRPCResponse {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
     /// A value with the required members given and every optional member unset.
     pub fn new(id: RequestId, result: Result) -> Self {
         Self {
-            id: id,
-            result: result,
+            id,
+            result,
             extra: ::core::default::Default::default(),
         }
     }
@@ -5208,7 +5578,7 @@ impl ::serde::Serialize for JSONRPCResponse {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("id", &self.id)?;
@@ -5298,8 +5668,8 @@ impl<'de> ::serde::Deserialize<'de> for JSONRPCResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListPromptsRequestParams {
-    ///An opaque token representing the current pagination position.
-    ///If provided, the server should return results starting after this cursor.
+    /// An opaque token representing the current pagination position.
+    /// If provided, the server should return results starting after this cursor.
     pub cursor: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -5312,7 +5682,7 @@ impl ListPromptsRequestParams {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `cursor`.
+    /// Sets `cursor`.
     pub fn with_cursor(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -5385,17 +5755,17 @@ impl<'de> ::serde::Deserialize<'de> for ListPromptsRequestParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Sent from the client to request a list of prompts and prompt templates the server has.
+/// Sent from the client to request a list of prompts and prompt templates the server has.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListPromptsRequest {
-    ///`params`
+    /// `params`
     pub params: ::core::option::Option<ListPromptsRequestParams>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ListPromptsRequest {
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "prompts/list";
     /// A value with the required members given and every optional member unset.
     pub fn new() -> Self {
@@ -5404,7 +5774,7 @@ impl ListPromptsRequest {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `params`.
+    /// Sets `params`.
     pub fn with_params(mut self, value: ListPromptsRequestParams) -> Self {
         self.params = Some(value);
         self
@@ -5416,7 +5786,7 @@ impl ::serde::Serialize for ListPromptsRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"prompts/list")?;
         if let Some(value) = &self.params {
@@ -5488,18 +5858,18 @@ impl<'de> ::serde::Deserialize<'de> for ListPromptsRequest {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The server's response to a prompts/list request from the client.
+/// The server's response to a prompts/list request from the client.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListPromptsResult {
-    ///This result property is reserved by the protocol to allow clients and servers to attach additional metadata to their responses.
+    /// This result property is reserved by the protocol to allow clients and servers to attach additional metadata to their responses.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///An opaque token representing the pagination position after the last returned result.
-    ///If present, there may be more results available.
+    /// An opaque token representing the pagination position after the last returned result.
+    /// If present, there may be more results available.
     pub next_cursor: ::core::option::Option<::std::string::String>,
-    ///`prompts`
+    /// `prompts`
     pub prompts: ::std::vec::Vec<Prompt>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -5510,11 +5880,11 @@ impl ListPromptsResult {
         Self {
             meta: None,
             next_cursor: None,
-            prompts: prompts,
+            prompts,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -5522,7 +5892,7 @@ impl ListPromptsResult {
         self.meta = Some(value);
         self
     }
-    ///Sets `nextCursor`.
+    /// Sets `nextCursor`.
     pub fn with_next_cursor(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -5631,8 +6001,8 @@ impl<'de> ::serde::Deserialize<'de> for ListPromptsResult {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListResourceTemplatesRequestParams {
-    ///An opaque token representing the current pagination position.
-    ///If provided, the server should return results starting after this cursor.
+    /// An opaque token representing the current pagination position.
+    /// If provided, the server should return results starting after this cursor.
     pub cursor: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -5645,7 +6015,7 @@ impl ListResourceTemplatesRequestParams {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `cursor`.
+    /// Sets `cursor`.
     pub fn with_cursor(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -5718,17 +6088,17 @@ impl<'de> ::serde::Deserialize<'de> for ListResourceTemplatesRequestParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Sent from the client to request a list of resource templates the server has.
+/// Sent from the client to request a list of resource templates the server has.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListResourceTemplatesRequest {
-    ///`params`
+    /// `params`
     pub params: ::core::option::Option<ListResourceTemplatesRequestParams>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ListResourceTemplatesRequest {
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "resources/templates/list";
     /// A value with the required members given and every optional member unset.
     pub fn new() -> Self {
@@ -5737,7 +6107,7 @@ impl ListResourceTemplatesRequest {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `params`.
+    /// Sets `params`.
     pub fn with_params(mut self, value: ListResourceTemplatesRequestParams) -> Self {
         self.params = Some(value);
         self
@@ -5749,7 +6119,7 @@ impl ::serde::Serialize for ListResourceTemplatesRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"resources/templates/list")?;
         if let Some(value) = &self.params {
@@ -5825,18 +6195,18 @@ impl<'de> ::serde::Deserialize<'de> for ListResourceTemplatesRequest {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The server's response to a resources/templates/list request from the client.
+/// The server's response to a resources/templates/list request from the client.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListResourceTemplatesResult {
-    ///This result property is reserved by the protocol to allow clients and servers to attach additional metadata to their responses.
+    /// This result property is reserved by the protocol to allow clients and servers to attach additional metadata to their responses.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///An opaque token representing the pagination position after the last returned result.
-    ///If present, there may be more results available.
+    /// An opaque token representing the pagination position after the last returned result.
+    /// If present, there may be more results available.
     pub next_cursor: ::core::option::Option<::std::string::String>,
-    ///`resourceTemplates`
+    /// `resourceTemplates`
     pub resource_templates: ::std::vec::Vec<ResourceTemplate>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -5847,11 +6217,11 @@ impl ListResourceTemplatesResult {
         Self {
             meta: None,
             next_cursor: None,
-            resource_templates: resource_templates,
+            resource_templates,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -5859,7 +6229,7 @@ impl ListResourceTemplatesResult {
         self.meta = Some(value);
         self
     }
-    ///Sets `nextCursor`.
+    /// Sets `nextCursor`.
     pub fn with_next_cursor(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -5968,8 +6338,8 @@ impl<'de> ::serde::Deserialize<'de> for ListResourceTemplatesResult {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListResourcesRequestParams {
-    ///An opaque token representing the current pagination position.
-    ///If provided, the server should return results starting after this cursor.
+    /// An opaque token representing the current pagination position.
+    /// If provided, the server should return results starting after this cursor.
     pub cursor: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -5982,7 +6352,7 @@ impl ListResourcesRequestParams {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `cursor`.
+    /// Sets `cursor`.
     pub fn with_cursor(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -6055,17 +6425,17 @@ impl<'de> ::serde::Deserialize<'de> for ListResourcesRequestParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Sent from the client to request a list of resources the server has.
+/// Sent from the client to request a list of resources the server has.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListResourcesRequest {
-    ///`params`
+    /// `params`
     pub params: ::core::option::Option<ListResourcesRequestParams>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ListResourcesRequest {
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "resources/list";
     /// A value with the required members given and every optional member unset.
     pub fn new() -> Self {
@@ -6074,7 +6444,7 @@ impl ListResourcesRequest {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `params`.
+    /// Sets `params`.
     pub fn with_params(mut self, value: ListResourcesRequestParams) -> Self {
         self.params = Some(value);
         self
@@ -6086,7 +6456,7 @@ impl ::serde::Serialize for ListResourcesRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"resources/list")?;
         if let Some(value) = &self.params {
@@ -6160,18 +6530,18 @@ impl<'de> ::serde::Deserialize<'de> for ListResourcesRequest {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The server's response to a resources/list request from the client.
+/// The server's response to a resources/list request from the client.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListResourcesResult {
-    ///This result property is reserved by the protocol to allow clients and servers to attach additional metadata to their responses.
+    /// This result property is reserved by the protocol to allow clients and servers to attach additional metadata to their responses.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///An opaque token representing the pagination position after the last returned result.
-    ///If present, there may be more results available.
+    /// An opaque token representing the pagination position after the last returned result.
+    /// If present, there may be more results available.
     pub next_cursor: ::core::option::Option<::std::string::String>,
-    ///`resources`
+    /// `resources`
     pub resources: ::std::vec::Vec<Resource>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -6182,11 +6552,11 @@ impl ListResourcesResult {
         Self {
             meta: None,
             next_cursor: None,
-            resources: resources,
+            resources,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -6194,7 +6564,7 @@ impl ListResourcesResult {
         self.meta = Some(value);
         self
     }
-    ///Sets `nextCursor`.
+    /// Sets `nextCursor`.
     pub fn with_next_cursor(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -6303,7 +6673,7 @@ impl<'de> ::serde::Deserialize<'de> for ListResourcesResult {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListRootsRequestParamsMeta {
-    ///If specified, the caller is requesting out-of-band progress notifications for this request (as represented by notifications/progress). The value of this parameter is an opaque token that will be attached to any subsequent notifications. The receiver is not obligated to provide these notifications.
+    /// If specified, the caller is requesting out-of-band progress notifications for this request (as represented by notifications/progress). The value of this parameter is an opaque token that will be attached to any subsequent notifications. The receiver is not obligated to provide these notifications.
     pub progress_token: ::core::option::Option<ProgressToken>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -6316,7 +6686,7 @@ impl ListRootsRequestParamsMeta {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `progressToken`.
+    /// Sets `progressToken`.
     pub fn with_progress_token(mut self, value: ProgressToken) -> Self {
         self.progress_token = Some(value);
         self
@@ -6389,7 +6759,7 @@ impl<'de> ::serde::Deserialize<'de> for ListRootsRequestParamsMeta {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListRootsRequestParams {
-    ///`_meta`
+    /// `_meta`
     pub meta: ::core::option::Option<ListRootsRequestParamsMeta>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -6402,7 +6772,7 @@ impl ListRootsRequestParams {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(mut self, value: ListRootsRequestParamsMeta) -> Self {
         self.meta = Some(value);
         self
@@ -6472,23 +6842,23 @@ impl<'de> ::serde::Deserialize<'de> for ListRootsRequestParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Sent from the server to request a list of root URIs from the client. Roots allow
-///servers to ask for specific directories or files to operate on. A common example
-///for roots is providing a set of repositories or directories a server should operate
-///on.
+/// Sent from the server to request a list of root URIs from the client. Roots allow
+/// servers to ask for specific directories or files to operate on. A common example
+/// for roots is providing a set of repositories or directories a server should operate
+/// on.
 ///
-///This request is typically used when the server needs to understand the file system
-///structure or access specific locations that the client has permission to read from.
+/// This request is typically used when the server needs to understand the file system
+/// structure or access specific locations that the client has permission to read from.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListRootsRequest {
-    ///`params`
+    /// `params`
     pub params: ::core::option::Option<ListRootsRequestParams>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ListRootsRequest {
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "roots/list";
     /// A value with the required members given and every optional member unset.
     pub fn new() -> Self {
@@ -6497,7 +6867,7 @@ impl ListRootsRequest {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `params`.
+    /// Sets `params`.
     pub fn with_params(mut self, value: ListRootsRequestParams) -> Self {
         self.params = Some(value);
         self
@@ -6509,7 +6879,7 @@ impl ::serde::Serialize for ListRootsRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"roots/list")?;
         if let Some(value) = &self.params {
@@ -6581,17 +6951,17 @@ impl<'de> ::serde::Deserialize<'de> for ListRootsRequest {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The client's response to a roots/list request from the server.
-///This result contains an array of Root objects, each representing a root directory
-///or file that the server can operate on.
+/// The client's response to a roots/list request from the server.
+/// This result contains an array of Root objects, each representing a root directory
+/// or file that the server can operate on.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListRootsResult {
-    ///This result property is reserved by the protocol to allow clients and servers to attach additional metadata to their responses.
+    /// This result property is reserved by the protocol to allow clients and servers to attach additional metadata to their responses.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///`roots`
+    /// `roots`
     pub roots: ::std::vec::Vec<Root>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -6601,11 +6971,11 @@ impl ListRootsResult {
     pub fn new(roots: ::std::vec::Vec<Root>) -> Self {
         Self {
             meta: None,
-            roots: roots,
+            roots,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -6698,8 +7068,8 @@ impl<'de> ::serde::Deserialize<'de> for ListRootsResult {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListToolsRequestParams {
-    ///An opaque token representing the current pagination position.
-    ///If provided, the server should return results starting after this cursor.
+    /// An opaque token representing the current pagination position.
+    /// If provided, the server should return results starting after this cursor.
     pub cursor: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -6712,7 +7082,7 @@ impl ListToolsRequestParams {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `cursor`.
+    /// Sets `cursor`.
     pub fn with_cursor(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -6785,17 +7155,17 @@ impl<'de> ::serde::Deserialize<'de> for ListToolsRequestParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Sent from the client to request a list of tools the server has.
+/// Sent from the client to request a list of tools the server has.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListToolsRequest {
-    ///`params`
+    /// `params`
     pub params: ::core::option::Option<ListToolsRequestParams>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ListToolsRequest {
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "tools/list";
     /// A value with the required members given and every optional member unset.
     pub fn new() -> Self {
@@ -6804,7 +7174,7 @@ impl ListToolsRequest {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `params`.
+    /// Sets `params`.
     pub fn with_params(mut self, value: ListToolsRequestParams) -> Self {
         self.params = Some(value);
         self
@@ -6816,7 +7186,7 @@ impl ::serde::Serialize for ListToolsRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"tools/list")?;
         if let Some(value) = &self.params {
@@ -6888,18 +7258,18 @@ impl<'de> ::serde::Deserialize<'de> for ListToolsRequest {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The server's response to a tools/list request from the client.
+/// The server's response to a tools/list request from the client.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListToolsResult {
-    ///This result property is reserved by the protocol to allow clients and servers to attach additional metadata to their responses.
+    /// This result property is reserved by the protocol to allow clients and servers to attach additional metadata to their responses.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///An opaque token representing the pagination position after the last returned result.
-    ///If present, there may be more results available.
+    /// An opaque token representing the pagination position after the last returned result.
+    /// If present, there may be more results available.
     pub next_cursor: ::core::option::Option<::std::string::String>,
-    ///`tools`
+    /// `tools`
     pub tools: ::std::vec::Vec<Tool>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -6910,11 +7280,11 @@ impl ListToolsResult {
         Self {
             meta: None,
             next_cursor: None,
-            tools: tools,
+            tools,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -6922,7 +7292,7 @@ impl ListToolsResult {
         self.meta = Some(value);
         self
     }
-    ///Sets `nextCursor`.
+    /// Sets `nextCursor`.
     pub fn with_next_cursor(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -7031,11 +7401,11 @@ impl<'de> ::serde::Deserialize<'de> for ListToolsResult {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct LoggingMessageNotificationParams {
-    ///The data to be logged, such as a string message or an object. Any JSON serializable type is allowed here.
+    /// The data to be logged, such as a string message or an object. Any JSON serializable type is allowed here.
     pub data: ::serde_json::Value,
-    ///The severity of this log message.
+    /// The severity of this log message.
     pub level: LoggingLevel,
-    ///An optional name of the logger issuing this message.
+    /// An optional name of the logger issuing this message.
     pub logger: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -7044,13 +7414,13 @@ impl LoggingMessageNotificationParams {
     /// A value with the required members given and every optional member unset.
     pub fn new(data: ::serde_json::Value, level: LoggingLevel) -> Self {
         Self {
-            data: data,
-            level: level,
+            data,
+            level,
             logger: None,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `logger`.
+    /// Sets `logger`.
     pub fn with_logger(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -7153,22 +7523,22 @@ impl<'de> ::serde::Deserialize<'de> for LoggingMessageNotificationParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Notification of a log message passed from server to client. If no logging/setLevel request has been sent from the client, the server MAY decide which messages to send automatically.
+/// Notification of a log message passed from server to client. If no logging/setLevel request has been sent from the client, the server MAY decide which messages to send automatically.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct LoggingMessageNotification {
-    ///`params`
+    /// `params`
     pub params: LoggingMessageNotificationParams,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl LoggingMessageNotification {
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "notifications/message";
     /// A value with the required members given and every optional member unset.
     pub fn new(params: LoggingMessageNotificationParams) -> Self {
         Self {
-            params: params,
+            params,
             extra: ::core::default::Default::default(),
         }
     }
@@ -7179,7 +7549,7 @@ impl ::serde::Serialize for LoggingMessageNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"notifications/message")?;
         map.serialize_entry("params", &self.params)?;
@@ -7253,22 +7623,22 @@ impl<'de> ::serde::Deserialize<'de> for LoggingMessageNotification {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Hints to use for model selection.
+/// Hints to use for model selection.
 ///
-///Keys not declared here are currently left unspecified by the spec and are up
-///to the client to interpret.
+/// Keys not declared here are currently left unspecified by the spec and are up
+/// to the client to interpret.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ModelHint {
-    ///A hint for a model name.
+    /// A hint for a model name.
     ///
-    ///The client SHOULD treat this as a substring of a model name; for example:
-    /// - `claude-3-5-sonnet` should match `claude-3-5-sonnet-20241022`
-    /// - `sonnet` should match `claude-3-5-sonnet-20241022`, `claude-3-sonnet-20240229`, etc.
-    /// - `claude` should match any Claude model
+    /// The client SHOULD treat this as a substring of a model name; for example:
+    ///  - `claude-3-5-sonnet` should match `claude-3-5-sonnet-20241022`
+    ///  - `sonnet` should match `claude-3-5-sonnet-20241022`, `claude-3-sonnet-20240229`, etc.
+    ///  - `claude` should match any Claude model
     ///
-    ///The client MAY also map the string to a different provider's model name or a different model family, as long as it fills a similar niche; for example:
-    /// - `gemini-1.5-flash` could match `claude-3-haiku-20240307`
+    /// The client MAY also map the string to a different provider's model name or a different model family, as long as it fills a similar niche; for example:
+    ///  - `gemini-1.5-flash` could match `claude-3-haiku-20240307`
     pub name: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -7281,7 +7651,7 @@ impl ModelHint {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `name`.
+    /// Sets `name`.
     pub fn with_name(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -7351,39 +7721,39 @@ impl<'de> ::serde::Deserialize<'de> for ModelHint {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The server's preferences for model selection, requested of the client during sampling.
+/// The server's preferences for model selection, requested of the client during sampling.
 ///
-///Because LLMs can vary along multiple dimensions, choosing the "best" model is
-///rarely straightforward.  Different models excel in different areas—some are
-///faster but less capable, others are more capable but more expensive, and so
-///on. This interface allows servers to express their priorities across multiple
-///dimensions to help clients make an appropriate selection for their use case.
+/// Because LLMs can vary along multiple dimensions, choosing the "best" model is
+/// rarely straightforward.  Different models excel in different areas—some are
+/// faster but less capable, others are more capable but more expensive, and so
+/// on. This interface allows servers to express their priorities across multiple
+/// dimensions to help clients make an appropriate selection for their use case.
 ///
-///These preferences are always advisory. The client MAY ignore them. It is also
-///up to the client to decide how to interpret these preferences and how to
-///balance them against other considerations.
+/// These preferences are always advisory. The client MAY ignore them. It is also
+/// up to the client to decide how to interpret these preferences and how to
+/// balance them against other considerations.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ModelPreferences {
-    ///How much to prioritize cost when selecting a model. A value of 0 means cost
-    ///is not important, while a value of 1 means cost is the most important
-    ///factor.
+    /// How much to prioritize cost when selecting a model. A value of 0 means cost
+    /// is not important, while a value of 1 means cost is the most important
+    /// factor.
     pub cost_priority: ::core::option::Option<::serde_json::Number>,
-    ///Optional hints to use for model selection.
+    /// Optional hints to use for model selection.
     ///
-    ///If multiple hints are specified, the client MUST evaluate them in order
-    ///(such that the first match is taken).
+    /// If multiple hints are specified, the client MUST evaluate them in order
+    /// (such that the first match is taken).
     ///
-    ///The client SHOULD prioritize these hints over the numeric priorities, but
-    ///MAY still use the priorities to select from ambiguous matches.
+    /// The client SHOULD prioritize these hints over the numeric priorities, but
+    /// MAY still use the priorities to select from ambiguous matches.
     pub hints: ::core::option::Option<::std::vec::Vec<ModelHint>>,
-    ///How much to prioritize intelligence and capabilities when selecting a
-    ///model. A value of 0 means intelligence is not important, while a value of 1
-    ///means intelligence is the most important factor.
+    /// How much to prioritize intelligence and capabilities when selecting a
+    /// model. A value of 0 means intelligence is not important, while a value of 1
+    /// means intelligence is the most important factor.
     pub intelligence_priority: ::core::option::Option<::serde_json::Number>,
-    ///How much to prioritize sampling speed (latency) when selecting a model. A
-    ///value of 0 means speed is not important, while a value of 1 means speed is
-    ///the most important factor.
+    /// How much to prioritize sampling speed (latency) when selecting a model. A
+    /// value of 0 means speed is not important, while a value of 1 means speed is
+    /// the most important factor.
     pub speed_priority: ::core::option::Option<::serde_json::Number>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -7399,22 +7769,22 @@ impl ModelPreferences {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `costPriority`.
+    /// Sets `costPriority`.
     pub fn with_cost_priority(mut self, value: ::serde_json::Number) -> Self {
         self.cost_priority = Some(value);
         self
     }
-    ///Sets `hints`.
+    /// Sets `hints`.
     pub fn with_hints(mut self, value: ::std::vec::Vec<ModelHint>) -> Self {
         self.hints = Some(value);
         self
     }
-    ///Sets `intelligencePriority`.
+    /// Sets `intelligencePriority`.
     pub fn with_intelligence_priority(mut self, value: ::serde_json::Number) -> Self {
         self.intelligence_priority = Some(value);
         self
     }
-    ///Sets `speedPriority`.
+    /// Sets `speedPriority`.
     pub fn with_speed_priority(mut self, value: ::serde_json::Number) -> Self {
         self.speed_priority = Some(value);
         self
@@ -7535,7 +7905,7 @@ impl<'de> ::serde::Deserialize<'de> for ModelPreferences {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct NotificationParams {
-    ///This parameter name is reserved by MCP to allow clients and servers to attach additional metadata to their notifications.
+    /// This parameter name is reserved by MCP to allow clients and servers to attach additional metadata to their notifications.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
@@ -7550,7 +7920,7 @@ impl NotificationParams {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -7628,9 +7998,9 @@ impl<'de> ::serde::Deserialize<'de> for NotificationParams {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Notification {
-    ///`method`
+    /// `method`
     pub method: ::std::string::String,
-    ///`params`
+    /// `params`
     pub params: ::core::option::Option<NotificationParams>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -7644,7 +8014,7 @@ impl Notification {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `params`.
+    /// Sets `params`.
     pub fn with_params(mut self, value: NotificationParams) -> Self {
         self.params = Some(value);
         self
@@ -7732,8 +8102,8 @@ impl<'de> ::serde::Deserialize<'de> for Notification {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PaginatedRequestParams {
-    ///An opaque token representing the current pagination position.
-    ///If provided, the server should return results starting after this cursor.
+    /// An opaque token representing the current pagination position.
+    /// If provided, the server should return results starting after this cursor.
     pub cursor: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -7746,7 +8116,7 @@ impl PaginatedRequestParams {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `cursor`.
+    /// Sets `cursor`.
     pub fn with_cursor(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -7822,9 +8192,9 @@ impl<'de> ::serde::Deserialize<'de> for PaginatedRequestParams {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PaginatedRequest {
-    ///`method`
+    /// `method`
     pub method: ::std::string::String,
-    ///`params`
+    /// `params`
     pub params: ::core::option::Option<PaginatedRequestParams>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -7838,7 +8208,7 @@ impl PaginatedRequest {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `params`.
+    /// Sets `params`.
     pub fn with_params(mut self, value: PaginatedRequestParams) -> Self {
         self.params = Some(value);
         self
@@ -7926,12 +8296,12 @@ impl<'de> ::serde::Deserialize<'de> for PaginatedRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PaginatedResult {
-    ///This result property is reserved by the protocol to allow clients and servers to attach additional metadata to their responses.
+    /// This result property is reserved by the protocol to allow clients and servers to attach additional metadata to their responses.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///An opaque token representing the pagination position after the last returned result.
-    ///If present, there may be more results available.
+    /// An opaque token representing the pagination position after the last returned result.
+    /// If present, there may be more results available.
     pub next_cursor: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -7945,7 +8315,7 @@ impl PaginatedResult {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -7953,7 +8323,7 @@ impl PaginatedResult {
         self.meta = Some(value);
         self
     }
-    ///Sets `nextCursor`.
+    /// Sets `nextCursor`.
     pub fn with_next_cursor(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -8047,7 +8417,7 @@ impl<'de> ::serde::Deserialize<'de> for PaginatedResult {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PingRequestParamsMeta {
-    ///If specified, the caller is requesting out-of-band progress notifications for this request (as represented by notifications/progress). The value of this parameter is an opaque token that will be attached to any subsequent notifications. The receiver is not obligated to provide these notifications.
+    /// If specified, the caller is requesting out-of-band progress notifications for this request (as represented by notifications/progress). The value of this parameter is an opaque token that will be attached to any subsequent notifications. The receiver is not obligated to provide these notifications.
     pub progress_token: ::core::option::Option<ProgressToken>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -8060,7 +8430,7 @@ impl PingRequestParamsMeta {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `progressToken`.
+    /// Sets `progressToken`.
     pub fn with_progress_token(mut self, value: ProgressToken) -> Self {
         self.progress_token = Some(value);
         self
@@ -8133,7 +8503,7 @@ impl<'de> ::serde::Deserialize<'de> for PingRequestParamsMeta {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PingRequestParams {
-    ///`_meta`
+    /// `_meta`
     pub meta: ::core::option::Option<PingRequestParamsMeta>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -8146,7 +8516,7 @@ impl PingRequestParams {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(mut self, value: PingRequestParamsMeta) -> Self {
         self.meta = Some(value);
         self
@@ -8216,17 +8586,17 @@ impl<'de> ::serde::Deserialize<'de> for PingRequestParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A ping, issued by either the server or the client, to check that the other party is still alive. The receiver must promptly respond, or else may be disconnected.
+/// A ping, issued by either the server or the client, to check that the other party is still alive. The receiver must promptly respond, or else may be disconnected.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PingRequest {
-    ///`params`
+    /// `params`
     pub params: ::core::option::Option<PingRequestParams>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl PingRequest {
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "ping";
     /// A value with the required members given and every optional member unset.
     pub fn new() -> Self {
@@ -8235,7 +8605,7 @@ impl PingRequest {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `params`.
+    /// Sets `params`.
     pub fn with_params(mut self, value: PingRequestParams) -> Self {
         self.params = Some(value);
         self
@@ -8247,7 +8617,7 @@ impl ::serde::Serialize for PingRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"ping")?;
         if let Some(value) = &self.params {
@@ -8319,11 +8689,11 @@ impl<'de> ::serde::Deserialize<'de> for PingRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ProgressNotificationParams {
-    ///The progress thus far. This should increase every time progress is made, even if the total is unknown.
+    /// The progress thus far. This should increase every time progress is made, even if the total is unknown.
     pub progress: ::serde_json::Number,
-    ///The progress token which was given in the initial request, used to associate this notification with the request that is proceeding.
+    /// The progress token which was given in the initial request, used to associate this notification with the request that is proceeding.
     pub progress_token: ProgressToken,
-    ///Total number of items to process (or total progress required), if known.
+    /// Total number of items to process (or total progress required), if known.
     pub total: ::core::option::Option<::serde_json::Number>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -8332,13 +8702,13 @@ impl ProgressNotificationParams {
     /// A value with the required members given and every optional member unset.
     pub fn new(progress: ::serde_json::Number, progress_token: ProgressToken) -> Self {
         Self {
-            progress: progress,
-            progress_token: progress_token,
+            progress,
+            progress_token,
             total: None,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `total`.
+    /// Sets `total`.
     pub fn with_total(mut self, value: ::serde_json::Number) -> Self {
         self.total = Some(value);
         self
@@ -8438,22 +8808,22 @@ impl<'de> ::serde::Deserialize<'de> for ProgressNotificationParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///An out-of-band notification used to inform the receiver of a progress update for a long-running request.
+/// An out-of-band notification used to inform the receiver of a progress update for a long-running request.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ProgressNotification {
-    ///`params`
+    /// `params`
     pub params: ProgressNotificationParams,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ProgressNotification {
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "notifications/progress";
     /// A value with the required members given and every optional member unset.
     pub fn new(params: ProgressNotificationParams) -> Self {
         Self {
-            params: params,
+            params,
             extra: ::core::default::Default::default(),
         }
     }
@@ -8464,7 +8834,7 @@ impl ::serde::Serialize for ProgressNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"notifications/progress")?;
         map.serialize_entry("params", &self.params)?;
@@ -8538,15 +8908,15 @@ impl<'de> ::serde::Deserialize<'de> for ProgressNotification {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A prompt or prompt template that the server offers.
+/// A prompt or prompt template that the server offers.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Prompt {
-    ///A list of arguments to use for templating the prompt.
+    /// A list of arguments to use for templating the prompt.
     pub arguments: ::core::option::Option<::std::vec::Vec<PromptArgument>>,
-    ///An optional description of what this prompt provides
+    /// An optional description of what this prompt provides
     pub description: ::core::option::Option<::std::string::String>,
-    ///The name of the prompt or prompt template.
+    /// The name of the prompt or prompt template.
     pub name: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -8561,12 +8931,12 @@ impl Prompt {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `arguments`.
+    /// Sets `arguments`.
     pub fn with_arguments(mut self, value: ::std::vec::Vec<PromptArgument>) -> Self {
         self.arguments = Some(value);
         self
     }
-    ///Sets `description`.
+    /// Sets `description`.
     pub fn with_description(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -8661,15 +9031,15 @@ impl<'de> ::serde::Deserialize<'de> for Prompt {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Describes an argument that a prompt can accept.
+/// Describes an argument that a prompt can accept.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PromptArgument {
-    ///A human-readable description of the argument.
+    /// A human-readable description of the argument.
     pub description: ::core::option::Option<::std::string::String>,
-    ///The name of the argument.
+    /// The name of the argument.
     pub name: ::std::string::String,
-    ///Whether this argument must be provided.
+    /// Whether this argument must be provided.
     pub required: ::core::option::Option<bool>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -8684,7 +9054,7 @@ impl PromptArgument {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `description`.
+    /// Sets `description`.
     pub fn with_description(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -8692,7 +9062,7 @@ impl PromptArgument {
         self.description = Some(value.into());
         self
     }
-    ///Sets `required`.
+    /// Sets `required`.
     pub fn with_required(mut self, value: bool) -> Self {
         self.required = Some(value);
         self
@@ -8796,7 +9166,7 @@ impl<'de> ::serde::Deserialize<'de> for PromptArgument {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PromptListChangedNotificationParams {
-    ///This parameter name is reserved by MCP to allow clients and servers to attach additional metadata to their notifications.
+    /// This parameter name is reserved by MCP to allow clients and servers to attach additional metadata to their notifications.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
@@ -8811,7 +9181,7 @@ impl PromptListChangedNotificationParams {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -8886,17 +9256,17 @@ impl<'de> ::serde::Deserialize<'de> for PromptListChangedNotificationParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///An optional notification from the server to the client, informing it that the list of prompts it offers has changed. This may be issued by servers without any previous subscription from the client.
+/// An optional notification from the server to the client, informing it that the list of prompts it offers has changed. This may be issued by servers without any previous subscription from the client.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PromptListChangedNotification {
-    ///`params`
+    /// `params`
     pub params: ::core::option::Option<PromptListChangedNotificationParams>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl PromptListChangedNotification {
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "notifications/prompts/list_changed";
     /// A value with the required members given and every optional member unset.
     pub fn new() -> Self {
@@ -8905,7 +9275,7 @@ impl PromptListChangedNotification {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `params`.
+    /// Sets `params`.
     pub fn with_params(mut self, value: PromptListChangedNotificationParams) -> Self {
         self.params = Some(value);
         self
@@ -8917,7 +9287,7 @@ impl ::serde::Serialize for PromptListChangedNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"notifications/prompts/list_changed")?;
         if let Some(value) = &self.params {
@@ -8996,16 +9366,16 @@ impl<'de> ::serde::Deserialize<'de> for PromptListChangedNotification {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Describes a message returned as part of a prompt.
+/// Describes a message returned as part of a prompt.
 ///
-///This is similar to `SamplingMessage`, but also supports the embedding of
-///resources from the MCP server.
+/// This is similar to `SamplingMessage`, but also supports the embedding of
+/// resources from the MCP server.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PromptMessage {
-    ///`content`
+    /// `content`
     pub content: PromptMessageContent,
-    ///`role`
+    /// `role`
     pub role: Role,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -9014,8 +9384,8 @@ impl PromptMessage {
     /// A value with the required members given and every optional member unset.
     pub fn new(content: PromptMessageContent, role: Role) -> Self {
         Self {
-            content: content,
-            role: role,
+            content,
+            role,
             extra: ::core::default::Default::default(),
         }
     }
@@ -9099,17 +9469,17 @@ impl<'de> ::serde::Deserialize<'de> for PromptMessage {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Identifies a prompt.
+/// Identifies a prompt.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PromptReference {
-    ///The name of the prompt or prompt template
+    /// The name of the prompt or prompt template
     pub name: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl PromptReference {
-    ///The constant `type` member.
+    /// The constant `type` member.
     pub const TYPE: &'static str = "ref/prompt";
     /// A value with the required members given and every optional member unset.
     pub fn new(name: impl ::core::convert::Into<::std::string::String>) -> Self {
@@ -9125,7 +9495,7 @@ impl ::serde::Serialize for PromptReference {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"ref/prompt")?;
         map.serialize_entry("name", &self.name)?;
@@ -9200,7 +9570,7 @@ impl<'de> ::serde::Deserialize<'de> for PromptReference {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ReadResourceRequestParams {
-    ///The URI of the resource to read. The URI can use any protocol; it is up to the server how to interpret it.
+    /// The URI of the resource to read. The URI can use any protocol; it is up to the server how to interpret it.
     pub uri: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -9278,22 +9648,22 @@ impl<'de> ::serde::Deserialize<'de> for ReadResourceRequestParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Sent from the client to the server, to read a specific resource URI.
+/// Sent from the client to the server, to read a specific resource URI.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ReadResourceRequest {
-    ///`params`
+    /// `params`
     pub params: ReadResourceRequestParams,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ReadResourceRequest {
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "resources/read";
     /// A value with the required members given and every optional member unset.
     pub fn new(params: ReadResourceRequestParams) -> Self {
         Self {
-            params: params,
+            params,
             extra: ::core::default::Default::default(),
         }
     }
@@ -9304,7 +9674,7 @@ impl ::serde::Serialize for ReadResourceRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"resources/read")?;
         map.serialize_entry("params", &self.params)?;
@@ -9376,15 +9746,15 @@ impl<'de> ::serde::Deserialize<'de> for ReadResourceRequest {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The server's response to a resources/read request from the client.
+/// The server's response to a resources/read request from the client.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ReadResourceResult {
-    ///This result property is reserved by the protocol to allow clients and servers to attach additional metadata to their responses.
+    /// This result property is reserved by the protocol to allow clients and servers to attach additional metadata to their responses.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///`contents`
+    /// `contents`
     pub contents: ::std::vec::Vec<ReadResourceResultContentsItem>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -9394,11 +9764,11 @@ impl ReadResourceResult {
     pub fn new(contents: ::std::vec::Vec<ReadResourceResultContentsItem>) -> Self {
         Self {
             meta: None,
-            contents: contents,
+            contents,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -9493,7 +9863,7 @@ impl<'de> ::serde::Deserialize<'de> for ReadResourceResult {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct RequestParamsMeta {
-    ///If specified, the caller is requesting out-of-band progress notifications for this request (as represented by notifications/progress). The value of this parameter is an opaque token that will be attached to any subsequent notifications. The receiver is not obligated to provide these notifications.
+    /// If specified, the caller is requesting out-of-band progress notifications for this request (as represented by notifications/progress). The value of this parameter is an opaque token that will be attached to any subsequent notifications. The receiver is not obligated to provide these notifications.
     pub progress_token: ::core::option::Option<ProgressToken>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -9506,7 +9876,7 @@ impl RequestParamsMeta {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `progressToken`.
+    /// Sets `progressToken`.
     pub fn with_progress_token(mut self, value: ProgressToken) -> Self {
         self.progress_token = Some(value);
         self
@@ -9579,7 +9949,7 @@ impl<'de> ::serde::Deserialize<'de> for RequestParamsMeta {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct RequestParams {
-    ///`_meta`
+    /// `_meta`
     pub meta: ::core::option::Option<RequestParamsMeta>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -9592,7 +9962,7 @@ impl RequestParams {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(mut self, value: RequestParamsMeta) -> Self {
         self.meta = Some(value);
         self
@@ -9662,9 +10032,9 @@ impl<'de> ::serde::Deserialize<'de> for RequestParams {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Request {
-    ///`method`
+    /// `method`
     pub method: ::std::string::String,
-    ///`params`
+    /// `params`
     pub params: ::core::option::Option<RequestParams>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -9678,7 +10048,7 @@ impl Request {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `params`.
+    /// Sets `params`.
     pub fn with_params(mut self, value: RequestParams) -> Self {
         self.params = Some(value);
         self
@@ -9763,15 +10133,15 @@ impl<'de> ::serde::Deserialize<'de> for Request {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ResourceAnnotations {
-    ///Describes who the intended customer of this object or data is.
+    /// Describes who the intended customer of this object or data is.
     ///
-    ///It can include multiple entries to indicate content useful for multiple audiences (e.g., `["user", "assistant"]`).
+    /// It can include multiple entries to indicate content useful for multiple audiences (e.g., `["user", "assistant"]`).
     pub audience: ::core::option::Option<::std::vec::Vec<Role>>,
-    ///Describes how important this data is for operating the server.
+    /// Describes how important this data is for operating the server.
     ///
-    ///A value of 1 means "most important," and indicates that the data is
-    ///effectively required, while 0 means "least important," and indicates that
-    ///the data is entirely optional.
+    /// A value of 1 means "most important," and indicates that the data is
+    /// effectively required, while 0 means "least important," and indicates that
+    /// the data is entirely optional.
     pub priority: ::core::option::Option<::serde_json::Number>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -9785,12 +10155,12 @@ impl ResourceAnnotations {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `audience`.
+    /// Sets `audience`.
     pub fn with_audience(mut self, value: ::std::vec::Vec<Role>) -> Self {
         self.audience = Some(value);
         self
     }
-    ///Sets `priority`.
+    /// Sets `priority`.
     pub fn with_priority(mut self, value: ::serde_json::Number) -> Self {
         self.priority = Some(value);
         self
@@ -9876,27 +10246,27 @@ impl<'de> ::serde::Deserialize<'de> for ResourceAnnotations {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A known resource that the server is capable of reading.
+/// A known resource that the server is capable of reading.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Resource {
-    ///`annotations`
+    /// `annotations`
     pub annotations: ::core::option::Option<ResourceAnnotations>,
-    ///A description of what this resource represents.
+    /// A description of what this resource represents.
     ///
-    ///This can be used by clients to improve the LLM's understanding of available resources. It can be thought of like a "hint" to the model.
+    /// This can be used by clients to improve the LLM's understanding of available resources. It can be thought of like a "hint" to the model.
     pub description: ::core::option::Option<::std::string::String>,
-    ///The MIME type of this resource, if known.
+    /// The MIME type of this resource, if known.
     pub mime_type: ::core::option::Option<::std::string::String>,
-    ///A human-readable name for this resource.
+    /// A human-readable name for this resource.
     ///
-    ///This can be used by clients to populate UI elements.
+    /// This can be used by clients to populate UI elements.
     pub name: ::std::string::String,
-    ///The size of the raw resource content, in bytes (i.e., before base64 encoding or any tokenization), if known.
+    /// The size of the raw resource content, in bytes (i.e., before base64 encoding or any tokenization), if known.
     ///
-    ///This can be used by Hosts to display file sizes and estimate context window usage.
+    /// This can be used by Hosts to display file sizes and estimate context window usage.
     pub size: ::core::option::Option<i64>,
-    ///The URI of this resource.
+    /// The URI of this resource.
     pub uri: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -9917,12 +10287,12 @@ impl Resource {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `annotations`.
+    /// Sets `annotations`.
     pub fn with_annotations(mut self, value: ResourceAnnotations) -> Self {
         self.annotations = Some(value);
         self
     }
-    ///Sets `description`.
+    /// Sets `description`.
     pub fn with_description(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -9930,7 +10300,7 @@ impl Resource {
         self.description = Some(value.into());
         self
     }
-    ///Sets `mimeType`.
+    /// Sets `mimeType`.
     pub fn with_mime_type(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -9938,7 +10308,7 @@ impl Resource {
         self.mime_type = Some(value.into());
         self
     }
-    ///Sets `size`.
+    /// Sets `size`.
     pub fn with_size(mut self, value: i64) -> Self {
         self.size = Some(value);
         self
@@ -10079,13 +10449,13 @@ impl<'de> ::serde::Deserialize<'de> for Resource {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The contents of a specific resource or sub-resource.
+/// The contents of a specific resource or sub-resource.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ResourceContents {
-    ///The MIME type of this resource, if known.
+    /// The MIME type of this resource, if known.
     pub mime_type: ::core::option::Option<::std::string::String>,
-    ///The URI of this resource.
+    /// The URI of this resource.
     pub uri: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -10099,7 +10469,7 @@ impl ResourceContents {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `mimeType`.
+    /// Sets `mimeType`.
     pub fn with_mime_type(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -10190,7 +10560,7 @@ impl<'de> ::serde::Deserialize<'de> for ResourceContents {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ResourceListChangedNotificationParams {
-    ///This parameter name is reserved by MCP to allow clients and servers to attach additional metadata to their notifications.
+    /// This parameter name is reserved by MCP to allow clients and servers to attach additional metadata to their notifications.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
@@ -10205,7 +10575,7 @@ impl ResourceListChangedNotificationParams {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -10283,17 +10653,17 @@ impl<'de> ::serde::Deserialize<'de> for ResourceListChangedNotificationParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///An optional notification from the server to the client, informing it that the list of resources it can read from has changed. This may be issued by servers without any previous subscription from the client.
+/// An optional notification from the server to the client, informing it that the list of resources it can read from has changed. This may be issued by servers without any previous subscription from the client.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ResourceListChangedNotification {
-    ///`params`
+    /// `params`
     pub params: ::core::option::Option<ResourceListChangedNotificationParams>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ResourceListChangedNotification {
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "notifications/resources/list_changed";
     /// A value with the required members given and every optional member unset.
     pub fn new() -> Self {
@@ -10302,7 +10672,7 @@ impl ResourceListChangedNotification {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `params`.
+    /// Sets `params`.
     pub fn with_params(mut self, value: ResourceListChangedNotificationParams) -> Self {
         self.params = Some(value);
         self
@@ -10314,7 +10684,7 @@ impl ::serde::Serialize for ResourceListChangedNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"notifications/resources/list_changed")?;
         if let Some(value) = &self.params {
@@ -10393,17 +10763,17 @@ impl<'de> ::serde::Deserialize<'de> for ResourceListChangedNotification {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A reference to a resource or resource template definition.
+/// A reference to a resource or resource template definition.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ResourceReference {
-    ///The URI or URI template of the resource.
+    /// The URI or URI template of the resource.
     pub uri: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ResourceReference {
-    ///The constant `type` member.
+    /// The constant `type` member.
     pub const TYPE: &'static str = "ref/resource";
     /// A value with the required members given and every optional member unset.
     pub fn new(uri: impl ::core::convert::Into<::std::string::String>) -> Self {
@@ -10419,7 +10789,7 @@ impl ::serde::Serialize for ResourceReference {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"ref/resource")?;
         map.serialize_entry("uri", &self.uri)?;
@@ -10494,15 +10864,15 @@ impl<'de> ::serde::Deserialize<'de> for ResourceReference {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ResourceTemplateAnnotations {
-    ///Describes who the intended customer of this object or data is.
+    /// Describes who the intended customer of this object or data is.
     ///
-    ///It can include multiple entries to indicate content useful for multiple audiences (e.g., `["user", "assistant"]`).
+    /// It can include multiple entries to indicate content useful for multiple audiences (e.g., `["user", "assistant"]`).
     pub audience: ::core::option::Option<::std::vec::Vec<Role>>,
-    ///Describes how important this data is for operating the server.
+    /// Describes how important this data is for operating the server.
     ///
-    ///A value of 1 means "most important," and indicates that the data is
-    ///effectively required, while 0 means "least important," and indicates that
-    ///the data is entirely optional.
+    /// A value of 1 means "most important," and indicates that the data is
+    /// effectively required, while 0 means "least important," and indicates that
+    /// the data is entirely optional.
     pub priority: ::core::option::Option<::serde_json::Number>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -10516,12 +10886,12 @@ impl ResourceTemplateAnnotations {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `audience`.
+    /// Sets `audience`.
     pub fn with_audience(mut self, value: ::std::vec::Vec<Role>) -> Self {
         self.audience = Some(value);
         self
     }
-    ///Sets `priority`.
+    /// Sets `priority`.
     pub fn with_priority(mut self, value: ::serde_json::Number) -> Self {
         self.priority = Some(value);
         self
@@ -10607,23 +10977,23 @@ impl<'de> ::serde::Deserialize<'de> for ResourceTemplateAnnotations {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A template description for resources available on the server.
+/// A template description for resources available on the server.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ResourceTemplate {
-    ///`annotations`
+    /// `annotations`
     pub annotations: ::core::option::Option<ResourceTemplateAnnotations>,
-    ///A description of what this template is for.
+    /// A description of what this template is for.
     ///
-    ///This can be used by clients to improve the LLM's understanding of available resources. It can be thought of like a "hint" to the model.
+    /// This can be used by clients to improve the LLM's understanding of available resources. It can be thought of like a "hint" to the model.
     pub description: ::core::option::Option<::std::string::String>,
-    ///The MIME type for all resources that match this template. This should only be included if all resources matching this template have the same type.
+    /// The MIME type for all resources that match this template. This should only be included if all resources matching this template have the same type.
     pub mime_type: ::core::option::Option<::std::string::String>,
-    ///A human-readable name for the type of resource this template refers to.
+    /// A human-readable name for the type of resource this template refers to.
     ///
-    ///This can be used by clients to populate UI elements.
+    /// This can be used by clients to populate UI elements.
     pub name: ::std::string::String,
-    ///A URI template (according to RFC 6570) that can be used to construct resource URIs.
+    /// A URI template (according to RFC 6570) that can be used to construct resource URIs.
     pub uri_template: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -10643,12 +11013,12 @@ impl ResourceTemplate {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `annotations`.
+    /// Sets `annotations`.
     pub fn with_annotations(mut self, value: ResourceTemplateAnnotations) -> Self {
         self.annotations = Some(value);
         self
     }
-    ///Sets `description`.
+    /// Sets `description`.
     pub fn with_description(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -10656,7 +11026,7 @@ impl ResourceTemplate {
         self.description = Some(value.into());
         self
     }
-    ///Sets `mimeType`.
+    /// Sets `mimeType`.
     pub fn with_mime_type(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -10794,7 +11164,7 @@ impl<'de> ::serde::Deserialize<'de> for ResourceTemplate {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ResourceUpdatedNotificationParams {
-    ///The URI of the resource that has been updated. This might be a sub-resource of the one that the client actually subscribed to.
+    /// The URI of the resource that has been updated. This might be a sub-resource of the one that the client actually subscribed to.
     pub uri: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -10872,22 +11242,22 @@ impl<'de> ::serde::Deserialize<'de> for ResourceUpdatedNotificationParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A notification from the server to the client, informing it that a resource has changed and may need to be read again. This should only be sent if the client previously sent a resources/subscribe request.
+/// A notification from the server to the client, informing it that a resource has changed and may need to be read again. This should only be sent if the client previously sent a resources/subscribe request.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ResourceUpdatedNotification {
-    ///`params`
+    /// `params`
     pub params: ResourceUpdatedNotificationParams,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ResourceUpdatedNotification {
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "notifications/resources/updated";
     /// A value with the required members given and every optional member unset.
     pub fn new(params: ResourceUpdatedNotificationParams) -> Self {
         Self {
-            params: params,
+            params,
             extra: ::core::default::Default::default(),
         }
     }
@@ -10898,7 +11268,7 @@ impl ::serde::Serialize for ResourceUpdatedNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"notifications/resources/updated")?;
         map.serialize_entry("params", &self.params)?;
@@ -10975,7 +11345,7 @@ impl<'de> ::serde::Deserialize<'de> for ResourceUpdatedNotification {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Result {
-    ///This result property is reserved by the protocol to allow clients and servers to attach additional metadata to their responses.
+    /// This result property is reserved by the protocol to allow clients and servers to attach additional metadata to their responses.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
@@ -10990,7 +11360,7 @@ impl Result {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -11062,17 +11432,17 @@ impl<'de> ::serde::Deserialize<'de> for Result {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Represents a root directory or file that the server can operate on.
+/// Represents a root directory or file that the server can operate on.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Root {
-    ///An optional name for the root. This can be used to provide a human-readable
-    ///identifier for the root, which may be useful for display purposes or for
-    ///referencing the root in other parts of the application.
+    /// An optional name for the root. This can be used to provide a human-readable
+    /// identifier for the root, which may be useful for display purposes or for
+    /// referencing the root in other parts of the application.
     pub name: ::core::option::Option<::std::string::String>,
-    ///The URI identifying the root. This *must* start with file:// for now.
-    ///This restriction may be relaxed in future versions of the protocol to allow
-    ///other URI schemes.
+    /// The URI identifying the root. This *must* start with file:// for now.
+    /// This restriction may be relaxed in future versions of the protocol to allow
+    /// other URI schemes.
     pub uri: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -11086,7 +11456,7 @@ impl Root {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `name`.
+    /// Sets `name`.
     pub fn with_name(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -11168,7 +11538,7 @@ impl<'de> ::serde::Deserialize<'de> for Root {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct RootsListChangedNotificationParams {
-    ///This parameter name is reserved by MCP to allow clients and servers to attach additional metadata to their notifications.
+    /// This parameter name is reserved by MCP to allow clients and servers to attach additional metadata to their notifications.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
@@ -11183,7 +11553,7 @@ impl RootsListChangedNotificationParams {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -11258,19 +11628,19 @@ impl<'de> ::serde::Deserialize<'de> for RootsListChangedNotificationParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A notification from the client to the server, informing it that the list of roots has changed.
-///This notification should be sent whenever the client adds, removes, or modifies any root.
-///The server should then request an updated list of roots using the ListRootsRequest.
+/// A notification from the client to the server, informing it that the list of roots has changed.
+/// This notification should be sent whenever the client adds, removes, or modifies any root.
+/// The server should then request an updated list of roots using the ListRootsRequest.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct RootsListChangedNotification {
-    ///`params`
+    /// `params`
     pub params: ::core::option::Option<RootsListChangedNotificationParams>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl RootsListChangedNotification {
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "notifications/roots/list_changed";
     /// A value with the required members given and every optional member unset.
     pub fn new() -> Self {
@@ -11279,7 +11649,7 @@ impl RootsListChangedNotification {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `params`.
+    /// Sets `params`.
     pub fn with_params(mut self, value: RootsListChangedNotificationParams) -> Self {
         self.params = Some(value);
         self
@@ -11291,7 +11661,7 @@ impl ::serde::Serialize for RootsListChangedNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"notifications/roots/list_changed")?;
         if let Some(value) = &self.params {
@@ -11367,13 +11737,13 @@ impl<'de> ::serde::Deserialize<'de> for RootsListChangedNotification {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Describes a message issued to or received from an LLM API.
+/// Describes a message issued to or received from an LLM API.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SamplingMessage {
-    ///`content`
+    /// `content`
     pub content: SamplingMessageContent,
-    ///`role`
+    /// `role`
     pub role: Role,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -11382,8 +11752,8 @@ impl SamplingMessage {
     /// A value with the required members given and every optional member unset.
     pub fn new(content: SamplingMessageContent, role: Role) -> Self {
         Self {
-            content: content,
-            role: role,
+            content,
+            role,
             extra: ::core::default::Default::default(),
         }
     }
@@ -11530,7 +11900,7 @@ impl<'de> ::serde::Deserialize<'de> for ServerCapabilitiesExperimentalValue {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Present if the server supports sending log messages to the client.
+/// Present if the server supports sending log messages to the client.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ServerCapabilitiesLogging {
@@ -11592,11 +11962,11 @@ impl<'de> ::serde::Deserialize<'de> for ServerCapabilitiesLogging {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Present if the server offers any prompt templates.
+/// Present if the server offers any prompt templates.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ServerCapabilitiesPrompts {
-    ///Whether this server supports notifications for changes to the prompt list.
+    /// Whether this server supports notifications for changes to the prompt list.
     pub list_changed: ::core::option::Option<bool>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -11609,7 +11979,7 @@ impl ServerCapabilitiesPrompts {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `listChanged`.
+    /// Sets `listChanged`.
     pub fn with_list_changed(mut self, value: bool) -> Self {
         self.list_changed = Some(value);
         self
@@ -11679,13 +12049,13 @@ impl<'de> ::serde::Deserialize<'de> for ServerCapabilitiesPrompts {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Present if the server offers any resources to read.
+/// Present if the server offers any resources to read.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ServerCapabilitiesResources {
-    ///Whether this server supports notifications for changes to the resource list.
+    /// Whether this server supports notifications for changes to the resource list.
     pub list_changed: ::core::option::Option<bool>,
-    ///Whether this server supports subscribing to resource updates.
+    /// Whether this server supports subscribing to resource updates.
     pub subscribe: ::core::option::Option<bool>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -11699,12 +12069,12 @@ impl ServerCapabilitiesResources {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `listChanged`.
+    /// Sets `listChanged`.
     pub fn with_list_changed(mut self, value: bool) -> Self {
         self.list_changed = Some(value);
         self
     }
-    ///Sets `subscribe`.
+    /// Sets `subscribe`.
     pub fn with_subscribe(mut self, value: bool) -> Self {
         self.subscribe = Some(value);
         self
@@ -11790,11 +12160,11 @@ impl<'de> ::serde::Deserialize<'de> for ServerCapabilitiesResources {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Present if the server offers any tools to call.
+/// Present if the server offers any tools to call.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ServerCapabilitiesTools {
-    ///Whether this server supports notifications for changes to the tool list.
+    /// Whether this server supports notifications for changes to the tool list.
     pub list_changed: ::core::option::Option<bool>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -11807,7 +12177,7 @@ impl ServerCapabilitiesTools {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `listChanged`.
+    /// Sets `listChanged`.
     pub fn with_list_changed(mut self, value: bool) -> Self {
         self.list_changed = Some(value);
         self
@@ -11877,24 +12247,24 @@ impl<'de> ::serde::Deserialize<'de> for ServerCapabilitiesTools {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Capabilities that a server may support. Known capabilities are defined here, in this schema, but this is not a closed set: any server can define its own, additional capabilities.
+/// Capabilities that a server may support. Known capabilities are defined here, in this schema, but this is not a closed set: any server can define its own, additional capabilities.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ServerCapabilities {
-    ///Experimental, non-standard capabilities that the server supports.
+    /// Experimental, non-standard capabilities that the server supports.
     pub experimental: ::core::option::Option<
         ::std::collections::BTreeMap<
             ::std::string::String,
             ServerCapabilitiesExperimentalValue,
         >,
     >,
-    ///Present if the server supports sending log messages to the client.
+    /// Present if the server supports sending log messages to the client.
     pub logging: ::core::option::Option<ServerCapabilitiesLogging>,
-    ///Present if the server offers any prompt templates.
+    /// Present if the server offers any prompt templates.
     pub prompts: ::core::option::Option<ServerCapabilitiesPrompts>,
-    ///Present if the server offers any resources to read.
+    /// Present if the server offers any resources to read.
     pub resources: ::core::option::Option<ServerCapabilitiesResources>,
-    ///Present if the server offers any tools to call.
+    /// Present if the server offers any tools to call.
     pub tools: ::core::option::Option<ServerCapabilitiesTools>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -11911,7 +12281,7 @@ impl ServerCapabilities {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `experimental`.
+    /// Sets `experimental`.
     pub fn with_experimental(
         mut self,
         value: ::std::collections::BTreeMap<
@@ -11922,22 +12292,22 @@ impl ServerCapabilities {
         self.experimental = Some(value);
         self
     }
-    ///Sets `logging`.
+    /// Sets `logging`.
     pub fn with_logging(mut self, value: ServerCapabilitiesLogging) -> Self {
         self.logging = Some(value);
         self
     }
-    ///Sets `prompts`.
+    /// Sets `prompts`.
     pub fn with_prompts(mut self, value: ServerCapabilitiesPrompts) -> Self {
         self.prompts = Some(value);
         self
     }
-    ///Sets `resources`.
+    /// Sets `resources`.
     pub fn with_resources(mut self, value: ServerCapabilitiesResources) -> Self {
         self.resources = Some(value);
         self
     }
-    ///Sets `tools`.
+    /// Sets `tools`.
     pub fn with_tools(mut self, value: ServerCapabilitiesTools) -> Self {
         self.tools = Some(value);
         self
@@ -12078,7 +12448,7 @@ impl<'de> ::serde::Deserialize<'de> for ServerCapabilities {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SetLevelRequestParams {
-    ///The level of logging that the client wants to receive from the server. The server should send all logs at this level and higher (i.e., more severe) to the client as notifications/message.
+    /// The level of logging that the client wants to receive from the server. The server should send all logs at this level and higher (i.e., more severe) to the client as notifications/message.
     pub level: LoggingLevel,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -12087,7 +12457,7 @@ impl SetLevelRequestParams {
     /// A value with the required members given and every optional member unset.
     pub fn new(level: LoggingLevel) -> Self {
         Self {
-            level: level,
+            level,
             extra: ::core::default::Default::default(),
         }
     }
@@ -12156,22 +12526,22 @@ impl<'de> ::serde::Deserialize<'de> for SetLevelRequestParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A request from the client to the server, to enable or adjust logging.
+/// A request from the client to the server, to enable or adjust logging.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SetLevelRequest {
-    ///`params`
+    /// `params`
     pub params: SetLevelRequestParams,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl SetLevelRequest {
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "logging/setLevel";
     /// A value with the required members given and every optional member unset.
     pub fn new(params: SetLevelRequestParams) -> Self {
         Self {
-            params: params,
+            params,
             extra: ::core::default::Default::default(),
         }
     }
@@ -12182,7 +12552,7 @@ impl ::serde::Serialize for SetLevelRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"logging/setLevel")?;
         map.serialize_entry("params", &self.params)?;
@@ -12257,7 +12627,7 @@ impl<'de> ::serde::Deserialize<'de> for SetLevelRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SubscribeRequestParams {
-    ///The URI of the resource to subscribe to. The URI can use any protocol; it is up to the server how to interpret it.
+    /// The URI of the resource to subscribe to. The URI can use any protocol; it is up to the server how to interpret it.
     pub uri: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -12335,22 +12705,22 @@ impl<'de> ::serde::Deserialize<'de> for SubscribeRequestParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Sent from the client to request resources/updated notifications from the server whenever a particular resource changes.
+/// Sent from the client to request resources/updated notifications from the server whenever a particular resource changes.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SubscribeRequest {
-    ///`params`
+    /// `params`
     pub params: SubscribeRequestParams,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl SubscribeRequest {
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "resources/subscribe";
     /// A value with the required members given and every optional member unset.
     pub fn new(params: SubscribeRequestParams) -> Self {
         Self {
-            params: params,
+            params,
             extra: ::core::default::Default::default(),
         }
     }
@@ -12361,7 +12731,7 @@ impl ::serde::Serialize for SubscribeRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"resources/subscribe")?;
         map.serialize_entry("params", &self.params)?;
@@ -12436,15 +12806,15 @@ impl<'de> ::serde::Deserialize<'de> for SubscribeRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct TextContentAnnotations {
-    ///Describes who the intended customer of this object or data is.
+    /// Describes who the intended customer of this object or data is.
     ///
-    ///It can include multiple entries to indicate content useful for multiple audiences (e.g., `["user", "assistant"]`).
+    /// It can include multiple entries to indicate content useful for multiple audiences (e.g., `["user", "assistant"]`).
     pub audience: ::core::option::Option<::std::vec::Vec<Role>>,
-    ///Describes how important this data is for operating the server.
+    /// Describes how important this data is for operating the server.
     ///
-    ///A value of 1 means "most important," and indicates that the data is
-    ///effectively required, while 0 means "least important," and indicates that
-    ///the data is entirely optional.
+    /// A value of 1 means "most important," and indicates that the data is
+    /// effectively required, while 0 means "least important," and indicates that
+    /// the data is entirely optional.
     pub priority: ::core::option::Option<::serde_json::Number>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -12458,12 +12828,12 @@ impl TextContentAnnotations {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `audience`.
+    /// Sets `audience`.
     pub fn with_audience(mut self, value: ::std::vec::Vec<Role>) -> Self {
         self.audience = Some(value);
         self
     }
-    ///Sets `priority`.
+    /// Sets `priority`.
     pub fn with_priority(mut self, value: ::serde_json::Number) -> Self {
         self.priority = Some(value);
         self
@@ -12549,19 +12919,19 @@ impl<'de> ::serde::Deserialize<'de> for TextContentAnnotations {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Text provided to or from an LLM.
+/// Text provided to or from an LLM.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct TextContent {
-    ///`annotations`
+    /// `annotations`
     pub annotations: ::core::option::Option<TextContentAnnotations>,
-    ///The text content of the message.
+    /// The text content of the message.
     pub text: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl TextContent {
-    ///The constant `type` member.
+    /// The constant `type` member.
     pub const TYPE: &'static str = "text";
     /// A value with the required members given and every optional member unset.
     pub fn new(text: impl ::core::convert::Into<::std::string::String>) -> Self {
@@ -12571,7 +12941,7 @@ impl TextContent {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `annotations`.
+    /// Sets `annotations`.
     pub fn with_annotations(mut self, value: TextContentAnnotations) -> Self {
         self.annotations = Some(value);
         self
@@ -12583,7 +12953,7 @@ impl ::serde::Serialize for TextContent {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.annotations.is_some()) + 1 + self.extra.len();
+        let len = 0 + 1 + usize::from(self.annotations.is_some()) + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"text")?;
         if let Some(value) = &self.annotations {
@@ -12670,11 +13040,11 @@ impl<'de> ::serde::Deserialize<'de> for TextContent {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct TextResourceContents {
-    ///The MIME type of this resource, if known.
+    /// The MIME type of this resource, if known.
     pub mime_type: ::core::option::Option<::std::string::String>,
-    ///The text of the item. This must only be set if the item can actually be represented as text (not binary data).
+    /// The text of the item. This must only be set if the item can actually be represented as text (not binary data).
     pub text: ::std::string::String,
-    ///The URI of this resource.
+    /// The URI of this resource.
     pub uri: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -12692,7 +13062,7 @@ impl TextResourceContents {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `mimeType`.
+    /// Sets `mimeType`.
     pub fn with_mime_type(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -12858,24 +13228,24 @@ impl<'de> ::serde::Deserialize<'de> for ToolInputSchemaPropertiesValue {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A JSON Schema object defining the expected parameters for the tool.
+/// A JSON Schema object defining the expected parameters for the tool.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ToolInputSchema {
-    ///`properties`
+    /// `properties`
     pub properties: ::core::option::Option<
         ::std::collections::BTreeMap<
             ::std::string::String,
             ToolInputSchemaPropertiesValue,
         >,
     >,
-    ///`required`
+    /// `required`
     pub required: ::core::option::Option<::std::vec::Vec<::std::string::String>>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ToolInputSchema {
-    ///The constant `type` member.
+    /// The constant `type` member.
     pub const TYPE: &'static str = "object";
     /// A value with the required members given and every optional member unset.
     pub fn new() -> Self {
@@ -12885,7 +13255,7 @@ impl ToolInputSchema {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `properties`.
+    /// Sets `properties`.
     pub fn with_properties(
         mut self,
         value: ::std::collections::BTreeMap<
@@ -12896,7 +13266,7 @@ impl ToolInputSchema {
         self.properties = Some(value);
         self
     }
-    ///Sets `required`.
+    /// Sets `required`.
     pub fn with_required(
         mut self,
         value: ::std::vec::Vec<::std::string::String>,
@@ -12911,7 +13281,7 @@ impl ::serde::Serialize for ToolInputSchema {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.properties.is_some())
+        let len = 0 + 1 + usize::from(self.properties.is_some())
             + usize::from(self.required.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"object")?;
@@ -13006,15 +13376,15 @@ impl<'de> ::serde::Deserialize<'de> for ToolInputSchema {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Definition for a tool the client can call.
+/// Definition for a tool the client can call.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Tool {
-    ///A human-readable description of the tool.
+    /// A human-readable description of the tool.
     pub description: ::core::option::Option<::std::string::String>,
-    ///A JSON Schema object defining the expected parameters for the tool.
+    /// A JSON Schema object defining the expected parameters for the tool.
     pub input_schema: ToolInputSchema,
-    ///The name of the tool.
+    /// The name of the tool.
     pub name: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -13027,12 +13397,12 @@ impl Tool {
     ) -> Self {
         Self {
             description: None,
-            input_schema: input_schema,
+            input_schema,
             name: name.into(),
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `description`.
+    /// Sets `description`.
     pub fn with_description(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -13126,7 +13496,7 @@ impl<'de> ::serde::Deserialize<'de> for Tool {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ToolListChangedNotificationParams {
-    ///This parameter name is reserved by MCP to allow clients and servers to attach additional metadata to their notifications.
+    /// This parameter name is reserved by MCP to allow clients and servers to attach additional metadata to their notifications.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
@@ -13141,7 +13511,7 @@ impl ToolListChangedNotificationParams {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -13216,17 +13586,17 @@ impl<'de> ::serde::Deserialize<'de> for ToolListChangedNotificationParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///An optional notification from the server to the client, informing it that the list of tools it offers has changed. This may be issued by servers without any previous subscription from the client.
+/// An optional notification from the server to the client, informing it that the list of tools it offers has changed. This may be issued by servers without any previous subscription from the client.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ToolListChangedNotification {
-    ///`params`
+    /// `params`
     pub params: ::core::option::Option<ToolListChangedNotificationParams>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ToolListChangedNotification {
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "notifications/tools/list_changed";
     /// A value with the required members given and every optional member unset.
     pub fn new() -> Self {
@@ -13235,7 +13605,7 @@ impl ToolListChangedNotification {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `params`.
+    /// Sets `params`.
     pub fn with_params(mut self, value: ToolListChangedNotificationParams) -> Self {
         self.params = Some(value);
         self
@@ -13247,7 +13617,7 @@ impl ::serde::Serialize for ToolListChangedNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"notifications/tools/list_changed")?;
         if let Some(value) = &self.params {
@@ -13324,7 +13694,7 @@ impl<'de> ::serde::Deserialize<'de> for ToolListChangedNotification {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct UnsubscribeRequestParams {
-    ///The URI of the resource to unsubscribe from.
+    /// The URI of the resource to unsubscribe from.
     pub uri: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -13402,22 +13772,22 @@ impl<'de> ::serde::Deserialize<'de> for UnsubscribeRequestParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Sent from the client to request cancellation of resources/updated notifications from the server. This should follow a previous resources/subscribe request.
+/// Sent from the client to request cancellation of resources/updated notifications from the server. This should follow a previous resources/subscribe request.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct UnsubscribeRequest {
-    ///`params`
+    /// `params`
     pub params: UnsubscribeRequestParams,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl UnsubscribeRequest {
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "resources/unsubscribe";
     /// A value with the required members given and every optional member unset.
     pub fn new(params: UnsubscribeRequestParams) -> Self {
         Self {
-            params: params,
+            params,
             extra: ::core::default::Default::default(),
         }
     }
@@ -13428,7 +13798,7 @@ impl ::serde::Serialize for UnsubscribeRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"resources/unsubscribe")?;
         map.serialize_entry("params", &self.params)?;
@@ -13501,14 +13871,14 @@ impl<'de> ::serde::Deserialize<'de> for UnsubscribeRequest {
     }
 }
 ///
-///Told apart by the constant member `type`.
+/// Told apart by the constant member `type`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CallToolResultContentItem {
-    ///`TextContent`
+    /// `TextContent`
     Text(TextContent),
-    ///`ImageContent`
+    /// `ImageContent`
     Image(ImageContent),
-    ///`EmbeddedResource`
+    /// `EmbeddedResource`
     EmbeddedResource(EmbeddedResource),
 }
 impl ::core::convert::From<TextContent> for CallToolResultContentItem {
@@ -13590,16 +13960,16 @@ impl<'de> ::serde::Deserialize<'de> for CallToolResultContentItem {
     }
 }
 ///
-///Told apart by the constant member `method`.
+/// Told apart by the constant member `method`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClientNotification {
-    ///`CancelledNotification`
+    /// `CancelledNotification`
     Cancelled(CancelledNotification),
-    ///`InitializedNotification`
+    /// `InitializedNotification`
     Initialized(InitializedNotification),
-    ///`ProgressNotification`
+    /// `ProgressNotification`
     Progress(ProgressNotification),
-    ///`RootsListChangedNotification`
+    /// `RootsListChangedNotification`
     RootsListChanged(RootsListChangedNotification),
 }
 impl ::core::convert::From<CancelledNotification> for ClientNotification {
@@ -13693,34 +14063,34 @@ impl<'de> ::serde::Deserialize<'de> for ClientNotification {
     }
 }
 ///
-///Told apart by the constant member `method`.
+/// Told apart by the constant member `method`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClientRequest {
-    ///`InitializeRequest`
+    /// `InitializeRequest`
     Initialize(InitializeRequest),
-    ///`PingRequest`
+    /// `PingRequest`
     Ping(PingRequest),
-    ///`ListResourcesRequest`
+    /// `ListResourcesRequest`
     ListResources(ListResourcesRequest),
-    ///`ListResourceTemplatesRequest`
+    /// `ListResourceTemplatesRequest`
     ListResourceTemplates(ListResourceTemplatesRequest),
-    ///`ReadResourceRequest`
+    /// `ReadResourceRequest`
     ReadResource(ReadResourceRequest),
-    ///`SubscribeRequest`
+    /// `SubscribeRequest`
     Subscribe(SubscribeRequest),
-    ///`UnsubscribeRequest`
+    /// `UnsubscribeRequest`
     Unsubscribe(UnsubscribeRequest),
-    ///`ListPromptsRequest`
+    /// `ListPromptsRequest`
     ListPrompts(ListPromptsRequest),
-    ///`GetPromptRequest`
+    /// `GetPromptRequest`
     GetPrompt(GetPromptRequest),
-    ///`ListToolsRequest`
+    /// `ListToolsRequest`
     ListTools(ListToolsRequest),
-    ///`CallToolRequest`
+    /// `CallToolRequest`
     CallTool(CallToolRequest),
-    ///`SetLevelRequest`
+    /// `SetLevelRequest`
     SetLevel(SetLevelRequest),
-    ///`CompleteRequest`
+    /// `CompleteRequest`
     Complete(CompleteRequest),
 }
 impl ::core::convert::From<InitializeRequest> for ClientRequest {
@@ -13906,14 +14276,14 @@ impl<'de> ::serde::Deserialize<'de> for ClientRequest {
     }
 }
 ///
-///The members cannot be told apart from the value alone, so this type only serializes: decode the member you expect (a result by the method of the request it answers).
+/// The members cannot be told apart from the value alone, so this type only serializes: decode the member you expect (a result by the method of the request it answers).
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClientResult {
-    ///`Result`
+    /// `Result`
     Result(Result),
-    ///`CreateMessageResult`
+    /// `CreateMessageResult`
     CreateMessage(CreateMessageResult),
-    ///`ListRootsResult`
+    /// `ListRootsResult`
     ListRoots(ListRootsResult),
 }
 impl ::core::convert::From<Result> for ClientResult {
@@ -13946,12 +14316,12 @@ impl ::serde::Serialize for ClientResult {
     }
 }
 ///
-///Told apart by the constant member `type`.
+/// Told apart by the constant member `type`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CompleteRequestParamsRef {
-    ///`PromptReference`
+    /// `PromptReference`
     Prompt(PromptReference),
-    ///`ResourceReference`
+    /// `ResourceReference`
     Resource(ResourceReference),
 }
 impl ::core::convert::From<PromptReference> for CompleteRequestParamsRef {
@@ -14021,12 +14391,12 @@ impl<'de> ::serde::Deserialize<'de> for CompleteRequestParamsRef {
     }
 }
 ///
-///Told apart by the constant member `type`.
+/// Told apart by the constant member `type`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CreateMessageResultContent {
-    ///`TextContent`
+    /// `TextContent`
     Text(TextContent),
-    ///`ImageContent`
+    /// `ImageContent`
     Image(ImageContent),
 }
 impl ::core::convert::From<TextContent> for CreateMessageResultContent {
@@ -14096,12 +14466,12 @@ impl<'de> ::serde::Deserialize<'de> for CreateMessageResultContent {
     }
 }
 ///
-///Told apart by a constant member and by which members are present.
+/// Told apart by a constant member and by which members are present.
 #[derive(Debug, Clone, PartialEq)]
 pub enum EmbeddedResourceResource {
-    ///`TextResourceContents`
+    /// `TextResourceContents`
     TextResource(TextResourceContents),
-    ///`BlobResourceContents`
+    /// `BlobResourceContents`
     BlobResource(BlobResourceContents),
 }
 impl ::core::convert::From<TextResourceContents> for EmbeddedResourceResource {
@@ -14132,7 +14502,7 @@ impl EmbeddedResourceResource {
     ) -> ::core::result::Result<usize, ::serde_json::Error> {
         crate::support::pick_by_markers(
             object,
-            &[(&["blob"], 1, &[])],
+            &[(&["blob"], 1, &[&["text"]])],
             0,
             "EmbeddedResourceResource",
         )
@@ -14166,16 +14536,16 @@ impl<'de> ::serde::Deserialize<'de> for EmbeddedResourceResource {
     }
 }
 ///
-///Told apart by a constant member and by which members are present.
+/// Told apart by a constant member and by which members are present.
 #[derive(Debug, Clone, PartialEq)]
 pub enum JSONRPCMessage {
-    ///`JSONRPCRequest`
+    /// `JSONRPCRequest`
     JSONRPCRequest(JSONRPCRequest),
-    ///`JSONRPCNotification`
+    /// `JSONRPCNotification`
     JSONRPCNotification(JSONRPCNotification),
-    ///`JSONRPCResponse`
+    /// `JSONRPCResponse`
     JSONRPCResponse(JSONRPCResponse),
-    ///`JSONRPCError`
+    /// `JSONRPCError`
     JSONRPCError(JSONRPCError),
 }
 impl ::core::convert::From<JSONRPCRequest> for JSONRPCMessage {
@@ -14224,7 +14594,11 @@ impl JSONRPCMessage {
     ) -> ::core::result::Result<usize, ::serde_json::Error> {
         crate::support::pick_by_markers(
             object,
-            &[(&["result"], 2, &[&["error"]]), (&["error"], 3, &[]), (&["id"], 0, &[])],
+            &[
+                (&["result"], 2, &[&["error"], &["method"]]),
+                (&["error"], 3, &[&["method"]]),
+                (&["id"], 0, &[]),
+            ],
             1,
             "JSONRPCMessage",
         )
@@ -14256,14 +14630,14 @@ impl<'de> ::serde::Deserialize<'de> for JSONRPCMessage {
         Self::from_object(object).map_err(<D::Error as ::serde::de::Error>::custom)
     }
 }
-///A progress token, used to associate progress notifications with the original request.
+/// A progress token, used to associate progress notifications with the original request.
 ///
-///Told apart by the kind of JSON value.
+/// Told apart by the kind of JSON value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ProgressToken {
-    ///`::std::string::String`
+    /// `::std::string::String`
     String(::std::string::String),
-    ///`i64`
+    /// `i64`
     Integer(i64),
 }
 impl ::core::convert::From<::std::string::String> for ProgressToken {
@@ -14341,14 +14715,14 @@ impl<'de> ::serde::Deserialize<'de> for ProgressToken {
     }
 }
 ///
-///Told apart by the constant member `type`.
+/// Told apart by the constant member `type`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PromptMessageContent {
-    ///`TextContent`
+    /// `TextContent`
     Text(TextContent),
-    ///`ImageContent`
+    /// `ImageContent`
     Image(ImageContent),
-    ///`EmbeddedResource`
+    /// `EmbeddedResource`
     EmbeddedResource(EmbeddedResource),
 }
 impl ::core::convert::From<TextContent> for PromptMessageContent {
@@ -14430,12 +14804,12 @@ impl<'de> ::serde::Deserialize<'de> for PromptMessageContent {
     }
 }
 ///
-///Told apart by a constant member and by which members are present.
+/// Told apart by a constant member and by which members are present.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ReadResourceResultContentsItem {
-    ///`TextResourceContents`
+    /// `TextResourceContents`
     TextResource(TextResourceContents),
-    ///`BlobResourceContents`
+    /// `BlobResourceContents`
     BlobResource(BlobResourceContents),
 }
 impl ::core::convert::From<TextResourceContents> for ReadResourceResultContentsItem {
@@ -14466,7 +14840,7 @@ impl ReadResourceResultContentsItem {
     ) -> ::core::result::Result<usize, ::serde_json::Error> {
         crate::support::pick_by_markers(
             object,
-            &[(&["blob"], 1, &[])],
+            &[(&["blob"], 1, &[&["text"]])],
             0,
             "ReadResourceResultContentsItem",
         )
@@ -14499,14 +14873,14 @@ impl<'de> ::serde::Deserialize<'de> for ReadResourceResultContentsItem {
         Self::from_object(object).map_err(<D::Error as ::serde::de::Error>::custom)
     }
 }
-///A uniquely identifying ID for a request in JSON-RPC.
+/// A uniquely identifying ID for a request in JSON-RPC.
 ///
-///Told apart by the kind of JSON value.
+/// Told apart by the kind of JSON value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RequestId {
-    ///`::std::string::String`
+    /// `::std::string::String`
     String(::std::string::String),
-    ///`i64`
+    /// `i64`
     Integer(i64),
 }
 impl ::core::convert::From<::std::string::String> for RequestId {
@@ -14584,12 +14958,12 @@ impl<'de> ::serde::Deserialize<'de> for RequestId {
     }
 }
 ///
-///Told apart by the constant member `type`.
+/// Told apart by the constant member `type`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SamplingMessageContent {
-    ///`TextContent`
+    /// `TextContent`
     Text(TextContent),
-    ///`ImageContent`
+    /// `ImageContent`
     Image(ImageContent),
 }
 impl ::core::convert::From<TextContent> for SamplingMessageContent {
@@ -14659,22 +15033,22 @@ impl<'de> ::serde::Deserialize<'de> for SamplingMessageContent {
     }
 }
 ///
-///Told apart by the constant member `method`.
+/// Told apart by the constant member `method`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ServerNotification {
-    ///`CancelledNotification`
+    /// `CancelledNotification`
     Cancelled(CancelledNotification),
-    ///`ProgressNotification`
+    /// `ProgressNotification`
     Progress(ProgressNotification),
-    ///`ResourceListChangedNotification`
+    /// `ResourceListChangedNotification`
     ResourceListChanged(ResourceListChangedNotification),
-    ///`ResourceUpdatedNotification`
+    /// `ResourceUpdatedNotification`
     ResourceUpdated(ResourceUpdatedNotification),
-    ///`PromptListChangedNotification`
+    /// `PromptListChangedNotification`
     PromptListChanged(PromptListChangedNotification),
-    ///`ToolListChangedNotification`
+    /// `ToolListChangedNotification`
     ToolListChanged(ToolListChangedNotification),
-    ///`LoggingMessageNotification`
+    /// `LoggingMessageNotification`
     LoggingMessage(LoggingMessageNotification),
 }
 impl ::core::convert::From<CancelledNotification> for ServerNotification {
@@ -14812,14 +15186,14 @@ impl<'de> ::serde::Deserialize<'de> for ServerNotification {
     }
 }
 ///
-///Told apart by the constant member `method`.
+/// Told apart by the constant member `method`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ServerRequest {
-    ///`PingRequest`
+    /// `PingRequest`
     Ping(PingRequest),
-    ///`CreateMessageRequest`
+    /// `CreateMessageRequest`
     CreateMessage(CreateMessageRequest),
-    ///`ListRootsRequest`
+    /// `ListRootsRequest`
     ListRoots(ListRootsRequest),
 }
 impl ::core::convert::From<PingRequest> for ServerRequest {
@@ -14901,28 +15275,28 @@ impl<'de> ::serde::Deserialize<'de> for ServerRequest {
     }
 }
 ///
-///The members cannot be told apart from the value alone, so this type only serializes: decode the member you expect (a result by the method of the request it answers).
+/// The members cannot be told apart from the value alone, so this type only serializes: decode the member you expect (a result by the method of the request it answers).
 #[derive(Debug, Clone, PartialEq)]
 pub enum ServerResult {
-    ///`Result`
+    /// `Result`
     Result(Result),
-    ///`InitializeResult`
+    /// `InitializeResult`
     Initialize(InitializeResult),
-    ///`ListResourcesResult`
+    /// `ListResourcesResult`
     ListResources(ListResourcesResult),
-    ///`ListResourceTemplatesResult`
+    /// `ListResourceTemplatesResult`
     ListResourceTemplates(ListResourceTemplatesResult),
-    ///`ReadResourceResult`
+    /// `ReadResourceResult`
     ReadResource(ReadResourceResult),
-    ///`ListPromptsResult`
+    /// `ListPromptsResult`
     ListPrompts(ListPromptsResult),
-    ///`GetPromptResult`
+    /// `GetPromptResult`
     GetPrompt(GetPromptResult),
-    ///`ListToolsResult`
+    /// `ListToolsResult`
     ListTools(ListToolsResult),
-    ///`CallToolResult`
+    /// `CallToolResult`
     CallTool(CallToolResult),
-    ///`CompleteResult`
+    /// `CompleteResult`
     Complete(CompleteResult),
 }
 impl ::core::convert::From<Result> for ServerResult {

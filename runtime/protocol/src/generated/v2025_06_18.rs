@@ -17,55 +17,55 @@
 pub const PROTOCOL_VERSION: &str = "2025-06-18";
 /// Method names of this revision, as on the wire.
 pub mod methods {
-    ///`completion/complete` (`CompleteRequest`)
+    /// `completion/complete` (`CompleteRequest`)
     pub const COMPLETION_COMPLETE: &str = "completion/complete";
-    ///`elicitation/create` (`ElicitRequest`)
+    /// `elicitation/create` (`ElicitRequest`)
     pub const ELICITATION_CREATE: &str = "elicitation/create";
-    ///`initialize` (`InitializeRequest`)
+    /// `initialize` (`InitializeRequest`)
     pub const INITIALIZE: &str = "initialize";
-    ///`logging/setLevel` (`SetLevelRequest`)
+    /// `logging/setLevel` (`SetLevelRequest`)
     pub const LOGGING_SET_LEVEL: &str = "logging/setLevel";
-    ///`notifications/cancelled` (`CancelledNotification`)
+    /// `notifications/cancelled` (`CancelledNotification`)
     pub const NOTIFICATIONS_CANCELLED: &str = "notifications/cancelled";
-    ///`notifications/initialized` (`InitializedNotification`)
+    /// `notifications/initialized` (`InitializedNotification`)
     pub const NOTIFICATIONS_INITIALIZED: &str = "notifications/initialized";
-    ///`notifications/message` (`LoggingMessageNotification`)
+    /// `notifications/message` (`LoggingMessageNotification`)
     pub const NOTIFICATIONS_MESSAGE: &str = "notifications/message";
-    ///`notifications/progress` (`ProgressNotification`)
+    /// `notifications/progress` (`ProgressNotification`)
     pub const NOTIFICATIONS_PROGRESS: &str = "notifications/progress";
-    ///`notifications/prompts/list_changed` (`PromptListChangedNotification`)
+    /// `notifications/prompts/list_changed` (`PromptListChangedNotification`)
     pub const NOTIFICATIONS_PROMPTS_LIST_CHANGED: &str = "notifications/prompts/list_changed";
-    ///`notifications/resources/list_changed` (`ResourceListChangedNotification`)
+    /// `notifications/resources/list_changed` (`ResourceListChangedNotification`)
     pub const NOTIFICATIONS_RESOURCES_LIST_CHANGED: &str = "notifications/resources/list_changed";
-    ///`notifications/resources/updated` (`ResourceUpdatedNotification`)
+    /// `notifications/resources/updated` (`ResourceUpdatedNotification`)
     pub const NOTIFICATIONS_RESOURCES_UPDATED: &str = "notifications/resources/updated";
-    ///`notifications/roots/list_changed` (`RootsListChangedNotification`)
+    /// `notifications/roots/list_changed` (`RootsListChangedNotification`)
     pub const NOTIFICATIONS_ROOTS_LIST_CHANGED: &str = "notifications/roots/list_changed";
-    ///`notifications/tools/list_changed` (`ToolListChangedNotification`)
+    /// `notifications/tools/list_changed` (`ToolListChangedNotification`)
     pub const NOTIFICATIONS_TOOLS_LIST_CHANGED: &str = "notifications/tools/list_changed";
-    ///`ping` (`PingRequest`)
+    /// `ping` (`PingRequest`)
     pub const PING: &str = "ping";
-    ///`prompts/get` (`GetPromptRequest`)
+    /// `prompts/get` (`GetPromptRequest`)
     pub const PROMPTS_GET: &str = "prompts/get";
-    ///`prompts/list` (`ListPromptsRequest`)
+    /// `prompts/list` (`ListPromptsRequest`)
     pub const PROMPTS_LIST: &str = "prompts/list";
-    ///`resources/list` (`ListResourcesRequest`)
+    /// `resources/list` (`ListResourcesRequest`)
     pub const RESOURCES_LIST: &str = "resources/list";
-    ///`resources/read` (`ReadResourceRequest`)
+    /// `resources/read` (`ReadResourceRequest`)
     pub const RESOURCES_READ: &str = "resources/read";
-    ///`resources/subscribe` (`SubscribeRequest`)
+    /// `resources/subscribe` (`SubscribeRequest`)
     pub const RESOURCES_SUBSCRIBE: &str = "resources/subscribe";
-    ///`resources/templates/list` (`ListResourceTemplatesRequest`)
+    /// `resources/templates/list` (`ListResourceTemplatesRequest`)
     pub const RESOURCES_TEMPLATES_LIST: &str = "resources/templates/list";
-    ///`resources/unsubscribe` (`UnsubscribeRequest`)
+    /// `resources/unsubscribe` (`UnsubscribeRequest`)
     pub const RESOURCES_UNSUBSCRIBE: &str = "resources/unsubscribe";
-    ///`roots/list` (`ListRootsRequest`)
+    /// `roots/list` (`ListRootsRequest`)
     pub const ROOTS_LIST: &str = "roots/list";
-    ///`sampling/createMessage` (`CreateMessageRequest`)
+    /// `sampling/createMessage` (`CreateMessageRequest`)
     pub const SAMPLING_CREATE_MESSAGE: &str = "sampling/createMessage";
-    ///`tools/call` (`CallToolRequest`)
+    /// `tools/call` (`CallToolRequest`)
     pub const TOOLS_CALL: &str = "tools/call";
-    ///`tools/list` (`ListToolsRequest`)
+    /// `tools/list` (`ListToolsRequest`)
     pub const TOOLS_LIST: &str = "tools/list";
     /// Every method of this revision.
     pub const ALL: &[&str] = &[
@@ -98,6 +98,413 @@ pub mod methods {
 }
 /// JSON-RPC error codes this revision fixes.
 pub mod error_codes {}
+/// Decodes `json` as the type named `name` (a schema definition name) and encodes it again.
+/// `None` when this revision has no such type, or the type cannot be decoded on its own.
+pub fn roundtrip_json(
+    name: &str,
+    json: &str,
+) -> ::core::option::Option<
+    ::core::result::Result<::serde_json::Value, ::serde_json::Error>,
+> {
+    fn go<T: ::serde::de::DeserializeOwned + ::serde::Serialize>(
+        json: &str,
+    ) -> ::core::result::Result<::serde_json::Value, ::serde_json::Error> {
+        ::serde_json::to_value(::serde_json::from_str::<T>(json)?)
+    }
+    Some(
+        match name {
+            "Annotations" => go::<Annotations>(json),
+            "AudioContent" => go::<AudioContent>(json),
+            "BaseMetadata" => go::<BaseMetadata>(json),
+            "BlobResourceContents" => go::<BlobResourceContents>(json),
+            "BooleanSchema" => go::<BooleanSchema>(json),
+            "CallToolRequestParams" => go::<CallToolRequestParams>(json),
+            "CallToolRequest" => go::<CallToolRequest>(json),
+            "CallToolResult" => go::<CallToolResult>(json),
+            "CancelledNotificationParams" => go::<CancelledNotificationParams>(json),
+            "CancelledNotification" => go::<CancelledNotification>(json),
+            "ClientCapabilitiesElicitation" => go::<ClientCapabilitiesElicitation>(json),
+            "ClientCapabilitiesExperimentalValue" => {
+                go::<ClientCapabilitiesExperimentalValue>(json)
+            }
+            "ClientCapabilitiesRoots" => go::<ClientCapabilitiesRoots>(json),
+            "ClientCapabilitiesSampling" => go::<ClientCapabilitiesSampling>(json),
+            "ClientCapabilities" => go::<ClientCapabilities>(json),
+            "ClientNotification" => go::<ClientNotification>(json),
+            "ClientRequest" => go::<ClientRequest>(json),
+            "CompleteRequestParamsArgument" => go::<CompleteRequestParamsArgument>(json),
+            "CompleteRequestParamsContext" => go::<CompleteRequestParamsContext>(json),
+            "CompleteRequestParamsRef" => go::<CompleteRequestParamsRef>(json),
+            "CompleteRequestParams" => go::<CompleteRequestParams>(json),
+            "CompleteRequest" => go::<CompleteRequest>(json),
+            "CompleteResultCompletion" => go::<CompleteResultCompletion>(json),
+            "CompleteResult" => go::<CompleteResult>(json),
+            "ContentBlock" => go::<ContentBlock>(json),
+            "CreateMessageRequestParamsIncludeContext" => {
+                go::<CreateMessageRequestParamsIncludeContext>(json)
+            }
+            "CreateMessageRequestParamsMetadata" => {
+                go::<CreateMessageRequestParamsMetadata>(json)
+            }
+            "CreateMessageRequestParams" => go::<CreateMessageRequestParams>(json),
+            "CreateMessageRequest" => go::<CreateMessageRequest>(json),
+            "CreateMessageResultContent" => go::<CreateMessageResultContent>(json),
+            "CreateMessageResult" => go::<CreateMessageResult>(json),
+            "Cursor" => go::<Cursor>(json),
+            "ElicitRequestParamsRequestedSchema" => {
+                go::<ElicitRequestParamsRequestedSchema>(json)
+            }
+            "ElicitRequestParams" => go::<ElicitRequestParams>(json),
+            "ElicitRequest" => go::<ElicitRequest>(json),
+            "ElicitResultAction" => go::<ElicitResultAction>(json),
+            "ElicitResultContentValue" => go::<ElicitResultContentValue>(json),
+            "ElicitResult" => go::<ElicitResult>(json),
+            "EmbeddedResourceResource" => go::<EmbeddedResourceResource>(json),
+            "EmbeddedResource" => go::<EmbeddedResource>(json),
+            "EmptyResult" => go::<EmptyResult>(json),
+            "EnumSchema" => go::<EnumSchema>(json),
+            "GetPromptRequestParams" => go::<GetPromptRequestParams>(json),
+            "GetPromptRequest" => go::<GetPromptRequest>(json),
+            "GetPromptResult" => go::<GetPromptResult>(json),
+            "ImageContent" => go::<ImageContent>(json),
+            "Implementation" => go::<Implementation>(json),
+            "InitializeRequestParams" => go::<InitializeRequestParams>(json),
+            "InitializeRequest" => go::<InitializeRequest>(json),
+            "InitializeResult" => go::<InitializeResult>(json),
+            "InitializedNotificationParams" => go::<InitializedNotificationParams>(json),
+            "InitializedNotification" => go::<InitializedNotification>(json),
+            "JSONRPCErrorError" => go::<JSONRPCErrorError>(json),
+            "JSONRPCError" => go::<JSONRPCError>(json),
+            "JSONRPCMessage" => go::<JSONRPCMessage>(json),
+            "JSONRPCNotificationParams" => go::<JSONRPCNotificationParams>(json),
+            "JSONRPCNotification" => go::<JSONRPCNotification>(json),
+            "JSONRPCRequestParamsMeta" => go::<JSONRPCRequestParamsMeta>(json),
+            "JSONRPCRequestParams" => go::<JSONRPCRequestParams>(json),
+            "JSONRPCRequest" => go::<JSONRPCRequest>(json),
+            "JSONRPCResponse" => go::<JSONRPCResponse>(json),
+            "ListPromptsRequestParams" => go::<ListPromptsRequestParams>(json),
+            "ListPromptsRequest" => go::<ListPromptsRequest>(json),
+            "ListPromptsResult" => go::<ListPromptsResult>(json),
+            "ListResourceTemplatesRequestParams" => {
+                go::<ListResourceTemplatesRequestParams>(json)
+            }
+            "ListResourceTemplatesRequest" => go::<ListResourceTemplatesRequest>(json),
+            "ListResourceTemplatesResult" => go::<ListResourceTemplatesResult>(json),
+            "ListResourcesRequestParams" => go::<ListResourcesRequestParams>(json),
+            "ListResourcesRequest" => go::<ListResourcesRequest>(json),
+            "ListResourcesResult" => go::<ListResourcesResult>(json),
+            "ListRootsRequestParamsMeta" => go::<ListRootsRequestParamsMeta>(json),
+            "ListRootsRequestParams" => go::<ListRootsRequestParams>(json),
+            "ListRootsRequest" => go::<ListRootsRequest>(json),
+            "ListRootsResult" => go::<ListRootsResult>(json),
+            "ListToolsRequestParams" => go::<ListToolsRequestParams>(json),
+            "ListToolsRequest" => go::<ListToolsRequest>(json),
+            "ListToolsResult" => go::<ListToolsResult>(json),
+            "LoggingLevel" => go::<LoggingLevel>(json),
+            "LoggingMessageNotificationParams" => {
+                go::<LoggingMessageNotificationParams>(json)
+            }
+            "LoggingMessageNotification" => go::<LoggingMessageNotification>(json),
+            "ModelHint" => go::<ModelHint>(json),
+            "ModelPreferences" => go::<ModelPreferences>(json),
+            "NotificationParams" => go::<NotificationParams>(json),
+            "Notification" => go::<Notification>(json),
+            "NumberSchemaType" => go::<NumberSchemaType>(json),
+            "NumberSchema" => go::<NumberSchema>(json),
+            "PaginatedRequestParams" => go::<PaginatedRequestParams>(json),
+            "PaginatedRequest" => go::<PaginatedRequest>(json),
+            "PaginatedResult" => go::<PaginatedResult>(json),
+            "PingRequestParamsMeta" => go::<PingRequestParamsMeta>(json),
+            "PingRequestParams" => go::<PingRequestParams>(json),
+            "PingRequest" => go::<PingRequest>(json),
+            "PrimitiveSchemaDefinition" => go::<PrimitiveSchemaDefinition>(json),
+            "ProgressNotificationParams" => go::<ProgressNotificationParams>(json),
+            "ProgressNotification" => go::<ProgressNotification>(json),
+            "ProgressToken" => go::<ProgressToken>(json),
+            "Prompt" => go::<Prompt>(json),
+            "PromptArgument" => go::<PromptArgument>(json),
+            "PromptListChangedNotificationParams" => {
+                go::<PromptListChangedNotificationParams>(json)
+            }
+            "PromptListChangedNotification" => go::<PromptListChangedNotification>(json),
+            "PromptMessage" => go::<PromptMessage>(json),
+            "PromptReference" => go::<PromptReference>(json),
+            "ReadResourceRequestParams" => go::<ReadResourceRequestParams>(json),
+            "ReadResourceRequest" => go::<ReadResourceRequest>(json),
+            "ReadResourceResultContentsItem" => {
+                go::<ReadResourceResultContentsItem>(json)
+            }
+            "ReadResourceResult" => go::<ReadResourceResult>(json),
+            "RequestParamsMeta" => go::<RequestParamsMeta>(json),
+            "RequestParams" => go::<RequestParams>(json),
+            "Request" => go::<Request>(json),
+            "RequestId" => go::<RequestId>(json),
+            "Resource" => go::<Resource>(json),
+            "ResourceContents" => go::<ResourceContents>(json),
+            "ResourceLink" => go::<ResourceLink>(json),
+            "ResourceListChangedNotificationParams" => {
+                go::<ResourceListChangedNotificationParams>(json)
+            }
+            "ResourceListChangedNotification" => {
+                go::<ResourceListChangedNotification>(json)
+            }
+            "ResourceTemplate" => go::<ResourceTemplate>(json),
+            "ResourceTemplateReference" => go::<ResourceTemplateReference>(json),
+            "ResourceUpdatedNotificationParams" => {
+                go::<ResourceUpdatedNotificationParams>(json)
+            }
+            "ResourceUpdatedNotification" => go::<ResourceUpdatedNotification>(json),
+            "Result" => go::<Result>(json),
+            "Role" => go::<Role>(json),
+            "Root" => go::<Root>(json),
+            "RootsListChangedNotificationParams" => {
+                go::<RootsListChangedNotificationParams>(json)
+            }
+            "RootsListChangedNotification" => go::<RootsListChangedNotification>(json),
+            "SamplingMessageContent" => go::<SamplingMessageContent>(json),
+            "SamplingMessage" => go::<SamplingMessage>(json),
+            "ServerCapabilitiesCompletions" => go::<ServerCapabilitiesCompletions>(json),
+            "ServerCapabilitiesExperimentalValue" => {
+                go::<ServerCapabilitiesExperimentalValue>(json)
+            }
+            "ServerCapabilitiesLogging" => go::<ServerCapabilitiesLogging>(json),
+            "ServerCapabilitiesPrompts" => go::<ServerCapabilitiesPrompts>(json),
+            "ServerCapabilitiesResources" => go::<ServerCapabilitiesResources>(json),
+            "ServerCapabilitiesTools" => go::<ServerCapabilitiesTools>(json),
+            "ServerCapabilities" => go::<ServerCapabilities>(json),
+            "ServerNotification" => go::<ServerNotification>(json),
+            "ServerRequest" => go::<ServerRequest>(json),
+            "SetLevelRequestParams" => go::<SetLevelRequestParams>(json),
+            "SetLevelRequest" => go::<SetLevelRequest>(json),
+            "StringSchemaFormat" => go::<StringSchemaFormat>(json),
+            "StringSchema" => go::<StringSchema>(json),
+            "SubscribeRequestParams" => go::<SubscribeRequestParams>(json),
+            "SubscribeRequest" => go::<SubscribeRequest>(json),
+            "TextContent" => go::<TextContent>(json),
+            "TextResourceContents" => go::<TextResourceContents>(json),
+            "ToolInputSchemaPropertiesValue" => {
+                go::<ToolInputSchemaPropertiesValue>(json)
+            }
+            "ToolInputSchema" => go::<ToolInputSchema>(json),
+            "ToolOutputSchemaPropertiesValue" => {
+                go::<ToolOutputSchemaPropertiesValue>(json)
+            }
+            "ToolOutputSchema" => go::<ToolOutputSchema>(json),
+            "Tool" => go::<Tool>(json),
+            "ToolAnnotations" => go::<ToolAnnotations>(json),
+            "ToolListChangedNotificationParams" => {
+                go::<ToolListChangedNotificationParams>(json)
+            }
+            "ToolListChangedNotification" => go::<ToolListChangedNotification>(json),
+            "UnsubscribeRequestParams" => go::<UnsubscribeRequestParams>(json),
+            "UnsubscribeRequest" => go::<UnsubscribeRequest>(json),
+            _ => return None,
+        },
+    )
+}
+/// Like [`roundtrip_json`], from an already parsed value.
+pub fn roundtrip_value(
+    name: &str,
+    value: &::serde_json::Value,
+) -> ::core::option::Option<
+    ::core::result::Result<::serde_json::Value, ::serde_json::Error>,
+> {
+    fn go<T: ::serde::de::DeserializeOwned + ::serde::Serialize>(
+        value: &::serde_json::Value,
+    ) -> ::core::result::Result<::serde_json::Value, ::serde_json::Error> {
+        ::serde_json::to_value(<T as ::serde::Deserialize>::deserialize(value)?)
+    }
+    Some(
+        match name {
+            "Annotations" => go::<Annotations>(value),
+            "AudioContent" => go::<AudioContent>(value),
+            "BaseMetadata" => go::<BaseMetadata>(value),
+            "BlobResourceContents" => go::<BlobResourceContents>(value),
+            "BooleanSchema" => go::<BooleanSchema>(value),
+            "CallToolRequestParams" => go::<CallToolRequestParams>(value),
+            "CallToolRequest" => go::<CallToolRequest>(value),
+            "CallToolResult" => go::<CallToolResult>(value),
+            "CancelledNotificationParams" => go::<CancelledNotificationParams>(value),
+            "CancelledNotification" => go::<CancelledNotification>(value),
+            "ClientCapabilitiesElicitation" => go::<ClientCapabilitiesElicitation>(value),
+            "ClientCapabilitiesExperimentalValue" => {
+                go::<ClientCapabilitiesExperimentalValue>(value)
+            }
+            "ClientCapabilitiesRoots" => go::<ClientCapabilitiesRoots>(value),
+            "ClientCapabilitiesSampling" => go::<ClientCapabilitiesSampling>(value),
+            "ClientCapabilities" => go::<ClientCapabilities>(value),
+            "ClientNotification" => go::<ClientNotification>(value),
+            "ClientRequest" => go::<ClientRequest>(value),
+            "CompleteRequestParamsArgument" => go::<CompleteRequestParamsArgument>(value),
+            "CompleteRequestParamsContext" => go::<CompleteRequestParamsContext>(value),
+            "CompleteRequestParamsRef" => go::<CompleteRequestParamsRef>(value),
+            "CompleteRequestParams" => go::<CompleteRequestParams>(value),
+            "CompleteRequest" => go::<CompleteRequest>(value),
+            "CompleteResultCompletion" => go::<CompleteResultCompletion>(value),
+            "CompleteResult" => go::<CompleteResult>(value),
+            "ContentBlock" => go::<ContentBlock>(value),
+            "CreateMessageRequestParamsIncludeContext" => {
+                go::<CreateMessageRequestParamsIncludeContext>(value)
+            }
+            "CreateMessageRequestParamsMetadata" => {
+                go::<CreateMessageRequestParamsMetadata>(value)
+            }
+            "CreateMessageRequestParams" => go::<CreateMessageRequestParams>(value),
+            "CreateMessageRequest" => go::<CreateMessageRequest>(value),
+            "CreateMessageResultContent" => go::<CreateMessageResultContent>(value),
+            "CreateMessageResult" => go::<CreateMessageResult>(value),
+            "Cursor" => go::<Cursor>(value),
+            "ElicitRequestParamsRequestedSchema" => {
+                go::<ElicitRequestParamsRequestedSchema>(value)
+            }
+            "ElicitRequestParams" => go::<ElicitRequestParams>(value),
+            "ElicitRequest" => go::<ElicitRequest>(value),
+            "ElicitResultAction" => go::<ElicitResultAction>(value),
+            "ElicitResultContentValue" => go::<ElicitResultContentValue>(value),
+            "ElicitResult" => go::<ElicitResult>(value),
+            "EmbeddedResourceResource" => go::<EmbeddedResourceResource>(value),
+            "EmbeddedResource" => go::<EmbeddedResource>(value),
+            "EmptyResult" => go::<EmptyResult>(value),
+            "EnumSchema" => go::<EnumSchema>(value),
+            "GetPromptRequestParams" => go::<GetPromptRequestParams>(value),
+            "GetPromptRequest" => go::<GetPromptRequest>(value),
+            "GetPromptResult" => go::<GetPromptResult>(value),
+            "ImageContent" => go::<ImageContent>(value),
+            "Implementation" => go::<Implementation>(value),
+            "InitializeRequestParams" => go::<InitializeRequestParams>(value),
+            "InitializeRequest" => go::<InitializeRequest>(value),
+            "InitializeResult" => go::<InitializeResult>(value),
+            "InitializedNotificationParams" => go::<InitializedNotificationParams>(value),
+            "InitializedNotification" => go::<InitializedNotification>(value),
+            "JSONRPCErrorError" => go::<JSONRPCErrorError>(value),
+            "JSONRPCError" => go::<JSONRPCError>(value),
+            "JSONRPCMessage" => go::<JSONRPCMessage>(value),
+            "JSONRPCNotificationParams" => go::<JSONRPCNotificationParams>(value),
+            "JSONRPCNotification" => go::<JSONRPCNotification>(value),
+            "JSONRPCRequestParamsMeta" => go::<JSONRPCRequestParamsMeta>(value),
+            "JSONRPCRequestParams" => go::<JSONRPCRequestParams>(value),
+            "JSONRPCRequest" => go::<JSONRPCRequest>(value),
+            "JSONRPCResponse" => go::<JSONRPCResponse>(value),
+            "ListPromptsRequestParams" => go::<ListPromptsRequestParams>(value),
+            "ListPromptsRequest" => go::<ListPromptsRequest>(value),
+            "ListPromptsResult" => go::<ListPromptsResult>(value),
+            "ListResourceTemplatesRequestParams" => {
+                go::<ListResourceTemplatesRequestParams>(value)
+            }
+            "ListResourceTemplatesRequest" => go::<ListResourceTemplatesRequest>(value),
+            "ListResourceTemplatesResult" => go::<ListResourceTemplatesResult>(value),
+            "ListResourcesRequestParams" => go::<ListResourcesRequestParams>(value),
+            "ListResourcesRequest" => go::<ListResourcesRequest>(value),
+            "ListResourcesResult" => go::<ListResourcesResult>(value),
+            "ListRootsRequestParamsMeta" => go::<ListRootsRequestParamsMeta>(value),
+            "ListRootsRequestParams" => go::<ListRootsRequestParams>(value),
+            "ListRootsRequest" => go::<ListRootsRequest>(value),
+            "ListRootsResult" => go::<ListRootsResult>(value),
+            "ListToolsRequestParams" => go::<ListToolsRequestParams>(value),
+            "ListToolsRequest" => go::<ListToolsRequest>(value),
+            "ListToolsResult" => go::<ListToolsResult>(value),
+            "LoggingLevel" => go::<LoggingLevel>(value),
+            "LoggingMessageNotificationParams" => {
+                go::<LoggingMessageNotificationParams>(value)
+            }
+            "LoggingMessageNotification" => go::<LoggingMessageNotification>(value),
+            "ModelHint" => go::<ModelHint>(value),
+            "ModelPreferences" => go::<ModelPreferences>(value),
+            "NotificationParams" => go::<NotificationParams>(value),
+            "Notification" => go::<Notification>(value),
+            "NumberSchemaType" => go::<NumberSchemaType>(value),
+            "NumberSchema" => go::<NumberSchema>(value),
+            "PaginatedRequestParams" => go::<PaginatedRequestParams>(value),
+            "PaginatedRequest" => go::<PaginatedRequest>(value),
+            "PaginatedResult" => go::<PaginatedResult>(value),
+            "PingRequestParamsMeta" => go::<PingRequestParamsMeta>(value),
+            "PingRequestParams" => go::<PingRequestParams>(value),
+            "PingRequest" => go::<PingRequest>(value),
+            "PrimitiveSchemaDefinition" => go::<PrimitiveSchemaDefinition>(value),
+            "ProgressNotificationParams" => go::<ProgressNotificationParams>(value),
+            "ProgressNotification" => go::<ProgressNotification>(value),
+            "ProgressToken" => go::<ProgressToken>(value),
+            "Prompt" => go::<Prompt>(value),
+            "PromptArgument" => go::<PromptArgument>(value),
+            "PromptListChangedNotificationParams" => {
+                go::<PromptListChangedNotificationParams>(value)
+            }
+            "PromptListChangedNotification" => go::<PromptListChangedNotification>(value),
+            "PromptMessage" => go::<PromptMessage>(value),
+            "PromptReference" => go::<PromptReference>(value),
+            "ReadResourceRequestParams" => go::<ReadResourceRequestParams>(value),
+            "ReadResourceRequest" => go::<ReadResourceRequest>(value),
+            "ReadResourceResultContentsItem" => {
+                go::<ReadResourceResultContentsItem>(value)
+            }
+            "ReadResourceResult" => go::<ReadResourceResult>(value),
+            "RequestParamsMeta" => go::<RequestParamsMeta>(value),
+            "RequestParams" => go::<RequestParams>(value),
+            "Request" => go::<Request>(value),
+            "RequestId" => go::<RequestId>(value),
+            "Resource" => go::<Resource>(value),
+            "ResourceContents" => go::<ResourceContents>(value),
+            "ResourceLink" => go::<ResourceLink>(value),
+            "ResourceListChangedNotificationParams" => {
+                go::<ResourceListChangedNotificationParams>(value)
+            }
+            "ResourceListChangedNotification" => {
+                go::<ResourceListChangedNotification>(value)
+            }
+            "ResourceTemplate" => go::<ResourceTemplate>(value),
+            "ResourceTemplateReference" => go::<ResourceTemplateReference>(value),
+            "ResourceUpdatedNotificationParams" => {
+                go::<ResourceUpdatedNotificationParams>(value)
+            }
+            "ResourceUpdatedNotification" => go::<ResourceUpdatedNotification>(value),
+            "Result" => go::<Result>(value),
+            "Role" => go::<Role>(value),
+            "Root" => go::<Root>(value),
+            "RootsListChangedNotificationParams" => {
+                go::<RootsListChangedNotificationParams>(value)
+            }
+            "RootsListChangedNotification" => go::<RootsListChangedNotification>(value),
+            "SamplingMessageContent" => go::<SamplingMessageContent>(value),
+            "SamplingMessage" => go::<SamplingMessage>(value),
+            "ServerCapabilitiesCompletions" => go::<ServerCapabilitiesCompletions>(value),
+            "ServerCapabilitiesExperimentalValue" => {
+                go::<ServerCapabilitiesExperimentalValue>(value)
+            }
+            "ServerCapabilitiesLogging" => go::<ServerCapabilitiesLogging>(value),
+            "ServerCapabilitiesPrompts" => go::<ServerCapabilitiesPrompts>(value),
+            "ServerCapabilitiesResources" => go::<ServerCapabilitiesResources>(value),
+            "ServerCapabilitiesTools" => go::<ServerCapabilitiesTools>(value),
+            "ServerCapabilities" => go::<ServerCapabilities>(value),
+            "ServerNotification" => go::<ServerNotification>(value),
+            "ServerRequest" => go::<ServerRequest>(value),
+            "SetLevelRequestParams" => go::<SetLevelRequestParams>(value),
+            "SetLevelRequest" => go::<SetLevelRequest>(value),
+            "StringSchemaFormat" => go::<StringSchemaFormat>(value),
+            "StringSchema" => go::<StringSchema>(value),
+            "SubscribeRequestParams" => go::<SubscribeRequestParams>(value),
+            "SubscribeRequest" => go::<SubscribeRequest>(value),
+            "TextContent" => go::<TextContent>(value),
+            "TextResourceContents" => go::<TextResourceContents>(value),
+            "ToolInputSchemaPropertiesValue" => {
+                go::<ToolInputSchemaPropertiesValue>(value)
+            }
+            "ToolInputSchema" => go::<ToolInputSchema>(value),
+            "ToolOutputSchemaPropertiesValue" => {
+                go::<ToolOutputSchemaPropertiesValue>(value)
+            }
+            "ToolOutputSchema" => go::<ToolOutputSchema>(value),
+            "Tool" => go::<Tool>(value),
+            "ToolAnnotations" => go::<ToolAnnotations>(value),
+            "ToolListChangedNotificationParams" => {
+                go::<ToolListChangedNotificationParams>(value)
+            }
+            "ToolListChangedNotification" => go::<ToolListChangedNotification>(value),
+            "UnsubscribeRequestParams" => go::<UnsubscribeRequestParams>(value),
+            "UnsubscribeRequest" => go::<UnsubscribeRequest>(value),
+            _ => return None,
+        },
+    )
+}
 impl crate::support::Message for CompleteRequest {
     const METHOD: &'static str = methods::COMPLETION_COMPLETE;
     type Params = CompleteRequestParams;
@@ -246,17 +653,17 @@ impl crate::support::Message for ListToolsRequest {
 impl crate::support::Request for ListToolsRequest {
     type Result = ListToolsResult;
 }
-///An opaque token used to represent a cursor for pagination.
+/// An opaque token used to represent a cursor for pagination.
 pub type Cursor = ::std::string::String;
 pub type EmptyResult = Result;
-///A request to include context from one or more MCP servers (including the caller), to be attached to the prompt. The client MAY ignore this request.
+/// A request to include context from one or more MCP servers (including the caller), to be attached to the prompt. The client MAY ignore this request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum CreateMessageRequestParamsIncludeContext {
-    ///`"allServers"`
+    /// `"allServers"`
     AllServers,
-    ///`"none"`
+    /// `"none"`
     None,
-    ///`"thisServer"`
+    /// `"thisServer"`
     ThisServer,
 }
 impl CreateMessageRequestParamsIncludeContext {
@@ -313,17 +720,17 @@ impl<'de> ::serde::Deserialize<'de> for CreateMessageRequestParamsIncludeContext
         key.as_str().parse().map_err(<D::Error as ::serde::de::Error>::custom)
     }
 }
-///The user action in response to the elicitation.
-///- "accept": User submitted the form/confirmed the action
-///- "decline": User explicitly declined the action
-///- "cancel": User dismissed without making an explicit choice
+/// The user action in response to the elicitation.
+/// - "accept": User submitted the form/confirmed the action
+/// - "decline": User explicitly declined the action
+/// - "cancel": User dismissed without making an explicit choice
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ElicitResultAction {
-    ///`"accept"`
+    /// `"accept"`
     Accept,
-    ///`"cancel"`
+    /// `"cancel"`
     Cancel,
-    ///`"decline"`
+    /// `"decline"`
     Decline,
 }
 impl ElicitResultAction {
@@ -380,27 +787,27 @@ impl<'de> ::serde::Deserialize<'de> for ElicitResultAction {
         key.as_str().parse().map_err(<D::Error as ::serde::de::Error>::custom)
     }
 }
-///The severity of a log message.
+/// The severity of a log message.
 ///
-///These map to syslog message severities, as specified in RFC-5424:
-///https://datatracker.ietf.org/doc/html/rfc5424#section-6.2.1
+/// These map to syslog message severities, as specified in RFC-5424:
+/// https://datatracker.ietf.org/doc/html/rfc5424#section-6.2.1
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum LoggingLevel {
-    ///`"alert"`
+    /// `"alert"`
     Alert,
-    ///`"critical"`
+    /// `"critical"`
     Critical,
-    ///`"debug"`
+    /// `"debug"`
     Debug,
-    ///`"emergency"`
+    /// `"emergency"`
     Emergency,
-    ///`"error"`
+    /// `"error"`
     Error,
-    ///`"info"`
+    /// `"info"`
     Info,
-    ///`"notice"`
+    /// `"notice"`
     Notice,
-    ///`"warning"`
+    /// `"warning"`
     Warning,
 }
 impl LoggingLevel {
@@ -474,9 +881,9 @@ impl<'de> ::serde::Deserialize<'de> for LoggingLevel {
 }
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum NumberSchemaType {
-    ///`"integer"`
+    /// `"integer"`
     Integer,
-    ///`"number"`
+    /// `"number"`
     Number,
 }
 impl NumberSchemaType {
@@ -527,12 +934,12 @@ impl<'de> ::serde::Deserialize<'de> for NumberSchemaType {
         key.as_str().parse().map_err(<D::Error as ::serde::de::Error>::custom)
     }
 }
-///The sender or recipient of messages and data in a conversation.
+/// The sender or recipient of messages and data in a conversation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Role {
-    ///`"assistant"`
+    /// `"assistant"`
     Assistant,
-    ///`"user"`
+    /// `"user"`
     User,
 }
 impl Role {
@@ -585,13 +992,13 @@ impl<'de> ::serde::Deserialize<'de> for Role {
 }
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum StringSchemaFormat {
-    ///`"date"`
+    /// `"date"`
     Date,
-    ///`"date-time"`
+    /// `"date-time"`
     DateTime,
-    ///`"email"`
+    /// `"email"`
     Email,
-    ///`"uri"`
+    /// `"uri"`
     Uri,
 }
 impl StringSchemaFormat {
@@ -651,26 +1058,26 @@ impl<'de> ::serde::Deserialize<'de> for StringSchemaFormat {
         key.as_str().parse().map_err(<D::Error as ::serde::de::Error>::custom)
     }
 }
-///Optional annotations for the client. The client can use annotations to inform how objects are used or displayed
+/// Optional annotations for the client. The client can use annotations to inform how objects are used or displayed
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Annotations {
-    ///Describes who the intended customer of this object or data is.
+    /// Describes who the intended customer of this object or data is.
     ///
-    ///It can include multiple entries to indicate content useful for multiple audiences (e.g., `["user", "assistant"]`).
+    /// It can include multiple entries to indicate content useful for multiple audiences (e.g., `["user", "assistant"]`).
     pub audience: ::core::option::Option<::std::vec::Vec<Role>>,
-    ///The moment the resource was last modified, as an ISO 8601 formatted string.
+    /// The moment the resource was last modified, as an ISO 8601 formatted string.
     ///
-    ///Should be an ISO 8601 formatted string (e.g., "2025-01-12T15:00:58Z").
+    /// Should be an ISO 8601 formatted string (e.g., "2025-01-12T15:00:58Z").
     ///
-    ///Examples: last activity timestamp in an open file, timestamp when the resource
-    ///was attached, etc.
+    /// Examples: last activity timestamp in an open file, timestamp when the resource
+    /// was attached, etc.
     pub last_modified: ::core::option::Option<::std::string::String>,
-    ///Describes how important this data is for operating the server.
+    /// Describes how important this data is for operating the server.
     ///
-    ///A value of 1 means "most important," and indicates that the data is
-    ///effectively required, while 0 means "least important," and indicates that
-    ///the data is entirely optional.
+    /// A value of 1 means "most important," and indicates that the data is
+    /// effectively required, while 0 means "least important," and indicates that
+    /// the data is entirely optional.
     pub priority: ::core::option::Option<::serde_json::Number>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -685,12 +1092,12 @@ impl Annotations {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `audience`.
+    /// Sets `audience`.
     pub fn with_audience(mut self, value: ::std::vec::Vec<Role>) -> Self {
         self.audience = Some(value);
         self
     }
-    ///Sets `lastModified`.
+    /// Sets `lastModified`.
     pub fn with_last_modified(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -698,7 +1105,7 @@ impl Annotations {
         self.last_modified = Some(value.into());
         self
     }
-    ///Sets `priority`.
+    /// Sets `priority`.
     pub fn with_priority(mut self, value: ::serde_json::Number) -> Self {
         self.priority = Some(value);
         self
@@ -800,25 +1207,25 @@ impl<'de> ::serde::Deserialize<'de> for Annotations {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Audio provided to or from an LLM.
+/// Audio provided to or from an LLM.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AudioContent {
-    ///See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///Optional annotations for the client.
+    /// Optional annotations for the client.
     pub annotations: ::core::option::Option<Annotations>,
-    ///The base64-encoded audio data.
+    /// The base64-encoded audio data.
     pub data: ::std::string::String,
-    ///The MIME type of the audio. Different providers may support different audio types.
+    /// The MIME type of the audio. Different providers may support different audio types.
     pub mime_type: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl AudioContent {
-    ///The constant `type` member.
+    /// The constant `type` member.
     pub const TYPE: &'static str = "audio";
     /// A value with the required members given and every optional member unset.
     pub fn new(
@@ -833,7 +1240,7 @@ impl AudioContent {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -841,7 +1248,7 @@ impl AudioContent {
         self.meta = Some(value);
         self
     }
-    ///Sets `annotations`.
+    /// Sets `annotations`.
     pub fn with_annotations(mut self, value: Annotations) -> Self {
         self.annotations = Some(value);
         self
@@ -853,7 +1260,7 @@ impl ::serde::Serialize for AudioContent {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.meta.is_some())
+        let len = 0 + 1 + usize::from(self.meta.is_some())
             + usize::from(self.annotations.is_some()) + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"audio")?;
@@ -970,18 +1377,18 @@ impl<'de> ::serde::Deserialize<'de> for AudioContent {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Base interface for metadata with name (identifier) and title (display name) properties.
+/// Base interface for metadata with name (identifier) and title (display name) properties.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct BaseMetadata {
-    ///Intended for programmatic or logical use, but used as a display name in past specs or fallback (if title isn't present).
+    /// Intended for programmatic or logical use, but used as a display name in past specs or fallback (if title isn't present).
     pub name: ::std::string::String,
-    ///Intended for UI and end-user contexts — optimized to be human-readable and easily understood,
-    ///even by those unfamiliar with domain-specific terminology.
+    /// Intended for UI and end-user contexts — optimized to be human-readable and easily understood,
+    /// even by those unfamiliar with domain-specific terminology.
     ///
-    ///If not provided, the name should be used for display (except for Tool,
-    ///where `annotations.title` should be given precedence over using `name`,
-    ///if present).
+    /// If not provided, the name should be used for display (except for Tool,
+    /// where `annotations.title` should be given precedence over using `name`,
+    /// if present).
     pub title: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -995,7 +1402,7 @@ impl BaseMetadata {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `title`.
+    /// Sets `title`.
     pub fn with_title(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -1083,15 +1490,15 @@ impl<'de> ::serde::Deserialize<'de> for BaseMetadata {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct BlobResourceContents {
-    ///See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///A base64-encoded string representing the binary data of the item.
+    /// A base64-encoded string representing the binary data of the item.
     pub blob: ::std::string::String,
-    ///The MIME type of this resource, if known.
+    /// The MIME type of this resource, if known.
     pub mime_type: ::core::option::Option<::std::string::String>,
-    ///The URI of this resource.
+    /// The URI of this resource.
     pub uri: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -1110,7 +1517,7 @@ impl BlobResourceContents {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -1118,7 +1525,7 @@ impl BlobResourceContents {
         self.meta = Some(value);
         self
     }
-    ///Sets `mimeType`.
+    /// Sets `mimeType`.
     pub fn with_mime_type(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -1242,17 +1649,17 @@ impl<'de> ::serde::Deserialize<'de> for BlobResourceContents {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct BooleanSchema {
-    ///`default`
+    /// `default`
     pub default: ::core::option::Option<bool>,
-    ///`description`
+    /// `description`
     pub description: ::core::option::Option<::std::string::String>,
-    ///`title`
+    /// `title`
     pub title: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl BooleanSchema {
-    ///The constant `type` member.
+    /// The constant `type` member.
     pub const TYPE: &'static str = "boolean";
     /// A value with the required members given and every optional member unset.
     pub fn new() -> Self {
@@ -1263,12 +1670,12 @@ impl BooleanSchema {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `default`.
+    /// Sets `default`.
     pub fn with_default(mut self, value: bool) -> Self {
         self.default = Some(value);
         self
     }
-    ///Sets `description`.
+    /// Sets `description`.
     pub fn with_description(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -1276,7 +1683,7 @@ impl BooleanSchema {
         self.description = Some(value.into());
         self
     }
-    ///Sets `title`.
+    /// Sets `title`.
     pub fn with_title(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -1291,7 +1698,7 @@ impl ::serde::Serialize for BooleanSchema {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.default.is_some())
+        let len = 0 + 1 + usize::from(self.default.is_some())
             + usize::from(self.description.is_some()) + usize::from(self.title.is_some())
             + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
@@ -1398,11 +1805,11 @@ impl<'de> ::serde::Deserialize<'de> for BooleanSchema {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CallToolRequestParams {
-    ///`arguments`
+    /// `arguments`
     pub arguments: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///`name`
+    /// `name`
     pub name: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -1416,7 +1823,7 @@ impl CallToolRequestParams {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `arguments`.
+    /// Sets `arguments`.
     pub fn with_arguments(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -1506,22 +1913,22 @@ impl<'de> ::serde::Deserialize<'de> for CallToolRequestParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Used by the client to invoke a tool provided by the server.
+/// Used by the client to invoke a tool provided by the server.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CallToolRequest {
-    ///`params`
+    /// `params`
     pub params: CallToolRequestParams,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl CallToolRequest {
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "tools/call";
     /// A value with the required members given and every optional member unset.
     pub fn new(params: CallToolRequestParams) -> Self {
         Self {
-            params: params,
+            params,
             extra: ::core::default::Default::default(),
         }
     }
@@ -1532,7 +1939,7 @@ impl ::serde::Serialize for CallToolRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"tools/call")?;
         map.serialize_entry("params", &self.params)?;
@@ -1604,30 +2011,30 @@ impl<'de> ::serde::Deserialize<'de> for CallToolRequest {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The server's response to a tool call.
+/// The server's response to a tool call.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CallToolResult {
-    ///See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///A list of content objects that represent the unstructured result of the tool call.
+    /// A list of content objects that represent the unstructured result of the tool call.
     pub content: ::std::vec::Vec<ContentBlock>,
-    ///Whether the tool call ended in an error.
+    /// Whether the tool call ended in an error.
     ///
-    ///If not set, this is assumed to be false (the call was successful).
+    /// If not set, this is assumed to be false (the call was successful).
     ///
-    ///Any errors that originate from the tool SHOULD be reported inside the result
-    ///object, with `isError` set to true, _not_ as an MCP protocol-level error
-    ///response. Otherwise, the LLM would not be able to see that an error occurred
-    ///and self-correct.
+    /// Any errors that originate from the tool SHOULD be reported inside the result
+    /// object, with `isError` set to true, _not_ as an MCP protocol-level error
+    /// response. Otherwise, the LLM would not be able to see that an error occurred
+    /// and self-correct.
     ///
-    ///However, any errors in _finding_ the tool, an error indicating that the
-    ///server does not support tool calls, or any other exceptional conditions,
-    ///should be reported as an MCP error response.
+    /// However, any errors in _finding_ the tool, an error indicating that the
+    /// server does not support tool calls, or any other exceptional conditions,
+    /// should be reported as an MCP error response.
     pub is_error: ::core::option::Option<bool>,
-    ///An optional JSON object that represents the structured result of the tool call.
+    /// An optional JSON object that represents the structured result of the tool call.
     pub structured_content: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
@@ -1639,13 +2046,13 @@ impl CallToolResult {
     pub fn new(content: ::std::vec::Vec<ContentBlock>) -> Self {
         Self {
             meta: None,
-            content: content,
+            content,
             is_error: None,
             structured_content: None,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -1653,12 +2060,12 @@ impl CallToolResult {
         self.meta = Some(value);
         self
     }
-    ///Sets `isError`.
+    /// Sets `isError`.
     pub fn with_is_error(mut self, value: bool) -> Self {
         self.is_error = Some(value);
         self
     }
-    ///Sets `structuredContent`.
+    /// Sets `structuredContent`.
     pub fn with_structured_content(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -1785,11 +2192,11 @@ impl<'de> ::serde::Deserialize<'de> for CallToolResult {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CancelledNotificationParams {
-    ///An optional string describing the reason for the cancellation. This MAY be logged or presented to the user.
+    /// An optional string describing the reason for the cancellation. This MAY be logged or presented to the user.
     pub reason: ::core::option::Option<::std::string::String>,
-    ///The ID of the request to cancel.
+    /// The ID of the request to cancel.
     ///
-    ///This MUST correspond to the ID of a request previously issued in the same direction.
+    /// This MUST correspond to the ID of a request previously issued in the same direction.
     pub request_id: RequestId,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -1799,11 +2206,11 @@ impl CancelledNotificationParams {
     pub fn new(request_id: RequestId) -> Self {
         Self {
             reason: None,
-            request_id: request_id,
+            request_id,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `reason`.
+    /// Sets `reason`.
     pub fn with_reason(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -1891,28 +2298,28 @@ impl<'de> ::serde::Deserialize<'de> for CancelledNotificationParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///This notification can be sent by either side to indicate that it is cancelling a previously-issued request.
+/// This notification can be sent by either side to indicate that it is cancelling a previously-issued request.
 ///
-///The request SHOULD still be in-flight, but due to communication latency, it is always possible that this notification MAY arrive after the request has already finished.
+/// The request SHOULD still be in-flight, but due to communication latency, it is always possible that this notification MAY arrive after the request has already finished.
 ///
-///This notification indicates that the result will be unused, so any associated processing SHOULD cease.
+/// This notification indicates that the result will be unused, so any associated processing SHOULD cease.
 ///
-///A client MUST NOT attempt to cancel its `initialize` request.
+/// A client MUST NOT attempt to cancel its `initialize` request.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CancelledNotification {
-    ///`params`
+    /// `params`
     pub params: CancelledNotificationParams,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl CancelledNotification {
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "notifications/cancelled";
     /// A value with the required members given and every optional member unset.
     pub fn new(params: CancelledNotificationParams) -> Self {
         Self {
-            params: params,
+            params,
             extra: ::core::default::Default::default(),
         }
     }
@@ -1923,7 +2330,7 @@ impl ::serde::Serialize for CancelledNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"notifications/cancelled")?;
         map.serialize_entry("params", &self.params)?;
@@ -1997,7 +2404,7 @@ impl<'de> ::serde::Deserialize<'de> for CancelledNotification {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Present if the client supports elicitation from the server.
+/// Present if the client supports elicitation from the server.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ClientCapabilitiesElicitation {
@@ -2124,11 +2531,11 @@ impl<'de> ::serde::Deserialize<'de> for ClientCapabilitiesExperimentalValue {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Present if the client supports listing roots.
+/// Present if the client supports listing roots.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ClientCapabilitiesRoots {
-    ///Whether the client supports notifications for changes to the roots list.
+    /// Whether the client supports notifications for changes to the roots list.
     pub list_changed: ::core::option::Option<bool>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -2141,7 +2548,7 @@ impl ClientCapabilitiesRoots {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `listChanged`.
+    /// Sets `listChanged`.
     pub fn with_list_changed(mut self, value: bool) -> Self {
         self.list_changed = Some(value);
         self
@@ -2211,7 +2618,7 @@ impl<'de> ::serde::Deserialize<'de> for ClientCapabilitiesRoots {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Present if the client supports sampling from an LLM.
+/// Present if the client supports sampling from an LLM.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ClientCapabilitiesSampling {
@@ -2275,22 +2682,22 @@ impl<'de> ::serde::Deserialize<'de> for ClientCapabilitiesSampling {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Capabilities a client may support. Known capabilities are defined here, in this schema, but this is not a closed set: any client can define its own, additional capabilities.
+/// Capabilities a client may support. Known capabilities are defined here, in this schema, but this is not a closed set: any client can define its own, additional capabilities.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ClientCapabilities {
-    ///Present if the client supports elicitation from the server.
+    /// Present if the client supports elicitation from the server.
     pub elicitation: ::core::option::Option<ClientCapabilitiesElicitation>,
-    ///Experimental, non-standard capabilities that the client supports.
+    /// Experimental, non-standard capabilities that the client supports.
     pub experimental: ::core::option::Option<
         ::std::collections::BTreeMap<
             ::std::string::String,
             ClientCapabilitiesExperimentalValue,
         >,
     >,
-    ///Present if the client supports listing roots.
+    /// Present if the client supports listing roots.
     pub roots: ::core::option::Option<ClientCapabilitiesRoots>,
-    ///Present if the client supports sampling from an LLM.
+    /// Present if the client supports sampling from an LLM.
     pub sampling: ::core::option::Option<ClientCapabilitiesSampling>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -2306,12 +2713,12 @@ impl ClientCapabilities {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `elicitation`.
+    /// Sets `elicitation`.
     pub fn with_elicitation(mut self, value: ClientCapabilitiesElicitation) -> Self {
         self.elicitation = Some(value);
         self
     }
-    ///Sets `experimental`.
+    /// Sets `experimental`.
     pub fn with_experimental(
         mut self,
         value: ::std::collections::BTreeMap<
@@ -2322,12 +2729,12 @@ impl ClientCapabilities {
         self.experimental = Some(value);
         self
     }
-    ///Sets `roots`.
+    /// Sets `roots`.
     pub fn with_roots(mut self, value: ClientCapabilitiesRoots) -> Self {
         self.roots = Some(value);
         self
     }
-    ///Sets `sampling`.
+    /// Sets `sampling`.
     pub fn with_sampling(mut self, value: ClientCapabilitiesSampling) -> Self {
         self.sampling = Some(value);
         self
@@ -2450,13 +2857,13 @@ impl<'de> ::serde::Deserialize<'de> for ClientCapabilities {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The argument's information
+/// The argument's information
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CompleteRequestParamsArgument {
-    ///The name of the argument
+    /// The name of the argument
     pub name: ::std::string::String,
-    ///The value of the argument to use for completion matching.
+    /// The value of the argument to use for completion matching.
     pub value: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -2553,11 +2960,11 @@ impl<'de> ::serde::Deserialize<'de> for CompleteRequestParamsArgument {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Additional, optional context for completions
+/// Additional, optional context for completions
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CompleteRequestParamsContext {
-    ///Previously-resolved variables in a URI template or prompt.
+    /// Previously-resolved variables in a URI template or prompt.
     pub arguments: ::core::option::Option<
         ::std::collections::BTreeMap<::std::string::String, ::std::string::String>,
     >,
@@ -2572,7 +2979,7 @@ impl CompleteRequestParamsContext {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `arguments`.
+    /// Sets `arguments`.
     pub fn with_arguments(
         mut self,
         value: ::std::collections::BTreeMap<::std::string::String, ::std::string::String>,
@@ -2653,11 +3060,11 @@ impl<'de> ::serde::Deserialize<'de> for CompleteRequestParamsContext {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CompleteRequestParams {
-    ///The argument's information
+    /// The argument's information
     pub argument: CompleteRequestParamsArgument,
-    ///Additional, optional context for completions
+    /// Additional, optional context for completions
     pub context: ::core::option::Option<CompleteRequestParamsContext>,
-    ///`ref`
+    /// `ref`
     pub r#ref: CompleteRequestParamsRef,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -2669,13 +3076,13 @@ impl CompleteRequestParams {
         r#ref: CompleteRequestParamsRef,
     ) -> Self {
         Self {
-            argument: argument,
+            argument,
             context: None,
-            r#ref: r#ref,
+            r#ref,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `context`.
+    /// Sets `context`.
     pub fn with_context(mut self, value: CompleteRequestParamsContext) -> Self {
         self.context = Some(value);
         self
@@ -2775,22 +3182,22 @@ impl<'de> ::serde::Deserialize<'de> for CompleteRequestParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A request from the client to the server, to ask for completion options.
+/// A request from the client to the server, to ask for completion options.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CompleteRequest {
-    ///`params`
+    /// `params`
     pub params: CompleteRequestParams,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl CompleteRequest {
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "completion/complete";
     /// A value with the required members given and every optional member unset.
     pub fn new(params: CompleteRequestParams) -> Self {
         Self {
-            params: params,
+            params,
             extra: ::core::default::Default::default(),
         }
     }
@@ -2801,7 +3208,7 @@ impl ::serde::Serialize for CompleteRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"completion/complete")?;
         map.serialize_entry("params", &self.params)?;
@@ -2876,11 +3283,11 @@ impl<'de> ::serde::Deserialize<'de> for CompleteRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CompleteResultCompletion {
-    ///Indicates whether there are additional completion options beyond those provided in the current response, even if the exact total is unknown.
+    /// Indicates whether there are additional completion options beyond those provided in the current response, even if the exact total is unknown.
     pub has_more: ::core::option::Option<bool>,
-    ///The total number of completion options available. This can exceed the number of values actually sent in the response.
+    /// The total number of completion options available. This can exceed the number of values actually sent in the response.
     pub total: ::core::option::Option<i64>,
-    ///An array of completion values. Must not exceed 100 items.
+    /// An array of completion values. Must not exceed 100 items.
     pub values: ::std::vec::Vec<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -2891,16 +3298,16 @@ impl CompleteResultCompletion {
         Self {
             has_more: None,
             total: None,
-            values: values,
+            values,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `hasMore`.
+    /// Sets `hasMore`.
     pub fn with_has_more(mut self, value: bool) -> Self {
         self.has_more = Some(value);
         self
     }
-    ///Sets `total`.
+    /// Sets `total`.
     pub fn with_total(mut self, value: i64) -> Self {
         self.total = Some(value);
         self
@@ -3003,15 +3410,15 @@ impl<'de> ::serde::Deserialize<'de> for CompleteResultCompletion {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The server's response to a completion/complete request
+/// The server's response to a completion/complete request
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CompleteResult {
-    ///See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///`completion`
+    /// `completion`
     pub completion: CompleteResultCompletion,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -3021,11 +3428,11 @@ impl CompleteResult {
     pub fn new(completion: CompleteResultCompletion) -> Self {
         Self {
             meta: None,
-            completion: completion,
+            completion,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -3115,7 +3522,7 @@ impl<'de> ::serde::Deserialize<'de> for CompleteResult {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Optional metadata to pass through to the LLM provider. The format of this metadata is provider-specific.
+/// Optional metadata to pass through to the LLM provider. The format of this metadata is provider-specific.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CreateMessageRequestParamsMetadata {
@@ -3182,25 +3589,25 @@ impl<'de> ::serde::Deserialize<'de> for CreateMessageRequestParamsMetadata {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CreateMessageRequestParams {
-    ///A request to include context from one or more MCP servers (including the caller), to be attached to the prompt. The client MAY ignore this request.
+    /// A request to include context from one or more MCP servers (including the caller), to be attached to the prompt. The client MAY ignore this request.
     pub include_context: ::core::option::Option<
         CreateMessageRequestParamsIncludeContext,
     >,
-    ///The requested maximum number of tokens to sample (to prevent runaway completions).
+    /// The requested maximum number of tokens to sample (to prevent runaway completions).
     ///
-    ///The client MAY choose to sample fewer tokens than the requested maximum.
+    /// The client MAY choose to sample fewer tokens than the requested maximum.
     pub max_tokens: i64,
-    ///`messages`
+    /// `messages`
     pub messages: ::std::vec::Vec<SamplingMessage>,
-    ///Optional metadata to pass through to the LLM provider. The format of this metadata is provider-specific.
+    /// Optional metadata to pass through to the LLM provider. The format of this metadata is provider-specific.
     pub metadata: ::core::option::Option<CreateMessageRequestParamsMetadata>,
-    ///The server's preferences for which model to select. The client MAY ignore these preferences.
+    /// The server's preferences for which model to select. The client MAY ignore these preferences.
     pub model_preferences: ::core::option::Option<ModelPreferences>,
-    ///`stopSequences`
+    /// `stopSequences`
     pub stop_sequences: ::core::option::Option<::std::vec::Vec<::std::string::String>>,
-    ///An optional system prompt the server wants to use for sampling. The client MAY modify or omit this prompt.
+    /// An optional system prompt the server wants to use for sampling. The client MAY modify or omit this prompt.
     pub system_prompt: ::core::option::Option<::std::string::String>,
-    ///`temperature`
+    /// `temperature`
     pub temperature: ::core::option::Option<::serde_json::Number>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -3210,8 +3617,8 @@ impl CreateMessageRequestParams {
     pub fn new(max_tokens: i64, messages: ::std::vec::Vec<SamplingMessage>) -> Self {
         Self {
             include_context: None,
-            max_tokens: max_tokens,
-            messages: messages,
+            max_tokens,
+            messages,
             metadata: None,
             model_preferences: None,
             stop_sequences: None,
@@ -3220,7 +3627,7 @@ impl CreateMessageRequestParams {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `includeContext`.
+    /// Sets `includeContext`.
     pub fn with_include_context(
         mut self,
         value: CreateMessageRequestParamsIncludeContext,
@@ -3228,17 +3635,17 @@ impl CreateMessageRequestParams {
         self.include_context = Some(value);
         self
     }
-    ///Sets `metadata`.
+    /// Sets `metadata`.
     pub fn with_metadata(mut self, value: CreateMessageRequestParamsMetadata) -> Self {
         self.metadata = Some(value);
         self
     }
-    ///Sets `modelPreferences`.
+    /// Sets `modelPreferences`.
     pub fn with_model_preferences(mut self, value: ModelPreferences) -> Self {
         self.model_preferences = Some(value);
         self
     }
-    ///Sets `stopSequences`.
+    /// Sets `stopSequences`.
     pub fn with_stop_sequences(
         mut self,
         value: ::std::vec::Vec<::std::string::String>,
@@ -3246,7 +3653,7 @@ impl CreateMessageRequestParams {
         self.stop_sequences = Some(value);
         self
     }
-    ///Sets `systemPrompt`.
+    /// Sets `systemPrompt`.
     pub fn with_system_prompt(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -3254,7 +3661,7 @@ impl CreateMessageRequestParams {
         self.system_prompt = Some(value.into());
         self
     }
-    ///Sets `temperature`.
+    /// Sets `temperature`.
     pub fn with_temperature(mut self, value: ::serde_json::Number) -> Self {
         self.temperature = Some(value);
         self
@@ -3440,22 +3847,22 @@ impl<'de> ::serde::Deserialize<'de> for CreateMessageRequestParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A request from the server to sample an LLM via the client. The client has full discretion over which model to select. The client should also inform the user before beginning sampling, to allow them to inspect the request (human in the loop) and decide whether to approve it.
+/// A request from the server to sample an LLM via the client. The client has full discretion over which model to select. The client should also inform the user before beginning sampling, to allow them to inspect the request (human in the loop) and decide whether to approve it.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CreateMessageRequest {
-    ///`params`
+    /// `params`
     pub params: CreateMessageRequestParams,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl CreateMessageRequest {
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "sampling/createMessage";
     /// A value with the required members given and every optional member unset.
     pub fn new(params: CreateMessageRequestParams) -> Self {
         Self {
-            params: params,
+            params,
             extra: ::core::default::Default::default(),
         }
     }
@@ -3466,7 +3873,7 @@ impl ::serde::Serialize for CreateMessageRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"sampling/createMessage")?;
         map.serialize_entry("params", &self.params)?;
@@ -3540,21 +3947,21 @@ impl<'de> ::serde::Deserialize<'de> for CreateMessageRequest {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The client's response to a sampling/create_message request from the server. The client should inform the user before returning the sampled message, to allow them to inspect the response (human in the loop) and decide whether to allow the server to see it.
+/// The client's response to a sampling/create_message request from the server. The client should inform the user before returning the sampled message, to allow them to inspect the response (human in the loop) and decide whether to allow the server to see it.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CreateMessageResult {
-    ///See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///`content`
+    /// `content`
     pub content: CreateMessageResultContent,
-    ///The name of the model that generated the message.
+    /// The name of the model that generated the message.
     pub model: ::std::string::String,
-    ///`role`
+    /// `role`
     pub role: Role,
-    ///The reason why sampling stopped, if known.
+    /// The reason why sampling stopped, if known.
     pub stop_reason: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -3568,14 +3975,14 @@ impl CreateMessageResult {
     ) -> Self {
         Self {
             meta: None,
-            content: content,
+            content,
             model: model.into(),
-            role: role,
+            role,
             stop_reason: None,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -3583,7 +3990,7 @@ impl CreateMessageResult {
         self.meta = Some(value);
         self
     }
-    ///Sets `stopReason`.
+    /// Sets `stopReason`.
     pub fn with_stop_reason(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -3719,23 +4126,23 @@ impl<'de> ::serde::Deserialize<'de> for CreateMessageResult {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A restricted subset of JSON Schema.
-///Only top-level properties are allowed, without nesting.
+/// A restricted subset of JSON Schema.
+/// Only top-level properties are allowed, without nesting.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ElicitRequestParamsRequestedSchema {
-    ///`properties`
+    /// `properties`
     pub properties: ::std::collections::BTreeMap<
         ::std::string::String,
         PrimitiveSchemaDefinition,
     >,
-    ///`required`
+    /// `required`
     pub required: ::core::option::Option<::std::vec::Vec<::std::string::String>>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ElicitRequestParamsRequestedSchema {
-    ///The constant `type` member.
+    /// The constant `type` member.
     pub const TYPE: &'static str = "object";
     /// A value with the required members given and every optional member unset.
     pub fn new(
@@ -3745,12 +4152,12 @@ impl ElicitRequestParamsRequestedSchema {
         >,
     ) -> Self {
         Self {
-            properties: properties,
+            properties,
             required: None,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `required`.
+    /// Sets `required`.
     pub fn with_required(
         mut self,
         value: ::std::vec::Vec<::std::string::String>,
@@ -3765,7 +4172,7 @@ impl ::serde::Serialize for ElicitRequestParamsRequestedSchema {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + usize::from(self.required.is_some()) + self.extra.len();
+        let len = 0 + 1 + 1 + usize::from(self.required.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"object")?;
         map.serialize_entry("properties", &self.properties)?;
@@ -3867,10 +4274,10 @@ impl<'de> ::serde::Deserialize<'de> for ElicitRequestParamsRequestedSchema {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ElicitRequestParams {
-    ///The message to present to the user.
+    /// The message to present to the user.
     pub message: ::std::string::String,
-    ///A restricted subset of JSON Schema.
-    ///Only top-level properties are allowed, without nesting.
+    /// A restricted subset of JSON Schema.
+    /// Only top-level properties are allowed, without nesting.
     pub requested_schema: ElicitRequestParamsRequestedSchema,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -3883,7 +4290,7 @@ impl ElicitRequestParams {
     ) -> Self {
         Self {
             message: message.into(),
-            requested_schema: requested_schema,
+            requested_schema,
             extra: ::core::default::Default::default(),
         }
     }
@@ -3969,22 +4376,22 @@ impl<'de> ::serde::Deserialize<'de> for ElicitRequestParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A request from the server to elicit additional information from the user via the client.
+/// A request from the server to elicit additional information from the user via the client.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ElicitRequest {
-    ///`params`
+    /// `params`
     pub params: ElicitRequestParams,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ElicitRequest {
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "elicitation/create";
     /// A value with the required members given and every optional member unset.
     pub fn new(params: ElicitRequestParams) -> Self {
         Self {
-            params: params,
+            params,
             extra: ::core::default::Default::default(),
         }
     }
@@ -3995,7 +4402,7 @@ impl ::serde::Serialize for ElicitRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"elicitation/create")?;
         map.serialize_entry("params", &self.params)?;
@@ -4067,21 +4474,21 @@ impl<'de> ::serde::Deserialize<'de> for ElicitRequest {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The client's response to an elicitation request.
+/// The client's response to an elicitation request.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ElicitResult {
-    ///See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///The user action in response to the elicitation.
-    ///- "accept": User submitted the form/confirmed the action
-    ///- "decline": User explicitly declined the action
-    ///- "cancel": User dismissed without making an explicit choice
+    /// The user action in response to the elicitation.
+    /// - "accept": User submitted the form/confirmed the action
+    /// - "decline": User explicitly declined the action
+    /// - "cancel": User dismissed without making an explicit choice
     pub action: ElicitResultAction,
-    ///The submitted form data, only present when action is "accept".
-    ///Contains values matching the requested schema.
+    /// The submitted form data, only present when action is "accept".
+    /// Contains values matching the requested schema.
     pub content: ::core::option::Option<
         ::std::collections::BTreeMap<::std::string::String, ElicitResultContentValue>,
     >,
@@ -4093,12 +4500,12 @@ impl ElicitResult {
     pub fn new(action: ElicitResultAction) -> Self {
         Self {
             meta: None,
-            action: action,
+            action,
             content: None,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -4106,7 +4513,7 @@ impl ElicitResult {
         self.meta = Some(value);
         self
     }
-    ///Sets `content`.
+    /// Sets `content`.
     pub fn with_content(
         mut self,
         value: ::std::collections::BTreeMap<
@@ -4220,37 +4627,37 @@ impl<'de> ::serde::Deserialize<'de> for ElicitResult {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The contents of a resource, embedded into a prompt or tool call result.
+/// The contents of a resource, embedded into a prompt or tool call result.
 ///
-///It is up to the client how best to render embedded resources for the benefit
-///of the LLM and/or the user.
+/// It is up to the client how best to render embedded resources for the benefit
+/// of the LLM and/or the user.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct EmbeddedResource {
-    ///See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///Optional annotations for the client.
+    /// Optional annotations for the client.
     pub annotations: ::core::option::Option<Annotations>,
-    ///`resource`
+    /// `resource`
     pub resource: EmbeddedResourceResource,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl EmbeddedResource {
-    ///The constant `type` member.
+    /// The constant `type` member.
     pub const TYPE: &'static str = "resource";
     /// A value with the required members given and every optional member unset.
     pub fn new(resource: EmbeddedResourceResource) -> Self {
         Self {
             meta: None,
             annotations: None,
-            resource: resource,
+            resource,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -4258,7 +4665,7 @@ impl EmbeddedResource {
         self.meta = Some(value);
         self
     }
-    ///Sets `annotations`.
+    /// Sets `annotations`.
     pub fn with_annotations(mut self, value: Annotations) -> Self {
         self.annotations = Some(value);
         self
@@ -4270,7 +4677,7 @@ impl ::serde::Serialize for EmbeddedResource {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.meta.is_some())
+        let len = 0 + 1 + usize::from(self.meta.is_some())
             + usize::from(self.annotations.is_some()) + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"resource")?;
@@ -4378,31 +4785,31 @@ impl<'de> ::serde::Deserialize<'de> for EmbeddedResource {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct EnumSchema {
-    ///`description`
+    /// `description`
     pub description: ::core::option::Option<::std::string::String>,
-    ///`enum`
+    /// `enum`
     pub r#enum: ::std::vec::Vec<::std::string::String>,
-    ///`enumNames`
+    /// `enumNames`
     pub enum_names: ::core::option::Option<::std::vec::Vec<::std::string::String>>,
-    ///`title`
+    /// `title`
     pub title: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl EnumSchema {
-    ///The constant `type` member.
+    /// The constant `type` member.
     pub const TYPE: &'static str = "string";
     /// A value with the required members given and every optional member unset.
     pub fn new(r#enum: ::std::vec::Vec<::std::string::String>) -> Self {
         Self {
             description: None,
-            r#enum: r#enum,
+            r#enum,
             enum_names: None,
             title: None,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `description`.
+    /// Sets `description`.
     pub fn with_description(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -4410,7 +4817,7 @@ impl EnumSchema {
         self.description = Some(value.into());
         self
     }
-    ///Sets `enumNames`.
+    /// Sets `enumNames`.
     pub fn with_enum_names(
         mut self,
         value: ::std::vec::Vec<::std::string::String>,
@@ -4418,7 +4825,7 @@ impl EnumSchema {
         self.enum_names = Some(value);
         self
     }
-    ///Sets `title`.
+    /// Sets `title`.
     pub fn with_title(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -4433,7 +4840,7 @@ impl ::serde::Serialize for EnumSchema {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.description.is_some()) + 1
+        let len = 0 + 1 + usize::from(self.description.is_some()) + 1
             + usize::from(self.enum_names.is_some()) + usize::from(self.title.is_some())
             + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
@@ -4556,11 +4963,11 @@ impl<'de> ::serde::Deserialize<'de> for EnumSchema {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct GetPromptRequestParams {
-    ///Arguments to use for templating the prompt.
+    /// Arguments to use for templating the prompt.
     pub arguments: ::core::option::Option<
         ::std::collections::BTreeMap<::std::string::String, ::std::string::String>,
     >,
-    ///The name of the prompt or prompt template.
+    /// The name of the prompt or prompt template.
     pub name: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -4574,7 +4981,7 @@ impl GetPromptRequestParams {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `arguments`.
+    /// Sets `arguments`.
     pub fn with_arguments(
         mut self,
         value: ::std::collections::BTreeMap<::std::string::String, ::std::string::String>,
@@ -4667,22 +5074,22 @@ impl<'de> ::serde::Deserialize<'de> for GetPromptRequestParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Used by the client to get a prompt provided by the server.
+/// Used by the client to get a prompt provided by the server.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct GetPromptRequest {
-    ///`params`
+    /// `params`
     pub params: GetPromptRequestParams,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl GetPromptRequest {
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "prompts/get";
     /// A value with the required members given and every optional member unset.
     pub fn new(params: GetPromptRequestParams) -> Self {
         Self {
-            params: params,
+            params,
             extra: ::core::default::Default::default(),
         }
     }
@@ -4693,7 +5100,7 @@ impl ::serde::Serialize for GetPromptRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"prompts/get")?;
         map.serialize_entry("params", &self.params)?;
@@ -4765,17 +5172,17 @@ impl<'de> ::serde::Deserialize<'de> for GetPromptRequest {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The server's response to a prompts/get request from the client.
+/// The server's response to a prompts/get request from the client.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct GetPromptResult {
-    ///See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///An optional description for the prompt.
+    /// An optional description for the prompt.
     pub description: ::core::option::Option<::std::string::String>,
-    ///`messages`
+    /// `messages`
     pub messages: ::std::vec::Vec<PromptMessage>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -4786,11 +5193,11 @@ impl GetPromptResult {
         Self {
             meta: None,
             description: None,
-            messages: messages,
+            messages,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -4798,7 +5205,7 @@ impl GetPromptResult {
         self.meta = Some(value);
         self
     }
-    ///Sets `description`.
+    /// Sets `description`.
     pub fn with_description(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -4904,25 +5311,25 @@ impl<'de> ::serde::Deserialize<'de> for GetPromptResult {
         deserializer.deserialize_map(Visitor)
     }
 }
-///An image provided to or from an LLM.
+/// An image provided to or from an LLM.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ImageContent {
-    ///See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///Optional annotations for the client.
+    /// Optional annotations for the client.
     pub annotations: ::core::option::Option<Annotations>,
-    ///The base64-encoded image data.
+    /// The base64-encoded image data.
     pub data: ::std::string::String,
-    ///The MIME type of the image. Different providers may support different image types.
+    /// The MIME type of the image. Different providers may support different image types.
     pub mime_type: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ImageContent {
-    ///The constant `type` member.
+    /// The constant `type` member.
     pub const TYPE: &'static str = "image";
     /// A value with the required members given and every optional member unset.
     pub fn new(
@@ -4937,7 +5344,7 @@ impl ImageContent {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -4945,7 +5352,7 @@ impl ImageContent {
         self.meta = Some(value);
         self
     }
-    ///Sets `annotations`.
+    /// Sets `annotations`.
     pub fn with_annotations(mut self, value: Annotations) -> Self {
         self.annotations = Some(value);
         self
@@ -4957,7 +5364,7 @@ impl ::serde::Serialize for ImageContent {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.meta.is_some())
+        let len = 0 + 1 + usize::from(self.meta.is_some())
             + usize::from(self.annotations.is_some()) + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"image")?;
@@ -5074,20 +5481,20 @@ impl<'de> ::serde::Deserialize<'de> for ImageContent {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Describes the name and version of an MCP implementation, with an optional title for UI representation.
+/// Describes the name and version of an MCP implementation, with an optional title for UI representation.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Implementation {
-    ///Intended for programmatic or logical use, but used as a display name in past specs or fallback (if title isn't present).
+    /// Intended for programmatic or logical use, but used as a display name in past specs or fallback (if title isn't present).
     pub name: ::std::string::String,
-    ///Intended for UI and end-user contexts — optimized to be human-readable and easily understood,
-    ///even by those unfamiliar with domain-specific terminology.
+    /// Intended for UI and end-user contexts — optimized to be human-readable and easily understood,
+    /// even by those unfamiliar with domain-specific terminology.
     ///
-    ///If not provided, the name should be used for display (except for Tool,
-    ///where `annotations.title` should be given precedence over using `name`,
-    ///if present).
+    /// If not provided, the name should be used for display (except for Tool,
+    /// where `annotations.title` should be given precedence over using `name`,
+    /// if present).
     pub title: ::core::option::Option<::std::string::String>,
-    ///`version`
+    /// `version`
     pub version: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -5105,7 +5512,7 @@ impl Implementation {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `title`.
+    /// Sets `title`.
     pub fn with_title(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -5211,11 +5618,11 @@ impl<'de> ::serde::Deserialize<'de> for Implementation {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct InitializeRequestParams {
-    ///`capabilities`
+    /// `capabilities`
     pub capabilities: ClientCapabilities,
-    ///`clientInfo`
+    /// `clientInfo`
     pub client_info: Implementation,
-    ///The latest version of the Model Context Protocol that the client supports. The client MAY decide to support older versions as well.
+    /// The latest version of the Model Context Protocol that the client supports. The client MAY decide to support older versions as well.
     pub protocol_version: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -5228,8 +5635,8 @@ impl InitializeRequestParams {
         protocol_version: impl ::core::convert::Into<::std::string::String>,
     ) -> Self {
         Self {
-            capabilities: capabilities,
-            client_info: client_info,
+            capabilities,
+            client_info,
             protocol_version: protocol_version.into(),
             extra: ::core::default::Default::default(),
         }
@@ -5329,22 +5736,22 @@ impl<'de> ::serde::Deserialize<'de> for InitializeRequestParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///This request is sent from the client to the server when it first connects, asking it to begin initialization.
+/// This request is sent from the client to the server when it first connects, asking it to begin initialization.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct InitializeRequest {
-    ///`params`
+    /// `params`
     pub params: InitializeRequestParams,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl InitializeRequest {
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "initialize";
     /// A value with the required members given and every optional member unset.
     pub fn new(params: InitializeRequestParams) -> Self {
         Self {
-            params: params,
+            params,
             extra: ::core::default::Default::default(),
         }
     }
@@ -5355,7 +5762,7 @@ impl ::serde::Serialize for InitializeRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"initialize")?;
         map.serialize_entry("params", &self.params)?;
@@ -5427,23 +5834,23 @@ impl<'de> ::serde::Deserialize<'de> for InitializeRequest {
         deserializer.deserialize_map(Visitor)
     }
 }
-///After receiving an initialize request from the client, the server sends this response.
+/// After receiving an initialize request from the client, the server sends this response.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct InitializeResult {
-    ///See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///`capabilities`
+    /// `capabilities`
     pub capabilities: ServerCapabilities,
-    ///Instructions describing how to use the server and its features.
+    /// Instructions describing how to use the server and its features.
     ///
-    ///This can be used by clients to improve the LLM's understanding of available tools, resources, etc. It can be thought of like a "hint" to the model. For example, this information MAY be added to the system prompt.
+    /// This can be used by clients to improve the LLM's understanding of available tools, resources, etc. It can be thought of like a "hint" to the model. For example, this information MAY be added to the system prompt.
     pub instructions: ::core::option::Option<::std::string::String>,
-    ///The version of the Model Context Protocol that the server wants to use. This may not match the version that the client requested. If the client cannot support this version, it MUST disconnect.
+    /// The version of the Model Context Protocol that the server wants to use. This may not match the version that the client requested. If the client cannot support this version, it MUST disconnect.
     pub protocol_version: ::std::string::String,
-    ///`serverInfo`
+    /// `serverInfo`
     pub server_info: Implementation,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -5457,14 +5864,14 @@ impl InitializeResult {
     ) -> Self {
         Self {
             meta: None,
-            capabilities: capabilities,
+            capabilities,
             instructions: None,
             protocol_version: protocol_version.into(),
-            server_info: server_info,
+            server_info,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -5472,7 +5879,7 @@ impl InitializeResult {
         self.meta = Some(value);
         self
     }
-    ///Sets `instructions`.
+    /// Sets `instructions`.
     pub fn with_instructions(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -5611,7 +6018,7 @@ impl<'de> ::serde::Deserialize<'de> for InitializeResult {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct InitializedNotificationParams {
-    ///See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
@@ -5626,7 +6033,7 @@ impl InitializedNotificationParams {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -5701,17 +6108,17 @@ impl<'de> ::serde::Deserialize<'de> for InitializedNotificationParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///This notification is sent from the client to the server after initialization has finished.
+/// This notification is sent from the client to the server after initialization has finished.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct InitializedNotification {
-    ///`params`
+    /// `params`
     pub params: ::core::option::Option<InitializedNotificationParams>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl InitializedNotification {
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "notifications/initialized";
     /// A value with the required members given and every optional member unset.
     pub fn new() -> Self {
@@ -5720,7 +6127,7 @@ impl InitializedNotification {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `params`.
+    /// Sets `params`.
     pub fn with_params(mut self, value: InitializedNotificationParams) -> Self {
         self.params = Some(value);
         self
@@ -5732,7 +6139,7 @@ impl ::serde::Serialize for InitializedNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"notifications/initialized")?;
         if let Some(value) = &self.params {
@@ -5809,11 +6216,11 @@ impl<'de> ::serde::Deserialize<'de> for InitializedNotification {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct JSONRPCErrorError {
-    ///The error type that occurred.
+    /// The error type that occurred.
     pub code: i64,
-    ///Additional information about the error. The value of this member is defined by the sender (e.g. detailed error information, nested errors etc.).
+    /// Additional information about the error. The value of this member is defined by the sender (e.g. detailed error information, nested errors etc.).
     pub data: ::core::option::Option<::serde_json::Value>,
-    ///A short description of the error. The message SHOULD be limited to a concise single sentence.
+    /// A short description of the error. The message SHOULD be limited to a concise single sentence.
     pub message: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -5825,13 +6232,13 @@ impl JSONRPCErrorError {
         message: impl ::core::convert::Into<::std::string::String>,
     ) -> Self {
         Self {
-            code: code,
+            code,
             data: None,
             message: message.into(),
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `data`.
+    /// Sets `data`.
     pub fn with_data(mut self, value: ::serde_json::Value) -> Self {
         self.data = Some(value);
         self
@@ -5931,25 +6338,25 @@ impl<'de> ::serde::Deserialize<'de> for JSONRPCErrorError {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A response to a request that indicates an error occurred.
+/// A response to a request that indicates an error occurred.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct JSONRPCError {
-    ///`error`
+    /// `error`
     pub error: JSONRPCErrorError,
-    ///`id`
+    /// `id`
     pub id: RequestId,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl JSONRPCError {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
     /// A value with the required members given and every optional member unset.
     pub fn new(error: JSONRPCErrorError, id: RequestId) -> Self {
         Self {
-            error: error,
-            id: id,
+            error,
+            id,
             extra: ::core::default::Default::default(),
         }
     }
@@ -5960,7 +6367,7 @@ impl ::serde::Serialize for JSONRPCError {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("error", &self.error)?;
@@ -6047,7 +6454,7 @@ impl<'de> ::serde::Deserialize<'de> for JSONRPCError {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct JSONRPCNotificationParams {
-    ///See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
@@ -6062,7 +6469,7 @@ impl JSONRPCNotificationParams {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -6137,19 +6544,19 @@ impl<'de> ::serde::Deserialize<'de> for JSONRPCNotificationParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A notification which does not expect a response.
+/// A notification which does not expect a response.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct JSONRPCNotification {
-    ///`method`
+    /// `method`
     pub method: ::std::string::String,
-    ///`params`
+    /// `params`
     pub params: ::core::option::Option<JSONRPCNotificationParams>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl JSONRPCNotification {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
     /// A value with the required members given and every optional member unset.
     pub fn new(method: impl ::core::convert::Into<::std::string::String>) -> Self {
@@ -6159,7 +6566,7 @@ impl JSONRPCNotification {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `params`.
+    /// Sets `params`.
     pub fn with_params(mut self, value: JSONRPCNotificationParams) -> Self {
         self.params = Some(value);
         self
@@ -6171,7 +6578,7 @@ impl ::serde::Serialize for JSONRPCNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = 0 + 1 + 1 + usize::from(self.params.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &self.method)?;
@@ -6260,11 +6667,11 @@ impl<'de> ::serde::Deserialize<'de> for JSONRPCNotification {
         deserializer.deserialize_map(Visitor)
     }
 }
-///See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
+/// See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct JSONRPCRequestParamsMeta {
-    ///If specified, the caller is requesting out-of-band progress notifications for this request (as represented by notifications/progress). The value of this parameter is an opaque token that will be attached to any subsequent notifications. The receiver is not obligated to provide these notifications.
+    /// If specified, the caller is requesting out-of-band progress notifications for this request (as represented by notifications/progress). The value of this parameter is an opaque token that will be attached to any subsequent notifications. The receiver is not obligated to provide these notifications.
     pub progress_token: ::core::option::Option<ProgressToken>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -6277,7 +6684,7 @@ impl JSONRPCRequestParamsMeta {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `progressToken`.
+    /// Sets `progressToken`.
     pub fn with_progress_token(mut self, value: ProgressToken) -> Self {
         self.progress_token = Some(value);
         self
@@ -6350,7 +6757,7 @@ impl<'de> ::serde::Deserialize<'de> for JSONRPCRequestParamsMeta {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct JSONRPCRequestParams {
-    ///See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<JSONRPCRequestParamsMeta>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -6363,7 +6770,7 @@ impl JSONRPCRequestParams {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(mut self, value: JSONRPCRequestParamsMeta) -> Self {
         self.meta = Some(value);
         self
@@ -6433,21 +6840,21 @@ impl<'de> ::serde::Deserialize<'de> for JSONRPCRequestParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A request that expects a response.
+/// A request that expects a response.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct JSONRPCRequest {
-    ///`id`
+    /// `id`
     pub id: RequestId,
-    ///`method`
+    /// `method`
     pub method: ::std::string::String,
-    ///`params`
+    /// `params`
     pub params: ::core::option::Option<JSONRPCRequestParams>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl JSONRPCRequest {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
     /// A value with the required members given and every optional member unset.
     pub fn new(
@@ -6455,13 +6862,13 @@ impl JSONRPCRequest {
         method: impl ::core::convert::Into<::std::string::String>,
     ) -> Self {
         Self {
-            id: id,
+            id,
             method: method.into(),
             params: None,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `params`.
+    /// Sets `params`.
     pub fn with_params(mut self, value: JSONRPCRequestParams) -> Self {
         self.params = Some(value);
         self
@@ -6473,7 +6880,7 @@ impl ::serde::Serialize for JSONRPCRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + usize::from(self.params.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("id", &self.id)?;
@@ -6572,25 +6979,25 @@ impl<'de> ::serde::Deserialize<'de> for JSONRPCRequest {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A successful (non-error) response to a request.
+/// A successful (non-error) response to a request.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct JSONRPCResponse {
-    ///`id`
+    /// `id`
     pub id: RequestId,
-    ///`result`
+    /// `result`
     pub result: Result,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl JSONRPCResponse {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
     /// A value with the required members given and every optional member unset.
     pub fn new(id: RequestId, result: Result) -> Self {
         Self {
-            id: id,
-            result: result,
+            id,
+            result,
             extra: ::core::default::Default::default(),
         }
     }
@@ -6601,7 +7008,7 @@ impl ::serde::Serialize for JSONRPCResponse {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("id", &self.id)?;
@@ -6691,8 +7098,8 @@ impl<'de> ::serde::Deserialize<'de> for JSONRPCResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListPromptsRequestParams {
-    ///An opaque token representing the current pagination position.
-    ///If provided, the server should return results starting after this cursor.
+    /// An opaque token representing the current pagination position.
+    /// If provided, the server should return results starting after this cursor.
     pub cursor: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -6705,7 +7112,7 @@ impl ListPromptsRequestParams {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `cursor`.
+    /// Sets `cursor`.
     pub fn with_cursor(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -6778,17 +7185,17 @@ impl<'de> ::serde::Deserialize<'de> for ListPromptsRequestParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Sent from the client to request a list of prompts and prompt templates the server has.
+/// Sent from the client to request a list of prompts and prompt templates the server has.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListPromptsRequest {
-    ///`params`
+    /// `params`
     pub params: ::core::option::Option<ListPromptsRequestParams>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ListPromptsRequest {
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "prompts/list";
     /// A value with the required members given and every optional member unset.
     pub fn new() -> Self {
@@ -6797,7 +7204,7 @@ impl ListPromptsRequest {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `params`.
+    /// Sets `params`.
     pub fn with_params(mut self, value: ListPromptsRequestParams) -> Self {
         self.params = Some(value);
         self
@@ -6809,7 +7216,7 @@ impl ::serde::Serialize for ListPromptsRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"prompts/list")?;
         if let Some(value) = &self.params {
@@ -6881,18 +7288,18 @@ impl<'de> ::serde::Deserialize<'de> for ListPromptsRequest {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The server's response to a prompts/list request from the client.
+/// The server's response to a prompts/list request from the client.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListPromptsResult {
-    ///See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///An opaque token representing the pagination position after the last returned result.
-    ///If present, there may be more results available.
+    /// An opaque token representing the pagination position after the last returned result.
+    /// If present, there may be more results available.
     pub next_cursor: ::core::option::Option<::std::string::String>,
-    ///`prompts`
+    /// `prompts`
     pub prompts: ::std::vec::Vec<Prompt>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -6903,11 +7310,11 @@ impl ListPromptsResult {
         Self {
             meta: None,
             next_cursor: None,
-            prompts: prompts,
+            prompts,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -6915,7 +7322,7 @@ impl ListPromptsResult {
         self.meta = Some(value);
         self
     }
-    ///Sets `nextCursor`.
+    /// Sets `nextCursor`.
     pub fn with_next_cursor(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -7024,8 +7431,8 @@ impl<'de> ::serde::Deserialize<'de> for ListPromptsResult {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListResourceTemplatesRequestParams {
-    ///An opaque token representing the current pagination position.
-    ///If provided, the server should return results starting after this cursor.
+    /// An opaque token representing the current pagination position.
+    /// If provided, the server should return results starting after this cursor.
     pub cursor: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -7038,7 +7445,7 @@ impl ListResourceTemplatesRequestParams {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `cursor`.
+    /// Sets `cursor`.
     pub fn with_cursor(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -7111,17 +7518,17 @@ impl<'de> ::serde::Deserialize<'de> for ListResourceTemplatesRequestParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Sent from the client to request a list of resource templates the server has.
+/// Sent from the client to request a list of resource templates the server has.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListResourceTemplatesRequest {
-    ///`params`
+    /// `params`
     pub params: ::core::option::Option<ListResourceTemplatesRequestParams>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ListResourceTemplatesRequest {
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "resources/templates/list";
     /// A value with the required members given and every optional member unset.
     pub fn new() -> Self {
@@ -7130,7 +7537,7 @@ impl ListResourceTemplatesRequest {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `params`.
+    /// Sets `params`.
     pub fn with_params(mut self, value: ListResourceTemplatesRequestParams) -> Self {
         self.params = Some(value);
         self
@@ -7142,7 +7549,7 @@ impl ::serde::Serialize for ListResourceTemplatesRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"resources/templates/list")?;
         if let Some(value) = &self.params {
@@ -7218,18 +7625,18 @@ impl<'de> ::serde::Deserialize<'de> for ListResourceTemplatesRequest {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The server's response to a resources/templates/list request from the client.
+/// The server's response to a resources/templates/list request from the client.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListResourceTemplatesResult {
-    ///See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///An opaque token representing the pagination position after the last returned result.
-    ///If present, there may be more results available.
+    /// An opaque token representing the pagination position after the last returned result.
+    /// If present, there may be more results available.
     pub next_cursor: ::core::option::Option<::std::string::String>,
-    ///`resourceTemplates`
+    /// `resourceTemplates`
     pub resource_templates: ::std::vec::Vec<ResourceTemplate>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -7240,11 +7647,11 @@ impl ListResourceTemplatesResult {
         Self {
             meta: None,
             next_cursor: None,
-            resource_templates: resource_templates,
+            resource_templates,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -7252,7 +7659,7 @@ impl ListResourceTemplatesResult {
         self.meta = Some(value);
         self
     }
-    ///Sets `nextCursor`.
+    /// Sets `nextCursor`.
     pub fn with_next_cursor(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -7361,8 +7768,8 @@ impl<'de> ::serde::Deserialize<'de> for ListResourceTemplatesResult {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListResourcesRequestParams {
-    ///An opaque token representing the current pagination position.
-    ///If provided, the server should return results starting after this cursor.
+    /// An opaque token representing the current pagination position.
+    /// If provided, the server should return results starting after this cursor.
     pub cursor: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -7375,7 +7782,7 @@ impl ListResourcesRequestParams {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `cursor`.
+    /// Sets `cursor`.
     pub fn with_cursor(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -7448,17 +7855,17 @@ impl<'de> ::serde::Deserialize<'de> for ListResourcesRequestParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Sent from the client to request a list of resources the server has.
+/// Sent from the client to request a list of resources the server has.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListResourcesRequest {
-    ///`params`
+    /// `params`
     pub params: ::core::option::Option<ListResourcesRequestParams>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ListResourcesRequest {
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "resources/list";
     /// A value with the required members given and every optional member unset.
     pub fn new() -> Self {
@@ -7467,7 +7874,7 @@ impl ListResourcesRequest {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `params`.
+    /// Sets `params`.
     pub fn with_params(mut self, value: ListResourcesRequestParams) -> Self {
         self.params = Some(value);
         self
@@ -7479,7 +7886,7 @@ impl ::serde::Serialize for ListResourcesRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"resources/list")?;
         if let Some(value) = &self.params {
@@ -7553,18 +7960,18 @@ impl<'de> ::serde::Deserialize<'de> for ListResourcesRequest {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The server's response to a resources/list request from the client.
+/// The server's response to a resources/list request from the client.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListResourcesResult {
-    ///See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///An opaque token representing the pagination position after the last returned result.
-    ///If present, there may be more results available.
+    /// An opaque token representing the pagination position after the last returned result.
+    /// If present, there may be more results available.
     pub next_cursor: ::core::option::Option<::std::string::String>,
-    ///`resources`
+    /// `resources`
     pub resources: ::std::vec::Vec<Resource>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -7575,11 +7982,11 @@ impl ListResourcesResult {
         Self {
             meta: None,
             next_cursor: None,
-            resources: resources,
+            resources,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -7587,7 +7994,7 @@ impl ListResourcesResult {
         self.meta = Some(value);
         self
     }
-    ///Sets `nextCursor`.
+    /// Sets `nextCursor`.
     pub fn with_next_cursor(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -7693,11 +8100,11 @@ impl<'de> ::serde::Deserialize<'de> for ListResourcesResult {
         deserializer.deserialize_map(Visitor)
     }
 }
-///See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
+/// See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListRootsRequestParamsMeta {
-    ///If specified, the caller is requesting out-of-band progress notifications for this request (as represented by notifications/progress). The value of this parameter is an opaque token that will be attached to any subsequent notifications. The receiver is not obligated to provide these notifications.
+    /// If specified, the caller is requesting out-of-band progress notifications for this request (as represented by notifications/progress). The value of this parameter is an opaque token that will be attached to any subsequent notifications. The receiver is not obligated to provide these notifications.
     pub progress_token: ::core::option::Option<ProgressToken>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -7710,7 +8117,7 @@ impl ListRootsRequestParamsMeta {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `progressToken`.
+    /// Sets `progressToken`.
     pub fn with_progress_token(mut self, value: ProgressToken) -> Self {
         self.progress_token = Some(value);
         self
@@ -7783,7 +8190,7 @@ impl<'de> ::serde::Deserialize<'de> for ListRootsRequestParamsMeta {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListRootsRequestParams {
-    ///See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<ListRootsRequestParamsMeta>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -7796,7 +8203,7 @@ impl ListRootsRequestParams {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(mut self, value: ListRootsRequestParamsMeta) -> Self {
         self.meta = Some(value);
         self
@@ -7866,23 +8273,23 @@ impl<'de> ::serde::Deserialize<'de> for ListRootsRequestParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Sent from the server to request a list of root URIs from the client. Roots allow
-///servers to ask for specific directories or files to operate on. A common example
-///for roots is providing a set of repositories or directories a server should operate
-///on.
+/// Sent from the server to request a list of root URIs from the client. Roots allow
+/// servers to ask for specific directories or files to operate on. A common example
+/// for roots is providing a set of repositories or directories a server should operate
+/// on.
 ///
-///This request is typically used when the server needs to understand the file system
-///structure or access specific locations that the client has permission to read from.
+/// This request is typically used when the server needs to understand the file system
+/// structure or access specific locations that the client has permission to read from.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListRootsRequest {
-    ///`params`
+    /// `params`
     pub params: ::core::option::Option<ListRootsRequestParams>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ListRootsRequest {
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "roots/list";
     /// A value with the required members given and every optional member unset.
     pub fn new() -> Self {
@@ -7891,7 +8298,7 @@ impl ListRootsRequest {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `params`.
+    /// Sets `params`.
     pub fn with_params(mut self, value: ListRootsRequestParams) -> Self {
         self.params = Some(value);
         self
@@ -7903,7 +8310,7 @@ impl ::serde::Serialize for ListRootsRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"roots/list")?;
         if let Some(value) = &self.params {
@@ -7975,17 +8382,17 @@ impl<'de> ::serde::Deserialize<'de> for ListRootsRequest {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The client's response to a roots/list request from the server.
-///This result contains an array of Root objects, each representing a root directory
-///or file that the server can operate on.
+/// The client's response to a roots/list request from the server.
+/// This result contains an array of Root objects, each representing a root directory
+/// or file that the server can operate on.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListRootsResult {
-    ///See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///`roots`
+    /// `roots`
     pub roots: ::std::vec::Vec<Root>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -7995,11 +8402,11 @@ impl ListRootsResult {
     pub fn new(roots: ::std::vec::Vec<Root>) -> Self {
         Self {
             meta: None,
-            roots: roots,
+            roots,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -8092,8 +8499,8 @@ impl<'de> ::serde::Deserialize<'de> for ListRootsResult {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListToolsRequestParams {
-    ///An opaque token representing the current pagination position.
-    ///If provided, the server should return results starting after this cursor.
+    /// An opaque token representing the current pagination position.
+    /// If provided, the server should return results starting after this cursor.
     pub cursor: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -8106,7 +8513,7 @@ impl ListToolsRequestParams {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `cursor`.
+    /// Sets `cursor`.
     pub fn with_cursor(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -8179,17 +8586,17 @@ impl<'de> ::serde::Deserialize<'de> for ListToolsRequestParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Sent from the client to request a list of tools the server has.
+/// Sent from the client to request a list of tools the server has.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListToolsRequest {
-    ///`params`
+    /// `params`
     pub params: ::core::option::Option<ListToolsRequestParams>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ListToolsRequest {
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "tools/list";
     /// A value with the required members given and every optional member unset.
     pub fn new() -> Self {
@@ -8198,7 +8605,7 @@ impl ListToolsRequest {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `params`.
+    /// Sets `params`.
     pub fn with_params(mut self, value: ListToolsRequestParams) -> Self {
         self.params = Some(value);
         self
@@ -8210,7 +8617,7 @@ impl ::serde::Serialize for ListToolsRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"tools/list")?;
         if let Some(value) = &self.params {
@@ -8282,18 +8689,18 @@ impl<'de> ::serde::Deserialize<'de> for ListToolsRequest {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The server's response to a tools/list request from the client.
+/// The server's response to a tools/list request from the client.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListToolsResult {
-    ///See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///An opaque token representing the pagination position after the last returned result.
-    ///If present, there may be more results available.
+    /// An opaque token representing the pagination position after the last returned result.
+    /// If present, there may be more results available.
     pub next_cursor: ::core::option::Option<::std::string::String>,
-    ///`tools`
+    /// `tools`
     pub tools: ::std::vec::Vec<Tool>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -8304,11 +8711,11 @@ impl ListToolsResult {
         Self {
             meta: None,
             next_cursor: None,
-            tools: tools,
+            tools,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -8316,7 +8723,7 @@ impl ListToolsResult {
         self.meta = Some(value);
         self
     }
-    ///Sets `nextCursor`.
+    /// Sets `nextCursor`.
     pub fn with_next_cursor(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -8425,11 +8832,11 @@ impl<'de> ::serde::Deserialize<'de> for ListToolsResult {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct LoggingMessageNotificationParams {
-    ///The data to be logged, such as a string message or an object. Any JSON serializable type is allowed here.
+    /// The data to be logged, such as a string message or an object. Any JSON serializable type is allowed here.
     pub data: ::serde_json::Value,
-    ///The severity of this log message.
+    /// The severity of this log message.
     pub level: LoggingLevel,
-    ///An optional name of the logger issuing this message.
+    /// An optional name of the logger issuing this message.
     pub logger: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -8438,13 +8845,13 @@ impl LoggingMessageNotificationParams {
     /// A value with the required members given and every optional member unset.
     pub fn new(data: ::serde_json::Value, level: LoggingLevel) -> Self {
         Self {
-            data: data,
-            level: level,
+            data,
+            level,
             logger: None,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `logger`.
+    /// Sets `logger`.
     pub fn with_logger(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -8547,22 +8954,22 @@ impl<'de> ::serde::Deserialize<'de> for LoggingMessageNotificationParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Notification of a log message passed from server to client. If no logging/setLevel request has been sent from the client, the server MAY decide which messages to send automatically.
+/// Notification of a log message passed from server to client. If no logging/setLevel request has been sent from the client, the server MAY decide which messages to send automatically.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct LoggingMessageNotification {
-    ///`params`
+    /// `params`
     pub params: LoggingMessageNotificationParams,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl LoggingMessageNotification {
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "notifications/message";
     /// A value with the required members given and every optional member unset.
     pub fn new(params: LoggingMessageNotificationParams) -> Self {
         Self {
-            params: params,
+            params,
             extra: ::core::default::Default::default(),
         }
     }
@@ -8573,7 +8980,7 @@ impl ::serde::Serialize for LoggingMessageNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"notifications/message")?;
         map.serialize_entry("params", &self.params)?;
@@ -8647,22 +9054,22 @@ impl<'de> ::serde::Deserialize<'de> for LoggingMessageNotification {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Hints to use for model selection.
+/// Hints to use for model selection.
 ///
-///Keys not declared here are currently left unspecified by the spec and are up
-///to the client to interpret.
+/// Keys not declared here are currently left unspecified by the spec and are up
+/// to the client to interpret.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ModelHint {
-    ///A hint for a model name.
+    /// A hint for a model name.
     ///
-    ///The client SHOULD treat this as a substring of a model name; for example:
-    /// - `claude-3-5-sonnet` should match `claude-3-5-sonnet-20241022`
-    /// - `sonnet` should match `claude-3-5-sonnet-20241022`, `claude-3-sonnet-20240229`, etc.
-    /// - `claude` should match any Claude model
+    /// The client SHOULD treat this as a substring of a model name; for example:
+    ///  - `claude-3-5-sonnet` should match `claude-3-5-sonnet-20241022`
+    ///  - `sonnet` should match `claude-3-5-sonnet-20241022`, `claude-3-sonnet-20240229`, etc.
+    ///  - `claude` should match any Claude model
     ///
-    ///The client MAY also map the string to a different provider's model name or a different model family, as long as it fills a similar niche; for example:
-    /// - `gemini-1.5-flash` could match `claude-3-haiku-20240307`
+    /// The client MAY also map the string to a different provider's model name or a different model family, as long as it fills a similar niche; for example:
+    ///  - `gemini-1.5-flash` could match `claude-3-haiku-20240307`
     pub name: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -8675,7 +9082,7 @@ impl ModelHint {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `name`.
+    /// Sets `name`.
     pub fn with_name(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -8745,39 +9152,39 @@ impl<'de> ::serde::Deserialize<'de> for ModelHint {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The server's preferences for model selection, requested of the client during sampling.
+/// The server's preferences for model selection, requested of the client during sampling.
 ///
-///Because LLMs can vary along multiple dimensions, choosing the "best" model is
-///rarely straightforward.  Different models excel in different areas—some are
-///faster but less capable, others are more capable but more expensive, and so
-///on. This interface allows servers to express their priorities across multiple
-///dimensions to help clients make an appropriate selection for their use case.
+/// Because LLMs can vary along multiple dimensions, choosing the "best" model is
+/// rarely straightforward.  Different models excel in different areas—some are
+/// faster but less capable, others are more capable but more expensive, and so
+/// on. This interface allows servers to express their priorities across multiple
+/// dimensions to help clients make an appropriate selection for their use case.
 ///
-///These preferences are always advisory. The client MAY ignore them. It is also
-///up to the client to decide how to interpret these preferences and how to
-///balance them against other considerations.
+/// These preferences are always advisory. The client MAY ignore them. It is also
+/// up to the client to decide how to interpret these preferences and how to
+/// balance them against other considerations.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ModelPreferences {
-    ///How much to prioritize cost when selecting a model. A value of 0 means cost
-    ///is not important, while a value of 1 means cost is the most important
-    ///factor.
+    /// How much to prioritize cost when selecting a model. A value of 0 means cost
+    /// is not important, while a value of 1 means cost is the most important
+    /// factor.
     pub cost_priority: ::core::option::Option<::serde_json::Number>,
-    ///Optional hints to use for model selection.
+    /// Optional hints to use for model selection.
     ///
-    ///If multiple hints are specified, the client MUST evaluate them in order
-    ///(such that the first match is taken).
+    /// If multiple hints are specified, the client MUST evaluate them in order
+    /// (such that the first match is taken).
     ///
-    ///The client SHOULD prioritize these hints over the numeric priorities, but
-    ///MAY still use the priorities to select from ambiguous matches.
+    /// The client SHOULD prioritize these hints over the numeric priorities, but
+    /// MAY still use the priorities to select from ambiguous matches.
     pub hints: ::core::option::Option<::std::vec::Vec<ModelHint>>,
-    ///How much to prioritize intelligence and capabilities when selecting a
-    ///model. A value of 0 means intelligence is not important, while a value of 1
-    ///means intelligence is the most important factor.
+    /// How much to prioritize intelligence and capabilities when selecting a
+    /// model. A value of 0 means intelligence is not important, while a value of 1
+    /// means intelligence is the most important factor.
     pub intelligence_priority: ::core::option::Option<::serde_json::Number>,
-    ///How much to prioritize sampling speed (latency) when selecting a model. A
-    ///value of 0 means speed is not important, while a value of 1 means speed is
-    ///the most important factor.
+    /// How much to prioritize sampling speed (latency) when selecting a model. A
+    /// value of 0 means speed is not important, while a value of 1 means speed is
+    /// the most important factor.
     pub speed_priority: ::core::option::Option<::serde_json::Number>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -8793,22 +9200,22 @@ impl ModelPreferences {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `costPriority`.
+    /// Sets `costPriority`.
     pub fn with_cost_priority(mut self, value: ::serde_json::Number) -> Self {
         self.cost_priority = Some(value);
         self
     }
-    ///Sets `hints`.
+    /// Sets `hints`.
     pub fn with_hints(mut self, value: ::std::vec::Vec<ModelHint>) -> Self {
         self.hints = Some(value);
         self
     }
-    ///Sets `intelligencePriority`.
+    /// Sets `intelligencePriority`.
     pub fn with_intelligence_priority(mut self, value: ::serde_json::Number) -> Self {
         self.intelligence_priority = Some(value);
         self
     }
-    ///Sets `speedPriority`.
+    /// Sets `speedPriority`.
     pub fn with_speed_priority(mut self, value: ::serde_json::Number) -> Self {
         self.speed_priority = Some(value);
         self
@@ -8929,7 +9336,7 @@ impl<'de> ::serde::Deserialize<'de> for ModelPreferences {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct NotificationParams {
-    ///See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
@@ -8944,7 +9351,7 @@ impl NotificationParams {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -9022,9 +9429,9 @@ impl<'de> ::serde::Deserialize<'de> for NotificationParams {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Notification {
-    ///`method`
+    /// `method`
     pub method: ::std::string::String,
-    ///`params`
+    /// `params`
     pub params: ::core::option::Option<NotificationParams>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -9038,7 +9445,7 @@ impl Notification {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `params`.
+    /// Sets `params`.
     pub fn with_params(mut self, value: NotificationParams) -> Self {
         self.params = Some(value);
         self
@@ -9126,15 +9533,15 @@ impl<'de> ::serde::Deserialize<'de> for Notification {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct NumberSchema {
-    ///`description`
+    /// `description`
     pub description: ::core::option::Option<::std::string::String>,
-    ///`maximum`
+    /// `maximum`
     pub maximum: ::core::option::Option<::serde_json::Number>,
-    ///`minimum`
+    /// `minimum`
     pub minimum: ::core::option::Option<::serde_json::Number>,
-    ///`title`
+    /// `title`
     pub title: ::core::option::Option<::std::string::String>,
-    ///`type`
+    /// `type`
     pub r#type: NumberSchemaType,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -9147,11 +9554,11 @@ impl NumberSchema {
             maximum: None,
             minimum: None,
             title: None,
-            r#type: r#type,
+            r#type,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `description`.
+    /// Sets `description`.
     pub fn with_description(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -9159,17 +9566,17 @@ impl NumberSchema {
         self.description = Some(value.into());
         self
     }
-    ///Sets `maximum`.
+    /// Sets `maximum`.
     pub fn with_maximum(mut self, value: ::serde_json::Number) -> Self {
         self.maximum = Some(value);
         self
     }
-    ///Sets `minimum`.
+    /// Sets `minimum`.
     pub fn with_minimum(mut self, value: ::serde_json::Number) -> Self {
         self.minimum = Some(value);
         self
     }
-    ///Sets `title`.
+    /// Sets `title`.
     pub fn with_title(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -9304,8 +9711,8 @@ impl<'de> ::serde::Deserialize<'de> for NumberSchema {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PaginatedRequestParams {
-    ///An opaque token representing the current pagination position.
-    ///If provided, the server should return results starting after this cursor.
+    /// An opaque token representing the current pagination position.
+    /// If provided, the server should return results starting after this cursor.
     pub cursor: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -9318,7 +9725,7 @@ impl PaginatedRequestParams {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `cursor`.
+    /// Sets `cursor`.
     pub fn with_cursor(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -9394,9 +9801,9 @@ impl<'de> ::serde::Deserialize<'de> for PaginatedRequestParams {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PaginatedRequest {
-    ///`method`
+    /// `method`
     pub method: ::std::string::String,
-    ///`params`
+    /// `params`
     pub params: ::core::option::Option<PaginatedRequestParams>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -9410,7 +9817,7 @@ impl PaginatedRequest {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `params`.
+    /// Sets `params`.
     pub fn with_params(mut self, value: PaginatedRequestParams) -> Self {
         self.params = Some(value);
         self
@@ -9498,12 +9905,12 @@ impl<'de> ::serde::Deserialize<'de> for PaginatedRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PaginatedResult {
-    ///See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///An opaque token representing the pagination position after the last returned result.
-    ///If present, there may be more results available.
+    /// An opaque token representing the pagination position after the last returned result.
+    /// If present, there may be more results available.
     pub next_cursor: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -9517,7 +9924,7 @@ impl PaginatedResult {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -9525,7 +9932,7 @@ impl PaginatedResult {
         self.meta = Some(value);
         self
     }
-    ///Sets `nextCursor`.
+    /// Sets `nextCursor`.
     pub fn with_next_cursor(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -9616,11 +10023,11 @@ impl<'de> ::serde::Deserialize<'de> for PaginatedResult {
         deserializer.deserialize_map(Visitor)
     }
 }
-///See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
+/// See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PingRequestParamsMeta {
-    ///If specified, the caller is requesting out-of-band progress notifications for this request (as represented by notifications/progress). The value of this parameter is an opaque token that will be attached to any subsequent notifications. The receiver is not obligated to provide these notifications.
+    /// If specified, the caller is requesting out-of-band progress notifications for this request (as represented by notifications/progress). The value of this parameter is an opaque token that will be attached to any subsequent notifications. The receiver is not obligated to provide these notifications.
     pub progress_token: ::core::option::Option<ProgressToken>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -9633,7 +10040,7 @@ impl PingRequestParamsMeta {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `progressToken`.
+    /// Sets `progressToken`.
     pub fn with_progress_token(mut self, value: ProgressToken) -> Self {
         self.progress_token = Some(value);
         self
@@ -9706,7 +10113,7 @@ impl<'de> ::serde::Deserialize<'de> for PingRequestParamsMeta {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PingRequestParams {
-    ///See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<PingRequestParamsMeta>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -9719,7 +10126,7 @@ impl PingRequestParams {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(mut self, value: PingRequestParamsMeta) -> Self {
         self.meta = Some(value);
         self
@@ -9789,17 +10196,17 @@ impl<'de> ::serde::Deserialize<'de> for PingRequestParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A ping, issued by either the server or the client, to check that the other party is still alive. The receiver must promptly respond, or else may be disconnected.
+/// A ping, issued by either the server or the client, to check that the other party is still alive. The receiver must promptly respond, or else may be disconnected.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PingRequest {
-    ///`params`
+    /// `params`
     pub params: ::core::option::Option<PingRequestParams>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl PingRequest {
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "ping";
     /// A value with the required members given and every optional member unset.
     pub fn new() -> Self {
@@ -9808,7 +10215,7 @@ impl PingRequest {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `params`.
+    /// Sets `params`.
     pub fn with_params(mut self, value: PingRequestParams) -> Self {
         self.params = Some(value);
         self
@@ -9820,7 +10227,7 @@ impl ::serde::Serialize for PingRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"ping")?;
         if let Some(value) = &self.params {
@@ -9892,13 +10299,13 @@ impl<'de> ::serde::Deserialize<'de> for PingRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ProgressNotificationParams {
-    ///An optional message describing the current progress.
+    /// An optional message describing the current progress.
     pub message: ::core::option::Option<::std::string::String>,
-    ///The progress thus far. This should increase every time progress is made, even if the total is unknown.
+    /// The progress thus far. This should increase every time progress is made, even if the total is unknown.
     pub progress: ::serde_json::Number,
-    ///The progress token which was given in the initial request, used to associate this notification with the request that is proceeding.
+    /// The progress token which was given in the initial request, used to associate this notification with the request that is proceeding.
     pub progress_token: ProgressToken,
-    ///Total number of items to process (or total progress required), if known.
+    /// Total number of items to process (or total progress required), if known.
     pub total: ::core::option::Option<::serde_json::Number>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -9908,13 +10315,13 @@ impl ProgressNotificationParams {
     pub fn new(progress: ::serde_json::Number, progress_token: ProgressToken) -> Self {
         Self {
             message: None,
-            progress: progress,
-            progress_token: progress_token,
+            progress,
+            progress_token,
             total: None,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `message`.
+    /// Sets `message`.
     pub fn with_message(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -9922,7 +10329,7 @@ impl ProgressNotificationParams {
         self.message = Some(value.into());
         self
     }
-    ///Sets `total`.
+    /// Sets `total`.
     pub fn with_total(mut self, value: ::serde_json::Number) -> Self {
         self.total = Some(value);
         self
@@ -10038,22 +10445,22 @@ impl<'de> ::serde::Deserialize<'de> for ProgressNotificationParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///An out-of-band notification used to inform the receiver of a progress update for a long-running request.
+/// An out-of-band notification used to inform the receiver of a progress update for a long-running request.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ProgressNotification {
-    ///`params`
+    /// `params`
     pub params: ProgressNotificationParams,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ProgressNotification {
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "notifications/progress";
     /// A value with the required members given and every optional member unset.
     pub fn new(params: ProgressNotificationParams) -> Self {
         Self {
-            params: params,
+            params,
             extra: ::core::default::Default::default(),
         }
     }
@@ -10064,7 +10471,7 @@ impl ::serde::Serialize for ProgressNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"notifications/progress")?;
         map.serialize_entry("params", &self.params)?;
@@ -10138,26 +10545,26 @@ impl<'de> ::serde::Deserialize<'de> for ProgressNotification {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A prompt or prompt template that the server offers.
+/// A prompt or prompt template that the server offers.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Prompt {
-    ///See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///A list of arguments to use for templating the prompt.
+    /// A list of arguments to use for templating the prompt.
     pub arguments: ::core::option::Option<::std::vec::Vec<PromptArgument>>,
-    ///An optional description of what this prompt provides
+    /// An optional description of what this prompt provides
     pub description: ::core::option::Option<::std::string::String>,
-    ///Intended for programmatic or logical use, but used as a display name in past specs or fallback (if title isn't present).
+    /// Intended for programmatic or logical use, but used as a display name in past specs or fallback (if title isn't present).
     pub name: ::std::string::String,
-    ///Intended for UI and end-user contexts — optimized to be human-readable and easily understood,
-    ///even by those unfamiliar with domain-specific terminology.
+    /// Intended for UI and end-user contexts — optimized to be human-readable and easily understood,
+    /// even by those unfamiliar with domain-specific terminology.
     ///
-    ///If not provided, the name should be used for display (except for Tool,
-    ///where `annotations.title` should be given precedence over using `name`,
-    ///if present).
+    /// If not provided, the name should be used for display (except for Tool,
+    /// where `annotations.title` should be given precedence over using `name`,
+    /// if present).
     pub title: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -10174,7 +10581,7 @@ impl Prompt {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -10182,12 +10589,12 @@ impl Prompt {
         self.meta = Some(value);
         self
     }
-    ///Sets `arguments`.
+    /// Sets `arguments`.
     pub fn with_arguments(mut self, value: ::std::vec::Vec<PromptArgument>) -> Self {
         self.arguments = Some(value);
         self
     }
-    ///Sets `description`.
+    /// Sets `description`.
     pub fn with_description(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -10195,7 +10602,7 @@ impl Prompt {
         self.description = Some(value.into());
         self
     }
-    ///Sets `title`.
+    /// Sets `title`.
     pub fn with_title(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -10324,22 +10731,22 @@ impl<'de> ::serde::Deserialize<'de> for Prompt {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Describes an argument that a prompt can accept.
+/// Describes an argument that a prompt can accept.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PromptArgument {
-    ///A human-readable description of the argument.
+    /// A human-readable description of the argument.
     pub description: ::core::option::Option<::std::string::String>,
-    ///Intended for programmatic or logical use, but used as a display name in past specs or fallback (if title isn't present).
+    /// Intended for programmatic or logical use, but used as a display name in past specs or fallback (if title isn't present).
     pub name: ::std::string::String,
-    ///Whether this argument must be provided.
+    /// Whether this argument must be provided.
     pub required: ::core::option::Option<bool>,
-    ///Intended for UI and end-user contexts — optimized to be human-readable and easily understood,
-    ///even by those unfamiliar with domain-specific terminology.
+    /// Intended for UI and end-user contexts — optimized to be human-readable and easily understood,
+    /// even by those unfamiliar with domain-specific terminology.
     ///
-    ///If not provided, the name should be used for display (except for Tool,
-    ///where `annotations.title` should be given precedence over using `name`,
-    ///if present).
+    /// If not provided, the name should be used for display (except for Tool,
+    /// where `annotations.title` should be given precedence over using `name`,
+    /// if present).
     pub title: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -10355,7 +10762,7 @@ impl PromptArgument {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `description`.
+    /// Sets `description`.
     pub fn with_description(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -10363,12 +10770,12 @@ impl PromptArgument {
         self.description = Some(value.into());
         self
     }
-    ///Sets `required`.
+    /// Sets `required`.
     pub fn with_required(mut self, value: bool) -> Self {
         self.required = Some(value);
         self
     }
-    ///Sets `title`.
+    /// Sets `title`.
     pub fn with_title(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -10491,7 +10898,7 @@ impl<'de> ::serde::Deserialize<'de> for PromptArgument {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PromptListChangedNotificationParams {
-    ///See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
@@ -10506,7 +10913,7 @@ impl PromptListChangedNotificationParams {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -10581,17 +10988,17 @@ impl<'de> ::serde::Deserialize<'de> for PromptListChangedNotificationParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///An optional notification from the server to the client, informing it that the list of prompts it offers has changed. This may be issued by servers without any previous subscription from the client.
+/// An optional notification from the server to the client, informing it that the list of prompts it offers has changed. This may be issued by servers without any previous subscription from the client.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PromptListChangedNotification {
-    ///`params`
+    /// `params`
     pub params: ::core::option::Option<PromptListChangedNotificationParams>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl PromptListChangedNotification {
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "notifications/prompts/list_changed";
     /// A value with the required members given and every optional member unset.
     pub fn new() -> Self {
@@ -10600,7 +11007,7 @@ impl PromptListChangedNotification {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `params`.
+    /// Sets `params`.
     pub fn with_params(mut self, value: PromptListChangedNotificationParams) -> Self {
         self.params = Some(value);
         self
@@ -10612,7 +11019,7 @@ impl ::serde::Serialize for PromptListChangedNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"notifications/prompts/list_changed")?;
         if let Some(value) = &self.params {
@@ -10691,16 +11098,16 @@ impl<'de> ::serde::Deserialize<'de> for PromptListChangedNotification {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Describes a message returned as part of a prompt.
+/// Describes a message returned as part of a prompt.
 ///
-///This is similar to `SamplingMessage`, but also supports the embedding of
-///resources from the MCP server.
+/// This is similar to `SamplingMessage`, but also supports the embedding of
+/// resources from the MCP server.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PromptMessage {
-    ///`content`
+    /// `content`
     pub content: ContentBlock,
-    ///`role`
+    /// `role`
     pub role: Role,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -10709,8 +11116,8 @@ impl PromptMessage {
     /// A value with the required members given and every optional member unset.
     pub fn new(content: ContentBlock, role: Role) -> Self {
         Self {
-            content: content,
-            role: role,
+            content,
+            role,
             extra: ::core::default::Default::default(),
         }
     }
@@ -10794,24 +11201,24 @@ impl<'de> ::serde::Deserialize<'de> for PromptMessage {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Identifies a prompt.
+/// Identifies a prompt.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PromptReference {
-    ///Intended for programmatic or logical use, but used as a display name in past specs or fallback (if title isn't present).
+    /// Intended for programmatic or logical use, but used as a display name in past specs or fallback (if title isn't present).
     pub name: ::std::string::String,
-    ///Intended for UI and end-user contexts — optimized to be human-readable and easily understood,
-    ///even by those unfamiliar with domain-specific terminology.
+    /// Intended for UI and end-user contexts — optimized to be human-readable and easily understood,
+    /// even by those unfamiliar with domain-specific terminology.
     ///
-    ///If not provided, the name should be used for display (except for Tool,
-    ///where `annotations.title` should be given precedence over using `name`,
-    ///if present).
+    /// If not provided, the name should be used for display (except for Tool,
+    /// where `annotations.title` should be given precedence over using `name`,
+    /// if present).
     pub title: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl PromptReference {
-    ///The constant `type` member.
+    /// The constant `type` member.
     pub const TYPE: &'static str = "ref/prompt";
     /// A value with the required members given and every optional member unset.
     pub fn new(name: impl ::core::convert::Into<::std::string::String>) -> Self {
@@ -10821,7 +11228,7 @@ impl PromptReference {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `title`.
+    /// Sets `title`.
     pub fn with_title(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -10836,7 +11243,7 @@ impl ::serde::Serialize for PromptReference {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + usize::from(self.title.is_some()) + self.extra.len();
+        let len = 0 + 1 + 1 + usize::from(self.title.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"ref/prompt")?;
         map.serialize_entry("name", &self.name)?;
@@ -10926,7 +11333,7 @@ impl<'de> ::serde::Deserialize<'de> for PromptReference {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ReadResourceRequestParams {
-    ///The URI of the resource to read. The URI can use any protocol; it is up to the server how to interpret it.
+    /// The URI of the resource to read. The URI can use any protocol; it is up to the server how to interpret it.
     pub uri: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -11004,22 +11411,22 @@ impl<'de> ::serde::Deserialize<'de> for ReadResourceRequestParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Sent from the client to the server, to read a specific resource URI.
+/// Sent from the client to the server, to read a specific resource URI.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ReadResourceRequest {
-    ///`params`
+    /// `params`
     pub params: ReadResourceRequestParams,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ReadResourceRequest {
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "resources/read";
     /// A value with the required members given and every optional member unset.
     pub fn new(params: ReadResourceRequestParams) -> Self {
         Self {
-            params: params,
+            params,
             extra: ::core::default::Default::default(),
         }
     }
@@ -11030,7 +11437,7 @@ impl ::serde::Serialize for ReadResourceRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"resources/read")?;
         map.serialize_entry("params", &self.params)?;
@@ -11102,15 +11509,15 @@ impl<'de> ::serde::Deserialize<'de> for ReadResourceRequest {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The server's response to a resources/read request from the client.
+/// The server's response to a resources/read request from the client.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ReadResourceResult {
-    ///See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///`contents`
+    /// `contents`
     pub contents: ::std::vec::Vec<ReadResourceResultContentsItem>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -11120,11 +11527,11 @@ impl ReadResourceResult {
     pub fn new(contents: ::std::vec::Vec<ReadResourceResultContentsItem>) -> Self {
         Self {
             meta: None,
-            contents: contents,
+            contents,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -11216,11 +11623,11 @@ impl<'de> ::serde::Deserialize<'de> for ReadResourceResult {
         deserializer.deserialize_map(Visitor)
     }
 }
-///See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
+/// See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct RequestParamsMeta {
-    ///If specified, the caller is requesting out-of-band progress notifications for this request (as represented by notifications/progress). The value of this parameter is an opaque token that will be attached to any subsequent notifications. The receiver is not obligated to provide these notifications.
+    /// If specified, the caller is requesting out-of-band progress notifications for this request (as represented by notifications/progress). The value of this parameter is an opaque token that will be attached to any subsequent notifications. The receiver is not obligated to provide these notifications.
     pub progress_token: ::core::option::Option<ProgressToken>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -11233,7 +11640,7 @@ impl RequestParamsMeta {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `progressToken`.
+    /// Sets `progressToken`.
     pub fn with_progress_token(mut self, value: ProgressToken) -> Self {
         self.progress_token = Some(value);
         self
@@ -11306,7 +11713,7 @@ impl<'de> ::serde::Deserialize<'de> for RequestParamsMeta {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct RequestParams {
-    ///See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<RequestParamsMeta>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -11319,7 +11726,7 @@ impl RequestParams {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(mut self, value: RequestParamsMeta) -> Self {
         self.meta = Some(value);
         self
@@ -11389,9 +11796,9 @@ impl<'de> ::serde::Deserialize<'de> for RequestParams {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Request {
-    ///`method`
+    /// `method`
     pub method: ::std::string::String,
-    ///`params`
+    /// `params`
     pub params: ::core::option::Option<RequestParams>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -11405,7 +11812,7 @@ impl Request {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `params`.
+    /// Sets `params`.
     pub fn with_params(mut self, value: RequestParams) -> Self {
         self.params = Some(value);
         self
@@ -11487,36 +11894,36 @@ impl<'de> ::serde::Deserialize<'de> for Request {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A known resource that the server is capable of reading.
+/// A known resource that the server is capable of reading.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Resource {
-    ///See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///Optional annotations for the client.
+    /// Optional annotations for the client.
     pub annotations: ::core::option::Option<Annotations>,
-    ///A description of what this resource represents.
+    /// A description of what this resource represents.
     ///
-    ///This can be used by clients to improve the LLM's understanding of available resources. It can be thought of like a "hint" to the model.
+    /// This can be used by clients to improve the LLM's understanding of available resources. It can be thought of like a "hint" to the model.
     pub description: ::core::option::Option<::std::string::String>,
-    ///The MIME type of this resource, if known.
+    /// The MIME type of this resource, if known.
     pub mime_type: ::core::option::Option<::std::string::String>,
-    ///Intended for programmatic or logical use, but used as a display name in past specs or fallback (if title isn't present).
+    /// Intended for programmatic or logical use, but used as a display name in past specs or fallback (if title isn't present).
     pub name: ::std::string::String,
-    ///The size of the raw resource content, in bytes (i.e., before base64 encoding or any tokenization), if known.
+    /// The size of the raw resource content, in bytes (i.e., before base64 encoding or any tokenization), if known.
     ///
-    ///This can be used by Hosts to display file sizes and estimate context window usage.
+    /// This can be used by Hosts to display file sizes and estimate context window usage.
     pub size: ::core::option::Option<i64>,
-    ///Intended for UI and end-user contexts — optimized to be human-readable and easily understood,
-    ///even by those unfamiliar with domain-specific terminology.
+    /// Intended for UI and end-user contexts — optimized to be human-readable and easily understood,
+    /// even by those unfamiliar with domain-specific terminology.
     ///
-    ///If not provided, the name should be used for display (except for Tool,
-    ///where `annotations.title` should be given precedence over using `name`,
-    ///if present).
+    /// If not provided, the name should be used for display (except for Tool,
+    /// where `annotations.title` should be given precedence over using `name`,
+    /// if present).
     pub title: ::core::option::Option<::std::string::String>,
-    ///The URI of this resource.
+    /// The URI of this resource.
     pub uri: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -11539,7 +11946,7 @@ impl Resource {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -11547,12 +11954,12 @@ impl Resource {
         self.meta = Some(value);
         self
     }
-    ///Sets `annotations`.
+    /// Sets `annotations`.
     pub fn with_annotations(mut self, value: Annotations) -> Self {
         self.annotations = Some(value);
         self
     }
-    ///Sets `description`.
+    /// Sets `description`.
     pub fn with_description(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -11560,7 +11967,7 @@ impl Resource {
         self.description = Some(value.into());
         self
     }
-    ///Sets `mimeType`.
+    /// Sets `mimeType`.
     pub fn with_mime_type(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -11568,12 +11975,12 @@ impl Resource {
         self.mime_type = Some(value.into());
         self
     }
-    ///Sets `size`.
+    /// Sets `size`.
     pub fn with_size(mut self, value: i64) -> Self {
         self.size = Some(value);
         self
     }
-    ///Sets `title`.
+    /// Sets `title`.
     pub fn with_title(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -11751,17 +12158,17 @@ impl<'de> ::serde::Deserialize<'de> for Resource {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The contents of a specific resource or sub-resource.
+/// The contents of a specific resource or sub-resource.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ResourceContents {
-    ///See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///The MIME type of this resource, if known.
+    /// The MIME type of this resource, if known.
     pub mime_type: ::core::option::Option<::std::string::String>,
-    ///The URI of this resource.
+    /// The URI of this resource.
     pub uri: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -11776,7 +12183,7 @@ impl ResourceContents {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -11784,7 +12191,7 @@ impl ResourceContents {
         self.meta = Some(value);
         self
     }
-    ///Sets `mimeType`.
+    /// Sets `mimeType`.
     pub fn with_mime_type(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -11890,44 +12297,44 @@ impl<'de> ::serde::Deserialize<'de> for ResourceContents {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A resource that the server is capable of reading, included in a prompt or tool call result.
+/// A resource that the server is capable of reading, included in a prompt or tool call result.
 ///
-///Note: resource links returned by tools are not guaranteed to appear in the results of `resources/list` requests.
+/// Note: resource links returned by tools are not guaranteed to appear in the results of `resources/list` requests.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ResourceLink {
-    ///See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///Optional annotations for the client.
+    /// Optional annotations for the client.
     pub annotations: ::core::option::Option<Annotations>,
-    ///A description of what this resource represents.
+    /// A description of what this resource represents.
     ///
-    ///This can be used by clients to improve the LLM's understanding of available resources. It can be thought of like a "hint" to the model.
+    /// This can be used by clients to improve the LLM's understanding of available resources. It can be thought of like a "hint" to the model.
     pub description: ::core::option::Option<::std::string::String>,
-    ///The MIME type of this resource, if known.
+    /// The MIME type of this resource, if known.
     pub mime_type: ::core::option::Option<::std::string::String>,
-    ///Intended for programmatic or logical use, but used as a display name in past specs or fallback (if title isn't present).
+    /// Intended for programmatic or logical use, but used as a display name in past specs or fallback (if title isn't present).
     pub name: ::std::string::String,
-    ///The size of the raw resource content, in bytes (i.e., before base64 encoding or any tokenization), if known.
+    /// The size of the raw resource content, in bytes (i.e., before base64 encoding or any tokenization), if known.
     ///
-    ///This can be used by Hosts to display file sizes and estimate context window usage.
+    /// This can be used by Hosts to display file sizes and estimate context window usage.
     pub size: ::core::option::Option<i64>,
-    ///Intended for UI and end-user contexts — optimized to be human-readable and easily understood,
-    ///even by those unfamiliar with domain-specific terminology.
+    /// Intended for UI and end-user contexts — optimized to be human-readable and easily understood,
+    /// even by those unfamiliar with domain-specific terminology.
     ///
-    ///If not provided, the name should be used for display (except for Tool,
-    ///where `annotations.title` should be given precedence over using `name`,
-    ///if present).
+    /// If not provided, the name should be used for display (except for Tool,
+    /// where `annotations.title` should be given precedence over using `name`,
+    /// if present).
     pub title: ::core::option::Option<::std::string::String>,
-    ///The URI of this resource.
+    /// The URI of this resource.
     pub uri: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ResourceLink {
-    ///The constant `type` member.
+    /// The constant `type` member.
     pub const TYPE: &'static str = "resource_link";
     /// A value with the required members given and every optional member unset.
     pub fn new(
@@ -11946,7 +12353,7 @@ impl ResourceLink {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -11954,12 +12361,12 @@ impl ResourceLink {
         self.meta = Some(value);
         self
     }
-    ///Sets `annotations`.
+    /// Sets `annotations`.
     pub fn with_annotations(mut self, value: Annotations) -> Self {
         self.annotations = Some(value);
         self
     }
-    ///Sets `description`.
+    /// Sets `description`.
     pub fn with_description(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -11967,7 +12374,7 @@ impl ResourceLink {
         self.description = Some(value.into());
         self
     }
-    ///Sets `mimeType`.
+    /// Sets `mimeType`.
     pub fn with_mime_type(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -11975,12 +12382,12 @@ impl ResourceLink {
         self.mime_type = Some(value.into());
         self
     }
-    ///Sets `size`.
+    /// Sets `size`.
     pub fn with_size(mut self, value: i64) -> Self {
         self.size = Some(value);
         self
     }
-    ///Sets `title`.
+    /// Sets `title`.
     pub fn with_title(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -11995,7 +12402,7 @@ impl ::serde::Serialize for ResourceLink {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.meta.is_some())
+        let len = 0 + 1 + usize::from(self.meta.is_some())
             + usize::from(self.annotations.is_some())
             + usize::from(self.description.is_some())
             + usize::from(self.mime_type.is_some()) + 1
@@ -12176,7 +12583,7 @@ impl<'de> ::serde::Deserialize<'de> for ResourceLink {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ResourceListChangedNotificationParams {
-    ///See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
@@ -12191,7 +12598,7 @@ impl ResourceListChangedNotificationParams {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -12269,17 +12676,17 @@ impl<'de> ::serde::Deserialize<'de> for ResourceListChangedNotificationParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///An optional notification from the server to the client, informing it that the list of resources it can read from has changed. This may be issued by servers without any previous subscription from the client.
+/// An optional notification from the server to the client, informing it that the list of resources it can read from has changed. This may be issued by servers without any previous subscription from the client.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ResourceListChangedNotification {
-    ///`params`
+    /// `params`
     pub params: ::core::option::Option<ResourceListChangedNotificationParams>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ResourceListChangedNotification {
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "notifications/resources/list_changed";
     /// A value with the required members given and every optional member unset.
     pub fn new() -> Self {
@@ -12288,7 +12695,7 @@ impl ResourceListChangedNotification {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `params`.
+    /// Sets `params`.
     pub fn with_params(mut self, value: ResourceListChangedNotificationParams) -> Self {
         self.params = Some(value);
         self
@@ -12300,7 +12707,7 @@ impl ::serde::Serialize for ResourceListChangedNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"notifications/resources/list_changed")?;
         if let Some(value) = &self.params {
@@ -12379,32 +12786,32 @@ impl<'de> ::serde::Deserialize<'de> for ResourceListChangedNotification {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A template description for resources available on the server.
+/// A template description for resources available on the server.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ResourceTemplate {
-    ///See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///Optional annotations for the client.
+    /// Optional annotations for the client.
     pub annotations: ::core::option::Option<Annotations>,
-    ///A description of what this template is for.
+    /// A description of what this template is for.
     ///
-    ///This can be used by clients to improve the LLM's understanding of available resources. It can be thought of like a "hint" to the model.
+    /// This can be used by clients to improve the LLM's understanding of available resources. It can be thought of like a "hint" to the model.
     pub description: ::core::option::Option<::std::string::String>,
-    ///The MIME type for all resources that match this template. This should only be included if all resources matching this template have the same type.
+    /// The MIME type for all resources that match this template. This should only be included if all resources matching this template have the same type.
     pub mime_type: ::core::option::Option<::std::string::String>,
-    ///Intended for programmatic or logical use, but used as a display name in past specs or fallback (if title isn't present).
+    /// Intended for programmatic or logical use, but used as a display name in past specs or fallback (if title isn't present).
     pub name: ::std::string::String,
-    ///Intended for UI and end-user contexts — optimized to be human-readable and easily understood,
-    ///even by those unfamiliar with domain-specific terminology.
+    /// Intended for UI and end-user contexts — optimized to be human-readable and easily understood,
+    /// even by those unfamiliar with domain-specific terminology.
     ///
-    ///If not provided, the name should be used for display (except for Tool,
-    ///where `annotations.title` should be given precedence over using `name`,
-    ///if present).
+    /// If not provided, the name should be used for display (except for Tool,
+    /// where `annotations.title` should be given precedence over using `name`,
+    /// if present).
     pub title: ::core::option::Option<::std::string::String>,
-    ///A URI template (according to RFC 6570) that can be used to construct resource URIs.
+    /// A URI template (according to RFC 6570) that can be used to construct resource URIs.
     pub uri_template: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -12426,7 +12833,7 @@ impl ResourceTemplate {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -12434,12 +12841,12 @@ impl ResourceTemplate {
         self.meta = Some(value);
         self
     }
-    ///Sets `annotations`.
+    /// Sets `annotations`.
     pub fn with_annotations(mut self, value: Annotations) -> Self {
         self.annotations = Some(value);
         self
     }
-    ///Sets `description`.
+    /// Sets `description`.
     pub fn with_description(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -12447,7 +12854,7 @@ impl ResourceTemplate {
         self.description = Some(value.into());
         self
     }
-    ///Sets `mimeType`.
+    /// Sets `mimeType`.
     pub fn with_mime_type(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -12455,7 +12862,7 @@ impl ResourceTemplate {
         self.mime_type = Some(value.into());
         self
     }
-    ///Sets `title`.
+    /// Sets `title`.
     pub fn with_title(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -12624,17 +13031,17 @@ impl<'de> ::serde::Deserialize<'de> for ResourceTemplate {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A reference to a resource or resource template definition.
+/// A reference to a resource or resource template definition.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ResourceTemplateReference {
-    ///The URI or URI template of the resource.
+    /// The URI or URI template of the resource.
     pub uri: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ResourceTemplateReference {
-    ///The constant `type` member.
+    /// The constant `type` member.
     pub const TYPE: &'static str = "ref/resource";
     /// A value with the required members given and every optional member unset.
     pub fn new(uri: impl ::core::convert::Into<::std::string::String>) -> Self {
@@ -12650,7 +13057,7 @@ impl ::serde::Serialize for ResourceTemplateReference {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"ref/resource")?;
         map.serialize_entry("uri", &self.uri)?;
@@ -12727,7 +13134,7 @@ impl<'de> ::serde::Deserialize<'de> for ResourceTemplateReference {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ResourceUpdatedNotificationParams {
-    ///The URI of the resource that has been updated. This might be a sub-resource of the one that the client actually subscribed to.
+    /// The URI of the resource that has been updated. This might be a sub-resource of the one that the client actually subscribed to.
     pub uri: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -12805,22 +13212,22 @@ impl<'de> ::serde::Deserialize<'de> for ResourceUpdatedNotificationParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A notification from the server to the client, informing it that a resource has changed and may need to be read again. This should only be sent if the client previously sent a resources/subscribe request.
+/// A notification from the server to the client, informing it that a resource has changed and may need to be read again. This should only be sent if the client previously sent a resources/subscribe request.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ResourceUpdatedNotification {
-    ///`params`
+    /// `params`
     pub params: ResourceUpdatedNotificationParams,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ResourceUpdatedNotification {
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "notifications/resources/updated";
     /// A value with the required members given and every optional member unset.
     pub fn new(params: ResourceUpdatedNotificationParams) -> Self {
         Self {
-            params: params,
+            params,
             extra: ::core::default::Default::default(),
         }
     }
@@ -12831,7 +13238,7 @@ impl ::serde::Serialize for ResourceUpdatedNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"notifications/resources/updated")?;
         map.serialize_entry("params", &self.params)?;
@@ -12908,7 +13315,7 @@ impl<'de> ::serde::Deserialize<'de> for ResourceUpdatedNotification {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Result {
-    ///See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
@@ -12923,7 +13330,7 @@ impl Result {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -12995,21 +13402,21 @@ impl<'de> ::serde::Deserialize<'de> for Result {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Represents a root directory or file that the server can operate on.
+/// Represents a root directory or file that the server can operate on.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Root {
-    ///See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///An optional name for the root. This can be used to provide a human-readable
-    ///identifier for the root, which may be useful for display purposes or for
-    ///referencing the root in other parts of the application.
+    /// An optional name for the root. This can be used to provide a human-readable
+    /// identifier for the root, which may be useful for display purposes or for
+    /// referencing the root in other parts of the application.
     pub name: ::core::option::Option<::std::string::String>,
-    ///The URI identifying the root. This *must* start with file:// for now.
-    ///This restriction may be relaxed in future versions of the protocol to allow
-    ///other URI schemes.
+    /// The URI identifying the root. This *must* start with file:// for now.
+    /// This restriction may be relaxed in future versions of the protocol to allow
+    /// other URI schemes.
     pub uri: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -13024,7 +13431,7 @@ impl Root {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -13032,7 +13439,7 @@ impl Root {
         self.meta = Some(value);
         self
     }
-    ///Sets `name`.
+    /// Sets `name`.
     pub fn with_name(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -13132,7 +13539,7 @@ impl<'de> ::serde::Deserialize<'de> for Root {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct RootsListChangedNotificationParams {
-    ///See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
@@ -13147,7 +13554,7 @@ impl RootsListChangedNotificationParams {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -13222,19 +13629,19 @@ impl<'de> ::serde::Deserialize<'de> for RootsListChangedNotificationParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A notification from the client to the server, informing it that the list of roots has changed.
-///This notification should be sent whenever the client adds, removes, or modifies any root.
-///The server should then request an updated list of roots using the ListRootsRequest.
+/// A notification from the client to the server, informing it that the list of roots has changed.
+/// This notification should be sent whenever the client adds, removes, or modifies any root.
+/// The server should then request an updated list of roots using the ListRootsRequest.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct RootsListChangedNotification {
-    ///`params`
+    /// `params`
     pub params: ::core::option::Option<RootsListChangedNotificationParams>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl RootsListChangedNotification {
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "notifications/roots/list_changed";
     /// A value with the required members given and every optional member unset.
     pub fn new() -> Self {
@@ -13243,7 +13650,7 @@ impl RootsListChangedNotification {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `params`.
+    /// Sets `params`.
     pub fn with_params(mut self, value: RootsListChangedNotificationParams) -> Self {
         self.params = Some(value);
         self
@@ -13255,7 +13662,7 @@ impl ::serde::Serialize for RootsListChangedNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"notifications/roots/list_changed")?;
         if let Some(value) = &self.params {
@@ -13331,13 +13738,13 @@ impl<'de> ::serde::Deserialize<'de> for RootsListChangedNotification {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Describes a message issued to or received from an LLM API.
+/// Describes a message issued to or received from an LLM API.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SamplingMessage {
-    ///`content`
+    /// `content`
     pub content: SamplingMessageContent,
-    ///`role`
+    /// `role`
     pub role: Role,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -13346,8 +13753,8 @@ impl SamplingMessage {
     /// A value with the required members given and every optional member unset.
     pub fn new(content: SamplingMessageContent, role: Role) -> Self {
         Self {
-            content: content,
-            role: role,
+            content,
+            role,
             extra: ::core::default::Default::default(),
         }
     }
@@ -13431,7 +13838,7 @@ impl<'de> ::serde::Deserialize<'de> for SamplingMessage {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Present if the server supports argument autocompletion suggestions.
+/// Present if the server supports argument autocompletion suggestions.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ServerCapabilitiesCompletions {
@@ -13558,7 +13965,7 @@ impl<'de> ::serde::Deserialize<'de> for ServerCapabilitiesExperimentalValue {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Present if the server supports sending log messages to the client.
+/// Present if the server supports sending log messages to the client.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ServerCapabilitiesLogging {
@@ -13620,11 +14027,11 @@ impl<'de> ::serde::Deserialize<'de> for ServerCapabilitiesLogging {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Present if the server offers any prompt templates.
+/// Present if the server offers any prompt templates.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ServerCapabilitiesPrompts {
-    ///Whether this server supports notifications for changes to the prompt list.
+    /// Whether this server supports notifications for changes to the prompt list.
     pub list_changed: ::core::option::Option<bool>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -13637,7 +14044,7 @@ impl ServerCapabilitiesPrompts {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `listChanged`.
+    /// Sets `listChanged`.
     pub fn with_list_changed(mut self, value: bool) -> Self {
         self.list_changed = Some(value);
         self
@@ -13707,13 +14114,13 @@ impl<'de> ::serde::Deserialize<'de> for ServerCapabilitiesPrompts {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Present if the server offers any resources to read.
+/// Present if the server offers any resources to read.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ServerCapabilitiesResources {
-    ///Whether this server supports notifications for changes to the resource list.
+    /// Whether this server supports notifications for changes to the resource list.
     pub list_changed: ::core::option::Option<bool>,
-    ///Whether this server supports subscribing to resource updates.
+    /// Whether this server supports subscribing to resource updates.
     pub subscribe: ::core::option::Option<bool>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -13727,12 +14134,12 @@ impl ServerCapabilitiesResources {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `listChanged`.
+    /// Sets `listChanged`.
     pub fn with_list_changed(mut self, value: bool) -> Self {
         self.list_changed = Some(value);
         self
     }
-    ///Sets `subscribe`.
+    /// Sets `subscribe`.
     pub fn with_subscribe(mut self, value: bool) -> Self {
         self.subscribe = Some(value);
         self
@@ -13818,11 +14225,11 @@ impl<'de> ::serde::Deserialize<'de> for ServerCapabilitiesResources {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Present if the server offers any tools to call.
+/// Present if the server offers any tools to call.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ServerCapabilitiesTools {
-    ///Whether this server supports notifications for changes to the tool list.
+    /// Whether this server supports notifications for changes to the tool list.
     pub list_changed: ::core::option::Option<bool>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -13835,7 +14242,7 @@ impl ServerCapabilitiesTools {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `listChanged`.
+    /// Sets `listChanged`.
     pub fn with_list_changed(mut self, value: bool) -> Self {
         self.list_changed = Some(value);
         self
@@ -13905,26 +14312,26 @@ impl<'de> ::serde::Deserialize<'de> for ServerCapabilitiesTools {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Capabilities that a server may support. Known capabilities are defined here, in this schema, but this is not a closed set: any server can define its own, additional capabilities.
+/// Capabilities that a server may support. Known capabilities are defined here, in this schema, but this is not a closed set: any server can define its own, additional capabilities.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ServerCapabilities {
-    ///Present if the server supports argument autocompletion suggestions.
+    /// Present if the server supports argument autocompletion suggestions.
     pub completions: ::core::option::Option<ServerCapabilitiesCompletions>,
-    ///Experimental, non-standard capabilities that the server supports.
+    /// Experimental, non-standard capabilities that the server supports.
     pub experimental: ::core::option::Option<
         ::std::collections::BTreeMap<
             ::std::string::String,
             ServerCapabilitiesExperimentalValue,
         >,
     >,
-    ///Present if the server supports sending log messages to the client.
+    /// Present if the server supports sending log messages to the client.
     pub logging: ::core::option::Option<ServerCapabilitiesLogging>,
-    ///Present if the server offers any prompt templates.
+    /// Present if the server offers any prompt templates.
     pub prompts: ::core::option::Option<ServerCapabilitiesPrompts>,
-    ///Present if the server offers any resources to read.
+    /// Present if the server offers any resources to read.
     pub resources: ::core::option::Option<ServerCapabilitiesResources>,
-    ///Present if the server offers any tools to call.
+    /// Present if the server offers any tools to call.
     pub tools: ::core::option::Option<ServerCapabilitiesTools>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -13942,12 +14349,12 @@ impl ServerCapabilities {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `completions`.
+    /// Sets `completions`.
     pub fn with_completions(mut self, value: ServerCapabilitiesCompletions) -> Self {
         self.completions = Some(value);
         self
     }
-    ///Sets `experimental`.
+    /// Sets `experimental`.
     pub fn with_experimental(
         mut self,
         value: ::std::collections::BTreeMap<
@@ -13958,22 +14365,22 @@ impl ServerCapabilities {
         self.experimental = Some(value);
         self
     }
-    ///Sets `logging`.
+    /// Sets `logging`.
     pub fn with_logging(mut self, value: ServerCapabilitiesLogging) -> Self {
         self.logging = Some(value);
         self
     }
-    ///Sets `prompts`.
+    /// Sets `prompts`.
     pub fn with_prompts(mut self, value: ServerCapabilitiesPrompts) -> Self {
         self.prompts = Some(value);
         self
     }
-    ///Sets `resources`.
+    /// Sets `resources`.
     pub fn with_resources(mut self, value: ServerCapabilitiesResources) -> Self {
         self.resources = Some(value);
         self
     }
-    ///Sets `tools`.
+    /// Sets `tools`.
     pub fn with_tools(mut self, value: ServerCapabilitiesTools) -> Self {
         self.tools = Some(value);
         self
@@ -14130,7 +14537,7 @@ impl<'de> ::serde::Deserialize<'de> for ServerCapabilities {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SetLevelRequestParams {
-    ///The level of logging that the client wants to receive from the server. The server should send all logs at this level and higher (i.e., more severe) to the client as notifications/message.
+    /// The level of logging that the client wants to receive from the server. The server should send all logs at this level and higher (i.e., more severe) to the client as notifications/message.
     pub level: LoggingLevel,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -14139,7 +14546,7 @@ impl SetLevelRequestParams {
     /// A value with the required members given and every optional member unset.
     pub fn new(level: LoggingLevel) -> Self {
         Self {
-            level: level,
+            level,
             extra: ::core::default::Default::default(),
         }
     }
@@ -14208,22 +14615,22 @@ impl<'de> ::serde::Deserialize<'de> for SetLevelRequestParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A request from the client to the server, to enable or adjust logging.
+/// A request from the client to the server, to enable or adjust logging.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SetLevelRequest {
-    ///`params`
+    /// `params`
     pub params: SetLevelRequestParams,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl SetLevelRequest {
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "logging/setLevel";
     /// A value with the required members given and every optional member unset.
     pub fn new(params: SetLevelRequestParams) -> Self {
         Self {
-            params: params,
+            params,
             extra: ::core::default::Default::default(),
         }
     }
@@ -14234,7 +14641,7 @@ impl ::serde::Serialize for SetLevelRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"logging/setLevel")?;
         map.serialize_entry("params", &self.params)?;
@@ -14309,21 +14716,21 @@ impl<'de> ::serde::Deserialize<'de> for SetLevelRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct StringSchema {
-    ///`description`
+    /// `description`
     pub description: ::core::option::Option<::std::string::String>,
-    ///`format`
+    /// `format`
     pub format: ::core::option::Option<StringSchemaFormat>,
-    ///`maxLength`
+    /// `maxLength`
     pub max_length: ::core::option::Option<i64>,
-    ///`minLength`
+    /// `minLength`
     pub min_length: ::core::option::Option<i64>,
-    ///`title`
+    /// `title`
     pub title: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl StringSchema {
-    ///The constant `type` member.
+    /// The constant `type` member.
     pub const TYPE: &'static str = "string";
     /// A value with the required members given and every optional member unset.
     pub fn new() -> Self {
@@ -14336,7 +14743,7 @@ impl StringSchema {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `description`.
+    /// Sets `description`.
     pub fn with_description(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -14344,22 +14751,22 @@ impl StringSchema {
         self.description = Some(value.into());
         self
     }
-    ///Sets `format`.
+    /// Sets `format`.
     pub fn with_format(mut self, value: StringSchemaFormat) -> Self {
         self.format = Some(value);
         self
     }
-    ///Sets `maxLength`.
+    /// Sets `maxLength`.
     pub fn with_max_length(mut self, value: i64) -> Self {
         self.max_length = Some(value);
         self
     }
-    ///Sets `minLength`.
+    /// Sets `minLength`.
     pub fn with_min_length(mut self, value: i64) -> Self {
         self.min_length = Some(value);
         self
     }
-    ///Sets `title`.
+    /// Sets `title`.
     pub fn with_title(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -14374,7 +14781,7 @@ impl ::serde::Serialize for StringSchema {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.description.is_some())
+        let len = 0 + 1 + usize::from(self.description.is_some())
             + usize::from(self.format.is_some()) + usize::from(self.max_length.is_some())
             + usize::from(self.min_length.is_some()) + usize::from(self.title.is_some())
             + self.extra.len();
@@ -14512,7 +14919,7 @@ impl<'de> ::serde::Deserialize<'de> for StringSchema {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SubscribeRequestParams {
-    ///The URI of the resource to subscribe to. The URI can use any protocol; it is up to the server how to interpret it.
+    /// The URI of the resource to subscribe to. The URI can use any protocol; it is up to the server how to interpret it.
     pub uri: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -14590,22 +14997,22 @@ impl<'de> ::serde::Deserialize<'de> for SubscribeRequestParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Sent from the client to request resources/updated notifications from the server whenever a particular resource changes.
+/// Sent from the client to request resources/updated notifications from the server whenever a particular resource changes.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SubscribeRequest {
-    ///`params`
+    /// `params`
     pub params: SubscribeRequestParams,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl SubscribeRequest {
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "resources/subscribe";
     /// A value with the required members given and every optional member unset.
     pub fn new(params: SubscribeRequestParams) -> Self {
         Self {
-            params: params,
+            params,
             extra: ::core::default::Default::default(),
         }
     }
@@ -14616,7 +15023,7 @@ impl ::serde::Serialize for SubscribeRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"resources/subscribe")?;
         map.serialize_entry("params", &self.params)?;
@@ -14688,23 +15095,23 @@ impl<'de> ::serde::Deserialize<'de> for SubscribeRequest {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Text provided to or from an LLM.
+/// Text provided to or from an LLM.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct TextContent {
-    ///See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///Optional annotations for the client.
+    /// Optional annotations for the client.
     pub annotations: ::core::option::Option<Annotations>,
-    ///The text content of the message.
+    /// The text content of the message.
     pub text: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl TextContent {
-    ///The constant `type` member.
+    /// The constant `type` member.
     pub const TYPE: &'static str = "text";
     /// A value with the required members given and every optional member unset.
     pub fn new(text: impl ::core::convert::Into<::std::string::String>) -> Self {
@@ -14715,7 +15122,7 @@ impl TextContent {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -14723,7 +15130,7 @@ impl TextContent {
         self.meta = Some(value);
         self
     }
-    ///Sets `annotations`.
+    /// Sets `annotations`.
     pub fn with_annotations(mut self, value: Annotations) -> Self {
         self.annotations = Some(value);
         self
@@ -14735,7 +15142,7 @@ impl ::serde::Serialize for TextContent {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.meta.is_some())
+        let len = 0 + 1 + usize::from(self.meta.is_some())
             + usize::from(self.annotations.is_some()) + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"text")?;
@@ -14840,15 +15247,15 @@ impl<'de> ::serde::Deserialize<'de> for TextContent {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct TextResourceContents {
-    ///See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///The MIME type of this resource, if known.
+    /// The MIME type of this resource, if known.
     pub mime_type: ::core::option::Option<::std::string::String>,
-    ///The text of the item. This must only be set if the item can actually be represented as text (not binary data).
+    /// The text of the item. This must only be set if the item can actually be represented as text (not binary data).
     pub text: ::std::string::String,
-    ///The URI of this resource.
+    /// The URI of this resource.
     pub uri: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -14867,7 +15274,7 @@ impl TextResourceContents {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -14875,7 +15282,7 @@ impl TextResourceContents {
         self.meta = Some(value);
         self
     }
-    ///Sets `mimeType`.
+    /// Sets `mimeType`.
     pub fn with_mime_type(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -15059,24 +15466,24 @@ impl<'de> ::serde::Deserialize<'de> for ToolInputSchemaPropertiesValue {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A JSON Schema object defining the expected parameters for the tool.
+/// A JSON Schema object defining the expected parameters for the tool.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ToolInputSchema {
-    ///`properties`
+    /// `properties`
     pub properties: ::core::option::Option<
         ::std::collections::BTreeMap<
             ::std::string::String,
             ToolInputSchemaPropertiesValue,
         >,
     >,
-    ///`required`
+    /// `required`
     pub required: ::core::option::Option<::std::vec::Vec<::std::string::String>>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ToolInputSchema {
-    ///The constant `type` member.
+    /// The constant `type` member.
     pub const TYPE: &'static str = "object";
     /// A value with the required members given and every optional member unset.
     pub fn new() -> Self {
@@ -15086,7 +15493,7 @@ impl ToolInputSchema {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `properties`.
+    /// Sets `properties`.
     pub fn with_properties(
         mut self,
         value: ::std::collections::BTreeMap<
@@ -15097,7 +15504,7 @@ impl ToolInputSchema {
         self.properties = Some(value);
         self
     }
-    ///Sets `required`.
+    /// Sets `required`.
     pub fn with_required(
         mut self,
         value: ::std::vec::Vec<::std::string::String>,
@@ -15112,7 +15519,7 @@ impl ::serde::Serialize for ToolInputSchema {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.properties.is_some())
+        let len = 0 + 1 + usize::from(self.properties.is_some())
             + usize::from(self.required.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"object")?;
@@ -15270,25 +15677,25 @@ impl<'de> ::serde::Deserialize<'de> for ToolOutputSchemaPropertiesValue {
         deserializer.deserialize_map(Visitor)
     }
 }
-///An optional JSON Schema object defining the structure of the tool's output returned in
-///the structuredContent field of a CallToolResult.
+/// An optional JSON Schema object defining the structure of the tool's output returned in
+/// the structuredContent field of a CallToolResult.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ToolOutputSchema {
-    ///`properties`
+    /// `properties`
     pub properties: ::core::option::Option<
         ::std::collections::BTreeMap<
             ::std::string::String,
             ToolOutputSchemaPropertiesValue,
         >,
     >,
-    ///`required`
+    /// `required`
     pub required: ::core::option::Option<::std::vec::Vec<::std::string::String>>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ToolOutputSchema {
-    ///The constant `type` member.
+    /// The constant `type` member.
     pub const TYPE: &'static str = "object";
     /// A value with the required members given and every optional member unset.
     pub fn new() -> Self {
@@ -15298,7 +15705,7 @@ impl ToolOutputSchema {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `properties`.
+    /// Sets `properties`.
     pub fn with_properties(
         mut self,
         value: ::std::collections::BTreeMap<
@@ -15309,7 +15716,7 @@ impl ToolOutputSchema {
         self.properties = Some(value);
         self
     }
-    ///Sets `required`.
+    /// Sets `required`.
     pub fn with_required(
         mut self,
         value: ::std::vec::Vec<::std::string::String>,
@@ -15324,7 +15731,7 @@ impl ::serde::Serialize for ToolOutputSchema {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.properties.is_some())
+        let len = 0 + 1 + usize::from(self.properties.is_some())
             + usize::from(self.required.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"object")?;
@@ -15419,35 +15826,35 @@ impl<'de> ::serde::Deserialize<'de> for ToolOutputSchema {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Definition for a tool the client can call.
+/// Definition for a tool the client can call.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Tool {
-    ///See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///Optional additional tool information.
+    /// Optional additional tool information.
     ///
-    ///Display name precedence order is: title, annotations.title, then name.
+    /// Display name precedence order is: title, annotations.title, then name.
     pub annotations: ::core::option::Option<ToolAnnotations>,
-    ///A human-readable description of the tool.
+    /// A human-readable description of the tool.
     ///
-    ///This can be used by clients to improve the LLM's understanding of available tools. It can be thought of like a "hint" to the model.
+    /// This can be used by clients to improve the LLM's understanding of available tools. It can be thought of like a "hint" to the model.
     pub description: ::core::option::Option<::std::string::String>,
-    ///A JSON Schema object defining the expected parameters for the tool.
+    /// A JSON Schema object defining the expected parameters for the tool.
     pub input_schema: ToolInputSchema,
-    ///Intended for programmatic or logical use, but used as a display name in past specs or fallback (if title isn't present).
+    /// Intended for programmatic or logical use, but used as a display name in past specs or fallback (if title isn't present).
     pub name: ::std::string::String,
-    ///An optional JSON Schema object defining the structure of the tool's output returned in
-    ///the structuredContent field of a CallToolResult.
+    /// An optional JSON Schema object defining the structure of the tool's output returned in
+    /// the structuredContent field of a CallToolResult.
     pub output_schema: ::core::option::Option<ToolOutputSchema>,
-    ///Intended for UI and end-user contexts — optimized to be human-readable and easily understood,
-    ///even by those unfamiliar with domain-specific terminology.
+    /// Intended for UI and end-user contexts — optimized to be human-readable and easily understood,
+    /// even by those unfamiliar with domain-specific terminology.
     ///
-    ///If not provided, the name should be used for display (except for Tool,
-    ///where `annotations.title` should be given precedence over using `name`,
-    ///if present).
+    /// If not provided, the name should be used for display (except for Tool,
+    /// where `annotations.title` should be given precedence over using `name`,
+    /// if present).
     pub title: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -15462,14 +15869,14 @@ impl Tool {
             meta: None,
             annotations: None,
             description: None,
-            input_schema: input_schema,
+            input_schema,
             name: name.into(),
             output_schema: None,
             title: None,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -15477,12 +15884,12 @@ impl Tool {
         self.meta = Some(value);
         self
     }
-    ///Sets `annotations`.
+    /// Sets `annotations`.
     pub fn with_annotations(mut self, value: ToolAnnotations) -> Self {
         self.annotations = Some(value);
         self
     }
-    ///Sets `description`.
+    /// Sets `description`.
     pub fn with_description(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -15490,12 +15897,12 @@ impl Tool {
         self.description = Some(value.into());
         self
     }
-    ///Sets `outputSchema`.
+    /// Sets `outputSchema`.
     pub fn with_output_schema(mut self, value: ToolOutputSchema) -> Self {
         self.output_schema = Some(value);
         self
     }
-    ///Sets `title`.
+    /// Sets `title`.
     pub fn with_title(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -15652,43 +16059,43 @@ impl<'de> ::serde::Deserialize<'de> for Tool {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Additional properties describing a Tool to clients.
+/// Additional properties describing a Tool to clients.
 ///
-///NOTE: all properties in ToolAnnotations are **hints**.
-///They are not guaranteed to provide a faithful description of
-///tool behavior (including descriptive properties like `title`).
+/// NOTE: all properties in ToolAnnotations are **hints**.
+/// They are not guaranteed to provide a faithful description of
+/// tool behavior (including descriptive properties like `title`).
 ///
-///Clients should never make tool use decisions based on ToolAnnotations
-///received from untrusted servers.
+/// Clients should never make tool use decisions based on ToolAnnotations
+/// received from untrusted servers.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ToolAnnotations {
-    ///If true, the tool may perform destructive updates to its environment.
-    ///If false, the tool performs only additive updates.
+    /// If true, the tool may perform destructive updates to its environment.
+    /// If false, the tool performs only additive updates.
     ///
-    ///(This property is meaningful only when `readOnlyHint == false`)
+    /// (This property is meaningful only when `readOnlyHint == false`)
     ///
-    ///Default: true
+    /// Default: true
     pub destructive_hint: ::core::option::Option<bool>,
-    ///If true, calling the tool repeatedly with the same arguments
-    ///will have no additional effect on the its environment.
+    /// If true, calling the tool repeatedly with the same arguments
+    /// will have no additional effect on the its environment.
     ///
-    ///(This property is meaningful only when `readOnlyHint == false`)
+    /// (This property is meaningful only when `readOnlyHint == false`)
     ///
-    ///Default: false
+    /// Default: false
     pub idempotent_hint: ::core::option::Option<bool>,
-    ///If true, this tool may interact with an "open world" of external
-    ///entities. If false, the tool's domain of interaction is closed.
-    ///For example, the world of a web search tool is open, whereas that
-    ///of a memory tool is not.
+    /// If true, this tool may interact with an "open world" of external
+    /// entities. If false, the tool's domain of interaction is closed.
+    /// For example, the world of a web search tool is open, whereas that
+    /// of a memory tool is not.
     ///
-    ///Default: true
+    /// Default: true
     pub open_world_hint: ::core::option::Option<bool>,
-    ///If true, the tool does not modify its environment.
+    /// If true, the tool does not modify its environment.
     ///
-    ///Default: false
+    /// Default: false
     pub read_only_hint: ::core::option::Option<bool>,
-    ///A human-readable title for the tool.
+    /// A human-readable title for the tool.
     pub title: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -15705,27 +16112,27 @@ impl ToolAnnotations {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `destructiveHint`.
+    /// Sets `destructiveHint`.
     pub fn with_destructive_hint(mut self, value: bool) -> Self {
         self.destructive_hint = Some(value);
         self
     }
-    ///Sets `idempotentHint`.
+    /// Sets `idempotentHint`.
     pub fn with_idempotent_hint(mut self, value: bool) -> Self {
         self.idempotent_hint = Some(value);
         self
     }
-    ///Sets `openWorldHint`.
+    /// Sets `openWorldHint`.
     pub fn with_open_world_hint(mut self, value: bool) -> Self {
         self.open_world_hint = Some(value);
         self
     }
-    ///Sets `readOnlyHint`.
+    /// Sets `readOnlyHint`.
     pub fn with_read_only_hint(mut self, value: bool) -> Self {
         self.read_only_hint = Some(value);
         self
     }
-    ///Sets `title`.
+    /// Sets `title`.
     pub fn with_title(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -15865,7 +16272,7 @@ impl<'de> ::serde::Deserialize<'de> for ToolAnnotations {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ToolListChangedNotificationParams {
-    ///See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-06-18/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
@@ -15880,7 +16287,7 @@ impl ToolListChangedNotificationParams {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -15955,17 +16362,17 @@ impl<'de> ::serde::Deserialize<'de> for ToolListChangedNotificationParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///An optional notification from the server to the client, informing it that the list of tools it offers has changed. This may be issued by servers without any previous subscription from the client.
+/// An optional notification from the server to the client, informing it that the list of tools it offers has changed. This may be issued by servers without any previous subscription from the client.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ToolListChangedNotification {
-    ///`params`
+    /// `params`
     pub params: ::core::option::Option<ToolListChangedNotificationParams>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ToolListChangedNotification {
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "notifications/tools/list_changed";
     /// A value with the required members given and every optional member unset.
     pub fn new() -> Self {
@@ -15974,7 +16381,7 @@ impl ToolListChangedNotification {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `params`.
+    /// Sets `params`.
     pub fn with_params(mut self, value: ToolListChangedNotificationParams) -> Self {
         self.params = Some(value);
         self
@@ -15986,7 +16393,7 @@ impl ::serde::Serialize for ToolListChangedNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"notifications/tools/list_changed")?;
         if let Some(value) = &self.params {
@@ -16063,7 +16470,7 @@ impl<'de> ::serde::Deserialize<'de> for ToolListChangedNotification {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct UnsubscribeRequestParams {
-    ///The URI of the resource to unsubscribe from.
+    /// The URI of the resource to unsubscribe from.
     pub uri: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -16141,22 +16548,22 @@ impl<'de> ::serde::Deserialize<'de> for UnsubscribeRequestParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Sent from the client to request cancellation of resources/updated notifications from the server. This should follow a previous resources/subscribe request.
+/// Sent from the client to request cancellation of resources/updated notifications from the server. This should follow a previous resources/subscribe request.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct UnsubscribeRequest {
-    ///`params`
+    /// `params`
     pub params: UnsubscribeRequestParams,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl UnsubscribeRequest {
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "resources/unsubscribe";
     /// A value with the required members given and every optional member unset.
     pub fn new(params: UnsubscribeRequestParams) -> Self {
         Self {
-            params: params,
+            params,
             extra: ::core::default::Default::default(),
         }
     }
@@ -16167,7 +16574,7 @@ impl ::serde::Serialize for UnsubscribeRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"resources/unsubscribe")?;
         map.serialize_entry("params", &self.params)?;
@@ -16240,16 +16647,16 @@ impl<'de> ::serde::Deserialize<'de> for UnsubscribeRequest {
     }
 }
 ///
-///Told apart by the constant member `method`.
+/// Told apart by the constant member `method`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClientNotification {
-    ///`CancelledNotification`
+    /// `CancelledNotification`
     Cancelled(CancelledNotification),
-    ///`InitializedNotification`
+    /// `InitializedNotification`
     Initialized(InitializedNotification),
-    ///`ProgressNotification`
+    /// `ProgressNotification`
     Progress(ProgressNotification),
-    ///`RootsListChangedNotification`
+    /// `RootsListChangedNotification`
     RootsListChanged(RootsListChangedNotification),
 }
 impl ::core::convert::From<CancelledNotification> for ClientNotification {
@@ -16343,34 +16750,34 @@ impl<'de> ::serde::Deserialize<'de> for ClientNotification {
     }
 }
 ///
-///Told apart by the constant member `method`.
+/// Told apart by the constant member `method`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClientRequest {
-    ///`InitializeRequest`
+    /// `InitializeRequest`
     Initialize(InitializeRequest),
-    ///`PingRequest`
+    /// `PingRequest`
     Ping(PingRequest),
-    ///`ListResourcesRequest`
+    /// `ListResourcesRequest`
     ListResources(ListResourcesRequest),
-    ///`ListResourceTemplatesRequest`
+    /// `ListResourceTemplatesRequest`
     ListResourceTemplates(ListResourceTemplatesRequest),
-    ///`ReadResourceRequest`
+    /// `ReadResourceRequest`
     ReadResource(ReadResourceRequest),
-    ///`SubscribeRequest`
+    /// `SubscribeRequest`
     Subscribe(SubscribeRequest),
-    ///`UnsubscribeRequest`
+    /// `UnsubscribeRequest`
     Unsubscribe(UnsubscribeRequest),
-    ///`ListPromptsRequest`
+    /// `ListPromptsRequest`
     ListPrompts(ListPromptsRequest),
-    ///`GetPromptRequest`
+    /// `GetPromptRequest`
     GetPrompt(GetPromptRequest),
-    ///`ListToolsRequest`
+    /// `ListToolsRequest`
     ListTools(ListToolsRequest),
-    ///`CallToolRequest`
+    /// `CallToolRequest`
     CallTool(CallToolRequest),
-    ///`SetLevelRequest`
+    /// `SetLevelRequest`
     SetLevel(SetLevelRequest),
-    ///`CompleteRequest`
+    /// `CompleteRequest`
     Complete(CompleteRequest),
 }
 impl ::core::convert::From<InitializeRequest> for ClientRequest {
@@ -16556,16 +16963,16 @@ impl<'de> ::serde::Deserialize<'de> for ClientRequest {
     }
 }
 ///
-///The members cannot be told apart from the value alone, so this type only serializes: decode the member you expect (a result by the method of the request it answers).
+/// The members cannot be told apart from the value alone, so this type only serializes: decode the member you expect (a result by the method of the request it answers).
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClientResult {
-    ///`Result`
+    /// `Result`
     Result(Result),
-    ///`CreateMessageResult`
+    /// `CreateMessageResult`
     CreateMessage(CreateMessageResult),
-    ///`ListRootsResult`
+    /// `ListRootsResult`
     ListRoots(ListRootsResult),
-    ///`ElicitResult`
+    /// `ElicitResult`
     Elicit(ElicitResult),
 }
 impl ::core::convert::From<Result> for ClientResult {
@@ -16604,12 +17011,12 @@ impl ::serde::Serialize for ClientResult {
     }
 }
 ///
-///Told apart by the constant member `type`.
+/// Told apart by the constant member `type`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CompleteRequestParamsRef {
-    ///`PromptReference`
+    /// `PromptReference`
     Prompt(PromptReference),
-    ///`ResourceTemplateReference`
+    /// `ResourceTemplateReference`
     ResourceTemplate(ResourceTemplateReference),
 }
 impl ::core::convert::From<PromptReference> for CompleteRequestParamsRef {
@@ -16681,18 +17088,18 @@ impl<'de> ::serde::Deserialize<'de> for CompleteRequestParamsRef {
     }
 }
 ///
-///Told apart by the constant member `type`.
+/// Told apart by the constant member `type`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ContentBlock {
-    ///`TextContent`
+    /// `TextContent`
     Text(TextContent),
-    ///`ImageContent`
+    /// `ImageContent`
     Image(ImageContent),
-    ///`AudioContent`
+    /// `AudioContent`
     Audio(AudioContent),
-    ///`ResourceLink`
+    /// `ResourceLink`
     ResourceLink(ResourceLink),
-    ///`EmbeddedResource`
+    /// `EmbeddedResource`
     EmbeddedResource(EmbeddedResource),
 }
 impl ::core::convert::From<TextContent> for ContentBlock {
@@ -16794,14 +17201,14 @@ impl<'de> ::serde::Deserialize<'de> for ContentBlock {
     }
 }
 ///
-///Told apart by the constant member `type`.
+/// Told apart by the constant member `type`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CreateMessageResultContent {
-    ///`TextContent`
+    /// `TextContent`
     Text(TextContent),
-    ///`ImageContent`
+    /// `ImageContent`
     Image(ImageContent),
-    ///`AudioContent`
+    /// `AudioContent`
     Audio(AudioContent),
 }
 impl ::core::convert::From<TextContent> for CreateMessageResultContent {
@@ -16881,14 +17288,14 @@ impl<'de> ::serde::Deserialize<'de> for CreateMessageResultContent {
     }
 }
 ///
-///Told apart by the kind of JSON value.
+/// Told apart by the kind of JSON value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ElicitResultContentValue {
-    ///`::std::string::String`
+    /// `::std::string::String`
     String(::std::string::String),
-    ///`i64`
+    /// `i64`
     Integer(i64),
-    ///`bool`
+    /// `bool`
     Boolean(bool),
 }
 impl ::core::convert::From<::std::string::String> for ElicitResultContentValue {
@@ -16981,12 +17388,12 @@ impl<'de> ::serde::Deserialize<'de> for ElicitResultContentValue {
     }
 }
 ///
-///Told apart by a constant member and by which members are present.
+/// Told apart by a constant member and by which members are present.
 #[derive(Debug, Clone, PartialEq)]
 pub enum EmbeddedResourceResource {
-    ///`TextResourceContents`
+    /// `TextResourceContents`
     TextResource(TextResourceContents),
-    ///`BlobResourceContents`
+    /// `BlobResourceContents`
     BlobResource(BlobResourceContents),
 }
 impl ::core::convert::From<TextResourceContents> for EmbeddedResourceResource {
@@ -17017,7 +17424,7 @@ impl EmbeddedResourceResource {
     ) -> ::core::result::Result<usize, ::serde_json::Error> {
         crate::support::pick_by_markers(
             object,
-            &[(&["blob"], 1, &[])],
+            &[(&["blob"], 1, &[&["text"]])],
             0,
             "EmbeddedResourceResource",
         )
@@ -17050,18 +17457,18 @@ impl<'de> ::serde::Deserialize<'de> for EmbeddedResourceResource {
         Self::from_object(object).map_err(<D::Error as ::serde::de::Error>::custom)
     }
 }
-///Refers to any valid JSON-RPC object that can be decoded off the wire, or encoded to be sent.
+/// Refers to any valid JSON-RPC object that can be decoded off the wire, or encoded to be sent.
 ///
-///Told apart by a constant member and by which members are present.
+/// Told apart by a constant member and by which members are present.
 #[derive(Debug, Clone, PartialEq)]
 pub enum JSONRPCMessage {
-    ///`JSONRPCRequest`
+    /// `JSONRPCRequest`
     JSONRPCRequest(JSONRPCRequest),
-    ///`JSONRPCNotification`
+    /// `JSONRPCNotification`
     JSONRPCNotification(JSONRPCNotification),
-    ///`JSONRPCResponse`
+    /// `JSONRPCResponse`
     JSONRPCResponse(JSONRPCResponse),
-    ///`JSONRPCError`
+    /// `JSONRPCError`
     JSONRPCError(JSONRPCError),
 }
 impl ::core::convert::From<JSONRPCRequest> for JSONRPCMessage {
@@ -17110,7 +17517,11 @@ impl JSONRPCMessage {
     ) -> ::core::result::Result<usize, ::serde_json::Error> {
         crate::support::pick_by_markers(
             object,
-            &[(&["result"], 2, &[&["error"]]), (&["error"], 3, &[]), (&["id"], 0, &[])],
+            &[
+                (&["result"], 2, &[&["error"], &["method"]]),
+                (&["error"], 3, &[&["method"]]),
+                (&["id"], 0, &[]),
+            ],
             1,
             "JSONRPCMessage",
         )
@@ -17142,19 +17553,19 @@ impl<'de> ::serde::Deserialize<'de> for JSONRPCMessage {
         Self::from_object(object).map_err(<D::Error as ::serde::de::Error>::custom)
     }
 }
-///Restricted schema definitions that only allow primitive types
-///without nested objects or arrays.
+/// Restricted schema definitions that only allow primitive types
+/// without nested objects or arrays.
 ///
-///Told apart by a constant member and by which members are present.
+/// Told apart by a constant member and by which members are present.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PrimitiveSchemaDefinition {
-    ///`StringSchema`
+    /// `StringSchema`
     String(StringSchema),
-    ///`NumberSchema`
+    /// `NumberSchema`
     Number(NumberSchema),
-    ///`BooleanSchema`
+    /// `BooleanSchema`
     Boolean(BooleanSchema),
-    ///`EnumSchema`
+    /// `EnumSchema`
     Enum(EnumSchema),
 }
 impl ::core::convert::From<StringSchema> for PrimitiveSchemaDefinition {
@@ -17273,14 +17684,14 @@ impl<'de> ::serde::Deserialize<'de> for PrimitiveSchemaDefinition {
         Self::from_object(object).map_err(<D::Error as ::serde::de::Error>::custom)
     }
 }
-///A progress token, used to associate progress notifications with the original request.
+/// A progress token, used to associate progress notifications with the original request.
 ///
-///Told apart by the kind of JSON value.
+/// Told apart by the kind of JSON value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ProgressToken {
-    ///`::std::string::String`
+    /// `::std::string::String`
     String(::std::string::String),
-    ///`i64`
+    /// `i64`
     Integer(i64),
 }
 impl ::core::convert::From<::std::string::String> for ProgressToken {
@@ -17358,12 +17769,12 @@ impl<'de> ::serde::Deserialize<'de> for ProgressToken {
     }
 }
 ///
-///Told apart by a constant member and by which members are present.
+/// Told apart by a constant member and by which members are present.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ReadResourceResultContentsItem {
-    ///`TextResourceContents`
+    /// `TextResourceContents`
     TextResource(TextResourceContents),
-    ///`BlobResourceContents`
+    /// `BlobResourceContents`
     BlobResource(BlobResourceContents),
 }
 impl ::core::convert::From<TextResourceContents> for ReadResourceResultContentsItem {
@@ -17394,7 +17805,7 @@ impl ReadResourceResultContentsItem {
     ) -> ::core::result::Result<usize, ::serde_json::Error> {
         crate::support::pick_by_markers(
             object,
-            &[(&["blob"], 1, &[])],
+            &[(&["blob"], 1, &[&["text"]])],
             0,
             "ReadResourceResultContentsItem",
         )
@@ -17427,14 +17838,14 @@ impl<'de> ::serde::Deserialize<'de> for ReadResourceResultContentsItem {
         Self::from_object(object).map_err(<D::Error as ::serde::de::Error>::custom)
     }
 }
-///A uniquely identifying ID for a request in JSON-RPC.
+/// A uniquely identifying ID for a request in JSON-RPC.
 ///
-///Told apart by the kind of JSON value.
+/// Told apart by the kind of JSON value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RequestId {
-    ///`::std::string::String`
+    /// `::std::string::String`
     String(::std::string::String),
-    ///`i64`
+    /// `i64`
     Integer(i64),
 }
 impl ::core::convert::From<::std::string::String> for RequestId {
@@ -17512,14 +17923,14 @@ impl<'de> ::serde::Deserialize<'de> for RequestId {
     }
 }
 ///
-///Told apart by the constant member `type`.
+/// Told apart by the constant member `type`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SamplingMessageContent {
-    ///`TextContent`
+    /// `TextContent`
     Text(TextContent),
-    ///`ImageContent`
+    /// `ImageContent`
     Image(ImageContent),
-    ///`AudioContent`
+    /// `AudioContent`
     Audio(AudioContent),
 }
 impl ::core::convert::From<TextContent> for SamplingMessageContent {
@@ -17599,22 +18010,22 @@ impl<'de> ::serde::Deserialize<'de> for SamplingMessageContent {
     }
 }
 ///
-///Told apart by the constant member `method`.
+/// Told apart by the constant member `method`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ServerNotification {
-    ///`CancelledNotification`
+    /// `CancelledNotification`
     Cancelled(CancelledNotification),
-    ///`ProgressNotification`
+    /// `ProgressNotification`
     Progress(ProgressNotification),
-    ///`ResourceListChangedNotification`
+    /// `ResourceListChangedNotification`
     ResourceListChanged(ResourceListChangedNotification),
-    ///`ResourceUpdatedNotification`
+    /// `ResourceUpdatedNotification`
     ResourceUpdated(ResourceUpdatedNotification),
-    ///`PromptListChangedNotification`
+    /// `PromptListChangedNotification`
     PromptListChanged(PromptListChangedNotification),
-    ///`ToolListChangedNotification`
+    /// `ToolListChangedNotification`
     ToolListChanged(ToolListChangedNotification),
-    ///`LoggingMessageNotification`
+    /// `LoggingMessageNotification`
     LoggingMessage(LoggingMessageNotification),
 }
 impl ::core::convert::From<CancelledNotification> for ServerNotification {
@@ -17752,16 +18163,16 @@ impl<'de> ::serde::Deserialize<'de> for ServerNotification {
     }
 }
 ///
-///Told apart by the constant member `method`.
+/// Told apart by the constant member `method`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ServerRequest {
-    ///`PingRequest`
+    /// `PingRequest`
     Ping(PingRequest),
-    ///`CreateMessageRequest`
+    /// `CreateMessageRequest`
     CreateMessage(CreateMessageRequest),
-    ///`ListRootsRequest`
+    /// `ListRootsRequest`
     ListRoots(ListRootsRequest),
-    ///`ElicitRequest`
+    /// `ElicitRequest`
     Elicit(ElicitRequest),
 }
 impl ::core::convert::From<PingRequest> for ServerRequest {
@@ -17853,28 +18264,28 @@ impl<'de> ::serde::Deserialize<'de> for ServerRequest {
     }
 }
 ///
-///The members cannot be told apart from the value alone, so this type only serializes: decode the member you expect (a result by the method of the request it answers).
+/// The members cannot be told apart from the value alone, so this type only serializes: decode the member you expect (a result by the method of the request it answers).
 #[derive(Debug, Clone, PartialEq)]
 pub enum ServerResult {
-    ///`Result`
+    /// `Result`
     Result(Result),
-    ///`InitializeResult`
+    /// `InitializeResult`
     Initialize(InitializeResult),
-    ///`ListResourcesResult`
+    /// `ListResourcesResult`
     ListResources(ListResourcesResult),
-    ///`ListResourceTemplatesResult`
+    /// `ListResourceTemplatesResult`
     ListResourceTemplates(ListResourceTemplatesResult),
-    ///`ReadResourceResult`
+    /// `ReadResourceResult`
     ReadResource(ReadResourceResult),
-    ///`ListPromptsResult`
+    /// `ListPromptsResult`
     ListPrompts(ListPromptsResult),
-    ///`GetPromptResult`
+    /// `GetPromptResult`
     GetPrompt(GetPromptResult),
-    ///`ListToolsResult`
+    /// `ListToolsResult`
     ListTools(ListToolsResult),
-    ///`CallToolResult`
+    /// `CallToolResult`
     CallTool(CallToolResult),
-    ///`CompleteResult`
+    /// `CompleteResult`
     Complete(CompleteResult),
 }
 impl ::core::convert::From<Result> for ServerResult {

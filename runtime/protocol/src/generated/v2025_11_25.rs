@@ -17,67 +17,67 @@
 pub const PROTOCOL_VERSION: &str = "2025-11-25";
 /// Method names of this revision, as on the wire.
 pub mod methods {
-    ///`completion/complete` (`CompleteRequest`)
+    /// `completion/complete` (`CompleteRequest`)
     pub const COMPLETION_COMPLETE: &str = "completion/complete";
-    ///`elicitation/create` (`ElicitRequest`)
+    /// `elicitation/create` (`ElicitRequest`)
     pub const ELICITATION_CREATE: &str = "elicitation/create";
-    ///`initialize` (`InitializeRequest`)
+    /// `initialize` (`InitializeRequest`)
     pub const INITIALIZE: &str = "initialize";
-    ///`logging/setLevel` (`SetLevelRequest`)
+    /// `logging/setLevel` (`SetLevelRequest`)
     pub const LOGGING_SET_LEVEL: &str = "logging/setLevel";
-    ///`notifications/cancelled` (`CancelledNotification`)
+    /// `notifications/cancelled` (`CancelledNotification`)
     pub const NOTIFICATIONS_CANCELLED: &str = "notifications/cancelled";
-    ///`notifications/elicitation/complete` (`ElicitationCompleteNotification`)
+    /// `notifications/elicitation/complete` (`ElicitationCompleteNotification`)
     pub const NOTIFICATIONS_ELICITATION_COMPLETE: &str = "notifications/elicitation/complete";
-    ///`notifications/initialized` (`InitializedNotification`)
+    /// `notifications/initialized` (`InitializedNotification`)
     pub const NOTIFICATIONS_INITIALIZED: &str = "notifications/initialized";
-    ///`notifications/message` (`LoggingMessageNotification`)
+    /// `notifications/message` (`LoggingMessageNotification`)
     pub const NOTIFICATIONS_MESSAGE: &str = "notifications/message";
-    ///`notifications/progress` (`ProgressNotification`)
+    /// `notifications/progress` (`ProgressNotification`)
     pub const NOTIFICATIONS_PROGRESS: &str = "notifications/progress";
-    ///`notifications/prompts/list_changed` (`PromptListChangedNotification`)
+    /// `notifications/prompts/list_changed` (`PromptListChangedNotification`)
     pub const NOTIFICATIONS_PROMPTS_LIST_CHANGED: &str = "notifications/prompts/list_changed";
-    ///`notifications/resources/list_changed` (`ResourceListChangedNotification`)
+    /// `notifications/resources/list_changed` (`ResourceListChangedNotification`)
     pub const NOTIFICATIONS_RESOURCES_LIST_CHANGED: &str = "notifications/resources/list_changed";
-    ///`notifications/resources/updated` (`ResourceUpdatedNotification`)
+    /// `notifications/resources/updated` (`ResourceUpdatedNotification`)
     pub const NOTIFICATIONS_RESOURCES_UPDATED: &str = "notifications/resources/updated";
-    ///`notifications/roots/list_changed` (`RootsListChangedNotification`)
+    /// `notifications/roots/list_changed` (`RootsListChangedNotification`)
     pub const NOTIFICATIONS_ROOTS_LIST_CHANGED: &str = "notifications/roots/list_changed";
-    ///`notifications/tasks/status` (`TaskStatusNotification`)
+    /// `notifications/tasks/status` (`TaskStatusNotification`)
     pub const NOTIFICATIONS_TASKS_STATUS: &str = "notifications/tasks/status";
-    ///`notifications/tools/list_changed` (`ToolListChangedNotification`)
+    /// `notifications/tools/list_changed` (`ToolListChangedNotification`)
     pub const NOTIFICATIONS_TOOLS_LIST_CHANGED: &str = "notifications/tools/list_changed";
-    ///`ping` (`PingRequest`)
+    /// `ping` (`PingRequest`)
     pub const PING: &str = "ping";
-    ///`prompts/get` (`GetPromptRequest`)
+    /// `prompts/get` (`GetPromptRequest`)
     pub const PROMPTS_GET: &str = "prompts/get";
-    ///`prompts/list` (`ListPromptsRequest`)
+    /// `prompts/list` (`ListPromptsRequest`)
     pub const PROMPTS_LIST: &str = "prompts/list";
-    ///`resources/list` (`ListResourcesRequest`)
+    /// `resources/list` (`ListResourcesRequest`)
     pub const RESOURCES_LIST: &str = "resources/list";
-    ///`resources/read` (`ReadResourceRequest`)
+    /// `resources/read` (`ReadResourceRequest`)
     pub const RESOURCES_READ: &str = "resources/read";
-    ///`resources/subscribe` (`SubscribeRequest`)
+    /// `resources/subscribe` (`SubscribeRequest`)
     pub const RESOURCES_SUBSCRIBE: &str = "resources/subscribe";
-    ///`resources/templates/list` (`ListResourceTemplatesRequest`)
+    /// `resources/templates/list` (`ListResourceTemplatesRequest`)
     pub const RESOURCES_TEMPLATES_LIST: &str = "resources/templates/list";
-    ///`resources/unsubscribe` (`UnsubscribeRequest`)
+    /// `resources/unsubscribe` (`UnsubscribeRequest`)
     pub const RESOURCES_UNSUBSCRIBE: &str = "resources/unsubscribe";
-    ///`roots/list` (`ListRootsRequest`)
+    /// `roots/list` (`ListRootsRequest`)
     pub const ROOTS_LIST: &str = "roots/list";
-    ///`sampling/createMessage` (`CreateMessageRequest`)
+    /// `sampling/createMessage` (`CreateMessageRequest`)
     pub const SAMPLING_CREATE_MESSAGE: &str = "sampling/createMessage";
-    ///`tasks/cancel` (`CancelTaskRequest`)
+    /// `tasks/cancel` (`CancelTaskRequest`)
     pub const TASKS_CANCEL: &str = "tasks/cancel";
-    ///`tasks/get` (`GetTaskRequest`)
+    /// `tasks/get` (`GetTaskRequest`)
     pub const TASKS_GET: &str = "tasks/get";
-    ///`tasks/list` (`ListTasksRequest`)
+    /// `tasks/list` (`ListTasksRequest`)
     pub const TASKS_LIST: &str = "tasks/list";
-    ///`tasks/result` (`GetTaskPayloadRequest`)
+    /// `tasks/result` (`GetTaskPayloadRequest`)
     pub const TASKS_RESULT: &str = "tasks/result";
-    ///`tools/call` (`CallToolRequest`)
+    /// `tools/call` (`CallToolRequest`)
     pub const TOOLS_CALL: &str = "tools/call";
-    ///`tools/list` (`ListToolsRequest`)
+    /// `tools/list` (`ListToolsRequest`)
     pub const TOOLS_LIST: &str = "tools/list";
     /// Every method of this revision.
     pub const ALL: &[&str] = &[
@@ -116,8 +116,617 @@ pub mod methods {
 }
 /// JSON-RPC error codes this revision fixes.
 pub mod error_codes {
-    ///`URLElicitationRequiredErrorError`
+    /// `URLElicitationRequiredErrorError`
     pub const URL_ELICITATION_REQUIRED: i64 = -32042;
+}
+/// Decodes `json` as the type named `name` (a schema definition name) and encodes it again.
+/// `None` when this revision has no such type, or the type cannot be decoded on its own.
+pub fn roundtrip_json(
+    name: &str,
+    json: &str,
+) -> ::core::option::Option<
+    ::core::result::Result<::serde_json::Value, ::serde_json::Error>,
+> {
+    fn go<T: ::serde::de::DeserializeOwned + ::serde::Serialize>(
+        json: &str,
+    ) -> ::core::result::Result<::serde_json::Value, ::serde_json::Error> {
+        ::serde_json::to_value(::serde_json::from_str::<T>(json)?)
+    }
+    Some(
+        match name {
+            "Annotations" => go::<Annotations>(json),
+            "AudioContent" => go::<AudioContent>(json),
+            "BaseMetadata" => go::<BaseMetadata>(json),
+            "BlobResourceContents" => go::<BlobResourceContents>(json),
+            "BooleanSchema" => go::<BooleanSchema>(json),
+            "CallToolRequest" => go::<CallToolRequest>(json),
+            "CallToolRequestParamsMeta" => go::<CallToolRequestParamsMeta>(json),
+            "CallToolRequestParams" => go::<CallToolRequestParams>(json),
+            "CallToolResult" => go::<CallToolResult>(json),
+            "CancelTaskRequestParams" => go::<CancelTaskRequestParams>(json),
+            "CancelTaskRequest" => go::<CancelTaskRequest>(json),
+            "CancelTaskResult" => go::<CancelTaskResult>(json),
+            "CancelledNotification" => go::<CancelledNotification>(json),
+            "CancelledNotificationParams" => go::<CancelledNotificationParams>(json),
+            "ClientCapabilitiesElicitationForm" => {
+                go::<ClientCapabilitiesElicitationForm>(json)
+            }
+            "ClientCapabilitiesElicitationUrl" => {
+                go::<ClientCapabilitiesElicitationUrl>(json)
+            }
+            "ClientCapabilitiesElicitation" => go::<ClientCapabilitiesElicitation>(json),
+            "ClientCapabilitiesExperimentalValue" => {
+                go::<ClientCapabilitiesExperimentalValue>(json)
+            }
+            "ClientCapabilitiesRoots" => go::<ClientCapabilitiesRoots>(json),
+            "ClientCapabilitiesSamplingContext" => {
+                go::<ClientCapabilitiesSamplingContext>(json)
+            }
+            "ClientCapabilitiesSamplingTools" => {
+                go::<ClientCapabilitiesSamplingTools>(json)
+            }
+            "ClientCapabilitiesSampling" => go::<ClientCapabilitiesSampling>(json),
+            "ClientCapabilitiesTasksCancel" => go::<ClientCapabilitiesTasksCancel>(json),
+            "ClientCapabilitiesTasksList" => go::<ClientCapabilitiesTasksList>(json),
+            "ClientCapabilitiesTasksRequestsElicitationCreate" => {
+                go::<ClientCapabilitiesTasksRequestsElicitationCreate>(json)
+            }
+            "ClientCapabilitiesTasksRequestsElicitation" => {
+                go::<ClientCapabilitiesTasksRequestsElicitation>(json)
+            }
+            "ClientCapabilitiesTasksRequestsSamplingCreateMessage" => {
+                go::<ClientCapabilitiesTasksRequestsSamplingCreateMessage>(json)
+            }
+            "ClientCapabilitiesTasksRequestsSampling" => {
+                go::<ClientCapabilitiesTasksRequestsSampling>(json)
+            }
+            "ClientCapabilitiesTasksRequests" => {
+                go::<ClientCapabilitiesTasksRequests>(json)
+            }
+            "ClientCapabilitiesTasks" => go::<ClientCapabilitiesTasks>(json),
+            "ClientCapabilities" => go::<ClientCapabilities>(json),
+            "ClientNotification" => go::<ClientNotification>(json),
+            "ClientRequest" => go::<ClientRequest>(json),
+            "CompleteRequest" => go::<CompleteRequest>(json),
+            "CompleteRequestParamsMeta" => go::<CompleteRequestParamsMeta>(json),
+            "CompleteRequestParamsArgument" => go::<CompleteRequestParamsArgument>(json),
+            "CompleteRequestParamsContext" => go::<CompleteRequestParamsContext>(json),
+            "CompleteRequestParamsRef" => go::<CompleteRequestParamsRef>(json),
+            "CompleteRequestParams" => go::<CompleteRequestParams>(json),
+            "CompleteResultCompletion" => go::<CompleteResultCompletion>(json),
+            "CompleteResult" => go::<CompleteResult>(json),
+            "ContentBlock" => go::<ContentBlock>(json),
+            "CreateMessageRequest" => go::<CreateMessageRequest>(json),
+            "CreateMessageRequestParamsMeta" => {
+                go::<CreateMessageRequestParamsMeta>(json)
+            }
+            "CreateMessageRequestParamsIncludeContext" => {
+                go::<CreateMessageRequestParamsIncludeContext>(json)
+            }
+            "CreateMessageRequestParamsMetadata" => {
+                go::<CreateMessageRequestParamsMetadata>(json)
+            }
+            "CreateMessageRequestParams" => go::<CreateMessageRequestParams>(json),
+            "CreateMessageResultContent" => go::<CreateMessageResultContent>(json),
+            "CreateMessageResult" => go::<CreateMessageResult>(json),
+            "CreateTaskResult" => go::<CreateTaskResult>(json),
+            "Cursor" => go::<Cursor>(json),
+            "ElicitRequest" => go::<ElicitRequest>(json),
+            "ElicitRequestFormParamsMeta" => go::<ElicitRequestFormParamsMeta>(json),
+            "ElicitRequestFormParamsRequestedSchema" => {
+                go::<ElicitRequestFormParamsRequestedSchema>(json)
+            }
+            "ElicitRequestFormParams" => go::<ElicitRequestFormParams>(json),
+            "ElicitRequestParams" => go::<ElicitRequestParams>(json),
+            "ElicitRequestURLParamsMeta" => go::<ElicitRequestURLParamsMeta>(json),
+            "ElicitRequestURLParams" => go::<ElicitRequestURLParams>(json),
+            "ElicitResultAction" => go::<ElicitResultAction>(json),
+            "ElicitResultContentValue" => go::<ElicitResultContentValue>(json),
+            "ElicitResult" => go::<ElicitResult>(json),
+            "ElicitationCompleteNotificationParams" => {
+                go::<ElicitationCompleteNotificationParams>(json)
+            }
+            "ElicitationCompleteNotification" => {
+                go::<ElicitationCompleteNotification>(json)
+            }
+            "EmbeddedResourceResource" => go::<EmbeddedResourceResource>(json),
+            "EmbeddedResource" => go::<EmbeddedResource>(json),
+            "EmptyResult" => go::<EmptyResult>(json),
+            "EnumSchema" => go::<EnumSchema>(json),
+            "Error" => go::<Error>(json),
+            "GetPromptRequest" => go::<GetPromptRequest>(json),
+            "GetPromptRequestParamsMeta" => go::<GetPromptRequestParamsMeta>(json),
+            "GetPromptRequestParams" => go::<GetPromptRequestParams>(json),
+            "GetPromptResult" => go::<GetPromptResult>(json),
+            "GetTaskPayloadRequestParams" => go::<GetTaskPayloadRequestParams>(json),
+            "GetTaskPayloadRequest" => go::<GetTaskPayloadRequest>(json),
+            "GetTaskPayloadResult" => go::<GetTaskPayloadResult>(json),
+            "GetTaskRequestParams" => go::<GetTaskRequestParams>(json),
+            "GetTaskRequest" => go::<GetTaskRequest>(json),
+            "GetTaskResult" => go::<GetTaskResult>(json),
+            "IconTheme" => go::<IconTheme>(json),
+            "Icon" => go::<Icon>(json),
+            "Icons" => go::<Icons>(json),
+            "ImageContent" => go::<ImageContent>(json),
+            "Implementation" => go::<Implementation>(json),
+            "InitializeRequest" => go::<InitializeRequest>(json),
+            "InitializeRequestParamsMeta" => go::<InitializeRequestParamsMeta>(json),
+            "InitializeRequestParams" => go::<InitializeRequestParams>(json),
+            "InitializeResult" => go::<InitializeResult>(json),
+            "InitializedNotification" => go::<InitializedNotification>(json),
+            "JSONRPCErrorResponse" => go::<JSONRPCErrorResponse>(json),
+            "JSONRPCMessage" => go::<JSONRPCMessage>(json),
+            "JSONRPCNotification" => go::<JSONRPCNotification>(json),
+            "JSONRPCRequest" => go::<JSONRPCRequest>(json),
+            "JSONRPCResponse" => go::<JSONRPCResponse>(json),
+            "JSONRPCResultResponse" => go::<JSONRPCResultResponse>(json),
+            "LegacyTitledEnumSchema" => go::<LegacyTitledEnumSchema>(json),
+            "ListPromptsRequest" => go::<ListPromptsRequest>(json),
+            "ListPromptsResult" => go::<ListPromptsResult>(json),
+            "ListResourceTemplatesRequest" => go::<ListResourceTemplatesRequest>(json),
+            "ListResourceTemplatesResult" => go::<ListResourceTemplatesResult>(json),
+            "ListResourcesRequest" => go::<ListResourcesRequest>(json),
+            "ListResourcesResult" => go::<ListResourcesResult>(json),
+            "ListRootsRequest" => go::<ListRootsRequest>(json),
+            "ListRootsResult" => go::<ListRootsResult>(json),
+            "ListTasksRequest" => go::<ListTasksRequest>(json),
+            "ListTasksResult" => go::<ListTasksResult>(json),
+            "ListToolsRequest" => go::<ListToolsRequest>(json),
+            "ListToolsResult" => go::<ListToolsResult>(json),
+            "LoggingLevel" => go::<LoggingLevel>(json),
+            "LoggingMessageNotification" => go::<LoggingMessageNotification>(json),
+            "LoggingMessageNotificationParams" => {
+                go::<LoggingMessageNotificationParams>(json)
+            }
+            "ModelHint" => go::<ModelHint>(json),
+            "ModelPreferences" => go::<ModelPreferences>(json),
+            "MultiSelectEnumSchema" => go::<MultiSelectEnumSchema>(json),
+            "Notification" => go::<Notification>(json),
+            "NotificationParams" => go::<NotificationParams>(json),
+            "NumberSchemaType" => go::<NumberSchemaType>(json),
+            "NumberSchema" => go::<NumberSchema>(json),
+            "PaginatedRequest" => go::<PaginatedRequest>(json),
+            "PaginatedRequestParamsMeta" => go::<PaginatedRequestParamsMeta>(json),
+            "PaginatedRequestParams" => go::<PaginatedRequestParams>(json),
+            "PaginatedResult" => go::<PaginatedResult>(json),
+            "PingRequest" => go::<PingRequest>(json),
+            "PrimitiveSchemaDefinition" => go::<PrimitiveSchemaDefinition>(json),
+            "ProgressNotification" => go::<ProgressNotification>(json),
+            "ProgressNotificationParams" => go::<ProgressNotificationParams>(json),
+            "ProgressToken" => go::<ProgressToken>(json),
+            "Prompt" => go::<Prompt>(json),
+            "PromptArgument" => go::<PromptArgument>(json),
+            "PromptListChangedNotification" => go::<PromptListChangedNotification>(json),
+            "PromptMessage" => go::<PromptMessage>(json),
+            "PromptReference" => go::<PromptReference>(json),
+            "ReadResourceRequest" => go::<ReadResourceRequest>(json),
+            "ReadResourceRequestParamsMeta" => go::<ReadResourceRequestParamsMeta>(json),
+            "ReadResourceRequestParams" => go::<ReadResourceRequestParams>(json),
+            "ReadResourceResultContentsItem" => {
+                go::<ReadResourceResultContentsItem>(json)
+            }
+            "ReadResourceResult" => go::<ReadResourceResult>(json),
+            "RelatedTaskMetadata" => go::<RelatedTaskMetadata>(json),
+            "Request" => go::<Request>(json),
+            "RequestId" => go::<RequestId>(json),
+            "RequestParamsMeta" => go::<RequestParamsMeta>(json),
+            "RequestParams" => go::<RequestParams>(json),
+            "Resource" => go::<Resource>(json),
+            "ResourceContents" => go::<ResourceContents>(json),
+            "ResourceLink" => go::<ResourceLink>(json),
+            "ResourceListChangedNotification" => {
+                go::<ResourceListChangedNotification>(json)
+            }
+            "ResourceRequestParamsMeta" => go::<ResourceRequestParamsMeta>(json),
+            "ResourceRequestParams" => go::<ResourceRequestParams>(json),
+            "ResourceTemplate" => go::<ResourceTemplate>(json),
+            "ResourceTemplateReference" => go::<ResourceTemplateReference>(json),
+            "ResourceUpdatedNotification" => go::<ResourceUpdatedNotification>(json),
+            "ResourceUpdatedNotificationParams" => {
+                go::<ResourceUpdatedNotificationParams>(json)
+            }
+            "Result" => go::<Result>(json),
+            "Role" => go::<Role>(json),
+            "Root" => go::<Root>(json),
+            "RootsListChangedNotification" => go::<RootsListChangedNotification>(json),
+            "SamplingMessageContent" => go::<SamplingMessageContent>(json),
+            "SamplingMessage" => go::<SamplingMessage>(json),
+            "SamplingMessageContentBlock" => go::<SamplingMessageContentBlock>(json),
+            "ServerCapabilitiesCompletions" => go::<ServerCapabilitiesCompletions>(json),
+            "ServerCapabilitiesExperimentalValue" => {
+                go::<ServerCapabilitiesExperimentalValue>(json)
+            }
+            "ServerCapabilitiesLogging" => go::<ServerCapabilitiesLogging>(json),
+            "ServerCapabilitiesPrompts" => go::<ServerCapabilitiesPrompts>(json),
+            "ServerCapabilitiesResources" => go::<ServerCapabilitiesResources>(json),
+            "ServerCapabilitiesTasksCancel" => go::<ServerCapabilitiesTasksCancel>(json),
+            "ServerCapabilitiesTasksList" => go::<ServerCapabilitiesTasksList>(json),
+            "ServerCapabilitiesTasksRequestsToolsCall" => {
+                go::<ServerCapabilitiesTasksRequestsToolsCall>(json)
+            }
+            "ServerCapabilitiesTasksRequestsTools" => {
+                go::<ServerCapabilitiesTasksRequestsTools>(json)
+            }
+            "ServerCapabilitiesTasksRequests" => {
+                go::<ServerCapabilitiesTasksRequests>(json)
+            }
+            "ServerCapabilitiesTasks" => go::<ServerCapabilitiesTasks>(json),
+            "ServerCapabilitiesTools" => go::<ServerCapabilitiesTools>(json),
+            "ServerCapabilities" => go::<ServerCapabilities>(json),
+            "ServerNotification" => go::<ServerNotification>(json),
+            "ServerRequest" => go::<ServerRequest>(json),
+            "SetLevelRequest" => go::<SetLevelRequest>(json),
+            "SetLevelRequestParamsMeta" => go::<SetLevelRequestParamsMeta>(json),
+            "SetLevelRequestParams" => go::<SetLevelRequestParams>(json),
+            "SingleSelectEnumSchema" => go::<SingleSelectEnumSchema>(json),
+            "StringSchemaFormat" => go::<StringSchemaFormat>(json),
+            "StringSchema" => go::<StringSchema>(json),
+            "SubscribeRequest" => go::<SubscribeRequest>(json),
+            "SubscribeRequestParamsMeta" => go::<SubscribeRequestParamsMeta>(json),
+            "SubscribeRequestParams" => go::<SubscribeRequestParams>(json),
+            "Task" => go::<Task>(json),
+            "TaskAugmentedRequestParamsMeta" => {
+                go::<TaskAugmentedRequestParamsMeta>(json)
+            }
+            "TaskAugmentedRequestParams" => go::<TaskAugmentedRequestParams>(json),
+            "TaskMetadata" => go::<TaskMetadata>(json),
+            "TaskStatus" => go::<TaskStatus>(json),
+            "TaskStatusNotification" => go::<TaskStatusNotification>(json),
+            "TaskStatusNotificationParams" => go::<TaskStatusNotificationParams>(json),
+            "TextContent" => go::<TextContent>(json),
+            "TextResourceContents" => go::<TextResourceContents>(json),
+            "TitledMultiSelectEnumSchemaItemsAnyOfItem" => {
+                go::<TitledMultiSelectEnumSchemaItemsAnyOfItem>(json)
+            }
+            "TitledMultiSelectEnumSchemaItems" => {
+                go::<TitledMultiSelectEnumSchemaItems>(json)
+            }
+            "TitledMultiSelectEnumSchema" => go::<TitledMultiSelectEnumSchema>(json),
+            "TitledSingleSelectEnumSchemaOneOfItem" => {
+                go::<TitledSingleSelectEnumSchemaOneOfItem>(json)
+            }
+            "TitledSingleSelectEnumSchema" => go::<TitledSingleSelectEnumSchema>(json),
+            "ToolInputSchemaPropertiesValue" => {
+                go::<ToolInputSchemaPropertiesValue>(json)
+            }
+            "ToolInputSchema" => go::<ToolInputSchema>(json),
+            "ToolOutputSchemaPropertiesValue" => {
+                go::<ToolOutputSchemaPropertiesValue>(json)
+            }
+            "ToolOutputSchema" => go::<ToolOutputSchema>(json),
+            "Tool" => go::<Tool>(json),
+            "ToolAnnotations" => go::<ToolAnnotations>(json),
+            "ToolChoiceMode" => go::<ToolChoiceMode>(json),
+            "ToolChoice" => go::<ToolChoice>(json),
+            "ToolExecutionTaskSupport" => go::<ToolExecutionTaskSupport>(json),
+            "ToolExecution" => go::<ToolExecution>(json),
+            "ToolListChangedNotification" => go::<ToolListChangedNotification>(json),
+            "ToolResultContent" => go::<ToolResultContent>(json),
+            "ToolUseContent" => go::<ToolUseContent>(json),
+            "URLElicitationRequiredErrorErrorData" => {
+                go::<URLElicitationRequiredErrorErrorData>(json)
+            }
+            "URLElicitationRequiredErrorError" => {
+                go::<URLElicitationRequiredErrorError>(json)
+            }
+            "URLElicitationRequiredError" => go::<URLElicitationRequiredError>(json),
+            "UnsubscribeRequest" => go::<UnsubscribeRequest>(json),
+            "UnsubscribeRequestParamsMeta" => go::<UnsubscribeRequestParamsMeta>(json),
+            "UnsubscribeRequestParams" => go::<UnsubscribeRequestParams>(json),
+            "UntitledMultiSelectEnumSchemaItems" => {
+                go::<UntitledMultiSelectEnumSchemaItems>(json)
+            }
+            "UntitledMultiSelectEnumSchema" => go::<UntitledMultiSelectEnumSchema>(json),
+            "UntitledSingleSelectEnumSchema" => {
+                go::<UntitledSingleSelectEnumSchema>(json)
+            }
+            _ => return None,
+        },
+    )
+}
+/// Like [`roundtrip_json`], from an already parsed value.
+pub fn roundtrip_value(
+    name: &str,
+    value: &::serde_json::Value,
+) -> ::core::option::Option<
+    ::core::result::Result<::serde_json::Value, ::serde_json::Error>,
+> {
+    fn go<T: ::serde::de::DeserializeOwned + ::serde::Serialize>(
+        value: &::serde_json::Value,
+    ) -> ::core::result::Result<::serde_json::Value, ::serde_json::Error> {
+        ::serde_json::to_value(<T as ::serde::Deserialize>::deserialize(value)?)
+    }
+    Some(
+        match name {
+            "Annotations" => go::<Annotations>(value),
+            "AudioContent" => go::<AudioContent>(value),
+            "BaseMetadata" => go::<BaseMetadata>(value),
+            "BlobResourceContents" => go::<BlobResourceContents>(value),
+            "BooleanSchema" => go::<BooleanSchema>(value),
+            "CallToolRequest" => go::<CallToolRequest>(value),
+            "CallToolRequestParamsMeta" => go::<CallToolRequestParamsMeta>(value),
+            "CallToolRequestParams" => go::<CallToolRequestParams>(value),
+            "CallToolResult" => go::<CallToolResult>(value),
+            "CancelTaskRequestParams" => go::<CancelTaskRequestParams>(value),
+            "CancelTaskRequest" => go::<CancelTaskRequest>(value),
+            "CancelTaskResult" => go::<CancelTaskResult>(value),
+            "CancelledNotification" => go::<CancelledNotification>(value),
+            "CancelledNotificationParams" => go::<CancelledNotificationParams>(value),
+            "ClientCapabilitiesElicitationForm" => {
+                go::<ClientCapabilitiesElicitationForm>(value)
+            }
+            "ClientCapabilitiesElicitationUrl" => {
+                go::<ClientCapabilitiesElicitationUrl>(value)
+            }
+            "ClientCapabilitiesElicitation" => go::<ClientCapabilitiesElicitation>(value),
+            "ClientCapabilitiesExperimentalValue" => {
+                go::<ClientCapabilitiesExperimentalValue>(value)
+            }
+            "ClientCapabilitiesRoots" => go::<ClientCapabilitiesRoots>(value),
+            "ClientCapabilitiesSamplingContext" => {
+                go::<ClientCapabilitiesSamplingContext>(value)
+            }
+            "ClientCapabilitiesSamplingTools" => {
+                go::<ClientCapabilitiesSamplingTools>(value)
+            }
+            "ClientCapabilitiesSampling" => go::<ClientCapabilitiesSampling>(value),
+            "ClientCapabilitiesTasksCancel" => go::<ClientCapabilitiesTasksCancel>(value),
+            "ClientCapabilitiesTasksList" => go::<ClientCapabilitiesTasksList>(value),
+            "ClientCapabilitiesTasksRequestsElicitationCreate" => {
+                go::<ClientCapabilitiesTasksRequestsElicitationCreate>(value)
+            }
+            "ClientCapabilitiesTasksRequestsElicitation" => {
+                go::<ClientCapabilitiesTasksRequestsElicitation>(value)
+            }
+            "ClientCapabilitiesTasksRequestsSamplingCreateMessage" => {
+                go::<ClientCapabilitiesTasksRequestsSamplingCreateMessage>(value)
+            }
+            "ClientCapabilitiesTasksRequestsSampling" => {
+                go::<ClientCapabilitiesTasksRequestsSampling>(value)
+            }
+            "ClientCapabilitiesTasksRequests" => {
+                go::<ClientCapabilitiesTasksRequests>(value)
+            }
+            "ClientCapabilitiesTasks" => go::<ClientCapabilitiesTasks>(value),
+            "ClientCapabilities" => go::<ClientCapabilities>(value),
+            "ClientNotification" => go::<ClientNotification>(value),
+            "ClientRequest" => go::<ClientRequest>(value),
+            "CompleteRequest" => go::<CompleteRequest>(value),
+            "CompleteRequestParamsMeta" => go::<CompleteRequestParamsMeta>(value),
+            "CompleteRequestParamsArgument" => go::<CompleteRequestParamsArgument>(value),
+            "CompleteRequestParamsContext" => go::<CompleteRequestParamsContext>(value),
+            "CompleteRequestParamsRef" => go::<CompleteRequestParamsRef>(value),
+            "CompleteRequestParams" => go::<CompleteRequestParams>(value),
+            "CompleteResultCompletion" => go::<CompleteResultCompletion>(value),
+            "CompleteResult" => go::<CompleteResult>(value),
+            "ContentBlock" => go::<ContentBlock>(value),
+            "CreateMessageRequest" => go::<CreateMessageRequest>(value),
+            "CreateMessageRequestParamsMeta" => {
+                go::<CreateMessageRequestParamsMeta>(value)
+            }
+            "CreateMessageRequestParamsIncludeContext" => {
+                go::<CreateMessageRequestParamsIncludeContext>(value)
+            }
+            "CreateMessageRequestParamsMetadata" => {
+                go::<CreateMessageRequestParamsMetadata>(value)
+            }
+            "CreateMessageRequestParams" => go::<CreateMessageRequestParams>(value),
+            "CreateMessageResultContent" => go::<CreateMessageResultContent>(value),
+            "CreateMessageResult" => go::<CreateMessageResult>(value),
+            "CreateTaskResult" => go::<CreateTaskResult>(value),
+            "Cursor" => go::<Cursor>(value),
+            "ElicitRequest" => go::<ElicitRequest>(value),
+            "ElicitRequestFormParamsMeta" => go::<ElicitRequestFormParamsMeta>(value),
+            "ElicitRequestFormParamsRequestedSchema" => {
+                go::<ElicitRequestFormParamsRequestedSchema>(value)
+            }
+            "ElicitRequestFormParams" => go::<ElicitRequestFormParams>(value),
+            "ElicitRequestParams" => go::<ElicitRequestParams>(value),
+            "ElicitRequestURLParamsMeta" => go::<ElicitRequestURLParamsMeta>(value),
+            "ElicitRequestURLParams" => go::<ElicitRequestURLParams>(value),
+            "ElicitResultAction" => go::<ElicitResultAction>(value),
+            "ElicitResultContentValue" => go::<ElicitResultContentValue>(value),
+            "ElicitResult" => go::<ElicitResult>(value),
+            "ElicitationCompleteNotificationParams" => {
+                go::<ElicitationCompleteNotificationParams>(value)
+            }
+            "ElicitationCompleteNotification" => {
+                go::<ElicitationCompleteNotification>(value)
+            }
+            "EmbeddedResourceResource" => go::<EmbeddedResourceResource>(value),
+            "EmbeddedResource" => go::<EmbeddedResource>(value),
+            "EmptyResult" => go::<EmptyResult>(value),
+            "EnumSchema" => go::<EnumSchema>(value),
+            "Error" => go::<Error>(value),
+            "GetPromptRequest" => go::<GetPromptRequest>(value),
+            "GetPromptRequestParamsMeta" => go::<GetPromptRequestParamsMeta>(value),
+            "GetPromptRequestParams" => go::<GetPromptRequestParams>(value),
+            "GetPromptResult" => go::<GetPromptResult>(value),
+            "GetTaskPayloadRequestParams" => go::<GetTaskPayloadRequestParams>(value),
+            "GetTaskPayloadRequest" => go::<GetTaskPayloadRequest>(value),
+            "GetTaskPayloadResult" => go::<GetTaskPayloadResult>(value),
+            "GetTaskRequestParams" => go::<GetTaskRequestParams>(value),
+            "GetTaskRequest" => go::<GetTaskRequest>(value),
+            "GetTaskResult" => go::<GetTaskResult>(value),
+            "IconTheme" => go::<IconTheme>(value),
+            "Icon" => go::<Icon>(value),
+            "Icons" => go::<Icons>(value),
+            "ImageContent" => go::<ImageContent>(value),
+            "Implementation" => go::<Implementation>(value),
+            "InitializeRequest" => go::<InitializeRequest>(value),
+            "InitializeRequestParamsMeta" => go::<InitializeRequestParamsMeta>(value),
+            "InitializeRequestParams" => go::<InitializeRequestParams>(value),
+            "InitializeResult" => go::<InitializeResult>(value),
+            "InitializedNotification" => go::<InitializedNotification>(value),
+            "JSONRPCErrorResponse" => go::<JSONRPCErrorResponse>(value),
+            "JSONRPCMessage" => go::<JSONRPCMessage>(value),
+            "JSONRPCNotification" => go::<JSONRPCNotification>(value),
+            "JSONRPCRequest" => go::<JSONRPCRequest>(value),
+            "JSONRPCResponse" => go::<JSONRPCResponse>(value),
+            "JSONRPCResultResponse" => go::<JSONRPCResultResponse>(value),
+            "LegacyTitledEnumSchema" => go::<LegacyTitledEnumSchema>(value),
+            "ListPromptsRequest" => go::<ListPromptsRequest>(value),
+            "ListPromptsResult" => go::<ListPromptsResult>(value),
+            "ListResourceTemplatesRequest" => go::<ListResourceTemplatesRequest>(value),
+            "ListResourceTemplatesResult" => go::<ListResourceTemplatesResult>(value),
+            "ListResourcesRequest" => go::<ListResourcesRequest>(value),
+            "ListResourcesResult" => go::<ListResourcesResult>(value),
+            "ListRootsRequest" => go::<ListRootsRequest>(value),
+            "ListRootsResult" => go::<ListRootsResult>(value),
+            "ListTasksRequest" => go::<ListTasksRequest>(value),
+            "ListTasksResult" => go::<ListTasksResult>(value),
+            "ListToolsRequest" => go::<ListToolsRequest>(value),
+            "ListToolsResult" => go::<ListToolsResult>(value),
+            "LoggingLevel" => go::<LoggingLevel>(value),
+            "LoggingMessageNotification" => go::<LoggingMessageNotification>(value),
+            "LoggingMessageNotificationParams" => {
+                go::<LoggingMessageNotificationParams>(value)
+            }
+            "ModelHint" => go::<ModelHint>(value),
+            "ModelPreferences" => go::<ModelPreferences>(value),
+            "MultiSelectEnumSchema" => go::<MultiSelectEnumSchema>(value),
+            "Notification" => go::<Notification>(value),
+            "NotificationParams" => go::<NotificationParams>(value),
+            "NumberSchemaType" => go::<NumberSchemaType>(value),
+            "NumberSchema" => go::<NumberSchema>(value),
+            "PaginatedRequest" => go::<PaginatedRequest>(value),
+            "PaginatedRequestParamsMeta" => go::<PaginatedRequestParamsMeta>(value),
+            "PaginatedRequestParams" => go::<PaginatedRequestParams>(value),
+            "PaginatedResult" => go::<PaginatedResult>(value),
+            "PingRequest" => go::<PingRequest>(value),
+            "PrimitiveSchemaDefinition" => go::<PrimitiveSchemaDefinition>(value),
+            "ProgressNotification" => go::<ProgressNotification>(value),
+            "ProgressNotificationParams" => go::<ProgressNotificationParams>(value),
+            "ProgressToken" => go::<ProgressToken>(value),
+            "Prompt" => go::<Prompt>(value),
+            "PromptArgument" => go::<PromptArgument>(value),
+            "PromptListChangedNotification" => go::<PromptListChangedNotification>(value),
+            "PromptMessage" => go::<PromptMessage>(value),
+            "PromptReference" => go::<PromptReference>(value),
+            "ReadResourceRequest" => go::<ReadResourceRequest>(value),
+            "ReadResourceRequestParamsMeta" => go::<ReadResourceRequestParamsMeta>(value),
+            "ReadResourceRequestParams" => go::<ReadResourceRequestParams>(value),
+            "ReadResourceResultContentsItem" => {
+                go::<ReadResourceResultContentsItem>(value)
+            }
+            "ReadResourceResult" => go::<ReadResourceResult>(value),
+            "RelatedTaskMetadata" => go::<RelatedTaskMetadata>(value),
+            "Request" => go::<Request>(value),
+            "RequestId" => go::<RequestId>(value),
+            "RequestParamsMeta" => go::<RequestParamsMeta>(value),
+            "RequestParams" => go::<RequestParams>(value),
+            "Resource" => go::<Resource>(value),
+            "ResourceContents" => go::<ResourceContents>(value),
+            "ResourceLink" => go::<ResourceLink>(value),
+            "ResourceListChangedNotification" => {
+                go::<ResourceListChangedNotification>(value)
+            }
+            "ResourceRequestParamsMeta" => go::<ResourceRequestParamsMeta>(value),
+            "ResourceRequestParams" => go::<ResourceRequestParams>(value),
+            "ResourceTemplate" => go::<ResourceTemplate>(value),
+            "ResourceTemplateReference" => go::<ResourceTemplateReference>(value),
+            "ResourceUpdatedNotification" => go::<ResourceUpdatedNotification>(value),
+            "ResourceUpdatedNotificationParams" => {
+                go::<ResourceUpdatedNotificationParams>(value)
+            }
+            "Result" => go::<Result>(value),
+            "Role" => go::<Role>(value),
+            "Root" => go::<Root>(value),
+            "RootsListChangedNotification" => go::<RootsListChangedNotification>(value),
+            "SamplingMessageContent" => go::<SamplingMessageContent>(value),
+            "SamplingMessage" => go::<SamplingMessage>(value),
+            "SamplingMessageContentBlock" => go::<SamplingMessageContentBlock>(value),
+            "ServerCapabilitiesCompletions" => go::<ServerCapabilitiesCompletions>(value),
+            "ServerCapabilitiesExperimentalValue" => {
+                go::<ServerCapabilitiesExperimentalValue>(value)
+            }
+            "ServerCapabilitiesLogging" => go::<ServerCapabilitiesLogging>(value),
+            "ServerCapabilitiesPrompts" => go::<ServerCapabilitiesPrompts>(value),
+            "ServerCapabilitiesResources" => go::<ServerCapabilitiesResources>(value),
+            "ServerCapabilitiesTasksCancel" => go::<ServerCapabilitiesTasksCancel>(value),
+            "ServerCapabilitiesTasksList" => go::<ServerCapabilitiesTasksList>(value),
+            "ServerCapabilitiesTasksRequestsToolsCall" => {
+                go::<ServerCapabilitiesTasksRequestsToolsCall>(value)
+            }
+            "ServerCapabilitiesTasksRequestsTools" => {
+                go::<ServerCapabilitiesTasksRequestsTools>(value)
+            }
+            "ServerCapabilitiesTasksRequests" => {
+                go::<ServerCapabilitiesTasksRequests>(value)
+            }
+            "ServerCapabilitiesTasks" => go::<ServerCapabilitiesTasks>(value),
+            "ServerCapabilitiesTools" => go::<ServerCapabilitiesTools>(value),
+            "ServerCapabilities" => go::<ServerCapabilities>(value),
+            "ServerNotification" => go::<ServerNotification>(value),
+            "ServerRequest" => go::<ServerRequest>(value),
+            "SetLevelRequest" => go::<SetLevelRequest>(value),
+            "SetLevelRequestParamsMeta" => go::<SetLevelRequestParamsMeta>(value),
+            "SetLevelRequestParams" => go::<SetLevelRequestParams>(value),
+            "SingleSelectEnumSchema" => go::<SingleSelectEnumSchema>(value),
+            "StringSchemaFormat" => go::<StringSchemaFormat>(value),
+            "StringSchema" => go::<StringSchema>(value),
+            "SubscribeRequest" => go::<SubscribeRequest>(value),
+            "SubscribeRequestParamsMeta" => go::<SubscribeRequestParamsMeta>(value),
+            "SubscribeRequestParams" => go::<SubscribeRequestParams>(value),
+            "Task" => go::<Task>(value),
+            "TaskAugmentedRequestParamsMeta" => {
+                go::<TaskAugmentedRequestParamsMeta>(value)
+            }
+            "TaskAugmentedRequestParams" => go::<TaskAugmentedRequestParams>(value),
+            "TaskMetadata" => go::<TaskMetadata>(value),
+            "TaskStatus" => go::<TaskStatus>(value),
+            "TaskStatusNotification" => go::<TaskStatusNotification>(value),
+            "TaskStatusNotificationParams" => go::<TaskStatusNotificationParams>(value),
+            "TextContent" => go::<TextContent>(value),
+            "TextResourceContents" => go::<TextResourceContents>(value),
+            "TitledMultiSelectEnumSchemaItemsAnyOfItem" => {
+                go::<TitledMultiSelectEnumSchemaItemsAnyOfItem>(value)
+            }
+            "TitledMultiSelectEnumSchemaItems" => {
+                go::<TitledMultiSelectEnumSchemaItems>(value)
+            }
+            "TitledMultiSelectEnumSchema" => go::<TitledMultiSelectEnumSchema>(value),
+            "TitledSingleSelectEnumSchemaOneOfItem" => {
+                go::<TitledSingleSelectEnumSchemaOneOfItem>(value)
+            }
+            "TitledSingleSelectEnumSchema" => go::<TitledSingleSelectEnumSchema>(value),
+            "ToolInputSchemaPropertiesValue" => {
+                go::<ToolInputSchemaPropertiesValue>(value)
+            }
+            "ToolInputSchema" => go::<ToolInputSchema>(value),
+            "ToolOutputSchemaPropertiesValue" => {
+                go::<ToolOutputSchemaPropertiesValue>(value)
+            }
+            "ToolOutputSchema" => go::<ToolOutputSchema>(value),
+            "Tool" => go::<Tool>(value),
+            "ToolAnnotations" => go::<ToolAnnotations>(value),
+            "ToolChoiceMode" => go::<ToolChoiceMode>(value),
+            "ToolChoice" => go::<ToolChoice>(value),
+            "ToolExecutionTaskSupport" => go::<ToolExecutionTaskSupport>(value),
+            "ToolExecution" => go::<ToolExecution>(value),
+            "ToolListChangedNotification" => go::<ToolListChangedNotification>(value),
+            "ToolResultContent" => go::<ToolResultContent>(value),
+            "ToolUseContent" => go::<ToolUseContent>(value),
+            "URLElicitationRequiredErrorErrorData" => {
+                go::<URLElicitationRequiredErrorErrorData>(value)
+            }
+            "URLElicitationRequiredErrorError" => {
+                go::<URLElicitationRequiredErrorError>(value)
+            }
+            "URLElicitationRequiredError" => go::<URLElicitationRequiredError>(value),
+            "UnsubscribeRequest" => go::<UnsubscribeRequest>(value),
+            "UnsubscribeRequestParamsMeta" => go::<UnsubscribeRequestParamsMeta>(value),
+            "UnsubscribeRequestParams" => go::<UnsubscribeRequestParams>(value),
+            "UntitledMultiSelectEnumSchemaItems" => {
+                go::<UntitledMultiSelectEnumSchemaItems>(value)
+            }
+            "UntitledMultiSelectEnumSchema" => go::<UntitledMultiSelectEnumSchema>(value),
+            "UntitledSingleSelectEnumSchema" => {
+                go::<UntitledSingleSelectEnumSchema>(value)
+            }
+            _ => return None,
+        },
+    )
 }
 impl crate::support::Message for CompleteRequest {
     const METHOD: &'static str = methods::COMPLETION_COMPLETE;
@@ -303,21 +912,21 @@ impl crate::support::Message for ListToolsRequest {
 impl crate::support::Request for ListToolsRequest {
     type Result = ListToolsResult;
 }
-///An opaque token used to represent a cursor for pagination.
+/// An opaque token used to represent a cursor for pagination.
 pub type Cursor = ::std::string::String;
 pub type EmptyResult = Result;
-///A request to include context from one or more MCP servers (including the caller), to be attached to the prompt.
-///The client MAY ignore this request.
+/// A request to include context from one or more MCP servers (including the caller), to be attached to the prompt.
+/// The client MAY ignore this request.
 ///
-///Default is "none". Values "thisServer" and "allServers" are soft-deprecated. Servers SHOULD only use these values if the client
-///declares ClientCapabilities.sampling.context. These values may be removed in future spec releases.
+/// Default is "none". Values "thisServer" and "allServers" are soft-deprecated. Servers SHOULD only use these values if the client
+/// declares ClientCapabilities.sampling.context. These values may be removed in future spec releases.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum CreateMessageRequestParamsIncludeContext {
-    ///`"allServers"`
+    /// `"allServers"`
     AllServers,
-    ///`"none"`
+    /// `"none"`
     None,
-    ///`"thisServer"`
+    /// `"thisServer"`
     ThisServer,
 }
 impl CreateMessageRequestParamsIncludeContext {
@@ -374,17 +983,17 @@ impl<'de> ::serde::Deserialize<'de> for CreateMessageRequestParamsIncludeContext
         key.as_str().parse().map_err(<D::Error as ::serde::de::Error>::custom)
     }
 }
-///The user action in response to the elicitation.
-///- "accept": User submitted the form/confirmed the action
-///- "decline": User explicitly decline the action
-///- "cancel": User dismissed without making an explicit choice
+/// The user action in response to the elicitation.
+/// - "accept": User submitted the form/confirmed the action
+/// - "decline": User explicitly decline the action
+/// - "cancel": User dismissed without making an explicit choice
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ElicitResultAction {
-    ///`"accept"`
+    /// `"accept"`
     Accept,
-    ///`"cancel"`
+    /// `"cancel"`
     Cancel,
-    ///`"decline"`
+    /// `"decline"`
     Decline,
 }
 impl ElicitResultAction {
@@ -441,16 +1050,16 @@ impl<'de> ::serde::Deserialize<'de> for ElicitResultAction {
         key.as_str().parse().map_err(<D::Error as ::serde::de::Error>::custom)
     }
 }
-///Optional specifier for the theme this icon is designed for. `light` indicates
-///the icon is designed to be used with a light background, and `dark` indicates
-///the icon is designed to be used with a dark background.
+/// Optional specifier for the theme this icon is designed for. `light` indicates
+/// the icon is designed to be used with a light background, and `dark` indicates
+/// the icon is designed to be used with a dark background.
 ///
-///If not provided, the client should assume the icon can be used with any theme.
+/// If not provided, the client should assume the icon can be used with any theme.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum IconTheme {
-    ///`"dark"`
+    /// `"dark"`
     Dark,
-    ///`"light"`
+    /// `"light"`
     Light,
 }
 impl IconTheme {
@@ -501,27 +1110,27 @@ impl<'de> ::serde::Deserialize<'de> for IconTheme {
         key.as_str().parse().map_err(<D::Error as ::serde::de::Error>::custom)
     }
 }
-///The severity of a log message.
+/// The severity of a log message.
 ///
-///These map to syslog message severities, as specified in RFC-5424:
-///https://datatracker.ietf.org/doc/html/rfc5424#section-6.2.1
+/// These map to syslog message severities, as specified in RFC-5424:
+/// https://datatracker.ietf.org/doc/html/rfc5424#section-6.2.1
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum LoggingLevel {
-    ///`"alert"`
+    /// `"alert"`
     Alert,
-    ///`"critical"`
+    /// `"critical"`
     Critical,
-    ///`"debug"`
+    /// `"debug"`
     Debug,
-    ///`"emergency"`
+    /// `"emergency"`
     Emergency,
-    ///`"error"`
+    /// `"error"`
     Error,
-    ///`"info"`
+    /// `"info"`
     Info,
-    ///`"notice"`
+    /// `"notice"`
     Notice,
-    ///`"warning"`
+    /// `"warning"`
     Warning,
 }
 impl LoggingLevel {
@@ -595,9 +1204,9 @@ impl<'de> ::serde::Deserialize<'de> for LoggingLevel {
 }
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum NumberSchemaType {
-    ///`"integer"`
+    /// `"integer"`
     Integer,
-    ///`"number"`
+    /// `"number"`
     Number,
 }
 impl NumberSchemaType {
@@ -648,12 +1257,12 @@ impl<'de> ::serde::Deserialize<'de> for NumberSchemaType {
         key.as_str().parse().map_err(<D::Error as ::serde::de::Error>::custom)
     }
 }
-///The sender or recipient of messages and data in a conversation.
+/// The sender or recipient of messages and data in a conversation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Role {
-    ///`"assistant"`
+    /// `"assistant"`
     Assistant,
-    ///`"user"`
+    /// `"user"`
     User,
 }
 impl Role {
@@ -706,13 +1315,13 @@ impl<'de> ::serde::Deserialize<'de> for Role {
 }
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum StringSchemaFormat {
-    ///`"date"`
+    /// `"date"`
     Date,
-    ///`"date-time"`
+    /// `"date-time"`
     DateTime,
-    ///`"email"`
+    /// `"email"`
     Email,
-    ///`"uri"`
+    /// `"uri"`
     Uri,
 }
 impl StringSchemaFormat {
@@ -772,18 +1381,18 @@ impl<'de> ::serde::Deserialize<'de> for StringSchemaFormat {
         key.as_str().parse().map_err(<D::Error as ::serde::de::Error>::custom)
     }
 }
-///The status of a task.
+/// The status of a task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum TaskStatus {
-    ///`"cancelled"`
+    /// `"cancelled"`
     Cancelled,
-    ///`"completed"`
+    /// `"completed"`
     Completed,
-    ///`"failed"`
+    /// `"failed"`
     Failed,
-    ///`"input_required"`
+    /// `"input_required"`
     InputRequired,
-    ///`"working"`
+    /// `"working"`
     Working,
 }
 impl TaskStatus {
@@ -846,17 +1455,17 @@ impl<'de> ::serde::Deserialize<'de> for TaskStatus {
         key.as_str().parse().map_err(<D::Error as ::serde::de::Error>::custom)
     }
 }
-///Controls the tool use ability of the model:
-///- "auto": Model decides whether to use tools (default)
-///- "required": Model MUST use at least one tool before completing
-///- "none": Model MUST NOT use any tools
+/// Controls the tool use ability of the model:
+/// - "auto": Model decides whether to use tools (default)
+/// - "required": Model MUST use at least one tool before completing
+/// - "none": Model MUST NOT use any tools
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ToolChoiceMode {
-    ///`"auto"`
+    /// `"auto"`
     Auto,
-    ///`"none"`
+    /// `"none"`
     None,
-    ///`"required"`
+    /// `"required"`
     Required,
 }
 impl ToolChoiceMode {
@@ -909,22 +1518,22 @@ impl<'de> ::serde::Deserialize<'de> for ToolChoiceMode {
         key.as_str().parse().map_err(<D::Error as ::serde::de::Error>::custom)
     }
 }
-///Indicates whether this tool supports task-augmented execution.
-///This allows clients to handle long-running operations through polling
-///the task system.
+/// Indicates whether this tool supports task-augmented execution.
+/// This allows clients to handle long-running operations through polling
+/// the task system.
 ///
-///- "forbidden": Tool does not support task-augmented execution (default when absent)
-///- "optional": Tool may support task-augmented execution
-///- "required": Tool requires task-augmented execution
+/// - "forbidden": Tool does not support task-augmented execution (default when absent)
+/// - "optional": Tool may support task-augmented execution
+/// - "required": Tool requires task-augmented execution
 ///
-///Default: "forbidden"
+/// Default: "forbidden"
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ToolExecutionTaskSupport {
-    ///`"forbidden"`
+    /// `"forbidden"`
     Forbidden,
-    ///`"optional"`
+    /// `"optional"`
     Optional,
-    ///`"required"`
+    /// `"required"`
     Required,
 }
 impl ToolExecutionTaskSupport {
@@ -981,26 +1590,26 @@ impl<'de> ::serde::Deserialize<'de> for ToolExecutionTaskSupport {
         key.as_str().parse().map_err(<D::Error as ::serde::de::Error>::custom)
     }
 }
-///Optional annotations for the client. The client can use annotations to inform how objects are used or displayed
+/// Optional annotations for the client. The client can use annotations to inform how objects are used or displayed
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Annotations {
-    ///Describes who the intended audience of this object or data is.
+    /// Describes who the intended audience of this object or data is.
     ///
-    ///It can include multiple entries to indicate content useful for multiple audiences (e.g., `["user", "assistant"]`).
+    /// It can include multiple entries to indicate content useful for multiple audiences (e.g., `["user", "assistant"]`).
     pub audience: ::core::option::Option<::std::vec::Vec<Role>>,
-    ///The moment the resource was last modified, as an ISO 8601 formatted string.
+    /// The moment the resource was last modified, as an ISO 8601 formatted string.
     ///
-    ///Should be an ISO 8601 formatted string (e.g., "2025-01-12T15:00:58Z").
+    /// Should be an ISO 8601 formatted string (e.g., "2025-01-12T15:00:58Z").
     ///
-    ///Examples: last activity timestamp in an open file, timestamp when the resource
-    ///was attached, etc.
+    /// Examples: last activity timestamp in an open file, timestamp when the resource
+    /// was attached, etc.
     pub last_modified: ::core::option::Option<::std::string::String>,
-    ///Describes how important this data is for operating the server.
+    /// Describes how important this data is for operating the server.
     ///
-    ///A value of 1 means "most important," and indicates that the data is
-    ///effectively required, while 0 means "least important," and indicates that
-    ///the data is entirely optional.
+    /// A value of 1 means "most important," and indicates that the data is
+    /// effectively required, while 0 means "least important," and indicates that
+    /// the data is entirely optional.
     pub priority: ::core::option::Option<::serde_json::Number>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -1015,12 +1624,12 @@ impl Annotations {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `audience`.
+    /// Sets `audience`.
     pub fn with_audience(mut self, value: ::std::vec::Vec<Role>) -> Self {
         self.audience = Some(value);
         self
     }
-    ///Sets `lastModified`.
+    /// Sets `lastModified`.
     pub fn with_last_modified(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -1028,7 +1637,7 @@ impl Annotations {
         self.last_modified = Some(value.into());
         self
     }
-    ///Sets `priority`.
+    /// Sets `priority`.
     pub fn with_priority(mut self, value: ::serde_json::Number) -> Self {
         self.priority = Some(value);
         self
@@ -1130,25 +1739,25 @@ impl<'de> ::serde::Deserialize<'de> for Annotations {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Audio provided to or from an LLM.
+/// Audio provided to or from an LLM.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AudioContent {
-    ///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///Optional annotations for the client.
+    /// Optional annotations for the client.
     pub annotations: ::core::option::Option<Annotations>,
-    ///The base64-encoded audio data.
+    /// The base64-encoded audio data.
     pub data: ::std::string::String,
-    ///The MIME type of the audio. Different providers may support different audio types.
+    /// The MIME type of the audio. Different providers may support different audio types.
     pub mime_type: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl AudioContent {
-    ///The constant `type` member.
+    /// The constant `type` member.
     pub const TYPE: &'static str = "audio";
     /// A value with the required members given and every optional member unset.
     pub fn new(
@@ -1163,7 +1772,7 @@ impl AudioContent {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -1171,7 +1780,7 @@ impl AudioContent {
         self.meta = Some(value);
         self
     }
-    ///Sets `annotations`.
+    /// Sets `annotations`.
     pub fn with_annotations(mut self, value: Annotations) -> Self {
         self.annotations = Some(value);
         self
@@ -1183,7 +1792,7 @@ impl ::serde::Serialize for AudioContent {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.meta.is_some())
+        let len = 0 + 1 + usize::from(self.meta.is_some())
             + usize::from(self.annotations.is_some()) + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"audio")?;
@@ -1300,18 +1909,18 @@ impl<'de> ::serde::Deserialize<'de> for AudioContent {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Base interface for metadata with name (identifier) and title (display name) properties.
+/// Base interface for metadata with name (identifier) and title (display name) properties.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct BaseMetadata {
-    ///Intended for programmatic or logical use, but used as a display name in past specs or fallback (if title isn't present).
+    /// Intended for programmatic or logical use, but used as a display name in past specs or fallback (if title isn't present).
     pub name: ::std::string::String,
-    ///Intended for UI and end-user contexts — optimized to be human-readable and easily understood,
-    ///even by those unfamiliar with domain-specific terminology.
+    /// Intended for UI and end-user contexts — optimized to be human-readable and easily understood,
+    /// even by those unfamiliar with domain-specific terminology.
     ///
-    ///If not provided, the name should be used for display (except for Tool,
-    ///where `annotations.title` should be given precedence over using `name`,
-    ///if present).
+    /// If not provided, the name should be used for display (except for Tool,
+    /// where `annotations.title` should be given precedence over using `name`,
+    /// if present).
     pub title: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -1325,7 +1934,7 @@ impl BaseMetadata {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `title`.
+    /// Sets `title`.
     pub fn with_title(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -1413,15 +2022,15 @@ impl<'de> ::serde::Deserialize<'de> for BaseMetadata {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct BlobResourceContents {
-    ///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///A base64-encoded string representing the binary data of the item.
+    /// A base64-encoded string representing the binary data of the item.
     pub blob: ::std::string::String,
-    ///The MIME type of this resource, if known.
+    /// The MIME type of this resource, if known.
     pub mime_type: ::core::option::Option<::std::string::String>,
-    ///The URI of this resource.
+    /// The URI of this resource.
     pub uri: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -1440,7 +2049,7 @@ impl BlobResourceContents {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -1448,7 +2057,7 @@ impl BlobResourceContents {
         self.meta = Some(value);
         self
     }
-    ///Sets `mimeType`.
+    /// Sets `mimeType`.
     pub fn with_mime_type(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -1572,17 +2181,17 @@ impl<'de> ::serde::Deserialize<'de> for BlobResourceContents {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct BooleanSchema {
-    ///`default`
+    /// `default`
     pub default: ::core::option::Option<bool>,
-    ///`description`
+    /// `description`
     pub description: ::core::option::Option<::std::string::String>,
-    ///`title`
+    /// `title`
     pub title: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl BooleanSchema {
-    ///The constant `type` member.
+    /// The constant `type` member.
     pub const TYPE: &'static str = "boolean";
     /// A value with the required members given and every optional member unset.
     pub fn new() -> Self {
@@ -1593,12 +2202,12 @@ impl BooleanSchema {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `default`.
+    /// Sets `default`.
     pub fn with_default(mut self, value: bool) -> Self {
         self.default = Some(value);
         self
     }
-    ///Sets `description`.
+    /// Sets `description`.
     pub fn with_description(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -1606,7 +2215,7 @@ impl BooleanSchema {
         self.description = Some(value.into());
         self
     }
-    ///Sets `title`.
+    /// Sets `title`.
     pub fn with_title(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -1621,7 +2230,7 @@ impl ::serde::Serialize for BooleanSchema {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.default.is_some())
+        let len = 0 + 1 + usize::from(self.default.is_some())
             + usize::from(self.description.is_some()) + usize::from(self.title.is_some())
             + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
@@ -1725,27 +2334,27 @@ impl<'de> ::serde::Deserialize<'de> for BooleanSchema {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Used by the client to invoke a tool provided by the server.
+/// Used by the client to invoke a tool provided by the server.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CallToolRequest {
-    ///`id`
+    /// `id`
     pub id: RequestId,
-    ///`params`
+    /// `params`
     pub params: CallToolRequestParams,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl CallToolRequest {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "tools/call";
     /// A value with the required members given and every optional member unset.
     pub fn new(id: RequestId, params: CallToolRequestParams) -> Self {
         Self {
-            id: id,
-            params: params,
+            id,
+            params,
             extra: ::core::default::Default::default(),
         }
     }
@@ -1756,7 +2365,7 @@ impl ::serde::Serialize for CallToolRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 2 + 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"tools/call")?;
@@ -1857,11 +2466,11 @@ impl<'de> ::serde::Deserialize<'de> for CallToolRequest {
         deserializer.deserialize_map(Visitor)
     }
 }
-///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+/// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CallToolRequestParamsMeta {
-    ///If specified, the caller is requesting out-of-band progress notifications for this request (as represented by notifications/progress). The value of this parameter is an opaque token that will be attached to any subsequent notifications. The receiver is not obligated to provide these notifications.
+    /// If specified, the caller is requesting out-of-band progress notifications for this request (as represented by notifications/progress). The value of this parameter is an opaque token that will be attached to any subsequent notifications. The receiver is not obligated to provide these notifications.
     pub progress_token: ::core::option::Option<ProgressToken>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -1874,7 +2483,7 @@ impl CallToolRequestParamsMeta {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `progressToken`.
+    /// Sets `progressToken`.
     pub fn with_progress_token(mut self, value: ProgressToken) -> Self {
         self.progress_token = Some(value);
         self
@@ -1944,24 +2553,24 @@ impl<'de> ::serde::Deserialize<'de> for CallToolRequestParamsMeta {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Parameters for a `tools/call` request.
+/// Parameters for a `tools/call` request.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CallToolRequestParams {
-    ///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<CallToolRequestParamsMeta>,
-    ///Arguments to use for the tool call.
+    /// Arguments to use for the tool call.
     pub arguments: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///The name of the tool.
+    /// The name of the tool.
     pub name: ::std::string::String,
-    ///If specified, the caller is requesting task-augmented execution for this request.
-    ///The request will return a CreateTaskResult immediately, and the actual result can be
-    ///retrieved later via tasks/result.
+    /// If specified, the caller is requesting task-augmented execution for this request.
+    /// The request will return a CreateTaskResult immediately, and the actual result can be
+    /// retrieved later via tasks/result.
     ///
-    ///Task augmentation is subject to capability negotiation - receivers MUST declare support
-    ///for task augmentation of specific request types in their capabilities.
+    /// Task augmentation is subject to capability negotiation - receivers MUST declare support
+    /// for task augmentation of specific request types in their capabilities.
     pub task: ::core::option::Option<TaskMetadata>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -1977,12 +2586,12 @@ impl CallToolRequestParams {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(mut self, value: CallToolRequestParamsMeta) -> Self {
         self.meta = Some(value);
         self
     }
-    ///Sets `arguments`.
+    /// Sets `arguments`.
     pub fn with_arguments(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -1990,7 +2599,7 @@ impl CallToolRequestParams {
         self.arguments = Some(value);
         self
     }
-    ///Sets `task`.
+    /// Sets `task`.
     pub fn with_task(mut self, value: TaskMetadata) -> Self {
         self.task = Some(value);
         self
@@ -2109,30 +2718,30 @@ impl<'de> ::serde::Deserialize<'de> for CallToolRequestParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The server's response to a tool call.
+/// The server's response to a tool call.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CallToolResult {
-    ///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///A list of content objects that represent the unstructured result of the tool call.
+    /// A list of content objects that represent the unstructured result of the tool call.
     pub content: ::std::vec::Vec<ContentBlock>,
-    ///Whether the tool call ended in an error.
+    /// Whether the tool call ended in an error.
     ///
-    ///If not set, this is assumed to be false (the call was successful).
+    /// If not set, this is assumed to be false (the call was successful).
     ///
-    ///Any errors that originate from the tool SHOULD be reported inside the result
-    ///object, with `isError` set to true, _not_ as an MCP protocol-level error
-    ///response. Otherwise, the LLM would not be able to see that an error occurred
-    ///and self-correct.
+    /// Any errors that originate from the tool SHOULD be reported inside the result
+    /// object, with `isError` set to true, _not_ as an MCP protocol-level error
+    /// response. Otherwise, the LLM would not be able to see that an error occurred
+    /// and self-correct.
     ///
-    ///However, any errors in _finding_ the tool, an error indicating that the
-    ///server does not support tool calls, or any other exceptional conditions,
-    ///should be reported as an MCP error response.
+    /// However, any errors in _finding_ the tool, an error indicating that the
+    /// server does not support tool calls, or any other exceptional conditions,
+    /// should be reported as an MCP error response.
     pub is_error: ::core::option::Option<bool>,
-    ///An optional JSON object that represents the structured result of the tool call.
+    /// An optional JSON object that represents the structured result of the tool call.
     pub structured_content: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
@@ -2144,13 +2753,13 @@ impl CallToolResult {
     pub fn new(content: ::std::vec::Vec<ContentBlock>) -> Self {
         Self {
             meta: None,
-            content: content,
+            content,
             is_error: None,
             structured_content: None,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -2158,12 +2767,12 @@ impl CallToolResult {
         self.meta = Some(value);
         self
     }
-    ///Sets `isError`.
+    /// Sets `isError`.
     pub fn with_is_error(mut self, value: bool) -> Self {
         self.is_error = Some(value);
         self
     }
-    ///Sets `structuredContent`.
+    /// Sets `structuredContent`.
     pub fn with_structured_content(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -2290,7 +2899,7 @@ impl<'de> ::serde::Deserialize<'de> for CallToolResult {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CancelTaskRequestParams {
-    ///The task identifier to cancel.
+    /// The task identifier to cancel.
     pub task_id: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -2368,27 +2977,27 @@ impl<'de> ::serde::Deserialize<'de> for CancelTaskRequestParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A request to cancel a task.
+/// A request to cancel a task.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CancelTaskRequest {
-    ///`id`
+    /// `id`
     pub id: RequestId,
-    ///`params`
+    /// `params`
     pub params: CancelTaskRequestParams,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl CancelTaskRequest {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "tasks/cancel";
     /// A value with the required members given and every optional member unset.
     pub fn new(id: RequestId, params: CancelTaskRequestParams) -> Self {
         Self {
-            id: id,
-            params: params,
+            id,
+            params,
             extra: ::core::default::Default::default(),
         }
     }
@@ -2399,7 +3008,7 @@ impl ::serde::Serialize for CancelTaskRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 2 + 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"tasks/cancel")?;
@@ -2500,31 +3109,31 @@ impl<'de> ::serde::Deserialize<'de> for CancelTaskRequest {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The response to a tasks/cancel request.
+/// The response to a tasks/cancel request.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CancelTaskResult {
-    ///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///ISO 8601 timestamp when the task was created.
+    /// ISO 8601 timestamp when the task was created.
     pub created_at: ::std::string::String,
-    ///ISO 8601 timestamp when the task was last updated.
+    /// ISO 8601 timestamp when the task was last updated.
     pub last_updated_at: ::std::string::String,
-    ///Suggested polling interval in milliseconds.
+    /// Suggested polling interval in milliseconds.
     pub poll_interval: ::core::option::Option<i64>,
-    ///Current task state.
+    /// Current task state.
     pub status: TaskStatus,
-    ///Optional human-readable message describing the current task state.
-    ///This can provide context for any status, including:
-    ///- Reasons for "cancelled" status
-    ///- Summaries for "completed" status
-    ///- Diagnostic information for "failed" status (e.g., error details, what went wrong)
+    /// Optional human-readable message describing the current task state.
+    /// This can provide context for any status, including:
+    /// - Reasons for "cancelled" status
+    /// - Summaries for "completed" status
+    /// - Diagnostic information for "failed" status (e.g., error details, what went wrong)
     pub status_message: ::core::option::Option<::std::string::String>,
-    ///The task identifier.
+    /// The task identifier.
     pub task_id: ::std::string::String,
-    ///Actual retention duration from creation in milliseconds, null for unlimited.
+    /// Actual retention duration from creation in milliseconds, null for unlimited.
     pub ttl: ::core::option::Option<i64>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -2543,14 +3152,14 @@ impl CancelTaskResult {
             created_at: created_at.into(),
             last_updated_at: last_updated_at.into(),
             poll_interval: None,
-            status: status,
+            status,
             status_message: None,
             task_id: task_id.into(),
-            ttl: ttl,
+            ttl,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -2558,12 +3167,12 @@ impl CancelTaskResult {
         self.meta = Some(value);
         self
     }
-    ///Sets `pollInterval`.
+    /// Sets `pollInterval`.
     pub fn with_poll_interval(mut self, value: i64) -> Self {
         self.poll_interval = Some(value);
         self
     }
-    ///Sets `statusMessage`.
+    /// Sets `statusMessage`.
     pub fn with_status_message(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -2745,32 +3354,32 @@ impl<'de> ::serde::Deserialize<'de> for CancelTaskResult {
         deserializer.deserialize_map(Visitor)
     }
 }
-///This notification can be sent by either side to indicate that it is cancelling a previously-issued request.
+/// This notification can be sent by either side to indicate that it is cancelling a previously-issued request.
 ///
-///The request SHOULD still be in-flight, but due to communication latency, it is always possible that this notification MAY arrive after the request has already finished.
+/// The request SHOULD still be in-flight, but due to communication latency, it is always possible that this notification MAY arrive after the request has already finished.
 ///
-///This notification indicates that the result will be unused, so any associated processing SHOULD cease.
+/// This notification indicates that the result will be unused, so any associated processing SHOULD cease.
 ///
-///A client MUST NOT attempt to cancel its `initialize` request.
+/// A client MUST NOT attempt to cancel its `initialize` request.
 ///
-///For task cancellation, use the `tasks/cancel` request instead of this notification.
+/// For task cancellation, use the `tasks/cancel` request instead of this notification.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CancelledNotification {
-    ///`params`
+    /// `params`
     pub params: CancelledNotificationParams,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl CancelledNotification {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "notifications/cancelled";
     /// A value with the required members given and every optional member unset.
     pub fn new(params: CancelledNotificationParams) -> Self {
         Self {
-            params: params,
+            params,
             extra: ::core::default::Default::default(),
         }
     }
@@ -2781,7 +3390,7 @@ impl ::serde::Serialize for CancelledNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 2 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"notifications/cancelled")?;
@@ -2871,21 +3480,21 @@ impl<'de> ::serde::Deserialize<'de> for CancelledNotification {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Parameters for a `notifications/cancelled` notification.
+/// Parameters for a `notifications/cancelled` notification.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CancelledNotificationParams {
-    ///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///An optional string describing the reason for the cancellation. This MAY be logged or presented to the user.
+    /// An optional string describing the reason for the cancellation. This MAY be logged or presented to the user.
     pub reason: ::core::option::Option<::std::string::String>,
-    ///The ID of the request to cancel.
+    /// The ID of the request to cancel.
     ///
-    ///This MUST correspond to the ID of a request previously issued in the same direction.
-    ///This MUST be provided for cancelling non-task requests.
-    ///This MUST NOT be used for cancelling tasks (use the `tasks/cancel` request instead).
+    /// This MUST correspond to the ID of a request previously issued in the same direction.
+    /// This MUST be provided for cancelling non-task requests.
+    /// This MUST NOT be used for cancelling tasks (use the `tasks/cancel` request instead).
     pub request_id: ::core::option::Option<RequestId>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -2900,7 +3509,7 @@ impl CancelledNotificationParams {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -2908,7 +3517,7 @@ impl CancelledNotificationParams {
         self.meta = Some(value);
         self
     }
-    ///Sets `reason`.
+    /// Sets `reason`.
     pub fn with_reason(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -2916,7 +3525,7 @@ impl CancelledNotificationParams {
         self.reason = Some(value.into());
         self
     }
-    ///Sets `requestId`.
+    /// Sets `requestId`.
     pub fn with_request_id(mut self, value: RequestId) -> Self {
         self.request_id = Some(value);
         self
@@ -3146,13 +3755,13 @@ impl<'de> ::serde::Deserialize<'de> for ClientCapabilitiesElicitationUrl {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Present if the client supports elicitation from the server.
+/// Present if the client supports elicitation from the server.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ClientCapabilitiesElicitation {
-    ///`form`
+    /// `form`
     pub form: ::core::option::Option<ClientCapabilitiesElicitationForm>,
-    ///`url`
+    /// `url`
     pub url: ::core::option::Option<ClientCapabilitiesElicitationUrl>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -3166,12 +3775,12 @@ impl ClientCapabilitiesElicitation {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `form`.
+    /// Sets `form`.
     pub fn with_form(mut self, value: ClientCapabilitiesElicitationForm) -> Self {
         self.form = Some(value);
         self
     }
-    ///Sets `url`.
+    /// Sets `url`.
     pub fn with_url(mut self, value: ClientCapabilitiesElicitationUrl) -> Self {
         self.url = Some(value);
         self
@@ -3320,11 +3929,11 @@ impl<'de> ::serde::Deserialize<'de> for ClientCapabilitiesExperimentalValue {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Present if the client supports listing roots.
+/// Present if the client supports listing roots.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ClientCapabilitiesRoots {
-    ///Whether the client supports notifications for changes to the roots list.
+    /// Whether the client supports notifications for changes to the roots list.
     pub list_changed: ::core::option::Option<bool>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -3337,7 +3946,7 @@ impl ClientCapabilitiesRoots {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `listChanged`.
+    /// Sets `listChanged`.
     pub fn with_list_changed(mut self, value: bool) -> Self {
         self.list_changed = Some(value);
         self
@@ -3407,8 +4016,8 @@ impl<'de> ::serde::Deserialize<'de> for ClientCapabilitiesRoots {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Whether the client supports context inclusion via includeContext parameter.
-///If not declared, servers SHOULD only use `includeContext: "none"` (or omit it).
+/// Whether the client supports context inclusion via includeContext parameter.
+/// If not declared, servers SHOULD only use `includeContext: "none"` (or omit it).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ClientCapabilitiesSamplingContext {
@@ -3472,7 +4081,7 @@ impl<'de> ::serde::Deserialize<'de> for ClientCapabilitiesSamplingContext {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Whether the client supports tool use via tools and toolChoice parameters.
+/// Whether the client supports tool use via tools and toolChoice parameters.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ClientCapabilitiesSamplingTools {
@@ -3536,14 +4145,14 @@ impl<'de> ::serde::Deserialize<'de> for ClientCapabilitiesSamplingTools {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Present if the client supports sampling from an LLM.
+/// Present if the client supports sampling from an LLM.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ClientCapabilitiesSampling {
-    ///Whether the client supports context inclusion via includeContext parameter.
-    ///If not declared, servers SHOULD only use `includeContext: "none"` (or omit it).
+    /// Whether the client supports context inclusion via includeContext parameter.
+    /// If not declared, servers SHOULD only use `includeContext: "none"` (or omit it).
     pub context: ::core::option::Option<ClientCapabilitiesSamplingContext>,
-    ///Whether the client supports tool use via tools and toolChoice parameters.
+    /// Whether the client supports tool use via tools and toolChoice parameters.
     pub tools: ::core::option::Option<ClientCapabilitiesSamplingTools>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -3557,12 +4166,12 @@ impl ClientCapabilitiesSampling {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `context`.
+    /// Sets `context`.
     pub fn with_context(mut self, value: ClientCapabilitiesSamplingContext) -> Self {
         self.context = Some(value);
         self
     }
-    ///Sets `tools`.
+    /// Sets `tools`.
     pub fn with_tools(mut self, value: ClientCapabilitiesSamplingTools) -> Self {
         self.tools = Some(value);
         self
@@ -3648,7 +4257,7 @@ impl<'de> ::serde::Deserialize<'de> for ClientCapabilitiesSampling {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Whether this client supports tasks/cancel.
+/// Whether this client supports tasks/cancel.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ClientCapabilitiesTasksCancel {
@@ -3712,7 +4321,7 @@ impl<'de> ::serde::Deserialize<'de> for ClientCapabilitiesTasksCancel {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Whether this client supports tasks/list.
+/// Whether this client supports tasks/list.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ClientCapabilitiesTasksList {
@@ -3776,7 +4385,7 @@ impl<'de> ::serde::Deserialize<'de> for ClientCapabilitiesTasksList {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Whether the client supports task-augmented elicitation/create requests.
+/// Whether the client supports task-augmented elicitation/create requests.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ClientCapabilitiesTasksRequestsElicitationCreate {
@@ -3844,11 +4453,11 @@ for ClientCapabilitiesTasksRequestsElicitationCreate {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Task support for elicitation-related requests.
+/// Task support for elicitation-related requests.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ClientCapabilitiesTasksRequestsElicitation {
-    ///Whether the client supports task-augmented elicitation/create requests.
+    /// Whether the client supports task-augmented elicitation/create requests.
     pub create: ::core::option::Option<ClientCapabilitiesTasksRequestsElicitationCreate>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -3861,7 +4470,7 @@ impl ClientCapabilitiesTasksRequestsElicitation {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `create`.
+    /// Sets `create`.
     pub fn with_create(
         mut self,
         value: ClientCapabilitiesTasksRequestsElicitationCreate,
@@ -3939,7 +4548,7 @@ impl<'de> ::serde::Deserialize<'de> for ClientCapabilitiesTasksRequestsElicitati
         deserializer.deserialize_map(Visitor)
     }
 }
-///Whether the client supports task-augmented sampling/createMessage requests.
+/// Whether the client supports task-augmented sampling/createMessage requests.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ClientCapabilitiesTasksRequestsSamplingCreateMessage {
@@ -4009,11 +4618,11 @@ for ClientCapabilitiesTasksRequestsSamplingCreateMessage {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Task support for sampling-related requests.
+/// Task support for sampling-related requests.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ClientCapabilitiesTasksRequestsSampling {
-    ///Whether the client supports task-augmented sampling/createMessage requests.
+    /// Whether the client supports task-augmented sampling/createMessage requests.
     pub create_message: ::core::option::Option<
         ClientCapabilitiesTasksRequestsSamplingCreateMessage,
     >,
@@ -4028,7 +4637,7 @@ impl ClientCapabilitiesTasksRequestsSampling {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `createMessage`.
+    /// Sets `createMessage`.
     pub fn with_create_message(
         mut self,
         value: ClientCapabilitiesTasksRequestsSamplingCreateMessage,
@@ -4106,13 +4715,13 @@ impl<'de> ::serde::Deserialize<'de> for ClientCapabilitiesTasksRequestsSampling 
         deserializer.deserialize_map(Visitor)
     }
 }
-///Specifies which request types can be augmented with tasks.
+/// Specifies which request types can be augmented with tasks.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ClientCapabilitiesTasksRequests {
-    ///Task support for elicitation-related requests.
+    /// Task support for elicitation-related requests.
     pub elicitation: ::core::option::Option<ClientCapabilitiesTasksRequestsElicitation>,
-    ///Task support for sampling-related requests.
+    /// Task support for sampling-related requests.
     pub sampling: ::core::option::Option<ClientCapabilitiesTasksRequestsSampling>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -4126,7 +4735,7 @@ impl ClientCapabilitiesTasksRequests {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `elicitation`.
+    /// Sets `elicitation`.
     pub fn with_elicitation(
         mut self,
         value: ClientCapabilitiesTasksRequestsElicitation,
@@ -4134,7 +4743,7 @@ impl ClientCapabilitiesTasksRequests {
         self.elicitation = Some(value);
         self
     }
-    ///Sets `sampling`.
+    /// Sets `sampling`.
     pub fn with_sampling(
         mut self,
         value: ClientCapabilitiesTasksRequestsSampling,
@@ -4227,15 +4836,15 @@ impl<'de> ::serde::Deserialize<'de> for ClientCapabilitiesTasksRequests {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Present if the client supports task-augmented requests.
+/// Present if the client supports task-augmented requests.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ClientCapabilitiesTasks {
-    ///Whether this client supports tasks/cancel.
+    /// Whether this client supports tasks/cancel.
     pub cancel: ::core::option::Option<ClientCapabilitiesTasksCancel>,
-    ///Whether this client supports tasks/list.
+    /// Whether this client supports tasks/list.
     pub list: ::core::option::Option<ClientCapabilitiesTasksList>,
-    ///Specifies which request types can be augmented with tasks.
+    /// Specifies which request types can be augmented with tasks.
     pub requests: ::core::option::Option<ClientCapabilitiesTasksRequests>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -4250,17 +4859,17 @@ impl ClientCapabilitiesTasks {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `cancel`.
+    /// Sets `cancel`.
     pub fn with_cancel(mut self, value: ClientCapabilitiesTasksCancel) -> Self {
         self.cancel = Some(value);
         self
     }
-    ///Sets `list`.
+    /// Sets `list`.
     pub fn with_list(mut self, value: ClientCapabilitiesTasksList) -> Self {
         self.list = Some(value);
         self
     }
-    ///Sets `requests`.
+    /// Sets `requests`.
     pub fn with_requests(mut self, value: ClientCapabilitiesTasksRequests) -> Self {
         self.requests = Some(value);
         self
@@ -4362,24 +4971,24 @@ impl<'de> ::serde::Deserialize<'de> for ClientCapabilitiesTasks {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Capabilities a client may support. Known capabilities are defined here, in this schema, but this is not a closed set: any client can define its own, additional capabilities.
+/// Capabilities a client may support. Known capabilities are defined here, in this schema, but this is not a closed set: any client can define its own, additional capabilities.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ClientCapabilities {
-    ///Present if the client supports elicitation from the server.
+    /// Present if the client supports elicitation from the server.
     pub elicitation: ::core::option::Option<ClientCapabilitiesElicitation>,
-    ///Experimental, non-standard capabilities that the client supports.
+    /// Experimental, non-standard capabilities that the client supports.
     pub experimental: ::core::option::Option<
         ::std::collections::BTreeMap<
             ::std::string::String,
             ClientCapabilitiesExperimentalValue,
         >,
     >,
-    ///Present if the client supports listing roots.
+    /// Present if the client supports listing roots.
     pub roots: ::core::option::Option<ClientCapabilitiesRoots>,
-    ///Present if the client supports sampling from an LLM.
+    /// Present if the client supports sampling from an LLM.
     pub sampling: ::core::option::Option<ClientCapabilitiesSampling>,
-    ///Present if the client supports task-augmented requests.
+    /// Present if the client supports task-augmented requests.
     pub tasks: ::core::option::Option<ClientCapabilitiesTasks>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -4396,12 +5005,12 @@ impl ClientCapabilities {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `elicitation`.
+    /// Sets `elicitation`.
     pub fn with_elicitation(mut self, value: ClientCapabilitiesElicitation) -> Self {
         self.elicitation = Some(value);
         self
     }
-    ///Sets `experimental`.
+    /// Sets `experimental`.
     pub fn with_experimental(
         mut self,
         value: ::std::collections::BTreeMap<
@@ -4412,17 +5021,17 @@ impl ClientCapabilities {
         self.experimental = Some(value);
         self
     }
-    ///Sets `roots`.
+    /// Sets `roots`.
     pub fn with_roots(mut self, value: ClientCapabilitiesRoots) -> Self {
         self.roots = Some(value);
         self
     }
-    ///Sets `sampling`.
+    /// Sets `sampling`.
     pub fn with_sampling(mut self, value: ClientCapabilitiesSampling) -> Self {
         self.sampling = Some(value);
         self
     }
-    ///Sets `tasks`.
+    /// Sets `tasks`.
     pub fn with_tasks(mut self, value: ClientCapabilitiesTasks) -> Self {
         self.tasks = Some(value);
         self
@@ -4560,27 +5169,27 @@ impl<'de> ::serde::Deserialize<'de> for ClientCapabilities {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A request from the client to the server, to ask for completion options.
+/// A request from the client to the server, to ask for completion options.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CompleteRequest {
-    ///`id`
+    /// `id`
     pub id: RequestId,
-    ///`params`
+    /// `params`
     pub params: CompleteRequestParams,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl CompleteRequest {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "completion/complete";
     /// A value with the required members given and every optional member unset.
     pub fn new(id: RequestId, params: CompleteRequestParams) -> Self {
         Self {
-            id: id,
-            params: params,
+            id,
+            params,
             extra: ::core::default::Default::default(),
         }
     }
@@ -4591,7 +5200,7 @@ impl ::serde::Serialize for CompleteRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 2 + 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"completion/complete")?;
@@ -4692,11 +5301,11 @@ impl<'de> ::serde::Deserialize<'de> for CompleteRequest {
         deserializer.deserialize_map(Visitor)
     }
 }
-///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+/// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CompleteRequestParamsMeta {
-    ///If specified, the caller is requesting out-of-band progress notifications for this request (as represented by notifications/progress). The value of this parameter is an opaque token that will be attached to any subsequent notifications. The receiver is not obligated to provide these notifications.
+    /// If specified, the caller is requesting out-of-band progress notifications for this request (as represented by notifications/progress). The value of this parameter is an opaque token that will be attached to any subsequent notifications. The receiver is not obligated to provide these notifications.
     pub progress_token: ::core::option::Option<ProgressToken>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -4709,7 +5318,7 @@ impl CompleteRequestParamsMeta {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `progressToken`.
+    /// Sets `progressToken`.
     pub fn with_progress_token(mut self, value: ProgressToken) -> Self {
         self.progress_token = Some(value);
         self
@@ -4779,13 +5388,13 @@ impl<'de> ::serde::Deserialize<'de> for CompleteRequestParamsMeta {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The argument's information
+/// The argument's information
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CompleteRequestParamsArgument {
-    ///The name of the argument
+    /// The name of the argument
     pub name: ::std::string::String,
-    ///The value of the argument to use for completion matching.
+    /// The value of the argument to use for completion matching.
     pub value: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -4882,11 +5491,11 @@ impl<'de> ::serde::Deserialize<'de> for CompleteRequestParamsArgument {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Additional, optional context for completions
+/// Additional, optional context for completions
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CompleteRequestParamsContext {
-    ///Previously-resolved variables in a URI template or prompt.
+    /// Previously-resolved variables in a URI template or prompt.
     pub arguments: ::core::option::Option<
         ::std::collections::BTreeMap<::std::string::String, ::std::string::String>,
     >,
@@ -4901,7 +5510,7 @@ impl CompleteRequestParamsContext {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `arguments`.
+    /// Sets `arguments`.
     pub fn with_arguments(
         mut self,
         value: ::std::collections::BTreeMap<::std::string::String, ::std::string::String>,
@@ -4979,17 +5588,17 @@ impl<'de> ::serde::Deserialize<'de> for CompleteRequestParamsContext {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Parameters for a `completion/complete` request.
+/// Parameters for a `completion/complete` request.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CompleteRequestParams {
-    ///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<CompleteRequestParamsMeta>,
-    ///The argument's information
+    /// The argument's information
     pub argument: CompleteRequestParamsArgument,
-    ///Additional, optional context for completions
+    /// Additional, optional context for completions
     pub context: ::core::option::Option<CompleteRequestParamsContext>,
-    ///`ref`
+    /// `ref`
     pub r#ref: CompleteRequestParamsRef,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -5002,18 +5611,18 @@ impl CompleteRequestParams {
     ) -> Self {
         Self {
             meta: None,
-            argument: argument,
+            argument,
             context: None,
-            r#ref: r#ref,
+            r#ref,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(mut self, value: CompleteRequestParamsMeta) -> Self {
         self.meta = Some(value);
         self
     }
-    ///Sets `context`.
+    /// Sets `context`.
     pub fn with_context(mut self, value: CompleteRequestParamsContext) -> Self {
         self.context = Some(value);
         self
@@ -5132,11 +5741,11 @@ impl<'de> ::serde::Deserialize<'de> for CompleteRequestParams {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CompleteResultCompletion {
-    ///Indicates whether there are additional completion options beyond those provided in the current response, even if the exact total is unknown.
+    /// Indicates whether there are additional completion options beyond those provided in the current response, even if the exact total is unknown.
     pub has_more: ::core::option::Option<bool>,
-    ///The total number of completion options available. This can exceed the number of values actually sent in the response.
+    /// The total number of completion options available. This can exceed the number of values actually sent in the response.
     pub total: ::core::option::Option<i64>,
-    ///An array of completion values. Must not exceed 100 items.
+    /// An array of completion values. Must not exceed 100 items.
     pub values: ::std::vec::Vec<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -5147,16 +5756,16 @@ impl CompleteResultCompletion {
         Self {
             has_more: None,
             total: None,
-            values: values,
+            values,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `hasMore`.
+    /// Sets `hasMore`.
     pub fn with_has_more(mut self, value: bool) -> Self {
         self.has_more = Some(value);
         self
     }
-    ///Sets `total`.
+    /// Sets `total`.
     pub fn with_total(mut self, value: i64) -> Self {
         self.total = Some(value);
         self
@@ -5259,15 +5868,15 @@ impl<'de> ::serde::Deserialize<'de> for CompleteResultCompletion {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The server's response to a completion/complete request
+/// The server's response to a completion/complete request
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CompleteResult {
-    ///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///`completion`
+    /// `completion`
     pub completion: CompleteResultCompletion,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -5277,11 +5886,11 @@ impl CompleteResult {
     pub fn new(completion: CompleteResultCompletion) -> Self {
         Self {
             meta: None,
-            completion: completion,
+            completion,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -5371,27 +5980,27 @@ impl<'de> ::serde::Deserialize<'de> for CompleteResult {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A request from the server to sample an LLM via the client. The client has full discretion over which model to select. The client should also inform the user before beginning sampling, to allow them to inspect the request (human in the loop) and decide whether to approve it.
+/// A request from the server to sample an LLM via the client. The client has full discretion over which model to select. The client should also inform the user before beginning sampling, to allow them to inspect the request (human in the loop) and decide whether to approve it.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CreateMessageRequest {
-    ///`id`
+    /// `id`
     pub id: RequestId,
-    ///`params`
+    /// `params`
     pub params: CreateMessageRequestParams,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl CreateMessageRequest {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "sampling/createMessage";
     /// A value with the required members given and every optional member unset.
     pub fn new(id: RequestId, params: CreateMessageRequestParams) -> Self {
         Self {
-            id: id,
-            params: params,
+            id,
+            params,
             extra: ::core::default::Default::default(),
         }
     }
@@ -5402,7 +6011,7 @@ impl ::serde::Serialize for CreateMessageRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 2 + 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"sampling/createMessage")?;
@@ -5507,11 +6116,11 @@ impl<'de> ::serde::Deserialize<'de> for CreateMessageRequest {
         deserializer.deserialize_map(Visitor)
     }
 }
-///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+/// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CreateMessageRequestParamsMeta {
-    ///If specified, the caller is requesting out-of-band progress notifications for this request (as represented by notifications/progress). The value of this parameter is an opaque token that will be attached to any subsequent notifications. The receiver is not obligated to provide these notifications.
+    /// If specified, the caller is requesting out-of-band progress notifications for this request (as represented by notifications/progress). The value of this parameter is an opaque token that will be attached to any subsequent notifications. The receiver is not obligated to provide these notifications.
     pub progress_token: ::core::option::Option<ProgressToken>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -5524,7 +6133,7 @@ impl CreateMessageRequestParamsMeta {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `progressToken`.
+    /// Sets `progressToken`.
     pub fn with_progress_token(mut self, value: ProgressToken) -> Self {
         self.progress_token = Some(value);
         self
@@ -5594,7 +6203,7 @@ impl<'de> ::serde::Deserialize<'de> for CreateMessageRequestParamsMeta {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Optional metadata to pass through to the LLM provider. The format of this metadata is provider-specific.
+/// Optional metadata to pass through to the LLM provider. The format of this metadata is provider-specific.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CreateMessageRequestParamsMetadata {
@@ -5658,49 +6267,49 @@ impl<'de> ::serde::Deserialize<'de> for CreateMessageRequestParamsMetadata {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Parameters for a `sampling/createMessage` request.
+/// Parameters for a `sampling/createMessage` request.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CreateMessageRequestParams {
-    ///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<CreateMessageRequestParamsMeta>,
-    ///A request to include context from one or more MCP servers (including the caller), to be attached to the prompt.
-    ///The client MAY ignore this request.
+    /// A request to include context from one or more MCP servers (including the caller), to be attached to the prompt.
+    /// The client MAY ignore this request.
     ///
-    ///Default is "none". Values "thisServer" and "allServers" are soft-deprecated. Servers SHOULD only use these values if the client
-    ///declares ClientCapabilities.sampling.context. These values may be removed in future spec releases.
+    /// Default is "none". Values "thisServer" and "allServers" are soft-deprecated. Servers SHOULD only use these values if the client
+    /// declares ClientCapabilities.sampling.context. These values may be removed in future spec releases.
     pub include_context: ::core::option::Option<
         CreateMessageRequestParamsIncludeContext,
     >,
-    ///The requested maximum number of tokens to sample (to prevent runaway completions).
+    /// The requested maximum number of tokens to sample (to prevent runaway completions).
     ///
-    ///The client MAY choose to sample fewer tokens than the requested maximum.
+    /// The client MAY choose to sample fewer tokens than the requested maximum.
     pub max_tokens: i64,
-    ///`messages`
+    /// `messages`
     pub messages: ::std::vec::Vec<SamplingMessage>,
-    ///Optional metadata to pass through to the LLM provider. The format of this metadata is provider-specific.
+    /// Optional metadata to pass through to the LLM provider. The format of this metadata is provider-specific.
     pub metadata: ::core::option::Option<CreateMessageRequestParamsMetadata>,
-    ///The server's preferences for which model to select. The client MAY ignore these preferences.
+    /// The server's preferences for which model to select. The client MAY ignore these preferences.
     pub model_preferences: ::core::option::Option<ModelPreferences>,
-    ///`stopSequences`
+    /// `stopSequences`
     pub stop_sequences: ::core::option::Option<::std::vec::Vec<::std::string::String>>,
-    ///An optional system prompt the server wants to use for sampling. The client MAY modify or omit this prompt.
+    /// An optional system prompt the server wants to use for sampling. The client MAY modify or omit this prompt.
     pub system_prompt: ::core::option::Option<::std::string::String>,
-    ///If specified, the caller is requesting task-augmented execution for this request.
-    ///The request will return a CreateTaskResult immediately, and the actual result can be
-    ///retrieved later via tasks/result.
+    /// If specified, the caller is requesting task-augmented execution for this request.
+    /// The request will return a CreateTaskResult immediately, and the actual result can be
+    /// retrieved later via tasks/result.
     ///
-    ///Task augmentation is subject to capability negotiation - receivers MUST declare support
-    ///for task augmentation of specific request types in their capabilities.
+    /// Task augmentation is subject to capability negotiation - receivers MUST declare support
+    /// for task augmentation of specific request types in their capabilities.
     pub task: ::core::option::Option<TaskMetadata>,
-    ///`temperature`
+    /// `temperature`
     pub temperature: ::core::option::Option<::serde_json::Number>,
-    ///Controls how the model uses tools.
-    ///The client MUST return an error if this field is provided but ClientCapabilities.sampling.tools is not declared.
-    ///Default is `{ mode: "auto" }`.
+    /// Controls how the model uses tools.
+    /// The client MUST return an error if this field is provided but ClientCapabilities.sampling.tools is not declared.
+    /// Default is `{ mode: "auto" }`.
     pub tool_choice: ::core::option::Option<ToolChoice>,
-    ///Tools that the model may use during generation.
-    ///The client MUST return an error if this field is provided but ClientCapabilities.sampling.tools is not declared.
+    /// Tools that the model may use during generation.
+    /// The client MUST return an error if this field is provided but ClientCapabilities.sampling.tools is not declared.
     pub tools: ::core::option::Option<::std::vec::Vec<Tool>>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -5711,8 +6320,8 @@ impl CreateMessageRequestParams {
         Self {
             meta: None,
             include_context: None,
-            max_tokens: max_tokens,
-            messages: messages,
+            max_tokens,
+            messages,
             metadata: None,
             model_preferences: None,
             stop_sequences: None,
@@ -5724,12 +6333,12 @@ impl CreateMessageRequestParams {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(mut self, value: CreateMessageRequestParamsMeta) -> Self {
         self.meta = Some(value);
         self
     }
-    ///Sets `includeContext`.
+    /// Sets `includeContext`.
     pub fn with_include_context(
         mut self,
         value: CreateMessageRequestParamsIncludeContext,
@@ -5737,17 +6346,17 @@ impl CreateMessageRequestParams {
         self.include_context = Some(value);
         self
     }
-    ///Sets `metadata`.
+    /// Sets `metadata`.
     pub fn with_metadata(mut self, value: CreateMessageRequestParamsMetadata) -> Self {
         self.metadata = Some(value);
         self
     }
-    ///Sets `modelPreferences`.
+    /// Sets `modelPreferences`.
     pub fn with_model_preferences(mut self, value: ModelPreferences) -> Self {
         self.model_preferences = Some(value);
         self
     }
-    ///Sets `stopSequences`.
+    /// Sets `stopSequences`.
     pub fn with_stop_sequences(
         mut self,
         value: ::std::vec::Vec<::std::string::String>,
@@ -5755,7 +6364,7 @@ impl CreateMessageRequestParams {
         self.stop_sequences = Some(value);
         self
     }
-    ///Sets `systemPrompt`.
+    /// Sets `systemPrompt`.
     pub fn with_system_prompt(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -5763,22 +6372,22 @@ impl CreateMessageRequestParams {
         self.system_prompt = Some(value.into());
         self
     }
-    ///Sets `task`.
+    /// Sets `task`.
     pub fn with_task(mut self, value: TaskMetadata) -> Self {
         self.task = Some(value);
         self
     }
-    ///Sets `temperature`.
+    /// Sets `temperature`.
     pub fn with_temperature(mut self, value: ::serde_json::Number) -> Self {
         self.temperature = Some(value);
         self
     }
-    ///Sets `toolChoice`.
+    /// Sets `toolChoice`.
     pub fn with_tool_choice(mut self, value: ToolChoice) -> Self {
         self.tool_choice = Some(value);
         self
     }
-    ///Sets `tools`.
+    /// Sets `tools`.
     pub fn with_tools(mut self, value: ::std::vec::Vec<Tool>) -> Self {
         self.tools = Some(value);
         self
@@ -6027,31 +6636,31 @@ impl<'de> ::serde::Deserialize<'de> for CreateMessageRequestParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The client's response to a sampling/createMessage request from the server.
-///The client should inform the user before returning the sampled message, to allow them
-///to inspect the response (human in the loop) and decide whether to allow the server to see it.
+/// The client's response to a sampling/createMessage request from the server.
+/// The client should inform the user before returning the sampled message, to allow them
+/// to inspect the response (human in the loop) and decide whether to allow the server to see it.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CreateMessageResult {
-    ///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///`content`
+    /// `content`
     pub content: CreateMessageResultContent,
-    ///The name of the model that generated the message.
+    /// The name of the model that generated the message.
     pub model: ::std::string::String,
-    ///`role`
+    /// `role`
     pub role: Role,
-    ///The reason why sampling stopped, if known.
+    /// The reason why sampling stopped, if known.
     ///
-    ///Standard values:
-    ///- "endTurn": Natural end of the assistant's turn
-    ///- "stopSequence": A stop sequence was encountered
-    ///- "maxTokens": Maximum token limit was reached
-    ///- "toolUse": The model wants to use one or more tools
+    /// Standard values:
+    /// - "endTurn": Natural end of the assistant's turn
+    /// - "stopSequence": A stop sequence was encountered
+    /// - "maxTokens": Maximum token limit was reached
+    /// - "toolUse": The model wants to use one or more tools
     ///
-    ///This field is an open string to allow for provider-specific stop reasons.
+    /// This field is an open string to allow for provider-specific stop reasons.
     pub stop_reason: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -6065,14 +6674,14 @@ impl CreateMessageResult {
     ) -> Self {
         Self {
             meta: None,
-            content: content,
+            content,
             model: model.into(),
-            role: role,
+            role,
             stop_reason: None,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -6080,7 +6689,7 @@ impl CreateMessageResult {
         self.meta = Some(value);
         self
     }
-    ///Sets `stopReason`.
+    /// Sets `stopReason`.
     pub fn with_stop_reason(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -6216,15 +6825,15 @@ impl<'de> ::serde::Deserialize<'de> for CreateMessageResult {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A response to a task-augmented request.
+/// A response to a task-augmented request.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CreateTaskResult {
-    ///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///`task`
+    /// `task`
     pub task: Task,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -6234,11 +6843,11 @@ impl CreateTaskResult {
     pub fn new(task: Task) -> Self {
         Self {
             meta: None,
-            task: task,
+            task,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -6328,27 +6937,27 @@ impl<'de> ::serde::Deserialize<'de> for CreateTaskResult {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A request from the server to elicit additional information from the user via the client.
+/// A request from the server to elicit additional information from the user via the client.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ElicitRequest {
-    ///`id`
+    /// `id`
     pub id: RequestId,
-    ///`params`
+    /// `params`
     pub params: ElicitRequestParams,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ElicitRequest {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "elicitation/create";
     /// A value with the required members given and every optional member unset.
     pub fn new(id: RequestId, params: ElicitRequestParams) -> Self {
         Self {
-            id: id,
-            params: params,
+            id,
+            params,
             extra: ::core::default::Default::default(),
         }
     }
@@ -6359,7 +6968,7 @@ impl ::serde::Serialize for ElicitRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 2 + 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"elicitation/create")?;
@@ -6457,11 +7066,11 @@ impl<'de> ::serde::Deserialize<'de> for ElicitRequest {
         deserializer.deserialize_map(Visitor)
     }
 }
-///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+/// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ElicitRequestFormParamsMeta {
-    ///If specified, the caller is requesting out-of-band progress notifications for this request (as represented by notifications/progress). The value of this parameter is an opaque token that will be attached to any subsequent notifications. The receiver is not obligated to provide these notifications.
+    /// If specified, the caller is requesting out-of-band progress notifications for this request (as represented by notifications/progress). The value of this parameter is an opaque token that will be attached to any subsequent notifications. The receiver is not obligated to provide these notifications.
     pub progress_token: ::core::option::Option<ProgressToken>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -6474,7 +7083,7 @@ impl ElicitRequestFormParamsMeta {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `progressToken`.
+    /// Sets `progressToken`.
     pub fn with_progress_token(mut self, value: ProgressToken) -> Self {
         self.progress_token = Some(value);
         self
@@ -6544,25 +7153,25 @@ impl<'de> ::serde::Deserialize<'de> for ElicitRequestFormParamsMeta {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A restricted subset of JSON Schema.
-///Only top-level properties are allowed, without nesting.
+/// A restricted subset of JSON Schema.
+/// Only top-level properties are allowed, without nesting.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ElicitRequestFormParamsRequestedSchema {
-    ///`$schema`
+    /// `$schema`
     pub schema: ::core::option::Option<::std::string::String>,
-    ///`properties`
+    /// `properties`
     pub properties: ::std::collections::BTreeMap<
         ::std::string::String,
         PrimitiveSchemaDefinition,
     >,
-    ///`required`
+    /// `required`
     pub required: ::core::option::Option<::std::vec::Vec<::std::string::String>>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ElicitRequestFormParamsRequestedSchema {
-    ///The constant `type` member.
+    /// The constant `type` member.
     pub const TYPE: &'static str = "object";
     /// A value with the required members given and every optional member unset.
     pub fn new(
@@ -6573,12 +7182,12 @@ impl ElicitRequestFormParamsRequestedSchema {
     ) -> Self {
         Self {
             schema: None,
-            properties: properties,
+            properties,
             required: None,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `$schema`.
+    /// Sets `$schema`.
     pub fn with_schema(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -6586,7 +7195,7 @@ impl ElicitRequestFormParamsRequestedSchema {
         self.schema = Some(value.into());
         self
     }
-    ///Sets `required`.
+    /// Sets `required`.
     pub fn with_required(
         mut self,
         value: ::std::vec::Vec<::std::string::String>,
@@ -6601,7 +7210,7 @@ impl ::serde::Serialize for ElicitRequestFormParamsRequestedSchema {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.schema.is_some()) + 1
+        let len = 0 + 1 + usize::from(self.schema.is_some()) + 1
             + usize::from(self.required.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"object")?;
@@ -6719,29 +7328,31 @@ impl<'de> ::serde::Deserialize<'de> for ElicitRequestFormParamsRequestedSchema {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The parameters for a request to elicit non-sensitive information from the user via a form in the client.
+/// The parameters for a request to elicit non-sensitive information from the user via a form in the client.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ElicitRequestFormParams {
-    ///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<ElicitRequestFormParamsMeta>,
-    ///The message to present to the user describing what information is being requested.
+    /// The message to present to the user describing what information is being requested.
     pub message: ::std::string::String,
-    ///A restricted subset of JSON Schema.
-    ///Only top-level properties are allowed, without nesting.
+    /// A restricted subset of JSON Schema.
+    /// Only top-level properties are allowed, without nesting.
     pub requested_schema: ElicitRequestFormParamsRequestedSchema,
-    ///If specified, the caller is requesting task-augmented execution for this request.
-    ///The request will return a CreateTaskResult immediately, and the actual result can be
-    ///retrieved later via tasks/result.
+    /// If specified, the caller is requesting task-augmented execution for this request.
+    /// The request will return a CreateTaskResult immediately, and the actual result can be
+    /// retrieved later via tasks/result.
     ///
-    ///Task augmentation is subject to capability negotiation - receivers MUST declare support
-    ///for task augmentation of specific request types in their capabilities.
+    /// Task augmentation is subject to capability negotiation - receivers MUST declare support
+    /// for task augmentation of specific request types in their capabilities.
     pub task: ::core::option::Option<TaskMetadata>,
+    /// Whether the optional constant member `mode` ("form") is present.
+    pub mode_present: bool,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ElicitRequestFormParams {
-    ///The constant `mode` member.
+    /// The constant `mode` member.
     pub const MODE: &'static str = "form";
     /// A value with the required members given and every optional member unset.
     pub fn new(
@@ -6751,17 +7362,18 @@ impl ElicitRequestFormParams {
         Self {
             meta: None,
             message: message.into(),
-            requested_schema: requested_schema,
+            requested_schema,
             task: None,
+            mode_present: true,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(mut self, value: ElicitRequestFormParamsMeta) -> Self {
         self.meta = Some(value);
         self
     }
-    ///Sets `task`.
+    /// Sets `task`.
     pub fn with_task(mut self, value: TaskMetadata) -> Self {
         self.task = Some(value);
         self
@@ -6773,10 +7385,12 @@ impl ::serde::Serialize for ElicitRequestFormParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.meta.is_some()) + 1 + 1
-            + usize::from(self.task.is_some()) + self.extra.len();
+        let len = 0 + usize::from(self.mode_present) + usize::from(self.meta.is_some())
+            + 1 + 1 + usize::from(self.task.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
-        map.serialize_entry("mode", &"form")?;
+        if self.mode_present {
+            map.serialize_entry("mode", &"form")?;
+        }
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
         }
@@ -6871,6 +7485,7 @@ impl<'de> ::serde::Deserialize<'de> for ElicitRequestFormParams {
                     }
                 }
                 Ok(ElicitRequestFormParams {
+                    mode_present: seen_mode,
                     meta: m_0,
                     message: m_1
                         .ok_or_else(|| crate::support::missing(
@@ -6890,11 +7505,11 @@ impl<'de> ::serde::Deserialize<'de> for ElicitRequestFormParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+/// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ElicitRequestURLParamsMeta {
-    ///If specified, the caller is requesting out-of-band progress notifications for this request (as represented by notifications/progress). The value of this parameter is an opaque token that will be attached to any subsequent notifications. The receiver is not obligated to provide these notifications.
+    /// If specified, the caller is requesting out-of-band progress notifications for this request (as represented by notifications/progress). The value of this parameter is an opaque token that will be attached to any subsequent notifications. The receiver is not obligated to provide these notifications.
     pub progress_token: ::core::option::Option<ProgressToken>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -6907,7 +7522,7 @@ impl ElicitRequestURLParamsMeta {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `progressToken`.
+    /// Sets `progressToken`.
     pub fn with_progress_token(mut self, value: ProgressToken) -> Self {
         self.progress_token = Some(value);
         self
@@ -6977,31 +7592,31 @@ impl<'de> ::serde::Deserialize<'de> for ElicitRequestURLParamsMeta {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The parameters for a request to elicit information from the user via a URL in the client.
+/// The parameters for a request to elicit information from the user via a URL in the client.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ElicitRequestURLParams {
-    ///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<ElicitRequestURLParamsMeta>,
-    ///The ID of the elicitation, which must be unique within the context of the server.
-    ///The client MUST treat this ID as an opaque value.
+    /// The ID of the elicitation, which must be unique within the context of the server.
+    /// The client MUST treat this ID as an opaque value.
     pub elicitation_id: ::std::string::String,
-    ///The message to present to the user explaining why the interaction is needed.
+    /// The message to present to the user explaining why the interaction is needed.
     pub message: ::std::string::String,
-    ///If specified, the caller is requesting task-augmented execution for this request.
-    ///The request will return a CreateTaskResult immediately, and the actual result can be
-    ///retrieved later via tasks/result.
+    /// If specified, the caller is requesting task-augmented execution for this request.
+    /// The request will return a CreateTaskResult immediately, and the actual result can be
+    /// retrieved later via tasks/result.
     ///
-    ///Task augmentation is subject to capability negotiation - receivers MUST declare support
-    ///for task augmentation of specific request types in their capabilities.
+    /// Task augmentation is subject to capability negotiation - receivers MUST declare support
+    /// for task augmentation of specific request types in their capabilities.
     pub task: ::core::option::Option<TaskMetadata>,
-    ///The URL that the user should navigate to.
+    /// The URL that the user should navigate to.
     pub url: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ElicitRequestURLParams {
-    ///The constant `mode` member.
+    /// The constant `mode` member.
     pub const MODE: &'static str = "url";
     /// A value with the required members given and every optional member unset.
     pub fn new(
@@ -7018,12 +7633,12 @@ impl ElicitRequestURLParams {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(mut self, value: ElicitRequestURLParamsMeta) -> Self {
         self.meta = Some(value);
         self
     }
-    ///Sets `task`.
+    /// Sets `task`.
     pub fn with_task(mut self, value: TaskMetadata) -> Self {
         self.task = Some(value);
         self
@@ -7035,7 +7650,7 @@ impl ::serde::Serialize for ElicitRequestURLParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.meta.is_some()) + 1 + 1
+        let len = 0 + 1 + usize::from(self.meta.is_some()) + 1 + 1
             + usize::from(self.task.is_some()) + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("mode", &"url")?;
@@ -7170,22 +7785,22 @@ impl<'de> ::serde::Deserialize<'de> for ElicitRequestURLParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The client's response to an elicitation request.
+/// The client's response to an elicitation request.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ElicitResult {
-    ///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///The user action in response to the elicitation.
-    ///- "accept": User submitted the form/confirmed the action
-    ///- "decline": User explicitly decline the action
-    ///- "cancel": User dismissed without making an explicit choice
+    /// The user action in response to the elicitation.
+    /// - "accept": User submitted the form/confirmed the action
+    /// - "decline": User explicitly decline the action
+    /// - "cancel": User dismissed without making an explicit choice
     pub action: ElicitResultAction,
-    ///The submitted form data, only present when action is "accept" and mode was "form".
-    ///Contains values matching the requested schema.
-    ///Omitted for out-of-band mode responses.
+    /// The submitted form data, only present when action is "accept" and mode was "form".
+    /// Contains values matching the requested schema.
+    /// Omitted for out-of-band mode responses.
     pub content: ::core::option::Option<
         ::std::collections::BTreeMap<::std::string::String, ElicitResultContentValue>,
     >,
@@ -7197,12 +7812,12 @@ impl ElicitResult {
     pub fn new(action: ElicitResultAction) -> Self {
         Self {
             meta: None,
-            action: action,
+            action,
             content: None,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -7210,7 +7825,7 @@ impl ElicitResult {
         self.meta = Some(value);
         self
     }
-    ///Sets `content`.
+    /// Sets `content`.
     pub fn with_content(
         mut self,
         value: ::std::collections::BTreeMap<
@@ -7327,7 +7942,7 @@ impl<'de> ::serde::Deserialize<'de> for ElicitResult {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ElicitationCompleteNotificationParams {
-    ///The ID of the elicitation that completed.
+    /// The ID of the elicitation that completed.
     pub elicitation_id: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -7410,24 +8025,24 @@ impl<'de> ::serde::Deserialize<'de> for ElicitationCompleteNotificationParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///An optional notification from the server to the client, informing it of a completion of a out-of-band elicitation request.
+/// An optional notification from the server to the client, informing it of a completion of a out-of-band elicitation request.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ElicitationCompleteNotification {
-    ///`params`
+    /// `params`
     pub params: ElicitationCompleteNotificationParams,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ElicitationCompleteNotification {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "notifications/elicitation/complete";
     /// A value with the required members given and every optional member unset.
     pub fn new(params: ElicitationCompleteNotificationParams) -> Self {
         Self {
-            params: params,
+            params,
             extra: ::core::default::Default::default(),
         }
     }
@@ -7438,7 +8053,7 @@ impl ::serde::Serialize for ElicitationCompleteNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 2 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"notifications/elicitation/complete")?;
@@ -7536,37 +8151,37 @@ impl<'de> ::serde::Deserialize<'de> for ElicitationCompleteNotification {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The contents of a resource, embedded into a prompt or tool call result.
+/// The contents of a resource, embedded into a prompt or tool call result.
 ///
-///It is up to the client how best to render embedded resources for the benefit
-///of the LLM and/or the user.
+/// It is up to the client how best to render embedded resources for the benefit
+/// of the LLM and/or the user.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct EmbeddedResource {
-    ///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///Optional annotations for the client.
+    /// Optional annotations for the client.
     pub annotations: ::core::option::Option<Annotations>,
-    ///`resource`
+    /// `resource`
     pub resource: EmbeddedResourceResource,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl EmbeddedResource {
-    ///The constant `type` member.
+    /// The constant `type` member.
     pub const TYPE: &'static str = "resource";
     /// A value with the required members given and every optional member unset.
     pub fn new(resource: EmbeddedResourceResource) -> Self {
         Self {
             meta: None,
             annotations: None,
-            resource: resource,
+            resource,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -7574,7 +8189,7 @@ impl EmbeddedResource {
         self.meta = Some(value);
         self
     }
-    ///Sets `annotations`.
+    /// Sets `annotations`.
     pub fn with_annotations(mut self, value: Annotations) -> Self {
         self.annotations = Some(value);
         self
@@ -7586,7 +8201,7 @@ impl ::serde::Serialize for EmbeddedResource {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.meta.is_some())
+        let len = 0 + 1 + usize::from(self.meta.is_some())
             + usize::from(self.annotations.is_some()) + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"resource")?;
@@ -7694,11 +8309,11 @@ impl<'de> ::serde::Deserialize<'de> for EmbeddedResource {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Error {
-    ///The error type that occurred.
+    /// The error type that occurred.
     pub code: i64,
-    ///Additional information about the error. The value of this member is defined by the sender (e.g. detailed error information, nested errors etc.).
+    /// Additional information about the error. The value of this member is defined by the sender (e.g. detailed error information, nested errors etc.).
     pub data: ::core::option::Option<::serde_json::Value>,
-    ///A short description of the error. The message SHOULD be limited to a concise single sentence.
+    /// A short description of the error. The message SHOULD be limited to a concise single sentence.
     pub message: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -7710,13 +8325,13 @@ impl Error {
         message: impl ::core::convert::Into<::std::string::String>,
     ) -> Self {
         Self {
-            code: code,
+            code,
             data: None,
             message: message.into(),
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `data`.
+    /// Sets `data`.
     pub fn with_data(mut self, value: ::serde_json::Value) -> Self {
         self.data = Some(value);
         self
@@ -7804,27 +8419,27 @@ impl<'de> ::serde::Deserialize<'de> for Error {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Used by the client to get a prompt provided by the server.
+/// Used by the client to get a prompt provided by the server.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct GetPromptRequest {
-    ///`id`
+    /// `id`
     pub id: RequestId,
-    ///`params`
+    /// `params`
     pub params: GetPromptRequestParams,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl GetPromptRequest {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "prompts/get";
     /// A value with the required members given and every optional member unset.
     pub fn new(id: RequestId, params: GetPromptRequestParams) -> Self {
         Self {
-            id: id,
-            params: params,
+            id,
+            params,
             extra: ::core::default::Default::default(),
         }
     }
@@ -7835,7 +8450,7 @@ impl ::serde::Serialize for GetPromptRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 2 + 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"prompts/get")?;
@@ -7936,11 +8551,11 @@ impl<'de> ::serde::Deserialize<'de> for GetPromptRequest {
         deserializer.deserialize_map(Visitor)
     }
 }
-///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+/// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct GetPromptRequestParamsMeta {
-    ///If specified, the caller is requesting out-of-band progress notifications for this request (as represented by notifications/progress). The value of this parameter is an opaque token that will be attached to any subsequent notifications. The receiver is not obligated to provide these notifications.
+    /// If specified, the caller is requesting out-of-band progress notifications for this request (as represented by notifications/progress). The value of this parameter is an opaque token that will be attached to any subsequent notifications. The receiver is not obligated to provide these notifications.
     pub progress_token: ::core::option::Option<ProgressToken>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -7953,7 +8568,7 @@ impl GetPromptRequestParamsMeta {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `progressToken`.
+    /// Sets `progressToken`.
     pub fn with_progress_token(mut self, value: ProgressToken) -> Self {
         self.progress_token = Some(value);
         self
@@ -8023,17 +8638,17 @@ impl<'de> ::serde::Deserialize<'de> for GetPromptRequestParamsMeta {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Parameters for a `prompts/get` request.
+/// Parameters for a `prompts/get` request.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct GetPromptRequestParams {
-    ///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<GetPromptRequestParamsMeta>,
-    ///Arguments to use for templating the prompt.
+    /// Arguments to use for templating the prompt.
     pub arguments: ::core::option::Option<
         ::std::collections::BTreeMap<::std::string::String, ::std::string::String>,
     >,
-    ///The name of the prompt or prompt template.
+    /// The name of the prompt or prompt template.
     pub name: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -8048,12 +8663,12 @@ impl GetPromptRequestParams {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(mut self, value: GetPromptRequestParamsMeta) -> Self {
         self.meta = Some(value);
         self
     }
-    ///Sets `arguments`.
+    /// Sets `arguments`.
     pub fn with_arguments(
         mut self,
         value: ::std::collections::BTreeMap<::std::string::String, ::std::string::String>,
@@ -8162,17 +8777,17 @@ impl<'de> ::serde::Deserialize<'de> for GetPromptRequestParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The server's response to a prompts/get request from the client.
+/// The server's response to a prompts/get request from the client.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct GetPromptResult {
-    ///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///An optional description for the prompt.
+    /// An optional description for the prompt.
     pub description: ::core::option::Option<::std::string::String>,
-    ///`messages`
+    /// `messages`
     pub messages: ::std::vec::Vec<PromptMessage>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -8183,11 +8798,11 @@ impl GetPromptResult {
         Self {
             meta: None,
             description: None,
-            messages: messages,
+            messages,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -8195,7 +8810,7 @@ impl GetPromptResult {
         self.meta = Some(value);
         self
     }
-    ///Sets `description`.
+    /// Sets `description`.
     pub fn with_description(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -8304,7 +8919,7 @@ impl<'de> ::serde::Deserialize<'de> for GetPromptResult {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct GetTaskPayloadRequestParams {
-    ///The task identifier to retrieve results for.
+    /// The task identifier to retrieve results for.
     pub task_id: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -8382,27 +8997,27 @@ impl<'de> ::serde::Deserialize<'de> for GetTaskPayloadRequestParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A request to retrieve the result of a completed task.
+/// A request to retrieve the result of a completed task.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct GetTaskPayloadRequest {
-    ///`id`
+    /// `id`
     pub id: RequestId,
-    ///`params`
+    /// `params`
     pub params: GetTaskPayloadRequestParams,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl GetTaskPayloadRequest {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "tasks/result";
     /// A value with the required members given and every optional member unset.
     pub fn new(id: RequestId, params: GetTaskPayloadRequestParams) -> Self {
         Self {
-            id: id,
-            params: params,
+            id,
+            params,
             extra: ::core::default::Default::default(),
         }
     }
@@ -8413,7 +9028,7 @@ impl ::serde::Serialize for GetTaskPayloadRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 2 + 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"tasks/result")?;
@@ -8518,13 +9133,13 @@ impl<'de> ::serde::Deserialize<'de> for GetTaskPayloadRequest {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The response to a tasks/result request.
-///The structure matches the result type of the original request.
-///For example, a tools/call task would return the CallToolResult structure.
+/// The response to a tasks/result request.
+/// The structure matches the result type of the original request.
+/// For example, a tools/call task would return the CallToolResult structure.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct GetTaskPayloadResult {
-    ///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
@@ -8539,7 +9154,7 @@ impl GetTaskPayloadResult {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -8617,7 +9232,7 @@ impl<'de> ::serde::Deserialize<'de> for GetTaskPayloadResult {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct GetTaskRequestParams {
-    ///The task identifier to query.
+    /// The task identifier to query.
     pub task_id: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -8695,27 +9310,27 @@ impl<'de> ::serde::Deserialize<'de> for GetTaskRequestParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A request to retrieve the state of a task.
+/// A request to retrieve the state of a task.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct GetTaskRequest {
-    ///`id`
+    /// `id`
     pub id: RequestId,
-    ///`params`
+    /// `params`
     pub params: GetTaskRequestParams,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl GetTaskRequest {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "tasks/get";
     /// A value with the required members given and every optional member unset.
     pub fn new(id: RequestId, params: GetTaskRequestParams) -> Self {
         Self {
-            id: id,
-            params: params,
+            id,
+            params,
             extra: ::core::default::Default::default(),
         }
     }
@@ -8726,7 +9341,7 @@ impl ::serde::Serialize for GetTaskRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 2 + 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"tasks/get")?;
@@ -8824,31 +9439,31 @@ impl<'de> ::serde::Deserialize<'de> for GetTaskRequest {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The response to a tasks/get request.
+/// The response to a tasks/get request.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct GetTaskResult {
-    ///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///ISO 8601 timestamp when the task was created.
+    /// ISO 8601 timestamp when the task was created.
     pub created_at: ::std::string::String,
-    ///ISO 8601 timestamp when the task was last updated.
+    /// ISO 8601 timestamp when the task was last updated.
     pub last_updated_at: ::std::string::String,
-    ///Suggested polling interval in milliseconds.
+    /// Suggested polling interval in milliseconds.
     pub poll_interval: ::core::option::Option<i64>,
-    ///Current task state.
+    /// Current task state.
     pub status: TaskStatus,
-    ///Optional human-readable message describing the current task state.
-    ///This can provide context for any status, including:
-    ///- Reasons for "cancelled" status
-    ///- Summaries for "completed" status
-    ///- Diagnostic information for "failed" status (e.g., error details, what went wrong)
+    /// Optional human-readable message describing the current task state.
+    /// This can provide context for any status, including:
+    /// - Reasons for "cancelled" status
+    /// - Summaries for "completed" status
+    /// - Diagnostic information for "failed" status (e.g., error details, what went wrong)
     pub status_message: ::core::option::Option<::std::string::String>,
-    ///The task identifier.
+    /// The task identifier.
     pub task_id: ::std::string::String,
-    ///Actual retention duration from creation in milliseconds, null for unlimited.
+    /// Actual retention duration from creation in milliseconds, null for unlimited.
     pub ttl: ::core::option::Option<i64>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -8867,14 +9482,14 @@ impl GetTaskResult {
             created_at: created_at.into(),
             last_updated_at: last_updated_at.into(),
             poll_interval: None,
-            status: status,
+            status,
             status_message: None,
             task_id: task_id.into(),
-            ttl: ttl,
+            ttl,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -8882,12 +9497,12 @@ impl GetTaskResult {
         self.meta = Some(value);
         self
     }
-    ///Sets `pollInterval`.
+    /// Sets `pollInterval`.
     pub fn with_poll_interval(mut self, value: i64) -> Self {
         self.poll_interval = Some(value);
         self
     }
-    ///Sets `statusMessage`.
+    /// Sets `statusMessage`.
     pub fn with_status_message(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -9066,32 +9681,32 @@ impl<'de> ::serde::Deserialize<'de> for GetTaskResult {
         deserializer.deserialize_map(Visitor)
     }
 }
-///An optionally-sized icon that can be displayed in a user interface.
+/// An optionally-sized icon that can be displayed in a user interface.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Icon {
-    ///Optional MIME type override if the source MIME type is missing or generic.
-    ///For example: `"image/png"`, `"image/jpeg"`, or `"image/svg+xml"`.
+    /// Optional MIME type override if the source MIME type is missing or generic.
+    /// For example: `"image/png"`, `"image/jpeg"`, or `"image/svg+xml"`.
     pub mime_type: ::core::option::Option<::std::string::String>,
-    ///Optional array of strings that specify sizes at which the icon can be used.
-    ///Each string should be in WxH format (e.g., `"48x48"`, `"96x96"`) or `"any"` for scalable formats like SVG.
+    /// Optional array of strings that specify sizes at which the icon can be used.
+    /// Each string should be in WxH format (e.g., `"48x48"`, `"96x96"`) or `"any"` for scalable formats like SVG.
     ///
-    ///If not provided, the client should assume that the icon can be used at any size.
+    /// If not provided, the client should assume that the icon can be used at any size.
     pub sizes: ::core::option::Option<::std::vec::Vec<::std::string::String>>,
-    ///A standard URI pointing to an icon resource. May be an HTTP/HTTPS URL or a
-    ///`data:` URI with Base64-encoded image data.
+    /// A standard URI pointing to an icon resource. May be an HTTP/HTTPS URL or a
+    /// `data:` URI with Base64-encoded image data.
     ///
-    ///Consumers SHOULD takes steps to ensure URLs serving icons are from the
-    ///same domain as the client/server or a trusted domain.
+    /// Consumers SHOULD takes steps to ensure URLs serving icons are from the
+    /// same domain as the client/server or a trusted domain.
     ///
-    ///Consumers SHOULD take appropriate precautions when consuming SVGs as they can contain
-    ///executable JavaScript.
+    /// Consumers SHOULD take appropriate precautions when consuming SVGs as they can contain
+    /// executable JavaScript.
     pub src: ::std::string::String,
-    ///Optional specifier for the theme this icon is designed for. `light` indicates
-    ///the icon is designed to be used with a light background, and `dark` indicates
-    ///the icon is designed to be used with a dark background.
+    /// Optional specifier for the theme this icon is designed for. `light` indicates
+    /// the icon is designed to be used with a light background, and `dark` indicates
+    /// the icon is designed to be used with a dark background.
     ///
-    ///If not provided, the client should assume the icon can be used with any theme.
+    /// If not provided, the client should assume the icon can be used with any theme.
     pub theme: ::core::option::Option<IconTheme>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -9107,7 +9722,7 @@ impl Icon {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `mimeType`.
+    /// Sets `mimeType`.
     pub fn with_mime_type(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -9115,12 +9730,12 @@ impl Icon {
         self.mime_type = Some(value.into());
         self
     }
-    ///Sets `sizes`.
+    /// Sets `sizes`.
     pub fn with_sizes(mut self, value: ::std::vec::Vec<::std::string::String>) -> Self {
         self.sizes = Some(value);
         self
     }
-    ///Sets `theme`.
+    /// Sets `theme`.
     pub fn with_theme(mut self, value: IconTheme) -> Self {
         self.theme = Some(value);
         self
@@ -9230,19 +9845,19 @@ impl<'de> ::serde::Deserialize<'de> for Icon {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Base interface to add `icons` property.
+/// Base interface to add `icons` property.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Icons {
-    ///Optional set of sized icons that the client can display in a user interface.
+    /// Optional set of sized icons that the client can display in a user interface.
     ///
-    ///Clients that support rendering icons MUST support at least the following MIME types:
-    ///- `image/png` - PNG images (safe, universal compatibility)
-    ///- `image/jpeg` (and `image/jpg`) - JPEG images (safe, universal compatibility)
+    /// Clients that support rendering icons MUST support at least the following MIME types:
+    /// - `image/png` - PNG images (safe, universal compatibility)
+    /// - `image/jpeg` (and `image/jpg`) - JPEG images (safe, universal compatibility)
     ///
-    ///Clients that support rendering icons SHOULD also support:
-    ///- `image/svg+xml` - SVG images (scalable but requires security precautions)
-    ///- `image/webp` - WebP images (modern, efficient format)
+    /// Clients that support rendering icons SHOULD also support:
+    /// - `image/svg+xml` - SVG images (scalable but requires security precautions)
+    /// - `image/webp` - WebP images (modern, efficient format)
     pub icons: ::core::option::Option<::std::vec::Vec<Icon>>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -9255,7 +9870,7 @@ impl Icons {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `icons`.
+    /// Sets `icons`.
     pub fn with_icons(mut self, value: ::std::vec::Vec<Icon>) -> Self {
         self.icons = Some(value);
         self
@@ -9322,25 +9937,25 @@ impl<'de> ::serde::Deserialize<'de> for Icons {
         deserializer.deserialize_map(Visitor)
     }
 }
-///An image provided to or from an LLM.
+/// An image provided to or from an LLM.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ImageContent {
-    ///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///Optional annotations for the client.
+    /// Optional annotations for the client.
     pub annotations: ::core::option::Option<Annotations>,
-    ///The base64-encoded image data.
+    /// The base64-encoded image data.
     pub data: ::std::string::String,
-    ///The MIME type of the image. Different providers may support different image types.
+    /// The MIME type of the image. Different providers may support different image types.
     pub mime_type: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ImageContent {
-    ///The constant `type` member.
+    /// The constant `type` member.
     pub const TYPE: &'static str = "image";
     /// A value with the required members given and every optional member unset.
     pub fn new(
@@ -9355,7 +9970,7 @@ impl ImageContent {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -9363,7 +9978,7 @@ impl ImageContent {
         self.meta = Some(value);
         self
     }
-    ///Sets `annotations`.
+    /// Sets `annotations`.
     pub fn with_annotations(mut self, value: Annotations) -> Self {
         self.annotations = Some(value);
         self
@@ -9375,7 +9990,7 @@ impl ::serde::Serialize for ImageContent {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.meta.is_some())
+        let len = 0 + 1 + usize::from(self.meta.is_some())
             + usize::from(self.annotations.is_some()) + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"image")?;
@@ -9492,38 +10107,38 @@ impl<'de> ::serde::Deserialize<'de> for ImageContent {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Describes the MCP implementation.
+/// Describes the MCP implementation.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Implementation {
-    ///An optional human-readable description of what this implementation does.
+    /// An optional human-readable description of what this implementation does.
     ///
-    ///This can be used by clients or servers to provide context about their purpose
-    ///and capabilities. For example, a server might describe the types of resources
-    ///or tools it provides, while a client might describe its intended use case.
+    /// This can be used by clients or servers to provide context about their purpose
+    /// and capabilities. For example, a server might describe the types of resources
+    /// or tools it provides, while a client might describe its intended use case.
     pub description: ::core::option::Option<::std::string::String>,
-    ///Optional set of sized icons that the client can display in a user interface.
+    /// Optional set of sized icons that the client can display in a user interface.
     ///
-    ///Clients that support rendering icons MUST support at least the following MIME types:
-    ///- `image/png` - PNG images (safe, universal compatibility)
-    ///- `image/jpeg` (and `image/jpg`) - JPEG images (safe, universal compatibility)
+    /// Clients that support rendering icons MUST support at least the following MIME types:
+    /// - `image/png` - PNG images (safe, universal compatibility)
+    /// - `image/jpeg` (and `image/jpg`) - JPEG images (safe, universal compatibility)
     ///
-    ///Clients that support rendering icons SHOULD also support:
-    ///- `image/svg+xml` - SVG images (scalable but requires security precautions)
-    ///- `image/webp` - WebP images (modern, efficient format)
+    /// Clients that support rendering icons SHOULD also support:
+    /// - `image/svg+xml` - SVG images (scalable but requires security precautions)
+    /// - `image/webp` - WebP images (modern, efficient format)
     pub icons: ::core::option::Option<::std::vec::Vec<Icon>>,
-    ///Intended for programmatic or logical use, but used as a display name in past specs or fallback (if title isn't present).
+    /// Intended for programmatic or logical use, but used as a display name in past specs or fallback (if title isn't present).
     pub name: ::std::string::String,
-    ///Intended for UI and end-user contexts — optimized to be human-readable and easily understood,
-    ///even by those unfamiliar with domain-specific terminology.
+    /// Intended for UI and end-user contexts — optimized to be human-readable and easily understood,
+    /// even by those unfamiliar with domain-specific terminology.
     ///
-    ///If not provided, the name should be used for display (except for Tool,
-    ///where `annotations.title` should be given precedence over using `name`,
-    ///if present).
+    /// If not provided, the name should be used for display (except for Tool,
+    /// where `annotations.title` should be given precedence over using `name`,
+    /// if present).
     pub title: ::core::option::Option<::std::string::String>,
-    ///`version`
+    /// `version`
     pub version: ::std::string::String,
-    ///An optional URL of the website for this implementation.
+    /// An optional URL of the website for this implementation.
     pub website_url: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -9544,7 +10159,7 @@ impl Implementation {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `description`.
+    /// Sets `description`.
     pub fn with_description(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -9552,12 +10167,12 @@ impl Implementation {
         self.description = Some(value.into());
         self
     }
-    ///Sets `icons`.
+    /// Sets `icons`.
     pub fn with_icons(mut self, value: ::std::vec::Vec<Icon>) -> Self {
         self.icons = Some(value);
         self
     }
-    ///Sets `title`.
+    /// Sets `title`.
     pub fn with_title(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -9565,7 +10180,7 @@ impl Implementation {
         self.title = Some(value.into());
         self
     }
-    ///Sets `websiteUrl`.
+    /// Sets `websiteUrl`.
     pub fn with_website_url(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -9715,27 +10330,27 @@ impl<'de> ::serde::Deserialize<'de> for Implementation {
         deserializer.deserialize_map(Visitor)
     }
 }
-///This request is sent from the client to the server when it first connects, asking it to begin initialization.
+/// This request is sent from the client to the server when it first connects, asking it to begin initialization.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct InitializeRequest {
-    ///`id`
+    /// `id`
     pub id: RequestId,
-    ///`params`
+    /// `params`
     pub params: InitializeRequestParams,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl InitializeRequest {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "initialize";
     /// A value with the required members given and every optional member unset.
     pub fn new(id: RequestId, params: InitializeRequestParams) -> Self {
         Self {
-            id: id,
-            params: params,
+            id,
+            params,
             extra: ::core::default::Default::default(),
         }
     }
@@ -9746,7 +10361,7 @@ impl ::serde::Serialize for InitializeRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 2 + 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"initialize")?;
@@ -9847,11 +10462,11 @@ impl<'de> ::serde::Deserialize<'de> for InitializeRequest {
         deserializer.deserialize_map(Visitor)
     }
 }
-///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+/// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct InitializeRequestParamsMeta {
-    ///If specified, the caller is requesting out-of-band progress notifications for this request (as represented by notifications/progress). The value of this parameter is an opaque token that will be attached to any subsequent notifications. The receiver is not obligated to provide these notifications.
+    /// If specified, the caller is requesting out-of-band progress notifications for this request (as represented by notifications/progress). The value of this parameter is an opaque token that will be attached to any subsequent notifications. The receiver is not obligated to provide these notifications.
     pub progress_token: ::core::option::Option<ProgressToken>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -9864,7 +10479,7 @@ impl InitializeRequestParamsMeta {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `progressToken`.
+    /// Sets `progressToken`.
     pub fn with_progress_token(mut self, value: ProgressToken) -> Self {
         self.progress_token = Some(value);
         self
@@ -9934,17 +10549,17 @@ impl<'de> ::serde::Deserialize<'de> for InitializeRequestParamsMeta {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Parameters for an `initialize` request.
+/// Parameters for an `initialize` request.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct InitializeRequestParams {
-    ///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<InitializeRequestParamsMeta>,
-    ///`capabilities`
+    /// `capabilities`
     pub capabilities: ClientCapabilities,
-    ///`clientInfo`
+    /// `clientInfo`
     pub client_info: Implementation,
-    ///The latest version of the Model Context Protocol that the client supports. The client MAY decide to support older versions as well.
+    /// The latest version of the Model Context Protocol that the client supports. The client MAY decide to support older versions as well.
     pub protocol_version: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -9958,13 +10573,13 @@ impl InitializeRequestParams {
     ) -> Self {
         Self {
             meta: None,
-            capabilities: capabilities,
-            client_info: client_info,
+            capabilities,
+            client_info,
             protocol_version: protocol_version.into(),
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(mut self, value: InitializeRequestParamsMeta) -> Self {
         self.meta = Some(value);
         self
@@ -10079,23 +10694,23 @@ impl<'de> ::serde::Deserialize<'de> for InitializeRequestParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///After receiving an initialize request from the client, the server sends this response.
+/// After receiving an initialize request from the client, the server sends this response.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct InitializeResult {
-    ///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///`capabilities`
+    /// `capabilities`
     pub capabilities: ServerCapabilities,
-    ///Instructions describing how to use the server and its features.
+    /// Instructions describing how to use the server and its features.
     ///
-    ///This can be used by clients to improve the LLM's understanding of available tools, resources, etc. It can be thought of like a "hint" to the model. For example, this information MAY be added to the system prompt.
+    /// This can be used by clients to improve the LLM's understanding of available tools, resources, etc. It can be thought of like a "hint" to the model. For example, this information MAY be added to the system prompt.
     pub instructions: ::core::option::Option<::std::string::String>,
-    ///The version of the Model Context Protocol that the server wants to use. This may not match the version that the client requested. If the client cannot support this version, it MUST disconnect.
+    /// The version of the Model Context Protocol that the server wants to use. This may not match the version that the client requested. If the client cannot support this version, it MUST disconnect.
     pub protocol_version: ::std::string::String,
-    ///`serverInfo`
+    /// `serverInfo`
     pub server_info: Implementation,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -10109,14 +10724,14 @@ impl InitializeResult {
     ) -> Self {
         Self {
             meta: None,
-            capabilities: capabilities,
+            capabilities,
             instructions: None,
             protocol_version: protocol_version.into(),
-            server_info: server_info,
+            server_info,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -10124,7 +10739,7 @@ impl InitializeResult {
         self.meta = Some(value);
         self
     }
-    ///Sets `instructions`.
+    /// Sets `instructions`.
     pub fn with_instructions(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -10260,19 +10875,19 @@ impl<'de> ::serde::Deserialize<'de> for InitializeResult {
         deserializer.deserialize_map(Visitor)
     }
 }
-///This notification is sent from the client to the server after initialization has finished.
+/// This notification is sent from the client to the server after initialization has finished.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct InitializedNotification {
-    ///`params`
+    /// `params`
     pub params: ::core::option::Option<NotificationParams>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl InitializedNotification {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "notifications/initialized";
     /// A value with the required members given and every optional member unset.
     pub fn new() -> Self {
@@ -10281,7 +10896,7 @@ impl InitializedNotification {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `params`.
+    /// Sets `params`.
     pub fn with_params(mut self, value: NotificationParams) -> Self {
         self.params = Some(value);
         self
@@ -10293,7 +10908,7 @@ impl ::serde::Serialize for InitializedNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 2 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = 0 + 1 + 1 + usize::from(self.params.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"notifications/initialized")?;
@@ -10383,29 +10998,29 @@ impl<'de> ::serde::Deserialize<'de> for InitializedNotification {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A response to a request that indicates an error occurred.
+/// A response to a request that indicates an error occurred.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct JSONRPCErrorResponse {
-    ///`error`
+    /// `error`
     pub error: Error,
-    ///`id`
+    /// `id`
     pub id: ::core::option::Option<RequestId>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl JSONRPCErrorResponse {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
     /// A value with the required members given and every optional member unset.
     pub fn new(error: Error) -> Self {
         Self {
-            error: error,
+            error,
             id: None,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `id`.
+    /// Sets `id`.
     pub fn with_id(mut self, value: RequestId) -> Self {
         self.id = Some(value);
         self
@@ -10417,7 +11032,7 @@ impl ::serde::Serialize for JSONRPCErrorResponse {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + usize::from(self.id.is_some()) + self.extra.len();
+        let len = 0 + 1 + 1 + usize::from(self.id.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("error", &self.error)?;
@@ -10506,13 +11121,13 @@ impl<'de> ::serde::Deserialize<'de> for JSONRPCErrorResponse {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A notification which does not expect a response.
+/// A notification which does not expect a response.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct JSONRPCNotification {
-    ///`method`
+    /// `method`
     pub method: ::std::string::String,
-    ///`params`
+    /// `params`
     pub params: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
@@ -10520,7 +11135,7 @@ pub struct JSONRPCNotification {
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl JSONRPCNotification {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
     /// A value with the required members given and every optional member unset.
     pub fn new(method: impl ::core::convert::Into<::std::string::String>) -> Self {
@@ -10530,7 +11145,7 @@ impl JSONRPCNotification {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `params`.
+    /// Sets `params`.
     pub fn with_params(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -10545,7 +11160,7 @@ impl ::serde::Serialize for JSONRPCNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = 0 + 1 + 1 + usize::from(self.params.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &self.method)?;
@@ -10636,15 +11251,15 @@ impl<'de> ::serde::Deserialize<'de> for JSONRPCNotification {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A request that expects a response.
+/// A request that expects a response.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct JSONRPCRequest {
-    ///`id`
+    /// `id`
     pub id: RequestId,
-    ///`method`
+    /// `method`
     pub method: ::std::string::String,
-    ///`params`
+    /// `params`
     pub params: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
@@ -10652,7 +11267,7 @@ pub struct JSONRPCRequest {
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl JSONRPCRequest {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
     /// A value with the required members given and every optional member unset.
     pub fn new(
@@ -10660,13 +11275,13 @@ impl JSONRPCRequest {
         method: impl ::core::convert::Into<::std::string::String>,
     ) -> Self {
         Self {
-            id: id,
+            id,
             method: method.into(),
             params: None,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `params`.
+    /// Sets `params`.
     pub fn with_params(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -10681,7 +11296,7 @@ impl ::serde::Serialize for JSONRPCRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + usize::from(self.params.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("id", &self.id)?;
@@ -10782,25 +11397,25 @@ impl<'de> ::serde::Deserialize<'de> for JSONRPCRequest {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A successful (non-error) response to a request.
+/// A successful (non-error) response to a request.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct JSONRPCResultResponse {
-    ///`id`
+    /// `id`
     pub id: RequestId,
-    ///`result`
+    /// `result`
     pub result: Result,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl JSONRPCResultResponse {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
     /// A value with the required members given and every optional member unset.
     pub fn new(id: RequestId, result: Result) -> Self {
         Self {
-            id: id,
-            result: result,
+            id,
+            result,
             extra: ::core::default::Default::default(),
         }
     }
@@ -10811,7 +11426,7 @@ impl ::serde::Serialize for JSONRPCResultResponse {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("id", &self.id)?;
@@ -10900,40 +11515,40 @@ impl<'de> ::serde::Deserialize<'de> for JSONRPCResultResponse {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Use TitledSingleSelectEnumSchema instead.
-///This interface will be removed in a future version.
+/// Use TitledSingleSelectEnumSchema instead.
+/// This interface will be removed in a future version.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct LegacyTitledEnumSchema {
-    ///`default`
+    /// `default`
     pub default: ::core::option::Option<::std::string::String>,
-    ///`description`
+    /// `description`
     pub description: ::core::option::Option<::std::string::String>,
-    ///`enum`
+    /// `enum`
     pub r#enum: ::std::vec::Vec<::std::string::String>,
-    ///(Legacy) Display names for enum values.
-    ///Non-standard according to JSON schema 2020-12.
+    /// (Legacy) Display names for enum values.
+    /// Non-standard according to JSON schema 2020-12.
     pub enum_names: ::core::option::Option<::std::vec::Vec<::std::string::String>>,
-    ///`title`
+    /// `title`
     pub title: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl LegacyTitledEnumSchema {
-    ///The constant `type` member.
+    /// The constant `type` member.
     pub const TYPE: &'static str = "string";
     /// A value with the required members given and every optional member unset.
     pub fn new(r#enum: ::std::vec::Vec<::std::string::String>) -> Self {
         Self {
             default: None,
             description: None,
-            r#enum: r#enum,
+            r#enum,
             enum_names: None,
             title: None,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `default`.
+    /// Sets `default`.
     pub fn with_default(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -10941,7 +11556,7 @@ impl LegacyTitledEnumSchema {
         self.default = Some(value.into());
         self
     }
-    ///Sets `description`.
+    /// Sets `description`.
     pub fn with_description(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -10949,7 +11564,7 @@ impl LegacyTitledEnumSchema {
         self.description = Some(value.into());
         self
     }
-    ///Sets `enumNames`.
+    /// Sets `enumNames`.
     pub fn with_enum_names(
         mut self,
         value: ::std::vec::Vec<::std::string::String>,
@@ -10957,7 +11572,7 @@ impl LegacyTitledEnumSchema {
         self.enum_names = Some(value);
         self
     }
-    ///Sets `title`.
+    /// Sets `title`.
     pub fn with_title(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -10972,7 +11587,7 @@ impl ::serde::Serialize for LegacyTitledEnumSchema {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.default.is_some())
+        let len = 0 + 1 + usize::from(self.default.is_some())
             + usize::from(self.description.is_some()) + 1
             + usize::from(self.enum_names.is_some()) + usize::from(self.title.is_some())
             + self.extra.len();
@@ -11113,31 +11728,31 @@ impl<'de> ::serde::Deserialize<'de> for LegacyTitledEnumSchema {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Sent from the client to request a list of prompts and prompt templates the server has.
+/// Sent from the client to request a list of prompts and prompt templates the server has.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListPromptsRequest {
-    ///`id`
+    /// `id`
     pub id: RequestId,
-    ///`params`
+    /// `params`
     pub params: ::core::option::Option<PaginatedRequestParams>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ListPromptsRequest {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "prompts/list";
     /// A value with the required members given and every optional member unset.
     pub fn new(id: RequestId) -> Self {
         Self {
-            id: id,
+            id,
             params: None,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `params`.
+    /// Sets `params`.
     pub fn with_params(mut self, value: PaginatedRequestParams) -> Self {
         self.params = Some(value);
         self
@@ -11149,7 +11764,7 @@ impl ::serde::Serialize for ListPromptsRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 2 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + usize::from(self.params.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"prompts/list")?;
@@ -11250,18 +11865,18 @@ impl<'de> ::serde::Deserialize<'de> for ListPromptsRequest {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The server's response to a prompts/list request from the client.
+/// The server's response to a prompts/list request from the client.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListPromptsResult {
-    ///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///An opaque token representing the pagination position after the last returned result.
-    ///If present, there may be more results available.
+    /// An opaque token representing the pagination position after the last returned result.
+    /// If present, there may be more results available.
     pub next_cursor: ::core::option::Option<::std::string::String>,
-    ///`prompts`
+    /// `prompts`
     pub prompts: ::std::vec::Vec<Prompt>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -11272,11 +11887,11 @@ impl ListPromptsResult {
         Self {
             meta: None,
             next_cursor: None,
-            prompts: prompts,
+            prompts,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -11284,7 +11899,7 @@ impl ListPromptsResult {
         self.meta = Some(value);
         self
     }
-    ///Sets `nextCursor`.
+    /// Sets `nextCursor`.
     pub fn with_next_cursor(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -11390,31 +12005,31 @@ impl<'de> ::serde::Deserialize<'de> for ListPromptsResult {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Sent from the client to request a list of resource templates the server has.
+/// Sent from the client to request a list of resource templates the server has.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListResourceTemplatesRequest {
-    ///`id`
+    /// `id`
     pub id: RequestId,
-    ///`params`
+    /// `params`
     pub params: ::core::option::Option<PaginatedRequestParams>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ListResourceTemplatesRequest {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "resources/templates/list";
     /// A value with the required members given and every optional member unset.
     pub fn new(id: RequestId) -> Self {
         Self {
-            id: id,
+            id,
             params: None,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `params`.
+    /// Sets `params`.
     pub fn with_params(mut self, value: PaginatedRequestParams) -> Self {
         self.params = Some(value);
         self
@@ -11426,7 +12041,7 @@ impl ::serde::Serialize for ListResourceTemplatesRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 2 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + usize::from(self.params.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"resources/templates/list")?;
@@ -11534,18 +12149,18 @@ impl<'de> ::serde::Deserialize<'de> for ListResourceTemplatesRequest {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The server's response to a resources/templates/list request from the client.
+/// The server's response to a resources/templates/list request from the client.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListResourceTemplatesResult {
-    ///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///An opaque token representing the pagination position after the last returned result.
-    ///If present, there may be more results available.
+    /// An opaque token representing the pagination position after the last returned result.
+    /// If present, there may be more results available.
     pub next_cursor: ::core::option::Option<::std::string::String>,
-    ///`resourceTemplates`
+    /// `resourceTemplates`
     pub resource_templates: ::std::vec::Vec<ResourceTemplate>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -11556,11 +12171,11 @@ impl ListResourceTemplatesResult {
         Self {
             meta: None,
             next_cursor: None,
-            resource_templates: resource_templates,
+            resource_templates,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -11568,7 +12183,7 @@ impl ListResourceTemplatesResult {
         self.meta = Some(value);
         self
     }
-    ///Sets `nextCursor`.
+    /// Sets `nextCursor`.
     pub fn with_next_cursor(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -11674,31 +12289,31 @@ impl<'de> ::serde::Deserialize<'de> for ListResourceTemplatesResult {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Sent from the client to request a list of resources the server has.
+/// Sent from the client to request a list of resources the server has.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListResourcesRequest {
-    ///`id`
+    /// `id`
     pub id: RequestId,
-    ///`params`
+    /// `params`
     pub params: ::core::option::Option<PaginatedRequestParams>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ListResourcesRequest {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "resources/list";
     /// A value with the required members given and every optional member unset.
     pub fn new(id: RequestId) -> Self {
         Self {
-            id: id,
+            id,
             params: None,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `params`.
+    /// Sets `params`.
     pub fn with_params(mut self, value: PaginatedRequestParams) -> Self {
         self.params = Some(value);
         self
@@ -11710,7 +12325,7 @@ impl ::serde::Serialize for ListResourcesRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 2 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + usize::from(self.params.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"resources/list")?;
@@ -11815,18 +12430,18 @@ impl<'de> ::serde::Deserialize<'de> for ListResourcesRequest {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The server's response to a resources/list request from the client.
+/// The server's response to a resources/list request from the client.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListResourcesResult {
-    ///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///An opaque token representing the pagination position after the last returned result.
-    ///If present, there may be more results available.
+    /// An opaque token representing the pagination position after the last returned result.
+    /// If present, there may be more results available.
     pub next_cursor: ::core::option::Option<::std::string::String>,
-    ///`resources`
+    /// `resources`
     pub resources: ::std::vec::Vec<Resource>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -11837,11 +12452,11 @@ impl ListResourcesResult {
         Self {
             meta: None,
             next_cursor: None,
-            resources: resources,
+            resources,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -11849,7 +12464,7 @@ impl ListResourcesResult {
         self.meta = Some(value);
         self
     }
-    ///Sets `nextCursor`.
+    /// Sets `nextCursor`.
     pub fn with_next_cursor(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -11955,37 +12570,37 @@ impl<'de> ::serde::Deserialize<'de> for ListResourcesResult {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Sent from the server to request a list of root URIs from the client. Roots allow
-///servers to ask for specific directories or files to operate on. A common example
-///for roots is providing a set of repositories or directories a server should operate
-///on.
+/// Sent from the server to request a list of root URIs from the client. Roots allow
+/// servers to ask for specific directories or files to operate on. A common example
+/// for roots is providing a set of repositories or directories a server should operate
+/// on.
 ///
-///This request is typically used when the server needs to understand the file system
-///structure or access specific locations that the client has permission to read from.
+/// This request is typically used when the server needs to understand the file system
+/// structure or access specific locations that the client has permission to read from.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListRootsRequest {
-    ///`id`
+    /// `id`
     pub id: RequestId,
-    ///`params`
+    /// `params`
     pub params: ::core::option::Option<RequestParams>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ListRootsRequest {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "roots/list";
     /// A value with the required members given and every optional member unset.
     pub fn new(id: RequestId) -> Self {
         Self {
-            id: id,
+            id,
             params: None,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `params`.
+    /// Sets `params`.
     pub fn with_params(mut self, value: RequestParams) -> Self {
         self.params = Some(value);
         self
@@ -11997,7 +12612,7 @@ impl ::serde::Serialize for ListRootsRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 2 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + usize::from(self.params.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"roots/list")?;
@@ -12098,17 +12713,17 @@ impl<'de> ::serde::Deserialize<'de> for ListRootsRequest {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The client's response to a roots/list request from the server.
-///This result contains an array of Root objects, each representing a root directory
-///or file that the server can operate on.
+/// The client's response to a roots/list request from the server.
+/// This result contains an array of Root objects, each representing a root directory
+/// or file that the server can operate on.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListRootsResult {
-    ///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///`roots`
+    /// `roots`
     pub roots: ::std::vec::Vec<Root>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -12118,11 +12733,11 @@ impl ListRootsResult {
     pub fn new(roots: ::std::vec::Vec<Root>) -> Self {
         Self {
             meta: None,
-            roots: roots,
+            roots,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -12212,31 +12827,31 @@ impl<'de> ::serde::Deserialize<'de> for ListRootsResult {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A request to retrieve a list of tasks.
+/// A request to retrieve a list of tasks.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListTasksRequest {
-    ///`id`
+    /// `id`
     pub id: RequestId,
-    ///`params`
+    /// `params`
     pub params: ::core::option::Option<PaginatedRequestParams>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ListTasksRequest {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "tasks/list";
     /// A value with the required members given and every optional member unset.
     pub fn new(id: RequestId) -> Self {
         Self {
-            id: id,
+            id,
             params: None,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `params`.
+    /// Sets `params`.
     pub fn with_params(mut self, value: PaginatedRequestParams) -> Self {
         self.params = Some(value);
         self
@@ -12248,7 +12863,7 @@ impl ::serde::Serialize for ListTasksRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 2 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + usize::from(self.params.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"tasks/list")?;
@@ -12349,18 +12964,18 @@ impl<'de> ::serde::Deserialize<'de> for ListTasksRequest {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The response to a tasks/list request.
+/// The response to a tasks/list request.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListTasksResult {
-    ///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///An opaque token representing the pagination position after the last returned result.
-    ///If present, there may be more results available.
+    /// An opaque token representing the pagination position after the last returned result.
+    /// If present, there may be more results available.
     pub next_cursor: ::core::option::Option<::std::string::String>,
-    ///`tasks`
+    /// `tasks`
     pub tasks: ::std::vec::Vec<Task>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -12371,11 +12986,11 @@ impl ListTasksResult {
         Self {
             meta: None,
             next_cursor: None,
-            tasks: tasks,
+            tasks,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -12383,7 +12998,7 @@ impl ListTasksResult {
         self.meta = Some(value);
         self
     }
-    ///Sets `nextCursor`.
+    /// Sets `nextCursor`.
     pub fn with_next_cursor(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -12489,31 +13104,31 @@ impl<'de> ::serde::Deserialize<'de> for ListTasksResult {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Sent from the client to request a list of tools the server has.
+/// Sent from the client to request a list of tools the server has.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListToolsRequest {
-    ///`id`
+    /// `id`
     pub id: RequestId,
-    ///`params`
+    /// `params`
     pub params: ::core::option::Option<PaginatedRequestParams>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ListToolsRequest {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "tools/list";
     /// A value with the required members given and every optional member unset.
     pub fn new(id: RequestId) -> Self {
         Self {
-            id: id,
+            id,
             params: None,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `params`.
+    /// Sets `params`.
     pub fn with_params(mut self, value: PaginatedRequestParams) -> Self {
         self.params = Some(value);
         self
@@ -12525,7 +13140,7 @@ impl ::serde::Serialize for ListToolsRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 2 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + usize::from(self.params.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"tools/list")?;
@@ -12626,18 +13241,18 @@ impl<'de> ::serde::Deserialize<'de> for ListToolsRequest {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The server's response to a tools/list request from the client.
+/// The server's response to a tools/list request from the client.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListToolsResult {
-    ///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///An opaque token representing the pagination position after the last returned result.
-    ///If present, there may be more results available.
+    /// An opaque token representing the pagination position after the last returned result.
+    /// If present, there may be more results available.
     pub next_cursor: ::core::option::Option<::std::string::String>,
-    ///`tools`
+    /// `tools`
     pub tools: ::std::vec::Vec<Tool>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -12648,11 +13263,11 @@ impl ListToolsResult {
         Self {
             meta: None,
             next_cursor: None,
-            tools: tools,
+            tools,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -12660,7 +13275,7 @@ impl ListToolsResult {
         self.meta = Some(value);
         self
     }
-    ///Sets `nextCursor`.
+    /// Sets `nextCursor`.
     pub fn with_next_cursor(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -12766,24 +13381,24 @@ impl<'de> ::serde::Deserialize<'de> for ListToolsResult {
         deserializer.deserialize_map(Visitor)
     }
 }
-///JSONRPCNotification of a log message passed from server to client. If no logging/setLevel request has been sent from the client, the server MAY decide which messages to send automatically.
+/// JSONRPCNotification of a log message passed from server to client. If no logging/setLevel request has been sent from the client, the server MAY decide which messages to send automatically.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct LoggingMessageNotification {
-    ///`params`
+    /// `params`
     pub params: LoggingMessageNotificationParams,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl LoggingMessageNotification {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "notifications/message";
     /// A value with the required members given and every optional member unset.
     pub fn new(params: LoggingMessageNotificationParams) -> Self {
         Self {
-            params: params,
+            params,
             extra: ::core::default::Default::default(),
         }
     }
@@ -12794,7 +13409,7 @@ impl ::serde::Serialize for LoggingMessageNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 2 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"notifications/message")?;
@@ -12884,19 +13499,19 @@ impl<'de> ::serde::Deserialize<'de> for LoggingMessageNotification {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Parameters for a `notifications/message` notification.
+/// Parameters for a `notifications/message` notification.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct LoggingMessageNotificationParams {
-    ///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///The data to be logged, such as a string message or an object. Any JSON serializable type is allowed here.
+    /// The data to be logged, such as a string message or an object. Any JSON serializable type is allowed here.
     pub data: ::serde_json::Value,
-    ///The severity of this log message.
+    /// The severity of this log message.
     pub level: LoggingLevel,
-    ///An optional name of the logger issuing this message.
+    /// An optional name of the logger issuing this message.
     pub logger: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -12906,13 +13521,13 @@ impl LoggingMessageNotificationParams {
     pub fn new(data: ::serde_json::Value, level: LoggingLevel) -> Self {
         Self {
             meta: None,
-            data: data,
-            level: level,
+            data,
+            level,
             logger: None,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -12920,7 +13535,7 @@ impl LoggingMessageNotificationParams {
         self.meta = Some(value);
         self
     }
-    ///Sets `logger`.
+    /// Sets `logger`.
     pub fn with_logger(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -13041,22 +13656,22 @@ impl<'de> ::serde::Deserialize<'de> for LoggingMessageNotificationParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Hints to use for model selection.
+/// Hints to use for model selection.
 ///
-///Keys not declared here are currently left unspecified by the spec and are up
-///to the client to interpret.
+/// Keys not declared here are currently left unspecified by the spec and are up
+/// to the client to interpret.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ModelHint {
-    ///A hint for a model name.
+    /// A hint for a model name.
     ///
-    ///The client SHOULD treat this as a substring of a model name; for example:
-    /// - `claude-3-5-sonnet` should match `claude-3-5-sonnet-20241022`
-    /// - `sonnet` should match `claude-3-5-sonnet-20241022`, `claude-3-sonnet-20240229`, etc.
-    /// - `claude` should match any Claude model
+    /// The client SHOULD treat this as a substring of a model name; for example:
+    ///  - `claude-3-5-sonnet` should match `claude-3-5-sonnet-20241022`
+    ///  - `sonnet` should match `claude-3-5-sonnet-20241022`, `claude-3-sonnet-20240229`, etc.
+    ///  - `claude` should match any Claude model
     ///
-    ///The client MAY also map the string to a different provider's model name or a different model family, as long as it fills a similar niche; for example:
-    /// - `gemini-1.5-flash` could match `claude-3-haiku-20240307`
+    /// The client MAY also map the string to a different provider's model name or a different model family, as long as it fills a similar niche; for example:
+    ///  - `gemini-1.5-flash` could match `claude-3-haiku-20240307`
     pub name: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -13069,7 +13684,7 @@ impl ModelHint {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `name`.
+    /// Sets `name`.
     pub fn with_name(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -13139,39 +13754,39 @@ impl<'de> ::serde::Deserialize<'de> for ModelHint {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The server's preferences for model selection, requested of the client during sampling.
+/// The server's preferences for model selection, requested of the client during sampling.
 ///
-///Because LLMs can vary along multiple dimensions, choosing the "best" model is
-///rarely straightforward.  Different models excel in different areas—some are
-///faster but less capable, others are more capable but more expensive, and so
-///on. This interface allows servers to express their priorities across multiple
-///dimensions to help clients make an appropriate selection for their use case.
+/// Because LLMs can vary along multiple dimensions, choosing the "best" model is
+/// rarely straightforward.  Different models excel in different areas—some are
+/// faster but less capable, others are more capable but more expensive, and so
+/// on. This interface allows servers to express their priorities across multiple
+/// dimensions to help clients make an appropriate selection for their use case.
 ///
-///These preferences are always advisory. The client MAY ignore them. It is also
-///up to the client to decide how to interpret these preferences and how to
-///balance them against other considerations.
+/// These preferences are always advisory. The client MAY ignore them. It is also
+/// up to the client to decide how to interpret these preferences and how to
+/// balance them against other considerations.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ModelPreferences {
-    ///How much to prioritize cost when selecting a model. A value of 0 means cost
-    ///is not important, while a value of 1 means cost is the most important
-    ///factor.
+    /// How much to prioritize cost when selecting a model. A value of 0 means cost
+    /// is not important, while a value of 1 means cost is the most important
+    /// factor.
     pub cost_priority: ::core::option::Option<::serde_json::Number>,
-    ///Optional hints to use for model selection.
+    /// Optional hints to use for model selection.
     ///
-    ///If multiple hints are specified, the client MUST evaluate them in order
-    ///(such that the first match is taken).
+    /// If multiple hints are specified, the client MUST evaluate them in order
+    /// (such that the first match is taken).
     ///
-    ///The client SHOULD prioritize these hints over the numeric priorities, but
-    ///MAY still use the priorities to select from ambiguous matches.
+    /// The client SHOULD prioritize these hints over the numeric priorities, but
+    /// MAY still use the priorities to select from ambiguous matches.
     pub hints: ::core::option::Option<::std::vec::Vec<ModelHint>>,
-    ///How much to prioritize intelligence and capabilities when selecting a
-    ///model. A value of 0 means intelligence is not important, while a value of 1
-    ///means intelligence is the most important factor.
+    /// How much to prioritize intelligence and capabilities when selecting a
+    /// model. A value of 0 means intelligence is not important, while a value of 1
+    /// means intelligence is the most important factor.
     pub intelligence_priority: ::core::option::Option<::serde_json::Number>,
-    ///How much to prioritize sampling speed (latency) when selecting a model. A
-    ///value of 0 means speed is not important, while a value of 1 means speed is
-    ///the most important factor.
+    /// How much to prioritize sampling speed (latency) when selecting a model. A
+    /// value of 0 means speed is not important, while a value of 1 means speed is
+    /// the most important factor.
     pub speed_priority: ::core::option::Option<::serde_json::Number>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -13187,22 +13802,22 @@ impl ModelPreferences {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `costPriority`.
+    /// Sets `costPriority`.
     pub fn with_cost_priority(mut self, value: ::serde_json::Number) -> Self {
         self.cost_priority = Some(value);
         self
     }
-    ///Sets `hints`.
+    /// Sets `hints`.
     pub fn with_hints(mut self, value: ::std::vec::Vec<ModelHint>) -> Self {
         self.hints = Some(value);
         self
     }
-    ///Sets `intelligencePriority`.
+    /// Sets `intelligencePriority`.
     pub fn with_intelligence_priority(mut self, value: ::serde_json::Number) -> Self {
         self.intelligence_priority = Some(value);
         self
     }
-    ///Sets `speedPriority`.
+    /// Sets `speedPriority`.
     pub fn with_speed_priority(mut self, value: ::serde_json::Number) -> Self {
         self.speed_priority = Some(value);
         self
@@ -13323,9 +13938,9 @@ impl<'de> ::serde::Deserialize<'de> for ModelPreferences {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Notification {
-    ///`method`
+    /// `method`
     pub method: ::std::string::String,
-    ///`params`
+    /// `params`
     pub params: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
@@ -13341,7 +13956,7 @@ impl Notification {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `params`.
+    /// Sets `params`.
     pub fn with_params(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -13434,7 +14049,7 @@ impl<'de> ::serde::Deserialize<'de> for Notification {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct NotificationParams {
-    ///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
@@ -13449,7 +14064,7 @@ impl NotificationParams {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -13527,17 +14142,17 @@ impl<'de> ::serde::Deserialize<'de> for NotificationParams {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct NumberSchema {
-    ///`default`
+    /// `default`
     pub default: ::core::option::Option<::serde_json::Number>,
-    ///`description`
+    /// `description`
     pub description: ::core::option::Option<::std::string::String>,
-    ///`maximum`
+    /// `maximum`
     pub maximum: ::core::option::Option<::serde_json::Number>,
-    ///`minimum`
+    /// `minimum`
     pub minimum: ::core::option::Option<::serde_json::Number>,
-    ///`title`
+    /// `title`
     pub title: ::core::option::Option<::std::string::String>,
-    ///`type`
+    /// `type`
     pub r#type: NumberSchemaType,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -13551,16 +14166,16 @@ impl NumberSchema {
             maximum: None,
             minimum: None,
             title: None,
-            r#type: r#type,
+            r#type,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `default`.
+    /// Sets `default`.
     pub fn with_default(mut self, value: ::serde_json::Number) -> Self {
         self.default = Some(value);
         self
     }
-    ///Sets `description`.
+    /// Sets `description`.
     pub fn with_description(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -13568,17 +14183,17 @@ impl NumberSchema {
         self.description = Some(value.into());
         self
     }
-    ///Sets `maximum`.
+    /// Sets `maximum`.
     pub fn with_maximum(mut self, value: ::serde_json::Number) -> Self {
         self.maximum = Some(value);
         self
     }
-    ///Sets `minimum`.
+    /// Sets `minimum`.
     pub fn with_minimum(mut self, value: ::serde_json::Number) -> Self {
         self.minimum = Some(value);
         self
     }
-    ///Sets `title`.
+    /// Sets `title`.
     pub fn with_title(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -13729,17 +14344,17 @@ impl<'de> ::serde::Deserialize<'de> for NumberSchema {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PaginatedRequest {
-    ///`id`
+    /// `id`
     pub id: RequestId,
-    ///`method`
+    /// `method`
     pub method: ::std::string::String,
-    ///`params`
+    /// `params`
     pub params: ::core::option::Option<PaginatedRequestParams>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl PaginatedRequest {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
     /// A value with the required members given and every optional member unset.
     pub fn new(
@@ -13747,13 +14362,13 @@ impl PaginatedRequest {
         method: impl ::core::convert::Into<::std::string::String>,
     ) -> Self {
         Self {
-            id: id,
+            id,
             method: method.into(),
             params: None,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `params`.
+    /// Sets `params`.
     pub fn with_params(mut self, value: PaginatedRequestParams) -> Self {
         self.params = Some(value);
         self
@@ -13765,7 +14380,7 @@ impl ::serde::Serialize for PaginatedRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + usize::from(self.params.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("id", &self.id)?;
@@ -13867,11 +14482,11 @@ impl<'de> ::serde::Deserialize<'de> for PaginatedRequest {
         deserializer.deserialize_map(Visitor)
     }
 }
-///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+/// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PaginatedRequestParamsMeta {
-    ///If specified, the caller is requesting out-of-band progress notifications for this request (as represented by notifications/progress). The value of this parameter is an opaque token that will be attached to any subsequent notifications. The receiver is not obligated to provide these notifications.
+    /// If specified, the caller is requesting out-of-band progress notifications for this request (as represented by notifications/progress). The value of this parameter is an opaque token that will be attached to any subsequent notifications. The receiver is not obligated to provide these notifications.
     pub progress_token: ::core::option::Option<ProgressToken>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -13884,7 +14499,7 @@ impl PaginatedRequestParamsMeta {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `progressToken`.
+    /// Sets `progressToken`.
     pub fn with_progress_token(mut self, value: ProgressToken) -> Self {
         self.progress_token = Some(value);
         self
@@ -13954,14 +14569,14 @@ impl<'de> ::serde::Deserialize<'de> for PaginatedRequestParamsMeta {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Common parameters for paginated requests.
+/// Common parameters for paginated requests.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PaginatedRequestParams {
-    ///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<PaginatedRequestParamsMeta>,
-    ///An opaque token representing the current pagination position.
-    ///If provided, the server should return results starting after this cursor.
+    /// An opaque token representing the current pagination position.
+    /// If provided, the server should return results starting after this cursor.
     pub cursor: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -13975,12 +14590,12 @@ impl PaginatedRequestParams {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(mut self, value: PaginatedRequestParamsMeta) -> Self {
         self.meta = Some(value);
         self
     }
-    ///Sets `cursor`.
+    /// Sets `cursor`.
     pub fn with_cursor(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -14072,12 +14687,12 @@ impl<'de> ::serde::Deserialize<'de> for PaginatedRequestParams {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PaginatedResult {
-    ///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///An opaque token representing the pagination position after the last returned result.
-    ///If present, there may be more results available.
+    /// An opaque token representing the pagination position after the last returned result.
+    /// If present, there may be more results available.
     pub next_cursor: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -14091,7 +14706,7 @@ impl PaginatedResult {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -14099,7 +14714,7 @@ impl PaginatedResult {
         self.meta = Some(value);
         self
     }
-    ///Sets `nextCursor`.
+    /// Sets `nextCursor`.
     pub fn with_next_cursor(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -14190,31 +14805,31 @@ impl<'de> ::serde::Deserialize<'de> for PaginatedResult {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A ping, issued by either the server or the client, to check that the other party is still alive. The receiver must promptly respond, or else may be disconnected.
+/// A ping, issued by either the server or the client, to check that the other party is still alive. The receiver must promptly respond, or else may be disconnected.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PingRequest {
-    ///`id`
+    /// `id`
     pub id: RequestId,
-    ///`params`
+    /// `params`
     pub params: ::core::option::Option<RequestParams>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl PingRequest {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "ping";
     /// A value with the required members given and every optional member unset.
     pub fn new(id: RequestId) -> Self {
         Self {
-            id: id,
+            id,
             params: None,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `params`.
+    /// Sets `params`.
     pub fn with_params(mut self, value: RequestParams) -> Self {
         self.params = Some(value);
         self
@@ -14226,7 +14841,7 @@ impl ::serde::Serialize for PingRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 2 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + usize::from(self.params.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"ping")?;
@@ -14323,24 +14938,24 @@ impl<'de> ::serde::Deserialize<'de> for PingRequest {
         deserializer.deserialize_map(Visitor)
     }
 }
-///An out-of-band notification used to inform the receiver of a progress update for a long-running request.
+/// An out-of-band notification used to inform the receiver of a progress update for a long-running request.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ProgressNotification {
-    ///`params`
+    /// `params`
     pub params: ProgressNotificationParams,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ProgressNotification {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "notifications/progress";
     /// A value with the required members given and every optional member unset.
     pub fn new(params: ProgressNotificationParams) -> Self {
         Self {
-            params: params,
+            params,
             extra: ::core::default::Default::default(),
         }
     }
@@ -14351,7 +14966,7 @@ impl ::serde::Serialize for ProgressNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 2 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"notifications/progress")?;
@@ -14441,21 +15056,21 @@ impl<'de> ::serde::Deserialize<'de> for ProgressNotification {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Parameters for a `notifications/progress` notification.
+/// Parameters for a `notifications/progress` notification.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ProgressNotificationParams {
-    ///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///An optional message describing the current progress.
+    /// An optional message describing the current progress.
     pub message: ::core::option::Option<::std::string::String>,
-    ///The progress thus far. This should increase every time progress is made, even if the total is unknown.
+    /// The progress thus far. This should increase every time progress is made, even if the total is unknown.
     pub progress: ::serde_json::Number,
-    ///The progress token which was given in the initial request, used to associate this notification with the request that is proceeding.
+    /// The progress token which was given in the initial request, used to associate this notification with the request that is proceeding.
     pub progress_token: ProgressToken,
-    ///Total number of items to process (or total progress required), if known.
+    /// Total number of items to process (or total progress required), if known.
     pub total: ::core::option::Option<::serde_json::Number>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -14466,13 +15081,13 @@ impl ProgressNotificationParams {
         Self {
             meta: None,
             message: None,
-            progress: progress,
-            progress_token: progress_token,
+            progress,
+            progress_token,
             total: None,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -14480,7 +15095,7 @@ impl ProgressNotificationParams {
         self.meta = Some(value);
         self
     }
-    ///Sets `message`.
+    /// Sets `message`.
     pub fn with_message(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -14488,7 +15103,7 @@ impl ProgressNotificationParams {
         self.message = Some(value.into());
         self
     }
-    ///Sets `total`.
+    /// Sets `total`.
     pub fn with_total(mut self, value: ::serde_json::Number) -> Self {
         self.total = Some(value);
         self
@@ -14622,36 +15237,36 @@ impl<'de> ::serde::Deserialize<'de> for ProgressNotificationParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A prompt or prompt template that the server offers.
+/// A prompt or prompt template that the server offers.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Prompt {
-    ///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///A list of arguments to use for templating the prompt.
+    /// A list of arguments to use for templating the prompt.
     pub arguments: ::core::option::Option<::std::vec::Vec<PromptArgument>>,
-    ///An optional description of what this prompt provides
+    /// An optional description of what this prompt provides
     pub description: ::core::option::Option<::std::string::String>,
-    ///Optional set of sized icons that the client can display in a user interface.
+    /// Optional set of sized icons that the client can display in a user interface.
     ///
-    ///Clients that support rendering icons MUST support at least the following MIME types:
-    ///- `image/png` - PNG images (safe, universal compatibility)
-    ///- `image/jpeg` (and `image/jpg`) - JPEG images (safe, universal compatibility)
+    /// Clients that support rendering icons MUST support at least the following MIME types:
+    /// - `image/png` - PNG images (safe, universal compatibility)
+    /// - `image/jpeg` (and `image/jpg`) - JPEG images (safe, universal compatibility)
     ///
-    ///Clients that support rendering icons SHOULD also support:
-    ///- `image/svg+xml` - SVG images (scalable but requires security precautions)
-    ///- `image/webp` - WebP images (modern, efficient format)
+    /// Clients that support rendering icons SHOULD also support:
+    /// - `image/svg+xml` - SVG images (scalable but requires security precautions)
+    /// - `image/webp` - WebP images (modern, efficient format)
     pub icons: ::core::option::Option<::std::vec::Vec<Icon>>,
-    ///Intended for programmatic or logical use, but used as a display name in past specs or fallback (if title isn't present).
+    /// Intended for programmatic or logical use, but used as a display name in past specs or fallback (if title isn't present).
     pub name: ::std::string::String,
-    ///Intended for UI and end-user contexts — optimized to be human-readable and easily understood,
-    ///even by those unfamiliar with domain-specific terminology.
+    /// Intended for UI and end-user contexts — optimized to be human-readable and easily understood,
+    /// even by those unfamiliar with domain-specific terminology.
     ///
-    ///If not provided, the name should be used for display (except for Tool,
-    ///where `annotations.title` should be given precedence over using `name`,
-    ///if present).
+    /// If not provided, the name should be used for display (except for Tool,
+    /// where `annotations.title` should be given precedence over using `name`,
+    /// if present).
     pub title: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -14669,7 +15284,7 @@ impl Prompt {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -14677,12 +15292,12 @@ impl Prompt {
         self.meta = Some(value);
         self
     }
-    ///Sets `arguments`.
+    /// Sets `arguments`.
     pub fn with_arguments(mut self, value: ::std::vec::Vec<PromptArgument>) -> Self {
         self.arguments = Some(value);
         self
     }
-    ///Sets `description`.
+    /// Sets `description`.
     pub fn with_description(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -14690,12 +15305,12 @@ impl Prompt {
         self.description = Some(value.into());
         self
     }
-    ///Sets `icons`.
+    /// Sets `icons`.
     pub fn with_icons(mut self, value: ::std::vec::Vec<Icon>) -> Self {
         self.icons = Some(value);
         self
     }
-    ///Sets `title`.
+    /// Sets `title`.
     pub fn with_title(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -14839,22 +15454,22 @@ impl<'de> ::serde::Deserialize<'de> for Prompt {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Describes an argument that a prompt can accept.
+/// Describes an argument that a prompt can accept.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PromptArgument {
-    ///A human-readable description of the argument.
+    /// A human-readable description of the argument.
     pub description: ::core::option::Option<::std::string::String>,
-    ///Intended for programmatic or logical use, but used as a display name in past specs or fallback (if title isn't present).
+    /// Intended for programmatic or logical use, but used as a display name in past specs or fallback (if title isn't present).
     pub name: ::std::string::String,
-    ///Whether this argument must be provided.
+    /// Whether this argument must be provided.
     pub required: ::core::option::Option<bool>,
-    ///Intended for UI and end-user contexts — optimized to be human-readable and easily understood,
-    ///even by those unfamiliar with domain-specific terminology.
+    /// Intended for UI and end-user contexts — optimized to be human-readable and easily understood,
+    /// even by those unfamiliar with domain-specific terminology.
     ///
-    ///If not provided, the name should be used for display (except for Tool,
-    ///where `annotations.title` should be given precedence over using `name`,
-    ///if present).
+    /// If not provided, the name should be used for display (except for Tool,
+    /// where `annotations.title` should be given precedence over using `name`,
+    /// if present).
     pub title: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -14870,7 +15485,7 @@ impl PromptArgument {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `description`.
+    /// Sets `description`.
     pub fn with_description(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -14878,12 +15493,12 @@ impl PromptArgument {
         self.description = Some(value.into());
         self
     }
-    ///Sets `required`.
+    /// Sets `required`.
     pub fn with_required(mut self, value: bool) -> Self {
         self.required = Some(value);
         self
     }
-    ///Sets `title`.
+    /// Sets `title`.
     pub fn with_title(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -15003,19 +15618,19 @@ impl<'de> ::serde::Deserialize<'de> for PromptArgument {
         deserializer.deserialize_map(Visitor)
     }
 }
-///An optional notification from the server to the client, informing it that the list of prompts it offers has changed. This may be issued by servers without any previous subscription from the client.
+/// An optional notification from the server to the client, informing it that the list of prompts it offers has changed. This may be issued by servers without any previous subscription from the client.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PromptListChangedNotification {
-    ///`params`
+    /// `params`
     pub params: ::core::option::Option<NotificationParams>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl PromptListChangedNotification {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "notifications/prompts/list_changed";
     /// A value with the required members given and every optional member unset.
     pub fn new() -> Self {
@@ -15024,7 +15639,7 @@ impl PromptListChangedNotification {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `params`.
+    /// Sets `params`.
     pub fn with_params(mut self, value: NotificationParams) -> Self {
         self.params = Some(value);
         self
@@ -15036,7 +15651,7 @@ impl ::serde::Serialize for PromptListChangedNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 2 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = 0 + 1 + 1 + usize::from(self.params.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"notifications/prompts/list_changed")?;
@@ -15132,16 +15747,16 @@ impl<'de> ::serde::Deserialize<'de> for PromptListChangedNotification {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Describes a message returned as part of a prompt.
+/// Describes a message returned as part of a prompt.
 ///
-///This is similar to `SamplingMessage`, but also supports the embedding of
-///resources from the MCP server.
+/// This is similar to `SamplingMessage`, but also supports the embedding of
+/// resources from the MCP server.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PromptMessage {
-    ///`content`
+    /// `content`
     pub content: ContentBlock,
-    ///`role`
+    /// `role`
     pub role: Role,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -15150,8 +15765,8 @@ impl PromptMessage {
     /// A value with the required members given and every optional member unset.
     pub fn new(content: ContentBlock, role: Role) -> Self {
         Self {
-            content: content,
-            role: role,
+            content,
+            role,
             extra: ::core::default::Default::default(),
         }
     }
@@ -15235,24 +15850,24 @@ impl<'de> ::serde::Deserialize<'de> for PromptMessage {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Identifies a prompt.
+/// Identifies a prompt.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PromptReference {
-    ///Intended for programmatic or logical use, but used as a display name in past specs or fallback (if title isn't present).
+    /// Intended for programmatic or logical use, but used as a display name in past specs or fallback (if title isn't present).
     pub name: ::std::string::String,
-    ///Intended for UI and end-user contexts — optimized to be human-readable and easily understood,
-    ///even by those unfamiliar with domain-specific terminology.
+    /// Intended for UI and end-user contexts — optimized to be human-readable and easily understood,
+    /// even by those unfamiliar with domain-specific terminology.
     ///
-    ///If not provided, the name should be used for display (except for Tool,
-    ///where `annotations.title` should be given precedence over using `name`,
-    ///if present).
+    /// If not provided, the name should be used for display (except for Tool,
+    /// where `annotations.title` should be given precedence over using `name`,
+    /// if present).
     pub title: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl PromptReference {
-    ///The constant `type` member.
+    /// The constant `type` member.
     pub const TYPE: &'static str = "ref/prompt";
     /// A value with the required members given and every optional member unset.
     pub fn new(name: impl ::core::convert::Into<::std::string::String>) -> Self {
@@ -15262,7 +15877,7 @@ impl PromptReference {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `title`.
+    /// Sets `title`.
     pub fn with_title(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -15277,7 +15892,7 @@ impl ::serde::Serialize for PromptReference {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + usize::from(self.title.is_some()) + self.extra.len();
+        let len = 0 + 1 + 1 + usize::from(self.title.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"ref/prompt")?;
         map.serialize_entry("name", &self.name)?;
@@ -15364,27 +15979,27 @@ impl<'de> ::serde::Deserialize<'de> for PromptReference {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Sent from the client to the server, to read a specific resource URI.
+/// Sent from the client to the server, to read a specific resource URI.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ReadResourceRequest {
-    ///`id`
+    /// `id`
     pub id: RequestId,
-    ///`params`
+    /// `params`
     pub params: ReadResourceRequestParams,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ReadResourceRequest {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "resources/read";
     /// A value with the required members given and every optional member unset.
     pub fn new(id: RequestId, params: ReadResourceRequestParams) -> Self {
         Self {
-            id: id,
-            params: params,
+            id,
+            params,
             extra: ::core::default::Default::default(),
         }
     }
@@ -15395,7 +16010,7 @@ impl ::serde::Serialize for ReadResourceRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 2 + 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"resources/read")?;
@@ -15498,11 +16113,11 @@ impl<'de> ::serde::Deserialize<'de> for ReadResourceRequest {
         deserializer.deserialize_map(Visitor)
     }
 }
-///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+/// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ReadResourceRequestParamsMeta {
-    ///If specified, the caller is requesting out-of-band progress notifications for this request (as represented by notifications/progress). The value of this parameter is an opaque token that will be attached to any subsequent notifications. The receiver is not obligated to provide these notifications.
+    /// If specified, the caller is requesting out-of-band progress notifications for this request (as represented by notifications/progress). The value of this parameter is an opaque token that will be attached to any subsequent notifications. The receiver is not obligated to provide these notifications.
     pub progress_token: ::core::option::Option<ProgressToken>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -15515,7 +16130,7 @@ impl ReadResourceRequestParamsMeta {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `progressToken`.
+    /// Sets `progressToken`.
     pub fn with_progress_token(mut self, value: ProgressToken) -> Self {
         self.progress_token = Some(value);
         self
@@ -15585,13 +16200,13 @@ impl<'de> ::serde::Deserialize<'de> for ReadResourceRequestParamsMeta {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Parameters for a `resources/read` request.
+/// Parameters for a `resources/read` request.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ReadResourceRequestParams {
-    ///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<ReadResourceRequestParamsMeta>,
-    ///The URI of the resource. The URI can use any protocol; it is up to the server how to interpret it.
+    /// The URI of the resource. The URI can use any protocol; it is up to the server how to interpret it.
     pub uri: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -15605,7 +16220,7 @@ impl ReadResourceRequestParams {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(mut self, value: ReadResourceRequestParamsMeta) -> Self {
         self.meta = Some(value);
         self
@@ -15690,15 +16305,15 @@ impl<'de> ::serde::Deserialize<'de> for ReadResourceRequestParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The server's response to a resources/read request from the client.
+/// The server's response to a resources/read request from the client.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ReadResourceResult {
-    ///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///`contents`
+    /// `contents`
     pub contents: ::std::vec::Vec<ReadResourceResultContentsItem>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -15708,11 +16323,11 @@ impl ReadResourceResult {
     pub fn new(contents: ::std::vec::Vec<ReadResourceResultContentsItem>) -> Self {
         Self {
             meta: None,
-            contents: contents,
+            contents,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -15804,12 +16419,12 @@ impl<'de> ::serde::Deserialize<'de> for ReadResourceResult {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Metadata for associating messages with a task.
-///Include this in the `_meta` field under the key `io.modelcontextprotocol/related-task`.
+/// Metadata for associating messages with a task.
+/// Include this in the `_meta` field under the key `io.modelcontextprotocol/related-task`.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct RelatedTaskMetadata {
-    ///The task identifier this message is associated with.
+    /// The task identifier this message is associated with.
     pub task_id: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -15890,9 +16505,9 @@ impl<'de> ::serde::Deserialize<'de> for RelatedTaskMetadata {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Request {
-    ///`method`
+    /// `method`
     pub method: ::std::string::String,
-    ///`params`
+    /// `params`
     pub params: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
@@ -15908,7 +16523,7 @@ impl Request {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `params`.
+    /// Sets `params`.
     pub fn with_params(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -15995,11 +16610,11 @@ impl<'de> ::serde::Deserialize<'de> for Request {
         deserializer.deserialize_map(Visitor)
     }
 }
-///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+/// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct RequestParamsMeta {
-    ///If specified, the caller is requesting out-of-band progress notifications for this request (as represented by notifications/progress). The value of this parameter is an opaque token that will be attached to any subsequent notifications. The receiver is not obligated to provide these notifications.
+    /// If specified, the caller is requesting out-of-band progress notifications for this request (as represented by notifications/progress). The value of this parameter is an opaque token that will be attached to any subsequent notifications. The receiver is not obligated to provide these notifications.
     pub progress_token: ::core::option::Option<ProgressToken>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -16012,7 +16627,7 @@ impl RequestParamsMeta {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `progressToken`.
+    /// Sets `progressToken`.
     pub fn with_progress_token(mut self, value: ProgressToken) -> Self {
         self.progress_token = Some(value);
         self
@@ -16082,11 +16697,11 @@ impl<'de> ::serde::Deserialize<'de> for RequestParamsMeta {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Common params for any request.
+/// Common params for any request.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct RequestParams {
-    ///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<RequestParamsMeta>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -16099,7 +16714,7 @@ impl RequestParams {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(mut self, value: RequestParamsMeta) -> Self {
         self.meta = Some(value);
         self
@@ -16166,46 +16781,46 @@ impl<'de> ::serde::Deserialize<'de> for RequestParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A known resource that the server is capable of reading.
+/// A known resource that the server is capable of reading.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Resource {
-    ///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///Optional annotations for the client.
+    /// Optional annotations for the client.
     pub annotations: ::core::option::Option<Annotations>,
-    ///A description of what this resource represents.
+    /// A description of what this resource represents.
     ///
-    ///This can be used by clients to improve the LLM's understanding of available resources. It can be thought of like a "hint" to the model.
+    /// This can be used by clients to improve the LLM's understanding of available resources. It can be thought of like a "hint" to the model.
     pub description: ::core::option::Option<::std::string::String>,
-    ///Optional set of sized icons that the client can display in a user interface.
+    /// Optional set of sized icons that the client can display in a user interface.
     ///
-    ///Clients that support rendering icons MUST support at least the following MIME types:
-    ///- `image/png` - PNG images (safe, universal compatibility)
-    ///- `image/jpeg` (and `image/jpg`) - JPEG images (safe, universal compatibility)
+    /// Clients that support rendering icons MUST support at least the following MIME types:
+    /// - `image/png` - PNG images (safe, universal compatibility)
+    /// - `image/jpeg` (and `image/jpg`) - JPEG images (safe, universal compatibility)
     ///
-    ///Clients that support rendering icons SHOULD also support:
-    ///- `image/svg+xml` - SVG images (scalable but requires security precautions)
-    ///- `image/webp` - WebP images (modern, efficient format)
+    /// Clients that support rendering icons SHOULD also support:
+    /// - `image/svg+xml` - SVG images (scalable but requires security precautions)
+    /// - `image/webp` - WebP images (modern, efficient format)
     pub icons: ::core::option::Option<::std::vec::Vec<Icon>>,
-    ///The MIME type of this resource, if known.
+    /// The MIME type of this resource, if known.
     pub mime_type: ::core::option::Option<::std::string::String>,
-    ///Intended for programmatic or logical use, but used as a display name in past specs or fallback (if title isn't present).
+    /// Intended for programmatic or logical use, but used as a display name in past specs or fallback (if title isn't present).
     pub name: ::std::string::String,
-    ///The size of the raw resource content, in bytes (i.e., before base64 encoding or any tokenization), if known.
+    /// The size of the raw resource content, in bytes (i.e., before base64 encoding or any tokenization), if known.
     ///
-    ///This can be used by Hosts to display file sizes and estimate context window usage.
+    /// This can be used by Hosts to display file sizes and estimate context window usage.
     pub size: ::core::option::Option<i64>,
-    ///Intended for UI and end-user contexts — optimized to be human-readable and easily understood,
-    ///even by those unfamiliar with domain-specific terminology.
+    /// Intended for UI and end-user contexts — optimized to be human-readable and easily understood,
+    /// even by those unfamiliar with domain-specific terminology.
     ///
-    ///If not provided, the name should be used for display (except for Tool,
-    ///where `annotations.title` should be given precedence over using `name`,
-    ///if present).
+    /// If not provided, the name should be used for display (except for Tool,
+    /// where `annotations.title` should be given precedence over using `name`,
+    /// if present).
     pub title: ::core::option::Option<::std::string::String>,
-    ///The URI of this resource.
+    /// The URI of this resource.
     pub uri: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -16229,7 +16844,7 @@ impl Resource {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -16237,12 +16852,12 @@ impl Resource {
         self.meta = Some(value);
         self
     }
-    ///Sets `annotations`.
+    /// Sets `annotations`.
     pub fn with_annotations(mut self, value: Annotations) -> Self {
         self.annotations = Some(value);
         self
     }
-    ///Sets `description`.
+    /// Sets `description`.
     pub fn with_description(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -16250,12 +16865,12 @@ impl Resource {
         self.description = Some(value.into());
         self
     }
-    ///Sets `icons`.
+    /// Sets `icons`.
     pub fn with_icons(mut self, value: ::std::vec::Vec<Icon>) -> Self {
         self.icons = Some(value);
         self
     }
-    ///Sets `mimeType`.
+    /// Sets `mimeType`.
     pub fn with_mime_type(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -16263,12 +16878,12 @@ impl Resource {
         self.mime_type = Some(value.into());
         self
     }
-    ///Sets `size`.
+    /// Sets `size`.
     pub fn with_size(mut self, value: i64) -> Self {
         self.size = Some(value);
         self
     }
-    ///Sets `title`.
+    /// Sets `title`.
     pub fn with_title(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -16461,17 +17076,17 @@ impl<'de> ::serde::Deserialize<'de> for Resource {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The contents of a specific resource or sub-resource.
+/// The contents of a specific resource or sub-resource.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ResourceContents {
-    ///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///The MIME type of this resource, if known.
+    /// The MIME type of this resource, if known.
     pub mime_type: ::core::option::Option<::std::string::String>,
-    ///The URI of this resource.
+    /// The URI of this resource.
     pub uri: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -16486,7 +17101,7 @@ impl ResourceContents {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -16494,7 +17109,7 @@ impl ResourceContents {
         self.meta = Some(value);
         self
     }
-    ///Sets `mimeType`.
+    /// Sets `mimeType`.
     pub fn with_mime_type(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -16600,54 +17215,54 @@ impl<'de> ::serde::Deserialize<'de> for ResourceContents {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A resource that the server is capable of reading, included in a prompt or tool call result.
+/// A resource that the server is capable of reading, included in a prompt or tool call result.
 ///
-///Note: resource links returned by tools are not guaranteed to appear in the results of `resources/list` requests.
+/// Note: resource links returned by tools are not guaranteed to appear in the results of `resources/list` requests.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ResourceLink {
-    ///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///Optional annotations for the client.
+    /// Optional annotations for the client.
     pub annotations: ::core::option::Option<Annotations>,
-    ///A description of what this resource represents.
+    /// A description of what this resource represents.
     ///
-    ///This can be used by clients to improve the LLM's understanding of available resources. It can be thought of like a "hint" to the model.
+    /// This can be used by clients to improve the LLM's understanding of available resources. It can be thought of like a "hint" to the model.
     pub description: ::core::option::Option<::std::string::String>,
-    ///Optional set of sized icons that the client can display in a user interface.
+    /// Optional set of sized icons that the client can display in a user interface.
     ///
-    ///Clients that support rendering icons MUST support at least the following MIME types:
-    ///- `image/png` - PNG images (safe, universal compatibility)
-    ///- `image/jpeg` (and `image/jpg`) - JPEG images (safe, universal compatibility)
+    /// Clients that support rendering icons MUST support at least the following MIME types:
+    /// - `image/png` - PNG images (safe, universal compatibility)
+    /// - `image/jpeg` (and `image/jpg`) - JPEG images (safe, universal compatibility)
     ///
-    ///Clients that support rendering icons SHOULD also support:
-    ///- `image/svg+xml` - SVG images (scalable but requires security precautions)
-    ///- `image/webp` - WebP images (modern, efficient format)
+    /// Clients that support rendering icons SHOULD also support:
+    /// - `image/svg+xml` - SVG images (scalable but requires security precautions)
+    /// - `image/webp` - WebP images (modern, efficient format)
     pub icons: ::core::option::Option<::std::vec::Vec<Icon>>,
-    ///The MIME type of this resource, if known.
+    /// The MIME type of this resource, if known.
     pub mime_type: ::core::option::Option<::std::string::String>,
-    ///Intended for programmatic or logical use, but used as a display name in past specs or fallback (if title isn't present).
+    /// Intended for programmatic or logical use, but used as a display name in past specs or fallback (if title isn't present).
     pub name: ::std::string::String,
-    ///The size of the raw resource content, in bytes (i.e., before base64 encoding or any tokenization), if known.
+    /// The size of the raw resource content, in bytes (i.e., before base64 encoding or any tokenization), if known.
     ///
-    ///This can be used by Hosts to display file sizes and estimate context window usage.
+    /// This can be used by Hosts to display file sizes and estimate context window usage.
     pub size: ::core::option::Option<i64>,
-    ///Intended for UI and end-user contexts — optimized to be human-readable and easily understood,
-    ///even by those unfamiliar with domain-specific terminology.
+    /// Intended for UI and end-user contexts — optimized to be human-readable and easily understood,
+    /// even by those unfamiliar with domain-specific terminology.
     ///
-    ///If not provided, the name should be used for display (except for Tool,
-    ///where `annotations.title` should be given precedence over using `name`,
-    ///if present).
+    /// If not provided, the name should be used for display (except for Tool,
+    /// where `annotations.title` should be given precedence over using `name`,
+    /// if present).
     pub title: ::core::option::Option<::std::string::String>,
-    ///The URI of this resource.
+    /// The URI of this resource.
     pub uri: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ResourceLink {
-    ///The constant `type` member.
+    /// The constant `type` member.
     pub const TYPE: &'static str = "resource_link";
     /// A value with the required members given and every optional member unset.
     pub fn new(
@@ -16667,7 +17282,7 @@ impl ResourceLink {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -16675,12 +17290,12 @@ impl ResourceLink {
         self.meta = Some(value);
         self
     }
-    ///Sets `annotations`.
+    /// Sets `annotations`.
     pub fn with_annotations(mut self, value: Annotations) -> Self {
         self.annotations = Some(value);
         self
     }
-    ///Sets `description`.
+    /// Sets `description`.
     pub fn with_description(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -16688,12 +17303,12 @@ impl ResourceLink {
         self.description = Some(value.into());
         self
     }
-    ///Sets `icons`.
+    /// Sets `icons`.
     pub fn with_icons(mut self, value: ::std::vec::Vec<Icon>) -> Self {
         self.icons = Some(value);
         self
     }
-    ///Sets `mimeType`.
+    /// Sets `mimeType`.
     pub fn with_mime_type(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -16701,12 +17316,12 @@ impl ResourceLink {
         self.mime_type = Some(value.into());
         self
     }
-    ///Sets `size`.
+    /// Sets `size`.
     pub fn with_size(mut self, value: i64) -> Self {
         self.size = Some(value);
         self
     }
-    ///Sets `title`.
+    /// Sets `title`.
     pub fn with_title(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -16721,7 +17336,7 @@ impl ::serde::Serialize for ResourceLink {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.meta.is_some())
+        let len = 0 + 1 + usize::from(self.meta.is_some())
             + usize::from(self.annotations.is_some())
             + usize::from(self.description.is_some()) + usize::from(self.icons.is_some())
             + usize::from(self.mime_type.is_some()) + 1
@@ -16914,19 +17529,19 @@ impl<'de> ::serde::Deserialize<'de> for ResourceLink {
         deserializer.deserialize_map(Visitor)
     }
 }
-///An optional notification from the server to the client, informing it that the list of resources it can read from has changed. This may be issued by servers without any previous subscription from the client.
+/// An optional notification from the server to the client, informing it that the list of resources it can read from has changed. This may be issued by servers without any previous subscription from the client.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ResourceListChangedNotification {
-    ///`params`
+    /// `params`
     pub params: ::core::option::Option<NotificationParams>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ResourceListChangedNotification {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "notifications/resources/list_changed";
     /// A value with the required members given and every optional member unset.
     pub fn new() -> Self {
@@ -16935,7 +17550,7 @@ impl ResourceListChangedNotification {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `params`.
+    /// Sets `params`.
     pub fn with_params(mut self, value: NotificationParams) -> Self {
         self.params = Some(value);
         self
@@ -16947,7 +17562,7 @@ impl ::serde::Serialize for ResourceListChangedNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 2 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = 0 + 1 + 1 + usize::from(self.params.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"notifications/resources/list_changed")?;
@@ -17043,11 +17658,11 @@ impl<'de> ::serde::Deserialize<'de> for ResourceListChangedNotification {
         deserializer.deserialize_map(Visitor)
     }
 }
-///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+/// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ResourceRequestParamsMeta {
-    ///If specified, the caller is requesting out-of-band progress notifications for this request (as represented by notifications/progress). The value of this parameter is an opaque token that will be attached to any subsequent notifications. The receiver is not obligated to provide these notifications.
+    /// If specified, the caller is requesting out-of-band progress notifications for this request (as represented by notifications/progress). The value of this parameter is an opaque token that will be attached to any subsequent notifications. The receiver is not obligated to provide these notifications.
     pub progress_token: ::core::option::Option<ProgressToken>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -17060,7 +17675,7 @@ impl ResourceRequestParamsMeta {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `progressToken`.
+    /// Sets `progressToken`.
     pub fn with_progress_token(mut self, value: ProgressToken) -> Self {
         self.progress_token = Some(value);
         self
@@ -17130,13 +17745,13 @@ impl<'de> ::serde::Deserialize<'de> for ResourceRequestParamsMeta {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Common parameters when working with resources.
+/// Common parameters when working with resources.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ResourceRequestParams {
-    ///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<ResourceRequestParamsMeta>,
-    ///The URI of the resource. The URI can use any protocol; it is up to the server how to interpret it.
+    /// The URI of the resource. The URI can use any protocol; it is up to the server how to interpret it.
     pub uri: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -17150,7 +17765,7 @@ impl ResourceRequestParams {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(mut self, value: ResourceRequestParamsMeta) -> Self {
         self.meta = Some(value);
         self
@@ -17235,42 +17850,42 @@ impl<'de> ::serde::Deserialize<'de> for ResourceRequestParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A template description for resources available on the server.
+/// A template description for resources available on the server.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ResourceTemplate {
-    ///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///Optional annotations for the client.
+    /// Optional annotations for the client.
     pub annotations: ::core::option::Option<Annotations>,
-    ///A description of what this template is for.
+    /// A description of what this template is for.
     ///
-    ///This can be used by clients to improve the LLM's understanding of available resources. It can be thought of like a "hint" to the model.
+    /// This can be used by clients to improve the LLM's understanding of available resources. It can be thought of like a "hint" to the model.
     pub description: ::core::option::Option<::std::string::String>,
-    ///Optional set of sized icons that the client can display in a user interface.
+    /// Optional set of sized icons that the client can display in a user interface.
     ///
-    ///Clients that support rendering icons MUST support at least the following MIME types:
-    ///- `image/png` - PNG images (safe, universal compatibility)
-    ///- `image/jpeg` (and `image/jpg`) - JPEG images (safe, universal compatibility)
+    /// Clients that support rendering icons MUST support at least the following MIME types:
+    /// - `image/png` - PNG images (safe, universal compatibility)
+    /// - `image/jpeg` (and `image/jpg`) - JPEG images (safe, universal compatibility)
     ///
-    ///Clients that support rendering icons SHOULD also support:
-    ///- `image/svg+xml` - SVG images (scalable but requires security precautions)
-    ///- `image/webp` - WebP images (modern, efficient format)
+    /// Clients that support rendering icons SHOULD also support:
+    /// - `image/svg+xml` - SVG images (scalable but requires security precautions)
+    /// - `image/webp` - WebP images (modern, efficient format)
     pub icons: ::core::option::Option<::std::vec::Vec<Icon>>,
-    ///The MIME type for all resources that match this template. This should only be included if all resources matching this template have the same type.
+    /// The MIME type for all resources that match this template. This should only be included if all resources matching this template have the same type.
     pub mime_type: ::core::option::Option<::std::string::String>,
-    ///Intended for programmatic or logical use, but used as a display name in past specs or fallback (if title isn't present).
+    /// Intended for programmatic or logical use, but used as a display name in past specs or fallback (if title isn't present).
     pub name: ::std::string::String,
-    ///Intended for UI and end-user contexts — optimized to be human-readable and easily understood,
-    ///even by those unfamiliar with domain-specific terminology.
+    /// Intended for UI and end-user contexts — optimized to be human-readable and easily understood,
+    /// even by those unfamiliar with domain-specific terminology.
     ///
-    ///If not provided, the name should be used for display (except for Tool,
-    ///where `annotations.title` should be given precedence over using `name`,
-    ///if present).
+    /// If not provided, the name should be used for display (except for Tool,
+    /// where `annotations.title` should be given precedence over using `name`,
+    /// if present).
     pub title: ::core::option::Option<::std::string::String>,
-    ///A URI template (according to RFC 6570) that can be used to construct resource URIs.
+    /// A URI template (according to RFC 6570) that can be used to construct resource URIs.
     pub uri_template: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -17293,7 +17908,7 @@ impl ResourceTemplate {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -17301,12 +17916,12 @@ impl ResourceTemplate {
         self.meta = Some(value);
         self
     }
-    ///Sets `annotations`.
+    /// Sets `annotations`.
     pub fn with_annotations(mut self, value: Annotations) -> Self {
         self.annotations = Some(value);
         self
     }
-    ///Sets `description`.
+    /// Sets `description`.
     pub fn with_description(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -17314,12 +17929,12 @@ impl ResourceTemplate {
         self.description = Some(value.into());
         self
     }
-    ///Sets `icons`.
+    /// Sets `icons`.
     pub fn with_icons(mut self, value: ::std::vec::Vec<Icon>) -> Self {
         self.icons = Some(value);
         self
     }
-    ///Sets `mimeType`.
+    /// Sets `mimeType`.
     pub fn with_mime_type(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -17327,7 +17942,7 @@ impl ResourceTemplate {
         self.mime_type = Some(value.into());
         self
     }
-    ///Sets `title`.
+    /// Sets `title`.
     pub fn with_title(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -17511,17 +18126,17 @@ impl<'de> ::serde::Deserialize<'de> for ResourceTemplate {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A reference to a resource or resource template definition.
+/// A reference to a resource or resource template definition.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ResourceTemplateReference {
-    ///The URI or URI template of the resource.
+    /// The URI or URI template of the resource.
     pub uri: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ResourceTemplateReference {
-    ///The constant `type` member.
+    /// The constant `type` member.
     pub const TYPE: &'static str = "ref/resource";
     /// A value with the required members given and every optional member unset.
     pub fn new(uri: impl ::core::convert::Into<::std::string::String>) -> Self {
@@ -17537,7 +18152,7 @@ impl ::serde::Serialize for ResourceTemplateReference {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"ref/resource")?;
         map.serialize_entry("uri", &self.uri)?;
@@ -17611,24 +18226,24 @@ impl<'de> ::serde::Deserialize<'de> for ResourceTemplateReference {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A notification from the server to the client, informing it that a resource has changed and may need to be read again. This should only be sent if the client previously sent a resources/subscribe request.
+/// A notification from the server to the client, informing it that a resource has changed and may need to be read again. This should only be sent if the client previously sent a resources/subscribe request.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ResourceUpdatedNotification {
-    ///`params`
+    /// `params`
     pub params: ResourceUpdatedNotificationParams,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ResourceUpdatedNotification {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "notifications/resources/updated";
     /// A value with the required members given and every optional member unset.
     pub fn new(params: ResourceUpdatedNotificationParams) -> Self {
         Self {
-            params: params,
+            params,
             extra: ::core::default::Default::default(),
         }
     }
@@ -17639,7 +18254,7 @@ impl ::serde::Serialize for ResourceUpdatedNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 2 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"notifications/resources/updated")?;
@@ -17729,15 +18344,15 @@ impl<'de> ::serde::Deserialize<'de> for ResourceUpdatedNotification {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Parameters for a `notifications/resources/updated` notification.
+/// Parameters for a `notifications/resources/updated` notification.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ResourceUpdatedNotificationParams {
-    ///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///The URI of the resource that has been updated. This might be a sub-resource of the one that the client actually subscribed to.
+    /// The URI of the resource that has been updated. This might be a sub-resource of the one that the client actually subscribed to.
     pub uri: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -17751,7 +18366,7 @@ impl ResourceUpdatedNotificationParams {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -17844,7 +18459,7 @@ impl<'de> ::serde::Deserialize<'de> for ResourceUpdatedNotificationParams {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Result {
-    ///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
@@ -17859,7 +18474,7 @@ impl Result {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -17931,21 +18546,21 @@ impl<'de> ::serde::Deserialize<'de> for Result {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Represents a root directory or file that the server can operate on.
+/// Represents a root directory or file that the server can operate on.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Root {
-    ///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///An optional name for the root. This can be used to provide a human-readable
-    ///identifier for the root, which may be useful for display purposes or for
-    ///referencing the root in other parts of the application.
+    /// An optional name for the root. This can be used to provide a human-readable
+    /// identifier for the root, which may be useful for display purposes or for
+    /// referencing the root in other parts of the application.
     pub name: ::core::option::Option<::std::string::String>,
-    ///The URI identifying the root. This *must* start with file:// for now.
-    ///This restriction may be relaxed in future versions of the protocol to allow
-    ///other URI schemes.
+    /// The URI identifying the root. This *must* start with file:// for now.
+    /// This restriction may be relaxed in future versions of the protocol to allow
+    /// other URI schemes.
     pub uri: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -17960,7 +18575,7 @@ impl Root {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -17968,7 +18583,7 @@ impl Root {
         self.meta = Some(value);
         self
     }
-    ///Sets `name`.
+    /// Sets `name`.
     pub fn with_name(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -18065,21 +18680,21 @@ impl<'de> ::serde::Deserialize<'de> for Root {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A notification from the client to the server, informing it that the list of roots has changed.
-///This notification should be sent whenever the client adds, removes, or modifies any root.
-///The server should then request an updated list of roots using the ListRootsRequest.
+/// A notification from the client to the server, informing it that the list of roots has changed.
+/// This notification should be sent whenever the client adds, removes, or modifies any root.
+/// The server should then request an updated list of roots using the ListRootsRequest.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct RootsListChangedNotification {
-    ///`params`
+    /// `params`
     pub params: ::core::option::Option<NotificationParams>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl RootsListChangedNotification {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "notifications/roots/list_changed";
     /// A value with the required members given and every optional member unset.
     pub fn new() -> Self {
@@ -18088,7 +18703,7 @@ impl RootsListChangedNotification {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `params`.
+    /// Sets `params`.
     pub fn with_params(mut self, value: NotificationParams) -> Self {
         self.params = Some(value);
         self
@@ -18100,7 +18715,7 @@ impl ::serde::Serialize for RootsListChangedNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 2 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = 0 + 1 + 1 + usize::from(self.params.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"notifications/roots/list_changed")?;
@@ -18193,17 +18808,17 @@ impl<'de> ::serde::Deserialize<'de> for RootsListChangedNotification {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Describes a message issued to or received from an LLM API.
+/// Describes a message issued to or received from an LLM API.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SamplingMessage {
-    ///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///`content`
+    /// `content`
     pub content: SamplingMessageContent,
-    ///`role`
+    /// `role`
     pub role: Role,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -18213,12 +18828,12 @@ impl SamplingMessage {
     pub fn new(content: SamplingMessageContent, role: Role) -> Self {
         Self {
             meta: None,
-            content: content,
-            role: role,
+            content,
+            role,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -18323,7 +18938,7 @@ impl<'de> ::serde::Deserialize<'de> for SamplingMessage {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Present if the server supports argument autocompletion suggestions.
+/// Present if the server supports argument autocompletion suggestions.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ServerCapabilitiesCompletions {
@@ -18450,7 +19065,7 @@ impl<'de> ::serde::Deserialize<'de> for ServerCapabilitiesExperimentalValue {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Present if the server supports sending log messages to the client.
+/// Present if the server supports sending log messages to the client.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ServerCapabilitiesLogging {
@@ -18512,11 +19127,11 @@ impl<'de> ::serde::Deserialize<'de> for ServerCapabilitiesLogging {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Present if the server offers any prompt templates.
+/// Present if the server offers any prompt templates.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ServerCapabilitiesPrompts {
-    ///Whether this server supports notifications for changes to the prompt list.
+    /// Whether this server supports notifications for changes to the prompt list.
     pub list_changed: ::core::option::Option<bool>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -18529,7 +19144,7 @@ impl ServerCapabilitiesPrompts {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `listChanged`.
+    /// Sets `listChanged`.
     pub fn with_list_changed(mut self, value: bool) -> Self {
         self.list_changed = Some(value);
         self
@@ -18599,13 +19214,13 @@ impl<'de> ::serde::Deserialize<'de> for ServerCapabilitiesPrompts {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Present if the server offers any resources to read.
+/// Present if the server offers any resources to read.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ServerCapabilitiesResources {
-    ///Whether this server supports notifications for changes to the resource list.
+    /// Whether this server supports notifications for changes to the resource list.
     pub list_changed: ::core::option::Option<bool>,
-    ///Whether this server supports subscribing to resource updates.
+    /// Whether this server supports subscribing to resource updates.
     pub subscribe: ::core::option::Option<bool>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -18619,12 +19234,12 @@ impl ServerCapabilitiesResources {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `listChanged`.
+    /// Sets `listChanged`.
     pub fn with_list_changed(mut self, value: bool) -> Self {
         self.list_changed = Some(value);
         self
     }
-    ///Sets `subscribe`.
+    /// Sets `subscribe`.
     pub fn with_subscribe(mut self, value: bool) -> Self {
         self.subscribe = Some(value);
         self
@@ -18710,7 +19325,7 @@ impl<'de> ::serde::Deserialize<'de> for ServerCapabilitiesResources {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Whether this server supports tasks/cancel.
+/// Whether this server supports tasks/cancel.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ServerCapabilitiesTasksCancel {
@@ -18774,7 +19389,7 @@ impl<'de> ::serde::Deserialize<'de> for ServerCapabilitiesTasksCancel {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Whether this server supports tasks/list.
+/// Whether this server supports tasks/list.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ServerCapabilitiesTasksList {
@@ -18838,7 +19453,7 @@ impl<'de> ::serde::Deserialize<'de> for ServerCapabilitiesTasksList {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Whether the server supports task-augmented tools/call requests.
+/// Whether the server supports task-augmented tools/call requests.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ServerCapabilitiesTasksRequestsToolsCall {
@@ -18905,11 +19520,11 @@ impl<'de> ::serde::Deserialize<'de> for ServerCapabilitiesTasksRequestsToolsCall
         deserializer.deserialize_map(Visitor)
     }
 }
-///Task support for tool-related requests.
+/// Task support for tool-related requests.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ServerCapabilitiesTasksRequestsTools {
-    ///Whether the server supports task-augmented tools/call requests.
+    /// Whether the server supports task-augmented tools/call requests.
     pub call: ::core::option::Option<ServerCapabilitiesTasksRequestsToolsCall>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -18922,7 +19537,7 @@ impl ServerCapabilitiesTasksRequestsTools {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `call`.
+    /// Sets `call`.
     pub fn with_call(mut self, value: ServerCapabilitiesTasksRequestsToolsCall) -> Self {
         self.call = Some(value);
         self
@@ -18994,11 +19609,11 @@ impl<'de> ::serde::Deserialize<'de> for ServerCapabilitiesTasksRequestsTools {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Specifies which request types can be augmented with tasks.
+/// Specifies which request types can be augmented with tasks.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ServerCapabilitiesTasksRequests {
-    ///Task support for tool-related requests.
+    /// Task support for tool-related requests.
     pub tools: ::core::option::Option<ServerCapabilitiesTasksRequestsTools>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -19011,7 +19626,7 @@ impl ServerCapabilitiesTasksRequests {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `tools`.
+    /// Sets `tools`.
     pub fn with_tools(mut self, value: ServerCapabilitiesTasksRequestsTools) -> Self {
         self.tools = Some(value);
         self
@@ -19083,15 +19698,15 @@ impl<'de> ::serde::Deserialize<'de> for ServerCapabilitiesTasksRequests {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Present if the server supports task-augmented requests.
+/// Present if the server supports task-augmented requests.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ServerCapabilitiesTasks {
-    ///Whether this server supports tasks/cancel.
+    /// Whether this server supports tasks/cancel.
     pub cancel: ::core::option::Option<ServerCapabilitiesTasksCancel>,
-    ///Whether this server supports tasks/list.
+    /// Whether this server supports tasks/list.
     pub list: ::core::option::Option<ServerCapabilitiesTasksList>,
-    ///Specifies which request types can be augmented with tasks.
+    /// Specifies which request types can be augmented with tasks.
     pub requests: ::core::option::Option<ServerCapabilitiesTasksRequests>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -19106,17 +19721,17 @@ impl ServerCapabilitiesTasks {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `cancel`.
+    /// Sets `cancel`.
     pub fn with_cancel(mut self, value: ServerCapabilitiesTasksCancel) -> Self {
         self.cancel = Some(value);
         self
     }
-    ///Sets `list`.
+    /// Sets `list`.
     pub fn with_list(mut self, value: ServerCapabilitiesTasksList) -> Self {
         self.list = Some(value);
         self
     }
-    ///Sets `requests`.
+    /// Sets `requests`.
     pub fn with_requests(mut self, value: ServerCapabilitiesTasksRequests) -> Self {
         self.requests = Some(value);
         self
@@ -19218,11 +19833,11 @@ impl<'de> ::serde::Deserialize<'de> for ServerCapabilitiesTasks {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Present if the server offers any tools to call.
+/// Present if the server offers any tools to call.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ServerCapabilitiesTools {
-    ///Whether this server supports notifications for changes to the tool list.
+    /// Whether this server supports notifications for changes to the tool list.
     pub list_changed: ::core::option::Option<bool>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -19235,7 +19850,7 @@ impl ServerCapabilitiesTools {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `listChanged`.
+    /// Sets `listChanged`.
     pub fn with_list_changed(mut self, value: bool) -> Self {
         self.list_changed = Some(value);
         self
@@ -19305,28 +19920,28 @@ impl<'de> ::serde::Deserialize<'de> for ServerCapabilitiesTools {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Capabilities that a server may support. Known capabilities are defined here, in this schema, but this is not a closed set: any server can define its own, additional capabilities.
+/// Capabilities that a server may support. Known capabilities are defined here, in this schema, but this is not a closed set: any server can define its own, additional capabilities.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ServerCapabilities {
-    ///Present if the server supports argument autocompletion suggestions.
+    /// Present if the server supports argument autocompletion suggestions.
     pub completions: ::core::option::Option<ServerCapabilitiesCompletions>,
-    ///Experimental, non-standard capabilities that the server supports.
+    /// Experimental, non-standard capabilities that the server supports.
     pub experimental: ::core::option::Option<
         ::std::collections::BTreeMap<
             ::std::string::String,
             ServerCapabilitiesExperimentalValue,
         >,
     >,
-    ///Present if the server supports sending log messages to the client.
+    /// Present if the server supports sending log messages to the client.
     pub logging: ::core::option::Option<ServerCapabilitiesLogging>,
-    ///Present if the server offers any prompt templates.
+    /// Present if the server offers any prompt templates.
     pub prompts: ::core::option::Option<ServerCapabilitiesPrompts>,
-    ///Present if the server offers any resources to read.
+    /// Present if the server offers any resources to read.
     pub resources: ::core::option::Option<ServerCapabilitiesResources>,
-    ///Present if the server supports task-augmented requests.
+    /// Present if the server supports task-augmented requests.
     pub tasks: ::core::option::Option<ServerCapabilitiesTasks>,
-    ///Present if the server offers any tools to call.
+    /// Present if the server offers any tools to call.
     pub tools: ::core::option::Option<ServerCapabilitiesTools>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -19345,12 +19960,12 @@ impl ServerCapabilities {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `completions`.
+    /// Sets `completions`.
     pub fn with_completions(mut self, value: ServerCapabilitiesCompletions) -> Self {
         self.completions = Some(value);
         self
     }
-    ///Sets `experimental`.
+    /// Sets `experimental`.
     pub fn with_experimental(
         mut self,
         value: ::std::collections::BTreeMap<
@@ -19361,27 +19976,27 @@ impl ServerCapabilities {
         self.experimental = Some(value);
         self
     }
-    ///Sets `logging`.
+    /// Sets `logging`.
     pub fn with_logging(mut self, value: ServerCapabilitiesLogging) -> Self {
         self.logging = Some(value);
         self
     }
-    ///Sets `prompts`.
+    /// Sets `prompts`.
     pub fn with_prompts(mut self, value: ServerCapabilitiesPrompts) -> Self {
         self.prompts = Some(value);
         self
     }
-    ///Sets `resources`.
+    /// Sets `resources`.
     pub fn with_resources(mut self, value: ServerCapabilitiesResources) -> Self {
         self.resources = Some(value);
         self
     }
-    ///Sets `tasks`.
+    /// Sets `tasks`.
     pub fn with_tasks(mut self, value: ServerCapabilitiesTasks) -> Self {
         self.tasks = Some(value);
         self
     }
-    ///Sets `tools`.
+    /// Sets `tools`.
     pub fn with_tools(mut self, value: ServerCapabilitiesTools) -> Self {
         self.tools = Some(value);
         self
@@ -19550,27 +20165,27 @@ impl<'de> ::serde::Deserialize<'de> for ServerCapabilities {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A request from the client to the server, to enable or adjust logging.
+/// A request from the client to the server, to enable or adjust logging.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SetLevelRequest {
-    ///`id`
+    /// `id`
     pub id: RequestId,
-    ///`params`
+    /// `params`
     pub params: SetLevelRequestParams,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl SetLevelRequest {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "logging/setLevel";
     /// A value with the required members given and every optional member unset.
     pub fn new(id: RequestId, params: SetLevelRequestParams) -> Self {
         Self {
-            id: id,
-            params: params,
+            id,
+            params,
             extra: ::core::default::Default::default(),
         }
     }
@@ -19581,7 +20196,7 @@ impl ::serde::Serialize for SetLevelRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 2 + 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"logging/setLevel")?;
@@ -19682,11 +20297,11 @@ impl<'de> ::serde::Deserialize<'de> for SetLevelRequest {
         deserializer.deserialize_map(Visitor)
     }
 }
-///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+/// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SetLevelRequestParamsMeta {
-    ///If specified, the caller is requesting out-of-band progress notifications for this request (as represented by notifications/progress). The value of this parameter is an opaque token that will be attached to any subsequent notifications. The receiver is not obligated to provide these notifications.
+    /// If specified, the caller is requesting out-of-band progress notifications for this request (as represented by notifications/progress). The value of this parameter is an opaque token that will be attached to any subsequent notifications. The receiver is not obligated to provide these notifications.
     pub progress_token: ::core::option::Option<ProgressToken>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -19699,7 +20314,7 @@ impl SetLevelRequestParamsMeta {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `progressToken`.
+    /// Sets `progressToken`.
     pub fn with_progress_token(mut self, value: ProgressToken) -> Self {
         self.progress_token = Some(value);
         self
@@ -19769,13 +20384,13 @@ impl<'de> ::serde::Deserialize<'de> for SetLevelRequestParamsMeta {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Parameters for a `logging/setLevel` request.
+/// Parameters for a `logging/setLevel` request.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SetLevelRequestParams {
-    ///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<SetLevelRequestParamsMeta>,
-    ///The level of logging that the client wants to receive from the server. The server should send all logs at this level and higher (i.e., more severe) to the client as notifications/message.
+    /// The level of logging that the client wants to receive from the server. The server should send all logs at this level and higher (i.e., more severe) to the client as notifications/message.
     pub level: LoggingLevel,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -19785,11 +20400,11 @@ impl SetLevelRequestParams {
     pub fn new(level: LoggingLevel) -> Self {
         Self {
             meta: None,
-            level: level,
+            level,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(mut self, value: SetLevelRequestParamsMeta) -> Self {
         self.meta = Some(value);
         self
@@ -19877,23 +20492,23 @@ impl<'de> ::serde::Deserialize<'de> for SetLevelRequestParams {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct StringSchema {
-    ///`default`
+    /// `default`
     pub default: ::core::option::Option<::std::string::String>,
-    ///`description`
+    /// `description`
     pub description: ::core::option::Option<::std::string::String>,
-    ///`format`
+    /// `format`
     pub format: ::core::option::Option<StringSchemaFormat>,
-    ///`maxLength`
+    /// `maxLength`
     pub max_length: ::core::option::Option<i64>,
-    ///`minLength`
+    /// `minLength`
     pub min_length: ::core::option::Option<i64>,
-    ///`title`
+    /// `title`
     pub title: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl StringSchema {
-    ///The constant `type` member.
+    /// The constant `type` member.
     pub const TYPE: &'static str = "string";
     /// A value with the required members given and every optional member unset.
     pub fn new() -> Self {
@@ -19907,7 +20522,7 @@ impl StringSchema {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `default`.
+    /// Sets `default`.
     pub fn with_default(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -19915,7 +20530,7 @@ impl StringSchema {
         self.default = Some(value.into());
         self
     }
-    ///Sets `description`.
+    /// Sets `description`.
     pub fn with_description(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -19923,22 +20538,22 @@ impl StringSchema {
         self.description = Some(value.into());
         self
     }
-    ///Sets `format`.
+    /// Sets `format`.
     pub fn with_format(mut self, value: StringSchemaFormat) -> Self {
         self.format = Some(value);
         self
     }
-    ///Sets `maxLength`.
+    /// Sets `maxLength`.
     pub fn with_max_length(mut self, value: i64) -> Self {
         self.max_length = Some(value);
         self
     }
-    ///Sets `minLength`.
+    /// Sets `minLength`.
     pub fn with_min_length(mut self, value: i64) -> Self {
         self.min_length = Some(value);
         self
     }
-    ///Sets `title`.
+    /// Sets `title`.
     pub fn with_title(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -19953,7 +20568,7 @@ impl ::serde::Serialize for StringSchema {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.default.is_some())
+        let len = 0 + 1 + usize::from(self.default.is_some())
             + usize::from(self.description.is_some())
             + usize::from(self.format.is_some()) + usize::from(self.max_length.is_some())
             + usize::from(self.min_length.is_some()) + usize::from(self.title.is_some())
@@ -20104,27 +20719,27 @@ impl<'de> ::serde::Deserialize<'de> for StringSchema {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Sent from the client to request resources/updated notifications from the server whenever a particular resource changes.
+/// Sent from the client to request resources/updated notifications from the server whenever a particular resource changes.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SubscribeRequest {
-    ///`id`
+    /// `id`
     pub id: RequestId,
-    ///`params`
+    /// `params`
     pub params: SubscribeRequestParams,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl SubscribeRequest {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "resources/subscribe";
     /// A value with the required members given and every optional member unset.
     pub fn new(id: RequestId, params: SubscribeRequestParams) -> Self {
         Self {
-            id: id,
-            params: params,
+            id,
+            params,
             extra: ::core::default::Default::default(),
         }
     }
@@ -20135,7 +20750,7 @@ impl ::serde::Serialize for SubscribeRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 2 + 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"resources/subscribe")?;
@@ -20236,11 +20851,11 @@ impl<'de> ::serde::Deserialize<'de> for SubscribeRequest {
         deserializer.deserialize_map(Visitor)
     }
 }
-///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+/// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SubscribeRequestParamsMeta {
-    ///If specified, the caller is requesting out-of-band progress notifications for this request (as represented by notifications/progress). The value of this parameter is an opaque token that will be attached to any subsequent notifications. The receiver is not obligated to provide these notifications.
+    /// If specified, the caller is requesting out-of-band progress notifications for this request (as represented by notifications/progress). The value of this parameter is an opaque token that will be attached to any subsequent notifications. The receiver is not obligated to provide these notifications.
     pub progress_token: ::core::option::Option<ProgressToken>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -20253,7 +20868,7 @@ impl SubscribeRequestParamsMeta {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `progressToken`.
+    /// Sets `progressToken`.
     pub fn with_progress_token(mut self, value: ProgressToken) -> Self {
         self.progress_token = Some(value);
         self
@@ -20323,13 +20938,13 @@ impl<'de> ::serde::Deserialize<'de> for SubscribeRequestParamsMeta {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Parameters for a `resources/subscribe` request.
+/// Parameters for a `resources/subscribe` request.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SubscribeRequestParams {
-    ///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<SubscribeRequestParamsMeta>,
-    ///The URI of the resource. The URI can use any protocol; it is up to the server how to interpret it.
+    /// The URI of the resource. The URI can use any protocol; it is up to the server how to interpret it.
     pub uri: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -20343,7 +20958,7 @@ impl SubscribeRequestParams {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(mut self, value: SubscribeRequestParamsMeta) -> Self {
         self.meta = Some(value);
         self
@@ -20428,27 +21043,27 @@ impl<'de> ::serde::Deserialize<'de> for SubscribeRequestParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Data associated with a task.
+/// Data associated with a task.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Task {
-    ///ISO 8601 timestamp when the task was created.
+    /// ISO 8601 timestamp when the task was created.
     pub created_at: ::std::string::String,
-    ///ISO 8601 timestamp when the task was last updated.
+    /// ISO 8601 timestamp when the task was last updated.
     pub last_updated_at: ::std::string::String,
-    ///Suggested polling interval in milliseconds.
+    /// Suggested polling interval in milliseconds.
     pub poll_interval: ::core::option::Option<i64>,
-    ///Current task state.
+    /// Current task state.
     pub status: TaskStatus,
-    ///Optional human-readable message describing the current task state.
-    ///This can provide context for any status, including:
-    ///- Reasons for "cancelled" status
-    ///- Summaries for "completed" status
-    ///- Diagnostic information for "failed" status (e.g., error details, what went wrong)
+    /// Optional human-readable message describing the current task state.
+    /// This can provide context for any status, including:
+    /// - Reasons for "cancelled" status
+    /// - Summaries for "completed" status
+    /// - Diagnostic information for "failed" status (e.g., error details, what went wrong)
     pub status_message: ::core::option::Option<::std::string::String>,
-    ///The task identifier.
+    /// The task identifier.
     pub task_id: ::std::string::String,
-    ///Actual retention duration from creation in milliseconds, null for unlimited.
+    /// Actual retention duration from creation in milliseconds, null for unlimited.
     pub ttl: ::core::option::Option<i64>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -20466,19 +21081,19 @@ impl Task {
             created_at: created_at.into(),
             last_updated_at: last_updated_at.into(),
             poll_interval: None,
-            status: status,
+            status,
             status_message: None,
             task_id: task_id.into(),
-            ttl: ttl,
+            ttl,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `pollInterval`.
+    /// Sets `pollInterval`.
     pub fn with_poll_interval(mut self, value: i64) -> Self {
         self.poll_interval = Some(value);
         self
     }
-    ///Sets `statusMessage`.
+    /// Sets `statusMessage`.
     pub fn with_status_message(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -20614,11 +21229,11 @@ impl<'de> ::serde::Deserialize<'de> for Task {
         deserializer.deserialize_map(Visitor)
     }
 }
-///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+/// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct TaskAugmentedRequestParamsMeta {
-    ///If specified, the caller is requesting out-of-band progress notifications for this request (as represented by notifications/progress). The value of this parameter is an opaque token that will be attached to any subsequent notifications. The receiver is not obligated to provide these notifications.
+    /// If specified, the caller is requesting out-of-band progress notifications for this request (as represented by notifications/progress). The value of this parameter is an opaque token that will be attached to any subsequent notifications. The receiver is not obligated to provide these notifications.
     pub progress_token: ::core::option::Option<ProgressToken>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -20631,7 +21246,7 @@ impl TaskAugmentedRequestParamsMeta {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `progressToken`.
+    /// Sets `progressToken`.
     pub fn with_progress_token(mut self, value: ProgressToken) -> Self {
         self.progress_token = Some(value);
         self
@@ -20701,18 +21316,18 @@ impl<'de> ::serde::Deserialize<'de> for TaskAugmentedRequestParamsMeta {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Common params for any task-augmented request.
+/// Common params for any task-augmented request.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct TaskAugmentedRequestParams {
-    ///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<TaskAugmentedRequestParamsMeta>,
-    ///If specified, the caller is requesting task-augmented execution for this request.
-    ///The request will return a CreateTaskResult immediately, and the actual result can be
-    ///retrieved later via tasks/result.
+    /// If specified, the caller is requesting task-augmented execution for this request.
+    /// The request will return a CreateTaskResult immediately, and the actual result can be
+    /// retrieved later via tasks/result.
     ///
-    ///Task augmentation is subject to capability negotiation - receivers MUST declare support
-    ///for task augmentation of specific request types in their capabilities.
+    /// Task augmentation is subject to capability negotiation - receivers MUST declare support
+    /// for task augmentation of specific request types in their capabilities.
     pub task: ::core::option::Option<TaskMetadata>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -20726,12 +21341,12 @@ impl TaskAugmentedRequestParams {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(mut self, value: TaskAugmentedRequestParamsMeta) -> Self {
         self.meta = Some(value);
         self
     }
-    ///Sets `task`.
+    /// Sets `task`.
     pub fn with_task(mut self, value: TaskMetadata) -> Self {
         self.task = Some(value);
         self
@@ -20817,12 +21432,12 @@ impl<'de> ::serde::Deserialize<'de> for TaskAugmentedRequestParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Metadata for augmenting a request with task execution.
-///Include this in the `task` field of the request parameters.
+/// Metadata for augmenting a request with task execution.
+/// Include this in the `task` field of the request parameters.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct TaskMetadata {
-    ///Requested duration in milliseconds to retain task from creation.
+    /// Requested duration in milliseconds to retain task from creation.
     pub ttl: ::core::option::Option<i64>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -20835,7 +21450,7 @@ impl TaskMetadata {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `ttl`.
+    /// Sets `ttl`.
     pub fn with_ttl(mut self, value: i64) -> Self {
         self.ttl = Some(value);
         self
@@ -20902,24 +21517,24 @@ impl<'de> ::serde::Deserialize<'de> for TaskMetadata {
         deserializer.deserialize_map(Visitor)
     }
 }
-///An optional notification from the receiver to the requestor, informing them that a task's status has changed. Receivers are not required to send these notifications.
+/// An optional notification from the receiver to the requestor, informing them that a task's status has changed. Receivers are not required to send these notifications.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct TaskStatusNotification {
-    ///`params`
+    /// `params`
     pub params: TaskStatusNotificationParams,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl TaskStatusNotification {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "notifications/tasks/status";
     /// A value with the required members given and every optional member unset.
     pub fn new(params: TaskStatusNotificationParams) -> Self {
         Self {
-            params: params,
+            params,
             extra: ::core::default::Default::default(),
         }
     }
@@ -20930,7 +21545,7 @@ impl ::serde::Serialize for TaskStatusNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 2 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"notifications/tasks/status")?;
@@ -21020,31 +21635,31 @@ impl<'de> ::serde::Deserialize<'de> for TaskStatusNotification {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Parameters for a `notifications/tasks/status` notification.
+/// Parameters for a `notifications/tasks/status` notification.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct TaskStatusNotificationParams {
-    ///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///ISO 8601 timestamp when the task was created.
+    /// ISO 8601 timestamp when the task was created.
     pub created_at: ::std::string::String,
-    ///ISO 8601 timestamp when the task was last updated.
+    /// ISO 8601 timestamp when the task was last updated.
     pub last_updated_at: ::std::string::String,
-    ///Suggested polling interval in milliseconds.
+    /// Suggested polling interval in milliseconds.
     pub poll_interval: ::core::option::Option<i64>,
-    ///Current task state.
+    /// Current task state.
     pub status: TaskStatus,
-    ///Optional human-readable message describing the current task state.
-    ///This can provide context for any status, including:
-    ///- Reasons for "cancelled" status
-    ///- Summaries for "completed" status
-    ///- Diagnostic information for "failed" status (e.g., error details, what went wrong)
+    /// Optional human-readable message describing the current task state.
+    /// This can provide context for any status, including:
+    /// - Reasons for "cancelled" status
+    /// - Summaries for "completed" status
+    /// - Diagnostic information for "failed" status (e.g., error details, what went wrong)
     pub status_message: ::core::option::Option<::std::string::String>,
-    ///The task identifier.
+    /// The task identifier.
     pub task_id: ::std::string::String,
-    ///Actual retention duration from creation in milliseconds, null for unlimited.
+    /// Actual retention duration from creation in milliseconds, null for unlimited.
     pub ttl: ::core::option::Option<i64>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -21063,14 +21678,14 @@ impl TaskStatusNotificationParams {
             created_at: created_at.into(),
             last_updated_at: last_updated_at.into(),
             poll_interval: None,
-            status: status,
+            status,
             status_message: None,
             task_id: task_id.into(),
-            ttl: ttl,
+            ttl,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -21078,12 +21693,12 @@ impl TaskStatusNotificationParams {
         self.meta = Some(value);
         self
     }
-    ///Sets `pollInterval`.
+    /// Sets `pollInterval`.
     pub fn with_poll_interval(mut self, value: i64) -> Self {
         self.poll_interval = Some(value);
         self
     }
-    ///Sets `statusMessage`.
+    /// Sets `statusMessage`.
     pub fn with_status_message(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -21265,23 +21880,23 @@ impl<'de> ::serde::Deserialize<'de> for TaskStatusNotificationParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Text provided to or from an LLM.
+/// Text provided to or from an LLM.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct TextContent {
-    ///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///Optional annotations for the client.
+    /// Optional annotations for the client.
     pub annotations: ::core::option::Option<Annotations>,
-    ///The text content of the message.
+    /// The text content of the message.
     pub text: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl TextContent {
-    ///The constant `type` member.
+    /// The constant `type` member.
     pub const TYPE: &'static str = "text";
     /// A value with the required members given and every optional member unset.
     pub fn new(text: impl ::core::convert::Into<::std::string::String>) -> Self {
@@ -21292,7 +21907,7 @@ impl TextContent {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -21300,7 +21915,7 @@ impl TextContent {
         self.meta = Some(value);
         self
     }
-    ///Sets `annotations`.
+    /// Sets `annotations`.
     pub fn with_annotations(mut self, value: Annotations) -> Self {
         self.annotations = Some(value);
         self
@@ -21312,7 +21927,7 @@ impl ::serde::Serialize for TextContent {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.meta.is_some())
+        let len = 0 + 1 + usize::from(self.meta.is_some())
             + usize::from(self.annotations.is_some()) + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"text")?;
@@ -21417,15 +22032,15 @@ impl<'de> ::serde::Deserialize<'de> for TextContent {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct TextResourceContents {
-    ///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///The MIME type of this resource, if known.
+    /// The MIME type of this resource, if known.
     pub mime_type: ::core::option::Option<::std::string::String>,
-    ///The text of the item. This must only be set if the item can actually be represented as text (not binary data).
+    /// The text of the item. This must only be set if the item can actually be represented as text (not binary data).
     pub text: ::std::string::String,
-    ///The URI of this resource.
+    /// The URI of this resource.
     pub uri: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -21444,7 +22059,7 @@ impl TextResourceContents {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -21452,7 +22067,7 @@ impl TextResourceContents {
         self.meta = Some(value);
         self
     }
-    ///Sets `mimeType`.
+    /// Sets `mimeType`.
     pub fn with_mime_type(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -21576,9 +22191,9 @@ impl<'de> ::serde::Deserialize<'de> for TextResourceContents {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct TitledMultiSelectEnumSchemaItemsAnyOfItem {
-    ///The constant enum value.
+    /// The constant enum value.
     pub r#const: ::std::string::String,
-    ///Display title for this option.
+    /// Display title for this option.
     pub title: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -21678,11 +22293,11 @@ impl<'de> ::serde::Deserialize<'de> for TitledMultiSelectEnumSchemaItemsAnyOfIte
         deserializer.deserialize_map(Visitor)
     }
 }
-///Schema for array items with enum options and display labels.
+/// Schema for array items with enum options and display labels.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct TitledMultiSelectEnumSchemaItems {
-    ///Array of enum options with values and display labels.
+    /// Array of enum options with values and display labels.
     pub any_of: ::std::vec::Vec<TitledMultiSelectEnumSchemaItemsAnyOfItem>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -21693,7 +22308,7 @@ impl TitledMultiSelectEnumSchemaItems {
         any_of: ::std::vec::Vec<TitledMultiSelectEnumSchemaItemsAnyOfItem>,
     ) -> Self {
         Self {
-            any_of: any_of,
+            any_of,
             extra: ::core::default::Default::default(),
         }
     }
@@ -21764,41 +22379,41 @@ impl<'de> ::serde::Deserialize<'de> for TitledMultiSelectEnumSchemaItems {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Schema for multiple-selection enumeration with display titles for each option.
+/// Schema for multiple-selection enumeration with display titles for each option.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct TitledMultiSelectEnumSchema {
-    ///Optional default value.
+    /// Optional default value.
     pub default: ::core::option::Option<::std::vec::Vec<::std::string::String>>,
-    ///Optional description for the enum field.
+    /// Optional description for the enum field.
     pub description: ::core::option::Option<::std::string::String>,
-    ///Schema for array items with enum options and display labels.
+    /// Schema for array items with enum options and display labels.
     pub items: TitledMultiSelectEnumSchemaItems,
-    ///Maximum number of items to select.
+    /// Maximum number of items to select.
     pub max_items: ::core::option::Option<i64>,
-    ///Minimum number of items to select.
+    /// Minimum number of items to select.
     pub min_items: ::core::option::Option<i64>,
-    ///Optional title for the enum field.
+    /// Optional title for the enum field.
     pub title: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl TitledMultiSelectEnumSchema {
-    ///The constant `type` member.
+    /// The constant `type` member.
     pub const TYPE: &'static str = "array";
     /// A value with the required members given and every optional member unset.
     pub fn new(items: TitledMultiSelectEnumSchemaItems) -> Self {
         Self {
             default: None,
             description: None,
-            items: items,
+            items,
             max_items: None,
             min_items: None,
             title: None,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `default`.
+    /// Sets `default`.
     pub fn with_default(
         mut self,
         value: ::std::vec::Vec<::std::string::String>,
@@ -21806,7 +22421,7 @@ impl TitledMultiSelectEnumSchema {
         self.default = Some(value);
         self
     }
-    ///Sets `description`.
+    /// Sets `description`.
     pub fn with_description(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -21814,17 +22429,17 @@ impl TitledMultiSelectEnumSchema {
         self.description = Some(value.into());
         self
     }
-    ///Sets `maxItems`.
+    /// Sets `maxItems`.
     pub fn with_max_items(mut self, value: i64) -> Self {
         self.max_items = Some(value);
         self
     }
-    ///Sets `minItems`.
+    /// Sets `minItems`.
     pub fn with_min_items(mut self, value: i64) -> Self {
         self.min_items = Some(value);
         self
     }
-    ///Sets `title`.
+    /// Sets `title`.
     pub fn with_title(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -21839,7 +22454,7 @@ impl ::serde::Serialize for TitledMultiSelectEnumSchema {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.default.is_some())
+        let len = 0 + 1 + usize::from(self.default.is_some())
             + usize::from(self.description.is_some()) + 1
             + usize::from(self.max_items.is_some())
             + usize::from(self.min_items.is_some()) + usize::from(self.title.is_some())
@@ -21997,9 +22612,9 @@ impl<'de> ::serde::Deserialize<'de> for TitledMultiSelectEnumSchema {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct TitledSingleSelectEnumSchemaOneOfItem {
-    ///The enum value.
+    /// The enum value.
     pub r#const: ::std::string::String,
-    ///Display label for this option.
+    /// Display label for this option.
     pub title: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -22099,35 +22714,35 @@ impl<'de> ::serde::Deserialize<'de> for TitledSingleSelectEnumSchemaOneOfItem {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Schema for single-selection enumeration with display titles for each option.
+/// Schema for single-selection enumeration with display titles for each option.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct TitledSingleSelectEnumSchema {
-    ///Optional default value.
+    /// Optional default value.
     pub default: ::core::option::Option<::std::string::String>,
-    ///Optional description for the enum field.
+    /// Optional description for the enum field.
     pub description: ::core::option::Option<::std::string::String>,
-    ///Array of enum options with values and display labels.
+    /// Array of enum options with values and display labels.
     pub one_of: ::std::vec::Vec<TitledSingleSelectEnumSchemaOneOfItem>,
-    ///Optional title for the enum field.
+    /// Optional title for the enum field.
     pub title: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl TitledSingleSelectEnumSchema {
-    ///The constant `type` member.
+    /// The constant `type` member.
     pub const TYPE: &'static str = "string";
     /// A value with the required members given and every optional member unset.
     pub fn new(one_of: ::std::vec::Vec<TitledSingleSelectEnumSchemaOneOfItem>) -> Self {
         Self {
             default: None,
             description: None,
-            one_of: one_of,
+            one_of,
             title: None,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `default`.
+    /// Sets `default`.
     pub fn with_default(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -22135,7 +22750,7 @@ impl TitledSingleSelectEnumSchema {
         self.default = Some(value.into());
         self
     }
-    ///Sets `description`.
+    /// Sets `description`.
     pub fn with_description(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -22143,7 +22758,7 @@ impl TitledSingleSelectEnumSchema {
         self.description = Some(value.into());
         self
     }
-    ///Sets `title`.
+    /// Sets `title`.
     pub fn with_title(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -22158,7 +22773,7 @@ impl ::serde::Serialize for TitledSingleSelectEnumSchema {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.default.is_some())
+        let len = 0 + 1 + usize::from(self.default.is_some())
             + usize::from(self.description.is_some()) + 1
             + usize::from(self.title.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
@@ -22344,26 +22959,26 @@ impl<'de> ::serde::Deserialize<'de> for ToolInputSchemaPropertiesValue {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A JSON Schema object defining the expected parameters for the tool.
+/// A JSON Schema object defining the expected parameters for the tool.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ToolInputSchema {
-    ///`$schema`
+    /// `$schema`
     pub schema: ::core::option::Option<::std::string::String>,
-    ///`properties`
+    /// `properties`
     pub properties: ::core::option::Option<
         ::std::collections::BTreeMap<
             ::std::string::String,
             ToolInputSchemaPropertiesValue,
         >,
     >,
-    ///`required`
+    /// `required`
     pub required: ::core::option::Option<::std::vec::Vec<::std::string::String>>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ToolInputSchema {
-    ///The constant `type` member.
+    /// The constant `type` member.
     pub const TYPE: &'static str = "object";
     /// A value with the required members given and every optional member unset.
     pub fn new() -> Self {
@@ -22374,7 +22989,7 @@ impl ToolInputSchema {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `$schema`.
+    /// Sets `$schema`.
     pub fn with_schema(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -22382,7 +22997,7 @@ impl ToolInputSchema {
         self.schema = Some(value.into());
         self
     }
-    ///Sets `properties`.
+    /// Sets `properties`.
     pub fn with_properties(
         mut self,
         value: ::std::collections::BTreeMap<
@@ -22393,7 +23008,7 @@ impl ToolInputSchema {
         self.properties = Some(value);
         self
     }
-    ///Sets `required`.
+    /// Sets `required`.
     pub fn with_required(
         mut self,
         value: ::std::vec::Vec<::std::string::String>,
@@ -22408,7 +23023,7 @@ impl ::serde::Serialize for ToolInputSchema {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.schema.is_some())
+        let len = 0 + 1 + usize::from(self.schema.is_some())
             + usize::from(self.properties.is_some())
             + usize::from(self.required.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
@@ -22582,30 +23197,30 @@ impl<'de> ::serde::Deserialize<'de> for ToolOutputSchemaPropertiesValue {
         deserializer.deserialize_map(Visitor)
     }
 }
-///An optional JSON Schema object defining the structure of the tool's output returned in
-///the structuredContent field of a CallToolResult.
+/// An optional JSON Schema object defining the structure of the tool's output returned in
+/// the structuredContent field of a CallToolResult.
 ///
-///Defaults to JSON Schema 2020-12 when no explicit $schema is provided.
-///Currently restricted to type: "object" at the root level.
+/// Defaults to JSON Schema 2020-12 when no explicit $schema is provided.
+/// Currently restricted to type: "object" at the root level.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ToolOutputSchema {
-    ///`$schema`
+    /// `$schema`
     pub schema: ::core::option::Option<::std::string::String>,
-    ///`properties`
+    /// `properties`
     pub properties: ::core::option::Option<
         ::std::collections::BTreeMap<
             ::std::string::String,
             ToolOutputSchemaPropertiesValue,
         >,
     >,
-    ///`required`
+    /// `required`
     pub required: ::core::option::Option<::std::vec::Vec<::std::string::String>>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ToolOutputSchema {
-    ///The constant `type` member.
+    /// The constant `type` member.
     pub const TYPE: &'static str = "object";
     /// A value with the required members given and every optional member unset.
     pub fn new() -> Self {
@@ -22616,7 +23231,7 @@ impl ToolOutputSchema {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `$schema`.
+    /// Sets `$schema`.
     pub fn with_schema(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -22624,7 +23239,7 @@ impl ToolOutputSchema {
         self.schema = Some(value.into());
         self
     }
-    ///Sets `properties`.
+    /// Sets `properties`.
     pub fn with_properties(
         mut self,
         value: ::std::collections::BTreeMap<
@@ -22635,7 +23250,7 @@ impl ToolOutputSchema {
         self.properties = Some(value);
         self
     }
-    ///Sets `required`.
+    /// Sets `required`.
     pub fn with_required(
         mut self,
         value: ::std::vec::Vec<::std::string::String>,
@@ -22650,7 +23265,7 @@ impl ::serde::Serialize for ToolOutputSchema {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.schema.is_some())
+        let len = 0 + 1 + usize::from(self.schema.is_some())
             + usize::from(self.properties.is_some())
             + usize::from(self.required.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
@@ -22761,50 +23376,50 @@ impl<'de> ::serde::Deserialize<'de> for ToolOutputSchema {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Definition for a tool the client can call.
+/// Definition for a tool the client can call.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Tool {
-    ///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///Optional additional tool information.
+    /// Optional additional tool information.
     ///
-    ///Display name precedence order is: title, annotations.title, then name.
+    /// Display name precedence order is: title, annotations.title, then name.
     pub annotations: ::core::option::Option<ToolAnnotations>,
-    ///A human-readable description of the tool.
+    /// A human-readable description of the tool.
     ///
-    ///This can be used by clients to improve the LLM's understanding of available tools. It can be thought of like a "hint" to the model.
+    /// This can be used by clients to improve the LLM's understanding of available tools. It can be thought of like a "hint" to the model.
     pub description: ::core::option::Option<::std::string::String>,
-    ///Execution-related properties for this tool.
+    /// Execution-related properties for this tool.
     pub execution: ::core::option::Option<ToolExecution>,
-    ///Optional set of sized icons that the client can display in a user interface.
+    /// Optional set of sized icons that the client can display in a user interface.
     ///
-    ///Clients that support rendering icons MUST support at least the following MIME types:
-    ///- `image/png` - PNG images (safe, universal compatibility)
-    ///- `image/jpeg` (and `image/jpg`) - JPEG images (safe, universal compatibility)
+    /// Clients that support rendering icons MUST support at least the following MIME types:
+    /// - `image/png` - PNG images (safe, universal compatibility)
+    /// - `image/jpeg` (and `image/jpg`) - JPEG images (safe, universal compatibility)
     ///
-    ///Clients that support rendering icons SHOULD also support:
-    ///- `image/svg+xml` - SVG images (scalable but requires security precautions)
-    ///- `image/webp` - WebP images (modern, efficient format)
+    /// Clients that support rendering icons SHOULD also support:
+    /// - `image/svg+xml` - SVG images (scalable but requires security precautions)
+    /// - `image/webp` - WebP images (modern, efficient format)
     pub icons: ::core::option::Option<::std::vec::Vec<Icon>>,
-    ///A JSON Schema object defining the expected parameters for the tool.
+    /// A JSON Schema object defining the expected parameters for the tool.
     pub input_schema: ToolInputSchema,
-    ///Intended for programmatic or logical use, but used as a display name in past specs or fallback (if title isn't present).
+    /// Intended for programmatic or logical use, but used as a display name in past specs or fallback (if title isn't present).
     pub name: ::std::string::String,
-    ///An optional JSON Schema object defining the structure of the tool's output returned in
-    ///the structuredContent field of a CallToolResult.
+    /// An optional JSON Schema object defining the structure of the tool's output returned in
+    /// the structuredContent field of a CallToolResult.
     ///
-    ///Defaults to JSON Schema 2020-12 when no explicit $schema is provided.
-    ///Currently restricted to type: "object" at the root level.
+    /// Defaults to JSON Schema 2020-12 when no explicit $schema is provided.
+    /// Currently restricted to type: "object" at the root level.
     pub output_schema: ::core::option::Option<ToolOutputSchema>,
-    ///Intended for UI and end-user contexts — optimized to be human-readable and easily understood,
-    ///even by those unfamiliar with domain-specific terminology.
+    /// Intended for UI and end-user contexts — optimized to be human-readable and easily understood,
+    /// even by those unfamiliar with domain-specific terminology.
     ///
-    ///If not provided, the name should be used for display (except for Tool,
-    ///where `annotations.title` should be given precedence over using `name`,
-    ///if present).
+    /// If not provided, the name should be used for display (except for Tool,
+    /// where `annotations.title` should be given precedence over using `name`,
+    /// if present).
     pub title: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -22821,14 +23436,14 @@ impl Tool {
             description: None,
             execution: None,
             icons: None,
-            input_schema: input_schema,
+            input_schema,
             name: name.into(),
             output_schema: None,
             title: None,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -22836,12 +23451,12 @@ impl Tool {
         self.meta = Some(value);
         self
     }
-    ///Sets `annotations`.
+    /// Sets `annotations`.
     pub fn with_annotations(mut self, value: ToolAnnotations) -> Self {
         self.annotations = Some(value);
         self
     }
-    ///Sets `description`.
+    /// Sets `description`.
     pub fn with_description(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -22849,22 +23464,22 @@ impl Tool {
         self.description = Some(value.into());
         self
     }
-    ///Sets `execution`.
+    /// Sets `execution`.
     pub fn with_execution(mut self, value: ToolExecution) -> Self {
         self.execution = Some(value);
         self
     }
-    ///Sets `icons`.
+    /// Sets `icons`.
     pub fn with_icons(mut self, value: ::std::vec::Vec<Icon>) -> Self {
         self.icons = Some(value);
         self
     }
-    ///Sets `outputSchema`.
+    /// Sets `outputSchema`.
     pub fn with_output_schema(mut self, value: ToolOutputSchema) -> Self {
         self.output_schema = Some(value);
         self
     }
-    ///Sets `title`.
+    /// Sets `title`.
     pub fn with_title(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -23052,43 +23667,43 @@ impl<'de> ::serde::Deserialize<'de> for Tool {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Additional properties describing a Tool to clients.
+/// Additional properties describing a Tool to clients.
 ///
-///NOTE: all properties in ToolAnnotations are **hints**.
-///They are not guaranteed to provide a faithful description of
-///tool behavior (including descriptive properties like `title`).
+/// NOTE: all properties in ToolAnnotations are **hints**.
+/// They are not guaranteed to provide a faithful description of
+/// tool behavior (including descriptive properties like `title`).
 ///
-///Clients should never make tool use decisions based on ToolAnnotations
-///received from untrusted servers.
+/// Clients should never make tool use decisions based on ToolAnnotations
+/// received from untrusted servers.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ToolAnnotations {
-    ///If true, the tool may perform destructive updates to its environment.
-    ///If false, the tool performs only additive updates.
+    /// If true, the tool may perform destructive updates to its environment.
+    /// If false, the tool performs only additive updates.
     ///
-    ///(This property is meaningful only when `readOnlyHint == false`)
+    /// (This property is meaningful only when `readOnlyHint == false`)
     ///
-    ///Default: true
+    /// Default: true
     pub destructive_hint: ::core::option::Option<bool>,
-    ///If true, calling the tool repeatedly with the same arguments
-    ///will have no additional effect on its environment.
+    /// If true, calling the tool repeatedly with the same arguments
+    /// will have no additional effect on its environment.
     ///
-    ///(This property is meaningful only when `readOnlyHint == false`)
+    /// (This property is meaningful only when `readOnlyHint == false`)
     ///
-    ///Default: false
+    /// Default: false
     pub idempotent_hint: ::core::option::Option<bool>,
-    ///If true, this tool may interact with an "open world" of external
-    ///entities. If false, the tool's domain of interaction is closed.
-    ///For example, the world of a web search tool is open, whereas that
-    ///of a memory tool is not.
+    /// If true, this tool may interact with an "open world" of external
+    /// entities. If false, the tool's domain of interaction is closed.
+    /// For example, the world of a web search tool is open, whereas that
+    /// of a memory tool is not.
     ///
-    ///Default: true
+    /// Default: true
     pub open_world_hint: ::core::option::Option<bool>,
-    ///If true, the tool does not modify its environment.
+    /// If true, the tool does not modify its environment.
     ///
-    ///Default: false
+    /// Default: false
     pub read_only_hint: ::core::option::Option<bool>,
-    ///A human-readable title for the tool.
+    /// A human-readable title for the tool.
     pub title: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -23105,27 +23720,27 @@ impl ToolAnnotations {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `destructiveHint`.
+    /// Sets `destructiveHint`.
     pub fn with_destructive_hint(mut self, value: bool) -> Self {
         self.destructive_hint = Some(value);
         self
     }
-    ///Sets `idempotentHint`.
+    /// Sets `idempotentHint`.
     pub fn with_idempotent_hint(mut self, value: bool) -> Self {
         self.idempotent_hint = Some(value);
         self
     }
-    ///Sets `openWorldHint`.
+    /// Sets `openWorldHint`.
     pub fn with_open_world_hint(mut self, value: bool) -> Self {
         self.open_world_hint = Some(value);
         self
     }
-    ///Sets `readOnlyHint`.
+    /// Sets `readOnlyHint`.
     pub fn with_read_only_hint(mut self, value: bool) -> Self {
         self.read_only_hint = Some(value);
         self
     }
-    ///Sets `title`.
+    /// Sets `title`.
     pub fn with_title(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -23262,14 +23877,14 @@ impl<'de> ::serde::Deserialize<'de> for ToolAnnotations {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Controls tool selection behavior for sampling requests.
+/// Controls tool selection behavior for sampling requests.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ToolChoice {
-    ///Controls the tool use ability of the model:
-    ///- "auto": Model decides whether to use tools (default)
-    ///- "required": Model MUST use at least one tool before completing
-    ///- "none": Model MUST NOT use any tools
+    /// Controls the tool use ability of the model:
+    /// - "auto": Model decides whether to use tools (default)
+    /// - "required": Model MUST use at least one tool before completing
+    /// - "none": Model MUST NOT use any tools
     pub mode: ::core::option::Option<ToolChoiceMode>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -23282,7 +23897,7 @@ impl ToolChoice {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `mode`.
+    /// Sets `mode`.
     pub fn with_mode(mut self, value: ToolChoiceMode) -> Self {
         self.mode = Some(value);
         self
@@ -23349,19 +23964,19 @@ impl<'de> ::serde::Deserialize<'de> for ToolChoice {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Execution-related properties for a tool.
+/// Execution-related properties for a tool.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ToolExecution {
-    ///Indicates whether this tool supports task-augmented execution.
-    ///This allows clients to handle long-running operations through polling
-    ///the task system.
+    /// Indicates whether this tool supports task-augmented execution.
+    /// This allows clients to handle long-running operations through polling
+    /// the task system.
     ///
-    ///- "forbidden": Tool does not support task-augmented execution (default when absent)
-    ///- "optional": Tool may support task-augmented execution
-    ///- "required": Tool requires task-augmented execution
+    /// - "forbidden": Tool does not support task-augmented execution (default when absent)
+    /// - "optional": Tool may support task-augmented execution
+    /// - "required": Tool requires task-augmented execution
     ///
-    ///Default: "forbidden"
+    /// Default: "forbidden"
     pub task_support: ::core::option::Option<ToolExecutionTaskSupport>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -23374,7 +23989,7 @@ impl ToolExecution {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `taskSupport`.
+    /// Sets `taskSupport`.
     pub fn with_task_support(mut self, value: ToolExecutionTaskSupport) -> Self {
         self.task_support = Some(value);
         self
@@ -23444,19 +24059,19 @@ impl<'de> ::serde::Deserialize<'de> for ToolExecution {
         deserializer.deserialize_map(Visitor)
     }
 }
-///An optional notification from the server to the client, informing it that the list of tools it offers has changed. This may be issued by servers without any previous subscription from the client.
+/// An optional notification from the server to the client, informing it that the list of tools it offers has changed. This may be issued by servers without any previous subscription from the client.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ToolListChangedNotification {
-    ///`params`
+    /// `params`
     pub params: ::core::option::Option<NotificationParams>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ToolListChangedNotification {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "notifications/tools/list_changed";
     /// A value with the required members given and every optional member unset.
     pub fn new() -> Self {
@@ -23465,7 +24080,7 @@ impl ToolListChangedNotification {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `params`.
+    /// Sets `params`.
     pub fn with_params(mut self, value: NotificationParams) -> Self {
         self.params = Some(value);
         self
@@ -23477,7 +24092,7 @@ impl ::serde::Serialize for ToolListChangedNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 2 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = 0 + 1 + 1 + usize::from(self.params.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"notifications/tools/list_changed")?;
@@ -23567,42 +24182,42 @@ impl<'de> ::serde::Deserialize<'de> for ToolListChangedNotification {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The result of a tool use, provided by the user back to the assistant.
+/// The result of a tool use, provided by the user back to the assistant.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ToolResultContent {
-    ///Optional metadata about the tool result. Clients SHOULD preserve this field when
-    ///including tool results in subsequent sampling requests to enable caching optimizations.
+    /// Optional metadata about the tool result. Clients SHOULD preserve this field when
+    /// including tool results in subsequent sampling requests to enable caching optimizations.
     ///
-    ///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///The unstructured result content of the tool use.
+    /// The unstructured result content of the tool use.
     ///
-    ///This has the same format as CallToolResult.content and can include text, images,
-    ///audio, resource links, and embedded resources.
+    /// This has the same format as CallToolResult.content and can include text, images,
+    /// audio, resource links, and embedded resources.
     pub content: ::std::vec::Vec<ContentBlock>,
-    ///Whether the tool use resulted in an error.
+    /// Whether the tool use resulted in an error.
     ///
-    ///If true, the content typically describes the error that occurred.
-    ///Default: false
+    /// If true, the content typically describes the error that occurred.
+    /// Default: false
     pub is_error: ::core::option::Option<bool>,
-    ///An optional structured result object.
+    /// An optional structured result object.
     ///
-    ///If the tool defined an outputSchema, this SHOULD conform to that schema.
+    /// If the tool defined an outputSchema, this SHOULD conform to that schema.
     pub structured_content: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///The ID of the tool use this result corresponds to.
+    /// The ID of the tool use this result corresponds to.
     ///
-    ///This MUST match the ID from a previous ToolUseContent.
+    /// This MUST match the ID from a previous ToolUseContent.
     pub tool_use_id: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ToolResultContent {
-    ///The constant `type` member.
+    /// The constant `type` member.
     pub const TYPE: &'static str = "tool_result";
     /// A value with the required members given and every optional member unset.
     pub fn new(
@@ -23611,14 +24226,14 @@ impl ToolResultContent {
     ) -> Self {
         Self {
             meta: None,
-            content: content,
+            content,
             is_error: None,
             structured_content: None,
             tool_use_id: tool_use_id.into(),
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -23626,12 +24241,12 @@ impl ToolResultContent {
         self.meta = Some(value);
         self
     }
-    ///Sets `isError`.
+    /// Sets `isError`.
     pub fn with_is_error(mut self, value: bool) -> Self {
         self.is_error = Some(value);
         self
     }
-    ///Sets `structuredContent`.
+    /// Sets `structuredContent`.
     pub fn with_structured_content(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -23646,7 +24261,7 @@ impl ::serde::Serialize for ToolResultContent {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.meta.is_some()) + 1
+        let len = 0 + 1 + usize::from(self.meta.is_some()) + 1
             + usize::from(self.is_error.is_some())
             + usize::from(self.structured_content.is_some()) + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
@@ -23784,30 +24399,30 @@ impl<'de> ::serde::Deserialize<'de> for ToolResultContent {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A request from the assistant to call a tool.
+/// A request from the assistant to call a tool.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ToolUseContent {
-    ///Optional metadata about the tool use. Clients SHOULD preserve this field when
-    ///including tool uses in subsequent sampling requests to enable caching optimizations.
+    /// Optional metadata about the tool use. Clients SHOULD preserve this field when
+    /// including tool uses in subsequent sampling requests to enable caching optimizations.
     ///
-    ///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///A unique identifier for this tool use.
+    /// A unique identifier for this tool use.
     ///
-    ///This ID is used to match tool results to their corresponding tool uses.
+    /// This ID is used to match tool results to their corresponding tool uses.
     pub id: ::std::string::String,
-    ///The arguments to pass to the tool, conforming to the tool's input schema.
+    /// The arguments to pass to the tool, conforming to the tool's input schema.
     pub input: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
-    ///The name of the tool to call.
+    /// The name of the tool to call.
     pub name: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ToolUseContent {
-    ///The constant `type` member.
+    /// The constant `type` member.
     pub const TYPE: &'static str = "tool_use";
     /// A value with the required members given and every optional member unset.
     pub fn new(
@@ -23818,12 +24433,12 @@ impl ToolUseContent {
         Self {
             meta: None,
             id: id.into(),
-            input: input,
+            input,
             name: name.into(),
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -23838,7 +24453,8 @@ impl ::serde::Serialize for ToolUseContent {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.meta.is_some()) + 1 + 1 + 1 + self.extra.len();
+        let len = 0 + 1 + usize::from(self.meta.is_some()) + 1 + 1 + 1
+            + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"tool_use")?;
         if let Some(value) = &self.meta {
@@ -23956,11 +24572,11 @@ impl<'de> ::serde::Deserialize<'de> for ToolUseContent {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Additional information about the error. The value of this member is defined by the sender (e.g. detailed error information, nested errors etc.).
+/// Additional information about the error. The value of this member is defined by the sender (e.g. detailed error information, nested errors etc.).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct URLElicitationRequiredErrorErrorData {
-    ///`elicitations`
+    /// `elicitations`
     pub elicitations: ::std::vec::Vec<ElicitRequestURLParams>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -23969,7 +24585,7 @@ impl URLElicitationRequiredErrorErrorData {
     /// A value with the required members given and every optional member unset.
     pub fn new(elicitations: ::std::vec::Vec<ElicitRequestURLParams>) -> Self {
         Self {
-            elicitations: elicitations,
+            elicitations,
             extra: ::core::default::Default::default(),
         }
     }
@@ -24043,15 +24659,15 @@ impl<'de> ::serde::Deserialize<'de> for URLElicitationRequiredErrorErrorData {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct URLElicitationRequiredErrorError {
-    ///Additional information about the error. The value of this member is defined by the sender (e.g. detailed error information, nested errors etc.).
+    /// Additional information about the error. The value of this member is defined by the sender (e.g. detailed error information, nested errors etc.).
     pub data: URLElicitationRequiredErrorErrorData,
-    ///A short description of the error. The message SHOULD be limited to a concise single sentence.
+    /// A short description of the error. The message SHOULD be limited to a concise single sentence.
     pub message: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl URLElicitationRequiredErrorError {
-    ///The constant `code` member.
+    /// The constant `code` member.
     pub const CODE: i64 = -32042;
     /// A value with the required members given and every optional member unset.
     pub fn new(
@@ -24059,7 +24675,7 @@ impl URLElicitationRequiredErrorError {
         message: impl ::core::convert::Into<::std::string::String>,
     ) -> Self {
         Self {
-            data: data,
+            data,
             message: message.into(),
             extra: ::core::default::Default::default(),
         }
@@ -24071,7 +24687,7 @@ impl ::serde::Serialize for URLElicitationRequiredErrorError {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("code", &-32042)?;
         map.serialize_entry("data", &self.data)?;
@@ -24165,29 +24781,29 @@ impl<'de> ::serde::Deserialize<'de> for URLElicitationRequiredErrorError {
         deserializer.deserialize_map(Visitor)
     }
 }
-///An error response that indicates that the server requires the client to provide additional information via an elicitation request.
+/// An error response that indicates that the server requires the client to provide additional information via an elicitation request.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct URLElicitationRequiredError {
-    ///`error`
+    /// `error`
     pub error: URLElicitationRequiredErrorError,
-    ///`id`
+    /// `id`
     pub id: ::core::option::Option<RequestId>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl URLElicitationRequiredError {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
     /// A value with the required members given and every optional member unset.
     pub fn new(error: URLElicitationRequiredErrorError) -> Self {
         Self {
-            error: error,
+            error,
             id: None,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `id`.
+    /// Sets `id`.
     pub fn with_id(mut self, value: RequestId) -> Self {
         self.id = Some(value);
         self
@@ -24199,7 +24815,7 @@ impl ::serde::Serialize for URLElicitationRequiredError {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + usize::from(self.id.is_some()) + self.extra.len();
+        let len = 0 + 1 + 1 + usize::from(self.id.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("error", &self.error)?;
@@ -24288,27 +24904,27 @@ impl<'de> ::serde::Deserialize<'de> for URLElicitationRequiredError {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Sent from the client to request cancellation of resources/updated notifications from the server. This should follow a previous resources/subscribe request.
+/// Sent from the client to request cancellation of resources/updated notifications from the server. This should follow a previous resources/subscribe request.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct UnsubscribeRequest {
-    ///`id`
+    /// `id`
     pub id: RequestId,
-    ///`params`
+    /// `params`
     pub params: UnsubscribeRequestParams,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl UnsubscribeRequest {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "resources/unsubscribe";
     /// A value with the required members given and every optional member unset.
     pub fn new(id: RequestId, params: UnsubscribeRequestParams) -> Self {
         Self {
-            id: id,
-            params: params,
+            id,
+            params,
             extra: ::core::default::Default::default(),
         }
     }
@@ -24319,7 +24935,7 @@ impl ::serde::Serialize for UnsubscribeRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 2 + 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"resources/unsubscribe")?;
@@ -24420,11 +25036,11 @@ impl<'de> ::serde::Deserialize<'de> for UnsubscribeRequest {
         deserializer.deserialize_map(Visitor)
     }
 }
-///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+/// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct UnsubscribeRequestParamsMeta {
-    ///If specified, the caller is requesting out-of-band progress notifications for this request (as represented by notifications/progress). The value of this parameter is an opaque token that will be attached to any subsequent notifications. The receiver is not obligated to provide these notifications.
+    /// If specified, the caller is requesting out-of-band progress notifications for this request (as represented by notifications/progress). The value of this parameter is an opaque token that will be attached to any subsequent notifications. The receiver is not obligated to provide these notifications.
     pub progress_token: ::core::option::Option<ProgressToken>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -24437,7 +25053,7 @@ impl UnsubscribeRequestParamsMeta {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `progressToken`.
+    /// Sets `progressToken`.
     pub fn with_progress_token(mut self, value: ProgressToken) -> Self {
         self.progress_token = Some(value);
         self
@@ -24507,13 +25123,13 @@ impl<'de> ::serde::Deserialize<'de> for UnsubscribeRequestParamsMeta {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Parameters for a `resources/unsubscribe` request.
+/// Parameters for a `resources/unsubscribe` request.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct UnsubscribeRequestParams {
-    ///See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
+    /// See [General fields: `_meta`](/specification/2025-11-25/basic/index#meta) for notes on `_meta` usage.
     pub meta: ::core::option::Option<UnsubscribeRequestParamsMeta>,
-    ///The URI of the resource. The URI can use any protocol; it is up to the server how to interpret it.
+    /// The URI of the resource. The URI can use any protocol; it is up to the server how to interpret it.
     pub uri: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -24527,7 +25143,7 @@ impl UnsubscribeRequestParams {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(mut self, value: UnsubscribeRequestParamsMeta) -> Self {
         self.meta = Some(value);
         self
@@ -24612,22 +25228,22 @@ impl<'de> ::serde::Deserialize<'de> for UnsubscribeRequestParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Schema for the array items.
+/// Schema for the array items.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct UntitledMultiSelectEnumSchemaItems {
-    ///Array of enum values to choose from.
+    /// Array of enum values to choose from.
     pub r#enum: ::std::vec::Vec<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl UntitledMultiSelectEnumSchemaItems {
-    ///The constant `type` member.
+    /// The constant `type` member.
     pub const TYPE: &'static str = "string";
     /// A value with the required members given and every optional member unset.
     pub fn new(r#enum: ::std::vec::Vec<::std::string::String>) -> Self {
         Self {
-            r#enum: r#enum,
+            r#enum,
             extra: ::core::default::Default::default(),
         }
     }
@@ -24638,7 +25254,7 @@ impl ::serde::Serialize for UntitledMultiSelectEnumSchemaItems {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"string")?;
         map.serialize_entry("enum", &self.r#enum)?;
@@ -24717,41 +25333,41 @@ impl<'de> ::serde::Deserialize<'de> for UntitledMultiSelectEnumSchemaItems {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Schema for multiple-selection enumeration without display titles for options.
+/// Schema for multiple-selection enumeration without display titles for options.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct UntitledMultiSelectEnumSchema {
-    ///Optional default value.
+    /// Optional default value.
     pub default: ::core::option::Option<::std::vec::Vec<::std::string::String>>,
-    ///Optional description for the enum field.
+    /// Optional description for the enum field.
     pub description: ::core::option::Option<::std::string::String>,
-    ///Schema for the array items.
+    /// Schema for the array items.
     pub items: UntitledMultiSelectEnumSchemaItems,
-    ///Maximum number of items to select.
+    /// Maximum number of items to select.
     pub max_items: ::core::option::Option<i64>,
-    ///Minimum number of items to select.
+    /// Minimum number of items to select.
     pub min_items: ::core::option::Option<i64>,
-    ///Optional title for the enum field.
+    /// Optional title for the enum field.
     pub title: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl UntitledMultiSelectEnumSchema {
-    ///The constant `type` member.
+    /// The constant `type` member.
     pub const TYPE: &'static str = "array";
     /// A value with the required members given and every optional member unset.
     pub fn new(items: UntitledMultiSelectEnumSchemaItems) -> Self {
         Self {
             default: None,
             description: None,
-            items: items,
+            items,
             max_items: None,
             min_items: None,
             title: None,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `default`.
+    /// Sets `default`.
     pub fn with_default(
         mut self,
         value: ::std::vec::Vec<::std::string::String>,
@@ -24759,7 +25375,7 @@ impl UntitledMultiSelectEnumSchema {
         self.default = Some(value);
         self
     }
-    ///Sets `description`.
+    /// Sets `description`.
     pub fn with_description(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -24767,17 +25383,17 @@ impl UntitledMultiSelectEnumSchema {
         self.description = Some(value.into());
         self
     }
-    ///Sets `maxItems`.
+    /// Sets `maxItems`.
     pub fn with_max_items(mut self, value: i64) -> Self {
         self.max_items = Some(value);
         self
     }
-    ///Sets `minItems`.
+    /// Sets `minItems`.
     pub fn with_min_items(mut self, value: i64) -> Self {
         self.min_items = Some(value);
         self
     }
-    ///Sets `title`.
+    /// Sets `title`.
     pub fn with_title(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -24792,7 +25408,7 @@ impl ::serde::Serialize for UntitledMultiSelectEnumSchema {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.default.is_some())
+        let len = 0 + 1 + usize::from(self.default.is_some())
             + usize::from(self.description.is_some()) + 1
             + usize::from(self.max_items.is_some())
             + usize::from(self.min_items.is_some()) + usize::from(self.title.is_some())
@@ -24949,35 +25565,35 @@ impl<'de> ::serde::Deserialize<'de> for UntitledMultiSelectEnumSchema {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Schema for single-selection enumeration without display titles for options.
+/// Schema for single-selection enumeration without display titles for options.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct UntitledSingleSelectEnumSchema {
-    ///Optional default value.
+    /// Optional default value.
     pub default: ::core::option::Option<::std::string::String>,
-    ///Optional description for the enum field.
+    /// Optional description for the enum field.
     pub description: ::core::option::Option<::std::string::String>,
-    ///Array of enum values to choose from.
+    /// Array of enum values to choose from.
     pub r#enum: ::std::vec::Vec<::std::string::String>,
-    ///Optional title for the enum field.
+    /// Optional title for the enum field.
     pub title: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl UntitledSingleSelectEnumSchema {
-    ///The constant `type` member.
+    /// The constant `type` member.
     pub const TYPE: &'static str = "string";
     /// A value with the required members given and every optional member unset.
     pub fn new(r#enum: ::std::vec::Vec<::std::string::String>) -> Self {
         Self {
             default: None,
             description: None,
-            r#enum: r#enum,
+            r#enum,
             title: None,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `default`.
+    /// Sets `default`.
     pub fn with_default(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -24985,7 +25601,7 @@ impl UntitledSingleSelectEnumSchema {
         self.default = Some(value.into());
         self
     }
-    ///Sets `description`.
+    /// Sets `description`.
     pub fn with_description(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -24993,7 +25609,7 @@ impl UntitledSingleSelectEnumSchema {
         self.description = Some(value.into());
         self
     }
-    ///Sets `title`.
+    /// Sets `title`.
     pub fn with_title(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -25008,7 +25624,7 @@ impl ::serde::Serialize for UntitledSingleSelectEnumSchema {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.default.is_some())
+        let len = 0 + 1 + usize::from(self.default.is_some())
             + usize::from(self.description.is_some()) + 1
             + usize::from(self.title.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
@@ -25132,18 +25748,18 @@ impl<'de> ::serde::Deserialize<'de> for UntitledSingleSelectEnumSchema {
     }
 }
 ///
-///Told apart by the constant member `method`.
+/// Told apart by the constant member `method`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClientNotification {
-    ///`CancelledNotification`
+    /// `CancelledNotification`
     Cancelled(CancelledNotification),
-    ///`InitializedNotification`
+    /// `InitializedNotification`
     Initialized(InitializedNotification),
-    ///`ProgressNotification`
+    /// `ProgressNotification`
     Progress(ProgressNotification),
-    ///`TaskStatusNotification`
+    /// `TaskStatusNotification`
     TaskStatus(TaskStatusNotification),
-    ///`RootsListChangedNotification`
+    /// `RootsListChangedNotification`
     RootsListChanged(RootsListChangedNotification),
 }
 impl ::core::convert::From<CancelledNotification> for ClientNotification {
@@ -25247,42 +25863,42 @@ impl<'de> ::serde::Deserialize<'de> for ClientNotification {
     }
 }
 ///
-///Told apart by the constant member `method`.
+/// Told apart by the constant member `method`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClientRequest {
-    ///`InitializeRequest`
+    /// `InitializeRequest`
     Initialize(InitializeRequest),
-    ///`PingRequest`
+    /// `PingRequest`
     Ping(PingRequest),
-    ///`ListResourcesRequest`
+    /// `ListResourcesRequest`
     ListResources(ListResourcesRequest),
-    ///`ListResourceTemplatesRequest`
+    /// `ListResourceTemplatesRequest`
     ListResourceTemplates(ListResourceTemplatesRequest),
-    ///`ReadResourceRequest`
+    /// `ReadResourceRequest`
     ReadResource(ReadResourceRequest),
-    ///`SubscribeRequest`
+    /// `SubscribeRequest`
     Subscribe(SubscribeRequest),
-    ///`UnsubscribeRequest`
+    /// `UnsubscribeRequest`
     Unsubscribe(UnsubscribeRequest),
-    ///`ListPromptsRequest`
+    /// `ListPromptsRequest`
     ListPrompts(ListPromptsRequest),
-    ///`GetPromptRequest`
+    /// `GetPromptRequest`
     GetPrompt(GetPromptRequest),
-    ///`ListToolsRequest`
+    /// `ListToolsRequest`
     ListTools(ListToolsRequest),
-    ///`CallToolRequest`
+    /// `CallToolRequest`
     CallTool(CallToolRequest),
-    ///`GetTaskRequest`
+    /// `GetTaskRequest`
     GetTask(GetTaskRequest),
-    ///`GetTaskPayloadRequest`
+    /// `GetTaskPayloadRequest`
     GetTaskPayload(GetTaskPayloadRequest),
-    ///`CancelTaskRequest`
+    /// `CancelTaskRequest`
     CancelTask(CancelTaskRequest),
-    ///`ListTasksRequest`
+    /// `ListTasksRequest`
     ListTasks(ListTasksRequest),
-    ///`SetLevelRequest`
+    /// `SetLevelRequest`
     SetLevel(SetLevelRequest),
-    ///`CompleteRequest`
+    /// `CompleteRequest`
     Complete(CompleteRequest),
 }
 impl ::core::convert::From<InitializeRequest> for ClientRequest {
@@ -25510,24 +26126,24 @@ impl<'de> ::serde::Deserialize<'de> for ClientRequest {
     }
 }
 ///
-///The members cannot be told apart from the value alone, so this type only serializes: decode the member you expect (a result by the method of the request it answers).
+/// The members cannot be told apart from the value alone, so this type only serializes: decode the member you expect (a result by the method of the request it answers).
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClientResult {
-    ///`Result`
+    /// `Result`
     Result(Result),
-    ///`GetTaskResult`
+    /// `GetTaskResult`
     GetTask(GetTaskResult),
-    ///`GetTaskPayloadResult`
+    /// `GetTaskPayloadResult`
     GetTaskPayload(GetTaskPayloadResult),
-    ///`CancelTaskResult`
+    /// `CancelTaskResult`
     CancelTask(CancelTaskResult),
-    ///`ListTasksResult`
+    /// `ListTasksResult`
     ListTasks(ListTasksResult),
-    ///`CreateMessageResult`
+    /// `CreateMessageResult`
     CreateMessage(CreateMessageResult),
-    ///`ListRootsResult`
+    /// `ListRootsResult`
     ListRoots(ListRootsResult),
-    ///`ElicitResult`
+    /// `ElicitResult`
     Elicit(ElicitResult),
 }
 impl ::core::convert::From<Result> for ClientResult {
@@ -25592,12 +26208,12 @@ impl ::serde::Serialize for ClientResult {
     }
 }
 ///
-///Told apart by the constant member `type`.
+/// Told apart by the constant member `type`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CompleteRequestParamsRef {
-    ///`PromptReference`
+    /// `PromptReference`
     Prompt(PromptReference),
-    ///`ResourceTemplateReference`
+    /// `ResourceTemplateReference`
     ResourceTemplate(ResourceTemplateReference),
 }
 impl ::core::convert::From<PromptReference> for CompleteRequestParamsRef {
@@ -25669,18 +26285,18 @@ impl<'de> ::serde::Deserialize<'de> for CompleteRequestParamsRef {
     }
 }
 ///
-///Told apart by the constant member `type`.
+/// Told apart by the constant member `type`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ContentBlock {
-    ///`TextContent`
+    /// `TextContent`
     Text(TextContent),
-    ///`ImageContent`
+    /// `ImageContent`
     Image(ImageContent),
-    ///`AudioContent`
+    /// `AudioContent`
     Audio(AudioContent),
-    ///`ResourceLink`
+    /// `ResourceLink`
     ResourceLink(ResourceLink),
-    ///`EmbeddedResource`
+    /// `EmbeddedResource`
     EmbeddedResource(EmbeddedResource),
 }
 impl ::core::convert::From<TextContent> for ContentBlock {
@@ -25782,20 +26398,20 @@ impl<'de> ::serde::Deserialize<'de> for ContentBlock {
     }
 }
 ///
-///Told apart by the kind of JSON value.
+/// Told apart by the kind of JSON value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CreateMessageResultContent {
-    ///`TextContent`
+    /// `TextContent`
     TextContent(TextContent),
-    ///`ImageContent`
+    /// `ImageContent`
     ImageContent(ImageContent),
-    ///`AudioContent`
+    /// `AudioContent`
     AudioContent(AudioContent),
-    ///`ToolUseContent`
+    /// `ToolUseContent`
     ToolUseContent(ToolUseContent),
-    ///`ToolResultContent`
+    /// `ToolResultContent`
     ToolResultContent(ToolResultContent),
-    ///`::std::vec::Vec<SamplingMessageContentBlock>`
+    /// `::std::vec::Vec<SamplingMessageContentBlock>`
     Array(::std::vec::Vec<SamplingMessageContentBlock>),
 }
 impl ::core::convert::From<TextContent> for CreateMessageResultContent {
@@ -25953,14 +26569,14 @@ impl<'de> ::serde::Deserialize<'de> for CreateMessageResultContent {
         deserializer.deserialize_any(Visitor)
     }
 }
-///The parameters for a request to elicit additional information from the user via the client.
+/// The parameters for a request to elicit additional information from the user via the client.
 ///
-///Told apart by the constant member `mode`.
+/// Told apart by the constant member `mode`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ElicitRequestParams {
-    ///`ElicitRequestURLParams`
+    /// `ElicitRequestURLParams`
     ElicitRequestURL(ElicitRequestURLParams),
-    ///`ElicitRequestFormParams`
+    /// `ElicitRequestFormParams`
     ElicitRequestForm(ElicitRequestFormParams),
 }
 impl ::core::convert::From<ElicitRequestURLParams> for ElicitRequestParams {
@@ -26028,16 +26644,16 @@ impl<'de> ::serde::Deserialize<'de> for ElicitRequestParams {
     }
 }
 ///
-///Told apart by the kind of JSON value.
+/// Told apart by the kind of JSON value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ElicitResultContentValue {
-    ///`::std::vec::Vec<::std::string::String>`
+    /// `::std::vec::Vec<::std::string::String>`
     Array(::std::vec::Vec<::std::string::String>),
-    ///`::std::string::String`
+    /// `::std::string::String`
     String(::std::string::String),
-    ///`i64`
+    /// `i64`
     Integer(i64),
-    ///`bool`
+    /// `bool`
     Boolean(bool),
 }
 impl ::core::convert::From<::std::vec::Vec<::std::string::String>>
@@ -26148,12 +26764,12 @@ impl<'de> ::serde::Deserialize<'de> for ElicitResultContentValue {
     }
 }
 ///
-///Told apart by a constant member and by which members are present.
+/// Told apart by a constant member and by which members are present.
 #[derive(Debug, Clone, PartialEq)]
 pub enum EmbeddedResourceResource {
-    ///`TextResourceContents`
+    /// `TextResourceContents`
     TextResource(TextResourceContents),
-    ///`BlobResourceContents`
+    /// `BlobResourceContents`
     BlobResource(BlobResourceContents),
 }
 impl ::core::convert::From<TextResourceContents> for EmbeddedResourceResource {
@@ -26184,7 +26800,7 @@ impl EmbeddedResourceResource {
     ) -> ::core::result::Result<usize, ::serde_json::Error> {
         crate::support::pick_by_markers(
             object,
-            &[(&["blob"], 1, &[])],
+            &[(&["blob"], 1, &[&["text"]])],
             0,
             "EmbeddedResourceResource",
         )
@@ -26218,18 +26834,18 @@ impl<'de> ::serde::Deserialize<'de> for EmbeddedResourceResource {
     }
 }
 ///
-///Told apart by a constant member and by which members are present.
+/// Told apart by a constant member and by which members are present.
 #[derive(Debug, Clone, PartialEq)]
 pub enum EnumSchema {
-    ///`UntitledSingleSelectEnumSchema`
+    /// `UntitledSingleSelectEnumSchema`
     UntitledSingleSelectEnum(UntitledSingleSelectEnumSchema),
-    ///`TitledSingleSelectEnumSchema`
+    /// `TitledSingleSelectEnumSchema`
     TitledSingleSelectEnum(TitledSingleSelectEnumSchema),
-    ///`UntitledMultiSelectEnumSchema`
+    /// `UntitledMultiSelectEnumSchema`
     UntitledMultiSelectEnum(UntitledMultiSelectEnumSchema),
-    ///`TitledMultiSelectEnumSchema`
+    /// `TitledMultiSelectEnumSchema`
     TitledMultiSelectEnum(TitledMultiSelectEnumSchema),
-    ///`LegacyTitledEnumSchema`
+    /// `LegacyTitledEnumSchema`
     LegacyTitledEnum(LegacyTitledEnumSchema),
 }
 impl ::core::convert::From<UntitledSingleSelectEnumSchema> for EnumSchema {
@@ -26302,7 +26918,7 @@ impl EnumSchema {
                 Some("array") => {
                     crate::support::pick_by_markers(
                         object,
-                        &[(&["items", "enum"], 2, &[])],
+                        &[(&["items", "enum"], 2, &[&["items", "anyOf"]])],
                         3,
                         "EnumSchema",
                     )
@@ -26310,7 +26926,10 @@ impl EnumSchema {
                 Some("string") => {
                     crate::support::pick_by_markers(
                         object,
-                        &[(&["oneOf"], 1, &[&["enumNames"]]), (&["enumNames"], 4, &[])],
+                        &[
+                            (&["oneOf"], 1, &[&["enumNames"], &["enum"]]),
+                            (&["enumNames"], 4, &[]),
+                        ],
                         0,
                         "EnumSchema",
                     )
@@ -26365,18 +26984,18 @@ impl<'de> ::serde::Deserialize<'de> for EnumSchema {
         Self::from_object(object).map_err(<D::Error as ::serde::de::Error>::custom)
     }
 }
-///Refers to any valid JSON-RPC object that can be decoded off the wire, or encoded to be sent.
+/// Refers to any valid JSON-RPC object that can be decoded off the wire, or encoded to be sent.
 ///
-///Told apart by a constant member and by which members are present.
+/// Told apart by a constant member and by which members are present.
 #[derive(Debug, Clone, PartialEq)]
 pub enum JSONRPCMessage {
-    ///`JSONRPCRequest`
+    /// `JSONRPCRequest`
     JSONRPCRequest(JSONRPCRequest),
-    ///`JSONRPCNotification`
+    /// `JSONRPCNotification`
     JSONRPCNotification(JSONRPCNotification),
-    ///`JSONRPCResultResponse`
+    /// `JSONRPCResultResponse`
     JSONRPCResult(JSONRPCResultResponse),
-    ///`JSONRPCErrorResponse`
+    /// `JSONRPCErrorResponse`
     JSONRPCError(JSONRPCErrorResponse),
 }
 impl ::core::convert::From<JSONRPCRequest> for JSONRPCMessage {
@@ -26425,7 +27044,11 @@ impl JSONRPCMessage {
     ) -> ::core::result::Result<usize, ::serde_json::Error> {
         crate::support::pick_by_markers(
             object,
-            &[(&["result"], 2, &[&["error"]]), (&["error"], 3, &[]), (&["id"], 0, &[])],
+            &[
+                (&["result"], 2, &[&["error"], &["method"]]),
+                (&["error"], 3, &[&["method"]]),
+                (&["id"], 0, &[]),
+            ],
             1,
             "JSONRPCMessage",
         )
@@ -26457,14 +27080,14 @@ impl<'de> ::serde::Deserialize<'de> for JSONRPCMessage {
         Self::from_object(object).map_err(<D::Error as ::serde::de::Error>::custom)
     }
 }
-///A response to a request, containing either the result or error.
+/// A response to a request, containing either the result or error.
 ///
-///Told apart by a constant member and by which members are present.
+/// Told apart by a constant member and by which members are present.
 #[derive(Debug, Clone, PartialEq)]
 pub enum JSONRPCResponse {
-    ///`JSONRPCResultResponse`
+    /// `JSONRPCResultResponse`
     JSONRPCResult(JSONRPCResultResponse),
-    ///`JSONRPCErrorResponse`
+    /// `JSONRPCErrorResponse`
     JSONRPCError(JSONRPCErrorResponse),
 }
 impl ::core::convert::From<JSONRPCResultResponse> for JSONRPCResponse {
@@ -26497,7 +27120,7 @@ impl JSONRPCResponse {
     ) -> ::core::result::Result<usize, ::serde_json::Error> {
         crate::support::pick_by_markers(
             object,
-            &[(&["error"], 1, &[])],
+            &[(&["error"], 1, &[&["result"]])],
             0,
             "JSONRPCResponse",
         )
@@ -26528,12 +27151,12 @@ impl<'de> ::serde::Deserialize<'de> for JSONRPCResponse {
     }
 }
 ///
-///Told apart by a constant member and by which members are present.
+/// Told apart by a constant member and by which members are present.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MultiSelectEnumSchema {
-    ///`UntitledMultiSelectEnumSchema`
+    /// `UntitledMultiSelectEnumSchema`
     UntitledMultiSelectEnum(UntitledMultiSelectEnumSchema),
-    ///`TitledMultiSelectEnumSchema`
+    /// `TitledMultiSelectEnumSchema`
     TitledMultiSelectEnum(TitledMultiSelectEnumSchema),
 }
 impl ::core::convert::From<UntitledMultiSelectEnumSchema> for MultiSelectEnumSchema {
@@ -26568,7 +27191,7 @@ impl MultiSelectEnumSchema {
     ) -> ::core::result::Result<usize, ::serde_json::Error> {
         crate::support::pick_by_markers(
             object,
-            &[(&["items", "enum"], 0, &[])],
+            &[(&["items", "enum"], 0, &[&["items", "anyOf"]])],
             1,
             "MultiSelectEnumSchema",
         )
@@ -26601,27 +27224,27 @@ impl<'de> ::serde::Deserialize<'de> for MultiSelectEnumSchema {
         Self::from_object(object).map_err(<D::Error as ::serde::de::Error>::custom)
     }
 }
-///Restricted schema definitions that only allow primitive types
-///without nested objects or arrays.
+/// Restricted schema definitions that only allow primitive types
+/// without nested objects or arrays.
 ///
-///Told apart by a constant member and by which members are present.
+/// Told apart by a constant member and by which members are present.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PrimitiveSchemaDefinition {
-    ///`StringSchema`
+    /// `StringSchema`
     String(StringSchema),
-    ///`NumberSchema`
+    /// `NumberSchema`
     Number(NumberSchema),
-    ///`BooleanSchema`
+    /// `BooleanSchema`
     Boolean(BooleanSchema),
-    ///`UntitledSingleSelectEnumSchema`
+    /// `UntitledSingleSelectEnumSchema`
     UntitledSingleSelectEnum(UntitledSingleSelectEnumSchema),
-    ///`TitledSingleSelectEnumSchema`
+    /// `TitledSingleSelectEnumSchema`
     TitledSingleSelectEnum(TitledSingleSelectEnumSchema),
-    ///`UntitledMultiSelectEnumSchema`
+    /// `UntitledMultiSelectEnumSchema`
     UntitledMultiSelectEnum(UntitledMultiSelectEnumSchema),
-    ///`TitledMultiSelectEnumSchema`
+    /// `TitledMultiSelectEnumSchema`
     TitledMultiSelectEnum(TitledMultiSelectEnumSchema),
-    ///`LegacyTitledEnumSchema`
+    /// `LegacyTitledEnumSchema`
     LegacyTitledEnum(LegacyTitledEnumSchema),
 }
 impl ::core::convert::From<StringSchema> for PrimitiveSchemaDefinition {
@@ -26715,7 +27338,7 @@ impl PrimitiveSchemaDefinition {
                 Some("array") => {
                     crate::support::pick_by_markers(
                         object,
-                        &[(&["items", "enum"], 5, &[])],
+                        &[(&["items", "enum"], 5, &[&["items", "anyOf"]])],
                         6,
                         "PrimitiveSchemaDefinition",
                     )
@@ -26791,14 +27414,14 @@ impl<'de> ::serde::Deserialize<'de> for PrimitiveSchemaDefinition {
         Self::from_object(object).map_err(<D::Error as ::serde::de::Error>::custom)
     }
 }
-///A progress token, used to associate progress notifications with the original request.
+/// A progress token, used to associate progress notifications with the original request.
 ///
-///Told apart by the kind of JSON value.
+/// Told apart by the kind of JSON value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ProgressToken {
-    ///`::std::string::String`
+    /// `::std::string::String`
     String(::std::string::String),
-    ///`i64`
+    /// `i64`
     Integer(i64),
 }
 impl ::core::convert::From<::std::string::String> for ProgressToken {
@@ -26876,12 +27499,12 @@ impl<'de> ::serde::Deserialize<'de> for ProgressToken {
     }
 }
 ///
-///Told apart by a constant member and by which members are present.
+/// Told apart by a constant member and by which members are present.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ReadResourceResultContentsItem {
-    ///`TextResourceContents`
+    /// `TextResourceContents`
     TextResource(TextResourceContents),
-    ///`BlobResourceContents`
+    /// `BlobResourceContents`
     BlobResource(BlobResourceContents),
 }
 impl ::core::convert::From<TextResourceContents> for ReadResourceResultContentsItem {
@@ -26912,7 +27535,7 @@ impl ReadResourceResultContentsItem {
     ) -> ::core::result::Result<usize, ::serde_json::Error> {
         crate::support::pick_by_markers(
             object,
-            &[(&["blob"], 1, &[])],
+            &[(&["blob"], 1, &[&["text"]])],
             0,
             "ReadResourceResultContentsItem",
         )
@@ -26945,14 +27568,14 @@ impl<'de> ::serde::Deserialize<'de> for ReadResourceResultContentsItem {
         Self::from_object(object).map_err(<D::Error as ::serde::de::Error>::custom)
     }
 }
-///A uniquely identifying ID for a request in JSON-RPC.
+/// A uniquely identifying ID for a request in JSON-RPC.
 ///
-///Told apart by the kind of JSON value.
+/// Told apart by the kind of JSON value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RequestId {
-    ///`::std::string::String`
+    /// `::std::string::String`
     String(::std::string::String),
-    ///`i64`
+    /// `i64`
     Integer(i64),
 }
 impl ::core::convert::From<::std::string::String> for RequestId {
@@ -27030,20 +27653,20 @@ impl<'de> ::serde::Deserialize<'de> for RequestId {
     }
 }
 ///
-///Told apart by the kind of JSON value.
+/// Told apart by the kind of JSON value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SamplingMessageContent {
-    ///`TextContent`
+    /// `TextContent`
     TextContent(TextContent),
-    ///`ImageContent`
+    /// `ImageContent`
     ImageContent(ImageContent),
-    ///`AudioContent`
+    /// `AudioContent`
     AudioContent(AudioContent),
-    ///`ToolUseContent`
+    /// `ToolUseContent`
     ToolUseContent(ToolUseContent),
-    ///`ToolResultContent`
+    /// `ToolResultContent`
     ToolResultContent(ToolResultContent),
-    ///`::std::vec::Vec<SamplingMessageContentBlock>`
+    /// `::std::vec::Vec<SamplingMessageContentBlock>`
     Array(::std::vec::Vec<SamplingMessageContentBlock>),
 }
 impl ::core::convert::From<TextContent> for SamplingMessageContent {
@@ -27202,18 +27825,18 @@ impl<'de> ::serde::Deserialize<'de> for SamplingMessageContent {
     }
 }
 ///
-///Told apart by the constant member `type`.
+/// Told apart by the constant member `type`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SamplingMessageContentBlock {
-    ///`TextContent`
+    /// `TextContent`
     Text(TextContent),
-    ///`ImageContent`
+    /// `ImageContent`
     Image(ImageContent),
-    ///`AudioContent`
+    /// `AudioContent`
     Audio(AudioContent),
-    ///`ToolUseContent`
+    /// `ToolUseContent`
     ToolUse(ToolUseContent),
-    ///`ToolResultContent`
+    /// `ToolResultContent`
     ToolResult(ToolResultContent),
 }
 impl ::core::convert::From<TextContent> for SamplingMessageContentBlock {
@@ -27313,26 +27936,26 @@ impl<'de> ::serde::Deserialize<'de> for SamplingMessageContentBlock {
     }
 }
 ///
-///Told apart by the constant member `method`.
+/// Told apart by the constant member `method`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ServerNotification {
-    ///`CancelledNotification`
+    /// `CancelledNotification`
     Cancelled(CancelledNotification),
-    ///`ProgressNotification`
+    /// `ProgressNotification`
     Progress(ProgressNotification),
-    ///`ResourceListChangedNotification`
+    /// `ResourceListChangedNotification`
     ResourceListChanged(ResourceListChangedNotification),
-    ///`ResourceUpdatedNotification`
+    /// `ResourceUpdatedNotification`
     ResourceUpdated(ResourceUpdatedNotification),
-    ///`PromptListChangedNotification`
+    /// `PromptListChangedNotification`
     PromptListChanged(PromptListChangedNotification),
-    ///`ToolListChangedNotification`
+    /// `ToolListChangedNotification`
     ToolListChanged(ToolListChangedNotification),
-    ///`TaskStatusNotification`
+    /// `TaskStatusNotification`
     TaskStatus(TaskStatusNotification),
-    ///`LoggingMessageNotification`
+    /// `LoggingMessageNotification`
     LoggingMessage(LoggingMessageNotification),
-    ///`ElicitationCompleteNotification`
+    /// `ElicitationCompleteNotification`
     ElicitationComplete(ElicitationCompleteNotification),
 }
 impl ::core::convert::From<CancelledNotification> for ServerNotification {
@@ -27494,24 +28117,24 @@ impl<'de> ::serde::Deserialize<'de> for ServerNotification {
     }
 }
 ///
-///Told apart by the constant member `method`.
+/// Told apart by the constant member `method`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ServerRequest {
-    ///`PingRequest`
+    /// `PingRequest`
     Ping(PingRequest),
-    ///`GetTaskRequest`
+    /// `GetTaskRequest`
     GetTask(GetTaskRequest),
-    ///`GetTaskPayloadRequest`
+    /// `GetTaskPayloadRequest`
     GetTaskPayload(GetTaskPayloadRequest),
-    ///`CancelTaskRequest`
+    /// `CancelTaskRequest`
     CancelTask(CancelTaskRequest),
-    ///`ListTasksRequest`
+    /// `ListTasksRequest`
     ListTasks(ListTasksRequest),
-    ///`CreateMessageRequest`
+    /// `CreateMessageRequest`
     CreateMessage(CreateMessageRequest),
-    ///`ListRootsRequest`
+    /// `ListRootsRequest`
     ListRoots(ListRootsRequest),
-    ///`ElicitRequest`
+    /// `ElicitRequest`
     Elicit(ElicitRequest),
 }
 impl ::core::convert::From<PingRequest> for ServerRequest {
@@ -27645,36 +28268,36 @@ impl<'de> ::serde::Deserialize<'de> for ServerRequest {
     }
 }
 ///
-///The members cannot be told apart from the value alone, so this type only serializes: decode the member you expect (a result by the method of the request it answers).
+/// The members cannot be told apart from the value alone, so this type only serializes: decode the member you expect (a result by the method of the request it answers).
 #[derive(Debug, Clone, PartialEq)]
 pub enum ServerResult {
-    ///`Result`
+    /// `Result`
     Result(Result),
-    ///`InitializeResult`
+    /// `InitializeResult`
     Initialize(InitializeResult),
-    ///`ListResourcesResult`
+    /// `ListResourcesResult`
     ListResources(ListResourcesResult),
-    ///`ListResourceTemplatesResult`
+    /// `ListResourceTemplatesResult`
     ListResourceTemplates(ListResourceTemplatesResult),
-    ///`ReadResourceResult`
+    /// `ReadResourceResult`
     ReadResource(ReadResourceResult),
-    ///`ListPromptsResult`
+    /// `ListPromptsResult`
     ListPrompts(ListPromptsResult),
-    ///`GetPromptResult`
+    /// `GetPromptResult`
     GetPrompt(GetPromptResult),
-    ///`ListToolsResult`
+    /// `ListToolsResult`
     ListTools(ListToolsResult),
-    ///`CallToolResult`
+    /// `CallToolResult`
     CallTool(CallToolResult),
-    ///`GetTaskResult`
+    /// `GetTaskResult`
     GetTask(GetTaskResult),
-    ///`GetTaskPayloadResult`
+    /// `GetTaskPayloadResult`
     GetTaskPayload(GetTaskPayloadResult),
-    ///`CancelTaskResult`
+    /// `CancelTaskResult`
     CancelTask(CancelTaskResult),
-    ///`ListTasksResult`
+    /// `ListTasksResult`
     ListTasks(ListTasksResult),
-    ///`CompleteResult`
+    /// `CompleteResult`
     Complete(CompleteResult),
 }
 impl ::core::convert::From<Result> for ServerResult {
@@ -27777,12 +28400,12 @@ impl ::serde::Serialize for ServerResult {
     }
 }
 ///
-///Told apart by a constant member and by which members are present.
+/// Told apart by a constant member and by which members are present.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SingleSelectEnumSchema {
-    ///`UntitledSingleSelectEnumSchema`
+    /// `UntitledSingleSelectEnumSchema`
     UntitledSingleSelectEnum(UntitledSingleSelectEnumSchema),
-    ///`TitledSingleSelectEnumSchema`
+    /// `TitledSingleSelectEnumSchema`
     TitledSingleSelectEnum(TitledSingleSelectEnumSchema),
 }
 impl ::core::convert::From<UntitledSingleSelectEnumSchema> for SingleSelectEnumSchema {
@@ -27817,7 +28440,7 @@ impl SingleSelectEnumSchema {
     ) -> ::core::result::Result<usize, ::serde_json::Error> {
         crate::support::pick_by_markers(
             object,
-            &[(&["oneOf"], 1, &[])],
+            &[(&["oneOf"], 1, &[&["enum"]])],
             0,
             "SingleSelectEnumSchema",
         )

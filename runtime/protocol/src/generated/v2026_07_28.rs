@@ -17,47 +17,47 @@
 pub const PROTOCOL_VERSION: &str = "2026-07-28";
 /// Method names of this revision, as on the wire.
 pub mod methods {
-    ///`completion/complete` (`CompleteRequest`)
+    /// `completion/complete` (`CompleteRequest`)
     pub const COMPLETION_COMPLETE: &str = "completion/complete";
-    ///`elicitation/create` (`ElicitRequest`)
+    /// `elicitation/create` (`ElicitRequest`)
     pub const ELICITATION_CREATE: &str = "elicitation/create";
-    ///`notifications/cancelled` (`CancelledNotification`)
+    /// `notifications/cancelled` (`CancelledNotification`)
     pub const NOTIFICATIONS_CANCELLED: &str = "notifications/cancelled";
-    ///`notifications/message` (`LoggingMessageNotification`)
+    /// `notifications/message` (`LoggingMessageNotification`)
     pub const NOTIFICATIONS_MESSAGE: &str = "notifications/message";
-    ///`notifications/progress` (`ProgressNotification`)
+    /// `notifications/progress` (`ProgressNotification`)
     pub const NOTIFICATIONS_PROGRESS: &str = "notifications/progress";
-    ///`notifications/prompts/list_changed` (`PromptListChangedNotification`)
+    /// `notifications/prompts/list_changed` (`PromptListChangedNotification`)
     pub const NOTIFICATIONS_PROMPTS_LIST_CHANGED: &str = "notifications/prompts/list_changed";
-    ///`notifications/resources/list_changed` (`ResourceListChangedNotification`)
+    /// `notifications/resources/list_changed` (`ResourceListChangedNotification`)
     pub const NOTIFICATIONS_RESOURCES_LIST_CHANGED: &str = "notifications/resources/list_changed";
-    ///`notifications/resources/updated` (`ResourceUpdatedNotification`)
+    /// `notifications/resources/updated` (`ResourceUpdatedNotification`)
     pub const NOTIFICATIONS_RESOURCES_UPDATED: &str = "notifications/resources/updated";
-    ///`notifications/subscriptions/acknowledged` (`SubscriptionsAcknowledgedNotification`)
+    /// `notifications/subscriptions/acknowledged` (`SubscriptionsAcknowledgedNotification`)
     pub const NOTIFICATIONS_SUBSCRIPTIONS_ACKNOWLEDGED: &str = "notifications/subscriptions/acknowledged";
-    ///`notifications/tools/list_changed` (`ToolListChangedNotification`)
+    /// `notifications/tools/list_changed` (`ToolListChangedNotification`)
     pub const NOTIFICATIONS_TOOLS_LIST_CHANGED: &str = "notifications/tools/list_changed";
-    ///`prompts/get` (`GetPromptRequest`)
+    /// `prompts/get` (`GetPromptRequest`)
     pub const PROMPTS_GET: &str = "prompts/get";
-    ///`prompts/list` (`ListPromptsRequest`)
+    /// `prompts/list` (`ListPromptsRequest`)
     pub const PROMPTS_LIST: &str = "prompts/list";
-    ///`resources/list` (`ListResourcesRequest`)
+    /// `resources/list` (`ListResourcesRequest`)
     pub const RESOURCES_LIST: &str = "resources/list";
-    ///`resources/read` (`ReadResourceRequest`)
+    /// `resources/read` (`ReadResourceRequest`)
     pub const RESOURCES_READ: &str = "resources/read";
-    ///`resources/templates/list` (`ListResourceTemplatesRequest`)
+    /// `resources/templates/list` (`ListResourceTemplatesRequest`)
     pub const RESOURCES_TEMPLATES_LIST: &str = "resources/templates/list";
-    ///`roots/list` (`ListRootsRequest`)
+    /// `roots/list` (`ListRootsRequest`)
     pub const ROOTS_LIST: &str = "roots/list";
-    ///`sampling/createMessage` (`CreateMessageRequest`)
+    /// `sampling/createMessage` (`CreateMessageRequest`)
     pub const SAMPLING_CREATE_MESSAGE: &str = "sampling/createMessage";
-    ///`server/discover` (`DiscoverRequest`)
+    /// `server/discover` (`DiscoverRequest`)
     pub const SERVER_DISCOVER: &str = "server/discover";
-    ///`subscriptions/listen` (`SubscriptionsListenRequest`)
+    /// `subscriptions/listen` (`SubscriptionsListenRequest`)
     pub const SUBSCRIPTIONS_LISTEN: &str = "subscriptions/listen";
-    ///`tools/call` (`CallToolRequest`)
+    /// `tools/call` (`CallToolRequest`)
     pub const TOOLS_CALL: &str = "tools/call";
-    ///`tools/list` (`ListToolsRequest`)
+    /// `tools/list` (`ListToolsRequest`)
     pub const TOOLS_LIST: &str = "tools/list";
     /// Every method of this revision.
     pub const ALL: &[&str] = &[
@@ -86,22 +86,539 @@ pub mod methods {
 }
 /// JSON-RPC error codes this revision fixes.
 pub mod error_codes {
-    ///`HeaderMismatchErrorError`
+    /// `HeaderMismatchErrorError`
     pub const HEADER_MISMATCH: i64 = -32020;
-    ///`InternalError`
+    /// `InternalError`
     pub const INTERNAL: i64 = -32603;
-    ///`InvalidParamsError`
+    /// `InvalidParamsError`
     pub const INVALID_PARAMS: i64 = -32602;
-    ///`InvalidRequestError`
+    /// `InvalidRequestError`
     pub const INVALID_REQUEST: i64 = -32600;
-    ///`MethodNotFoundError`
+    /// `MethodNotFoundError`
     pub const METHOD_NOT_FOUND: i64 = -32601;
-    ///`MissingRequiredClientCapabilityErrorError`
+    /// `MissingRequiredClientCapabilityErrorError`
     pub const MISSING_REQUIRED_CLIENT_CAPABILITY: i64 = -32021;
-    ///`ParseError`
+    /// `ParseError`
     pub const PARSE: i64 = -32700;
-    ///`UnsupportedProtocolVersionErrorError`
+    /// `UnsupportedProtocolVersionErrorError`
     pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
+}
+/// Decodes `json` as the type named `name` (a schema definition name) and encodes it again.
+/// `None` when this revision has no such type, or the type cannot be decoded on its own.
+pub fn roundtrip_json(
+    name: &str,
+    json: &str,
+) -> ::core::option::Option<
+    ::core::result::Result<::serde_json::Value, ::serde_json::Error>,
+> {
+    fn go<T: ::serde::de::DeserializeOwned + ::serde::Serialize>(
+        json: &str,
+    ) -> ::core::result::Result<::serde_json::Value, ::serde_json::Error> {
+        ::serde_json::to_value(::serde_json::from_str::<T>(json)?)
+    }
+    Some(
+        match name {
+            "Annotations" => go::<Annotations>(json),
+            "AudioContent" => go::<AudioContent>(json),
+            "BaseMetadata" => go::<BaseMetadata>(json),
+            "BlobResourceContents" => go::<BlobResourceContents>(json),
+            "BooleanSchema" => go::<BooleanSchema>(json),
+            "CacheableResultCacheScope" => go::<CacheableResultCacheScope>(json),
+            "CacheableResult" => go::<CacheableResult>(json),
+            "CallToolRequest" => go::<CallToolRequest>(json),
+            "CallToolRequestParams" => go::<CallToolRequestParams>(json),
+            "CallToolResult" => go::<CallToolResult>(json),
+            "CallToolResultResponseResult" => go::<CallToolResultResponseResult>(json),
+            "CallToolResultResponse" => go::<CallToolResultResponse>(json),
+            "CancelledNotification" => go::<CancelledNotification>(json),
+            "CancelledNotificationParams" => go::<CancelledNotificationParams>(json),
+            "ClientCapabilitiesElicitation" => go::<ClientCapabilitiesElicitation>(json),
+            "ClientCapabilitiesRoots" => go::<ClientCapabilitiesRoots>(json),
+            "ClientCapabilitiesSampling" => go::<ClientCapabilitiesSampling>(json),
+            "ClientCapabilities" => go::<ClientCapabilities>(json),
+            "ClientNotification" => go::<ClientNotification>(json),
+            "ClientRequest" => go::<ClientRequest>(json),
+            "ClientResult" => go::<ClientResult>(json),
+            "CompleteRequest" => go::<CompleteRequest>(json),
+            "CompleteRequestParamsArgument" => go::<CompleteRequestParamsArgument>(json),
+            "CompleteRequestParamsContext" => go::<CompleteRequestParamsContext>(json),
+            "CompleteRequestParamsRef" => go::<CompleteRequestParamsRef>(json),
+            "CompleteRequestParams" => go::<CompleteRequestParams>(json),
+            "CompleteResultCompletion" => go::<CompleteResultCompletion>(json),
+            "CompleteResult" => go::<CompleteResult>(json),
+            "CompleteResultResponse" => go::<CompleteResultResponse>(json),
+            "ContentBlock" => go::<ContentBlock>(json),
+            "CreateMessageRequest" => go::<CreateMessageRequest>(json),
+            "CreateMessageRequestParamsIncludeContext" => {
+                go::<CreateMessageRequestParamsIncludeContext>(json)
+            }
+            "CreateMessageRequestParams" => go::<CreateMessageRequestParams>(json),
+            "CreateMessageResultContent" => go::<CreateMessageResultContent>(json),
+            "CreateMessageResult" => go::<CreateMessageResult>(json),
+            "Cursor" => go::<Cursor>(json),
+            "DiscoverRequest" => go::<DiscoverRequest>(json),
+            "DiscoverResult" => go::<DiscoverResult>(json),
+            "DiscoverResultResponse" => go::<DiscoverResultResponse>(json),
+            "ElicitRequest" => go::<ElicitRequest>(json),
+            "ElicitRequestFormParamsRequestedSchema" => {
+                go::<ElicitRequestFormParamsRequestedSchema>(json)
+            }
+            "ElicitRequestFormParams" => go::<ElicitRequestFormParams>(json),
+            "ElicitRequestParams" => go::<ElicitRequestParams>(json),
+            "ElicitRequestURLParams" => go::<ElicitRequestURLParams>(json),
+            "ElicitResultAction" => go::<ElicitResultAction>(json),
+            "ElicitResultContentValue" => go::<ElicitResultContentValue>(json),
+            "ElicitResult" => go::<ElicitResult>(json),
+            "EmbeddedResourceResource" => go::<EmbeddedResourceResource>(json),
+            "EmbeddedResource" => go::<EmbeddedResource>(json),
+            "EmptyResult" => go::<EmptyResult>(json),
+            "EnumSchema" => go::<EnumSchema>(json),
+            "Error" => go::<Error>(json),
+            "GetPromptRequest" => go::<GetPromptRequest>(json),
+            "GetPromptRequestParams" => go::<GetPromptRequestParams>(json),
+            "GetPromptResult" => go::<GetPromptResult>(json),
+            "GetPromptResultResponseResult" => go::<GetPromptResultResponseResult>(json),
+            "GetPromptResultResponse" => go::<GetPromptResultResponse>(json),
+            "HeaderMismatchErrorError" => go::<HeaderMismatchErrorError>(json),
+            "HeaderMismatchError" => go::<HeaderMismatchError>(json),
+            "IconTheme" => go::<IconTheme>(json),
+            "Icon" => go::<Icon>(json),
+            "Icons" => go::<Icons>(json),
+            "ImageContent" => go::<ImageContent>(json),
+            "Implementation" => go::<Implementation>(json),
+            "InputRequest" => go::<InputRequest>(json),
+            "InputRequests" => go::<InputRequests>(json),
+            "InputRequiredResult" => go::<InputRequiredResult>(json),
+            "InputResponse" => go::<InputResponse>(json),
+            "InputResponseRequestParams" => go::<InputResponseRequestParams>(json),
+            "InputResponses" => go::<InputResponses>(json),
+            "InternalError" => go::<InternalError>(json),
+            "InvalidParamsError" => go::<InvalidParamsError>(json),
+            "InvalidRequestError" => go::<InvalidRequestError>(json),
+            "JSONArray" => go::<JSONArray>(json),
+            "JSONObject" => go::<JSONObject>(json),
+            "JSONRPCErrorResponse" => go::<JSONRPCErrorResponse>(json),
+            "JSONRPCMessage" => go::<JSONRPCMessage>(json),
+            "JSONRPCNotification" => go::<JSONRPCNotification>(json),
+            "JSONRPCRequest" => go::<JSONRPCRequest>(json),
+            "JSONRPCResponse" => go::<JSONRPCResponse>(json),
+            "JSONRPCResultResponse" => go::<JSONRPCResultResponse>(json),
+            "JSONValue" => go::<JSONValue>(json),
+            "LegacyTitledEnumSchema" => go::<LegacyTitledEnumSchema>(json),
+            "ListPromptsRequest" => go::<ListPromptsRequest>(json),
+            "ListPromptsResult" => go::<ListPromptsResult>(json),
+            "ListPromptsResultResponse" => go::<ListPromptsResultResponse>(json),
+            "ListResourceTemplatesRequest" => go::<ListResourceTemplatesRequest>(json),
+            "ListResourceTemplatesResult" => go::<ListResourceTemplatesResult>(json),
+            "ListResourceTemplatesResultResponse" => {
+                go::<ListResourceTemplatesResultResponse>(json)
+            }
+            "ListResourcesRequest" => go::<ListResourcesRequest>(json),
+            "ListResourcesResult" => go::<ListResourcesResult>(json),
+            "ListResourcesResultResponse" => go::<ListResourcesResultResponse>(json),
+            "ListRootsRequestParams" => go::<ListRootsRequestParams>(json),
+            "ListRootsRequest" => go::<ListRootsRequest>(json),
+            "ListRootsResult" => go::<ListRootsResult>(json),
+            "ListToolsRequest" => go::<ListToolsRequest>(json),
+            "ListToolsResult" => go::<ListToolsResult>(json),
+            "ListToolsResultResponse" => go::<ListToolsResultResponse>(json),
+            "LoggingLevel" => go::<LoggingLevel>(json),
+            "LoggingMessageNotification" => go::<LoggingMessageNotification>(json),
+            "LoggingMessageNotificationParams" => {
+                go::<LoggingMessageNotificationParams>(json)
+            }
+            "MetaObject" => go::<MetaObject>(json),
+            "MethodNotFoundError" => go::<MethodNotFoundError>(json),
+            "MissingRequiredClientCapabilityErrorErrorData" => {
+                go::<MissingRequiredClientCapabilityErrorErrorData>(json)
+            }
+            "MissingRequiredClientCapabilityErrorError" => {
+                go::<MissingRequiredClientCapabilityErrorError>(json)
+            }
+            "MissingRequiredClientCapabilityError" => {
+                go::<MissingRequiredClientCapabilityError>(json)
+            }
+            "ModelHint" => go::<ModelHint>(json),
+            "ModelPreferences" => go::<ModelPreferences>(json),
+            "MultiSelectEnumSchema" => go::<MultiSelectEnumSchema>(json),
+            "Notification" => go::<Notification>(json),
+            "NotificationMetaObject" => go::<NotificationMetaObject>(json),
+            "NotificationParams" => go::<NotificationParams>(json),
+            "NumberSchemaType" => go::<NumberSchemaType>(json),
+            "NumberSchema" => go::<NumberSchema>(json),
+            "PaginatedRequest" => go::<PaginatedRequest>(json),
+            "PaginatedRequestParams" => go::<PaginatedRequestParams>(json),
+            "PaginatedResult" => go::<PaginatedResult>(json),
+            "ParseError" => go::<ParseError>(json),
+            "PrimitiveSchemaDefinition" => go::<PrimitiveSchemaDefinition>(json),
+            "ProgressNotification" => go::<ProgressNotification>(json),
+            "ProgressNotificationParams" => go::<ProgressNotificationParams>(json),
+            "ProgressToken" => go::<ProgressToken>(json),
+            "Prompt" => go::<Prompt>(json),
+            "PromptArgument" => go::<PromptArgument>(json),
+            "PromptListChangedNotification" => go::<PromptListChangedNotification>(json),
+            "PromptMessage" => go::<PromptMessage>(json),
+            "PromptReference" => go::<PromptReference>(json),
+            "ReadResourceRequest" => go::<ReadResourceRequest>(json),
+            "ReadResourceRequestParams" => go::<ReadResourceRequestParams>(json),
+            "ReadResourceResultContentsItem" => {
+                go::<ReadResourceResultContentsItem>(json)
+            }
+            "ReadResourceResult" => go::<ReadResourceResult>(json),
+            "ReadResourceResultResponseResult" => {
+                go::<ReadResourceResultResponseResult>(json)
+            }
+            "ReadResourceResultResponse" => go::<ReadResourceResultResponse>(json),
+            "Request" => go::<Request>(json),
+            "RequestId" => go::<RequestId>(json),
+            "RequestMetaObject" => go::<RequestMetaObject>(json),
+            "RequestParams" => go::<RequestParams>(json),
+            "Resource" => go::<Resource>(json),
+            "ResourceContents" => go::<ResourceContents>(json),
+            "ResourceLink" => go::<ResourceLink>(json),
+            "ResourceListChangedNotification" => {
+                go::<ResourceListChangedNotification>(json)
+            }
+            "ResourceRequestParams" => go::<ResourceRequestParams>(json),
+            "ResourceTemplate" => go::<ResourceTemplate>(json),
+            "ResourceTemplateReference" => go::<ResourceTemplateReference>(json),
+            "ResourceUpdatedNotification" => go::<ResourceUpdatedNotification>(json),
+            "ResourceUpdatedNotificationParams" => {
+                go::<ResourceUpdatedNotificationParams>(json)
+            }
+            "Result" => go::<Result>(json),
+            "ResultMetaObject" => go::<ResultMetaObject>(json),
+            "ResultType" => go::<ResultType>(json),
+            "Role" => go::<Role>(json),
+            "Root" => go::<Root>(json),
+            "SamplingMessageContent" => go::<SamplingMessageContent>(json),
+            "SamplingMessage" => go::<SamplingMessage>(json),
+            "SamplingMessageContentBlock" => go::<SamplingMessageContentBlock>(json),
+            "ServerCapabilitiesPrompts" => go::<ServerCapabilitiesPrompts>(json),
+            "ServerCapabilitiesResources" => go::<ServerCapabilitiesResources>(json),
+            "ServerCapabilitiesTools" => go::<ServerCapabilitiesTools>(json),
+            "ServerCapabilities" => go::<ServerCapabilities>(json),
+            "ServerNotification" => go::<ServerNotification>(json),
+            "SingleSelectEnumSchema" => go::<SingleSelectEnumSchema>(json),
+            "StringSchemaFormat" => go::<StringSchemaFormat>(json),
+            "StringSchema" => go::<StringSchema>(json),
+            "SubscriptionFilter" => go::<SubscriptionFilter>(json),
+            "SubscriptionsAcknowledgedNotification" => {
+                go::<SubscriptionsAcknowledgedNotification>(json)
+            }
+            "SubscriptionsAcknowledgedNotificationParams" => {
+                go::<SubscriptionsAcknowledgedNotificationParams>(json)
+            }
+            "SubscriptionsListenRequest" => go::<SubscriptionsListenRequest>(json),
+            "SubscriptionsListenRequestParams" => {
+                go::<SubscriptionsListenRequestParams>(json)
+            }
+            "SubscriptionsListenResult" => go::<SubscriptionsListenResult>(json),
+            "SubscriptionsListenResultMetaObject" => {
+                go::<SubscriptionsListenResultMetaObject>(json)
+            }
+            "SubscriptionsListenResultResponse" => {
+                go::<SubscriptionsListenResultResponse>(json)
+            }
+            "TextContent" => go::<TextContent>(json),
+            "TextResourceContents" => go::<TextResourceContents>(json),
+            "TitledMultiSelectEnumSchemaItemsAnyOfItem" => {
+                go::<TitledMultiSelectEnumSchemaItemsAnyOfItem>(json)
+            }
+            "TitledMultiSelectEnumSchemaItems" => {
+                go::<TitledMultiSelectEnumSchemaItems>(json)
+            }
+            "TitledMultiSelectEnumSchema" => go::<TitledMultiSelectEnumSchema>(json),
+            "TitledSingleSelectEnumSchemaOneOfItem" => {
+                go::<TitledSingleSelectEnumSchemaOneOfItem>(json)
+            }
+            "TitledSingleSelectEnumSchema" => go::<TitledSingleSelectEnumSchema>(json),
+            "ToolInputSchema" => go::<ToolInputSchema>(json),
+            "ToolOutputSchema" => go::<ToolOutputSchema>(json),
+            "Tool" => go::<Tool>(json),
+            "ToolAnnotations" => go::<ToolAnnotations>(json),
+            "ToolChoiceMode" => go::<ToolChoiceMode>(json),
+            "ToolChoice" => go::<ToolChoice>(json),
+            "ToolListChangedNotification" => go::<ToolListChangedNotification>(json),
+            "ToolResultContent" => go::<ToolResultContent>(json),
+            "ToolUseContent" => go::<ToolUseContent>(json),
+            "UnsupportedProtocolVersionErrorErrorData" => {
+                go::<UnsupportedProtocolVersionErrorErrorData>(json)
+            }
+            "UnsupportedProtocolVersionErrorError" => {
+                go::<UnsupportedProtocolVersionErrorError>(json)
+            }
+            "UnsupportedProtocolVersionError" => {
+                go::<UnsupportedProtocolVersionError>(json)
+            }
+            "UntitledMultiSelectEnumSchemaItems" => {
+                go::<UntitledMultiSelectEnumSchemaItems>(json)
+            }
+            "UntitledMultiSelectEnumSchema" => go::<UntitledMultiSelectEnumSchema>(json),
+            "UntitledSingleSelectEnumSchema" => {
+                go::<UntitledSingleSelectEnumSchema>(json)
+            }
+            _ => return None,
+        },
+    )
+}
+/// Like [`roundtrip_json`], from an already parsed value.
+pub fn roundtrip_value(
+    name: &str,
+    value: &::serde_json::Value,
+) -> ::core::option::Option<
+    ::core::result::Result<::serde_json::Value, ::serde_json::Error>,
+> {
+    fn go<T: ::serde::de::DeserializeOwned + ::serde::Serialize>(
+        value: &::serde_json::Value,
+    ) -> ::core::result::Result<::serde_json::Value, ::serde_json::Error> {
+        ::serde_json::to_value(<T as ::serde::Deserialize>::deserialize(value)?)
+    }
+    Some(
+        match name {
+            "Annotations" => go::<Annotations>(value),
+            "AudioContent" => go::<AudioContent>(value),
+            "BaseMetadata" => go::<BaseMetadata>(value),
+            "BlobResourceContents" => go::<BlobResourceContents>(value),
+            "BooleanSchema" => go::<BooleanSchema>(value),
+            "CacheableResultCacheScope" => go::<CacheableResultCacheScope>(value),
+            "CacheableResult" => go::<CacheableResult>(value),
+            "CallToolRequest" => go::<CallToolRequest>(value),
+            "CallToolRequestParams" => go::<CallToolRequestParams>(value),
+            "CallToolResult" => go::<CallToolResult>(value),
+            "CallToolResultResponseResult" => go::<CallToolResultResponseResult>(value),
+            "CallToolResultResponse" => go::<CallToolResultResponse>(value),
+            "CancelledNotification" => go::<CancelledNotification>(value),
+            "CancelledNotificationParams" => go::<CancelledNotificationParams>(value),
+            "ClientCapabilitiesElicitation" => go::<ClientCapabilitiesElicitation>(value),
+            "ClientCapabilitiesRoots" => go::<ClientCapabilitiesRoots>(value),
+            "ClientCapabilitiesSampling" => go::<ClientCapabilitiesSampling>(value),
+            "ClientCapabilities" => go::<ClientCapabilities>(value),
+            "ClientNotification" => go::<ClientNotification>(value),
+            "ClientRequest" => go::<ClientRequest>(value),
+            "ClientResult" => go::<ClientResult>(value),
+            "CompleteRequest" => go::<CompleteRequest>(value),
+            "CompleteRequestParamsArgument" => go::<CompleteRequestParamsArgument>(value),
+            "CompleteRequestParamsContext" => go::<CompleteRequestParamsContext>(value),
+            "CompleteRequestParamsRef" => go::<CompleteRequestParamsRef>(value),
+            "CompleteRequestParams" => go::<CompleteRequestParams>(value),
+            "CompleteResultCompletion" => go::<CompleteResultCompletion>(value),
+            "CompleteResult" => go::<CompleteResult>(value),
+            "CompleteResultResponse" => go::<CompleteResultResponse>(value),
+            "ContentBlock" => go::<ContentBlock>(value),
+            "CreateMessageRequest" => go::<CreateMessageRequest>(value),
+            "CreateMessageRequestParamsIncludeContext" => {
+                go::<CreateMessageRequestParamsIncludeContext>(value)
+            }
+            "CreateMessageRequestParams" => go::<CreateMessageRequestParams>(value),
+            "CreateMessageResultContent" => go::<CreateMessageResultContent>(value),
+            "CreateMessageResult" => go::<CreateMessageResult>(value),
+            "Cursor" => go::<Cursor>(value),
+            "DiscoverRequest" => go::<DiscoverRequest>(value),
+            "DiscoverResult" => go::<DiscoverResult>(value),
+            "DiscoverResultResponse" => go::<DiscoverResultResponse>(value),
+            "ElicitRequest" => go::<ElicitRequest>(value),
+            "ElicitRequestFormParamsRequestedSchema" => {
+                go::<ElicitRequestFormParamsRequestedSchema>(value)
+            }
+            "ElicitRequestFormParams" => go::<ElicitRequestFormParams>(value),
+            "ElicitRequestParams" => go::<ElicitRequestParams>(value),
+            "ElicitRequestURLParams" => go::<ElicitRequestURLParams>(value),
+            "ElicitResultAction" => go::<ElicitResultAction>(value),
+            "ElicitResultContentValue" => go::<ElicitResultContentValue>(value),
+            "ElicitResult" => go::<ElicitResult>(value),
+            "EmbeddedResourceResource" => go::<EmbeddedResourceResource>(value),
+            "EmbeddedResource" => go::<EmbeddedResource>(value),
+            "EmptyResult" => go::<EmptyResult>(value),
+            "EnumSchema" => go::<EnumSchema>(value),
+            "Error" => go::<Error>(value),
+            "GetPromptRequest" => go::<GetPromptRequest>(value),
+            "GetPromptRequestParams" => go::<GetPromptRequestParams>(value),
+            "GetPromptResult" => go::<GetPromptResult>(value),
+            "GetPromptResultResponseResult" => go::<GetPromptResultResponseResult>(value),
+            "GetPromptResultResponse" => go::<GetPromptResultResponse>(value),
+            "HeaderMismatchErrorError" => go::<HeaderMismatchErrorError>(value),
+            "HeaderMismatchError" => go::<HeaderMismatchError>(value),
+            "IconTheme" => go::<IconTheme>(value),
+            "Icon" => go::<Icon>(value),
+            "Icons" => go::<Icons>(value),
+            "ImageContent" => go::<ImageContent>(value),
+            "Implementation" => go::<Implementation>(value),
+            "InputRequest" => go::<InputRequest>(value),
+            "InputRequests" => go::<InputRequests>(value),
+            "InputRequiredResult" => go::<InputRequiredResult>(value),
+            "InputResponse" => go::<InputResponse>(value),
+            "InputResponseRequestParams" => go::<InputResponseRequestParams>(value),
+            "InputResponses" => go::<InputResponses>(value),
+            "InternalError" => go::<InternalError>(value),
+            "InvalidParamsError" => go::<InvalidParamsError>(value),
+            "InvalidRequestError" => go::<InvalidRequestError>(value),
+            "JSONArray" => go::<JSONArray>(value),
+            "JSONObject" => go::<JSONObject>(value),
+            "JSONRPCErrorResponse" => go::<JSONRPCErrorResponse>(value),
+            "JSONRPCMessage" => go::<JSONRPCMessage>(value),
+            "JSONRPCNotification" => go::<JSONRPCNotification>(value),
+            "JSONRPCRequest" => go::<JSONRPCRequest>(value),
+            "JSONRPCResponse" => go::<JSONRPCResponse>(value),
+            "JSONRPCResultResponse" => go::<JSONRPCResultResponse>(value),
+            "JSONValue" => go::<JSONValue>(value),
+            "LegacyTitledEnumSchema" => go::<LegacyTitledEnumSchema>(value),
+            "ListPromptsRequest" => go::<ListPromptsRequest>(value),
+            "ListPromptsResult" => go::<ListPromptsResult>(value),
+            "ListPromptsResultResponse" => go::<ListPromptsResultResponse>(value),
+            "ListResourceTemplatesRequest" => go::<ListResourceTemplatesRequest>(value),
+            "ListResourceTemplatesResult" => go::<ListResourceTemplatesResult>(value),
+            "ListResourceTemplatesResultResponse" => {
+                go::<ListResourceTemplatesResultResponse>(value)
+            }
+            "ListResourcesRequest" => go::<ListResourcesRequest>(value),
+            "ListResourcesResult" => go::<ListResourcesResult>(value),
+            "ListResourcesResultResponse" => go::<ListResourcesResultResponse>(value),
+            "ListRootsRequestParams" => go::<ListRootsRequestParams>(value),
+            "ListRootsRequest" => go::<ListRootsRequest>(value),
+            "ListRootsResult" => go::<ListRootsResult>(value),
+            "ListToolsRequest" => go::<ListToolsRequest>(value),
+            "ListToolsResult" => go::<ListToolsResult>(value),
+            "ListToolsResultResponse" => go::<ListToolsResultResponse>(value),
+            "LoggingLevel" => go::<LoggingLevel>(value),
+            "LoggingMessageNotification" => go::<LoggingMessageNotification>(value),
+            "LoggingMessageNotificationParams" => {
+                go::<LoggingMessageNotificationParams>(value)
+            }
+            "MetaObject" => go::<MetaObject>(value),
+            "MethodNotFoundError" => go::<MethodNotFoundError>(value),
+            "MissingRequiredClientCapabilityErrorErrorData" => {
+                go::<MissingRequiredClientCapabilityErrorErrorData>(value)
+            }
+            "MissingRequiredClientCapabilityErrorError" => {
+                go::<MissingRequiredClientCapabilityErrorError>(value)
+            }
+            "MissingRequiredClientCapabilityError" => {
+                go::<MissingRequiredClientCapabilityError>(value)
+            }
+            "ModelHint" => go::<ModelHint>(value),
+            "ModelPreferences" => go::<ModelPreferences>(value),
+            "MultiSelectEnumSchema" => go::<MultiSelectEnumSchema>(value),
+            "Notification" => go::<Notification>(value),
+            "NotificationMetaObject" => go::<NotificationMetaObject>(value),
+            "NotificationParams" => go::<NotificationParams>(value),
+            "NumberSchemaType" => go::<NumberSchemaType>(value),
+            "NumberSchema" => go::<NumberSchema>(value),
+            "PaginatedRequest" => go::<PaginatedRequest>(value),
+            "PaginatedRequestParams" => go::<PaginatedRequestParams>(value),
+            "PaginatedResult" => go::<PaginatedResult>(value),
+            "ParseError" => go::<ParseError>(value),
+            "PrimitiveSchemaDefinition" => go::<PrimitiveSchemaDefinition>(value),
+            "ProgressNotification" => go::<ProgressNotification>(value),
+            "ProgressNotificationParams" => go::<ProgressNotificationParams>(value),
+            "ProgressToken" => go::<ProgressToken>(value),
+            "Prompt" => go::<Prompt>(value),
+            "PromptArgument" => go::<PromptArgument>(value),
+            "PromptListChangedNotification" => go::<PromptListChangedNotification>(value),
+            "PromptMessage" => go::<PromptMessage>(value),
+            "PromptReference" => go::<PromptReference>(value),
+            "ReadResourceRequest" => go::<ReadResourceRequest>(value),
+            "ReadResourceRequestParams" => go::<ReadResourceRequestParams>(value),
+            "ReadResourceResultContentsItem" => {
+                go::<ReadResourceResultContentsItem>(value)
+            }
+            "ReadResourceResult" => go::<ReadResourceResult>(value),
+            "ReadResourceResultResponseResult" => {
+                go::<ReadResourceResultResponseResult>(value)
+            }
+            "ReadResourceResultResponse" => go::<ReadResourceResultResponse>(value),
+            "Request" => go::<Request>(value),
+            "RequestId" => go::<RequestId>(value),
+            "RequestMetaObject" => go::<RequestMetaObject>(value),
+            "RequestParams" => go::<RequestParams>(value),
+            "Resource" => go::<Resource>(value),
+            "ResourceContents" => go::<ResourceContents>(value),
+            "ResourceLink" => go::<ResourceLink>(value),
+            "ResourceListChangedNotification" => {
+                go::<ResourceListChangedNotification>(value)
+            }
+            "ResourceRequestParams" => go::<ResourceRequestParams>(value),
+            "ResourceTemplate" => go::<ResourceTemplate>(value),
+            "ResourceTemplateReference" => go::<ResourceTemplateReference>(value),
+            "ResourceUpdatedNotification" => go::<ResourceUpdatedNotification>(value),
+            "ResourceUpdatedNotificationParams" => {
+                go::<ResourceUpdatedNotificationParams>(value)
+            }
+            "Result" => go::<Result>(value),
+            "ResultMetaObject" => go::<ResultMetaObject>(value),
+            "ResultType" => go::<ResultType>(value),
+            "Role" => go::<Role>(value),
+            "Root" => go::<Root>(value),
+            "SamplingMessageContent" => go::<SamplingMessageContent>(value),
+            "SamplingMessage" => go::<SamplingMessage>(value),
+            "SamplingMessageContentBlock" => go::<SamplingMessageContentBlock>(value),
+            "ServerCapabilitiesPrompts" => go::<ServerCapabilitiesPrompts>(value),
+            "ServerCapabilitiesResources" => go::<ServerCapabilitiesResources>(value),
+            "ServerCapabilitiesTools" => go::<ServerCapabilitiesTools>(value),
+            "ServerCapabilities" => go::<ServerCapabilities>(value),
+            "ServerNotification" => go::<ServerNotification>(value),
+            "SingleSelectEnumSchema" => go::<SingleSelectEnumSchema>(value),
+            "StringSchemaFormat" => go::<StringSchemaFormat>(value),
+            "StringSchema" => go::<StringSchema>(value),
+            "SubscriptionFilter" => go::<SubscriptionFilter>(value),
+            "SubscriptionsAcknowledgedNotification" => {
+                go::<SubscriptionsAcknowledgedNotification>(value)
+            }
+            "SubscriptionsAcknowledgedNotificationParams" => {
+                go::<SubscriptionsAcknowledgedNotificationParams>(value)
+            }
+            "SubscriptionsListenRequest" => go::<SubscriptionsListenRequest>(value),
+            "SubscriptionsListenRequestParams" => {
+                go::<SubscriptionsListenRequestParams>(value)
+            }
+            "SubscriptionsListenResult" => go::<SubscriptionsListenResult>(value),
+            "SubscriptionsListenResultMetaObject" => {
+                go::<SubscriptionsListenResultMetaObject>(value)
+            }
+            "SubscriptionsListenResultResponse" => {
+                go::<SubscriptionsListenResultResponse>(value)
+            }
+            "TextContent" => go::<TextContent>(value),
+            "TextResourceContents" => go::<TextResourceContents>(value),
+            "TitledMultiSelectEnumSchemaItemsAnyOfItem" => {
+                go::<TitledMultiSelectEnumSchemaItemsAnyOfItem>(value)
+            }
+            "TitledMultiSelectEnumSchemaItems" => {
+                go::<TitledMultiSelectEnumSchemaItems>(value)
+            }
+            "TitledMultiSelectEnumSchema" => go::<TitledMultiSelectEnumSchema>(value),
+            "TitledSingleSelectEnumSchemaOneOfItem" => {
+                go::<TitledSingleSelectEnumSchemaOneOfItem>(value)
+            }
+            "TitledSingleSelectEnumSchema" => go::<TitledSingleSelectEnumSchema>(value),
+            "ToolInputSchema" => go::<ToolInputSchema>(value),
+            "ToolOutputSchema" => go::<ToolOutputSchema>(value),
+            "Tool" => go::<Tool>(value),
+            "ToolAnnotations" => go::<ToolAnnotations>(value),
+            "ToolChoiceMode" => go::<ToolChoiceMode>(value),
+            "ToolChoice" => go::<ToolChoice>(value),
+            "ToolListChangedNotification" => go::<ToolListChangedNotification>(value),
+            "ToolResultContent" => go::<ToolResultContent>(value),
+            "ToolUseContent" => go::<ToolUseContent>(value),
+            "UnsupportedProtocolVersionErrorErrorData" => {
+                go::<UnsupportedProtocolVersionErrorErrorData>(value)
+            }
+            "UnsupportedProtocolVersionErrorError" => {
+                go::<UnsupportedProtocolVersionErrorError>(value)
+            }
+            "UnsupportedProtocolVersionError" => {
+                go::<UnsupportedProtocolVersionError>(value)
+            }
+            "UntitledMultiSelectEnumSchemaItems" => {
+                go::<UntitledMultiSelectEnumSchemaItems>(value)
+            }
+            "UntitledMultiSelectEnumSchema" => go::<UntitledMultiSelectEnumSchema>(value),
+            "UntitledSingleSelectEnumSchema" => {
+                go::<UntitledSingleSelectEnumSchema>(value)
+            }
+            _ => return None,
+        },
+    )
 }
 impl crate::support::Message for CompleteRequest {
     const METHOD: &'static str = methods::COMPLETION_COMPLETE;
@@ -226,64 +743,64 @@ impl crate::support::Message for ListToolsRequest {
 impl crate::support::Request for ListToolsRequest {
     type Result = ListToolsResult;
 }
-///Common result fields.
+/// Common result fields.
 pub type ClientResult = Result;
-///An opaque token used to represent a cursor for pagination.
+/// An opaque token used to represent a cursor for pagination.
 pub type Cursor = ::std::string::String;
-///Common result fields.
+/// Common result fields.
 pub type EmptyResult = Result;
-///A map of server-initiated requests that the client must fulfill.
-///Keys are server-assigned identifiers; values are the request objects.
+/// A map of server-initiated requests that the client must fulfill.
+/// Keys are server-assigned identifiers; values are the request objects.
 pub type InputRequests = ::std::collections::BTreeMap<
     ::std::string::String,
     InputRequest,
 >;
-///A map of client responses to server-initiated requests.
-///Keys correspond to the keys in the `InputRequests` map;
-///values are the client's result for each request.
+/// A map of client responses to server-initiated requests.
+/// Keys correspond to the keys in the `InputRequests` map;
+/// values are the client's result for each request.
 pub type InputResponses = ::std::collections::BTreeMap<
     ::std::string::String,
     InputResponse,
 >;
 pub type JSONArray = ::std::vec::Vec<JSONValue>;
 pub type JSONObject = ::std::collections::BTreeMap<::std::string::String, JSONValue>;
-///Represents the contents of a `_meta` field, which clients and servers use to attach additional metadata to their interactions.
+/// Represents the contents of a `_meta` field, which clients and servers use to attach additional metadata to their interactions.
 ///
-///Certain key names are reserved by MCP for protocol-level metadata; implementations MUST NOT make assumptions about values at these keys. Additionally, specific schema definitions may reserve particular names for purpose-specific metadata, as declared in those definitions.
+/// Certain key names are reserved by MCP for protocol-level metadata; implementations MUST NOT make assumptions about values at these keys. Additionally, specific schema definitions may reserve particular names for purpose-specific metadata, as declared in those definitions.
 ///
-///Valid keys have two segments:
+/// Valid keys have two segments:
 ///
-///**Prefix:**
-///- Optional — if specified, MUST be a series of _labels_ separated by dots (`.`), followed by a slash (`/`).
-///- Labels MUST start with a letter and end with a letter or digit. Interior characters may be letters, digits, or hyphens (`-`).
-///- Implementations SHOULD use reverse DNS notation (e.g., `com.example/` rather than `example.com/`).
-///- Any prefix where the second label is `modelcontextprotocol` or `mcp` is **reserved** for MCP use. For example: `io.modelcontextprotocol/`, `dev.mcp/`, `org.modelcontextprotocol.api/`, and `com.mcp.tools/` are all reserved. However, `com.example.mcp/` is NOT reserved, as the second label is `example`.
+/// **Prefix:**
+/// - Optional — if specified, MUST be a series of _labels_ separated by dots (`.`), followed by a slash (`/`).
+/// - Labels MUST start with a letter and end with a letter or digit. Interior characters may be letters, digits, or hyphens (`-`).
+/// - Implementations SHOULD use reverse DNS notation (e.g., `com.example/` rather than `example.com/`).
+/// - Any prefix where the second label is `modelcontextprotocol` or `mcp` is **reserved** for MCP use. For example: `io.modelcontextprotocol/`, `dev.mcp/`, `org.modelcontextprotocol.api/`, and `com.mcp.tools/` are all reserved. However, `com.example.mcp/` is NOT reserved, as the second label is `example`.
 ///
-///**Name:**
-///- Unless empty, MUST start and end with an alphanumeric character (`[a-z0-9A-Z]`).
-///- Interior characters may be alphanumeric, hyphens (`-`), underscores (`_`), or dots (`.`).
+/// **Name:**
+/// - Unless empty, MUST start and end with an alphanumeric character (`[a-z0-9A-Z]`).
+/// - Interior characters may be alphanumeric, hyphens (`-`), underscores (`_`), or dots (`.`).
 pub type MetaObject = ::serde_json::Map<::std::string::String, ::serde_json::Value>;
-///Indicates the type of a `Result` object, allowing the client to
-///determine how to parse the response.
+/// Indicates the type of a `Result` object, allowing the client to
+/// determine how to parse the response.
 ///
-///complete - the request completed successfully and the result contains the final content.
-///input_required - the request requires additional input and the result contains an `InputRequiredResult` object with instructions for the client to provide additional input before retrying the original request.
+/// complete - the request completed successfully and the result contains the final content.
+/// input_required - the request requires additional input and the result contains an `InputRequiredResult` object with instructions for the client to provide additional input before retrying the original request.
 pub type ResultType = ::std::string::String;
-///Indicates the intended scope of the cached response, analogous to HTTP
-///`Cache-Control: public` vs `Cache-Control: private`.
+/// Indicates the intended scope of the cached response, analogous to HTTP
+/// `Cache-Control: public` vs `Cache-Control: private`.
 ///
-///- `"public"`: The response does not contain user-specific data. Any
-///  client or intermediary (e.g., shared gateway, caching proxy) MAY cache
-///  the response and serve it across authorization contexts.
-///- `"private"`: The response MAY be cached and reused only within the
-///  same authorization context. Caches MUST NOT be shared across
-///  authorization contexts (e.g., a different access token requires a
-///  different cache).
+/// - `"public"`: The response does not contain user-specific data. Any
+///   client or intermediary (e.g., shared gateway, caching proxy) MAY cache
+///   the response and serve it across authorization contexts.
+/// - `"private"`: The response MAY be cached and reused only within the
+///   same authorization context. Caches MUST NOT be shared across
+///   authorization contexts (e.g., a different access token requires a
+///   different cache).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum CacheableResultCacheScope {
-    ///`"private"`
+    /// `"private"`
     Private,
-    ///`"public"`
+    /// `"public"`
     Public,
 }
 impl CacheableResultCacheScope {
@@ -334,19 +851,19 @@ impl<'de> ::serde::Deserialize<'de> for CacheableResultCacheScope {
         key.as_str().parse().map_err(<D::Error as ::serde::de::Error>::custom)
     }
 }
-///A request to include context from one or more MCP servers (including the caller), to be attached to the prompt.
-///The client MAY ignore this request.
+/// A request to include context from one or more MCP servers (including the caller), to be attached to the prompt.
+/// The client MAY ignore this request.
 ///
-///Default is `"none"`. The values `"thisServer"` and `"allServers"` are deprecated (SEP-2596): servers SHOULD
-///omit this field or use `"none"`, and SHOULD only use the deprecated values if the client declares
-///`ClientCapabilities.sampling.context`.
+/// Default is `"none"`. The values `"thisServer"` and `"allServers"` are deprecated (SEP-2596): servers SHOULD
+/// omit this field or use `"none"`, and SHOULD only use the deprecated values if the client declares
+/// `ClientCapabilities.sampling.context`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum CreateMessageRequestParamsIncludeContext {
-    ///`"allServers"`
+    /// `"allServers"`
     AllServers,
-    ///`"none"`
+    /// `"none"`
     None,
-    ///`"thisServer"`
+    /// `"thisServer"`
     ThisServer,
 }
 impl CreateMessageRequestParamsIncludeContext {
@@ -403,17 +920,17 @@ impl<'de> ::serde::Deserialize<'de> for CreateMessageRequestParamsIncludeContext
         key.as_str().parse().map_err(<D::Error as ::serde::de::Error>::custom)
     }
 }
-///The user action in response to the elicitation.
-///- `"accept"`: User submitted the form/confirmed the action
-///- `"decline"`: User explicitly declined the action
-///- `"cancel"`: User dismissed without making an explicit choice
+/// The user action in response to the elicitation.
+/// - `"accept"`: User submitted the form/confirmed the action
+/// - `"decline"`: User explicitly declined the action
+/// - `"cancel"`: User dismissed without making an explicit choice
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ElicitResultAction {
-    ///`"accept"`
+    /// `"accept"`
     Accept,
-    ///`"cancel"`
+    /// `"cancel"`
     Cancel,
-    ///`"decline"`
+    /// `"decline"`
     Decline,
 }
 impl ElicitResultAction {
@@ -470,16 +987,16 @@ impl<'de> ::serde::Deserialize<'de> for ElicitResultAction {
         key.as_str().parse().map_err(<D::Error as ::serde::de::Error>::custom)
     }
 }
-///Optional specifier for the theme this icon is designed for. `"light"` indicates
-///the icon is designed to be used with a light background, and `"dark"` indicates
-///the icon is designed to be used with a dark background.
+/// Optional specifier for the theme this icon is designed for. `"light"` indicates
+/// the icon is designed to be used with a light background, and `"dark"` indicates
+/// the icon is designed to be used with a dark background.
 ///
-///If not provided, the client should assume the icon can be used with any theme.
+/// If not provided, the client should assume the icon can be used with any theme.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum IconTheme {
-    ///`"dark"`
+    /// `"dark"`
     Dark,
-    ///`"light"`
+    /// `"light"`
     Light,
 }
 impl IconTheme {
@@ -530,27 +1047,27 @@ impl<'de> ::serde::Deserialize<'de> for IconTheme {
         key.as_str().parse().map_err(<D::Error as ::serde::de::Error>::custom)
     }
 }
-///The severity of a log message.
+/// The severity of a log message.
 ///
-///These map to syslog message severities, as specified in RFC-5424:
-///https://datatracker.ietf.org/doc/html/rfc5424#section-6.2.1
+/// These map to syslog message severities, as specified in RFC-5424:
+/// https://datatracker.ietf.org/doc/html/rfc5424#section-6.2.1
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum LoggingLevel {
-    ///`"alert"`
+    /// `"alert"`
     Alert,
-    ///`"critical"`
+    /// `"critical"`
     Critical,
-    ///`"debug"`
+    /// `"debug"`
     Debug,
-    ///`"emergency"`
+    /// `"emergency"`
     Emergency,
-    ///`"error"`
+    /// `"error"`
     Error,
-    ///`"info"`
+    /// `"info"`
     Info,
-    ///`"notice"`
+    /// `"notice"`
     Notice,
-    ///`"warning"`
+    /// `"warning"`
     Warning,
 }
 impl LoggingLevel {
@@ -624,9 +1141,9 @@ impl<'de> ::serde::Deserialize<'de> for LoggingLevel {
 }
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum NumberSchemaType {
-    ///`"integer"`
+    /// `"integer"`
     Integer,
-    ///`"number"`
+    /// `"number"`
     Number,
 }
 impl NumberSchemaType {
@@ -677,12 +1194,12 @@ impl<'de> ::serde::Deserialize<'de> for NumberSchemaType {
         key.as_str().parse().map_err(<D::Error as ::serde::de::Error>::custom)
     }
 }
-///The sender or recipient of messages and data in a conversation.
+/// The sender or recipient of messages and data in a conversation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Role {
-    ///`"assistant"`
+    /// `"assistant"`
     Assistant,
-    ///`"user"`
+    /// `"user"`
     User,
 }
 impl Role {
@@ -735,13 +1252,13 @@ impl<'de> ::serde::Deserialize<'de> for Role {
 }
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum StringSchemaFormat {
-    ///`"date"`
+    /// `"date"`
     Date,
-    ///`"date-time"`
+    /// `"date-time"`
     DateTime,
-    ///`"email"`
+    /// `"email"`
     Email,
-    ///`"uri"`
+    /// `"uri"`
     Uri,
 }
 impl StringSchemaFormat {
@@ -801,17 +1318,17 @@ impl<'de> ::serde::Deserialize<'de> for StringSchemaFormat {
         key.as_str().parse().map_err(<D::Error as ::serde::de::Error>::custom)
     }
 }
-///Controls the tool use ability of the model:
-///- `"auto"`: Model decides whether to use tools (default)
-///- `"required"`: Model MUST use at least one tool before completing
-///- `"none"`: Model MUST NOT use any tools
+/// Controls the tool use ability of the model:
+/// - `"auto"`: Model decides whether to use tools (default)
+/// - `"required"`: Model MUST use at least one tool before completing
+/// - `"none"`: Model MUST NOT use any tools
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ToolChoiceMode {
-    ///`"auto"`
+    /// `"auto"`
     Auto,
-    ///`"none"`
+    /// `"none"`
     None,
-    ///`"required"`
+    /// `"required"`
     Required,
 }
 impl ToolChoiceMode {
@@ -864,26 +1381,26 @@ impl<'de> ::serde::Deserialize<'de> for ToolChoiceMode {
         key.as_str().parse().map_err(<D::Error as ::serde::de::Error>::custom)
     }
 }
-///Optional annotations for the client. The client can use annotations to inform how objects are used or displayed
+/// Optional annotations for the client. The client can use annotations to inform how objects are used or displayed
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Annotations {
-    ///Describes who the intended audience of this object or data is.
+    /// Describes who the intended audience of this object or data is.
     ///
-    ///It can include multiple entries to indicate content useful for multiple audiences (e.g., `["user", "assistant"]`).
+    /// It can include multiple entries to indicate content useful for multiple audiences (e.g., `["user", "assistant"]`).
     pub audience: ::core::option::Option<::std::vec::Vec<Role>>,
-    ///The moment the resource was last modified, as an ISO 8601 formatted string.
+    /// The moment the resource was last modified, as an ISO 8601 formatted string.
     ///
-    ///Should be an ISO 8601 formatted string (e.g., "2025-01-12T15:00:58Z").
+    /// Should be an ISO 8601 formatted string (e.g., "2025-01-12T15:00:58Z").
     ///
-    ///Examples: last activity timestamp in an open file, timestamp when the resource
-    ///was attached, etc.
+    /// Examples: last activity timestamp in an open file, timestamp when the resource
+    /// was attached, etc.
     pub last_modified: ::core::option::Option<::std::string::String>,
-    ///Describes how important this data is for operating the server.
+    /// Describes how important this data is for operating the server.
     ///
-    ///A value of 1 means "most important," and indicates that the data is
-    ///effectively required, while 0 means "least important," and indicates that
-    ///the data is entirely optional.
+    /// A value of 1 means "most important," and indicates that the data is
+    /// effectively required, while 0 means "least important," and indicates that
+    /// the data is entirely optional.
     pub priority: ::core::option::Option<::serde_json::Number>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -898,12 +1415,12 @@ impl Annotations {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `audience`.
+    /// Sets `audience`.
     pub fn with_audience(mut self, value: ::std::vec::Vec<Role>) -> Self {
         self.audience = Some(value);
         self
     }
-    ///Sets `lastModified`.
+    /// Sets `lastModified`.
     pub fn with_last_modified(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -911,7 +1428,7 @@ impl Annotations {
         self.last_modified = Some(value.into());
         self
     }
-    ///Sets `priority`.
+    /// Sets `priority`.
     pub fn with_priority(mut self, value: ::serde_json::Number) -> Self {
         self.priority = Some(value);
         self
@@ -1013,23 +1530,23 @@ impl<'de> ::serde::Deserialize<'de> for Annotations {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Audio provided to or from an LLM.
+/// Audio provided to or from an LLM.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AudioContent {
-    ///`_meta`
+    /// `_meta`
     pub meta: ::core::option::Option<MetaObject>,
-    ///Optional annotations for the client.
+    /// Optional annotations for the client.
     pub annotations: ::core::option::Option<Annotations>,
-    ///The base64-encoded audio data.
+    /// The base64-encoded audio data.
     pub data: ::std::string::String,
-    ///The MIME type of the audio. Different providers may support different audio types.
+    /// The MIME type of the audio. Different providers may support different audio types.
     pub mime_type: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl AudioContent {
-    ///The constant `type` member.
+    /// The constant `type` member.
     pub const TYPE: &'static str = "audio";
     /// A value with the required members given and every optional member unset.
     pub fn new(
@@ -1044,12 +1561,12 @@ impl AudioContent {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(mut self, value: MetaObject) -> Self {
         self.meta = Some(value);
         self
     }
-    ///Sets `annotations`.
+    /// Sets `annotations`.
     pub fn with_annotations(mut self, value: Annotations) -> Self {
         self.annotations = Some(value);
         self
@@ -1061,7 +1578,7 @@ impl ::serde::Serialize for AudioContent {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.meta.is_some())
+        let len = 0 + 1 + usize::from(self.meta.is_some())
             + usize::from(self.annotations.is_some()) + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"audio")?;
@@ -1176,18 +1693,18 @@ impl<'de> ::serde::Deserialize<'de> for AudioContent {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Base interface for metadata with name (identifier) and title (display name) properties.
+/// Base interface for metadata with name (identifier) and title (display name) properties.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct BaseMetadata {
-    ///Intended for programmatic or logical use, but used as a display name in past specs or fallback (if title isn't present).
+    /// Intended for programmatic or logical use, but used as a display name in past specs or fallback (if title isn't present).
     pub name: ::std::string::String,
-    ///Intended for UI and end-user contexts — optimized to be human-readable and easily understood,
-    ///even by those unfamiliar with domain-specific terminology.
+    /// Intended for UI and end-user contexts — optimized to be human-readable and easily understood,
+    /// even by those unfamiliar with domain-specific terminology.
     ///
-    ///If not provided, the name should be used for display (except for `Tool`,
-    ///where `annotations.title` should be given precedence over using `name`,
-    ///if present).
+    /// If not provided, the name should be used for display (except for `Tool`,
+    /// where `annotations.title` should be given precedence over using `name`,
+    /// if present).
     pub title: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -1201,7 +1718,7 @@ impl BaseMetadata {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `title`.
+    /// Sets `title`.
     pub fn with_title(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -1289,13 +1806,13 @@ impl<'de> ::serde::Deserialize<'de> for BaseMetadata {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct BlobResourceContents {
-    ///`_meta`
+    /// `_meta`
     pub meta: ::core::option::Option<MetaObject>,
-    ///A base64-encoded string representing the binary data of the item.
+    /// A base64-encoded string representing the binary data of the item.
     pub blob: ::std::string::String,
-    ///The MIME type of this resource, if known.
+    /// The MIME type of this resource, if known.
     pub mime_type: ::core::option::Option<::std::string::String>,
-    ///The URI of this resource.
+    /// The URI of this resource.
     pub uri: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -1314,12 +1831,12 @@ impl BlobResourceContents {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(mut self, value: MetaObject) -> Self {
         self.meta = Some(value);
         self
     }
-    ///Sets `mimeType`.
+    /// Sets `mimeType`.
     pub fn with_mime_type(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -1441,17 +1958,17 @@ impl<'de> ::serde::Deserialize<'de> for BlobResourceContents {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct BooleanSchema {
-    ///`default`
+    /// `default`
     pub default: ::core::option::Option<bool>,
-    ///`description`
+    /// `description`
     pub description: ::core::option::Option<::std::string::String>,
-    ///`title`
+    /// `title`
     pub title: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl BooleanSchema {
-    ///The constant `type` member.
+    /// The constant `type` member.
     pub const TYPE: &'static str = "boolean";
     /// A value with the required members given and every optional member unset.
     pub fn new() -> Self {
@@ -1462,12 +1979,12 @@ impl BooleanSchema {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `default`.
+    /// Sets `default`.
     pub fn with_default(mut self, value: bool) -> Self {
         self.default = Some(value);
         self
     }
-    ///Sets `description`.
+    /// Sets `description`.
     pub fn with_description(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -1475,7 +1992,7 @@ impl BooleanSchema {
         self.description = Some(value.into());
         self
     }
-    ///Sets `title`.
+    /// Sets `title`.
     pub fn with_title(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -1490,7 +2007,7 @@ impl ::serde::Serialize for BooleanSchema {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.default.is_some())
+        let len = 0 + 1 + usize::from(self.default.is_some())
             + usize::from(self.description.is_some()) + usize::from(self.title.is_some())
             + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
@@ -1594,61 +2111,67 @@ impl<'de> ::serde::Deserialize<'de> for BooleanSchema {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A result that supports a time-to-live (TTL) hint for client-side caching.
+/// A result that supports a time-to-live (TTL) hint for client-side caching.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CacheableResult {
-    ///`_meta`
+    /// `_meta`
     pub meta: ::core::option::Option<ResultMetaObject>,
-    ///Indicates the intended scope of the cached response, analogous to HTTP
-    ///`Cache-Control: public` vs `Cache-Control: private`.
+    /// Indicates the intended scope of the cached response, analogous to HTTP
+    /// `Cache-Control: public` vs `Cache-Control: private`.
     ///
-    ///- `"public"`: The response does not contain user-specific data. Any
-    ///  client or intermediary (e.g., shared gateway, caching proxy) MAY cache
-    ///  the response and serve it across authorization contexts.
-    ///- `"private"`: The response MAY be cached and reused only within the
-    ///  same authorization context. Caches MUST NOT be shared across
-    ///  authorization contexts (e.g., a different access token requires a
-    ///  different cache).
-    pub cache_scope: CacheableResultCacheScope,
-    ///Indicates the type of the result, which allows the client to determine
-    ///how to parse the result object.
+    /// - `"public"`: The response does not contain user-specific data. Any
+    ///   client or intermediary (e.g., shared gateway, caching proxy) MAY cache
+    ///   the response and serve it across authorization contexts.
+    /// - `"private"`: The response MAY be cached and reused only within the
+    ///   same authorization context. Caches MUST NOT be shared across
+    ///   authorization contexts (e.g., a different access token requires a
+    ///   different cache).
+    pub cache_scope: ::core::option::Option<CacheableResultCacheScope>,
+    /// Indicates the type of the result, which allows the client to determine
+    /// how to parse the result object.
     ///
-    ///Servers implementing this protocol version MUST include this field.
-    ///For backward compatibility, when a client receives a result from a
-    ///server implementing an earlier protocol version (which does not include
-    ///`resultType`), the client MUST treat the absent field as `"complete"`.
+    /// Servers implementing this protocol version MUST include this field.
+    /// For backward compatibility, when a client receives a result from a
+    /// server implementing an earlier protocol version (which does not include
+    /// `resultType`), the client MUST treat the absent field as `"complete"`.
     pub result_type: ::std::string::String,
-    ///A hint from the server indicating how long (in milliseconds) the
-    ///client MAY cache this response before re-fetching. Semantics are
-    ///analogous to HTTP Cache-Control max-age.
+    /// A hint from the server indicating how long (in milliseconds) the
+    /// client MAY cache this response before re-fetching. Semantics are
+    /// analogous to HTTP Cache-Control max-age.
     ///
-    ///- If 0, The response SHOULD be considered immediately stale,
-    ///  The client MAY re-fetch every time the result is needed.
-    ///- If positive, the client SHOULD consider the result fresh for this many
-    ///  milliseconds after receiving the response.
-    pub ttl_ms: i64,
+    /// - If 0, The response SHOULD be considered immediately stale,
+    ///   The client MAY re-fetch every time the result is needed.
+    /// - If positive, the client SHOULD consider the result fresh for this many
+    ///   milliseconds after receiving the response.
+    pub ttl_ms: ::core::option::Option<i64>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl CacheableResult {
     /// A value with the required members given and every optional member unset.
-    pub fn new(
-        cache_scope: CacheableResultCacheScope,
-        result_type: impl ::core::convert::Into<::std::string::String>,
-        ttl_ms: i64,
-    ) -> Self {
+    pub fn new(result_type: impl ::core::convert::Into<::std::string::String>) -> Self {
         Self {
             meta: None,
-            cache_scope: cache_scope,
+            cache_scope: None,
             result_type: result_type.into(),
-            ttl_ms: ttl_ms,
+            ttl_ms: None,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(mut self, value: ResultMetaObject) -> Self {
         self.meta = Some(value);
+        self
+    }
+    /// Sets `cacheScope`.
+    pub fn with_cache_scope(mut self, value: CacheableResultCacheScope) -> Self {
+        self.cache_scope = Some(value);
+        self
+    }
+    /// Sets `ttlMs`.
+    pub fn with_ttl_ms(mut self, value: i64) -> Self {
+        self.ttl_ms = Some(value);
         self
     }
 }
@@ -1658,14 +2181,20 @@ impl ::serde::Serialize for CacheableResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + 1 + 1 + 1 + self.extra.len();
+        let len = 0 + usize::from(self.meta.is_some())
+            + usize::from(self.cache_scope.is_some()) + 1
+            + usize::from(self.ttl_ms.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
         }
-        map.serialize_entry("cacheScope", &self.cache_scope)?;
+        if let Some(value) = &self.cache_scope {
+            map.serialize_entry("cacheScope", value)?;
+        }
         map.serialize_entry("resultType", &self.result_type)?;
-        map.serialize_entry("ttlMs", &self.ttl_ms)?;
+        if let Some(value) = &self.ttl_ms {
+            map.serialize_entry("ttlMs", value)?;
+        }
         for (key, value) in &self.extra {
             map.serialize_entry(key, value)?;
         }
@@ -1693,8 +2222,10 @@ impl<'de> ::serde::Deserialize<'de> for CacheableResult {
                 let mut m_0: ::core::option::Option<ResultMetaObject> = None;
                 let mut seen_0 = false;
                 let mut m_1: ::core::option::Option<CacheableResultCacheScope> = None;
+                let mut seen_1 = false;
                 let mut m_2: ::core::option::Option<::std::string::String> = None;
                 let mut m_3: ::core::option::Option<i64> = None;
+                let mut seen_3 = false;
                 let mut extra = <::serde_json::Map<
                     ::std::string::String,
                     ::serde_json::Value,
@@ -1711,9 +2242,10 @@ impl<'de> ::serde::Deserialize<'de> for CacheableResult {
                             )?
                         }
                         "cacheScope" => {
-                            crate::support::member(
+                            crate::support::optional_member(
                                 &mut map,
                                 &mut m_1,
+                                &mut seen_1,
                                 "CacheableResult",
                                 "cacheScope",
                             )?
@@ -1727,9 +2259,10 @@ impl<'de> ::serde::Deserialize<'de> for CacheableResult {
                             )?
                         }
                         "ttlMs" => {
-                            crate::support::member(
+                            crate::support::optional_member(
                                 &mut map,
                                 &mut m_3,
+                                &mut seen_3,
                                 "CacheableResult",
                                 "ttlMs",
                             )?
@@ -1739,21 +2272,13 @@ impl<'de> ::serde::Deserialize<'de> for CacheableResult {
                 }
                 Ok(CacheableResult {
                     meta: m_0,
-                    cache_scope: m_1
-                        .ok_or_else(|| crate::support::missing(
-                            "CacheableResult",
-                            "cacheScope",
-                        ))?,
+                    cache_scope: m_1,
                     result_type: m_2
                         .ok_or_else(|| crate::support::missing(
                             "CacheableResult",
                             "resultType",
                         ))?,
-                    ttl_ms: m_3
-                        .ok_or_else(|| crate::support::missing(
-                            "CacheableResult",
-                            "ttlMs",
-                        ))?,
+                    ttl_ms: m_3,
                     extra,
                 })
             }
@@ -1761,27 +2286,27 @@ impl<'de> ::serde::Deserialize<'de> for CacheableResult {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Used by the client to invoke a tool provided by the server.
+/// Used by the client to invoke a tool provided by the server.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CallToolRequest {
-    ///`id`
+    /// `id`
     pub id: RequestId,
-    ///`params`
+    /// `params`
     pub params: CallToolRequestParams,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl CallToolRequest {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "tools/call";
     /// A value with the required members given and every optional member unset.
     pub fn new(id: RequestId, params: CallToolRequestParams) -> Self {
         Self {
-            id: id,
-            params: params,
+            id,
+            params,
             extra: ::core::default::Default::default(),
         }
     }
@@ -1792,7 +2317,7 @@ impl ::serde::Serialize for CallToolRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 2 + 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"tools/call")?;
@@ -1893,21 +2418,21 @@ impl<'de> ::serde::Deserialize<'de> for CallToolRequest {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Parameters for a `tools/call` request.
+/// Parameters for a `tools/call` request.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CallToolRequestParams {
-    ///`_meta`
+    /// `_meta`
     pub meta: RequestMetaObject,
-    ///Arguments to use for the tool call.
+    /// Arguments to use for the tool call.
     pub arguments: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    ///`inputResponses`
+    /// `inputResponses`
     pub input_responses: ::core::option::Option<InputResponses>,
-    ///The name of the tool.
+    /// The name of the tool.
     pub name: ::std::string::String,
-    ///`requestState`
+    /// `requestState`
     pub request_state: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -1919,7 +2444,7 @@ impl CallToolRequestParams {
         name: impl ::core::convert::Into<::std::string::String>,
     ) -> Self {
         Self {
-            meta: meta,
+            meta,
             arguments: None,
             input_responses: None,
             name: name.into(),
@@ -1927,7 +2452,7 @@ impl CallToolRequestParams {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `arguments`.
+    /// Sets `arguments`.
     pub fn with_arguments(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -1935,12 +2460,12 @@ impl CallToolRequestParams {
         self.arguments = Some(value);
         self
     }
-    ///Sets `inputResponses`.
+    /// Sets `inputResponses`.
     pub fn with_input_responses(mut self, value: InputResponses) -> Self {
         self.input_responses = Some(value);
         self
     }
-    ///Sets `requestState`.
+    /// Sets `requestState`.
     pub fn with_request_state(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -2077,39 +2602,39 @@ impl<'de> ::serde::Deserialize<'de> for CallToolRequestParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The result returned by the server for a `CallToolRequesttools/call` request.
+/// The result returned by the server for a `CallToolRequesttools/call` request.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CallToolResult {
-    ///`_meta`
+    /// `_meta`
     pub meta: ::core::option::Option<ResultMetaObject>,
-    ///A list of content objects that represent the unstructured result of the tool call.
+    /// A list of content objects that represent the unstructured result of the tool call.
     pub content: ::std::vec::Vec<ContentBlock>,
-    ///Whether the tool call ended in an error.
+    /// Whether the tool call ended in an error.
     ///
-    ///If not set, this is assumed to be false (the call was successful).
+    /// If not set, this is assumed to be false (the call was successful).
     ///
-    ///Any errors that originate from the tool SHOULD be reported inside the result
-    ///object, with `isError` set to true, _not_ as an MCP protocol-level error
-    ///response. Otherwise, the LLM would not be able to see that an error occurred
-    ///and self-correct.
+    /// Any errors that originate from the tool SHOULD be reported inside the result
+    /// object, with `isError` set to true, _not_ as an MCP protocol-level error
+    /// response. Otherwise, the LLM would not be able to see that an error occurred
+    /// and self-correct.
     ///
-    ///However, any errors in _finding_ the tool, an error indicating that the
-    ///server does not support tool calls, or any other exceptional conditions,
-    ///should be reported as an MCP error response.
+    /// However, any errors in _finding_ the tool, an error indicating that the
+    /// server does not support tool calls, or any other exceptional conditions,
+    /// should be reported as an MCP error response.
     pub is_error: ::core::option::Option<bool>,
-    ///Indicates the type of the result, which allows the client to determine
-    ///how to parse the result object.
+    /// Indicates the type of the result, which allows the client to determine
+    /// how to parse the result object.
     ///
-    ///Servers implementing this protocol version MUST include this field.
-    ///For backward compatibility, when a client receives a result from a
-    ///server implementing an earlier protocol version (which does not include
-    ///`resultType`), the client MUST treat the absent field as `"complete"`.
+    /// Servers implementing this protocol version MUST include this field.
+    /// For backward compatibility, when a client receives a result from a
+    /// server implementing an earlier protocol version (which does not include
+    /// `resultType`), the client MUST treat the absent field as `"complete"`.
     pub result_type: ::std::string::String,
-    ///An optional JSON value that represents the structured result of the tool call.
+    /// An optional JSON value that represents the structured result of the tool call.
     ///
-    ///This can be any JSON value (object, array, string, number, boolean, or null)
-    ///that conforms to the tool's outputSchema if one is defined.
+    /// This can be any JSON value (object, array, string, number, boolean, or null)
+    /// that conforms to the tool's outputSchema if one is defined.
     pub structured_content: ::core::option::Option<::serde_json::Value>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -2122,24 +2647,24 @@ impl CallToolResult {
     ) -> Self {
         Self {
             meta: None,
-            content: content,
+            content,
             is_error: None,
             result_type: result_type.into(),
             structured_content: None,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(mut self, value: ResultMetaObject) -> Self {
         self.meta = Some(value);
         self
     }
-    ///Sets `isError`.
+    /// Sets `isError`.
     pub fn with_is_error(mut self, value: bool) -> Self {
         self.is_error = Some(value);
         self
     }
-    ///Sets `structuredContent`.
+    /// Sets `structuredContent`.
     pub fn with_structured_content(mut self, value: ::serde_json::Value) -> Self {
         self.structured_content = Some(value);
         self
@@ -2271,25 +2796,25 @@ impl<'de> ::serde::Deserialize<'de> for CallToolResult {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A successful response from the server for a `CallToolRequesttools/call` request.
+/// A successful response from the server for a `CallToolRequesttools/call` request.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CallToolResultResponse {
-    ///`id`
+    /// `id`
     pub id: RequestId,
-    ///`result`
+    /// `result`
     pub result: CallToolResultResponseResult,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl CallToolResultResponse {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
     /// A value with the required members given and every optional member unset.
     pub fn new(id: RequestId, result: CallToolResultResponseResult) -> Self {
         Self {
-            id: id,
-            result: result,
+            id,
+            result,
             extra: ::core::default::Default::default(),
         }
     }
@@ -2300,7 +2825,7 @@ impl ::serde::Serialize for CallToolResultResponse {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("id", &self.id)?;
@@ -2389,30 +2914,30 @@ impl<'de> ::serde::Deserialize<'de> for CallToolResultResponse {
         deserializer.deserialize_map(Visitor)
     }
 }
-///This notification is sent by the client to indicate that it is cancelling a request it previously issued.
+/// This notification is sent by the client to indicate that it is cancelling a request it previously issued.
 ///
-///On stdio, the server also sends this notification, solely to terminate a `SubscriptionsListenRequestsubscriptions/listen` stream: it references the ID of the `subscriptions/listen` request that opened the stream. Servers MUST NOT use this notification to cancel any other request.
+/// On stdio, the server also sends this notification, solely to terminate a `SubscriptionsListenRequestsubscriptions/listen` stream: it references the ID of the `subscriptions/listen` request that opened the stream. Servers MUST NOT use this notification to cancel any other request.
 ///
-///The request SHOULD still be in-flight, but due to communication latency, it is always possible that this notification MAY arrive after the request has already finished.
+/// The request SHOULD still be in-flight, but due to communication latency, it is always possible that this notification MAY arrive after the request has already finished.
 ///
-///This notification indicates that the result will be unused, so any associated processing SHOULD cease.
+/// This notification indicates that the result will be unused, so any associated processing SHOULD cease.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CancelledNotification {
-    ///`params`
+    /// `params`
     pub params: CancelledNotificationParams,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl CancelledNotification {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "notifications/cancelled";
     /// A value with the required members given and every optional member unset.
     pub fn new(params: CancelledNotificationParams) -> Self {
         Self {
-            params: params,
+            params,
             extra: ::core::default::Default::default(),
         }
     }
@@ -2423,7 +2948,7 @@ impl ::serde::Serialize for CancelledNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 2 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"notifications/cancelled")?;
@@ -2513,17 +3038,17 @@ impl<'de> ::serde::Deserialize<'de> for CancelledNotification {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Parameters for a `notifications/cancelled` notification.
+/// Parameters for a `notifications/cancelled` notification.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CancelledNotificationParams {
-    ///`_meta`
+    /// `_meta`
     pub meta: ::core::option::Option<NotificationMetaObject>,
-    ///An optional string describing the reason for the cancellation. This MAY be logged or presented to the user.
+    /// An optional string describing the reason for the cancellation. This MAY be logged or presented to the user.
     pub reason: ::core::option::Option<::std::string::String>,
-    ///The ID of the request to cancel.
+    /// The ID of the request to cancel.
     ///
-    ///This MUST correspond to the ID of a request the client previously issued.
+    /// This MUST correspond to the ID of a request the client previously issued.
     pub request_id: RequestId,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -2534,16 +3059,16 @@ impl CancelledNotificationParams {
         Self {
             meta: None,
             reason: None,
-            request_id: request_id,
+            request_id,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(mut self, value: NotificationMetaObject) -> Self {
         self.meta = Some(value);
         self
     }
-    ///Sets `reason`.
+    /// Sets `reason`.
     pub fn with_reason(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -2647,13 +3172,13 @@ impl<'de> ::serde::Deserialize<'de> for CancelledNotificationParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Present if the client supports elicitation from the server.
+/// Present if the client supports elicitation from the server.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ClientCapabilitiesElicitation {
-    ///`form`
+    /// `form`
     pub form: ::core::option::Option<JSONObject>,
-    ///`url`
+    /// `url`
     pub url: ::core::option::Option<JSONObject>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -2667,12 +3192,12 @@ impl ClientCapabilitiesElicitation {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `form`.
+    /// Sets `form`.
     pub fn with_form(mut self, value: JSONObject) -> Self {
         self.form = Some(value);
         self
     }
-    ///Sets `url`.
+    /// Sets `url`.
     pub fn with_url(mut self, value: JSONObject) -> Self {
         self.url = Some(value);
         self
@@ -2758,7 +3283,7 @@ impl<'de> ::serde::Deserialize<'de> for ClientCapabilitiesElicitation {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Present if the client supports listing roots.
+/// Present if the client supports listing roots.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ClientCapabilitiesRoots {
@@ -2820,14 +3345,14 @@ impl<'de> ::serde::Deserialize<'de> for ClientCapabilitiesRoots {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Present if the client supports sampling from an LLM.
+/// Present if the client supports sampling from an LLM.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ClientCapabilitiesSampling {
-    ///Whether the client supports context inclusion via `includeContext` parameter.
-    ///If not declared, servers SHOULD only use `includeContext: "none"` (or omit it).
+    /// Whether the client supports context inclusion via `includeContext` parameter.
+    /// If not declared, servers SHOULD only use `includeContext: "none"` (or omit it).
     pub context: ::core::option::Option<JSONObject>,
-    ///Whether the client supports tool use via `tools` and `toolChoice` parameters.
+    /// Whether the client supports tool use via `tools` and `toolChoice` parameters.
     pub tools: ::core::option::Option<JSONObject>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -2841,12 +3366,12 @@ impl ClientCapabilitiesSampling {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `context`.
+    /// Sets `context`.
     pub fn with_context(mut self, value: JSONObject) -> Self {
         self.context = Some(value);
         self
     }
-    ///Sets `tools`.
+    /// Sets `tools`.
     pub fn with_tools(mut self, value: JSONObject) -> Self {
         self.tools = Some(value);
         self
@@ -2932,28 +3457,28 @@ impl<'de> ::serde::Deserialize<'de> for ClientCapabilitiesSampling {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Capabilities a client may support. Known capabilities are defined here, in this schema, but this is not a closed set: any client can define its own, additional capabilities.
+/// Capabilities a client may support. Known capabilities are defined here, in this schema, but this is not a closed set: any client can define its own, additional capabilities.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ClientCapabilities {
-    ///Present if the client supports elicitation from the server.
+    /// Present if the client supports elicitation from the server.
     pub elicitation: ::core::option::Option<ClientCapabilitiesElicitation>,
-    ///Experimental, non-standard capabilities that the client supports.
+    /// Experimental, non-standard capabilities that the client supports.
     pub experimental: ::core::option::Option<
         ::std::collections::BTreeMap<::std::string::String, JSONObject>,
     >,
-    ///Optional MCP extensions that the client supports. Keys are extension identifiers
-    ///(e.g., "io.modelcontextprotocol/oauth-client-credentials"), and values are
-    ///per-extension settings objects. An empty object indicates support with no settings.
+    /// Optional MCP extensions that the client supports. Keys are extension identifiers
+    /// (e.g., "io.modelcontextprotocol/oauth-client-credentials"), and values are
+    /// per-extension settings objects. An empty object indicates support with no settings.
     ///
-    ///Keys MUST follow the `MetaObject`_meta``, with a
-    ///mandatory prefix.
+    /// Keys MUST follow the `MetaObject`_meta``, with a
+    /// mandatory prefix.
     pub extensions: ::core::option::Option<
         ::std::collections::BTreeMap<::std::string::String, JSONObject>,
     >,
-    ///Present if the client supports listing roots.
+    /// Present if the client supports listing roots.
     pub roots: ::core::option::Option<ClientCapabilitiesRoots>,
-    ///Present if the client supports sampling from an LLM.
+    /// Present if the client supports sampling from an LLM.
     pub sampling: ::core::option::Option<ClientCapabilitiesSampling>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -2970,12 +3495,12 @@ impl ClientCapabilities {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `elicitation`.
+    /// Sets `elicitation`.
     pub fn with_elicitation(mut self, value: ClientCapabilitiesElicitation) -> Self {
         self.elicitation = Some(value);
         self
     }
-    ///Sets `experimental`.
+    /// Sets `experimental`.
     pub fn with_experimental(
         mut self,
         value: ::std::collections::BTreeMap<::std::string::String, JSONObject>,
@@ -2983,7 +3508,7 @@ impl ClientCapabilities {
         self.experimental = Some(value);
         self
     }
-    ///Sets `extensions`.
+    /// Sets `extensions`.
     pub fn with_extensions(
         mut self,
         value: ::std::collections::BTreeMap<::std::string::String, JSONObject>,
@@ -2991,12 +3516,12 @@ impl ClientCapabilities {
         self.extensions = Some(value);
         self
     }
-    ///Sets `roots`.
+    /// Sets `roots`.
     pub fn with_roots(mut self, value: ClientCapabilitiesRoots) -> Self {
         self.roots = Some(value);
         self
     }
-    ///Sets `sampling`.
+    /// Sets `sampling`.
     pub fn with_sampling(mut self, value: ClientCapabilitiesSampling) -> Self {
         self.sampling = Some(value);
         self
@@ -3133,30 +3658,30 @@ impl<'de> ::serde::Deserialize<'de> for ClientCapabilities {
         deserializer.deserialize_map(Visitor)
     }
 }
-///This notification is sent by the client to indicate that it is cancelling a request it previously issued.
+/// This notification is sent by the client to indicate that it is cancelling a request it previously issued.
 ///
-///On stdio, the server also sends this notification, solely to terminate a `SubscriptionsListenRequestsubscriptions/listen` stream: it references the ID of the `subscriptions/listen` request that opened the stream. Servers MUST NOT use this notification to cancel any other request.
+/// On stdio, the server also sends this notification, solely to terminate a `SubscriptionsListenRequestsubscriptions/listen` stream: it references the ID of the `subscriptions/listen` request that opened the stream. Servers MUST NOT use this notification to cancel any other request.
 ///
-///The request SHOULD still be in-flight, but due to communication latency, it is always possible that this notification MAY arrive after the request has already finished.
+/// The request SHOULD still be in-flight, but due to communication latency, it is always possible that this notification MAY arrive after the request has already finished.
 ///
-///This notification indicates that the result will be unused, so any associated processing SHOULD cease.
+/// This notification indicates that the result will be unused, so any associated processing SHOULD cease.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ClientNotification {
-    ///`params`
+    /// `params`
     pub params: CancelledNotificationParams,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ClientNotification {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "notifications/cancelled";
     /// A value with the required members given and every optional member unset.
     pub fn new(params: CancelledNotificationParams) -> Self {
         Self {
-            params: params,
+            params,
             extra: ::core::default::Default::default(),
         }
     }
@@ -3167,7 +3692,7 @@ impl ::serde::Serialize for ClientNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 2 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"notifications/cancelled")?;
@@ -3253,27 +3778,27 @@ impl<'de> ::serde::Deserialize<'de> for ClientNotification {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A request from the client to the server, to ask for completion options.
+/// A request from the client to the server, to ask for completion options.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CompleteRequest {
-    ///`id`
+    /// `id`
     pub id: RequestId,
-    ///`params`
+    /// `params`
     pub params: CompleteRequestParams,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl CompleteRequest {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "completion/complete";
     /// A value with the required members given and every optional member unset.
     pub fn new(id: RequestId, params: CompleteRequestParams) -> Self {
         Self {
-            id: id,
-            params: params,
+            id,
+            params,
             extra: ::core::default::Default::default(),
         }
     }
@@ -3284,7 +3809,7 @@ impl ::serde::Serialize for CompleteRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 2 + 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"completion/complete")?;
@@ -3385,13 +3910,13 @@ impl<'de> ::serde::Deserialize<'de> for CompleteRequest {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The argument's information
+/// The argument's information
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CompleteRequestParamsArgument {
-    ///The name of the argument
+    /// The name of the argument
     pub name: ::std::string::String,
-    ///The value of the argument to use for completion matching.
+    /// The value of the argument to use for completion matching.
     pub value: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -3488,11 +4013,11 @@ impl<'de> ::serde::Deserialize<'de> for CompleteRequestParamsArgument {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Additional, optional context for completions
+/// Additional, optional context for completions
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CompleteRequestParamsContext {
-    ///Previously-resolved variables in a URI template or prompt.
+    /// Previously-resolved variables in a URI template or prompt.
     pub arguments: ::core::option::Option<
         ::std::collections::BTreeMap<::std::string::String, ::std::string::String>,
     >,
@@ -3507,7 +4032,7 @@ impl CompleteRequestParamsContext {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `arguments`.
+    /// Sets `arguments`.
     pub fn with_arguments(
         mut self,
         value: ::std::collections::BTreeMap<::std::string::String, ::std::string::String>,
@@ -3585,17 +4110,17 @@ impl<'de> ::serde::Deserialize<'de> for CompleteRequestParamsContext {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Parameters for a `completion/complete` request.
+/// Parameters for a `completion/complete` request.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CompleteRequestParams {
-    ///`_meta`
+    /// `_meta`
     pub meta: RequestMetaObject,
-    ///The argument's information
+    /// The argument's information
     pub argument: CompleteRequestParamsArgument,
-    ///Additional, optional context for completions
+    /// Additional, optional context for completions
     pub context: ::core::option::Option<CompleteRequestParamsContext>,
-    ///`ref`
+    /// `ref`
     pub r#ref: CompleteRequestParamsRef,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -3608,14 +4133,14 @@ impl CompleteRequestParams {
         r#ref: CompleteRequestParamsRef,
     ) -> Self {
         Self {
-            meta: meta,
-            argument: argument,
+            meta,
+            argument,
             context: None,
-            r#ref: r#ref,
+            r#ref,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `context`.
+    /// Sets `context`.
     pub fn with_context(mut self, value: CompleteRequestParamsContext) -> Self {
         self.context = Some(value);
         self
@@ -3733,11 +4258,11 @@ impl<'de> ::serde::Deserialize<'de> for CompleteRequestParams {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CompleteResultCompletion {
-    ///Indicates whether there are additional completion options beyond those provided in the current response, even if the exact total is unknown.
+    /// Indicates whether there are additional completion options beyond those provided in the current response, even if the exact total is unknown.
     pub has_more: ::core::option::Option<bool>,
-    ///The total number of completion options available. This can exceed the number of values actually sent in the response.
+    /// The total number of completion options available. This can exceed the number of values actually sent in the response.
     pub total: ::core::option::Option<i64>,
-    ///An array of completion values. Must not exceed 100 items.
+    /// An array of completion values. Must not exceed 100 items.
     pub values: ::std::vec::Vec<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -3748,16 +4273,16 @@ impl CompleteResultCompletion {
         Self {
             has_more: None,
             total: None,
-            values: values,
+            values,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `hasMore`.
+    /// Sets `hasMore`.
     pub fn with_has_more(mut self, value: bool) -> Self {
         self.has_more = Some(value);
         self
     }
-    ///Sets `total`.
+    /// Sets `total`.
     pub fn with_total(mut self, value: i64) -> Self {
         self.total = Some(value);
         self
@@ -3860,21 +4385,21 @@ impl<'de> ::serde::Deserialize<'de> for CompleteResultCompletion {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The result returned by the server for a `CompleteRequestcompletion/complete` request.
+/// The result returned by the server for a `CompleteRequestcompletion/complete` request.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CompleteResult {
-    ///`_meta`
+    /// `_meta`
     pub meta: ::core::option::Option<ResultMetaObject>,
-    ///`completion`
+    /// `completion`
     pub completion: CompleteResultCompletion,
-    ///Indicates the type of the result, which allows the client to determine
-    ///how to parse the result object.
+    /// Indicates the type of the result, which allows the client to determine
+    /// how to parse the result object.
     ///
-    ///Servers implementing this protocol version MUST include this field.
-    ///For backward compatibility, when a client receives a result from a
-    ///server implementing an earlier protocol version (which does not include
-    ///`resultType`), the client MUST treat the absent field as `"complete"`.
+    /// Servers implementing this protocol version MUST include this field.
+    /// For backward compatibility, when a client receives a result from a
+    /// server implementing an earlier protocol version (which does not include
+    /// `resultType`), the client MUST treat the absent field as `"complete"`.
     pub result_type: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -3887,12 +4412,12 @@ impl CompleteResult {
     ) -> Self {
         Self {
             meta: None,
-            completion: completion,
+            completion,
             result_type: result_type.into(),
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(mut self, value: ResultMetaObject) -> Self {
         self.meta = Some(value);
         self
@@ -3992,25 +4517,25 @@ impl<'de> ::serde::Deserialize<'de> for CompleteResult {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A successful response from the server for a `CompleteRequestcompletion/complete` request.
+/// A successful response from the server for a `CompleteRequestcompletion/complete` request.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CompleteResultResponse {
-    ///`id`
+    /// `id`
     pub id: RequestId,
-    ///`result`
+    /// `result`
     pub result: CompleteResult,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl CompleteResultResponse {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
     /// A value with the required members given and every optional member unset.
     pub fn new(id: RequestId, result: CompleteResult) -> Self {
         Self {
-            id: id,
-            result: result,
+            id,
+            result,
             extra: ::core::default::Default::default(),
         }
     }
@@ -4021,7 +4546,7 @@ impl ::serde::Serialize for CompleteResultResponse {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("id", &self.id)?;
@@ -4110,22 +4635,22 @@ impl<'de> ::serde::Deserialize<'de> for CompleteResultResponse {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A request from the server to sample an LLM via the client. The client has full discretion over which model to select. The client should also inform the user before beginning sampling, to allow them to inspect the request (human in the loop) and decide whether to approve it.
+/// A request from the server to sample an LLM via the client. The client has full discretion over which model to select. The client should also inform the user before beginning sampling, to allow them to inspect the request (human in the loop) and decide whether to approve it.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CreateMessageRequest {
-    ///`params`
+    /// `params`
     pub params: CreateMessageRequestParams,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl CreateMessageRequest {
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "sampling/createMessage";
     /// A value with the required members given and every optional member unset.
     pub fn new(params: CreateMessageRequestParams) -> Self {
         Self {
-            params: params,
+            params,
             extra: ::core::default::Default::default(),
         }
     }
@@ -4136,7 +4661,7 @@ impl ::serde::Serialize for CreateMessageRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"sampling/createMessage")?;
         map.serialize_entry("params", &self.params)?;
@@ -4210,41 +4735,41 @@ impl<'de> ::serde::Deserialize<'de> for CreateMessageRequest {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Parameters for a `sampling/createMessage` request.
+/// Parameters for a `sampling/createMessage` request.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CreateMessageRequestParams {
-    ///A request to include context from one or more MCP servers (including the caller), to be attached to the prompt.
-    ///The client MAY ignore this request.
+    /// A request to include context from one or more MCP servers (including the caller), to be attached to the prompt.
+    /// The client MAY ignore this request.
     ///
-    ///Default is `"none"`. The values `"thisServer"` and `"allServers"` are deprecated (SEP-2596): servers SHOULD
-    ///omit this field or use `"none"`, and SHOULD only use the deprecated values if the client declares
-    ///`ClientCapabilities.sampling.context`.
+    /// Default is `"none"`. The values `"thisServer"` and `"allServers"` are deprecated (SEP-2596): servers SHOULD
+    /// omit this field or use `"none"`, and SHOULD only use the deprecated values if the client declares
+    /// `ClientCapabilities.sampling.context`.
     pub include_context: ::core::option::Option<
         CreateMessageRequestParamsIncludeContext,
     >,
-    ///The requested maximum number of tokens to sample (to prevent runaway completions).
+    /// The requested maximum number of tokens to sample (to prevent runaway completions).
     ///
-    ///The client MAY choose to sample fewer tokens than the requested maximum.
+    /// The client MAY choose to sample fewer tokens than the requested maximum.
     pub max_tokens: i64,
-    ///`messages`
+    /// `messages`
     pub messages: ::std::vec::Vec<SamplingMessage>,
-    ///Optional metadata to pass through to the LLM provider. The format of this metadata is provider-specific.
+    /// Optional metadata to pass through to the LLM provider. The format of this metadata is provider-specific.
     pub metadata: ::core::option::Option<JSONObject>,
-    ///The server's preferences for which model to select. The client MAY ignore these preferences.
+    /// The server's preferences for which model to select. The client MAY ignore these preferences.
     pub model_preferences: ::core::option::Option<ModelPreferences>,
-    ///`stopSequences`
+    /// `stopSequences`
     pub stop_sequences: ::core::option::Option<::std::vec::Vec<::std::string::String>>,
-    ///An optional system prompt the server wants to use for sampling. The client MAY modify or omit this prompt.
+    /// An optional system prompt the server wants to use for sampling. The client MAY modify or omit this prompt.
     pub system_prompt: ::core::option::Option<::std::string::String>,
-    ///`temperature`
+    /// `temperature`
     pub temperature: ::core::option::Option<::serde_json::Number>,
-    ///Controls how the model uses tools.
-    ///The client MUST return an error if this field is provided but `ClientCapabilities.sampling.tools` is not declared.
-    ///Default is `{ mode: "auto" }`.
+    /// Controls how the model uses tools.
+    /// The client MUST return an error if this field is provided but `ClientCapabilities.sampling.tools` is not declared.
+    /// Default is `{ mode: "auto" }`.
     pub tool_choice: ::core::option::Option<ToolChoice>,
-    ///Tools that the model may use during generation.
-    ///The client MUST return an error if this field is provided but `ClientCapabilities.sampling.tools` is not declared.
+    /// Tools that the model may use during generation.
+    /// The client MUST return an error if this field is provided but `ClientCapabilities.sampling.tools` is not declared.
     pub tools: ::core::option::Option<::std::vec::Vec<Tool>>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -4254,8 +4779,8 @@ impl CreateMessageRequestParams {
     pub fn new(max_tokens: i64, messages: ::std::vec::Vec<SamplingMessage>) -> Self {
         Self {
             include_context: None,
-            max_tokens: max_tokens,
-            messages: messages,
+            max_tokens,
+            messages,
             metadata: None,
             model_preferences: None,
             stop_sequences: None,
@@ -4266,7 +4791,7 @@ impl CreateMessageRequestParams {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `includeContext`.
+    /// Sets `includeContext`.
     pub fn with_include_context(
         mut self,
         value: CreateMessageRequestParamsIncludeContext,
@@ -4274,17 +4799,17 @@ impl CreateMessageRequestParams {
         self.include_context = Some(value);
         self
     }
-    ///Sets `metadata`.
+    /// Sets `metadata`.
     pub fn with_metadata(mut self, value: JSONObject) -> Self {
         self.metadata = Some(value);
         self
     }
-    ///Sets `modelPreferences`.
+    /// Sets `modelPreferences`.
     pub fn with_model_preferences(mut self, value: ModelPreferences) -> Self {
         self.model_preferences = Some(value);
         self
     }
-    ///Sets `stopSequences`.
+    /// Sets `stopSequences`.
     pub fn with_stop_sequences(
         mut self,
         value: ::std::vec::Vec<::std::string::String>,
@@ -4292,7 +4817,7 @@ impl CreateMessageRequestParams {
         self.stop_sequences = Some(value);
         self
     }
-    ///Sets `systemPrompt`.
+    /// Sets `systemPrompt`.
     pub fn with_system_prompt(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -4300,17 +4825,17 @@ impl CreateMessageRequestParams {
         self.system_prompt = Some(value.into());
         self
     }
-    ///Sets `temperature`.
+    /// Sets `temperature`.
     pub fn with_temperature(mut self, value: ::serde_json::Number) -> Self {
         self.temperature = Some(value);
         self
     }
-    ///Sets `toolChoice`.
+    /// Sets `toolChoice`.
     pub fn with_tool_choice(mut self, value: ToolChoice) -> Self {
         self.tool_choice = Some(value);
         self
     }
-    ///Sets `tools`.
+    /// Sets `tools`.
     pub fn with_tools(mut self, value: ::std::vec::Vec<Tool>) -> Self {
         self.tools = Some(value);
         self
@@ -4526,29 +5051,29 @@ impl<'de> ::serde::Deserialize<'de> for CreateMessageRequestParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The result returned by the client for a `CreateMessageRequestsampling/createMessage` request.
-///The client should inform the user before returning the sampled message, to allow them
-///to inspect the response (human in the loop) and decide whether to allow the server to see it.
+/// The result returned by the client for a `CreateMessageRequestsampling/createMessage` request.
+/// The client should inform the user before returning the sampled message, to allow them
+/// to inspect the response (human in the loop) and decide whether to allow the server to see it.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CreateMessageResult {
-    ///`_meta`
+    /// `_meta`
     pub meta: ::core::option::Option<MetaObject>,
-    ///`content`
+    /// `content`
     pub content: CreateMessageResultContent,
-    ///The name of the model that generated the message.
+    /// The name of the model that generated the message.
     pub model: ::std::string::String,
-    ///`role`
+    /// `role`
     pub role: Role,
-    ///The reason why sampling stopped, if known.
+    /// The reason why sampling stopped, if known.
     ///
-    ///Standard values:
-    ///- `"endTurn"`: Natural end of the assistant's turn
-    ///- `"stopSequence"`: A stop sequence was encountered
-    ///- `"maxTokens"`: Maximum token limit was reached
-    ///- `"toolUse"`: The model wants to use one or more tools
+    /// Standard values:
+    /// - `"endTurn"`: Natural end of the assistant's turn
+    /// - `"stopSequence"`: A stop sequence was encountered
+    /// - `"maxTokens"`: Maximum token limit was reached
+    /// - `"toolUse"`: The model wants to use one or more tools
     ///
-    ///This field is an open string to allow for provider-specific stop reasons.
+    /// This field is an open string to allow for provider-specific stop reasons.
     pub stop_reason: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -4562,19 +5087,19 @@ impl CreateMessageResult {
     ) -> Self {
         Self {
             meta: None,
-            content: content,
+            content,
             model: model.into(),
-            role: role,
+            role,
             stop_reason: None,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(mut self, value: MetaObject) -> Self {
         self.meta = Some(value);
         self
     }
-    ///Sets `stopReason`.
+    /// Sets `stopReason`.
     pub fn with_stop_reason(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -4708,30 +5233,30 @@ impl<'de> ::serde::Deserialize<'de> for CreateMessageResult {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A request from the client asking the server to advertise its supported
-///protocol versions, capabilities, and other metadata. Servers **MUST**
-///implement `server/discover`. Clients **MAY** call it but are not required
-///to — version negotiation can also happen inline via per-request `_meta`.
+/// A request from the client asking the server to advertise its supported
+/// protocol versions, capabilities, and other metadata. Servers **MUST**
+/// implement `server/discover`. Clients **MAY** call it but are not required
+/// to — version negotiation can also happen inline via per-request `_meta`.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DiscoverRequest {
-    ///`id`
+    /// `id`
     pub id: RequestId,
-    ///`params`
+    /// `params`
     pub params: RequestParams,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl DiscoverRequest {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "server/discover";
     /// A value with the required members given and every optional member unset.
     pub fn new(id: RequestId, params: RequestParams) -> Self {
         Self {
-            id: id,
-            params: params,
+            id,
+            params,
             extra: ::core::default::Default::default(),
         }
     }
@@ -4742,7 +5267,7 @@ impl ::serde::Serialize for DiscoverRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 2 + 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"server/discover")?;
@@ -4843,86 +5368,94 @@ impl<'de> ::serde::Deserialize<'de> for DiscoverRequest {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The result returned by the server for a `DiscoverRequestserver/discover` request.
+/// The result returned by the server for a `DiscoverRequestserver/discover` request.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DiscoverResult {
-    ///`_meta`
+    /// `_meta`
     pub meta: ::core::option::Option<ResultMetaObject>,
-    ///Indicates the intended scope of the cached response, analogous to HTTP
-    ///`Cache-Control: public` vs `Cache-Control: private`.
+    /// Indicates the intended scope of the cached response, analogous to HTTP
+    /// `Cache-Control: public` vs `Cache-Control: private`.
     ///
-    ///- `"public"`: The response does not contain user-specific data. Any
-    ///  client or intermediary (e.g., shared gateway, caching proxy) MAY cache
-    ///  the response and serve it across authorization contexts.
-    ///- `"private"`: The response MAY be cached and reused only within the
-    ///  same authorization context. Caches MUST NOT be shared across
-    ///  authorization contexts (e.g., a different access token requires a
-    ///  different cache).
-    pub cache_scope: CacheableResultCacheScope,
-    ///The capabilities of the server.
+    /// - `"public"`: The response does not contain user-specific data. Any
+    ///   client or intermediary (e.g., shared gateway, caching proxy) MAY cache
+    ///   the response and serve it across authorization contexts.
+    /// - `"private"`: The response MAY be cached and reused only within the
+    ///   same authorization context. Caches MUST NOT be shared across
+    ///   authorization contexts (e.g., a different access token requires a
+    ///   different cache).
+    pub cache_scope: ::core::option::Option<CacheableResultCacheScope>,
+    /// The capabilities of the server.
     pub capabilities: ServerCapabilities,
-    ///Natural-language guidance describing the server and its features.
+    /// Natural-language guidance describing the server and its features.
     ///
-    ///This can be used by clients to improve an LLM's understanding of
-    ///available tools (e.g., by including it in a system prompt). It should
-    ///focus on information that helps the model use the server effectively
-    ///and should not duplicate information already in tool descriptions.
+    /// This can be used by clients to improve an LLM's understanding of
+    /// available tools (e.g., by including it in a system prompt). It should
+    /// focus on information that helps the model use the server effectively
+    /// and should not duplicate information already in tool descriptions.
     pub instructions: ::core::option::Option<::std::string::String>,
-    ///Indicates the type of the result, which allows the client to determine
-    ///how to parse the result object.
+    /// Indicates the type of the result, which allows the client to determine
+    /// how to parse the result object.
     ///
-    ///Servers implementing this protocol version MUST include this field.
-    ///For backward compatibility, when a client receives a result from a
-    ///server implementing an earlier protocol version (which does not include
-    ///`resultType`), the client MUST treat the absent field as `"complete"`.
+    /// Servers implementing this protocol version MUST include this field.
+    /// For backward compatibility, when a client receives a result from a
+    /// server implementing an earlier protocol version (which does not include
+    /// `resultType`), the client MUST treat the absent field as `"complete"`.
     pub result_type: ::std::string::String,
-    ///MCP Protocol Versions this server supports. The client should choose a
-    ///version from this list for use in subsequent requests.
+    /// MCP Protocol Versions this server supports. The client should choose a
+    /// version from this list for use in subsequent requests.
     pub supported_versions: ::std::vec::Vec<::std::string::String>,
-    ///A hint from the server indicating how long (in milliseconds) the
-    ///client MAY cache this response before re-fetching. Semantics are
-    ///analogous to HTTP Cache-Control max-age.
+    /// A hint from the server indicating how long (in milliseconds) the
+    /// client MAY cache this response before re-fetching. Semantics are
+    /// analogous to HTTP Cache-Control max-age.
     ///
-    ///- If 0, The response SHOULD be considered immediately stale,
-    ///  The client MAY re-fetch every time the result is needed.
-    ///- If positive, the client SHOULD consider the result fresh for this many
-    ///  milliseconds after receiving the response.
-    pub ttl_ms: i64,
+    /// - If 0, The response SHOULD be considered immediately stale,
+    ///   The client MAY re-fetch every time the result is needed.
+    /// - If positive, the client SHOULD consider the result fresh for this many
+    ///   milliseconds after receiving the response.
+    pub ttl_ms: ::core::option::Option<i64>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl DiscoverResult {
     /// A value with the required members given and every optional member unset.
     pub fn new(
-        cache_scope: CacheableResultCacheScope,
         capabilities: ServerCapabilities,
         result_type: impl ::core::convert::Into<::std::string::String>,
         supported_versions: ::std::vec::Vec<::std::string::String>,
-        ttl_ms: i64,
     ) -> Self {
         Self {
             meta: None,
-            cache_scope: cache_scope,
-            capabilities: capabilities,
+            cache_scope: None,
+            capabilities,
             instructions: None,
             result_type: result_type.into(),
-            supported_versions: supported_versions,
-            ttl_ms: ttl_ms,
+            supported_versions,
+            ttl_ms: None,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(mut self, value: ResultMetaObject) -> Self {
         self.meta = Some(value);
         self
     }
-    ///Sets `instructions`.
+    /// Sets `cacheScope`.
+    pub fn with_cache_scope(mut self, value: CacheableResultCacheScope) -> Self {
+        self.cache_scope = Some(value);
+        self
+    }
+    /// Sets `instructions`.
     pub fn with_instructions(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
     ) -> Self {
         self.instructions = Some(value.into());
+        self
+    }
+    /// Sets `ttlMs`.
+    pub fn with_ttl_ms(mut self, value: i64) -> Self {
+        self.ttl_ms = Some(value);
         self
     }
 }
@@ -4932,20 +5465,26 @@ impl ::serde::Serialize for DiscoverResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + 1 + 1
-            + usize::from(self.instructions.is_some()) + 1 + 1 + 1 + self.extra.len();
+        let len = 0 + usize::from(self.meta.is_some())
+            + usize::from(self.cache_scope.is_some()) + 1
+            + usize::from(self.instructions.is_some()) + 1 + 1
+            + usize::from(self.ttl_ms.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
         }
-        map.serialize_entry("cacheScope", &self.cache_scope)?;
+        if let Some(value) = &self.cache_scope {
+            map.serialize_entry("cacheScope", value)?;
+        }
         map.serialize_entry("capabilities", &self.capabilities)?;
         if let Some(value) = &self.instructions {
             map.serialize_entry("instructions", value)?;
         }
         map.serialize_entry("resultType", &self.result_type)?;
         map.serialize_entry("supportedVersions", &self.supported_versions)?;
-        map.serialize_entry("ttlMs", &self.ttl_ms)?;
+        if let Some(value) = &self.ttl_ms {
+            map.serialize_entry("ttlMs", value)?;
+        }
         for (key, value) in &self.extra {
             map.serialize_entry(key, value)?;
         }
@@ -4973,6 +5512,7 @@ impl<'de> ::serde::Deserialize<'de> for DiscoverResult {
                 let mut m_0: ::core::option::Option<ResultMetaObject> = None;
                 let mut seen_0 = false;
                 let mut m_1: ::core::option::Option<CacheableResultCacheScope> = None;
+                let mut seen_1 = false;
                 let mut m_2: ::core::option::Option<ServerCapabilities> = None;
                 let mut m_3: ::core::option::Option<::std::string::String> = None;
                 let mut seen_3 = false;
@@ -4981,6 +5521,7 @@ impl<'de> ::serde::Deserialize<'de> for DiscoverResult {
                     ::std::vec::Vec<::std::string::String>,
                 > = None;
                 let mut m_6: ::core::option::Option<i64> = None;
+                let mut seen_6 = false;
                 let mut extra = <::serde_json::Map<
                     ::std::string::String,
                     ::serde_json::Value,
@@ -4997,9 +5538,10 @@ impl<'de> ::serde::Deserialize<'de> for DiscoverResult {
                             )?
                         }
                         "cacheScope" => {
-                            crate::support::member(
+                            crate::support::optional_member(
                                 &mut map,
                                 &mut m_1,
+                                &mut seen_1,
                                 "DiscoverResult",
                                 "cacheScope",
                             )?
@@ -5038,9 +5580,10 @@ impl<'de> ::serde::Deserialize<'de> for DiscoverResult {
                             )?
                         }
                         "ttlMs" => {
-                            crate::support::member(
+                            crate::support::optional_member(
                                 &mut map,
                                 &mut m_6,
+                                &mut seen_6,
                                 "DiscoverResult",
                                 "ttlMs",
                             )?
@@ -5050,11 +5593,7 @@ impl<'de> ::serde::Deserialize<'de> for DiscoverResult {
                 }
                 Ok(DiscoverResult {
                     meta: m_0,
-                    cache_scope: m_1
-                        .ok_or_else(|| crate::support::missing(
-                            "DiscoverResult",
-                            "cacheScope",
-                        ))?,
+                    cache_scope: m_1,
                     capabilities: m_2
                         .ok_or_else(|| crate::support::missing(
                             "DiscoverResult",
@@ -5071,11 +5610,7 @@ impl<'de> ::serde::Deserialize<'de> for DiscoverResult {
                             "DiscoverResult",
                             "supportedVersions",
                         ))?,
-                    ttl_ms: m_6
-                        .ok_or_else(|| crate::support::missing(
-                            "DiscoverResult",
-                            "ttlMs",
-                        ))?,
+                    ttl_ms: m_6,
                     extra,
                 })
             }
@@ -5083,25 +5618,25 @@ impl<'de> ::serde::Deserialize<'de> for DiscoverResult {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A successful response from the server for a `DiscoverRequestserver/discover` request.
+/// A successful response from the server for a `DiscoverRequestserver/discover` request.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DiscoverResultResponse {
-    ///`id`
+    /// `id`
     pub id: RequestId,
-    ///`result`
+    /// `result`
     pub result: DiscoverResult,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl DiscoverResultResponse {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
     /// A value with the required members given and every optional member unset.
     pub fn new(id: RequestId, result: DiscoverResult) -> Self {
         Self {
-            id: id,
-            result: result,
+            id,
+            result,
             extra: ::core::default::Default::default(),
         }
     }
@@ -5112,7 +5647,7 @@ impl ::serde::Serialize for DiscoverResultResponse {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("id", &self.id)?;
@@ -5201,22 +5736,22 @@ impl<'de> ::serde::Deserialize<'de> for DiscoverResultResponse {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A request from the server to elicit additional information from the user via the client.
+/// A request from the server to elicit additional information from the user via the client.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ElicitRequest {
-    ///`params`
+    /// `params`
     pub params: ElicitRequestParams,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ElicitRequest {
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "elicitation/create";
     /// A value with the required members given and every optional member unset.
     pub fn new(params: ElicitRequestParams) -> Self {
         Self {
-            params: params,
+            params,
             extra: ::core::default::Default::default(),
         }
     }
@@ -5227,7 +5762,7 @@ impl ::serde::Serialize for ElicitRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"elicitation/create")?;
         map.serialize_entry("params", &self.params)?;
@@ -5299,25 +5834,25 @@ impl<'de> ::serde::Deserialize<'de> for ElicitRequest {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A restricted subset of JSON Schema.
-///Only top-level properties are allowed, without nesting.
+/// A restricted subset of JSON Schema.
+/// Only top-level properties are allowed, without nesting.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ElicitRequestFormParamsRequestedSchema {
-    ///`$schema`
+    /// `$schema`
     pub schema: ::core::option::Option<::std::string::String>,
-    ///`properties`
+    /// `properties`
     pub properties: ::std::collections::BTreeMap<
         ::std::string::String,
         PrimitiveSchemaDefinition,
     >,
-    ///`required`
+    /// `required`
     pub required: ::core::option::Option<::std::vec::Vec<::std::string::String>>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ElicitRequestFormParamsRequestedSchema {
-    ///The constant `type` member.
+    /// The constant `type` member.
     pub const TYPE: &'static str = "object";
     /// A value with the required members given and every optional member unset.
     pub fn new(
@@ -5328,12 +5863,12 @@ impl ElicitRequestFormParamsRequestedSchema {
     ) -> Self {
         Self {
             schema: None,
-            properties: properties,
+            properties,
             required: None,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `$schema`.
+    /// Sets `$schema`.
     pub fn with_schema(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -5341,7 +5876,7 @@ impl ElicitRequestFormParamsRequestedSchema {
         self.schema = Some(value.into());
         self
     }
-    ///Sets `required`.
+    /// Sets `required`.
     pub fn with_required(
         mut self,
         value: ::std::vec::Vec<::std::string::String>,
@@ -5356,7 +5891,7 @@ impl ::serde::Serialize for ElicitRequestFormParamsRequestedSchema {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.schema.is_some()) + 1
+        let len = 0 + 1 + usize::from(self.schema.is_some()) + 1
             + usize::from(self.required.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"object")?;
@@ -5474,20 +6009,22 @@ impl<'de> ::serde::Deserialize<'de> for ElicitRequestFormParamsRequestedSchema {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The parameters for a request to elicit non-sensitive information from the user via a form in the client.
+/// The parameters for a request to elicit non-sensitive information from the user via a form in the client.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ElicitRequestFormParams {
-    ///The message to present to the user describing what information is being requested.
+    /// The message to present to the user describing what information is being requested.
     pub message: ::std::string::String,
-    ///A restricted subset of JSON Schema.
-    ///Only top-level properties are allowed, without nesting.
+    /// A restricted subset of JSON Schema.
+    /// Only top-level properties are allowed, without nesting.
     pub requested_schema: ElicitRequestFormParamsRequestedSchema,
+    /// Whether the optional constant member `mode` ("form") is present.
+    pub mode_present: bool,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ElicitRequestFormParams {
-    ///The constant `mode` member.
+    /// The constant `mode` member.
     pub const MODE: &'static str = "form";
     /// A value with the required members given and every optional member unset.
     pub fn new(
@@ -5496,7 +6033,8 @@ impl ElicitRequestFormParams {
     ) -> Self {
         Self {
             message: message.into(),
-            requested_schema: requested_schema,
+            requested_schema,
+            mode_present: true,
             extra: ::core::default::Default::default(),
         }
     }
@@ -5507,9 +6045,11 @@ impl ::serde::Serialize for ElicitRequestFormParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + 1 + self.extra.len();
+        let len = 0 + usize::from(self.mode_present) + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
-        map.serialize_entry("mode", &"form")?;
+        if self.mode_present {
+            map.serialize_entry("mode", &"form")?;
+        }
         map.serialize_entry("message", &self.message)?;
         map.serialize_entry("requestedSchema", &self.requested_schema)?;
         for (key, value) in &self.extra {
@@ -5576,6 +6116,7 @@ impl<'de> ::serde::Deserialize<'de> for ElicitRequestFormParams {
                     }
                 }
                 Ok(ElicitRequestFormParams {
+                    mode_present: seen_mode,
                     message: m_0
                         .ok_or_else(|| crate::support::missing(
                             "ElicitRequestFormParams",
@@ -5593,19 +6134,19 @@ impl<'de> ::serde::Deserialize<'de> for ElicitRequestFormParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The parameters for a request to elicit information from the user via a URL in the client.
+/// The parameters for a request to elicit information from the user via a URL in the client.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ElicitRequestURLParams {
-    ///The message to present to the user explaining why the interaction is needed.
+    /// The message to present to the user explaining why the interaction is needed.
     pub message: ::std::string::String,
-    ///The URL that the user should navigate to.
+    /// The URL that the user should navigate to.
     pub url: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ElicitRequestURLParams {
-    ///The constant `mode` member.
+    /// The constant `mode` member.
     pub const MODE: &'static str = "url";
     /// A value with the required members given and every optional member unset.
     pub fn new(
@@ -5625,7 +6166,7 @@ impl ::serde::Serialize for ElicitRequestURLParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("mode", &"url")?;
         map.serialize_entry("message", &self.message)?;
@@ -5714,18 +6255,18 @@ impl<'de> ::serde::Deserialize<'de> for ElicitRequestURLParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The result returned by the client for an `ElicitRequestelicitation/create` request.
+/// The result returned by the client for an `ElicitRequestelicitation/create` request.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ElicitResult {
-    ///The user action in response to the elicitation.
-    ///- `"accept"`: User submitted the form/confirmed the action
-    ///- `"decline"`: User explicitly declined the action
-    ///- `"cancel"`: User dismissed without making an explicit choice
+    /// The user action in response to the elicitation.
+    /// - `"accept"`: User submitted the form/confirmed the action
+    /// - `"decline"`: User explicitly declined the action
+    /// - `"cancel"`: User dismissed without making an explicit choice
     pub action: ElicitResultAction,
-    ///The submitted form data, only present when action is `"accept"` and mode was `"form"`.
-    ///Contains values matching the requested schema.
-    ///Omitted for out-of-band mode responses.
+    /// The submitted form data, only present when action is `"accept"` and mode was `"form"`.
+    /// Contains values matching the requested schema.
+    /// Omitted for out-of-band mode responses.
     pub content: ::core::option::Option<
         ::std::collections::BTreeMap<::std::string::String, ElicitResultContentValue>,
     >,
@@ -5736,12 +6277,12 @@ impl ElicitResult {
     /// A value with the required members given and every optional member unset.
     pub fn new(action: ElicitResultAction) -> Self {
         Self {
-            action: action,
+            action,
             content: None,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `content`.
+    /// Sets `content`.
     pub fn with_content(
         mut self,
         value: ::std::collections::BTreeMap<
@@ -5837,40 +6378,40 @@ impl<'de> ::serde::Deserialize<'de> for ElicitResult {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The contents of a resource, embedded into a prompt or tool call result.
+/// The contents of a resource, embedded into a prompt or tool call result.
 ///
-///It is up to the client how best to render embedded resources for the benefit
-///of the LLM and/or the user.
+/// It is up to the client how best to render embedded resources for the benefit
+/// of the LLM and/or the user.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct EmbeddedResource {
-    ///`_meta`
+    /// `_meta`
     pub meta: ::core::option::Option<MetaObject>,
-    ///Optional annotations for the client.
+    /// Optional annotations for the client.
     pub annotations: ::core::option::Option<Annotations>,
-    ///`resource`
+    /// `resource`
     pub resource: EmbeddedResourceResource,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl EmbeddedResource {
-    ///The constant `type` member.
+    /// The constant `type` member.
     pub const TYPE: &'static str = "resource";
     /// A value with the required members given and every optional member unset.
     pub fn new(resource: EmbeddedResourceResource) -> Self {
         Self {
             meta: None,
             annotations: None,
-            resource: resource,
+            resource,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(mut self, value: MetaObject) -> Self {
         self.meta = Some(value);
         self
     }
-    ///Sets `annotations`.
+    /// Sets `annotations`.
     pub fn with_annotations(mut self, value: Annotations) -> Self {
         self.annotations = Some(value);
         self
@@ -5882,7 +6423,7 @@ impl ::serde::Serialize for EmbeddedResource {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.meta.is_some())
+        let len = 0 + 1 + usize::from(self.meta.is_some())
             + usize::from(self.annotations.is_some()) + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"resource")?;
@@ -5988,11 +6529,11 @@ impl<'de> ::serde::Deserialize<'de> for EmbeddedResource {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Error {
-    ///The error type that occurred.
+    /// The error type that occurred.
     pub code: i64,
-    ///Additional information about the error. The value of this member is defined by the sender (e.g. detailed error information, nested errors etc.).
+    /// Additional information about the error. The value of this member is defined by the sender (e.g. detailed error information, nested errors etc.).
     pub data: ::core::option::Option<::serde_json::Value>,
-    ///A short description of the error. The message SHOULD be limited to a concise single sentence.
+    /// A short description of the error. The message SHOULD be limited to a concise single sentence.
     pub message: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -6004,13 +6545,13 @@ impl Error {
         message: impl ::core::convert::Into<::std::string::String>,
     ) -> Self {
         Self {
-            code: code,
+            code,
             data: None,
             message: message.into(),
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `data`.
+    /// Sets `data`.
     pub fn with_data(mut self, value: ::serde_json::Value) -> Self {
         self.data = Some(value);
         self
@@ -6098,27 +6639,27 @@ impl<'de> ::serde::Deserialize<'de> for Error {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Used by the client to get a prompt provided by the server.
+/// Used by the client to get a prompt provided by the server.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct GetPromptRequest {
-    ///`id`
+    /// `id`
     pub id: RequestId,
-    ///`params`
+    /// `params`
     pub params: GetPromptRequestParams,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl GetPromptRequest {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "prompts/get";
     /// A value with the required members given and every optional member unset.
     pub fn new(id: RequestId, params: GetPromptRequestParams) -> Self {
         Self {
-            id: id,
-            params: params,
+            id,
+            params,
             extra: ::core::default::Default::default(),
         }
     }
@@ -6129,7 +6670,7 @@ impl ::serde::Serialize for GetPromptRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 2 + 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"prompts/get")?;
@@ -6230,21 +6771,21 @@ impl<'de> ::serde::Deserialize<'de> for GetPromptRequest {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Parameters for a `prompts/get` request.
+/// Parameters for a `prompts/get` request.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct GetPromptRequestParams {
-    ///`_meta`
+    /// `_meta`
     pub meta: RequestMetaObject,
-    ///Arguments to use for templating the prompt.
+    /// Arguments to use for templating the prompt.
     pub arguments: ::core::option::Option<
         ::std::collections::BTreeMap<::std::string::String, ::std::string::String>,
     >,
-    ///`inputResponses`
+    /// `inputResponses`
     pub input_responses: ::core::option::Option<InputResponses>,
-    ///The name of the prompt or prompt template.
+    /// The name of the prompt or prompt template.
     pub name: ::std::string::String,
-    ///`requestState`
+    /// `requestState`
     pub request_state: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -6256,7 +6797,7 @@ impl GetPromptRequestParams {
         name: impl ::core::convert::Into<::std::string::String>,
     ) -> Self {
         Self {
-            meta: meta,
+            meta,
             arguments: None,
             input_responses: None,
             name: name.into(),
@@ -6264,7 +6805,7 @@ impl GetPromptRequestParams {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `arguments`.
+    /// Sets `arguments`.
     pub fn with_arguments(
         mut self,
         value: ::std::collections::BTreeMap<::std::string::String, ::std::string::String>,
@@ -6272,12 +6813,12 @@ impl GetPromptRequestParams {
         self.arguments = Some(value);
         self
     }
-    ///Sets `inputResponses`.
+    /// Sets `inputResponses`.
     pub fn with_input_responses(mut self, value: InputResponses) -> Self {
         self.input_responses = Some(value);
         self
     }
-    ///Sets `requestState`.
+    /// Sets `requestState`.
     pub fn with_request_state(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -6417,23 +6958,23 @@ impl<'de> ::serde::Deserialize<'de> for GetPromptRequestParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The result returned by the server for a `GetPromptRequestprompts/get` request.
+/// The result returned by the server for a `GetPromptRequestprompts/get` request.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct GetPromptResult {
-    ///`_meta`
+    /// `_meta`
     pub meta: ::core::option::Option<ResultMetaObject>,
-    ///An optional description for the prompt.
+    /// An optional description for the prompt.
     pub description: ::core::option::Option<::std::string::String>,
-    ///`messages`
+    /// `messages`
     pub messages: ::std::vec::Vec<PromptMessage>,
-    ///Indicates the type of the result, which allows the client to determine
-    ///how to parse the result object.
+    /// Indicates the type of the result, which allows the client to determine
+    /// how to parse the result object.
     ///
-    ///Servers implementing this protocol version MUST include this field.
-    ///For backward compatibility, when a client receives a result from a
-    ///server implementing an earlier protocol version (which does not include
-    ///`resultType`), the client MUST treat the absent field as `"complete"`.
+    /// Servers implementing this protocol version MUST include this field.
+    /// For backward compatibility, when a client receives a result from a
+    /// server implementing an earlier protocol version (which does not include
+    /// `resultType`), the client MUST treat the absent field as `"complete"`.
     pub result_type: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -6447,17 +6988,17 @@ impl GetPromptResult {
         Self {
             meta: None,
             description: None,
-            messages: messages,
+            messages,
             result_type: result_type.into(),
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(mut self, value: ResultMetaObject) -> Self {
         self.meta = Some(value);
         self
     }
-    ///Sets `description`.
+    /// Sets `description`.
     pub fn with_description(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -6576,25 +7117,25 @@ impl<'de> ::serde::Deserialize<'de> for GetPromptResult {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A successful response from the server for a `GetPromptRequestprompts/get` request.
+/// A successful response from the server for a `GetPromptRequestprompts/get` request.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct GetPromptResultResponse {
-    ///`id`
+    /// `id`
     pub id: RequestId,
-    ///`result`
+    /// `result`
     pub result: GetPromptResultResponseResult,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl GetPromptResultResponse {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
     /// A value with the required members given and every optional member unset.
     pub fn new(id: RequestId, result: GetPromptResultResponseResult) -> Self {
         Self {
-            id: id,
-            result: result,
+            id,
+            result,
             extra: ::core::default::Default::default(),
         }
     }
@@ -6605,7 +7146,7 @@ impl ::serde::Serialize for GetPromptResultResponse {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("id", &self.id)?;
@@ -6697,15 +7238,15 @@ impl<'de> ::serde::Deserialize<'de> for GetPromptResultResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct HeaderMismatchErrorError {
-    ///Additional information about the error. The value of this member is defined by the sender (e.g. detailed error information, nested errors etc.).
+    /// Additional information about the error. The value of this member is defined by the sender (e.g. detailed error information, nested errors etc.).
     pub data: ::core::option::Option<::serde_json::Value>,
-    ///A short description of the error. The message SHOULD be limited to a concise single sentence.
+    /// A short description of the error. The message SHOULD be limited to a concise single sentence.
     pub message: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl HeaderMismatchErrorError {
-    ///The constant `code` member.
+    /// The constant `code` member.
     pub const CODE: i64 = -32020;
     /// A value with the required members given and every optional member unset.
     pub fn new(message: impl ::core::convert::Into<::std::string::String>) -> Self {
@@ -6715,7 +7256,7 @@ impl HeaderMismatchErrorError {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `data`.
+    /// Sets `data`.
     pub fn with_data(mut self, value: ::serde_json::Value) -> Self {
         self.data = Some(value);
         self
@@ -6727,7 +7268,7 @@ impl ::serde::Serialize for HeaderMismatchErrorError {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.data.is_some()) + 1 + self.extra.len();
+        let len = 0 + 1 + usize::from(self.data.is_some()) + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("code", &-32020)?;
         if let Some(value) = &self.data {
@@ -6816,32 +7357,32 @@ impl<'de> ::serde::Deserialize<'de> for HeaderMismatchErrorError {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Returned when a server rejects a request because the values in the HTTP
-///headers do not match the corresponding values in the request body, or
-///because required headers are missing or malformed. For HTTP, the response
-///status code MUST be `400 Bad Request`.
+/// Returned when a server rejects a request because the values in the HTTP
+/// headers do not match the corresponding values in the request body, or
+/// because required headers are missing or malformed. For HTTP, the response
+/// status code MUST be `400 Bad Request`.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct HeaderMismatchError {
-    ///`error`
+    /// `error`
     pub error: HeaderMismatchErrorError,
-    ///`id`
+    /// `id`
     pub id: ::core::option::Option<RequestId>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl HeaderMismatchError {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
     /// A value with the required members given and every optional member unset.
     pub fn new(error: HeaderMismatchErrorError) -> Self {
         Self {
-            error: error,
+            error,
             id: None,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `id`.
+    /// Sets `id`.
     pub fn with_id(mut self, value: RequestId) -> Self {
         self.id = Some(value);
         self
@@ -6853,7 +7394,7 @@ impl ::serde::Serialize for HeaderMismatchError {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + usize::from(self.id.is_some()) + self.extra.len();
+        let len = 0 + 1 + 1 + usize::from(self.id.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("error", &self.error)?;
@@ -6942,32 +7483,32 @@ impl<'de> ::serde::Deserialize<'de> for HeaderMismatchError {
         deserializer.deserialize_map(Visitor)
     }
 }
-///An optionally-sized icon that can be displayed in a user interface.
+/// An optionally-sized icon that can be displayed in a user interface.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Icon {
-    ///Optional MIME type override if the source MIME type is missing or generic.
-    ///For example: `"image/png"`, `"image/jpeg"`, or `"image/svg+xml"`.
+    /// Optional MIME type override if the source MIME type is missing or generic.
+    /// For example: `"image/png"`, `"image/jpeg"`, or `"image/svg+xml"`.
     pub mime_type: ::core::option::Option<::std::string::String>,
-    ///Optional array of strings that specify sizes at which the icon can be used.
-    ///Each string should be in WxH format (e.g., `"48x48"`, `"96x96"`) or `"any"` for scalable formats like SVG.
+    /// Optional array of strings that specify sizes at which the icon can be used.
+    /// Each string should be in WxH format (e.g., `"48x48"`, `"96x96"`) or `"any"` for scalable formats like SVG.
     ///
-    ///If not provided, the client should assume that the icon can be used at any size.
+    /// If not provided, the client should assume that the icon can be used at any size.
     pub sizes: ::core::option::Option<::std::vec::Vec<::std::string::String>>,
-    ///A standard URI pointing to an icon resource. May be an HTTP/HTTPS URL or a
-    ///`data:` URI with Base64-encoded image data.
+    /// A standard URI pointing to an icon resource. May be an HTTP/HTTPS URL or a
+    /// `data:` URI with Base64-encoded image data.
     ///
-    ///Consumers SHOULD take steps to ensure URLs serving icons are from the
-    ///same domain as the client/server or a trusted domain.
+    /// Consumers SHOULD take steps to ensure URLs serving icons are from the
+    /// same domain as the client/server or a trusted domain.
     ///
-    ///Consumers SHOULD take appropriate precautions when consuming SVGs as they can contain
-    ///executable JavaScript.
+    /// Consumers SHOULD take appropriate precautions when consuming SVGs as they can contain
+    /// executable JavaScript.
     pub src: ::std::string::String,
-    ///Optional specifier for the theme this icon is designed for. `"light"` indicates
-    ///the icon is designed to be used with a light background, and `"dark"` indicates
-    ///the icon is designed to be used with a dark background.
+    /// Optional specifier for the theme this icon is designed for. `"light"` indicates
+    /// the icon is designed to be used with a light background, and `"dark"` indicates
+    /// the icon is designed to be used with a dark background.
     ///
-    ///If not provided, the client should assume the icon can be used with any theme.
+    /// If not provided, the client should assume the icon can be used with any theme.
     pub theme: ::core::option::Option<IconTheme>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -6983,7 +7524,7 @@ impl Icon {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `mimeType`.
+    /// Sets `mimeType`.
     pub fn with_mime_type(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -6991,12 +7532,12 @@ impl Icon {
         self.mime_type = Some(value.into());
         self
     }
-    ///Sets `sizes`.
+    /// Sets `sizes`.
     pub fn with_sizes(mut self, value: ::std::vec::Vec<::std::string::String>) -> Self {
         self.sizes = Some(value);
         self
     }
-    ///Sets `theme`.
+    /// Sets `theme`.
     pub fn with_theme(mut self, value: IconTheme) -> Self {
         self.theme = Some(value);
         self
@@ -7106,19 +7647,19 @@ impl<'de> ::serde::Deserialize<'de> for Icon {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Base interface to add `icons` property.
+/// Base interface to add `icons` property.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Icons {
-    ///Optional set of sized icons that the client can display in a user interface.
+    /// Optional set of sized icons that the client can display in a user interface.
     ///
-    ///Clients that support rendering icons MUST support at least the following MIME types:
-    ///- `image/png` - PNG images (safe, universal compatibility)
-    ///- `image/jpeg` (and `image/jpg`) - JPEG images (safe, universal compatibility)
+    /// Clients that support rendering icons MUST support at least the following MIME types:
+    /// - `image/png` - PNG images (safe, universal compatibility)
+    /// - `image/jpeg` (and `image/jpg`) - JPEG images (safe, universal compatibility)
     ///
-    ///Clients that support rendering icons SHOULD also support:
-    ///- `image/svg+xml` - SVG images (scalable but requires security precautions)
-    ///- `image/webp` - WebP images (modern, efficient format)
+    /// Clients that support rendering icons SHOULD also support:
+    /// - `image/svg+xml` - SVG images (scalable but requires security precautions)
+    /// - `image/webp` - WebP images (modern, efficient format)
     pub icons: ::core::option::Option<::std::vec::Vec<Icon>>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -7131,7 +7672,7 @@ impl Icons {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `icons`.
+    /// Sets `icons`.
     pub fn with_icons(mut self, value: ::std::vec::Vec<Icon>) -> Self {
         self.icons = Some(value);
         self
@@ -7198,23 +7739,23 @@ impl<'de> ::serde::Deserialize<'de> for Icons {
         deserializer.deserialize_map(Visitor)
     }
 }
-///An image provided to or from an LLM.
+/// An image provided to or from an LLM.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ImageContent {
-    ///`_meta`
+    /// `_meta`
     pub meta: ::core::option::Option<MetaObject>,
-    ///Optional annotations for the client.
+    /// Optional annotations for the client.
     pub annotations: ::core::option::Option<Annotations>,
-    ///The base64-encoded image data.
+    /// The base64-encoded image data.
     pub data: ::std::string::String,
-    ///The MIME type of the image. Different providers may support different image types.
+    /// The MIME type of the image. Different providers may support different image types.
     pub mime_type: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ImageContent {
-    ///The constant `type` member.
+    /// The constant `type` member.
     pub const TYPE: &'static str = "image";
     /// A value with the required members given and every optional member unset.
     pub fn new(
@@ -7229,12 +7770,12 @@ impl ImageContent {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(mut self, value: MetaObject) -> Self {
         self.meta = Some(value);
         self
     }
-    ///Sets `annotations`.
+    /// Sets `annotations`.
     pub fn with_annotations(mut self, value: Annotations) -> Self {
         self.annotations = Some(value);
         self
@@ -7246,7 +7787,7 @@ impl ::serde::Serialize for ImageContent {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.meta.is_some())
+        let len = 0 + 1 + usize::from(self.meta.is_some())
             + usize::from(self.annotations.is_some()) + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"image")?;
@@ -7361,38 +7902,38 @@ impl<'de> ::serde::Deserialize<'de> for ImageContent {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Describes the MCP implementation.
+/// Describes the MCP implementation.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Implementation {
-    ///An optional human-readable description of what this implementation does.
+    /// An optional human-readable description of what this implementation does.
     ///
-    ///This can be used by clients or servers to provide context about their purpose
-    ///and capabilities. For example, a server might describe the types of resources
-    ///or tools it provides, while a client might describe its intended use case.
+    /// This can be used by clients or servers to provide context about their purpose
+    /// and capabilities. For example, a server might describe the types of resources
+    /// or tools it provides, while a client might describe its intended use case.
     pub description: ::core::option::Option<::std::string::String>,
-    ///Optional set of sized icons that the client can display in a user interface.
+    /// Optional set of sized icons that the client can display in a user interface.
     ///
-    ///Clients that support rendering icons MUST support at least the following MIME types:
-    ///- `image/png` - PNG images (safe, universal compatibility)
-    ///- `image/jpeg` (and `image/jpg`) - JPEG images (safe, universal compatibility)
+    /// Clients that support rendering icons MUST support at least the following MIME types:
+    /// - `image/png` - PNG images (safe, universal compatibility)
+    /// - `image/jpeg` (and `image/jpg`) - JPEG images (safe, universal compatibility)
     ///
-    ///Clients that support rendering icons SHOULD also support:
-    ///- `image/svg+xml` - SVG images (scalable but requires security precautions)
-    ///- `image/webp` - WebP images (modern, efficient format)
+    /// Clients that support rendering icons SHOULD also support:
+    /// - `image/svg+xml` - SVG images (scalable but requires security precautions)
+    /// - `image/webp` - WebP images (modern, efficient format)
     pub icons: ::core::option::Option<::std::vec::Vec<Icon>>,
-    ///Intended for programmatic or logical use, but used as a display name in past specs or fallback (if title isn't present).
+    /// Intended for programmatic or logical use, but used as a display name in past specs or fallback (if title isn't present).
     pub name: ::std::string::String,
-    ///Intended for UI and end-user contexts — optimized to be human-readable and easily understood,
-    ///even by those unfamiliar with domain-specific terminology.
+    /// Intended for UI and end-user contexts — optimized to be human-readable and easily understood,
+    /// even by those unfamiliar with domain-specific terminology.
     ///
-    ///If not provided, the name should be used for display (except for `Tool`,
-    ///where `annotations.title` should be given precedence over using `name`,
-    ///if present).
+    /// If not provided, the name should be used for display (except for `Tool`,
+    /// where `annotations.title` should be given precedence over using `name`,
+    /// if present).
     pub title: ::core::option::Option<::std::string::String>,
-    ///The version of this implementation.
+    /// The version of this implementation.
     pub version: ::std::string::String,
-    ///An optional URL of the website for this implementation.
+    /// An optional URL of the website for this implementation.
     pub website_url: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -7413,7 +7954,7 @@ impl Implementation {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `description`.
+    /// Sets `description`.
     pub fn with_description(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -7421,12 +7962,12 @@ impl Implementation {
         self.description = Some(value.into());
         self
     }
-    ///Sets `icons`.
+    /// Sets `icons`.
     pub fn with_icons(mut self, value: ::std::vec::Vec<Icon>) -> Self {
         self.icons = Some(value);
         self
     }
-    ///Sets `title`.
+    /// Sets `title`.
     pub fn with_title(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -7434,7 +7975,7 @@ impl Implementation {
         self.title = Some(value.into());
         self
     }
-    ///Sets `websiteUrl`.
+    /// Sets `websiteUrl`.
     pub fn with_website_url(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -7584,24 +8125,24 @@ impl<'de> ::serde::Deserialize<'de> for Implementation {
         deserializer.deserialize_map(Visitor)
     }
 }
-///An InputRequiredResult sent by the server to indicate that additional input is needed
-///before the request can be completed.
+/// An InputRequiredResult sent by the server to indicate that additional input is needed
+/// before the request can be completed.
 ///
-///At least one of `inputRequests` or `requestState` MUST be present.
+/// At least one of `inputRequests` or `requestState` MUST be present.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct InputRequiredResult {
-    ///`_meta`
+    /// `_meta`
     pub meta: ::core::option::Option<ResultMetaObject>,
-    ///`inputRequests`
+    /// `inputRequests`
     pub input_requests: ::core::option::Option<InputRequests>,
-    ///`requestState`
+    /// `requestState`
     pub request_state: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl InputRequiredResult {
-    ///The constant `resultType` member.
+    /// The constant `resultType` member.
     pub const RESULT_TYPE: &'static str = "input_required";
     /// A value with the required members given and every optional member unset.
     pub fn new() -> Self {
@@ -7612,17 +8153,17 @@ impl InputRequiredResult {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(mut self, value: ResultMetaObject) -> Self {
         self.meta = Some(value);
         self
     }
-    ///Sets `inputRequests`.
+    /// Sets `inputRequests`.
     pub fn with_input_requests(mut self, value: InputRequests) -> Self {
         self.input_requests = Some(value);
         self
     }
-    ///Sets `requestState`.
+    /// Sets `requestState`.
     pub fn with_request_state(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -7637,7 +8178,7 @@ impl ::serde::Serialize for InputRequiredResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.meta.is_some())
+        let len = 0 + 1 + usize::from(self.meta.is_some())
             + usize::from(self.input_requests.is_some())
             + usize::from(self.request_state.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
@@ -7746,11 +8287,11 @@ impl<'de> ::serde::Deserialize<'de> for InputRequiredResult {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct InputResponseRequestParams {
-    ///`_meta`
+    /// `_meta`
     pub meta: RequestMetaObject,
-    ///`inputResponses`
+    /// `inputResponses`
     pub input_responses: ::core::option::Option<InputResponses>,
-    ///`requestState`
+    /// `requestState`
     pub request_state: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -7759,18 +8300,18 @@ impl InputResponseRequestParams {
     /// A value with the required members given and every optional member unset.
     pub fn new(meta: RequestMetaObject) -> Self {
         Self {
-            meta: meta,
+            meta,
             input_responses: None,
             request_state: None,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `inputResponses`.
+    /// Sets `inputResponses`.
     pub fn with_input_responses(mut self, value: InputResponses) -> Self {
         self.input_responses = Some(value);
         self
     }
-    ///Sets `requestState`.
+    /// Sets `requestState`.
     pub fn with_request_state(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -7874,19 +8415,19 @@ impl<'de> ::serde::Deserialize<'de> for InputResponseRequestParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A JSON-RPC error indicating that an internal error occurred on the receiver. This error is returned when the receiver encounters an unexpected condition that prevents it from fulfilling the request.
+/// A JSON-RPC error indicating that an internal error occurred on the receiver. This error is returned when the receiver encounters an unexpected condition that prevents it from fulfilling the request.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct InternalError {
-    ///Additional information about the error. The value of this member is defined by the sender (e.g. detailed error information, nested errors etc.).
+    /// Additional information about the error. The value of this member is defined by the sender (e.g. detailed error information, nested errors etc.).
     pub data: ::core::option::Option<::serde_json::Value>,
-    ///A short description of the error. The message SHOULD be limited to a concise single sentence.
+    /// A short description of the error. The message SHOULD be limited to a concise single sentence.
     pub message: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl InternalError {
-    ///The constant `code` member.
+    /// The constant `code` member.
     pub const CODE: i64 = -32603;
     /// A value with the required members given and every optional member unset.
     pub fn new(message: impl ::core::convert::Into<::std::string::String>) -> Self {
@@ -7896,7 +8437,7 @@ impl InternalError {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `data`.
+    /// Sets `data`.
     pub fn with_data(mut self, value: ::serde_json::Value) -> Self {
         self.data = Some(value);
         self
@@ -7908,7 +8449,7 @@ impl ::serde::Serialize for InternalError {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.data.is_some()) + 1 + self.extra.len();
+        let len = 0 + 1 + usize::from(self.data.is_some()) + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("code", &-32603)?;
         if let Some(value) = &self.data {
@@ -7995,28 +8536,28 @@ impl<'de> ::serde::Deserialize<'de> for InternalError {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A JSON-RPC error indicating that the method parameters are invalid or malformed.
+/// A JSON-RPC error indicating that the method parameters are invalid or malformed.
 ///
-///In MCP, this error is returned in various contexts when request parameters fail validation:
+/// In MCP, this error is returned in various contexts when request parameters fail validation:
 ///
-///- **Tools**: Unknown tool name or invalid tool arguments
-///- **Prompts**: Unknown prompt name or missing required arguments
-///- **Pagination**: Invalid or expired cursor values
-///- **Logging**: Invalid log level
-///- **Elicitation**: Server requests an elicitation mode not declared in client capabilities
-///- **Sampling**: Missing tool result or tool results mixed with other content
+/// - **Tools**: Unknown tool name or invalid tool arguments
+/// - **Prompts**: Unknown prompt name or missing required arguments
+/// - **Pagination**: Invalid or expired cursor values
+/// - **Logging**: Invalid log level
+/// - **Elicitation**: Server requests an elicitation mode not declared in client capabilities
+/// - **Sampling**: Missing tool result or tool results mixed with other content
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct InvalidParamsError {
-    ///Additional information about the error. The value of this member is defined by the sender (e.g. detailed error information, nested errors etc.).
+    /// Additional information about the error. The value of this member is defined by the sender (e.g. detailed error information, nested errors etc.).
     pub data: ::core::option::Option<::serde_json::Value>,
-    ///A short description of the error. The message SHOULD be limited to a concise single sentence.
+    /// A short description of the error. The message SHOULD be limited to a concise single sentence.
     pub message: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl InvalidParamsError {
-    ///The constant `code` member.
+    /// The constant `code` member.
     pub const CODE: i64 = -32602;
     /// A value with the required members given and every optional member unset.
     pub fn new(message: impl ::core::convert::Into<::std::string::String>) -> Self {
@@ -8026,7 +8567,7 @@ impl InvalidParamsError {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `data`.
+    /// Sets `data`.
     pub fn with_data(mut self, value: ::serde_json::Value) -> Self {
         self.data = Some(value);
         self
@@ -8038,7 +8579,7 @@ impl ::serde::Serialize for InvalidParamsError {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.data.is_some()) + 1 + self.extra.len();
+        let len = 0 + 1 + usize::from(self.data.is_some()) + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("code", &-32602)?;
         if let Some(value) = &self.data {
@@ -8125,19 +8666,19 @@ impl<'de> ::serde::Deserialize<'de> for InvalidParamsError {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A JSON-RPC error indicating that the request is not a valid request object. This error is returned when the message structure does not conform to the JSON-RPC 2.0 specification requirements for a request (e.g., missing required fields like `jsonrpc` or `method`, or using invalid types for these fields).
+/// A JSON-RPC error indicating that the request is not a valid request object. This error is returned when the message structure does not conform to the JSON-RPC 2.0 specification requirements for a request (e.g., missing required fields like `jsonrpc` or `method`, or using invalid types for these fields).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct InvalidRequestError {
-    ///Additional information about the error. The value of this member is defined by the sender (e.g. detailed error information, nested errors etc.).
+    /// Additional information about the error. The value of this member is defined by the sender (e.g. detailed error information, nested errors etc.).
     pub data: ::core::option::Option<::serde_json::Value>,
-    ///A short description of the error. The message SHOULD be limited to a concise single sentence.
+    /// A short description of the error. The message SHOULD be limited to a concise single sentence.
     pub message: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl InvalidRequestError {
-    ///The constant `code` member.
+    /// The constant `code` member.
     pub const CODE: i64 = -32600;
     /// A value with the required members given and every optional member unset.
     pub fn new(message: impl ::core::convert::Into<::std::string::String>) -> Self {
@@ -8147,7 +8688,7 @@ impl InvalidRequestError {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `data`.
+    /// Sets `data`.
     pub fn with_data(mut self, value: ::serde_json::Value) -> Self {
         self.data = Some(value);
         self
@@ -8159,7 +8700,7 @@ impl ::serde::Serialize for InvalidRequestError {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.data.is_some()) + 1 + self.extra.len();
+        let len = 0 + 1 + usize::from(self.data.is_some()) + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("code", &-32600)?;
         if let Some(value) = &self.data {
@@ -8246,29 +8787,29 @@ impl<'de> ::serde::Deserialize<'de> for InvalidRequestError {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A response to a request that indicates an error occurred.
+/// A response to a request that indicates an error occurred.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct JSONRPCErrorResponse {
-    ///`error`
+    /// `error`
     pub error: Error,
-    ///`id`
+    /// `id`
     pub id: ::core::option::Option<RequestId>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl JSONRPCErrorResponse {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
     /// A value with the required members given and every optional member unset.
     pub fn new(error: Error) -> Self {
         Self {
-            error: error,
+            error,
             id: None,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `id`.
+    /// Sets `id`.
     pub fn with_id(mut self, value: RequestId) -> Self {
         self.id = Some(value);
         self
@@ -8280,7 +8821,7 @@ impl ::serde::Serialize for JSONRPCErrorResponse {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + usize::from(self.id.is_some()) + self.extra.len();
+        let len = 0 + 1 + 1 + usize::from(self.id.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("error", &self.error)?;
@@ -8369,13 +8910,13 @@ impl<'de> ::serde::Deserialize<'de> for JSONRPCErrorResponse {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A notification which does not expect a response.
+/// A notification which does not expect a response.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct JSONRPCNotification {
-    ///`method`
+    /// `method`
     pub method: ::std::string::String,
-    ///`params`
+    /// `params`
     pub params: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
@@ -8383,7 +8924,7 @@ pub struct JSONRPCNotification {
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl JSONRPCNotification {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
     /// A value with the required members given and every optional member unset.
     pub fn new(method: impl ::core::convert::Into<::std::string::String>) -> Self {
@@ -8393,7 +8934,7 @@ impl JSONRPCNotification {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `params`.
+    /// Sets `params`.
     pub fn with_params(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -8408,7 +8949,7 @@ impl ::serde::Serialize for JSONRPCNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = 0 + 1 + 1 + usize::from(self.params.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &self.method)?;
@@ -8499,15 +9040,15 @@ impl<'de> ::serde::Deserialize<'de> for JSONRPCNotification {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A request that expects a response.
+/// A request that expects a response.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct JSONRPCRequest {
-    ///`id`
+    /// `id`
     pub id: RequestId,
-    ///`method`
+    /// `method`
     pub method: ::std::string::String,
-    ///`params`
+    /// `params`
     pub params: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
@@ -8515,7 +9056,7 @@ pub struct JSONRPCRequest {
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl JSONRPCRequest {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
     /// A value with the required members given and every optional member unset.
     pub fn new(
@@ -8523,13 +9064,13 @@ impl JSONRPCRequest {
         method: impl ::core::convert::Into<::std::string::String>,
     ) -> Self {
         Self {
-            id: id,
+            id,
             method: method.into(),
             params: None,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `params`.
+    /// Sets `params`.
     pub fn with_params(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -8544,7 +9085,7 @@ impl ::serde::Serialize for JSONRPCRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + usize::from(self.params.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("id", &self.id)?;
@@ -8645,25 +9186,25 @@ impl<'de> ::serde::Deserialize<'de> for JSONRPCRequest {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A successful (non-error) response to a request.
+/// A successful (non-error) response to a request.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct JSONRPCResultResponse {
-    ///`id`
+    /// `id`
     pub id: RequestId,
-    ///`result`
+    /// `result`
     pub result: Result,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl JSONRPCResultResponse {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
     /// A value with the required members given and every optional member unset.
     pub fn new(id: RequestId, result: Result) -> Self {
         Self {
-            id: id,
-            result: result,
+            id,
+            result,
             extra: ::core::default::Default::default(),
         }
     }
@@ -8674,7 +9215,7 @@ impl ::serde::Serialize for JSONRPCResultResponse {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("id", &self.id)?;
@@ -8763,40 +9304,40 @@ impl<'de> ::serde::Deserialize<'de> for JSONRPCResultResponse {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Use `TitledSingleSelectEnumSchema` instead.
-///This interface will be removed in a future version.
+/// Use `TitledSingleSelectEnumSchema` instead.
+/// This interface will be removed in a future version.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct LegacyTitledEnumSchema {
-    ///`default`
+    /// `default`
     pub default: ::core::option::Option<::std::string::String>,
-    ///`description`
+    /// `description`
     pub description: ::core::option::Option<::std::string::String>,
-    ///`enum`
+    /// `enum`
     pub r#enum: ::std::vec::Vec<::std::string::String>,
-    ///(Legacy) Display names for enum values.
-    ///Non-standard according to JSON schema 2020-12.
+    /// (Legacy) Display names for enum values.
+    /// Non-standard according to JSON schema 2020-12.
     pub enum_names: ::core::option::Option<::std::vec::Vec<::std::string::String>>,
-    ///`title`
+    /// `title`
     pub title: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl LegacyTitledEnumSchema {
-    ///The constant `type` member.
+    /// The constant `type` member.
     pub const TYPE: &'static str = "string";
     /// A value with the required members given and every optional member unset.
     pub fn new(r#enum: ::std::vec::Vec<::std::string::String>) -> Self {
         Self {
             default: None,
             description: None,
-            r#enum: r#enum,
+            r#enum,
             enum_names: None,
             title: None,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `default`.
+    /// Sets `default`.
     pub fn with_default(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -8804,7 +9345,7 @@ impl LegacyTitledEnumSchema {
         self.default = Some(value.into());
         self
     }
-    ///Sets `description`.
+    /// Sets `description`.
     pub fn with_description(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -8812,7 +9353,7 @@ impl LegacyTitledEnumSchema {
         self.description = Some(value.into());
         self
     }
-    ///Sets `enumNames`.
+    /// Sets `enumNames`.
     pub fn with_enum_names(
         mut self,
         value: ::std::vec::Vec<::std::string::String>,
@@ -8820,7 +9361,7 @@ impl LegacyTitledEnumSchema {
         self.enum_names = Some(value);
         self
     }
-    ///Sets `title`.
+    /// Sets `title`.
     pub fn with_title(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -8835,7 +9376,7 @@ impl ::serde::Serialize for LegacyTitledEnumSchema {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.default.is_some())
+        let len = 0 + 1 + usize::from(self.default.is_some())
             + usize::from(self.description.is_some()) + 1
             + usize::from(self.enum_names.is_some()) + usize::from(self.title.is_some())
             + self.extra.len();
@@ -8976,27 +9517,27 @@ impl<'de> ::serde::Deserialize<'de> for LegacyTitledEnumSchema {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Sent from the client to request a list of prompts and prompt templates the server has.
+/// Sent from the client to request a list of prompts and prompt templates the server has.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListPromptsRequest {
-    ///`id`
+    /// `id`
     pub id: RequestId,
-    ///`params`
+    /// `params`
     pub params: PaginatedRequestParams,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ListPromptsRequest {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "prompts/list";
     /// A value with the required members given and every optional member unset.
     pub fn new(id: RequestId, params: PaginatedRequestParams) -> Self {
         Self {
-            id: id,
-            params: params,
+            id,
+            params,
             extra: ::core::default::Default::default(),
         }
     }
@@ -9007,7 +9548,7 @@ impl ::serde::Serialize for ListPromptsRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 2 + 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"prompts/list")?;
@@ -9108,77 +9649,85 @@ impl<'de> ::serde::Deserialize<'de> for ListPromptsRequest {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The result returned by the server for a `ListPromptsRequestprompts/list` request.
+/// The result returned by the server for a `ListPromptsRequestprompts/list` request.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListPromptsResult {
-    ///`_meta`
+    /// `_meta`
     pub meta: ::core::option::Option<ResultMetaObject>,
-    ///Indicates the intended scope of the cached response, analogous to HTTP
-    ///`Cache-Control: public` vs `Cache-Control: private`.
+    /// Indicates the intended scope of the cached response, analogous to HTTP
+    /// `Cache-Control: public` vs `Cache-Control: private`.
     ///
-    ///- `"public"`: The response does not contain user-specific data. Any
-    ///  client or intermediary (e.g., shared gateway, caching proxy) MAY cache
-    ///  the response and serve it across authorization contexts.
-    ///- `"private"`: The response MAY be cached and reused only within the
-    ///  same authorization context. Caches MUST NOT be shared across
-    ///  authorization contexts (e.g., a different access token requires a
-    ///  different cache).
-    pub cache_scope: CacheableResultCacheScope,
-    ///An opaque token representing the pagination position after the last returned result.
-    ///If present, there may be more results available.
+    /// - `"public"`: The response does not contain user-specific data. Any
+    ///   client or intermediary (e.g., shared gateway, caching proxy) MAY cache
+    ///   the response and serve it across authorization contexts.
+    /// - `"private"`: The response MAY be cached and reused only within the
+    ///   same authorization context. Caches MUST NOT be shared across
+    ///   authorization contexts (e.g., a different access token requires a
+    ///   different cache).
+    pub cache_scope: ::core::option::Option<CacheableResultCacheScope>,
+    /// An opaque token representing the pagination position after the last returned result.
+    /// If present, there may be more results available.
     pub next_cursor: ::core::option::Option<::std::string::String>,
-    ///`prompts`
+    /// `prompts`
     pub prompts: ::std::vec::Vec<Prompt>,
-    ///Indicates the type of the result, which allows the client to determine
-    ///how to parse the result object.
+    /// Indicates the type of the result, which allows the client to determine
+    /// how to parse the result object.
     ///
-    ///Servers implementing this protocol version MUST include this field.
-    ///For backward compatibility, when a client receives a result from a
-    ///server implementing an earlier protocol version (which does not include
-    ///`resultType`), the client MUST treat the absent field as `"complete"`.
+    /// Servers implementing this protocol version MUST include this field.
+    /// For backward compatibility, when a client receives a result from a
+    /// server implementing an earlier protocol version (which does not include
+    /// `resultType`), the client MUST treat the absent field as `"complete"`.
     pub result_type: ::std::string::String,
-    ///A hint from the server indicating how long (in milliseconds) the
-    ///client MAY cache this response before re-fetching. Semantics are
-    ///analogous to HTTP Cache-Control max-age.
+    /// A hint from the server indicating how long (in milliseconds) the
+    /// client MAY cache this response before re-fetching. Semantics are
+    /// analogous to HTTP Cache-Control max-age.
     ///
-    ///- If 0, The response SHOULD be considered immediately stale,
-    ///  The client MAY re-fetch every time the result is needed.
-    ///- If positive, the client SHOULD consider the result fresh for this many
-    ///  milliseconds after receiving the response.
-    pub ttl_ms: i64,
+    /// - If 0, The response SHOULD be considered immediately stale,
+    ///   The client MAY re-fetch every time the result is needed.
+    /// - If positive, the client SHOULD consider the result fresh for this many
+    ///   milliseconds after receiving the response.
+    pub ttl_ms: ::core::option::Option<i64>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ListPromptsResult {
     /// A value with the required members given and every optional member unset.
     pub fn new(
-        cache_scope: CacheableResultCacheScope,
         prompts: ::std::vec::Vec<Prompt>,
         result_type: impl ::core::convert::Into<::std::string::String>,
-        ttl_ms: i64,
     ) -> Self {
         Self {
             meta: None,
-            cache_scope: cache_scope,
+            cache_scope: None,
             next_cursor: None,
-            prompts: prompts,
+            prompts,
             result_type: result_type.into(),
-            ttl_ms: ttl_ms,
+            ttl_ms: None,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(mut self, value: ResultMetaObject) -> Self {
         self.meta = Some(value);
         self
     }
-    ///Sets `nextCursor`.
+    /// Sets `cacheScope`.
+    pub fn with_cache_scope(mut self, value: CacheableResultCacheScope) -> Self {
+        self.cache_scope = Some(value);
+        self
+    }
+    /// Sets `nextCursor`.
     pub fn with_next_cursor(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
     ) -> Self {
         self.next_cursor = Some(value.into());
+        self
+    }
+    /// Sets `ttlMs`.
+    pub fn with_ttl_ms(mut self, value: i64) -> Self {
+        self.ttl_ms = Some(value);
         self
     }
 }
@@ -9188,19 +9737,25 @@ impl ::serde::Serialize for ListPromptsResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + 1
-            + usize::from(self.next_cursor.is_some()) + 1 + 1 + 1 + self.extra.len();
+        let len = 0 + usize::from(self.meta.is_some())
+            + usize::from(self.cache_scope.is_some())
+            + usize::from(self.next_cursor.is_some()) + 1 + 1
+            + usize::from(self.ttl_ms.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
         }
-        map.serialize_entry("cacheScope", &self.cache_scope)?;
+        if let Some(value) = &self.cache_scope {
+            map.serialize_entry("cacheScope", value)?;
+        }
         if let Some(value) = &self.next_cursor {
             map.serialize_entry("nextCursor", value)?;
         }
         map.serialize_entry("prompts", &self.prompts)?;
         map.serialize_entry("resultType", &self.result_type)?;
-        map.serialize_entry("ttlMs", &self.ttl_ms)?;
+        if let Some(value) = &self.ttl_ms {
+            map.serialize_entry("ttlMs", value)?;
+        }
         for (key, value) in &self.extra {
             map.serialize_entry(key, value)?;
         }
@@ -9228,11 +9783,13 @@ impl<'de> ::serde::Deserialize<'de> for ListPromptsResult {
                 let mut m_0: ::core::option::Option<ResultMetaObject> = None;
                 let mut seen_0 = false;
                 let mut m_1: ::core::option::Option<CacheableResultCacheScope> = None;
+                let mut seen_1 = false;
                 let mut m_2: ::core::option::Option<::std::string::String> = None;
                 let mut seen_2 = false;
                 let mut m_3: ::core::option::Option<::std::vec::Vec<Prompt>> = None;
                 let mut m_4: ::core::option::Option<::std::string::String> = None;
                 let mut m_5: ::core::option::Option<i64> = None;
+                let mut seen_5 = false;
                 let mut extra = <::serde_json::Map<
                     ::std::string::String,
                     ::serde_json::Value,
@@ -9249,9 +9806,10 @@ impl<'de> ::serde::Deserialize<'de> for ListPromptsResult {
                             )?
                         }
                         "cacheScope" => {
-                            crate::support::member(
+                            crate::support::optional_member(
                                 &mut map,
                                 &mut m_1,
+                                &mut seen_1,
                                 "ListPromptsResult",
                                 "cacheScope",
                             )?
@@ -9282,9 +9840,10 @@ impl<'de> ::serde::Deserialize<'de> for ListPromptsResult {
                             )?
                         }
                         "ttlMs" => {
-                            crate::support::member(
+                            crate::support::optional_member(
                                 &mut map,
                                 &mut m_5,
+                                &mut seen_5,
                                 "ListPromptsResult",
                                 "ttlMs",
                             )?
@@ -9294,11 +9853,7 @@ impl<'de> ::serde::Deserialize<'de> for ListPromptsResult {
                 }
                 Ok(ListPromptsResult {
                     meta: m_0,
-                    cache_scope: m_1
-                        .ok_or_else(|| crate::support::missing(
-                            "ListPromptsResult",
-                            "cacheScope",
-                        ))?,
+                    cache_scope: m_1,
                     next_cursor: m_2,
                     prompts: m_3
                         .ok_or_else(|| crate::support::missing(
@@ -9310,11 +9865,7 @@ impl<'de> ::serde::Deserialize<'de> for ListPromptsResult {
                             "ListPromptsResult",
                             "resultType",
                         ))?,
-                    ttl_ms: m_5
-                        .ok_or_else(|| crate::support::missing(
-                            "ListPromptsResult",
-                            "ttlMs",
-                        ))?,
+                    ttl_ms: m_5,
                     extra,
                 })
             }
@@ -9322,25 +9873,25 @@ impl<'de> ::serde::Deserialize<'de> for ListPromptsResult {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A successful response from the server for a `ListPromptsRequestprompts/list` request.
+/// A successful response from the server for a `ListPromptsRequestprompts/list` request.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListPromptsResultResponse {
-    ///`id`
+    /// `id`
     pub id: RequestId,
-    ///`result`
+    /// `result`
     pub result: ListPromptsResult,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ListPromptsResultResponse {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
     /// A value with the required members given and every optional member unset.
     pub fn new(id: RequestId, result: ListPromptsResult) -> Self {
         Self {
-            id: id,
-            result: result,
+            id,
+            result,
             extra: ::core::default::Default::default(),
         }
     }
@@ -9351,7 +9902,7 @@ impl ::serde::Serialize for ListPromptsResultResponse {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("id", &self.id)?;
@@ -9440,27 +9991,27 @@ impl<'de> ::serde::Deserialize<'de> for ListPromptsResultResponse {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Sent from the client to request a list of resource templates the server has.
+/// Sent from the client to request a list of resource templates the server has.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListResourceTemplatesRequest {
-    ///`id`
+    /// `id`
     pub id: RequestId,
-    ///`params`
+    /// `params`
     pub params: PaginatedRequestParams,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ListResourceTemplatesRequest {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "resources/templates/list";
     /// A value with the required members given and every optional member unset.
     pub fn new(id: RequestId, params: PaginatedRequestParams) -> Self {
         Self {
-            id: id,
-            params: params,
+            id,
+            params,
             extra: ::core::default::Default::default(),
         }
     }
@@ -9471,7 +10022,7 @@ impl ::serde::Serialize for ListResourceTemplatesRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 2 + 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"resources/templates/list")?;
@@ -9579,77 +10130,85 @@ impl<'de> ::serde::Deserialize<'de> for ListResourceTemplatesRequest {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The result returned by the server for a `ListResourceTemplatesRequestresources/templates/list` request.
+/// The result returned by the server for a `ListResourceTemplatesRequestresources/templates/list` request.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListResourceTemplatesResult {
-    ///`_meta`
+    /// `_meta`
     pub meta: ::core::option::Option<ResultMetaObject>,
-    ///Indicates the intended scope of the cached response, analogous to HTTP
-    ///`Cache-Control: public` vs `Cache-Control: private`.
+    /// Indicates the intended scope of the cached response, analogous to HTTP
+    /// `Cache-Control: public` vs `Cache-Control: private`.
     ///
-    ///- `"public"`: The response does not contain user-specific data. Any
-    ///  client or intermediary (e.g., shared gateway, caching proxy) MAY cache
-    ///  the response and serve it across authorization contexts.
-    ///- `"private"`: The response MAY be cached and reused only within the
-    ///  same authorization context. Caches MUST NOT be shared across
-    ///  authorization contexts (e.g., a different access token requires a
-    ///  different cache).
-    pub cache_scope: CacheableResultCacheScope,
-    ///An opaque token representing the pagination position after the last returned result.
-    ///If present, there may be more results available.
+    /// - `"public"`: The response does not contain user-specific data. Any
+    ///   client or intermediary (e.g., shared gateway, caching proxy) MAY cache
+    ///   the response and serve it across authorization contexts.
+    /// - `"private"`: The response MAY be cached and reused only within the
+    ///   same authorization context. Caches MUST NOT be shared across
+    ///   authorization contexts (e.g., a different access token requires a
+    ///   different cache).
+    pub cache_scope: ::core::option::Option<CacheableResultCacheScope>,
+    /// An opaque token representing the pagination position after the last returned result.
+    /// If present, there may be more results available.
     pub next_cursor: ::core::option::Option<::std::string::String>,
-    ///`resourceTemplates`
+    /// `resourceTemplates`
     pub resource_templates: ::std::vec::Vec<ResourceTemplate>,
-    ///Indicates the type of the result, which allows the client to determine
-    ///how to parse the result object.
+    /// Indicates the type of the result, which allows the client to determine
+    /// how to parse the result object.
     ///
-    ///Servers implementing this protocol version MUST include this field.
-    ///For backward compatibility, when a client receives a result from a
-    ///server implementing an earlier protocol version (which does not include
-    ///`resultType`), the client MUST treat the absent field as `"complete"`.
+    /// Servers implementing this protocol version MUST include this field.
+    /// For backward compatibility, when a client receives a result from a
+    /// server implementing an earlier protocol version (which does not include
+    /// `resultType`), the client MUST treat the absent field as `"complete"`.
     pub result_type: ::std::string::String,
-    ///A hint from the server indicating how long (in milliseconds) the
-    ///client MAY cache this response before re-fetching. Semantics are
-    ///analogous to HTTP Cache-Control max-age.
+    /// A hint from the server indicating how long (in milliseconds) the
+    /// client MAY cache this response before re-fetching. Semantics are
+    /// analogous to HTTP Cache-Control max-age.
     ///
-    ///- If 0, The response SHOULD be considered immediately stale,
-    ///  The client MAY re-fetch every time the result is needed.
-    ///- If positive, the client SHOULD consider the result fresh for this many
-    ///  milliseconds after receiving the response.
-    pub ttl_ms: i64,
+    /// - If 0, The response SHOULD be considered immediately stale,
+    ///   The client MAY re-fetch every time the result is needed.
+    /// - If positive, the client SHOULD consider the result fresh for this many
+    ///   milliseconds after receiving the response.
+    pub ttl_ms: ::core::option::Option<i64>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ListResourceTemplatesResult {
     /// A value with the required members given and every optional member unset.
     pub fn new(
-        cache_scope: CacheableResultCacheScope,
         resource_templates: ::std::vec::Vec<ResourceTemplate>,
         result_type: impl ::core::convert::Into<::std::string::String>,
-        ttl_ms: i64,
     ) -> Self {
         Self {
             meta: None,
-            cache_scope: cache_scope,
+            cache_scope: None,
             next_cursor: None,
-            resource_templates: resource_templates,
+            resource_templates,
             result_type: result_type.into(),
-            ttl_ms: ttl_ms,
+            ttl_ms: None,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(mut self, value: ResultMetaObject) -> Self {
         self.meta = Some(value);
         self
     }
-    ///Sets `nextCursor`.
+    /// Sets `cacheScope`.
+    pub fn with_cache_scope(mut self, value: CacheableResultCacheScope) -> Self {
+        self.cache_scope = Some(value);
+        self
+    }
+    /// Sets `nextCursor`.
     pub fn with_next_cursor(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
     ) -> Self {
         self.next_cursor = Some(value.into());
+        self
+    }
+    /// Sets `ttlMs`.
+    pub fn with_ttl_ms(mut self, value: i64) -> Self {
+        self.ttl_ms = Some(value);
         self
     }
 }
@@ -9659,19 +10218,25 @@ impl ::serde::Serialize for ListResourceTemplatesResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + 1
-            + usize::from(self.next_cursor.is_some()) + 1 + 1 + 1 + self.extra.len();
+        let len = 0 + usize::from(self.meta.is_some())
+            + usize::from(self.cache_scope.is_some())
+            + usize::from(self.next_cursor.is_some()) + 1 + 1
+            + usize::from(self.ttl_ms.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
         }
-        map.serialize_entry("cacheScope", &self.cache_scope)?;
+        if let Some(value) = &self.cache_scope {
+            map.serialize_entry("cacheScope", value)?;
+        }
         if let Some(value) = &self.next_cursor {
             map.serialize_entry("nextCursor", value)?;
         }
         map.serialize_entry("resourceTemplates", &self.resource_templates)?;
         map.serialize_entry("resultType", &self.result_type)?;
-        map.serialize_entry("ttlMs", &self.ttl_ms)?;
+        if let Some(value) = &self.ttl_ms {
+            map.serialize_entry("ttlMs", value)?;
+        }
         for (key, value) in &self.extra {
             map.serialize_entry(key, value)?;
         }
@@ -9699,11 +10264,13 @@ impl<'de> ::serde::Deserialize<'de> for ListResourceTemplatesResult {
                 let mut m_0: ::core::option::Option<ResultMetaObject> = None;
                 let mut seen_0 = false;
                 let mut m_1: ::core::option::Option<CacheableResultCacheScope> = None;
+                let mut seen_1 = false;
                 let mut m_2: ::core::option::Option<::std::string::String> = None;
                 let mut seen_2 = false;
                 let mut m_3: ::core::option::Option<::std::vec::Vec<ResourceTemplate>> = None;
                 let mut m_4: ::core::option::Option<::std::string::String> = None;
                 let mut m_5: ::core::option::Option<i64> = None;
+                let mut seen_5 = false;
                 let mut extra = <::serde_json::Map<
                     ::std::string::String,
                     ::serde_json::Value,
@@ -9720,9 +10287,10 @@ impl<'de> ::serde::Deserialize<'de> for ListResourceTemplatesResult {
                             )?
                         }
                         "cacheScope" => {
-                            crate::support::member(
+                            crate::support::optional_member(
                                 &mut map,
                                 &mut m_1,
+                                &mut seen_1,
                                 "ListResourceTemplatesResult",
                                 "cacheScope",
                             )?
@@ -9753,9 +10321,10 @@ impl<'de> ::serde::Deserialize<'de> for ListResourceTemplatesResult {
                             )?
                         }
                         "ttlMs" => {
-                            crate::support::member(
+                            crate::support::optional_member(
                                 &mut map,
                                 &mut m_5,
+                                &mut seen_5,
                                 "ListResourceTemplatesResult",
                                 "ttlMs",
                             )?
@@ -9765,11 +10334,7 @@ impl<'de> ::serde::Deserialize<'de> for ListResourceTemplatesResult {
                 }
                 Ok(ListResourceTemplatesResult {
                     meta: m_0,
-                    cache_scope: m_1
-                        .ok_or_else(|| crate::support::missing(
-                            "ListResourceTemplatesResult",
-                            "cacheScope",
-                        ))?,
+                    cache_scope: m_1,
                     next_cursor: m_2,
                     resource_templates: m_3
                         .ok_or_else(|| crate::support::missing(
@@ -9781,11 +10346,7 @@ impl<'de> ::serde::Deserialize<'de> for ListResourceTemplatesResult {
                             "ListResourceTemplatesResult",
                             "resultType",
                         ))?,
-                    ttl_ms: m_5
-                        .ok_or_else(|| crate::support::missing(
-                            "ListResourceTemplatesResult",
-                            "ttlMs",
-                        ))?,
+                    ttl_ms: m_5,
                     extra,
                 })
             }
@@ -9793,25 +10354,25 @@ impl<'de> ::serde::Deserialize<'de> for ListResourceTemplatesResult {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A successful response from the server for a `ListResourceTemplatesRequestresources/templates/list` request.
+/// A successful response from the server for a `ListResourceTemplatesRequestresources/templates/list` request.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListResourceTemplatesResultResponse {
-    ///`id`
+    /// `id`
     pub id: RequestId,
-    ///`result`
+    /// `result`
     pub result: ListResourceTemplatesResult,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ListResourceTemplatesResultResponse {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
     /// A value with the required members given and every optional member unset.
     pub fn new(id: RequestId, result: ListResourceTemplatesResult) -> Self {
         Self {
-            id: id,
-            result: result,
+            id,
+            result,
             extra: ::core::default::Default::default(),
         }
     }
@@ -9822,7 +10383,7 @@ impl ::serde::Serialize for ListResourceTemplatesResultResponse {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("id", &self.id)?;
@@ -9914,27 +10475,27 @@ impl<'de> ::serde::Deserialize<'de> for ListResourceTemplatesResultResponse {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Sent from the client to request a list of resources the server has.
+/// Sent from the client to request a list of resources the server has.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListResourcesRequest {
-    ///`id`
+    /// `id`
     pub id: RequestId,
-    ///`params`
+    /// `params`
     pub params: PaginatedRequestParams,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ListResourcesRequest {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "resources/list";
     /// A value with the required members given and every optional member unset.
     pub fn new(id: RequestId, params: PaginatedRequestParams) -> Self {
         Self {
-            id: id,
-            params: params,
+            id,
+            params,
             extra: ::core::default::Default::default(),
         }
     }
@@ -9945,7 +10506,7 @@ impl ::serde::Serialize for ListResourcesRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 2 + 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"resources/list")?;
@@ -10050,77 +10611,85 @@ impl<'de> ::serde::Deserialize<'de> for ListResourcesRequest {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The result returned by the server for a `ListResourcesRequestresources/list` request.
+/// The result returned by the server for a `ListResourcesRequestresources/list` request.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListResourcesResult {
-    ///`_meta`
+    /// `_meta`
     pub meta: ::core::option::Option<ResultMetaObject>,
-    ///Indicates the intended scope of the cached response, analogous to HTTP
-    ///`Cache-Control: public` vs `Cache-Control: private`.
+    /// Indicates the intended scope of the cached response, analogous to HTTP
+    /// `Cache-Control: public` vs `Cache-Control: private`.
     ///
-    ///- `"public"`: The response does not contain user-specific data. Any
-    ///  client or intermediary (e.g., shared gateway, caching proxy) MAY cache
-    ///  the response and serve it across authorization contexts.
-    ///- `"private"`: The response MAY be cached and reused only within the
-    ///  same authorization context. Caches MUST NOT be shared across
-    ///  authorization contexts (e.g., a different access token requires a
-    ///  different cache).
-    pub cache_scope: CacheableResultCacheScope,
-    ///An opaque token representing the pagination position after the last returned result.
-    ///If present, there may be more results available.
+    /// - `"public"`: The response does not contain user-specific data. Any
+    ///   client or intermediary (e.g., shared gateway, caching proxy) MAY cache
+    ///   the response and serve it across authorization contexts.
+    /// - `"private"`: The response MAY be cached and reused only within the
+    ///   same authorization context. Caches MUST NOT be shared across
+    ///   authorization contexts (e.g., a different access token requires a
+    ///   different cache).
+    pub cache_scope: ::core::option::Option<CacheableResultCacheScope>,
+    /// An opaque token representing the pagination position after the last returned result.
+    /// If present, there may be more results available.
     pub next_cursor: ::core::option::Option<::std::string::String>,
-    ///`resources`
+    /// `resources`
     pub resources: ::std::vec::Vec<Resource>,
-    ///Indicates the type of the result, which allows the client to determine
-    ///how to parse the result object.
+    /// Indicates the type of the result, which allows the client to determine
+    /// how to parse the result object.
     ///
-    ///Servers implementing this protocol version MUST include this field.
-    ///For backward compatibility, when a client receives a result from a
-    ///server implementing an earlier protocol version (which does not include
-    ///`resultType`), the client MUST treat the absent field as `"complete"`.
+    /// Servers implementing this protocol version MUST include this field.
+    /// For backward compatibility, when a client receives a result from a
+    /// server implementing an earlier protocol version (which does not include
+    /// `resultType`), the client MUST treat the absent field as `"complete"`.
     pub result_type: ::std::string::String,
-    ///A hint from the server indicating how long (in milliseconds) the
-    ///client MAY cache this response before re-fetching. Semantics are
-    ///analogous to HTTP Cache-Control max-age.
+    /// A hint from the server indicating how long (in milliseconds) the
+    /// client MAY cache this response before re-fetching. Semantics are
+    /// analogous to HTTP Cache-Control max-age.
     ///
-    ///- If 0, The response SHOULD be considered immediately stale,
-    ///  The client MAY re-fetch every time the result is needed.
-    ///- If positive, the client SHOULD consider the result fresh for this many
-    ///  milliseconds after receiving the response.
-    pub ttl_ms: i64,
+    /// - If 0, The response SHOULD be considered immediately stale,
+    ///   The client MAY re-fetch every time the result is needed.
+    /// - If positive, the client SHOULD consider the result fresh for this many
+    ///   milliseconds after receiving the response.
+    pub ttl_ms: ::core::option::Option<i64>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ListResourcesResult {
     /// A value with the required members given and every optional member unset.
     pub fn new(
-        cache_scope: CacheableResultCacheScope,
         resources: ::std::vec::Vec<Resource>,
         result_type: impl ::core::convert::Into<::std::string::String>,
-        ttl_ms: i64,
     ) -> Self {
         Self {
             meta: None,
-            cache_scope: cache_scope,
+            cache_scope: None,
             next_cursor: None,
-            resources: resources,
+            resources,
             result_type: result_type.into(),
-            ttl_ms: ttl_ms,
+            ttl_ms: None,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(mut self, value: ResultMetaObject) -> Self {
         self.meta = Some(value);
         self
     }
-    ///Sets `nextCursor`.
+    /// Sets `cacheScope`.
+    pub fn with_cache_scope(mut self, value: CacheableResultCacheScope) -> Self {
+        self.cache_scope = Some(value);
+        self
+    }
+    /// Sets `nextCursor`.
     pub fn with_next_cursor(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
     ) -> Self {
         self.next_cursor = Some(value.into());
+        self
+    }
+    /// Sets `ttlMs`.
+    pub fn with_ttl_ms(mut self, value: i64) -> Self {
+        self.ttl_ms = Some(value);
         self
     }
 }
@@ -10130,19 +10699,25 @@ impl ::serde::Serialize for ListResourcesResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + 1
-            + usize::from(self.next_cursor.is_some()) + 1 + 1 + 1 + self.extra.len();
+        let len = 0 + usize::from(self.meta.is_some())
+            + usize::from(self.cache_scope.is_some())
+            + usize::from(self.next_cursor.is_some()) + 1 + 1
+            + usize::from(self.ttl_ms.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
         }
-        map.serialize_entry("cacheScope", &self.cache_scope)?;
+        if let Some(value) = &self.cache_scope {
+            map.serialize_entry("cacheScope", value)?;
+        }
         if let Some(value) = &self.next_cursor {
             map.serialize_entry("nextCursor", value)?;
         }
         map.serialize_entry("resources", &self.resources)?;
         map.serialize_entry("resultType", &self.result_type)?;
-        map.serialize_entry("ttlMs", &self.ttl_ms)?;
+        if let Some(value) = &self.ttl_ms {
+            map.serialize_entry("ttlMs", value)?;
+        }
         for (key, value) in &self.extra {
             map.serialize_entry(key, value)?;
         }
@@ -10170,11 +10745,13 @@ impl<'de> ::serde::Deserialize<'de> for ListResourcesResult {
                 let mut m_0: ::core::option::Option<ResultMetaObject> = None;
                 let mut seen_0 = false;
                 let mut m_1: ::core::option::Option<CacheableResultCacheScope> = None;
+                let mut seen_1 = false;
                 let mut m_2: ::core::option::Option<::std::string::String> = None;
                 let mut seen_2 = false;
                 let mut m_3: ::core::option::Option<::std::vec::Vec<Resource>> = None;
                 let mut m_4: ::core::option::Option<::std::string::String> = None;
                 let mut m_5: ::core::option::Option<i64> = None;
+                let mut seen_5 = false;
                 let mut extra = <::serde_json::Map<
                     ::std::string::String,
                     ::serde_json::Value,
@@ -10191,9 +10768,10 @@ impl<'de> ::serde::Deserialize<'de> for ListResourcesResult {
                             )?
                         }
                         "cacheScope" => {
-                            crate::support::member(
+                            crate::support::optional_member(
                                 &mut map,
                                 &mut m_1,
+                                &mut seen_1,
                                 "ListResourcesResult",
                                 "cacheScope",
                             )?
@@ -10224,9 +10802,10 @@ impl<'de> ::serde::Deserialize<'de> for ListResourcesResult {
                             )?
                         }
                         "ttlMs" => {
-                            crate::support::member(
+                            crate::support::optional_member(
                                 &mut map,
                                 &mut m_5,
+                                &mut seen_5,
                                 "ListResourcesResult",
                                 "ttlMs",
                             )?
@@ -10236,11 +10815,7 @@ impl<'de> ::serde::Deserialize<'de> for ListResourcesResult {
                 }
                 Ok(ListResourcesResult {
                     meta: m_0,
-                    cache_scope: m_1
-                        .ok_or_else(|| crate::support::missing(
-                            "ListResourcesResult",
-                            "cacheScope",
-                        ))?,
+                    cache_scope: m_1,
                     next_cursor: m_2,
                     resources: m_3
                         .ok_or_else(|| crate::support::missing(
@@ -10252,11 +10827,7 @@ impl<'de> ::serde::Deserialize<'de> for ListResourcesResult {
                             "ListResourcesResult",
                             "resultType",
                         ))?,
-                    ttl_ms: m_5
-                        .ok_or_else(|| crate::support::missing(
-                            "ListResourcesResult",
-                            "ttlMs",
-                        ))?,
+                    ttl_ms: m_5,
                     extra,
                 })
             }
@@ -10264,25 +10835,25 @@ impl<'de> ::serde::Deserialize<'de> for ListResourcesResult {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A successful response from the server for a `ListResourcesRequestresources/list` request.
+/// A successful response from the server for a `ListResourcesRequestresources/list` request.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListResourcesResultResponse {
-    ///`id`
+    /// `id`
     pub id: RequestId,
-    ///`result`
+    /// `result`
     pub result: ListResourcesResult,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ListResourcesResultResponse {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
     /// A value with the required members given and every optional member unset.
     pub fn new(id: RequestId, result: ListResourcesResult) -> Self {
         Self {
-            id: id,
-            result: result,
+            id,
+            result,
             extra: ::core::default::Default::default(),
         }
     }
@@ -10293,7 +10864,7 @@ impl ::serde::Serialize for ListResourcesResultResponse {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("id", &self.id)?;
@@ -10385,7 +10956,7 @@ impl<'de> ::serde::Deserialize<'de> for ListResourcesResultResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListRootsRequestParams {
-    ///`_meta`
+    /// `_meta`
     pub meta: ::core::option::Option<MetaObject>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -10398,7 +10969,7 @@ impl ListRootsRequestParams {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(mut self, value: MetaObject) -> Self {
         self.meta = Some(value);
         self
@@ -10468,23 +11039,23 @@ impl<'de> ::serde::Deserialize<'de> for ListRootsRequestParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Sent from the server to request a list of root URIs from the client. Roots allow
-///servers to ask for specific directories or files to operate on. A common example
-///for roots is providing a set of repositories or directories a server should operate
-///on.
+/// Sent from the server to request a list of root URIs from the client. Roots allow
+/// servers to ask for specific directories or files to operate on. A common example
+/// for roots is providing a set of repositories or directories a server should operate
+/// on.
 ///
-///This request is typically used when the server needs to understand the file system
-///structure or access specific locations that the client has permission to read from.
+/// This request is typically used when the server needs to understand the file system
+/// structure or access specific locations that the client has permission to read from.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListRootsRequest {
-    ///`params`
+    /// `params`
     pub params: ::core::option::Option<ListRootsRequestParams>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ListRootsRequest {
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "roots/list";
     /// A value with the required members given and every optional member unset.
     pub fn new() -> Self {
@@ -10493,7 +11064,7 @@ impl ListRootsRequest {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `params`.
+    /// Sets `params`.
     pub fn with_params(mut self, value: ListRootsRequestParams) -> Self {
         self.params = Some(value);
         self
@@ -10505,7 +11076,7 @@ impl ::serde::Serialize for ListRootsRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"roots/list")?;
         if let Some(value) = &self.params {
@@ -10577,13 +11148,13 @@ impl<'de> ::serde::Deserialize<'de> for ListRootsRequest {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The result returned by the client for a `ListRootsRequestroots/list` request.
-///This result contains an array of `Root` objects, each representing a root directory
-///or file that the server can operate on.
+/// The result returned by the client for a `ListRootsRequestroots/list` request.
+/// This result contains an array of `Root` objects, each representing a root directory
+/// or file that the server can operate on.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListRootsResult {
-    ///`roots`
+    /// `roots`
     pub roots: ::std::vec::Vec<Root>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -10592,7 +11163,7 @@ impl ListRootsResult {
     /// A value with the required members given and every optional member unset.
     pub fn new(roots: ::std::vec::Vec<Root>) -> Self {
         Self {
-            roots: roots,
+            roots,
             extra: ::core::default::Default::default(),
         }
     }
@@ -10661,27 +11232,27 @@ impl<'de> ::serde::Deserialize<'de> for ListRootsResult {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Sent from the client to request a list of tools the server has.
+/// Sent from the client to request a list of tools the server has.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListToolsRequest {
-    ///`id`
+    /// `id`
     pub id: RequestId,
-    ///`params`
+    /// `params`
     pub params: PaginatedRequestParams,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ListToolsRequest {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "tools/list";
     /// A value with the required members given and every optional member unset.
     pub fn new(id: RequestId, params: PaginatedRequestParams) -> Self {
         Self {
-            id: id,
-            params: params,
+            id,
+            params,
             extra: ::core::default::Default::default(),
         }
     }
@@ -10692,7 +11263,7 @@ impl ::serde::Serialize for ListToolsRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 2 + 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"tools/list")?;
@@ -10793,77 +11364,85 @@ impl<'de> ::serde::Deserialize<'de> for ListToolsRequest {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The result returned by the server for a `ListToolsRequesttools/list` request.
+/// The result returned by the server for a `ListToolsRequesttools/list` request.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListToolsResult {
-    ///`_meta`
+    /// `_meta`
     pub meta: ::core::option::Option<ResultMetaObject>,
-    ///Indicates the intended scope of the cached response, analogous to HTTP
-    ///`Cache-Control: public` vs `Cache-Control: private`.
+    /// Indicates the intended scope of the cached response, analogous to HTTP
+    /// `Cache-Control: public` vs `Cache-Control: private`.
     ///
-    ///- `"public"`: The response does not contain user-specific data. Any
-    ///  client or intermediary (e.g., shared gateway, caching proxy) MAY cache
-    ///  the response and serve it across authorization contexts.
-    ///- `"private"`: The response MAY be cached and reused only within the
-    ///  same authorization context. Caches MUST NOT be shared across
-    ///  authorization contexts (e.g., a different access token requires a
-    ///  different cache).
-    pub cache_scope: CacheableResultCacheScope,
-    ///An opaque token representing the pagination position after the last returned result.
-    ///If present, there may be more results available.
+    /// - `"public"`: The response does not contain user-specific data. Any
+    ///   client or intermediary (e.g., shared gateway, caching proxy) MAY cache
+    ///   the response and serve it across authorization contexts.
+    /// - `"private"`: The response MAY be cached and reused only within the
+    ///   same authorization context. Caches MUST NOT be shared across
+    ///   authorization contexts (e.g., a different access token requires a
+    ///   different cache).
+    pub cache_scope: ::core::option::Option<CacheableResultCacheScope>,
+    /// An opaque token representing the pagination position after the last returned result.
+    /// If present, there may be more results available.
     pub next_cursor: ::core::option::Option<::std::string::String>,
-    ///Indicates the type of the result, which allows the client to determine
-    ///how to parse the result object.
+    /// Indicates the type of the result, which allows the client to determine
+    /// how to parse the result object.
     ///
-    ///Servers implementing this protocol version MUST include this field.
-    ///For backward compatibility, when a client receives a result from a
-    ///server implementing an earlier protocol version (which does not include
-    ///`resultType`), the client MUST treat the absent field as `"complete"`.
+    /// Servers implementing this protocol version MUST include this field.
+    /// For backward compatibility, when a client receives a result from a
+    /// server implementing an earlier protocol version (which does not include
+    /// `resultType`), the client MUST treat the absent field as `"complete"`.
     pub result_type: ::std::string::String,
-    ///`tools`
+    /// `tools`
     pub tools: ::std::vec::Vec<Tool>,
-    ///A hint from the server indicating how long (in milliseconds) the
-    ///client MAY cache this response before re-fetching. Semantics are
-    ///analogous to HTTP Cache-Control max-age.
+    /// A hint from the server indicating how long (in milliseconds) the
+    /// client MAY cache this response before re-fetching. Semantics are
+    /// analogous to HTTP Cache-Control max-age.
     ///
-    ///- If 0, The response SHOULD be considered immediately stale,
-    ///  The client MAY re-fetch every time the result is needed.
-    ///- If positive, the client SHOULD consider the result fresh for this many
-    ///  milliseconds after receiving the response.
-    pub ttl_ms: i64,
+    /// - If 0, The response SHOULD be considered immediately stale,
+    ///   The client MAY re-fetch every time the result is needed.
+    /// - If positive, the client SHOULD consider the result fresh for this many
+    ///   milliseconds after receiving the response.
+    pub ttl_ms: ::core::option::Option<i64>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ListToolsResult {
     /// A value with the required members given and every optional member unset.
     pub fn new(
-        cache_scope: CacheableResultCacheScope,
         result_type: impl ::core::convert::Into<::std::string::String>,
         tools: ::std::vec::Vec<Tool>,
-        ttl_ms: i64,
     ) -> Self {
         Self {
             meta: None,
-            cache_scope: cache_scope,
+            cache_scope: None,
             next_cursor: None,
             result_type: result_type.into(),
-            tools: tools,
-            ttl_ms: ttl_ms,
+            tools,
+            ttl_ms: None,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(mut self, value: ResultMetaObject) -> Self {
         self.meta = Some(value);
         self
     }
-    ///Sets `nextCursor`.
+    /// Sets `cacheScope`.
+    pub fn with_cache_scope(mut self, value: CacheableResultCacheScope) -> Self {
+        self.cache_scope = Some(value);
+        self
+    }
+    /// Sets `nextCursor`.
     pub fn with_next_cursor(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
     ) -> Self {
         self.next_cursor = Some(value.into());
+        self
+    }
+    /// Sets `ttlMs`.
+    pub fn with_ttl_ms(mut self, value: i64) -> Self {
+        self.ttl_ms = Some(value);
         self
     }
 }
@@ -10873,19 +11452,25 @@ impl ::serde::Serialize for ListToolsResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + 1
-            + usize::from(self.next_cursor.is_some()) + 1 + 1 + 1 + self.extra.len();
+        let len = 0 + usize::from(self.meta.is_some())
+            + usize::from(self.cache_scope.is_some())
+            + usize::from(self.next_cursor.is_some()) + 1 + 1
+            + usize::from(self.ttl_ms.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
         }
-        map.serialize_entry("cacheScope", &self.cache_scope)?;
+        if let Some(value) = &self.cache_scope {
+            map.serialize_entry("cacheScope", value)?;
+        }
         if let Some(value) = &self.next_cursor {
             map.serialize_entry("nextCursor", value)?;
         }
         map.serialize_entry("resultType", &self.result_type)?;
         map.serialize_entry("tools", &self.tools)?;
-        map.serialize_entry("ttlMs", &self.ttl_ms)?;
+        if let Some(value) = &self.ttl_ms {
+            map.serialize_entry("ttlMs", value)?;
+        }
         for (key, value) in &self.extra {
             map.serialize_entry(key, value)?;
         }
@@ -10913,11 +11498,13 @@ impl<'de> ::serde::Deserialize<'de> for ListToolsResult {
                 let mut m_0: ::core::option::Option<ResultMetaObject> = None;
                 let mut seen_0 = false;
                 let mut m_1: ::core::option::Option<CacheableResultCacheScope> = None;
+                let mut seen_1 = false;
                 let mut m_2: ::core::option::Option<::std::string::String> = None;
                 let mut seen_2 = false;
                 let mut m_3: ::core::option::Option<::std::string::String> = None;
                 let mut m_4: ::core::option::Option<::std::vec::Vec<Tool>> = None;
                 let mut m_5: ::core::option::Option<i64> = None;
+                let mut seen_5 = false;
                 let mut extra = <::serde_json::Map<
                     ::std::string::String,
                     ::serde_json::Value,
@@ -10934,9 +11521,10 @@ impl<'de> ::serde::Deserialize<'de> for ListToolsResult {
                             )?
                         }
                         "cacheScope" => {
-                            crate::support::member(
+                            crate::support::optional_member(
                                 &mut map,
                                 &mut m_1,
+                                &mut seen_1,
                                 "ListToolsResult",
                                 "cacheScope",
                             )?
@@ -10967,9 +11555,10 @@ impl<'de> ::serde::Deserialize<'de> for ListToolsResult {
                             )?
                         }
                         "ttlMs" => {
-                            crate::support::member(
+                            crate::support::optional_member(
                                 &mut map,
                                 &mut m_5,
+                                &mut seen_5,
                                 "ListToolsResult",
                                 "ttlMs",
                             )?
@@ -10979,11 +11568,7 @@ impl<'de> ::serde::Deserialize<'de> for ListToolsResult {
                 }
                 Ok(ListToolsResult {
                     meta: m_0,
-                    cache_scope: m_1
-                        .ok_or_else(|| crate::support::missing(
-                            "ListToolsResult",
-                            "cacheScope",
-                        ))?,
+                    cache_scope: m_1,
                     next_cursor: m_2,
                     result_type: m_3
                         .ok_or_else(|| crate::support::missing(
@@ -10995,11 +11580,7 @@ impl<'de> ::serde::Deserialize<'de> for ListToolsResult {
                             "ListToolsResult",
                             "tools",
                         ))?,
-                    ttl_ms: m_5
-                        .ok_or_else(|| crate::support::missing(
-                            "ListToolsResult",
-                            "ttlMs",
-                        ))?,
+                    ttl_ms: m_5,
                     extra,
                 })
             }
@@ -11007,25 +11588,25 @@ impl<'de> ::serde::Deserialize<'de> for ListToolsResult {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A successful response from the server for a `ListToolsRequesttools/list` request.
+/// A successful response from the server for a `ListToolsRequesttools/list` request.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListToolsResultResponse {
-    ///`id`
+    /// `id`
     pub id: RequestId,
-    ///`result`
+    /// `result`
     pub result: ListToolsResult,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ListToolsResultResponse {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
     /// A value with the required members given and every optional member unset.
     pub fn new(id: RequestId, result: ListToolsResult) -> Self {
         Self {
-            id: id,
-            result: result,
+            id,
+            result,
             extra: ::core::default::Default::default(),
         }
     }
@@ -11036,7 +11617,7 @@ impl ::serde::Serialize for ListToolsResultResponse {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("id", &self.id)?;
@@ -11125,24 +11706,24 @@ impl<'de> ::serde::Deserialize<'de> for ListToolsResultResponse {
         deserializer.deserialize_map(Visitor)
     }
 }
-///JSONRPCNotification of a log message passed from server to client. The client opts in by setting `"io.modelcontextprotocol/logLevel"` in a request's `_meta`.
+/// JSONRPCNotification of a log message passed from server to client. The client opts in by setting `"io.modelcontextprotocol/logLevel"` in a request's `_meta`.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct LoggingMessageNotification {
-    ///`params`
+    /// `params`
     pub params: LoggingMessageNotificationParams,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl LoggingMessageNotification {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "notifications/message";
     /// A value with the required members given and every optional member unset.
     pub fn new(params: LoggingMessageNotificationParams) -> Self {
         Self {
-            params: params,
+            params,
             extra: ::core::default::Default::default(),
         }
     }
@@ -11153,7 +11734,7 @@ impl ::serde::Serialize for LoggingMessageNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 2 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"notifications/message")?;
@@ -11243,17 +11824,17 @@ impl<'de> ::serde::Deserialize<'de> for LoggingMessageNotification {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Parameters for a `notifications/message` notification.
+/// Parameters for a `notifications/message` notification.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct LoggingMessageNotificationParams {
-    ///`_meta`
+    /// `_meta`
     pub meta: ::core::option::Option<NotificationMetaObject>,
-    ///The data to be logged, such as a string message or an object. Any JSON serializable type is allowed here.
+    /// The data to be logged, such as a string message or an object. Any JSON serializable type is allowed here.
     pub data: ::serde_json::Value,
-    ///The severity of this log message.
+    /// The severity of this log message.
     pub level: LoggingLevel,
-    ///An optional name of the logger issuing this message.
+    /// An optional name of the logger issuing this message.
     pub logger: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -11263,18 +11844,18 @@ impl LoggingMessageNotificationParams {
     pub fn new(data: ::serde_json::Value, level: LoggingLevel) -> Self {
         Self {
             meta: None,
-            data: data,
-            level: level,
+            data,
+            level,
             logger: None,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(mut self, value: NotificationMetaObject) -> Self {
         self.meta = Some(value);
         self
     }
-    ///Sets `logger`.
+    /// Sets `logger`.
     pub fn with_logger(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -11393,23 +11974,23 @@ impl<'de> ::serde::Deserialize<'de> for LoggingMessageNotificationParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A JSON-RPC error indicating that the requested method does not exist or is not available.
+/// A JSON-RPC error indicating that the requested method does not exist or is not available.
 ///
-///In MCP, a server returns this error when a client invokes a method the server does not implement — either a genuinely unknown method, or one gated behind a server capability the server did not advertise (e.g., calling `prompts/list` when the `prompts` capability was not advertised).
+/// In MCP, a server returns this error when a client invokes a method the server does not implement — either a genuinely unknown method, or one gated behind a server capability the server did not advertise (e.g., calling `prompts/list` when the `prompts` capability was not advertised).
 ///
-///A request that requires a client capability the client did not declare is signalled instead by `MissingRequiredClientCapabilityError` (`-32021`).
+/// A request that requires a client capability the client did not declare is signalled instead by `MissingRequiredClientCapabilityError` (`-32021`).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct MethodNotFoundError {
-    ///Additional information about the error. The value of this member is defined by the sender (e.g. detailed error information, nested errors etc.).
+    /// Additional information about the error. The value of this member is defined by the sender (e.g. detailed error information, nested errors etc.).
     pub data: ::core::option::Option<::serde_json::Value>,
-    ///A short description of the error. The message SHOULD be limited to a concise single sentence.
+    /// A short description of the error. The message SHOULD be limited to a concise single sentence.
     pub message: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl MethodNotFoundError {
-    ///The constant `code` member.
+    /// The constant `code` member.
     pub const CODE: i64 = -32601;
     /// A value with the required members given and every optional member unset.
     pub fn new(message: impl ::core::convert::Into<::std::string::String>) -> Self {
@@ -11419,7 +12000,7 @@ impl MethodNotFoundError {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `data`.
+    /// Sets `data`.
     pub fn with_data(mut self, value: ::serde_json::Value) -> Self {
         self.data = Some(value);
         self
@@ -11431,7 +12012,7 @@ impl ::serde::Serialize for MethodNotFoundError {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.data.is_some()) + 1 + self.extra.len();
+        let len = 0 + 1 + usize::from(self.data.is_some()) + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("code", &-32601)?;
         if let Some(value) = &self.data {
@@ -11518,11 +12099,11 @@ impl<'de> ::serde::Deserialize<'de> for MethodNotFoundError {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Additional information about the error. The value of this member is defined by the sender (e.g. detailed error information, nested errors etc.).
+/// Additional information about the error. The value of this member is defined by the sender (e.g. detailed error information, nested errors etc.).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct MissingRequiredClientCapabilityErrorErrorData {
-    ///The capabilities the server requires from the client to process this request.
+    /// The capabilities the server requires from the client to process this request.
     pub required_capabilities: ClientCapabilities,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -11531,7 +12112,7 @@ impl MissingRequiredClientCapabilityErrorErrorData {
     /// A value with the required members given and every optional member unset.
     pub fn new(required_capabilities: ClientCapabilities) -> Self {
         Self {
-            required_capabilities: required_capabilities,
+            required_capabilities,
             extra: ::core::default::Default::default(),
         }
     }
@@ -11606,15 +12187,15 @@ impl<'de> ::serde::Deserialize<'de> for MissingRequiredClientCapabilityErrorErro
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct MissingRequiredClientCapabilityErrorError {
-    ///Additional information about the error. The value of this member is defined by the sender (e.g. detailed error information, nested errors etc.).
+    /// Additional information about the error. The value of this member is defined by the sender (e.g. detailed error information, nested errors etc.).
     pub data: MissingRequiredClientCapabilityErrorErrorData,
-    ///A short description of the error. The message SHOULD be limited to a concise single sentence.
+    /// A short description of the error. The message SHOULD be limited to a concise single sentence.
     pub message: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl MissingRequiredClientCapabilityErrorError {
-    ///The constant `code` member.
+    /// The constant `code` member.
     pub const CODE: i64 = -32021;
     /// A value with the required members given and every optional member unset.
     pub fn new(
@@ -11622,7 +12203,7 @@ impl MissingRequiredClientCapabilityErrorError {
         message: impl ::core::convert::Into<::std::string::String>,
     ) -> Self {
         Self {
-            data: data,
+            data,
             message: message.into(),
             extra: ::core::default::Default::default(),
         }
@@ -11634,7 +12215,7 @@ impl ::serde::Serialize for MissingRequiredClientCapabilityErrorError {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("code", &-32021)?;
         map.serialize_entry("data", &self.data)?;
@@ -11731,31 +12312,31 @@ impl<'de> ::serde::Deserialize<'de> for MissingRequiredClientCapabilityErrorErro
         deserializer.deserialize_map(Visitor)
     }
 }
-///Returned when processing a request requires a capability the client did not
-///declare in `clientCapabilities`. For HTTP, the response status code MUST be
-///`400 Bad Request`.
+/// Returned when processing a request requires a capability the client did not
+/// declare in `clientCapabilities`. For HTTP, the response status code MUST be
+/// `400 Bad Request`.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct MissingRequiredClientCapabilityError {
-    ///`error`
+    /// `error`
     pub error: MissingRequiredClientCapabilityErrorError,
-    ///`id`
+    /// `id`
     pub id: ::core::option::Option<RequestId>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl MissingRequiredClientCapabilityError {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
     /// A value with the required members given and every optional member unset.
     pub fn new(error: MissingRequiredClientCapabilityErrorError) -> Self {
         Self {
-            error: error,
+            error,
             id: None,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `id`.
+    /// Sets `id`.
     pub fn with_id(mut self, value: RequestId) -> Self {
         self.id = Some(value);
         self
@@ -11767,7 +12348,7 @@ impl ::serde::Serialize for MissingRequiredClientCapabilityError {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + usize::from(self.id.is_some()) + self.extra.len();
+        let len = 0 + 1 + 1 + usize::from(self.id.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("error", &self.error)?;
@@ -11861,22 +12442,22 @@ impl<'de> ::serde::Deserialize<'de> for MissingRequiredClientCapabilityError {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Hints to use for model selection.
+/// Hints to use for model selection.
 ///
-///Keys not declared here are currently left unspecified by the spec and are up
-///to the client to interpret.
+/// Keys not declared here are currently left unspecified by the spec and are up
+/// to the client to interpret.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ModelHint {
-    ///A hint for a model name.
+    /// A hint for a model name.
     ///
-    ///The client SHOULD treat this as a substring of a model name; for example:
-    /// - `claude-3-5-sonnet` should match `claude-3-5-sonnet-20241022`
-    /// - `sonnet` should match `claude-3-5-sonnet-20241022`, `claude-3-sonnet-20240229`, etc.
-    /// - `claude` should match any Claude model
+    /// The client SHOULD treat this as a substring of a model name; for example:
+    ///  - `claude-3-5-sonnet` should match `claude-3-5-sonnet-20241022`
+    ///  - `sonnet` should match `claude-3-5-sonnet-20241022`, `claude-3-sonnet-20240229`, etc.
+    ///  - `claude` should match any Claude model
     ///
-    ///The client MAY also map the string to a different provider's model name or a different model family, as long as it fills a similar niche; for example:
-    /// - `gemini-1.5-flash` could match `claude-3-haiku-20240307`
+    /// The client MAY also map the string to a different provider's model name or a different model family, as long as it fills a similar niche; for example:
+    ///  - `gemini-1.5-flash` could match `claude-3-haiku-20240307`
     pub name: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -11889,7 +12470,7 @@ impl ModelHint {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `name`.
+    /// Sets `name`.
     pub fn with_name(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -11959,39 +12540,39 @@ impl<'de> ::serde::Deserialize<'de> for ModelHint {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The server's preferences for model selection, requested of the client during sampling.
+/// The server's preferences for model selection, requested of the client during sampling.
 ///
-///Because LLMs can vary along multiple dimensions, choosing the "best" model is
-///rarely straightforward.  Different models excel in different areas—some are
-///faster but less capable, others are more capable but more expensive, and so
-///on. This interface allows servers to express their priorities across multiple
-///dimensions to help clients make an appropriate selection for their use case.
+/// Because LLMs can vary along multiple dimensions, choosing the "best" model is
+/// rarely straightforward.  Different models excel in different areas—some are
+/// faster but less capable, others are more capable but more expensive, and so
+/// on. This interface allows servers to express their priorities across multiple
+/// dimensions to help clients make an appropriate selection for their use case.
 ///
-///These preferences are always advisory. The client MAY ignore them. It is also
-///up to the client to decide how to interpret these preferences and how to
-///balance them against other considerations.
+/// These preferences are always advisory. The client MAY ignore them. It is also
+/// up to the client to decide how to interpret these preferences and how to
+/// balance them against other considerations.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ModelPreferences {
-    ///How much to prioritize cost when selecting a model. A value of 0 means cost
-    ///is not important, while a value of 1 means cost is the most important
-    ///factor.
+    /// How much to prioritize cost when selecting a model. A value of 0 means cost
+    /// is not important, while a value of 1 means cost is the most important
+    /// factor.
     pub cost_priority: ::core::option::Option<::serde_json::Number>,
-    ///Optional hints to use for model selection.
+    /// Optional hints to use for model selection.
     ///
-    ///If multiple hints are specified, the client MUST evaluate them in order
-    ///(such that the first match is taken).
+    /// If multiple hints are specified, the client MUST evaluate them in order
+    /// (such that the first match is taken).
     ///
-    ///The client SHOULD prioritize these hints over the numeric priorities, but
-    ///MAY still use the priorities to select from ambiguous matches.
+    /// The client SHOULD prioritize these hints over the numeric priorities, but
+    /// MAY still use the priorities to select from ambiguous matches.
     pub hints: ::core::option::Option<::std::vec::Vec<ModelHint>>,
-    ///How much to prioritize intelligence and capabilities when selecting a
-    ///model. A value of 0 means intelligence is not important, while a value of 1
-    ///means intelligence is the most important factor.
+    /// How much to prioritize intelligence and capabilities when selecting a
+    /// model. A value of 0 means intelligence is not important, while a value of 1
+    /// means intelligence is the most important factor.
     pub intelligence_priority: ::core::option::Option<::serde_json::Number>,
-    ///How much to prioritize sampling speed (latency) when selecting a model. A
-    ///value of 0 means speed is not important, while a value of 1 means speed is
-    ///the most important factor.
+    /// How much to prioritize sampling speed (latency) when selecting a model. A
+    /// value of 0 means speed is not important, while a value of 1 means speed is
+    /// the most important factor.
     pub speed_priority: ::core::option::Option<::serde_json::Number>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -12007,22 +12588,22 @@ impl ModelPreferences {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `costPriority`.
+    /// Sets `costPriority`.
     pub fn with_cost_priority(mut self, value: ::serde_json::Number) -> Self {
         self.cost_priority = Some(value);
         self
     }
-    ///Sets `hints`.
+    /// Sets `hints`.
     pub fn with_hints(mut self, value: ::std::vec::Vec<ModelHint>) -> Self {
         self.hints = Some(value);
         self
     }
-    ///Sets `intelligencePriority`.
+    /// Sets `intelligencePriority`.
     pub fn with_intelligence_priority(mut self, value: ::serde_json::Number) -> Self {
         self.intelligence_priority = Some(value);
         self
     }
-    ///Sets `speedPriority`.
+    /// Sets `speedPriority`.
     pub fn with_speed_priority(mut self, value: ::serde_json::Number) -> Self {
         self.speed_priority = Some(value);
         self
@@ -12143,9 +12724,9 @@ impl<'de> ::serde::Deserialize<'de> for ModelPreferences {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Notification {
-    ///`method`
+    /// `method`
     pub method: ::std::string::String,
-    ///`params`
+    /// `params`
     pub params: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
@@ -12161,7 +12742,7 @@ impl Notification {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `params`.
+    /// Sets `params`.
     pub fn with_params(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -12251,20 +12832,20 @@ impl<'de> ::serde::Deserialize<'de> for Notification {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Extends `MetaObject` with additional notification-specific fields. All key naming rules from `MetaObject` apply.
+/// Extends `MetaObject` with additional notification-specific fields. All key naming rules from `MetaObject` apply.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct NotificationMetaObject {
-    ///Identifies the subscription stream a notification was delivered on. The
-    ///server MUST include this key on every notification delivered via a
-    ///`SubscriptionsListenRequestsubscriptions/listen` stream, so the
-    ///client can correlate the notification with the originating subscription.
-    ///The key is absent on notifications not delivered via a subscription
-    ///stream (e.g. progress notifications for an in-flight request), which is
-    ///why it is optional here.
+    /// Identifies the subscription stream a notification was delivered on. The
+    /// server MUST include this key on every notification delivered via a
+    /// `SubscriptionsListenRequestsubscriptions/listen` stream, so the
+    /// client can correlate the notification with the originating subscription.
+    /// The key is absent on notifications not delivered via a subscription
+    /// stream (e.g. progress notifications for an in-flight request), which is
+    /// why it is optional here.
     ///
-    ///The value is the JSON-RPC ID of the `subscriptions/listen` request that
-    ///opened the stream.
+    /// The value is the JSON-RPC ID of the `subscriptions/listen` request that
+    /// opened the stream.
     pub subscription_id: ::core::option::Option<RequestId>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -12277,7 +12858,7 @@ impl NotificationMetaObject {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `io.modelcontextprotocol/subscriptionId`.
+    /// Sets `io.modelcontextprotocol/subscriptionId`.
     pub fn with_subscription_id(mut self, value: RequestId) -> Self {
         self.subscription_id = Some(value);
         self
@@ -12347,11 +12928,11 @@ impl<'de> ::serde::Deserialize<'de> for NotificationMetaObject {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Common params for any notification.
+/// Common params for any notification.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct NotificationParams {
-    ///`_meta`
+    /// `_meta`
     pub meta: ::core::option::Option<NotificationMetaObject>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -12364,7 +12945,7 @@ impl NotificationParams {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(mut self, value: NotificationMetaObject) -> Self {
         self.meta = Some(value);
         self
@@ -12437,17 +13018,17 @@ impl<'de> ::serde::Deserialize<'de> for NotificationParams {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct NumberSchema {
-    ///`default`
+    /// `default`
     pub default: ::core::option::Option<::serde_json::Number>,
-    ///`description`
+    /// `description`
     pub description: ::core::option::Option<::std::string::String>,
-    ///`maximum`
+    /// `maximum`
     pub maximum: ::core::option::Option<::serde_json::Number>,
-    ///`minimum`
+    /// `minimum`
     pub minimum: ::core::option::Option<::serde_json::Number>,
-    ///`title`
+    /// `title`
     pub title: ::core::option::Option<::std::string::String>,
-    ///`type`
+    /// `type`
     pub r#type: NumberSchemaType,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -12461,16 +13042,16 @@ impl NumberSchema {
             maximum: None,
             minimum: None,
             title: None,
-            r#type: r#type,
+            r#type,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `default`.
+    /// Sets `default`.
     pub fn with_default(mut self, value: ::serde_json::Number) -> Self {
         self.default = Some(value);
         self
     }
-    ///Sets `description`.
+    /// Sets `description`.
     pub fn with_description(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -12478,17 +13059,17 @@ impl NumberSchema {
         self.description = Some(value.into());
         self
     }
-    ///Sets `maximum`.
+    /// Sets `maximum`.
     pub fn with_maximum(mut self, value: ::serde_json::Number) -> Self {
         self.maximum = Some(value);
         self
     }
-    ///Sets `minimum`.
+    /// Sets `minimum`.
     pub fn with_minimum(mut self, value: ::serde_json::Number) -> Self {
         self.minimum = Some(value);
         self
     }
-    ///Sets `title`.
+    /// Sets `title`.
     pub fn with_title(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -12639,17 +13220,17 @@ impl<'de> ::serde::Deserialize<'de> for NumberSchema {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PaginatedRequest {
-    ///`id`
+    /// `id`
     pub id: RequestId,
-    ///`method`
+    /// `method`
     pub method: ::std::string::String,
-    ///`params`
+    /// `params`
     pub params: PaginatedRequestParams,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl PaginatedRequest {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
     /// A value with the required members given and every optional member unset.
     pub fn new(
@@ -12658,9 +13239,9 @@ impl PaginatedRequest {
         params: PaginatedRequestParams,
     ) -> Self {
         Self {
-            id: id,
+            id,
             method: method.into(),
-            params: params,
+            params,
             extra: ::core::default::Default::default(),
         }
     }
@@ -12671,7 +13252,7 @@ impl ::serde::Serialize for PaginatedRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("id", &self.id)?;
@@ -12773,14 +13354,14 @@ impl<'de> ::serde::Deserialize<'de> for PaginatedRequest {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Common params for paginated requests.
+/// Common params for paginated requests.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PaginatedRequestParams {
-    ///`_meta`
+    /// `_meta`
     pub meta: RequestMetaObject,
-    ///An opaque token representing the current pagination position.
-    ///If provided, the server should return results starting after this cursor.
+    /// An opaque token representing the current pagination position.
+    /// If provided, the server should return results starting after this cursor.
     pub cursor: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -12789,12 +13370,12 @@ impl PaginatedRequestParams {
     /// A value with the required members given and every optional member unset.
     pub fn new(meta: RequestMetaObject) -> Self {
         Self {
-            meta: meta,
+            meta,
             cursor: None,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `cursor`.
+    /// Sets `cursor`.
     pub fn with_cursor(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -12885,18 +13466,18 @@ impl<'de> ::serde::Deserialize<'de> for PaginatedRequestParams {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PaginatedResult {
-    ///`_meta`
+    /// `_meta`
     pub meta: ::core::option::Option<ResultMetaObject>,
-    ///An opaque token representing the pagination position after the last returned result.
-    ///If present, there may be more results available.
+    /// An opaque token representing the pagination position after the last returned result.
+    /// If present, there may be more results available.
     pub next_cursor: ::core::option::Option<::std::string::String>,
-    ///Indicates the type of the result, which allows the client to determine
-    ///how to parse the result object.
+    /// Indicates the type of the result, which allows the client to determine
+    /// how to parse the result object.
     ///
-    ///Servers implementing this protocol version MUST include this field.
-    ///For backward compatibility, when a client receives a result from a
-    ///server implementing an earlier protocol version (which does not include
-    ///`resultType`), the client MUST treat the absent field as `"complete"`.
+    /// Servers implementing this protocol version MUST include this field.
+    /// For backward compatibility, when a client receives a result from a
+    /// server implementing an earlier protocol version (which does not include
+    /// `resultType`), the client MUST treat the absent field as `"complete"`.
     pub result_type: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -12911,12 +13492,12 @@ impl PaginatedResult {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(mut self, value: ResultMetaObject) -> Self {
         self.meta = Some(value);
         self
     }
-    ///Sets `nextCursor`.
+    /// Sets `nextCursor`.
     pub fn with_next_cursor(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -13020,19 +13601,19 @@ impl<'de> ::serde::Deserialize<'de> for PaginatedResult {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A JSON-RPC error indicating that invalid JSON was received by the server. This error is returned when the server cannot parse the JSON text of a message.
+/// A JSON-RPC error indicating that invalid JSON was received by the server. This error is returned when the server cannot parse the JSON text of a message.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ParseError {
-    ///Additional information about the error. The value of this member is defined by the sender (e.g. detailed error information, nested errors etc.).
+    /// Additional information about the error. The value of this member is defined by the sender (e.g. detailed error information, nested errors etc.).
     pub data: ::core::option::Option<::serde_json::Value>,
-    ///A short description of the error. The message SHOULD be limited to a concise single sentence.
+    /// A short description of the error. The message SHOULD be limited to a concise single sentence.
     pub message: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ParseError {
-    ///The constant `code` member.
+    /// The constant `code` member.
     pub const CODE: i64 = -32700;
     /// A value with the required members given and every optional member unset.
     pub fn new(message: impl ::core::convert::Into<::std::string::String>) -> Self {
@@ -13042,7 +13623,7 @@ impl ParseError {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `data`.
+    /// Sets `data`.
     pub fn with_data(mut self, value: ::serde_json::Value) -> Self {
         self.data = Some(value);
         self
@@ -13054,7 +13635,7 @@ impl ::serde::Serialize for ParseError {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.data.is_some()) + 1 + self.extra.len();
+        let len = 0 + 1 + usize::from(self.data.is_some()) + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("code", &-32700)?;
         if let Some(value) = &self.data {
@@ -13141,24 +13722,24 @@ impl<'de> ::serde::Deserialize<'de> for ParseError {
         deserializer.deserialize_map(Visitor)
     }
 }
-///An out-of-band notification used to inform the receiver of a progress update for a long-running request.
+/// An out-of-band notification used to inform the receiver of a progress update for a long-running request.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ProgressNotification {
-    ///`params`
+    /// `params`
     pub params: ProgressNotificationParams,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ProgressNotification {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "notifications/progress";
     /// A value with the required members given and every optional member unset.
     pub fn new(params: ProgressNotificationParams) -> Self {
         Self {
-            params: params,
+            params,
             extra: ::core::default::Default::default(),
         }
     }
@@ -13169,7 +13750,7 @@ impl ::serde::Serialize for ProgressNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 2 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"notifications/progress")?;
@@ -13259,19 +13840,19 @@ impl<'de> ::serde::Deserialize<'de> for ProgressNotification {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Parameters for a `ProgressNotificationnotifications/progress` notification.
+/// Parameters for a `ProgressNotificationnotifications/progress` notification.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ProgressNotificationParams {
-    ///`_meta`
+    /// `_meta`
     pub meta: ::core::option::Option<NotificationMetaObject>,
-    ///An optional message describing the current progress.
+    /// An optional message describing the current progress.
     pub message: ::core::option::Option<::std::string::String>,
-    ///The progress thus far. This should increase every time progress is made, even if the total is unknown.
+    /// The progress thus far. This should increase every time progress is made, even if the total is unknown.
     pub progress: ::serde_json::Number,
-    ///The progress token which was given in the initial request, used to associate this notification with the request that is proceeding.
+    /// The progress token which was given in the initial request, used to associate this notification with the request that is proceeding.
     pub progress_token: ProgressToken,
-    ///Total number of items to process (or total progress required), if known.
+    /// Total number of items to process (or total progress required), if known.
     pub total: ::core::option::Option<::serde_json::Number>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -13282,18 +13863,18 @@ impl ProgressNotificationParams {
         Self {
             meta: None,
             message: None,
-            progress: progress,
-            progress_token: progress_token,
+            progress,
+            progress_token,
             total: None,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(mut self, value: NotificationMetaObject) -> Self {
         self.meta = Some(value);
         self
     }
-    ///Sets `message`.
+    /// Sets `message`.
     pub fn with_message(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -13301,7 +13882,7 @@ impl ProgressNotificationParams {
         self.message = Some(value.into());
         self
     }
-    ///Sets `total`.
+    /// Sets `total`.
     pub fn with_total(mut self, value: ::serde_json::Number) -> Self {
         self.total = Some(value);
         self
@@ -13433,34 +14014,34 @@ impl<'de> ::serde::Deserialize<'de> for ProgressNotificationParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A prompt or prompt template that the server offers.
+/// A prompt or prompt template that the server offers.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Prompt {
-    ///`_meta`
+    /// `_meta`
     pub meta: ::core::option::Option<MetaObject>,
-    ///A list of arguments to use for templating the prompt.
+    /// A list of arguments to use for templating the prompt.
     pub arguments: ::core::option::Option<::std::vec::Vec<PromptArgument>>,
-    ///An optional description of what this prompt provides
+    /// An optional description of what this prompt provides
     pub description: ::core::option::Option<::std::string::String>,
-    ///Optional set of sized icons that the client can display in a user interface.
+    /// Optional set of sized icons that the client can display in a user interface.
     ///
-    ///Clients that support rendering icons MUST support at least the following MIME types:
-    ///- `image/png` - PNG images (safe, universal compatibility)
-    ///- `image/jpeg` (and `image/jpg`) - JPEG images (safe, universal compatibility)
+    /// Clients that support rendering icons MUST support at least the following MIME types:
+    /// - `image/png` - PNG images (safe, universal compatibility)
+    /// - `image/jpeg` (and `image/jpg`) - JPEG images (safe, universal compatibility)
     ///
-    ///Clients that support rendering icons SHOULD also support:
-    ///- `image/svg+xml` - SVG images (scalable but requires security precautions)
-    ///- `image/webp` - WebP images (modern, efficient format)
+    /// Clients that support rendering icons SHOULD also support:
+    /// - `image/svg+xml` - SVG images (scalable but requires security precautions)
+    /// - `image/webp` - WebP images (modern, efficient format)
     pub icons: ::core::option::Option<::std::vec::Vec<Icon>>,
-    ///Intended for programmatic or logical use, but used as a display name in past specs or fallback (if title isn't present).
+    /// Intended for programmatic or logical use, but used as a display name in past specs or fallback (if title isn't present).
     pub name: ::std::string::String,
-    ///Intended for UI and end-user contexts — optimized to be human-readable and easily understood,
-    ///even by those unfamiliar with domain-specific terminology.
+    /// Intended for UI and end-user contexts — optimized to be human-readable and easily understood,
+    /// even by those unfamiliar with domain-specific terminology.
     ///
-    ///If not provided, the name should be used for display (except for `Tool`,
-    ///where `annotations.title` should be given precedence over using `name`,
-    ///if present).
+    /// If not provided, the name should be used for display (except for `Tool`,
+    /// where `annotations.title` should be given precedence over using `name`,
+    /// if present).
     pub title: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -13478,17 +14059,17 @@ impl Prompt {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(mut self, value: MetaObject) -> Self {
         self.meta = Some(value);
         self
     }
-    ///Sets `arguments`.
+    /// Sets `arguments`.
     pub fn with_arguments(mut self, value: ::std::vec::Vec<PromptArgument>) -> Self {
         self.arguments = Some(value);
         self
     }
-    ///Sets `description`.
+    /// Sets `description`.
     pub fn with_description(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -13496,12 +14077,12 @@ impl Prompt {
         self.description = Some(value.into());
         self
     }
-    ///Sets `icons`.
+    /// Sets `icons`.
     pub fn with_icons(mut self, value: ::std::vec::Vec<Icon>) -> Self {
         self.icons = Some(value);
         self
     }
-    ///Sets `title`.
+    /// Sets `title`.
     pub fn with_title(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -13643,22 +14224,22 @@ impl<'de> ::serde::Deserialize<'de> for Prompt {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Describes an argument that a prompt can accept.
+/// Describes an argument that a prompt can accept.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PromptArgument {
-    ///A human-readable description of the argument.
+    /// A human-readable description of the argument.
     pub description: ::core::option::Option<::std::string::String>,
-    ///Intended for programmatic or logical use, but used as a display name in past specs or fallback (if title isn't present).
+    /// Intended for programmatic or logical use, but used as a display name in past specs or fallback (if title isn't present).
     pub name: ::std::string::String,
-    ///Whether this argument must be provided.
+    /// Whether this argument must be provided.
     pub required: ::core::option::Option<bool>,
-    ///Intended for UI and end-user contexts — optimized to be human-readable and easily understood,
-    ///even by those unfamiliar with domain-specific terminology.
+    /// Intended for UI and end-user contexts — optimized to be human-readable and easily understood,
+    /// even by those unfamiliar with domain-specific terminology.
     ///
-    ///If not provided, the name should be used for display (except for `Tool`,
-    ///where `annotations.title` should be given precedence over using `name`,
-    ///if present).
+    /// If not provided, the name should be used for display (except for `Tool`,
+    /// where `annotations.title` should be given precedence over using `name`,
+    /// if present).
     pub title: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -13674,7 +14255,7 @@ impl PromptArgument {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `description`.
+    /// Sets `description`.
     pub fn with_description(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -13682,12 +14263,12 @@ impl PromptArgument {
         self.description = Some(value.into());
         self
     }
-    ///Sets `required`.
+    /// Sets `required`.
     pub fn with_required(mut self, value: bool) -> Self {
         self.required = Some(value);
         self
     }
-    ///Sets `title`.
+    /// Sets `title`.
     pub fn with_title(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -13807,19 +14388,19 @@ impl<'de> ::serde::Deserialize<'de> for PromptArgument {
         deserializer.deserialize_map(Visitor)
     }
 }
-///An optional notification from the server to the client, informing it that the list of prompts it offers has changed. This is only delivered on a `SubscriptionsListenRequestsubscriptions/listen` stream when the client requested it via the `promptsListChanged` filter field.
+/// An optional notification from the server to the client, informing it that the list of prompts it offers has changed. This is only delivered on a `SubscriptionsListenRequestsubscriptions/listen` stream when the client requested it via the `promptsListChanged` filter field.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PromptListChangedNotification {
-    ///`params`
+    /// `params`
     pub params: ::core::option::Option<NotificationParams>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl PromptListChangedNotification {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "notifications/prompts/list_changed";
     /// A value with the required members given and every optional member unset.
     pub fn new() -> Self {
@@ -13828,7 +14409,7 @@ impl PromptListChangedNotification {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `params`.
+    /// Sets `params`.
     pub fn with_params(mut self, value: NotificationParams) -> Self {
         self.params = Some(value);
         self
@@ -13840,7 +14421,7 @@ impl ::serde::Serialize for PromptListChangedNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 2 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = 0 + 1 + 1 + usize::from(self.params.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"notifications/prompts/list_changed")?;
@@ -13936,16 +14517,16 @@ impl<'de> ::serde::Deserialize<'de> for PromptListChangedNotification {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Describes a message returned as part of a prompt.
+/// Describes a message returned as part of a prompt.
 ///
-///This is similar to `SamplingMessage`, but also supports the embedding of
-///resources from the MCP server.
+/// This is similar to `SamplingMessage`, but also supports the embedding of
+/// resources from the MCP server.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PromptMessage {
-    ///`content`
+    /// `content`
     pub content: ContentBlock,
-    ///`role`
+    /// `role`
     pub role: Role,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -13954,8 +14535,8 @@ impl PromptMessage {
     /// A value with the required members given and every optional member unset.
     pub fn new(content: ContentBlock, role: Role) -> Self {
         Self {
-            content: content,
-            role: role,
+            content,
+            role,
             extra: ::core::default::Default::default(),
         }
     }
@@ -14039,24 +14620,24 @@ impl<'de> ::serde::Deserialize<'de> for PromptMessage {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Identifies a prompt.
+/// Identifies a prompt.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PromptReference {
-    ///Intended for programmatic or logical use, but used as a display name in past specs or fallback (if title isn't present).
+    /// Intended for programmatic or logical use, but used as a display name in past specs or fallback (if title isn't present).
     pub name: ::std::string::String,
-    ///Intended for UI and end-user contexts — optimized to be human-readable and easily understood,
-    ///even by those unfamiliar with domain-specific terminology.
+    /// Intended for UI and end-user contexts — optimized to be human-readable and easily understood,
+    /// even by those unfamiliar with domain-specific terminology.
     ///
-    ///If not provided, the name should be used for display (except for `Tool`,
-    ///where `annotations.title` should be given precedence over using `name`,
-    ///if present).
+    /// If not provided, the name should be used for display (except for `Tool`,
+    /// where `annotations.title` should be given precedence over using `name`,
+    /// if present).
     pub title: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl PromptReference {
-    ///The constant `type` member.
+    /// The constant `type` member.
     pub const TYPE: &'static str = "ref/prompt";
     /// A value with the required members given and every optional member unset.
     pub fn new(name: impl ::core::convert::Into<::std::string::String>) -> Self {
@@ -14066,7 +14647,7 @@ impl PromptReference {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `title`.
+    /// Sets `title`.
     pub fn with_title(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -14081,7 +14662,7 @@ impl ::serde::Serialize for PromptReference {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + usize::from(self.title.is_some()) + self.extra.len();
+        let len = 0 + 1 + 1 + usize::from(self.title.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"ref/prompt")?;
         map.serialize_entry("name", &self.name)?;
@@ -14168,27 +14749,27 @@ impl<'de> ::serde::Deserialize<'de> for PromptReference {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Sent from the client to the server, to read a specific resource URI.
+/// Sent from the client to the server, to read a specific resource URI.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ReadResourceRequest {
-    ///`id`
+    /// `id`
     pub id: RequestId,
-    ///`params`
+    /// `params`
     pub params: ReadResourceRequestParams,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ReadResourceRequest {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "resources/read";
     /// A value with the required members given and every optional member unset.
     pub fn new(id: RequestId, params: ReadResourceRequestParams) -> Self {
         Self {
-            id: id,
-            params: params,
+            id,
+            params,
             extra: ::core::default::Default::default(),
         }
     }
@@ -14199,7 +14780,7 @@ impl ::serde::Serialize for ReadResourceRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 2 + 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"resources/read")?;
@@ -14302,17 +14883,17 @@ impl<'de> ::serde::Deserialize<'de> for ReadResourceRequest {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Parameters for a `resources/read` request.
+/// Parameters for a `resources/read` request.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ReadResourceRequestParams {
-    ///`_meta`
+    /// `_meta`
     pub meta: RequestMetaObject,
-    ///`inputResponses`
+    /// `inputResponses`
     pub input_responses: ::core::option::Option<InputResponses>,
-    ///`requestState`
+    /// `requestState`
     pub request_state: ::core::option::Option<::std::string::String>,
-    ///The URI of the resource. The URI can use any protocol; it is up to the server how to interpret it.
+    /// The URI of the resource. The URI can use any protocol; it is up to the server how to interpret it.
     pub uri: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -14324,19 +14905,19 @@ impl ReadResourceRequestParams {
         uri: impl ::core::convert::Into<::std::string::String>,
     ) -> Self {
         Self {
-            meta: meta,
+            meta,
             input_responses: None,
             request_state: None,
             uri: uri.into(),
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `inputResponses`.
+    /// Sets `inputResponses`.
     pub fn with_input_responses(mut self, value: InputResponses) -> Self {
         self.input_responses = Some(value);
         self
     }
-    ///Sets `requestState`.
+    /// Sets `requestState`.
     pub fn with_request_state(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -14455,65 +15036,73 @@ impl<'de> ::serde::Deserialize<'de> for ReadResourceRequestParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The result returned by the server for a `ReadResourceRequestresources/read` request.
+/// The result returned by the server for a `ReadResourceRequestresources/read` request.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ReadResourceResult {
-    ///`_meta`
+    /// `_meta`
     pub meta: ::core::option::Option<ResultMetaObject>,
-    ///Indicates the intended scope of the cached response, analogous to HTTP
-    ///`Cache-Control: public` vs `Cache-Control: private`.
+    /// Indicates the intended scope of the cached response, analogous to HTTP
+    /// `Cache-Control: public` vs `Cache-Control: private`.
     ///
-    ///- `"public"`: The response does not contain user-specific data. Any
-    ///  client or intermediary (e.g., shared gateway, caching proxy) MAY cache
-    ///  the response and serve it across authorization contexts.
-    ///- `"private"`: The response MAY be cached and reused only within the
-    ///  same authorization context. Caches MUST NOT be shared across
-    ///  authorization contexts (e.g., a different access token requires a
-    ///  different cache).
-    pub cache_scope: CacheableResultCacheScope,
-    ///`contents`
+    /// - `"public"`: The response does not contain user-specific data. Any
+    ///   client or intermediary (e.g., shared gateway, caching proxy) MAY cache
+    ///   the response and serve it across authorization contexts.
+    /// - `"private"`: The response MAY be cached and reused only within the
+    ///   same authorization context. Caches MUST NOT be shared across
+    ///   authorization contexts (e.g., a different access token requires a
+    ///   different cache).
+    pub cache_scope: ::core::option::Option<CacheableResultCacheScope>,
+    /// `contents`
     pub contents: ::std::vec::Vec<ReadResourceResultContentsItem>,
-    ///Indicates the type of the result, which allows the client to determine
-    ///how to parse the result object.
+    /// Indicates the type of the result, which allows the client to determine
+    /// how to parse the result object.
     ///
-    ///Servers implementing this protocol version MUST include this field.
-    ///For backward compatibility, when a client receives a result from a
-    ///server implementing an earlier protocol version (which does not include
-    ///`resultType`), the client MUST treat the absent field as `"complete"`.
+    /// Servers implementing this protocol version MUST include this field.
+    /// For backward compatibility, when a client receives a result from a
+    /// server implementing an earlier protocol version (which does not include
+    /// `resultType`), the client MUST treat the absent field as `"complete"`.
     pub result_type: ::std::string::String,
-    ///A hint from the server indicating how long (in milliseconds) the
-    ///client MAY cache this response before re-fetching. Semantics are
-    ///analogous to HTTP Cache-Control max-age.
+    /// A hint from the server indicating how long (in milliseconds) the
+    /// client MAY cache this response before re-fetching. Semantics are
+    /// analogous to HTTP Cache-Control max-age.
     ///
-    ///- If 0, The response SHOULD be considered immediately stale,
-    ///  The client MAY re-fetch every time the result is needed.
-    ///- If positive, the client SHOULD consider the result fresh for this many
-    ///  milliseconds after receiving the response.
-    pub ttl_ms: i64,
+    /// - If 0, The response SHOULD be considered immediately stale,
+    ///   The client MAY re-fetch every time the result is needed.
+    /// - If positive, the client SHOULD consider the result fresh for this many
+    ///   milliseconds after receiving the response.
+    pub ttl_ms: ::core::option::Option<i64>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ReadResourceResult {
     /// A value with the required members given and every optional member unset.
     pub fn new(
-        cache_scope: CacheableResultCacheScope,
         contents: ::std::vec::Vec<ReadResourceResultContentsItem>,
         result_type: impl ::core::convert::Into<::std::string::String>,
-        ttl_ms: i64,
     ) -> Self {
         Self {
             meta: None,
-            cache_scope: cache_scope,
-            contents: contents,
+            cache_scope: None,
+            contents,
             result_type: result_type.into(),
-            ttl_ms: ttl_ms,
+            ttl_ms: None,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(mut self, value: ResultMetaObject) -> Self {
         self.meta = Some(value);
+        self
+    }
+    /// Sets `cacheScope`.
+    pub fn with_cache_scope(mut self, value: CacheableResultCacheScope) -> Self {
+        self.cache_scope = Some(value);
+        self
+    }
+    /// Sets `ttlMs`.
+    pub fn with_ttl_ms(mut self, value: i64) -> Self {
+        self.ttl_ms = Some(value);
         self
     }
 }
@@ -14523,16 +15112,21 @@ impl ::serde::Serialize for ReadResourceResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + 1 + 1 + 1 + 1
-            + self.extra.len();
+        let len = 0 + usize::from(self.meta.is_some())
+            + usize::from(self.cache_scope.is_some()) + 1 + 1
+            + usize::from(self.ttl_ms.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
         }
-        map.serialize_entry("cacheScope", &self.cache_scope)?;
+        if let Some(value) = &self.cache_scope {
+            map.serialize_entry("cacheScope", value)?;
+        }
         map.serialize_entry("contents", &self.contents)?;
         map.serialize_entry("resultType", &self.result_type)?;
-        map.serialize_entry("ttlMs", &self.ttl_ms)?;
+        if let Some(value) = &self.ttl_ms {
+            map.serialize_entry("ttlMs", value)?;
+        }
         for (key, value) in &self.extra {
             map.serialize_entry(key, value)?;
         }
@@ -14560,11 +15154,13 @@ impl<'de> ::serde::Deserialize<'de> for ReadResourceResult {
                 let mut m_0: ::core::option::Option<ResultMetaObject> = None;
                 let mut seen_0 = false;
                 let mut m_1: ::core::option::Option<CacheableResultCacheScope> = None;
+                let mut seen_1 = false;
                 let mut m_2: ::core::option::Option<
                     ::std::vec::Vec<ReadResourceResultContentsItem>,
                 > = None;
                 let mut m_3: ::core::option::Option<::std::string::String> = None;
                 let mut m_4: ::core::option::Option<i64> = None;
+                let mut seen_4 = false;
                 let mut extra = <::serde_json::Map<
                     ::std::string::String,
                     ::serde_json::Value,
@@ -14581,9 +15177,10 @@ impl<'de> ::serde::Deserialize<'de> for ReadResourceResult {
                             )?
                         }
                         "cacheScope" => {
-                            crate::support::member(
+                            crate::support::optional_member(
                                 &mut map,
                                 &mut m_1,
+                                &mut seen_1,
                                 "ReadResourceResult",
                                 "cacheScope",
                             )?
@@ -14605,9 +15202,10 @@ impl<'de> ::serde::Deserialize<'de> for ReadResourceResult {
                             )?
                         }
                         "ttlMs" => {
-                            crate::support::member(
+                            crate::support::optional_member(
                                 &mut map,
                                 &mut m_4,
+                                &mut seen_4,
                                 "ReadResourceResult",
                                 "ttlMs",
                             )?
@@ -14617,11 +15215,7 @@ impl<'de> ::serde::Deserialize<'de> for ReadResourceResult {
                 }
                 Ok(ReadResourceResult {
                     meta: m_0,
-                    cache_scope: m_1
-                        .ok_or_else(|| crate::support::missing(
-                            "ReadResourceResult",
-                            "cacheScope",
-                        ))?,
+                    cache_scope: m_1,
                     contents: m_2
                         .ok_or_else(|| crate::support::missing(
                             "ReadResourceResult",
@@ -14632,11 +15226,7 @@ impl<'de> ::serde::Deserialize<'de> for ReadResourceResult {
                             "ReadResourceResult",
                             "resultType",
                         ))?,
-                    ttl_ms: m_4
-                        .ok_or_else(|| crate::support::missing(
-                            "ReadResourceResult",
-                            "ttlMs",
-                        ))?,
+                    ttl_ms: m_4,
                     extra,
                 })
             }
@@ -14644,25 +15234,25 @@ impl<'de> ::serde::Deserialize<'de> for ReadResourceResult {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A successful response from the server for a `ReadResourceRequestresources/read` request.
+/// A successful response from the server for a `ReadResourceRequestresources/read` request.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ReadResourceResultResponse {
-    ///`id`
+    /// `id`
     pub id: RequestId,
-    ///`result`
+    /// `result`
     pub result: ReadResourceResultResponseResult,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ReadResourceResultResponse {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
     /// A value with the required members given and every optional member unset.
     pub fn new(id: RequestId, result: ReadResourceResultResponseResult) -> Self {
         Self {
-            id: id,
-            result: result,
+            id,
+            result,
             extra: ::core::default::Default::default(),
         }
     }
@@ -14673,7 +15263,7 @@ impl ::serde::Serialize for ReadResourceResultResponse {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("id", &self.id)?;
@@ -14765,9 +15355,9 @@ impl<'de> ::serde::Deserialize<'de> for ReadResourceResultResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Request {
-    ///`method`
+    /// `method`
     pub method: ::std::string::String,
-    ///`params`
+    /// `params`
     pub params: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
@@ -14783,7 +15373,7 @@ impl Request {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `params`.
+    /// Sets `params`.
     pub fn with_params(
         mut self,
         value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -14870,42 +15460,42 @@ impl<'de> ::serde::Deserialize<'de> for Request {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Extends `MetaObject` with additional request-specific fields. All key naming rules from `MetaObject` apply.
+/// Extends `MetaObject` with additional request-specific fields. All key naming rules from `MetaObject` apply.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct RequestMetaObject {
-    ///The client's capabilities for this specific request. Required.
+    /// The client's capabilities for this specific request. Required.
     ///
-    ///Capabilities are declared per-request rather than once at initialization;
-    ///an empty object means the client supports no optional capabilities.
-    ///Servers MUST NOT infer capabilities from prior requests.
+    /// Capabilities are declared per-request rather than once at initialization;
+    /// an empty object means the client supports no optional capabilities.
+    /// Servers MUST NOT infer capabilities from prior requests.
     pub client_capabilities: ClientCapabilities,
-    ///Identifies the client software making the request. Clients SHOULD
-    ///include this field on every request unless specifically configured not
-    ///to do so.
+    /// Identifies the client software making the request. Clients SHOULD
+    /// include this field on every request unless specifically configured not
+    /// to do so.
     ///
-    ///The `Implementation` schema requires `name` and `version`; other
-    ///fields are optional.
+    /// The `Implementation` schema requires `name` and `version`; other
+    /// fields are optional.
     ///
-    ///The value is self-reported by the client and is not verified by the
-    ///protocol. It is intended for display, logging, and debugging. Servers
-    ///SHOULD NOT use it to change their behavior, and SHOULD NOT rely on it for
-    ///security decisions.
+    /// The value is self-reported by the client and is not verified by the
+    /// protocol. It is intended for display, logging, and debugging. Servers
+    /// SHOULD NOT use it to change their behavior, and SHOULD NOT rely on it for
+    /// security decisions.
     pub client_info: ::core::option::Option<Implementation>,
-    ///The desired log level for this request. Optional.
+    /// The desired log level for this request. Optional.
     ///
-    ///If absent, the server MUST NOT send any `LoggingMessageNotificationnotifications/message`
-    ///notifications for this request. The client opts in to log messages by
-    ///explicitly setting a level. Replaces the former `logging/setLevel` RPC.
+    /// If absent, the server MUST NOT send any `LoggingMessageNotificationnotifications/message`
+    /// notifications for this request. The client opts in to log messages by
+    /// explicitly setting a level. Replaces the former `logging/setLevel` RPC.
     pub log_level: ::core::option::Option<LoggingLevel>,
-    ///The MCP Protocol Version being used for this request. Required.
+    /// The MCP Protocol Version being used for this request. Required.
     ///
-    ///For the HTTP transport, this value MUST match the `MCP-Protocol-Version`
-    ///header; otherwise the server MUST return a `400 Bad Request`. If the
-    ///server does not support the requested version, it MUST return an
-    ///`UnsupportedProtocolVersionError`.
+    /// For the HTTP transport, this value MUST match the `MCP-Protocol-Version`
+    /// header; otherwise the server MUST return a `400 Bad Request`. If the
+    /// server does not support the requested version, it MUST return an
+    /// `UnsupportedProtocolVersionError`.
     pub protocol_version: ::std::string::String,
-    ///If specified, the caller is requesting out-of-band progress notifications for this request (as represented by `ProgressNotificationnotifications/progress`). The value of this parameter is an opaque token that will be attached to any subsequent notifications. The receiver is not obligated to provide these notifications.
+    /// If specified, the caller is requesting out-of-band progress notifications for this request (as represented by `ProgressNotificationnotifications/progress`). The value of this parameter is an opaque token that will be attached to any subsequent notifications. The receiver is not obligated to provide these notifications.
     pub progress_token: ::core::option::Option<ProgressToken>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -14917,7 +15507,7 @@ impl RequestMetaObject {
         protocol_version: impl ::core::convert::Into<::std::string::String>,
     ) -> Self {
         Self {
-            client_capabilities: client_capabilities,
+            client_capabilities,
             client_info: None,
             log_level: None,
             protocol_version: protocol_version.into(),
@@ -14925,17 +15515,17 @@ impl RequestMetaObject {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `io.modelcontextprotocol/clientInfo`.
+    /// Sets `io.modelcontextprotocol/clientInfo`.
     pub fn with_client_info(mut self, value: Implementation) -> Self {
         self.client_info = Some(value);
         self
     }
-    ///Sets `io.modelcontextprotocol/logLevel`.
+    /// Sets `io.modelcontextprotocol/logLevel`.
     pub fn with_log_level(mut self, value: LoggingLevel) -> Self {
         self.log_level = Some(value);
         self
     }
-    ///Sets `progressToken`.
+    /// Sets `progressToken`.
     pub fn with_progress_token(mut self, value: ProgressToken) -> Self {
         self.progress_token = Some(value);
         self
@@ -15073,11 +15663,11 @@ impl<'de> ::serde::Deserialize<'de> for RequestMetaObject {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Common params for any request.
+/// Common params for any request.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct RequestParams {
-    ///`_meta`
+    /// `_meta`
     pub meta: RequestMetaObject,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -15086,7 +15676,7 @@ impl RequestParams {
     /// A value with the required members given and every optional member unset.
     pub fn new(meta: RequestMetaObject) -> Self {
         Self {
-            meta: meta,
+            meta,
             extra: ::core::default::Default::default(),
         }
     }
@@ -15155,44 +15745,44 @@ impl<'de> ::serde::Deserialize<'de> for RequestParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A known resource that the server is capable of reading.
+/// A known resource that the server is capable of reading.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Resource {
-    ///`_meta`
+    /// `_meta`
     pub meta: ::core::option::Option<MetaObject>,
-    ///Optional annotations for the client.
+    /// Optional annotations for the client.
     pub annotations: ::core::option::Option<Annotations>,
-    ///A description of what this resource represents.
+    /// A description of what this resource represents.
     ///
-    ///This can be used by clients to improve the LLM's understanding of available resources. It can be thought of like a "hint" to the model.
+    /// This can be used by clients to improve the LLM's understanding of available resources. It can be thought of like a "hint" to the model.
     pub description: ::core::option::Option<::std::string::String>,
-    ///Optional set of sized icons that the client can display in a user interface.
+    /// Optional set of sized icons that the client can display in a user interface.
     ///
-    ///Clients that support rendering icons MUST support at least the following MIME types:
-    ///- `image/png` - PNG images (safe, universal compatibility)
-    ///- `image/jpeg` (and `image/jpg`) - JPEG images (safe, universal compatibility)
+    /// Clients that support rendering icons MUST support at least the following MIME types:
+    /// - `image/png` - PNG images (safe, universal compatibility)
+    /// - `image/jpeg` (and `image/jpg`) - JPEG images (safe, universal compatibility)
     ///
-    ///Clients that support rendering icons SHOULD also support:
-    ///- `image/svg+xml` - SVG images (scalable but requires security precautions)
-    ///- `image/webp` - WebP images (modern, efficient format)
+    /// Clients that support rendering icons SHOULD also support:
+    /// - `image/svg+xml` - SVG images (scalable but requires security precautions)
+    /// - `image/webp` - WebP images (modern, efficient format)
     pub icons: ::core::option::Option<::std::vec::Vec<Icon>>,
-    ///The MIME type of this resource, if known.
+    /// The MIME type of this resource, if known.
     pub mime_type: ::core::option::Option<::std::string::String>,
-    ///Intended for programmatic or logical use, but used as a display name in past specs or fallback (if title isn't present).
+    /// Intended for programmatic or logical use, but used as a display name in past specs or fallback (if title isn't present).
     pub name: ::std::string::String,
-    ///The size of the raw resource content, in bytes (i.e., before base64 encoding or any tokenization), if known.
+    /// The size of the raw resource content, in bytes (i.e., before base64 encoding or any tokenization), if known.
     ///
-    ///This can be used by Hosts to display file sizes and estimate context window usage.
+    /// This can be used by Hosts to display file sizes and estimate context window usage.
     pub size: ::core::option::Option<i64>,
-    ///Intended for UI and end-user contexts — optimized to be human-readable and easily understood,
-    ///even by those unfamiliar with domain-specific terminology.
+    /// Intended for UI and end-user contexts — optimized to be human-readable and easily understood,
+    /// even by those unfamiliar with domain-specific terminology.
     ///
-    ///If not provided, the name should be used for display (except for `Tool`,
-    ///where `annotations.title` should be given precedence over using `name`,
-    ///if present).
+    /// If not provided, the name should be used for display (except for `Tool`,
+    /// where `annotations.title` should be given precedence over using `name`,
+    /// if present).
     pub title: ::core::option::Option<::std::string::String>,
-    ///The URI of this resource.
+    /// The URI of this resource.
     pub uri: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -15216,17 +15806,17 @@ impl Resource {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(mut self, value: MetaObject) -> Self {
         self.meta = Some(value);
         self
     }
-    ///Sets `annotations`.
+    /// Sets `annotations`.
     pub fn with_annotations(mut self, value: Annotations) -> Self {
         self.annotations = Some(value);
         self
     }
-    ///Sets `description`.
+    /// Sets `description`.
     pub fn with_description(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -15234,12 +15824,12 @@ impl Resource {
         self.description = Some(value.into());
         self
     }
-    ///Sets `icons`.
+    /// Sets `icons`.
     pub fn with_icons(mut self, value: ::std::vec::Vec<Icon>) -> Self {
         self.icons = Some(value);
         self
     }
-    ///Sets `mimeType`.
+    /// Sets `mimeType`.
     pub fn with_mime_type(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -15247,12 +15837,12 @@ impl Resource {
         self.mime_type = Some(value.into());
         self
     }
-    ///Sets `size`.
+    /// Sets `size`.
     pub fn with_size(mut self, value: i64) -> Self {
         self.size = Some(value);
         self
     }
-    ///Sets `title`.
+    /// Sets `title`.
     pub fn with_title(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -15443,15 +16033,15 @@ impl<'de> ::serde::Deserialize<'de> for Resource {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The contents of a specific resource or sub-resource.
+/// The contents of a specific resource or sub-resource.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ResourceContents {
-    ///`_meta`
+    /// `_meta`
     pub meta: ::core::option::Option<MetaObject>,
-    ///The MIME type of this resource, if known.
+    /// The MIME type of this resource, if known.
     pub mime_type: ::core::option::Option<::std::string::String>,
-    ///The URI of this resource.
+    /// The URI of this resource.
     pub uri: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -15466,12 +16056,12 @@ impl ResourceContents {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(mut self, value: MetaObject) -> Self {
         self.meta = Some(value);
         self
     }
-    ///Sets `mimeType`.
+    /// Sets `mimeType`.
     pub fn with_mime_type(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -15575,52 +16165,52 @@ impl<'de> ::serde::Deserialize<'de> for ResourceContents {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A resource that the server is capable of reading, included in a prompt or tool call result.
+/// A resource that the server is capable of reading, included in a prompt or tool call result.
 ///
-///Note: resource links returned by tools are not guaranteed to appear in the results of `ListResourcesRequestresources/list` requests.
+/// Note: resource links returned by tools are not guaranteed to appear in the results of `ListResourcesRequestresources/list` requests.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ResourceLink {
-    ///`_meta`
+    /// `_meta`
     pub meta: ::core::option::Option<MetaObject>,
-    ///Optional annotations for the client.
+    /// Optional annotations for the client.
     pub annotations: ::core::option::Option<Annotations>,
-    ///A description of what this resource represents.
+    /// A description of what this resource represents.
     ///
-    ///This can be used by clients to improve the LLM's understanding of available resources. It can be thought of like a "hint" to the model.
+    /// This can be used by clients to improve the LLM's understanding of available resources. It can be thought of like a "hint" to the model.
     pub description: ::core::option::Option<::std::string::String>,
-    ///Optional set of sized icons that the client can display in a user interface.
+    /// Optional set of sized icons that the client can display in a user interface.
     ///
-    ///Clients that support rendering icons MUST support at least the following MIME types:
-    ///- `image/png` - PNG images (safe, universal compatibility)
-    ///- `image/jpeg` (and `image/jpg`) - JPEG images (safe, universal compatibility)
+    /// Clients that support rendering icons MUST support at least the following MIME types:
+    /// - `image/png` - PNG images (safe, universal compatibility)
+    /// - `image/jpeg` (and `image/jpg`) - JPEG images (safe, universal compatibility)
     ///
-    ///Clients that support rendering icons SHOULD also support:
-    ///- `image/svg+xml` - SVG images (scalable but requires security precautions)
-    ///- `image/webp` - WebP images (modern, efficient format)
+    /// Clients that support rendering icons SHOULD also support:
+    /// - `image/svg+xml` - SVG images (scalable but requires security precautions)
+    /// - `image/webp` - WebP images (modern, efficient format)
     pub icons: ::core::option::Option<::std::vec::Vec<Icon>>,
-    ///The MIME type of this resource, if known.
+    /// The MIME type of this resource, if known.
     pub mime_type: ::core::option::Option<::std::string::String>,
-    ///Intended for programmatic or logical use, but used as a display name in past specs or fallback (if title isn't present).
+    /// Intended for programmatic or logical use, but used as a display name in past specs or fallback (if title isn't present).
     pub name: ::std::string::String,
-    ///The size of the raw resource content, in bytes (i.e., before base64 encoding or any tokenization), if known.
+    /// The size of the raw resource content, in bytes (i.e., before base64 encoding or any tokenization), if known.
     ///
-    ///This can be used by Hosts to display file sizes and estimate context window usage.
+    /// This can be used by Hosts to display file sizes and estimate context window usage.
     pub size: ::core::option::Option<i64>,
-    ///Intended for UI and end-user contexts — optimized to be human-readable and easily understood,
-    ///even by those unfamiliar with domain-specific terminology.
+    /// Intended for UI and end-user contexts — optimized to be human-readable and easily understood,
+    /// even by those unfamiliar with domain-specific terminology.
     ///
-    ///If not provided, the name should be used for display (except for `Tool`,
-    ///where `annotations.title` should be given precedence over using `name`,
-    ///if present).
+    /// If not provided, the name should be used for display (except for `Tool`,
+    /// where `annotations.title` should be given precedence over using `name`,
+    /// if present).
     pub title: ::core::option::Option<::std::string::String>,
-    ///The URI of this resource.
+    /// The URI of this resource.
     pub uri: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ResourceLink {
-    ///The constant `type` member.
+    /// The constant `type` member.
     pub const TYPE: &'static str = "resource_link";
     /// A value with the required members given and every optional member unset.
     pub fn new(
@@ -15640,17 +16230,17 @@ impl ResourceLink {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(mut self, value: MetaObject) -> Self {
         self.meta = Some(value);
         self
     }
-    ///Sets `annotations`.
+    /// Sets `annotations`.
     pub fn with_annotations(mut self, value: Annotations) -> Self {
         self.annotations = Some(value);
         self
     }
-    ///Sets `description`.
+    /// Sets `description`.
     pub fn with_description(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -15658,12 +16248,12 @@ impl ResourceLink {
         self.description = Some(value.into());
         self
     }
-    ///Sets `icons`.
+    /// Sets `icons`.
     pub fn with_icons(mut self, value: ::std::vec::Vec<Icon>) -> Self {
         self.icons = Some(value);
         self
     }
-    ///Sets `mimeType`.
+    /// Sets `mimeType`.
     pub fn with_mime_type(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -15671,12 +16261,12 @@ impl ResourceLink {
         self.mime_type = Some(value.into());
         self
     }
-    ///Sets `size`.
+    /// Sets `size`.
     pub fn with_size(mut self, value: i64) -> Self {
         self.size = Some(value);
         self
     }
-    ///Sets `title`.
+    /// Sets `title`.
     pub fn with_title(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -15691,7 +16281,7 @@ impl ::serde::Serialize for ResourceLink {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.meta.is_some())
+        let len = 0 + 1 + usize::from(self.meta.is_some())
             + usize::from(self.annotations.is_some())
             + usize::from(self.description.is_some()) + usize::from(self.icons.is_some())
             + usize::from(self.mime_type.is_some()) + 1
@@ -15882,19 +16472,19 @@ impl<'de> ::serde::Deserialize<'de> for ResourceLink {
         deserializer.deserialize_map(Visitor)
     }
 }
-///An optional notification from the server to the client, informing it that the list of resources it can read from has changed. This is only delivered on a `SubscriptionsListenRequestsubscriptions/listen` stream when the client requested it via the `resourcesListChanged` filter field.
+/// An optional notification from the server to the client, informing it that the list of resources it can read from has changed. This is only delivered on a `SubscriptionsListenRequestsubscriptions/listen` stream when the client requested it via the `resourcesListChanged` filter field.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ResourceListChangedNotification {
-    ///`params`
+    /// `params`
     pub params: ::core::option::Option<NotificationParams>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ResourceListChangedNotification {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "notifications/resources/list_changed";
     /// A value with the required members given and every optional member unset.
     pub fn new() -> Self {
@@ -15903,7 +16493,7 @@ impl ResourceListChangedNotification {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `params`.
+    /// Sets `params`.
     pub fn with_params(mut self, value: NotificationParams) -> Self {
         self.params = Some(value);
         self
@@ -15915,7 +16505,7 @@ impl ::serde::Serialize for ResourceListChangedNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 2 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = 0 + 1 + 1 + usize::from(self.params.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"notifications/resources/list_changed")?;
@@ -16011,13 +16601,13 @@ impl<'de> ::serde::Deserialize<'de> for ResourceListChangedNotification {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Common params for resource-related requests.
+/// Common params for resource-related requests.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ResourceRequestParams {
-    ///`_meta`
+    /// `_meta`
     pub meta: RequestMetaObject,
-    ///The URI of the resource. The URI can use any protocol; it is up to the server how to interpret it.
+    /// The URI of the resource. The URI can use any protocol; it is up to the server how to interpret it.
     pub uri: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -16029,7 +16619,7 @@ impl ResourceRequestParams {
         uri: impl ::core::convert::Into<::std::string::String>,
     ) -> Self {
         Self {
-            meta: meta,
+            meta,
             uri: uri.into(),
             extra: ::core::default::Default::default(),
         }
@@ -16114,40 +16704,40 @@ impl<'de> ::serde::Deserialize<'de> for ResourceRequestParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A template description for resources available on the server.
+/// A template description for resources available on the server.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ResourceTemplate {
-    ///`_meta`
+    /// `_meta`
     pub meta: ::core::option::Option<MetaObject>,
-    ///Optional annotations for the client.
+    /// Optional annotations for the client.
     pub annotations: ::core::option::Option<Annotations>,
-    ///A description of what this template is for.
+    /// A description of what this template is for.
     ///
-    ///This can be used by clients to improve the LLM's understanding of available resources. It can be thought of like a "hint" to the model.
+    /// This can be used by clients to improve the LLM's understanding of available resources. It can be thought of like a "hint" to the model.
     pub description: ::core::option::Option<::std::string::String>,
-    ///Optional set of sized icons that the client can display in a user interface.
+    /// Optional set of sized icons that the client can display in a user interface.
     ///
-    ///Clients that support rendering icons MUST support at least the following MIME types:
-    ///- `image/png` - PNG images (safe, universal compatibility)
-    ///- `image/jpeg` (and `image/jpg`) - JPEG images (safe, universal compatibility)
+    /// Clients that support rendering icons MUST support at least the following MIME types:
+    /// - `image/png` - PNG images (safe, universal compatibility)
+    /// - `image/jpeg` (and `image/jpg`) - JPEG images (safe, universal compatibility)
     ///
-    ///Clients that support rendering icons SHOULD also support:
-    ///- `image/svg+xml` - SVG images (scalable but requires security precautions)
-    ///- `image/webp` - WebP images (modern, efficient format)
+    /// Clients that support rendering icons SHOULD also support:
+    /// - `image/svg+xml` - SVG images (scalable but requires security precautions)
+    /// - `image/webp` - WebP images (modern, efficient format)
     pub icons: ::core::option::Option<::std::vec::Vec<Icon>>,
-    ///The MIME type for all resources that match this template. This should only be included if all resources matching this template have the same type.
+    /// The MIME type for all resources that match this template. This should only be included if all resources matching this template have the same type.
     pub mime_type: ::core::option::Option<::std::string::String>,
-    ///Intended for programmatic or logical use, but used as a display name in past specs or fallback (if title isn't present).
+    /// Intended for programmatic or logical use, but used as a display name in past specs or fallback (if title isn't present).
     pub name: ::std::string::String,
-    ///Intended for UI and end-user contexts — optimized to be human-readable and easily understood,
-    ///even by those unfamiliar with domain-specific terminology.
+    /// Intended for UI and end-user contexts — optimized to be human-readable and easily understood,
+    /// even by those unfamiliar with domain-specific terminology.
     ///
-    ///If not provided, the name should be used for display (except for `Tool`,
-    ///where `annotations.title` should be given precedence over using `name`,
-    ///if present).
+    /// If not provided, the name should be used for display (except for `Tool`,
+    /// where `annotations.title` should be given precedence over using `name`,
+    /// if present).
     pub title: ::core::option::Option<::std::string::String>,
-    ///A URI template (according to RFC 6570) that can be used to construct resource URIs.
+    /// A URI template (according to RFC 6570) that can be used to construct resource URIs.
     pub uri_template: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -16170,17 +16760,17 @@ impl ResourceTemplate {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(mut self, value: MetaObject) -> Self {
         self.meta = Some(value);
         self
     }
-    ///Sets `annotations`.
+    /// Sets `annotations`.
     pub fn with_annotations(mut self, value: Annotations) -> Self {
         self.annotations = Some(value);
         self
     }
-    ///Sets `description`.
+    /// Sets `description`.
     pub fn with_description(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -16188,12 +16778,12 @@ impl ResourceTemplate {
         self.description = Some(value.into());
         self
     }
-    ///Sets `icons`.
+    /// Sets `icons`.
     pub fn with_icons(mut self, value: ::std::vec::Vec<Icon>) -> Self {
         self.icons = Some(value);
         self
     }
-    ///Sets `mimeType`.
+    /// Sets `mimeType`.
     pub fn with_mime_type(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -16201,7 +16791,7 @@ impl ResourceTemplate {
         self.mime_type = Some(value.into());
         self
     }
-    ///Sets `title`.
+    /// Sets `title`.
     pub fn with_title(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -16383,17 +16973,17 @@ impl<'de> ::serde::Deserialize<'de> for ResourceTemplate {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A reference to a resource or resource template definition.
+/// A reference to a resource or resource template definition.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ResourceTemplateReference {
-    ///The URI or URI template of the resource.
+    /// The URI or URI template of the resource.
     pub uri: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ResourceTemplateReference {
-    ///The constant `type` member.
+    /// The constant `type` member.
     pub const TYPE: &'static str = "ref/resource";
     /// A value with the required members given and every optional member unset.
     pub fn new(uri: impl ::core::convert::Into<::std::string::String>) -> Self {
@@ -16409,7 +16999,7 @@ impl ::serde::Serialize for ResourceTemplateReference {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"ref/resource")?;
         map.serialize_entry("uri", &self.uri)?;
@@ -16483,24 +17073,24 @@ impl<'de> ::serde::Deserialize<'de> for ResourceTemplateReference {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A notification from the server to the client, informing it that a resource has changed and may need to be read again. This is only sent for resources the client opted in to via the `resourceSubscriptions` field of a `SubscriptionsListenRequestsubscriptions/listen` request.
+/// A notification from the server to the client, informing it that a resource has changed and may need to be read again. This is only sent for resources the client opted in to via the `resourceSubscriptions` field of a `SubscriptionsListenRequestsubscriptions/listen` request.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ResourceUpdatedNotification {
-    ///`params`
+    /// `params`
     pub params: ResourceUpdatedNotificationParams,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ResourceUpdatedNotification {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "notifications/resources/updated";
     /// A value with the required members given and every optional member unset.
     pub fn new(params: ResourceUpdatedNotificationParams) -> Self {
         Self {
-            params: params,
+            params,
             extra: ::core::default::Default::default(),
         }
     }
@@ -16511,7 +17101,7 @@ impl ::serde::Serialize for ResourceUpdatedNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 2 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"notifications/resources/updated")?;
@@ -16601,13 +17191,13 @@ impl<'de> ::serde::Deserialize<'de> for ResourceUpdatedNotification {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Parameters for a `notifications/resources/updated` notification.
+/// Parameters for a `notifications/resources/updated` notification.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ResourceUpdatedNotificationParams {
-    ///`_meta`
+    /// `_meta`
     pub meta: ::core::option::Option<NotificationMetaObject>,
-    ///The URI of the resource that has been updated. This might be a sub-resource of the one that the client actually subscribed to.
+    /// The URI of the resource that has been updated. This might be a sub-resource of the one that the client actually subscribed to.
     pub uri: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -16621,7 +17211,7 @@ impl ResourceUpdatedNotificationParams {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(mut self, value: NotificationMetaObject) -> Self {
         self.meta = Some(value);
         self
@@ -16706,19 +17296,19 @@ impl<'de> ::serde::Deserialize<'de> for ResourceUpdatedNotificationParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Common result fields.
+/// Common result fields.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Result {
-    ///`_meta`
+    /// `_meta`
     pub meta: ::core::option::Option<ResultMetaObject>,
-    ///Indicates the type of the result, which allows the client to determine
-    ///how to parse the result object.
+    /// Indicates the type of the result, which allows the client to determine
+    /// how to parse the result object.
     ///
-    ///Servers implementing this protocol version MUST include this field.
-    ///For backward compatibility, when a client receives a result from a
-    ///server implementing an earlier protocol version (which does not include
-    ///`resultType`), the client MUST treat the absent field as `"complete"`.
+    /// Servers implementing this protocol version MUST include this field.
+    /// For backward compatibility, when a client receives a result from a
+    /// server implementing an earlier protocol version (which does not include
+    /// `resultType`), the client MUST treat the absent field as `"complete"`.
     pub result_type: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -16732,7 +17322,7 @@ impl Result {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(mut self, value: ResultMetaObject) -> Self {
         self.meta = Some(value);
         self
@@ -16814,21 +17404,21 @@ impl<'de> ::serde::Deserialize<'de> for Result {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Extends `MetaObject` with additional result-specific fields. All key naming rules from `MetaObject` apply.
+/// Extends `MetaObject` with additional result-specific fields. All key naming rules from `MetaObject` apply.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ResultMetaObject {
-    ///Identifies the server software producing the response. Servers SHOULD
-    ///include this field on every response unless specifically configured not
-    ///to do so.
+    /// Identifies the server software producing the response. Servers SHOULD
+    /// include this field on every response unless specifically configured not
+    /// to do so.
     ///
-    ///The `Implementation` schema requires `name` and `version`; other
-    ///fields are optional.
+    /// The `Implementation` schema requires `name` and `version`; other
+    /// fields are optional.
     ///
-    ///The value is self-reported by the server and is not verified by the
-    ///protocol. It is intended for display, logging, and debugging. Clients
-    ///SHOULD NOT use it to change their behavior, and SHOULD NOT rely on it for
-    ///security decisions.
+    /// The value is self-reported by the server and is not verified by the
+    /// protocol. It is intended for display, logging, and debugging. Clients
+    /// SHOULD NOT use it to change their behavior, and SHOULD NOT rely on it for
+    /// security decisions.
     pub server_info: ::core::option::Option<Implementation>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -16841,7 +17431,7 @@ impl ResultMetaObject {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `io.modelcontextprotocol/serverInfo`.
+    /// Sets `io.modelcontextprotocol/serverInfo`.
     pub fn with_server_info(mut self, value: Implementation) -> Self {
         self.server_info = Some(value);
         self
@@ -16911,19 +17501,19 @@ impl<'de> ::serde::Deserialize<'de> for ResultMetaObject {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Represents a root directory or file that the server can operate on.
+/// Represents a root directory or file that the server can operate on.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Root {
-    ///`_meta`
+    /// `_meta`
     pub meta: ::core::option::Option<MetaObject>,
-    ///An optional name for the root. This can be used to provide a human-readable
-    ///identifier for the root, which may be useful for display purposes or for
-    ///referencing the root in other parts of the application.
+    /// An optional name for the root. This can be used to provide a human-readable
+    /// identifier for the root, which may be useful for display purposes or for
+    /// referencing the root in other parts of the application.
     pub name: ::core::option::Option<::std::string::String>,
-    ///The URI identifying the root. This *must* start with `file://` for now.
-    ///This restriction may be relaxed in future versions of the protocol to allow
-    ///other URI schemes.
+    /// The URI identifying the root. This *must* start with `file://` for now.
+    /// This restriction may be relaxed in future versions of the protocol to allow
+    /// other URI schemes.
     pub uri: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -16938,12 +17528,12 @@ impl Root {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(mut self, value: MetaObject) -> Self {
         self.meta = Some(value);
         self
     }
-    ///Sets `name`.
+    /// Sets `name`.
     pub fn with_name(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -17038,15 +17628,15 @@ impl<'de> ::serde::Deserialize<'de> for Root {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Describes a message issued to or received from an LLM API.
+/// Describes a message issued to or received from an LLM API.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SamplingMessage {
-    ///`_meta`
+    /// `_meta`
     pub meta: ::core::option::Option<MetaObject>,
-    ///`content`
+    /// `content`
     pub content: SamplingMessageContent,
-    ///`role`
+    /// `role`
     pub role: Role,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -17056,12 +17646,12 @@ impl SamplingMessage {
     pub fn new(content: SamplingMessageContent, role: Role) -> Self {
         Self {
             meta: None,
-            content: content,
-            role: role,
+            content,
+            role,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(mut self, value: MetaObject) -> Self {
         self.meta = Some(value);
         self
@@ -17161,11 +17751,11 @@ impl<'de> ::serde::Deserialize<'de> for SamplingMessage {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Present if the server offers any prompt templates.
+/// Present if the server offers any prompt templates.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ServerCapabilitiesPrompts {
-    ///Whether this server supports notifications for changes to the prompt list.
+    /// Whether this server supports notifications for changes to the prompt list.
     pub list_changed: ::core::option::Option<bool>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -17178,7 +17768,7 @@ impl ServerCapabilitiesPrompts {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `listChanged`.
+    /// Sets `listChanged`.
     pub fn with_list_changed(mut self, value: bool) -> Self {
         self.list_changed = Some(value);
         self
@@ -17248,13 +17838,13 @@ impl<'de> ::serde::Deserialize<'de> for ServerCapabilitiesPrompts {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Present if the server offers any resources to read.
+/// Present if the server offers any resources to read.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ServerCapabilitiesResources {
-    ///Whether this server supports notifications for changes to the resource list.
+    /// Whether this server supports notifications for changes to the resource list.
     pub list_changed: ::core::option::Option<bool>,
-    ///Whether this server supports subscribing to resource updates.
+    /// Whether this server supports subscribing to resource updates.
     pub subscribe: ::core::option::Option<bool>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -17268,12 +17858,12 @@ impl ServerCapabilitiesResources {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `listChanged`.
+    /// Sets `listChanged`.
     pub fn with_list_changed(mut self, value: bool) -> Self {
         self.list_changed = Some(value);
         self
     }
-    ///Sets `subscribe`.
+    /// Sets `subscribe`.
     pub fn with_subscribe(mut self, value: bool) -> Self {
         self.subscribe = Some(value);
         self
@@ -17359,11 +17949,11 @@ impl<'de> ::serde::Deserialize<'de> for ServerCapabilitiesResources {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Present if the server offers any tools to call.
+/// Present if the server offers any tools to call.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ServerCapabilitiesTools {
-    ///Whether this server supports notifications for changes to the tool list.
+    /// Whether this server supports notifications for changes to the tool list.
     pub list_changed: ::core::option::Option<bool>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -17376,7 +17966,7 @@ impl ServerCapabilitiesTools {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `listChanged`.
+    /// Sets `listChanged`.
     pub fn with_list_changed(mut self, value: bool) -> Self {
         self.list_changed = Some(value);
         self
@@ -17446,32 +18036,32 @@ impl<'de> ::serde::Deserialize<'de> for ServerCapabilitiesTools {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Capabilities that a server may support. Known capabilities are defined here, in this schema, but this is not a closed set: any server can define its own, additional capabilities.
+/// Capabilities that a server may support. Known capabilities are defined here, in this schema, but this is not a closed set: any server can define its own, additional capabilities.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ServerCapabilities {
-    ///Present if the server supports argument autocompletion suggestions.
+    /// Present if the server supports argument autocompletion suggestions.
     pub completions: ::core::option::Option<JSONObject>,
-    ///Experimental, non-standard capabilities that the server supports.
+    /// Experimental, non-standard capabilities that the server supports.
     pub experimental: ::core::option::Option<
         ::std::collections::BTreeMap<::std::string::String, JSONObject>,
     >,
-    ///Optional MCP extensions that the server supports. Keys are extension identifiers
-    ///(e.g., "io.modelcontextprotocol/tasks"), and values are per-extension settings
-    ///objects. An empty object indicates support with no settings.
+    /// Optional MCP extensions that the server supports. Keys are extension identifiers
+    /// (e.g., "io.modelcontextprotocol/tasks"), and values are per-extension settings
+    /// objects. An empty object indicates support with no settings.
     ///
-    ///Keys MUST follow the `MetaObject`_meta``, with a
-    ///mandatory prefix.
+    /// Keys MUST follow the `MetaObject`_meta``, with a
+    /// mandatory prefix.
     pub extensions: ::core::option::Option<
         ::std::collections::BTreeMap<::std::string::String, JSONObject>,
     >,
-    ///Present if the server supports sending log messages to the client.
+    /// Present if the server supports sending log messages to the client.
     pub logging: ::core::option::Option<JSONObject>,
-    ///Present if the server offers any prompt templates.
+    /// Present if the server offers any prompt templates.
     pub prompts: ::core::option::Option<ServerCapabilitiesPrompts>,
-    ///Present if the server offers any resources to read.
+    /// Present if the server offers any resources to read.
     pub resources: ::core::option::Option<ServerCapabilitiesResources>,
-    ///Present if the server offers any tools to call.
+    /// Present if the server offers any tools to call.
     pub tools: ::core::option::Option<ServerCapabilitiesTools>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -17490,12 +18080,12 @@ impl ServerCapabilities {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `completions`.
+    /// Sets `completions`.
     pub fn with_completions(mut self, value: JSONObject) -> Self {
         self.completions = Some(value);
         self
     }
-    ///Sets `experimental`.
+    /// Sets `experimental`.
     pub fn with_experimental(
         mut self,
         value: ::std::collections::BTreeMap<::std::string::String, JSONObject>,
@@ -17503,7 +18093,7 @@ impl ServerCapabilities {
         self.experimental = Some(value);
         self
     }
-    ///Sets `extensions`.
+    /// Sets `extensions`.
     pub fn with_extensions(
         mut self,
         value: ::std::collections::BTreeMap<::std::string::String, JSONObject>,
@@ -17511,22 +18101,22 @@ impl ServerCapabilities {
         self.extensions = Some(value);
         self
     }
-    ///Sets `logging`.
+    /// Sets `logging`.
     pub fn with_logging(mut self, value: JSONObject) -> Self {
         self.logging = Some(value);
         self
     }
-    ///Sets `prompts`.
+    /// Sets `prompts`.
     pub fn with_prompts(mut self, value: ServerCapabilitiesPrompts) -> Self {
         self.prompts = Some(value);
         self
     }
-    ///Sets `resources`.
+    /// Sets `resources`.
     pub fn with_resources(mut self, value: ServerCapabilitiesResources) -> Self {
         self.resources = Some(value);
         self
     }
-    ///Sets `tools`.
+    /// Sets `tools`.
     pub fn with_tools(mut self, value: ServerCapabilitiesTools) -> Self {
         self.tools = Some(value);
         self
@@ -17698,23 +18288,23 @@ impl<'de> ::serde::Deserialize<'de> for ServerCapabilities {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct StringSchema {
-    ///`default`
+    /// `default`
     pub default: ::core::option::Option<::std::string::String>,
-    ///`description`
+    /// `description`
     pub description: ::core::option::Option<::std::string::String>,
-    ///`format`
+    /// `format`
     pub format: ::core::option::Option<StringSchemaFormat>,
-    ///`maxLength`
+    /// `maxLength`
     pub max_length: ::core::option::Option<i64>,
-    ///`minLength`
+    /// `minLength`
     pub min_length: ::core::option::Option<i64>,
-    ///`title`
+    /// `title`
     pub title: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl StringSchema {
-    ///The constant `type` member.
+    /// The constant `type` member.
     pub const TYPE: &'static str = "string";
     /// A value with the required members given and every optional member unset.
     pub fn new() -> Self {
@@ -17728,7 +18318,7 @@ impl StringSchema {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `default`.
+    /// Sets `default`.
     pub fn with_default(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -17736,7 +18326,7 @@ impl StringSchema {
         self.default = Some(value.into());
         self
     }
-    ///Sets `description`.
+    /// Sets `description`.
     pub fn with_description(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -17744,22 +18334,22 @@ impl StringSchema {
         self.description = Some(value.into());
         self
     }
-    ///Sets `format`.
+    /// Sets `format`.
     pub fn with_format(mut self, value: StringSchemaFormat) -> Self {
         self.format = Some(value);
         self
     }
-    ///Sets `maxLength`.
+    /// Sets `maxLength`.
     pub fn with_max_length(mut self, value: i64) -> Self {
         self.max_length = Some(value);
         self
     }
-    ///Sets `minLength`.
+    /// Sets `minLength`.
     pub fn with_min_length(mut self, value: i64) -> Self {
         self.min_length = Some(value);
         self
     }
-    ///Sets `title`.
+    /// Sets `title`.
     pub fn with_title(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -17774,7 +18364,7 @@ impl ::serde::Serialize for StringSchema {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.default.is_some())
+        let len = 0 + 1 + usize::from(self.default.is_some())
             + usize::from(self.description.is_some())
             + usize::from(self.format.is_some()) + usize::from(self.max_length.is_some())
             + usize::from(self.min_length.is_some()) + usize::from(self.title.is_some())
@@ -17925,24 +18515,24 @@ impl<'de> ::serde::Deserialize<'de> for StringSchema {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The set of notification types a client may opt in to on a
-///`SubscriptionsListenRequestsubscriptions/listen` request.
+/// The set of notification types a client may opt in to on a
+/// `SubscriptionsListenRequestsubscriptions/listen` request.
 ///
-///Each notification type is **opt-in**; the server **MUST NOT** send
-///notification types the client has not explicitly requested here.
+/// Each notification type is **opt-in**; the server **MUST NOT** send
+/// notification types the client has not explicitly requested here.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SubscriptionFilter {
-    ///If true, receive `PromptListChangedNotificationnotifications/prompts/list_changed`.
+    /// If true, receive `PromptListChangedNotificationnotifications/prompts/list_changed`.
     pub prompts_list_changed: ::core::option::Option<bool>,
-    ///Subscribe to `ResourceUpdatedNotificationnotifications/resources/updated` for these resource URIs.
-    ///Replaces the former `resources/subscribe` RPC.
+    /// Subscribe to `ResourceUpdatedNotificationnotifications/resources/updated` for these resource URIs.
+    /// Replaces the former `resources/subscribe` RPC.
     pub resource_subscriptions: ::core::option::Option<
         ::std::vec::Vec<::std::string::String>,
     >,
-    ///If true, receive `ResourceListChangedNotificationnotifications/resources/list_changed`.
+    /// If true, receive `ResourceListChangedNotificationnotifications/resources/list_changed`.
     pub resources_list_changed: ::core::option::Option<bool>,
-    ///If true, receive `ToolListChangedNotificationnotifications/tools/list_changed`.
+    /// If true, receive `ToolListChangedNotificationnotifications/tools/list_changed`.
     pub tools_list_changed: ::core::option::Option<bool>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -17958,12 +18548,12 @@ impl SubscriptionFilter {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `promptsListChanged`.
+    /// Sets `promptsListChanged`.
     pub fn with_prompts_list_changed(mut self, value: bool) -> Self {
         self.prompts_list_changed = Some(value);
         self
     }
-    ///Sets `resourceSubscriptions`.
+    /// Sets `resourceSubscriptions`.
     pub fn with_resource_subscriptions(
         mut self,
         value: ::std::vec::Vec<::std::string::String>,
@@ -17971,12 +18561,12 @@ impl SubscriptionFilter {
         self.resource_subscriptions = Some(value);
         self
     }
-    ///Sets `resourcesListChanged`.
+    /// Sets `resourcesListChanged`.
     pub fn with_resources_list_changed(mut self, value: bool) -> Self {
         self.resources_list_changed = Some(value);
         self
     }
-    ///Sets `toolsListChanged`.
+    /// Sets `toolsListChanged`.
     pub fn with_tools_list_changed(mut self, value: bool) -> Self {
         self.tools_list_changed = Some(value);
         self
@@ -18096,33 +18686,33 @@ impl<'de> ::serde::Deserialize<'de> for SubscriptionFilter {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Sent by the server to acknowledge that a
-///`SubscriptionsListenRequestsubscriptions/listen` subscription has been
-///established and to report which notification types it agreed to honor.
+/// Sent by the server to acknowledge that a
+/// `SubscriptionsListenRequestsubscriptions/listen` subscription has been
+/// established and to report which notification types it agreed to honor.
 ///
-///This notification MUST be the first message the server sends carrying the
-///subscription's ID in `io.modelcontextprotocol/subscriptionId`. The server MUST
-///NOT send any notification on the subscription before acknowledging it. On
-///stdio, where every subscription shares one channel, this ordering is defined
-///per subscription ID and not per channel: messages belonging to other
-///subscriptions MAY be interleaved before it.
+/// This notification MUST be the first message the server sends carrying the
+/// subscription's ID in `io.modelcontextprotocol/subscriptionId`. The server MUST
+/// NOT send any notification on the subscription before acknowledging it. On
+/// stdio, where every subscription shares one channel, this ordering is defined
+/// per subscription ID and not per channel: messages belonging to other
+/// subscriptions MAY be interleaved before it.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SubscriptionsAcknowledgedNotification {
-    ///`params`
+    /// `params`
     pub params: SubscriptionsAcknowledgedNotificationParams,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl SubscriptionsAcknowledgedNotification {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "notifications/subscriptions/acknowledged";
     /// A value with the required members given and every optional member unset.
     pub fn new(params: SubscriptionsAcknowledgedNotificationParams) -> Self {
         Self {
-            params: params,
+            params,
             extra: ::core::default::Default::default(),
         }
     }
@@ -18133,7 +18723,7 @@ impl ::serde::Serialize for SubscriptionsAcknowledgedNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 2 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"notifications/subscriptions/acknowledged")?;
@@ -18234,16 +18824,16 @@ impl<'de> ::serde::Deserialize<'de> for SubscriptionsAcknowledgedNotification {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Parameters for a `SubscriptionsAcknowledgedNotificationnotifications/subscriptions/acknowledged` notification.
+/// Parameters for a `SubscriptionsAcknowledgedNotificationnotifications/subscriptions/acknowledged` notification.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SubscriptionsAcknowledgedNotificationParams {
-    ///`_meta`
+    /// `_meta`
     pub meta: ::core::option::Option<NotificationMetaObject>,
-    ///The subset of requested notification types the server agreed to honor.
-    ///Only includes notification types the server actually supports; if the
-    ///client requested an unsupported type (e.g., `promptsListChanged` when
-    ///the server has no prompts), it is omitted from this set.
+    /// The subset of requested notification types the server agreed to honor.
+    /// Only includes notification types the server actually supports; if the
+    /// client requested an unsupported type (e.g., `promptsListChanged` when
+    /// the server has no prompts), it is omitted from this set.
     pub notifications: SubscriptionFilter,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -18253,11 +18843,11 @@ impl SubscriptionsAcknowledgedNotificationParams {
     pub fn new(notifications: SubscriptionFilter) -> Self {
         Self {
             meta: None,
-            notifications: notifications,
+            notifications,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(mut self, value: NotificationMetaObject) -> Self {
         self.meta = Some(value);
         self
@@ -18345,29 +18935,29 @@ impl<'de> ::serde::Deserialize<'de> for SubscriptionsAcknowledgedNotificationPar
         deserializer.deserialize_map(Visitor)
     }
 }
-///Sent from the client to open a long-lived channel for receiving notifications
-///outside the context of a specific request. Replaces the previous HTTP GET
-///endpoint and ensures consistent behavior between HTTP and STDIO.
+/// Sent from the client to open a long-lived channel for receiving notifications
+/// outside the context of a specific request. Replaces the previous HTTP GET
+/// endpoint and ensures consistent behavior between HTTP and STDIO.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SubscriptionsListenRequest {
-    ///`id`
+    /// `id`
     pub id: RequestId,
-    ///`params`
+    /// `params`
     pub params: SubscriptionsListenRequestParams,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl SubscriptionsListenRequest {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "subscriptions/listen";
     /// A value with the required members given and every optional member unset.
     pub fn new(id: RequestId, params: SubscriptionsListenRequestParams) -> Self {
         Self {
-            id: id,
-            params: params,
+            id,
+            params,
             extra: ::core::default::Default::default(),
         }
     }
@@ -18378,7 +18968,7 @@ impl ::serde::Serialize for SubscriptionsListenRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 2 + 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"subscriptions/listen")?;
@@ -18483,15 +19073,15 @@ impl<'de> ::serde::Deserialize<'de> for SubscriptionsListenRequest {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Parameters for a `SubscriptionsListenRequestsubscriptions/listen` request.
+/// Parameters for a `SubscriptionsListenRequestsubscriptions/listen` request.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SubscriptionsListenRequestParams {
-    ///`_meta`
+    /// `_meta`
     pub meta: RequestMetaObject,
-    ///The notifications the client opts in to on this stream. The server
-    ///**MUST NOT** send notification types the client has not explicitly
-    ///requested.
+    /// The notifications the client opts in to on this stream. The server
+    /// **MUST NOT** send notification types the client has not explicitly
+    /// requested.
     pub notifications: SubscriptionFilter,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -18500,8 +19090,8 @@ impl SubscriptionsListenRequestParams {
     /// A value with the required members given and every optional member unset.
     pub fn new(meta: RequestMetaObject, notifications: SubscriptionFilter) -> Self {
         Self {
-            meta: meta,
-            notifications: notifications,
+            meta,
+            notifications,
             extra: ::core::default::Default::default(),
         }
     }
@@ -18585,23 +19175,23 @@ impl<'de> ::serde::Deserialize<'de> for SubscriptionsListenRequestParams {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The response to a `SubscriptionsListenRequestsubscriptions/listen`
-///request, signalling that the subscription has ended gracefully (for example,
-///during server shutdown). Because the listen stream is long-lived, this result
-///is sent only when the server tears the subscription down; an abrupt transport
-///close carries no response. The result body is otherwise empty.
+/// The response to a `SubscriptionsListenRequestsubscriptions/listen`
+/// request, signalling that the subscription has ended gracefully (for example,
+/// during server shutdown). Because the listen stream is long-lived, this result
+/// is sent only when the server tears the subscription down; an abrupt transport
+/// close carries no response. The result body is otherwise empty.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SubscriptionsListenResult {
-    ///`_meta`
+    /// `_meta`
     pub meta: SubscriptionsListenResultMetaObject,
-    ///Indicates the type of the result, which allows the client to determine
-    ///how to parse the result object.
+    /// Indicates the type of the result, which allows the client to determine
+    /// how to parse the result object.
     ///
-    ///Servers implementing this protocol version MUST include this field.
-    ///For backward compatibility, when a client receives a result from a
-    ///server implementing an earlier protocol version (which does not include
-    ///`resultType`), the client MUST treat the absent field as `"complete"`.
+    /// Servers implementing this protocol version MUST include this field.
+    /// For backward compatibility, when a client receives a result from a
+    /// server implementing an earlier protocol version (which does not include
+    /// `resultType`), the client MUST treat the absent field as `"complete"`.
     pub result_type: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -18613,7 +19203,7 @@ impl SubscriptionsListenResult {
         result_type: impl ::core::convert::Into<::std::string::String>,
     ) -> Self {
         Self {
-            meta: meta,
+            meta,
             result_type: result_type.into(),
             extra: ::core::default::Default::default(),
         }
@@ -18700,28 +19290,28 @@ impl<'de> ::serde::Deserialize<'de> for SubscriptionsListenResult {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Extends `ResultMetaObject` with the subscription-stream identifier carried by a
-///`SubscriptionsListenResult`. All key naming rules from `MetaObject` apply.
+/// Extends `ResultMetaObject` with the subscription-stream identifier carried by a
+/// `SubscriptionsListenResult`. All key naming rules from `MetaObject` apply.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SubscriptionsListenResultMetaObject {
-    ///Identifies the server software producing the response. Servers SHOULD
-    ///include this field on every response unless specifically configured not
-    ///to do so.
+    /// Identifies the server software producing the response. Servers SHOULD
+    /// include this field on every response unless specifically configured not
+    /// to do so.
     ///
-    ///The `Implementation` schema requires `name` and `version`; other
-    ///fields are optional.
+    /// The `Implementation` schema requires `name` and `version`; other
+    /// fields are optional.
     ///
-    ///The value is self-reported by the server and is not verified by the
-    ///protocol. It is intended for display, logging, and debugging. Clients
-    ///SHOULD NOT use it to change their behavior, and SHOULD NOT rely on it for
-    ///security decisions.
+    /// The value is self-reported by the server and is not verified by the
+    /// protocol. It is intended for display, logging, and debugging. Clients
+    /// SHOULD NOT use it to change their behavior, and SHOULD NOT rely on it for
+    /// security decisions.
     pub server_info: ::core::option::Option<Implementation>,
-    ///Identifies the subscription stream this response closes, so the client can
-    ///correlate it with the originating subscription — mirroring the same key on
-    ///the stream's notifications. The value is the JSON-RPC ID of the
-    ///`subscriptions/listen` request that opened the stream (and equals this
-    ///response's `id`).
+    /// Identifies the subscription stream this response closes, so the client can
+    /// correlate it with the originating subscription — mirroring the same key on
+    /// the stream's notifications. The value is the JSON-RPC ID of the
+    /// `subscriptions/listen` request that opened the stream (and equals this
+    /// response's `id`).
     pub subscription_id: RequestId,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -18731,11 +19321,11 @@ impl SubscriptionsListenResultMetaObject {
     pub fn new(subscription_id: RequestId) -> Self {
         Self {
             server_info: None,
-            subscription_id: subscription_id,
+            subscription_id,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `io.modelcontextprotocol/serverInfo`.
+    /// Sets `io.modelcontextprotocol/serverInfo`.
     pub fn with_server_info(mut self, value: Implementation) -> Self {
         self.server_info = Some(value);
         self
@@ -18823,26 +19413,26 @@ impl<'de> ::serde::Deserialize<'de> for SubscriptionsListenResultMetaObject {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A successful response from the server for a `SubscriptionsListenRequestsubscriptions/listen`
-///request, sent when the server tears the subscription down gracefully.
+/// A successful response from the server for a `SubscriptionsListenRequestsubscriptions/listen`
+/// request, sent when the server tears the subscription down gracefully.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SubscriptionsListenResultResponse {
-    ///`id`
+    /// `id`
     pub id: RequestId,
-    ///`result`
+    /// `result`
     pub result: SubscriptionsListenResult,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl SubscriptionsListenResultResponse {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
     /// A value with the required members given and every optional member unset.
     pub fn new(id: RequestId, result: SubscriptionsListenResult) -> Self {
         Self {
-            id: id,
-            result: result,
+            id,
+            result,
             extra: ::core::default::Default::default(),
         }
     }
@@ -18853,7 +19443,7 @@ impl ::serde::Serialize for SubscriptionsListenResultResponse {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("id", &self.id)?;
@@ -18945,21 +19535,21 @@ impl<'de> ::serde::Deserialize<'de> for SubscriptionsListenResultResponse {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Text provided to or from an LLM.
+/// Text provided to or from an LLM.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct TextContent {
-    ///`_meta`
+    /// `_meta`
     pub meta: ::core::option::Option<MetaObject>,
-    ///Optional annotations for the client.
+    /// Optional annotations for the client.
     pub annotations: ::core::option::Option<Annotations>,
-    ///The text content of the message.
+    /// The text content of the message.
     pub text: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl TextContent {
-    ///The constant `type` member.
+    /// The constant `type` member.
     pub const TYPE: &'static str = "text";
     /// A value with the required members given and every optional member unset.
     pub fn new(text: impl ::core::convert::Into<::std::string::String>) -> Self {
@@ -18970,12 +19560,12 @@ impl TextContent {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(mut self, value: MetaObject) -> Self {
         self.meta = Some(value);
         self
     }
-    ///Sets `annotations`.
+    /// Sets `annotations`.
     pub fn with_annotations(mut self, value: Annotations) -> Self {
         self.annotations = Some(value);
         self
@@ -18987,7 +19577,7 @@ impl ::serde::Serialize for TextContent {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.meta.is_some())
+        let len = 0 + 1 + usize::from(self.meta.is_some())
             + usize::from(self.annotations.is_some()) + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"text")?;
@@ -19090,13 +19680,13 @@ impl<'de> ::serde::Deserialize<'de> for TextContent {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct TextResourceContents {
-    ///`_meta`
+    /// `_meta`
     pub meta: ::core::option::Option<MetaObject>,
-    ///The MIME type of this resource, if known.
+    /// The MIME type of this resource, if known.
     pub mime_type: ::core::option::Option<::std::string::String>,
-    ///The text of the item. This must only be set if the item can actually be represented as text (not binary data).
+    /// The text of the item. This must only be set if the item can actually be represented as text (not binary data).
     pub text: ::std::string::String,
-    ///The URI of this resource.
+    /// The URI of this resource.
     pub uri: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -19115,12 +19705,12 @@ impl TextResourceContents {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(mut self, value: MetaObject) -> Self {
         self.meta = Some(value);
         self
     }
-    ///Sets `mimeType`.
+    /// Sets `mimeType`.
     pub fn with_mime_type(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -19242,9 +19832,9 @@ impl<'de> ::serde::Deserialize<'de> for TextResourceContents {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct TitledMultiSelectEnumSchemaItemsAnyOfItem {
-    ///The constant enum value.
+    /// The constant enum value.
     pub r#const: ::std::string::String,
-    ///Display title for this option.
+    /// Display title for this option.
     pub title: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -19344,11 +19934,11 @@ impl<'de> ::serde::Deserialize<'de> for TitledMultiSelectEnumSchemaItemsAnyOfIte
         deserializer.deserialize_map(Visitor)
     }
 }
-///Schema for array items with enum options and display labels.
+/// Schema for array items with enum options and display labels.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct TitledMultiSelectEnumSchemaItems {
-    ///Array of enum options with values and display labels.
+    /// Array of enum options with values and display labels.
     pub any_of: ::std::vec::Vec<TitledMultiSelectEnumSchemaItemsAnyOfItem>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -19359,7 +19949,7 @@ impl TitledMultiSelectEnumSchemaItems {
         any_of: ::std::vec::Vec<TitledMultiSelectEnumSchemaItemsAnyOfItem>,
     ) -> Self {
         Self {
-            any_of: any_of,
+            any_of,
             extra: ::core::default::Default::default(),
         }
     }
@@ -19430,41 +20020,41 @@ impl<'de> ::serde::Deserialize<'de> for TitledMultiSelectEnumSchemaItems {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Schema for multiple-selection enumeration with display titles for each option.
+/// Schema for multiple-selection enumeration with display titles for each option.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct TitledMultiSelectEnumSchema {
-    ///Optional default value.
+    /// Optional default value.
     pub default: ::core::option::Option<::std::vec::Vec<::std::string::String>>,
-    ///Optional description for the enum field.
+    /// Optional description for the enum field.
     pub description: ::core::option::Option<::std::string::String>,
-    ///Schema for array items with enum options and display labels.
+    /// Schema for array items with enum options and display labels.
     pub items: TitledMultiSelectEnumSchemaItems,
-    ///Maximum number of items to select.
+    /// Maximum number of items to select.
     pub max_items: ::core::option::Option<i64>,
-    ///Minimum number of items to select.
+    /// Minimum number of items to select.
     pub min_items: ::core::option::Option<i64>,
-    ///Optional title for the enum field.
+    /// Optional title for the enum field.
     pub title: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl TitledMultiSelectEnumSchema {
-    ///The constant `type` member.
+    /// The constant `type` member.
     pub const TYPE: &'static str = "array";
     /// A value with the required members given and every optional member unset.
     pub fn new(items: TitledMultiSelectEnumSchemaItems) -> Self {
         Self {
             default: None,
             description: None,
-            items: items,
+            items,
             max_items: None,
             min_items: None,
             title: None,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `default`.
+    /// Sets `default`.
     pub fn with_default(
         mut self,
         value: ::std::vec::Vec<::std::string::String>,
@@ -19472,7 +20062,7 @@ impl TitledMultiSelectEnumSchema {
         self.default = Some(value);
         self
     }
-    ///Sets `description`.
+    /// Sets `description`.
     pub fn with_description(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -19480,17 +20070,17 @@ impl TitledMultiSelectEnumSchema {
         self.description = Some(value.into());
         self
     }
-    ///Sets `maxItems`.
+    /// Sets `maxItems`.
     pub fn with_max_items(mut self, value: i64) -> Self {
         self.max_items = Some(value);
         self
     }
-    ///Sets `minItems`.
+    /// Sets `minItems`.
     pub fn with_min_items(mut self, value: i64) -> Self {
         self.min_items = Some(value);
         self
     }
-    ///Sets `title`.
+    /// Sets `title`.
     pub fn with_title(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -19505,7 +20095,7 @@ impl ::serde::Serialize for TitledMultiSelectEnumSchema {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.default.is_some())
+        let len = 0 + 1 + usize::from(self.default.is_some())
             + usize::from(self.description.is_some()) + 1
             + usize::from(self.max_items.is_some())
             + usize::from(self.min_items.is_some()) + usize::from(self.title.is_some())
@@ -19663,9 +20253,9 @@ impl<'de> ::serde::Deserialize<'de> for TitledMultiSelectEnumSchema {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct TitledSingleSelectEnumSchemaOneOfItem {
-    ///The enum value.
+    /// The enum value.
     pub r#const: ::std::string::String,
-    ///Display label for this option.
+    /// Display label for this option.
     pub title: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -19765,35 +20355,35 @@ impl<'de> ::serde::Deserialize<'de> for TitledSingleSelectEnumSchemaOneOfItem {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Schema for single-selection enumeration with display titles for each option.
+/// Schema for single-selection enumeration with display titles for each option.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct TitledSingleSelectEnumSchema {
-    ///Optional default value.
+    /// Optional default value.
     pub default: ::core::option::Option<::std::string::String>,
-    ///Optional description for the enum field.
+    /// Optional description for the enum field.
     pub description: ::core::option::Option<::std::string::String>,
-    ///Array of enum options with values and display labels.
+    /// Array of enum options with values and display labels.
     pub one_of: ::std::vec::Vec<TitledSingleSelectEnumSchemaOneOfItem>,
-    ///Optional title for the enum field.
+    /// Optional title for the enum field.
     pub title: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl TitledSingleSelectEnumSchema {
-    ///The constant `type` member.
+    /// The constant `type` member.
     pub const TYPE: &'static str = "string";
     /// A value with the required members given and every optional member unset.
     pub fn new(one_of: ::std::vec::Vec<TitledSingleSelectEnumSchemaOneOfItem>) -> Self {
         Self {
             default: None,
             description: None,
-            one_of: one_of,
+            one_of,
             title: None,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `default`.
+    /// Sets `default`.
     pub fn with_default(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -19801,7 +20391,7 @@ impl TitledSingleSelectEnumSchema {
         self.default = Some(value.into());
         self
     }
-    ///Sets `description`.
+    /// Sets `description`.
     pub fn with_description(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -19809,7 +20399,7 @@ impl TitledSingleSelectEnumSchema {
         self.description = Some(value.into());
         self
     }
-    ///Sets `title`.
+    /// Sets `title`.
     pub fn with_title(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -19824,7 +20414,7 @@ impl ::serde::Serialize for TitledSingleSelectEnumSchema {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.default.is_some())
+        let len = 0 + 1 + usize::from(self.default.is_some())
             + usize::from(self.description.is_some()) + 1
             + usize::from(self.title.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
@@ -19947,30 +20537,30 @@ impl<'de> ::serde::Deserialize<'de> for TitledSingleSelectEnumSchema {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A JSON Schema object defining the expected parameters for the tool.
+/// A JSON Schema object defining the expected parameters for the tool.
 ///
-///Tool arguments are always JSON objects, so `type: "object"` is required at the root.
-///Beyond that, any JSON Schema 2020-12 keyword may appear alongside `type` — including
-///composition keywords (`oneOf`, `anyOf`, `allOf`, `not`), conditional keywords
-///(`if`/`then`/`else`), reference keywords (`$ref`, `$defs`, `$anchor`), and any other
-///standard validation or annotation keywords.
+/// Tool arguments are always JSON objects, so `type: "object"` is required at the root.
+/// Beyond that, any JSON Schema 2020-12 keyword may appear alongside `type` — including
+/// composition keywords (`oneOf`, `anyOf`, `allOf`, `not`), conditional keywords
+/// (`if`/`then`/`else`), reference keywords (`$ref`, `$defs`, `$anchor`), and any other
+/// standard validation or annotation keywords.
 ///
-///Property schemas may carry an `x-mcp-header` annotation to mirror the
-///argument value into an HTTP header on the Streamable HTTP transport. See
-///the Streamable HTTP transport specification for the validity and
-///extraction rules.
+/// Property schemas may carry an `x-mcp-header` annotation to mirror the
+/// argument value into an HTTP header on the Streamable HTTP transport. See
+/// the Streamable HTTP transport specification for the validity and
+/// extraction rules.
 ///
-///Defaults to JSON Schema 2020-12 when no explicit `$schema` is provided.
+/// Defaults to JSON Schema 2020-12 when no explicit `$schema` is provided.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ToolInputSchema {
-    ///`$schema`
+    /// `$schema`
     pub schema: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ToolInputSchema {
-    ///The constant `type` member.
+    /// The constant `type` member.
     pub const TYPE: &'static str = "object";
     /// A value with the required members given and every optional member unset.
     pub fn new() -> Self {
@@ -19979,7 +20569,7 @@ impl ToolInputSchema {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `$schema`.
+    /// Sets `$schema`.
     pub fn with_schema(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -19994,7 +20584,7 @@ impl ::serde::Serialize for ToolInputSchema {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.schema.is_some()) + self.extra.len();
+        let len = 0 + 1 + usize::from(self.schema.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"object")?;
         if let Some(value) = &self.schema {
@@ -20066,14 +20656,14 @@ impl<'de> ::serde::Deserialize<'de> for ToolInputSchema {
         deserializer.deserialize_map(Visitor)
     }
 }
-///An optional JSON Schema object defining the structure of the tool's output returned in
-///the structuredContent field of a `CallToolResult`. This can be any valid JSON Schema 2020-12.
+/// An optional JSON Schema object defining the structure of the tool's output returned in
+/// the structuredContent field of a `CallToolResult`. This can be any valid JSON Schema 2020-12.
 ///
-///Defaults to JSON Schema 2020-12 when no explicit `$schema` is provided.
+/// Defaults to JSON Schema 2020-12 when no explicit `$schema` is provided.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ToolOutputSchema {
-    ///`$schema`
+    /// `$schema`
     pub schema: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -20086,7 +20676,7 @@ impl ToolOutputSchema {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `$schema`.
+    /// Sets `$schema`.
     pub fn with_schema(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -20159,58 +20749,58 @@ impl<'de> ::serde::Deserialize<'de> for ToolOutputSchema {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Definition for a tool the client can call.
+/// Definition for a tool the client can call.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Tool {
-    ///`_meta`
+    /// `_meta`
     pub meta: ::core::option::Option<MetaObject>,
-    ///Optional additional tool information.
+    /// Optional additional tool information.
     ///
-    ///Display name precedence order is: `title`, `annotations.title`, then `name`.
+    /// Display name precedence order is: `title`, `annotations.title`, then `name`.
     pub annotations: ::core::option::Option<ToolAnnotations>,
-    ///A human-readable description of the tool.
+    /// A human-readable description of the tool.
     ///
-    ///This can be used by clients to improve the LLM's understanding of available tools. It can be thought of like a "hint" to the model.
+    /// This can be used by clients to improve the LLM's understanding of available tools. It can be thought of like a "hint" to the model.
     pub description: ::core::option::Option<::std::string::String>,
-    ///Optional set of sized icons that the client can display in a user interface.
+    /// Optional set of sized icons that the client can display in a user interface.
     ///
-    ///Clients that support rendering icons MUST support at least the following MIME types:
-    ///- `image/png` - PNG images (safe, universal compatibility)
-    ///- `image/jpeg` (and `image/jpg`) - JPEG images (safe, universal compatibility)
+    /// Clients that support rendering icons MUST support at least the following MIME types:
+    /// - `image/png` - PNG images (safe, universal compatibility)
+    /// - `image/jpeg` (and `image/jpg`) - JPEG images (safe, universal compatibility)
     ///
-    ///Clients that support rendering icons SHOULD also support:
-    ///- `image/svg+xml` - SVG images (scalable but requires security precautions)
-    ///- `image/webp` - WebP images (modern, efficient format)
+    /// Clients that support rendering icons SHOULD also support:
+    /// - `image/svg+xml` - SVG images (scalable but requires security precautions)
+    /// - `image/webp` - WebP images (modern, efficient format)
     pub icons: ::core::option::Option<::std::vec::Vec<Icon>>,
-    ///A JSON Schema object defining the expected parameters for the tool.
+    /// A JSON Schema object defining the expected parameters for the tool.
     ///
-    ///Tool arguments are always JSON objects, so `type: "object"` is required at the root.
-    ///Beyond that, any JSON Schema 2020-12 keyword may appear alongside `type` — including
-    ///composition keywords (`oneOf`, `anyOf`, `allOf`, `not`), conditional keywords
-    ///(`if`/`then`/`else`), reference keywords (`$ref`, `$defs`, `$anchor`), and any other
-    ///standard validation or annotation keywords.
+    /// Tool arguments are always JSON objects, so `type: "object"` is required at the root.
+    /// Beyond that, any JSON Schema 2020-12 keyword may appear alongside `type` — including
+    /// composition keywords (`oneOf`, `anyOf`, `allOf`, `not`), conditional keywords
+    /// (`if`/`then`/`else`), reference keywords (`$ref`, `$defs`, `$anchor`), and any other
+    /// standard validation or annotation keywords.
     ///
-    ///Property schemas may carry an `x-mcp-header` annotation to mirror the
-    ///argument value into an HTTP header on the Streamable HTTP transport. See
-    ///the Streamable HTTP transport specification for the validity and
-    ///extraction rules.
+    /// Property schemas may carry an `x-mcp-header` annotation to mirror the
+    /// argument value into an HTTP header on the Streamable HTTP transport. See
+    /// the Streamable HTTP transport specification for the validity and
+    /// extraction rules.
     ///
-    ///Defaults to JSON Schema 2020-12 when no explicit `$schema` is provided.
+    /// Defaults to JSON Schema 2020-12 when no explicit `$schema` is provided.
     pub input_schema: ToolInputSchema,
-    ///Intended for programmatic or logical use, but used as a display name in past specs or fallback (if title isn't present).
+    /// Intended for programmatic or logical use, but used as a display name in past specs or fallback (if title isn't present).
     pub name: ::std::string::String,
-    ///An optional JSON Schema object defining the structure of the tool's output returned in
-    ///the structuredContent field of a `CallToolResult`. This can be any valid JSON Schema 2020-12.
+    /// An optional JSON Schema object defining the structure of the tool's output returned in
+    /// the structuredContent field of a `CallToolResult`. This can be any valid JSON Schema 2020-12.
     ///
-    ///Defaults to JSON Schema 2020-12 when no explicit `$schema` is provided.
+    /// Defaults to JSON Schema 2020-12 when no explicit `$schema` is provided.
     pub output_schema: ::core::option::Option<ToolOutputSchema>,
-    ///Intended for UI and end-user contexts — optimized to be human-readable and easily understood,
-    ///even by those unfamiliar with domain-specific terminology.
+    /// Intended for UI and end-user contexts — optimized to be human-readable and easily understood,
+    /// even by those unfamiliar with domain-specific terminology.
     ///
-    ///If not provided, the name should be used for display (except for `Tool`,
-    ///where `annotations.title` should be given precedence over using `name`,
-    ///if present).
+    /// If not provided, the name should be used for display (except for `Tool`,
+    /// where `annotations.title` should be given precedence over using `name`,
+    /// if present).
     pub title: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -20226,24 +20816,24 @@ impl Tool {
             annotations: None,
             description: None,
             icons: None,
-            input_schema: input_schema,
+            input_schema,
             name: name.into(),
             output_schema: None,
             title: None,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(mut self, value: MetaObject) -> Self {
         self.meta = Some(value);
         self
     }
-    ///Sets `annotations`.
+    /// Sets `annotations`.
     pub fn with_annotations(mut self, value: ToolAnnotations) -> Self {
         self.annotations = Some(value);
         self
     }
-    ///Sets `description`.
+    /// Sets `description`.
     pub fn with_description(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -20251,17 +20841,17 @@ impl Tool {
         self.description = Some(value.into());
         self
     }
-    ///Sets `icons`.
+    /// Sets `icons`.
     pub fn with_icons(mut self, value: ::std::vec::Vec<Icon>) -> Self {
         self.icons = Some(value);
         self
     }
-    ///Sets `outputSchema`.
+    /// Sets `outputSchema`.
     pub fn with_output_schema(mut self, value: ToolOutputSchema) -> Self {
         self.output_schema = Some(value);
         self
     }
-    ///Sets `title`.
+    /// Sets `title`.
     pub fn with_title(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -20431,43 +21021,43 @@ impl<'de> ::serde::Deserialize<'de> for Tool {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Additional properties describing a `Tool` to clients.
+/// Additional properties describing a `Tool` to clients.
 ///
-///NOTE: all properties in `ToolAnnotations` are **hints**.
-///They are not guaranteed to provide a faithful description of
-///tool behavior (including descriptive properties like `title`).
+/// NOTE: all properties in `ToolAnnotations` are **hints**.
+/// They are not guaranteed to provide a faithful description of
+/// tool behavior (including descriptive properties like `title`).
 ///
-///Clients should never make tool use decisions based on `ToolAnnotations`
-///received from untrusted servers.
+/// Clients should never make tool use decisions based on `ToolAnnotations`
+/// received from untrusted servers.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ToolAnnotations {
-    ///If true, the tool may perform destructive updates to its environment.
-    ///If false, the tool performs only additive updates.
+    /// If true, the tool may perform destructive updates to its environment.
+    /// If false, the tool performs only additive updates.
     ///
-    ///(This property is meaningful only when `readOnlyHint == false`)
+    /// (This property is meaningful only when `readOnlyHint == false`)
     ///
-    ///Default: true
+    /// Default: true
     pub destructive_hint: ::core::option::Option<bool>,
-    ///If true, calling the tool repeatedly with the same arguments
-    ///will have no additional effect on its environment.
+    /// If true, calling the tool repeatedly with the same arguments
+    /// will have no additional effect on its environment.
     ///
-    ///(This property is meaningful only when `readOnlyHint == false`)
+    /// (This property is meaningful only when `readOnlyHint == false`)
     ///
-    ///Default: false
+    /// Default: false
     pub idempotent_hint: ::core::option::Option<bool>,
-    ///If true, this tool may interact with an "open world" of external
-    ///entities. If false, the tool's domain of interaction is closed.
-    ///For example, the world of a web search tool is open, whereas that
-    ///of a memory tool is not.
+    /// If true, this tool may interact with an "open world" of external
+    /// entities. If false, the tool's domain of interaction is closed.
+    /// For example, the world of a web search tool is open, whereas that
+    /// of a memory tool is not.
     ///
-    ///Default: true
+    /// Default: true
     pub open_world_hint: ::core::option::Option<bool>,
-    ///If true, the tool does not modify its environment.
+    /// If true, the tool does not modify its environment.
     ///
-    ///Default: false
+    /// Default: false
     pub read_only_hint: ::core::option::Option<bool>,
-    ///A human-readable title for the tool.
+    /// A human-readable title for the tool.
     pub title: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -20484,27 +21074,27 @@ impl ToolAnnotations {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `destructiveHint`.
+    /// Sets `destructiveHint`.
     pub fn with_destructive_hint(mut self, value: bool) -> Self {
         self.destructive_hint = Some(value);
         self
     }
-    ///Sets `idempotentHint`.
+    /// Sets `idempotentHint`.
     pub fn with_idempotent_hint(mut self, value: bool) -> Self {
         self.idempotent_hint = Some(value);
         self
     }
-    ///Sets `openWorldHint`.
+    /// Sets `openWorldHint`.
     pub fn with_open_world_hint(mut self, value: bool) -> Self {
         self.open_world_hint = Some(value);
         self
     }
-    ///Sets `readOnlyHint`.
+    /// Sets `readOnlyHint`.
     pub fn with_read_only_hint(mut self, value: bool) -> Self {
         self.read_only_hint = Some(value);
         self
     }
-    ///Sets `title`.
+    /// Sets `title`.
     pub fn with_title(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -20641,14 +21231,14 @@ impl<'de> ::serde::Deserialize<'de> for ToolAnnotations {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Controls tool selection behavior for sampling requests.
+/// Controls tool selection behavior for sampling requests.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ToolChoice {
-    ///Controls the tool use ability of the model:
-    ///- `"auto"`: Model decides whether to use tools (default)
-    ///- `"required"`: Model MUST use at least one tool before completing
-    ///- `"none"`: Model MUST NOT use any tools
+    /// Controls the tool use ability of the model:
+    /// - `"auto"`: Model decides whether to use tools (default)
+    /// - `"required"`: Model MUST use at least one tool before completing
+    /// - `"none"`: Model MUST NOT use any tools
     pub mode: ::core::option::Option<ToolChoiceMode>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -20661,7 +21251,7 @@ impl ToolChoice {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `mode`.
+    /// Sets `mode`.
     pub fn with_mode(mut self, value: ToolChoiceMode) -> Self {
         self.mode = Some(value);
         self
@@ -20728,19 +21318,19 @@ impl<'de> ::serde::Deserialize<'de> for ToolChoice {
         deserializer.deserialize_map(Visitor)
     }
 }
-///An optional notification from the server to the client, informing it that the list of tools it offers has changed. This is only delivered on a `SubscriptionsListenRequestsubscriptions/listen` stream when the client requested it via the `toolsListChanged` filter field.
+/// An optional notification from the server to the client, informing it that the list of tools it offers has changed. This is only delivered on a `SubscriptionsListenRequestsubscriptions/listen` stream when the client requested it via the `toolsListChanged` filter field.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ToolListChangedNotification {
-    ///`params`
+    /// `params`
     pub params: ::core::option::Option<NotificationParams>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ToolListChangedNotification {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
-    ///The constant `method` member.
+    /// The constant `method` member.
     pub const METHOD: &'static str = "notifications/tools/list_changed";
     /// A value with the required members given and every optional member unset.
     pub fn new() -> Self {
@@ -20749,7 +21339,7 @@ impl ToolListChangedNotification {
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `params`.
+    /// Sets `params`.
     pub fn with_params(mut self, value: NotificationParams) -> Self {
         self.params = Some(value);
         self
@@ -20761,7 +21351,7 @@ impl ::serde::Serialize for ToolListChangedNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 2 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = 0 + 1 + 1 + usize::from(self.params.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"notifications/tools/list_changed")?;
@@ -20851,37 +21441,37 @@ impl<'de> ::serde::Deserialize<'de> for ToolListChangedNotification {
         deserializer.deserialize_map(Visitor)
     }
 }
-///The result of a tool use, provided by the user back to the assistant.
+/// The result of a tool use, provided by the user back to the assistant.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ToolResultContent {
-    ///Optional metadata about the tool result. Clients SHOULD preserve this field when
-    ///including tool results in subsequent sampling requests to enable caching optimizations.
+    /// Optional metadata about the tool result. Clients SHOULD preserve this field when
+    /// including tool results in subsequent sampling requests to enable caching optimizations.
     pub meta: ::core::option::Option<MetaObject>,
-    ///The unstructured result content of the tool use.
+    /// The unstructured result content of the tool use.
     ///
-    ///This has the same format as `CallToolResult.content` and can include text, images,
-    ///audio, resource links, and embedded resources.
+    /// This has the same format as `CallToolResult.content` and can include text, images,
+    /// audio, resource links, and embedded resources.
     pub content: ::std::vec::Vec<ContentBlock>,
-    ///Whether the tool use resulted in an error.
+    /// Whether the tool use resulted in an error.
     ///
-    ///If true, the content typically describes the error that occurred.
-    ///Default: false
+    /// If true, the content typically describes the error that occurred.
+    /// Default: false
     pub is_error: ::core::option::Option<bool>,
-    ///An optional structured result value.
+    /// An optional structured result value.
     ///
-    ///This can be any JSON value (object, array, string, number, boolean, or null).
-    ///If the tool defined an `Tool.outputSchema`, this SHOULD conform to that schema.
+    /// This can be any JSON value (object, array, string, number, boolean, or null).
+    /// If the tool defined an `Tool.outputSchema`, this SHOULD conform to that schema.
     pub structured_content: ::core::option::Option<::serde_json::Value>,
-    ///The ID of the tool use this result corresponds to.
+    /// The ID of the tool use this result corresponds to.
     ///
-    ///This MUST match the ID from a previous `ToolUseContent`.
+    /// This MUST match the ID from a previous `ToolUseContent`.
     pub tool_use_id: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ToolResultContent {
-    ///The constant `type` member.
+    /// The constant `type` member.
     pub const TYPE: &'static str = "tool_result";
     /// A value with the required members given and every optional member unset.
     pub fn new(
@@ -20890,24 +21480,24 @@ impl ToolResultContent {
     ) -> Self {
         Self {
             meta: None,
-            content: content,
+            content,
             is_error: None,
             structured_content: None,
             tool_use_id: tool_use_id.into(),
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(mut self, value: MetaObject) -> Self {
         self.meta = Some(value);
         self
     }
-    ///Sets `isError`.
+    /// Sets `isError`.
     pub fn with_is_error(mut self, value: bool) -> Self {
         self.is_error = Some(value);
         self
     }
-    ///Sets `structuredContent`.
+    /// Sets `structuredContent`.
     pub fn with_structured_content(mut self, value: ::serde_json::Value) -> Self {
         self.structured_content = Some(value);
         self
@@ -20919,7 +21509,7 @@ impl ::serde::Serialize for ToolResultContent {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.meta.is_some()) + 1
+        let len = 0 + 1 + usize::from(self.meta.is_some()) + 1
             + usize::from(self.is_error.is_some())
             + usize::from(self.structured_content.is_some()) + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
@@ -21053,26 +21643,26 @@ impl<'de> ::serde::Deserialize<'de> for ToolResultContent {
         deserializer.deserialize_map(Visitor)
     }
 }
-///A request from the assistant to call a tool.
+/// A request from the assistant to call a tool.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ToolUseContent {
-    ///Optional metadata about the tool use. Clients SHOULD preserve this field when
-    ///including tool uses in subsequent sampling requests to enable caching optimizations.
+    /// Optional metadata about the tool use. Clients SHOULD preserve this field when
+    /// including tool uses in subsequent sampling requests to enable caching optimizations.
     pub meta: ::core::option::Option<MetaObject>,
-    ///A unique identifier for this tool use.
+    /// A unique identifier for this tool use.
     ///
-    ///This ID is used to match tool results to their corresponding tool uses.
+    /// This ID is used to match tool results to their corresponding tool uses.
     pub id: ::std::string::String,
-    ///The arguments to pass to the tool, conforming to the tool's input schema.
+    /// The arguments to pass to the tool, conforming to the tool's input schema.
     pub input: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
-    ///The name of the tool to call.
+    /// The name of the tool to call.
     pub name: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl ToolUseContent {
-    ///The constant `type` member.
+    /// The constant `type` member.
     pub const TYPE: &'static str = "tool_use";
     /// A value with the required members given and every optional member unset.
     pub fn new(
@@ -21083,12 +21673,12 @@ impl ToolUseContent {
         Self {
             meta: None,
             id: id.into(),
-            input: input,
+            input,
             name: name.into(),
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `_meta`.
+    /// Sets `_meta`.
     pub fn with_meta(mut self, value: MetaObject) -> Self {
         self.meta = Some(value);
         self
@@ -21100,7 +21690,8 @@ impl ::serde::Serialize for ToolUseContent {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.meta.is_some()) + 1 + 1 + 1 + self.extra.len();
+        let len = 0 + 1 + usize::from(self.meta.is_some()) + 1 + 1 + 1
+            + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"tool_use")?;
         if let Some(value) = &self.meta {
@@ -21216,14 +21807,14 @@ impl<'de> ::serde::Deserialize<'de> for ToolUseContent {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Additional information about the error. The value of this member is defined by the sender (e.g. detailed error information, nested errors etc.).
+/// Additional information about the error. The value of this member is defined by the sender (e.g. detailed error information, nested errors etc.).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct UnsupportedProtocolVersionErrorErrorData {
-    ///The protocol version that was requested by the client.
+    /// The protocol version that was requested by the client.
     pub requested: ::std::string::String,
-    ///Protocol versions the server supports. The client should choose a
-    ///mutually supported version from this list and retry.
+    /// Protocol versions the server supports. The client should choose a
+    /// mutually supported version from this list and retry.
     pub supported: ::std::vec::Vec<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -21236,7 +21827,7 @@ impl UnsupportedProtocolVersionErrorErrorData {
     ) -> Self {
         Self {
             requested: requested.into(),
-            supported: supported,
+            supported,
             extra: ::core::default::Default::default(),
         }
     }
@@ -21328,15 +21919,15 @@ impl<'de> ::serde::Deserialize<'de> for UnsupportedProtocolVersionErrorErrorData
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct UnsupportedProtocolVersionErrorError {
-    ///Additional information about the error. The value of this member is defined by the sender (e.g. detailed error information, nested errors etc.).
+    /// Additional information about the error. The value of this member is defined by the sender (e.g. detailed error information, nested errors etc.).
     pub data: UnsupportedProtocolVersionErrorErrorData,
-    ///A short description of the error. The message SHOULD be limited to a concise single sentence.
+    /// A short description of the error. The message SHOULD be limited to a concise single sentence.
     pub message: ::std::string::String,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl UnsupportedProtocolVersionErrorError {
-    ///The constant `code` member.
+    /// The constant `code` member.
     pub const CODE: i64 = -32022;
     /// A value with the required members given and every optional member unset.
     pub fn new(
@@ -21344,7 +21935,7 @@ impl UnsupportedProtocolVersionErrorError {
         message: impl ::core::convert::Into<::std::string::String>,
     ) -> Self {
         Self {
-            data: data,
+            data,
             message: message.into(),
             extra: ::core::default::Default::default(),
         }
@@ -21356,7 +21947,7 @@ impl ::serde::Serialize for UnsupportedProtocolVersionErrorError {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("code", &-32022)?;
         map.serialize_entry("data", &self.data)?;
@@ -21450,32 +22041,32 @@ impl<'de> ::serde::Deserialize<'de> for UnsupportedProtocolVersionErrorError {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Returned when the request's protocol version is unknown to the server or
-///unsupported (e.g., a known experimental or draft version the server has
-///chosen not to implement). For HTTP, the response status code MUST be
-///`400 Bad Request`.
+/// Returned when the request's protocol version is unknown to the server or
+/// unsupported (e.g., a known experimental or draft version the server has
+/// chosen not to implement). For HTTP, the response status code MUST be
+/// `400 Bad Request`.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct UnsupportedProtocolVersionError {
-    ///`error`
+    /// `error`
     pub error: UnsupportedProtocolVersionErrorError,
-    ///`id`
+    /// `id`
     pub id: ::core::option::Option<RequestId>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl UnsupportedProtocolVersionError {
-    ///The constant `jsonrpc` member.
+    /// The constant `jsonrpc` member.
     pub const JSONRPC: &'static str = "2.0";
     /// A value with the required members given and every optional member unset.
     pub fn new(error: UnsupportedProtocolVersionErrorError) -> Self {
         Self {
-            error: error,
+            error,
             id: None,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `id`.
+    /// Sets `id`.
     pub fn with_id(mut self, value: RequestId) -> Self {
         self.id = Some(value);
         self
@@ -21487,7 +22078,7 @@ impl ::serde::Serialize for UnsupportedProtocolVersionError {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + usize::from(self.id.is_some()) + self.extra.len();
+        let len = 0 + 1 + 1 + usize::from(self.id.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("error", &self.error)?;
@@ -21581,22 +22172,22 @@ impl<'de> ::serde::Deserialize<'de> for UnsupportedProtocolVersionError {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Schema for the array items.
+/// Schema for the array items.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct UntitledMultiSelectEnumSchemaItems {
-    ///Array of enum values to choose from.
+    /// Array of enum values to choose from.
     pub r#enum: ::std::vec::Vec<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl UntitledMultiSelectEnumSchemaItems {
-    ///The constant `type` member.
+    /// The constant `type` member.
     pub const TYPE: &'static str = "string";
     /// A value with the required members given and every optional member unset.
     pub fn new(r#enum: ::std::vec::Vec<::std::string::String>) -> Self {
         Self {
-            r#enum: r#enum,
+            r#enum,
             extra: ::core::default::Default::default(),
         }
     }
@@ -21607,7 +22198,7 @@ impl ::serde::Serialize for UntitledMultiSelectEnumSchemaItems {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + 1 + self.extra.len();
+        let len = 0 + 1 + 1 + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"string")?;
         map.serialize_entry("enum", &self.r#enum)?;
@@ -21686,41 +22277,41 @@ impl<'de> ::serde::Deserialize<'de> for UntitledMultiSelectEnumSchemaItems {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Schema for multiple-selection enumeration without display titles for options.
+/// Schema for multiple-selection enumeration without display titles for options.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct UntitledMultiSelectEnumSchema {
-    ///Optional default value.
+    /// Optional default value.
     pub default: ::core::option::Option<::std::vec::Vec<::std::string::String>>,
-    ///Optional description for the enum field.
+    /// Optional description for the enum field.
     pub description: ::core::option::Option<::std::string::String>,
-    ///Schema for the array items.
+    /// Schema for the array items.
     pub items: UntitledMultiSelectEnumSchemaItems,
-    ///Maximum number of items to select.
+    /// Maximum number of items to select.
     pub max_items: ::core::option::Option<i64>,
-    ///Minimum number of items to select.
+    /// Minimum number of items to select.
     pub min_items: ::core::option::Option<i64>,
-    ///Optional title for the enum field.
+    /// Optional title for the enum field.
     pub title: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl UntitledMultiSelectEnumSchema {
-    ///The constant `type` member.
+    /// The constant `type` member.
     pub const TYPE: &'static str = "array";
     /// A value with the required members given and every optional member unset.
     pub fn new(items: UntitledMultiSelectEnumSchemaItems) -> Self {
         Self {
             default: None,
             description: None,
-            items: items,
+            items,
             max_items: None,
             min_items: None,
             title: None,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `default`.
+    /// Sets `default`.
     pub fn with_default(
         mut self,
         value: ::std::vec::Vec<::std::string::String>,
@@ -21728,7 +22319,7 @@ impl UntitledMultiSelectEnumSchema {
         self.default = Some(value);
         self
     }
-    ///Sets `description`.
+    /// Sets `description`.
     pub fn with_description(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -21736,17 +22327,17 @@ impl UntitledMultiSelectEnumSchema {
         self.description = Some(value.into());
         self
     }
-    ///Sets `maxItems`.
+    /// Sets `maxItems`.
     pub fn with_max_items(mut self, value: i64) -> Self {
         self.max_items = Some(value);
         self
     }
-    ///Sets `minItems`.
+    /// Sets `minItems`.
     pub fn with_min_items(mut self, value: i64) -> Self {
         self.min_items = Some(value);
         self
     }
-    ///Sets `title`.
+    /// Sets `title`.
     pub fn with_title(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -21761,7 +22352,7 @@ impl ::serde::Serialize for UntitledMultiSelectEnumSchema {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.default.is_some())
+        let len = 0 + 1 + usize::from(self.default.is_some())
             + usize::from(self.description.is_some()) + 1
             + usize::from(self.max_items.is_some())
             + usize::from(self.min_items.is_some()) + usize::from(self.title.is_some())
@@ -21918,35 +22509,35 @@ impl<'de> ::serde::Deserialize<'de> for UntitledMultiSelectEnumSchema {
         deserializer.deserialize_map(Visitor)
     }
 }
-///Schema for single-selection enumeration without display titles for options.
+/// Schema for single-selection enumeration without display titles for options.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct UntitledSingleSelectEnumSchema {
-    ///Optional default value.
+    /// Optional default value.
     pub default: ::core::option::Option<::std::string::String>,
-    ///Optional description for the enum field.
+    /// Optional description for the enum field.
     pub description: ::core::option::Option<::std::string::String>,
-    ///Array of enum values to choose from.
+    /// Array of enum values to choose from.
     pub r#enum: ::std::vec::Vec<::std::string::String>,
-    ///Optional title for the enum field.
+    /// Optional title for the enum field.
     pub title: ::core::option::Option<::std::string::String>,
     /// Members the schema does not name, kept so the value passes through unchanged.
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
 }
 impl UntitledSingleSelectEnumSchema {
-    ///The constant `type` member.
+    /// The constant `type` member.
     pub const TYPE: &'static str = "string";
     /// A value with the required members given and every optional member unset.
     pub fn new(r#enum: ::std::vec::Vec<::std::string::String>) -> Self {
         Self {
             default: None,
             description: None,
-            r#enum: r#enum,
+            r#enum,
             title: None,
             extra: ::core::default::Default::default(),
         }
     }
-    ///Sets `default`.
+    /// Sets `default`.
     pub fn with_default(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -21954,7 +22545,7 @@ impl UntitledSingleSelectEnumSchema {
         self.default = Some(value.into());
         self
     }
-    ///Sets `description`.
+    /// Sets `description`.
     pub fn with_description(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -21962,7 +22553,7 @@ impl UntitledSingleSelectEnumSchema {
         self.description = Some(value.into());
         self
     }
-    ///Sets `title`.
+    /// Sets `title`.
     pub fn with_title(
         mut self,
         value: impl ::core::convert::Into<::std::string::String>,
@@ -21977,7 +22568,7 @@ impl ::serde::Serialize for UntitledSingleSelectEnumSchema {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 1 + usize::from(self.default.is_some())
+        let len = 0 + 1 + usize::from(self.default.is_some())
             + usize::from(self.description.is_some()) + 1
             + usize::from(self.title.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
@@ -22101,12 +22692,12 @@ impl<'de> ::serde::Deserialize<'de> for UntitledSingleSelectEnumSchema {
     }
 }
 ///
-///Told apart by the constant member `resultType`.
+/// Told apart by the constant member `resultType`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CallToolResultResponseResult {
-    ///`InputRequiredResult`
+    /// `InputRequiredResult`
     InputRequired(InputRequiredResult),
-    ///`CallToolResult`
+    /// `CallToolResult`
     CallTool(CallToolResult),
 }
 impl ::core::convert::From<InputRequiredResult> for CallToolResultResponseResult {
@@ -22157,28 +22748,28 @@ impl<'de> ::serde::Deserialize<'de> for CallToolResultResponseResult {
     }
 }
 ///
-///Told apart by the constant member `method`.
+/// Told apart by the constant member `method`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClientRequest {
-    ///`DiscoverRequest`
+    /// `DiscoverRequest`
     Discover(DiscoverRequest),
-    ///`ListResourcesRequest`
+    /// `ListResourcesRequest`
     ListResources(ListResourcesRequest),
-    ///`ListResourceTemplatesRequest`
+    /// `ListResourceTemplatesRequest`
     ListResourceTemplates(ListResourceTemplatesRequest),
-    ///`ReadResourceRequest`
+    /// `ReadResourceRequest`
     ReadResource(ReadResourceRequest),
-    ///`SubscriptionsListenRequest`
+    /// `SubscriptionsListenRequest`
     SubscriptionsListen(SubscriptionsListenRequest),
-    ///`ListPromptsRequest`
+    /// `ListPromptsRequest`
     ListPrompts(ListPromptsRequest),
-    ///`GetPromptRequest`
+    /// `GetPromptRequest`
     GetPrompt(GetPromptRequest),
-    ///`ListToolsRequest`
+    /// `ListToolsRequest`
     ListTools(ListToolsRequest),
-    ///`CallToolRequest`
+    /// `CallToolRequest`
     CallTool(CallToolRequest),
-    ///`CompleteRequest`
+    /// `CompleteRequest`
     Complete(CompleteRequest),
 }
 impl ::core::convert::From<DiscoverRequest> for ClientRequest {
@@ -22336,12 +22927,12 @@ impl<'de> ::serde::Deserialize<'de> for ClientRequest {
     }
 }
 ///
-///Told apart by the constant member `type`.
+/// Told apart by the constant member `type`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CompleteRequestParamsRef {
-    ///`PromptReference`
+    /// `PromptReference`
     Prompt(PromptReference),
-    ///`ResourceTemplateReference`
+    /// `ResourceTemplateReference`
     ResourceTemplate(ResourceTemplateReference),
 }
 impl ::core::convert::From<PromptReference> for CompleteRequestParamsRef {
@@ -22413,18 +23004,18 @@ impl<'de> ::serde::Deserialize<'de> for CompleteRequestParamsRef {
     }
 }
 ///
-///Told apart by the constant member `type`.
+/// Told apart by the constant member `type`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ContentBlock {
-    ///`TextContent`
+    /// `TextContent`
     Text(TextContent),
-    ///`ImageContent`
+    /// `ImageContent`
     Image(ImageContent),
-    ///`AudioContent`
+    /// `AudioContent`
     Audio(AudioContent),
-    ///`ResourceLink`
+    /// `ResourceLink`
     ResourceLink(ResourceLink),
-    ///`EmbeddedResource`
+    /// `EmbeddedResource`
     EmbeddedResource(EmbeddedResource),
 }
 impl ::core::convert::From<TextContent> for ContentBlock {
@@ -22526,20 +23117,20 @@ impl<'de> ::serde::Deserialize<'de> for ContentBlock {
     }
 }
 ///
-///Told apart by the kind of JSON value.
+/// Told apart by the kind of JSON value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CreateMessageResultContent {
-    ///`TextContent`
+    /// `TextContent`
     TextContent(TextContent),
-    ///`ImageContent`
+    /// `ImageContent`
     ImageContent(ImageContent),
-    ///`AudioContent`
+    /// `AudioContent`
     AudioContent(AudioContent),
-    ///`ToolUseContent`
+    /// `ToolUseContent`
     ToolUseContent(ToolUseContent),
-    ///`ToolResultContent`
+    /// `ToolResultContent`
     ToolResultContent(ToolResultContent),
-    ///`::std::vec::Vec<SamplingMessageContentBlock>`
+    /// `::std::vec::Vec<SamplingMessageContentBlock>`
     Array(::std::vec::Vec<SamplingMessageContentBlock>),
 }
 impl ::core::convert::From<TextContent> for CreateMessageResultContent {
@@ -22697,14 +23288,14 @@ impl<'de> ::serde::Deserialize<'de> for CreateMessageResultContent {
         deserializer.deserialize_any(Visitor)
     }
 }
-///The parameters for a request to elicit additional information from the user via the client.
+/// The parameters for a request to elicit additional information from the user via the client.
 ///
-///Told apart by the constant member `mode`.
+/// Told apart by the constant member `mode`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ElicitRequestParams {
-    ///`ElicitRequestFormParams`
+    /// `ElicitRequestFormParams`
     ElicitRequestForm(ElicitRequestFormParams),
-    ///`ElicitRequestURLParams`
+    /// `ElicitRequestURLParams`
     ElicitRequestURL(ElicitRequestURLParams),
 }
 impl ::core::convert::From<ElicitRequestFormParams> for ElicitRequestParams {
@@ -22772,16 +23363,16 @@ impl<'de> ::serde::Deserialize<'de> for ElicitRequestParams {
     }
 }
 ///
-///Told apart by the kind of JSON value.
+/// Told apart by the kind of JSON value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ElicitResultContentValue {
-    ///`::std::vec::Vec<::std::string::String>`
+    /// `::std::vec::Vec<::std::string::String>`
     Array(::std::vec::Vec<::std::string::String>),
-    ///`::std::string::String`
+    /// `::std::string::String`
     String(::std::string::String),
-    ///`i64`
+    /// `i64`
     Integer(i64),
-    ///`bool`
+    /// `bool`
     Boolean(bool),
 }
 impl ::core::convert::From<::std::vec::Vec<::std::string::String>>
@@ -22892,12 +23483,12 @@ impl<'de> ::serde::Deserialize<'de> for ElicitResultContentValue {
     }
 }
 ///
-///Told apart by a constant member and by which members are present.
+/// Told apart by a constant member and by which members are present.
 #[derive(Debug, Clone, PartialEq)]
 pub enum EmbeddedResourceResource {
-    ///`TextResourceContents`
+    /// `TextResourceContents`
     TextResource(TextResourceContents),
-    ///`BlobResourceContents`
+    /// `BlobResourceContents`
     BlobResource(BlobResourceContents),
 }
 impl ::core::convert::From<TextResourceContents> for EmbeddedResourceResource {
@@ -22928,7 +23519,7 @@ impl EmbeddedResourceResource {
     ) -> ::core::result::Result<usize, ::serde_json::Error> {
         crate::support::pick_by_markers(
             object,
-            &[(&["blob"], 1, &[])],
+            &[(&["blob"], 1, &[&["text"]])],
             0,
             "EmbeddedResourceResource",
         )
@@ -22962,18 +23553,18 @@ impl<'de> ::serde::Deserialize<'de> for EmbeddedResourceResource {
     }
 }
 ///
-///Told apart by a constant member and by which members are present.
+/// Told apart by a constant member and by which members are present.
 #[derive(Debug, Clone, PartialEq)]
 pub enum EnumSchema {
-    ///`UntitledSingleSelectEnumSchema`
+    /// `UntitledSingleSelectEnumSchema`
     UntitledSingleSelectEnum(UntitledSingleSelectEnumSchema),
-    ///`TitledSingleSelectEnumSchema`
+    /// `TitledSingleSelectEnumSchema`
     TitledSingleSelectEnum(TitledSingleSelectEnumSchema),
-    ///`UntitledMultiSelectEnumSchema`
+    /// `UntitledMultiSelectEnumSchema`
     UntitledMultiSelectEnum(UntitledMultiSelectEnumSchema),
-    ///`TitledMultiSelectEnumSchema`
+    /// `TitledMultiSelectEnumSchema`
     TitledMultiSelectEnum(TitledMultiSelectEnumSchema),
-    ///`LegacyTitledEnumSchema`
+    /// `LegacyTitledEnumSchema`
     LegacyTitledEnum(LegacyTitledEnumSchema),
 }
 impl ::core::convert::From<UntitledSingleSelectEnumSchema> for EnumSchema {
@@ -23046,7 +23637,7 @@ impl EnumSchema {
                 Some("array") => {
                     crate::support::pick_by_markers(
                         object,
-                        &[(&["items", "enum"], 2, &[])],
+                        &[(&["items", "enum"], 2, &[&["items", "anyOf"]])],
                         3,
                         "EnumSchema",
                     )
@@ -23054,7 +23645,10 @@ impl EnumSchema {
                 Some("string") => {
                     crate::support::pick_by_markers(
                         object,
-                        &[(&["oneOf"], 1, &[&["enumNames"]]), (&["enumNames"], 4, &[])],
+                        &[
+                            (&["oneOf"], 1, &[&["enumNames"], &["enum"]]),
+                            (&["enumNames"], 4, &[]),
+                        ],
                         0,
                         "EnumSchema",
                     )
@@ -23110,12 +23704,12 @@ impl<'de> ::serde::Deserialize<'de> for EnumSchema {
     }
 }
 ///
-///Told apart by the constant member `resultType`.
+/// Told apart by the constant member `resultType`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum GetPromptResultResponseResult {
-    ///`InputRequiredResult`
+    /// `InputRequiredResult`
     InputRequired(InputRequiredResult),
-    ///`GetPromptResult`
+    /// `GetPromptResult`
     GetPrompt(GetPromptResult),
 }
 impl ::core::convert::From<InputRequiredResult> for GetPromptResultResponseResult {
@@ -23166,14 +23760,14 @@ impl<'de> ::serde::Deserialize<'de> for GetPromptResultResponseResult {
     }
 }
 ///
-///Told apart by the constant member `method`.
+/// Told apart by the constant member `method`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum InputRequest {
-    ///`CreateMessageRequest`
+    /// `CreateMessageRequest`
     CreateMessage(CreateMessageRequest),
-    ///`ListRootsRequest`
+    /// `ListRootsRequest`
     ListRoots(ListRootsRequest),
-    ///`ElicitRequest`
+    /// `ElicitRequest`
     Elicit(ElicitRequest),
 }
 impl ::core::convert::From<CreateMessageRequest> for InputRequest {
@@ -23255,14 +23849,14 @@ impl<'de> ::serde::Deserialize<'de> for InputRequest {
     }
 }
 ///
-///Told apart by a constant member and by which members are present.
+/// Told apart by a constant member and by which members are present.
 #[derive(Debug, Clone, PartialEq)]
 pub enum InputResponse {
-    ///`CreateMessageResult`
+    /// `CreateMessageResult`
     CreateMessage(CreateMessageResult),
-    ///`ListRootsResult`
+    /// `ListRootsResult`
     ListRoots(ListRootsResult),
-    ///`ElicitResult`
+    /// `ElicitResult`
     Elicit(ElicitResult),
 }
 impl ::core::convert::From<CreateMessageResult> for InputResponse {
@@ -23301,7 +23895,10 @@ impl InputResponse {
     ) -> ::core::result::Result<usize, ::serde_json::Error> {
         crate::support::pick_by_markers(
             object,
-            &[(&["model"], 0, &[&["action"]]), (&["action"], 2, &[])],
+            &[
+                (&["model"], 0, &[&["action"], &["roots"]]),
+                (&["action"], 2, &[&["roots"]]),
+            ],
             1,
             "InputResponse",
         )
@@ -23332,18 +23929,18 @@ impl<'de> ::serde::Deserialize<'de> for InputResponse {
         Self::from_object(object).map_err(<D::Error as ::serde::de::Error>::custom)
     }
 }
-///Refers to any valid JSON-RPC object that can be decoded off the wire, or encoded to be sent.
+/// Refers to any valid JSON-RPC object that can be decoded off the wire, or encoded to be sent.
 ///
-///Told apart by a constant member and by which members are present.
+/// Told apart by a constant member and by which members are present.
 #[derive(Debug, Clone, PartialEq)]
 pub enum JSONRPCMessage {
-    ///`JSONRPCRequest`
+    /// `JSONRPCRequest`
     JSONRPCRequest(JSONRPCRequest),
-    ///`JSONRPCNotification`
+    /// `JSONRPCNotification`
     JSONRPCNotification(JSONRPCNotification),
-    ///`JSONRPCResultResponse`
+    /// `JSONRPCResultResponse`
     JSONRPCResult(JSONRPCResultResponse),
-    ///`JSONRPCErrorResponse`
+    /// `JSONRPCErrorResponse`
     JSONRPCError(JSONRPCErrorResponse),
 }
 impl ::core::convert::From<JSONRPCRequest> for JSONRPCMessage {
@@ -23392,7 +23989,11 @@ impl JSONRPCMessage {
     ) -> ::core::result::Result<usize, ::serde_json::Error> {
         crate::support::pick_by_markers(
             object,
-            &[(&["result"], 2, &[&["error"]]), (&["error"], 3, &[]), (&["id"], 0, &[])],
+            &[
+                (&["result"], 2, &[&["error"], &["method"]]),
+                (&["error"], 3, &[&["method"]]),
+                (&["id"], 0, &[]),
+            ],
             1,
             "JSONRPCMessage",
         )
@@ -23424,14 +24025,14 @@ impl<'de> ::serde::Deserialize<'de> for JSONRPCMessage {
         Self::from_object(object).map_err(<D::Error as ::serde::de::Error>::custom)
     }
 }
-///A response to a request, containing either the result or error.
+/// A response to a request, containing either the result or error.
 ///
-///Told apart by a constant member and by which members are present.
+/// Told apart by a constant member and by which members are present.
 #[derive(Debug, Clone, PartialEq)]
 pub enum JSONRPCResponse {
-    ///`JSONRPCResultResponse`
+    /// `JSONRPCResultResponse`
     JSONRPCResult(JSONRPCResultResponse),
-    ///`JSONRPCErrorResponse`
+    /// `JSONRPCErrorResponse`
     JSONRPCError(JSONRPCErrorResponse),
 }
 impl ::core::convert::From<JSONRPCResultResponse> for JSONRPCResponse {
@@ -23464,7 +24065,7 @@ impl JSONRPCResponse {
     ) -> ::core::result::Result<usize, ::serde_json::Error> {
         crate::support::pick_by_markers(
             object,
-            &[(&["error"], 1, &[])],
+            &[(&["error"], 1, &[&["result"], &["result", "resultType"]])],
             0,
             "JSONRPCResponse",
         )
@@ -23495,20 +24096,20 @@ impl<'de> ::serde::Deserialize<'de> for JSONRPCResponse {
     }
 }
 ///
-///Told apart by the kind of JSON value.
+/// Told apart by the kind of JSON value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum JSONValue {
-    ///`JSONObject`
+    /// `JSONObject`
     JSONObject(JSONObject),
-    ///`::std::vec::Vec<JSONValue>`
+    /// `::std::vec::Vec<JSONValue>`
     Array(::std::vec::Vec<JSONValue>),
-    ///`::std::string::String`
+    /// `::std::string::String`
     String(::std::string::String),
-    ///`::serde_json::Number`
+    /// `::serde_json::Number`
     Number(::serde_json::Number),
-    ///`bool`
+    /// `bool`
     Boolean(bool),
-    ///`null`
+    /// `null`
     Null,
 }
 impl ::core::convert::From<JSONObject> for JSONValue {
@@ -23648,12 +24249,12 @@ impl<'de> ::serde::Deserialize<'de> for JSONValue {
     }
 }
 ///
-///Told apart by a constant member and by which members are present.
+/// Told apart by a constant member and by which members are present.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MultiSelectEnumSchema {
-    ///`UntitledMultiSelectEnumSchema`
+    /// `UntitledMultiSelectEnumSchema`
     UntitledMultiSelectEnum(UntitledMultiSelectEnumSchema),
-    ///`TitledMultiSelectEnumSchema`
+    /// `TitledMultiSelectEnumSchema`
     TitledMultiSelectEnum(TitledMultiSelectEnumSchema),
 }
 impl ::core::convert::From<UntitledMultiSelectEnumSchema> for MultiSelectEnumSchema {
@@ -23688,7 +24289,7 @@ impl MultiSelectEnumSchema {
     ) -> ::core::result::Result<usize, ::serde_json::Error> {
         crate::support::pick_by_markers(
             object,
-            &[(&["items", "enum"], 0, &[])],
+            &[(&["items", "enum"], 0, &[&["items", "anyOf"]])],
             1,
             "MultiSelectEnumSchema",
         )
@@ -23721,27 +24322,27 @@ impl<'de> ::serde::Deserialize<'de> for MultiSelectEnumSchema {
         Self::from_object(object).map_err(<D::Error as ::serde::de::Error>::custom)
     }
 }
-///Restricted schema definitions that only allow primitive types
-///without nested objects or arrays.
+/// Restricted schema definitions that only allow primitive types
+/// without nested objects or arrays.
 ///
-///Told apart by a constant member and by which members are present.
+/// Told apart by a constant member and by which members are present.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PrimitiveSchemaDefinition {
-    ///`StringSchema`
+    /// `StringSchema`
     String(StringSchema),
-    ///`NumberSchema`
+    /// `NumberSchema`
     Number(NumberSchema),
-    ///`BooleanSchema`
+    /// `BooleanSchema`
     Boolean(BooleanSchema),
-    ///`UntitledSingleSelectEnumSchema`
+    /// `UntitledSingleSelectEnumSchema`
     UntitledSingleSelectEnum(UntitledSingleSelectEnumSchema),
-    ///`TitledSingleSelectEnumSchema`
+    /// `TitledSingleSelectEnumSchema`
     TitledSingleSelectEnum(TitledSingleSelectEnumSchema),
-    ///`UntitledMultiSelectEnumSchema`
+    /// `UntitledMultiSelectEnumSchema`
     UntitledMultiSelectEnum(UntitledMultiSelectEnumSchema),
-    ///`TitledMultiSelectEnumSchema`
+    /// `TitledMultiSelectEnumSchema`
     TitledMultiSelectEnum(TitledMultiSelectEnumSchema),
-    ///`LegacyTitledEnumSchema`
+    /// `LegacyTitledEnumSchema`
     LegacyTitledEnum(LegacyTitledEnumSchema),
 }
 impl ::core::convert::From<StringSchema> for PrimitiveSchemaDefinition {
@@ -23835,7 +24436,7 @@ impl PrimitiveSchemaDefinition {
                 Some("array") => {
                     crate::support::pick_by_markers(
                         object,
-                        &[(&["items", "enum"], 5, &[])],
+                        &[(&["items", "enum"], 5, &[&["items", "anyOf"]])],
                         6,
                         "PrimitiveSchemaDefinition",
                     )
@@ -23911,14 +24512,14 @@ impl<'de> ::serde::Deserialize<'de> for PrimitiveSchemaDefinition {
         Self::from_object(object).map_err(<D::Error as ::serde::de::Error>::custom)
     }
 }
-///A progress token, used to associate progress notifications with the original request.
+/// A progress token, used to associate progress notifications with the original request.
 ///
-///Told apart by the kind of JSON value.
+/// Told apart by the kind of JSON value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ProgressToken {
-    ///`::std::string::String`
+    /// `::std::string::String`
     String(::std::string::String),
-    ///`i64`
+    /// `i64`
     Integer(i64),
 }
 impl ::core::convert::From<::std::string::String> for ProgressToken {
@@ -23996,12 +24597,12 @@ impl<'de> ::serde::Deserialize<'de> for ProgressToken {
     }
 }
 ///
-///Told apart by a constant member and by which members are present.
+/// Told apart by a constant member and by which members are present.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ReadResourceResultContentsItem {
-    ///`TextResourceContents`
+    /// `TextResourceContents`
     TextResource(TextResourceContents),
-    ///`BlobResourceContents`
+    /// `BlobResourceContents`
     BlobResource(BlobResourceContents),
 }
 impl ::core::convert::From<TextResourceContents> for ReadResourceResultContentsItem {
@@ -24032,7 +24633,7 @@ impl ReadResourceResultContentsItem {
     ) -> ::core::result::Result<usize, ::serde_json::Error> {
         crate::support::pick_by_markers(
             object,
-            &[(&["blob"], 1, &[])],
+            &[(&["blob"], 1, &[&["text"]])],
             0,
             "ReadResourceResultContentsItem",
         )
@@ -24066,12 +24667,12 @@ impl<'de> ::serde::Deserialize<'de> for ReadResourceResultContentsItem {
     }
 }
 ///
-///Told apart by the constant member `resultType`.
+/// Told apart by the constant member `resultType`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ReadResourceResultResponseResult {
-    ///`InputRequiredResult`
+    /// `InputRequiredResult`
     InputRequired(InputRequiredResult),
-    ///`ReadResourceResult`
+    /// `ReadResourceResult`
     ReadResource(ReadResourceResult),
 }
 impl ::core::convert::From<InputRequiredResult> for ReadResourceResultResponseResult {
@@ -24121,14 +24722,14 @@ impl<'de> ::serde::Deserialize<'de> for ReadResourceResultResponseResult {
         crate::support::deserialize_tagged(deserializer)
     }
 }
-///A uniquely identifying ID for a request in JSON-RPC.
+/// A uniquely identifying ID for a request in JSON-RPC.
 ///
-///Told apart by the kind of JSON value.
+/// Told apart by the kind of JSON value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RequestId {
-    ///`::std::string::String`
+    /// `::std::string::String`
     String(::std::string::String),
-    ///`i64`
+    /// `i64`
     Integer(i64),
 }
 impl ::core::convert::From<::std::string::String> for RequestId {
@@ -24206,20 +24807,20 @@ impl<'de> ::serde::Deserialize<'de> for RequestId {
     }
 }
 ///
-///Told apart by the kind of JSON value.
+/// Told apart by the kind of JSON value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SamplingMessageContent {
-    ///`TextContent`
+    /// `TextContent`
     TextContent(TextContent),
-    ///`ImageContent`
+    /// `ImageContent`
     ImageContent(ImageContent),
-    ///`AudioContent`
+    /// `AudioContent`
     AudioContent(AudioContent),
-    ///`ToolUseContent`
+    /// `ToolUseContent`
     ToolUseContent(ToolUseContent),
-    ///`ToolResultContent`
+    /// `ToolResultContent`
     ToolResultContent(ToolResultContent),
-    ///`::std::vec::Vec<SamplingMessageContentBlock>`
+    /// `::std::vec::Vec<SamplingMessageContentBlock>`
     Array(::std::vec::Vec<SamplingMessageContentBlock>),
 }
 impl ::core::convert::From<TextContent> for SamplingMessageContent {
@@ -24378,18 +24979,18 @@ impl<'de> ::serde::Deserialize<'de> for SamplingMessageContent {
     }
 }
 ///
-///Told apart by the constant member `type`.
+/// Told apart by the constant member `type`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SamplingMessageContentBlock {
-    ///`TextContent`
+    /// `TextContent`
     Text(TextContent),
-    ///`ImageContent`
+    /// `ImageContent`
     Image(ImageContent),
-    ///`AudioContent`
+    /// `AudioContent`
     Audio(AudioContent),
-    ///`ToolUseContent`
+    /// `ToolUseContent`
     ToolUse(ToolUseContent),
-    ///`ToolResultContent`
+    /// `ToolResultContent`
     ToolResult(ToolResultContent),
 }
 impl ::core::convert::From<TextContent> for SamplingMessageContentBlock {
@@ -24489,24 +25090,24 @@ impl<'de> ::serde::Deserialize<'de> for SamplingMessageContentBlock {
     }
 }
 ///
-///Told apart by the constant member `method`.
+/// Told apart by the constant member `method`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ServerNotification {
-    ///`CancelledNotification`
+    /// `CancelledNotification`
     Cancelled(CancelledNotification),
-    ///`ProgressNotification`
+    /// `ProgressNotification`
     Progress(ProgressNotification),
-    ///`ResourceListChangedNotification`
+    /// `ResourceListChangedNotification`
     ResourceListChanged(ResourceListChangedNotification),
-    ///`SubscriptionsAcknowledgedNotification`
+    /// `SubscriptionsAcknowledgedNotification`
     SubscriptionsAcknowledged(SubscriptionsAcknowledgedNotification),
-    ///`ResourceUpdatedNotification`
+    /// `ResourceUpdatedNotification`
     ResourceUpdated(ResourceUpdatedNotification),
-    ///`PromptListChangedNotification`
+    /// `PromptListChangedNotification`
     PromptListChanged(PromptListChangedNotification),
-    ///`ToolListChangedNotification`
+    /// `ToolListChangedNotification`
     ToolListChanged(ToolListChangedNotification),
-    ///`LoggingMessageNotification`
+    /// `LoggingMessageNotification`
     LoggingMessage(LoggingMessageNotification),
 }
 impl ::core::convert::From<CancelledNotification> for ServerNotification {
@@ -24659,32 +25260,32 @@ impl<'de> ::serde::Deserialize<'de> for ServerNotification {
     }
 }
 ///
-///The members cannot be told apart from the value alone, so this type only serializes: decode the member you expect (a result by the method of the request it answers).
+/// The members cannot be told apart from the value alone, so this type only serializes: decode the member you expect (a result by the method of the request it answers).
 #[derive(Debug, Clone, PartialEq)]
 pub enum ServerResult {
-    ///`Result`
+    /// `Result`
     Result(Result),
-    ///`InputRequiredResult`
+    /// `InputRequiredResult`
     InputRequired(InputRequiredResult),
-    ///`DiscoverResult`
+    /// `DiscoverResult`
     Discover(DiscoverResult),
-    ///`ListResourcesResult`
+    /// `ListResourcesResult`
     ListResources(ListResourcesResult),
-    ///`ListResourceTemplatesResult`
+    /// `ListResourceTemplatesResult`
     ListResourceTemplates(ListResourceTemplatesResult),
-    ///`ReadResourceResult`
+    /// `ReadResourceResult`
     ReadResource(ReadResourceResult),
-    ///`SubscriptionsListenResult`
+    /// `SubscriptionsListenResult`
     SubscriptionsListen(SubscriptionsListenResult),
-    ///`ListPromptsResult`
+    /// `ListPromptsResult`
     ListPrompts(ListPromptsResult),
-    ///`GetPromptResult`
+    /// `GetPromptResult`
     GetPrompt(GetPromptResult),
-    ///`ListToolsResult`
+    /// `ListToolsResult`
     ListTools(ListToolsResult),
-    ///`CallToolResult`
+    /// `CallToolResult`
     CallTool(CallToolResult),
-    ///`CompleteResult`
+    /// `CompleteResult`
     Complete(CompleteResult),
 }
 impl ::core::convert::From<Result> for ServerResult {
@@ -24777,12 +25378,12 @@ impl ::serde::Serialize for ServerResult {
     }
 }
 ///
-///Told apart by a constant member and by which members are present.
+/// Told apart by a constant member and by which members are present.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SingleSelectEnumSchema {
-    ///`UntitledSingleSelectEnumSchema`
+    /// `UntitledSingleSelectEnumSchema`
     UntitledSingleSelectEnum(UntitledSingleSelectEnumSchema),
-    ///`TitledSingleSelectEnumSchema`
+    /// `TitledSingleSelectEnumSchema`
     TitledSingleSelectEnum(TitledSingleSelectEnumSchema),
 }
 impl ::core::convert::From<UntitledSingleSelectEnumSchema> for SingleSelectEnumSchema {
@@ -24817,7 +25418,7 @@ impl SingleSelectEnumSchema {
     ) -> ::core::result::Result<usize, ::serde_json::Error> {
         crate::support::pick_by_markers(
             object,
-            &[(&["oneOf"], 1, &[])],
+            &[(&["oneOf"], 1, &[&["enum"]])],
             0,
             "SingleSelectEnumSchema",
         )

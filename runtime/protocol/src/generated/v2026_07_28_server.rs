@@ -183,7 +183,7 @@ pub fn method_not_found(method: &str) -> wire::Error {
 /// Handlers of everything a client sends a server in revision 2026-07-28. `Cx` is the
 /// per-request context the runtime passes (session, cancellation, progress, ...).
 pub trait ServerHandler<Cx: Sync = ()>: Send + Sync {
-    ///`completion/complete`: A request from the client to the server, to ask for completion options.
+    /// `completion/complete`: A request from the client to the server, to ask for completion options.
     fn completion_complete(
         &self,
         cx: &Cx,
@@ -194,7 +194,7 @@ pub trait ServerHandler<Cx: Sync = ()>: Send + Sync {
         let _ = (cx, params);
         async { Err(method_not_found(wire::methods::COMPLETION_COMPLETE)) }
     }
-    ///`prompts/get`: Used by the client to get a prompt provided by the server.
+    /// `prompts/get`: Used by the client to get a prompt provided by the server.
     fn prompts_get(
         &self,
         cx: &Cx,
@@ -205,7 +205,7 @@ pub trait ServerHandler<Cx: Sync = ()>: Send + Sync {
         let _ = (cx, params);
         async { Err(method_not_found(wire::methods::PROMPTS_GET)) }
     }
-    ///`prompts/list`: Sent from the client to request a list of prompts and prompt templates the server has.
+    /// `prompts/list`: Sent from the client to request a list of prompts and prompt templates the server has.
     fn prompts_list(
         &self,
         cx: &Cx,
@@ -216,7 +216,7 @@ pub trait ServerHandler<Cx: Sync = ()>: Send + Sync {
         let _ = (cx, params);
         async { Err(method_not_found(wire::methods::PROMPTS_LIST)) }
     }
-    ///`resources/list`: Sent from the client to request a list of resources the server has.
+    /// `resources/list`: Sent from the client to request a list of resources the server has.
     fn resources_list(
         &self,
         cx: &Cx,
@@ -227,7 +227,7 @@ pub trait ServerHandler<Cx: Sync = ()>: Send + Sync {
         let _ = (cx, params);
         async { Err(method_not_found(wire::methods::RESOURCES_LIST)) }
     }
-    ///`resources/read`: Sent from the client to the server, to read a specific resource URI.
+    /// `resources/read`: Sent from the client to the server, to read a specific resource URI.
     fn resources_read(
         &self,
         cx: &Cx,
@@ -241,7 +241,7 @@ pub trait ServerHandler<Cx: Sync = ()>: Send + Sync {
         let _ = (cx, params);
         async { Err(method_not_found(wire::methods::RESOURCES_READ)) }
     }
-    ///`resources/templates/list`: Sent from the client to request a list of resource templates the server has.
+    /// `resources/templates/list`: Sent from the client to request a list of resource templates the server has.
     fn resources_templates_list(
         &self,
         cx: &Cx,
@@ -252,7 +252,7 @@ pub trait ServerHandler<Cx: Sync = ()>: Send + Sync {
         let _ = (cx, params);
         async { Err(method_not_found(wire::methods::RESOURCES_TEMPLATES_LIST)) }
     }
-    /**`server/discover`: A request from the client asking the server to advertise its supported
+    /** `server/discover`: A request from the client asking the server to advertise its supported
 protocol versions, capabilities, and other metadata. Servers **MUST**
 implement `server/discover`. Clients **MAY** call it but are not required
 to — version negotiation can also happen inline via per-request `_meta`.*/
@@ -266,7 +266,7 @@ to — version negotiation can also happen inline via per-request `_meta`.*/
         let _ = (cx, params);
         async { Err(method_not_found(wire::methods::SERVER_DISCOVER)) }
     }
-    /**`subscriptions/listen`: Sent from the client to open a long-lived channel for receiving notifications
+    /** `subscriptions/listen`: Sent from the client to open a long-lived channel for receiving notifications
 outside the context of a specific request. Replaces the previous HTTP GET
 endpoint and ensures consistent behavior between HTTP and STDIO.*/
     fn subscriptions_listen(
@@ -279,7 +279,7 @@ endpoint and ensures consistent behavior between HTTP and STDIO.*/
         let _ = (cx, params);
         async { Err(method_not_found(wire::methods::SUBSCRIPTIONS_LISTEN)) }
     }
-    ///`tools/call`: Used by the client to invoke a tool provided by the server.
+    /// `tools/call`: Used by the client to invoke a tool provided by the server.
     fn tools_call(
         &self,
         cx: &Cx,
@@ -290,7 +290,7 @@ endpoint and ensures consistent behavior between HTTP and STDIO.*/
         let _ = (cx, params);
         async { Err(method_not_found(wire::methods::TOOLS_CALL)) }
     }
-    ///`tools/list`: Sent from the client to request a list of tools the server has.
+    /// `tools/list`: Sent from the client to request a list of tools the server has.
     fn tools_list(
         &self,
         cx: &Cx,
@@ -301,7 +301,7 @@ endpoint and ensures consistent behavior between HTTP and STDIO.*/
         let _ = (cx, params);
         async { Err(method_not_found(wire::methods::TOOLS_LIST)) }
     }
-    /**`notifications/cancelled`: This notification is sent by the client to indicate that it is cancelling a request it previously issued.
+    /** `notifications/cancelled`: This notification is sent by the client to indicate that it is cancelling a request it previously issued.
 
 On stdio, the server also sends this notification, solely to terminate a {@link SubscriptionsListenRequestsubscriptions/listen} stream: it references the ID of the `subscriptions/listen` request that opened the stream. Servers MUST NOT use this notification to cancel any other request.
 
@@ -320,25 +320,25 @@ This notification indicates that the result will be unused, so any associated pr
 /// The result of a dispatched request, one member per method.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Response {
-    ///Result of `completion/complete`.
+    /// Result of `completion/complete`.
     Complete(wire::CompleteResult),
-    ///Result of `prompts/get`.
+    /// Result of `prompts/get`.
     GetPrompt(wire::GetPromptResultResponseResult),
-    ///Result of `prompts/list`.
+    /// Result of `prompts/list`.
     ListPrompts(wire::ListPromptsResult),
-    ///Result of `resources/list`.
+    /// Result of `resources/list`.
     ListResources(wire::ListResourcesResult),
-    ///Result of `resources/read`.
+    /// Result of `resources/read`.
     ReadResource(wire::ReadResourceResultResponseResult),
-    ///Result of `resources/templates/list`.
+    /// Result of `resources/templates/list`.
     ListResourceTemplates(wire::ListResourceTemplatesResult),
-    ///Result of `server/discover`.
+    /// Result of `server/discover`.
     Discover(wire::DiscoverResult),
-    ///Result of `subscriptions/listen`.
+    /// Result of `subscriptions/listen`.
     SubscriptionsListen(wire::SubscriptionsListenResult),
-    ///Result of `tools/call`.
+    /// Result of `tools/call`.
     CallTool(wire::CallToolResultResponseResult),
-    ///Result of `tools/list`.
+    /// Result of `tools/list`.
     ListTools(wire::ListToolsResult),
 }
 impl ::serde::Serialize for Response {
