@@ -24,7 +24,30 @@ pub fn generate_all() -> anyhow::Result<Vec<Generated>> {
         .iter()
         .map(|s| portico_codegen::lower::lower(s, &format!("{}/schema.json", s.revision)))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(portico_codegen::emit::all(&root.join("templates"), &modules)?)
+    let mut files = portico_codegen::emit::all(&root.join("templates"), &modules)?;
+    files.extend(rust_goldens(&root)?);
+    Ok(files)
+}
+
+/// The Rust emitter's golden files for the `tiny` fixture schema. They are compiled into the
+/// codegen test binary, so they are regenerated here rather than by the test itself (a stale
+/// golden that no longer compiles could not run the test that rewrites it).
+fn rust_goldens(root: &std::path::Path) -> anyhow::Result<Vec<Generated>> {
+    let path = root.join("codegen/tests/fixtures/tiny.schema.json");
+    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let schema = portico_codegen::spec::Schema {
+        revision: "tiny".into(),
+        sha256: portico_codegen::spec::sha256_hex(&bytes),
+        document: serde_json::from_slice(&bytes).with_context(|| format!("parsing {}", path.display()))?,
+        path,
+    };
+    let module = portico_codegen::lower::lower(&schema, "tiny.schema.json")?;
+    let env = portico_codegen::emit::environment(&root.join("templates"));
+    let mut types = portico_codegen::emit::rust::emit_types(&env, &module)?;
+    types.path = "codegen/tests/golden/tiny.rs".into();
+    let mut server = portico_codegen::emit::rust::emit_server(&env, &module)?;
+    server.path = "codegen/tests/golden/tiny_server.rs".into();
+    Ok(vec![types, server])
 }
 
 /// Writes (or, with `check`, compares) every generated file.

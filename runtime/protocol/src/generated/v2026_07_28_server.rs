@@ -173,12 +173,11 @@ pub const METHODS: &[MethodInfo] = &[
 pub fn method_info(method: &str) -> ::core::option::Option<&'static MethodInfo> {
     METHODS.binary_search_by(|m| m.name.cmp(method)).ok().map(|i| &METHODS[i])
 }
+/// JSON-RPC 2.0's code for an unknown method.
+pub const METHOD_NOT_FOUND: i64 = -32601;
 /// The "method not found" error for `method`.
 pub fn method_not_found(method: &str) -> wire::Error {
-    wire::Error::new(
-        wire::error_codes::METHOD_NOT_FOUND,
-        ::std::format!("method not found: {method}"),
-    )
+    wire::Error::new(METHOD_NOT_FOUND, ::std::format!("method not found: {method}"))
 }
 /// Handlers of everything a client sends a server in revision 2026-07-28. `Cx` is the
 /// per-request context the runtime passes (session, cancellation, progress, ...).
