@@ -35,7 +35,10 @@ const SCHEMAS: &str = "#/components/schemas/";
 pub fn emit(env: &minijinja::Environment<'_>, module: &Module) -> Result<Generated> {
     for def in &module.defs {
         let valid = !def.name.is_empty()
-            && def.name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+            && def
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
         if !valid {
             return Err(Error::Render {
                 template: TEMPLATE.into(),
@@ -67,7 +70,6 @@ pub fn emit(env: &minijinja::Environment<'_>, module: &Module) -> Result<Generat
         ("by", s("cargo xtask generate")),
         ("source", s(&module.source)),
         ("sha256", s(&module.sha256)),
-        ("notice", s("Do not edit.")),
     ]);
     let schemas: Vec<minijinja::Value> = module
         .defs
@@ -87,9 +89,15 @@ pub fn emit(env: &minijinja::Environment<'_>, module: &Module) -> Result<Generat
     };
     let contents = super::render(env, TEMPLATE, context)?;
     if let Err(e) = serde_json::from_str::<Value>(&contents) {
-        return Err(Error::Render { template: TEMPLATE.into(), message: format!("rendered invalid JSON: {e}") });
+        return Err(Error::Render {
+            template: TEMPLATE.into(),
+            message: format!("rendered invalid JSON: {e}"),
+        });
     }
-    Ok(Generated { path: format!("docs/openapi/mcp-{}.json", module.revision), contents })
+    Ok(Generated {
+        path: format!("docs/openapi/mcp-{}.json", module.revision),
+        contents,
+    })
 }
 
 /// JSON whose objects keep the order they were built in, so the document reads top-down
@@ -135,10 +143,10 @@ impl Json {
         self
     }
 
-    /// Adds `description` after the schema's first member (`type` or `$ref`), when there is one.
+    /// Adds `description` right after `type` or `$ref` when the schema starts with one, else first.
     fn described(mut self, doc: Option<&str>) -> Json {
         if let (Json::Object(members), Some(doc)) = (&mut self, doc) {
-            let at = members.len().min(1);
+            let at = usize::from(members.first().is_some_and(|(k, _)| k == "type" || k == "$ref"));
             members.insert(at, ("description".into(), s(doc)));
         }
         self
@@ -240,9 +248,11 @@ fn union_schema(module: &Module, union: &Union) -> Json {
     }
     let exclusive = match &union.dispatch {
         Dispatch::Shape { objects: None, .. } => {
-            let kinds: Vec<BTreeSet<JsonKind>> =
-                union.variants.iter().map(|v| json_kinds(module, &v.ty, 0)).collect();
-            kinds.iter().enumerate().all(|(i, a)| kinds[i + 1..].iter().all(|b| a.is_disjoint(b)))
+            let kinds: Vec<BTreeSet<JsonKind>> = union.variants.iter().map(|v| json_kinds(module, &v.ty, 0)).collect();
+            kinds
+                .iter()
+                .enumerate()
+                .all(|(i, a)| kinds[i + 1..].iter().all(|b| a.is_disjoint(b)))
         }
         _ => false,
     };
@@ -252,18 +262,31 @@ fn union_schema(module: &Module, union: &Union) -> Json {
 /// `{propertyName, mapping}` when the union is told apart by a tag that every member requires,
 /// each value selecting one member and every member selected by some value.
 fn discriminator(module: &Module, union: &Union) -> Option<Json> {
-    let Dispatch::Tag { field, cases, other: None, absent: None } = &union.dispatch else {
+    let Dispatch::Tag {
+        field,
+        cases,
+        other: None,
+        absent: None,
+    } = &union.dispatch
+    else {
         return None;
     };
     let mut picked = BTreeSet::new();
     let mut mapping = Vec::new();
     for case in cases {
-        let Pick::Variant { index } = case.pick else { return None };
-        let Ty::Ref { name } = &union.variants.get(index)?.ty else { return None };
+        let Pick::Variant { index } = case.pick else {
+            return None;
+        };
+        let Ty::Ref { name } = &union.variants.get(index)?.ty else {
+            return None;
+        };
         mapping.push((case.value.clone(), s(format!("{SCHEMAS}{name}"))));
         picked.insert(index);
     }
-    let all_require_tag = union.variants.iter().all(|v| struct_of(module, &v.ty, 0).is_some_and(|st| st.field(field).is_some_and(|f| f.required)));
+    let all_require_tag = union
+        .variants
+        .iter()
+        .all(|v| struct_of(module, &v.ty, 0).is_some_and(|st| st.field(field).is_some_and(|f| f.required)));
     (picked.len() == union.variants.len() && all_require_tag)
         .then(|| obj([("propertyName", s(field)), ("mapping", Json::Object(mapping))]))
 }
@@ -300,7 +323,11 @@ fn json_kinds(module: &Module, ty: &Ty, depth: usize) -> BTreeSet<JsonKind> {
             Some(DefKind::Struct(_)) => [Object].into(),
             Some(DefKind::Enum(_)) => [String].into(),
             Some(DefKind::Alias { target }) => json_kinds(module, target, depth + 1),
-            Some(DefKind::Union(u)) => u.variants.iter().flat_map(|v| json_kinds(module, &v.ty, depth + 1)).collect(),
+            Some(DefKind::Union(u)) => u
+                .variants
+                .iter()
+                .flat_map(|v| json_kinds(module, &v.ty, depth + 1))
+                .collect(),
             None => BTreeSet::new(),
         },
         // Too deep to be sure: claim every kind, so the union is not called exclusive.
@@ -310,15 +337,21 @@ fn json_kinds(module: &Module, ty: &Ty, depth: usize) -> BTreeSet<JsonKind> {
 
 /// The first of `names` that is a struct of the module.
 fn first_struct<'m>(module: &'m Module, names: &[&str]) -> Option<&'m str> {
-    names
-        .iter()
-        .find_map(|n| module.def(n).filter(|d| matches!(d.kind, DefKind::Struct(_))).map(|d| d.name.as_str()))
+    names.iter().find_map(|n| {
+        module
+            .def(n)
+            .filter(|d| matches!(d.kind, DefKind::Struct(_)))
+            .map(|d| d.name.as_str())
+    })
 }
 
 /// The `POST /mcp` path item.
 fn mcp_path(module: &Module) -> Json {
-    let sent_by_client: Vec<&Method> =
-        module.methods.iter().filter(|m| matches!(m.direction, Direction::Client | Direction::Both)).collect();
+    let sent_by_client: Vec<&Method> = module
+        .methods
+        .iter()
+        .filter(|m| matches!(m.direction, Direction::Client | Direction::Both))
+        .collect();
     let body = if sent_by_client.is_empty() {
         obj([("type", s("object"))])
     } else {
@@ -329,10 +362,18 @@ fn mcp_path(module: &Module) -> Json {
             )
         });
         if tagged {
-            let mapping = sent_by_client.iter().map(|m| (m.name.clone(), s(format!("{SCHEMAS}{}", m.message))));
+            let mapping = sent_by_client
+                .iter()
+                .map(|m| (m.name.clone(), s(format!("{SCHEMAS}{}", m.message))));
             obj([
                 ("oneOf", members),
-                ("discriminator", obj([("propertyName", s("method")), ("mapping", Json::Object(mapping.collect()))])),
+                (
+                    "discriminator",
+                    obj([
+                        ("propertyName", s("method")),
+                        ("mapping", Json::Object(mapping.collect())),
+                    ]),
+                ),
             ])
         } else {
             obj([("anyOf", members)])
@@ -358,21 +399,36 @@ fn mcp_path(module: &Module) -> Json {
                 module.revision
             )),
         ),
-        ("requestBody", obj([("required", Json::Plain(true.into())), ("content", json_content(body))])),
+        (
+            "requestBody",
+            obj([("required", Json::Plain(true.into())), ("content", json_content(body))]),
+        ),
         (
             "responses",
             obj([
                 (
                     "200",
                     obj([
-                        ("description", s("The JSON-RPC response to a request: a result or an error.")),
+                        (
+                            "description",
+                            s("The JSON-RPC response to a request: a result or an error."),
+                        ),
                         ("content", json_content(response)),
                     ]),
                 ),
-                ("202", obj([("description", s("Accepted: the message was a notification, which gets no response."))])),
+                (
+                    "202",
+                    obj([(
+                        "description",
+                        s("Accepted: the message was a notification, which gets no response."),
+                    )]),
+                ),
             ]),
         ),
-        ("x-mcp-methods", Json::Array(module.methods.iter().map(method_entry).collect())),
+        (
+            "x-mcp-methods",
+            Json::Array(module.methods.iter().map(method_entry).collect()),
+        ),
     ]);
     obj([("post", operation)])
 }
@@ -392,7 +448,9 @@ fn method_entry(method: &Method) -> Json {
         ("message", reference(&method.message)),
     ]);
     if let Some(params) = &method.params {
-        entry = entry.with("params", ty_schema(params)).with("paramsRequired", Json::Plain(method.params_required.into()));
+        entry = entry
+            .with("params", ty_schema(params))
+            .with("paramsRequired", Json::Plain(method.params_required.into()));
     }
     if let Some(result) = &method.result {
         entry = entry.with("result", ty_schema(result));

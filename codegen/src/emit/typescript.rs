@@ -21,11 +21,63 @@ const TEMPLATE: &str = "typescript/module.d.ts.jinja";
 
 /// Names TypeScript reserves for its own types or as keywords; a definition cannot take them.
 const RESERVED: &[&str] = &[
-    "any", "bigint", "boolean", "never", "null", "number", "object", "string", "symbol", "undefined", "unknown",
-    "void", "break", "case", "catch", "class", "const", "continue", "debugger", "default", "delete", "do", "else",
-    "enum", "export", "extends", "false", "finally", "for", "function", "if", "import", "in", "instanceof", "new",
-    "return", "super", "switch", "this", "throw", "true", "try", "typeof", "var", "while", "with", "implements",
-    "interface", "let", "package", "private", "protected", "public", "static", "yield", "type", "await",
+    "any",
+    "bigint",
+    "boolean",
+    "never",
+    "null",
+    "number",
+    "object",
+    "string",
+    "symbol",
+    "undefined",
+    "unknown",
+    "void",
+    "break",
+    "case",
+    "catch",
+    "class",
+    "const",
+    "continue",
+    "debugger",
+    "default",
+    "delete",
+    "do",
+    "else",
+    "enum",
+    "export",
+    "extends",
+    "false",
+    "finally",
+    "for",
+    "function",
+    "if",
+    "import",
+    "in",
+    "instanceof",
+    "new",
+    "return",
+    "super",
+    "switch",
+    "this",
+    "throw",
+    "true",
+    "try",
+    "typeof",
+    "var",
+    "while",
+    "with",
+    "implements",
+    "interface",
+    "let",
+    "package",
+    "private",
+    "protected",
+    "public",
+    "static",
+    "yield",
+    "type",
+    "await",
 ];
 
 /// Renders the `.d.ts` of one revision (`sdks/typescript/src/generated/mcp-<revision>.d.ts`).
@@ -40,7 +92,10 @@ pub fn emit(env: &minijinja::Environment<'_>, module: &Module) -> Result<Generat
         decls => decls,
     };
     let contents = super::render(env, TEMPLATE, context)?;
-    Ok(Generated { path: format!("sdks/typescript/src/generated/mcp-{}.d.ts", module.revision), contents })
+    Ok(Generated {
+        path: format!("sdks/typescript/src/generated/mcp-{}.d.ts", module.revision),
+        contents,
+    })
 }
 
 /// One declaration, as the template lays it out.
@@ -75,7 +130,10 @@ fn decl(def: &Def) -> Result<Decl> {
     if !is_identifier(&def.name) || RESERVED.contains(&def.name.as_str()) {
         return Err(Error::Render {
             template: TEMPLATE.into(),
-            message: format!("definition `{}` (at {}) is not a valid TypeScript type name", def.name, def.pointer),
+            message: format!(
+                "definition `{}` (at {}) is not a valid TypeScript type name",
+                def.name, def.pointer
+            ),
         });
     }
     let mut decl = Decl {
@@ -103,15 +161,19 @@ fn decl(def: &Def) -> Result<Decl> {
         }
         DefKind::Alias { target } => decl.ty = ty(target),
     }
-    if decl.kind == "union" && decl.members.is_empty() {
+    if decl.kind == "union" && decl.members.len() < 2 {
         decl.kind = "alias";
-        decl.ty = "never".into();
+        decl.ty = decl.members.pop().unwrap_or_else(|| "never".into());
     }
     Ok(decl)
 }
 
 fn member(field: &crate::ir::Field) -> Member {
-    let key = if is_identifier(&field.name) { field.name.clone() } else { literal(&Value::String(field.name.clone())) };
+    let key = if is_identifier(&field.name) {
+        field.name.clone()
+    } else {
+        literal(&Value::String(field.name.clone()))
+    };
     Member {
         doc: doc_lines(field.doc.as_deref()),
         key,
@@ -168,7 +230,9 @@ fn literal(value: &Value) -> String {
 /// Whether `name` can be written without quotes (as a key or a type name).
 fn is_identifier(name: &str) -> bool {
     let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == '$')
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == '$')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
 }
 

@@ -17,7 +17,10 @@ use portico_codegen::ir::Module;
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("codegen/ has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("codegen/ has a parent")
+        .to_path_buf()
 }
 
 /// The template environment of `templates/`.
@@ -42,7 +45,9 @@ pub fn fixture(file: &str) -> Module {
 /// `../shared/mcp-spec`).
 pub fn real_modules() -> Vec<Module> {
     let root = repo_root();
-    let spec_dir = std::env::var_os("MCP_SPEC_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("../shared/mcp-spec"));
+    let spec_dir = std::env::var_os("MCP_SPEC_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("../shared/mcp-spec"));
     let schemas = portico_codegen::spec::load_all(&root, &spec_dir).unwrap_or_else(|e| panic!("loading schemas: {e}"));
     assert_eq!(schemas.len(), 5, "spec/PINNED.toml pins five revisions");
     schemas
@@ -58,7 +63,10 @@ pub fn real_modules() -> Vec<Module> {
 /// emitter renders now.
 pub fn assert_current(path: &str, contents: &str) {
     let on_disk = std::fs::read_to_string(repo_root().join(path)).unwrap_or_default();
-    assert!(on_disk == contents, "{path} is missing or stale: run `cargo xtask generate`");
+    assert!(
+        on_disk == contents,
+        "{path} is missing or stale: run `cargo xtask generate`"
+    );
 }
 
 /// The external tool named by environment variable `var` (installed by `cargo xtask test`).
@@ -71,7 +79,9 @@ pub fn tool(var: &str, name: &str) -> PathBuf {
 
 /// A fresh, empty scratch folder for one test.
 pub fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("portico-codegen-it").join(name);
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("portico-codegen-it")
+        .join(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
     dir
@@ -80,7 +90,9 @@ pub fn scratch(name: &str) -> PathBuf {
 /// Runs `command`, failing the test with its output unless it succeeds.
 pub fn run(mut command: Command) {
     let shown = format!("{command:?}");
-    let output = command.output().unwrap_or_else(|e| panic!("could not run {shown}: {e}"));
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("could not run {shown}: {e}"));
     assert!(
         output.status.success(),
         "{shown} failed ({}):\n{}\n{}",

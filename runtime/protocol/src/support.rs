@@ -128,7 +128,8 @@ fn strip_position(text: &str) -> &str {
     }
 }
 
-/// Reads a member that must hold the string constant `expected`.
+/// Reads a member that must hold the string constant `expected`, without allocating when the
+/// input can lend the string.
 pub fn constant_str<'de, A: MapAccess<'de>>(
     map: &mut A,
     seen: &mut bool,
@@ -139,10 +140,37 @@ pub fn constant_str<'de, A: MapAccess<'de>>(
     if std::mem::replace(seen, true) {
         return Err(duplicate(ty, name));
     }
-    let value: Value = map.next_value()?;
-    match value.as_str() {
-        Some(got) if got == expected => Ok(()),
-        _ => Err(de::Error::custom(format_args!("expected {ty}.{name} = {expected:?}, got {value}"))),
+    map.next_value_seed(ConstStr { ty, name, expected })
+}
+
+/// Checks a string constant as it is read.
+struct ConstStr<'a> {
+    ty: &'a str,
+    name: &'a str,
+    expected: &'a str,
+}
+
+impl<'de> DeserializeSeed<'de> for ConstStr<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ConstStr<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{} = {:?}", self.ty, self.name, self.expected)
+    }
+
+    fn visit_str<E: de::Error>(self, got: &str) -> Result<(), E> {
+        if got == self.expected {
+            Ok(())
+        } else {
+            Err(E::custom(format_args!("expected {}.{} = {:?}, got {got:?}", self.ty, self.name, self.expected)))
+        }
     }
 }
 
@@ -222,12 +250,9 @@ impl<'de, T: TaggedUnion> Visitor<'de> for TaggedVisitor<T> {
             return T::decode(None, Map::new().into_deserializer()).map_err(de::Error::custom);
         };
         if first.as_str() == T::TAG {
-            let tag = map.next_value::<Value>()?;
-            let Value::String(tag) = tag else {
-                return Err(de::Error::custom(format_args!("{}.{} must be a string, got {tag}", T::NAME, T::TAG)));
-            };
-            let rest = TagFirst::<A> { key: T::TAG, tag: Some(tag.clone()), key_given: false, rest: map };
-            return T::decode(Some(&tag), MapAccessDeserializer::new(rest));
+            let tag = map.next_value_seed(TagValue { union: T::NAME, tag: T::TAG })?;
+            let rest = TagFirst::<'de, A> { key: T::TAG, tag: Some(tag.clone()), key_given: false, rest: map };
+            return T::decode(Some(tag.as_ref()), MapAccessDeserializer::new(rest));
         }
         // The tag is not first: keep the members until it turns up.
         let mut object = Map::new();
@@ -247,17 +272,51 @@ impl<'de, T: TaggedUnion> Visitor<'de> for TaggedVisitor<T> {
     }
 }
 
+/// Reads a tag's value, borrowed from the input when possible.
+struct TagValue {
+    union: &'static str,
+    tag: &'static str,
+}
+
+impl<'de> DeserializeSeed<'de> for TagValue {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TagValue {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{} to be a string", self.union, self.tag)
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_owned()))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v))
+    }
+}
+
 /// A map that yields the already-read tag member first, then the rest of the input.
-struct TagFirst<A> {
+struct TagFirst<'de, A> {
     key: &'static str,
     /// The tag's value, until the member's deserializer has read it.
-    tag: Option<String>,
+    tag: Option<Cow<'de, str>>,
     /// Whether the tag's key has been handed out.
     key_given: bool,
     rest: A,
 }
 
-impl<'de, A: MapAccess<'de>> MapAccess<'de> for TagFirst<A> {
+impl<'de, A: MapAccess<'de>> MapAccess<'de> for TagFirst<'de, A> {
     type Error = A::Error;
 
     fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, Self::Error> {

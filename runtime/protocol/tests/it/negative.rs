@@ -30,7 +30,7 @@ fn wrong_content_type_is_rejected() {
     let e = error_of::<wire::ContentBlock>(r#"{"type":"video","text":"hi"}"#);
     assert_mentions(&e, &["ContentBlock.type", "video", "\"text\""]);
     let e = error_of::<wire::ContentBlock>(r#"{"type":5}"#);
-    assert_mentions(&e, &["ContentBlock.type", "must be a string"]);
+    assert_mentions(&e, &["ContentBlock.type", "a string"]);
 }
 
 #[test]
