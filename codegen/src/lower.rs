@@ -12,8 +12,8 @@ use indexmap::IndexMap;
 use serde_json::{Map, Value};
 
 use crate::ir::{
-    Def, DefKind, Direction, Dispatch, Draft, Enum, Field, JsonKind, KeyPick, Marker, Method, Module, Pick,
-    ShapeCase, Struct, TagCase, Ty, Union, Variant,
+    Def, DefKind, Direction, Dispatch, Draft, Enum, Field, JsonKind, KeyPick, Marker, Method, Module, Pick, ShapeCase,
+    Struct, TagCase, Ty, Union, Variant,
 };
 use crate::names;
 use crate::spec::Schema;
@@ -36,9 +36,7 @@ pub fn lower(schema: &Schema, source: &str) -> Result<Module> {
             return Err(Error::Schema {
                 revision: schema.revision.clone(),
                 pointer: "/$schema".into(),
-                message: format!(
-                    "unsupported or missing dialect {other:?}; expected draft-07 or 2020-12"
-                ),
+                message: format!("unsupported or missing dialect {other:?}; expected draft-07 or 2020-12"),
             });
         }
     };
@@ -101,12 +99,9 @@ impl<'a> Lowerer<'a> {
     /// The definition name a `$ref` points to; the target must exist.
     fn ref_target(&self, reference: &str, pointer: &str) -> Result<String> {
         let prefix = format!("#/{}/", self.defs_key);
-        let name = reference.strip_prefix(&prefix).ok_or_else(|| {
-            self.err(
-                pointer,
-                format!("`$ref` {reference:?} does not point into `{prefix}`"),
-            )
-        })?;
+        let name = reference
+            .strip_prefix(&prefix)
+            .ok_or_else(|| self.err(pointer, format!("`$ref` {reference:?} does not point into `{prefix}`")))?;
         let name = name.replace("~1", "/").replace("~0", "~");
         if !self.defs.contains_key(&name) {
             return Err(self.err(
@@ -146,13 +141,7 @@ impl<'a> Lowerer<'a> {
         name
     }
 
-    fn lower_def(
-        &mut self,
-        name: &str,
-        schema: &Value,
-        pointer: &str,
-        hoisted: bool,
-    ) -> Result<()> {
+    fn lower_def(&mut self, name: &str, schema: &Value, pointer: &str, hoisted: bool) -> Result<()> {
         let doc = doc_of(schema);
         let obj = schema
             .as_object()
@@ -170,17 +159,12 @@ impl<'a> Lowerer<'a> {
         } else if let Some(members) = obj.get("anyOf").or_else(|| obj.get("oneOf")) {
             DefKind::Union(self.lower_union(name, members, pointer)?)
         } else if let Some(types) = obj.get("type").and_then(Value::as_array) {
-            let non_null: Vec<&Value> = types
-                .iter()
-                .filter(|t| t.as_str() != Some("null"))
-                .collect();
+            let non_null: Vec<&Value> = types.iter().filter(|t| t.as_str() != Some("null")).collect();
             if non_null.len() == 1 && types.len() == 2 {
                 let inner = primitive(non_null[0].as_str().unwrap_or_default())
                     .ok_or_else(|| self.err(pointer, "unsupported type in a nullable list"))?;
                 DefKind::Alias {
-                    target: Ty::Nullable {
-                        inner: Box::new(inner),
-                    },
+                    target: Ty::Nullable { inner: Box::new(inner) },
                 }
             } else {
                 let variants = self.type_list_variants(types, pointer)?;
@@ -258,10 +242,7 @@ impl<'a> Lowerer<'a> {
             if let Some(t) = part.get("type").and_then(Value::as_str)
                 && t != "object"
             {
-                return Err(self.err(
-                    &at,
-                    format!("`allOf` member of type {t:?}: only objects can be merged"),
-                ));
+                return Err(self.err(&at, format!("`allOf` member of type {t:?}: only objects can be merged")));
             }
             if let Some(props) = part.get("properties").and_then(Value::as_object) {
                 for (k, v) in props {
@@ -312,10 +293,7 @@ impl<'a> Lowerer<'a> {
             .unwrap_or_default();
         let mut fields = Vec::new();
         let empty = Map::new();
-        let props = schema
-            .get("properties")
-            .and_then(Value::as_object)
-            .unwrap_or(&empty);
+        let props = schema.get("properties").and_then(Value::as_object).unwrap_or(&empty);
         for (wire, prop) in props {
             let at = format!("{pointer}/properties/{}", escape(wire));
             if names::rust_field(wire) == "extra" {
@@ -324,10 +302,7 @@ impl<'a> Lowerer<'a> {
                     "a member called `extra` clashes with the field that keeps unknown members",
                 ));
             }
-            let constant = match (
-                prop.get("const"),
-                prop.get("enum").and_then(Value::as_array),
-            ) {
+            let constant = match (prop.get("const"), prop.get("enum").and_then(Value::as_array)) {
                 (Some(c), _) => Some(c.clone()),
                 (None, Some(values)) if values.len() == 1 => Some(values[0].clone()),
                 _ => None,
@@ -349,18 +324,13 @@ impl<'a> Lowerer<'a> {
         }
         for r in &required {
             if !props.contains_key(*r) {
-                return Err(self.err(
-                    pointer,
-                    format!("`required` names `{r}`, which is not a property"),
-                ));
+                return Err(self.err(pointer, format!("`required` names `{r}`, which is not a property")));
             }
         }
         let extra = match schema.get("additionalProperties") {
             None | Some(Value::Bool(true)) => Ty::Any,
             Some(Value::Bool(false)) => Ty::Any,
-            Some(a) => {
-                self.lower_ty(a, name, "Extra", &format!("{pointer}/additionalProperties"))?
-            }
+            Some(a) => self.lower_ty(a, name, "Extra", &format!("{pointer}/additionalProperties"))?,
         };
         Ok(Struct { fields, extra })
     }
@@ -398,16 +368,11 @@ impl<'a> Lowerer<'a> {
         }
         match obj.get("type") {
             Some(Value::Array(types)) => {
-                let non_null: Vec<&Value> = types
-                    .iter()
-                    .filter(|t| t.as_str() != Some("null"))
-                    .collect();
+                let non_null: Vec<&Value> = types.iter().filter(|t| t.as_str() != Some("null")).collect();
                 if non_null.len() == 1 && types.len() == 2 {
                     let inner = primitive(non_null[0].as_str().unwrap_or_default())
                         .ok_or_else(|| self.err(pointer, "unsupported type in a nullable list"))?;
-                    Ok(Ty::Nullable {
-                        inner: Box::new(inner),
-                    })
+                    Ok(Ty::Nullable { inner: Box::new(inner) })
                 } else {
                     let name = hoist(self);
                     self.lower_def(&name, schema, pointer, true)?;
@@ -435,20 +400,14 @@ impl<'a> Lowerer<'a> {
                 },
                 "array" => {
                     let items = match obj.get("items") {
-                        Some(items) => self.lower_ty(
-                            items,
-                            parent,
-                            &format!("{field}Item"),
-                            &format!("{pointer}/items"),
-                        )?,
+                        Some(items) => {
+                            self.lower_ty(items, parent, &format!("{field}Item"), &format!("{pointer}/items"))?
+                        }
                         None => Ty::Any,
                     };
-                    Ok(Ty::Array {
-                        items: Box::new(items),
-                    })
+                    Ok(Ty::Array { items: Box::new(items) })
                 }
-                other => primitive(other)
-                    .ok_or_else(|| self.err(pointer, format!("unsupported type {other:?}"))),
+                other => primitive(other).ok_or_else(|| self.err(pointer, format!("unsupported type {other:?}"))),
             },
             Some(_) => Err(self.err(pointer, "`type` must be a string or an array of strings")),
             None if obj.get("properties").is_some() => {
@@ -488,11 +447,7 @@ impl<'a> Lowerer<'a> {
     }
 
     fn lower_union(&mut self, name: &str, members: &Value, pointer: &str) -> Result<Union> {
-        let keyword = if pointer.ends_with("oneOf") {
-            "oneOf"
-        } else {
-            "anyOf"
-        };
+        let keyword = if pointer.ends_with("oneOf") { "oneOf" } else { "anyOf" };
         let members = members
             .as_array()
             .ok_or_else(|| self.err(pointer, "a union must list its members"))?;
@@ -535,12 +490,22 @@ fn raw_variants(raw: Vec<RawVariant>) -> Vec<Variant> {
         })
         .collect();
     let all_named = raw.iter().all(|(ty, _)| matches!(ty, Ty::Ref { .. }));
-    let names = if all_named { names::variant_names(&labels) } else { labels };
+    let names = if all_named {
+        names::variant_names(&labels)
+    } else {
+        labels
+    };
     // Two inline members of one kind (the batch arrays of 2025-03-26) get their position.
     let names: Vec<String> = names
         .iter()
         .enumerate()
-        .map(|(i, n)| if names.iter().filter(|m| *m == n).count() > 1 { format!("{n}{i}") } else { n.clone() })
+        .map(|(i, n)| {
+            if names.iter().filter(|m| *m == n).count() > 1 {
+                format!("{n}{i}")
+            } else {
+                n.clone()
+            }
+        })
         .collect();
     raw.into_iter()
         .zip(names)
@@ -560,10 +525,7 @@ fn primitive(t: &str) -> Option<Ty> {
 }
 
 fn doc_of(schema: &Value) -> Option<String> {
-    schema
-        .get("description")
-        .and_then(Value::as_str)
-        .map(str::to_string)
+    schema.get("description").and_then(Value::as_str).map(str::to_string)
 }
 
 /// What the classifier needs to know about an object member of a union.
@@ -586,8 +548,7 @@ fn object_info<'a>(defs: &'a [Def], name: &str) -> Option<ObjectInfo<'a>> {
                     tags.insert(f.name.as_str(), (vec![c.clone()], f.required));
                 } else if let Ty::Ref { name } = &f.ty
                     && let Some(Def {
-                        kind: DefKind::Enum(e),
-                        ..
+                        kind: DefKind::Enum(e), ..
                     }) = defs.iter().find(|d| &d.name == name)
                     && f.name == "type"
                 {
@@ -595,14 +556,9 @@ fn object_info<'a>(defs: &'a [Def], name: &str) -> Option<ObjectInfo<'a>> {
                     tags.insert(f.name.as_str(), (e.values.clone(), f.required));
                 }
             }
-            let mut required: BTreeSet<String> = s
-                .fields
-                .iter()
-                .filter(|f| f.required)
-                .map(|f| f.name.clone())
-                .collect();
-            let mut properties: BTreeSet<String> =
-                s.fields.iter().map(|f| f.name.clone()).collect();
+            let mut required: BTreeSet<String> =
+                s.fields.iter().filter(|f| f.required).map(|f| f.name.clone()).collect();
+            let mut properties: BTreeSet<String> = s.fields.iter().map(|f| f.name.clone()).collect();
             // One level down: `items/enum` tells an untitled multi-select from a titled one
             // (`items/anyOf`) when their own members are the same.
             for f in s.fields.iter().filter(|f| f.constant.is_none()) {
@@ -727,17 +683,11 @@ fn classify(defs: &[Def], union: &Union) -> std::result::Result<Dispatch, String
     {
         return Ok(Dispatch::Context);
     }
-    let kinds: Vec<BTreeSet<JsonKind>> = union
-        .variants
-        .iter()
-        .map(|v| kinds_of(defs, &v.ty, 0))
-        .collect();
+    let kinds: Vec<BTreeSet<JsonKind>> = union.variants.iter().map(|v| kinds_of(defs, &v.ty, 0)).collect();
     // Object members (named struct types) are told apart by tag or keys among themselves.
     let object_members: Vec<usize> = (0..kinds.len())
         .filter(|&i| {
-            kinds[i].len() == 1
-                && kinds[i].contains(&JsonKind::Object)
-                && object_ty(defs, &union.variants[i].ty)
+            kinds[i].len() == 1 && kinds[i].contains(&JsonKind::Object) && object_ty(defs, &union.variants[i].ty)
         })
         .collect();
     let objects = if object_members.len() > 1 {
@@ -811,13 +761,18 @@ fn object_ty(defs: &[Def], ty: &Ty) -> bool {
 /// Maps the member indices of a dispatch computed on a subset back to the union's indices.
 fn reindex(dispatch: Dispatch, members: &[usize]) -> Dispatch {
     let keys = |k: KeyPick| KeyPick {
-        markers: k.markers.into_iter().map(|m| Marker { index: members[m.index], ..m }).collect(),
+        markers: k
+            .markers
+            .into_iter()
+            .map(|m| Marker {
+                index: members[m.index],
+                ..m
+            })
+            .collect(),
         fallback: members[k.fallback],
     };
     let pick = |p: Pick| match p {
-        Pick::Variant { index } => Pick::Variant {
-            index: members[index],
-        },
+        Pick::Variant { index } => Pick::Variant { index: members[index] },
         Pick::Keys(k) => Pick::Keys(keys(k)),
     };
     match dispatch {
@@ -849,10 +804,7 @@ fn classify_objects(infos: &[ObjectInfo]) -> Option<Dispatch> {
     let mut candidates: Vec<&str> = infos.iter().flat_map(|i| i.tags.keys().copied()).collect();
     candidates.sort_by_key(|c| {
         (
-            PREFERRED_TAGS
-                .iter()
-                .position(|p| p == c)
-                .unwrap_or(usize::MAX),
+            PREFERRED_TAGS.iter().position(|p| p == c).unwrap_or(usize::MAX),
             c.to_string(),
         )
     });
@@ -876,9 +828,7 @@ fn classify_objects(infos: &[ObjectInfo]) -> Option<Dispatch> {
                 None => continue 'candidates,
             }
         }
-        if groups.len() + usize::from(!other.is_empty()) < 2
-            && groups.values().all(|g| g.len() == infos.len())
-        {
+        if groups.len() + usize::from(!other.is_empty()) < 2 && groups.values().all(|g| g.len() == infos.len()) {
             continue;
         }
         let pick = |members: &[usize]| -> Option<Pick> {
@@ -928,8 +878,7 @@ fn key_pick(infos: &[ObjectInfo], members: &[usize]) -> Option<KeyPick> {
     let mut order: Vec<usize> = members.to_vec();
     order.sort_by_key(|&i| (infos[i].required.len(), infos[i].properties.len()));
     'fallback: for &fallback in &order {
-        let mut remaining: Vec<usize> =
-            members.iter().copied().filter(|&m| m != fallback).collect();
+        let mut remaining: Vec<usize> = members.iter().copied().filter(|&m| m != fallback).collect();
         let mut markers = Vec::new();
         while !remaining.is_empty() {
             let unique = |i: usize, key: &str, remaining: &[usize]| {

@@ -4,11 +4,10 @@ use heck::{ToPascalCase, ToSnakeCase};
 
 /// Rust keywords that need a raw identifier (`r#type`).
 const RUST_KEYWORDS: &[&str] = &[
-    "as", "async", "await", "break", "const", "continue", "crate", "dyn", "else", "enum", "extern",
-    "false", "fn", "for", "gen", "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut",
-    "pub", "ref", "return", "static", "struct", "super", "trait", "true", "try", "type", "unsafe",
-    "use", "where", "while", "abstract", "become", "box", "do", "final", "macro", "override",
-    "priv", "typeof", "unsized", "virtual", "yield",
+    "as", "async", "await", "break", "const", "continue", "crate", "dyn", "else", "enum", "extern", "false", "fn",
+    "for", "gen", "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub", "ref", "return", "static",
+    "struct", "super", "trait", "true", "try", "type", "unsafe", "use", "where", "while", "abstract", "become", "box",
+    "do", "final", "macro", "override", "priv", "typeof", "unsized", "virtual", "yield",
 ];
 
 /// The part of a wire name that carries meaning: `io.modelcontextprotocol/clientInfo` is
@@ -41,10 +40,7 @@ pub fn pascal(wire: &str) -> String {
 /// SCREAMING_SNAKE constant name for a method (`notifications/tools/list_changed` →
 /// `NOTIFICATIONS_TOOLS_LIST_CHANGED`).
 pub fn method_const(method: &str) -> String {
-    method
-        .replace(['/', '-', '.'], "_")
-        .to_snake_case()
-        .to_uppercase()
+    method.replace(['/', '-', '.'], "_").to_snake_case().to_uppercase()
 }
 
 /// The handler function name of a method (`tools/call` → `tools_call`).
@@ -60,9 +56,7 @@ fn words(name: &str) -> Vec<String> {
             && (i == 0 || {
                 let prev = name[..i].chars().last().unwrap_or('a');
                 let next = name[i + c.len_utf8()..].chars().next();
-                prev.is_ascii_lowercase()
-                    || prev.is_ascii_digit()
-                    || next.is_some_and(|n| n.is_ascii_lowercase())
+                prev.is_ascii_lowercase() || prev.is_ascii_digit() || next.is_some_and(|n| n.is_ascii_lowercase())
             });
         if starts || out.is_empty() {
             out.push(String::new());
@@ -85,9 +79,7 @@ pub fn variant_names(types: &[String]) -> Vec<String> {
         .iter()
         .zip(&last)
         .map(|(t, w)| match w {
-            Some(w) if shared(&Some(w.clone())) && t.len() > w.len() => {
-                t[..t.len() - w.len()].to_string()
-            }
+            Some(w) if shared(&Some(w.clone())) && t.len() > w.len() => t[..t.len() - w.len()].to_string(),
             _ => t.clone(),
         })
         .collect();
@@ -130,10 +122,7 @@ mod tests {
 
     #[test]
     fn field_names() {
-        assert_eq!(
-            rust_field("io.modelcontextprotocol/clientInfo"),
-            "client_info"
-        );
+        assert_eq!(rust_field("io.modelcontextprotocol/clientInfo"), "client_info");
         assert_eq!(rust_field("_meta"), "meta");
         assert_eq!(rust_field("type"), "r#type");
         assert_eq!(rust_field("$schema"), "schema");

@@ -88,10 +88,7 @@ pub fn load_patches(path: &Path) -> Result<Vec<Patch>> {
 
 /// Hex sha256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Loads `<spec_dir>/<revision>/schema.json`, checks its hash against the pin and applies the
@@ -106,7 +103,10 @@ pub fn load_schema(spec_dir: &Path, pin: &PinnedRevision, patches: &[Patch]) -> 
                 path.display()
             ))
         } else {
-            Error::Io { path: path.clone(), source }
+            Error::Io {
+                path: path.clone(),
+                source,
+            }
         }
     })?;
     let sha256 = sha256_hex(&bytes);
@@ -134,11 +134,7 @@ pub fn load_schema(spec_dir: &Path, pin: &PinnedRevision, patches: &[Patch]) -> 
 
 /// Applies every patch of `patches` that targets `revision`, in file order.
 pub fn apply_patches(document: &mut Value, revision: &str, patches: &[Patch]) -> Result<()> {
-    for (i, patch) in patches
-        .iter()
-        .enumerate()
-        .filter(|(_, p)| p.revision == revision)
-    {
+    for (i, patch) in patches.iter().enumerate().filter(|(_, p)| p.revision == revision) {
         let fail = |message: String| Error::Patch {
             index: i + 1,
             revision: patch.revision.clone(),
@@ -146,15 +142,10 @@ pub fn apply_patches(document: &mut Value, revision: &str, patches: &[Patch]) ->
             message,
         };
         let parse = |what: &str, text: &str| {
-            serde_json::from_str::<Value>(text)
-                .map_err(|e| fail(format!("`{what}` is not JSON: {e}")))
+            serde_json::from_str::<Value>(text).map_err(|e| fail(format!("`{what}` is not JSON: {e}")))
         };
         let replace = parse("replace", &patch.replace)?;
-        let expect = patch
-            .expect
-            .as_deref()
-            .map(|t| parse("expect", t))
-            .transpose()?;
+        let expect = patch.expect.as_deref().map(|t| parse("expect", t)).transpose()?;
         let (parent_ptr, last) = match patch.pointer.rfind('/') {
             Some(i) => (&patch.pointer[..i], unescape(&patch.pointer[i + 1..])),
             None => return Err(fail("a JSON pointer starts with `/`".into())),
@@ -168,9 +159,7 @@ pub fn apply_patches(document: &mut Value, revision: &str, patches: &[Patch]) ->
             Value::Object(map) => map.get_mut(&last),
             Value::Array(items) => last.parse::<usize>().ok().and_then(|i| items.get_mut(i)),
             _ => {
-                return Err(fail(format!(
-                    "`{parent_ptr}` is neither an object nor an array"
-                )));
+                return Err(fail(format!("`{parent_ptr}` is neither an object nor an array")));
             }
         };
         match (expect, slot) {

@@ -43,10 +43,18 @@ fn codegen(seconds: f64, runs: usize) -> anyhow::Result<ExitCode> {
     }
     times.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    println!("## generate (all 5 revisions, {files} files, {:.1} MB, {runs} runs, in-process)\n", bytes as f64 / 1e6);
+    println!(
+        "## generate (all 5 revisions, {files} files, {:.1} MB, {runs} runs, in-process)\n",
+        bytes as f64 / 1e6
+    );
     println!("| min ms | median ms | max ms |");
     println!("|---|---|---|");
-    println!("| {:.0} | {:.0} | {:.0} |\n", ms(times[0]), ms(times[times.len() / 2]), ms(times[times.len() - 1]));
+    println!(
+        "| {:.0} | {:.0} | {:.0} |\n",
+        ms(times[0]),
+        ms(times[times.len() / 2]),
+        ms(times[times.len() - 1])
+    );
 
     println!("## typed vs serde_json::Value round trip (parse + serialize, release build)\n");
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
@@ -55,5 +63,9 @@ fn codegen(seconds: f64, runs: usize) -> anyhow::Result<ExitCode> {
         .arg(seconds.to_string())
         .status()
         .context("running cargo bench")?;
-    Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if status.success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

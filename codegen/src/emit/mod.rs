@@ -50,9 +50,14 @@ pub fn render(env: &minijinja::Environment<'_>, template: &str, context: minijin
             message.push_str(&format!(": {s}"));
             source = s.source();
         }
-        Error::Render { template: template.to_string(), message }
+        Error::Render {
+            template: template.to_string(),
+            message,
+        }
     };
-    env.get_template(template).and_then(|t| t.render(context)).map_err(render_err)
+    env.get_template(template)
+        .and_then(|t| t.render(context))
+        .map_err(render_err)
 }
 
 /// The module name of a revision in generated code (`2026-07-28` → `v2026_07_28`).

@@ -39,7 +39,10 @@ pub fn emit(env: &minijinja::Environment<'_>, modules: &[Module]) -> Result<Vec<
         newest: modules.last().map(|m| revision_module(&m.revision)).unwrap_or_default(),
     };
     let text = render(env, "rust/mod.rs.jinja", minijinja::Value::from_serialize(&index))?;
-    out.push(Generated { path: format!("{OUT_DIR}/mod.rs"), contents: format_rust("rust/mod.rs.jinja", &text)? });
+    out.push(Generated {
+        path: format!("{OUT_DIR}/mod.rs"),
+        contents: format_rust("rust/mod.rs.jinja", &text)?,
+    });
     Ok(out)
 }
 
@@ -67,8 +70,16 @@ pub fn emit_server(env: &minijinja::Environment<'_>, module: &Module) -> Result<
 pub fn format_rust(template: &str, text: &str) -> Result<String> {
     let file = syn::parse_file(text).map_err(|e| {
         let line = e.span().start().line;
-        let context: String = text.lines().skip(line.saturating_sub(3)).take(5).collect::<Vec<_>>().join("\n");
-        Error::Render { template: template.to_string(), message: format!("rendered Rust does not parse at line {line}: {e}\n{context}") }
+        let context: String = text
+            .lines()
+            .skip(line.saturating_sub(3))
+            .take(5)
+            .collect::<Vec<_>>()
+            .join("\n");
+        Error::Render {
+            template: template.to_string(),
+            message: format!("rendered Rust does not parse at line {line}: {e}\n{context}"),
+        }
     })?;
     Ok(prettyplease::unparse(&file))
 }
@@ -273,13 +284,20 @@ impl ModuleView {
                 }),
             }
             if let DefKind::Struct(s) = &def.kind
-                && let Some(code) = s.field("code").and_then(|f| f.constant.as_ref()).and_then(Value::as_i64)
+                && let Some(code) = s
+                    .field("code")
+                    .and_then(|f| f.constant.as_ref())
+                    .and_then(Value::as_i64)
             {
                 let mut stem = def.name.as_str();
                 while let Some(s) = stem.strip_suffix("Error") {
                     stem = s;
                 }
-                view.error_codes.push(ErrorCodeView { konst: stem.to_shouty_snake_case(), code, def: def.name.clone() });
+                view.error_codes.push(ErrorCodeView {
+                    konst: stem.to_shouty_snake_case(),
+                    code,
+                    def: def.name.clone(),
+                });
             }
         }
         view.error_codes.sort_by(|a, b| a.konst.cmp(&b.konst));
@@ -287,7 +305,12 @@ impl ModuleView {
         for m in &module.methods {
             view.methods.push(method_view(module, m));
         }
-        view.decodable = module.defs.iter().filter(|d| decodable(module, &d.name, 0)).map(|d| d.name.clone()).collect();
+        view.decodable = module
+            .defs
+            .iter()
+            .filter(|d| decodable(module, &d.name, 0))
+            .map(|d| d.name.clone())
+            .collect();
         Ok(view)
     }
 }
@@ -297,7 +320,9 @@ impl ModuleView {
 fn decodable(module: &Module, name: &str, depth: usize) -> bool {
     match module.def(name).map(|d| &d.kind) {
         Some(DefKind::Union(u)) => !matches!(u.dispatch, Dispatch::Context),
-        Some(DefKind::Alias { target: Ty::Ref { name } }) => depth < 8 && decodable(module, name, depth + 1),
+        Some(DefKind::Alias {
+            target: Ty::Ref { name },
+        }) => depth < 8 && decodable(module, name, depth + 1),
         Some(_) => true,
         None => false,
     }
@@ -320,9 +345,11 @@ fn method_view(module: &Module, m: &crate::ir::Method) -> MethodView {
         doc: module.def(&m.message).and_then(|d| d.doc.clone()).unwrap_or_default(),
         handler: names::method_fn(&m.name),
         client_variant: match module.def("ClientRequest").map(|d| &d.kind) {
-            Some(DefKind::Union(u)) => {
-                u.variants.iter().find(|v| v.ty == Ty::named(m.message.clone())).map(|v| v.name.clone())
-            }
+            Some(DefKind::Union(u)) => u
+                .variants
+                .iter()
+                .find(|v| v.ty == Ty::named(m.message.clone()))
+                .map(|v| v.name.clone()),
             _ => None,
         },
         has_params: m.params.is_some(),
@@ -365,7 +392,11 @@ fn doc_lines(doc: Option<&str>) -> Vec<String> {
             }
             let line = line.trim_end();
             // A space after `///`, as hand-written docs have it.
-            if line.is_empty() { String::new() } else { format!(" {line}") }
+            if line.is_empty() {
+                String::new()
+            } else {
+                format!(" {line}")
+            }
         })
         .collect()
 }
@@ -381,9 +412,14 @@ pub fn rust_ty(ty: &Ty) -> String {
         Ty::Any => "::serde_json::Value".into(),
         Ty::Ref { name } => name.clone(),
         Ty::Array { items } => format!("::std::vec::Vec<{}>", rust_ty(items)),
-        Ty::Map { values } if **values == Ty::Any => "::serde_json::Map<::std::string::String, ::serde_json::Value>".into(),
+        Ty::Map { values } if **values == Ty::Any => {
+            "::serde_json::Map<::std::string::String, ::serde_json::Value>".into()
+        }
         Ty::Map { values } => {
-            format!("::std::collections::BTreeMap<::std::string::String, {}>", rust_ty(values))
+            format!(
+                "::std::collections::BTreeMap<::std::string::String, {}>",
+                rust_ty(values)
+            )
         }
         Ty::Nullable { inner } => format!("::core::option::Option<{}>", rust_ty(inner)),
     }
@@ -408,7 +444,11 @@ fn struct_view(def: &Def, s: &Struct) -> StructView {
                 is_str,
                 required: f.required,
                 seen: format!("seen_{}", ident.trim_start_matches("r#")),
-                present: if f.required { String::new() } else { format!("{}_present", ident.trim_start_matches("r#")) },
+                present: if f.required {
+                    String::new()
+                } else {
+                    format!("{}_present", ident.trim_start_matches("r#"))
+                },
             });
             continue;
         }
@@ -416,17 +456,31 @@ fn struct_view(def: &Def, s: &Struct) -> StructView {
             Ty::Nullable { inner } if !f.required => rust_ty(inner),
             other => rust_ty(other),
         };
-        let ty = if f.required { inner.clone() } else { format!("::core::option::Option<{inner}>") };
+        let ty = if f.required {
+            inner.clone()
+        } else {
+            format!("::core::option::Option<{inner}>")
+        };
         let (setter_ty, setter_expr) = if inner == "::std::string::String" {
-            ("impl ::core::convert::Into<::std::string::String>".to_string(), "value.into()".to_string())
+            (
+                "impl ::core::convert::Into<::std::string::String>".to_string(),
+                "value.into()".to_string(),
+            )
         } else {
             (inner.clone(), "value".to_string())
         };
         let mut ctor_expr = String::new();
         if f.required {
-            let bare = if RESERVED_PARAMS.contains(&ident.as_str()) { format!("{ident}_") } else { ident.clone() };
+            let bare = if RESERVED_PARAMS.contains(&ident.as_str()) {
+                format!("{ident}_")
+            } else {
+                ident.clone()
+            };
             ctor_expr = setter_expr.replace("value", &bare);
-            ctor_params.push(CtorParam { ident: bare, ty: setter_ty.clone() });
+            ctor_params.push(CtorParam {
+                ident: bare,
+                ty: setter_ty.clone(),
+            });
         }
         fields.push(FieldView {
             ctor_expr,
@@ -449,7 +503,10 @@ fn struct_view(def: &Def, s: &Struct) -> StructView {
         extra_any: s.extra == Ty::Any,
         extra_ty: match &s.extra {
             Ty::Any => "::serde_json::Map<::std::string::String, ::serde_json::Value>".into(),
-            other => format!("::std::collections::BTreeMap<::std::string::String, {}>", rust_ty(other)),
+            other => format!(
+                "::std::collections::BTreeMap<::std::string::String, {}>",
+                rust_ty(other)
+            ),
         },
         ctor_params,
     }
@@ -465,7 +522,11 @@ fn enum_variants(values: &[String]) -> Vec<EnumVariantView> {
         .iter()
         .enumerate()
         .map(|(i, v)| EnumVariantView {
-            ident: if unique.len() == idents.len() { idents[i].clone() } else { format!("V{i}") },
+            ident: if unique.len() == idents.len() {
+                idents[i].clone()
+            } else {
+                format!("V{i}")
+            },
             wire: v.clone(),
         })
         .collect()
@@ -482,13 +543,20 @@ fn union_view(module: &Module, def: &Def, u: &Union) -> Result<UnionView> {
             if let Some(t) = &ty {
                 seen_tys.push(t.clone());
             }
-            UnionVariantView { name: v.name.clone(), ty, index, from: false }
+            UnionVariantView {
+                name: v.name.clone(),
+                ty,
+                index,
+                from: false,
+            }
         })
         .collect();
     let variants = variants
         .into_iter()
         .map(|mut v| {
-            v.from = v.ty.as_ref().is_some_and(|t| seen_tys.iter().filter(|s| *s == t).count() == 1);
+            v.from =
+                v.ty.as_ref()
+                    .is_some_and(|t| seen_tys.iter().filter(|s| *s == t).count() == 1);
             v
         })
         .collect::<Vec<_>>();
@@ -510,7 +578,9 @@ fn union_view(module: &Module, def: &Def, u: &Union) -> Result<UnionView> {
         dispatch_doc: String::new(),
     };
     let all_variant_picks = |d: &Dispatch| match d {
-        Dispatch::Tag { cases, other, absent, .. } => cases
+        Dispatch::Tag {
+            cases, other, absent, ..
+        } => cases
             .iter()
             .map(|c| &c.pick)
             .chain(other.iter())
@@ -519,10 +589,19 @@ fn union_view(module: &Module, def: &Def, u: &Union) -> Result<UnionView> {
         _ => false,
     };
     match &u.dispatch {
-        Dispatch::Tag { field, cases, other, absent } if all_variant_picks(&u.dispatch) => {
+        Dispatch::Tag {
+            field,
+            cases,
+            other,
+            absent,
+        } if all_variant_picks(&u.dispatch) => {
             view.strategy = "tagged".into();
             view.tag = field.clone();
-            view.expected = cases.iter().map(|c| format!("{:?}", c.value)).collect::<Vec<_>>().join(", ");
+            view.expected = cases
+                .iter()
+                .map(|c| format!("{:?}", c.value))
+                .collect::<Vec<_>>()
+                .join(", ");
             let pick_index = |p: &Pick| match p {
                 Pick::Variant { index } => *index,
                 Pick::Keys(k) => k.fallback,
@@ -531,7 +610,11 @@ fn union_view(module: &Module, def: &Def, u: &Union) -> Result<UnionView> {
                 .iter()
                 .map(|c| {
                     let i = pick_index(&c.pick);
-                    TagCaseView { value: c.value.clone(), variant: name_of(i), ty: ty_of(i) }
+                    TagCaseView {
+                        value: c.value.clone(),
+                        variant: name_of(i),
+                        ty: ty_of(i),
+                    }
                 })
                 .collect();
             view.other = other.as_ref().map(|p| name_of(pick_index(p)));
@@ -586,7 +669,12 @@ fn kind_name(kind: JsonKind) -> &'static str {
 /// `object` (a `&Map<String, Value>`) belongs to.
 fn pick_code(union: &str, dispatch: &Dispatch) -> String {
     let keys = |k: &KeyPick| {
-        let path = |p: &[String]| format!("&[{}]", p.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", "));
+        let path = |p: &[String]| {
+            format!(
+                "&[{}]",
+                p.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", ")
+            )
+        };
         let markers = k
             .markers
             .iter()
@@ -596,7 +684,10 @@ fn pick_code(union: &str, dispatch: &Dispatch) -> String {
             })
             .collect::<Vec<_>>()
             .join(", ");
-        format!("crate::support::pick_by_markers(object, &[{markers}], {}, {union:?})", k.fallback)
+        format!(
+            "crate::support::pick_by_markers(object, &[{markers}], {}, {union:?})",
+            k.fallback
+        )
     };
     let pick = |p: &Pick| match p {
         Pick::Variant { index } => format!("Ok({index})"),
@@ -604,8 +695,17 @@ fn pick_code(union: &str, dispatch: &Dispatch) -> String {
     };
     match dispatch {
         Dispatch::Keys(k) => keys(k),
-        Dispatch::Tag { field, cases, other, absent } => {
-            let expected = cases.iter().map(|c| format!("{:?}", c.value)).collect::<Vec<_>>().join(", ");
+        Dispatch::Tag {
+            field,
+            cases,
+            other,
+            absent,
+        } => {
+            let expected = cases
+                .iter()
+                .map(|c| format!("{:?}", c.value))
+                .collect::<Vec<_>>()
+                .join(", ");
             let mut arms = String::new();
             for c in cases {
                 arms.push_str(&format!("Some({:?}) => {},\n", c.value, pick(&c.pick)));
@@ -618,7 +718,9 @@ fn pick_code(union: &str, dispatch: &Dispatch) -> String {
             }
             match absent {
                 Some(p) => arms.push_str(&format!("None => {},\n", pick(p))),
-                None => arms.push_str(&format!("None => Err(crate::support::missing_tag({union:?}, {field:?}, {expected:?})),\n")),
+                None => arms.push_str(&format!(
+                    "None => Err(crate::support::missing_tag({union:?}, {field:?}, {expected:?})),\n"
+                )),
             }
             format!(
                 "{{

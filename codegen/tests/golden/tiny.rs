@@ -6,6 +6,7 @@
 #![allow(
     clippy::upper_case_acronyms,
     clippy::large_enum_variant,
+    clippy::match_single_binding,
     clippy::too_many_arguments,
     clippy::doc_lazy_continuation,
     clippy::doc_overindented_list_items,
@@ -330,7 +331,7 @@ impl ::serde::Serialize for AnnotationsDisplay {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.width.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.width.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("color", &self.color)?;
         if let Some(value) = &self.width {
@@ -442,15 +443,19 @@ impl Annotations {
         self
     }
 }
+impl ::core::default::Default for Annotations {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for Annotations {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.audience.is_some())
-            + usize::from(self.display.is_some()) + usize::from(self.priority.is_some())
-            + self.extra.len();
+        let len = self.extra.len() + usize::from(self.audience.is_some())
+            + usize::from(self.display.is_some()) + usize::from(self.priority.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.audience {
             map.serialize_entry("audience", value)?;
@@ -573,7 +578,7 @@ impl ::serde::Serialize for BaseMetadata {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.title.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.title.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("name", &self.name)?;
         if let Some(value) = &self.title {
@@ -679,7 +684,7 @@ impl ::serde::Serialize for CallToolRequestParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.arguments.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.arguments.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.arguments {
             map.serialize_entry("arguments", value)?;
@@ -785,7 +790,7 @@ impl ::serde::Serialize for CallToolRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"tools/call")?;
@@ -931,8 +936,8 @@ impl ::serde::Serialize for CallToolResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + 1
-            + usize::from(self.is_error.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some()) + 1
+            + usize::from(self.is_error.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -1056,7 +1061,7 @@ impl ::serde::Serialize for CancelledNotificationParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.reason.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.reason.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.reason {
             map.serialize_entry("reason", value)?;
@@ -1157,7 +1162,7 @@ impl ::serde::Serialize for CancelledNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"notifications/cancelled")?;
@@ -1284,7 +1289,7 @@ impl ::serde::Serialize for Error {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.data.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.data.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("code", &self.code)?;
         if let Some(value) = &self.data {
@@ -1398,7 +1403,7 @@ impl ::serde::Serialize for Headers {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.from.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.from.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("count", &self.count)?;
         if let Some(value) = &self.from {
@@ -1514,8 +1519,7 @@ impl ::serde::Serialize for ImageContent {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.annotations.is_some()) + 1 + 1
-            + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.annotations.is_some()) + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"image")?;
         if let Some(value) = &self.annotations {
@@ -1632,13 +1636,18 @@ impl InitializedNotification {
         }
     }
 }
+impl ::core::default::Default for InitializedNotification {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for InitializedNotification {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"notifications/initialized")?;
@@ -1744,7 +1753,7 @@ impl ::serde::Serialize for JSONRPCErrorResponse {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + usize::from(self.id.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + usize::from(self.id.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("error", &self.error)?;
@@ -1861,7 +1870,7 @@ impl ::serde::Serialize for JSONRPCResultResponse {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("id", &self.id)?;
@@ -1979,7 +1988,7 @@ impl ::serde::Serialize for LoggingMessageNotificationParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("data", &self.data)?;
         map.serialize_entry("level", &self.level)?;
@@ -2081,7 +2090,7 @@ impl ::serde::Serialize for LoggingMessageNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"notifications/message")?;
@@ -2198,7 +2207,7 @@ impl ::serde::Serialize for PingRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"ping")?;
@@ -2308,13 +2317,18 @@ impl Result {
         self
     }
 }
+impl ::core::default::Default for Result {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for Result {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -2405,7 +2419,7 @@ impl ::serde::Serialize for TextContent {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.annotations.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.annotations.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"text")?;
         if let Some(value) = &self.annotations {
@@ -2536,14 +2550,19 @@ impl ToolInputSchema {
         self
     }
 }
+impl ::core::default::Default for ToolInputSchema {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ToolInputSchema {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.schema.is_some())
-            + usize::from(self.properties.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.schema.is_some())
+            + usize::from(self.properties.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"object")?;
         if let Some(value) = &self.schema {
@@ -2702,9 +2721,8 @@ impl ::serde::Serialize for Tool {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.visibility.is_some()) + 1
-            + usize::from(self.tags.is_some()) + usize::from(self.title.is_some())
-            + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.visibility.is_some()) + 1
+            + usize::from(self.tags.is_some()) + usize::from(self.title.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("inputSchema", &self.input_schema)?;
         if let Some(value) = &self.visibility {

@@ -9,6 +9,7 @@
 //! cannot be served at all; a tool that ran and failed returns a `CallToolResult` with
 //! `isError: true` instead.
 #![allow(
+    clippy::large_enum_variant,
     clippy::doc_lazy_continuation,
     clippy::doc_overindented_list_items,
     rustdoc::bare_urls,

@@ -53,7 +53,11 @@ fn measure(budget: Duration, mut op: impl FnMut()) -> Sample {
     let total = start.elapsed().as_secs_f64();
     per_op.sort_by(|a, b| a.total_cmp(b));
     let pct = |p: f64| per_op[((per_op.len() - 1) as f64 * p).round() as usize];
-    Sample { ops_per_sec: ops as f64 / total, p50_ns: pct(0.5), p99_ns: pct(0.99) }
+    Sample {
+        ops_per_sec: ops as f64 / total,
+        p50_ns: pct(0.5),
+        p99_ns: pct(0.99),
+    }
 }
 
 fn row(name: &str, bytes: usize, s: &Sample) {
@@ -70,7 +74,11 @@ fn case<T: serde::de::DeserializeOwned + serde::Serialize>(label: &str, json: &s
     // Both must accept the bytes and agree on what they mean.
     let typed: T = serde_json::from_str(json).expect("typed parse");
     let value: serde_json::Value = serde_json::from_str(json).expect("value parse");
-    assert_eq!(serde_json::to_value(&typed).expect("serializes"), value, "{label}: typed round trip differs");
+    assert_eq!(
+        serde_json::to_value(&typed).expect("serializes"),
+        value,
+        "{label}: typed round trip differs"
+    );
     let bytes = json.as_bytes();
     let typed = measure(budget, || {
         let v: T = serde_json::from_slice(black_box(bytes)).expect("parse");

@@ -12,6 +12,7 @@
 pub mod support;
 
 #[allow(missing_docs)]
+#[rustfmt::skip]
 mod generated;
 
 pub use generated::*;

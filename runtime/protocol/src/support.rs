@@ -6,9 +6,9 @@ use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
 
+use serde::Deserialize;
 use serde::de::value::{BorrowedStrDeserializer, MapAccessDeserializer};
 use serde::de::{self, DeserializeSeed, Deserializer, IntoDeserializer, MapAccess, Visitor};
-use serde::Deserialize;
 use serde_json::{Map, Value};
 
 /// A JSON-RPC message type with a fixed method.
@@ -106,7 +106,9 @@ pub fn optional_member<'de, A: MapAccess<'de>, T: Deserialize<'de>>(
     if std::mem::replace(seen, true) {
         return Err(duplicate(ty, name));
     }
-    *slot = map.next_value::<Option<T>>().map_err(|e| in_member::<A::Error>(ty, name, e))?;
+    *slot = map
+        .next_value::<Option<T>>()
+        .map_err(|e| in_member::<A::Error>(ty, name, e))?;
     Ok(())
 }
 
@@ -121,7 +123,11 @@ fn in_member<E: de::Error>(ty: &str, name: &str, inner: impl fmt::Display) -> E 
 /// `message at line 1 column 5` → `message`.
 fn strip_position(text: &str) -> &str {
     match text.rfind(" at line ") {
-        Some(i) if text[i + 9..].split(" column ").all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())) => {
+        Some(i)
+            if text[i + 9..]
+                .split(" column ")
+                .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())) =>
+        {
             &text[..i]
         }
         _ => text,
@@ -169,7 +175,10 @@ impl<'de> Visitor<'de> for ConstStr<'_> {
         if got == self.expected {
             Ok(())
         } else {
-            Err(E::custom(format_args!("expected {}.{} = {:?}, got {got:?}", self.ty, self.name, self.expected)))
+            Err(E::custom(format_args!(
+                "expected {}.{} = {:?}, got {got:?}",
+                self.ty, self.name, self.expected
+            )))
         }
     }
 }
@@ -188,7 +197,9 @@ pub fn constant_int<'de, A: MapAccess<'de>>(
     let value: Value = map.next_value()?;
     match value.as_i64() {
         Some(got) if got == expected => Ok(()),
-        _ => Err(de::Error::custom(format_args!("expected {ty}.{name} = {expected}, got {value}"))),
+        _ => Err(de::Error::custom(format_args!(
+            "expected {ty}.{name} = {expected}, got {value}"
+        ))),
     }
 }
 
@@ -208,7 +219,11 @@ pub fn extra_member<'de, A: MapAccess<'de>, T: Deserialize<'de>>(
 }
 
 /// Keeps a member the schema does not name, as any JSON.
-pub fn extra_json<'de, A: MapAccess<'de>>(map: &mut A, extra: &mut Map<String, Value>, key: Key<'de>) -> Result<(), A::Error> {
+pub fn extra_json<'de, A: MapAccess<'de>>(
+    map: &mut A,
+    extra: &mut Map<String, Value>,
+    key: Key<'de>,
+) -> Result<(), A::Error> {
     let name = key.into_string();
     let value = map.next_value()?;
     if extra.contains_key(&name) {
@@ -250,8 +265,16 @@ impl<'de, T: TaggedUnion> Visitor<'de> for TaggedVisitor<T> {
             return T::decode(None, Map::new().into_deserializer()).map_err(de::Error::custom);
         };
         if first.as_str() == T::TAG {
-            let tag = map.next_value_seed(TagValue { union: T::NAME, tag: T::TAG })?;
-            let rest = TagFirst::<'de, A> { key: T::TAG, tag: Some(tag.clone()), key_given: false, rest: map };
+            let tag = map.next_value_seed(TagValue {
+                union: T::NAME,
+                tag: T::TAG,
+            })?;
+            let rest = TagFirst::<'de, A> {
+                key: T::TAG,
+                tag: Some(tag.clone()),
+                key_given: false,
+                rest: map,
+            };
             return T::decode(Some(tag.as_ref()), MapAccessDeserializer::new(rest));
         }
         // The tag is not first: keep the members until it turns up.
@@ -265,7 +288,11 @@ impl<'de, T: TaggedUnion> Visitor<'de> for TaggedVisitor<T> {
             None => None,
             Some(Value::String(s)) => Some(s.clone()),
             Some(other) => {
-                return Err(de::Error::custom(format_args!("{}.{} must be a string, got {other}", T::NAME, T::TAG)));
+                return Err(de::Error::custom(format_args!(
+                    "{}.{} must be a string, got {other}",
+                    T::NAME,
+                    T::TAG
+                )));
             }
         };
         T::decode(tag.as_deref(), Value::Object(object)).map_err(de::Error::custom)
@@ -340,15 +367,22 @@ pub fn has_path(object: &Map<String, Value>, path: &[&str]) -> bool {
     match path {
         [] => false,
         [key] => object.contains_key(*key),
-        [key, rest @ ..] => object.get(*key).and_then(Value::as_object).is_some_and(|inner| has_path(inner, rest)),
+        [key, rest @ ..] => object
+            .get(*key)
+            .and_then(Value::as_object)
+            .is_some_and(|inner| has_path(inner, rest)),
     }
 }
 
-/// Picks a union member by marker keys: `(path, member, conflicting paths)` in order, then
-/// `fallback`. A value holding a marker and one of its conflicts is ambiguous.
+/// A marker key of a union: its path, the member it selects, and the paths that must not be
+/// present with it.
+pub type Marker<'a> = (&'a [&'a str], usize, &'a [&'a [&'a str]]);
+
+/// Picks a union member by marker keys, in order, then `fallback`. A value holding a marker
+/// and one of its conflicts is ambiguous.
 pub fn pick_by_markers(
     object: &Map<String, Value>,
-    markers: &[(&[&str], usize, &[&[&str]])],
+    markers: &[Marker<'_>],
     fallback: usize,
     union: &str,
 ) -> Result<usize, serde_json::Error> {
@@ -373,7 +407,10 @@ pub fn from_object<T: serde::de::DeserializeOwned>(object: Map<String, Value>) -
 }
 
 /// Reads a whole object into memory, for unions told apart by keys.
-pub fn buffer_object<'de, D: Deserializer<'de>>(deserializer: D, union: &'static str) -> Result<Map<String, Value>, D::Error> {
+pub fn buffer_object<'de, D: Deserializer<'de>>(
+    deserializer: D,
+    union: &'static str,
+) -> Result<Map<String, Value>, D::Error> {
     struct ObjectVisitor(&'static str);
     impl<'de> Visitor<'de> for ObjectVisitor {
         type Value = Map<String, Value>;
@@ -396,7 +433,9 @@ pub fn buffer_object<'de, D: Deserializer<'de>>(deserializer: D, union: &'static
 
 /// `unknown Union.tag "value"; expected one of ...`.
 pub fn unknown_tag<E: de::Error>(union: &str, tag: &str, value: &str, expected: &str) -> E {
-    E::custom(format_args!("unknown {union}.{tag} {value:?}; expected one of {expected}"))
+    E::custom(format_args!(
+        "unknown {union}.{tag} {value:?}; expected one of {expected}"
+    ))
 }
 
 /// `missing member Union.tag (one of ...)`.

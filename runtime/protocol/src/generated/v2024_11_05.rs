@@ -6,6 +6,7 @@
 #![allow(
     clippy::upper_case_acronyms,
     clippy::large_enum_variant,
+    clippy::match_single_binding,
     clippy::too_many_arguments,
     clippy::doc_lazy_continuation,
     clippy::doc_overindented_list_items,
@@ -856,14 +857,19 @@ impl AnnotatedAnnotations {
         self
     }
 }
+impl ::core::default::Default for AnnotatedAnnotations {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for AnnotatedAnnotations {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.audience.is_some())
-            + usize::from(self.priority.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.audience.is_some())
+            + usize::from(self.priority.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.audience {
             map.serialize_entry("audience", value)?;
@@ -959,13 +965,18 @@ impl Annotated {
         self
     }
 }
+impl ::core::default::Default for Annotated {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for Annotated {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.annotations.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.annotations.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.annotations {
             map.serialize_entry("annotations", value)?;
@@ -1063,7 +1074,7 @@ impl ::serde::Serialize for BlobResourceContents {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.mime_type.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.mime_type.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("blob", &self.blob)?;
         if let Some(value) = &self.mime_type {
@@ -1187,7 +1198,7 @@ impl ::serde::Serialize for CallToolRequestParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.arguments.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.arguments.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.arguments {
             map.serialize_entry("arguments", value)?;
@@ -1288,7 +1299,7 @@ impl ::serde::Serialize for CallToolRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"tools/call")?;
         map.serialize_entry("params", &self.params)?;
@@ -1416,8 +1427,8 @@ impl ::serde::Serialize for CallToolResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + 1
-            + usize::from(self.is_error.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some()) + 1
+            + usize::from(self.is_error.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -1545,7 +1556,7 @@ impl ::serde::Serialize for CancelledNotificationParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.reason.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.reason.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.reason {
             map.serialize_entry("reason", value)?;
@@ -1650,7 +1661,7 @@ impl ::serde::Serialize for CancelledNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"notifications/cancelled")?;
         map.serialize_entry("params", &self.params)?;
@@ -1738,13 +1749,18 @@ impl ClientCapabilitiesExperimentalValue {
         }
     }
 }
+impl ::core::default::Default for ClientCapabilitiesExperimentalValue {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ClientCapabilitiesExperimentalValue {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + self.extra.len();
+        let len = self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         for (key, value) in &self.extra {
             map.serialize_entry(key, value)?;
@@ -1810,13 +1826,18 @@ impl ClientCapabilitiesRoots {
         self
     }
 }
+impl ::core::default::Default for ClientCapabilitiesRoots {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ClientCapabilitiesRoots {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.list_changed.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.list_changed.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.list_changed {
             map.serialize_entry("listChanged", value)?;
@@ -1889,13 +1910,18 @@ impl ClientCapabilitiesSampling {
         }
     }
 }
+impl ::core::default::Default for ClientCapabilitiesSampling {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ClientCapabilitiesSampling {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + self.extra.len();
+        let len = self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         for (key, value) in &self.extra {
             map.serialize_entry(key, value)?;
@@ -1988,15 +2014,19 @@ impl ClientCapabilities {
         self
     }
 }
+impl ::core::default::Default for ClientCapabilities {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ClientCapabilities {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.experimental.is_some())
-            + usize::from(self.roots.is_some()) + usize::from(self.sampling.is_some())
-            + self.extra.len();
+        let len = self.extra.len() + usize::from(self.experimental.is_some())
+            + usize::from(self.roots.is_some()) + usize::from(self.sampling.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.experimental {
             map.serialize_entry("experimental", value)?;
@@ -2119,7 +2149,7 @@ impl ::serde::Serialize for CompleteRequestParamsArgument {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("name", &self.name)?;
         map.serialize_entry("value", &self.value)?;
@@ -2221,7 +2251,7 @@ impl ::serde::Serialize for CompleteRequestParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("argument", &self.argument)?;
         map.serialize_entry("ref", &self.r#ref)?;
@@ -2320,7 +2350,7 @@ impl ::serde::Serialize for CompleteRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"completion/complete")?;
         map.serialize_entry("params", &self.params)?;
@@ -2431,8 +2461,8 @@ impl ::serde::Serialize for CompleteResultCompletion {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.has_more.is_some())
-            + usize::from(self.total.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.has_more.is_some())
+            + usize::from(self.total.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.has_more {
             map.serialize_entry("hasMore", value)?;
@@ -2559,7 +2589,7 @@ impl ::serde::Serialize for CompleteResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -2649,13 +2679,18 @@ impl CreateMessageRequestParamsMetadata {
         }
     }
 }
+impl ::core::default::Default for CreateMessageRequestParamsMetadata {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for CreateMessageRequestParamsMetadata {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + self.extra.len();
+        let len = self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         for (key, value) in &self.extra {
             map.serialize_entry(key, value)?;
@@ -2783,12 +2818,12 @@ impl ::serde::Serialize for CreateMessageRequestParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.include_context.is_some()) + 1 + 1
+        let len = self.extra.len() + usize::from(self.include_context.is_some()) + 1 + 1
             + usize::from(self.metadata.is_some())
             + usize::from(self.model_preferences.is_some())
             + usize::from(self.stop_sequences.is_some())
             + usize::from(self.system_prompt.is_some())
-            + usize::from(self.temperature.is_some()) + self.extra.len();
+            + usize::from(self.temperature.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.include_context {
             map.serialize_entry("includeContext", value)?;
@@ -2983,7 +3018,7 @@ impl ::serde::Serialize for CreateMessageRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"sampling/createMessage")?;
         map.serialize_entry("params", &self.params)?;
@@ -3115,8 +3150,8 @@ impl ::serde::Serialize for CreateMessageResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + 1 + 1 + 1
-            + usize::from(self.stop_reason.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some()) + 1 + 1 + 1
+            + usize::from(self.stop_reason.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -3272,14 +3307,19 @@ impl EmbeddedResourceAnnotations {
         self
     }
 }
+impl ::core::default::Default for EmbeddedResourceAnnotations {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for EmbeddedResourceAnnotations {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.audience.is_some())
-            + usize::from(self.priority.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.audience.is_some())
+            + usize::from(self.priority.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.audience {
             map.serialize_entry("audience", value)?;
@@ -3389,7 +3429,7 @@ impl ::serde::Serialize for EmbeddedResource {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.annotations.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.annotations.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"resource")?;
         if let Some(value) = &self.annotations {
@@ -3512,7 +3552,7 @@ impl ::serde::Serialize for GetPromptRequestParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.arguments.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.arguments.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.arguments {
             map.serialize_entry("arguments", value)?;
@@ -3616,7 +3656,7 @@ impl ::serde::Serialize for GetPromptRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"prompts/get")?;
         map.serialize_entry("params", &self.params)?;
@@ -3736,8 +3776,8 @@ impl ::serde::Serialize for GetPromptResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some())
-            + usize::from(self.description.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some())
+            + usize::from(self.description.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -3863,14 +3903,19 @@ impl ImageContentAnnotations {
         self
     }
 }
+impl ::core::default::Default for ImageContentAnnotations {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ImageContentAnnotations {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.audience.is_some())
-            + usize::from(self.priority.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.audience.is_some())
+            + usize::from(self.priority.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.audience {
             map.serialize_entry("audience", value)?;
@@ -3983,8 +4028,7 @@ impl ::serde::Serialize for ImageContent {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.annotations.is_some()) + 1 + 1
-            + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.annotations.is_some()) + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"image")?;
         if let Some(value) = &self.annotations {
@@ -4113,7 +4157,7 @@ impl ::serde::Serialize for Implementation {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("name", &self.name)?;
         map.serialize_entry("version", &self.version)?;
@@ -4219,7 +4263,7 @@ impl ::serde::Serialize for InitializeRequestParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("capabilities", &self.capabilities)?;
         map.serialize_entry("clientInfo", &self.client_info)?;
@@ -4333,7 +4377,7 @@ impl ::serde::Serialize for InitializeRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"initialize")?;
         map.serialize_entry("params", &self.params)?;
@@ -4465,8 +4509,8 @@ impl ::serde::Serialize for InitializeResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + 1
-            + usize::from(self.instructions.is_some()) + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some()) + 1
+            + usize::from(self.instructions.is_some()) + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -4613,13 +4657,18 @@ impl InitializedNotificationParams {
         self
     }
 }
+impl ::core::default::Default for InitializedNotificationParams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for InitializedNotificationParams {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -4704,13 +4753,18 @@ impl InitializedNotification {
         self
     }
 }
+impl ::core::default::Default for InitializedNotification {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for InitializedNotification {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"notifications/initialized")?;
         if let Some(value) = &self.params {
@@ -4821,7 +4875,7 @@ impl ::serde::Serialize for JSONRPCErrorError {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.data.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.data.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("code", &self.code)?;
         if let Some(value) = &self.data {
@@ -4938,7 +4992,7 @@ impl ::serde::Serialize for JSONRPCError {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("error", &self.error)?;
@@ -5049,13 +5103,18 @@ impl JSONRPCNotificationParams {
         self
     }
 }
+impl ::core::default::Default for JSONRPCNotificationParams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for JSONRPCNotificationParams {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -5149,7 +5208,7 @@ impl ::serde::Serialize for JSONRPCNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &self.method)?;
@@ -5260,13 +5319,18 @@ impl JSONRPCRequestParamsMeta {
         self
     }
 }
+impl ::core::default::Default for JSONRPCRequestParamsMeta {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for JSONRPCRequestParamsMeta {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.progress_token.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.progress_token.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.progress_token {
             map.serialize_entry("progressToken", value)?;
@@ -5346,13 +5410,18 @@ impl JSONRPCRequestParams {
         self
     }
 }
+impl ::core::default::Default for JSONRPCRequestParams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for JSONRPCRequestParams {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -5450,7 +5519,7 @@ impl ::serde::Serialize for JSONRPCRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("id", &self.id)?;
@@ -5578,7 +5647,7 @@ impl ::serde::Serialize for JSONRPCResponse {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("id", &self.id)?;
@@ -5691,13 +5760,18 @@ impl ListPromptsRequestParams {
         self
     }
 }
+impl ::core::default::Default for ListPromptsRequestParams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ListPromptsRequestParams {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.cursor.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.cursor.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.cursor {
             map.serialize_entry("cursor", value)?;
@@ -5780,13 +5854,18 @@ impl ListPromptsRequest {
         self
     }
 }
+impl ::core::default::Default for ListPromptsRequest {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ListPromptsRequest {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"prompts/list")?;
         if let Some(value) = &self.params {
@@ -5907,8 +5986,8 @@ impl ::serde::Serialize for ListPromptsResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some())
-            + usize::from(self.next_cursor.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some())
+            + usize::from(self.next_cursor.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -6024,13 +6103,18 @@ impl ListResourceTemplatesRequestParams {
         self
     }
 }
+impl ::core::default::Default for ListResourceTemplatesRequestParams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ListResourceTemplatesRequestParams {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.cursor.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.cursor.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.cursor {
             map.serialize_entry("cursor", value)?;
@@ -6113,13 +6197,18 @@ impl ListResourceTemplatesRequest {
         self
     }
 }
+impl ::core::default::Default for ListResourceTemplatesRequest {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ListResourceTemplatesRequest {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"resources/templates/list")?;
         if let Some(value) = &self.params {
@@ -6244,8 +6333,8 @@ impl ::serde::Serialize for ListResourceTemplatesResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some())
-            + usize::from(self.next_cursor.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some())
+            + usize::from(self.next_cursor.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -6361,13 +6450,18 @@ impl ListResourcesRequestParams {
         self
     }
 }
+impl ::core::default::Default for ListResourcesRequestParams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ListResourcesRequestParams {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.cursor.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.cursor.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.cursor {
             map.serialize_entry("cursor", value)?;
@@ -6450,13 +6544,18 @@ impl ListResourcesRequest {
         self
     }
 }
+impl ::core::default::Default for ListResourcesRequest {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ListResourcesRequest {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"resources/list")?;
         if let Some(value) = &self.params {
@@ -6579,8 +6678,8 @@ impl ::serde::Serialize for ListResourcesResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some())
-            + usize::from(self.next_cursor.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some())
+            + usize::from(self.next_cursor.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -6692,13 +6791,18 @@ impl ListRootsRequestParamsMeta {
         self
     }
 }
+impl ::core::default::Default for ListRootsRequestParamsMeta {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ListRootsRequestParamsMeta {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.progress_token.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.progress_token.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.progress_token {
             map.serialize_entry("progressToken", value)?;
@@ -6778,13 +6882,18 @@ impl ListRootsRequestParams {
         self
     }
 }
+impl ::core::default::Default for ListRootsRequestParams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ListRootsRequestParams {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -6873,13 +6982,18 @@ impl ListRootsRequest {
         self
     }
 }
+impl ::core::default::Default for ListRootsRequest {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ListRootsRequest {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"roots/list")?;
         if let Some(value) = &self.params {
@@ -6990,7 +7104,7 @@ impl ::serde::Serialize for ListRootsResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -7091,13 +7205,18 @@ impl ListToolsRequestParams {
         self
     }
 }
+impl ::core::default::Default for ListToolsRequestParams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ListToolsRequestParams {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.cursor.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.cursor.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.cursor {
             map.serialize_entry("cursor", value)?;
@@ -7180,13 +7299,18 @@ impl ListToolsRequest {
         self
     }
 }
+impl ::core::default::Default for ListToolsRequest {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ListToolsRequest {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"tools/list")?;
         if let Some(value) = &self.params {
@@ -7307,8 +7431,8 @@ impl ::serde::Serialize for ListToolsResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some())
-            + usize::from(self.next_cursor.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some())
+            + usize::from(self.next_cursor.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -7435,7 +7559,7 @@ impl ::serde::Serialize for LoggingMessageNotificationParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + usize::from(self.logger.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + usize::from(self.logger.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("data", &self.data)?;
         map.serialize_entry("level", &self.level)?;
@@ -7549,7 +7673,7 @@ impl ::serde::Serialize for LoggingMessageNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"notifications/message")?;
         map.serialize_entry("params", &self.params)?;
@@ -7660,13 +7784,18 @@ impl ModelHint {
         self
     }
 }
+impl ::core::default::Default for ModelHint {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ModelHint {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.name.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.name.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.name {
             map.serialize_entry("name", value)?;
@@ -7790,16 +7919,21 @@ impl ModelPreferences {
         self
     }
 }
+impl ::core::default::Default for ModelPreferences {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ModelPreferences {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.cost_priority.is_some())
+        let len = self.extra.len() + usize::from(self.cost_priority.is_some())
             + usize::from(self.hints.is_some())
             + usize::from(self.intelligence_priority.is_some())
-            + usize::from(self.speed_priority.is_some()) + self.extra.len();
+            + usize::from(self.speed_priority.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.cost_priority {
             map.serialize_entry("costPriority", value)?;
@@ -7929,13 +8063,18 @@ impl NotificationParams {
         self
     }
 }
+impl ::core::default::Default for NotificationParams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for NotificationParams {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -8026,7 +8165,7 @@ impl ::serde::Serialize for Notification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &self.method)?;
         if let Some(value) = &self.params {
@@ -8125,13 +8264,18 @@ impl PaginatedRequestParams {
         self
     }
 }
+impl ::core::default::Default for PaginatedRequestParams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for PaginatedRequestParams {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.cursor.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.cursor.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.cursor {
             map.serialize_entry("cursor", value)?;
@@ -8220,7 +8364,7 @@ impl ::serde::Serialize for PaginatedRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &self.method)?;
         if let Some(value) = &self.params {
@@ -8332,14 +8476,19 @@ impl PaginatedResult {
         self
     }
 }
+impl ::core::default::Default for PaginatedResult {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for PaginatedResult {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some())
-            + usize::from(self.next_cursor.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some())
+            + usize::from(self.next_cursor.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -8436,13 +8585,18 @@ impl PingRequestParamsMeta {
         self
     }
 }
+impl ::core::default::Default for PingRequestParamsMeta {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for PingRequestParamsMeta {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.progress_token.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.progress_token.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.progress_token {
             map.serialize_entry("progressToken", value)?;
@@ -8522,13 +8676,18 @@ impl PingRequestParams {
         self
     }
 }
+impl ::core::default::Default for PingRequestParams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for PingRequestParams {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -8611,13 +8770,18 @@ impl PingRequest {
         self
     }
 }
+impl ::core::default::Default for PingRequest {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for PingRequest {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"ping")?;
         if let Some(value) = &self.params {
@@ -8720,7 +8884,7 @@ impl ::serde::Serialize for ProgressNotificationParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + usize::from(self.total.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + usize::from(self.total.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("progress", &self.progress)?;
         map.serialize_entry("progressToken", &self.progress_token)?;
@@ -8834,7 +8998,7 @@ impl ::serde::Serialize for ProgressNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"notifications/progress")?;
         map.serialize_entry("params", &self.params)?;
@@ -8951,8 +9115,8 @@ impl ::serde::Serialize for Prompt {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.arguments.is_some())
-            + usize::from(self.description.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.arguments.is_some())
+            + usize::from(self.description.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.arguments {
             map.serialize_entry("arguments", value)?;
@@ -9074,8 +9238,8 @@ impl ::serde::Serialize for PromptArgument {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.description.is_some()) + 1
-            + usize::from(self.required.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.description.is_some()) + 1
+            + usize::from(self.required.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.description {
             map.serialize_entry("description", value)?;
@@ -9190,13 +9354,18 @@ impl PromptListChangedNotificationParams {
         self
     }
 }
+impl ::core::default::Default for PromptListChangedNotificationParams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for PromptListChangedNotificationParams {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -9281,13 +9450,18 @@ impl PromptListChangedNotification {
         self
     }
 }
+impl ::core::default::Default for PromptListChangedNotification {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for PromptListChangedNotification {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"notifications/prompts/list_changed")?;
         if let Some(value) = &self.params {
@@ -9396,7 +9570,7 @@ impl ::serde::Serialize for PromptMessage {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("content", &self.content)?;
         map.serialize_entry("role", &self.role)?;
@@ -9495,7 +9669,7 @@ impl ::serde::Serialize for PromptReference {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"ref/prompt")?;
         map.serialize_entry("name", &self.name)?;
@@ -9590,7 +9764,7 @@ impl ::serde::Serialize for ReadResourceRequestParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + self.extra.len();
+        let len = self.extra.len() + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("uri", &self.uri)?;
         for (key, value) in &self.extra {
@@ -9674,7 +9848,7 @@ impl ::serde::Serialize for ReadResourceRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"resources/read")?;
         map.serialize_entry("params", &self.params)?;
@@ -9783,7 +9957,7 @@ impl ::serde::Serialize for ReadResourceResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -9882,13 +10056,18 @@ impl RequestParamsMeta {
         self
     }
 }
+impl ::core::default::Default for RequestParamsMeta {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for RequestParamsMeta {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.progress_token.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.progress_token.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.progress_token {
             map.serialize_entry("progressToken", value)?;
@@ -9968,13 +10147,18 @@ impl RequestParams {
         self
     }
 }
+impl ::core::default::Default for RequestParams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for RequestParams {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -10060,7 +10244,7 @@ impl ::serde::Serialize for Request {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &self.method)?;
         if let Some(value) = &self.params {
@@ -10166,14 +10350,19 @@ impl ResourceAnnotations {
         self
     }
 }
+impl ::core::default::Default for ResourceAnnotations {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ResourceAnnotations {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.audience.is_some())
-            + usize::from(self.priority.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.audience.is_some())
+            + usize::from(self.priority.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.audience {
             map.serialize_entry("audience", value)?;
@@ -10320,10 +10509,10 @@ impl ::serde::Serialize for Resource {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.annotations.is_some())
+        let len = self.extra.len() + usize::from(self.annotations.is_some())
             + usize::from(self.description.is_some())
             + usize::from(self.mime_type.is_some()) + 1
-            + usize::from(self.size.is_some()) + 1 + self.extra.len();
+            + usize::from(self.size.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.annotations {
             map.serialize_entry("annotations", value)?;
@@ -10484,7 +10673,7 @@ impl ::serde::Serialize for ResourceContents {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.mime_type.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.mime_type.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.mime_type {
             map.serialize_entry("mimeType", value)?;
@@ -10584,13 +10773,18 @@ impl ResourceListChangedNotificationParams {
         self
     }
 }
+impl ::core::default::Default for ResourceListChangedNotificationParams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ResourceListChangedNotificationParams {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -10678,13 +10872,18 @@ impl ResourceListChangedNotification {
         self
     }
 }
+impl ::core::default::Default for ResourceListChangedNotification {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ResourceListChangedNotification {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"notifications/resources/list_changed")?;
         if let Some(value) = &self.params {
@@ -10789,7 +10988,7 @@ impl ::serde::Serialize for ResourceReference {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"ref/resource")?;
         map.serialize_entry("uri", &self.uri)?;
@@ -10897,14 +11096,19 @@ impl ResourceTemplateAnnotations {
         self
     }
 }
+impl ::core::default::Default for ResourceTemplateAnnotations {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ResourceTemplateAnnotations {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.audience.is_some())
-            + usize::from(self.priority.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.audience.is_some())
+            + usize::from(self.priority.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.audience {
             map.serialize_entry("audience", value)?;
@@ -11041,9 +11245,9 @@ impl ::serde::Serialize for ResourceTemplate {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.annotations.is_some())
+        let len = self.extra.len() + usize::from(self.annotations.is_some())
             + usize::from(self.description.is_some())
-            + usize::from(self.mime_type.is_some()) + 1 + 1 + self.extra.len();
+            + usize::from(self.mime_type.is_some()) + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.annotations {
             map.serialize_entry("annotations", value)?;
@@ -11184,7 +11388,7 @@ impl ::serde::Serialize for ResourceUpdatedNotificationParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + self.extra.len();
+        let len = self.extra.len() + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("uri", &self.uri)?;
         for (key, value) in &self.extra {
@@ -11268,7 +11472,7 @@ impl ::serde::Serialize for ResourceUpdatedNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"notifications/resources/updated")?;
         map.serialize_entry("params", &self.params)?;
@@ -11369,13 +11573,18 @@ impl Result {
         self
     }
 }
+impl ::core::default::Default for Result {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for Result {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -11471,7 +11680,7 @@ impl ::serde::Serialize for Root {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.name.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.name.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.name {
             map.serialize_entry("name", value)?;
@@ -11562,13 +11771,18 @@ impl RootsListChangedNotificationParams {
         self
     }
 }
+impl ::core::default::Default for RootsListChangedNotificationParams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for RootsListChangedNotificationParams {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -11655,13 +11869,18 @@ impl RootsListChangedNotification {
         self
     }
 }
+impl ::core::default::Default for RootsListChangedNotification {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for RootsListChangedNotification {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"notifications/roots/list_changed")?;
         if let Some(value) = &self.params {
@@ -11764,7 +11983,7 @@ impl ::serde::Serialize for SamplingMessage {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("content", &self.content)?;
         map.serialize_entry("role", &self.role)?;
@@ -11851,13 +12070,18 @@ impl ServerCapabilitiesExperimentalValue {
         }
     }
 }
+impl ::core::default::Default for ServerCapabilitiesExperimentalValue {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ServerCapabilitiesExperimentalValue {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + self.extra.len();
+        let len = self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         for (key, value) in &self.extra {
             map.serialize_entry(key, value)?;
@@ -11915,13 +12139,18 @@ impl ServerCapabilitiesLogging {
         }
     }
 }
+impl ::core::default::Default for ServerCapabilitiesLogging {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ServerCapabilitiesLogging {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + self.extra.len();
+        let len = self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         for (key, value) in &self.extra {
             map.serialize_entry(key, value)?;
@@ -11985,13 +12214,18 @@ impl ServerCapabilitiesPrompts {
         self
     }
 }
+impl ::core::default::Default for ServerCapabilitiesPrompts {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ServerCapabilitiesPrompts {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.list_changed.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.list_changed.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.list_changed {
             map.serialize_entry("listChanged", value)?;
@@ -12080,14 +12314,19 @@ impl ServerCapabilitiesResources {
         self
     }
 }
+impl ::core::default::Default for ServerCapabilitiesResources {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ServerCapabilitiesResources {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.list_changed.is_some())
-            + usize::from(self.subscribe.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.list_changed.is_some())
+            + usize::from(self.subscribe.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.list_changed {
             map.serialize_entry("listChanged", value)?;
@@ -12183,13 +12422,18 @@ impl ServerCapabilitiesTools {
         self
     }
 }
+impl ::core::default::Default for ServerCapabilitiesTools {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ServerCapabilitiesTools {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.list_changed.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.list_changed.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.list_changed {
             map.serialize_entry("listChanged", value)?;
@@ -12313,16 +12557,20 @@ impl ServerCapabilities {
         self
     }
 }
+impl ::core::default::Default for ServerCapabilities {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ServerCapabilities {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.experimental.is_some())
+        let len = self.extra.len() + usize::from(self.experimental.is_some())
             + usize::from(self.logging.is_some()) + usize::from(self.prompts.is_some())
-            + usize::from(self.resources.is_some()) + usize::from(self.tools.is_some())
-            + self.extra.len();
+            + usize::from(self.resources.is_some()) + usize::from(self.tools.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.experimental {
             map.serialize_entry("experimental", value)?;
@@ -12468,7 +12716,7 @@ impl ::serde::Serialize for SetLevelRequestParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + self.extra.len();
+        let len = self.extra.len() + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("level", &self.level)?;
         for (key, value) in &self.extra {
@@ -12552,7 +12800,7 @@ impl ::serde::Serialize for SetLevelRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"logging/setLevel")?;
         map.serialize_entry("params", &self.params)?;
@@ -12647,7 +12895,7 @@ impl ::serde::Serialize for SubscribeRequestParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + self.extra.len();
+        let len = self.extra.len() + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("uri", &self.uri)?;
         for (key, value) in &self.extra {
@@ -12731,7 +12979,7 @@ impl ::serde::Serialize for SubscribeRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"resources/subscribe")?;
         map.serialize_entry("params", &self.params)?;
@@ -12839,14 +13087,19 @@ impl TextContentAnnotations {
         self
     }
 }
+impl ::core::default::Default for TextContentAnnotations {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for TextContentAnnotations {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.audience.is_some())
-            + usize::from(self.priority.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.audience.is_some())
+            + usize::from(self.priority.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.audience {
             map.serialize_entry("audience", value)?;
@@ -12953,7 +13206,7 @@ impl ::serde::Serialize for TextContent {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.annotations.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.annotations.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"text")?;
         if let Some(value) = &self.annotations {
@@ -13077,7 +13330,7 @@ impl ::serde::Serialize for TextResourceContents {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.mime_type.is_some()) + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.mime_type.is_some()) + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.mime_type {
             map.serialize_entry("mimeType", value)?;
@@ -13179,13 +13432,18 @@ impl ToolInputSchemaPropertiesValue {
         }
     }
 }
+impl ::core::default::Default for ToolInputSchemaPropertiesValue {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ToolInputSchemaPropertiesValue {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + self.extra.len();
+        let len = self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         for (key, value) in &self.extra {
             map.serialize_entry(key, value)?;
@@ -13275,14 +13533,19 @@ impl ToolInputSchema {
         self
     }
 }
+impl ::core::default::Default for ToolInputSchema {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ToolInputSchema {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.properties.is_some())
-            + usize::from(self.required.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.properties.is_some())
+            + usize::from(self.required.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"object")?;
         if let Some(value) = &self.properties {
@@ -13417,7 +13680,7 @@ impl ::serde::Serialize for Tool {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.description.is_some()) + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.description.is_some()) + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.description {
             map.serialize_entry("description", value)?;
@@ -13520,13 +13783,18 @@ impl ToolListChangedNotificationParams {
         self
     }
 }
+impl ::core::default::Default for ToolListChangedNotificationParams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ToolListChangedNotificationParams {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -13611,13 +13879,18 @@ impl ToolListChangedNotification {
         self
     }
 }
+impl ::core::default::Default for ToolListChangedNotification {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ToolListChangedNotification {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"notifications/tools/list_changed")?;
         if let Some(value) = &self.params {
@@ -13714,7 +13987,7 @@ impl ::serde::Serialize for UnsubscribeRequestParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + self.extra.len();
+        let len = self.extra.len() + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("uri", &self.uri)?;
         for (key, value) in &self.extra {
@@ -13798,7 +14071,7 @@ impl ::serde::Serialize for UnsubscribeRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"resources/unsubscribe")?;
         map.serialize_entry("params", &self.params)?;

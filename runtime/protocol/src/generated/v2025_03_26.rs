@@ -6,6 +6,7 @@
 #![allow(
     clippy::upper_case_acronyms,
     clippy::large_enum_variant,
+    clippy::match_single_binding,
     clippy::too_many_arguments,
     clippy::doc_lazy_continuation,
     clippy::doc_overindented_list_items,
@@ -865,14 +866,19 @@ impl Annotations {
         self
     }
 }
+impl ::core::default::Default for Annotations {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for Annotations {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.audience.is_some())
-            + usize::from(self.priority.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.audience.is_some())
+            + usize::from(self.priority.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.audience {
             map.serialize_entry("audience", value)?;
@@ -985,8 +991,7 @@ impl ::serde::Serialize for AudioContent {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.annotations.is_some()) + 1 + 1
-            + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.annotations.is_some()) + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"audio")?;
         if let Some(value) = &self.annotations {
@@ -1125,7 +1130,7 @@ impl ::serde::Serialize for BlobResourceContents {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.mime_type.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.mime_type.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("blob", &self.blob)?;
         if let Some(value) = &self.mime_type {
@@ -1249,7 +1254,7 @@ impl ::serde::Serialize for CallToolRequestParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.arguments.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.arguments.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.arguments {
             map.serialize_entry("arguments", value)?;
@@ -1350,7 +1355,7 @@ impl ::serde::Serialize for CallToolRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"tools/call")?;
         map.serialize_entry("params", &self.params)?;
@@ -1478,8 +1483,8 @@ impl ::serde::Serialize for CallToolResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + 1
-            + usize::from(self.is_error.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some()) + 1
+            + usize::from(self.is_error.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -1607,7 +1612,7 @@ impl ::serde::Serialize for CancelledNotificationParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.reason.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.reason.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.reason {
             map.serialize_entry("reason", value)?;
@@ -1712,7 +1717,7 @@ impl ::serde::Serialize for CancelledNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"notifications/cancelled")?;
         map.serialize_entry("params", &self.params)?;
@@ -1800,13 +1805,18 @@ impl ClientCapabilitiesExperimentalValue {
         }
     }
 }
+impl ::core::default::Default for ClientCapabilitiesExperimentalValue {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ClientCapabilitiesExperimentalValue {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + self.extra.len();
+        let len = self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         for (key, value) in &self.extra {
             map.serialize_entry(key, value)?;
@@ -1872,13 +1882,18 @@ impl ClientCapabilitiesRoots {
         self
     }
 }
+impl ::core::default::Default for ClientCapabilitiesRoots {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ClientCapabilitiesRoots {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.list_changed.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.list_changed.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.list_changed {
             map.serialize_entry("listChanged", value)?;
@@ -1951,13 +1966,18 @@ impl ClientCapabilitiesSampling {
         }
     }
 }
+impl ::core::default::Default for ClientCapabilitiesSampling {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ClientCapabilitiesSampling {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + self.extra.len();
+        let len = self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         for (key, value) in &self.extra {
             map.serialize_entry(key, value)?;
@@ -2050,15 +2070,19 @@ impl ClientCapabilities {
         self
     }
 }
+impl ::core::default::Default for ClientCapabilities {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ClientCapabilities {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.experimental.is_some())
-            + usize::from(self.roots.is_some()) + usize::from(self.sampling.is_some())
-            + self.extra.len();
+        let len = self.extra.len() + usize::from(self.experimental.is_some())
+            + usize::from(self.roots.is_some()) + usize::from(self.sampling.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.experimental {
             map.serialize_entry("experimental", value)?;
@@ -2181,7 +2205,7 @@ impl ::serde::Serialize for CompleteRequestParamsArgument {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("name", &self.name)?;
         map.serialize_entry("value", &self.value)?;
@@ -2283,7 +2307,7 @@ impl ::serde::Serialize for CompleteRequestParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("argument", &self.argument)?;
         map.serialize_entry("ref", &self.r#ref)?;
@@ -2382,7 +2406,7 @@ impl ::serde::Serialize for CompleteRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"completion/complete")?;
         map.serialize_entry("params", &self.params)?;
@@ -2493,8 +2517,8 @@ impl ::serde::Serialize for CompleteResultCompletion {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.has_more.is_some())
-            + usize::from(self.total.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.has_more.is_some())
+            + usize::from(self.total.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.has_more {
             map.serialize_entry("hasMore", value)?;
@@ -2621,7 +2645,7 @@ impl ::serde::Serialize for CompleteResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -2711,13 +2735,18 @@ impl CreateMessageRequestParamsMetadata {
         }
     }
 }
+impl ::core::default::Default for CreateMessageRequestParamsMetadata {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for CreateMessageRequestParamsMetadata {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + self.extra.len();
+        let len = self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         for (key, value) in &self.extra {
             map.serialize_entry(key, value)?;
@@ -2845,12 +2874,12 @@ impl ::serde::Serialize for CreateMessageRequestParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.include_context.is_some()) + 1 + 1
+        let len = self.extra.len() + usize::from(self.include_context.is_some()) + 1 + 1
             + usize::from(self.metadata.is_some())
             + usize::from(self.model_preferences.is_some())
             + usize::from(self.stop_sequences.is_some())
             + usize::from(self.system_prompt.is_some())
-            + usize::from(self.temperature.is_some()) + self.extra.len();
+            + usize::from(self.temperature.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.include_context {
             map.serialize_entry("includeContext", value)?;
@@ -3045,7 +3074,7 @@ impl ::serde::Serialize for CreateMessageRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"sampling/createMessage")?;
         map.serialize_entry("params", &self.params)?;
@@ -3177,8 +3206,8 @@ impl ::serde::Serialize for CreateMessageResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + 1 + 1 + 1
-            + usize::from(self.stop_reason.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some()) + 1 + 1 + 1
+            + usize::from(self.stop_reason.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -3335,7 +3364,7 @@ impl ::serde::Serialize for EmbeddedResource {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.annotations.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.annotations.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"resource")?;
         if let Some(value) = &self.annotations {
@@ -3458,7 +3487,7 @@ impl ::serde::Serialize for GetPromptRequestParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.arguments.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.arguments.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.arguments {
             map.serialize_entry("arguments", value)?;
@@ -3562,7 +3591,7 @@ impl ::serde::Serialize for GetPromptRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"prompts/get")?;
         map.serialize_entry("params", &self.params)?;
@@ -3682,8 +3711,8 @@ impl ::serde::Serialize for GetPromptResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some())
-            + usize::from(self.description.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some())
+            + usize::from(self.description.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -3813,8 +3842,7 @@ impl ::serde::Serialize for ImageContent {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.annotations.is_some()) + 1 + 1
-            + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.annotations.is_some()) + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"image")?;
         if let Some(value) = &self.annotations {
@@ -3943,7 +3971,7 @@ impl ::serde::Serialize for Implementation {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("name", &self.name)?;
         map.serialize_entry("version", &self.version)?;
@@ -4049,7 +4077,7 @@ impl ::serde::Serialize for InitializeRequestParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("capabilities", &self.capabilities)?;
         map.serialize_entry("clientInfo", &self.client_info)?;
@@ -4163,7 +4191,7 @@ impl ::serde::Serialize for InitializeRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"initialize")?;
         map.serialize_entry("params", &self.params)?;
@@ -4295,8 +4323,8 @@ impl ::serde::Serialize for InitializeResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + 1
-            + usize::from(self.instructions.is_some()) + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some()) + 1
+            + usize::from(self.instructions.is_some()) + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -4443,13 +4471,18 @@ impl InitializedNotificationParams {
         self
     }
 }
+impl ::core::default::Default for InitializedNotificationParams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for InitializedNotificationParams {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -4534,13 +4567,18 @@ impl InitializedNotification {
         self
     }
 }
+impl ::core::default::Default for InitializedNotification {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for InitializedNotification {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"notifications/initialized")?;
         if let Some(value) = &self.params {
@@ -4651,7 +4689,7 @@ impl ::serde::Serialize for JSONRPCErrorError {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.data.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.data.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("code", &self.code)?;
         if let Some(value) = &self.data {
@@ -4768,7 +4806,7 @@ impl ::serde::Serialize for JSONRPCError {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("error", &self.error)?;
@@ -4879,13 +4917,18 @@ impl JSONRPCNotificationParams {
         self
     }
 }
+impl ::core::default::Default for JSONRPCNotificationParams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for JSONRPCNotificationParams {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -4979,7 +5022,7 @@ impl ::serde::Serialize for JSONRPCNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &self.method)?;
@@ -5090,13 +5133,18 @@ impl JSONRPCRequestParamsMeta {
         self
     }
 }
+impl ::core::default::Default for JSONRPCRequestParamsMeta {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for JSONRPCRequestParamsMeta {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.progress_token.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.progress_token.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.progress_token {
             map.serialize_entry("progressToken", value)?;
@@ -5176,13 +5224,18 @@ impl JSONRPCRequestParams {
         self
     }
 }
+impl ::core::default::Default for JSONRPCRequestParams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for JSONRPCRequestParams {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -5280,7 +5333,7 @@ impl ::serde::Serialize for JSONRPCRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("id", &self.id)?;
@@ -5408,7 +5461,7 @@ impl ::serde::Serialize for JSONRPCResponse {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("id", &self.id)?;
@@ -5521,13 +5574,18 @@ impl ListPromptsRequestParams {
         self
     }
 }
+impl ::core::default::Default for ListPromptsRequestParams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ListPromptsRequestParams {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.cursor.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.cursor.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.cursor {
             map.serialize_entry("cursor", value)?;
@@ -5610,13 +5668,18 @@ impl ListPromptsRequest {
         self
     }
 }
+impl ::core::default::Default for ListPromptsRequest {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ListPromptsRequest {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"prompts/list")?;
         if let Some(value) = &self.params {
@@ -5737,8 +5800,8 @@ impl ::serde::Serialize for ListPromptsResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some())
-            + usize::from(self.next_cursor.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some())
+            + usize::from(self.next_cursor.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -5854,13 +5917,18 @@ impl ListResourceTemplatesRequestParams {
         self
     }
 }
+impl ::core::default::Default for ListResourceTemplatesRequestParams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ListResourceTemplatesRequestParams {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.cursor.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.cursor.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.cursor {
             map.serialize_entry("cursor", value)?;
@@ -5943,13 +6011,18 @@ impl ListResourceTemplatesRequest {
         self
     }
 }
+impl ::core::default::Default for ListResourceTemplatesRequest {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ListResourceTemplatesRequest {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"resources/templates/list")?;
         if let Some(value) = &self.params {
@@ -6074,8 +6147,8 @@ impl ::serde::Serialize for ListResourceTemplatesResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some())
-            + usize::from(self.next_cursor.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some())
+            + usize::from(self.next_cursor.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -6191,13 +6264,18 @@ impl ListResourcesRequestParams {
         self
     }
 }
+impl ::core::default::Default for ListResourcesRequestParams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ListResourcesRequestParams {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.cursor.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.cursor.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.cursor {
             map.serialize_entry("cursor", value)?;
@@ -6280,13 +6358,18 @@ impl ListResourcesRequest {
         self
     }
 }
+impl ::core::default::Default for ListResourcesRequest {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ListResourcesRequest {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"resources/list")?;
         if let Some(value) = &self.params {
@@ -6409,8 +6492,8 @@ impl ::serde::Serialize for ListResourcesResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some())
-            + usize::from(self.next_cursor.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some())
+            + usize::from(self.next_cursor.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -6522,13 +6605,18 @@ impl ListRootsRequestParamsMeta {
         self
     }
 }
+impl ::core::default::Default for ListRootsRequestParamsMeta {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ListRootsRequestParamsMeta {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.progress_token.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.progress_token.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.progress_token {
             map.serialize_entry("progressToken", value)?;
@@ -6608,13 +6696,18 @@ impl ListRootsRequestParams {
         self
     }
 }
+impl ::core::default::Default for ListRootsRequestParams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ListRootsRequestParams {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -6703,13 +6796,18 @@ impl ListRootsRequest {
         self
     }
 }
+impl ::core::default::Default for ListRootsRequest {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ListRootsRequest {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"roots/list")?;
         if let Some(value) = &self.params {
@@ -6820,7 +6918,7 @@ impl ::serde::Serialize for ListRootsResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -6921,13 +7019,18 @@ impl ListToolsRequestParams {
         self
     }
 }
+impl ::core::default::Default for ListToolsRequestParams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ListToolsRequestParams {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.cursor.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.cursor.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.cursor {
             map.serialize_entry("cursor", value)?;
@@ -7010,13 +7113,18 @@ impl ListToolsRequest {
         self
     }
 }
+impl ::core::default::Default for ListToolsRequest {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ListToolsRequest {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"tools/list")?;
         if let Some(value) = &self.params {
@@ -7137,8 +7245,8 @@ impl ::serde::Serialize for ListToolsResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some())
-            + usize::from(self.next_cursor.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some())
+            + usize::from(self.next_cursor.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -7265,7 +7373,7 @@ impl ::serde::Serialize for LoggingMessageNotificationParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + usize::from(self.logger.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + usize::from(self.logger.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("data", &self.data)?;
         map.serialize_entry("level", &self.level)?;
@@ -7379,7 +7487,7 @@ impl ::serde::Serialize for LoggingMessageNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"notifications/message")?;
         map.serialize_entry("params", &self.params)?;
@@ -7490,13 +7598,18 @@ impl ModelHint {
         self
     }
 }
+impl ::core::default::Default for ModelHint {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ModelHint {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.name.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.name.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.name {
             map.serialize_entry("name", value)?;
@@ -7620,16 +7733,21 @@ impl ModelPreferences {
         self
     }
 }
+impl ::core::default::Default for ModelPreferences {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ModelPreferences {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.cost_priority.is_some())
+        let len = self.extra.len() + usize::from(self.cost_priority.is_some())
             + usize::from(self.hints.is_some())
             + usize::from(self.intelligence_priority.is_some())
-            + usize::from(self.speed_priority.is_some()) + self.extra.len();
+            + usize::from(self.speed_priority.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.cost_priority {
             map.serialize_entry("costPriority", value)?;
@@ -7759,13 +7877,18 @@ impl NotificationParams {
         self
     }
 }
+impl ::core::default::Default for NotificationParams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for NotificationParams {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -7856,7 +7979,7 @@ impl ::serde::Serialize for Notification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &self.method)?;
         if let Some(value) = &self.params {
@@ -7955,13 +8078,18 @@ impl PaginatedRequestParams {
         self
     }
 }
+impl ::core::default::Default for PaginatedRequestParams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for PaginatedRequestParams {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.cursor.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.cursor.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.cursor {
             map.serialize_entry("cursor", value)?;
@@ -8050,7 +8178,7 @@ impl ::serde::Serialize for PaginatedRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &self.method)?;
         if let Some(value) = &self.params {
@@ -8162,14 +8290,19 @@ impl PaginatedResult {
         self
     }
 }
+impl ::core::default::Default for PaginatedResult {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for PaginatedResult {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some())
-            + usize::from(self.next_cursor.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some())
+            + usize::from(self.next_cursor.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -8266,13 +8399,18 @@ impl PingRequestParamsMeta {
         self
     }
 }
+impl ::core::default::Default for PingRequestParamsMeta {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for PingRequestParamsMeta {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.progress_token.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.progress_token.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.progress_token {
             map.serialize_entry("progressToken", value)?;
@@ -8352,13 +8490,18 @@ impl PingRequestParams {
         self
     }
 }
+impl ::core::default::Default for PingRequestParams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for PingRequestParams {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -8441,13 +8584,18 @@ impl PingRequest {
         self
     }
 }
+impl ::core::default::Default for PingRequest {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for PingRequest {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"ping")?;
         if let Some(value) = &self.params {
@@ -8561,8 +8709,8 @@ impl ::serde::Serialize for ProgressNotificationParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.message.is_some()) + 1 + 1
-            + usize::from(self.total.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.message.is_some()) + 1 + 1
+            + usize::from(self.total.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.message {
             map.serialize_entry("message", value)?;
@@ -8691,7 +8839,7 @@ impl ::serde::Serialize for ProgressNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"notifications/progress")?;
         map.serialize_entry("params", &self.params)?;
@@ -8808,8 +8956,8 @@ impl ::serde::Serialize for Prompt {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.arguments.is_some())
-            + usize::from(self.description.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.arguments.is_some())
+            + usize::from(self.description.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.arguments {
             map.serialize_entry("arguments", value)?;
@@ -8931,8 +9079,8 @@ impl ::serde::Serialize for PromptArgument {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.description.is_some()) + 1
-            + usize::from(self.required.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.description.is_some()) + 1
+            + usize::from(self.required.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.description {
             map.serialize_entry("description", value)?;
@@ -9047,13 +9195,18 @@ impl PromptListChangedNotificationParams {
         self
     }
 }
+impl ::core::default::Default for PromptListChangedNotificationParams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for PromptListChangedNotificationParams {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -9138,13 +9291,18 @@ impl PromptListChangedNotification {
         self
     }
 }
+impl ::core::default::Default for PromptListChangedNotification {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for PromptListChangedNotification {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"notifications/prompts/list_changed")?;
         if let Some(value) = &self.params {
@@ -9253,7 +9411,7 @@ impl ::serde::Serialize for PromptMessage {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("content", &self.content)?;
         map.serialize_entry("role", &self.role)?;
@@ -9352,7 +9510,7 @@ impl ::serde::Serialize for PromptReference {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"ref/prompt")?;
         map.serialize_entry("name", &self.name)?;
@@ -9447,7 +9605,7 @@ impl ::serde::Serialize for ReadResourceRequestParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + self.extra.len();
+        let len = self.extra.len() + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("uri", &self.uri)?;
         for (key, value) in &self.extra {
@@ -9531,7 +9689,7 @@ impl ::serde::Serialize for ReadResourceRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"resources/read")?;
         map.serialize_entry("params", &self.params)?;
@@ -9640,7 +9798,7 @@ impl ::serde::Serialize for ReadResourceResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -9739,13 +9897,18 @@ impl RequestParamsMeta {
         self
     }
 }
+impl ::core::default::Default for RequestParamsMeta {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for RequestParamsMeta {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.progress_token.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.progress_token.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.progress_token {
             map.serialize_entry("progressToken", value)?;
@@ -9825,13 +9988,18 @@ impl RequestParams {
         self
     }
 }
+impl ::core::default::Default for RequestParams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for RequestParams {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -9917,7 +10085,7 @@ impl ::serde::Serialize for Request {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &self.method)?;
         if let Some(value) = &self.params {
@@ -10061,10 +10229,10 @@ impl ::serde::Serialize for Resource {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.annotations.is_some())
+        let len = self.extra.len() + usize::from(self.annotations.is_some())
             + usize::from(self.description.is_some())
             + usize::from(self.mime_type.is_some()) + 1
-            + usize::from(self.size.is_some()) + 1 + self.extra.len();
+            + usize::from(self.size.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.annotations {
             map.serialize_entry("annotations", value)?;
@@ -10225,7 +10393,7 @@ impl ::serde::Serialize for ResourceContents {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.mime_type.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.mime_type.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.mime_type {
             map.serialize_entry("mimeType", value)?;
@@ -10325,13 +10493,18 @@ impl ResourceListChangedNotificationParams {
         self
     }
 }
+impl ::core::default::Default for ResourceListChangedNotificationParams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ResourceListChangedNotificationParams {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -10419,13 +10592,18 @@ impl ResourceListChangedNotification {
         self
     }
 }
+impl ::core::default::Default for ResourceListChangedNotification {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ResourceListChangedNotification {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"notifications/resources/list_changed")?;
         if let Some(value) = &self.params {
@@ -10530,7 +10708,7 @@ impl ::serde::Serialize for ResourceReference {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"ref/resource")?;
         map.serialize_entry("uri", &self.uri)?;
@@ -10666,9 +10844,9 @@ impl ::serde::Serialize for ResourceTemplate {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.annotations.is_some())
+        let len = self.extra.len() + usize::from(self.annotations.is_some())
             + usize::from(self.description.is_some())
-            + usize::from(self.mime_type.is_some()) + 1 + 1 + self.extra.len();
+            + usize::from(self.mime_type.is_some()) + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.annotations {
             map.serialize_entry("annotations", value)?;
@@ -10809,7 +10987,7 @@ impl ::serde::Serialize for ResourceUpdatedNotificationParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + self.extra.len();
+        let len = self.extra.len() + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("uri", &self.uri)?;
         for (key, value) in &self.extra {
@@ -10893,7 +11071,7 @@ impl ::serde::Serialize for ResourceUpdatedNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"notifications/resources/updated")?;
         map.serialize_entry("params", &self.params)?;
@@ -10994,13 +11172,18 @@ impl Result {
         self
     }
 }
+impl ::core::default::Default for Result {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for Result {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -11096,7 +11279,7 @@ impl ::serde::Serialize for Root {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.name.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.name.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.name {
             map.serialize_entry("name", value)?;
@@ -11187,13 +11370,18 @@ impl RootsListChangedNotificationParams {
         self
     }
 }
+impl ::core::default::Default for RootsListChangedNotificationParams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for RootsListChangedNotificationParams {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -11280,13 +11468,18 @@ impl RootsListChangedNotification {
         self
     }
 }
+impl ::core::default::Default for RootsListChangedNotification {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for RootsListChangedNotification {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"notifications/roots/list_changed")?;
         if let Some(value) = &self.params {
@@ -11389,7 +11582,7 @@ impl ::serde::Serialize for SamplingMessage {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("content", &self.content)?;
         map.serialize_entry("role", &self.role)?;
@@ -11477,13 +11670,18 @@ impl ServerCapabilitiesCompletions {
         }
     }
 }
+impl ::core::default::Default for ServerCapabilitiesCompletions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ServerCapabilitiesCompletions {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + self.extra.len();
+        let len = self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         for (key, value) in &self.extra {
             map.serialize_entry(key, value)?;
@@ -11540,13 +11738,18 @@ impl ServerCapabilitiesExperimentalValue {
         }
     }
 }
+impl ::core::default::Default for ServerCapabilitiesExperimentalValue {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ServerCapabilitiesExperimentalValue {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + self.extra.len();
+        let len = self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         for (key, value) in &self.extra {
             map.serialize_entry(key, value)?;
@@ -11604,13 +11807,18 @@ impl ServerCapabilitiesLogging {
         }
     }
 }
+impl ::core::default::Default for ServerCapabilitiesLogging {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ServerCapabilitiesLogging {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + self.extra.len();
+        let len = self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         for (key, value) in &self.extra {
             map.serialize_entry(key, value)?;
@@ -11674,13 +11882,18 @@ impl ServerCapabilitiesPrompts {
         self
     }
 }
+impl ::core::default::Default for ServerCapabilitiesPrompts {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ServerCapabilitiesPrompts {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.list_changed.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.list_changed.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.list_changed {
             map.serialize_entry("listChanged", value)?;
@@ -11769,14 +11982,19 @@ impl ServerCapabilitiesResources {
         self
     }
 }
+impl ::core::default::Default for ServerCapabilitiesResources {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ServerCapabilitiesResources {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.list_changed.is_some())
-            + usize::from(self.subscribe.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.list_changed.is_some())
+            + usize::from(self.subscribe.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.list_changed {
             map.serialize_entry("listChanged", value)?;
@@ -11872,13 +12090,18 @@ impl ServerCapabilitiesTools {
         self
     }
 }
+impl ::core::default::Default for ServerCapabilitiesTools {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ServerCapabilitiesTools {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.list_changed.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.list_changed.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.list_changed {
             map.serialize_entry("listChanged", value)?;
@@ -12010,17 +12233,21 @@ impl ServerCapabilities {
         self
     }
 }
+impl ::core::default::Default for ServerCapabilities {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ServerCapabilities {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.completions.is_some())
+        let len = self.extra.len() + usize::from(self.completions.is_some())
             + usize::from(self.experimental.is_some())
             + usize::from(self.logging.is_some()) + usize::from(self.prompts.is_some())
-            + usize::from(self.resources.is_some()) + usize::from(self.tools.is_some())
-            + self.extra.len();
+            + usize::from(self.resources.is_some()) + usize::from(self.tools.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.completions {
             map.serialize_entry("completions", value)?;
@@ -12181,7 +12408,7 @@ impl ::serde::Serialize for SetLevelRequestParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + self.extra.len();
+        let len = self.extra.len() + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("level", &self.level)?;
         for (key, value) in &self.extra {
@@ -12265,7 +12492,7 @@ impl ::serde::Serialize for SetLevelRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"logging/setLevel")?;
         map.serialize_entry("params", &self.params)?;
@@ -12360,7 +12587,7 @@ impl ::serde::Serialize for SubscribeRequestParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + self.extra.len();
+        let len = self.extra.len() + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("uri", &self.uri)?;
         for (key, value) in &self.extra {
@@ -12444,7 +12671,7 @@ impl ::serde::Serialize for SubscribeRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"resources/subscribe")?;
         map.serialize_entry("params", &self.params)?;
@@ -12550,7 +12777,7 @@ impl ::serde::Serialize for TextContent {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.annotations.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.annotations.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"text")?;
         if let Some(value) = &self.annotations {
@@ -12674,7 +12901,7 @@ impl ::serde::Serialize for TextResourceContents {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.mime_type.is_some()) + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.mime_type.is_some()) + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.mime_type {
             map.serialize_entry("mimeType", value)?;
@@ -12776,13 +13003,18 @@ impl ToolInputSchemaPropertiesValue {
         }
     }
 }
+impl ::core::default::Default for ToolInputSchemaPropertiesValue {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ToolInputSchemaPropertiesValue {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + self.extra.len();
+        let len = self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         for (key, value) in &self.extra {
             map.serialize_entry(key, value)?;
@@ -12872,14 +13104,19 @@ impl ToolInputSchema {
         self
     }
 }
+impl ::core::default::Default for ToolInputSchema {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ToolInputSchema {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.properties.is_some())
-            + usize::from(self.required.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.properties.is_some())
+            + usize::from(self.required.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"object")?;
         if let Some(value) = &self.properties {
@@ -13024,8 +13261,8 @@ impl ::serde::Serialize for Tool {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.annotations.is_some())
-            + usize::from(self.description.is_some()) + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.annotations.is_some())
+            + usize::from(self.description.is_some()) + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.annotations {
             map.serialize_entry("annotations", value)?;
@@ -13198,17 +13435,22 @@ impl ToolAnnotations {
         self
     }
 }
+impl ::core::default::Default for ToolAnnotations {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ToolAnnotations {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.destructive_hint.is_some())
+        let len = self.extra.len() + usize::from(self.destructive_hint.is_some())
             + usize::from(self.idempotent_hint.is_some())
             + usize::from(self.open_world_hint.is_some())
             + usize::from(self.read_only_hint.is_some())
-            + usize::from(self.title.is_some()) + self.extra.len();
+            + usize::from(self.title.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.destructive_hint {
             map.serialize_entry("destructiveHint", value)?;
@@ -13353,13 +13595,18 @@ impl ToolListChangedNotificationParams {
         self
     }
 }
+impl ::core::default::Default for ToolListChangedNotificationParams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ToolListChangedNotificationParams {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -13444,13 +13691,18 @@ impl ToolListChangedNotification {
         self
     }
 }
+impl ::core::default::Default for ToolListChangedNotification {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ToolListChangedNotification {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"notifications/tools/list_changed")?;
         if let Some(value) = &self.params {
@@ -13547,7 +13799,7 @@ impl ::serde::Serialize for UnsubscribeRequestParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + self.extra.len();
+        let len = self.extra.len() + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("uri", &self.uri)?;
         for (key, value) in &self.extra {
@@ -13631,7 +13883,7 @@ impl ::serde::Serialize for UnsubscribeRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"resources/unsubscribe")?;
         map.serialize_entry("params", &self.params)?;

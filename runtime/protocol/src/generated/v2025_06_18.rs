@@ -6,6 +6,7 @@
 #![allow(
     clippy::upper_case_acronyms,
     clippy::large_enum_variant,
+    clippy::match_single_binding,
     clippy::too_many_arguments,
     clippy::doc_lazy_continuation,
     clippy::doc_overindented_list_items,
@@ -1111,15 +1112,20 @@ impl Annotations {
         self
     }
 }
+impl ::core::default::Default for Annotations {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for Annotations {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.audience.is_some())
+        let len = self.extra.len() + usize::from(self.audience.is_some())
             + usize::from(self.last_modified.is_some())
-            + usize::from(self.priority.is_some()) + self.extra.len();
+            + usize::from(self.priority.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.audience {
             map.serialize_entry("audience", value)?;
@@ -1260,8 +1266,8 @@ impl ::serde::Serialize for AudioContent {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.meta.is_some())
-            + usize::from(self.annotations.is_some()) + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.meta.is_some())
+            + usize::from(self.annotations.is_some()) + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"audio")?;
         if let Some(value) = &self.meta {
@@ -1417,7 +1423,7 @@ impl ::serde::Serialize for BaseMetadata {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.title.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.title.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("name", &self.name)?;
         if let Some(value) = &self.title {
@@ -1540,8 +1546,8 @@ impl ::serde::Serialize for BlobResourceContents {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + 1
-            + usize::from(self.mime_type.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some()) + 1
+            + usize::from(self.mime_type.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -1692,15 +1698,20 @@ impl BooleanSchema {
         self
     }
 }
+impl ::core::default::Default for BooleanSchema {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for BooleanSchema {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.default.is_some())
-            + usize::from(self.description.is_some()) + usize::from(self.title.is_some())
-            + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.default.is_some())
+            + usize::from(self.description.is_some())
+            + usize::from(self.title.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"boolean")?;
         if let Some(value) = &self.default {
@@ -1838,7 +1849,7 @@ impl ::serde::Serialize for CallToolRequestParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.arguments.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.arguments.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.arguments {
             map.serialize_entry("arguments", value)?;
@@ -1939,7 +1950,7 @@ impl ::serde::Serialize for CallToolRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"tools/call")?;
         map.serialize_entry("params", &self.params)?;
@@ -2080,9 +2091,9 @@ impl ::serde::Serialize for CallToolResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + 1
+        let len = self.extra.len() + usize::from(self.meta.is_some()) + 1
             + usize::from(self.is_error.is_some())
-            + usize::from(self.structured_content.is_some()) + self.extra.len();
+            + usize::from(self.structured_content.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -2225,7 +2236,7 @@ impl ::serde::Serialize for CancelledNotificationParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.reason.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.reason.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.reason {
             map.serialize_entry("reason", value)?;
@@ -2330,7 +2341,7 @@ impl ::serde::Serialize for CancelledNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"notifications/cancelled")?;
         map.serialize_entry("params", &self.params)?;
@@ -2419,13 +2430,18 @@ impl ClientCapabilitiesElicitation {
         }
     }
 }
+impl ::core::default::Default for ClientCapabilitiesElicitation {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ClientCapabilitiesElicitation {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + self.extra.len();
+        let len = self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         for (key, value) in &self.extra {
             map.serialize_entry(key, value)?;
@@ -2482,13 +2498,18 @@ impl ClientCapabilitiesExperimentalValue {
         }
     }
 }
+impl ::core::default::Default for ClientCapabilitiesExperimentalValue {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ClientCapabilitiesExperimentalValue {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + self.extra.len();
+        let len = self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         for (key, value) in &self.extra {
             map.serialize_entry(key, value)?;
@@ -2554,13 +2575,18 @@ impl ClientCapabilitiesRoots {
         self
     }
 }
+impl ::core::default::Default for ClientCapabilitiesRoots {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ClientCapabilitiesRoots {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.list_changed.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.list_changed.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.list_changed {
             map.serialize_entry("listChanged", value)?;
@@ -2633,13 +2659,18 @@ impl ClientCapabilitiesSampling {
         }
     }
 }
+impl ::core::default::Default for ClientCapabilitiesSampling {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ClientCapabilitiesSampling {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + self.extra.len();
+        let len = self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         for (key, value) in &self.extra {
             map.serialize_entry(key, value)?;
@@ -2740,16 +2771,20 @@ impl ClientCapabilities {
         self
     }
 }
+impl ::core::default::Default for ClientCapabilities {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ClientCapabilities {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.elicitation.is_some())
+        let len = self.extra.len() + usize::from(self.elicitation.is_some())
             + usize::from(self.experimental.is_some())
-            + usize::from(self.roots.is_some()) + usize::from(self.sampling.is_some())
-            + self.extra.len();
+            + usize::from(self.roots.is_some()) + usize::from(self.sampling.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.elicitation {
             map.serialize_entry("elicitation", value)?;
@@ -2887,7 +2922,7 @@ impl ::serde::Serialize for CompleteRequestParamsArgument {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("name", &self.name)?;
         map.serialize_entry("value", &self.value)?;
@@ -2988,13 +3023,18 @@ impl CompleteRequestParamsContext {
         self
     }
 }
+impl ::core::default::Default for CompleteRequestParamsContext {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for CompleteRequestParamsContext {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.arguments.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.arguments.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.arguments {
             map.serialize_entry("arguments", value)?;
@@ -3094,7 +3134,7 @@ impl ::serde::Serialize for CompleteRequestParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.context.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.context.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("argument", &self.argument)?;
         if let Some(value) = &self.context {
@@ -3208,7 +3248,7 @@ impl ::serde::Serialize for CompleteRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"completion/complete")?;
         map.serialize_entry("params", &self.params)?;
@@ -3319,8 +3359,8 @@ impl ::serde::Serialize for CompleteResultCompletion {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.has_more.is_some())
-            + usize::from(self.total.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.has_more.is_some())
+            + usize::from(self.total.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.has_more {
             map.serialize_entry("hasMore", value)?;
@@ -3447,7 +3487,7 @@ impl ::serde::Serialize for CompleteResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -3537,13 +3577,18 @@ impl CreateMessageRequestParamsMetadata {
         }
     }
 }
+impl ::core::default::Default for CreateMessageRequestParamsMetadata {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for CreateMessageRequestParamsMetadata {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + self.extra.len();
+        let len = self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         for (key, value) in &self.extra {
             map.serialize_entry(key, value)?;
@@ -3673,12 +3718,12 @@ impl ::serde::Serialize for CreateMessageRequestParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.include_context.is_some()) + 1 + 1
+        let len = self.extra.len() + usize::from(self.include_context.is_some()) + 1 + 1
             + usize::from(self.metadata.is_some())
             + usize::from(self.model_preferences.is_some())
             + usize::from(self.stop_sequences.is_some())
             + usize::from(self.system_prompt.is_some())
-            + usize::from(self.temperature.is_some()) + self.extra.len();
+            + usize::from(self.temperature.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.include_context {
             map.serialize_entry("includeContext", value)?;
@@ -3873,7 +3918,7 @@ impl ::serde::Serialize for CreateMessageRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"sampling/createMessage")?;
         map.serialize_entry("params", &self.params)?;
@@ -4005,8 +4050,8 @@ impl ::serde::Serialize for CreateMessageResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + 1 + 1 + 1
-            + usize::from(self.stop_reason.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some()) + 1 + 1 + 1
+            + usize::from(self.stop_reason.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -4172,7 +4217,7 @@ impl ::serde::Serialize for ElicitRequestParamsRequestedSchema {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + usize::from(self.required.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + usize::from(self.required.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"object")?;
         map.serialize_entry("properties", &self.properties)?;
@@ -4301,7 +4346,7 @@ impl ::serde::Serialize for ElicitRequestParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("message", &self.message)?;
         map.serialize_entry("requestedSchema", &self.requested_schema)?;
@@ -4402,7 +4447,7 @@ impl ::serde::Serialize for ElicitRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"elicitation/create")?;
         map.serialize_entry("params", &self.params)?;
@@ -4531,8 +4576,8 @@ impl ::serde::Serialize for ElicitResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + 1
-            + usize::from(self.content.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some()) + 1
+            + usize::from(self.content.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -4677,8 +4722,8 @@ impl ::serde::Serialize for EmbeddedResource {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.meta.is_some())
-            + usize::from(self.annotations.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.meta.is_some())
+            + usize::from(self.annotations.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"resource")?;
         if let Some(value) = &self.meta {
@@ -4840,9 +4885,8 @@ impl ::serde::Serialize for EnumSchema {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.description.is_some()) + 1
-            + usize::from(self.enum_names.is_some()) + usize::from(self.title.is_some())
-            + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.description.is_some()) + 1
+            + usize::from(self.enum_names.is_some()) + usize::from(self.title.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"string")?;
         if let Some(value) = &self.description {
@@ -4996,7 +5040,7 @@ impl ::serde::Serialize for GetPromptRequestParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.arguments.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.arguments.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.arguments {
             map.serialize_entry("arguments", value)?;
@@ -5100,7 +5144,7 @@ impl ::serde::Serialize for GetPromptRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"prompts/get")?;
         map.serialize_entry("params", &self.params)?;
@@ -5220,8 +5264,8 @@ impl ::serde::Serialize for GetPromptResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some())
-            + usize::from(self.description.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some())
+            + usize::from(self.description.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -5364,8 +5408,8 @@ impl ::serde::Serialize for ImageContent {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.meta.is_some())
-            + usize::from(self.annotations.is_some()) + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.meta.is_some())
+            + usize::from(self.annotations.is_some()) + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"image")?;
         if let Some(value) = &self.meta {
@@ -5527,7 +5571,7 @@ impl ::serde::Serialize for Implementation {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.title.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.title.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("name", &self.name)?;
         if let Some(value) = &self.title {
@@ -5648,7 +5692,7 @@ impl ::serde::Serialize for InitializeRequestParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("capabilities", &self.capabilities)?;
         map.serialize_entry("clientInfo", &self.client_info)?;
@@ -5762,7 +5806,7 @@ impl ::serde::Serialize for InitializeRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"initialize")?;
         map.serialize_entry("params", &self.params)?;
@@ -5894,8 +5938,8 @@ impl ::serde::Serialize for InitializeResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + 1
-            + usize::from(self.instructions.is_some()) + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some()) + 1
+            + usize::from(self.instructions.is_some()) + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -6042,13 +6086,18 @@ impl InitializedNotificationParams {
         self
     }
 }
+impl ::core::default::Default for InitializedNotificationParams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for InitializedNotificationParams {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -6133,13 +6182,18 @@ impl InitializedNotification {
         self
     }
 }
+impl ::core::default::Default for InitializedNotification {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for InitializedNotification {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"notifications/initialized")?;
         if let Some(value) = &self.params {
@@ -6250,7 +6304,7 @@ impl ::serde::Serialize for JSONRPCErrorError {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.data.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.data.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("code", &self.code)?;
         if let Some(value) = &self.data {
@@ -6367,7 +6421,7 @@ impl ::serde::Serialize for JSONRPCError {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("error", &self.error)?;
@@ -6478,13 +6532,18 @@ impl JSONRPCNotificationParams {
         self
     }
 }
+impl ::core::default::Default for JSONRPCNotificationParams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for JSONRPCNotificationParams {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -6578,7 +6637,7 @@ impl ::serde::Serialize for JSONRPCNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &self.method)?;
@@ -6690,13 +6749,18 @@ impl JSONRPCRequestParamsMeta {
         self
     }
 }
+impl ::core::default::Default for JSONRPCRequestParamsMeta {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for JSONRPCRequestParamsMeta {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.progress_token.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.progress_token.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.progress_token {
             map.serialize_entry("progressToken", value)?;
@@ -6776,13 +6840,18 @@ impl JSONRPCRequestParams {
         self
     }
 }
+impl ::core::default::Default for JSONRPCRequestParams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for JSONRPCRequestParams {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -6880,7 +6949,7 @@ impl ::serde::Serialize for JSONRPCRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("id", &self.id)?;
@@ -7008,7 +7077,7 @@ impl ::serde::Serialize for JSONRPCResponse {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("id", &self.id)?;
@@ -7121,13 +7190,18 @@ impl ListPromptsRequestParams {
         self
     }
 }
+impl ::core::default::Default for ListPromptsRequestParams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ListPromptsRequestParams {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.cursor.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.cursor.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.cursor {
             map.serialize_entry("cursor", value)?;
@@ -7210,13 +7284,18 @@ impl ListPromptsRequest {
         self
     }
 }
+impl ::core::default::Default for ListPromptsRequest {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ListPromptsRequest {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"prompts/list")?;
         if let Some(value) = &self.params {
@@ -7337,8 +7416,8 @@ impl ::serde::Serialize for ListPromptsResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some())
-            + usize::from(self.next_cursor.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some())
+            + usize::from(self.next_cursor.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -7454,13 +7533,18 @@ impl ListResourceTemplatesRequestParams {
         self
     }
 }
+impl ::core::default::Default for ListResourceTemplatesRequestParams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ListResourceTemplatesRequestParams {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.cursor.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.cursor.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.cursor {
             map.serialize_entry("cursor", value)?;
@@ -7543,13 +7627,18 @@ impl ListResourceTemplatesRequest {
         self
     }
 }
+impl ::core::default::Default for ListResourceTemplatesRequest {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ListResourceTemplatesRequest {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"resources/templates/list")?;
         if let Some(value) = &self.params {
@@ -7674,8 +7763,8 @@ impl ::serde::Serialize for ListResourceTemplatesResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some())
-            + usize::from(self.next_cursor.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some())
+            + usize::from(self.next_cursor.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -7791,13 +7880,18 @@ impl ListResourcesRequestParams {
         self
     }
 }
+impl ::core::default::Default for ListResourcesRequestParams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ListResourcesRequestParams {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.cursor.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.cursor.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.cursor {
             map.serialize_entry("cursor", value)?;
@@ -7880,13 +7974,18 @@ impl ListResourcesRequest {
         self
     }
 }
+impl ::core::default::Default for ListResourcesRequest {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ListResourcesRequest {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"resources/list")?;
         if let Some(value) = &self.params {
@@ -8009,8 +8108,8 @@ impl ::serde::Serialize for ListResourcesResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some())
-            + usize::from(self.next_cursor.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some())
+            + usize::from(self.next_cursor.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -8123,13 +8222,18 @@ impl ListRootsRequestParamsMeta {
         self
     }
 }
+impl ::core::default::Default for ListRootsRequestParamsMeta {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ListRootsRequestParamsMeta {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.progress_token.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.progress_token.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.progress_token {
             map.serialize_entry("progressToken", value)?;
@@ -8209,13 +8313,18 @@ impl ListRootsRequestParams {
         self
     }
 }
+impl ::core::default::Default for ListRootsRequestParams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ListRootsRequestParams {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -8304,13 +8413,18 @@ impl ListRootsRequest {
         self
     }
 }
+impl ::core::default::Default for ListRootsRequest {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ListRootsRequest {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"roots/list")?;
         if let Some(value) = &self.params {
@@ -8421,7 +8535,7 @@ impl ::serde::Serialize for ListRootsResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -8522,13 +8636,18 @@ impl ListToolsRequestParams {
         self
     }
 }
+impl ::core::default::Default for ListToolsRequestParams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ListToolsRequestParams {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.cursor.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.cursor.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.cursor {
             map.serialize_entry("cursor", value)?;
@@ -8611,13 +8730,18 @@ impl ListToolsRequest {
         self
     }
 }
+impl ::core::default::Default for ListToolsRequest {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ListToolsRequest {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"tools/list")?;
         if let Some(value) = &self.params {
@@ -8738,8 +8862,8 @@ impl ::serde::Serialize for ListToolsResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some())
-            + usize::from(self.next_cursor.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some())
+            + usize::from(self.next_cursor.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -8866,7 +8990,7 @@ impl ::serde::Serialize for LoggingMessageNotificationParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + usize::from(self.logger.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + usize::from(self.logger.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("data", &self.data)?;
         map.serialize_entry("level", &self.level)?;
@@ -8980,7 +9104,7 @@ impl ::serde::Serialize for LoggingMessageNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"notifications/message")?;
         map.serialize_entry("params", &self.params)?;
@@ -9091,13 +9215,18 @@ impl ModelHint {
         self
     }
 }
+impl ::core::default::Default for ModelHint {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ModelHint {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.name.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.name.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.name {
             map.serialize_entry("name", value)?;
@@ -9221,16 +9350,21 @@ impl ModelPreferences {
         self
     }
 }
+impl ::core::default::Default for ModelPreferences {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ModelPreferences {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.cost_priority.is_some())
+        let len = self.extra.len() + usize::from(self.cost_priority.is_some())
             + usize::from(self.hints.is_some())
             + usize::from(self.intelligence_priority.is_some())
-            + usize::from(self.speed_priority.is_some()) + self.extra.len();
+            + usize::from(self.speed_priority.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.cost_priority {
             map.serialize_entry("costPriority", value)?;
@@ -9360,13 +9494,18 @@ impl NotificationParams {
         self
     }
 }
+impl ::core::default::Default for NotificationParams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for NotificationParams {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -9457,7 +9596,7 @@ impl ::serde::Serialize for Notification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &self.method)?;
         if let Some(value) = &self.params {
@@ -9591,9 +9730,9 @@ impl ::serde::Serialize for NumberSchema {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.description.is_some())
+        let len = self.extra.len() + usize::from(self.description.is_some())
             + usize::from(self.maximum.is_some()) + usize::from(self.minimum.is_some())
-            + usize::from(self.title.is_some()) + 1 + self.extra.len();
+            + usize::from(self.title.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.description {
             map.serialize_entry("description", value)?;
@@ -9734,13 +9873,18 @@ impl PaginatedRequestParams {
         self
     }
 }
+impl ::core::default::Default for PaginatedRequestParams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for PaginatedRequestParams {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.cursor.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.cursor.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.cursor {
             map.serialize_entry("cursor", value)?;
@@ -9829,7 +9973,7 @@ impl ::serde::Serialize for PaginatedRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &self.method)?;
         if let Some(value) = &self.params {
@@ -9941,14 +10085,19 @@ impl PaginatedResult {
         self
     }
 }
+impl ::core::default::Default for PaginatedResult {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for PaginatedResult {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some())
-            + usize::from(self.next_cursor.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some())
+            + usize::from(self.next_cursor.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -10046,13 +10195,18 @@ impl PingRequestParamsMeta {
         self
     }
 }
+impl ::core::default::Default for PingRequestParamsMeta {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for PingRequestParamsMeta {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.progress_token.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.progress_token.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.progress_token {
             map.serialize_entry("progressToken", value)?;
@@ -10132,13 +10286,18 @@ impl PingRequestParams {
         self
     }
 }
+impl ::core::default::Default for PingRequestParams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for PingRequestParams {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -10221,13 +10380,18 @@ impl PingRequest {
         self
     }
 }
+impl ::core::default::Default for PingRequest {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for PingRequest {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"ping")?;
         if let Some(value) = &self.params {
@@ -10341,8 +10505,8 @@ impl ::serde::Serialize for ProgressNotificationParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.message.is_some()) + 1 + 1
-            + usize::from(self.total.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.message.is_some()) + 1 + 1
+            + usize::from(self.total.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.message {
             map.serialize_entry("message", value)?;
@@ -10471,7 +10635,7 @@ impl ::serde::Serialize for ProgressNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"notifications/progress")?;
         map.serialize_entry("params", &self.params)?;
@@ -10617,10 +10781,10 @@ impl ::serde::Serialize for Prompt {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some())
+        let len = self.extra.len() + usize::from(self.meta.is_some())
             + usize::from(self.arguments.is_some())
             + usize::from(self.description.is_some()) + 1
-            + usize::from(self.title.is_some()) + self.extra.len();
+            + usize::from(self.title.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -10790,9 +10954,8 @@ impl ::serde::Serialize for PromptArgument {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.description.is_some()) + 1
-            + usize::from(self.required.is_some()) + usize::from(self.title.is_some())
-            + self.extra.len();
+        let len = self.extra.len() + usize::from(self.description.is_some()) + 1
+            + usize::from(self.required.is_some()) + usize::from(self.title.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.description {
             map.serialize_entry("description", value)?;
@@ -10922,13 +11085,18 @@ impl PromptListChangedNotificationParams {
         self
     }
 }
+impl ::core::default::Default for PromptListChangedNotificationParams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for PromptListChangedNotificationParams {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -11013,13 +11181,18 @@ impl PromptListChangedNotification {
         self
     }
 }
+impl ::core::default::Default for PromptListChangedNotification {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for PromptListChangedNotification {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"notifications/prompts/list_changed")?;
         if let Some(value) = &self.params {
@@ -11128,7 +11301,7 @@ impl ::serde::Serialize for PromptMessage {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("content", &self.content)?;
         map.serialize_entry("role", &self.role)?;
@@ -11243,7 +11416,7 @@ impl ::serde::Serialize for PromptReference {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + usize::from(self.title.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + usize::from(self.title.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"ref/prompt")?;
         map.serialize_entry("name", &self.name)?;
@@ -11353,7 +11526,7 @@ impl ::serde::Serialize for ReadResourceRequestParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + self.extra.len();
+        let len = self.extra.len() + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("uri", &self.uri)?;
         for (key, value) in &self.extra {
@@ -11437,7 +11610,7 @@ impl ::serde::Serialize for ReadResourceRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"resources/read")?;
         map.serialize_entry("params", &self.params)?;
@@ -11546,7 +11719,7 @@ impl ::serde::Serialize for ReadResourceResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -11646,13 +11819,18 @@ impl RequestParamsMeta {
         self
     }
 }
+impl ::core::default::Default for RequestParamsMeta {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for RequestParamsMeta {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.progress_token.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.progress_token.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.progress_token {
             map.serialize_entry("progressToken", value)?;
@@ -11732,13 +11910,18 @@ impl RequestParams {
         self
     }
 }
+impl ::core::default::Default for RequestParams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for RequestParams {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -11824,7 +12007,7 @@ impl ::serde::Serialize for Request {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &self.method)?;
         if let Some(value) = &self.params {
@@ -11995,12 +12178,11 @@ impl ::serde::Serialize for Resource {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some())
+        let len = self.extra.len() + usize::from(self.meta.is_some())
             + usize::from(self.annotations.is_some())
             + usize::from(self.description.is_some())
             + usize::from(self.mime_type.is_some()) + 1
-            + usize::from(self.size.is_some()) + usize::from(self.title.is_some()) + 1
-            + self.extra.len();
+            + usize::from(self.size.is_some()) + usize::from(self.title.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -12206,8 +12388,8 @@ impl ::serde::Serialize for ResourceContents {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some())
-            + usize::from(self.mime_type.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some())
+            + usize::from(self.mime_type.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -12402,12 +12584,11 @@ impl ::serde::Serialize for ResourceLink {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.meta.is_some())
+        let len = self.extra.len() + 1 + usize::from(self.meta.is_some())
             + usize::from(self.annotations.is_some())
             + usize::from(self.description.is_some())
             + usize::from(self.mime_type.is_some()) + 1
-            + usize::from(self.size.is_some()) + usize::from(self.title.is_some()) + 1
-            + self.extra.len();
+            + usize::from(self.size.is_some()) + usize::from(self.title.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"resource_link")?;
         if let Some(value) = &self.meta {
@@ -12607,13 +12788,18 @@ impl ResourceListChangedNotificationParams {
         self
     }
 }
+impl ::core::default::Default for ResourceListChangedNotificationParams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ResourceListChangedNotificationParams {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -12701,13 +12887,18 @@ impl ResourceListChangedNotification {
         self
     }
 }
+impl ::core::default::Default for ResourceListChangedNotification {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ResourceListChangedNotification {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"notifications/resources/list_changed")?;
         if let Some(value) = &self.params {
@@ -12877,11 +13068,11 @@ impl ::serde::Serialize for ResourceTemplate {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some())
+        let len = self.extra.len() + usize::from(self.meta.is_some())
             + usize::from(self.annotations.is_some())
             + usize::from(self.description.is_some())
             + usize::from(self.mime_type.is_some()) + 1
-            + usize::from(self.title.is_some()) + 1 + self.extra.len();
+            + usize::from(self.title.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -13057,7 +13248,7 @@ impl ::serde::Serialize for ResourceTemplateReference {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"ref/resource")?;
         map.serialize_entry("uri", &self.uri)?;
@@ -13154,7 +13345,7 @@ impl ::serde::Serialize for ResourceUpdatedNotificationParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + self.extra.len();
+        let len = self.extra.len() + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("uri", &self.uri)?;
         for (key, value) in &self.extra {
@@ -13238,7 +13429,7 @@ impl ::serde::Serialize for ResourceUpdatedNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"notifications/resources/updated")?;
         map.serialize_entry("params", &self.params)?;
@@ -13339,13 +13530,18 @@ impl Result {
         self
     }
 }
+impl ::core::default::Default for Result {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for Result {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -13454,8 +13650,8 @@ impl ::serde::Serialize for Root {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + usize::from(self.name.is_some())
-            + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some())
+            + usize::from(self.name.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -13563,13 +13759,18 @@ impl RootsListChangedNotificationParams {
         self
     }
 }
+impl ::core::default::Default for RootsListChangedNotificationParams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for RootsListChangedNotificationParams {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -13656,13 +13857,18 @@ impl RootsListChangedNotification {
         self
     }
 }
+impl ::core::default::Default for RootsListChangedNotification {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for RootsListChangedNotification {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"notifications/roots/list_changed")?;
         if let Some(value) = &self.params {
@@ -13765,7 +13971,7 @@ impl ::serde::Serialize for SamplingMessage {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("content", &self.content)?;
         map.serialize_entry("role", &self.role)?;
@@ -13853,13 +14059,18 @@ impl ServerCapabilitiesCompletions {
         }
     }
 }
+impl ::core::default::Default for ServerCapabilitiesCompletions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ServerCapabilitiesCompletions {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + self.extra.len();
+        let len = self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         for (key, value) in &self.extra {
             map.serialize_entry(key, value)?;
@@ -13916,13 +14127,18 @@ impl ServerCapabilitiesExperimentalValue {
         }
     }
 }
+impl ::core::default::Default for ServerCapabilitiesExperimentalValue {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ServerCapabilitiesExperimentalValue {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + self.extra.len();
+        let len = self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         for (key, value) in &self.extra {
             map.serialize_entry(key, value)?;
@@ -13980,13 +14196,18 @@ impl ServerCapabilitiesLogging {
         }
     }
 }
+impl ::core::default::Default for ServerCapabilitiesLogging {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ServerCapabilitiesLogging {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + self.extra.len();
+        let len = self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         for (key, value) in &self.extra {
             map.serialize_entry(key, value)?;
@@ -14050,13 +14271,18 @@ impl ServerCapabilitiesPrompts {
         self
     }
 }
+impl ::core::default::Default for ServerCapabilitiesPrompts {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ServerCapabilitiesPrompts {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.list_changed.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.list_changed.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.list_changed {
             map.serialize_entry("listChanged", value)?;
@@ -14145,14 +14371,19 @@ impl ServerCapabilitiesResources {
         self
     }
 }
+impl ::core::default::Default for ServerCapabilitiesResources {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ServerCapabilitiesResources {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.list_changed.is_some())
-            + usize::from(self.subscribe.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.list_changed.is_some())
+            + usize::from(self.subscribe.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.list_changed {
             map.serialize_entry("listChanged", value)?;
@@ -14248,13 +14479,18 @@ impl ServerCapabilitiesTools {
         self
     }
 }
+impl ::core::default::Default for ServerCapabilitiesTools {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ServerCapabilitiesTools {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.list_changed.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.list_changed.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.list_changed {
             map.serialize_entry("listChanged", value)?;
@@ -14386,17 +14622,21 @@ impl ServerCapabilities {
         self
     }
 }
+impl ::core::default::Default for ServerCapabilities {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ServerCapabilities {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.completions.is_some())
+        let len = self.extra.len() + usize::from(self.completions.is_some())
             + usize::from(self.experimental.is_some())
             + usize::from(self.logging.is_some()) + usize::from(self.prompts.is_some())
-            + usize::from(self.resources.is_some()) + usize::from(self.tools.is_some())
-            + self.extra.len();
+            + usize::from(self.resources.is_some()) + usize::from(self.tools.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.completions {
             map.serialize_entry("completions", value)?;
@@ -14557,7 +14797,7 @@ impl ::serde::Serialize for SetLevelRequestParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + self.extra.len();
+        let len = self.extra.len() + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("level", &self.level)?;
         for (key, value) in &self.extra {
@@ -14641,7 +14881,7 @@ impl ::serde::Serialize for SetLevelRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"logging/setLevel")?;
         map.serialize_entry("params", &self.params)?;
@@ -14775,16 +15015,20 @@ impl StringSchema {
         self
     }
 }
+impl ::core::default::Default for StringSchema {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for StringSchema {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.description.is_some())
+        let len = self.extra.len() + 1 + usize::from(self.description.is_some())
             + usize::from(self.format.is_some()) + usize::from(self.max_length.is_some())
-            + usize::from(self.min_length.is_some()) + usize::from(self.title.is_some())
-            + self.extra.len();
+            + usize::from(self.min_length.is_some()) + usize::from(self.title.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"string")?;
         if let Some(value) = &self.description {
@@ -14939,7 +15183,7 @@ impl ::serde::Serialize for SubscribeRequestParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + self.extra.len();
+        let len = self.extra.len() + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("uri", &self.uri)?;
         for (key, value) in &self.extra {
@@ -15023,7 +15267,7 @@ impl ::serde::Serialize for SubscribeRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"resources/subscribe")?;
         map.serialize_entry("params", &self.params)?;
@@ -15142,8 +15386,8 @@ impl ::serde::Serialize for TextContent {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.meta.is_some())
-            + usize::from(self.annotations.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.meta.is_some())
+            + usize::from(self.annotations.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"text")?;
         if let Some(value) = &self.meta {
@@ -15297,8 +15541,8 @@ impl ::serde::Serialize for TextResourceContents {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some())
-            + usize::from(self.mime_type.is_some()) + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some())
+            + usize::from(self.mime_type.is_some()) + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -15417,13 +15661,18 @@ impl ToolInputSchemaPropertiesValue {
         }
     }
 }
+impl ::core::default::Default for ToolInputSchemaPropertiesValue {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ToolInputSchemaPropertiesValue {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + self.extra.len();
+        let len = self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         for (key, value) in &self.extra {
             map.serialize_entry(key, value)?;
@@ -15513,14 +15762,19 @@ impl ToolInputSchema {
         self
     }
 }
+impl ::core::default::Default for ToolInputSchema {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ToolInputSchema {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.properties.is_some())
-            + usize::from(self.required.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.properties.is_some())
+            + usize::from(self.required.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"object")?;
         if let Some(value) = &self.properties {
@@ -15628,13 +15882,18 @@ impl ToolOutputSchemaPropertiesValue {
         }
     }
 }
+impl ::core::default::Default for ToolOutputSchemaPropertiesValue {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ToolOutputSchemaPropertiesValue {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + self.extra.len();
+        let len = self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         for (key, value) in &self.extra {
             map.serialize_entry(key, value)?;
@@ -15725,14 +15984,19 @@ impl ToolOutputSchema {
         self
     }
 }
+impl ::core::default::Default for ToolOutputSchema {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ToolOutputSchema {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.properties.is_some())
-            + usize::from(self.required.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.properties.is_some())
+            + usize::from(self.required.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"object")?;
         if let Some(value) = &self.properties {
@@ -15917,11 +16181,11 @@ impl ::serde::Serialize for Tool {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some())
+        let len = self.extra.len() + usize::from(self.meta.is_some())
             + usize::from(self.annotations.is_some())
             + usize::from(self.description.is_some()) + 1 + 1
             + usize::from(self.output_schema.is_some())
-            + usize::from(self.title.is_some()) + self.extra.len();
+            + usize::from(self.title.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -16141,17 +16405,22 @@ impl ToolAnnotations {
         self
     }
 }
+impl ::core::default::Default for ToolAnnotations {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ToolAnnotations {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.destructive_hint.is_some())
+        let len = self.extra.len() + usize::from(self.destructive_hint.is_some())
             + usize::from(self.idempotent_hint.is_some())
             + usize::from(self.open_world_hint.is_some())
             + usize::from(self.read_only_hint.is_some())
-            + usize::from(self.title.is_some()) + self.extra.len();
+            + usize::from(self.title.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.destructive_hint {
             map.serialize_entry("destructiveHint", value)?;
@@ -16296,13 +16565,18 @@ impl ToolListChangedNotificationParams {
         self
     }
 }
+impl ::core::default::Default for ToolListChangedNotificationParams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ToolListChangedNotificationParams {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -16387,13 +16661,18 @@ impl ToolListChangedNotification {
         self
     }
 }
+impl ::core::default::Default for ToolListChangedNotification {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ToolListChangedNotification {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"notifications/tools/list_changed")?;
         if let Some(value) = &self.params {
@@ -16490,7 +16769,7 @@ impl ::serde::Serialize for UnsubscribeRequestParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + self.extra.len();
+        let len = self.extra.len() + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("uri", &self.uri)?;
         for (key, value) in &self.extra {
@@ -16574,7 +16853,7 @@ impl ::serde::Serialize for UnsubscribeRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"resources/unsubscribe")?;
         map.serialize_entry("params", &self.params)?;

@@ -6,6 +6,7 @@
 #![allow(
     clippy::upper_case_acronyms,
     clippy::large_enum_variant,
+    clippy::match_single_binding,
     clippy::too_many_arguments,
     clippy::doc_lazy_continuation,
     clippy::doc_overindented_list_items,
@@ -1643,15 +1644,20 @@ impl Annotations {
         self
     }
 }
+impl ::core::default::Default for Annotations {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for Annotations {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.audience.is_some())
+        let len = self.extra.len() + usize::from(self.audience.is_some())
             + usize::from(self.last_modified.is_some())
-            + usize::from(self.priority.is_some()) + self.extra.len();
+            + usize::from(self.priority.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.audience {
             map.serialize_entry("audience", value)?;
@@ -1792,8 +1798,8 @@ impl ::serde::Serialize for AudioContent {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.meta.is_some())
-            + usize::from(self.annotations.is_some()) + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.meta.is_some())
+            + usize::from(self.annotations.is_some()) + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"audio")?;
         if let Some(value) = &self.meta {
@@ -1949,7 +1955,7 @@ impl ::serde::Serialize for BaseMetadata {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.title.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.title.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("name", &self.name)?;
         if let Some(value) = &self.title {
@@ -2072,8 +2078,8 @@ impl ::serde::Serialize for BlobResourceContents {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + 1
-            + usize::from(self.mime_type.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some()) + 1
+            + usize::from(self.mime_type.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -2224,15 +2230,20 @@ impl BooleanSchema {
         self
     }
 }
+impl ::core::default::Default for BooleanSchema {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for BooleanSchema {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.default.is_some())
-            + usize::from(self.description.is_some()) + usize::from(self.title.is_some())
-            + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.default.is_some())
+            + usize::from(self.description.is_some())
+            + usize::from(self.title.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"boolean")?;
         if let Some(value) = &self.default {
@@ -2365,7 +2376,7 @@ impl ::serde::Serialize for CallToolRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"tools/call")?;
@@ -2489,13 +2500,18 @@ impl CallToolRequestParamsMeta {
         self
     }
 }
+impl ::core::default::Default for CallToolRequestParamsMeta {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for CallToolRequestParamsMeta {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.progress_token.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.progress_token.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.progress_token {
             map.serialize_entry("progressToken", value)?;
@@ -2611,9 +2627,9 @@ impl ::serde::Serialize for CallToolRequestParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some())
+        let len = self.extra.len() + usize::from(self.meta.is_some())
             + usize::from(self.arguments.is_some()) + 1
-            + usize::from(self.task.is_some()) + self.extra.len();
+            + usize::from(self.task.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -2787,9 +2803,9 @@ impl ::serde::Serialize for CallToolResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + 1
+        let len = self.extra.len() + usize::from(self.meta.is_some()) + 1
             + usize::from(self.is_error.is_some())
-            + usize::from(self.structured_content.is_some()) + self.extra.len();
+            + usize::from(self.structured_content.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -2919,7 +2935,7 @@ impl ::serde::Serialize for CancelTaskRequestParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + self.extra.len();
+        let len = self.extra.len() + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("taskId", &self.task_id)?;
         for (key, value) in &self.extra {
@@ -3008,7 +3024,7 @@ impl ::serde::Serialize for CancelTaskRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"tasks/cancel")?;
@@ -3187,9 +3203,9 @@ impl ::serde::Serialize for CancelTaskResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + 1 + 1
+        let len = self.extra.len() + usize::from(self.meta.is_some()) + 1 + 1
             + usize::from(self.poll_interval.is_some()) + 1
-            + usize::from(self.status_message.is_some()) + 1 + 1 + self.extra.len();
+            + usize::from(self.status_message.is_some()) + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -3390,7 +3406,7 @@ impl ::serde::Serialize for CancelledNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"notifications/cancelled")?;
@@ -3531,15 +3547,20 @@ impl CancelledNotificationParams {
         self
     }
 }
+impl ::core::default::Default for CancelledNotificationParams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for CancelledNotificationParams {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some())
-            + usize::from(self.reason.is_some()) + usize::from(self.request_id.is_some())
-            + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some())
+            + usize::from(self.reason.is_some())
+            + usize::from(self.request_id.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -3643,13 +3664,18 @@ impl ClientCapabilitiesElicitationForm {
         }
     }
 }
+impl ::core::default::Default for ClientCapabilitiesElicitationForm {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ClientCapabilitiesElicitationForm {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + self.extra.len();
+        let len = self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         for (key, value) in &self.extra {
             map.serialize_entry(key, value)?;
@@ -3706,13 +3732,18 @@ impl ClientCapabilitiesElicitationUrl {
         }
     }
 }
+impl ::core::default::Default for ClientCapabilitiesElicitationUrl {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ClientCapabilitiesElicitationUrl {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + self.extra.len();
+        let len = self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         for (key, value) in &self.extra {
             map.serialize_entry(key, value)?;
@@ -3786,14 +3817,19 @@ impl ClientCapabilitiesElicitation {
         self
     }
 }
+impl ::core::default::Default for ClientCapabilitiesElicitation {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ClientCapabilitiesElicitation {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.form.is_some()) + usize::from(self.url.is_some())
-            + self.extra.len();
+        let len = self.extra.len() + usize::from(self.form.is_some())
+            + usize::from(self.url.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.form {
             map.serialize_entry("form", value)?;
@@ -3880,13 +3916,18 @@ impl ClientCapabilitiesExperimentalValue {
         }
     }
 }
+impl ::core::default::Default for ClientCapabilitiesExperimentalValue {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ClientCapabilitiesExperimentalValue {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + self.extra.len();
+        let len = self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         for (key, value) in &self.extra {
             map.serialize_entry(key, value)?;
@@ -3952,13 +3993,18 @@ impl ClientCapabilitiesRoots {
         self
     }
 }
+impl ::core::default::Default for ClientCapabilitiesRoots {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ClientCapabilitiesRoots {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.list_changed.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.list_changed.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.list_changed {
             map.serialize_entry("listChanged", value)?;
@@ -4032,13 +4078,18 @@ impl ClientCapabilitiesSamplingContext {
         }
     }
 }
+impl ::core::default::Default for ClientCapabilitiesSamplingContext {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ClientCapabilitiesSamplingContext {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + self.extra.len();
+        let len = self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         for (key, value) in &self.extra {
             map.serialize_entry(key, value)?;
@@ -4096,13 +4147,18 @@ impl ClientCapabilitiesSamplingTools {
         }
     }
 }
+impl ::core::default::Default for ClientCapabilitiesSamplingTools {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ClientCapabilitiesSamplingTools {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + self.extra.len();
+        let len = self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         for (key, value) in &self.extra {
             map.serialize_entry(key, value)?;
@@ -4177,14 +4233,19 @@ impl ClientCapabilitiesSampling {
         self
     }
 }
+impl ::core::default::Default for ClientCapabilitiesSampling {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ClientCapabilitiesSampling {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.context.is_some())
-            + usize::from(self.tools.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.context.is_some())
+            + usize::from(self.tools.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.context {
             map.serialize_entry("context", value)?;
@@ -4272,13 +4333,18 @@ impl ClientCapabilitiesTasksCancel {
         }
     }
 }
+impl ::core::default::Default for ClientCapabilitiesTasksCancel {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ClientCapabilitiesTasksCancel {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + self.extra.len();
+        let len = self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         for (key, value) in &self.extra {
             map.serialize_entry(key, value)?;
@@ -4336,13 +4402,18 @@ impl ClientCapabilitiesTasksList {
         }
     }
 }
+impl ::core::default::Default for ClientCapabilitiesTasksList {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ClientCapabilitiesTasksList {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + self.extra.len();
+        let len = self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         for (key, value) in &self.extra {
             map.serialize_entry(key, value)?;
@@ -4400,13 +4471,18 @@ impl ClientCapabilitiesTasksRequestsElicitationCreate {
         }
     }
 }
+impl ::core::default::Default for ClientCapabilitiesTasksRequestsElicitationCreate {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ClientCapabilitiesTasksRequestsElicitationCreate {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + self.extra.len();
+        let len = self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         for (key, value) in &self.extra {
             map.serialize_entry(key, value)?;
@@ -4479,13 +4555,18 @@ impl ClientCapabilitiesTasksRequestsElicitation {
         self
     }
 }
+impl ::core::default::Default for ClientCapabilitiesTasksRequestsElicitation {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ClientCapabilitiesTasksRequestsElicitation {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.create.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.create.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.create {
             map.serialize_entry("create", value)?;
@@ -4563,13 +4644,18 @@ impl ClientCapabilitiesTasksRequestsSamplingCreateMessage {
         }
     }
 }
+impl ::core::default::Default for ClientCapabilitiesTasksRequestsSamplingCreateMessage {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ClientCapabilitiesTasksRequestsSamplingCreateMessage {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + self.extra.len();
+        let len = self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         for (key, value) in &self.extra {
             map.serialize_entry(key, value)?;
@@ -4646,13 +4732,18 @@ impl ClientCapabilitiesTasksRequestsSampling {
         self
     }
 }
+impl ::core::default::Default for ClientCapabilitiesTasksRequestsSampling {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ClientCapabilitiesTasksRequestsSampling {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.create_message.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.create_message.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.create_message {
             map.serialize_entry("createMessage", value)?;
@@ -4752,14 +4843,19 @@ impl ClientCapabilitiesTasksRequests {
         self
     }
 }
+impl ::core::default::Default for ClientCapabilitiesTasksRequests {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ClientCapabilitiesTasksRequests {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.elicitation.is_some())
-            + usize::from(self.sampling.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.elicitation.is_some())
+            + usize::from(self.sampling.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.elicitation {
             map.serialize_entry("elicitation", value)?;
@@ -4875,15 +4971,19 @@ impl ClientCapabilitiesTasks {
         self
     }
 }
+impl ::core::default::Default for ClientCapabilitiesTasks {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ClientCapabilitiesTasks {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.cancel.is_some())
-            + usize::from(self.list.is_some()) + usize::from(self.requests.is_some())
-            + self.extra.len();
+        let len = self.extra.len() + usize::from(self.cancel.is_some())
+            + usize::from(self.list.is_some()) + usize::from(self.requests.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.cancel {
             map.serialize_entry("cancel", value)?;
@@ -5037,16 +5137,21 @@ impl ClientCapabilities {
         self
     }
 }
+impl ::core::default::Default for ClientCapabilities {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ClientCapabilities {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.elicitation.is_some())
+        let len = self.extra.len() + usize::from(self.elicitation.is_some())
             + usize::from(self.experimental.is_some())
             + usize::from(self.roots.is_some()) + usize::from(self.sampling.is_some())
-            + usize::from(self.tasks.is_some()) + self.extra.len();
+            + usize::from(self.tasks.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.elicitation {
             map.serialize_entry("elicitation", value)?;
@@ -5200,7 +5305,7 @@ impl ::serde::Serialize for CompleteRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"completion/complete")?;
@@ -5324,13 +5429,18 @@ impl CompleteRequestParamsMeta {
         self
     }
 }
+impl ::core::default::Default for CompleteRequestParamsMeta {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for CompleteRequestParamsMeta {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.progress_token.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.progress_token.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.progress_token {
             map.serialize_entry("progressToken", value)?;
@@ -5418,7 +5528,7 @@ impl ::serde::Serialize for CompleteRequestParamsArgument {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("name", &self.name)?;
         map.serialize_entry("value", &self.value)?;
@@ -5519,13 +5629,18 @@ impl CompleteRequestParamsContext {
         self
     }
 }
+impl ::core::default::Default for CompleteRequestParamsContext {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for CompleteRequestParamsContext {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.arguments.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.arguments.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.arguments {
             map.serialize_entry("arguments", value)?;
@@ -5634,8 +5749,8 @@ impl ::serde::Serialize for CompleteRequestParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + 1
-            + usize::from(self.context.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some()) + 1
+            + usize::from(self.context.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -5777,8 +5892,8 @@ impl ::serde::Serialize for CompleteResultCompletion {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.has_more.is_some())
-            + usize::from(self.total.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.has_more.is_some())
+            + usize::from(self.total.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.has_more {
             map.serialize_entry("hasMore", value)?;
@@ -5905,7 +6020,7 @@ impl ::serde::Serialize for CompleteResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -6011,7 +6126,7 @@ impl ::serde::Serialize for CreateMessageRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"sampling/createMessage")?;
@@ -6139,13 +6254,18 @@ impl CreateMessageRequestParamsMeta {
         self
     }
 }
+impl ::core::default::Default for CreateMessageRequestParamsMeta {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for CreateMessageRequestParamsMeta {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.progress_token.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.progress_token.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.progress_token {
             map.serialize_entry("progressToken", value)?;
@@ -6218,13 +6338,18 @@ impl CreateMessageRequestParamsMetadata {
         }
     }
 }
+impl ::core::default::Default for CreateMessageRequestParamsMetadata {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for CreateMessageRequestParamsMetadata {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + self.extra.len();
+        let len = self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         for (key, value) in &self.extra {
             map.serialize_entry(key, value)?;
@@ -6399,15 +6524,15 @@ impl ::serde::Serialize for CreateMessageRequestParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some())
+        let len = self.extra.len() + usize::from(self.meta.is_some())
             + usize::from(self.include_context.is_some()) + 1 + 1
             + usize::from(self.metadata.is_some())
             + usize::from(self.model_preferences.is_some())
             + usize::from(self.stop_sequences.is_some())
             + usize::from(self.system_prompt.is_some())
             + usize::from(self.task.is_some()) + usize::from(self.temperature.is_some())
-            + usize::from(self.tool_choice.is_some()) + usize::from(self.tools.is_some())
-            + self.extra.len();
+            + usize::from(self.tool_choice.is_some())
+            + usize::from(self.tools.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -6704,8 +6829,8 @@ impl ::serde::Serialize for CreateMessageResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + 1 + 1 + 1
-            + usize::from(self.stop_reason.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some()) + 1 + 1 + 1
+            + usize::from(self.stop_reason.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -6862,7 +6987,7 @@ impl ::serde::Serialize for CreateTaskResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -6968,7 +7093,7 @@ impl ::serde::Serialize for ElicitRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"elicitation/create")?;
@@ -7089,13 +7214,18 @@ impl ElicitRequestFormParamsMeta {
         self
     }
 }
+impl ::core::default::Default for ElicitRequestFormParamsMeta {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ElicitRequestFormParamsMeta {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.progress_token.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.progress_token.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.progress_token {
             map.serialize_entry("progressToken", value)?;
@@ -7210,8 +7340,8 @@ impl ::serde::Serialize for ElicitRequestFormParamsRequestedSchema {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.schema.is_some()) + 1
-            + usize::from(self.required.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.schema.is_some()) + 1
+            + usize::from(self.required.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"object")?;
         if let Some(value) = &self.schema {
@@ -7385,8 +7515,9 @@ impl ::serde::Serialize for ElicitRequestFormParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.mode_present) + usize::from(self.meta.is_some())
-            + 1 + 1 + usize::from(self.task.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.mode_present)
+            + usize::from(self.meta.is_some()) + 1 + 1
+            + usize::from(self.task.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if self.mode_present {
             map.serialize_entry("mode", &"form")?;
@@ -7528,13 +7659,18 @@ impl ElicitRequestURLParamsMeta {
         self
     }
 }
+impl ::core::default::Default for ElicitRequestURLParamsMeta {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ElicitRequestURLParamsMeta {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.progress_token.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.progress_token.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.progress_token {
             map.serialize_entry("progressToken", value)?;
@@ -7650,8 +7786,8 @@ impl ::serde::Serialize for ElicitRequestURLParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.meta.is_some()) + 1 + 1
-            + usize::from(self.task.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.meta.is_some()) + 1 + 1
+            + usize::from(self.task.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("mode", &"url")?;
         if let Some(value) = &self.meta {
@@ -7843,8 +7979,8 @@ impl ::serde::Serialize for ElicitResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + 1
-            + usize::from(self.content.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some()) + 1
+            + usize::from(self.content.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -7964,7 +8100,7 @@ impl ::serde::Serialize for ElicitationCompleteNotificationParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + self.extra.len();
+        let len = self.extra.len() + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("elicitationId", &self.elicitation_id)?;
         for (key, value) in &self.extra {
@@ -8053,7 +8189,7 @@ impl ::serde::Serialize for ElicitationCompleteNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"notifications/elicitation/complete")?;
@@ -8201,8 +8337,8 @@ impl ::serde::Serialize for EmbeddedResource {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.meta.is_some())
-            + usize::from(self.annotations.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.meta.is_some())
+            + usize::from(self.annotations.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"resource")?;
         if let Some(value) = &self.meta {
@@ -8343,7 +8479,7 @@ impl ::serde::Serialize for Error {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.data.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.data.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("code", &self.code)?;
         if let Some(value) = &self.data {
@@ -8450,7 +8586,7 @@ impl ::serde::Serialize for GetPromptRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"prompts/get")?;
@@ -8574,13 +8710,18 @@ impl GetPromptRequestParamsMeta {
         self
     }
 }
+impl ::core::default::Default for GetPromptRequestParamsMeta {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for GetPromptRequestParamsMeta {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.progress_token.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.progress_token.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.progress_token {
             map.serialize_entry("progressToken", value)?;
@@ -8683,8 +8824,8 @@ impl ::serde::Serialize for GetPromptRequestParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some())
-            + usize::from(self.arguments.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some())
+            + usize::from(self.arguments.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -8825,8 +8966,8 @@ impl ::serde::Serialize for GetPromptResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some())
-            + usize::from(self.description.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some())
+            + usize::from(self.description.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -8939,7 +9080,7 @@ impl ::serde::Serialize for GetTaskPayloadRequestParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + self.extra.len();
+        let len = self.extra.len() + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("taskId", &self.task_id)?;
         for (key, value) in &self.extra {
@@ -9028,7 +9169,7 @@ impl ::serde::Serialize for GetTaskPayloadRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"tasks/result")?;
@@ -9163,13 +9304,18 @@ impl GetTaskPayloadResult {
         self
     }
 }
+impl ::core::default::Default for GetTaskPayloadResult {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for GetTaskPayloadResult {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -9252,7 +9398,7 @@ impl ::serde::Serialize for GetTaskRequestParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + self.extra.len();
+        let len = self.extra.len() + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("taskId", &self.task_id)?;
         for (key, value) in &self.extra {
@@ -9341,7 +9487,7 @@ impl ::serde::Serialize for GetTaskRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"tasks/get")?;
@@ -9517,9 +9663,9 @@ impl ::serde::Serialize for GetTaskResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + 1 + 1
+        let len = self.extra.len() + usize::from(self.meta.is_some()) + 1 + 1
             + usize::from(self.poll_interval.is_some()) + 1
-            + usize::from(self.status_message.is_some()) + 1 + 1 + self.extra.len();
+            + usize::from(self.status_message.is_some()) + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -9747,9 +9893,8 @@ impl ::serde::Serialize for Icon {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.mime_type.is_some())
-            + usize::from(self.sizes.is_some()) + 1 + usize::from(self.theme.is_some())
-            + self.extra.len();
+        let len = self.extra.len() + usize::from(self.mime_type.is_some())
+            + usize::from(self.sizes.is_some()) + 1 + usize::from(self.theme.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.mime_type {
             map.serialize_entry("mimeType", value)?;
@@ -9876,13 +10021,18 @@ impl Icons {
         self
     }
 }
+impl ::core::default::Default for Icons {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for Icons {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.icons.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.icons.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.icons {
             map.serialize_entry("icons", value)?;
@@ -9990,8 +10140,8 @@ impl ::serde::Serialize for ImageContent {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.meta.is_some())
-            + usize::from(self.annotations.is_some()) + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.meta.is_some())
+            + usize::from(self.annotations.is_some()) + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"image")?;
         if let Some(value) = &self.meta {
@@ -10195,9 +10345,9 @@ impl ::serde::Serialize for Implementation {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.description.is_some())
+        let len = self.extra.len() + usize::from(self.description.is_some())
             + usize::from(self.icons.is_some()) + 1 + usize::from(self.title.is_some())
-            + 1 + usize::from(self.website_url.is_some()) + self.extra.len();
+            + 1 + usize::from(self.website_url.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.description {
             map.serialize_entry("description", value)?;
@@ -10361,7 +10511,7 @@ impl ::serde::Serialize for InitializeRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"initialize")?;
@@ -10485,13 +10635,18 @@ impl InitializeRequestParamsMeta {
         self
     }
 }
+impl ::core::default::Default for InitializeRequestParamsMeta {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for InitializeRequestParamsMeta {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.progress_token.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.progress_token.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.progress_token {
             map.serialize_entry("progressToken", value)?;
@@ -10591,7 +10746,7 @@ impl ::serde::Serialize for InitializeRequestParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + 1 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some()) + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -10754,8 +10909,8 @@ impl ::serde::Serialize for InitializeResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + 1
-            + usize::from(self.instructions.is_some()) + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some()) + 1
+            + usize::from(self.instructions.is_some()) + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -10902,13 +11057,18 @@ impl InitializedNotification {
         self
     }
 }
+impl ::core::default::Default for InitializedNotification {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for InitializedNotification {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"notifications/initialized")?;
@@ -11032,7 +11192,7 @@ impl ::serde::Serialize for JSONRPCErrorResponse {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + usize::from(self.id.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + usize::from(self.id.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("error", &self.error)?;
@@ -11160,7 +11320,7 @@ impl ::serde::Serialize for JSONRPCNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &self.method)?;
@@ -11296,7 +11456,7 @@ impl ::serde::Serialize for JSONRPCRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("id", &self.id)?;
@@ -11426,7 +11586,7 @@ impl ::serde::Serialize for JSONRPCResultResponse {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("id", &self.id)?;
@@ -11587,10 +11747,9 @@ impl ::serde::Serialize for LegacyTitledEnumSchema {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.default.is_some())
+        let len = self.extra.len() + 1 + usize::from(self.default.is_some())
             + usize::from(self.description.is_some()) + 1
-            + usize::from(self.enum_names.is_some()) + usize::from(self.title.is_some())
-            + self.extra.len();
+            + usize::from(self.enum_names.is_some()) + usize::from(self.title.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"string")?;
         if let Some(value) = &self.default {
@@ -11764,7 +11923,7 @@ impl ::serde::Serialize for ListPromptsRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"prompts/list")?;
@@ -11914,8 +12073,8 @@ impl ::serde::Serialize for ListPromptsResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some())
-            + usize::from(self.next_cursor.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some())
+            + usize::from(self.next_cursor.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -12041,7 +12200,7 @@ impl ::serde::Serialize for ListResourceTemplatesRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"resources/templates/list")?;
@@ -12198,8 +12357,8 @@ impl ::serde::Serialize for ListResourceTemplatesResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some())
-            + usize::from(self.next_cursor.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some())
+            + usize::from(self.next_cursor.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -12325,7 +12484,7 @@ impl ::serde::Serialize for ListResourcesRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"resources/list")?;
@@ -12479,8 +12638,8 @@ impl ::serde::Serialize for ListResourcesResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some())
-            + usize::from(self.next_cursor.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some())
+            + usize::from(self.next_cursor.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -12612,7 +12771,7 @@ impl ::serde::Serialize for ListRootsRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"roots/list")?;
@@ -12752,7 +12911,7 @@ impl ::serde::Serialize for ListRootsResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -12863,7 +13022,7 @@ impl ::serde::Serialize for ListTasksRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"tasks/list")?;
@@ -13013,8 +13172,8 @@ impl ::serde::Serialize for ListTasksResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some())
-            + usize::from(self.next_cursor.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some())
+            + usize::from(self.next_cursor.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -13140,7 +13299,7 @@ impl ::serde::Serialize for ListToolsRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"tools/list")?;
@@ -13290,8 +13449,8 @@ impl ::serde::Serialize for ListToolsResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some())
-            + usize::from(self.next_cursor.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some())
+            + usize::from(self.next_cursor.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -13409,7 +13568,7 @@ impl ::serde::Serialize for LoggingMessageNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"notifications/message")?;
@@ -13550,8 +13709,8 @@ impl ::serde::Serialize for LoggingMessageNotificationParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + 1 + 1
-            + usize::from(self.logger.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some()) + 1 + 1
+            + usize::from(self.logger.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -13693,13 +13852,18 @@ impl ModelHint {
         self
     }
 }
+impl ::core::default::Default for ModelHint {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ModelHint {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.name.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.name.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.name {
             map.serialize_entry("name", value)?;
@@ -13823,16 +13987,21 @@ impl ModelPreferences {
         self
     }
 }
+impl ::core::default::Default for ModelPreferences {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ModelPreferences {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.cost_priority.is_some())
+        let len = self.extra.len() + usize::from(self.cost_priority.is_some())
             + usize::from(self.hints.is_some())
             + usize::from(self.intelligence_priority.is_some())
-            + usize::from(self.speed_priority.is_some()) + self.extra.len();
+            + usize::from(self.speed_priority.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.cost_priority {
             map.serialize_entry("costPriority", value)?;
@@ -13971,7 +14140,7 @@ impl ::serde::Serialize for Notification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &self.method)?;
         if let Some(value) = &self.params {
@@ -14073,13 +14242,18 @@ impl NotificationParams {
         self
     }
 }
+impl ::core::default::Default for NotificationParams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for NotificationParams {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -14208,10 +14382,10 @@ impl ::serde::Serialize for NumberSchema {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.default.is_some())
+        let len = self.extra.len() + usize::from(self.default.is_some())
             + usize::from(self.description.is_some())
             + usize::from(self.maximum.is_some()) + usize::from(self.minimum.is_some())
-            + usize::from(self.title.is_some()) + 1 + self.extra.len();
+            + usize::from(self.title.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.default {
             map.serialize_entry("default", value)?;
@@ -14380,7 +14554,7 @@ impl ::serde::Serialize for PaginatedRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("id", &self.id)?;
@@ -14505,13 +14679,18 @@ impl PaginatedRequestParamsMeta {
         self
     }
 }
+impl ::core::default::Default for PaginatedRequestParamsMeta {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for PaginatedRequestParamsMeta {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.progress_token.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.progress_token.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.progress_token {
             map.serialize_entry("progressToken", value)?;
@@ -14604,14 +14783,19 @@ impl PaginatedRequestParams {
         self
     }
 }
+impl ::core::default::Default for PaginatedRequestParams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for PaginatedRequestParams {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some())
-            + usize::from(self.cursor.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some())
+            + usize::from(self.cursor.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -14723,14 +14907,19 @@ impl PaginatedResult {
         self
     }
 }
+impl ::core::default::Default for PaginatedResult {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for PaginatedResult {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some())
-            + usize::from(self.next_cursor.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some())
+            + usize::from(self.next_cursor.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -14841,7 +15030,7 @@ impl ::serde::Serialize for PingRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"ping")?;
@@ -14966,7 +15155,7 @@ impl ::serde::Serialize for ProgressNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"notifications/progress")?;
@@ -15115,9 +15304,9 @@ impl ::serde::Serialize for ProgressNotificationParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some())
+        let len = self.extra.len() + usize::from(self.meta.is_some())
             + usize::from(self.message.is_some()) + 1 + 1
-            + usize::from(self.total.is_some()) + self.extra.len();
+            + usize::from(self.total.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -15325,10 +15514,10 @@ impl ::serde::Serialize for Prompt {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some())
+        let len = self.extra.len() + usize::from(self.meta.is_some())
             + usize::from(self.arguments.is_some())
             + usize::from(self.description.is_some()) + usize::from(self.icons.is_some())
-            + 1 + usize::from(self.title.is_some()) + self.extra.len();
+            + 1 + usize::from(self.title.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -15513,9 +15702,8 @@ impl ::serde::Serialize for PromptArgument {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.description.is_some()) + 1
-            + usize::from(self.required.is_some()) + usize::from(self.title.is_some())
-            + self.extra.len();
+        let len = self.extra.len() + usize::from(self.description.is_some()) + 1
+            + usize::from(self.required.is_some()) + usize::from(self.title.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.description {
             map.serialize_entry("description", value)?;
@@ -15645,13 +15833,18 @@ impl PromptListChangedNotification {
         self
     }
 }
+impl ::core::default::Default for PromptListChangedNotification {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for PromptListChangedNotification {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"notifications/prompts/list_changed")?;
@@ -15777,7 +15970,7 @@ impl ::serde::Serialize for PromptMessage {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("content", &self.content)?;
         map.serialize_entry("role", &self.role)?;
@@ -15892,7 +16085,7 @@ impl ::serde::Serialize for PromptReference {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + usize::from(self.title.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + usize::from(self.title.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"ref/prompt")?;
         map.serialize_entry("name", &self.name)?;
@@ -16010,7 +16203,7 @@ impl ::serde::Serialize for ReadResourceRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"resources/read")?;
@@ -16136,13 +16329,18 @@ impl ReadResourceRequestParamsMeta {
         self
     }
 }
+impl ::core::default::Default for ReadResourceRequestParamsMeta {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ReadResourceRequestParamsMeta {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.progress_token.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.progress_token.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.progress_token {
             map.serialize_entry("progressToken", value)?;
@@ -16232,7 +16430,7 @@ impl ::serde::Serialize for ReadResourceRequestParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -16342,7 +16540,7 @@ impl ::serde::Serialize for ReadResourceResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -16444,7 +16642,7 @@ impl ::serde::Serialize for RelatedTaskMetadata {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + self.extra.len();
+        let len = self.extra.len() + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("taskId", &self.task_id)?;
         for (key, value) in &self.extra {
@@ -16538,7 +16736,7 @@ impl ::serde::Serialize for Request {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &self.method)?;
         if let Some(value) = &self.params {
@@ -16633,13 +16831,18 @@ impl RequestParamsMeta {
         self
     }
 }
+impl ::core::default::Default for RequestParamsMeta {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for RequestParamsMeta {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.progress_token.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.progress_token.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.progress_token {
             map.serialize_entry("progressToken", value)?;
@@ -16720,13 +16923,18 @@ impl RequestParams {
         self
     }
 }
+impl ::core::default::Default for RequestParams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for RequestParams {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -16898,12 +17106,11 @@ impl ::serde::Serialize for Resource {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some())
+        let len = self.extra.len() + usize::from(self.meta.is_some())
             + usize::from(self.annotations.is_some())
             + usize::from(self.description.is_some()) + usize::from(self.icons.is_some())
             + usize::from(self.mime_type.is_some()) + 1
-            + usize::from(self.size.is_some()) + usize::from(self.title.is_some()) + 1
-            + self.extra.len();
+            + usize::from(self.size.is_some()) + usize::from(self.title.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -17124,8 +17331,8 @@ impl ::serde::Serialize for ResourceContents {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some())
-            + usize::from(self.mime_type.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some())
+            + usize::from(self.mime_type.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -17336,12 +17543,11 @@ impl ::serde::Serialize for ResourceLink {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.meta.is_some())
+        let len = self.extra.len() + 1 + usize::from(self.meta.is_some())
             + usize::from(self.annotations.is_some())
             + usize::from(self.description.is_some()) + usize::from(self.icons.is_some())
             + usize::from(self.mime_type.is_some()) + 1
-            + usize::from(self.size.is_some()) + usize::from(self.title.is_some()) + 1
-            + self.extra.len();
+            + usize::from(self.size.is_some()) + usize::from(self.title.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"resource_link")?;
         if let Some(value) = &self.meta {
@@ -17556,13 +17762,18 @@ impl ResourceListChangedNotification {
         self
     }
 }
+impl ::core::default::Default for ResourceListChangedNotification {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ResourceListChangedNotification {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"notifications/resources/list_changed")?;
@@ -17681,13 +17892,18 @@ impl ResourceRequestParamsMeta {
         self
     }
 }
+impl ::core::default::Default for ResourceRequestParamsMeta {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ResourceRequestParamsMeta {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.progress_token.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.progress_token.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.progress_token {
             map.serialize_entry("progressToken", value)?;
@@ -17777,7 +17993,7 @@ impl ::serde::Serialize for ResourceRequestParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -17957,11 +18173,11 @@ impl ::serde::Serialize for ResourceTemplate {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some())
+        let len = self.extra.len() + usize::from(self.meta.is_some())
             + usize::from(self.annotations.is_some())
             + usize::from(self.description.is_some()) + usize::from(self.icons.is_some())
             + usize::from(self.mime_type.is_some()) + 1
-            + usize::from(self.title.is_some()) + 1 + self.extra.len();
+            + usize::from(self.title.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -18152,7 +18368,7 @@ impl ::serde::Serialize for ResourceTemplateReference {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"ref/resource")?;
         map.serialize_entry("uri", &self.uri)?;
@@ -18254,7 +18470,7 @@ impl ::serde::Serialize for ResourceUpdatedNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"notifications/resources/updated")?;
@@ -18381,7 +18597,7 @@ impl ::serde::Serialize for ResourceUpdatedNotificationParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -18483,13 +18699,18 @@ impl Result {
         self
     }
 }
+impl ::core::default::Default for Result {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for Result {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -18598,8 +18819,8 @@ impl ::serde::Serialize for Root {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + usize::from(self.name.is_some())
-            + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some())
+            + usize::from(self.name.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -18709,13 +18930,18 @@ impl RootsListChangedNotification {
         self
     }
 }
+impl ::core::default::Default for RootsListChangedNotification {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for RootsListChangedNotification {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"notifications/roots/list_changed")?;
@@ -18848,7 +19074,7 @@ impl ::serde::Serialize for SamplingMessage {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some()) + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -18953,13 +19179,18 @@ impl ServerCapabilitiesCompletions {
         }
     }
 }
+impl ::core::default::Default for ServerCapabilitiesCompletions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ServerCapabilitiesCompletions {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + self.extra.len();
+        let len = self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         for (key, value) in &self.extra {
             map.serialize_entry(key, value)?;
@@ -19016,13 +19247,18 @@ impl ServerCapabilitiesExperimentalValue {
         }
     }
 }
+impl ::core::default::Default for ServerCapabilitiesExperimentalValue {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ServerCapabilitiesExperimentalValue {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + self.extra.len();
+        let len = self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         for (key, value) in &self.extra {
             map.serialize_entry(key, value)?;
@@ -19080,13 +19316,18 @@ impl ServerCapabilitiesLogging {
         }
     }
 }
+impl ::core::default::Default for ServerCapabilitiesLogging {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ServerCapabilitiesLogging {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + self.extra.len();
+        let len = self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         for (key, value) in &self.extra {
             map.serialize_entry(key, value)?;
@@ -19150,13 +19391,18 @@ impl ServerCapabilitiesPrompts {
         self
     }
 }
+impl ::core::default::Default for ServerCapabilitiesPrompts {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ServerCapabilitiesPrompts {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.list_changed.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.list_changed.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.list_changed {
             map.serialize_entry("listChanged", value)?;
@@ -19245,14 +19491,19 @@ impl ServerCapabilitiesResources {
         self
     }
 }
+impl ::core::default::Default for ServerCapabilitiesResources {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ServerCapabilitiesResources {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.list_changed.is_some())
-            + usize::from(self.subscribe.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.list_changed.is_some())
+            + usize::from(self.subscribe.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.list_changed {
             map.serialize_entry("listChanged", value)?;
@@ -19340,13 +19591,18 @@ impl ServerCapabilitiesTasksCancel {
         }
     }
 }
+impl ::core::default::Default for ServerCapabilitiesTasksCancel {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ServerCapabilitiesTasksCancel {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + self.extra.len();
+        let len = self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         for (key, value) in &self.extra {
             map.serialize_entry(key, value)?;
@@ -19404,13 +19660,18 @@ impl ServerCapabilitiesTasksList {
         }
     }
 }
+impl ::core::default::Default for ServerCapabilitiesTasksList {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ServerCapabilitiesTasksList {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + self.extra.len();
+        let len = self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         for (key, value) in &self.extra {
             map.serialize_entry(key, value)?;
@@ -19468,13 +19729,18 @@ impl ServerCapabilitiesTasksRequestsToolsCall {
         }
     }
 }
+impl ::core::default::Default for ServerCapabilitiesTasksRequestsToolsCall {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ServerCapabilitiesTasksRequestsToolsCall {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + self.extra.len();
+        let len = self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         for (key, value) in &self.extra {
             map.serialize_entry(key, value)?;
@@ -19543,13 +19809,18 @@ impl ServerCapabilitiesTasksRequestsTools {
         self
     }
 }
+impl ::core::default::Default for ServerCapabilitiesTasksRequestsTools {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ServerCapabilitiesTasksRequestsTools {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.call.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.call.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.call {
             map.serialize_entry("call", value)?;
@@ -19632,13 +19903,18 @@ impl ServerCapabilitiesTasksRequests {
         self
     }
 }
+impl ::core::default::Default for ServerCapabilitiesTasksRequests {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ServerCapabilitiesTasksRequests {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.tools.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.tools.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.tools {
             map.serialize_entry("tools", value)?;
@@ -19737,15 +20013,19 @@ impl ServerCapabilitiesTasks {
         self
     }
 }
+impl ::core::default::Default for ServerCapabilitiesTasks {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ServerCapabilitiesTasks {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.cancel.is_some())
-            + usize::from(self.list.is_some()) + usize::from(self.requests.is_some())
-            + self.extra.len();
+        let len = self.extra.len() + usize::from(self.cancel.is_some())
+            + usize::from(self.list.is_some()) + usize::from(self.requests.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.cancel {
             map.serialize_entry("cancel", value)?;
@@ -19856,13 +20136,18 @@ impl ServerCapabilitiesTools {
         self
     }
 }
+impl ::core::default::Default for ServerCapabilitiesTools {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ServerCapabilitiesTools {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.list_changed.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.list_changed.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.list_changed {
             map.serialize_entry("listChanged", value)?;
@@ -20002,17 +20287,22 @@ impl ServerCapabilities {
         self
     }
 }
+impl ::core::default::Default for ServerCapabilities {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ServerCapabilities {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.completions.is_some())
+        let len = self.extra.len() + usize::from(self.completions.is_some())
             + usize::from(self.experimental.is_some())
             + usize::from(self.logging.is_some()) + usize::from(self.prompts.is_some())
             + usize::from(self.resources.is_some()) + usize::from(self.tasks.is_some())
-            + usize::from(self.tools.is_some()) + self.extra.len();
+            + usize::from(self.tools.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.completions {
             map.serialize_entry("completions", value)?;
@@ -20196,7 +20486,7 @@ impl ::serde::Serialize for SetLevelRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"logging/setLevel")?;
@@ -20320,13 +20610,18 @@ impl SetLevelRequestParamsMeta {
         self
     }
 }
+impl ::core::default::Default for SetLevelRequestParamsMeta {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for SetLevelRequestParamsMeta {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.progress_token.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.progress_token.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.progress_token {
             map.serialize_entry("progressToken", value)?;
@@ -20416,7 +20711,7 @@ impl ::serde::Serialize for SetLevelRequestParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -20562,17 +20857,21 @@ impl StringSchema {
         self
     }
 }
+impl ::core::default::Default for StringSchema {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for StringSchema {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.default.is_some())
+        let len = self.extra.len() + 1 + usize::from(self.default.is_some())
             + usize::from(self.description.is_some())
             + usize::from(self.format.is_some()) + usize::from(self.max_length.is_some())
-            + usize::from(self.min_length.is_some()) + usize::from(self.title.is_some())
-            + self.extra.len();
+            + usize::from(self.min_length.is_some()) + usize::from(self.title.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"string")?;
         if let Some(value) = &self.default {
@@ -20750,7 +21049,7 @@ impl ::serde::Serialize for SubscribeRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"resources/subscribe")?;
@@ -20874,13 +21173,18 @@ impl SubscribeRequestParamsMeta {
         self
     }
 }
+impl ::core::default::Default for SubscribeRequestParamsMeta {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for SubscribeRequestParamsMeta {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.progress_token.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.progress_token.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.progress_token {
             map.serialize_entry("progressToken", value)?;
@@ -20970,7 +21274,7 @@ impl ::serde::Serialize for SubscribeRequestParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -21108,8 +21412,8 @@ impl ::serde::Serialize for Task {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + usize::from(self.poll_interval.is_some()) + 1
-            + usize::from(self.status_message.is_some()) + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + usize::from(self.poll_interval.is_some())
+            + 1 + usize::from(self.status_message.is_some()) + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("createdAt", &self.created_at)?;
         map.serialize_entry("lastUpdatedAt", &self.last_updated_at)?;
@@ -21252,13 +21556,18 @@ impl TaskAugmentedRequestParamsMeta {
         self
     }
 }
+impl ::core::default::Default for TaskAugmentedRequestParamsMeta {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for TaskAugmentedRequestParamsMeta {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.progress_token.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.progress_token.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.progress_token {
             map.serialize_entry("progressToken", value)?;
@@ -21352,14 +21661,19 @@ impl TaskAugmentedRequestParams {
         self
     }
 }
+impl ::core::default::Default for TaskAugmentedRequestParams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for TaskAugmentedRequestParams {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + usize::from(self.task.is_some())
-            + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some())
+            + usize::from(self.task.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -21456,13 +21770,18 @@ impl TaskMetadata {
         self
     }
 }
+impl ::core::default::Default for TaskMetadata {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for TaskMetadata {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.ttl.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.ttl.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.ttl {
             map.serialize_entry("ttl", value)?;
@@ -21545,7 +21864,7 @@ impl ::serde::Serialize for TaskStatusNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"notifications/tasks/status")?;
@@ -21713,9 +22032,9 @@ impl ::serde::Serialize for TaskStatusNotificationParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + 1 + 1
+        let len = self.extra.len() + usize::from(self.meta.is_some()) + 1 + 1
             + usize::from(self.poll_interval.is_some()) + 1
-            + usize::from(self.status_message.is_some()) + 1 + 1 + self.extra.len();
+            + usize::from(self.status_message.is_some()) + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -21927,8 +22246,8 @@ impl ::serde::Serialize for TextContent {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.meta.is_some())
-            + usize::from(self.annotations.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.meta.is_some())
+            + usize::from(self.annotations.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"text")?;
         if let Some(value) = &self.meta {
@@ -22082,8 +22401,8 @@ impl ::serde::Serialize for TextResourceContents {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some())
-            + usize::from(self.mime_type.is_some()) + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some())
+            + usize::from(self.mime_type.is_some()) + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -22217,7 +22536,7 @@ impl ::serde::Serialize for TitledMultiSelectEnumSchemaItemsAnyOfItem {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("const", &self.r#const)?;
         map.serialize_entry("title", &self.title)?;
@@ -22319,7 +22638,7 @@ impl ::serde::Serialize for TitledMultiSelectEnumSchemaItems {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + self.extra.len();
+        let len = self.extra.len() + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("anyOf", &self.any_of)?;
         for (key, value) in &self.extra {
@@ -22454,11 +22773,10 @@ impl ::serde::Serialize for TitledMultiSelectEnumSchema {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.default.is_some())
+        let len = self.extra.len() + 1 + usize::from(self.default.is_some())
             + usize::from(self.description.is_some()) + 1
             + usize::from(self.max_items.is_some())
-            + usize::from(self.min_items.is_some()) + usize::from(self.title.is_some())
-            + self.extra.len();
+            + usize::from(self.min_items.is_some()) + usize::from(self.title.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"array")?;
         if let Some(value) = &self.default {
@@ -22638,7 +22956,7 @@ impl ::serde::Serialize for TitledSingleSelectEnumSchemaOneOfItem {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("const", &self.r#const)?;
         map.serialize_entry("title", &self.title)?;
@@ -22773,9 +23091,9 @@ impl ::serde::Serialize for TitledSingleSelectEnumSchema {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.default.is_some())
+        let len = self.extra.len() + 1 + usize::from(self.default.is_some())
             + usize::from(self.description.is_some()) + 1
-            + usize::from(self.title.is_some()) + self.extra.len();
+            + usize::from(self.title.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"string")?;
         if let Some(value) = &self.default {
@@ -22910,13 +23228,18 @@ impl ToolInputSchemaPropertiesValue {
         }
     }
 }
+impl ::core::default::Default for ToolInputSchemaPropertiesValue {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ToolInputSchemaPropertiesValue {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + self.extra.len();
+        let len = self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         for (key, value) in &self.extra {
             map.serialize_entry(key, value)?;
@@ -23017,15 +23340,20 @@ impl ToolInputSchema {
         self
     }
 }
+impl ::core::default::Default for ToolInputSchema {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ToolInputSchema {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.schema.is_some())
+        let len = self.extra.len() + 1 + usize::from(self.schema.is_some())
             + usize::from(self.properties.is_some())
-            + usize::from(self.required.is_some()) + self.extra.len();
+            + usize::from(self.required.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"object")?;
         if let Some(value) = &self.schema {
@@ -23148,13 +23476,18 @@ impl ToolOutputSchemaPropertiesValue {
         }
     }
 }
+impl ::core::default::Default for ToolOutputSchemaPropertiesValue {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ToolOutputSchemaPropertiesValue {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + self.extra.len();
+        let len = self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         for (key, value) in &self.extra {
             map.serialize_entry(key, value)?;
@@ -23259,15 +23592,20 @@ impl ToolOutputSchema {
         self
     }
 }
+impl ::core::default::Default for ToolOutputSchema {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ToolOutputSchema {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.schema.is_some())
+        let len = self.extra.len() + 1 + usize::from(self.schema.is_some())
             + usize::from(self.properties.is_some())
-            + usize::from(self.required.is_some()) + self.extra.len();
+            + usize::from(self.required.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"object")?;
         if let Some(value) = &self.schema {
@@ -23494,12 +23832,12 @@ impl ::serde::Serialize for Tool {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some())
+        let len = self.extra.len() + usize::from(self.meta.is_some())
             + usize::from(self.annotations.is_some())
             + usize::from(self.description.is_some())
             + usize::from(self.execution.is_some()) + usize::from(self.icons.is_some())
             + 1 + 1 + usize::from(self.output_schema.is_some())
-            + usize::from(self.title.is_some()) + self.extra.len();
+            + usize::from(self.title.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -23749,17 +24087,22 @@ impl ToolAnnotations {
         self
     }
 }
+impl ::core::default::Default for ToolAnnotations {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ToolAnnotations {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.destructive_hint.is_some())
+        let len = self.extra.len() + usize::from(self.destructive_hint.is_some())
             + usize::from(self.idempotent_hint.is_some())
             + usize::from(self.open_world_hint.is_some())
             + usize::from(self.read_only_hint.is_some())
-            + usize::from(self.title.is_some()) + self.extra.len();
+            + usize::from(self.title.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.destructive_hint {
             map.serialize_entry("destructiveHint", value)?;
@@ -23903,13 +24246,18 @@ impl ToolChoice {
         self
     }
 }
+impl ::core::default::Default for ToolChoice {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ToolChoice {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.mode.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.mode.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.mode {
             map.serialize_entry("mode", value)?;
@@ -23995,13 +24343,18 @@ impl ToolExecution {
         self
     }
 }
+impl ::core::default::Default for ToolExecution {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ToolExecution {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.task_support.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.task_support.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.task_support {
             map.serialize_entry("taskSupport", value)?;
@@ -24086,13 +24439,18 @@ impl ToolListChangedNotification {
         self
     }
 }
+impl ::core::default::Default for ToolListChangedNotification {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ToolListChangedNotification {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"notifications/tools/list_changed")?;
@@ -24261,9 +24619,9 @@ impl ::serde::Serialize for ToolResultContent {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.meta.is_some()) + 1
+        let len = self.extra.len() + 1 + usize::from(self.meta.is_some()) + 1
             + usize::from(self.is_error.is_some())
-            + usize::from(self.structured_content.is_some()) + 1 + self.extra.len();
+            + usize::from(self.structured_content.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"tool_result")?;
         if let Some(value) = &self.meta {
@@ -24453,8 +24811,7 @@ impl ::serde::Serialize for ToolUseContent {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.meta.is_some()) + 1 + 1 + 1
-            + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.meta.is_some()) + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"tool_use")?;
         if let Some(value) = &self.meta {
@@ -24596,7 +24953,7 @@ impl ::serde::Serialize for URLElicitationRequiredErrorErrorData {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + self.extra.len();
+        let len = self.extra.len() + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("elicitations", &self.elicitations)?;
         for (key, value) in &self.extra {
@@ -24687,7 +25044,7 @@ impl ::serde::Serialize for URLElicitationRequiredErrorError {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("code", &-32042)?;
         map.serialize_entry("data", &self.data)?;
@@ -24815,7 +25172,7 @@ impl ::serde::Serialize for URLElicitationRequiredError {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + usize::from(self.id.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + usize::from(self.id.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("error", &self.error)?;
@@ -24935,7 +25292,7 @@ impl ::serde::Serialize for UnsubscribeRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"resources/unsubscribe")?;
@@ -25059,13 +25416,18 @@ impl UnsubscribeRequestParamsMeta {
         self
     }
 }
+impl ::core::default::Default for UnsubscribeRequestParamsMeta {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for UnsubscribeRequestParamsMeta {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.progress_token.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.progress_token.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.progress_token {
             map.serialize_entry("progressToken", value)?;
@@ -25155,7 +25517,7 @@ impl ::serde::Serialize for UnsubscribeRequestParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -25254,7 +25616,7 @@ impl ::serde::Serialize for UntitledMultiSelectEnumSchemaItems {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"string")?;
         map.serialize_entry("enum", &self.r#enum)?;
@@ -25408,11 +25770,10 @@ impl ::serde::Serialize for UntitledMultiSelectEnumSchema {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.default.is_some())
+        let len = self.extra.len() + 1 + usize::from(self.default.is_some())
             + usize::from(self.description.is_some()) + 1
             + usize::from(self.max_items.is_some())
-            + usize::from(self.min_items.is_some()) + usize::from(self.title.is_some())
-            + self.extra.len();
+            + usize::from(self.min_items.is_some()) + usize::from(self.title.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"array")?;
         if let Some(value) = &self.default {
@@ -25624,9 +25985,9 @@ impl ::serde::Serialize for UntitledSingleSelectEnumSchema {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.default.is_some())
+        let len = self.extra.len() + 1 + usize::from(self.default.is_some())
             + usize::from(self.description.is_some()) + 1
-            + usize::from(self.title.is_some()) + self.extra.len();
+            + usize::from(self.title.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"string")?;
         if let Some(value) = &self.default {

@@ -6,6 +6,7 @@
 #![allow(
     clippy::upper_case_acronyms,
     clippy::large_enum_variant,
+    clippy::match_single_binding,
     clippy::too_many_arguments,
     clippy::doc_lazy_continuation,
     clippy::doc_overindented_list_items,
@@ -1434,15 +1435,20 @@ impl Annotations {
         self
     }
 }
+impl ::core::default::Default for Annotations {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for Annotations {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.audience.is_some())
+        let len = self.extra.len() + usize::from(self.audience.is_some())
             + usize::from(self.last_modified.is_some())
-            + usize::from(self.priority.is_some()) + self.extra.len();
+            + usize::from(self.priority.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.audience {
             map.serialize_entry("audience", value)?;
@@ -1578,8 +1584,8 @@ impl ::serde::Serialize for AudioContent {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.meta.is_some())
-            + usize::from(self.annotations.is_some()) + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.meta.is_some())
+            + usize::from(self.annotations.is_some()) + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"audio")?;
         if let Some(value) = &self.meta {
@@ -1733,7 +1739,7 @@ impl ::serde::Serialize for BaseMetadata {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.title.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.title.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("name", &self.name)?;
         if let Some(value) = &self.title {
@@ -1851,8 +1857,8 @@ impl ::serde::Serialize for BlobResourceContents {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + 1
-            + usize::from(self.mime_type.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some()) + 1
+            + usize::from(self.mime_type.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -2001,15 +2007,20 @@ impl BooleanSchema {
         self
     }
 }
+impl ::core::default::Default for BooleanSchema {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for BooleanSchema {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.default.is_some())
-            + usize::from(self.description.is_some()) + usize::from(self.title.is_some())
-            + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.default.is_some())
+            + usize::from(self.description.is_some())
+            + usize::from(self.title.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"boolean")?;
         if let Some(value) = &self.default {
@@ -2181,9 +2192,9 @@ impl ::serde::Serialize for CacheableResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some())
+        let len = self.extra.len() + usize::from(self.meta.is_some())
             + usize::from(self.cache_scope.is_some()) + 1
-            + usize::from(self.ttl_ms.is_some()) + self.extra.len();
+            + usize::from(self.ttl_ms.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -2317,7 +2328,7 @@ impl ::serde::Serialize for CallToolRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"tools/call")?;
@@ -2480,9 +2491,9 @@ impl ::serde::Serialize for CallToolRequestParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.arguments.is_some())
+        let len = self.extra.len() + 1 + usize::from(self.arguments.is_some())
             + usize::from(self.input_responses.is_some()) + 1
-            + usize::from(self.request_state.is_some()) + self.extra.len();
+            + usize::from(self.request_state.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("_meta", &self.meta)?;
         if let Some(value) = &self.arguments {
@@ -2676,9 +2687,9 @@ impl ::serde::Serialize for CallToolResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + 1
+        let len = self.extra.len() + usize::from(self.meta.is_some()) + 1
             + usize::from(self.is_error.is_some()) + 1
-            + usize::from(self.structured_content.is_some()) + self.extra.len();
+            + usize::from(self.structured_content.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -2825,7 +2836,7 @@ impl ::serde::Serialize for CallToolResultResponse {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("id", &self.id)?;
@@ -2948,7 +2959,7 @@ impl ::serde::Serialize for CancelledNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"notifications/cancelled")?;
@@ -3083,8 +3094,8 @@ impl ::serde::Serialize for CancelledNotificationParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some())
-            + usize::from(self.reason.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some())
+            + usize::from(self.reason.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -3203,14 +3214,19 @@ impl ClientCapabilitiesElicitation {
         self
     }
 }
+impl ::core::default::Default for ClientCapabilitiesElicitation {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ClientCapabilitiesElicitation {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.form.is_some()) + usize::from(self.url.is_some())
-            + self.extra.len();
+        let len = self.extra.len() + usize::from(self.form.is_some())
+            + usize::from(self.url.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.form {
             map.serialize_entry("form", value)?;
@@ -3298,13 +3314,18 @@ impl ClientCapabilitiesRoots {
         }
     }
 }
+impl ::core::default::Default for ClientCapabilitiesRoots {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ClientCapabilitiesRoots {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + self.extra.len();
+        let len = self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         for (key, value) in &self.extra {
             map.serialize_entry(key, value)?;
@@ -3377,14 +3398,19 @@ impl ClientCapabilitiesSampling {
         self
     }
 }
+impl ::core::default::Default for ClientCapabilitiesSampling {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ClientCapabilitiesSampling {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.context.is_some())
-            + usize::from(self.tools.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.context.is_some())
+            + usize::from(self.tools.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.context {
             map.serialize_entry("context", value)?;
@@ -3527,16 +3553,21 @@ impl ClientCapabilities {
         self
     }
 }
+impl ::core::default::Default for ClientCapabilities {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ClientCapabilities {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.elicitation.is_some())
+        let len = self.extra.len() + usize::from(self.elicitation.is_some())
             + usize::from(self.experimental.is_some())
             + usize::from(self.extensions.is_some()) + usize::from(self.roots.is_some())
-            + usize::from(self.sampling.is_some()) + self.extra.len();
+            + usize::from(self.sampling.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.elicitation {
             map.serialize_entry("elicitation", value)?;
@@ -3692,7 +3723,7 @@ impl ::serde::Serialize for ClientNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"notifications/cancelled")?;
@@ -3809,7 +3840,7 @@ impl ::serde::Serialize for CompleteRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"completion/complete")?;
@@ -3940,7 +3971,7 @@ impl ::serde::Serialize for CompleteRequestParamsArgument {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("name", &self.name)?;
         map.serialize_entry("value", &self.value)?;
@@ -4041,13 +4072,18 @@ impl CompleteRequestParamsContext {
         self
     }
 }
+impl ::core::default::Default for CompleteRequestParamsContext {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for CompleteRequestParamsContext {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.arguments.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.arguments.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.arguments {
             map.serialize_entry("arguments", value)?;
@@ -4152,7 +4188,7 @@ impl ::serde::Serialize for CompleteRequestParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + usize::from(self.context.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + usize::from(self.context.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("_meta", &self.meta)?;
         map.serialize_entry("argument", &self.argument)?;
@@ -4294,8 +4330,8 @@ impl ::serde::Serialize for CompleteResultCompletion {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.has_more.is_some())
-            + usize::from(self.total.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.has_more.is_some())
+            + usize::from(self.total.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.has_more {
             map.serialize_entry("hasMore", value)?;
@@ -4429,7 +4465,7 @@ impl ::serde::Serialize for CompleteResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some()) + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -4546,7 +4582,7 @@ impl ::serde::Serialize for CompleteResultResponse {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("id", &self.id)?;
@@ -4661,7 +4697,7 @@ impl ::serde::Serialize for CreateMessageRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"sampling/createMessage")?;
         map.serialize_entry("params", &self.params)?;
@@ -4847,14 +4883,14 @@ impl ::serde::Serialize for CreateMessageRequestParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.include_context.is_some()) + 1 + 1
+        let len = self.extra.len() + usize::from(self.include_context.is_some()) + 1 + 1
             + usize::from(self.metadata.is_some())
             + usize::from(self.model_preferences.is_some())
             + usize::from(self.stop_sequences.is_some())
             + usize::from(self.system_prompt.is_some())
             + usize::from(self.temperature.is_some())
-            + usize::from(self.tool_choice.is_some()) + usize::from(self.tools.is_some())
-            + self.extra.len();
+            + usize::from(self.tool_choice.is_some())
+            + usize::from(self.tools.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.include_context {
             map.serialize_entry("includeContext", value)?;
@@ -5114,8 +5150,8 @@ impl ::serde::Serialize for CreateMessageResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + 1 + 1 + 1
-            + usize::from(self.stop_reason.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some()) + 1 + 1 + 1
+            + usize::from(self.stop_reason.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -5267,7 +5303,7 @@ impl ::serde::Serialize for DiscoverRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"server/discover")?;
@@ -5465,10 +5501,10 @@ impl ::serde::Serialize for DiscoverResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some())
+        let len = self.extra.len() + usize::from(self.meta.is_some())
             + usize::from(self.cache_scope.is_some()) + 1
             + usize::from(self.instructions.is_some()) + 1 + 1
-            + usize::from(self.ttl_ms.is_some()) + self.extra.len();
+            + usize::from(self.ttl_ms.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -5647,7 +5683,7 @@ impl ::serde::Serialize for DiscoverResultResponse {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("id", &self.id)?;
@@ -5762,7 +5798,7 @@ impl ::serde::Serialize for ElicitRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"elicitation/create")?;
         map.serialize_entry("params", &self.params)?;
@@ -5891,8 +5927,8 @@ impl ::serde::Serialize for ElicitRequestFormParamsRequestedSchema {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.schema.is_some()) + 1
-            + usize::from(self.required.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.schema.is_some()) + 1
+            + usize::from(self.required.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"object")?;
         if let Some(value) = &self.schema {
@@ -6045,7 +6081,7 @@ impl ::serde::Serialize for ElicitRequestFormParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.mode_present) + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.mode_present) + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if self.mode_present {
             map.serialize_entry("mode", &"form")?;
@@ -6166,7 +6202,7 @@ impl ::serde::Serialize for ElicitRequestURLParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("mode", &"url")?;
         map.serialize_entry("message", &self.message)?;
@@ -6300,7 +6336,7 @@ impl ::serde::Serialize for ElicitResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.content.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.content.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("action", &self.action)?;
         if let Some(value) = &self.content {
@@ -6423,8 +6459,8 @@ impl ::serde::Serialize for EmbeddedResource {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.meta.is_some())
-            + usize::from(self.annotations.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.meta.is_some())
+            + usize::from(self.annotations.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"resource")?;
         if let Some(value) = &self.meta {
@@ -6563,7 +6599,7 @@ impl ::serde::Serialize for Error {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.data.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.data.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("code", &self.code)?;
         if let Some(value) = &self.data {
@@ -6670,7 +6706,7 @@ impl ::serde::Serialize for GetPromptRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"prompts/get")?;
@@ -6833,9 +6869,9 @@ impl ::serde::Serialize for GetPromptRequestParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.arguments.is_some())
+        let len = self.extra.len() + 1 + usize::from(self.arguments.is_some())
             + usize::from(self.input_responses.is_some()) + 1
-            + usize::from(self.request_state.is_some()) + self.extra.len();
+            + usize::from(self.request_state.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("_meta", &self.meta)?;
         if let Some(value) = &self.arguments {
@@ -7013,8 +7049,8 @@ impl ::serde::Serialize for GetPromptResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some())
-            + usize::from(self.description.is_some()) + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some())
+            + usize::from(self.description.is_some()) + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -7146,7 +7182,7 @@ impl ::serde::Serialize for GetPromptResultResponse {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("id", &self.id)?;
@@ -7268,7 +7304,7 @@ impl ::serde::Serialize for HeaderMismatchErrorError {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.data.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.data.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("code", &-32020)?;
         if let Some(value) = &self.data {
@@ -7394,7 +7430,7 @@ impl ::serde::Serialize for HeaderMismatchError {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + usize::from(self.id.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + usize::from(self.id.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("error", &self.error)?;
@@ -7549,9 +7585,8 @@ impl ::serde::Serialize for Icon {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.mime_type.is_some())
-            + usize::from(self.sizes.is_some()) + 1 + usize::from(self.theme.is_some())
-            + self.extra.len();
+        let len = self.extra.len() + usize::from(self.mime_type.is_some())
+            + usize::from(self.sizes.is_some()) + 1 + usize::from(self.theme.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.mime_type {
             map.serialize_entry("mimeType", value)?;
@@ -7678,13 +7713,18 @@ impl Icons {
         self
     }
 }
+impl ::core::default::Default for Icons {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for Icons {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.icons.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.icons.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.icons {
             map.serialize_entry("icons", value)?;
@@ -7787,8 +7827,8 @@ impl ::serde::Serialize for ImageContent {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.meta.is_some())
-            + usize::from(self.annotations.is_some()) + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.meta.is_some())
+            + usize::from(self.annotations.is_some()) + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"image")?;
         if let Some(value) = &self.meta {
@@ -7990,9 +8030,9 @@ impl ::serde::Serialize for Implementation {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.description.is_some())
+        let len = self.extra.len() + usize::from(self.description.is_some())
             + usize::from(self.icons.is_some()) + 1 + usize::from(self.title.is_some())
-            + 1 + usize::from(self.website_url.is_some()) + self.extra.len();
+            + 1 + usize::from(self.website_url.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.description {
             map.serialize_entry("description", value)?;
@@ -8172,15 +8212,20 @@ impl InputRequiredResult {
         self
     }
 }
+impl ::core::default::Default for InputRequiredResult {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for InputRequiredResult {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.meta.is_some())
+        let len = self.extra.len() + 1 + usize::from(self.meta.is_some())
             + usize::from(self.input_requests.is_some())
-            + usize::from(self.request_state.is_some()) + self.extra.len();
+            + usize::from(self.request_state.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("resultType", &"input_required")?;
         if let Some(value) = &self.meta {
@@ -8326,8 +8371,8 @@ impl ::serde::Serialize for InputResponseRequestParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.input_responses.is_some())
-            + usize::from(self.request_state.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.input_responses.is_some())
+            + usize::from(self.request_state.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("_meta", &self.meta)?;
         if let Some(value) = &self.input_responses {
@@ -8449,7 +8494,7 @@ impl ::serde::Serialize for InternalError {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.data.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.data.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("code", &-32603)?;
         if let Some(value) = &self.data {
@@ -8579,7 +8624,7 @@ impl ::serde::Serialize for InvalidParamsError {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.data.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.data.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("code", &-32602)?;
         if let Some(value) = &self.data {
@@ -8700,7 +8745,7 @@ impl ::serde::Serialize for InvalidRequestError {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.data.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.data.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("code", &-32600)?;
         if let Some(value) = &self.data {
@@ -8821,7 +8866,7 @@ impl ::serde::Serialize for JSONRPCErrorResponse {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + usize::from(self.id.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + usize::from(self.id.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("error", &self.error)?;
@@ -8949,7 +8994,7 @@ impl ::serde::Serialize for JSONRPCNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &self.method)?;
@@ -9085,7 +9130,7 @@ impl ::serde::Serialize for JSONRPCRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("id", &self.id)?;
@@ -9215,7 +9260,7 @@ impl ::serde::Serialize for JSONRPCResultResponse {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("id", &self.id)?;
@@ -9376,10 +9421,9 @@ impl ::serde::Serialize for LegacyTitledEnumSchema {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.default.is_some())
+        let len = self.extra.len() + 1 + usize::from(self.default.is_some())
             + usize::from(self.description.is_some()) + 1
-            + usize::from(self.enum_names.is_some()) + usize::from(self.title.is_some())
-            + self.extra.len();
+            + usize::from(self.enum_names.is_some()) + usize::from(self.title.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"string")?;
         if let Some(value) = &self.default {
@@ -9548,7 +9592,7 @@ impl ::serde::Serialize for ListPromptsRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"prompts/list")?;
@@ -9737,10 +9781,10 @@ impl ::serde::Serialize for ListPromptsResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some())
+        let len = self.extra.len() + usize::from(self.meta.is_some())
             + usize::from(self.cache_scope.is_some())
             + usize::from(self.next_cursor.is_some()) + 1 + 1
-            + usize::from(self.ttl_ms.is_some()) + self.extra.len();
+            + usize::from(self.ttl_ms.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -9902,7 +9946,7 @@ impl ::serde::Serialize for ListPromptsResultResponse {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("id", &self.id)?;
@@ -10022,7 +10066,7 @@ impl ::serde::Serialize for ListResourceTemplatesRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"resources/templates/list")?;
@@ -10218,10 +10262,10 @@ impl ::serde::Serialize for ListResourceTemplatesResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some())
+        let len = self.extra.len() + usize::from(self.meta.is_some())
             + usize::from(self.cache_scope.is_some())
             + usize::from(self.next_cursor.is_some()) + 1 + 1
-            + usize::from(self.ttl_ms.is_some()) + self.extra.len();
+            + usize::from(self.ttl_ms.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -10383,7 +10427,7 @@ impl ::serde::Serialize for ListResourceTemplatesResultResponse {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("id", &self.id)?;
@@ -10506,7 +10550,7 @@ impl ::serde::Serialize for ListResourcesRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"resources/list")?;
@@ -10699,10 +10743,10 @@ impl ::serde::Serialize for ListResourcesResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some())
+        let len = self.extra.len() + usize::from(self.meta.is_some())
             + usize::from(self.cache_scope.is_some())
             + usize::from(self.next_cursor.is_some()) + 1 + 1
-            + usize::from(self.ttl_ms.is_some()) + self.extra.len();
+            + usize::from(self.ttl_ms.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -10864,7 +10908,7 @@ impl ::serde::Serialize for ListResourcesResultResponse {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("id", &self.id)?;
@@ -10975,13 +11019,18 @@ impl ListRootsRequestParams {
         self
     }
 }
+impl ::core::default::Default for ListRootsRequestParams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ListRootsRequestParams {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -11070,13 +11119,18 @@ impl ListRootsRequest {
         self
     }
 }
+impl ::core::default::Default for ListRootsRequest {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ListRootsRequest {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &"roots/list")?;
         if let Some(value) = &self.params {
@@ -11174,7 +11228,7 @@ impl ::serde::Serialize for ListRootsResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + self.extra.len();
+        let len = self.extra.len() + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("roots", &self.roots)?;
         for (key, value) in &self.extra {
@@ -11263,7 +11317,7 @@ impl ::serde::Serialize for ListToolsRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"tools/list")?;
@@ -11452,10 +11506,10 @@ impl ::serde::Serialize for ListToolsResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some())
+        let len = self.extra.len() + usize::from(self.meta.is_some())
             + usize::from(self.cache_scope.is_some())
             + usize::from(self.next_cursor.is_some()) + 1 + 1
-            + usize::from(self.ttl_ms.is_some()) + self.extra.len();
+            + usize::from(self.ttl_ms.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -11617,7 +11671,7 @@ impl ::serde::Serialize for ListToolsResultResponse {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("id", &self.id)?;
@@ -11734,7 +11788,7 @@ impl ::serde::Serialize for LoggingMessageNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"notifications/message")?;
@@ -11870,8 +11924,8 @@ impl ::serde::Serialize for LoggingMessageNotificationParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + 1 + 1
-            + usize::from(self.logger.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some()) + 1 + 1
+            + usize::from(self.logger.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -12012,7 +12066,7 @@ impl ::serde::Serialize for MethodNotFoundError {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.data.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.data.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("code", &-32601)?;
         if let Some(value) = &self.data {
@@ -12123,7 +12177,7 @@ impl ::serde::Serialize for MissingRequiredClientCapabilityErrorErrorData {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + self.extra.len();
+        let len = self.extra.len() + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("requiredCapabilities", &self.required_capabilities)?;
         for (key, value) in &self.extra {
@@ -12215,7 +12269,7 @@ impl ::serde::Serialize for MissingRequiredClientCapabilityErrorError {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("code", &-32021)?;
         map.serialize_entry("data", &self.data)?;
@@ -12348,7 +12402,7 @@ impl ::serde::Serialize for MissingRequiredClientCapabilityError {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + usize::from(self.id.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + usize::from(self.id.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("error", &self.error)?;
@@ -12479,13 +12533,18 @@ impl ModelHint {
         self
     }
 }
+impl ::core::default::Default for ModelHint {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ModelHint {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.name.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.name.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.name {
             map.serialize_entry("name", value)?;
@@ -12609,16 +12668,21 @@ impl ModelPreferences {
         self
     }
 }
+impl ::core::default::Default for ModelPreferences {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ModelPreferences {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.cost_priority.is_some())
+        let len = self.extra.len() + usize::from(self.cost_priority.is_some())
             + usize::from(self.hints.is_some())
             + usize::from(self.intelligence_priority.is_some())
-            + usize::from(self.speed_priority.is_some()) + self.extra.len();
+            + usize::from(self.speed_priority.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.cost_priority {
             map.serialize_entry("costPriority", value)?;
@@ -12757,7 +12821,7 @@ impl ::serde::Serialize for Notification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &self.method)?;
         if let Some(value) = &self.params {
@@ -12864,13 +12928,18 @@ impl NotificationMetaObject {
         self
     }
 }
+impl ::core::default::Default for NotificationMetaObject {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for NotificationMetaObject {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.subscription_id.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.subscription_id.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.subscription_id {
             map.serialize_entry("io.modelcontextprotocol/subscriptionId", value)?;
@@ -12951,13 +13020,18 @@ impl NotificationParams {
         self
     }
 }
+impl ::core::default::Default for NotificationParams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for NotificationParams {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -13084,10 +13158,10 @@ impl ::serde::Serialize for NumberSchema {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.default.is_some())
+        let len = self.extra.len() + usize::from(self.default.is_some())
             + usize::from(self.description.is_some())
             + usize::from(self.maximum.is_some()) + usize::from(self.minimum.is_some())
-            + usize::from(self.title.is_some()) + 1 + self.extra.len();
+            + usize::from(self.title.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.default {
             map.serialize_entry("default", value)?;
@@ -13252,7 +13326,7 @@ impl ::serde::Serialize for PaginatedRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("id", &self.id)?;
@@ -13390,7 +13464,7 @@ impl ::serde::Serialize for PaginatedRequestParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.cursor.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.cursor.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("_meta", &self.meta)?;
         if let Some(value) = &self.cursor {
@@ -13512,8 +13586,8 @@ impl ::serde::Serialize for PaginatedResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some())
-            + usize::from(self.next_cursor.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some())
+            + usize::from(self.next_cursor.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -13635,7 +13709,7 @@ impl ::serde::Serialize for ParseError {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.data.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.data.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("code", &-32700)?;
         if let Some(value) = &self.data {
@@ -13750,7 +13824,7 @@ impl ::serde::Serialize for ProgressNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"notifications/progress")?;
@@ -13894,9 +13968,9 @@ impl ::serde::Serialize for ProgressNotificationParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some())
+        let len = self.extra.len() + usize::from(self.meta.is_some())
             + usize::from(self.message.is_some()) + 1 + 1
-            + usize::from(self.total.is_some()) + self.extra.len();
+            + usize::from(self.total.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -14097,10 +14171,10 @@ impl ::serde::Serialize for Prompt {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some())
+        let len = self.extra.len() + usize::from(self.meta.is_some())
             + usize::from(self.arguments.is_some())
             + usize::from(self.description.is_some()) + usize::from(self.icons.is_some())
-            + 1 + usize::from(self.title.is_some()) + self.extra.len();
+            + 1 + usize::from(self.title.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -14283,9 +14357,8 @@ impl ::serde::Serialize for PromptArgument {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.description.is_some()) + 1
-            + usize::from(self.required.is_some()) + usize::from(self.title.is_some())
-            + self.extra.len();
+        let len = self.extra.len() + usize::from(self.description.is_some()) + 1
+            + usize::from(self.required.is_some()) + usize::from(self.title.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.description {
             map.serialize_entry("description", value)?;
@@ -14415,13 +14488,18 @@ impl PromptListChangedNotification {
         self
     }
 }
+impl ::core::default::Default for PromptListChangedNotification {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for PromptListChangedNotification {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"notifications/prompts/list_changed")?;
@@ -14547,7 +14625,7 @@ impl ::serde::Serialize for PromptMessage {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("content", &self.content)?;
         map.serialize_entry("role", &self.role)?;
@@ -14662,7 +14740,7 @@ impl ::serde::Serialize for PromptReference {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + usize::from(self.title.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + usize::from(self.title.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"ref/prompt")?;
         map.serialize_entry("name", &self.name)?;
@@ -14780,7 +14858,7 @@ impl ::serde::Serialize for ReadResourceRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"resources/read")?;
@@ -14932,8 +15010,8 @@ impl ::serde::Serialize for ReadResourceRequestParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.input_responses.is_some())
-            + usize::from(self.request_state.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.input_responses.is_some())
+            + usize::from(self.request_state.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("_meta", &self.meta)?;
         if let Some(value) = &self.input_responses {
@@ -15112,9 +15190,9 @@ impl ::serde::Serialize for ReadResourceResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some())
+        let len = self.extra.len() + usize::from(self.meta.is_some())
             + usize::from(self.cache_scope.is_some()) + 1 + 1
-            + usize::from(self.ttl_ms.is_some()) + self.extra.len();
+            + usize::from(self.ttl_ms.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -15263,7 +15341,7 @@ impl ::serde::Serialize for ReadResourceResultResponse {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("id", &self.id)?;
@@ -15388,7 +15466,7 @@ impl ::serde::Serialize for Request {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("method", &self.method)?;
         if let Some(value) = &self.params {
@@ -15537,9 +15615,9 @@ impl ::serde::Serialize for RequestMetaObject {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.client_info.is_some())
+        let len = self.extra.len() + 1 + usize::from(self.client_info.is_some())
             + usize::from(self.log_level.is_some()) + 1
-            + usize::from(self.progress_token.is_some()) + self.extra.len();
+            + usize::from(self.progress_token.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry(
             "io.modelcontextprotocol/clientCapabilities",
@@ -15687,7 +15765,7 @@ impl ::serde::Serialize for RequestParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + self.extra.len();
+        let len = self.extra.len() + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("_meta", &self.meta)?;
         for (key, value) in &self.extra {
@@ -15857,12 +15935,11 @@ impl ::serde::Serialize for Resource {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some())
+        let len = self.extra.len() + usize::from(self.meta.is_some())
             + usize::from(self.annotations.is_some())
             + usize::from(self.description.is_some()) + usize::from(self.icons.is_some())
             + usize::from(self.mime_type.is_some()) + 1
-            + usize::from(self.size.is_some()) + usize::from(self.title.is_some()) + 1
-            + self.extra.len();
+            + usize::from(self.size.is_some()) + usize::from(self.title.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -16076,8 +16153,8 @@ impl ::serde::Serialize for ResourceContents {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some())
-            + usize::from(self.mime_type.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some())
+            + usize::from(self.mime_type.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -16281,12 +16358,11 @@ impl ::serde::Serialize for ResourceLink {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.meta.is_some())
+        let len = self.extra.len() + 1 + usize::from(self.meta.is_some())
             + usize::from(self.annotations.is_some())
             + usize::from(self.description.is_some()) + usize::from(self.icons.is_some())
             + usize::from(self.mime_type.is_some()) + 1
-            + usize::from(self.size.is_some()) + usize::from(self.title.is_some()) + 1
-            + self.extra.len();
+            + usize::from(self.size.is_some()) + usize::from(self.title.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"resource_link")?;
         if let Some(value) = &self.meta {
@@ -16499,13 +16575,18 @@ impl ResourceListChangedNotification {
         self
     }
 }
+impl ::core::default::Default for ResourceListChangedNotification {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ResourceListChangedNotification {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"notifications/resources/list_changed")?;
@@ -16631,7 +16712,7 @@ impl ::serde::Serialize for ResourceRequestParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("_meta", &self.meta)?;
         map.serialize_entry("uri", &self.uri)?;
@@ -16806,11 +16887,11 @@ impl ::serde::Serialize for ResourceTemplate {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some())
+        let len = self.extra.len() + usize::from(self.meta.is_some())
             + usize::from(self.annotations.is_some())
             + usize::from(self.description.is_some()) + usize::from(self.icons.is_some())
             + usize::from(self.mime_type.is_some()) + 1
-            + usize::from(self.title.is_some()) + 1 + self.extra.len();
+            + usize::from(self.title.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -16999,7 +17080,7 @@ impl ::serde::Serialize for ResourceTemplateReference {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"ref/resource")?;
         map.serialize_entry("uri", &self.uri)?;
@@ -17101,7 +17182,7 @@ impl ::serde::Serialize for ResourceUpdatedNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"notifications/resources/updated")?;
@@ -17223,7 +17304,7 @@ impl ::serde::Serialize for ResourceUpdatedNotificationParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -17334,7 +17415,7 @@ impl ::serde::Serialize for Result {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -17437,13 +17518,18 @@ impl ResultMetaObject {
         self
     }
 }
+impl ::core::default::Default for ResultMetaObject {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ResultMetaObject {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.server_info.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.server_info.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.server_info {
             map.serialize_entry("io.modelcontextprotocol/serverInfo", value)?;
@@ -17548,8 +17634,8 @@ impl ::serde::Serialize for Root {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + usize::from(self.name.is_some())
-            + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some())
+            + usize::from(self.name.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -17663,7 +17749,7 @@ impl ::serde::Serialize for SamplingMessage {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some()) + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -17774,13 +17860,18 @@ impl ServerCapabilitiesPrompts {
         self
     }
 }
+impl ::core::default::Default for ServerCapabilitiesPrompts {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ServerCapabilitiesPrompts {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.list_changed.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.list_changed.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.list_changed {
             map.serialize_entry("listChanged", value)?;
@@ -17869,14 +17960,19 @@ impl ServerCapabilitiesResources {
         self
     }
 }
+impl ::core::default::Default for ServerCapabilitiesResources {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ServerCapabilitiesResources {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.list_changed.is_some())
-            + usize::from(self.subscribe.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.list_changed.is_some())
+            + usize::from(self.subscribe.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.list_changed {
             map.serialize_entry("listChanged", value)?;
@@ -17972,13 +18068,18 @@ impl ServerCapabilitiesTools {
         self
     }
 }
+impl ::core::default::Default for ServerCapabilitiesTools {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ServerCapabilitiesTools {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.list_changed.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.list_changed.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.list_changed {
             map.serialize_entry("listChanged", value)?;
@@ -18122,18 +18223,22 @@ impl ServerCapabilities {
         self
     }
 }
+impl ::core::default::Default for ServerCapabilities {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ServerCapabilities {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.completions.is_some())
+        let len = self.extra.len() + usize::from(self.completions.is_some())
             + usize::from(self.experimental.is_some())
             + usize::from(self.extensions.is_some())
             + usize::from(self.logging.is_some()) + usize::from(self.prompts.is_some())
-            + usize::from(self.resources.is_some()) + usize::from(self.tools.is_some())
-            + self.extra.len();
+            + usize::from(self.resources.is_some()) + usize::from(self.tools.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.completions {
             map.serialize_entry("completions", value)?;
@@ -18358,17 +18463,21 @@ impl StringSchema {
         self
     }
 }
+impl ::core::default::Default for StringSchema {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for StringSchema {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.default.is_some())
+        let len = self.extra.len() + 1 + usize::from(self.default.is_some())
             + usize::from(self.description.is_some())
             + usize::from(self.format.is_some()) + usize::from(self.max_length.is_some())
-            + usize::from(self.min_length.is_some()) + usize::from(self.title.is_some())
-            + self.extra.len();
+            + usize::from(self.min_length.is_some()) + usize::from(self.title.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"string")?;
         if let Some(value) = &self.default {
@@ -18572,16 +18681,21 @@ impl SubscriptionFilter {
         self
     }
 }
+impl ::core::default::Default for SubscriptionFilter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for SubscriptionFilter {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.prompts_list_changed.is_some())
+        let len = self.extra.len() + usize::from(self.prompts_list_changed.is_some())
             + usize::from(self.resource_subscriptions.is_some())
             + usize::from(self.resources_list_changed.is_some())
-            + usize::from(self.tools_list_changed.is_some()) + self.extra.len();
+            + usize::from(self.tools_list_changed.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.prompts_list_changed {
             map.serialize_entry("promptsListChanged", value)?;
@@ -18723,7 +18837,7 @@ impl ::serde::Serialize for SubscriptionsAcknowledgedNotification {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"notifications/subscriptions/acknowledged")?;
@@ -18859,7 +18973,7 @@ impl ::serde::Serialize for SubscriptionsAcknowledgedNotificationParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -18968,7 +19082,7 @@ impl ::serde::Serialize for SubscriptionsListenRequest {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"subscriptions/listen")?;
@@ -19102,7 +19216,7 @@ impl ::serde::Serialize for SubscriptionsListenRequestParams {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("_meta", &self.meta)?;
         map.serialize_entry("notifications", &self.notifications)?;
@@ -19215,7 +19329,7 @@ impl ::serde::Serialize for SubscriptionsListenResult {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("_meta", &self.meta)?;
         map.serialize_entry("resultType", &self.result_type)?;
@@ -19337,7 +19451,7 @@ impl ::serde::Serialize for SubscriptionsListenResultMetaObject {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.server_info.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.server_info.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.server_info {
             map.serialize_entry("io.modelcontextprotocol/serverInfo", value)?;
@@ -19443,7 +19557,7 @@ impl ::serde::Serialize for SubscriptionsListenResultResponse {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("id", &self.id)?;
@@ -19577,8 +19691,8 @@ impl ::serde::Serialize for TextContent {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.meta.is_some())
-            + usize::from(self.annotations.is_some()) + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.meta.is_some())
+            + usize::from(self.annotations.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"text")?;
         if let Some(value) = &self.meta {
@@ -19725,8 +19839,8 @@ impl ::serde::Serialize for TextResourceContents {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some())
-            + usize::from(self.mime_type.is_some()) + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + usize::from(self.meta.is_some())
+            + usize::from(self.mime_type.is_some()) + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -19858,7 +19972,7 @@ impl ::serde::Serialize for TitledMultiSelectEnumSchemaItemsAnyOfItem {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("const", &self.r#const)?;
         map.serialize_entry("title", &self.title)?;
@@ -19960,7 +20074,7 @@ impl ::serde::Serialize for TitledMultiSelectEnumSchemaItems {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + self.extra.len();
+        let len = self.extra.len() + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("anyOf", &self.any_of)?;
         for (key, value) in &self.extra {
@@ -20095,11 +20209,10 @@ impl ::serde::Serialize for TitledMultiSelectEnumSchema {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.default.is_some())
+        let len = self.extra.len() + 1 + usize::from(self.default.is_some())
             + usize::from(self.description.is_some()) + 1
             + usize::from(self.max_items.is_some())
-            + usize::from(self.min_items.is_some()) + usize::from(self.title.is_some())
-            + self.extra.len();
+            + usize::from(self.min_items.is_some()) + usize::from(self.title.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"array")?;
         if let Some(value) = &self.default {
@@ -20279,7 +20392,7 @@ impl ::serde::Serialize for TitledSingleSelectEnumSchemaOneOfItem {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("const", &self.r#const)?;
         map.serialize_entry("title", &self.title)?;
@@ -20414,9 +20527,9 @@ impl ::serde::Serialize for TitledSingleSelectEnumSchema {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.default.is_some())
+        let len = self.extra.len() + 1 + usize::from(self.default.is_some())
             + usize::from(self.description.is_some()) + 1
-            + usize::from(self.title.is_some()) + self.extra.len();
+            + usize::from(self.title.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"string")?;
         if let Some(value) = &self.default {
@@ -20578,13 +20691,18 @@ impl ToolInputSchema {
         self
     }
 }
+impl ::core::default::Default for ToolInputSchema {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ToolInputSchema {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.schema.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.schema.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"object")?;
         if let Some(value) = &self.schema {
@@ -20685,13 +20803,18 @@ impl ToolOutputSchema {
         self
     }
 }
+impl ::core::default::Default for ToolOutputSchema {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ToolOutputSchema {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.schema.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.schema.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.schema {
             map.serialize_entry("$schema", value)?;
@@ -20866,11 +20989,11 @@ impl ::serde::Serialize for Tool {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.meta.is_some())
+        let len = self.extra.len() + usize::from(self.meta.is_some())
             + usize::from(self.annotations.is_some())
             + usize::from(self.description.is_some()) + usize::from(self.icons.is_some())
             + 1 + 1 + usize::from(self.output_schema.is_some())
-            + usize::from(self.title.is_some()) + self.extra.len();
+            + usize::from(self.title.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.meta {
             map.serialize_entry("_meta", value)?;
@@ -21103,17 +21226,22 @@ impl ToolAnnotations {
         self
     }
 }
+impl ::core::default::Default for ToolAnnotations {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ToolAnnotations {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.destructive_hint.is_some())
+        let len = self.extra.len() + usize::from(self.destructive_hint.is_some())
             + usize::from(self.idempotent_hint.is_some())
             + usize::from(self.open_world_hint.is_some())
             + usize::from(self.read_only_hint.is_some())
-            + usize::from(self.title.is_some()) + self.extra.len();
+            + usize::from(self.title.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.destructive_hint {
             map.serialize_entry("destructiveHint", value)?;
@@ -21257,13 +21385,18 @@ impl ToolChoice {
         self
     }
 }
+impl ::core::default::Default for ToolChoice {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ToolChoice {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + usize::from(self.mode.is_some()) + self.extra.len();
+        let len = self.extra.len() + usize::from(self.mode.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         if let Some(value) = &self.mode {
             map.serialize_entry("mode", value)?;
@@ -21345,13 +21478,18 @@ impl ToolListChangedNotification {
         self
     }
 }
+impl ::core::default::Default for ToolListChangedNotification {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl ::serde::Serialize for ToolListChangedNotification {
     fn serialize<S: ::serde::Serializer>(
         &self,
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + usize::from(self.params.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + usize::from(self.params.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("method", &"notifications/tools/list_changed")?;
@@ -21509,9 +21647,9 @@ impl ::serde::Serialize for ToolResultContent {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.meta.is_some()) + 1
+        let len = self.extra.len() + 1 + usize::from(self.meta.is_some()) + 1
             + usize::from(self.is_error.is_some())
-            + usize::from(self.structured_content.is_some()) + 1 + self.extra.len();
+            + usize::from(self.structured_content.is_some()) + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"tool_result")?;
         if let Some(value) = &self.meta {
@@ -21690,8 +21828,7 @@ impl ::serde::Serialize for ToolUseContent {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.meta.is_some()) + 1 + 1 + 1
-            + self.extra.len();
+        let len = self.extra.len() + 1 + usize::from(self.meta.is_some()) + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"tool_use")?;
         if let Some(value) = &self.meta {
@@ -21838,7 +21975,7 @@ impl ::serde::Serialize for UnsupportedProtocolVersionErrorErrorData {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("requested", &self.requested)?;
         map.serialize_entry("supported", &self.supported)?;
@@ -21947,7 +22084,7 @@ impl ::serde::Serialize for UnsupportedProtocolVersionErrorError {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("code", &-32022)?;
         map.serialize_entry("data", &self.data)?;
@@ -22078,7 +22215,7 @@ impl ::serde::Serialize for UnsupportedProtocolVersionError {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + usize::from(self.id.is_some()) + self.extra.len();
+        let len = self.extra.len() + 1 + 1 + usize::from(self.id.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("jsonrpc", &"2.0")?;
         map.serialize_entry("error", &self.error)?;
@@ -22198,7 +22335,7 @@ impl ::serde::Serialize for UntitledMultiSelectEnumSchemaItems {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + 1 + self.extra.len();
+        let len = self.extra.len() + 1 + 1;
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"string")?;
         map.serialize_entry("enum", &self.r#enum)?;
@@ -22352,11 +22489,10 @@ impl ::serde::Serialize for UntitledMultiSelectEnumSchema {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.default.is_some())
+        let len = self.extra.len() + 1 + usize::from(self.default.is_some())
             + usize::from(self.description.is_some()) + 1
             + usize::from(self.max_items.is_some())
-            + usize::from(self.min_items.is_some()) + usize::from(self.title.is_some())
-            + self.extra.len();
+            + usize::from(self.min_items.is_some()) + usize::from(self.title.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"array")?;
         if let Some(value) = &self.default {
@@ -22568,9 +22704,9 @@ impl ::serde::Serialize for UntitledSingleSelectEnumSchema {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         use ::serde::ser::SerializeMap as _;
-        let len = 0 + 1 + usize::from(self.default.is_some())
+        let len = self.extra.len() + 1 + usize::from(self.default.is_some())
             + usize::from(self.description.is_some()) + 1
-            + usize::from(self.title.is_some()) + self.extra.len();
+            + usize::from(self.title.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("type", &"string")?;
         if let Some(value) = &self.default {

@@ -12,7 +12,12 @@ impl ServerHandler for Echo {
         _cx: &(),
         params: wire::CallToolRequestParams,
     ) -> Result<wire::CallToolResultResponseResult, wire::Error> {
-        let text = params.arguments.as_ref().and_then(|a| a.get("text")).and_then(|t| t.as_str()).unwrap_or_default();
+        let text = params
+            .arguments
+            .as_ref()
+            .and_then(|a| a.get("text"))
+            .and_then(|t| t.as_str())
+            .unwrap_or_default();
         Ok(wire::CallToolResult::new(vec![wire::TextContent::new(text).into()], "complete").into())
     }
 }
@@ -40,7 +45,10 @@ fn block_on<F: std::future::Future>(future: F) -> F::Output {
 
 #[test]
 fn dispatch_routes_to_the_handler_and_defaults_to_method_not_found() {
-    let call = request("tools/call", serde_json::json!({"name": "echo", "arguments": {"text": "hi"}, "_meta": meta()}));
+    let call = request(
+        "tools/call",
+        serde_json::json!({"name": "echo", "arguments": {"text": "hi"}, "_meta": meta()}),
+    );
     let response = block_on(server::dispatch_request(&Echo, &(), call)).expect("tools/call is served");
     assert_eq!(
         serde_json::to_value(&response).expect("serializes"),
@@ -65,14 +73,31 @@ fn the_table_lists_every_method_once_in_order() {
     assert_eq!(call.message, "CallToolRequest");
     assert_eq!(call.direction, server::Direction::Client);
     assert!(server::method_info("tools/frobnicate").is_none());
-    assert_eq!(server::method_info("notifications/cancelled").map(|m| m.direction), Some(server::Direction::Both));
+    assert_eq!(
+        server::method_info("notifications/cancelled").map(|m| m.direction),
+        Some(server::Direction::Both)
+    );
 }
 
 #[test]
 fn notifications_dispatch_by_method() {
     let params = serde_json::json!({"requestId": 3, "reason": "user"});
-    block_on(server::dispatch_notification(&Echo, &(), "notifications/cancelled", Some(params))).expect("decodes");
+    block_on(server::dispatch_notification(
+        &Echo,
+        &(),
+        "notifications/cancelled",
+        Some(params),
+    ))
+    .expect("decodes");
     let bad = serde_json::json!({"reason": 5});
-    assert!(block_on(server::dispatch_notification(&Echo, &(), "notifications/cancelled", Some(bad))).is_err());
+    assert!(
+        block_on(server::dispatch_notification(
+            &Echo,
+            &(),
+            "notifications/cancelled",
+            Some(bad)
+        ))
+        .is_err()
+    );
     block_on(server::dispatch_notification(&Echo, &(), "notifications/unknown", None)).expect("unknown is ignored");
 }

@@ -62,8 +62,12 @@ fn missing_required_member_is_rejected() {
     assert_mentions(&e, &["missing member CallToolRequest.params"]);
     let e = error_of::<wire::ContentBlock>(r#"{"type":"text"}"#);
     assert_mentions(&e, &["missing member TextContent.text"]);
-    let e = error_of::<wire::CallToolRequest>(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x"}}"#);
-    assert_mentions(&e, &["CallToolRequest.params", "missing member CallToolRequestParams._meta"]);
+    let e =
+        error_of::<wire::CallToolRequest>(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x"}}"#);
+    assert_mentions(
+        &e,
+        &["CallToolRequest.params", "missing member CallToolRequestParams._meta"],
+    );
     let e = error_of::<wire::TextContent>(r#"{"text":"hi"}"#);
     assert_mentions(&e, &["missing member TextContent.type"]);
 }
@@ -72,7 +76,10 @@ fn missing_required_member_is_rejected() {
 fn unknown_method_in_a_closed_set_is_rejected() {
     let bad = CALL.replace("tools/call", "tools/frobnicate");
     let e = error_of::<wire::ClientRequest>(&bad);
-    assert_mentions(&e, &["unknown ClientRequest.method", "tools/frobnicate", "\"tools/call\""]);
+    assert_mentions(
+        &e,
+        &["unknown ClientRequest.method", "tools/frobnicate", "\"tools/call\""],
+    );
     let e = error_of::<wire::ClientRequest>(r#"{"jsonrpc":"2.0","id":1}"#);
     assert_mentions(&e, &["missing member ClientRequest.method"]);
 }
@@ -94,7 +101,9 @@ fn duplicate_and_mistyped_members_are_rejected() {
 #[test]
 fn a_real_tools_call_dispatches_to_call_tool_request() {
     let request: wire::ClientRequest = serde_json::from_str(CALL).expect("a valid tools/call");
-    let wire::ClientRequest::CallTool(call) = &request else { panic!("dispatched to {request:?}") };
+    let wire::ClientRequest::CallTool(call) = &request else {
+        panic!("dispatched to {request:?}")
+    };
     assert_eq!(call.params.name, "echo");
     assert_eq!(call.id, wire::RequestId::Integer(7));
     assert_eq!(call.params.meta.protocol_version, "2026-07-28");
@@ -107,16 +116,24 @@ fn a_real_tools_call_dispatches_to_call_tool_request() {
 fn unknown_members_pass_through() {
     let json = r#"{"type":"text","text":"hi","x-vendor":{"a":[1,2.5,null]}}"#;
     let block: wire::ContentBlock = serde_json::from_str(json).expect("extra members are allowed");
-    let wire::ContentBlock::Text(text) = &block else { panic!("{block:?}") };
+    let wire::ContentBlock::Text(text) = &block else {
+        panic!("{block:?}")
+    };
     assert_eq!(text.extra["x-vendor"]["a"][1], serde_json::json!(2.5));
-    assert_eq!(serde_json::to_value(&block).expect("serializes"), serde_json::from_str::<serde_json::Value>(json).expect("JSON"));
+    assert_eq!(
+        serde_json::to_value(&block).expect("serializes"),
+        serde_json::from_str::<serde_json::Value>(json).expect("JSON")
+    );
 }
 
 #[test]
 fn result_type_dispatch_keeps_open_values() {
     let input = r#"{"resultType":"input_required","requestState":"abc"}"#;
     let r: wire::CallToolResultResponseResult = serde_json::from_str(input).expect("input required");
-    assert!(matches!(r, wire::CallToolResultResponseResult::InputRequired(_)), "{r:?}");
+    assert!(
+        matches!(r, wire::CallToolResultResponseResult::InputRequired(_)),
+        "{r:?}"
+    );
     // Without a resultType the value is taken for a complete result, which in this revision
     // must carry one (older servers are read with their own revision's types).
     let e = error_of::<wire::CallToolResultResponseResult>(r#"{"content":[]}"#);
