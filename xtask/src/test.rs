@@ -61,6 +61,7 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let root = crate::repo_root();
+    check_checkout(&root)?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut report = Report::default();
 
@@ -224,6 +225,35 @@ fn strip_ansi(text: &str) -> String {
     out
 }
 
+/// Fails when this binary was built for another checkout than the one cargo runs it in.
+///
+/// The repository root is compiled in. With one `CARGO_TARGET_DIR` shared by several checkouts,
+/// cargo can reuse an `xtask` built in another checkout (same relative paths, sources not newer
+/// than the build, as after a copy that keeps modification times), and every step would then
+/// test the other checkout. Cargo sets `CARGO_MANIFEST_DIR` at run time too, so compare the two.
+fn check_checkout(root: &Path) -> anyhow::Result<()> {
+    let Some(manifest_dir) = std::env::var_os("CARGO_MANIFEST_DIR") else {
+        return Ok(());
+    };
+    let Some(running) = Path::new(&manifest_dir).parent() else {
+        return Ok(());
+    };
+    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    };
+    if !same(running, root) {
+        bail!(
+            "this xtask binary was built for {} but cargo runs it for {}: cargo reused a build from \
+             another checkout sharing CARGO_TARGET_DIR. Touch xtask/src/main.rs (or use another \
+             CARGO_TARGET_DIR) and run again",
+            root.display(),
+            running.display()
+        );
+    }
+    Ok(())
+}
+
 /// Prints a step's banner.
 fn banner(title: &str) {
     println!("\n==> {title}");
@@ -262,11 +292,11 @@ impl Report {
         let total = human(started.elapsed());
         let code = match failure {
             None => {
-                let _ = writeln!(out, "all {} steps succeeded; total time {total}", self.steps.len());
+                let _ = writeln!(out, "all {} steps succeeded\ntotal time: {total}", self.steps.len());
                 ExitCode::SUCCESS
             }
             Some(why) => {
-                let _ = writeln!(out, "FAILED: {why}; total time {total}");
+                let _ = writeln!(out, "FAILED: {why}\ntotal time: {total}");
                 ExitCode::FAILURE
             }
         };
@@ -322,12 +352,14 @@ impl Tools {
     /// environment wins over the tools folder.
     fn prepare(root: &Path, install: bool) -> anyhow::Result<Self> {
         let dir = tools_dir(root)?;
-        let mypy = match preset("PORTICO_MYPY")? {
+        // Check both presets before installing anything, so a bad one fails at once.
+        let (preset_mypy, preset_tsc) = (preset("PORTICO_MYPY")?, preset("PORTICO_TSC")?);
+        let mypy = match preset_mypy {
             Some(path) => Some(path),
             None if install => Some(install_python(&dir.join("venv"))?),
             None => existing(dir.join("venv/bin/mypy"), "PORTICO_MYPY"),
         };
-        let tsc = match preset("PORTICO_TSC")? {
+        let tsc = match preset_tsc {
             Some(path) => Some(path),
             None if install => Some(install_node(&dir.join("node"))?),
             None => existing(dir.join("node/node_modules/.bin/tsc"), "PORTICO_TSC"),

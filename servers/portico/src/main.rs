@@ -14,7 +14,7 @@ use clap::{Parser, Subcommand};
 /// that crate exports it; until then it is kept here and must match `spec/PINNED.toml`.
 const REVISIONS: &[&str] = &["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25", "2026-07-28"];
 
-/// Portico: a spec-driven Model Context Protocol platform.
+/// The command line; `about` is the package description.
 #[derive(Parser)]
 #[command(name = "portico", version, about, long_about = None, arg_required_else_help = true)]
 struct Cli {

@@ -44,8 +44,11 @@ fn revisions_lists_every_supported_revision_newest_first() {
 
 #[test]
 fn revisions_match_the_pinned_spec_inputs() {
-    let pinned = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../spec/PINNED.toml"))
-        .expect("reading spec/PINNED.toml");
+    // The manifest dir is read at run time (cargo sets it for tests too): a test binary reused
+    // from another checkout sharing CARGO_TARGET_DIR must read this checkout's file.
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into());
+    let pinned =
+        std::fs::read_to_string(format!("{manifest_dir}/../../spec/PINNED.toml")).expect("reading spec/PINNED.toml");
     let mut pinned: Vec<&str> = pinned
         .lines()
         .filter_map(|l| l.trim().strip_prefix("name = \"")?.strip_suffix('"'))
