@@ -105,11 +105,14 @@ pub struct Field {
     pub constant: Option<Value>,
 }
 
-/// A closed string enumeration.
+/// A string enumeration: closed (`enum: [...]`), or open (`anyOf` of constants and a plain
+/// string), where the listed values are the known ones and any other string is allowed too.
 #[derive(Debug, Clone, Serialize)]
 pub struct Enum {
-    /// The allowed strings, in schema order.
+    /// The known strings, in schema order.
     pub values: Vec<String>,
+    /// Whether other strings are allowed.
+    pub open: bool,
 }
 
 /// A type expression.

@@ -156,6 +156,8 @@ impl<'a> Lowerer<'a> {
         } else if obj.contains_key("allOf") {
             let merged = self.merge_all_of(schema, pointer)?;
             DefKind::Struct(self.lower_struct(name, &merged, pointer)?)
+        } else if let Some(values) = open_enum(obj.get("anyOf").or_else(|| obj.get("oneOf"))) {
+            DefKind::Enum(Enum { values, open: true })
         } else if let Some(members) = obj.get("anyOf").or_else(|| obj.get("oneOf")) {
             DefKind::Union(self.lower_union(name, members, pointer)?)
         } else if let Some(types) = obj.get("type").and_then(Value::as_array) {
@@ -176,6 +178,7 @@ impl<'a> Lowerer<'a> {
         } else if let Some(values) = obj.get("enum") {
             DefKind::Enum(Enum {
                 values: self.string_enum(values, pointer)?,
+                open: false,
             })
         } else {
             match obj.get("type").and_then(Value::as_str) {
@@ -356,7 +359,7 @@ impl<'a> Lowerer<'a> {
             // Identical enums hoisted from several parents share the first one's name.
             let same = self.out.values().find(|d| {
                 d.hoisted
-                    && matches!(&d.kind, DefKind::Enum(e) if e.values == values)
+                    && matches!(&d.kind, DefKind::Enum(e) if e.values == values && !e.open)
                     && d.name.ends_with(&names::pascal(field))
             });
             if let Some(existing) = same {
@@ -511,6 +514,31 @@ fn raw_variants(raw: Vec<RawVariant>) -> Vec<Variant> {
         .zip(names)
         .map(|((ty, _), name)| Variant { name, ty })
         .collect()
+}
+
+/// The known values of an open string enum: union members that are all string constants (or
+/// string `enum`s) except exactly one plain `{"type": "string"}`.
+fn open_enum(members: Option<&Value>) -> Option<Vec<String>> {
+    let members = members?.as_array()?;
+    let mut values = Vec::new();
+    let mut plain = 0;
+    for m in members {
+        let m = m.as_object()?;
+        if m.get("type").is_some_and(|t| t != "string") {
+            return None;
+        }
+        match (m.get("const"), m.get("enum")) {
+            (Some(Value::String(c)), None) => values.push(c.clone()),
+            (None, Some(Value::Array(e))) => {
+                for v in e {
+                    values.push(v.as_str()?.to_string());
+                }
+            }
+            (None, None) if m.keys().all(|k| k == "type" || k == "description" || k == "title") => plain += 1,
+            _ => return None,
+        }
+    }
+    (plain == 1 && !values.is_empty()).then_some(values)
 }
 
 fn primitive(t: &str) -> Option<Ty> {

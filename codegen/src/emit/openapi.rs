@@ -208,6 +208,16 @@ fn ty_schema(ty: &Ty) -> Json {
 fn def_schema(module: &Module, def: &Def) -> Json {
     let schema = match &def.kind {
         DefKind::Struct(st) => struct_schema(st),
+        DefKind::Enum(e) if e.open => obj([(
+            "anyOf",
+            Json::Array(vec![
+                obj([
+                    ("type", s("string")),
+                    ("enum", Json::Array(e.values.iter().map(s).collect())),
+                ]),
+                obj([("type", s("string"))]),
+            ]),
+        )]),
         DefKind::Enum(e) => obj([
             ("type", s("string")),
             ("enum", Json::Array(e.values.iter().map(s).collect())),

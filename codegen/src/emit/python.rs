@@ -176,6 +176,11 @@ fn decl(def: &Def, def_names: &BTreeSet<&str>, uses: &mut Uses) -> Result<Decl> 
             uses.literal = true;
             decl.members = e.values.iter().map(|v| literal(&Value::String(v.clone()))).collect();
             decl.kind = "literal";
+            if e.open {
+                // Any other string is allowed too: a union of the literals and `str`.
+                decl.members = vec![format!("Literal[{}]", decl.members.join(", ")), "str".into()];
+                decl.kind = "union";
+            }
         }
         DefKind::Union(u) => {
             decl.members = dedup(u.variants.iter().map(|v| ty(&v.ty, uses)));

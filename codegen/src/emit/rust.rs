@@ -168,6 +168,8 @@ struct EnumView {
     doc: Vec<String>,
     variants: Vec<EnumVariantView>,
     expected: String,
+    /// Whether any other string is allowed (kept in `Other`).
+    open: bool,
 }
 
 #[derive(Serialize)]
@@ -275,6 +277,7 @@ impl ModuleView {
                     doc: doc_lines(def.doc.as_deref()),
                     variants: enum_variants(&e.values),
                     expected: e.values.iter().map(|v| format!("{v:?}")).collect::<Vec<_>>().join(", "),
+                    open: e.open,
                 }),
                 DefKind::Union(u) => view.unions.push(union_view(module, def, u)?),
                 DefKind::Alias { target } => view.aliases.push(AliasView {

@@ -154,6 +154,10 @@ fn decl(def: &Def) -> Result<Decl> {
         DefKind::Enum(e) => {
             decl.kind = "union";
             decl.members = e.values.iter().map(|v| literal(&Value::String(v.clone()))).collect();
+            if e.open {
+                // Any other string too; `string & {}` keeps the literals in editor completion.
+                decl.members.push("(string & {})".into());
+            }
         }
         DefKind::Union(u) => {
             decl.kind = "union";

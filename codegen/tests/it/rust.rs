@@ -49,6 +49,13 @@ fn golden_types_behave() {
         serde_json::from_str::<RequestId>("1.5").is_err(),
         "a fraction is not a request id"
     );
+    let reason: StopReason = serde_json::from_str("\"endTurn\"").expect("a known value");
+    assert_eq!(reason, StopReason::EndTurn);
+    let reason: StopReason = serde_json::from_str("\"refusal\"").expect("an open enum takes any string");
+    assert_eq!(reason, StopReason::Other("refusal".into()));
+    assert_eq!(serde_json::to_string(&reason).expect("serializes"), "\"refusal\"");
+    let e = serde_json::from_str::<Role>("\"robot\"").expect_err("a closed enum does not");
+    assert!(e.to_string().contains("unknown Role"), "{e}");
     let built = TextContent::new("built");
     assert_eq!(
         serde_json::to_value(&built).expect("serializes"),

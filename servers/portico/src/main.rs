@@ -1,18 +1,15 @@
 //! `portico`: the command-line front of the Portico MCP platform.
 //!
-//! Today it answers `--help`, `--version` and `revisions` (the MCP protocol revisions Portico
-//! supports). The gateway, the built-in servers (`serve <kind>`), `codegen` on users' own tool
+//! Today it answers `--help`, `--version`, `revisions` (the MCP protocol revisions Portico
+//! supports) and `check` (decode a JSON message as a protocol type, reporting what is wrong). The gateway, the built-in servers (`serve <kind>`), `codegen` on users' own tool
 //! specs, `inspect` and `token` come as their crates land. The binary has no features.
 
+use std::io::Read;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-
-/// The MCP protocol revisions Portico supports, oldest first; the last one is the newest.
-///
-/// This list moves to `portico-protocol`, next to the generated wire types of each revision, once
-/// that crate exports it; until then it is kept here and must match `spec/PINNED.toml`.
-const REVISIONS: &[&str] = &["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25", "2026-07-28"];
+use portico_protocol::{LATEST, REVISIONS};
 
 /// The command line; `about` is the package description.
 #[derive(Parser)]
@@ -26,11 +23,58 @@ struct Cli {
 enum Command {
     /// List the MCP protocol revisions Portico supports, newest first.
     Revisions,
+    /// Decode a JSON value as a protocol type and print it as Portico re-encodes it; on bad
+    /// input, say what is wrong and exit 1.
+    Check {
+        /// The schema type, e.g. `CallToolRequest`, `JSONRPCMessage`, `Tool`.
+        #[arg(long = "type", short = 't', default_value = "JSONRPCMessage")]
+        ty: String,
+        /// The protocol revision.
+        #[arg(long, short = 'r', default_value = LATEST)]
+        revision: String,
+        /// The file to read; `-` or nothing reads standard input.
+        file: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Revisions => revisions(),
+        Command::Check { ty, revision, file } => check(&ty, &revision, file.as_deref()),
+    }
+}
+
+/// `portico check`.
+fn check(ty: &str, revision: &str, file: Option<&std::path::Path>) -> ExitCode {
+    let mut json = String::new();
+    let read = match file {
+        Some(path) if path.as_os_str() != "-" => std::fs::read_to_string(path).map(|text| json = text),
+        _ => std::io::stdin().read_to_string(&mut json).map(|_| ()),
+    };
+    if let Err(e) = read {
+        eprintln!(
+            "error: reading {}: {e}",
+            file.map_or("standard input".into(), |p| p.display().to_string())
+        );
+        return ExitCode::FAILURE;
+    }
+    if !REVISIONS.contains(&revision) {
+        eprintln!("error: unknown revision {revision:?}; known: {}", REVISIONS.join(", "));
+        return ExitCode::FAILURE;
+    }
+    match portico_protocol::roundtrip_json(revision, ty, &json) {
+        None => {
+            eprintln!("error: revision {revision} has no type {ty:?} that can be decoded on its own");
+            ExitCode::FAILURE
+        }
+        Some(Err(e)) => {
+            eprintln!("invalid {ty} ({revision}): {e}");
+            ExitCode::FAILURE
+        }
+        Some(Ok(value)) => {
+            println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
     }
 }
 

@@ -25,3 +25,22 @@ pub const REVISIONS: &[&str] = &[
 ];
 /// The newest revision.
 pub const LATEST: &str = v2026_07_28::PROTOCOL_VERSION;
+/// Decodes `json` as the type `name` of `revision` and encodes it again (see each revision's
+/// `roundtrip_json`). `None` when the revision or the type is unknown, or the type cannot be
+/// decoded on its own.
+pub fn roundtrip_json(
+    revision: &str,
+    name: &str,
+    json: &str,
+) -> ::core::option::Option<
+    ::core::result::Result<::serde_json::Value, ::serde_json::Error>,
+> {
+    match revision {
+        "2024-11-05" => v2024_11_05::roundtrip_json(name, json),
+        "2025-03-26" => v2025_03_26::roundtrip_json(name, json),
+        "2025-06-18" => v2025_06_18::roundtrip_json(name, json),
+        "2025-11-25" => v2025_11_25::roundtrip_json(name, json),
+        "2026-07-28" => v2026_07_28::roundtrip_json(name, json),
+        _ => None,
+    }
+}

@@ -620,7 +620,7 @@ pub enum CreateMessageRequestParamsIncludeContext {
     ThisServer,
 }
 impl CreateMessageRequestParamsIncludeContext {
-    /// Every value, in schema order.
+    /// Every listed value, in schema order.
     pub const ALL: &'static [CreateMessageRequestParamsIncludeContext] = &[
         Self::AllServers,
         Self::None,
@@ -697,7 +697,7 @@ pub enum LoggingLevel {
     Warning,
 }
 impl LoggingLevel {
-    /// Every value, in schema order.
+    /// Every listed value, in schema order.
     pub const ALL: &'static [LoggingLevel] = &[
         Self::Alert,
         Self::Critical,
@@ -774,7 +774,7 @@ pub enum Role {
     User,
 }
 impl Role {
-    /// Every value, in schema order.
+    /// Every listed value, in schema order.
     pub const ALL: &'static [Role] = &[Self::Assistant, Self::User];
     /// The value as on the wire.
     pub const fn as_str(self) -> &'static str {

@@ -628,7 +628,7 @@ pub enum CreateMessageRequestParamsIncludeContext {
     ThisServer,
 }
 impl CreateMessageRequestParamsIncludeContext {
-    /// Every value, in schema order.
+    /// Every listed value, in schema order.
     pub const ALL: &'static [CreateMessageRequestParamsIncludeContext] = &[
         Self::AllServers,
         Self::None,
@@ -705,7 +705,7 @@ pub enum LoggingLevel {
     Warning,
 }
 impl LoggingLevel {
-    /// Every value, in schema order.
+    /// Every listed value, in schema order.
     pub const ALL: &'static [LoggingLevel] = &[
         Self::Alert,
         Self::Critical,
@@ -782,7 +782,7 @@ pub enum Role {
     User,
 }
 impl Role {
-    /// Every value, in schema order.
+    /// Every listed value, in schema order.
     pub const ALL: &'static [Role] = &[Self::Assistant, Self::User];
     /// The value as on the wire.
     pub const fn as_str(self) -> &'static str {

@@ -668,7 +668,7 @@ pub enum CreateMessageRequestParamsIncludeContext {
     ThisServer,
 }
 impl CreateMessageRequestParamsIncludeContext {
-    /// Every value, in schema order.
+    /// Every listed value, in schema order.
     pub const ALL: &'static [CreateMessageRequestParamsIncludeContext] = &[
         Self::AllServers,
         Self::None,
@@ -735,7 +735,7 @@ pub enum ElicitResultAction {
     Decline,
 }
 impl ElicitResultAction {
-    /// Every value, in schema order.
+    /// Every listed value, in schema order.
     pub const ALL: &'static [ElicitResultAction] = &[
         Self::Accept,
         Self::Cancel,
@@ -812,7 +812,7 @@ pub enum LoggingLevel {
     Warning,
 }
 impl LoggingLevel {
-    /// Every value, in schema order.
+    /// Every listed value, in schema order.
     pub const ALL: &'static [LoggingLevel] = &[
         Self::Alert,
         Self::Critical,
@@ -888,7 +888,7 @@ pub enum NumberSchemaType {
     Number,
 }
 impl NumberSchemaType {
-    /// Every value, in schema order.
+    /// Every listed value, in schema order.
     pub const ALL: &'static [NumberSchemaType] = &[Self::Integer, Self::Number];
     /// The value as on the wire.
     pub const fn as_str(self) -> &'static str {
@@ -944,7 +944,7 @@ pub enum Role {
     User,
 }
 impl Role {
-    /// Every value, in schema order.
+    /// Every listed value, in schema order.
     pub const ALL: &'static [Role] = &[Self::Assistant, Self::User];
     /// The value as on the wire.
     pub const fn as_str(self) -> &'static str {
@@ -1003,7 +1003,7 @@ pub enum StringSchemaFormat {
     Uri,
 }
 impl StringSchemaFormat {
-    /// Every value, in schema order.
+    /// Every listed value, in schema order.
     pub const ALL: &'static [StringSchemaFormat] = &[
         Self::Date,
         Self::DateTime,

@@ -931,7 +931,7 @@ pub enum CreateMessageRequestParamsIncludeContext {
     ThisServer,
 }
 impl CreateMessageRequestParamsIncludeContext {
-    /// Every value, in schema order.
+    /// Every listed value, in schema order.
     pub const ALL: &'static [CreateMessageRequestParamsIncludeContext] = &[
         Self::AllServers,
         Self::None,
@@ -998,7 +998,7 @@ pub enum ElicitResultAction {
     Decline,
 }
 impl ElicitResultAction {
-    /// Every value, in schema order.
+    /// Every listed value, in schema order.
     pub const ALL: &'static [ElicitResultAction] = &[
         Self::Accept,
         Self::Cancel,
@@ -1064,7 +1064,7 @@ pub enum IconTheme {
     Light,
 }
 impl IconTheme {
-    /// Every value, in schema order.
+    /// Every listed value, in schema order.
     pub const ALL: &'static [IconTheme] = &[Self::Dark, Self::Light];
     /// The value as on the wire.
     pub const fn as_str(self) -> &'static str {
@@ -1135,7 +1135,7 @@ pub enum LoggingLevel {
     Warning,
 }
 impl LoggingLevel {
-    /// Every value, in schema order.
+    /// Every listed value, in schema order.
     pub const ALL: &'static [LoggingLevel] = &[
         Self::Alert,
         Self::Critical,
@@ -1211,7 +1211,7 @@ pub enum NumberSchemaType {
     Number,
 }
 impl NumberSchemaType {
-    /// Every value, in schema order.
+    /// Every listed value, in schema order.
     pub const ALL: &'static [NumberSchemaType] = &[Self::Integer, Self::Number];
     /// The value as on the wire.
     pub const fn as_str(self) -> &'static str {
@@ -1267,7 +1267,7 @@ pub enum Role {
     User,
 }
 impl Role {
-    /// Every value, in schema order.
+    /// Every listed value, in schema order.
     pub const ALL: &'static [Role] = &[Self::Assistant, Self::User];
     /// The value as on the wire.
     pub const fn as_str(self) -> &'static str {
@@ -1326,7 +1326,7 @@ pub enum StringSchemaFormat {
     Uri,
 }
 impl StringSchemaFormat {
-    /// Every value, in schema order.
+    /// Every listed value, in schema order.
     pub const ALL: &'static [StringSchemaFormat] = &[
         Self::Date,
         Self::DateTime,
@@ -1397,7 +1397,7 @@ pub enum TaskStatus {
     Working,
 }
 impl TaskStatus {
-    /// Every value, in schema order.
+    /// Every listed value, in schema order.
     pub const ALL: &'static [TaskStatus] = &[
         Self::Cancelled,
         Self::Completed,
@@ -1470,7 +1470,7 @@ pub enum ToolChoiceMode {
     Required,
 }
 impl ToolChoiceMode {
-    /// Every value, in schema order.
+    /// Every listed value, in schema order.
     pub const ALL: &'static [ToolChoiceMode] = &[Self::Auto, Self::None, Self::Required];
     /// The value as on the wire.
     pub const fn as_str(self) -> &'static str {
@@ -1538,7 +1538,7 @@ pub enum ToolExecutionTaskSupport {
     Required,
 }
 impl ToolExecutionTaskSupport {
-    /// Every value, in schema order.
+    /// Every listed value, in schema order.
     pub const ALL: &'static [ToolExecutionTaskSupport] = &[
         Self::Forbidden,
         Self::Optional,

@@ -805,7 +805,7 @@ pub enum CacheableResultCacheScope {
     Public,
 }
 impl CacheableResultCacheScope {
-    /// Every value, in schema order.
+    /// Every listed value, in schema order.
     pub const ALL: &'static [CacheableResultCacheScope] = &[Self::Private, Self::Public];
     /// The value as on the wire.
     pub const fn as_str(self) -> &'static str {
@@ -868,7 +868,7 @@ pub enum CreateMessageRequestParamsIncludeContext {
     ThisServer,
 }
 impl CreateMessageRequestParamsIncludeContext {
-    /// Every value, in schema order.
+    /// Every listed value, in schema order.
     pub const ALL: &'static [CreateMessageRequestParamsIncludeContext] = &[
         Self::AllServers,
         Self::None,
@@ -935,7 +935,7 @@ pub enum ElicitResultAction {
     Decline,
 }
 impl ElicitResultAction {
-    /// Every value, in schema order.
+    /// Every listed value, in schema order.
     pub const ALL: &'static [ElicitResultAction] = &[
         Self::Accept,
         Self::Cancel,
@@ -1001,7 +1001,7 @@ pub enum IconTheme {
     Light,
 }
 impl IconTheme {
-    /// Every value, in schema order.
+    /// Every listed value, in schema order.
     pub const ALL: &'static [IconTheme] = &[Self::Dark, Self::Light];
     /// The value as on the wire.
     pub const fn as_str(self) -> &'static str {
@@ -1072,7 +1072,7 @@ pub enum LoggingLevel {
     Warning,
 }
 impl LoggingLevel {
-    /// Every value, in schema order.
+    /// Every listed value, in schema order.
     pub const ALL: &'static [LoggingLevel] = &[
         Self::Alert,
         Self::Critical,
@@ -1148,7 +1148,7 @@ pub enum NumberSchemaType {
     Number,
 }
 impl NumberSchemaType {
-    /// Every value, in schema order.
+    /// Every listed value, in schema order.
     pub const ALL: &'static [NumberSchemaType] = &[Self::Integer, Self::Number];
     /// The value as on the wire.
     pub const fn as_str(self) -> &'static str {
@@ -1204,7 +1204,7 @@ pub enum Role {
     User,
 }
 impl Role {
-    /// Every value, in schema order.
+    /// Every listed value, in schema order.
     pub const ALL: &'static [Role] = &[Self::Assistant, Self::User];
     /// The value as on the wire.
     pub const fn as_str(self) -> &'static str {
@@ -1263,7 +1263,7 @@ pub enum StringSchemaFormat {
     Uri,
 }
 impl StringSchemaFormat {
-    /// Every value, in schema order.
+    /// Every listed value, in schema order.
     pub const ALL: &'static [StringSchemaFormat] = &[
         Self::Date,
         Self::DateTime,
@@ -1333,7 +1333,7 @@ pub enum ToolChoiceMode {
     Required,
 }
 impl ToolChoiceMode {
-    /// Every value, in schema order.
+    /// Every listed value, in schema order.
     pub const ALL: &'static [ToolChoiceMode] = &[Self::Auto, Self::None, Self::Required];
     /// The value as on the wire.
     pub const fn as_str(self) -> &'static str {

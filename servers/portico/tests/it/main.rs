@@ -78,3 +78,55 @@ fn unknown_subcommand_is_an_error_naming_it() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("frobnicate"), "{err}");
 }
+
+/// Runs `portico` with `args`, feeding `input` on standard input.
+fn portico_with_input(args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_portico"))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("running the portico binary");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("writing stdin");
+    child.wait_with_output().expect("portico exits")
+}
+
+#[test]
+fn check_decodes_a_valid_message() {
+    let call = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#;
+    let out = portico_with_input(&["check", "--type", "ClientRequest"], call);
+    assert!(out.status.success(), "{out:?}");
+    let printed: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("prints JSON");
+    assert_eq!(printed, serde_json::from_str::<serde_json::Value>(call).expect("JSON"));
+}
+
+#[test]
+fn check_reports_what_is_wrong() {
+    let out = portico_with_input(&["check", "--type", "ContentBlock"], r#"{"type":"image","text":"hi"}"#);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("invalid ContentBlock (2026-07-28)") && err.contains("ImageContent.data"),
+        "{err}"
+    );
+    let out = portico_with_input(&["check", "--revision", "1999-01-01"], "{}");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("unknown revision"),
+        "{out:?}"
+    );
+    let out = portico_with_input(&["check", "--type", "NoSuchType"], "{}");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("NoSuchType"), "{out:?}");
+    // An older revision's types are used when asked for.
+    let init = r#"{"method":"initialize","params":{"protocolVersion":"2024-11-05","capabilities":{},"clientInfo":{"name":"c","version":"1"}}}"#;
+    let out = portico_with_input(&["check", "-r", "2024-11-05", "-t", "InitializeRequest", "-"], init);
+    assert!(out.status.success(), "{out:?}");
+}
