@@ -11,20 +11,27 @@ use portico_protocol::v2026_07_28 as wire;
 
 const CALL: &str = r#"{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"search_issues","arguments":{"query":"label:bug state:open","limit":25,"include_closed":false,"fields":["title","url","labels"]},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{"elicitation":{"form":{}}},"io.modelcontextprotocol/clientInfo":{"name":"bench-client","version":"1.0.0"},"progressToken":"p-42"}}}"#;
 
+/// A tool result as the official SDKs and Portico write it: each content block's `type` first.
 fn result_json() -> String {
-    let mut content = Vec::new();
+    let mut blocks = Vec::new();
     for i in 0..8 {
-        content.push(serde_json::json!({"type": "text", "text": format!("Issue #{i}: request timeout in the upstream pool when the breaker half-opens")}));
+        blocks.push(format!(
+            r#"{{"type":"text","text":"Issue #{i}: request timeout in the upstream pool when the breaker half-opens"}}"#
+        ));
     }
-    content.push(serde_json::json!({"type": "image", "data": "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==", "mimeType": "image/png"}));
-    content.push(serde_json::json!({"type": "resource_link", "uri": "https://example.com/issues", "name": "issues"}));
-    serde_json::json!({
-        "resultType": "complete",
-        "content": content,
-        "structuredContent": {"count": 8, "items": [{"id": 1, "score": 0.93}, {"id": 2, "score": 0.71}]},
-        "isError": false
-    })
-    .to_string()
+    blocks.push(r#"{"type":"image","data":"iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==","mimeType":"image/png"}"#.into());
+    blocks.push(r#"{"type":"resource_link","uri":"https://example.com/issues","name":"issues"}"#.into());
+    format!(
+        r#"{{"resultType":"complete","content":[{}],"structuredContent":{{"count":8,"items":[{{"id":1,"score":0.93}},{{"id":2,"score":0.71}}]}},"isError":false}}"#,
+        blocks.join(",")
+    )
+}
+
+/// The same result with every object's members sorted, so `type` is not first in the blocks:
+/// the union decoder has to buffer each block (the slow path).
+fn sorted_result_json() -> String {
+    let value: serde_json::Value = serde_json::from_str(&result_json()).expect("JSON");
+    value.to_string()
 }
 
 struct Sample {
@@ -34,7 +41,7 @@ struct Sample {
 }
 
 /// Runs `op` in batches for `budget`, returning throughput and per-op batch percentiles.
-fn measure(budget: Duration, mut op: impl FnMut()) -> Sample {
+fn measure(budget: Duration, op: &mut dyn FnMut()) -> Sample {
     const BATCH: u32 = 200;
     for _ in 0..BATCH {
         op();
@@ -70,27 +77,64 @@ fn row(name: &str, bytes: usize, s: &Sample) {
     );
 }
 
+/// Measures `ops` alternately, `rounds` times each for `budget / rounds`, so drift in machine
+/// speed affects all of them alike; returns one merged sample per op.
+fn interleaved(budget: Duration, rounds: u32, ops: &mut [&mut dyn FnMut()]) -> Vec<Sample> {
+    let mut merged: Vec<(f64, f64, Vec<f64>)> = vec![(0.0, 0.0, Vec::new()); ops.len()];
+    for _ in 0..rounds {
+        for (i, op) in ops.iter_mut().enumerate() {
+            let s = measure(budget / rounds, &mut **op);
+            merged[i].0 += s.ops_per_sec;
+            merged[i].1 += 1.0;
+            merged[i].2.push(s.p50_ns);
+            merged[i].2.push(s.p99_ns);
+        }
+    }
+    merged
+        .into_iter()
+        .map(|(sum, n, mut ps)| {
+            ps.sort_by(|a, b| a.total_cmp(b));
+            Sample { ops_per_sec: sum / n, p50_ns: ps[ps.len() / 4], p99_ns: ps[ps.len() - 1] }
+        })
+        .collect()
+}
+
 fn case<T: serde::de::DeserializeOwned + serde::Serialize>(label: &str, json: &str, budget: Duration) -> f64 {
     // Both must accept the bytes and agree on what they mean.
     let typed: T = serde_json::from_str(json).expect("typed parse");
     let value: serde_json::Value = serde_json::from_str(json).expect("value parse");
-    assert_eq!(
-        serde_json::to_value(&typed).expect("serializes"),
-        value,
-        "{label}: typed round trip differs"
-    );
+    assert_eq!(serde_json::to_value(&typed).expect("serializes"), value, "{label}: typed round trip differs");
     let bytes = json.as_bytes();
-    let typed = measure(budget, || {
+    let mut typed_rt = || {
         let v: T = serde_json::from_slice(black_box(bytes)).expect("parse");
         black_box(serde_json::to_vec(&v).expect("serialize"));
-    });
-    let value = measure(budget, || {
+    };
+    let mut value_rt = || {
         let v: serde_json::Value = serde_json::from_slice(black_box(bytes)).expect("parse");
         black_box(serde_json::to_vec(&v).expect("serialize"));
-    });
-    row(&format!("{label} typed"), bytes.len(), &typed);
-    row(&format!("{label} Value"), bytes.len(), &value);
-    typed.ops_per_sec / value.ops_per_sec
+    };
+    let mut typed_parse = || {
+        black_box(serde_json::from_slice::<T>(black_box(bytes)).expect("parse"));
+    };
+    let mut value_parse = || {
+        black_box(serde_json::from_slice::<serde_json::Value>(black_box(bytes)).expect("parse"));
+    };
+    let mut typed_ser = || {
+        black_box(serde_json::to_vec(black_box(&typed)).expect("serialize"));
+    };
+    let mut value_ser = || {
+        black_box(serde_json::to_vec(black_box(&value)).expect("serialize"));
+    };
+    let samples = interleaved(
+        budget,
+        10,
+        &mut [&mut typed_rt, &mut value_rt, &mut typed_parse, &mut value_parse, &mut typed_ser, &mut value_ser],
+    );
+    let names = ["round trip typed", "round trip Value", "parse typed", "parse Value", "serialize typed", "serialize Value"];
+    for (name, sample) in names.iter().zip(&samples) {
+        row(&format!("{label} {name}"), bytes.len(), sample);
+    }
+    samples[0].ops_per_sec / samples[1].ops_per_sec
 }
 
 fn main() {
@@ -102,6 +146,10 @@ fn main() {
     println!("|---|---|---|---|---|");
     let call = case::<wire::CallToolRequest>("CallToolRequest", CALL, budget);
     let res = case::<wire::CallToolResult>("CallToolResult", &result, budget);
+    let sorted = case::<wire::CallToolResult>("CallToolResult (tag not first)", &sorted_result_json(), budget);
     println!();
-    println!("typed / Value throughput: CallToolRequest {call:.2}x, CallToolResult {res:.2}x");
+    println!(
+        "typed / Value round-trip throughput: CallToolRequest {call:.2}x, CallToolResult {res:.2}x, \
+         CallToolResult with sorted members {sorted:.2}x"
+    );
 }
