@@ -94,7 +94,11 @@ fn interleaved(budget: Duration, rounds: u32, ops: &mut [&mut dyn FnMut()]) -> V
         .into_iter()
         .map(|(sum, n, mut ps)| {
             ps.sort_by(|a, b| a.total_cmp(b));
-            Sample { ops_per_sec: sum / n, p50_ns: ps[ps.len() / 4], p99_ns: ps[ps.len() - 1] }
+            Sample {
+                ops_per_sec: sum / n,
+                p50_ns: ps[ps.len() / 4],
+                p99_ns: ps[ps.len() - 1],
+            }
         })
         .collect()
 }
@@ -103,7 +107,11 @@ fn case<T: serde::de::DeserializeOwned + serde::Serialize>(label: &str, json: &s
     // Both must accept the bytes and agree on what they mean.
     let typed: T = serde_json::from_str(json).expect("typed parse");
     let value: serde_json::Value = serde_json::from_str(json).expect("value parse");
-    assert_eq!(serde_json::to_value(&typed).expect("serializes"), value, "{label}: typed round trip differs");
+    assert_eq!(
+        serde_json::to_value(&typed).expect("serializes"),
+        value,
+        "{label}: typed round trip differs"
+    );
     let bytes = json.as_bytes();
     let mut typed_rt = || {
         let v: T = serde_json::from_slice(black_box(bytes)).expect("parse");
@@ -128,9 +136,23 @@ fn case<T: serde::de::DeserializeOwned + serde::Serialize>(label: &str, json: &s
     let samples = interleaved(
         budget,
         10,
-        &mut [&mut typed_rt, &mut value_rt, &mut typed_parse, &mut value_parse, &mut typed_ser, &mut value_ser],
+        &mut [
+            &mut typed_rt,
+            &mut value_rt,
+            &mut typed_parse,
+            &mut value_parse,
+            &mut typed_ser,
+            &mut value_ser,
+        ],
     );
-    let names = ["round trip typed", "round trip Value", "parse typed", "parse Value", "serialize typed", "serialize Value"];
+    let names = [
+        "round trip typed",
+        "round trip Value",
+        "parse typed",
+        "parse Value",
+        "serialize typed",
+        "serialize Value",
+    ];
     for (name, sample) in names.iter().zip(&samples) {
         row(&format!("{label} {name}"), bytes.len(), sample);
     }
