@@ -1,0 +1,21 @@
+//! `portico-core`: the JSON-RPC 2.0 peer engine every Portico server, client and the gateway
+//! run on, independent of transport and protocol revision.
+//!
+//! - [`message`]: decoding one inbound frame (a message or a batch) into envelopes whose `params`
+//!   and `result` stay raw JSON until a handler decodes them, and encoding outbound messages;
+//! - [`error`]: JSON-RPC error objects with the standard codes, and the errors of the engine;
+//! - [`peer`]: the [`Peer`]: request ids and correlation, per-request timeouts, cancellation
+//!   (`notifications/cancelled`) both ways, progress notifications, a bound on concurrent
+//!   handlers (back-pressure on the transport), handler panics isolated to their request, and
+//!   batches where the negotiated revision allows them.
+//!
+//! A transport feeds inbound frames to [`Peer::receive`] and writes what arrives on the peer's
+//! outbound channel. The crate has no features.
+
+pub mod error;
+pub mod message;
+pub mod peer;
+
+pub use error::{ErrorObject, PeerError};
+pub use message::{Inbound, Message, RequestId};
+pub use peer::{Peer, PeerConfig, PeerHandle, RequestContext, Service};

@@ -1,0 +1,341 @@
+//! JSON-RPC 2.0 envelopes: decoding an inbound frame, encoding outbound messages.
+//!
+//! Only the envelope is decoded here (`jsonrpc`, `id`, `method`, whether `result` or `error` is
+//! present). `params` and `result` stay raw JSON ([`RawValue`]) until the handler that knows
+//! their type decodes them, so nothing is parsed twice.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::value::RawValue;
+
+use crate::error::ErrorObject;
+
+/// A request id: a string or an integer (MCP forbids `null` and fractions).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RequestId {
+    /// An integer id.
+    Number(i64),
+    /// A string id.
+    String(Arc<str>),
+}
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Number(n) => write!(f, "{n}"),
+            Self::String(s) => write!(f, "{s:?}"),
+        }
+    }
+}
+
+impl From<i64> for RequestId {
+    fn from(n: i64) -> Self {
+        Self::Number(n)
+    }
+}
+
+impl From<&str> for RequestId {
+    fn from(s: &str) -> Self {
+        Self::String(s.into())
+    }
+}
+
+impl Serialize for RequestId {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Number(n) => serializer.serialize_i64(*n),
+            Self::String(s) => serializer.serialize_str(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RequestId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct IdVisitor;
+        impl Visitor<'_> for IdVisitor {
+            type Value = RequestId;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or integer request id")
+            }
+
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RequestId, E> {
+                Ok(RequestId::Number(v))
+            }
+
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RequestId, E> {
+                i64::try_from(v)
+                    .map(RequestId::Number)
+                    .map_err(|_| E::custom("request id out of range"))
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RequestId, E> {
+                Ok(RequestId::String(v.into()))
+            }
+        }
+        deserializer.deserialize_any(IdVisitor)
+    }
+}
+
+/// One decoded JSON-RPC message.
+#[derive(Debug)]
+pub enum Message {
+    /// A request: expects a response with the same id.
+    Request {
+        /// The request id.
+        id: RequestId,
+        /// The method.
+        method: String,
+        /// The raw `params`, if any.
+        params: Option<Box<RawValue>>,
+    },
+    /// A notification: no response.
+    Notification {
+        /// The method.
+        method: String,
+        /// The raw `params`, if any.
+        params: Option<Box<RawValue>>,
+    },
+    /// A successful response.
+    Response {
+        /// The id of the request it answers.
+        id: RequestId,
+        /// The raw `result`.
+        result: Box<RawValue>,
+    },
+    /// An error response; the id is absent when the other side could not read the request's id.
+    Error {
+        /// The id of the request it answers.
+        id: Option<RequestId>,
+        /// The error.
+        error: ErrorObject,
+    },
+}
+
+/// An element of a frame that is not a valid message: it is answered with `error` (and `id`,
+/// when one could be read), unless it was a response: a broken response is dropped, since
+/// answering it could start an endless exchange of errors.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invalid {
+    /// The id, if the element had a readable one.
+    pub id: Option<RequestId>,
+    /// The error to answer with (`-32700` or `-32600`).
+    pub error: ErrorObject,
+    /// Whether to answer at all (`false` for a broken response).
+    pub answer: bool,
+}
+
+impl Invalid {
+    fn new(id: Option<RequestId>, error: ErrorObject) -> Self {
+        Self {
+            id,
+            error,
+            answer: true,
+        }
+    }
+}
+
+/// One inbound frame: a single message or a batch (a JSON array of messages).
+#[derive(Debug)]
+pub enum Inbound {
+    /// A single message.
+    Single(Result<Message, Invalid>),
+    /// A batch, element by element.
+    Batch(Vec<Result<Message, Invalid>>),
+}
+
+/// The members of an envelope, borrowed from the frame where possible.
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow, default)]
+    jsonrpc: Option<Cow<'a, str>>,
+    #[serde(default, deserialize_with = "present")]
+    id: Option<Box<RawValue>>,
+    #[serde(borrow, default)]
+    method: Option<Cow<'a, str>>,
+    #[serde(default)]
+    params: Option<Box<RawValue>>,
+    #[serde(default, deserialize_with = "present")]
+    result: Option<Box<RawValue>>,
+    #[serde(default, deserialize_with = "present")]
+    error: Option<Box<RawValue>>,
+}
+
+/// `Some(raw)` for any present member, `null` included (`Option` alone would read `null` as
+/// absent, and `"result": null` is a valid result).
+fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Box<RawValue>>, D::Error> {
+    Box::<RawValue>::deserialize(deserializer).map(Some)
+}
+
+/// Decodes one inbound frame. Never fails: what cannot be understood becomes an [`Invalid`]
+/// element carrying the error to answer with.
+pub fn decode(frame: &str) -> Inbound {
+    let trimmed = frame.trim_start();
+    if trimmed.starts_with('[') {
+        let elements: Vec<&RawValue> = match serde_json::from_str(trimmed) {
+            Ok(elements) => elements,
+            Err(e) => return Inbound::Single(Err(Invalid::new(None, ErrorObject::parse_error(e)))),
+        };
+        if elements.is_empty() {
+            return Inbound::Single(Err(Invalid::new(None, ErrorObject::invalid_request("empty batch"))));
+        }
+        return Inbound::Batch(elements.into_iter().map(|raw| decode_one(raw.get())).collect());
+    }
+    // Tell "not JSON" (-32700) from "JSON but not a message" (-32600).
+    match serde_json::from_str::<&RawValue>(trimmed) {
+        Err(e) => Inbound::Single(Err(Invalid::new(None, ErrorObject::parse_error(e)))),
+        Ok(raw) => Inbound::Single(decode_one(raw.get())),
+    }
+}
+
+/// Decodes one element that is known to be JSON.
+fn decode_one(text: &str) -> Result<Message, Invalid> {
+    let envelope: Envelope<'_> = match serde_json::from_str(text) {
+        Ok(envelope) => envelope,
+        Err(e) if e.classify() == serde_json::error::Category::Data => {
+            return Err(Invalid::new(
+                None,
+                ErrorObject::invalid_request(format!("not a JSON-RPC message object ({e})")),
+            ));
+        }
+        Err(e) => return Err(Invalid::new(None, ErrorObject::parse_error(e))),
+    };
+    let is_response = envelope.method.is_none() && (envelope.result.is_some() || envelope.error.is_some());
+    let invalid = |id: Option<RequestId>, detail: &str| Invalid {
+        id,
+        error: ErrorObject::invalid_request(detail),
+        answer: !is_response,
+    };
+    // `null` is an id only an error response may carry (its request's id was unreadable).
+    let id = match envelope.id.as_deref().map(RawValue::get) {
+        None => None,
+        Some("null") if envelope.error.is_some() => None,
+        Some(raw) => match serde_json::from_str::<RequestId>(raw) {
+            Ok(id) => Some(id),
+            Err(_) => {
+                return Err(invalid(
+                    None,
+                    &format!("`id` must be a string or an integer, got {raw}"),
+                ));
+            }
+        },
+    };
+    if envelope.jsonrpc.as_deref() != Some("2.0") {
+        let got = envelope
+            .jsonrpc
+            .as_deref()
+            .map_or("nothing".to_string(), |v| format!("{v:?}"));
+        return Err(invalid(id, &format!("`jsonrpc` must be \"2.0\", got {got}")));
+    }
+    match (envelope.method, envelope.result, envelope.error) {
+        (Some(method), None, None) => match id {
+            Some(id) => Ok(Message::Request {
+                id,
+                method: method.into_owned(),
+                params: envelope.params,
+            }),
+            None => Ok(Message::Notification {
+                method: method.into_owned(),
+                params: envelope.params,
+            }),
+        },
+        (Some(_), _, _) => Err(invalid(id, "a request cannot carry `result` or `error`")),
+        (None, Some(_), Some(_)) => Err(invalid(id, "a response cannot carry both `result` and `error`")),
+        (None, Some(result), None) => match id {
+            Some(id) => Ok(Message::Response { id, result }),
+            None => Err(invalid(None, "a response needs the `id` of its request")),
+        },
+        (None, None, Some(error)) => match serde_json::from_str::<ErrorObject>(error.get()) {
+            Ok(error) => Ok(Message::Error { id, error }),
+            Err(e) => Err(invalid(id, &format!("`error` must be {{code, message, data?}}: {e}"))),
+        },
+        (None, None, None) => Err(invalid(id, "no `method`, `result` or `error`")),
+    }
+}
+
+#[derive(Serialize)]
+struct Out<'a> {
+    jsonrpc: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a RequestId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    method: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    params: Option<&'a RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<&'a RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a ErrorObject>,
+}
+
+impl Out<'_> {
+    fn encode(&self) -> String {
+        // Every member is already valid JSON or a plain string: this cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+const EMPTY: Out<'static> = Out {
+    jsonrpc: "2.0",
+    id: None,
+    method: None,
+    params: None,
+    result: None,
+    error: None,
+};
+
+/// `{"jsonrpc":"2.0","id":…,"method":…,"params":…}`.
+pub fn encode_request(id: &RequestId, method: &str, params: Option<&RawValue>) -> String {
+    Out {
+        id: Some(id),
+        method: Some(method),
+        params,
+        ..EMPTY
+    }
+    .encode()
+}
+
+/// `{"jsonrpc":"2.0","method":…,"params":…}`.
+pub fn encode_notification(method: &str, params: Option<&RawValue>) -> String {
+    Out {
+        method: Some(method),
+        params,
+        ..EMPTY
+    }
+    .encode()
+}
+
+/// `{"jsonrpc":"2.0","id":…,"result":…}`.
+pub fn encode_result(id: &RequestId, result: &RawValue) -> String {
+    Out {
+        id: Some(id),
+        result: Some(result),
+        ..EMPTY
+    }
+    .encode()
+}
+
+/// `{"jsonrpc":"2.0","id":…,"error":…}`; the id is `null` when it could not be read.
+pub fn encode_error(id: Option<&RequestId>, error: &ErrorObject) -> String {
+    #[derive(Serialize)]
+    struct ErrorOut<'a> {
+        jsonrpc: &'static str,
+        id: Option<&'a RequestId>,
+        error: &'a ErrorObject,
+    }
+    serde_json::to_string(&ErrorOut {
+        jsonrpc: "2.0",
+        id,
+        error,
+    })
+    .unwrap_or_default()
+}
+
+/// Encodes a value as raw JSON, for `params` and `result`.
+pub fn to_raw<T: Serialize + ?Sized>(value: &T) -> Result<Box<RawValue>, serde_json::Error> {
+    serde_json::value::to_raw_value(value)
+}

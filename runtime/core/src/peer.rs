@@ -1,0 +1,579 @@
+//! The JSON-RPC peer: one end of a connection, transport-agnostic.
+//!
+//! A transport calls [`Peer::receive`] with each inbound frame and writes every string that
+//! arrives on the outbound channel it gave [`Peer::new`]. Inbound requests run on their own
+//! tasks, at most [`PeerConfig::max_in_flight`] at once: `receive` waits for a free slot, which
+//! slows the transport's reading (back-pressure) instead of queueing without bound. Outbound
+//! requests ([`PeerHandle::request`]) get increasing integer ids and are matched with their
+//! responses; each has a timeout, after which the other side is told with
+//! `notifications/cancelled`.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{ErrorObject, PeerError};
+use crate::message::{self, Inbound, Invalid, Message, RequestId};
+
+/// The method a peer uses to cancel a request it sent.
+pub const CANCELLED: &str = "notifications/cancelled";
+/// The method of progress notifications.
+pub const PROGRESS: &str = "notifications/progress";
+
+/// Limits and behaviour of a [`Peer`].
+#[derive(Debug, Clone)]
+pub struct PeerConfig {
+    /// Inbound requests handled at once; further frames wait (default 64).
+    pub max_in_flight: usize,
+    /// How long an outbound request waits for its response (default 60 s).
+    pub request_timeout: Duration,
+    /// Whether inbound batches (JSON arrays) are accepted: only revision 2025-03-26 has them
+    /// (default `false`: a batch is answered with `-32600`).
+    pub batches: bool,
+}
+
+impl Default for PeerConfig {
+    fn default() -> Self {
+        Self {
+            max_in_flight: 64,
+            request_timeout: Duration::from_secs(60),
+            batches: false,
+        }
+    }
+}
+
+/// What serves the requests and notifications a peer receives.
+pub trait Service: Send + Sync + 'static {
+    /// Handles a request. `params` is the raw JSON the peer sent; decode it into the method's
+    /// type and answer `-32602` naming the member when it does not fit.
+    fn request(
+        &self,
+        cx: RequestContext,
+        method: String,
+        params: Option<Box<RawValue>>,
+    ) -> impl Future<Output = Result<Box<RawValue>, ErrorObject>> + Send;
+
+    /// Handles a notification (cancellation is handled by the peer itself and not passed on).
+    fn notification(
+        &self,
+        peer: PeerHandle,
+        method: String,
+        params: Option<Box<RawValue>>,
+    ) -> impl Future<Output = ()> + Send;
+}
+
+/// A shared service serves as itself, so one service can back several peers.
+impl<T: Service> Service for Arc<T> {
+    fn request(
+        &self,
+        cx: RequestContext,
+        method: String,
+        params: Option<Box<RawValue>>,
+    ) -> impl Future<Output = Result<Box<RawValue>, ErrorObject>> + Send {
+        T::request(self, cx, method, params)
+    }
+
+    fn notification(
+        &self,
+        peer: PeerHandle,
+        method: String,
+        params: Option<Box<RawValue>>,
+    ) -> impl Future<Output = ()> + Send {
+        T::notification(self, peer, method, params)
+    }
+}
+
+/// Where the answer to an outbound request is delivered.
+type Waiter = oneshot::Sender<Result<Box<RawValue>, ErrorObject>>;
+
+/// State shared by a peer and its handles.
+struct Shared {
+    config: PeerConfig,
+    outbound: mpsc::Sender<String>,
+    next_id: AtomicI64,
+    /// Outbound requests waiting for their response.
+    pending: Mutex<HashMap<RequestId, Waiter>>,
+    /// Inbound requests being handled, by id.
+    in_flight: Mutex<HashMap<RequestId, CancellationToken>>,
+    /// Cancelled when the peer closes: every handler stops.
+    closed: CancellationToken,
+}
+
+impl Shared {
+    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<RequestId, Waiter>> {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn in_flight(&self) -> std::sync::MutexGuard<'_, HashMap<RequestId, CancellationToken>> {
+        self.in_flight.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    async fn send(&self, text: String) -> Result<(), PeerError> {
+        self.outbound.send(text).await.map_err(|_| PeerError::Closed)
+    }
+}
+
+/// A cheap handle for sending requests and notifications to the other side.
+#[derive(Clone)]
+pub struct PeerHandle {
+    shared: Arc<Shared>,
+}
+
+impl PeerHandle {
+    /// Sends a request and waits for its result, decoded as `R`, within the configured timeout.
+    pub async fn request<P: Serialize + ?Sized, R: DeserializeOwned>(
+        &self,
+        method: &str,
+        params: &P,
+    ) -> Result<R, PeerError> {
+        let params = message::to_raw(params).map_err(|source| PeerError::Encode {
+            method: method.into(),
+            source,
+        })?;
+        let raw = self.request_raw(method, Some(params), None).await?;
+        serde_json::from_str(raw.get()).map_err(|source| PeerError::Decode {
+            method: method.into(),
+            source,
+        })
+    }
+
+    /// Sends a request with raw `params` and waits for its raw result; `timeout` overrides the
+    /// configured one. Dropping the future cancels the request on the other side.
+    pub async fn request_raw(
+        &self,
+        method: &str,
+        params: Option<Box<RawValue>>,
+        timeout: Option<Duration>,
+    ) -> Result<Box<RawValue>, PeerError> {
+        let shared = &self.shared;
+        if shared.closed.is_cancelled() {
+            return Err(PeerError::Closed);
+        }
+        let id = RequestId::Number(shared.next_id.fetch_add(1, Ordering::Relaxed));
+        let (tx, rx) = oneshot::channel();
+        shared.pending().insert(id.clone(), tx);
+        let mut guard = Outstanding {
+            shared,
+            id: Some(id.clone()),
+        };
+        shared
+            .send(message::encode_request(&id, method, params.as_deref()))
+            .await?;
+        let after = timeout.unwrap_or(shared.config.request_timeout);
+        let answer = tokio::select! {
+            answer = tokio::time::timeout(after, rx) => answer,
+            () = shared.closed.cancelled() => return Err(PeerError::Closed),
+        };
+        match answer {
+            Ok(Ok(answer)) => {
+                guard.id = None;
+                answer.map_err(PeerError::Remote)
+            }
+            Ok(Err(_)) => {
+                guard.id = None;
+                Err(PeerError::Closed)
+            }
+            Err(_) => Err(PeerError::Timeout {
+                method: method.into(),
+                after,
+            }),
+        }
+    }
+
+    /// Sends a notification.
+    pub async fn notify<P: Serialize + ?Sized>(&self, method: &str, params: &P) -> Result<(), PeerError> {
+        let params = message::to_raw(params).map_err(|source| PeerError::Encode {
+            method: method.into(),
+            source,
+        })?;
+        self.shared
+            .send(message::encode_notification(method, Some(&params)))
+            .await
+    }
+
+    /// Whether the peer has closed.
+    pub fn is_closed(&self) -> bool {
+        self.shared.closed.is_cancelled()
+    }
+}
+
+/// An outbound request still waiting: dropped before its answer (timeout, or the caller gave
+/// up), it leaves the pending table and tells the other side it is cancelled.
+struct Outstanding<'a> {
+    shared: &'a Shared,
+    id: Option<RequestId>,
+}
+
+impl Drop for Outstanding<'_> {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take()
+            && self.shared.pending().remove(&id).is_some()
+        {
+            #[derive(Serialize)]
+            #[serde(rename_all = "camelCase")]
+            struct Cancel<'a> {
+                request_id: &'a RequestId,
+                reason: &'static str,
+            }
+            if let Ok(params) = message::to_raw(&Cancel {
+                request_id: &id,
+                reason: "the caller stopped waiting",
+            }) {
+                // Best effort: a full queue or a closed connection leaves nothing to tell.
+                let _ = self
+                    .shared
+                    .outbound
+                    .try_send(message::encode_notification(CANCELLED, Some(&params)));
+            }
+        }
+    }
+}
+
+/// What a request handler knows about its request, and how it talks back.
+pub struct RequestContext {
+    id: RequestId,
+    method: String,
+    cancel: CancellationToken,
+    progress_token: Option<Box<RawValue>>,
+    peer: PeerHandle,
+}
+
+impl RequestContext {
+    /// The request's id.
+    pub fn id(&self) -> &RequestId {
+        &self.id
+    }
+
+    /// The request's method.
+    pub fn method(&self) -> &str {
+        &self.method
+    }
+
+    /// Whether the other side cancelled the request (or the connection closed).
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    /// Completes when the request is cancelled.
+    pub async fn cancelled(&self) {
+        self.cancel.cancelled().await;
+    }
+
+    /// The token cancelled with the request, for handing to sub-tasks.
+    pub fn cancellation(&self) -> &CancellationToken {
+        &self.cancel
+    }
+
+    /// The `_meta.progressToken` the request carried, as raw JSON.
+    pub fn progress_token(&self) -> Option<&RawValue> {
+        self.progress_token.as_deref()
+    }
+
+    /// Sends `notifications/progress` for this request, if it asked for progress; otherwise does
+    /// nothing.
+    pub async fn progress(&self, progress: f64, total: Option<f64>, message: Option<&str>) -> Result<(), PeerError> {
+        let Some(token) = &self.progress_token else {
+            return Ok(());
+        };
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Progress<'a> {
+            progress_token: &'a RawValue,
+            progress: f64,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            total: Option<f64>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            message: Option<&'a str>,
+        }
+        self.peer
+            .notify(
+                PROGRESS,
+                &Progress {
+                    progress_token: token,
+                    progress,
+                    total,
+                    message,
+                },
+            )
+            .await
+    }
+
+    /// The handle for requests and notifications to the other side (sampling, elicitation, …).
+    pub fn peer(&self) -> &PeerHandle {
+        &self.peer
+    }
+}
+
+/// One end of a JSON-RPC connection, serving inbound messages with `S`.
+pub struct Peer<S> {
+    service: Arc<S>,
+    handle: PeerHandle,
+    slots: Arc<Semaphore>,
+}
+
+impl<S> Clone for Peer<S> {
+    fn clone(&self) -> Self {
+        Self {
+            service: self.service.clone(),
+            handle: self.handle.clone(),
+            slots: self.slots.clone(),
+        }
+    }
+}
+
+impl<S: Service> Peer<S> {
+    /// A peer serving `service`, writing outbound messages to `outbound`.
+    pub fn new(service: S, config: PeerConfig, outbound: mpsc::Sender<String>) -> Self {
+        let slots = Arc::new(Semaphore::new(config.max_in_flight.max(1)));
+        let shared = Arc::new(Shared {
+            config,
+            outbound,
+            next_id: AtomicI64::new(1),
+            pending: Mutex::new(HashMap::new()),
+            in_flight: Mutex::new(HashMap::new()),
+            closed: CancellationToken::new(),
+        });
+        Self {
+            service: Arc::new(service),
+            handle: PeerHandle { shared },
+            slots,
+        }
+    }
+
+    /// The handle for sending to the other side.
+    pub fn handle(&self) -> &PeerHandle {
+        &self.handle
+    }
+
+    /// The service.
+    pub fn service(&self) -> &S {
+        &self.service
+    }
+
+    /// Closes the peer: in-flight handlers are cancelled, waiting outbound requests fail with
+    /// [`PeerError::Closed`], and later frames are ignored.
+    pub fn close(&self) {
+        let shared = &self.handle.shared;
+        shared.closed.cancel();
+        shared.pending().clear();
+        for (_, token) in shared.in_flight().drain() {
+            token.cancel();
+        }
+    }
+
+    /// Handles one inbound frame. Returns once the frame is dispatched (requests run on their
+    /// own tasks; this waits only for a free handler slot).
+    pub async fn receive(&self, frame: &str) {
+        if self.handle.is_closed() {
+            return;
+        }
+        match message::decode(frame) {
+            Inbound::Single(Ok(message)) => {
+                if let Some(task) = self.dispatch(message).await {
+                    // A single request answers by itself, as soon as it is done.
+                    tokio::spawn(async move {
+                        task.await;
+                    });
+                }
+            }
+            Inbound::Single(Err(invalid)) => self.answer_invalid(invalid).await,
+            Inbound::Batch(_) if !self.handle.shared.config.batches => {
+                let error = ErrorObject::invalid_request("batches are not part of the negotiated protocol revision");
+                let _ = self.handle.shared.send(message::encode_error(None, &error)).await;
+            }
+            Inbound::Batch(elements) => self.receive_batch(elements).await,
+        }
+    }
+
+    async fn answer_invalid(&self, invalid: Invalid) {
+        if invalid.answer {
+            let _ = self
+                .handle
+                .shared
+                .send(message::encode_error(invalid.id.as_ref(), &invalid.error))
+                .await;
+        }
+    }
+
+    /// Answers a batch with one array holding the responses of its requests, in order.
+    async fn receive_batch(&self, elements: Vec<Result<Message, Invalid>>) {
+        let (tx, mut rx) = mpsc::channel::<(usize, String)>(elements.len().max(1));
+        let mut expected = 0;
+        for (index, element) in elements.into_iter().enumerate() {
+            match element {
+                Err(invalid) if !invalid.answer => {}
+                Err(invalid) => {
+                    expected += 1;
+                    let _ = tx
+                        .send((index, message::encode_error(invalid.id.as_ref(), &invalid.error)))
+                        .await;
+                }
+                Ok(message) => {
+                    if let Some(task) = self.dispatch_collecting(message).await {
+                        expected += 1;
+                        let tx = tx.clone();
+                        tokio::spawn(async move {
+                            if let Some(answer) = task.await {
+                                let _ = tx.send((index, answer)).await;
+                            }
+                        });
+                    }
+                }
+            }
+        }
+        drop(tx);
+        let shared = self.handle.shared.clone();
+        tokio::spawn(async move {
+            let mut answers = Vec::with_capacity(expected);
+            while let Some(answer) = rx.recv().await {
+                answers.push(answer);
+            }
+            if answers.is_empty() {
+                return;
+            }
+            answers.sort_by_key(|(i, _)| *i);
+            let body: Vec<&str> = answers.iter().map(|(_, a)| a.as_str()).collect();
+            let _ = shared.send(format!("[{}]", body.join(","))).await;
+        });
+    }
+
+    /// Dispatches a message; for a request, returns the task that handles it and sends its answer.
+    async fn dispatch(&self, message: Message) -> Option<impl Future<Output = ()> + Send + 'static> {
+        let task = self.dispatch_collecting(message).await?;
+        let shared = self.handle.shared.clone();
+        Some(async move {
+            if let Some(answer) = task.await {
+                let _ = shared.send(answer).await;
+            }
+        })
+    }
+
+    /// Dispatches a message; for a request, returns the task producing its encoded answer
+    /// (`None` when it was cancelled: a cancelled request gets no response).
+    async fn dispatch_collecting(
+        &self,
+        message: Message,
+    ) -> Option<impl Future<Output = Option<String>> + Send + 'static> {
+        let shared = &self.handle.shared;
+        match message {
+            Message::Request { id, method, params } => {
+                let permit = self.slots.clone().acquire_owned().await.ok()?;
+                let cancel = shared.closed.child_token();
+                {
+                    let mut in_flight = shared.in_flight();
+                    if in_flight.contains_key(&id) {
+                        let error = ErrorObject::invalid_request(format!("request id {id} is already in use"));
+                        let answer = message::encode_error(Some(&id), &error);
+                        return Some(futures_util::future::Either::Left(async move { Some(answer) }));
+                    }
+                    in_flight.insert(id.clone(), cancel.clone());
+                }
+                let cx = RequestContext {
+                    progress_token: progress_token(params.as_deref()),
+                    id: id.clone(),
+                    method: method.clone(),
+                    cancel: cancel.clone(),
+                    peer: self.handle.clone(),
+                };
+                let service = self.service.clone();
+                let shared = shared.clone();
+                Some(futures_util::future::Either::Right(async move {
+                    let run = AssertUnwindSafe(service.request(cx, method, params)).catch_unwind();
+                    let outcome = tokio::select! {
+                        biased;
+                        () = cancel.cancelled() => None,
+                        outcome = run => Some(outcome),
+                    };
+                    shared.in_flight().remove(&id);
+                    drop(permit);
+                    // A cancelled request gets no response, even if its handler finished first.
+                    if cancel.is_cancelled() {
+                        return None;
+                    }
+                    match outcome? {
+                        Ok(Ok(result)) => Some(message::encode_result(&id, &result)),
+                        Ok(Err(error)) => Some(message::encode_error(Some(&id), &error)),
+                        Err(panic) => {
+                            let what = panic
+                                .downcast_ref::<&str>()
+                                .map(|s| s.to_string())
+                                .or_else(|| panic.downcast_ref::<String>().cloned())
+                                .unwrap_or_else(|| "a panic".into());
+                            Some(message::encode_error(
+                                Some(&id),
+                                &ErrorObject::internal(format!("the handler failed: {what}")),
+                            ))
+                        }
+                    }
+                }))
+            }
+            Message::Notification { method, params } => {
+                if method == CANCELLED {
+                    self.cancel_inbound(params.as_deref());
+                } else {
+                    self.service.notification(self.handle.clone(), method, params).await;
+                }
+                None
+            }
+            Message::Response { id, result } => {
+                if let Some(waiter) = shared.pending().remove(&id) {
+                    let _ = waiter.send(Ok(result));
+                }
+                None
+            }
+            Message::Error { id: Some(id), error } => {
+                if let Some(waiter) = shared.pending().remove(&id) {
+                    let _ = waiter.send(Err(error));
+                }
+                None
+            }
+            // An error about a message we sent that the other side could not read: nothing to
+            // match it with.
+            Message::Error { id: None, .. } => None,
+        }
+    }
+
+    /// `notifications/cancelled`: stops the named inbound request, if it is still running.
+    fn cancel_inbound(&self, params: Option<&RawValue>) {
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Cancelled {
+            request_id: RequestId,
+        }
+        let Some(params) = params else { return };
+        if let Ok(Cancelled { request_id }) = serde_json::from_str(params.get())
+            && let Some(token) = self.handle.shared.in_flight().get(&request_id)
+        {
+            token.cancel();
+        }
+    }
+}
+
+/// `params._meta.progressToken`, if present (looked for only when the text mentions it).
+fn progress_token(params: Option<&RawValue>) -> Option<Box<RawValue>> {
+    #[derive(serde::Deserialize)]
+    struct Params {
+        #[serde(rename = "_meta")]
+        meta: Option<Meta>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Meta {
+        #[serde(rename = "progressToken")]
+        progress_token: Option<Box<RawValue>>,
+    }
+    let params = params?;
+    if !params.get().contains("progressToken") {
+        return None;
+    }
+    serde_json::from_str::<Params>(params.get()).ok()?.meta?.progress_token
+}

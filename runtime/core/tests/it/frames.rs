@@ -1,0 +1,238 @@
+//! Raw frames in, raw answers out: the error codes of JSON-RPC 2.0 and MCP.
+
+use portico_core::PeerConfig;
+use serde_json::{Value, json};
+
+use crate::lone_peer;
+
+/// Feeds `frame` to a fresh peer and returns its one answer.
+async fn answer(config: PeerConfig, frame: &str) -> Value {
+    let (peer, _service, mut out) = lone_peer(config);
+    peer.receive(frame).await;
+    let text = tokio::time::timeout(std::time::Duration::from_secs(10), out.recv())
+        .await
+        .expect("an answer")
+        .expect("the channel is open");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("answer {text} is not JSON: {e}"))
+}
+
+async fn error_of(frame: &str) -> (Value, i64, String) {
+    let v = answer(PeerConfig::default(), frame).await;
+    assert_eq!(v["jsonrpc"], "2.0", "{v}");
+    let code = v["error"]["code"].as_i64().unwrap_or_else(|| panic!("no error in {v}"));
+    (
+        v["id"].clone(),
+        code,
+        v["error"]["message"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+#[tokio::test]
+async fn malformed_json_is_a_parse_error_with_null_id() {
+    for frame in ["{", "not json", "{\"jsonrpc\":\"2.0\",}", "{} trailing", ""] {
+        let (id, code, _) = error_of(frame).await;
+        assert_eq!(code, -32700, "{frame}");
+        assert_eq!(id, Value::Null, "{frame}");
+    }
+}
+
+#[tokio::test]
+async fn invalid_requests_are_rejected_keeping_the_id_when_readable() {
+    let cases: &[(&str, Value, &str)] = &[
+        (r#"{"jsonrpc":"1.0","id":3,"method":"echo"}"#, json!(3), "jsonrpc"),
+        (r#"{"id":4,"method":"echo"}"#, json!(4), "jsonrpc"),
+        (r#"{"jsonrpc":"2.0","id":1.5,"method":"echo"}"#, Value::Null, "id"),
+        (r#"{"jsonrpc":"2.0","id":null,"method":"echo"}"#, Value::Null, "id"),
+        (r#"{"jsonrpc":"2.0","id":"a"}"#, json!("a"), "no `method`"),
+        (
+            r#"{"jsonrpc":"2.0","id":8,"method":"echo","result":1}"#,
+            json!(8),
+            "cannot carry",
+        ),
+        (
+            r#"{"jsonrpc":"2.0","method":5,"id":9}"#,
+            Value::Null,
+            "not a JSON-RPC message",
+        ),
+        ("5", Value::Null, "not a JSON-RPC message"),
+        ("[]", Value::Null, "empty batch"),
+    ];
+    for (frame, want_id, mentions) in cases {
+        let (id, code, message) = error_of(frame).await;
+        assert_eq!(code, -32600, "{frame}: {message}");
+        assert_eq!(&id, want_id, "{frame}");
+        assert!(
+            message.contains(mentions),
+            "{frame}: {message:?} should mention {mentions:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn unknown_methods_and_bad_params_get_their_codes() {
+    let (id, code, message) = error_of(r#"{"jsonrpc":"2.0","id":"x","method":"nope"}"#).await;
+    assert_eq!((id, code), (json!("x"), -32601));
+    assert!(message.contains("nope"));
+    let (_, code, message) = error_of(r#"{"jsonrpc":"2.0","id":1,"method":"bad_params","params":"seven"}"#).await;
+    assert_eq!(code, -32602);
+    assert!(message.contains("non-negative integer"), "{message}");
+    let ok = answer(
+        PeerConfig::default(),
+        r#"{"jsonrpc":"2.0","id":2,"method":"bad_params","params":7}"#,
+    )
+    .await;
+    assert_eq!(ok, json!({"jsonrpc": "2.0", "id": 2, "result": 7}));
+}
+
+#[tokio::test]
+async fn a_handler_panic_fails_only_its_request() {
+    let (peer, _service, mut out) = lone_peer(PeerConfig::default());
+    peer.receive(r#"{"jsonrpc":"2.0","id":1,"method":"panic"}"#).await;
+    let first: Value = serde_json::from_str(&out.recv().await.expect("answer")).expect("JSON");
+    assert_eq!(first["error"]["code"], -32603, "{first}");
+    assert!(
+        first["error"]["message"].as_str().unwrap_or_default().contains("boom"),
+        "{first}"
+    );
+    peer.receive(r#"{"jsonrpc":"2.0","id":2,"method":"echo","params":{"still":"serving"}}"#)
+        .await;
+    let second: Value = serde_json::from_str(&out.recv().await.expect("answer")).expect("JSON");
+    assert_eq!(
+        second,
+        json!({"jsonrpc": "2.0", "id": 2, "result": {"still": "serving"}})
+    );
+}
+
+#[tokio::test]
+async fn batches_are_rejected_unless_the_revision_has_them() {
+    let batch = r#"[{"jsonrpc":"2.0","id":1,"method":"echo","params":1},{"jsonrpc":"2.0","method":"note"}]"#;
+    let (id, code, message) = error_of(batch).await;
+    assert_eq!((id, code), (Value::Null, -32600));
+    assert!(message.contains("batches"), "{message}");
+
+    let config = PeerConfig {
+        batches: true,
+        ..PeerConfig::default()
+    };
+    let batch = r#"[{"jsonrpc":"2.0","id":1,"method":"echo","params":"a"},
+        {"jsonrpc":"2.0","method":"note"},
+        {"jsonrpc":"2.0","id":2,"method":"nope"},
+        {"jsonrpc":"1.0","id":3,"method":"echo"},
+        {"jsonrpc":"2.0","id":4,"method":"echo","params":"b"}]"#;
+    let answers = answer(config, batch).await;
+    let answers = answers
+        .as_array()
+        .unwrap_or_else(|| panic!("a batch answer is an array: {answers}"));
+    let ids: Vec<&Value> = answers.iter().map(|a| &a["id"]).collect();
+    assert_eq!(
+        ids,
+        [&json!(1), &json!(2), &json!(3), &json!(4)],
+        "one answer per request, in order, none for the notification"
+    );
+    assert_eq!(answers[0]["result"], "a");
+    assert_eq!(answers[1]["error"]["code"], -32601);
+    assert_eq!(answers[2]["error"]["code"], -32600);
+    assert_eq!(answers[3]["result"], "b");
+}
+
+#[tokio::test]
+async fn a_duplicate_in_flight_id_is_rejected() {
+    let (peer, _service, mut out) = lone_peer(PeerConfig::default());
+    peer.receive(r#"{"jsonrpc":"2.0","id":5,"method":"slow"}"#).await;
+    peer.receive(r#"{"jsonrpc":"2.0","id":5,"method":"echo"}"#).await;
+    let v: Value = serde_json::from_str(&out.recv().await.expect("answer")).expect("JSON");
+    assert_eq!(v["id"], 5);
+    assert_eq!(v["error"]["code"], -32600, "{v}");
+    // Cancelling the slow one sends no response for it.
+    peer.receive(r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":5}}"#)
+        .await;
+    peer.receive(r#"{"jsonrpc":"2.0","id":6,"method":"echo","params":6}"#)
+        .await;
+    let v: Value = serde_json::from_str(&out.recv().await.expect("answer")).expect("JSON");
+    assert_eq!(v["id"], 6, "the cancelled request must not be answered: {v}");
+}
+
+#[tokio::test]
+async fn stray_responses_are_ignored() {
+    let (peer, _service, mut out) = lone_peer(PeerConfig::default());
+    peer.receive(r#"{"jsonrpc":"2.0","id":99,"result":{}}"#).await;
+    peer.receive(r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"x"}}"#)
+        .await;
+    // A broken response is dropped, not answered (that could ping-pong forever).
+    peer.receive(r#"{"jsonrpc":"2.0","id":3,"result":1,"error":{"code":1,"message":"x"}}"#)
+        .await;
+    peer.receive(r#"{"jsonrpc":"2.0","result":1}"#).await;
+    peer.receive(r#"{"jsonrpc":"2.0","id":1,"method":"echo","params":1}"#)
+        .await;
+    let v: Value = serde_json::from_str(&out.recv().await.expect("answer")).expect("JSON");
+    assert_eq!(
+        v,
+        json!({"jsonrpc": "2.0", "id": 1, "result": 1}),
+        "nothing is sent for stray responses"
+    );
+}
+
+/// Mutated frames (bytes flipped, cut, repeated, spliced from other frames) never panic the
+/// decoder, and whatever is answered is a well-formed JSON-RPC message. Deterministic: a fixed
+/// seed; a longer run is a matter of raising `ROUNDS`.
+#[tokio::test]
+async fn mutated_frames_never_break_the_peer() {
+    const ROUNDS: usize = 20_000;
+    let seeds = [
+        r#"{"jsonrpc":"2.0","id":1,"method":"echo","params":{"a":[1,2.5,null,"x"]}}"#,
+        r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":1}}"#,
+        r#"{"jsonrpc":"2.0","id":"s","result":{"content":[{"type":"text","text":"hi"}]}}"#,
+        r#"{"jsonrpc":"2.0","id":2,"error":{"code":-32601,"message":"no","data":{"x":1}}}"#,
+        r#"[{"jsonrpc":"2.0","id":3,"method":"echo"},{"jsonrpc":"2.0","method":"n"}]"#,
+    ];
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let config = PeerConfig {
+        batches: true,
+        ..PeerConfig::default()
+    };
+    let (peer, _service, mut out) = lone_peer(config);
+    for round in 0..ROUNDS {
+        let mut bytes = seeds[(next() as usize) % seeds.len()].as_bytes().to_vec();
+        for _ in 0..1 + next() % 4 {
+            let at = (next() as usize) % bytes.len().max(1);
+            match next() % 5 {
+                0 if !bytes.is_empty() => bytes[at] = next() as u8,
+                1 => bytes.truncate(at),
+                2 => bytes.insert(at, b"{}[],:\"\\0-1e9tfn"[(next() % 16) as usize]),
+                3 => {
+                    let other = seeds[(next() as usize) % seeds.len()].as_bytes();
+                    let from = (next() as usize) % other.len();
+                    bytes.splice(at..at, other[from..].iter().copied());
+                }
+                _ => {
+                    let end = (at + 1 + (next() as usize) % 8).min(bytes.len());
+                    let chunk = bytes[at..end].to_vec();
+                    bytes.splice(at..at, chunk);
+                }
+            }
+        }
+        let frame = String::from_utf8_lossy(&bytes);
+        // The decoder alone, on every round.
+        let _ = portico_core::message::decode(&frame);
+        // The whole peer, on some: answers must be well-formed.
+        if round % 20 == 0 {
+            peer.receive(&frame).await;
+            tokio::task::yield_now().await;
+            while let Ok(answer) = out.try_recv() {
+                let v: Value =
+                    serde_json::from_str(&answer).unwrap_or_else(|e| panic!("answer {answer} to {frame}: {e}"));
+                let items = v.as_array().cloned().unwrap_or_else(|| vec![v.clone()]);
+                for item in items {
+                    assert_eq!(item["jsonrpc"], "2.0", "answer to {frame}: {item}");
+                    assert!(item.get("result").is_some() != item.get("error").is_some(), "{item}");
+                }
+            }
+        }
+    }
+}
