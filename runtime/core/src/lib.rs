@@ -18,4 +18,4 @@ pub mod peer;
 
 pub use error::{ErrorObject, PeerError};
 pub use message::{Inbound, Message, RequestId};
-pub use peer::{Peer, PeerConfig, PeerHandle, RequestContext, Service};
+pub use peer::{Outbound, Peer, PeerConfig, PeerHandle, RequestContext, Service};

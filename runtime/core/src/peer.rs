@@ -1,7 +1,9 @@
 //! The JSON-RPC peer: one end of a connection, transport-agnostic.
 //!
-//! A transport calls [`Peer::receive`] with each inbound frame and writes every string that
-//! arrives on the outbound channel it gave [`Peer::new`]. Inbound requests run on their own
+//! A transport calls [`Peer::receive`] with each inbound frame and writes every [`Outbound`]
+//! message that arrives on the channel it gave [`Peer::new`]. Each outbound message says which
+//! inbound request it belongs to (a response, a progress notification, a server→client request
+//! made while handling it), so an HTTP transport can put it on that request's response stream. Inbound requests run on their own
 //! tasks, at most [`PeerConfig::max_in_flight`] at once: `receive` waits for a free slot, which
 //! slows the transport's reading (back-pressure) instead of queueing without bound. Outbound
 //! requests ([`PeerHandle::request`]) get increasing integer ids and are matched with their
@@ -93,13 +95,24 @@ impl<T: Service> Service for Arc<T> {
     }
 }
 
+/// One message for the transport to write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outbound {
+    /// The encoded message (for a batch answer, the JSON array).
+    pub text: String,
+    /// The inbound request this message belongs to: the request it answers, or the one whose
+    /// handler sent it (progress, logging, sampling, …). `None` for messages of the connection
+    /// as a whole. A batch answer belongs to the batch's first request.
+    pub related: Option<RequestId>,
+}
+
 /// Where the answer to an outbound request is delivered.
 type Waiter = oneshot::Sender<Result<Box<RawValue>, ErrorObject>>;
 
 /// State shared by a peer and its handles.
 struct Shared {
     config: PeerConfig,
-    outbound: mpsc::Sender<String>,
+    outbound: mpsc::Sender<Outbound>,
     next_id: AtomicI64,
     /// Outbound requests waiting for their response.
     pending: Mutex<HashMap<RequestId, Waiter>>,
@@ -118,15 +131,23 @@ impl Shared {
         self.in_flight.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    async fn send(&self, text: String) -> Result<(), PeerError> {
-        self.outbound.send(text).await.map_err(|_| PeerError::Closed)
+    async fn send(&self, text: String, related: Option<&RequestId>) -> Result<(), PeerError> {
+        self.outbound
+            .send(Outbound {
+                text,
+                related: related.cloned(),
+            })
+            .await
+            .map_err(|_| PeerError::Closed)
     }
 }
 
-/// A cheap handle for sending requests and notifications to the other side.
+/// A cheap handle for sending requests and notifications to the other side. A handle taken
+/// from a [`RequestContext`] marks what it sends as belonging to that request.
 #[derive(Clone)]
 pub struct PeerHandle {
     shared: Arc<Shared>,
+    related: Option<RequestId>,
 }
 
 impl PeerHandle {
@@ -165,9 +186,13 @@ impl PeerHandle {
         let mut guard = Outstanding {
             shared,
             id: Some(id.clone()),
+            related: self.related.clone(),
         };
         shared
-            .send(message::encode_request(&id, method, params.as_deref()))
+            .send(
+                message::encode_request(&id, method, params.as_deref()),
+                self.related.as_ref(),
+            )
             .await?;
         let after = timeout.unwrap_or(shared.config.request_timeout);
         let answer = tokio::select! {
@@ -197,7 +222,10 @@ impl PeerHandle {
             source,
         })?;
         self.shared
-            .send(message::encode_notification(method, Some(&params)))
+            .send(
+                message::encode_notification(method, Some(&params)),
+                self.related.as_ref(),
+            )
             .await
     }
 
@@ -212,6 +240,7 @@ impl PeerHandle {
 struct Outstanding<'a> {
     shared: &'a Shared,
     id: Option<RequestId>,
+    related: Option<RequestId>,
 }
 
 impl Drop for Outstanding<'_> {
@@ -230,10 +259,11 @@ impl Drop for Outstanding<'_> {
                 reason: "the caller stopped waiting",
             }) {
                 // Best effort: a full queue or a closed connection leaves nothing to tell.
-                let _ = self
-                    .shared
-                    .outbound
-                    .try_send(message::encode_notification(CANCELLED, Some(&params)));
+                let text = message::encode_notification(CANCELLED, Some(&params));
+                let _ = self.shared.outbound.try_send(Outbound {
+                    text,
+                    related: self.related.take(),
+                });
             }
         }
     }
@@ -333,7 +363,7 @@ impl<S> Clone for Peer<S> {
 
 impl<S: Service> Peer<S> {
     /// A peer serving `service`, writing outbound messages to `outbound`.
-    pub fn new(service: S, config: PeerConfig, outbound: mpsc::Sender<String>) -> Self {
+    pub fn new(service: S, config: PeerConfig, outbound: mpsc::Sender<Outbound>) -> Self {
         let slots = Arc::new(Semaphore::new(config.max_in_flight.max(1)));
         let shared = Arc::new(Shared {
             config,
@@ -345,7 +375,7 @@ impl<S: Service> Peer<S> {
         });
         Self {
             service: Arc::new(service),
-            handle: PeerHandle { shared },
+            handle: PeerHandle { shared, related: None },
             slots,
         }
     }
@@ -389,7 +419,7 @@ impl<S: Service> Peer<S> {
             Inbound::Single(Err(invalid)) => self.answer_invalid(invalid).await,
             Inbound::Batch(_) if !self.handle.shared.config.batches => {
                 let error = ErrorObject::invalid_request("batches are not part of the negotiated protocol revision");
-                let _ = self.handle.shared.send(message::encode_error(None, &error)).await;
+                let _ = self.handle.shared.send(message::encode_error(None, &error), None).await;
             }
             Inbound::Batch(elements) => self.receive_batch(elements).await,
         }
@@ -397,11 +427,8 @@ impl<S: Service> Peer<S> {
 
     async fn answer_invalid(&self, invalid: Invalid) {
         if invalid.answer {
-            let _ = self
-                .handle
-                .shared
-                .send(message::encode_error(invalid.id.as_ref(), &invalid.error))
-                .await;
+            let text = message::encode_error(invalid.id.as_ref(), &invalid.error);
+            let _ = self.handle.shared.send(text, invalid.id.as_ref()).await;
         }
     }
 
@@ -409,6 +436,11 @@ impl<S: Service> Peer<S> {
     async fn receive_batch(&self, elements: Vec<Result<Message, Invalid>>) {
         let (tx, mut rx) = mpsc::channel::<(usize, String)>(elements.len().max(1));
         let mut expected = 0;
+        // The batch answer belongs to its first request.
+        let related = elements.iter().find_map(|e| match e {
+            Ok(Message::Request { id, .. }) => Some(id.clone()),
+            _ => None,
+        });
         for (index, element) in elements.into_iter().enumerate() {
             match element {
                 Err(invalid) if !invalid.answer => {}
@@ -443,17 +475,21 @@ impl<S: Service> Peer<S> {
             }
             answers.sort_by_key(|(i, _)| *i);
             let body: Vec<&str> = answers.iter().map(|(_, a)| a.as_str()).collect();
-            let _ = shared.send(format!("[{}]", body.join(","))).await;
+            let _ = shared.send(format!("[{}]", body.join(",")), related.as_ref()).await;
         });
     }
 
     /// Dispatches a message; for a request, returns the task that handles it and sends its answer.
     async fn dispatch(&self, message: Message) -> Option<impl Future<Output = ()> + Send + 'static> {
+        let related = match &message {
+            Message::Request { id, .. } => Some(id.clone()),
+            _ => None,
+        };
         let task = self.dispatch_collecting(message).await?;
         let shared = self.handle.shared.clone();
         Some(async move {
             if let Some(answer) = task.await {
-                let _ = shared.send(answer).await;
+                let _ = shared.send(answer, related.as_ref()).await;
             }
         })
     }
@@ -483,7 +519,10 @@ impl<S: Service> Peer<S> {
                     id: id.clone(),
                     method: method.clone(),
                     cancel: cancel.clone(),
-                    peer: self.handle.clone(),
+                    peer: PeerHandle {
+                        shared: self.handle.shared.clone(),
+                        related: Some(id.clone()),
+                    },
                 };
                 let service = self.service.clone();
                 let shared = shared.clone();

@@ -12,7 +12,8 @@ async fn answer(config: PeerConfig, frame: &str) -> Value {
     let text = tokio::time::timeout(std::time::Duration::from_secs(10), out.recv())
         .await
         .expect("an answer")
-        .expect("the channel is open");
+        .expect("the channel is open")
+        .text;
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("answer {text} is not JSON: {e}"))
 }
 
@@ -88,7 +89,7 @@ async fn unknown_methods_and_bad_params_get_their_codes() {
 async fn a_handler_panic_fails_only_its_request() {
     let (peer, _service, mut out) = lone_peer(PeerConfig::default());
     peer.receive(r#"{"jsonrpc":"2.0","id":1,"method":"panic"}"#).await;
-    let first: Value = serde_json::from_str(&out.recv().await.expect("answer")).expect("JSON");
+    let first: Value = serde_json::from_str(&out.recv().await.expect("answer").text).expect("JSON");
     assert_eq!(first["error"]["code"], -32603, "{first}");
     assert!(
         first["error"]["message"].as_str().unwrap_or_default().contains("boom"),
@@ -96,7 +97,7 @@ async fn a_handler_panic_fails_only_its_request() {
     );
     peer.receive(r#"{"jsonrpc":"2.0","id":2,"method":"echo","params":{"still":"serving"}}"#)
         .await;
-    let second: Value = serde_json::from_str(&out.recv().await.expect("answer")).expect("JSON");
+    let second: Value = serde_json::from_str(&out.recv().await.expect("answer").text).expect("JSON");
     assert_eq!(
         second,
         json!({"jsonrpc": "2.0", "id": 2, "result": {"still": "serving"}})
@@ -140,7 +141,7 @@ async fn a_duplicate_in_flight_id_is_rejected() {
     let (peer, _service, mut out) = lone_peer(PeerConfig::default());
     peer.receive(r#"{"jsonrpc":"2.0","id":5,"method":"slow"}"#).await;
     peer.receive(r#"{"jsonrpc":"2.0","id":5,"method":"echo"}"#).await;
-    let v: Value = serde_json::from_str(&out.recv().await.expect("answer")).expect("JSON");
+    let v: Value = serde_json::from_str(&out.recv().await.expect("answer").text).expect("JSON");
     assert_eq!(v["id"], 5);
     assert_eq!(v["error"]["code"], -32600, "{v}");
     // Cancelling the slow one sends no response for it.
@@ -148,7 +149,7 @@ async fn a_duplicate_in_flight_id_is_rejected() {
         .await;
     peer.receive(r#"{"jsonrpc":"2.0","id":6,"method":"echo","params":6}"#)
         .await;
-    let v: Value = serde_json::from_str(&out.recv().await.expect("answer")).expect("JSON");
+    let v: Value = serde_json::from_str(&out.recv().await.expect("answer").text).expect("JSON");
     assert_eq!(v["id"], 6, "the cancelled request must not be answered: {v}");
 }
 
@@ -164,7 +165,7 @@ async fn stray_responses_are_ignored() {
     peer.receive(r#"{"jsonrpc":"2.0","result":1}"#).await;
     peer.receive(r#"{"jsonrpc":"2.0","id":1,"method":"echo","params":1}"#)
         .await;
-    let v: Value = serde_json::from_str(&out.recv().await.expect("answer")).expect("JSON");
+    let v: Value = serde_json::from_str(&out.recv().await.expect("answer").text).expect("JSON");
     assert_eq!(
         v,
         json!({"jsonrpc": "2.0", "id": 1, "result": 1}),
@@ -224,7 +225,7 @@ async fn mutated_frames_never_break_the_peer() {
         if round % 20 == 0 {
             peer.receive(&frame).await;
             tokio::task::yield_now().await;
-            while let Ok(answer) = out.try_recv() {
+            while let Ok(portico_core::Outbound { text: answer, .. }) = out.try_recv() {
                 let v: Value =
                     serde_json::from_str(&answer).unwrap_or_else(|e| panic!("answer {answer} to {frame}: {e}"));
                 let items = v.as_array().cloned().unwrap_or_else(|| vec![v.clone()]);
@@ -235,4 +236,46 @@ async fn mutated_frames_never_break_the_peer() {
             }
         }
     }
+}
+
+/// Everything a handler sends while serving a request is marked as belonging to it, so an HTTP
+/// transport can stream it on that request's response; other messages are not.
+#[tokio::test]
+async fn outbound_messages_name_the_request_they_belong_to() {
+    let (peer, _service, mut out) = lone_peer(PeerConfig::default());
+    peer.receive(r#"{"jsonrpc":"2.0","id":"r1","method":"progress","params":{"_meta":{"progressToken":7}}}"#)
+        .await;
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        let message = out.recv().await.expect("a message");
+        let v: Value = serde_json::from_str(&message.text).expect("JSON");
+        seen.push((
+            v.get("method")
+                .and_then(Value::as_str)
+                .unwrap_or("response")
+                .to_string(),
+            message.related,
+        ));
+    }
+    let r1 = Some(portico_core::RequestId::from("r1"));
+    assert_eq!(
+        seen,
+        [
+            ("notifications/progress".to_string(), r1.clone()),
+            ("notifications/progress".to_string(), r1.clone()),
+            ("notifications/progress".to_string(), r1.clone()),
+            ("response".to_string(), r1),
+        ]
+    );
+    peer.handle()
+        .notify("notifications/message", &json!({"level": "info", "data": "x"}))
+        .await
+        .expect("sent");
+    assert_eq!(out.recv().await.expect("a message").related, None);
+    peer.receive("{").await;
+    assert_eq!(
+        out.recv().await.expect("a message").related,
+        None,
+        "a parse error has no request"
+    );
 }

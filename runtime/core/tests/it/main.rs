@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use portico_core::{ErrorObject, Peer, PeerConfig, PeerHandle, RequestContext, Service};
+use portico_core::{ErrorObject, Outbound, Peer, PeerConfig, PeerHandle, RequestContext, Service};
 use serde_json::value::RawValue;
 use tokio::sync::{Notify, mpsc};
 
@@ -100,7 +100,7 @@ impl Service for TestService {
 }
 
 /// A peer serving a fresh [`TestService`], and the receiving end of its outbound channel.
-pub fn lone_peer(config: PeerConfig) -> (Peer<Arc<TestService>>, Arc<TestService>, mpsc::Receiver<String>) {
+pub fn lone_peer(config: PeerConfig) -> (Peer<Arc<TestService>>, Arc<TestService>, mpsc::Receiver<Outbound>) {
     let service = Arc::new(TestService::default());
     let (tx, rx) = mpsc::channel(64);
     (Peer::new(service.clone(), config, tx), service, rx)
@@ -121,13 +121,13 @@ pub fn wired(config: PeerConfig) -> Wired {
     let to_server = server.clone();
     tokio::spawn(async move {
         while let Some(frame) = client_out.recv().await {
-            to_server.receive(&frame).await;
+            to_server.receive(&frame.text).await;
         }
     });
     let to_client = client.clone();
     tokio::spawn(async move {
         while let Some(frame) = server_out.recv().await {
-            to_client.receive(&frame).await;
+            to_client.receive(&frame.text).await;
         }
     });
     (client, client_service, server, server_service)
