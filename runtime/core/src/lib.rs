@@ -9,12 +9,17 @@
 //!   handlers (back-pressure on the transport), handler panics isolated to their request, and
 //!   batches where the negotiated revision allows them.
 //!
+//! - [`server`]: the server framework: tools written once against the newest revision's types
+//!   (arguments typed, `inputSchema` derived), served statelessly to 2026-07-28 clients and
+//!   through `initialize` sessions to 2025-11-25 … 2024-11-05 clients.
+//!
 //! A transport feeds inbound frames to [`Peer::receive`] and writes what arrives on the peer's
 //! outbound channel. The crate has no features.
 
 pub mod error;
 pub mod message;
 pub mod peer;
+pub mod server;
 
 pub use error::{ErrorObject, PeerError};
 pub use message::{Inbound, Message, RequestId};

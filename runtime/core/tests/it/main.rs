@@ -3,6 +3,7 @@
 
 mod frames;
 mod pair;
+mod server;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -147,4 +148,20 @@ pub async fn wait_for(notify: &Notify, done: impl Fn() -> bool) {
     tokio::time::timeout(Duration::from_secs(10), wait)
         .await
         .expect("the awaited event never came");
+}
+
+/// The MCP spec inputs: `MCP_SPEC_DIR`, else `../shared/mcp-spec` beside the repository.
+pub fn spec_dir() -> std::path::PathBuf {
+    match std::env::var_os("MCP_SPEC_DIR") {
+        Some(dir) => dir.into(),
+        None => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/mcp-spec"),
+    }
+}
+
+/// A revision's official schema.
+pub fn schema(revision: &str) -> serde_json::Value {
+    let path = spec_dir().join(revision).join("schema.json");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}; set MCP_SPEC_DIR to the MCP spec folder", path.display()));
+    serde_json::from_str(&text).expect("schema.json is JSON")
 }

@@ -1,0 +1,336 @@
+//! The server framework, driven with raw JSON-RPC as clients of each revision send it; every
+//! result is validated against the negotiated revision's official schema.
+
+use std::time::Duration;
+
+use portico_core::server::{Json, Server, tool};
+use portico_core::{Outbound, Peer, PeerConfig};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+#[derive(Deserialize, schemars::JsonSchema)]
+struct EchoArgs {
+    /// The text to say back.
+    text: String,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+struct AddArgs {
+    a: i64,
+    b: i64,
+}
+
+#[derive(Serialize, schemars::JsonSchema)]
+struct Sum {
+    sum: i64,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+struct Nothing {}
+
+fn server(page_size: usize, extra_tools: usize) -> Server {
+    let mut builder = Server::builder("portico-test", "1.0.0")
+        .instructions("Test server.")
+        .page_size(page_size)
+        .tool(
+            tool(
+                "echo",
+                "Says the text back",
+                |_cx, args: EchoArgs| async move { args.text },
+            )
+            .with_title("Echo"),
+        )
+        .tool(
+            tool("add", "Adds two integers", |_cx, args: AddArgs| async move {
+                Json(Sum { sum: args.a + args.b })
+            })
+            .with_output::<Sum>(),
+        )
+        .tool(tool("fail", "Always fails", |_cx, _args: Nothing| async move {
+            Err::<String, _>("the disk is full")
+        }));
+    for i in 0..extra_tools {
+        builder = builder.tool(tool(
+            &format!("extra_{i}"),
+            "Filler",
+            |_cx, _args: Nothing| async move { "ok" },
+        ));
+    }
+    builder.build()
+}
+
+/// A client's view of one connection: send a frame, get the answer.
+struct Client {
+    peer: Peer<portico_core::server::Connection>,
+    out: mpsc::Receiver<Outbound>,
+    next: i64,
+}
+
+impl Client {
+    fn new(server: &Server) -> Self {
+        let (tx, out) = mpsc::channel(16);
+        Self {
+            peer: Peer::new(server.connection(), PeerConfig::default(), tx),
+            out,
+            next: 1,
+        }
+    }
+
+    async fn call(&mut self, method: &str, params: Value) -> Value {
+        self.next += 1;
+        let frame = json!({"jsonrpc": "2.0", "id": self.next, "method": method, "params": params});
+        self.peer.receive(&frame.to_string()).await;
+        let answer = tokio::time::timeout(Duration::from_secs(10), self.out.recv())
+            .await
+            .expect("an answer")
+            .expect("open");
+        let v: Value = serde_json::from_str(&answer.text).expect("JSON");
+        assert_eq!(v["id"], self.next, "{v}");
+        v
+    }
+
+    async fn notify(&mut self, method: &str) {
+        self.peer
+            .receive(&json!({"jsonrpc": "2.0", "method": method}).to_string())
+            .await;
+    }
+}
+
+/// Validates `value` as the definition `def` of `revision`'s official schema.
+fn validate(revision: &str, def: &str, value: &Value) {
+    let schema = crate::schema(revision);
+    let defs_key = if schema.get("$defs").is_some() {
+        "$defs"
+    } else {
+        "definitions"
+    };
+    let wrapper =
+        json!({"$schema": schema["$schema"], "$ref": format!("#/{defs_key}/{def}"), defs_key: schema[defs_key]});
+    let validator = jsonschema::validator_for(&wrapper).expect("schema compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(value)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{revision} {def} {value}:\n{}", errors.join("\n"));
+}
+
+fn meta() -> Value {
+    json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}})
+}
+
+#[tokio::test]
+async fn stateless_2026_clients_discover_list_and_call() {
+    let mut c = Client::new(&server(100, 0));
+    let r = "2026-07-28";
+    let v = c.call("server/discover", json!({"_meta": meta()})).await;
+    validate(r, "DiscoverResultResponse", &v);
+    assert_eq!(
+        v["result"]["_meta"]["io.modelcontextprotocol/serverInfo"]["name"],
+        "portico-test"
+    );
+    assert!(
+        v["result"]["supportedVersions"]
+            .as_array()
+            .expect("versions")
+            .contains(&json!("2025-11-25"))
+    );
+    assert_eq!(v["result"]["capabilities"]["tools"], json!({"listChanged": false}));
+
+    let v = c.call("tools/list", json!({"_meta": meta()})).await;
+    validate(r, "ListToolsResultResponse", &v);
+    let tools = v["result"]["tools"].as_array().expect("tools");
+    assert_eq!(tools.len(), 3);
+    assert_eq!(tools[0]["name"], "echo");
+    assert_eq!(tools[0]["title"], "Echo");
+    assert_eq!(
+        tools[0]["inputSchema"]["properties"]["text"]["description"],
+        "The text to say back."
+    );
+    assert_eq!(tools[0]["inputSchema"]["required"], json!(["text"]));
+    assert_eq!(tools[1]["outputSchema"]["properties"]["sum"]["type"], "integer");
+
+    let v = c
+        .call(
+            "tools/call",
+            json!({"_meta": meta(), "name": "echo", "arguments": {"text": "hi"}}),
+        )
+        .await;
+    validate(r, "CallToolResultResponse", &v);
+    assert_eq!(
+        v["result"],
+        json!({"resultType": "complete", "content": [{"type": "text", "text": "hi"}]})
+    );
+    let v = c
+        .call(
+            "tools/call",
+            json!({"_meta": meta(), "name": "add", "arguments": {"a": 2, "b": 40}}),
+        )
+        .await;
+    validate(r, "CallToolResultResponse", &v);
+    assert_eq!(v["result"]["structuredContent"], json!({"sum": 42}));
+    let v = c
+        .call("tools/call", json!({"_meta": meta(), "name": "fail", "arguments": {}}))
+        .await;
+    validate(r, "CallToolResultResponse", &v);
+    assert_eq!(v["result"]["isError"], true);
+    assert_eq!(v["result"]["content"][0]["text"], "the disk is full");
+}
+
+#[tokio::test]
+async fn bad_calls_get_protocol_errors() {
+    let mut c = Client::new(&server(100, 0));
+    let v = c
+        .call(
+            "tools/call",
+            json!({"_meta": meta(), "name": "echo", "arguments": {"txt": "hi"}}),
+        )
+        .await;
+    validate("2026-07-28", "JSONRPCErrorResponse", &v);
+    assert_eq!(v["error"]["code"], -32602);
+    assert!(
+        v["error"]["message"].as_str().unwrap_or_default().contains("`text`"),
+        "{v}"
+    );
+    let v = c.call("tools/call", json!({"_meta": meta(), "name": "nope"})).await;
+    assert_eq!(v["error"]["code"], -32602);
+    assert!(
+        v["error"]["message"].as_str().unwrap_or_default().contains("nope"),
+        "{v}"
+    );
+    let v = c
+        .call(
+            "tools/call",
+            json!({"_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}, "name": "echo"}),
+        )
+        .await;
+    assert_eq!(
+        v["error"]["code"], -32602,
+        "clientCapabilities is required in 2026-07-28: {v}"
+    );
+    let mut wrong = meta();
+    wrong["io.modelcontextprotocol/protocolVersion"] = json!("2099-01-01");
+    let v = c.call("tools/list", json!({"_meta": wrong})).await;
+    validate("2026-07-28", "UnsupportedProtocolVersionError", &v);
+    assert_eq!(v["error"]["data"]["requested"], "2099-01-01");
+    let v = c.call("tools/list", json!({})).await;
+    assert_eq!(v["error"]["code"], -32600, "no initialize and no _meta: {v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("initialize"),
+        "{v}"
+    );
+    let v = c.call("resources/frobnicate", json!({})).await;
+    assert_eq!(v["error"]["code"], -32601);
+}
+
+#[tokio::test]
+async fn stateful_clients_of_every_revision_get_results_of_their_revision() {
+    let (init_result, list_result, call_result, error) =
+        ("InitializeResult", "ListToolsResult", "CallToolResult", "JSONRPCError");
+    for revision in ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"] {
+        let mut c = Client::new(&server(100, 0));
+        let v = c
+            .call(
+                "initialize",
+                json!({"protocolVersion": revision, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}),
+            )
+            .await;
+        validate(revision, init_result, &v["result"]);
+        assert_eq!(v["result"]["protocolVersion"], revision);
+        assert_eq!(v["result"]["instructions"], "Test server.");
+        c.notify("notifications/initialized").await;
+        let v = c.call("ping", json!({})).await;
+        assert_eq!(v["result"], json!({}));
+
+        let v = c.call("tools/list", json!({})).await;
+        validate(revision, list_result, &v["result"]);
+        let echo = &v["result"]["tools"][0];
+        assert!(
+            echo.get("resultType").is_none() && v["result"].get("ttlMs").is_none(),
+            "{v}"
+        );
+        assert_eq!(
+            echo.get("title").is_some(),
+            revision >= "2025-06-18",
+            "{revision}: {echo}"
+        );
+        assert_eq!(
+            v["result"]["tools"][1].get("outputSchema").is_some(),
+            revision >= "2025-06-18",
+            "{revision}"
+        );
+
+        let v = c
+            .call("tools/call", json!({"name": "echo", "arguments": {"text": "hi"}}))
+            .await;
+        validate(revision, call_result, &v["result"]);
+        assert_eq!(
+            v["result"],
+            json!({"content": [{"type": "text", "text": "hi"}]}),
+            "{revision}"
+        );
+
+        let v = c.call("tools/call", json!({"name": "echo", "arguments": {}})).await;
+        let envelope = if revision == "2025-11-25" {
+            "JSONRPCErrorResponse"
+        } else {
+            error
+        };
+        validate(revision, envelope, &v);
+        assert_eq!(v["error"]["code"], -32602);
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_client_version_gets_the_newest_stateful_revision() {
+    let mut c = Client::new(&server(100, 0));
+    let v = c
+        .call(
+            "initialize",
+            json!({"protocolVersion": "1999-01-01", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}),
+        )
+        .await;
+    assert_eq!(v["result"]["protocolVersion"], "2025-11-25");
+    let v = c.call("initialize", json!({"capabilities": {}})).await;
+    assert_eq!(
+        v["error"]["code"], -32602,
+        "protocolVersion and clientInfo are required: {v}"
+    );
+}
+
+#[tokio::test]
+async fn lists_page_with_opaque_cursors() {
+    let mut c = Client::new(&server(2, 4));
+    let mut names = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..10 {
+        let mut params = json!({"_meta": meta()});
+        if let Some(c) = &cursor {
+            params["cursor"] = json!(c);
+        }
+        let v = c.call("tools/list", params).await;
+        validate("2026-07-28", "ListToolsResultResponse", &v);
+        names.extend(
+            v["result"]["tools"]
+                .as_array()
+                .expect("tools")
+                .iter()
+                .map(|t| t["name"].as_str().unwrap_or_default().to_string()),
+        );
+        cursor = v["result"]["nextCursor"].as_str().map(str::to_string);
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert_eq!(
+        names,
+        ["echo", "add", "fail", "extra_0", "extra_1", "extra_2", "extra_3"]
+    );
+    let v = c
+        .call("tools/list", json!({"_meta": meta(), "cursor": "garbage"}))
+        .await;
+    assert_eq!(v["error"]["code"], -32602);
+}
