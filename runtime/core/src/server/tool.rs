@@ -1,10 +1,18 @@
 //! Tools: a tool is a typed async function whose argument type derives its `inputSchema`.
 //!
-//! ```ignore
+//! ```
+//! use portico_core::server::{Server, tool};
+//!
 //! #[derive(serde::Deserialize, schemars::JsonSchema)]
-//! struct Echo { /// What to say back.
-//!     text: String }
-//! let echo = tool("echo", "Says the text back", |_cx, args: Echo| async move { args.text });
+//! struct Echo {
+//!     /// What to say back.
+//!     text: String,
+//! }
+//!
+//! let server = Server::builder("demo", "1.0.0")
+//!     .tool(tool("echo", "Says the text back", |_cx, args: Echo| async move { args.text }))
+//!     .build();
+//! assert!(server.capabilities().tools.is_some());
 //! ```
 //!
 //! A handler returns anything that is [`IntoToolResult`]: a string, a [`CallToolResult`], a
