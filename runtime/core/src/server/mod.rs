@@ -12,8 +12,14 @@
 //! negotiated state.
 
 pub mod adapt;
+pub mod context;
+pub mod prompt;
+pub mod resource;
 pub mod tool;
 
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use portico_protocol::v2026_07_28 as wire;
@@ -23,7 +29,15 @@ use serde_json::value::RawValue;
 
 use crate::error::{ErrorObject, INVALID_REQUEST};
 use crate::peer::{PeerHandle, RequestContext, Service};
+pub use context::Context;
+pub use prompt::{Prompt, prompt};
+pub use resource::{Resource, ResourceTemplate, resource, resource_template};
 pub use tool::{IntoToolResult, Json, Tool, tool};
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+/// A completion handler: the request's params in, suggested values out.
+type CompleteHandler =
+    dyn Fn(Context, wire::CompleteRequestParams) -> BoxFuture<Result<Vec<String>, ErrorObject>> + Send + Sync;
 
 /// The revision served statelessly, with per-request `_meta`.
 pub const STATELESS_REVISION: &str = "2026-07-28";
@@ -43,61 +57,107 @@ pub struct Server {
     inner: Arc<Inner>,
 }
 
-struct Inner {
+/// What is registered; shared by every connection.
+struct Registry {
     info: wire::Implementation,
     instructions: Option<String>,
     tools: Vec<Tool>,
+    resources: Vec<Resource>,
+    templates: Vec<ResourceTemplate>,
+    prompts: Vec<Prompt>,
+    completion: Option<Arc<CompleteHandler>>,
     page_size: usize,
     list_ttl_ms: i64,
 }
 
+type Inner = Registry;
+
 /// Builds a [`Server`].
 pub struct ServerBuilder {
-    info: wire::Implementation,
-    instructions: Option<String>,
-    tools: Vec<Tool>,
-    page_size: usize,
-    list_ttl_ms: i64,
+    registry: Registry,
 }
 
 impl ServerBuilder {
     /// Instructions for the model using the server.
     pub fn instructions(mut self, text: impl Into<String>) -> Self {
-        self.instructions = Some(text.into());
+        self.registry.instructions = Some(text.into());
         self
     }
 
     /// Adds a tool. Panics if a tool of that name is already registered (a programming error).
     pub fn tool(mut self, tool: Tool) -> Self {
-        if self.tools.iter().any(|t| t.name() == tool.name()) {
+        if self.registry.tools.iter().any(|t| t.name() == tool.name()) {
             panic!("a tool named `{}` is already registered", tool.name());
         }
-        self.tools.push(tool);
+        self.registry.tools.push(tool);
+        self
+    }
+
+    /// Adds a resource. Panics if its URI is already registered.
+    pub fn resource(mut self, resource: Resource) -> Self {
+        if self
+            .registry
+            .resources
+            .iter()
+            .any(|r| r.definition().uri == resource.definition().uri)
+        {
+            panic!("a resource at `{}` is already registered", resource.definition().uri);
+        }
+        self.registry.resources.push(resource);
+        self
+    }
+
+    /// Adds a resource template (tried in registration order, after the fixed resources).
+    pub fn resource_template(mut self, template: ResourceTemplate) -> Self {
+        self.registry.templates.push(template);
+        self
+    }
+
+    /// Adds a prompt. Panics if a prompt of that name is already registered.
+    pub fn prompt(mut self, prompt: Prompt) -> Self {
+        if self
+            .registry
+            .prompts
+            .iter()
+            .any(|p| p.definition().name == prompt.definition().name)
+        {
+            panic!("a prompt named `{}` is already registered", prompt.definition().name);
+        }
+        self.registry.prompts.push(prompt);
+        self
+    }
+
+    /// Sets the handler of `completion/complete` (argument suggestions for prompts and resource
+    /// templates); the `completions` capability is declared with it.
+    pub fn completion<F, Fut>(mut self, complete: F) -> Self
+    where
+        F: Fn(Context, wire::CompleteRequestParams) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Vec<String>, ErrorObject>> + Send + 'static,
+    {
+        let complete = Arc::new(complete);
+        self.registry.completion = Some(Arc::new(move |cx, params| {
+            let complete = complete.clone();
+            Box::pin(async move { complete(cx, params).await })
+        }));
         self
     }
 
     /// Items per page of list results (at least 1).
     pub fn page_size(mut self, size: usize) -> Self {
-        self.page_size = size.max(1);
+        self.registry.page_size = size.max(1);
         self
     }
 
     /// The `ttlMs` hint of list results for 2026-07-28 clients (default 0: re-fetch freely).
     pub fn list_ttl_ms(mut self, ttl: i64) -> Self {
-        self.list_ttl_ms = ttl.max(0);
+        self.registry.list_ttl_ms = ttl.max(0);
         self
     }
 
     /// The server.
     pub fn build(self) -> Server {
         Server {
-            inner: Arc::new(Inner {
-                info: self.info,
-                instructions: self.instructions,
-                tools: self.tools,
-                page_size: self.page_size,
-                list_ttl_ms: self.list_ttl_ms,
-            }),
+            inner: Arc::new(self.registry),
         }
     }
 }
@@ -106,11 +166,17 @@ impl Server {
     /// A builder for a server called `name` at `version`.
     pub fn builder(name: impl Into<String>, version: impl Into<String>) -> ServerBuilder {
         ServerBuilder {
-            info: wire::Implementation::new(name, version),
-            instructions: None,
-            tools: Vec::new(),
-            page_size: DEFAULT_PAGE_SIZE,
-            list_ttl_ms: 0,
+            registry: Registry {
+                info: wire::Implementation::new(name, version),
+                instructions: None,
+                tools: Vec::new(),
+                resources: Vec::new(),
+                templates: Vec::new(),
+                prompts: Vec::new(),
+                completion: None,
+                page_size: DEFAULT_PAGE_SIZE,
+                list_ttl_ms: 0,
+            },
         }
     }
 
@@ -122,11 +188,25 @@ impl Server {
         }
     }
 
-    /// The capabilities the registered features add up to.
+    /// The capabilities the registered features add up to. Logging is always offered.
     pub fn capabilities(&self) -> wire::ServerCapabilities {
-        let mut caps = wire::ServerCapabilities::new();
-        if !self.inner.tools.is_empty() {
+        let r = &self.inner;
+        let mut caps = wire::ServerCapabilities::new().with_logging(Default::default());
+        if !r.tools.is_empty() {
             caps.tools = Some(wire::ServerCapabilitiesTools::new().with_list_changed(false));
+        }
+        if !r.resources.is_empty() || !r.templates.is_empty() {
+            caps.resources = Some(
+                wire::ServerCapabilitiesResources::new()
+                    .with_list_changed(false)
+                    .with_subscribe(false),
+            );
+        }
+        if !r.prompts.is_empty() {
+            caps.prompts = Some(wire::ServerCapabilitiesPrompts::new().with_list_changed(false));
+        }
+        if r.completion.is_some() {
+            caps.completions = Some(Default::default());
         }
         caps
     }
@@ -137,8 +217,8 @@ impl Server {
 struct Session {
     /// The revision `initialize` negotiated.
     revision: Option<&'static str>,
-    /// Whether `notifications/initialized` arrived.
-    initialized: bool,
+    /// The level `logging/setLevel` asked for.
+    log_level: Option<wire::LoggingLevel>,
 }
 
 /// The revision a request is served at.
@@ -202,7 +282,8 @@ impl Connection {
             )
             .with_data(serde_json::json!({"requested": requested, "supported": supported_versions()})));
         }
-        match self.session().revision {
+        let revision = self.session().revision;
+        match revision {
             Some(revision) => Ok(Era::Stateful(revision)),
             None => Err(ErrorObject::new(
                 INVALID_REQUEST,
@@ -230,11 +311,7 @@ impl Connection {
             .copied()
             .find(|r| *r == protocol_version)
             .unwrap_or(STATEFUL_REVISIONS[0]);
-        {
-            let mut session = self.session();
-            session.revision = Some(revision);
-            session.initialized = false;
-        }
+        self.session().revision = Some(revision);
         let server = Server {
             inner: self.server.clone(),
         };
@@ -265,50 +342,75 @@ impl Connection {
         raw(&result)
     }
 
-    fn list_tools(&self, era: Era, params: Option<&RawValue>) -> Result<Box<RawValue>, ErrorObject> {
+    /// One page of `items`, from the request's `cursor`, and the cursor of the next page.
+    fn page<'a, T>(
+        &self,
+        method: &str,
+        items: &'a [T],
+        params: Option<&RawValue>,
+    ) -> Result<(&'a [T], Option<String>), ErrorObject> {
         #[derive(Deserialize)]
         struct Page {
             cursor: Option<String>,
         }
-        let Page { cursor } = decode("tools/list", params)?;
+        let Page { cursor } = decode(method, params)?;
         let start = match cursor.as_deref() {
             None => 0,
             Some(c) => decode_cursor(c)
-                .ok_or_else(|| ErrorObject::invalid_params(format!("tools/list: unknown cursor {c:?}")))?,
+                .filter(|start| *start <= items.len())
+                .ok_or_else(|| ErrorObject::invalid_params(format!("{method}: unknown cursor {c:?}")))?,
         };
-        let tools = &self.server.tools;
-        let end = (start + self.server.page_size).min(tools.len());
-        let page: Vec<wire::Tool> = tools
-            .get(start..end)
-            .unwrap_or_default()
-            .iter()
-            .map(|t| t.definition().clone())
-            .collect();
-        let mut result = wire::ListToolsResult::new("complete", page)
+        let end = (start + self.server.page_size).min(items.len());
+        Ok((&items[start..end], (end < items.len()).then(|| encode_cursor(end))))
+    }
+
+    fn list_tools(&self, era: Era, params: Option<&RawValue>) -> Result<Box<RawValue>, ErrorObject> {
+        let (page, next) = self.page("tools/list", &self.server.tools, params)?;
+        let mut result = wire::ListToolsResult::new("complete", page.iter().map(|t| t.definition().clone()).collect())
             .with_ttl_ms(self.server.list_ttl_ms)
             .with_cache_scope(wire::CacheableResultCacheScope::Public);
-        if end < tools.len() {
-            result = result.with_next_cursor(encode_cursor(end));
-        }
+        result.next_cursor = next;
         self.answer(era, "tools/list", &result)
     }
 
-    async fn call_tool(
-        &self,
-        cx: RequestContext,
-        era: Era,
-        params: Option<&RawValue>,
-    ) -> Result<Box<RawValue>, ErrorObject> {
+    fn list_resources(&self, era: Era, params: Option<&RawValue>) -> Result<Box<RawValue>, ErrorObject> {
+        let (page, next) = self.page("resources/list", &self.server.resources, params)?;
+        let mut result =
+            wire::ListResourcesResult::new(page.iter().map(|r| r.definition().clone()).collect(), "complete")
+                .with_ttl_ms(self.server.list_ttl_ms)
+                .with_cache_scope(wire::CacheableResultCacheScope::Public);
+        result.next_cursor = next;
+        self.answer(era, "resources/list", &result)
+    }
+
+    fn list_templates(&self, era: Era, params: Option<&RawValue>) -> Result<Box<RawValue>, ErrorObject> {
+        let (page, next) = self.page("resources/templates/list", &self.server.templates, params)?;
+        let templates = page.iter().map(|t| t.definition().clone()).collect();
+        let mut result = wire::ListResourceTemplatesResult::new(templates, "complete")
+            .with_ttl_ms(self.server.list_ttl_ms)
+            .with_cache_scope(wire::CacheableResultCacheScope::Public);
+        result.next_cursor = next;
+        self.answer(era, "resources/templates/list", &result)
+    }
+
+    fn list_prompts(&self, era: Era, params: Option<&RawValue>) -> Result<Box<RawValue>, ErrorObject> {
+        let (page, next) = self.page("prompts/list", &self.server.prompts, params)?;
+        let mut result =
+            wire::ListPromptsResult::new(page.iter().map(|p| p.definition().clone()).collect(), "complete")
+                .with_ttl_ms(self.server.list_ttl_ms)
+                .with_cache_scope(wire::CacheableResultCacheScope::Public);
+        result.next_cursor = next;
+        self.answer(era, "prompts/list", &result)
+    }
+
+    async fn call_tool(&self, cx: Context, params: Option<&RawValue>) -> Result<Box<RawValue>, ErrorObject> {
         #[derive(Deserialize)]
         struct Call {
             name: String,
             #[serde(default)]
             arguments: Option<serde_json::Map<String, serde_json::Value>>,
         }
-        if era == Era::Stateless {
-            // The full request type checks `_meta` (protocol version and capabilities) too.
-            let _: wire::CallToolRequestParams = decode("tools/call", params)?;
-        }
+        let era = cx.era();
         let Call { name, arguments } = decode("tools/call", params)?;
         let tool = self
             .server
@@ -318,6 +420,98 @@ impl Connection {
             .ok_or_else(|| ErrorObject::invalid_params(format!("tools/call: unknown tool {name:?}")))?;
         let result = tool.call(cx, arguments).await?;
         self.answer(era, "tools/call", &result)
+    }
+
+    async fn read_resource(&self, cx: Context, params: Option<&RawValue>) -> Result<Box<RawValue>, ErrorObject> {
+        #[derive(Deserialize)]
+        struct Read {
+            uri: String,
+        }
+        let era = cx.era();
+        let Read { uri } = decode("resources/read", params)?;
+        let contents = if let Some(resource) = self.server.resources.iter().find(|r| r.definition().uri == uri) {
+            resource.read(cx).await?
+        } else if let Some((template, vars)) = self
+            .server
+            .templates
+            .iter()
+            .find_map(|t| t.matches(&uri).map(|v| (t, v)))
+        {
+            template.read(cx, vars).await?
+        } else {
+            // The spec's code for an unknown resource.
+            return Err(
+                ErrorObject::new(RESOURCE_NOT_FOUND, format!("resource not found: {uri}"))
+                    .with_data(serde_json::json!({"uri": uri})),
+            );
+        };
+        let result = wire::ReadResourceResult::new(contents, "complete")
+            .with_ttl_ms(self.server.list_ttl_ms)
+            .with_cache_scope(wire::CacheableResultCacheScope::Private);
+        self.answer(era, "resources/read", &result)
+    }
+
+    async fn get_prompt(&self, cx: Context, params: Option<&RawValue>) -> Result<Box<RawValue>, ErrorObject> {
+        #[derive(Deserialize)]
+        struct Get {
+            name: String,
+            #[serde(default)]
+            arguments: Option<BTreeMap<String, String>>,
+        }
+        let era = cx.era();
+        let Get { name, arguments } = decode("prompts/get", params)?;
+        let prompt = self
+            .server
+            .prompts
+            .iter()
+            .find(|p| p.definition().name == name)
+            .ok_or_else(|| ErrorObject::invalid_params(format!("prompts/get: unknown prompt {name:?}")))?;
+        let messages = prompt.render(cx, arguments.unwrap_or_default()).await?;
+        let mut result = wire::GetPromptResult::new(messages, "complete");
+        result.description = prompt.definition().description.clone();
+        self.answer(era, "prompts/get", &result)
+    }
+
+    async fn complete(&self, cx: Context, params: Option<&RawValue>) -> Result<Box<RawValue>, ErrorObject> {
+        let era = cx.era();
+        let Some(complete) = &self.server.completion else {
+            return Err(ErrorObject::method_not_found("completion/complete"));
+        };
+        let request: wire::CompleteRequestParams = match era {
+            Era::Stateless => decode("completion/complete", params)?,
+            // Older params lack the 2026 `_meta`: give them one so the newest type decodes.
+            Era::Stateful(_) => {
+                let mut value: serde_json::Value = decode("completion/complete", params)?;
+                value["_meta"] = serde_json::json!({
+                    "io.modelcontextprotocol/protocolVersion": STATELESS_REVISION,
+                    "io.modelcontextprotocol/clientCapabilities": {}
+                });
+                serde_json::from_value(value)
+                    .map_err(|e| ErrorObject::invalid_params(format!("completion/complete: {e}")))?
+            }
+        };
+        let values = complete(cx, request).await?;
+        // At most 100 values per response; `total`/`hasMore` say what was left out.
+        let total = values.len();
+        let values: Vec<String> = values.into_iter().take(100).collect();
+        let completion = wire::CompleteResultCompletion::new(values)
+            .with_total(i64::try_from(total).unwrap_or(i64::MAX))
+            .with_has_more(total > 100);
+        self.answer(
+            era,
+            "completion/complete",
+            &wire::CompleteResult::new(completion, "complete"),
+        )
+    }
+
+    fn set_level(&self, params: Option<&RawValue>) -> Result<Box<RawValue>, ErrorObject> {
+        #[derive(Deserialize)]
+        struct SetLevel {
+            level: wire::LoggingLevel,
+        }
+        let SetLevel { level } = decode("logging/setLevel", params)?;
+        self.session().log_level = Some(level);
+        raw(&serde_json::json!({}))
     }
 
     /// Encodes a newest-revision result for the request's era.
@@ -330,7 +524,46 @@ impl Connection {
             }
         }
     }
+
+    /// The context of a request in `era`; 2026-07-28 requests must carry the full `_meta`.
+    fn context(
+        &self,
+        request: RequestContext,
+        era: Era,
+        method: &str,
+        params: Option<&RawValue>,
+    ) -> Result<Context, ErrorObject> {
+        let log_level = match era {
+            Era::Stateless => {
+                #[derive(Deserialize)]
+                struct Params {
+                    #[serde(rename = "_meta")]
+                    meta: wire::RequestMetaObject,
+                }
+                let Params { meta } = decode(method, params)?;
+                meta.log_level
+            }
+            Era::Stateful(_) => self.session().log_level,
+        };
+        Ok(Context::new(request, era, log_level))
+    }
 }
+
+/// Methods served in both eras (the era decides how params are read and results written).
+const ERA_METHODS: &[&str] = &[
+    "server/discover",
+    "tools/list",
+    "tools/call",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+    "prompts/list",
+    "prompts/get",
+    "completion/complete",
+];
+
+/// The spec's error code for `resources/read` of an unknown URI.
+pub const RESOURCE_NOT_FOUND: i64 = -32002;
 
 /// Every revision served, newest first.
 pub fn supported_versions() -> Vec<String> {
@@ -357,34 +590,33 @@ impl Service for Connection {
         params: Option<Box<RawValue>>,
     ) -> Result<Box<RawValue>, ErrorObject> {
         let params = params.as_deref();
+        // Copied out so no lock is held while the method runs.
+        let negotiated = self.session().revision.is_some();
         match method.as_str() {
-            "initialize" => self.initialize(params),
-            "server/discover" => {
-                let _: wire::RequestParams = decode("server/discover", params)?;
-                match self.era(&method, params)? {
-                    Era::Stateless => self.discover(),
-                    Era::Stateful(_) => Err(ErrorObject::method_not_found(&method)),
-                }
-            }
-            "ping" => match self.session().revision {
-                Some(_) => raw(&serde_json::json!({})),
-                None => Err(ErrorObject::method_not_found(&method)),
-            },
-            "tools/list" => {
-                let era = self.era(&method, params)?;
-                self.list_tools(era, params)
-            }
-            "tools/call" => {
-                let era = self.era(&method, params)?;
-                self.call_tool(cx, era, params).await
-            }
+            "initialize" => return self.initialize(params),
+            "ping" if negotiated => return raw(&serde_json::json!({})),
+            "logging/setLevel" if negotiated => return self.set_level(params),
+            "ping" | "logging/setLevel" => return Err(ErrorObject::method_not_found(&method)),
+            m if !ERA_METHODS.contains(&m) => return Err(ErrorObject::method_not_found(m)),
+            _ => {}
+        }
+        let era = self.era(&method, params)?;
+        let cx = self.context(cx, era, &method, params)?;
+        match method.as_str() {
+            "server/discover" if era == Era::Stateless => self.discover(),
+            "tools/list" => self.list_tools(era, params),
+            "tools/call" => self.call_tool(cx, params).await,
+            "resources/list" => self.list_resources(era, params),
+            "resources/templates/list" => self.list_templates(era, params),
+            "resources/read" => self.read_resource(cx, params).await,
+            "prompts/list" => self.list_prompts(era, params),
+            "prompts/get" => self.get_prompt(cx, params).await,
+            "completion/complete" => self.complete(cx, params).await,
             _ => Err(ErrorObject::method_not_found(&method)),
         }
     }
 
-    async fn notification(&self, _peer: PeerHandle, method: String, _params: Option<Box<RawValue>>) {
-        if method == "notifications/initialized" {
-            self.session().initialized = true;
-        }
-    }
+    /// `notifications/initialized` needs no action (requests are served from `initialize` on);
+    /// cancellation is handled by the peer; other notifications are ignored.
+    async fn notification(&self, _peer: PeerHandle, _method: String, _params: Option<Box<RawValue>>) {}
 }

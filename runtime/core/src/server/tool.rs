@@ -30,8 +30,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+use super::context::Context;
 use crate::error::ErrorObject;
-use crate::peer::RequestContext;
 
 /// A tool's result, as the newest revision defines it.
 pub type CallToolResult = wire::CallToolResult;
@@ -40,8 +40,7 @@ pub type CallToolResult = wire::CallToolResult;
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 /// A type-erased tool handler: raw arguments in, result out.
-type Handler =
-    dyn Fn(RequestContext, Map<String, Value>) -> BoxFuture<Result<CallToolResult, ErrorObject>> + Send + Sync;
+type Handler = dyn Fn(Context, Map<String, Value>) -> BoxFuture<Result<CallToolResult, ErrorObject>> + Send + Sync;
 
 /// A registered tool: its definition (as listed) and its handler.
 #[derive(Clone)]
@@ -94,7 +93,7 @@ impl Tool {
     /// Runs the tool with raw arguments (`None` counts as `{}`).
     pub async fn call(
         &self,
-        cx: RequestContext,
+        cx: Context,
         arguments: Option<Map<String, Value>>,
     ) -> Result<CallToolResult, ErrorObject> {
         (self.handler)(cx, arguments.unwrap_or_default()).await
@@ -124,7 +123,7 @@ fn object_schema<T: schemars::JsonSchema>(what: &str) -> Value {
 pub fn tool<A, F, Fut, R>(name: &str, description: &str, handler: F) -> Tool
 where
     A: DeserializeOwned + schemars::JsonSchema + Send + 'static,
-    F: Fn(RequestContext, A) -> Fut + Send + Sync + 'static,
+    F: Fn(Context, A) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = R> + Send + 'static,
     R: IntoToolResult,
 {

@@ -334,3 +334,195 @@ async fn lists_page_with_opaque_cursors() {
         .await;
     assert_eq!(v["error"]["code"], -32602);
 }
+
+fn full_server() -> Server {
+    use portico_core::server::prompt::user_text;
+    use portico_core::server::resource::{blob, text};
+    use portico_core::server::{prompt, resource, resource_template};
+    Server::builder("portico-test", "1.0.0")
+        .tool(tool("log", "Logs at every level", |cx, _args: Nothing| async move {
+            use portico_protocol::v2026_07_28::LoggingLevel;
+            for level in [LoggingLevel::Debug, LoggingLevel::Info, LoggingLevel::Error] {
+                cx.log(level, &format!("{level}")).await.map_err(|e| e.to_string())?;
+            }
+            Ok::<_, String>("logged")
+        }))
+        .resource(
+            resource("test://static-text", "static", |_cx| async {
+                Ok(vec![text("test://static-text", "hello")])
+            })
+            .with_mime_type("text/plain"),
+        )
+        .resource(resource("test://static-binary", "binary", |_cx| async {
+            Ok(vec![blob("test://static-binary", "AAEC")])
+        }))
+        .resource_template(resource_template(
+            "test://template/{id}/data",
+            "by id",
+            |_cx, vars| async move {
+                Ok(vec![text(
+                    format!("test://template/{}/data", vars["id"]),
+                    format!("item {}", vars["id"]),
+                )])
+            },
+        ))
+        .prompt(
+            prompt("greet", "Greets someone", |_cx, args| async move {
+                Ok(vec![user_text(format!("Hello, {}!", args["name"]))])
+            })
+            .with_argument("name", "Who to greet", true),
+        )
+        .completion(|_cx, params| async move {
+            let prefix = params.argument.value.clone();
+            Ok(["alice", "albert", "bob"]
+                .iter()
+                .filter(|n| n.starts_with(&prefix))
+                .map(|n| n.to_string())
+                .collect())
+        })
+        .build()
+}
+
+#[tokio::test]
+async fn resources_prompts_and_completion_in_both_eras() {
+    let s = full_server();
+    // 2026-07-28.
+    let mut c = Client::new(&s);
+    let r = "2026-07-28";
+    let v = c.call("resources/list", json!({"_meta": meta()})).await;
+    validate(r, "ListResourcesResultResponse", &v);
+    assert_eq!(v["result"]["resources"][0]["mimeType"], "text/plain");
+    let v = c.call("resources/templates/list", json!({"_meta": meta()})).await;
+    validate(r, "ListResourceTemplatesResultResponse", &v);
+    let v = c
+        .call(
+            "resources/read",
+            json!({"_meta": meta(), "uri": "test://template/42/data"}),
+        )
+        .await;
+    validate(r, "ReadResourceResultResponse", &v);
+    assert_eq!(v["result"]["contents"][0]["text"], "item 42");
+    let v = c
+        .call(
+            "resources/read",
+            json!({"_meta": meta(), "uri": "test://static-binary"}),
+        )
+        .await;
+    assert_eq!(v["result"]["contents"][0]["blob"], "AAEC");
+    let v = c
+        .call("resources/read", json!({"_meta": meta(), "uri": "test://missing"}))
+        .await;
+    assert_eq!(v["error"]["code"], -32002, "{v}");
+    let v = c
+        .call(
+            "prompts/get",
+            json!({"_meta": meta(), "name": "greet", "arguments": {"name": "Ada"}}),
+        )
+        .await;
+    validate(r, "GetPromptResultResponse", &v);
+    assert_eq!(v["result"]["messages"][0]["content"]["text"], "Hello, Ada!");
+    let v = c.call("prompts/get", json!({"_meta": meta(), "name": "greet"})).await;
+    assert_eq!(v["error"]["code"], -32602);
+    assert!(
+        v["error"]["message"].as_str().unwrap_or_default().contains("`name`"),
+        "{v}"
+    );
+    let v = c
+        .call(
+            "prompts/get",
+            json!({"_meta": meta(), "name": "greet", "arguments": {"name": "x", "extra": "y"}}),
+        )
+        .await;
+    assert_eq!(v["error"]["code"], -32602);
+    let complete = json!({"_meta": meta(), "ref": {"type": "ref/prompt", "name": "greet"}, "argument": {"name": "name", "value": "al"}});
+    let v = c.call("completion/complete", complete).await;
+    validate(r, "CompleteResultResponse", &v);
+    assert_eq!(v["result"]["completion"]["values"], json!(["alice", "albert"]));
+    let v = c.call("server/discover", json!({"_meta": meta()})).await;
+    let caps = &v["result"]["capabilities"];
+    assert!(
+        caps["resources"].is_object()
+            && caps["prompts"].is_object()
+            && caps["completions"].is_object()
+            && caps["logging"].is_object(),
+        "{caps}"
+    );
+
+    // 2025-11-25, and the oldest revision.
+    for revision in ["2025-11-25", "2024-11-05"] {
+        let mut c = Client::new(&s);
+        c.call(
+            "initialize",
+            json!({"protocolVersion": revision, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}),
+        )
+        .await;
+        let v = c.call("resources/read", json!({"uri": "test://static-text"})).await;
+        validate(revision, "ReadResourceResult", &v["result"]);
+        let v = c
+            .call("prompts/get", json!({"name": "greet", "arguments": {"name": "Ada"}}))
+            .await;
+        validate(revision, "GetPromptResult", &v["result"]);
+        let v = c
+            .call(
+                "completion/complete",
+                json!({"ref": {"type": "ref/prompt", "name": "greet"}, "argument": {"name": "name", "value": "b"}}),
+            )
+            .await;
+        validate(revision, "CompleteResult", &v["result"]);
+        assert_eq!(v["result"]["completion"]["values"], json!(["bob"]));
+    }
+}
+
+/// Collects the `notifications/message` a call produced, then its answer.
+async fn logs_of(c: &mut Client, params: Value) -> Vec<String> {
+    c.next += 1;
+    let frame = json!({"jsonrpc": "2.0", "id": c.next, "method": "tools/call", "params": params});
+    c.peer.receive(&frame.to_string()).await;
+    let mut logs = Vec::new();
+    loop {
+        let out = tokio::time::timeout(Duration::from_secs(10), c.out.recv())
+            .await
+            .expect("a message")
+            .expect("open");
+        let v: Value = serde_json::from_str(&out.text).expect("JSON");
+        if v["method"] == "notifications/message" {
+            logs.push(v["params"]["data"].as_str().unwrap_or_default().to_string());
+        } else {
+            assert_eq!(v["result"]["content"][0]["text"], "logged", "{v}");
+            return logs;
+        }
+    }
+}
+
+#[tokio::test]
+async fn logging_follows_the_level_the_client_asked_for() {
+    let s = full_server();
+    let mut c = Client::new(&s);
+    let call = |meta: Value| json!({"_meta": meta, "name": "log", "arguments": {}});
+    assert!(
+        logs_of(&mut c, call(meta())).await.is_empty(),
+        "2026-07-28 without a logLevel gets no logs"
+    );
+    let mut m = meta();
+    m["io.modelcontextprotocol/logLevel"] = json!("info");
+    assert_eq!(logs_of(&mut c, call(m)).await, ["info", "error"]);
+
+    let mut c = Client::new(&s);
+    c.call(
+        "initialize",
+        json!({"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}),
+    )
+    .await;
+    assert_eq!(
+        logs_of(&mut c, json!({"name": "log", "arguments": {}})).await,
+        ["debug", "info", "error"]
+    );
+    let v = c.call("logging/setLevel", json!({"level": "error"})).await;
+    assert_eq!(v["result"], json!({}));
+    assert_eq!(
+        logs_of(&mut c, json!({"name": "log", "arguments": {}})).await,
+        ["error"]
+    );
+    let v = c.call("logging/setLevel", json!({"level": "loud"})).await;
+    assert_eq!(v["error"]["code"], -32602);
+}

@@ -1,0 +1,95 @@
+//! The context a handler gets: its request (cancellation, progress, the peer), the era it is
+//! served in, and logging at the level the client asked for.
+
+use portico_protocol::v2026_07_28 as wire;
+use serde::Serialize;
+
+use super::Era;
+use crate::error::PeerError;
+use crate::peer::{PeerHandle, RequestContext};
+
+/// What a tool, resource, prompt or completion handler knows about its request.
+pub struct Context {
+    request: RequestContext,
+    era: Era,
+    log_level: Option<wire::LoggingLevel>,
+}
+
+/// How severe a level is, from `debug` (0) to `emergency` (7) (RFC 5424 order; the generated
+/// enum lists them alphabetically).
+pub fn severity(level: wire::LoggingLevel) -> u8 {
+    use wire::LoggingLevel as L;
+    match level {
+        L::Debug => 0,
+        L::Info => 1,
+        L::Notice => 2,
+        L::Warning => 3,
+        L::Error => 4,
+        L::Critical => 5,
+        L::Alert => 6,
+        L::Emergency => 7,
+    }
+}
+
+impl Context {
+    pub(crate) fn new(request: RequestContext, era: Era, log_level: Option<wire::LoggingLevel>) -> Self {
+        Self {
+            request,
+            era,
+            log_level,
+        }
+    }
+
+    /// The underlying request: id, method, cancellation token.
+    pub fn request(&self) -> &RequestContext {
+        &self.request
+    }
+
+    /// The era (and so the revision) the request is served in.
+    pub fn era(&self) -> Era {
+        self.era
+    }
+
+    /// Whether the client cancelled the request.
+    pub fn is_cancelled(&self) -> bool {
+        self.request.is_cancelled()
+    }
+
+    /// Completes when the client cancels the request.
+    pub async fn cancelled(&self) {
+        self.request.cancelled().await;
+    }
+
+    /// Reports progress, if the client asked for it (a `progressToken`).
+    pub async fn progress(&self, progress: f64, total: Option<f64>, message: Option<&str>) -> Result<(), PeerError> {
+        self.request.progress(progress, total, message).await
+    }
+
+    /// Sends a log message (`notifications/message`) if the client wants messages of this level:
+    /// in 2026-07-28 only when the request's `_meta` set `logLevel` at or below it; in a session,
+    /// unless `logging/setLevel` set a higher level.
+    pub async fn log<T: Serialize + ?Sized>(&self, level: wire::LoggingLevel, data: &T) -> Result<(), PeerError> {
+        let wanted = match (self.era, self.log_level) {
+            (_, Some(threshold)) => severity(level) >= severity(threshold),
+            (Era::Stateless, None) => false,
+            (Era::Stateful(_), None) => true,
+        };
+        if !wanted {
+            return Ok(());
+        }
+        #[derive(Serialize)]
+        struct Message<'a, T: ?Sized> {
+            level: wire::LoggingLevel,
+            data: &'a T,
+        }
+        self.request
+            .peer()
+            .notify("notifications/message", &Message { level, data })
+            .await
+    }
+
+    /// The peer, for requests to the client (sampling, elicitation, roots) in a session.
+    pub fn peer(&self) -> &PeerHandle {
+        self.request.peer()
+    }
+}
