@@ -3,7 +3,8 @@
 //! - `generate [--check]`: compile the pinned MCP schemas into every generated file, or check
 //!   that the committed ones are current;
 //! - `test`: the whole test suite, installing the tools it needs (see `test.rs`);
-//! - `bench codegen`: time generation and compare typed and untyped JSON round trips.
+//! - `bench codegen`: time generation and compare typed and untyped JSON round trips;
+//! - `fuzz [--seconds N]`: mutated JSON-RPC frames against the peer engine for N seconds.
 
 mod bench;
 mod generate;
@@ -30,6 +31,12 @@ enum Task {
     },
     /// Run the whole test suite (installing Python/Node tools it needs under .tools/).
     Test(test::Args),
+    /// Feed mutated JSON-RPC frames to the decoder and the peer for a while (default 10 minutes).
+    Fuzz {
+        /// How long to run.
+        #[arg(long, default_value_t = 600)]
+        seconds: u64,
+    },
     /// Run a benchmark and print its report.
     Bench {
         /// Which benchmark.
@@ -59,6 +66,7 @@ fn main() -> std::process::ExitCode {
         Task::Generate { check } => generate::run(check),
         Task::Test(args) => test::run(args),
         Task::Bench { which } => bench::run(which),
+        Task::Fuzz { seconds } => fuzz(seconds),
     };
     match result {
         Ok(code) => code,
@@ -67,4 +75,29 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// `cargo xtask fuzz`: the peer engine's mutation test, time-boxed, in a release build.
+fn fuzz(seconds: u64) -> anyhow::Result<std::process::ExitCode> {
+    let status = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(repo_root())
+        .env("PORTICO_FUZZ_SECONDS", seconds.to_string())
+        .args([
+            "test",
+            "--release",
+            "-q",
+            "-p",
+            "portico-core",
+            "--test",
+            "it",
+            "mutated_frames_never_break_the_peer",
+            "--",
+            "--nocapture",
+        ])
+        .status()?;
+    Ok(if status.success() {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
+    })
 }
