@@ -233,6 +233,15 @@ impl PeerHandle {
     pub fn is_closed(&self) -> bool {
         self.shared.closed.is_cancelled()
     }
+
+    /// The same connection, with what it sends belonging to no request (for notifications of
+    /// the connection as a whole, sent after the request that set them up has been answered).
+    pub fn unrelated(&self) -> PeerHandle {
+        PeerHandle {
+            shared: self.shared.clone(),
+            related: None,
+        }
+    }
 }
 
 /// An outbound request still waiting: dropped before its answer (timeout, or the caller gave

@@ -13,6 +13,7 @@
 
 pub mod adapt;
 pub mod context;
+pub mod notify;
 pub mod prompt;
 pub mod resource;
 pub mod tool;
@@ -30,6 +31,7 @@ use serde_json::value::RawValue;
 use crate::error::{ErrorObject, INVALID_REQUEST};
 use crate::peer::{PeerHandle, RequestContext, Service};
 pub use context::Context;
+pub use notify::Change;
 pub use prompt::{Prompt, prompt};
 pub use resource::{Resource, ResourceTemplate, resource, resource_template};
 pub use tool::{IntoToolResult, Json, Tool, tool};
@@ -68,6 +70,10 @@ struct Registry {
     completion: Option<Arc<CompleteHandler>>,
     page_size: usize,
     list_ttl_ms: i64,
+    /// Connections and streams waiting for change notifications.
+    listeners: notify::Listeners,
+    /// Cancelled by [`Server::shutdown`]: open `subscriptions/listen` streams end gracefully.
+    shutdown: tokio_util::sync::CancellationToken,
 }
 
 type Inner = Registry;
@@ -176,6 +182,8 @@ impl Server {
                 completion: None,
                 page_size: DEFAULT_PAGE_SIZE,
                 list_ttl_ms: 0,
+                listeners: notify::Listeners::default(),
+                shutdown: tokio_util::sync::CancellationToken::new(),
             },
         }
     }
@@ -188,22 +196,38 @@ impl Server {
         }
     }
 
+    /// Announces a change to every connection and stream that asked for it.
+    pub fn notify(&self, change: Change) {
+        self.inner.listeners.announce(&change);
+    }
+
+    /// How many sessions and `subscriptions/listen` streams are listening for changes.
+    pub fn listeners(&self) -> usize {
+        self.inner.listeners.len()
+    }
+
+    /// Ends every open `subscriptions/listen` stream with its graceful result (call before
+    /// shutting the transports down).
+    pub fn shutdown(&self) {
+        self.inner.shutdown.cancel();
+    }
+
     /// The capabilities the registered features add up to. Logging is always offered.
     pub fn capabilities(&self) -> wire::ServerCapabilities {
         let r = &self.inner;
         let mut caps = wire::ServerCapabilities::new().with_logging(Default::default());
         if !r.tools.is_empty() {
-            caps.tools = Some(wire::ServerCapabilitiesTools::new().with_list_changed(false));
+            caps.tools = Some(wire::ServerCapabilitiesTools::new().with_list_changed(true));
         }
         if !r.resources.is_empty() || !r.templates.is_empty() {
             caps.resources = Some(
                 wire::ServerCapabilitiesResources::new()
-                    .with_list_changed(false)
-                    .with_subscribe(false),
+                    .with_list_changed(true)
+                    .with_subscribe(true),
             );
         }
         if !r.prompts.is_empty() {
-            caps.prompts = Some(wire::ServerCapabilitiesPrompts::new().with_list_changed(false));
+            caps.prompts = Some(wire::ServerCapabilitiesPrompts::new().with_list_changed(true));
         }
         if r.completion.is_some() {
             caps.completions = Some(Default::default());
@@ -213,8 +237,12 @@ impl Server {
 }
 
 /// A connection's negotiated state (stateful revisions only).
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 struct Session {
+    /// URIs `resources/subscribe` asked for (shared with the session's change listener).
+    subscriptions: Arc<Mutex<std::collections::BTreeSet<String>>>,
+    /// The task that forwards changes to this session; aborted when the session ends.
+    forward: Option<tokio::task::AbortHandle>,
     /// The revision `initialize` negotiated.
     revision: Option<&'static str>,
     /// The level `logging/setLevel` asked for.
@@ -295,7 +323,7 @@ impl Connection {
         }
     }
 
-    fn initialize(&self, params: Option<&RawValue>) -> Result<Box<RawValue>, ErrorObject> {
+    fn initialize(&self, peer: &PeerHandle, params: Option<&RawValue>) -> Result<Box<RawValue>, ErrorObject> {
         #[derive(Deserialize)]
         #[serde(rename_all = "camelCase")]
         struct Init {
@@ -311,7 +339,29 @@ impl Connection {
             .copied()
             .find(|r| *r == protocol_version)
             .unwrap_or(STATEFUL_REVISIONS[0]);
-        self.session().revision = Some(revision);
+        let mut session = self.session();
+        session.revision = Some(revision);
+        // List changes, and updates of subscribed resources, go to the session as a whole.
+        let r = &self.server;
+        let filter = notify::Filter {
+            tools: !r.tools.is_empty(),
+            prompts: !r.prompts.is_empty(),
+            resources: !r.resources.is_empty() || !r.templates.is_empty(),
+            uris: session.subscriptions.clone(),
+        };
+        let mut changes = r.listeners.listen(filter);
+        let peer = peer.unrelated();
+        let forward = tokio::spawn(async move {
+            while let Some(change) = changes.recv().await {
+                if send_change(&peer, &change, None).await.is_err() {
+                    break;
+                }
+            }
+        });
+        if let Some(old) = session.forward.replace(forward.abort_handle()) {
+            old.abort();
+        }
+        drop(session);
         let server = Server {
             inner: self.server.clone(),
         };
@@ -504,6 +554,74 @@ impl Connection {
         )
     }
 
+    /// `resources/subscribe` and `resources/unsubscribe` (stateful revisions).
+    fn subscribe(&self, method: &str, params: Option<&RawValue>) -> Result<Box<RawValue>, ErrorObject> {
+        #[derive(Deserialize)]
+        struct Subscribe {
+            uri: String,
+        }
+        let Subscribe { uri } = decode(method, params)?;
+        let subscriptions = self.session().subscriptions.clone();
+        let mut subscriptions = subscriptions.lock().unwrap_or_else(PoisonError::into_inner);
+        if method == "resources/subscribe" {
+            subscriptions.insert(uri);
+        } else {
+            subscriptions.remove(&uri);
+        }
+        raw(&serde_json::json!({}))
+    }
+
+    /// `subscriptions/listen` (2026-07-28): acknowledges the filter, then streams the changes it
+    /// names until the client cancels or the server shuts down (then it answers gracefully).
+    async fn listen(&self, cx: Context, params: Option<&RawValue>) -> Result<Box<RawValue>, ErrorObject> {
+        let request: wire::SubscriptionsListenRequestParams = decode("subscriptions/listen", params)?;
+        let r = &self.server;
+        let asked = request.notifications;
+        let has_resources = !r.resources.is_empty() || !r.templates.is_empty();
+        // Acknowledge only what this server can send.
+        let mut granted = wire::SubscriptionFilter::new();
+        granted.tools_list_changed = asked.tools_list_changed.filter(|on| *on && !r.tools.is_empty());
+        granted.prompts_list_changed = asked.prompts_list_changed.filter(|on| *on && !r.prompts.is_empty());
+        granted.resources_list_changed = asked.resources_list_changed.filter(|on| *on && has_resources);
+        granted.resource_subscriptions = asked
+            .resource_subscriptions
+            .filter(|uris| has_resources && !uris.is_empty());
+        let filter = notify::Filter {
+            tools: granted.tools_list_changed == Some(true),
+            prompts: granted.prompts_list_changed == Some(true),
+            resources: granted.resources_list_changed == Some(true),
+            uris: Arc::new(Mutex::new(
+                granted.resource_subscriptions.iter().flatten().cloned().collect(),
+            )),
+        };
+        let mut changes = r.listeners.listen(filter);
+        let id = cx.request().id().clone();
+        let subscription = serde_json::to_value(&id).map_err(ErrorObject::internal)?;
+        let ack = serde_json::json!({
+            "_meta": {"io.modelcontextprotocol/subscriptionId": subscription},
+            "notifications": granted,
+        });
+        cx.peer()
+            .notify("notifications/subscriptions/acknowledged", &ack)
+            .await
+            .map_err(ErrorObject::internal)?;
+        loop {
+            tokio::select! {
+                change = changes.recv() => match change {
+                    Some(change) => send_change(cx.peer(), &change, Some(&subscription)).await.map_err(ErrorObject::internal)?,
+                    None => break,
+                },
+                () = cx.cancelled() => break,
+                () = r.shutdown.cancelled() => break,
+            }
+        }
+        let mut meta = wire::SubscriptionsListenResultMetaObject::new(
+            serde_json::from_value(subscription).map_err(ErrorObject::internal)?,
+        );
+        meta.server_info = Some(r.info.clone());
+        raw(&wire::SubscriptionsListenResult::new(meta, "complete"))
+    }
+
     fn set_level(&self, params: Option<&RawValue>) -> Result<Box<RawValue>, ErrorObject> {
         #[derive(Deserialize)]
         struct SetLevel {
@@ -560,10 +678,38 @@ const ERA_METHODS: &[&str] = &[
     "prompts/list",
     "prompts/get",
     "completion/complete",
+    "subscriptions/listen",
 ];
 
 /// The spec's error code for `resources/read` of an unknown URI.
 pub const RESOURCE_NOT_FOUND: i64 = -32002;
+
+/// Sends a change notification; on a `subscriptions/listen` stream it carries the subscription id.
+async fn send_change(
+    peer: &PeerHandle,
+    change: &Change,
+    subscription: Option<&serde_json::Value>,
+) -> Result<(), crate::PeerError> {
+    let mut params = serde_json::Map::new();
+    if let Some(id) = subscription {
+        params.insert(
+            "_meta".into(),
+            serde_json::json!({"io.modelcontextprotocol/subscriptionId": id}),
+        );
+    }
+    if let Change::ResourceUpdated(uri) = change {
+        params.insert("uri".into(), uri.clone().into());
+    }
+    peer.notify(change.method(), &params).await
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        if let Some(forward) = self.session().forward.take() {
+            forward.abort();
+        }
+    }
+}
 
 /// Every revision served, newest first.
 pub fn supported_versions() -> Vec<String> {
@@ -593,10 +739,13 @@ impl Service for Connection {
         // Copied out so no lock is held while the method runs.
         let negotiated = self.session().revision.is_some();
         match method.as_str() {
-            "initialize" => return self.initialize(params),
+            "initialize" => return self.initialize(cx.peer(), params),
             "ping" if negotiated => return raw(&serde_json::json!({})),
             "logging/setLevel" if negotiated => return self.set_level(params),
-            "ping" | "logging/setLevel" => return Err(ErrorObject::method_not_found(&method)),
+            "resources/subscribe" | "resources/unsubscribe" if negotiated => return self.subscribe(&method, params),
+            "ping" | "logging/setLevel" | "resources/subscribe" | "resources/unsubscribe" => {
+                return Err(ErrorObject::method_not_found(&method));
+            }
             m if !ERA_METHODS.contains(&m) => return Err(ErrorObject::method_not_found(m)),
             _ => {}
         }
@@ -612,6 +761,7 @@ impl Service for Connection {
             "prompts/list" => self.list_prompts(era, params),
             "prompts/get" => self.get_prompt(cx, params).await,
             "completion/complete" => self.complete(cx, params).await,
+            "subscriptions/listen" if era == Era::Stateless => self.listen(cx, params).await,
             _ => Err(ErrorObject::method_not_found(&method)),
         }
     }

@@ -135,7 +135,7 @@ async fn stateless_2026_clients_discover_list_and_call() {
             .expect("versions")
             .contains(&json!("2025-11-25"))
     );
-    assert_eq!(v["result"]["capabilities"]["tools"], json!({"listChanged": false}));
+    assert_eq!(v["result"]["capabilities"]["tools"], json!({"listChanged": true}));
 
     let v = c.call("tools/list", json!({"_meta": meta()})).await;
     validate(r, "ListToolsResultResponse", &v);
@@ -525,4 +525,123 @@ async fn logging_follows_the_level_the_client_asked_for() {
     );
     let v = c.call("logging/setLevel", json!({"level": "loud"})).await;
     assert_eq!(v["error"]["code"], -32602);
+}
+
+/// The next message on the connection, parsed.
+async fn next_message(c: &mut Client) -> (Value, Option<portico_core::RequestId>) {
+    let out = tokio::time::timeout(Duration::from_secs(10), c.out.recv())
+        .await
+        .expect("a message")
+        .expect("open");
+    (serde_json::from_str(&out.text).expect("JSON"), out.related)
+}
+
+/// Nothing arrives within a short while.
+async fn assert_quiet(c: &mut Client) {
+    tokio::task::yield_now().await;
+    if let Ok(Some(out)) = tokio::time::timeout(Duration::from_millis(100), c.out.recv()).await {
+        panic!("unexpected message {}", out.text);
+    }
+}
+
+#[tokio::test]
+async fn subscriptions_listen_streams_what_its_filter_names() {
+    use portico_core::server::Change;
+    let s = full_server();
+    let mut c = Client::new(&s);
+    let listen = json!({"jsonrpc": "2.0", "id": "sub-1", "method": "subscriptions/listen", "params": {
+        "_meta": meta(),
+        "notifications": {"toolsListChanged": true, "promptsListChanged": true, "resourceSubscriptions": ["test://static-text"]}
+    }});
+    c.peer.receive(&listen.to_string()).await;
+    let (ack, related) = next_message(&mut c).await;
+    validate("2026-07-28", "SubscriptionsAcknowledgedNotification", &ack);
+    assert_eq!(
+        ack["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+        "sub-1"
+    );
+    assert_eq!(
+        ack["params"]["notifications"],
+        json!({"toolsListChanged": true, "promptsListChanged": true, "resourceSubscriptions": ["test://static-text"]})
+    );
+    assert_eq!(
+        related,
+        Some("sub-1".into()),
+        "the stream's messages belong to the listen request"
+    );
+
+    s.notify(Change::ToolsListChanged);
+    let (n, _) = next_message(&mut c).await;
+    validate("2026-07-28", "ToolListChangedNotification", &n);
+    assert_eq!(n["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], "sub-1");
+    s.notify(Change::ResourcesListChanged);
+    s.notify(Change::ResourceUpdated("test://other".into()));
+    assert_quiet(&mut c).await;
+    s.notify(Change::ResourceUpdated("test://static-text".into()));
+    let (n, _) = next_message(&mut c).await;
+    validate("2026-07-28", "ResourceUpdatedNotification", &n);
+    assert_eq!(n["params"]["uri"], "test://static-text");
+
+    s.shutdown();
+    let (end, _) = next_message(&mut c).await;
+    validate("2026-07-28", "SubscriptionsListenResultResponse", &end);
+    assert_eq!(end["id"], "sub-1");
+}
+
+#[tokio::test]
+async fn a_cancelled_listen_stream_stops_without_a_response() {
+    use portico_core::server::Change;
+    let s = full_server();
+    let mut c = Client::new(&s);
+    let listen = json!({"jsonrpc": "2.0", "id": 9, "method": "subscriptions/listen", "params": {"_meta": meta(), "notifications": {"toolsListChanged": true}}});
+    c.peer.receive(&listen.to_string()).await;
+    let _ack = next_message(&mut c).await;
+    assert_eq!(s.listeners(), 1);
+    c.peer
+        .receive(
+            &json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 9}}).to_string(),
+        )
+        .await;
+    s.notify(Change::ToolsListChanged);
+    assert_quiet(&mut c).await;
+    assert_eq!(s.listeners(), 0, "the stream's listener is gone");
+}
+
+#[tokio::test]
+async fn sessions_get_list_changes_and_their_subscribed_resources() {
+    use portico_core::server::Change;
+    let s = full_server();
+    let mut c = Client::new(&s);
+    let v = c
+        .call(
+            "initialize",
+            json!({"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}),
+        )
+        .await;
+    assert_eq!(
+        v["result"]["capabilities"]["resources"],
+        json!({"listChanged": true, "subscribe": true})
+    );
+    s.notify(Change::ToolsListChanged);
+    let (n, related) = next_message(&mut c).await;
+    validate("2025-11-25", "ToolListChangedNotification", &n);
+    assert_eq!(related, None, "session notifications belong to no request");
+    s.notify(Change::ResourceUpdated("test://static-text".into()));
+    assert_quiet(&mut c).await;
+    let v = c
+        .call("resources/subscribe", json!({"uri": "test://static-text"}))
+        .await;
+    assert_eq!(v["result"], json!({}));
+    s.notify(Change::ResourceUpdated("test://static-text".into()));
+    let (n, _) = next_message(&mut c).await;
+    validate("2025-11-25", "ResourceUpdatedNotification", &n);
+    let v = c
+        .call("resources/unsubscribe", json!({"uri": "test://static-text"}))
+        .await;
+    assert_eq!(v["result"], json!({}));
+    s.notify(Change::ResourceUpdated("test://static-text".into()));
+    assert_quiet(&mut c).await;
+    drop(c);
+    tokio::task::yield_now().await;
+    assert_eq!(s.listeners(), 0, "a closed session stops listening");
 }
