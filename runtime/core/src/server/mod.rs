@@ -633,13 +633,21 @@ impl Connection {
     }
 
     /// Encodes a newest-revision result for the request's era.
+    /// In 2026-07-28 every result names the server in `_meta` (the spec's SHOULD).
     fn answer<T: serde::Serialize>(&self, era: Era, method: &str, result: &T) -> Result<Box<RawValue>, ErrorObject> {
+        let mut value = serde_json::to_value(result).map_err(ErrorObject::internal)?;
         match era {
-            Era::Stateless => raw(result),
-            Era::Stateful(revision) => {
-                let value = serde_json::to_value(result).map_err(ErrorObject::internal)?;
-                raw(&adapt::result(revision, method, value))
+            Era::Stateless => {
+                if let Some(object) = value.as_object_mut() {
+                    let meta = object.entry("_meta").or_insert_with(|| serde_json::json!({}));
+                    if let Some(meta) = meta.as_object_mut() {
+                        let info = serde_json::to_value(&self.server.info).map_err(ErrorObject::internal)?;
+                        meta.entry("io.modelcontextprotocol/serverInfo").or_insert(info);
+                    }
+                }
+                raw(&value)
             }
+            Era::Stateful(revision) => raw(&adapt::result(revision, method, value)),
         }
     }
 

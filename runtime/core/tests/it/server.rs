@@ -159,7 +159,8 @@ async fn stateless_2026_clients_discover_list_and_call() {
     validate(r, "CallToolResultResponse", &v);
     assert_eq!(
         v["result"],
-        json!({"resultType": "complete", "content": [{"type": "text", "text": "hi"}]})
+        json!({"resultType": "complete", "content": [{"type": "text", "text": "hi"}],
+               "_meta": {"io.modelcontextprotocol/serverInfo": {"name": "portico-test", "version": "1.0.0"}}})
     );
     let v = c
         .call(
