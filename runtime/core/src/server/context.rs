@@ -1,10 +1,14 @@
 //! The context a handler gets: its request (cancellation, progress, the peer), the era it is
 //! served in, and logging at the level the client asked for.
 
+use std::sync::Arc;
+
 use portico_protocol::v2026_07_28 as wire;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use super::Era;
+use super::input::{InputError, Rounds};
 use crate::error::PeerError;
 use crate::peer::{PeerHandle, RequestContext};
 
@@ -13,6 +17,10 @@ pub struct Context {
     request: RequestContext,
     era: Era,
     log_level: Option<wire::LoggingLevel>,
+    /// The client's capabilities (from `_meta` in 2026-07-28, from `initialize` otherwise).
+    client_capabilities: serde_json::Value,
+    /// The round state of a 2026-07-28 request that may ask for input.
+    rounds: Option<Arc<Rounds>>,
 }
 
 /// How severe a level is, from `debug` (0) to `emergency` (7) (RFC 5424 order; the generated
@@ -32,12 +40,80 @@ pub fn severity(level: wire::LoggingLevel) -> u8 {
 }
 
 impl Context {
-    pub(crate) fn new(request: RequestContext, era: Era, log_level: Option<wire::LoggingLevel>) -> Self {
+    pub(crate) fn new(
+        request: RequestContext,
+        era: Era,
+        log_level: Option<wire::LoggingLevel>,
+        client_capabilities: serde_json::Value,
+        rounds: Option<Arc<Rounds>>,
+    ) -> Self {
         Self {
             request,
             era,
             log_level,
+            client_capabilities,
+            rounds,
         }
+    }
+
+    /// Asks the user for input through the client (see [`super::input`]).
+    pub async fn elicit(&self, params: wire::ElicitRequestParams) -> Result<wire::ElicitResult, InputError> {
+        self.input("elicit", "elicitation/create", "elicitation", &params).await
+    }
+
+    /// Asks the client's model for a completion (see [`super::input`]).
+    pub async fn sample(
+        &self,
+        params: wire::CreateMessageRequestParams,
+    ) -> Result<wire::CreateMessageResult, InputError> {
+        self.input("sample", "sampling/createMessage", "sampling", &params)
+            .await
+    }
+
+    /// Asks the client for its roots (see [`super::input`]).
+    pub async fn list_roots(&self) -> Result<wire::ListRootsResult, InputError> {
+        self.input("roots", "roots/list", "roots", &serde_json::json!({})).await
+    }
+
+    async fn input<P: Serialize, R: DeserializeOwned>(
+        &self,
+        kind: &'static str,
+        method: &str,
+        capability: &'static str,
+        params: &P,
+    ) -> Result<R, InputError> {
+        if self.client_capabilities.get(capability).is_none() {
+            return Err(InputError::Unsupported(capability));
+        }
+        let answer = match &self.rounds {
+            Some(rounds) => {
+                let key = rounds.next_key(kind);
+                let params = serde_json::to_value(params).map_err(|e| InputError::Invalid {
+                    key: key.clone(),
+                    message: e.to_string(),
+                })?;
+                let answer = rounds.answer_or_ask(&key, method, params)?;
+                return serde_json::from_value(answer).map_err(|e| InputError::Invalid {
+                    key,
+                    message: e.to_string(),
+                });
+            }
+            None => {
+                self.request
+                    .peer()
+                    .request::<P, serde_json::Value>(method, params)
+                    .await?
+            }
+        };
+        serde_json::from_value(answer).map_err(|e| InputError::Invalid {
+            key: method.to_string(),
+            message: e.to_string(),
+        })
+    }
+
+    /// The round state, kept by the framework before the context goes to the handler.
+    pub(crate) fn rounds(&self) -> Option<Arc<Rounds>> {
+        self.rounds.clone()
     }
 
     /// The underlying request: id, method, cancellation token.

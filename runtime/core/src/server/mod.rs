@@ -13,6 +13,7 @@
 
 pub mod adapt;
 pub mod context;
+pub mod input;
 pub mod notify;
 pub mod prompt;
 pub mod resource;
@@ -74,6 +75,8 @@ struct Registry {
     listeners: notify::Listeners,
     /// Cancelled by [`Server::shutdown`]: open `subscriptions/listen` streams end gracefully.
     shutdown: tokio_util::sync::CancellationToken,
+    /// Seals `requestState` of input-required results.
+    sealer: input::Sealer,
 }
 
 type Inner = Registry;
@@ -184,6 +187,7 @@ impl Server {
                 list_ttl_ms: 0,
                 listeners: notify::Listeners::default(),
                 shutdown: tokio_util::sync::CancellationToken::new(),
+                sealer: input::Sealer::random(),
             },
         }
     }
@@ -247,6 +251,8 @@ struct Session {
     revision: Option<&'static str>,
     /// The level `logging/setLevel` asked for.
     log_level: Option<wire::LoggingLevel>,
+    /// The capabilities the client declared in `initialize`.
+    client_capabilities: serde_json::Value,
 }
 
 /// The revision a request is served at.
@@ -330,7 +336,8 @@ impl Connection {
             protocol_version: String,
         }
         // The members every stateful revision requires, checked with the newest stateful types.
-        let _: portico_protocol::v2025_11_25::InitializeRequestParams = decode("initialize", params)?;
+        let init: portico_protocol::v2025_11_25::InitializeRequestParams = decode("initialize", params)?;
+        let client_capabilities = serde_json::to_value(&init.capabilities).map_err(ErrorObject::internal)?;
         let Init { protocol_version } = decode("initialize", params)?;
         // The client's version if we speak it, else our newest stateful one (the client then
         // decides whether it can go on).
@@ -341,6 +348,7 @@ impl Connection {
             .unwrap_or(STATEFUL_REVISIONS[0]);
         let mut session = self.session();
         session.revision = Some(revision);
+        session.client_capabilities = client_capabilities;
         // List changes, and updates of subscribed resources, go to the session as a whole.
         let r = &self.server;
         let filter = notify::Filter {
@@ -468,8 +476,12 @@ impl Connection {
             .iter()
             .find(|t| t.name() == name)
             .ok_or_else(|| ErrorObject::invalid_params(format!("tools/call: unknown tool {name:?}")))?;
-        let result = tool.call(cx, arguments).await?;
-        self.answer(era, "tools/call", &result)
+        let rounds = cx.rounds();
+        let outcome = tool.call(cx, arguments).await;
+        if let Some(asked) = self.input_required("tools/call", params, rounds)? {
+            return Ok(asked);
+        }
+        self.answer(era, "tools/call", &outcome?)
     }
 
     async fn read_resource(&self, cx: Context, params: Option<&RawValue>) -> Result<Box<RawValue>, ErrorObject> {
@@ -479,15 +491,16 @@ impl Connection {
         }
         let era = cx.era();
         let Read { uri } = decode("resources/read", params)?;
-        let contents = if let Some(resource) = self.server.resources.iter().find(|r| r.definition().uri == uri) {
-            resource.read(cx).await?
+        let rounds = cx.rounds();
+        let outcome = if let Some(resource) = self.server.resources.iter().find(|r| r.definition().uri == uri) {
+            resource.read(cx).await
         } else if let Some((template, vars)) = self
             .server
             .templates
             .iter()
             .find_map(|t| t.matches(&uri).map(|v| (t, v)))
         {
-            template.read(cx, vars).await?
+            template.read(cx, vars).await
         } else {
             // The spec's code for an unknown resource.
             return Err(
@@ -495,6 +508,10 @@ impl Connection {
                     .with_data(serde_json::json!({"uri": uri})),
             );
         };
+        if let Some(asked) = self.input_required("resources/read", params, rounds)? {
+            return Ok(asked);
+        }
+        let contents = outcome?;
         let result = wire::ReadResourceResult::new(contents, "complete")
             .with_ttl_ms(self.server.list_ttl_ms)
             .with_cache_scope(wire::CacheableResultCacheScope::Private);
@@ -516,7 +533,12 @@ impl Connection {
             .iter()
             .find(|p| p.definition().name == name)
             .ok_or_else(|| ErrorObject::invalid_params(format!("prompts/get: unknown prompt {name:?}")))?;
-        let messages = prompt.render(cx, arguments.unwrap_or_default()).await?;
+        let rounds = cx.rounds();
+        let outcome = prompt.render(cx, arguments.unwrap_or_default()).await;
+        if let Some(asked) = self.input_required("prompts/get", params, rounds)? {
+            return Ok(asked);
+        }
+        let messages = outcome?;
         let mut result = wire::GetPromptResult::new(messages, "complete");
         result.description = prompt.definition().description.clone();
         self.answer(era, "prompts/get", &result)
@@ -622,6 +644,29 @@ impl Connection {
         raw(&wire::SubscriptionsListenResult::new(meta, "complete"))
     }
 
+    /// When the handler asked for input it did not have (2026-07-28): the `input_required`
+    /// result with every question and a sealed `requestState`, in place of its result.
+    fn input_required(
+        &self,
+        method: &str,
+        params: Option<&RawValue>,
+        rounds: Option<Arc<input::Rounds>>,
+    ) -> Result<Option<Box<RawValue>>, ErrorObject> {
+        let Some(asked) = rounds.and_then(|r| r.asked()) else {
+            return Ok(None);
+        };
+        let value: serde_json::Value = decode(method, params)?;
+        let state = self.server.sealer.seal(&input::binding(method, &value));
+        let info = serde_json::to_value(&self.server.info).map_err(ErrorObject::internal)?;
+        let result = serde_json::json!({
+            "resultType": "input_required",
+            "inputRequests": asked,
+            "requestState": state,
+            "_meta": {"io.modelcontextprotocol/serverInfo": info},
+        });
+        raw(&result).map(Some)
+    }
+
     fn set_level(&self, params: Option<&RawValue>) -> Result<Box<RawValue>, ErrorObject> {
         #[derive(Deserialize)]
         struct SetLevel {
@@ -659,19 +704,47 @@ impl Connection {
         method: &str,
         params: Option<&RawValue>,
     ) -> Result<Context, ErrorObject> {
-        let log_level = match era {
+        match era {
             Era::Stateless => {
                 #[derive(Deserialize)]
+                #[serde(rename_all = "camelCase")]
                 struct Params {
                     #[serde(rename = "_meta")]
                     meta: wire::RequestMetaObject,
+                    #[serde(default)]
+                    input_responses: Option<BTreeMap<String, serde_json::Value>>,
+                    #[serde(default)]
+                    request_state: Option<String>,
                 }
-                let Params { meta } = decode(method, params)?;
-                meta.log_level
+                let Params {
+                    meta,
+                    input_responses,
+                    request_state,
+                } = decode(method, params)?;
+                // Answers are taken only with the state sealed when they were asked for.
+                match (&request_state, &input_responses) {
+                    (Some(state), _) => {
+                        let value: serde_json::Value = decode(method, params)?;
+                        self.server.sealer.open(state, &input::binding(method, &value))?;
+                    }
+                    (None, Some(_)) => {
+                        return Err(ErrorObject::invalid_params(format!(
+                            "{method}: inputResponses without requestState"
+                        )));
+                    }
+                    (None, None) => {}
+                }
+                let caps = serde_json::to_value(&meta.client_capabilities).map_err(ErrorObject::internal)?;
+                let rounds = Arc::new(input::Rounds::new(input_responses.unwrap_or_default()));
+                Ok(Context::new(request, era, meta.log_level, caps, Some(rounds)))
             }
-            Era::Stateful(_) => self.session().log_level,
-        };
-        Ok(Context::new(request, era, log_level))
+            Era::Stateful(_) => {
+                let session = self.session();
+                let (level, caps) = (session.log_level, session.client_capabilities.clone());
+                drop(session);
+                Ok(Context::new(request, era, level, caps, None))
+            }
+        }
     }
 }
 

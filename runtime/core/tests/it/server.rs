@@ -646,3 +646,107 @@ async fn sessions_get_list_changes_and_their_subscribed_resources() {
     tokio::task::yield_now().await;
     assert_eq!(s.listeners(), 0, "a closed session stops listening");
 }
+
+fn asking_server() -> Server {
+    use portico_protocol::v2026_07_28 as wire;
+    Server::builder("portico-test", "1.0.0")
+        .tool(tool(
+            "greet_user",
+            "Asks the user's name, then greets them",
+            |cx, _args: Nothing| async move {
+                let schema: wire::ElicitRequestFormParamsRequestedSchema = serde_json::from_value(json!({
+                    "type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]
+                }))
+                .map_err(|e| e.to_string())?;
+                let question = wire::ElicitRequestFormParams::new("What is your name?", schema);
+                let answer = cx.elicit(question.into()).await.map_err(|e| e.to_string())?;
+                let name = answer
+                    .content
+                    .as_ref()
+                    .and_then(|c| c.get("name"))
+                    .map(|v| serde_json::to_value(v).unwrap_or_default());
+                Ok::<_, String>(format!(
+                    "Hello, {}!",
+                    name.and_then(|n| n.as_str().map(str::to_string)).unwrap_or_default()
+                ))
+            },
+        ))
+        .build()
+}
+
+#[tokio::test]
+async fn a_2026_handler_asks_for_input_and_is_retried_with_the_answer() {
+    let s = asking_server();
+    let mut c = Client::new(&s);
+    let mut m = meta();
+    m["io.modelcontextprotocol/clientCapabilities"] = json!({"elicitation": {"form": {}}});
+    let call = json!({"_meta": m, "name": "greet_user", "arguments": {}});
+    let v = c.call("tools/call", call.clone()).await;
+    validate("2026-07-28", "CallToolResultResponse", &v);
+    assert_eq!(v["result"]["resultType"], "input_required", "{v}");
+    let question = &v["result"]["inputRequests"]["elicit-0"];
+    assert_eq!(question["method"], "elicitation/create");
+    assert_eq!(question["params"]["message"], "What is your name?");
+    let state = v["result"]["requestState"]
+        .as_str()
+        .expect("a sealed state")
+        .to_string();
+
+    let mut retry = call.clone();
+    retry["inputResponses"] = json!({"elicit-0": {"action": "accept", "content": {"name": "Ada"}}});
+    retry["requestState"] = json!(state);
+    let v = c.call("tools/call", retry.clone()).await;
+    validate("2026-07-28", "CallToolResultResponse", &v);
+    assert_eq!(v["result"]["content"][0]["text"], "Hello, Ada!", "{v}");
+
+    let mut tampered = retry.clone();
+    tampered["requestState"] = json!(format!("{}0", &state[..state.len() - 1]));
+    let v = c.call("tools/call", tampered).await;
+    assert_eq!(v["error"]["code"], -32602, "{v}");
+    let mut other_call = retry.clone();
+    other_call["arguments"] = json!({"x": 1});
+    let v = c.call("tools/call", other_call).await;
+    assert_eq!(
+        v["error"]["code"], -32602,
+        "a state is bound to its request's arguments: {v}"
+    );
+    let mut no_state = retry;
+    no_state.as_object_mut().expect("object").remove("requestState");
+    let v = c.call("tools/call", no_state).await;
+    assert_eq!(v["error"]["code"], -32602, "{v}");
+
+    // A client without the elicitation capability: the tool reports it cannot ask.
+    let v = c
+        .call(
+            "tools/call",
+            json!({"_meta": meta(), "name": "greet_user", "arguments": {}}),
+        )
+        .await;
+    assert_eq!(v["result"]["isError"], true, "{v}");
+}
+
+#[tokio::test]
+async fn a_session_handler_asks_the_client_directly() {
+    let s = asking_server();
+    let mut c = Client::new(&s);
+    c.call("initialize", json!({"protocolVersion": "2025-11-25", "capabilities": {"elicitation": {}}, "clientInfo": {"name": "t", "version": "1"}}))
+        .await;
+    c.next += 1;
+    let id = c.next;
+    c.peer.receive(&json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": "greet_user", "arguments": {}}}).to_string()).await;
+    let (request, related) = next_message(&mut c).await;
+    assert_eq!(request["method"], "elicitation/create", "{request}");
+    assert_eq!(
+        related,
+        Some(portico_core::RequestId::Number(id)),
+        "sent while serving the call"
+    );
+    validate("2025-11-25", "ElicitRequest", &request);
+    let answer =
+        json!({"jsonrpc": "2.0", "id": request["id"], "result": {"action": "accept", "content": {"name": "Grace"}}});
+    c.peer.receive(&answer.to_string()).await;
+    let (v, _) = next_message(&mut c).await;
+    assert_eq!(v["id"], id);
+    validate("2025-11-25", "CallToolResult", &v["result"]);
+    assert_eq!(v["result"]["content"][0]["text"], "Hello, Grace!");
+}
