@@ -57,7 +57,7 @@ pub const DEFAULT_PAGE_SIZE: usize = 100;
 /// What a server is: its identity, instructions and registered tools.
 #[derive(Clone)]
 pub struct Server {
-    inner: Arc<Inner>,
+    inner: Arc<Registry>,
 }
 
 /// What is registered; shared by every connection.
@@ -79,7 +79,30 @@ struct Registry {
     sealer: input::Sealer,
 }
 
-type Inner = Registry;
+impl Registry {
+    /// The capabilities the registered features add up to. Logging is always offered.
+    fn capabilities(&self) -> wire::ServerCapabilities {
+        let r = self;
+        let mut caps = wire::ServerCapabilities::new().with_logging(Default::default());
+        if !r.tools.is_empty() {
+            caps.tools = Some(wire::ServerCapabilitiesTools::new().with_list_changed(true));
+        }
+        if !r.resources.is_empty() || !r.templates.is_empty() {
+            caps.resources = Some(
+                wire::ServerCapabilitiesResources::new()
+                    .with_list_changed(true)
+                    .with_subscribe(true),
+            );
+        }
+        if !r.prompts.is_empty() {
+            caps.prompts = Some(wire::ServerCapabilitiesPrompts::new().with_list_changed(true));
+        }
+        if r.completion.is_some() {
+            caps.completions = Some(Default::default());
+        }
+        caps
+    }
+}
 
 /// Builds a [`Server`].
 pub struct ServerBuilder {
@@ -218,25 +241,7 @@ impl Server {
 
     /// The capabilities the registered features add up to. Logging is always offered.
     pub fn capabilities(&self) -> wire::ServerCapabilities {
-        let r = &self.inner;
-        let mut caps = wire::ServerCapabilities::new().with_logging(Default::default());
-        if !r.tools.is_empty() {
-            caps.tools = Some(wire::ServerCapabilitiesTools::new().with_list_changed(true));
-        }
-        if !r.resources.is_empty() || !r.templates.is_empty() {
-            caps.resources = Some(
-                wire::ServerCapabilitiesResources::new()
-                    .with_list_changed(true)
-                    .with_subscribe(true),
-            );
-        }
-        if !r.prompts.is_empty() {
-            caps.prompts = Some(wire::ServerCapabilitiesPrompts::new().with_list_changed(true));
-        }
-        if r.completion.is_some() {
-            caps.completions = Some(Default::default());
-        }
-        caps
+        self.inner.capabilities()
     }
 }
 
@@ -266,7 +271,7 @@ pub enum Era {
 
 /// The [`Service`] of one connection to a [`Server`].
 pub struct Connection {
-    server: Arc<Inner>,
+    server: Arc<Registry>,
     session: Mutex<Session>,
 }
 
@@ -330,15 +335,10 @@ impl Connection {
     }
 
     fn initialize(&self, peer: &PeerHandle, params: Option<&RawValue>) -> Result<Box<RawValue>, ErrorObject> {
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Init {
-            protocol_version: String,
-        }
         // The members every stateful revision requires, checked with the newest stateful types.
         let init: portico_protocol::v2025_11_25::InitializeRequestParams = decode("initialize", params)?;
         let client_capabilities = serde_json::to_value(&init.capabilities).map_err(ErrorObject::internal)?;
-        let Init { protocol_version } = decode("initialize", params)?;
+        let protocol_version = init.protocol_version;
         // The client's version if we speak it, else our newest stateful one (the client then
         // decides whether it can go on).
         let revision = STATEFUL_REVISIONS
@@ -370,12 +370,9 @@ impl Connection {
             old.abort();
         }
         drop(session);
-        let server = Server {
-            inner: self.server.clone(),
-        };
         let mut result = serde_json::json!({
             "protocolVersion": revision,
-            "capabilities": server.capabilities(),
+            "capabilities": self.server.capabilities(),
             "serverInfo": self.server.info,
         });
         if let Some(instructions) = &self.server.instructions {
@@ -385,12 +382,9 @@ impl Connection {
     }
 
     fn discover(&self) -> Result<Box<RawValue>, ErrorObject> {
-        let server = Server {
-            inner: self.server.clone(),
-        };
         let mut meta = wire::ResultMetaObject::new();
         meta.server_info = Some(self.server.info.clone());
-        let mut result = wire::DiscoverResult::new(server.capabilities(), "complete", supported_versions())
+        let mut result = wire::DiscoverResult::new(self.server.capabilities(), "complete", supported_versions())
             .with_cache_scope(wire::CacheableResultCacheScope::Public)
             .with_ttl_ms(self.server.list_ttl_ms)
             .with_meta(meta);

@@ -700,7 +700,9 @@ async fn a_2026_handler_asks_for_input_and_is_retried_with_the_answer() {
     assert_eq!(v["result"]["content"][0]["text"], "Hello, Ada!", "{v}");
 
     let mut tampered = retry.clone();
-    tampered["requestState"] = json!(format!("{}0", &state[..state.len() - 1]));
+    // Change the MAC's last digit (to another digit, whatever it was).
+    let last = if state.ends_with('0') { '1' } else { '0' };
+    tampered["requestState"] = json!(format!("{}{last}", &state[..state.len() - 1]));
     let v = c.call("tools/call", tampered).await;
     assert_eq!(v["error"]["code"], -32602, "{v}");
     let mut other_call = retry.clone();
