@@ -1,0 +1,64 @@
+//! `portico-stdio-fixture`: a small stdio server that this crate's integration tests run as a
+//! real child process. It is a test fixture, not a product.
+//!
+//! Methods: `echo` answers its params; `stderr` writes `{"text": …, "repeat": n}` to stderr
+//! (`repeat` times, default once; each line is `text`, followed by ` <i>` when repeated) and
+//! answers `null`; `hang` never answers (until cancelled); `exit` exits the process with code 3
+//! without answering. With `--linger`, the process stays up for a minute after its stdin closes,
+//! so that a client has to kill it.
+
+use std::time::Duration;
+
+use portico_core::{ErrorObject, PeerHandle, RequestContext, Service};
+use portico_transport::StdioConfig;
+use portico_transport::stdio::serve_stdio;
+use serde_json::value::RawValue;
+
+/// The fixture's service.
+struct Fixture;
+
+impl Service for Fixture {
+    async fn request(
+        &self,
+        cx: RequestContext,
+        method: String,
+        params: Option<Box<RawValue>>,
+    ) -> Result<Box<RawValue>, ErrorObject> {
+        let null = || RawValue::from_string("null".into()).map_err(ErrorObject::internal);
+        match method.as_str() {
+            "echo" => params.map_or_else(null, Ok),
+            "stderr" => {
+                let params: serde_json::Value = params
+                    .map(|p| serde_json::from_str(p.get()))
+                    .transpose()
+                    .map_err(ErrorObject::invalid_params)?
+                    .unwrap_or_default();
+                let Some(text) = params["text"].as_str() else {
+                    return Err(ErrorObject::invalid_params("`text` must be a string"));
+                };
+                match params["repeat"].as_u64() {
+                    None => eprintln!("{text}"),
+                    Some(n) => (0..n).for_each(|i| eprintln!("{text} {i}")),
+                }
+                null()
+            }
+            "hang" => {
+                cx.cancelled().await;
+                Err(ErrorObject::internal("cancelled"))
+            }
+            "exit" => std::process::exit(3),
+            other => Err(ErrorObject::method_not_found(other)),
+        }
+    }
+
+    async fn notification(&self, _peer: PeerHandle, _method: String, _params: Option<Box<RawValue>>) {}
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> std::io::Result<()> {
+    serve_stdio(Fixture, StdioConfig::default()).await?;
+    if std::env::args().any(|arg| arg == "--linger") {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    }
+    Ok(())
+}

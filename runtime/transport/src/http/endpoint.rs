@@ -1,0 +1,364 @@
+//! The MCP endpoint's methods: POST (one JSON-RPC message), GET (a session's stream of its own
+//! messages) and DELETE (end a session), with the checks each request passes first.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State as Extract};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use portico_core::message::{self, Inbound, Message};
+use portico_core::{ErrorObject, RequestId};
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
+
+use super::error::HttpError;
+use super::headers::{self, Accept, HEADER_MISMATCH, LAST_EVENT_ID, MCP_SESSION_ID, Peek};
+use super::reply::{self, Framing, Kind, Reply};
+use super::session::{Registry, Session};
+use super::{DynPeer, State, sse};
+
+type Shared = Extract<Arc<State>>;
+
+/// POST: a request is answered on this HTTP response; a notification or response is `202`.
+pub(crate) async fn post(Extract(state): Shared, request: Request) -> Response {
+    handle_post(&state, request)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+/// GET: opens the server→client stream of a session.
+pub(crate) async fn get(Extract(state): Shared, request: Request) -> Response {
+    handle_get(&state, request)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+/// DELETE: ends a session.
+pub(crate) async fn delete(Extract(state): Shared, request: Request) -> Response {
+    handle_delete(&state, request)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+/// Any other method.
+pub(crate) async fn other_method() -> Response {
+    HttpError::method_not_allowed("GET, POST, DELETE", "the MCP endpoint takes POST, GET and DELETE").into_response()
+}
+
+async fn handle_post(state: &Arc<State>, request: Request) -> Result<Response, HttpError> {
+    let config = &state.config;
+    let (parts, body) = request.into_parts();
+    state.guard.check(&parts)?;
+    refuse_after_shutdown(state)?;
+    let header_version = headers::protocol_version(&parts.headers, &config.protocol_versions)?;
+    headers::check_content_type(&parts.headers)?;
+    let accept = Accept::of(&parts.headers);
+    if !accept.json && !accept.sse {
+        return Err(HttpError::client(
+            StatusCode::NOT_ACCEPTABLE,
+            "a POST is answered with application/json or text/event-stream, and `Accept` allows neither",
+        ));
+    }
+    let session_id = headers::session_id(&parts.headers)?;
+    let body = read_body(body, &parts.headers, config.max_body_bytes).await?;
+    let text = std::str::from_utf8(&body).map_err(|e| {
+        HttpError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorObject::parse_error(format!("the body is not UTF-8: {e}")),
+        )
+    })?;
+    let message = match message::decode(text) {
+        Inbound::Single(Ok(message)) => message,
+        Inbound::Single(Err(invalid)) => {
+            return Err(HttpError::new(StatusCode::BAD_REQUEST, invalid.error).with_id(invalid.id));
+        }
+        Inbound::Batch(_) => {
+            return Err(HttpError::new(
+                StatusCode::BAD_REQUEST,
+                ErrorObject::invalid_request(
+                    "JSON-RPC batches are not accepted over Streamable HTTP: one message per POST",
+                ),
+            ));
+        }
+    };
+    let Message::Request { id, method, params } = message else {
+        return not_a_request(state, &message, header_version, session_id, text).await;
+    };
+    let peek = Peek::of(params.as_deref());
+    let framing = Framing::new(
+        accept,
+        config.response_mode,
+        peek.progress || method == "subscriptions/listen",
+    );
+    let about = |e: HttpError| e.with_id(Some(id.clone()));
+
+    // 2026-07-28: the version is in the request's `_meta`; no session, whatever the headers say.
+    if let Some(version) = &peek.version {
+        headers::check_version(version, &config.protocol_versions).map_err(about)?;
+        headers::check_mirrored(&parts.headers, config.require_request_headers, &method, &peek).map_err(about)?;
+        return stateless(state, &id, text, framing).await.map_err(about);
+    }
+    if let Some(version) = header_version
+        && headers::is_stateless(version)
+    {
+        return Err(about(HttpError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorObject::new(
+                HEADER_MISMATCH,
+                format!(
+                    "Header mismatch: MCP-Protocol-Version is {version:?} but the body's params._meta has no \
+                     io.modelcontextprotocol/protocolVersion"
+                ),
+            ),
+        )));
+    }
+    // Revisions up to 2025-11-25: `initialize` starts a session, everything else is in one.
+    match session_id {
+        None if method == "initialize" => initialize(state, &id, text, framing).await.map_err(about),
+        None => Err(about(missing_session())),
+        Some(session_id) => {
+            let session = state
+                .sessions
+                .get(session_id, config.session_idle_timeout)
+                .map_err(about)?;
+            in_session(state, &session, &id, text, framing).await.map_err(about)
+        }
+    }
+}
+
+/// A notification or a response: handed to the session's peer, `202`.
+async fn not_a_request(
+    state: &Arc<State>,
+    message: &Message,
+    header_version: Option<&str>,
+    session_id: Option<&str>,
+    text: &str,
+) -> Result<Response, HttpError> {
+    if let Some(session_id) = session_id {
+        let session = state.sessions.get(session_id, state.config.session_idle_timeout)?;
+        session.peer.receive(text).await;
+        return Ok(StatusCode::ACCEPTED.into_response());
+    }
+    match (message, header_version) {
+        // 2026-07-28 defines no client notifications over HTTP; one is accepted and shown to a
+        // fresh service, as a stateless request would be.
+        (Message::Notification { .. }, Some(version)) if headers::is_stateless(version) => {
+            let (tx, _rx) = mpsc::channel(1);
+            let peer = (state.make_peer)(tx);
+            peer.receive(text).await;
+            peer.close();
+            Ok(StatusCode::ACCEPTED.into_response())
+        }
+        _ => Err(missing_session()),
+    }
+}
+
+/// `503` once the endpoint is shutting down.
+fn refuse_after_shutdown(state: &State) -> Result<(), HttpError> {
+    if state.config.shutdown.is_cancelled() {
+        return Err(HttpError::unavailable("the server is shutting down"));
+    }
+    Ok(())
+}
+
+fn missing_session() -> HttpError {
+    HttpError::client(
+        StatusCode::BAD_REQUEST,
+        "missing Mcp-Session-Id: start a session with `initialize` (revisions up to 2025-11-25), or put \
+         io.modelcontextprotocol/protocolVersion in the request's params._meta (2026-07-28)",
+    )
+}
+
+/// What a stateless request holds until it is answered: its peer (closed on drop, which cancels
+/// the handler if the client went away first) and its slot.
+struct StatelessGuard {
+    peer: Arc<dyn DynPeer>,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl Drop for StatelessGuard {
+    fn drop(&mut self) {
+        self.peer.close();
+    }
+}
+
+/// A 2026-07-28 request, served by a fresh service of its own.
+async fn stateless(state: &Arc<State>, id: &RequestId, text: &str, framing: Framing) -> Result<Response, HttpError> {
+    let config = &state.config;
+    let slot = tokio::select! {
+        slot = state.stateless.clone().acquire_owned() => slot.map_err(|_| HttpError::unavailable("the server is shutting down"))?,
+        () = config.shutdown.cancelled() => return Err(HttpError::unavailable("the server is shutting down")),
+    };
+    let (tx, rx) = mpsc::channel(config.stream_buffer.max(1));
+    let peer = (state.make_peer)(tx);
+    let guard = StatelessGuard {
+        peer: peer.clone(),
+        _slot: slot,
+    };
+    peer.receive(text).await;
+    let reply = Reply {
+        rx,
+        _guard: Box::new(guard),
+        closed: config.shutdown.clone(),
+        stream: state.next_stream.fetch_add(1, Ordering::Relaxed),
+        headers: HeaderMap::new(),
+        gone: HttpError::internal("the request ended without an answer").with_id(Some(id.clone())),
+        stateless: true,
+    };
+    Ok(reply::respond(reply, framing, config).await)
+}
+
+/// `initialize`: a new session. Its id goes out only with a successful answer; a failed
+/// `initialize` leaves no session behind.
+async fn initialize(state: &Arc<State>, id: &RequestId, text: &str, framing: Framing) -> Result<Response, HttpError> {
+    let config = &state.config;
+    let session = Registry::create(state)?;
+    let (stream, rx, guard) = session.open_request(id, config.stream_buffer, &state.sessions)?;
+    session.peer.receive(text).await;
+    let mut headers = HeaderMap::new();
+    let value =
+        HeaderValue::from_str(&session.id).map_err(|_| HttpError::internal("a session id that is no header value"))?;
+    headers.insert(MCP_SESSION_ID, value);
+    let mut reply = Reply {
+        rx,
+        _guard: Box::new(guard),
+        closed: session.closed.clone(),
+        stream,
+        headers,
+        gone: session_gone(id),
+        stateless: false,
+    };
+    loop {
+        let Some(message) = reply.next().await else {
+            state.sessions.remove(&session.id);
+            return Ok(reply::gone(reply, config));
+        };
+        match reply::kind(&message.text) {
+            Kind::Final(None) => return Ok(reply::finish(reply, message, None, framing, config)),
+            Kind::Final(error) => {
+                state.sessions.remove(&session.id);
+                reply.headers.clear();
+                return Ok(reply::finish(reply, message, error, framing, config));
+            }
+            Kind::Other => {
+                tracing::debug!(message = %message.text, "dropped a message sent before `initialize` was answered")
+            }
+        }
+    }
+}
+
+fn session_gone(id: &RequestId) -> HttpError {
+    HttpError::client(
+        StatusCode::NOT_FOUND,
+        "the session ended before the request was answered",
+    )
+    .with_id(Some(id.clone()))
+}
+
+/// A request in an existing session.
+async fn in_session(
+    state: &Arc<State>,
+    session: &Arc<Session>,
+    id: &RequestId,
+    text: &str,
+    framing: Framing,
+) -> Result<Response, HttpError> {
+    let config = &state.config;
+    let (stream, rx, guard) = session.open_request(id, config.stream_buffer, &state.sessions)?;
+    session.peer.receive(text).await;
+    let reply = Reply {
+        rx,
+        _guard: Box::new(guard),
+        closed: session.closed.clone(),
+        stream,
+        headers: HeaderMap::new(),
+        gone: session_gone(id),
+        stateless: false,
+    };
+    Ok(reply::respond(reply, framing, config).await)
+}
+
+async fn handle_get(state: &Arc<State>, request: Request) -> Result<Response, HttpError> {
+    let config = &state.config;
+    let (parts, _) = request.into_parts();
+    state.guard.check(&parts)?;
+    refuse_after_shutdown(state)?;
+    headers::protocol_version(&parts.headers, &config.protocol_versions)?;
+    if !Accept::of(&parts.headers).sse {
+        return Err(HttpError::client(
+            StatusCode::NOT_ACCEPTABLE,
+            "a GET opens an SSE stream: `Accept` must allow text/event-stream",
+        ));
+    }
+    // 2026-07-28 has no GET stream and asks for 405; so does a client without a session.
+    let Some(session_id) = headers::session_id(&parts.headers)? else {
+        return Err(HttpError::method_not_allowed(
+            "POST",
+            "GET opens the stream of a session (Mcp-Session-Id); there is none without one",
+        ));
+    };
+    if parts.headers.contains_key(LAST_EVENT_ID) {
+        tracing::debug!("ignored Last-Event-ID: resuming streams is not supported");
+    }
+    let session = state.sessions.get(session_id, config.session_idle_timeout)?;
+    let (stream, rx, guard) = session.open_get(config.stream_buffer.max(config.backlog), &state.sessions)?;
+    let reply = Reply {
+        rx,
+        _guard: Box::new(guard),
+        closed: session.closed.clone(),
+        stream,
+        headers: HeaderMap::new(),
+        gone: HttpError::client(StatusCode::NOT_FOUND, "the session ended"),
+        stateless: false,
+    };
+    let retry = sse::retry(config.sse_retry.as_millis());
+    Ok(reply::stream(reply, None, false, Some(retry), config))
+}
+
+async fn handle_delete(state: &Arc<State>, request: Request) -> Result<Response, HttpError> {
+    let (parts, _) = request.into_parts();
+    state.guard.check(&parts)?;
+    refuse_after_shutdown(state)?;
+    headers::protocol_version(&parts.headers, &state.config.protocol_versions)?;
+    let Some(session_id) = headers::session_id(&parts.headers)? else {
+        return Err(HttpError::method_not_allowed(
+            "POST",
+            "DELETE ends a session (Mcp-Session-Id); there is none without one",
+        ));
+    };
+    if state.sessions.remove(session_id) {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(HttpError::client(
+            StatusCode::NOT_FOUND,
+            "no such session: it ended or expired",
+        ))
+    }
+}
+
+/// Reads the body, at most `max` bytes (`413` beyond).
+async fn read_body(body: Body, headers: &HeaderMap, max: usize) -> Result<Bytes, HttpError> {
+    let too_large = || {
+        HttpError::client(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body is larger than the limit of {max} bytes"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > max as u64) {
+        return Err(too_large());
+    }
+    match Limited::new(body, max).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
+        Err(e) => Err(HttpError::client(
+            StatusCode::BAD_REQUEST,
+            format!("reading the body failed: {e}"),
+        )),
+    }
+}

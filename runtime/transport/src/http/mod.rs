@@ -1,0 +1,221 @@
+//! MCP's Streamable HTTP transport, server side: one endpoint (`/mcp`: POST, GET, DELETE) on
+//! axum that serves 2026-07-28 clients statelessly and 2025-x clients in `Mcp-Session-Id`
+//! sessions, beside each other.
+//!
+//! ```no_run
+//! use portico_core::server::Server;
+//! use portico_transport::http::{HttpConfig, router, serve};
+//!
+//! # async fn run() -> std::io::Result<()> {
+//! let server = Server::builder("demo", "1.0.0").build();
+//! let config = HttpConfig::default();
+//! let shutdown = config.shutdown.clone();
+//! let app = router(move || server.connection(), config);
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! serve(listener, app, shutdown.cancelled_owned()).await
+//! # }
+//! ```
+//!
+//! # How a POST is served
+//!
+//! The body is read (at most [`HttpConfig::max_body_bytes`], else `413`) and decoded with
+//! [`portico_core::message::decode`] (not JSON: `400` with `-32700`; not a message: `400` with
+//! `-32600`; a batch: `400`, since one message per POST is the rule). Then, by what it is:
+//!
+//! - A request whose `params._meta` carries `io.modelcontextprotocol/protocolVersion` is a
+//!   **2026-07-28** request: the version must be supported (else `400` with `-32022`), and the
+//!   headers mirroring the body must match it — `MCP-Protocol-Version`, `Mcp-Method`, and
+//!   `Mcp-Name` (`params.name` of `tools/call` and `prompts/get`, `params.uri` of
+//!   `resources/read`, Base64-sentinel values decoded) — else `400` with `-32020`. Missing
+//!   headers count as a mismatch, as the revision requires, unless
+//!   [`HttpConfig::require_request_headers`] is off. The request is served by a service of its
+//!   own (`make_service()`), and no session exists; `Mcp-Session-Id` is ignored, as the revision
+//!   says. Closing the response stream cancels the request. An error answer in JSON gets the
+//!   status the revision gives it: `-32601` is `404`; `-32020`, `-32021`, `-32022` are `400`.
+//! - `initialize` without `Mcp-Session-Id` starts a **session** (revisions up to 2025-11-25): a
+//!   fresh service and peer, and a 128-bit random id returned in `Mcp-Session-Id` with the
+//!   successful answer (a failed `initialize` leaves no session). At most
+//!   [`HttpConfig::max_sessions`] are open (`503` beyond); one idle for
+//!   [`HttpConfig::session_idle_timeout`] is closed by a reaper task.
+//! - Any other message must name its session: no `Mcp-Session-Id` is `400`, an unknown or
+//!   expired one `404`. Requests are answered on their POST; notifications and responses (to
+//!   the server's own requests) are `202`. A request that says `MCP-Protocol-Version: 2026-07-28`
+//!   but has no version in `_meta` is `400` with `-32020`.
+//!
+//! `MCP-Protocol-Version`, when present, must be a supported revision (`400` otherwise). Every
+//! request's `Host` and `Origin` pass [`HttpConfig::allowed_hosts`] and
+//! [`HttpConfig::allowed_origins`] first (`403`): by default only loopback names, which protects
+//! a local server from DNS rebinding. Every error answer has a JSON-RPC error object as its
+//! body, with the request's `id` when one was read and no `id` otherwise (the spec's "error
+//! response that has no id"; 2025-11-25 and 2026-07-28 allow no `null` id).
+//!
+//! # How a request is answered
+//!
+//! The request's peer sends its answer and everything its handler sends while running
+//! (progress, log messages, in a session server→client requests), each tagged with the request
+//! ([`portico_core::Outbound::related`]). A session has one task reading its peer's outbound
+//! channel and handing each message to the stream of the request it belongs to; messages of the
+//! session as a whole go to its GET stream (or a bounded backlog until one opens). A stateless
+//! request's peer serves that request alone, so its channel is the stream.
+//!
+//! The answer is one `application/json` object or a `text/event-stream` ending with the
+//! response; [`ResponseMode`] says which. By default a request with a `progressToken` (or
+//! `subscriptions/listen`) streams at once; any other waits for its first message and answers
+//! JSON when that is the response, SSE when something comes first. This needs no guess about
+//! what a handler will send, and a plain call costs no SSE framing.
+//!
+//! SSE events carry ids `{stream}-{seq}`, unique within a session and naming their stream, so
+//! resuming with `Last-Event-ID` can be added without changing them; streams send a comment as
+//! keep-alive every [`HttpConfig::sse_keepalive`], carry `X-Accel-Buffering: no`, and the GET
+//! stream advertises [`HttpConfig::sse_retry`].
+//!
+//! # GET and DELETE
+//!
+//! GET with `Mcp-Session-Id` opens the session's stream (one at a time: a second is `409`);
+//! DELETE ends the session (`204`). Without a session id both are `405`, which is what a
+//! 2026-07-28 client expects and tells a sessionless client there is no stream.
+//!
+//! # Not yet
+//!
+//! Resuming streams (`Last-Event-ID` is ignored), batches (2025-03-26), the legacy HTTP+SSE
+//! transport (2024-11-05), HTTP/2, and `Mcp-Param-*` headers (they need the tools'
+//! `x-mcp-header` annotations, which the transport cannot see through
+//! [`portico_core::Service`]). A session client that accepts only `application/json` cannot
+//! receive the server→client requests of its request: they are dropped, and the handler's
+//! request times out. Timeouts on reading request bodies are the server's (a tower layer).
+
+mod config;
+mod endpoint;
+mod error;
+mod guard;
+mod headers;
+mod reply;
+mod serve;
+mod session;
+mod sse;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use axum::Router;
+use axum::routing::post;
+use portico_core::{Outbound, Peer, PeerHandle, Service};
+use tokio::sync::{Semaphore, mpsc};
+
+pub use config::{HttpConfig, ResponseMode};
+pub use headers::{HEADER_MISMATCH, LAST_EVENT_ID, MCP_METHOD, MCP_NAME, MCP_PROTOCOL_VERSION, MCP_SESSION_ID};
+pub use serve::serve;
+pub use session::Sessions;
+
+/// A peer with its service type erased, so the endpoint's code is not generic.
+pub(crate) trait DynPeer: Send + Sync + 'static {
+    /// [`Peer::receive`].
+    fn receive<'a>(&'a self, frame: &'a str) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+    /// [`Peer::close`].
+    fn close(&self);
+    /// The handle of the connection as a whole.
+    fn handle(&self) -> PeerHandle;
+}
+
+impl<S: Service> DynPeer for Peer<S> {
+    fn receive<'a>(&'a self, frame: &'a str) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+        Box::pin(Peer::receive(self, frame))
+    }
+
+    fn close(&self) {
+        Peer::close(self);
+    }
+
+    fn handle(&self) -> PeerHandle {
+        Peer::handle(self).clone()
+    }
+}
+
+/// Makes the peer of a new session or stateless request, writing to the given channel.
+type MakePeer = dyn Fn(mpsc::Sender<Outbound>) -> Arc<dyn DynPeer> + Send + Sync;
+
+/// What the endpoint's handlers share.
+pub(crate) struct State {
+    config: HttpConfig,
+    guard: guard::Guard,
+    make_peer: Box<MakePeer>,
+    sessions: session::Registry,
+    /// Slots for stateless requests in flight.
+    stateless: Arc<Semaphore>,
+    /// Numbers the streams of stateless requests (sessions number their own).
+    next_stream: AtomicU64,
+}
+
+/// A Streamable HTTP endpoint: its [`Router`] and its [`Sessions`].
+#[derive(Clone)]
+pub struct StreamableHttp {
+    state: Arc<State>,
+}
+
+impl std::fmt::Debug for StreamableHttp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamableHttp")
+            .field("config", &self.state.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StreamableHttp {
+    /// An endpoint serving each session and each stateless request with a service from
+    /// `make_service` (for a [`portico_core::server::Server`]: `move || server.connection()`).
+    pub fn new<F, S>(make_service: F, config: HttpConfig) -> Self
+    where
+        F: Fn() -> S + Send + Sync + 'static,
+        S: Service,
+    {
+        let peer_config = config.peer.clone();
+        let make_peer = Box::new(move |outbound: mpsc::Sender<Outbound>| {
+            Arc::new(Peer::new(make_service(), peer_config.clone(), outbound)) as Arc<dyn DynPeer>
+        });
+        let state = State {
+            guard: guard::Guard::new(config.allowed_hosts.as_deref(), config.allowed_origins.as_deref()),
+            make_peer,
+            sessions: session::Registry::new(),
+            stateless: Arc::new(Semaphore::new(config.max_stateless_in_flight.max(1))),
+            next_stream: AtomicU64::new(1),
+            config,
+        };
+        Self { state: Arc::new(state) }
+    }
+
+    /// The router: the endpoint at [`HttpConfig::path`], taking POST, GET and DELETE.
+    pub fn router(&self) -> Router {
+        let methods = post(endpoint::post)
+            .get(endpoint::get)
+            .delete(endpoint::delete)
+            .fallback(endpoint::other_method);
+        Router::new()
+            .route(&self.state.config.path, methods)
+            .with_state(self.state.clone())
+    }
+
+    /// The endpoint's sessions.
+    pub fn sessions(&self) -> Sessions {
+        Sessions {
+            state: self.state.clone(),
+        }
+    }
+
+    /// Shuts the endpoint down (cancels [`HttpConfig::shutdown`]): sessions close, streams end,
+    /// new requests get `503`.
+    pub fn shutdown(&self) {
+        self.state.config.shutdown.cancel();
+    }
+}
+
+/// The router of a Streamable HTTP endpoint serving `make_service`'s services with `config`
+/// (see [`StreamableHttp`] to reach its sessions as well).
+pub fn router<F, S>(make_service: F, config: HttpConfig) -> Router
+where
+    F: Fn() -> S + Send + Sync + 'static,
+    S: Service,
+{
+    StreamableHttp::new(make_service, config).router()
+}

@@ -1,0 +1,17 @@
+//! `portico-transport`: the transports that carry a [`portico_core::Peer`]'s JSON-RPC messages
+//! between two processes. A transport owns the bytes; the peer owns JSON-RPC.
+//!
+//! Transports (always built: the crate has no cargo features yet):
+//!
+//! - `stdio` ([`stdio`]): MCP's stdio transport, one JSON-RPC message per line on stdin and
+//!   stdout, stderr left for logs. Both ends: [`stdio::serve`] and [`stdio::serve_stdio`] run a
+//!   server over a pair of byte streams or the process's own stdin/stdout; [`stdio::spawn`]
+//!   launches a server as a child process and gives a [`StdioClient`] whose peer talks to it.
+//! - Streamable HTTP ([`http`]), server side: an axum router serving the MCP endpoint to
+//!   2026-07-28 clients statelessly and to 2025-x clients in `Mcp-Session-Id` sessions, and
+//!   [`http::serve`] to run it.
+
+pub mod http;
+pub mod stdio;
+
+pub use stdio::{StdioClient, StdioConfig};
