@@ -399,6 +399,16 @@ impl<S: Service> Peer<S> {
         &self.service
     }
 
+    /// Completes when no inbound request is being handled (a later frame may start another).
+    /// A transport whose input ended waits for this, bounded, before [`Peer::close`], so the
+    /// answers to the last requests are not lost.
+    pub async fn idle(&self) {
+        let all = u32::try_from(self.handle.shared.config.max_in_flight.max(1)).unwrap_or(u32::MAX);
+        if let Ok(permits) = self.slots.acquire_many(all).await {
+            drop(permits);
+        }
+    }
+
     /// Closes the peer: in-flight handlers are cancelled, waiting outbound requests fail with
     /// [`PeerError::Closed`], and later frames are ignored.
     pub fn close(&self) {

@@ -18,6 +18,8 @@ pub(crate) struct Link {
     /// The receiving end of the queue.
     queue: mpsc::Receiver<Outbound>,
     max_message_bytes: usize,
+    /// How long handlers still running at the end of the input may take to answer.
+    drain: std::time::Duration,
 }
 
 /// How the writing half ended.
@@ -37,13 +39,15 @@ impl Link {
             outbound,
             queue,
             max_message_bytes: config.max_message_bytes,
+            drain: config.shutdown_grace,
         };
         (peer, link)
     }
 
     /// Runs the connection until the reader ends or the writer fails.
     ///
-    /// - At the end of `reader`, the peer is closed (in-flight handlers stop, waiting requests
+    /// - At the end of `reader`, handlers still running get up to `shutdown_grace` to answer
+    ///   (so `echo '{…}' | server` gets its answer); then the peer is closed (in-flight handlers stop, waiting requests
     ///   fail with [`portico_core::PeerError::Closed`]), what is already queued is written, and
     ///   the writer is shut down.
     /// - When `stop_writing` is cancelled, what is queued is written, then the writer is shut
@@ -63,11 +67,13 @@ impl Link {
         W: AsyncWrite + Unpin,
         S: Service,
     {
+        let drain = self.drain;
         let read = read_loop(reader, peer, self.outbound, self.max_message_bytes);
         let write = write_loop(writer, self.queue, stop_writing);
         tokio::pin!(read, write);
         tokio::select! {
-            read_end = &mut read => {
+                        read_end = &mut read => {
+                let _ = tokio::time::timeout(drain, peer.idle()).await;
                 peer.close();
                 stop_writing.cancel();
                 let write_end = write.await;

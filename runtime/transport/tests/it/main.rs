@@ -39,6 +39,10 @@ impl Service for TestService {
         match method.as_str() {
             "echo" => Ok(params.unwrap_or_else(|| raw("null"))),
             // Never answers: it ends only by cancellation.
+            "nap" => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                Ok(raw("\"rested\""))
+            }
             "hang" => {
                 cx.cancelled().await;
                 Err(ErrorObject::internal("cancelled"))

@@ -215,6 +215,19 @@ async fn the_end_of_input_writes_what_is_queued_then_ends() {
 }
 
 #[tokio::test]
+async fn a_request_just_before_the_end_of_input_is_still_answered() {
+    // `echo '{…}' | server`: the input ends while the handler runs; it gets the grace period.
+    let mut wire = Wire::start(StdioConfig::default());
+    wire.send(request(1, "nap", json!(null))).await;
+    wire.to_server = None;
+    assert_eq!(
+        wire.recv().await,
+        json!({"jsonrpc": "2.0", "id": 1, "result": "rested"})
+    );
+    wire.finish().await.expect("a clean end");
+}
+
+#[tokio::test]
 async fn the_end_of_input_stops_handlers_in_flight() {
     let mut wire = Wire::start(StdioConfig::default());
     wire.send(request(1, "hang", json!(null))).await;
