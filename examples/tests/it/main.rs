@@ -1,0 +1,71 @@
+//! The examples run as real processes and are driven as a client would.
+
+use std::time::Duration;
+
+use portico_core::{ErrorObject, PeerHandle, RequestContext, Service};
+use portico_transport::stdio::{StdioConfig, spawn};
+use serde_json::value::RawValue;
+use serde_json::{Value, json};
+
+/// A client that serves nothing.
+struct NoService;
+
+impl Service for NoService {
+    async fn request(
+        &self,
+        _cx: RequestContext,
+        method: String,
+        _params: Option<Box<RawValue>>,
+    ) -> Result<Box<RawValue>, ErrorObject> {
+        Err(ErrorObject::method_not_found(&method))
+    }
+
+    async fn notification(&self, _peer: PeerHandle, _method: String, _params: Option<Box<RawValue>>) {}
+}
+
+#[tokio::test]
+async fn the_custom_server_serves_its_typed_tool_to_both_generations() {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_custom-server"));
+    let client = spawn(&mut command, NoService, StdioConfig::default())
+        .await
+        .expect("the example starts");
+    let peer = client.peer().handle().clone();
+    let call = |params: Value| {
+        let peer = peer.clone();
+        async move {
+            tokio::time::timeout(Duration::from_secs(30), peer.request::<_, Value>("tools/call", &params))
+                .await
+                .expect("an answer in time")
+                .expect("a result")
+        }
+    };
+    // 2026-07-28: stateless, everything in `_meta`.
+    let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}});
+    let result = call(json!({"_meta": meta, "name": "add", "arguments": {"a": 2, "b": 40.5}})).await;
+    assert_eq!(result["structuredContent"], json!({"sum": 42.5}));
+    assert_eq!(result["resultType"], "complete");
+    let tools: Value = peer
+        .request("tools/list", &json!({"_meta": meta}))
+        .await
+        .expect("tools");
+    assert_eq!(
+        tools["tools"][0]["inputSchema"]["properties"]["a"]["description"],
+        "The first number."
+    );
+    // 2025-11-25: a session.
+    let init: Value = peer
+        .request(
+            "initialize",
+            &json!({"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}),
+        )
+        .await
+        .expect("initialized");
+    assert_eq!(init["serverInfo"]["name"], "calculator");
+    let result = call(json!({"name": "add", "arguments": {"a": 1, "b": 1}})).await;
+    assert_eq!(
+        result,
+        json!({"content": [{"type": "text", "text": "{\"sum\":2.0}"}], "structuredContent": {"sum": 2.0}})
+    );
+    let status = client.shutdown().await.expect("shuts down");
+    assert!(status.success(), "{status:?}");
+}
