@@ -1,0 +1,124 @@
+//! `portico-everything`: the conformance fixtures server, built on Portico's server framework.
+//!
+//! [`server`] registers every tool, resource and prompt the official MCP conformance suite
+//! (`@modelcontextprotocol/conformance` 0.2.0-alpha.12) calls in its server scenarios, named and
+//! behaving as the scenario sources expect. It is served to clients of both protocol
+//! generations: 2026-07-28 (stateless, per-request `_meta`; client input through
+//! `input_required` results) and 2025-11-25 … 2024-11-05 (`initialize` sessions; client input
+//! through real server→client requests). The suite drives it over Streamable HTTP; this crate
+//! is transport-free (serve [`Server::connection`] over any transport).
+//!
+//! # Fixtures
+//!
+//! | fixture | kind | what it does |
+//! |---|---|---|
+//! | `test_simple_text` | tool | text `This is a simple text response for testing.` (listed first: the suite calls the first tool with `{}`) |
+//! | `test_image_content` | tool | one `image` block, a 1×1 red PNG, `image/png` |
+//! | `test_audio_content` | tool | one `audio` block, a short WAV, `audio/wav` |
+//! | `test_embedded_resource` | tool | one `resource` block: `test://embedded-resource`, `text/plain` |
+//! | `test_multiple_content_types` | tool | text, image and an embedded `application/json` resource |
+//! | `test_error_handling` | tool | a tool error (`isError: true`) with a text message |
+//! | `json_schema_2020_12_tool` | tool | `inputSchema` with `$schema`, `$defs`+`$anchor`, `allOf`/`anyOf`, `if`/`then`/`else`, `additionalProperties: false`, listed unchanged; echoes its arguments |
+//! | `test_x_mcp_header` | tool | argument `region` annotated `x-mcp-header: Region`; echoes it |
+//! | `test_tool_with_logging` | tool | three `info` log messages 50 ms apart |
+//! | `test_logging_tool` | tool | one log message each at `debug`, `info`, `warning` (a 2026-07-28 request without `logLevel` gets none) |
+//! | `test_tool_with_progress` | tool | progress 0, 50, 100 of 100, 50 ms apart, when the request has a `progressToken` |
+//! | `test_trigger_tool_change` | tool | [`Server::notify`]`(ToolsListChanged)` |
+//! | `test_trigger_prompt_change` | tool | [`Server::notify`]`(PromptsListChanged)` |
+//! | `test_sampling(prompt)` | tool | asks the client's model the prompt (`maxTokens` 100); `LLM response: …` |
+//! | `test_elicitation(message)` | tool | asks the user for `username` and `email`; `User response: action=…, content=…` |
+//! | `test_elicitation_sep1034_defaults` | tool | a form with a default for each primitive type; `Elicitation completed: action=…, content=…` |
+//! | `test_elicitation_sep1330_enums` | tool | a form with the five enum forms (untitled/titled single, legacy `enumNames`, untitled/titled multi) |
+//! | `test_missing_capability` | tool | needs sampling; a client that did not declare it is refused (a tool error; see below) |
+//! | `test_streaming_elicitation` | tool | logs and reports progress, then asks for a confirmation (2026-07-28: `input_required`, never a request on the response stream) |
+//! | `test_reconnection` | tool | answers after 100 ms (see below) |
+//! | `test_input_required_result_elicitation` | tool | asks the name; `Hello, <name>!` |
+//! | `test_input_required_result_sampling` | tool | asks the model the capital of France; `Sampling response: …` |
+//! | `test_input_required_result_list_roots` | tool | asks for the roots; lists them |
+//! | `test_input_required_result_request_state` | tool | asks a confirmation; the retry's sealed `requestState` is verified; answer says `state-ok` |
+//! | `test_input_required_result_multiple_inputs` | tool | asks elicitation, sampling and roots in one round |
+//! | `test_input_required_result_multi_round` | tool | asks step 1 (name), then step 2 (color) in a second round |
+//! | `test_input_required_result_tampered_state` | tool | asks a confirmation; an altered `requestState` is refused with `-32602` |
+//! | `test_input_required_result_capabilities` | tool | asks only for the input kinds the client declared |
+//! | `test://static-text` | resource | `text/plain`: `This is the content of the static text resource.` |
+//! | `test://static-binary` | resource | `image/png` blob (the red pixel) |
+//! | `test://watched-resource` | resource | `text/plain`; the URI the suite subscribes to (`resources/subscribe`/`unsubscribe`) |
+//! | `test://template/{id}/data` | template | `application/json` `{"id", "templateTest": true, "data": "Data for ID: <id>"}` |
+//! | `test_simple_prompt` | prompt | one user text message |
+//! | `test_prompt_with_arguments(arg1, arg2)` | prompt | `Prompt with arguments: arg1='…', arg2='…'` (both required) |
+//! | `test_prompt_with_embedded_resource(resourceUri)` | prompt | the resource at `resourceUri`, embedded, then a text message |
+//! | `test_prompt_with_image` | prompt | an image message, then a text message |
+//! | `test_input_required_result_prompt` | prompt | asks what context to use (elicitation), then renders it; without the capability `-32021` |
+//! | `completion/complete` | completion | prefix-filtered values for `arg1`/`arg2`, `resourceUri` and the template's `id` |
+//!
+//! The framework provides the rest the suite checks of a server: `initialize`, `ping`,
+//! `logging/setLevel`, `resources/subscribe`/`unsubscribe`, `server/discover`,
+//! `subscriptions/listen`, `ttlMs`/`cacheScope`, sealed `requestState`. Transports own the HTTP
+//! checks (headers, DNS-rebinding protection, SSE resumability).
+//!
+//! # Not yet as the suite expects
+//!
+//! These need the framework or a transport, not this crate:
+//! - `test_missing_capability` answers a tool error, not the `-32021`
+//!   MissingRequiredClientCapabilityError the `server-stateless` scenario requires: a tool
+//!   handler cannot return a JSON-RPC error.
+//! - `input_required` keys are the framework's (`elicit-0`, `sample-0`, `roots-0`), not the
+//!   suite's (`user_name`, …): `input-required-result-basic-elicitation` looks for `user_name`.
+//! - Multi-round: the framework's `requestState` does not change between rounds and does not
+//!   carry earlier answers, so a client must resend every answer; the suite expects a new state
+//!   in round two and sends only the latest answer.
+//! - Answers sent without a `requestState` are refused (`-32602`) instead of re-asked or
+//!   ignored (`…-missing-input-response`, `…-ignore-extra-params` are SHOULDs).
+//! - `test_reconnection` cannot close its SSE stream mid-call (SEP-1699): the handler has no
+//!   hook to the transport's stream.
+//! - `resources/read` of an unknown URI answers `-32002`, not the `-32602` that
+//!   `sep-2164-resource-not-found` prefers (a SHOULD) for 2026-07-28.
+//! - `test_tool_with_task` (tasks extension) is not registered: the framework has no tasks.
+//!
+//! The crate has no features.
+
+mod changes;
+mod client;
+mod content;
+mod logging;
+mod mrtr;
+mod prompts;
+mod resources;
+mod schemas;
+mod streams;
+
+use portico_core::server::Server;
+
+/// The server's name, as `serverInfo` shows it.
+pub const NAME: &str = "portico-everything";
+
+/// The server's version, as `serverInfo` shows it.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The arguments of a tool that takes none (unknown members are ignored).
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+struct NoArguments {}
+
+/// The fixtures server, with every fixture of the table in the crate docs.
+///
+/// Each call builds a new server. The change tools hold the server they announce on (see
+/// `changes`), so a server built here lives as long as the process: build one and serve its
+/// connections.
+pub fn server() -> Server {
+    let builder = Server::builder(NAME, VERSION).instructions(
+        "Conformance fixtures: tools, resources and prompts named test_* that the MCP conformance suite calls.",
+    );
+    let cell = changes::ServerCell::default();
+    let builder = content::register(builder);
+    let builder = logging::register(builder);
+    let builder = schemas::register(builder);
+    let builder = changes::register(builder, &cell);
+    let builder = client::register(builder);
+    let builder = streams::register(builder);
+    let builder = mrtr::register(builder);
+    let builder = resources::register(builder);
+    let builder = prompts::register(builder);
+    let server = builder.build();
+    cell.set(server.clone());
+    server
+}
