@@ -1,7 +1,8 @@
 //! `portico`: the command-line front of the Portico MCP platform.
 //!
 //! Today it answers `--help`, `--version`, `revisions` (the MCP protocol revisions Portico
-//! supports) and `check` (decode a JSON message as a protocol type, reporting what is wrong). The gateway, the built-in servers (`serve <kind>`), `codegen` on users' own tool
+//! supports), `check` (decode a JSON message as a protocol type, reporting what is wrong) and
+//! `serve everything` (the conformance fixtures server, over Streamable HTTP or stdio). The gateway, the built-in servers (`serve <kind>`), `codegen` on users' own tool
 //! specs, `inspect` and `token` come as their crates land. The binary has no features.
 
 use std::io::Read;
@@ -23,6 +24,12 @@ struct Cli {
 enum Command {
     /// List the MCP protocol revisions Portico supports, newest first.
     Revisions,
+    /// Run a built-in MCP server.
+    Serve {
+        /// Which server.
+        #[command(subcommand)]
+        which: Builtin,
+    },
     /// Decode a JSON value as a protocol type and print it as Portico re-encodes it; on bad
     /// input, say what is wrong and exit 1.
     Check {
@@ -37,10 +44,31 @@ enum Command {
     },
 }
 
+/// The built-in servers.
+#[derive(Subcommand)]
+enum Builtin {
+    /// The conformance fixtures server: every tool, resource and prompt the official suite calls.
+    Everything(ServeArgs),
+}
+
+/// How to serve.
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Serve Streamable HTTP on this address (the endpoint is `/mcp`); port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:3000", conflicts_with = "stdio")]
+    http: std::net::SocketAddr,
+    /// Serve over standard input and output instead (logs go to standard error).
+    #[arg(long)]
+    stdio: bool,
+}
+
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Revisions => revisions(),
         Command::Check { ty, revision, file } => check(&ty, &revision, file.as_deref()),
+        Command::Serve {
+            which: Builtin::Everything(args),
+        } => serve(portico_everything::server(), &args),
     }
 }
 
@@ -88,4 +116,39 @@ fn revisions() -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+/// `portico serve`: runs `server` until Ctrl-C (HTTP) or the end of standard input (stdio).
+fn serve(server: portico_core::server::Server, args: &ServeArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: starting the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(async {
+        if args.stdio {
+            return portico_transport::stdio::serve_stdio(server.connection(), Default::default()).await;
+        }
+        let listener = tokio::net::TcpListener::bind(args.http).await?;
+        let config = portico_transport::http::HttpConfig::default();
+        let shutdown = config.shutdown.clone();
+        let app = portico_transport::http::router(move || server.connection(), config);
+        // The address actually bound (port 0 picks one), for people and for scripts.
+        println!("serving MCP on http://{}/mcp", listener.local_addr()?);
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            stop.cancel();
+        });
+        portico_transport::http::serve(listener, app, shutdown.cancelled_owned()).await
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -130,3 +130,97 @@ fn check_reports_what_is_wrong() {
     let out = portico_with_input(&["check", "-r", "2024-11-05", "-t", "InitializeRequest", "-"], init);
     assert!(out.status.success(), "{out:?}");
 }
+
+/// Kills the child when the test ends, however it ends.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Sends one HTTP POST to `addr` and returns the whole response text.
+fn post(addr: &str, headers: &[(&str, &str)], body: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("the server listens");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .expect("timeout");
+    let mut request = format!(
+        "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).expect("sent");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("a response");
+    response
+}
+
+#[test]
+fn serve_everything_over_http_answers_both_generations() {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_portico"))
+        .args(["serve", "everything", "--http", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("portico starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let _running = Running(child);
+    let mut line = String::new();
+    std::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("the address line");
+    let addr = line
+        .trim()
+        .strip_prefix("serving MCP on http://")
+        .and_then(|a| a.strip_suffix("/mcp"))
+        .expect(&line)
+        .to_string();
+
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#;
+    let response = post(
+        &addr,
+        &[("MCP-Protocol-Version", "2026-07-28"), ("Mcp-Method", "tools/list")],
+        body,
+    );
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("test_simple_text"), "{response}");
+
+    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+    let response = post(&addr, &[], init);
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(
+        response.to_ascii_lowercase().contains("mcp-session-id:"),
+        "a session starts: {response}"
+    );
+}
+
+#[test]
+fn serve_everything_over_stdio_answers_a_request() {
+    use std::io::{BufRead, Write};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_portico"))
+        .args(["serve", "everything", "--stdio"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("portico starts");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let stdout = child.stdout.take().expect("stdout");
+    let running = Running(child);
+    let call = r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"test_simple_text","arguments":{},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#;
+    writeln!(stdin, "{call}").expect("sent");
+    drop(stdin);
+    let mut line = String::new();
+    std::io::BufReader::new(stdout).read_line(&mut line).expect("an answer");
+    let answer: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+    assert_eq!(answer["id"], 7);
+    assert_eq!(answer["result"]["content"][0]["type"], "text", "{answer}");
+    drop(running);
+}
