@@ -29,7 +29,7 @@
 //! | `test_elicitation(message)` | tool | asks the user for `username` and `email`; `User response: action=…, content=…` |
 //! | `test_elicitation_sep1034_defaults` | tool | a form with a default for each primitive type; `Elicitation completed: action=…, content=…` |
 //! | `test_elicitation_sep1330_enums` | tool | a form with the five enum forms (untitled/titled single, legacy `enumNames`, untitled/titled multi) |
-//! | `test_missing_capability` | tool | needs sampling; a client that did not declare it is refused (a tool error; see below) |
+//! | `test_missing_capability` | tool | needs sampling; a client that did not declare it is refused: `-32021` naming it in 2026-07-28, a tool error in a session |
 //! | `test_streaming_elicitation` | tool | logs and reports progress, then asks for a confirmation (2026-07-28: `input_required`, never a request on the response stream) |
 //! | `test_reconnection` | tool | answers after 100 ms (see below) |
 //! | `test_input_required_result_elicitation` | tool | asks the name; `Hello, <name>!` |
@@ -59,20 +59,9 @@
 //! # Not yet as the suite expects
 //!
 //! These need the framework or a transport, not this crate:
-//! - `test_missing_capability` answers a tool error, not the `-32021`
-//!   MissingRequiredClientCapabilityError the `server-stateless` scenario requires: a tool
-//!   handler cannot return a JSON-RPC error.
-//! - `input_required` keys are the framework's (`elicit-0`, `sample-0`, `roots-0`), not the
-//!   suite's (`user_name`, …): `input-required-result-basic-elicitation` looks for `user_name`.
-//! - Multi-round: the framework's `requestState` does not change between rounds and does not
-//!   carry earlier answers, so a client must resend every answer; the suite expects a new state
-//!   in round two and sends only the latest answer.
-//! - Answers sent without a `requestState` are refused (`-32602`) instead of re-asked or
-//!   ignored (`…-missing-input-response`, `…-ignore-extra-params` are SHOULDs).
 //! - `test_reconnection` cannot close its SSE stream mid-call (SEP-1699): the handler has no
 //!   hook to the transport's stream.
-//! - `resources/read` of an unknown URI answers `-32002`, not the `-32602` that
-//!   `sep-2164-resource-not-found` prefers (a SHOULD) for 2026-07-28.
+
 //! - `test_tool_with_task` (tasks extension) is not registered: the framework has no tasks.
 //!
 //! The crate has no features.

@@ -80,10 +80,10 @@ pub(crate) fn register(builder: ServerBuilder) -> ServerBuilder {
             "test_input_required_result_elicitation",
             "Asks the user's name (elicitation), then greets them",
             |cx, _args: NoArguments| async move {
-                let answer = cx
-                    .elicit(name_question("What is your name?"))
-                    .await
-                    .map_err(input_error)?;
+                // The suite looks for its question under the key `user_name`.
+                let request = wire::ElicitRequest::new(name_question("What is your name?")).into();
+                let answer = cx.request_input("user_name", request).await.map_err(input_error)?;
+                let answer: wire::ElicitResult = serde_json::from_value(answer).map_err(|e| e.to_string())?;
                 Ok::<_, String>(format!("Hello, {}!", answered(&answer, "name")))
             },
         ))

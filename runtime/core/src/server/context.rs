@@ -70,6 +70,27 @@ impl Context {
             .await
     }
 
+    /// Asks the client for input under a key of the handler's choosing (the 2026-07-28
+    /// `inputRequests` key; ignored in sessions), for a question of any kind; returns the raw
+    /// answer.
+    pub async fn request_input(&self, key: &str, request: wire::InputRequest) -> Result<serde_json::Value, InputError> {
+        let (method, capability) = match &request {
+            wire::InputRequest::Elicit(_) => ("elicitation/create", "elicitation"),
+            wire::InputRequest::CreateMessage(_) => ("sampling/createMessage", "sampling"),
+            wire::InputRequest::ListRoots(_) => ("roots/list", "roots"),
+        };
+        let params = serde_json::to_value(&request)
+            .map_err(|e| InputError::Invalid {
+                key: key.to_string(),
+                message: e.to_string(),
+            })?
+            .get("params")
+            .cloned()
+            .unwrap_or_else(|| serde_json::json!({}));
+        self.input_with_key(Some(key.to_string()), "input", method, capability, &params)
+            .await
+    }
+
     /// Asks the client for its roots (see [`super::input`]).
     pub async fn list_roots(&self) -> Result<wire::ListRootsResult, InputError> {
         self.input("roots", "roots/list", "roots", &serde_json::json!({})).await
@@ -82,12 +103,27 @@ impl Context {
         capability: &'static str,
         params: &P,
     ) -> Result<R, InputError> {
+        self.input_with_key(None, kind, method, capability, params).await
+    }
+
+    async fn input_with_key<P: Serialize, R: DeserializeOwned>(
+        &self,
+        key: Option<String>,
+        kind: &'static str,
+        method: &str,
+        capability: &'static str,
+        params: &P,
+    ) -> Result<R, InputError> {
         if self.client_capabilities.get(capability).is_none() {
+            if let Some(rounds) = &self.rounds {
+                // In 2026-07-28 the request then fails with -32021 naming the capability.
+                rounds.missing(capability);
+            }
             return Err(InputError::Unsupported(capability));
         }
         let answer = match &self.rounds {
             Some(rounds) => {
-                let key = rounds.next_key(kind);
+                let key = key.unwrap_or_else(|| rounds.next_key(kind));
                 let params = serde_json::to_value(params).map_err(|e| InputError::Invalid {
                     key: key.clone(),
                     message: e.to_string(),

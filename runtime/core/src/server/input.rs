@@ -48,12 +48,15 @@ pub enum InputError {
     },
 }
 
-/// The 2026-07-28 round state of one request: the answers the client sent, and the questions
-/// asked this round.
+/// The 2026-07-28 round state of one request: the answers so far, and the questions asked
+/// this round.
 #[derive(Debug, Default)]
 pub(crate) struct Rounds {
-    /// `inputResponses` of the retried request.
+    /// The answers of earlier rounds (carried in `requestState`) and of this retry
+    /// (`inputResponses`).
     answers: BTreeMap<String, Value>,
+    /// A client capability a question needed and the client did not declare.
+    missing: Mutex<Option<&'static str>>,
     /// Questions asked this round, by key.
     asked: Mutex<BTreeMap<String, Value>>,
     /// How many questions of each kind were asked so far (for the keys).
@@ -89,6 +92,24 @@ impl Rounds {
                 Err(InputError::Required)
             }
         }
+    }
+
+    /// Records that a question needed `capability`, which the client lacks.
+    pub(crate) fn missing(&self, capability: &'static str) {
+        self.missing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert(capability);
+    }
+
+    /// The capability a question needed and the client lacked, if any.
+    pub(crate) fn missing_capability(&self) -> Option<&'static str> {
+        *self.missing.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Every answer known so far (sealed into the next round's state).
+    pub(crate) fn answers(&self) -> &BTreeMap<String, Value> {
+        &self.answers
     }
 
     /// The questions asked this round, if any.
@@ -134,15 +155,16 @@ impl Sealer {
         outer.finalize().into()
     }
 
-    /// The sealed state of a request whose binding digest is `binding`.
-    pub(crate) fn seal(&self, binding: &str) -> String {
-        let payload = hex(json!({"v": 1, "b": binding}).to_string().as_bytes());
+    /// The sealed state of a request whose binding digest is `binding`, carrying the answers
+    /// given so far (a later round sends only its own answers).
+    pub(crate) fn seal(&self, binding: &str, answers: &BTreeMap<String, Value>) -> String {
+        let payload = hex(json!({"v": 1, "b": binding, "a": answers}).to_string().as_bytes());
         let mac = hex(&self.mac(payload.as_bytes()));
         format!("{payload}.{mac}")
     }
 
-    /// Checks that `state` was sealed here for `binding`.
-    pub(crate) fn open(&self, state: &str, binding: &str) -> Result<(), ErrorObject> {
+    /// Checks that `state` was sealed here for `binding`; returns the answers it carries.
+    pub(crate) fn open(&self, state: &str, binding: &str) -> Result<BTreeMap<String, Value>, ErrorObject> {
         let tampered = || {
             ErrorObject::new(
                 INVALID_PARAMS,
@@ -161,7 +183,7 @@ impl Sealer {
         if value["b"] != binding {
             return Err(tampered());
         }
-        Ok(())
+        serde_json::from_value(value["a"].clone()).map_err(|_| tampered())
     }
 }
 
@@ -199,8 +221,9 @@ mod tests {
     fn sealed_states_open_only_for_their_request() {
         let sealer = Sealer::random();
         let b = binding("tools/call", &json!({"name": "x", "arguments": {"a": 1}, "_meta": {}}));
-        let state = sealer.seal(&b);
-        sealer.open(&state, &b).expect("opens");
+        let answers = BTreeMap::from([("elicit-0".to_string(), json!({"action": "accept"}))]);
+        let state = sealer.seal(&b, &answers);
+        assert_eq!(sealer.open(&state, &b).expect("opens"), answers);
         let other = binding("tools/call", &json!({"name": "x", "arguments": {"a": 2}}));
         assert!(sealer.open(&state, &other).is_err(), "bound to the arguments");
         let mut tampered = state.clone().into_bytes();

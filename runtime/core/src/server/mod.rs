@@ -48,6 +48,9 @@ pub const STATELESS_REVISION: &str = "2026-07-28";
 /// The revisions negotiated with `initialize`, newest first.
 pub const STATEFUL_REVISIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
 
+/// `-32021` of 2026-07-28: the request needs a client capability the client did not declare.
+pub const MISSING_REQUIRED_CLIENT_CAPABILITY: i64 = -32021;
+
 /// `-32022` of 2026-07-28: the requested protocol version is not supported.
 pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
 
@@ -472,7 +475,8 @@ impl Connection {
             .ok_or_else(|| ErrorObject::invalid_params(format!("tools/call: unknown tool {name:?}")))?;
         let rounds = cx.rounds();
         let outcome = tool.call(cx, arguments).await;
-        if let Some(asked) = self.input_required("tools/call", params, rounds)? {
+        let failed = outcome.as_ref().map_or(true, |r| r.is_error == Some(true));
+        if let Some(asked) = self.input_required("tools/call", params, rounds, failed)? {
             return Ok(asked);
         }
         self.answer(era, "tools/call", &outcome?)
@@ -496,13 +500,17 @@ impl Connection {
         {
             template.read(cx, vars).await
         } else {
-            // The spec's code for an unknown resource.
+            // An unknown resource is -32602 in 2026-07-28, -32002 before.
+            let code = if era == Era::Stateless {
+                crate::error::INVALID_PARAMS
+            } else {
+                RESOURCE_NOT_FOUND
+            };
             return Err(
-                ErrorObject::new(RESOURCE_NOT_FOUND, format!("resource not found: {uri}"))
-                    .with_data(serde_json::json!({"uri": uri})),
+                ErrorObject::new(code, format!("resource not found: {uri}")).with_data(serde_json::json!({"uri": uri}))
             );
         };
-        if let Some(asked) = self.input_required("resources/read", params, rounds)? {
+        if let Some(asked) = self.input_required("resources/read", params, rounds, outcome.is_err())? {
             return Ok(asked);
         }
         let contents = outcome?;
@@ -529,7 +537,7 @@ impl Connection {
             .ok_or_else(|| ErrorObject::invalid_params(format!("prompts/get: unknown prompt {name:?}")))?;
         let rounds = cx.rounds();
         let outcome = prompt.render(cx, arguments.unwrap_or_default()).await;
-        if let Some(asked) = self.input_required("prompts/get", params, rounds)? {
+        if let Some(asked) = self.input_required("prompts/get", params, rounds, outcome.is_err())? {
             return Ok(asked);
         }
         let messages = outcome?;
@@ -639,18 +647,34 @@ impl Connection {
     }
 
     /// When the handler asked for input it did not have (2026-07-28): the `input_required`
-    /// result with every question and a sealed `requestState`, in place of its result.
+    /// result with every question and a sealed `requestState`, in place of its result. When it
+    /// `failed` after asking for input the client has no capability for: `-32021` naming it (a
+    /// handler that worked around the missing capability keeps its result).
     fn input_required(
         &self,
         method: &str,
         params: Option<&RawValue>,
         rounds: Option<Arc<input::Rounds>>,
+        failed: bool,
     ) -> Result<Option<Box<RawValue>>, ErrorObject> {
-        let Some(asked) = rounds.and_then(|r| r.asked()) else {
-            return Ok(None);
+        let Some(rounds) = rounds else { return Ok(None) };
+        // Questions asked this round come first: a handler that could not go on without their
+        // answers failed for that reason.
+        let Some(asked) = rounds.asked() else {
+            return match rounds.missing_capability().filter(|_| failed) {
+                Some(capability) => Err(ErrorObject::new(
+                    MISSING_REQUIRED_CLIENT_CAPABILITY,
+                    format!("{method} needs the client capability `{capability}`"),
+                )
+                .with_data(serde_json::json!({"requiredCapabilities": {capability: {}}}))),
+                None => Ok(None),
+            };
         };
         let value: serde_json::Value = decode(method, params)?;
-        let state = self.server.sealer.seal(&input::binding(method, &value));
+        let state = self
+            .server
+            .sealer
+            .seal(&input::binding(method, &value), rounds.answers());
         let info = serde_json::to_value(&self.server.info).map_err(ErrorObject::internal)?;
         let result = serde_json::json!({
             "resultType": "input_required",
@@ -715,21 +739,20 @@ impl Connection {
                     input_responses,
                     request_state,
                 } = decode(method, params)?;
-                // Answers are taken only with the state sealed when they were asked for.
-                match (&request_state, &input_responses) {
-                    (Some(state), _) => {
+                // Answers are taken only with the state sealed when they were asked for: without
+                // one they are ignored (and asked for again); earlier rounds' answers come from
+                // the state.
+                let answers = match &request_state {
+                    Some(state) => {
                         let value: serde_json::Value = decode(method, params)?;
-                        self.server.sealer.open(state, &input::binding(method, &value))?;
+                        let mut answers = self.server.sealer.open(state, &input::binding(method, &value))?;
+                        answers.extend(input_responses.unwrap_or_default());
+                        answers
                     }
-                    (None, Some(_)) => {
-                        return Err(ErrorObject::invalid_params(format!(
-                            "{method}: inputResponses without requestState"
-                        )));
-                    }
-                    (None, None) => {}
-                }
+                    None => BTreeMap::new(),
+                };
                 let caps = serde_json::to_value(&meta.client_capabilities).map_err(ErrorObject::internal)?;
-                let rounds = Arc::new(input::Rounds::new(input_responses.unwrap_or_default()));
+                let rounds = Arc::new(input::Rounds::new(answers));
                 Ok(Context::new(request, era, meta.log_level, caps, Some(rounds)))
             }
             Era::Stateful(_) => {
@@ -756,7 +779,8 @@ const ERA_METHODS: &[&str] = &[
     "subscriptions/listen",
 ];
 
-/// The spec's error code for `resources/read` of an unknown URI.
+/// The error code of `resources/read` of an unknown URI up to 2025-11-25 (2026-07-28 uses
+/// `-32602`).
 pub const RESOURCE_NOT_FOUND: i64 = -32002;
 
 /// Sends a change notification; on a `subscriptions/listen` stream it carries the subscription id.

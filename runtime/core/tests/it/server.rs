@@ -413,7 +413,7 @@ async fn resources_prompts_and_completion_in_both_eras() {
     let v = c
         .call("resources/read", json!({"_meta": meta(), "uri": "test://missing"}))
         .await;
-    assert_eq!(v["error"]["code"], -32002, "{v}");
+    assert_eq!(v["error"]["code"], -32602, "2026-07-28 says invalid params: {v}");
     let v = c
         .call(
             "prompts/get",
@@ -715,16 +715,24 @@ async fn a_2026_handler_asks_for_input_and_is_retried_with_the_answer() {
     let mut no_state = retry;
     no_state.as_object_mut().expect("object").remove("requestState");
     let v = c.call("tools/call", no_state).await;
-    assert_eq!(v["error"]["code"], -32602, "{v}");
+    assert_eq!(
+        v["result"]["resultType"], "input_required",
+        "answers without a state are ignored and asked again: {v}"
+    );
 
-    // A client without the elicitation capability: the tool reports it cannot ask.
+    // A client without the elicitation capability: -32021 naming it.
     let v = c
         .call(
             "tools/call",
             json!({"_meta": meta(), "name": "greet_user", "arguments": {}}),
         )
         .await;
-    assert_eq!(v["result"]["isError"], true, "{v}");
+    validate("2026-07-28", "MissingRequiredClientCapabilityError", &v);
+    assert_eq!(
+        v["error"]["data"]["requiredCapabilities"],
+        json!({"elicitation": {}}),
+        "{v}"
+    );
 }
 
 #[tokio::test]
@@ -751,4 +759,49 @@ async fn a_session_handler_asks_the_client_directly() {
     assert_eq!(v["id"], id);
     validate("2025-11-25", "CallToolResult", &v["result"]);
     assert_eq!(v["result"]["content"][0]["text"], "Hello, Grace!");
+}
+
+#[tokio::test]
+async fn later_rounds_keep_earlier_answers_and_keys_can_be_chosen() {
+    use portico_protocol::v2026_07_28 as wire;
+    let s = Server::builder("portico-test", "1.0.0")
+        .tool(tool("two_steps", "Asks twice", |cx, _args: Nothing| async move {
+            let ask = |message: &str| -> wire::InputRequest {
+                let schema: wire::ElicitRequestFormParamsRequestedSchema =
+                    serde_json::from_value(json!({"type": "object", "properties": {"v": {"type": "string"}}}))
+                        .expect("a schema");
+                wire::ElicitRequest::new(wire::ElicitRequestFormParams::new(message, schema).into()).into()
+            };
+            let first = cx
+                .request_input("user_name", ask("Name?"))
+                .await
+                .map_err(|e| e.to_string())?;
+            let second = cx
+                .request_input("favorite_color", ask("Color?"))
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>(format!("{} likes {}", first["content"]["v"], second["content"]["v"]))
+        }))
+        .build();
+    let mut c = Client::new(&s);
+    let mut m = meta();
+    m["io.modelcontextprotocol/clientCapabilities"] = json!({"elicitation": {}});
+    let call = json!({"_meta": m, "name": "two_steps", "arguments": {}});
+    let v = c.call("tools/call", call.clone()).await;
+    assert!(
+        v["result"]["inputRequests"]["user_name"].is_object(),
+        "the handler's own key: {v}"
+    );
+    let mut round2 = call.clone();
+    round2["inputResponses"] = json!({"user_name": {"action": "accept", "content": {"v": "Ada"}}});
+    round2["requestState"] = v["result"]["requestState"].clone();
+    let v = c.call("tools/call", round2).await;
+    validate("2026-07-28", "CallToolResultResponse", &v);
+    assert!(v["result"]["inputRequests"]["favorite_color"].is_object(), "{v}");
+    // The third round sends only the new answer: the first comes back from the state.
+    let mut round3 = call;
+    round3["inputResponses"] = json!({"favorite_color": {"action": "accept", "content": {"v": "teal"}}});
+    round3["requestState"] = v["result"]["requestState"].clone();
+    let v = c.call("tools/call", round3).await;
+    assert_eq!(v["result"]["content"][0]["text"], "\"Ada\" likes \"teal\"", "{v}");
 }
