@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use portico_core::{ErrorObject, PeerHandle, RequestContext, Service};
+use portico_core::{ErrorObject, RequestContext, Service};
 use portico_transport::stdio::{StdioConfig, spawn};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
@@ -19,8 +19,6 @@ impl Service for NoService {
     ) -> Result<Box<RawValue>, ErrorObject> {
         Err(ErrorObject::method_not_found(&method))
     }
-
-    async fn notification(&self, _peer: PeerHandle, _method: String, _params: Option<Box<RawValue>>) {}
 }
 
 #[tokio::test]

@@ -66,12 +66,16 @@ pub trait Service: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Box<RawValue>, ErrorObject>> + Send;
 
     /// Handles a notification (cancellation is handled by the peer itself and not passed on).
+    /// The default ignores it, as JSON-RPC allows.
     fn notification(
         &self,
         peer: PeerHandle,
         method: String,
         params: Option<Box<RawValue>>,
-    ) -> impl Future<Output = ()> + Send;
+    ) -> impl Future<Output = ()> + Send {
+        let _ = (peer, method, params);
+        async {}
+    }
 }
 
 /// A shared service serves as itself, so one service can back several peers.

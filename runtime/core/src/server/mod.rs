@@ -864,8 +864,4 @@ impl Service for Connection {
             _ => Err(ErrorObject::method_not_found(&method)),
         }
     }
-
-    /// `notifications/initialized` needs no action (requests are served from `initialize` on);
-    /// cancellation is handled by the peer; other notifications are ignored.
-    async fn notification(&self, _peer: PeerHandle, _method: String, _params: Option<Box<RawValue>>) {}
 }

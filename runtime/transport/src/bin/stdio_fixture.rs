@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use portico_core::{ErrorObject, PeerHandle, RequestContext, Service};
+use portico_core::{ErrorObject, RequestContext, Service};
 use portico_transport::StdioConfig;
 use portico_transport::stdio::serve_stdio;
 use serde_json::value::RawValue;
@@ -50,8 +50,6 @@ impl Service for Fixture {
             other => Err(ErrorObject::method_not_found(other)),
         }
     }
-
-    async fn notification(&self, _peer: PeerHandle, _method: String, _params: Option<Box<RawValue>>) {}
 }
 
 #[tokio::main(flavor = "current_thread")]

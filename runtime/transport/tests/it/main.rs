@@ -8,7 +8,7 @@ mod serve;
 use std::future::Future;
 use std::time::Duration;
 
-use portico_core::{ErrorObject, PeerHandle, RequestContext, Service};
+use portico_core::{ErrorObject, RequestContext, Service};
 use serde_json::value::RawValue;
 
 /// How long any single wait may take before the test fails: generous, so only a bug (a hang)
@@ -52,6 +52,4 @@ impl Service for TestService {
             other => Err(ErrorObject::method_not_found(other)),
         }
     }
-
-    async fn notification(&self, _peer: PeerHandle, _method: String, _params: Option<Box<RawValue>>) {}
 }
