@@ -3,10 +3,13 @@
 //! - `generate [--check]`: compile the pinned MCP schemas into every generated file, or check
 //!   that the committed ones are current;
 //! - `test`: the whole test suite, installing the tools it needs (see `test.rs`);
+//! - `conformance`: the official MCP conformance suite against `portico serve everything`, with a
+//!   report in `docs/conformance.md` (see `conformance.rs`; not part of `test` yet);
 //! - `bench codegen`: time generation and compare typed and untyped JSON round trips;
 //! - `fuzz [--seconds N]`: mutated JSON-RPC frames against the peer engine for N seconds.
 
 mod bench;
+mod conformance;
 mod generate;
 mod test;
 
@@ -31,6 +34,9 @@ enum Task {
     },
     /// Run the whole test suite (installing Python/Node tools it needs under .tools/).
     Test(test::Args),
+    /// Run the official MCP conformance suite against `portico serve everything` (installing
+    /// Node 22 and the suite under the tools folder) and write docs/conformance.md.
+    Conformance(conformance::Args),
     /// Feed mutated JSON-RPC frames to the decoder and the peer for a while (default 10 minutes).
     Fuzz {
         /// How long to run.
@@ -65,6 +71,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.task {
         Task::Generate { check } => generate::run(check),
         Task::Test(args) => test::run(args),
+        Task::Conformance(args) => conformance::run(args),
         Task::Bench { which } => bench::run(which),
         Task::Fuzz { seconds } => fuzz(seconds),
     };

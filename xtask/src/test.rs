@@ -14,7 +14,7 @@
 //! The tools folder is `PORTICO_TOOLS_DIR`, by default `<repo>/.tools` (gitignored). Child
 //! processes inherit the environment, `CARGO_TARGET_DIR` included.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -208,7 +208,7 @@ impl TestCounts {
 }
 
 /// `text` without ANSI escape sequences (`ESC [ ... letter`).
-fn strip_ansi(text: &str) -> String {
+pub(crate) fn strip_ansi(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars();
     while let Some(c) = chars.next() {
@@ -231,7 +231,7 @@ fn strip_ansi(text: &str) -> String {
 /// cargo can reuse an `xtask` built in another checkout (same relative paths, sources not newer
 /// than the build, as after a copy that keeps modification times), and every step would then
 /// test the other checkout. Cargo sets `CARGO_MANIFEST_DIR` at run time too, so compare the two.
-fn check_checkout(root: &Path) -> anyhow::Result<()> {
+pub(crate) fn check_checkout(root: &Path) -> anyhow::Result<()> {
     let Some(manifest_dir) = std::env::var_os("CARGO_MANIFEST_DIR") else {
         return Ok(());
     };
@@ -255,7 +255,7 @@ fn check_checkout(root: &Path) -> anyhow::Result<()> {
 }
 
 /// Prints a step's banner.
-fn banner(title: &str) {
+pub(crate) fn banner(title: &str) {
     println!("\n==> {title}");
 }
 
@@ -315,7 +315,7 @@ impl Report {
 }
 
 /// `1m 05s` or `4.2s`.
-fn human(d: Duration) -> String {
+pub(crate) fn human(d: Duration) -> String {
     let secs = d.as_secs();
     if secs >= 60 {
         format!("{}m {:02}s", secs / 60, secs % 60)
@@ -325,7 +325,7 @@ fn human(d: Duration) -> String {
 }
 
 /// Where cargo puts its output: `CARGO_TARGET_DIR`, else `<repo>/target`.
-fn target_dir(root: &Path) -> PathBuf {
+pub(crate) fn target_dir(root: &Path) -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"))
@@ -333,7 +333,7 @@ fn target_dir(root: &Path) -> PathBuf {
 
 /// The tools folder: `PORTICO_TOOLS_DIR` (a relative path is taken from the current directory),
 /// else `<repo>/.tools`.
-fn tools_dir(root: &Path) -> anyhow::Result<PathBuf> {
+pub(crate) fn tools_dir(root: &Path) -> anyhow::Result<PathBuf> {
     match std::env::var_os("PORTICO_TOOLS_DIR").filter(|v| !v.is_empty()) {
         Some(dir) => std::path::absolute(PathBuf::from(&dir))
             .with_context(|| format!("PORTICO_TOOLS_DIR={}", PathBuf::from(dir).display())),
@@ -414,12 +414,12 @@ fn existing(path: PathBuf, var: &str) -> Option<PathBuf> {
 }
 
 /// True when the stamp in `dir` records exactly `pins`.
-fn stamp_matches(dir: &Path, pins: &str) -> bool {
+pub(crate) fn stamp_matches(dir: &Path, pins: &str) -> bool {
     std::fs::read_to_string(dir.join(STAMP)).is_ok_and(|s| s == pins)
 }
 
 /// Creates `dir` afresh (removing what an older or broken install left there).
-fn fresh_dir(dir: &Path) -> anyhow::Result<()> {
+pub(crate) fn fresh_dir(dir: &Path) -> anyhow::Result<()> {
     if dir.exists() {
         std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
     }
@@ -427,7 +427,7 @@ fn fresh_dir(dir: &Path) -> anyhow::Result<()> {
 }
 
 /// Runs `command`, failing with `what` and the command line when it cannot start or fails.
-fn run_checked(command: &mut Command, what: &str) -> anyhow::Result<()> {
+pub(crate) fn run_checked(command: &mut Command, what: &str) -> anyhow::Result<()> {
     let line = format!("{command:?}");
     let status = command
         .status()
@@ -439,7 +439,7 @@ fn run_checked(command: &mut Command, what: &str) -> anyhow::Result<()> {
 }
 
 /// The stdout of `program args…`, or `None` when it cannot be run or fails.
-fn output_of(program: impl Into<OsString>, args: &[&str]) -> Option<String> {
+pub(crate) fn output_of(program: impl Into<OsString>, args: &[impl AsRef<OsStr>]) -> Option<String> {
     let out = Command::new(program.into()).args(args).output().ok()?;
     out.status
         .success()
@@ -511,14 +511,51 @@ fn install_python(venv: &Path) -> anyhow::Result<PathBuf> {
 /// Makes sure `dir` holds the pinned npm packages; returns the path of its `tsc`.
 fn install_node(dir: &Path) -> anyhow::Result<PathBuf> {
     let tsc = dir.join("node_modules/.bin/tsc");
-    let pins = NODE_PACKAGES.join("\n") + "\n";
-    if stamp_matches(dir, &pins) && output_of(&tsc, &["--version"]).is_some() {
-        println!("node tools up to date in {}", dir.display());
-        return Ok(tsc);
-    }
     let how = "The tests check generated TypeScript definitions with tsc, which cargo xtask test \
                installs with npm. Install Node.js >= 20 with npm (Debian/Ubuntu: `apt-get install \
                nodejs npm`, or https://nodejs.org/en/download), or set PORTICO_TSC to an existing tsc.";
+    npm_install(
+        dir,
+        NODE_PACKAGES,
+        NpmProbe {
+            tools: "node tools",
+            name: "tsc",
+            program: &tsc,
+            args: &[OsStr::new("--version")],
+        },
+        how,
+    )?;
+    Ok(tsc)
+}
+
+/// The program that shows an npm install in a folder works, and how messages name things.
+pub(crate) struct NpmProbe<'a> {
+    /// What the folder holds, in messages (`node tools up to date in …`).
+    pub tools: &'a str,
+    /// The name printed before what `program` reports after an install (`tsc Version 5.9.3`).
+    pub name: &'a str,
+    /// A program installed into the folder, run with `args`; it must succeed.
+    pub program: &'a Path,
+    /// The arguments `program` is run with (`--version`).
+    pub args: &'a [&'a OsStr],
+}
+
+/// Makes sure `dir` holds exactly the npm `packages` (each pinned as `name@version`), installed
+/// with the `node` and `npm` on PATH. Nothing is installed when the stamp in `dir` records the
+/// same pins and the probe still runs; otherwise `dir` is emptied and installed afresh, the probe
+/// must run, and the stamp is written. `how` tells the user how to get Node.js and npm.
+pub(crate) fn npm_install(
+    dir: &Path,
+    packages: &[impl AsRef<str>],
+    probe: NpmProbe<'_>,
+    how: &str,
+) -> anyhow::Result<()> {
+    let packages: Vec<&str> = packages.iter().map(AsRef::as_ref).collect();
+    let pins = packages.join("\n") + "\n";
+    if stamp_matches(dir, &pins) && output_of(probe.program, probe.args).is_some() {
+        println!("{} up to date in {}", probe.tools, dir.display());
+        return Ok(());
+    }
     let Some(node_version) = output_of("node", &["--version"]) else {
         bail!("node not found on PATH. {how}");
     };
@@ -535,7 +572,7 @@ fn install_node(dir: &Path) -> anyhow::Result<PathBuf> {
     }
     println!(
         "installing {} into {} (node {node_version})",
-        NODE_PACKAGES.join(" "),
+        packages.join(" "),
         dir.display()
     );
     fresh_dir(dir)?;
@@ -545,16 +582,16 @@ fn install_node(dir: &Path) -> anyhow::Result<PathBuf> {
             .arg("--prefix")
             .arg(dir)
             .args(["--save-exact", "--no-audit", "--no-fund", "--loglevel=error"])
-            .args(NODE_PACKAGES)
+            .args(&packages)
             .env("npm_config_update_notifier", "false"),
         "installing npm packages",
     )?;
-    let Some(reported) = output_of(&tsc, &["--version"]) else {
-        bail!("{} does not run after installing it", tsc.display());
+    let Some(reported) = output_of(probe.program, probe.args) else {
+        bail!("{} does not run after installing it", probe.program.display());
     };
-    println!("tsc {reported}");
+    println!("{} {reported}", probe.name);
     std::fs::write(dir.join(STAMP), pins).with_context(|| format!("writing the stamp in {}", dir.display()))?;
-    Ok(tsc)
+    Ok(())
 }
 
 /// Fails unless the spec folder holds `<revision>/schema.json` for every revision of
