@@ -291,6 +291,24 @@ struct MetaVersion {
     protocol_version: Option<String>,
 }
 
+/// The protocol version a request's `_meta` names (2026-07-28 style), if any.
+fn requested_version(params: Option<&RawValue>) -> Option<String> {
+    params
+        .filter(|p| p.get().contains("io.modelcontextprotocol/protocolVersion"))
+        .and_then(|p| serde_json::from_str::<MetaPeek>(p.get()).ok())
+        .and_then(|p| p.meta)
+        .and_then(|m| m.protocol_version)
+}
+
+/// Methods of the stateful revisions that 2026-07-28 removed.
+const SESSION_METHODS: &[&str] = &[
+    "initialize",
+    "ping",
+    "logging/setLevel",
+    "resources/subscribe",
+    "resources/unsubscribe",
+];
+
 /// Decodes `params` as `T`, answering `-32602` with serde's message (which names the member).
 fn decode<T: DeserializeOwned>(method: &str, params: Option<&RawValue>) -> Result<T, ErrorObject> {
     let text = params.map_or("{}", RawValue::get);
@@ -309,12 +327,7 @@ impl Connection {
     /// The era of a request: 2026-07-28 when its `_meta` names a protocol version, else the
     /// negotiated revision. A 2026-style version that is not supported is `-32022`.
     fn era(&self, method: &str, params: Option<&RawValue>) -> Result<Era, ErrorObject> {
-        let requested = params
-            .filter(|p| p.get().contains("io.modelcontextprotocol/protocolVersion"))
-            .and_then(|p| serde_json::from_str::<MetaPeek>(p.get()).ok())
-            .and_then(|p| p.meta)
-            .and_then(|m| m.protocol_version);
-        if let Some(requested) = requested {
+        if let Some(requested) = requested_version(params) {
             if requested == STATELESS_REVISION {
                 return Ok(Era::Stateless);
             }
@@ -835,6 +848,11 @@ impl Service for Connection {
         params: Option<Box<RawValue>>,
     ) -> Result<Box<RawValue>, ErrorObject> {
         let params = params.as_deref();
+        // A 2026-07-28 request (its `_meta` names a version) cannot use the methods that
+        // revision removed: they are unknown to it.
+        if SESSION_METHODS.contains(&method.as_str()) && requested_version(params).is_some() {
+            return Err(ErrorObject::method_not_found(&method));
+        }
         // Copied out so no lock is held while the method runs.
         let negotiated = self.session().revision.is_some();
         match method.as_str() {

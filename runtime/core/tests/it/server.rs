@@ -225,6 +225,11 @@ async fn bad_calls_get_protocol_errors() {
     );
     let v = c.call("resources/frobnicate", json!({})).await;
     assert_eq!(v["error"]["code"], -32601);
+    // Methods 2026-07-28 removed are unknown to a 2026-07-28 request.
+    for removed in ["initialize", "ping", "logging/setLevel", "resources/subscribe"] {
+        let v = c.call(removed, json!({"_meta": meta()})).await;
+        assert_eq!(v["error"]["code"], -32601, "{removed}: {v}");
+    }
 }
 
 #[tokio::test]
