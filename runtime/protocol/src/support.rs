@@ -43,18 +43,30 @@ impl<'de> Key<'de> {
 
 impl<'de> Deserialize<'de> for Key<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_str(CowStrVisitor).map(Key)
+        deserializer.deserialize_str(CowStrVisitor(None)).map(Key)
     }
 }
 
-/// A string, borrowed from the input when possible.
-struct CowStrVisitor;
+/// A string, borrowed from the input when possible; with `(union, tag)`, the value of a
+/// union's tag member, which errors name.
+struct CowStrVisitor(Option<(&'static str, &'static str)>);
+
+impl<'de> DeserializeSeed<'de> for CowStrVisitor {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
 
 impl<'de> Visitor<'de> for CowStrVisitor {
     type Value = Cow<'de, str>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a string")
+        match self.0 {
+            Some((union, tag)) => write!(f, "{union}.{tag} to be a string"),
+            None => f.write_str("a string"),
+        }
     }
 
     fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
@@ -265,10 +277,7 @@ impl<'de, T: TaggedUnion> Visitor<'de> for TaggedVisitor<T> {
             return T::decode(None, Map::new().into_deserializer()).map_err(de::Error::custom);
         };
         if first.as_str() == T::TAG {
-            let tag = map.next_value_seed(TagValue {
-                union: T::NAME,
-                tag: T::TAG,
-            })?;
+            let tag = map.next_value_seed(CowStrVisitor(Some((T::NAME, T::TAG))))?;
             let rest = TagFirst::<'de, A> {
                 key: T::TAG,
                 tag: Some(tag.clone()),
@@ -296,40 +305,6 @@ impl<'de, T: TaggedUnion> Visitor<'de> for TaggedVisitor<T> {
             }
         };
         T::decode(tag.as_deref(), Value::Object(object)).map_err(de::Error::custom)
-    }
-}
-
-/// Reads a tag's value, borrowed from the input when possible.
-struct TagValue {
-    union: &'static str,
-    tag: &'static str,
-}
-
-impl<'de> DeserializeSeed<'de> for TagValue {
-    type Value = Cow<'de, str>;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_str(self)
-    }
-}
-
-impl<'de> Visitor<'de> for TagValue {
-    type Value = Cow<'de, str>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{} to be a string", self.union, self.tag)
-    }
-
-    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-        Ok(Cow::Borrowed(v))
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(Cow::Owned(v.to_owned()))
-    }
-
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-        Ok(Cow::Owned(v))
     }
 }
 

@@ -326,8 +326,8 @@ impl Connection {
 
     /// The era of a request: 2026-07-28 when its `_meta` names a protocol version, else the
     /// negotiated revision. A 2026-style version that is not supported is `-32022`.
-    fn era(&self, method: &str, params: Option<&RawValue>) -> Result<Era, ErrorObject> {
-        if let Some(requested) = requested_version(params) {
+    fn era(&self, method: &str, requested: Option<String>) -> Result<Era, ErrorObject> {
+        if let Some(requested) = requested {
             if requested == STATELESS_REVISION {
                 return Ok(Era::Stateless);
             }
@@ -850,7 +850,8 @@ impl Service for Connection {
         let params = params.as_deref();
         // A 2026-07-28 request (its `_meta` names a version) cannot use the methods that
         // revision removed: they are unknown to it.
-        if SESSION_METHODS.contains(&method.as_str()) && requested_version(params).is_some() {
+        let requested = requested_version(params);
+        if SESSION_METHODS.contains(&method.as_str()) && requested.is_some() {
             return Err(ErrorObject::method_not_found(&method));
         }
         // Copied out so no lock is held while the method runs.
@@ -866,7 +867,7 @@ impl Service for Connection {
             m if !ERA_METHODS.contains(&m) => return Err(ErrorObject::method_not_found(m)),
             _ => {}
         }
-        let era = self.era(&method, params)?;
+        let era = self.era(&method, requested)?;
         let cx = self.context(cx, era, &method, params)?;
         match method.as_str() {
             "server/discover" if era == Era::Stateless => self.discover(),
