@@ -21,7 +21,7 @@ use futures_util::FutureExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{ErrorObject, PeerError};
@@ -478,7 +478,8 @@ impl<S: Service> Peer<S> {
                         expected += 1;
                         let tx = tx.clone();
                         tokio::spawn(async move {
-                            if let Some(answer) = task.await {
+                            let (answer, _slot) = task.await;
+                            if let Some(answer) = answer {
                                 let _ = tx.send((index, answer)).await;
                             }
                         });
@@ -511,18 +512,22 @@ impl<S: Service> Peer<S> {
         let task = self.dispatch_collecting(message).await?;
         let shared = self.handle.shared.clone();
         Some(async move {
-            if let Some(answer) = task.await {
+            // The handler slot is held until the answer is queued, so `Peer::idle` does not
+            // report idle while an answer is still on its way.
+            let (answer, _slot) = task.await;
+            if let Some(answer) = answer {
                 let _ = shared.send(answer, related.as_ref()).await;
             }
         })
     }
 
     /// Dispatches a message; for a request, returns the task producing its encoded answer
-    /// (`None` when it was cancelled: a cancelled request gets no response).
+    /// (`None` when it was cancelled: a cancelled request gets no response) and the handler
+    /// slot, which the caller keeps until the answer is queued.
     async fn dispatch_collecting(
         &self,
         message: Message,
-    ) -> Option<impl Future<Output = Option<String>> + Send + 'static> {
+    ) -> Option<impl Future<Output = (Option<String>, OwnedSemaphorePermit)> + Send + 'static> {
         let shared = &self.handle.shared;
         match message {
             Message::Request { id, method, params } => {
@@ -533,7 +538,9 @@ impl<S: Service> Peer<S> {
                     if in_flight.contains_key(&id) {
                         let error = ErrorObject::invalid_request(format!("request id {id} is already in use"));
                         let answer = message::encode_error(Some(&id), &error);
-                        return Some(futures_util::future::Either::Left(async move { Some(answer) }));
+                        return Some(futures_util::future::Either::Left(
+                            async move { (Some(answer), permit) },
+                        ));
                     }
                     in_flight.insert(id.clone(), cancel.clone());
                 }
@@ -557,26 +564,24 @@ impl<S: Service> Peer<S> {
                         outcome = run => Some(outcome),
                     };
                     shared.in_flight().remove(&id);
-                    drop(permit);
                     // A cancelled request gets no response, even if its handler finished first.
-                    if cancel.is_cancelled() {
-                        return None;
-                    }
-                    match outcome? {
-                        Ok(Ok(result)) => Some(message::encode_result(&id, &result)),
-                        Ok(Err(error)) => Some(message::encode_error(Some(&id), &error)),
+                    let outcome = outcome.filter(|_| !cancel.is_cancelled());
+                    let answer = outcome.map(|outcome| match outcome {
+                        Ok(Ok(result)) => message::encode_result(&id, &result),
+                        Ok(Err(error)) => message::encode_error(Some(&id), &error),
                         Err(panic) => {
                             let what = panic
                                 .downcast_ref::<&str>()
                                 .map(|s| s.to_string())
                                 .or_else(|| panic.downcast_ref::<String>().cloned())
                                 .unwrap_or_else(|| "a panic".into());
-                            Some(message::encode_error(
+                            message::encode_error(
                                 Some(&id),
                                 &ErrorObject::internal(format!("the handler failed: {what}")),
-                            ))
+                            )
                         }
-                    }
+                    });
+                    (answer, permit)
                 }))
             }
             Message::Notification { method, params } => {
