@@ -18,12 +18,16 @@ pub enum Which {
         #[arg(long, default_value_t = 10)]
         runs: usize,
     },
+    /// `portico serve everything` under closed-loop tools/call load against a bare hyper
+    /// reference, both pinned to one core; writes its section of docs/benchmarks.md.
+    Server(crate::bench_server::Args),
 }
 
 /// Runs one benchmark.
 pub fn run(which: Which) -> anyhow::Result<ExitCode> {
     match which {
         Which::Codegen { seconds, runs } => codegen(seconds, runs.max(1)),
+        Which::Server(args) => crate::bench_server::run(args),
     }
 }
 

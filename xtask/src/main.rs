@@ -6,9 +6,14 @@
 //! - `conformance`: the official MCP conformance suite against `portico serve everything`, with a
 //!   report in `docs/conformance.md` (see `conformance.rs`; not part of `test` yet);
 //! - `bench codegen`: time generation and compare typed and untyped JSON round trips;
-//! - `fuzz [--seconds N]`: mutated JSON-RPC frames against the peer engine for N seconds.
+//! - `bench server`: Portico's Streamable HTTP server under load against a bare hyper reference
+//!   (see `bench_server.rs`; not part of `test`);
+//! - `fuzz [--seconds N]`: mutated JSON-RPC frames against the peer engine, then mutated HTTP
+//!   requests against the Streamable HTTP endpoint, N seconds each.
 
 mod bench;
+mod bench_server;
+mod capture;
 mod conformance;
 mod generate;
 mod test;
@@ -84,27 +89,33 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-/// `cargo xtask fuzz`: the peer engine's mutation test, time-boxed, in a release build.
+/// `cargo xtask fuzz`: the mutation tests, time-boxed, in a release build: the JSON-RPC
+/// decoder and peer engine, then the Streamable HTTP endpoint, each for `seconds`.
 fn fuzz(seconds: u64) -> anyhow::Result<std::process::ExitCode> {
-    let status = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .current_dir(repo_root())
-        .env("PORTICO_FUZZ_SECONDS", seconds.to_string())
-        .args([
-            "test",
-            "--release",
-            "-q",
-            "-p",
-            "portico-core",
-            "--test",
-            "it",
-            "mutated_frames_never_break_the_peer",
-            "--",
-            "--nocapture",
-        ])
-        .status()?;
-    Ok(if status.success() {
-        std::process::ExitCode::SUCCESS
-    } else {
-        std::process::ExitCode::FAILURE
-    })
+    let targets = [
+        ("portico-core", "mutated_frames_never_break_the_peer"),
+        ("portico-transport", "mutated_requests_never_break_the_endpoint"),
+    ];
+    for (package, test) in targets {
+        let status = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .current_dir(repo_root())
+            .env("PORTICO_FUZZ_SECONDS", seconds.to_string())
+            .args([
+                "test",
+                "--release",
+                "-q",
+                "-p",
+                package,
+                "--test",
+                "it",
+                test,
+                "--",
+                "--nocapture",
+            ])
+            .status()?;
+        if !status.success() {
+            return Ok(std::process::ExitCode::FAILURE);
+        }
+    }
+    Ok(std::process::ExitCode::SUCCESS)
 }

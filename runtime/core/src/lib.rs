@@ -9,6 +9,8 @@
 //!   handlers (back-pressure on the transport), handler panics isolated to their request, and
 //!   batches where the negotiated revision allows them.
 //!
+//! - [`mirror`]: values a transport carries beside the body (`Mcp-Name`, `Mcp-Param-*`): the
+//!   Base64 sentinel, tools' `x-mcp-header` annotations, and the check that they match the body;
 //! - [`server`]: the server framework: tools written once against the newest revision's types
 //!   (arguments typed, `inputSchema` derived), served statelessly to 2026-07-28 clients and
 //!   through `initialize` sessions to 2025-11-25 … 2024-11-05 clients.
@@ -18,9 +20,10 @@
 
 pub mod error;
 pub mod message;
+pub mod mirror;
 pub mod peer;
 pub mod server;
 
 pub use error::{ErrorObject, PeerError};
 pub use message::{Inbound, Message, RequestId};
-pub use peer::{Outbound, Peer, PeerConfig, PeerHandle, RequestContext, Service};
+pub use peer::{Outbound, OutboundKind, Peer, PeerConfig, PeerHandle, RequestContext, Service};

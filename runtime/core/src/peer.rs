@@ -39,9 +39,13 @@ pub struct PeerConfig {
     pub max_in_flight: usize,
     /// How long an outbound request waits for its response (default 60 s).
     pub request_timeout: Duration,
-    /// Whether inbound batches (JSON arrays) are accepted: only revision 2025-03-26 has them
-    /// (default `false`: a batch is answered with `-32600`).
+    /// Whether inbound batches (JSON arrays) are always accepted (default `false`: a batch is
+    /// accepted only when [`Service::accepts_batches`] says so, else answered with `-32600`).
     pub batches: bool,
+    /// Whether the transport takes the stream-control items [`OutboundKind::CloseStream`] and
+    /// [`OutboundKind::Ended`] (default `false`: stream transports such as Streamable HTTP turn
+    /// it on; [`PeerHandle::close_stream`] is then honoured, else it does nothing).
+    pub stream_control: bool,
 }
 
 impl Default for PeerConfig {
@@ -50,6 +54,7 @@ impl Default for PeerConfig {
             max_in_flight: 64,
             request_timeout: Duration::from_secs(60),
             batches: false,
+            stream_control: false,
         }
     }
 }
@@ -76,6 +81,26 @@ pub trait Service: Send + Sync + 'static {
         let _ = (peer, method, params);
         async {}
     }
+
+    /// Checks values the transport carried beside a request's body, mirrored from it (the
+    /// `Mcp-Param-*` headers of Streamable HTTP), before the request is received. An error is
+    /// the request's answer (`-32020` for a mismatch). The default accepts everything: a service
+    /// that mirrors nothing recognizes no such value, and unrecognized ones are ignored.
+    fn check_mirrored(
+        &self,
+        method: &str,
+        params: Option<&RawValue>,
+        sent: &[crate::mirror::MirroredParam<'_>],
+    ) -> Result<(), ErrorObject> {
+        let _ = (method, params, sent);
+        Ok(())
+    }
+
+    /// Whether a JSON-RPC batch may be received now: when the protocol revision in use allows
+    /// them (MCP 2025-03-26 alone). The default says no; [`PeerConfig::batches`] overrides it.
+    fn accepts_batches(&self) -> bool {
+        false
+    }
 }
 
 /// A shared service serves as itself, so one service can back several peers.
@@ -97,6 +122,19 @@ impl<T: Service> Service for Arc<T> {
     ) -> impl Future<Output = ()> + Send {
         T::notification(self, peer, method, params)
     }
+
+    fn check_mirrored(
+        &self,
+        method: &str,
+        params: Option<&RawValue>,
+        sent: &[crate::mirror::MirroredParam<'_>],
+    ) -> Result<(), ErrorObject> {
+        T::check_mirrored(self, method, params, sent)
+    }
+
+    fn accepts_batches(&self) -> bool {
+        T::accepts_batches(self)
+    }
 }
 
 /// One message for the transport to write.
@@ -108,6 +146,35 @@ pub struct Outbound {
     /// handler sent it (progress, logging, sampling, …). `None` for messages of the connection
     /// as a whole. A batch answer belongs to the batch's first request.
     pub related: Option<RequestId>,
+    /// What the transport is to do with it.
+    pub kind: OutboundKind,
+}
+
+impl Outbound {
+    /// A message to write.
+    pub fn message(text: String, related: Option<RequestId>) -> Self {
+        Self {
+            text,
+            related,
+            kind: OutboundKind::Message,
+        }
+    }
+}
+
+/// What an [`Outbound`] asks of the transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OutboundKind {
+    /// Write [`Outbound::text`].
+    Message,
+    /// End the stream now carrying the messages of the related request, before its response
+    /// (its `text` is empty). Sent only when [`PeerConfig::stream_control`] is on: Streamable
+    /// HTTP ends the request's SSE stream and keeps what follows for the client to resume.
+    CloseStream,
+    /// The related request ended without an answer: it was cancelled, and a cancelled request
+    /// is not answered (its `text` is empty). Sent only when [`PeerConfig::stream_control`] is
+    /// on, so a transport holding a response open for the request can end it.
+    Ended,
 }
 
 /// Where the answer to an outbound request is delivered.
@@ -135,12 +202,22 @@ impl Shared {
         self.in_flight.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Tells a transport that takes stream control that the request `related` ended without
+    /// an answer.
+    async fn ended(&self, related: Option<RequestId>) {
+        if self.config.stream_control && related.is_some() {
+            let ended = Outbound {
+                text: String::new(),
+                related,
+                kind: OutboundKind::Ended,
+            };
+            let _ = self.outbound.send(ended).await;
+        }
+    }
+
     async fn send(&self, text: String, related: Option<&RequestId>) -> Result<(), PeerError> {
         self.outbound
-            .send(Outbound {
-                text,
-                related: related.cloned(),
-            })
+            .send(Outbound::message(text, related.cloned()))
             .await
             .map_err(|_| PeerError::Closed)
     }
@@ -155,6 +232,26 @@ pub struct PeerHandle {
 }
 
 impl PeerHandle {
+    /// Asks the transport to end the stream carrying this request's messages now, before the
+    /// response (Streamable HTTP's "polling", SEP-1699): the client reconnects with
+    /// `Last-Event-ID` and receives what the request sent meanwhile. The request goes on.
+    /// Returns whether the transport was asked; `false` on a handle of the connection as a
+    /// whole, or when the transport has no such streams ([`PeerConfig::stream_control`]).
+    pub async fn close_stream(&self) -> bool {
+        let Some(related) = &self.related else {
+            return false;
+        };
+        if !self.shared.config.stream_control {
+            return false;
+        }
+        let close = Outbound {
+            text: String::new(),
+            related: Some(related.clone()),
+            kind: OutboundKind::CloseStream,
+        };
+        self.shared.outbound.send(close).await.is_ok()
+    }
+
     /// Sends a request and waits for its result, decoded as `R`, within the configured timeout.
     pub async fn request<P: Serialize + ?Sized, R: DeserializeOwned>(
         &self,
@@ -273,10 +370,10 @@ impl Drop for Outstanding<'_> {
             }) {
                 // Best effort: a full queue or a closed connection leaves nothing to tell.
                 let text = message::encode_notification(CANCELLED, Some(&params));
-                let _ = self.shared.outbound.try_send(Outbound {
-                    text,
-                    related: self.related.take(),
-                });
+                let _ = self
+                    .shared
+                    .outbound
+                    .try_send(Outbound::message(text, self.related.take()));
             }
         }
     }
@@ -440,7 +537,7 @@ impl<S: Service> Peer<S> {
                 }
             }
             Inbound::Single(Err(invalid)) => self.answer_invalid(invalid).await,
-            Inbound::Batch(_) if !self.handle.shared.config.batches => {
+            Inbound::Batch(_) if !self.handle.shared.config.batches && !self.service.accepts_batches() => {
                 let error = ErrorObject::invalid_request("batches are not part of the negotiated protocol revision");
                 let _ = self.handle.shared.send(message::encode_error(None, &error), None).await;
             }
@@ -495,6 +592,8 @@ impl<S: Service> Peer<S> {
                 answers.push(answer);
             }
             if answers.is_empty() {
+                // Every request of the batch was cancelled.
+                shared.ended(related).await;
                 return;
             }
             answers.sort_by_key(|(i, _)| *i);
@@ -515,8 +614,11 @@ impl<S: Service> Peer<S> {
             // The handler slot is held until the answer is queued, so `Peer::idle` does not
             // report idle while an answer is still on its way.
             let (answer, _slot) = task.await;
-            if let Some(answer) = answer {
-                let _ = shared.send(answer, related.as_ref()).await;
+            match answer {
+                Some(answer) => {
+                    let _ = shared.send(answer, related.as_ref()).await;
+                }
+                None => shared.ended(related).await,
             }
         })
     }

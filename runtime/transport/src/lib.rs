@@ -10,6 +10,13 @@
 //! - Streamable HTTP ([`http`]), server side: an axum router serving the MCP endpoint to
 //!   2026-07-28 clients statelessly and to 2025-x clients in `Mcp-Session-Id` sessions, and
 //!   [`http::serve`] to run it.
+//! - WebSocket ([`http::ws`]), server side: a GET to the same endpoint with `Upgrade: websocket`
+//!   (subprotocol `mcp`) becomes a socket carrying one JSON-RPC message per text frame, served
+//!   by one peer like a stdio connection (both eras on one socket). The Streamable HTTP router
+//!   serves it; [`http::HttpConfig::websocket`] configures or switches it off.
+//! - Legacy HTTP+SSE ([`http::legacy_sse`]), server side: the 2024-11-05 transport (`GET /sse`
+//!   opens a session's stream, whose `endpoint` event names where to POST messages), as a router
+//!   of its own to merge with the Streamable HTTP router on one listener.
 
 pub mod http;
 pub mod stdio;

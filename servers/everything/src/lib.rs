@@ -31,7 +31,7 @@
 //! | `test_elicitation_sep1330_enums` | tool | a form with the five enum forms (untitled/titled single, legacy `enumNames`, untitled/titled multi) |
 //! | `test_missing_capability` | tool | needs sampling; a client that did not declare it is refused: `-32021` naming it in 2026-07-28, a tool error in a session |
 //! | `test_streaming_elicitation` | tool | logs and reports progress, then asks for a confirmation (2026-07-28: `input_required`, never a request on the response stream) |
-//! | `test_reconnection` | tool | answers after 100 ms (see below) |
+//! | `test_reconnection` | tool | ends its SSE stream at once ([`portico_core::server::Context::close_stream`]), answers after 100 ms; the client resumes with `Last-Event-ID` |
 //! | `test_input_required_result_elicitation` | tool | asks the name; `Hello, <name>!` |
 //! | `test_input_required_result_sampling` | tool | asks the model the capital of France; `Sampling response: …` |
 //! | `test_input_required_result_list_roots` | tool | asks for the roots; lists them |
@@ -49,6 +49,16 @@
 //! | `test_prompt_with_embedded_resource(resourceUri)` | prompt | the resource at `resourceUri`, embedded, then a text message |
 //! | `test_prompt_with_image` | prompt | an image message, then a text message |
 //! | `test_input_required_result_prompt` | prompt | asks what context to use (elicitation), then renders it; without the capability `-32021` |
+//! | `echo(message)` | tool | returns `message` as one text block (the tool `cargo xtask bench server` calls; not a suite fixture) |
+//! | `greet(name)` | tool | `Hello, <name>!`, synchronously (tasks extension: never a task) |
+//! | `slow_compute(seconds, label?)` | tool | sleeps `seconds` (at most 300), then `Computed <label> in <n> s`; a task for clients of the tasks extension (task support optional) |
+//! | `failing_job` | tool | after 500 ms a tool error (`isError`); task support required (`-32021` to a client without the extension) |
+//! | `protocol_error_job` | tool | its handler panics: `-32603`, or as a task `failed` with that error |
+//! | `confirm_delete(filename)` | tool | asks to confirm (elicitation); as a task it waits in `input_required` for `tasks/update` |
+//! | `multi_input` | tool | asks two questions at once; as a task both wait in `input_required`, answerable one at a time |
+//! | `test_tool_with_task` | tool | asks `user_name` in `input_required` rounds, then becomes a task (task support required) that greets the user |
+//! | `skill://pdf-processing/SKILL.md` | skill | Agent Skill with `references/FORMS.md` (the skills extension: `skills/list`, `skills/get`, `resources/directory/read`) |
+//! | `skill://portico/release-notes/SKILL.md` | skill | Agent Skill under a path prefix, `SKILL.md` only |
 //! | `completion/complete` | completion | prefix-filtered values for `arg1`/`arg2`, `resourceUri` and the template's `id` |
 //!
 //! The framework provides the rest the suite checks of a server: `initialize`, `ping`,
@@ -59,10 +69,8 @@
 //! # Not yet as the suite expects
 //!
 //! These need the framework or a transport, not this crate:
-//! - `test_reconnection` cannot close its SSE stream mid-call (SEP-1699): the handler has no
-//!   hook to the transport's stream.
-
-//! - `test_tool_with_task` (tasks extension) is not registered: the framework has no tasks.
+//! - task status notifications (`notifications/tasks` on `subscriptions/listen`, optional in
+//!   SEP-2663) are not sent; the suite skips `tasks-status-notifications` itself.
 //!
 //! The crate has no features.
 
@@ -74,9 +82,11 @@ mod mrtr;
 mod prompts;
 mod resources;
 mod schemas;
+mod skills;
 mod streams;
+mod tasks;
 
-use portico_core::server::Server;
+use portico_core::server::{Server, tool};
 
 /// The server's name, as `serverInfo` shows it.
 pub const NAME: &str = "portico-everything";
@@ -87,6 +97,13 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The arguments of a tool that takes none (unknown members are ignored).
 #[derive(serde::Deserialize, schemars::JsonSchema)]
 struct NoArguments {}
+
+/// The arguments of `echo`.
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+struct EchoArguments {
+    /// The text to return.
+    message: String,
+}
 
 /// The fixtures server, with every fixture of the table in the crate docs.
 ///
@@ -107,6 +124,13 @@ pub fn server() -> Server {
     let builder = mrtr::register(builder);
     let builder = resources::register(builder);
     let builder = prompts::register(builder);
+    let builder = tasks::register(builder);
+    let builder = skills::register(builder);
+    let builder = builder.tool(tool(
+        "echo",
+        "Returns its message argument as text",
+        |_cx, args: EchoArguments| async move { args.message },
+    ));
     let server = builder.build();
     cell.set(server.clone());
     server

@@ -46,9 +46,12 @@ pub(crate) fn register(builder: ServerBuilder) -> ServerBuilder {
         ))
         .tool(tool(
             "test_reconnection",
-            "Waits briefly, then answers; over Streamable HTTP the suite expects the server to close \
-             the SSE stream mid-call and deliver the result after the client reconnects (SEP-1699)",
-            |_cx, _args: NoArguments| async move {
+            "Closes the response's SSE stream mid-call, waits briefly, then answers: the client gets \
+             the result after reconnecting with Last-Event-ID (SEP-1699)",
+            |cx, _args: NoArguments| async move {
+                // Ends the response's SSE stream now (where the transport has one); the answer
+                // below waits in the stream's log for the client to resume it (Last-Event-ID).
+                cx.close_stream().await;
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 "Reconnection test completed successfully. If you received this, the client properly \
                  reconnected after stream closure."

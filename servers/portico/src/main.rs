@@ -2,8 +2,10 @@
 //!
 //! Today it answers `--help`, `--version`, `revisions` (the MCP protocol revisions Portico
 //! supports), `check` (decode a JSON message as a protocol type, reporting what is wrong) and
-//! `serve everything` (the conformance fixtures server, over Streamable HTTP or stdio). The gateway, the built-in servers (`serve <kind>`), `codegen` on users' own tool
-//! specs, `inspect` and `token` come as their crates land. The binary has no features.
+//! `serve everything` (the conformance fixtures server, over stdio or on one HTTP listener
+//! serving Streamable HTTP, WebSocket and legacy HTTP+SSE). The gateway, the built-in servers
+//! (`serve <kind>`), `codegen` on users' own tool specs, `inspect` and `token` come as their
+//! crates land. The binary has no features.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -11,6 +13,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use portico_protocol::{LATEST, REVISIONS};
+use portico_transport::http::legacy_sse::{self, LegacySseConfig};
 
 /// The command line; `about` is the package description.
 #[derive(Parser)]
@@ -54,7 +57,8 @@ enum Builtin {
 /// How to serve.
 #[derive(clap::Args)]
 struct ServeArgs {
-    /// Serve Streamable HTTP on this address (the endpoint is `/mcp`); port 0 picks a free port.
+    /// Serve on this address: Streamable HTTP and WebSocket (`ws://`, subprotocol `mcp`) at `/mcp`,
+    /// the legacy HTTP+SSE transport at `/sse` and `/messages`; port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:3000", conflicts_with = "stdio")]
     http: std::net::SocketAddr,
     /// Serve over standard input and output instead (logs go to standard error).
@@ -134,9 +138,27 @@ fn serve(server: portico_core::server::Server, args: &ServeArgs) -> ExitCode {
         let listener = tokio::net::TcpListener::bind(args.http).await?;
         let config = portico_transport::http::HttpConfig::default();
         let shutdown = config.shutdown.clone();
-        let app = portico_transport::http::router(move || server.connection(), config);
-        // The address actually bound (port 0 picks one), for people and for scripts.
-        println!("serving MCP on http://{}/mcp", listener.local_addr()?);
+        // One listener: Streamable HTTP and WebSocket at /mcp, legacy HTTP+SSE at /sse.
+        let legacy = LegacySseConfig::from_http(&config);
+        let (sse_path, messages_path) = (legacy.sse_path.clone(), legacy.messages_path.clone());
+        let for_legacy = server.clone();
+        let app = portico_transport::http::router(move || server.connection(), config)
+            .merge(legacy_sse::router(move || for_legacy.connection(), legacy));
+        // The address actually bound (port 0 picks one), for people and for scripts; the first
+        // line stays as it is, scripts read it.
+        let addr = listener.local_addr()?;
+        // Written whole and unchecked: a script that read the first line and closed the pipe
+        // must not stop the server.
+        let banner = format!(
+            "serving MCP on http://{addr}/mcp\n\
+             serving MCP over WebSocket on ws://{addr}/mcp (subprotocol mcp)\n\
+             serving legacy HTTP+SSE (2024-11-05) on http://{addr}{sse_path} (messages to {messages_path})\n"
+        );
+        {
+            use std::io::Write;
+            let mut stdout = std::io::stdout().lock();
+            let _ = stdout.write_all(banner.as_bytes()).and_then(|()| stdout.flush());
+        }
         let stop = shutdown.clone();
         tokio::spawn(async move {
             let _ = tokio::signal::ctrl_c().await;

@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 
 use super::Era;
 use super::input::{InputError, Rounds};
+use super::tasks::{self, TaskHandle};
 use crate::error::PeerError;
 use crate::peer::{PeerHandle, RequestContext};
 
@@ -21,6 +22,8 @@ pub struct Context {
     client_capabilities: serde_json::Value,
     /// The round state of a 2026-07-28 request that may ask for input.
     rounds: Option<Arc<Rounds>>,
+    /// The task of a task-capable call (see [`super::tasks`]).
+    task: Option<Arc<TaskHandle>>,
 }
 
 /// How severe a level is, from `debug` (0) to `emergency` (7) (RFC 5424 order; the generated
@@ -53,7 +56,47 @@ impl Context {
             log_level,
             client_capabilities,
             rounds,
+            task: None,
         }
+    }
+
+    /// The context of a call that runs (or may start) a task.
+    pub(crate) fn with_task(mut self, task: Arc<TaskHandle>) -> Self {
+        self.task = Some(task);
+        self
+    }
+
+    /// Makes the call a task, if it can be one: the call is answered with the task's handle
+    /// (`resultType: "task"`) and the handler goes on, its questions parked on the task (see
+    /// [`super::tasks`]). Returns whether the handler now runs as a task: `false` when the tool
+    /// does not support tasks, the client did not declare the extension, questions of this
+    /// round are still unanswered (the call then ends with `input_required`), or the store
+    /// refused the task. Call it once the `input_required` rounds gathered what the handler
+    /// needs; calling it again is harmless.
+    pub async fn start_task(&self) -> bool {
+        let Some(task) = &self.task else { return false };
+        if task.is_started() {
+            return true;
+        }
+        if self.rounds.as_ref().is_some_and(|r| r.has_asked()) {
+            return false;
+        }
+        task.start().await.is_ok()
+    }
+
+    /// The id of the task the handler runs as, once started.
+    pub fn task_id(&self) -> Option<&str> {
+        self.started_task().map(|t| t.task_id())
+    }
+
+    fn started_task(&self) -> Option<&Arc<TaskHandle>> {
+        self.task.as_ref().filter(|t| t.is_started())
+    }
+
+    /// The capabilities the client declared (from `_meta` in 2026-07-28, from `initialize`
+    /// otherwise), as sent.
+    pub fn client_capabilities(&self) -> &serde_json::Value {
+        &self.client_capabilities
     }
 
     /// Asks the user for input through the client (see [`super::input`]).
@@ -121,6 +164,23 @@ impl Context {
             }
             return Err(InputError::Unsupported(capability));
         }
+        if let Some(task) = self.started_task() {
+            let key = match (key, &self.rounds) {
+                (Some(key), _) => key,
+                (None, Some(rounds)) => rounds.next_key(kind),
+                (None, None) => format!("{kind}-{}", task.task_id()),
+            };
+            let params = serde_json::to_value(params).map_err(|e| InputError::Invalid {
+                key: key.clone(),
+                message: e.to_string(),
+            })?;
+            let answers = self.rounds.as_ref().map(|r| r.answers());
+            let answer = tasks::task_input(task, answers, &key, method, params).await?;
+            return serde_json::from_value(answer).map_err(|e| InputError::Invalid {
+                key,
+                message: e.to_string(),
+            });
+        }
         let answer = match &self.rounds {
             Some(rounds) => {
                 let key = key.unwrap_or_else(|| rounds.next_key(kind));
@@ -162,25 +222,47 @@ impl Context {
         self.era
     }
 
-    /// Whether the client cancelled the request.
+    /// Asks the transport to end the stream carrying this request's messages before the
+    /// response, for the client to resume it ([`crate::PeerHandle::close_stream`]); whether it
+    /// could. Streamable HTTP sessions honour it; other transports have nothing to close.
+    pub async fn close_stream(&self) -> bool {
+        self.request.peer().close_stream().await
+    }
+
+    /// Whether the client cancelled the request (or, in a task, the task: `tasks/cancel`).
     pub fn is_cancelled(&self) -> bool {
-        self.request.is_cancelled()
+        match &self.task {
+            Some(task) => task.is_cancelled(),
+            None => self.request.is_cancelled(),
+        }
     }
 
-    /// Completes when the client cancels the request.
+    /// Completes when the client cancels the request (in a task-capable call: the task; a call
+    /// given up before its task exists is dropped).
     pub async fn cancelled(&self) {
-        self.request.cancelled().await;
+        match &self.task {
+            Some(task) => task.cancelled().await,
+            None => self.request.cancelled().await,
+        }
     }
 
-    /// Reports progress, if the client asked for it (a `progressToken`).
+    /// Reports progress, if the client asked for it (a `progressToken`). Nothing is sent from a
+    /// task: the extension has no progress on tasks.
     pub async fn progress(&self, progress: f64, total: Option<f64>, message: Option<&str>) -> Result<(), PeerError> {
+        if self.started_task().is_some() {
+            return Ok(());
+        }
         self.request.progress(progress, total, message).await
     }
 
     /// Sends a log message (`notifications/message`) if the client wants messages of this level:
     /// in 2026-07-28 only when the request's `_meta` set `logLevel` at or below it; in a session,
-    /// unless `logging/setLevel` set a higher level.
+    /// unless `logging/setLevel` set a higher level. Nothing is sent from a task (the extension
+    /// has no log messages on tasks).
     pub async fn log<T: Serialize + ?Sized>(&self, level: wire::LoggingLevel, data: &T) -> Result<(), PeerError> {
+        if self.started_task().is_some() {
+            return Ok(());
+        }
         let wanted = match (self.era, self.log_level) {
             (_, Some(threshold)) => severity(level) >= severity(threshold),
             (Era::Stateless, None) => false,

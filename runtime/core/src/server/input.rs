@@ -112,6 +112,11 @@ impl Rounds {
         &self.answers
     }
 
+    /// Whether questions were asked this round (without taking them).
+    pub(crate) fn has_asked(&self) -> bool {
+        !self.asked.lock().unwrap_or_else(PoisonError::into_inner).is_empty()
+    }
+
     /// The questions asked this round, if any.
     pub(crate) fn asked(&self) -> Option<BTreeMap<String, Value>> {
         let asked = std::mem::take(&mut *self.asked.lock().unwrap_or_else(PoisonError::into_inner));

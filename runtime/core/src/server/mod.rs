@@ -17,6 +17,8 @@ pub mod input;
 pub mod notify;
 pub mod prompt;
 pub mod resource;
+pub mod skills;
+pub mod tasks;
 pub mod tool;
 
 use std::collections::BTreeMap;
@@ -80,6 +82,10 @@ struct Registry {
     shutdown: tokio_util::sync::CancellationToken,
     /// Seals `requestState` of input-required results.
     sealer: input::Sealer,
+    /// The tasks extension: the store and the running tasks (see [`tasks`]).
+    tasks: Option<Arc<tasks::Tasks>>,
+    /// The skills extension's skills (see [`skills`]).
+    skills: Vec<skills::Skill>,
 }
 
 impl Registry {
@@ -102,6 +108,32 @@ impl Registry {
         }
         if r.completion.is_some() {
             caps.completions = Some(Default::default());
+        }
+        let mut extensions = BTreeMap::new();
+        if r.tasks.is_some() {
+            extensions.insert(tasks::EXTENSION.to_string(), Default::default());
+        }
+        if !r.skills.is_empty() {
+            // `resources/directory/read` is served for the skills' directories.
+            let settings = BTreeMap::from([("directoryRead".to_string(), true.into())]);
+            extensions.insert(skills::EXTENSION.to_string(), settings);
+        }
+        if !extensions.is_empty() {
+            caps.extensions = Some(extensions);
+        }
+        caps
+    }
+}
+
+impl Registry {
+    /// The capabilities of a stateful session: tasks are a 2026-07-28 extension, not served there.
+    fn session_capabilities(&self) -> wire::ServerCapabilities {
+        let mut caps = self.capabilities();
+        if let Some(extensions) = caps.extensions.as_mut() {
+            extensions.remove(tasks::EXTENSION);
+            if extensions.is_empty() {
+                caps.extensions = None;
+            }
         }
         caps
     }
@@ -177,6 +209,32 @@ impl ServerBuilder {
         self
     }
 
+    /// Serves the tasks extension with `store` (default settings; see [`tasks`]). Without it, a
+    /// server with task-supporting tools keeps its tasks in an [`tasks::InMemoryTaskStore`].
+    pub fn tasks(self, store: impl tasks::TaskStore) -> Self {
+        self.tasks_with(store, tasks::TaskConfig::default())
+    }
+
+    /// Serves the tasks extension with `store` and `config` (TTL, polling interval).
+    pub fn tasks_with(mut self, store: impl tasks::TaskStore, config: tasks::TaskConfig) -> Self {
+        self.registry.tasks = Some(Arc::new(tasks::Tasks::new(Arc::new(store), config)));
+        self
+    }
+
+    /// Adds a skill (the skills extension): its files become resources under `skill://`, and
+    /// `skills/list`, `skills/get` and `resources/directory/read` serve it (see [`skills`]).
+    /// Panics if a skill or resource at its URIs is already registered.
+    pub fn skill(mut self, skill: skills::Skill) -> Self {
+        if self.registry.skills.iter().any(|s| s.uri() == skill.uri()) {
+            panic!("a skill at `{}` is already registered", skill.uri());
+        }
+        for resource in skill.resources() {
+            self = self.resource(resource);
+        }
+        self.registry.skills.push(skill);
+        self
+    }
+
     /// Items per page of list results (at least 1).
     pub fn page_size(mut self, size: usize) -> Self {
         self.registry.page_size = size.max(1);
@@ -190,7 +248,16 @@ impl ServerBuilder {
     }
 
     /// The server.
-    pub fn build(self) -> Server {
+    pub fn build(mut self) -> Server {
+        let r = &mut self.registry;
+        if r.tasks.is_none()
+            && r.tools
+                .iter()
+                .any(|t| t.task_support() != tasks::TaskSupport::Forbidden)
+        {
+            let store = Arc::new(tasks::InMemoryTaskStore::default());
+            r.tasks = Some(Arc::new(tasks::Tasks::new(store, tasks::TaskConfig::default())));
+        }
         Server {
             inner: Arc::new(self.registry),
         }
@@ -214,6 +281,8 @@ impl Server {
                 listeners: notify::Listeners::default(),
                 shutdown: tokio_util::sync::CancellationToken::new(),
                 sealer: input::Sealer::random(),
+                tasks: None,
+                skills: Vec::new(),
             },
         }
     }
@@ -236,10 +305,14 @@ impl Server {
         self.inner.listeners.len()
     }
 
-    /// Ends every open `subscriptions/listen` stream with its graceful result (call before
-    /// shutting the transports down).
+    /// Ends every open `subscriptions/listen` stream with its graceful result, and stops the
+    /// handlers of running tasks (call before shutting the transports down).
     pub fn shutdown(&self) {
         self.inner.shutdown.cancel();
+        // Task handlers (the tasks extension) are stopped; their records stay in the store.
+        if let Some(tasks) = &self.inner.tasks {
+            tasks.shutdown();
+        }
     }
 
     /// The capabilities the registered features add up to. Logging is always offered.
@@ -388,7 +461,7 @@ impl Connection {
         drop(session);
         let mut result = serde_json::json!({
             "protocolVersion": revision,
-            "capabilities": self.server.capabilities(),
+            "capabilities": self.server.session_capabilities(),
             "serverInfo": self.server.info,
         });
         if let Some(instructions) = &self.server.instructions {
@@ -487,7 +560,15 @@ impl Connection {
             .find(|t| t.name() == name)
             .ok_or_else(|| ErrorObject::invalid_params(format!("tools/call: unknown tool {name:?}")))?;
         let rounds = cx.rounds();
-        let outcome = tool.call(cx, arguments).await;
+        let outcome = match self.task_route(tool, &cx)? {
+            // The tasks extension: answered with the task's handle, or as usual when the handler
+            // finished without starting a task.
+            Some(tasks) => match tasks.call(tool.clone(), cx, arguments).await? {
+                tasks::Called::Task(created) => return self.answer(era, "tools/call", &created),
+                tasks::Called::Finished(outcome) => *outcome,
+            },
+            None => tool.call(cx, arguments).await,
+        };
         let failed = outcome.as_ref().map_or(true, |r| r.is_error == Some(true));
         if let Some(asked) = self.input_required("tools/call", params, rounds, failed)? {
             return Ok(asked);
@@ -790,6 +871,12 @@ const ERA_METHODS: &[&str] = &[
     "prompts/get",
     "completion/complete",
     "subscriptions/listen",
+    "tasks/get",
+    "tasks/update",
+    "tasks/cancel",
+    "skills/list",
+    "skills/get",
+    "resources/directory/read",
 ];
 
 /// The error code of `resources/read` of an unknown URI up to 2025-11-25 (2026-07-28 uses
@@ -880,7 +967,44 @@ impl Service for Connection {
             "prompts/get" => self.get_prompt(cx, params).await,
             "completion/complete" => self.complete(cx, params).await,
             "subscriptions/listen" if era == Era::Stateless => self.listen(cx, params).await,
+            "tasks/get" | "tasks/update" | "tasks/cancel" if era == Era::Stateless => {
+                let result = self.task_method(&cx, &method, params).await?;
+                self.answer(era, &method, &result)
+            }
+            "skills/list" | "skills/get" | "resources/directory/read" => self.skills_method(era, &method, params),
             _ => Err(ErrorObject::method_not_found(&method)),
         }
+    }
+
+    /// Batches belong to revision 2025-03-26 alone: accepted once `initialize` negotiated it.
+    fn accepts_batches(&self) -> bool {
+        self.session().revision == Some("2025-03-26")
+    }
+
+    /// `tools/call` of a tool with `x-mcp-header` annotations: the mirrored values must match
+    /// the arguments (`-32020` otherwise). Other requests mirror nothing of ours.
+    fn check_mirrored(
+        &self,
+        method: &str,
+        params: Option<&RawValue>,
+        sent: &[crate::mirror::MirroredParam<'_>],
+    ) -> Result<(), ErrorObject> {
+        #[derive(Deserialize)]
+        struct Call {
+            name: String,
+            arguments: Option<serde_json::Value>,
+        }
+        if method != "tools/call" || !self.server.tools.iter().any(|t| !t.header_params().is_empty()) {
+            return Ok(());
+        }
+        // Params that do not decode are the request's to reject (-32602), not the headers'.
+        let Some(Ok(call)) = params.map(|p| serde_json::from_str::<Call>(p.get())) else {
+            return Ok(());
+        };
+        let Some(tool) = self.server.tools.iter().find(|t| t.name() == call.name) else {
+            return Ok(());
+        };
+        crate::mirror::check(tool.header_params(), call.arguments.as_ref(), sent)
+            .map_err(|message| ErrorObject::new(crate::mirror::HEADER_MISMATCH, message))
     }
 }

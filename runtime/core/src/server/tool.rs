@@ -31,7 +31,9 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use super::context::Context;
+use super::tasks::{TaskStart, TaskSupport};
 use crate::error::ErrorObject;
+use crate::mirror::HeaderParam;
 
 /// A tool's result, as the newest revision defines it.
 pub type CallToolResult = wire::CallToolResult;
@@ -47,6 +49,11 @@ type Handler = dyn Fn(Context, Map<String, Value>) -> BoxFuture<Result<CallToolR
 pub struct Tool {
     definition: wire::Tool,
     handler: Arc<Handler>,
+    /// Whether and how the tool runs as a task (the tasks extension).
+    task_support: TaskSupport,
+    task_start: TaskStart,
+    /// The `x-mcp-header` annotations of the `inputSchema`.
+    header_params: Vec<HeaderParam>,
 }
 
 impl std::fmt::Debug for Tool {
@@ -66,6 +73,12 @@ impl Tool {
     /// The tool's name.
     pub fn name(&self) -> &str {
         &self.definition.name
+    }
+
+    /// The arguments a Streamable HTTP client mirrors into `Mcp-Param-*` headers: the
+    /// `x-mcp-header` annotations of the `inputSchema` (see [`crate::mirror`]).
+    pub fn header_params(&self) -> &[HeaderParam] {
+        &self.header_params
     }
 
     /// Sets the tool's annotations (read-only, destructive, idempotent, open-world hints).
@@ -88,6 +101,29 @@ impl Tool {
                 .unwrap_or_else(|e| panic!("tool `{}`: output schema: {e}", self.definition.name)),
         );
         self
+    }
+
+    /// Whether the tool may run as a task (the tasks extension; see [`super::tasks`]).
+    pub fn with_task_support(mut self, support: TaskSupport) -> Self {
+        self.task_support = support;
+        self
+    }
+
+    /// When the tool's task is created: before the handler runs (the default), or when the
+    /// handler calls [`Context::start_task`](super::Context::start_task).
+    pub fn with_task_start(mut self, start: TaskStart) -> Self {
+        self.task_start = start;
+        self
+    }
+
+    /// Whether the tool may run as a task.
+    pub fn task_support(&self) -> TaskSupport {
+        self.task_support
+    }
+
+    /// When the tool's task is created.
+    pub fn task_start(&self) -> TaskStart {
+        self.task_start
     }
 
     /// Runs the tool with raw arguments (`None` counts as `{}`).
@@ -127,13 +163,20 @@ where
     Fut: Future<Output = R> + Send + 'static,
     R: IntoToolResult,
 {
-    let input: wire::ToolInputSchema = serde_json::from_value(object_schema::<A>("argument"))
-        .unwrap_or_else(|e| panic!("tool `{name}`: input schema: {e}"));
+    let schema = object_schema::<A>("argument");
+    // An invalid annotation would make every conforming client drop the tool: refuse it here.
+    let header_params =
+        crate::mirror::header_params(&schema).unwrap_or_else(|e| panic!("tool `{name}`: input schema: {e}"));
+    let input: wire::ToolInputSchema =
+        serde_json::from_value(schema).unwrap_or_else(|e| panic!("tool `{name}`: input schema: {e}"));
     let definition = wire::Tool::new(input, name).with_description(description);
     let handler = Arc::new(handler);
     let tool_name: Arc<str> = name.into();
     Tool {
         definition,
+        task_support: TaskSupport::default(),
+        task_start: TaskStart::default(),
+        header_params,
         handler: Arc::new(move |cx, arguments| {
             let handler = handler.clone();
             let tool_name = tool_name.clone();

@@ -4,6 +4,8 @@
 mod frames;
 mod pair;
 mod server;
+mod skills;
+mod tasks;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

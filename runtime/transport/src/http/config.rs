@@ -6,6 +6,8 @@ use std::time::Duration;
 use portico_core::PeerConfig;
 use tokio_util::sync::CancellationToken;
 
+use super::ws::WsConfig;
+
 /// How a request's answer is framed: one JSON object, or an SSE stream that can carry the
 /// request's progress, log messages and (in a session) server→client requests before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -74,6 +76,10 @@ pub struct HttpConfig {
     /// Cancelled to shut the endpoint down: every session closes and every stream ends, so a
     /// graceful server shutdown does not wait on them. Give [`super::serve`] the same token.
     pub shutdown: CancellationToken,
+    /// MCP over WebSocket at the same path: a GET carrying `Upgrade: websocket` becomes a socket
+    /// (see [`super::ws`]). `None` refuses upgrades with `400`. Default: on, with
+    /// [`WsConfig::default`].
+    pub websocket: Option<WsConfig>,
 }
 
 impl Default for HttpConfig {
@@ -95,6 +101,7 @@ impl Default for HttpConfig {
             stream_buffer: 32,
             backlog: 64,
             shutdown: CancellationToken::new(),
+            websocket: Some(WsConfig::default()),
         }
     }
 }

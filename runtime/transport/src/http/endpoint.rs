@@ -1,6 +1,7 @@
 //! The MCP endpoint's methods: POST (one JSON-RPC message), GET (a session's stream of its own
 //! messages) and DELETE (end a session), with the checks each request passes first.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -10,14 +11,17 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use portico_core::message::{self, Inbound, Message};
-use portico_core::{ErrorObject, RequestId};
+use portico_core::mirror::MirroredParam;
+use portico_core::{ErrorObject, OutboundKind, RequestId};
+use serde_json::value::RawValue;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
 use super::error::HttpError;
-use super::headers::{self, Accept, HEADER_MISMATCH, LAST_EVENT_ID, MCP_SESSION_ID, Peek};
-use super::reply::{self, Framing, Kind, Reply};
-use super::session::{Registry, Session};
-use super::{DynPeer, State, sse};
+use super::headers::{self, Accept, LAST_EVENT_ID, MCP_PROTOCOL_VERSION, MCP_SESSION_ID, Peek};
+use super::reply::{self, Framing, Kind, Preface, Reply};
+use super::session::{Attached, Registry, Session};
+use super::sse::EventId;
+use super::{DynPeer, State};
 
 type Shared = Extract<Arc<State>>;
 
@@ -52,7 +56,6 @@ async fn handle_post(state: &Arc<State>, request: Request) -> Result<Response, H
     let (parts, body) = request.into_parts();
     state.guard.check(&parts)?;
     refuse_after_shutdown(state)?;
-    let header_version = headers::protocol_version(&parts.headers, &config.protocol_versions)?;
     headers::check_content_type(&parts.headers)?;
     let accept = Accept::of(&parts.headers);
     if !accept.json && !accept.sse {
@@ -75,46 +78,55 @@ async fn handle_post(state: &Arc<State>, request: Request) -> Result<Response, H
             return Err(HttpError::new(StatusCode::BAD_REQUEST, invalid.error).with_id(invalid.id));
         }
         Inbound::Batch(_) => {
-            return Err(HttpError::new(
-                StatusCode::BAD_REQUEST,
-                ErrorObject::invalid_request(
-                    "JSON-RPC batches are not accepted over Streamable HTTP: one message per POST",
-                ),
-            ));
+            let framing = Framing::new(accept, config.response_mode, false);
+            return batch(state, &parts.headers, session_id, text, framing).await;
         }
     };
+    // The headers are checked once the body is read, so an error about a request carries its id.
     let Message::Request { id, method, params } = message else {
+        let header_version = headers::protocol_version(&parts.headers, &config.protocol_versions)?;
         return not_a_request(state, &message, header_version, session_id, text).await;
     };
+    let about = |e: HttpError| e.with_id(Some(id.clone()));
+    let header_version = headers::single(&parts.headers, &MCP_PROTOCOL_VERSION).map_err(about)?;
     let peek = Peek::of(params.as_deref());
     let framing = Framing::new(
         accept,
         config.response_mode,
         peek.progress || method == "subscriptions/listen",
     );
-    let about = |e: HttpError| e.with_id(Some(id.clone()));
 
     // 2026-07-28: the version is in the request's `_meta`; no session, whatever the headers say.
+    // A header that disagrees with the body is reported before a version that is not supported.
     if let Some(version) = &peek.version {
-        headers::check_version(version, &config.protocol_versions).map_err(about)?;
         headers::check_mirrored(&parts.headers, config.require_request_headers, &method, &peek).map_err(about)?;
-        return stateless(state, &id, text, framing).await.map_err(about);
+        headers::check_version(version, &config.protocol_versions).map_err(about)?;
+        headers::check_meta(&peek).map_err(about)?;
+        let mirrored = headers::mirrored_params(&parts.headers);
+        let request = Stateless {
+            id: &id,
+            method: &method,
+            params: params.as_deref(),
+            mirrored: &mirrored,
+            text,
+        };
+        return stateless(state, request, framing).await.map_err(about);
     }
-    if let Some(version) = header_version
-        && headers::is_stateless(version)
-    {
-        return Err(about(HttpError::new(
-            StatusCode::BAD_REQUEST,
-            ErrorObject::new(
-                HEADER_MISMATCH,
-                format!(
-                    "Header mismatch: MCP-Protocol-Version is {version:?} but the body's params._meta has no \
-                     io.modelcontextprotocol/protocolVersion"
-                ),
-            ),
-        )));
+    if let Some(version) = header_version {
+        headers::check_version(version, &config.protocol_versions).map_err(about)?;
+        if headers::is_stateless(version) {
+            return Err(about(HttpError::new(
+                StatusCode::BAD_REQUEST,
+                ErrorObject::invalid_params(format!(
+                    "MCP-Protocol-Version is {version:?}, but params._meta has no \
+                     io.modelcontextprotocol/protocolVersion: a {version} request carries its protocol version, \
+                     client capabilities and client info in params._meta"
+                )),
+            )));
+        }
     }
     // Revisions up to 2025-11-25: `initialize` starts a session, everything else is in one.
+    let framing = framing.primed(header_version.is_some_and(headers::primes_streams));
     match session_id {
         None if method == "initialize" => initialize(state, &id, text, framing).await.map_err(about),
         None => Err(about(missing_session())),
@@ -184,8 +196,19 @@ impl Drop for StatelessGuard {
     }
 }
 
+/// A 2026-07-28 request, as read from its POST.
+struct Stateless<'a> {
+    id: &'a RequestId,
+    method: &'a str,
+    params: Option<&'a RawValue>,
+    /// Its `Mcp-Param-*` headers.
+    mirrored: &'a [MirroredParam<'a>],
+    /// The whole message.
+    text: &'a str,
+}
+
 /// A 2026-07-28 request, served by a fresh service of its own.
-async fn stateless(state: &Arc<State>, id: &RequestId, text: &str, framing: Framing) -> Result<Response, HttpError> {
+async fn stateless(state: &Arc<State>, request: Stateless<'_>, framing: Framing) -> Result<Response, HttpError> {
     let config = &state.config;
     let slot = tokio::select! {
         slot = state.stateless.clone().acquire_owned() => slot.map_err(|_| HttpError::unavailable("the server is shutting down"))?,
@@ -197,14 +220,18 @@ async fn stateless(state: &Arc<State>, id: &RequestId, text: &str, framing: Fram
         peer: peer.clone(),
         _slot: slot,
     };
-    peer.receive(text).await;
+    peer.check_mirrored(request.method, request.params, request.mirrored)
+        .map_err(|error| HttpError::new(StatusCode::BAD_REQUEST, error))?;
+    peer.receive(request.text).await;
     let reply = Reply {
         rx,
         _guard: Box::new(guard),
         closed: config.shutdown.clone(),
         stream: state.next_stream.fetch_add(1, Ordering::Relaxed),
+        log: None,
+        replay: VecDeque::new(),
         headers: HeaderMap::new(),
-        gone: HttpError::internal("the request ended without an answer").with_id(Some(id.clone())),
+        gone: HttpError::internal("the request ended without an answer").with_id(Some(request.id.clone())),
         stateless: true,
     };
     Ok(reply::respond(reply, framing, config).await)
@@ -215,26 +242,27 @@ async fn stateless(state: &Arc<State>, id: &RequestId, text: &str, framing: Fram
 async fn initialize(state: &Arc<State>, id: &RequestId, text: &str, framing: Framing) -> Result<Response, HttpError> {
     let config = &state.config;
     let session = Registry::create(state)?;
-    let (stream, rx, guard) = session.open_request(id, config.stream_buffer, &state.sessions)?;
+    let attached = session.open_request(std::slice::from_ref(id), config.stream_buffer, &state.sessions)?;
     session.peer.receive(text).await;
     let mut headers = HeaderMap::new();
     let value =
         HeaderValue::from_str(&session.id).map_err(|_| HttpError::internal("a session id that is no header value"))?;
     headers.insert(MCP_SESSION_ID, value);
-    let mut reply = Reply {
-        rx,
-        _guard: Box::new(guard),
-        closed: session.closed.clone(),
-        stream,
-        headers,
-        gone: session_gone(id),
-        stateless: false,
-    };
+    let mut reply = session_reply(&session, attached, headers, session_gone(id));
     loop {
         let Some(message) = reply.next().await else {
             state.sessions.remove(&session.id);
             return Ok(reply::gone(reply, config));
         };
+        match message.kind {
+            OutboundKind::Message => {}
+            // Cancelled before it was answered: no session.
+            OutboundKind::Ended => {
+                state.sessions.remove(&session.id);
+                return Ok(reply::gone(reply, config));
+            }
+            _ => continue,
+        }
         match reply::kind(&message.text) {
             Kind::Final(None) => return Ok(reply::finish(reply, message, None, framing, config)),
             Kind::Final(error) => {
@@ -266,21 +294,96 @@ async fn in_session(
     framing: Framing,
 ) -> Result<Response, HttpError> {
     let config = &state.config;
-    let (stream, rx, guard) = session.open_request(id, config.stream_buffer, &state.sessions)?;
+    let attached = session.open_request(std::slice::from_ref(id), config.stream_buffer, &state.sessions)?;
     session.peer.receive(text).await;
-    let reply = Reply {
-        rx,
-        _guard: Box::new(guard),
+    let reply = session_reply(session, attached, HeaderMap::new(), session_gone(id));
+    Ok(reply::respond(reply, framing, config).await)
+}
+
+/// The reply carrying a session's stream.
+fn session_reply(session: &Session, attached: Attached, headers: HeaderMap, gone: HttpError) -> Reply {
+    Reply {
+        rx: attached.rx,
+        _guard: Box::new(attached.guard),
         closed: session.closed.clone(),
-        stream,
-        headers: HeaderMap::new(),
-        gone: session_gone(id),
+        stream: attached.stream,
+        log: Some(attached.log),
+        replay: attached.replay,
+        headers,
+        gone,
         stateless: false,
+    }
+}
+
+/// A JSON-RPC batch: only in a session that negotiated 2025-03-26, the one revision with
+/// batches. Its requests share one answer (a JSON array, or a stream ending with it); a batch
+/// of notifications and responses alone is `202`. A batch without requests whose elements
+/// cannot all be read is refused whole (`400` with their errors), so nothing of it is half done.
+async fn batch(
+    state: &Arc<State>,
+    headers: &HeaderMap,
+    session_id: Option<&str>,
+    text: &str,
+    framing: Framing,
+) -> Result<Response, HttpError> {
+    let config = &state.config;
+    let refused = |why: &str| {
+        HttpError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorObject::invalid_request(format!(
+                "JSON-RPC batches belong to protocol revision 2025-03-26 alone: {why}"
+            )),
+        )
     };
+    let Some(session_id) = session_id else {
+        return Err(refused("send one message per POST, or batch in a 2025-03-26 session"));
+    };
+    headers::protocol_version(headers, &config.protocol_versions)?;
+    let session = state.sessions.get(session_id, config.session_idle_timeout)?;
+    if !session.peer.accepts_batches() {
+        return Err(refused(
+            "this session negotiated another revision; send one message per POST",
+        ));
+    }
+    let Inbound::Batch(elements) = message::decode(text) else {
+        return Err(HttpError::internal("a batch that decodes as something else"));
+    };
+    let mut ids = Vec::new();
+    let mut unreadable = Vec::new();
+    for element in &elements {
+        match element {
+            Ok(Message::Request { id, .. }) => ids.push(id.clone()),
+            Ok(_) => {}
+            Err(invalid) if invalid.answer => {
+                unreadable.push(message::encode_error(invalid.id.as_ref(), &invalid.error))
+            }
+            Err(_) => {}
+        }
+    }
+    if ids.is_empty() {
+        if !unreadable.is_empty() {
+            let body = format!("[{}]", unreadable.join(","));
+            let mut response = (StatusCode::BAD_REQUEST, body).into_response();
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            return Ok(response);
+        }
+        session.peer.receive(text).await;
+        return Ok(StatusCode::ACCEPTED.into_response());
+    }
+    let attached = session.open_request(&ids, config.stream_buffer, &state.sessions)?;
+    session.peer.receive(text).await;
+    let gone = HttpError::client(StatusCode::NOT_FOUND, "the session ended before the batch was answered");
+    let reply = session_reply(&session, attached, HeaderMap::new(), gone);
     Ok(reply::respond(reply, framing, config).await)
 }
 
 async fn handle_get(state: &Arc<State>, request: Request) -> Result<Response, HttpError> {
+    // MCP over WebSocket shares the endpoint's path: an upgrade is not a stream request.
+    if super::ws::is_upgrade(request.headers()) {
+        return super::ws::upgrade(state, request).await;
+    }
     let config = &state.config;
     let (parts, _) = request.into_parts();
     state.guard.check(&parts)?;
@@ -299,22 +402,14 @@ async fn handle_get(state: &Arc<State>, request: Request) -> Result<Response, Ht
             "GET opens the stream of a session (Mcp-Session-Id); there is none without one",
         ));
     };
-    if parts.headers.contains_key(LAST_EVENT_ID) {
-        tracing::debug!("ignored Last-Event-ID: resuming streams is not supported");
-    }
+    // An id that is not one of ours resumes nothing: the session's stream opens afresh.
+    let from = headers::single(&parts.headers, &LAST_EVENT_ID)?.and_then(EventId::parse);
     let session = state.sessions.get(session_id, config.session_idle_timeout)?;
-    let (stream, rx, guard) = session.open_get(config.stream_buffer.max(config.backlog), &state.sessions)?;
-    let reply = Reply {
-        rx,
-        _guard: Box::new(guard),
-        closed: session.closed.clone(),
-        stream,
-        headers: HeaderMap::new(),
-        gone: HttpError::client(StatusCode::NOT_FOUND, "the session ended"),
-        stateless: false,
-    };
-    let retry = sse::retry(config.sse_retry.as_millis());
-    Ok(reply::stream(reply, None, false, Some(retry), config))
+    let (attached, resumed_request) = session.open_get(from, config.stream_buffer, &state.sessions)?;
+    let gone = HttpError::client(StatusCode::NOT_FOUND, "the session ended");
+    let reply = session_reply(&session, attached, HeaderMap::new(), gone);
+    // A request's stream ends with its response; the session's stream lasts.
+    Ok(reply::stream(reply, None, resumed_request, Preface::Retry, config))
 }
 
 async fn handle_delete(state: &Arc<State>, request: Request) -> Result<Response, HttpError> {

@@ -2,8 +2,8 @@
 //! rule that headers mirroring the body (`MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`) match it.
 
 use axum::http::{HeaderMap, HeaderName, StatusCode, header};
-use base64::Engine;
 use portico_core::ErrorObject;
+use portico_core::mirror::MirroredParam;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::Value;
@@ -22,8 +22,10 @@ pub const MCP_NAME: HeaderName = HeaderName::from_static("mcp-name");
 /// `Last-Event-ID`: where a client would resume an SSE stream (not supported yet: ignored).
 pub const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
 
-/// `-32020` of 2026-07-28: the HTTP headers do not match the body, or a required one is missing.
-pub const HEADER_MISMATCH: i64 = -32020;
+pub use portico_core::mirror::HEADER_MISMATCH;
+
+/// The prefix of the headers that mirror tool arguments a tool annotates with `x-mcp-header`.
+const MCP_PARAM_PREFIX: &str = "mcp-param-";
 
 /// The value of a header that may appear once, as text.
 pub(crate) fn single<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a str>, HttpError> {
@@ -158,6 +160,8 @@ pub(crate) struct Peek {
     pub(crate) version: Option<String>,
     /// Whether `_meta.progressToken` is present.
     pub(crate) progress: bool,
+    /// Whether `_meta["io.modelcontextprotocol/clientCapabilities"]` is present.
+    pub(crate) capabilities: bool,
     /// `params.name` (`tools/call`, `prompts/get`), if present.
     pub(crate) name: Option<Value>,
     /// `params.uri` (`resources/read`), if present.
@@ -181,6 +185,8 @@ impl Peek {
             version: Option<Value>,
             #[serde(rename = "progressToken")]
             progress_token: Option<IgnoredAny>,
+            #[serde(rename = "io.modelcontextprotocol/clientCapabilities")]
+            capabilities: Option<IgnoredAny>,
         }
         let Some(Ok(params)) = params.map(|p| serde_json::from_str::<Params>(p.get())) else {
             return Self::default();
@@ -192,11 +198,50 @@ impl Peek {
                 .as_ref()
                 .and_then(|m| m.version.as_ref())
                 .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string)),
-            progress: meta.is_some_and(|m| m.progress_token.is_some()),
+            progress: meta.as_ref().is_some_and(|m| m.progress_token.is_some()),
+            capabilities: meta.is_some_and(|m| m.capabilities.is_some()),
             name: params.name,
             uri: params.uri,
         }
     }
+}
+
+/// `400` with `-32602` when a 2026-07-28 request's `_meta` lacks the client's capabilities,
+/// which that revision requires in every request (its version was found by the caller).
+pub(crate) fn check_meta(peek: &Peek) -> Result<(), HttpError> {
+    if peek.capabilities {
+        return Ok(());
+    }
+    Err(HttpError::new(
+        StatusCode::BAD_REQUEST,
+        ErrorObject::invalid_params(
+            "params._meta has no io.modelcontextprotocol/clientCapabilities: a 2026-07-28 request declares the \
+             client's capabilities in each request (an empty object when it has none)",
+        ),
+    ))
+}
+
+/// The `Mcp-Param-{Name}` headers, for the service to check against the tool's arguments
+/// ([`portico_core::Service::check_mirrored`]).
+pub(crate) fn mirrored_params(headers: &HeaderMap) -> Vec<MirroredParam<'_>> {
+    headers
+        .iter()
+        .filter_map(|(name, value)| {
+            // Header names are stored lower-case.
+            let name = name.as_str().strip_prefix(MCP_PARAM_PREFIX)?;
+            Some(MirroredParam {
+                name,
+                value: value.to_str().ok(),
+            })
+        })
+        .collect()
+}
+
+/// Whether a session client speaking `version` expects its SSE streams primed (an event with an
+/// id and no data first, so it can resume from the start) and told when to reconnect: revision
+/// 2025-11-25 and later. Older clients may not tolerate an event without data.
+pub(crate) fn primes_streams(version: &str) -> bool {
+    version >= "2025-11-25"
 }
 
 /// Checks the headers that mirror a 2026-07-28 request's body: `MCP-Protocol-Version` against
@@ -243,7 +288,8 @@ pub(crate) fn check_mirrored(headers: &HeaderMap, required: bool, method: &str, 
     let body_name = body_name.and_then(Value::as_str);
     match (single(headers, &MCP_NAME)?, body_name) {
         (Some(raw), Some(body)) => {
-            let header = decode_value(raw).map_err(|e| mismatch(format!("Header mismatch: Mcp-Name: {e}")))?;
+            let header = portico_core::mirror::decode_value(raw)
+                .map_err(|e| mismatch(format!("Header mismatch: Mcp-Name: {e}")))?;
             if header != body {
                 return Err(mismatch(format!(
                     "Header mismatch: Mcp-Name header value {header:?} does not match body value {body:?}"
@@ -265,43 +311,11 @@ pub(crate) fn check_mirrored(headers: &HeaderMap, required: bool, method: &str, 
     Ok(())
 }
 
-/// Undoes the Base64 sentinel encoding of `Mcp-Name` and `Mcp-Param-*` values:
-/// `=?base64?{Base64 of the UTF-8 text}?=` (markers lower-case, exactly); other values are plain.
-pub(crate) fn decode_value(raw: &str) -> Result<std::borrow::Cow<'_, str>, String> {
-    let Some(encoded) = raw.strip_prefix("=?base64?").and_then(|rest| rest.strip_suffix("?=")) else {
-        return Ok(raw.into());
-    };
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(encoded)
-        .map_err(|e| format!("invalid Base64 in {raw:?}: {e}"))?;
-    String::from_utf8(bytes)
-        .map(Into::into)
-        .map_err(|_| format!("the Base64 value {raw:?} is not UTF-8"))
-}
-
 #[cfg(test)]
 mod tests {
     use axum::http::HeaderValue;
 
     use super::*;
-
-    #[test]
-    fn sentinel_values_decode() {
-        assert_eq!(decode_value("us-west1").expect("plain"), "us-west1");
-        assert_eq!(
-            decode_value("=?base64?SGVsbG8sIOS4lueVjA==?=").expect("utf-8"),
-            "Hello, 世界"
-        );
-        assert_eq!(decode_value("=?base64?IHBhZGRlZCA=?=").expect("spaces"), " padded ");
-        assert_eq!(
-            decode_value("=?base64?PT9iYXNlNjQ/bGl0ZXJhbD89?=").expect("literal"),
-            "=?base64?literal?="
-        );
-        assert!(decode_value("=?base64?not base64!?=").is_err());
-        assert!(decode_value("=?base64?/w==?=").is_err(), "0xFF is not UTF-8");
-        // Upper-case markers are not the sentinel: the value is plain.
-        assert_eq!(decode_value("=?BASE64?SGk=?=").expect("plain"), "=?BASE64?SGk=?=");
-    }
 
     #[test]
     fn accept_ranges() {

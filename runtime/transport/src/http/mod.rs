@@ -20,18 +20,25 @@
 //!
 //! The body is read (at most [`HttpConfig::max_body_bytes`], else `413`) and decoded with
 //! [`portico_core::message::decode`] (not JSON: `400` with `-32700`; not a message: `400` with
-//! `-32600`; a batch: `400`, since one message per POST is the rule). Then, by what it is:
+//! `-32600`). The headers are checked after that, so an error about a request carries its `id`.
+//! Then, by what it is:
 //!
 //! - A request whose `params._meta` carries `io.modelcontextprotocol/protocolVersion` is a
-//!   **2026-07-28** request: the version must be supported (else `400` with `-32022`), and the
-//!   headers mirroring the body must match it — `MCP-Protocol-Version`, `Mcp-Method`, and
-//!   `Mcp-Name` (`params.name` of `tools/call` and `prompts/get`, `params.uri` of
-//!   `resources/read`, Base64-sentinel values decoded) — else `400` with `-32020`. Missing
-//!   headers count as a mismatch, as the revision requires, unless
-//!   [`HttpConfig::require_request_headers`] is off. The request is served by a service of its
-//!   own (`make_service()`), and no session exists; `Mcp-Session-Id` is ignored, as the revision
-//!   says. Closing the response stream cancels the request. An error answer in JSON gets the
-//!   status the revision gives it: `-32601` is `404`; `-32020`, `-32021`, `-32022` are `400`.
+//!   **2026-07-28** request. In this order: the headers mirroring the body must match it —
+//!   `MCP-Protocol-Version`, `Mcp-Method`, and `Mcp-Name` (`params.name` of `tools/call` and
+//!   `prompts/get`, `params.uri` of `resources/read`, Base64-sentinel values decoded) — else
+//!   `400` with `-32020` (missing headers count as a mismatch, as the revision requires, unless
+//!   [`HttpConfig::require_request_headers`] is off); the version must be supported (`400` with
+//!   `-32022`, its data naming the supported versions); `_meta` must declare the client's
+//!   capabilities (`400` with `-32602`); and the `Mcp-Param-{Name}` headers must match the
+//!   arguments a tool annotates with `x-mcp-header` (`400` with `-32020`; the service decides,
+//!   through [`portico_core::Service::check_mirrored`], since only it knows its tools). The
+//!   request is served by a service of its own (`make_service()`), and no session exists;
+//!   `Mcp-Session-Id` is ignored, as the revision says. Closing the response stream cancels the
+//!   request. An error answer in JSON gets the status the revision gives it: `-32601` is `404`;
+//!   `-32020`, `-32021`, `-32022` are `400`.
+//! - A request whose `MCP-Protocol-Version` is 2026-07-28 but whose `_meta` has no version is
+//!   `400` with `-32602` (the version is a required member of that revision's `_meta`).
 //! - `initialize` without `Mcp-Session-Id` starts a **session** (revisions up to 2025-11-25): a
 //!   fresh service and peer, and a 128-bit random id returned in `Mcp-Session-Id` with the
 //!   successful answer (a failed `initialize` leaves no session). At most
@@ -39,11 +46,15 @@
 //!   [`HttpConfig::session_idle_timeout`] is closed by a reaper task.
 //! - Any other message must name its session: no `Mcp-Session-Id` is `400`, an unknown or
 //!   expired one `404`. Requests are answered on their POST; notifications and responses (to
-//!   the server's own requests) are `202`. A request that says `MCP-Protocol-Version: 2026-07-28`
-//!   but has no version in `_meta` is `400` with `-32020`.
+//!   the server's own requests) are `202`.
+//! - A **batch** (a JSON array) is accepted only in a session that negotiated 2025-03-26, the
+//!   one revision with batches ([`portico_core::Service::accepts_batches`]); elsewhere it is
+//!   `400` with `-32600`. Its requests share one answer: a JSON array of their responses, or a
+//!   stream ending with it. A batch without requests is `202`, or `400` with the errors of its
+//!   unreadable elements (none of it is then delivered).
 //!
-//! `MCP-Protocol-Version`, when present, must be a supported revision (`400` otherwise). Every
-//! request's `Host` and `Origin` pass [`HttpConfig::allowed_hosts`] and
+//! `MCP-Protocol-Version`, when present, must be a supported revision (`400` with `-32022`
+//! otherwise). Every request's `Host` and `Origin` pass [`HttpConfig::allowed_hosts`] and
 //! [`HttpConfig::allowed_origins`] first (`403`): by default only loopback names, which protects
 //! a local server from DNS rebinding. Every error answer has a JSON-RPC error object as its
 //! body, with the request's `id` when one was read and no `id` otherwise (the spec's "error
@@ -64,35 +75,51 @@
 //! JSON when that is the response, SSE when something comes first. This needs no guess about
 //! what a handler will send, and a plain call costs no SSE framing.
 //!
-//! SSE events carry ids `{stream}-{seq}`, unique within a session and naming their stream, so
-//! resuming with `Last-Event-ID` can be added without changing them; streams send a comment as
-//! keep-alive every [`HttpConfig::sse_keepalive`], carry `X-Accel-Buffering: no`, and the GET
-//! stream advertises [`HttpConfig::sse_retry`].
+//! SSE events carry ids `{stream}-{seq}`, unique within a session and naming their stream;
+//! streams send a comment as keep-alive every [`HttpConfig::sse_keepalive`] and carry
+//! `X-Accel-Buffering: no`.
+//!
+//! # Resuming streams (sessions)
+//!
+//! A session's SSE streams can be resumed (2025-11-25, SEP-1699). A POST stream of a client
+//! speaking 2025-11-25 starts with a priming event (its id, empty data) and the
+//! [`HttpConfig::sse_retry`] hint, so a client that loses the connection can come back from the
+//! start. A handler may end its stream before answering
+//! ([`portico_core::server::Context::close_stream`]) to free the connection during a long call:
+//! what it sends afterwards is numbered and kept, and the client fetches it with a GET carrying
+//! `Last-Event-ID`. The same happens when a client's connection drops: the request goes on, and
+//! its messages wait for the client to resume. How streams are logged and bounded is in the
+//! `session` module. Stateless (2026-07-28) streams are not resumable: closing one cancels its
+//! request, as that revision says.
 //!
 //! # GET and DELETE
 //!
-//! GET with `Mcp-Session-Id` opens the session's stream (one at a time: a second is `409`);
-//! DELETE ends the session (`204`). Without a session id both are `405`, which is what a
+//! GET with `Mcp-Session-Id` opens the session's stream (one at a time: a second is `409`),
+//! first sending what the session sent while no GET was open; with `Last-Event-ID` it resumes
+//! the stream that id names (see above). DELETE ends the session (`204`). Without a session id both are `405`, which is what a
 //! 2026-07-28 client expects and tells a sessionless client there is no stream.
+//!
+//! A GET carrying `Upgrade: websocket` is not a stream request but MCP over WebSocket, at the
+//! same path ([`ws`]); the legacy HTTP+SSE transport of 2024-11-05 is a router of its own to
+//! merge beside this one ([`legacy_sse`]).
 //!
 //! # Not yet
 //!
-//! Resuming streams (`Last-Event-ID` is ignored), batches (2025-03-26), the legacy HTTP+SSE
-//! transport (2024-11-05), HTTP/2, and `Mcp-Param-*` headers (they need the tools'
-//! `x-mcp-header` annotations, which the transport cannot see through
-//! [`portico_core::Service`]). A session client that accepts only `application/json` cannot
-//! receive the server→client requests of its request: they are dropped, and the handler's
-//! request times out. Timeouts on reading request bodies are the server's (a tower layer).
+//! HTTP/2. A session client that accepts only `application/json` cannot receive the
+//! server→client requests of its request: they are dropped, and the handler's request times
+//! out. Timeouts on reading request bodies are the server's (a tower layer).
 
 mod config;
 mod endpoint;
 mod error;
 mod guard;
 mod headers;
+pub mod legacy_sse;
 mod reply;
 mod serve;
 mod session;
 mod sse;
+pub mod ws;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -101,7 +128,9 @@ use std::sync::atomic::AtomicU64;
 
 use axum::Router;
 use axum::routing::post;
-use portico_core::{Outbound, Peer, PeerHandle, Service};
+use portico_core::mirror::MirroredParam;
+use portico_core::{ErrorObject, Outbound, Peer, PeerConfig, PeerHandle, Service};
+use serde_json::value::RawValue;
 use tokio::sync::{Semaphore, mpsc};
 
 pub use config::{HttpConfig, ResponseMode};
@@ -117,6 +146,15 @@ pub(crate) trait DynPeer: Send + Sync + 'static {
     fn close(&self);
     /// The handle of the connection as a whole.
     fn handle(&self) -> PeerHandle;
+    /// [`Service::check_mirrored`].
+    fn check_mirrored(
+        &self,
+        method: &str,
+        params: Option<&RawValue>,
+        sent: &[MirroredParam<'_>],
+    ) -> Result<(), ErrorObject>;
+    /// [`Service::accepts_batches`].
+    fn accepts_batches(&self) -> bool;
 }
 
 impl<S: Service> DynPeer for Peer<S> {
@@ -131,6 +169,19 @@ impl<S: Service> DynPeer for Peer<S> {
     fn handle(&self) -> PeerHandle {
         Peer::handle(self).clone()
     }
+
+    fn check_mirrored(
+        &self,
+        method: &str,
+        params: Option<&RawValue>,
+        sent: &[MirroredParam<'_>],
+    ) -> Result<(), ErrorObject> {
+        self.service().check_mirrored(method, params, sent)
+    }
+
+    fn accepts_batches(&self) -> bool {
+        self.service().accepts_batches()
+    }
 }
 
 /// Makes the peer of a new session or stateless request, writing to the given channel.
@@ -141,11 +192,16 @@ pub(crate) struct State {
     config: HttpConfig,
     guard: guard::Guard,
     make_peer: Box<MakePeer>,
+    /// Makes the peer of a session, which may end a request's stream early
+    /// ([`portico_core::PeerConfig::stream_control`]).
+    make_session_peer: Box<MakePeer>,
     sessions: session::Registry,
     /// Slots for stateless requests in flight.
     stateless: Arc<Semaphore>,
     /// Numbers the streams of stateless requests (sessions number their own).
     next_stream: AtomicU64,
+    /// Slots for open WebSocket connections ([`ws::WsConfig::max_connections`]).
+    websockets: Arc<Semaphore>,
 }
 
 /// A Streamable HTTP endpoint: its [`Router`] and its [`Sessions`].
@@ -171,15 +227,26 @@ impl StreamableHttp {
         S: Service,
     {
         let peer_config = config.peer.clone();
-        let make_peer = Box::new(move |outbound: mpsc::Sender<Outbound>| {
-            Arc::new(Peer::new(make_service(), peer_config.clone(), outbound)) as Arc<dyn DynPeer>
+        let make = Arc::new(move |outbound: mpsc::Sender<Outbound>, stream_control: bool| {
+            let config = PeerConfig {
+                stream_control,
+                ..peer_config.clone()
+            };
+            Arc::new(Peer::new(make_service(), config, outbound)) as Arc<dyn DynPeer>
         });
+        let session_make = make.clone();
+        // Only a session's streams can end early and be resumed; a stateless request's stream
+        // is the request (closing it cancels the request), a WebSocket has no streams.
+        let make_peer = Box::new(move |outbound| make(outbound, false));
+        let make_session_peer = Box::new(move |outbound| session_make(outbound, true));
         let state = State {
             guard: guard::Guard::new(config.allowed_hosts.as_deref(), config.allowed_origins.as_deref()),
             make_peer,
+            make_session_peer,
             sessions: session::Registry::new(),
             stateless: Arc::new(Semaphore::new(config.max_stateless_in_flight.max(1))),
             next_stream: AtomicU64::new(1),
+            websockets: ws::slots(&config),
             config,
         };
         Self { state: Arc::new(state) }

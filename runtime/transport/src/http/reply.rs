@@ -2,13 +2,16 @@
 //! or an SSE stream carrying the request's notifications (and, in a session, server→client
 //! requests) and ending with its response. A session's GET stream is framed here too.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use portico_core::message::{self, Inbound, Message};
-use portico_core::{Outbound, error::METHOD_NOT_FOUND};
+use portico_core::server::{MISSING_REQUIRED_CLIENT_CAPABILITY, UNSUPPORTED_PROTOCOL_VERSION};
+use portico_core::{Outbound, OutboundKind, error::METHOD_NOT_FOUND};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
@@ -16,22 +19,25 @@ use tokio_util::sync::CancellationToken;
 use super::config::HttpConfig;
 use super::error::HttpError;
 use super::headers::{Accept, HEADER_MISMATCH};
+use super::session::{self, Log};
 use super::sse::{self, EventId};
-
-/// `-32021` of 2026-07-28: the request needs a client capability it did not declare.
-const MISSING_CLIENT_CAPABILITY: i64 = -32021;
 
 /// The messages of one request (or one GET stream), and what to release when it is answered.
 pub(crate) struct Reply {
     /// The messages, in order.
     pub(crate) rx: mpsc::Receiver<Outbound>,
-    /// Dropped when the answer is complete or the client went away: unregisters the stream, and
+    /// Dropped when the answer is complete or the client went away: detaches the stream, and
     /// for a stateless request closes its peer (cancelling its handler, as 2026-07-28 asks).
     pub(crate) _guard: Box<dyn Send>,
     /// Cancelled when the session closes or the endpoint shuts down: the stream ends.
     pub(crate) closed: CancellationToken,
     /// The stream's number, the first half of its event ids.
     pub(crate) stream: u64,
+    /// The stream's log, in a session: events are numbered and kept by it, so a client can
+    /// resume the stream. Stateless streams number their own events and keep none.
+    pub(crate) log: Option<Log>,
+    /// Logged events to send before the live ones (a resumed stream).
+    pub(crate) replay: VecDeque<(u64, Arc<str>)>,
     /// Headers for the answer besides the framing (`Mcp-Session-Id`).
     pub(crate) headers: HeaderMap,
     /// The answer when the messages end before the response does.
@@ -49,6 +55,34 @@ impl Reply {
             () = self.closed.cancelled() => None,
         }
     }
+
+    /// Numbers an event written now.
+    fn number(&mut self, seq: &mut u64, text: &str, last: bool) -> u64 {
+        match &self.log {
+            Some(log) => session::lock(log).record(text, true, last),
+            None => {
+                *seq += 1;
+                *seq
+            }
+        }
+    }
+}
+
+impl Drop for Reply {
+    /// Messages queued for this response and not written are logged for a client resuming the
+    /// stream. The channel is closed under the log's lock, so the router, whose send then
+    /// fails, logs what it was sending after them, in order.
+    fn drop(&mut self) {
+        let Some(log) = &self.log else { return };
+        let mut log = session::lock(log);
+        self.rx.close();
+        while let Ok(message) = self.rx.try_recv() {
+            if message.kind == OutboundKind::Message {
+                let last = message.related.is_some() && is_final(&message.text);
+                log.record(&message.text, false, last);
+            }
+        }
+    }
 }
 
 /// How the client may be answered, decided from `Accept` and the configured mode.
@@ -60,6 +94,9 @@ pub(crate) struct Framing {
     pub(crate) sse: bool,
     /// One JSON object may be used.
     pub(crate) json: bool,
+    /// An SSE stream starts with a priming event (an id, no data) and a `retry:` hint, so the
+    /// client can resume it from the start (session clients of 2025-11-25 and later).
+    pub(crate) prime: bool,
 }
 
 impl Framing {
@@ -69,7 +106,17 @@ impl Framing {
         let sse = accept.sse && (mode != Json || !accept.json);
         let json = accept.json && (mode != Sse || !accept.sse);
         let sse_now = sse && (!json || mode == Sse || (mode == Auto && wants_stream));
-        Self { sse_now, sse, json }
+        Self {
+            sse_now,
+            sse,
+            json,
+            prime: false,
+        }
+    }
+
+    /// The same, priming SSE streams when `prime`.
+    pub(crate) fn primed(self, prime: bool) -> Self {
+        Self { prime, ..self }
     }
 }
 
@@ -90,23 +137,38 @@ pub(crate) fn kind(text: &str) -> Kind {
     }
 }
 
+/// Whether a message a request sent is its response, the last of its stream.
+pub(crate) fn is_final(text: &str) -> bool {
+    matches!(kind(text), Kind::Final(_))
+}
+
+/// The kind of an outbound item: a stream-closing request counts as neither message kind.
+fn kind_of(message: &Outbound) -> Option<Kind> {
+    (message.kind == OutboundKind::Message).then(|| kind(&message.text))
+}
+
 /// Answers with the request's messages: waits as [`Framing`] says, then one JSON object or an
 /// SSE stream ending with the response.
 pub(crate) async fn respond(mut reply: Reply, framing: Framing, config: &HttpConfig) -> Response {
     if framing.sse_now {
-        return stream(reply, None, true, None, config);
+        return stream(reply, None, true, Preface::of(framing), config);
     }
     loop {
         let Some(message) = reply.next().await else {
             return gone(reply, config);
         };
-        match kind(&message.text) {
-            Kind::Final(code) => return finish(reply, message, code, framing, config),
-            Kind::Other if framing.sse => return stream(reply, Some(message), true, None, config),
-            Kind::Other => tracing::debug!(
+        if message.kind == OutboundKind::Ended {
+            return ended(reply);
+        }
+        match kind_of(&message) {
+            Some(Kind::Final(code)) => return finish(reply, message, code, framing, config),
+            // Other messages, and a request to end the stream early (which needs a stream).
+            _ if framing.sse => return stream(reply, Some(message), true, Preface::of(framing), config),
+            Some(Kind::Other) => tracing::debug!(
                 message = %message.text,
                 "dropped a message the client cannot receive: it takes one JSON object"
             ),
+            None => {}
         }
     }
 }
@@ -122,7 +184,7 @@ pub(crate) fn finish(
     if framing.json {
         json(reply, message, code)
     } else {
-        stream(reply, Some(message), true, None, config)
+        stream(reply, Some(message), true, Preface::of(framing), config)
     }
 }
 
@@ -131,16 +193,25 @@ pub(crate) fn gone(reply: Reply, config: &HttpConfig) -> Response {
     if config.shutdown.is_cancelled() {
         return HttpError::unavailable("the server is shutting down").into_response();
     }
-    reply.gone.into_response()
+    reply.gone.clone().into_response()
+}
+
+/// The answer to a request that was cancelled, which gets no JSON-RPC response: `202` with no
+/// body, as for a message that needs no answer.
+fn ended(reply: Reply) -> Response {
+    if let Some(log) = &reply.log {
+        session::lock(log).end();
+    }
+    StatusCode::ACCEPTED.into_response()
 }
 
 /// The response as one JSON object.
-fn json(reply: Reply, message: Outbound, code: Option<i64>) -> Response {
+fn json(mut reply: Reply, message: Outbound, code: Option<i64>) -> Response {
     // 2026-07-28 gives some errors their own status, so intermediaries and era-detecting
     // clients can tell them apart; sessions answer every JSON-RPC error with 200.
     let status = match code {
         Some(METHOD_NOT_FOUND) if reply.stateless => StatusCode::NOT_FOUND,
-        Some(HEADER_MISMATCH | MISSING_CLIENT_CAPABILITY | portico_core::server::UNSUPPORTED_PROTOCOL_VERSION)
+        Some(HEADER_MISMATCH | MISSING_REQUIRED_CLIENT_CAPABILITY | UNSUPPORTED_PROTOCOL_VERSION)
             if reply.stateless =>
         {
             StatusCode::BAD_REQUEST
@@ -149,7 +220,11 @@ fn json(reply: Reply, message: Outbound, code: Option<i64>) -> Response {
     };
     let mut response = (status, message.text).into_response();
     let headers = response.headers_mut();
-    headers.extend(reply.headers);
+    headers.extend(std::mem::take(&mut reply.headers));
+    if let Some(log) = &reply.log {
+        // Answered whole: nothing is left to resume.
+        session::lock(log).finish();
+    }
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }
@@ -159,6 +234,7 @@ struct Events {
     reply: Reply,
     first: Option<Outbound>,
     preface: Option<Bytes>,
+    /// The last event number, for streams without a log.
     seq: u64,
     keepalive: Option<Interval>,
     /// A POST's stream ends after the response; a GET stream carries no responses and lasts.
@@ -166,12 +242,29 @@ struct Events {
     done: bool,
 }
 
-/// An SSE stream starting with `first` (if any) and, when given, a `retry:` hint.
+/// What an SSE stream starts with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Preface {
+    /// Nothing.
+    None,
+    /// The `retry:` hint.
+    Retry,
+    /// A priming event (the id to resume from, no data) with the `retry:` hint.
+    Prime,
+}
+
+impl Preface {
+    fn of(framing: Framing) -> Self {
+        if framing.prime { Self::Prime } else { Self::None }
+    }
+}
+
+/// An SSE stream starting with its preface, the reply's replayed events and `first` (if any).
 pub(crate) fn stream(
-    reply: Reply,
+    mut reply: Reply,
     first: Option<Outbound>,
     ends_on_final: bool,
-    preface: Option<Bytes>,
+    preface: Preface,
     config: &HttpConfig,
 ) -> Response {
     let keepalive = config.sse_keepalive.filter(|p| !p.is_zero()).map(|period| {
@@ -184,7 +277,20 @@ pub(crate) fn stream(
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     // Tells nginx and friends not to hold events back.
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    headers.extend(reply.headers.clone());
+    headers.extend(std::mem::take(&mut reply.headers));
+    let retry = config.sse_retry.as_millis();
+    let preface = match preface {
+        Preface::None => None,
+        Preface::Retry => Some(sse::retry(retry)),
+        Preface::Prime => {
+            let seq = reply.log.as_ref().map_or(0, |log| session::lock(log).last_delivered());
+            let id = EventId {
+                stream: reply.stream,
+                seq,
+            };
+            Some(sse::priming(id, retry))
+        }
+    };
     let events = Events {
         reply,
         first,
@@ -214,6 +320,19 @@ async fn next_chunk(mut events: Events) -> Option<(Result<Bytes, Infallible>, Ev
     if let Some(preface) = events.preface.take() {
         return Some((Ok(preface), events));
     }
+    if let Some((seq, text)) = events.reply.replay.pop_front() {
+        if let Some(log) = &events.reply.log {
+            session::lock(log).delivered(seq);
+        }
+        if events.ends_on_final && is_final(&text) {
+            events.done = true;
+        }
+        let id = EventId {
+            stream: events.reply.stream,
+            seq,
+        };
+        return Some((Ok(sse::event(id, &text)), events));
+    }
     let message = match events.first.take() {
         Some(message) => message,
         None => tokio::select! {
@@ -223,13 +342,28 @@ async fn next_chunk(mut events: Events) -> Option<(Result<Bytes, Infallible>, Ev
             () = tick(&mut events.keepalive) => return Some((Ok(sse::keepalive()), events)),
         },
     };
-    events.seq += 1;
-    if events.ends_on_final && matches!(kind(&message.text), Kind::Final(_)) {
+    let Some(kind) = kind_of(&message) else {
+        // The request was cancelled (it gets no response): its stream is over.
+        if message.kind == OutboundKind::Ended
+            && let Some(log) = &events.reply.log
+        {
+            session::lock(log).end();
+        }
+        // Or the handler asked to end the stream before its response: the client resumes it.
+        return None;
+    };
+    let last = matches!(kind, Kind::Final(_));
+    if events.ends_on_final && last {
         events.done = true;
     }
+    let mut seq = events.seq;
+    let number = events
+        .reply
+        .number(&mut seq, &message.text, last && message.related.is_some());
+    events.seq = seq;
     let id = EventId {
         stream: events.reply.stream,
-        seq: events.seq,
+        seq: number,
     };
     Some((Ok(sse::event(id, &message.text)), events))
 }

@@ -1,12 +1,25 @@
 //! Stateful (2025-x) sessions: one peer per `Mcp-Session-Id`, the task that routes what the peer
-//! sends to the HTTP stream it belongs to, the registry of sessions with its bound and idle
-//! reaper, and [`Sessions`], the application's view of them.
+//! sends to the HTTP stream it belongs to, the logs that let a client resume a stream, the
+//! registry of sessions with its bound and idle reaper, and [`Sessions`], the application's
+//! view of them.
 //!
 //! Routing: each outbound message names the inbound request it belongs to
-//! ([`Outbound::related`]). A message of a request whose POST is still open goes on that POST's
-//! stream; a message of the session as a whole goes on the GET stream, or waits in a bounded
-//! backlog until one opens; a message of a request whose POST has gone (the client
-//! disconnected) is dropped, since only the stream it belonged to may carry it.
+//! ([`Outbound::related`]). A message of a request goes on that request's stream; a message of
+//! the session as a whole goes on the session's own stream (number 0), which a GET attaches to.
+//!
+//! Resuming: every SSE event of a session is numbered `{stream}-{seq}` and kept in its stream's
+//! [`StreamLog`] (the last [`HttpConfig::backlog`] events). When a request's stream is not
+//! attached to an HTTP response — the client went away, or the handler ended the stream early
+//! ([`portico_core::PeerHandle::close_stream`]) — its messages are numbered and logged without
+//! being sent, and the request goes on. A GET with `Last-Event-ID: {stream}-{seq}` replays the
+//! stream's events after `seq` and carries on with it: to the response for a request's stream,
+//! for as long as the client stays for the session's stream. The logs of request streams that
+//! carried events are kept after their response too (an event written is not an event read),
+//! up to [`MAX_DETACHED`] per session, the oldest going first; an unknown or expired id resumes
+//! nothing and opens the session's stream afresh. Messages of the
+//! session's stream sent while no GET is attached wait in its log and go out when one attaches.
+//!
+//! [`HttpConfig::backlog`]: super::HttpConfig::backlog
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -14,13 +27,118 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use portico_core::{Outbound, PeerHandle, RequestId};
+use portico_core::{Outbound, OutboundKind, PeerHandle, RequestId};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::error::HttpError;
+use super::reply;
+use super::sse::EventId;
 use super::{DynPeer, State};
+
+/// Request streams of one session kept for resuming while no response carries them.
+pub(crate) const MAX_DETACHED: usize = 32;
+
+/// The number of a session's own stream (the one a plain GET attaches to).
+pub(crate) const SESSION_STREAM: u64 = 0;
+
+/// The numbered events of one SSE stream, kept so its client can resume it.
+#[derive(Debug)]
+pub(crate) struct StreamLog {
+    /// The number the next event gets (from 1; 0 is the priming event).
+    next_seq: u64,
+    /// The highest number written to a client.
+    delivered: u64,
+    /// The last events: (number, text).
+    events: VecDeque<(u64, Arc<str>)>,
+    cap: usize,
+    /// The stream's last message (a request's response) is among the events.
+    finished: bool,
+}
+
+/// A stream's log, shared by the session's router and the response carrying the stream.
+pub(crate) type Log = Arc<Mutex<StreamLog>>;
+
+impl StreamLog {
+    fn new(cap: usize) -> Log {
+        Arc::new(Mutex::new(Self {
+            next_seq: 1,
+            delivered: 0,
+            events: VecDeque::new(),
+            cap: cap.max(1),
+            finished: false,
+        }))
+    }
+
+    /// Numbers and keeps one message; `delivered` when it is being written to a client now,
+    /// `last` when it is the stream's last (a request's response).
+    pub(crate) fn record(&mut self, text: &str, delivered: bool, last: bool) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        if self.events.len() == self.cap {
+            self.events.pop_front();
+        }
+        self.events.push_back((seq, text.into()));
+        if delivered {
+            self.delivered = seq;
+        }
+        self.finished |= last;
+        seq
+    }
+
+    /// Marks the stream over without a last message (its request was cancelled).
+    pub(crate) fn end(&mut self) {
+        self.finished = true;
+    }
+
+    /// Marks the stream complete without logging its end (a response written as JSON).
+    pub(crate) fn finish(&mut self) {
+        self.finished = true;
+        self.delivered = self.next_seq - 1;
+    }
+
+    /// The highest event number written to a client (0 before any).
+    pub(crate) fn last_delivered(&self) -> u64 {
+        self.delivered
+    }
+
+    /// Notes that event `seq` was written to a client.
+    pub(crate) fn delivered(&mut self, seq: u64) {
+        self.delivered = self.delivered.max(seq);
+    }
+
+    /// The kept events after `seq`.
+    fn after(&self, seq: u64) -> VecDeque<(u64, Arc<str>)> {
+        self.events.iter().filter(|(n, _)| *n > seq).cloned().collect()
+    }
+
+    /// Whether the stream is over and holds nothing a client could ask for again (it was
+    /// answered as one JSON object). A stream whose events were written is kept a while: an
+    /// event written is not an event read.
+    fn spent(&self) -> bool {
+        self.finished && self.events.is_empty()
+    }
+}
+
+/// Locks a log (a poisoned lock still holds consistent data: every update is one step).
+pub(crate) fn lock(log: &Log) -> MutexGuard<'_, StreamLog> {
+    log.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// What a new HTTP response carries for a stream.
+pub(crate) struct Attached {
+    /// The stream's number, the first half of its event ids.
+    pub(crate) stream: u64,
+    /// Its messages from now on.
+    pub(crate) rx: mpsc::Receiver<Outbound>,
+    /// Its log.
+    pub(crate) log: Log,
+    /// Events to send first: logged ones the client has not seen.
+    pub(crate) replay: VecDeque<(u64, Arc<str>)>,
+    /// Detaches the stream when the response is done.
+    pub(crate) guard: RouteGuard,
+}
 
 /// One session.
 pub(crate) struct Session {
@@ -34,17 +152,44 @@ pub(crate) struct Session {
     /// When it was last used, in milliseconds since the registry's epoch.
     last_used: AtomicU64,
     next_stream: AtomicU64,
+    /// Events kept per stream.
+    log_cap: usize,
+}
+
+/// A stream of the session and where its messages go.
+struct Route {
+    stream: u64,
+    /// The response carrying it, when one does.
+    tx: Option<mpsc::Sender<Outbound>>,
+    log: Log,
+    /// When it was detached (an order among the session's detached streams), if it is.
+    detached: Option<u64>,
+}
+
+impl Route {
+    fn new(stream: u64, cap: usize) -> Self {
+        Self {
+            stream,
+            tx: None,
+            log: StreamLog::new(cap),
+            detached: None,
+        }
+    }
+
+    /// The live response's sender, if one is attached and still reading.
+    fn live(&self) -> Option<&mpsc::Sender<Outbound>> {
+        self.tx.as_ref().filter(|tx| !tx.is_closed())
+    }
 }
 
 /// Where the session's outbound messages go.
-#[derive(Default)]
 struct Routes {
-    /// The POST streams of requests being answered: (stream number, sender).
-    requests: HashMap<RequestId, (u64, mpsc::Sender<Outbound>)>,
-    /// The GET stream, if open.
-    get: Option<(u64, mpsc::Sender<Outbound>)>,
-    /// Messages of the session as a whole waiting for a GET stream.
-    backlog: VecDeque<Outbound>,
+    /// The streams of requests, by request id (every request of a batch shares one stream).
+    requests: HashMap<RequestId, Route>,
+    /// The session's own stream.
+    session: Route,
+    /// Orders detachments.
+    detach_count: u64,
 }
 
 impl Session {
@@ -56,52 +201,117 @@ impl Session {
         self.next_stream.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Registers the POST stream of request `id`. An id whose request is still being answered
-    /// is `400`: JSON-RPC forbids reusing it, and its messages could not be told apart.
+    /// Registers a new stream for the requests `ids` (one, or those of a batch). An id whose
+    /// request is still being answered is `400`: JSON-RPC forbids reusing it, and its messages
+    /// could not be told apart.
     pub(crate) fn open_request(
         self: &Arc<Self>,
-        id: &RequestId,
+        ids: &[RequestId],
         capacity: usize,
         registry: &Registry,
-    ) -> Result<(u64, mpsc::Receiver<Outbound>, RouteGuard), HttpError> {
+    ) -> Result<Attached, HttpError> {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let stream = self.stream_number();
+        let log = StreamLog::new(self.log_cap);
         {
             let mut routes = self.routes();
-            if routes.requests.get(id).is_some_and(|(_, tx)| !tx.is_closed()) {
-                return Err(HttpError::client(
-                    StatusCode::BAD_REQUEST,
-                    format!("request id {id} is already in use by a request being answered"),
-                )
-                .with_id(Some(id.clone())));
+            for id in ids {
+                if routes.requests.get(id).is_some_and(|r| r.live().is_some()) {
+                    return Err(HttpError::client(
+                        StatusCode::BAD_REQUEST,
+                        format!("request id {id} is already in use by a request being answered"),
+                    )
+                    .with_id(Some(id.clone())));
+                }
             }
-            routes.requests.insert(id.clone(), (stream, tx));
+            for id in ids {
+                let route = Route {
+                    stream,
+                    tx: Some(tx.clone()),
+                    log: log.clone(),
+                    detached: None,
+                };
+                routes.requests.insert(id.clone(), route);
+            }
         }
-        Ok((stream, rx, self.guard(Stream::Request(id.clone()), stream, registry)))
+        Ok(Attached {
+            stream,
+            rx,
+            log,
+            replay: VecDeque::new(),
+            guard: self.guard(Stream::Requests(ids.to_vec()), stream, registry),
+        })
     }
 
-    /// Opens the GET stream, handing it the backlog; `409` when one is open already.
+    /// Attaches a GET response to a stream: the session's own stream (`from` absent or naming
+    /// it) or, with `Last-Event-ID` naming a request's stream that is kept, that stream. The
+    /// events after `from` (after the last delivered one, without it) are replayed first.
+    /// `409` when the session's stream is attached already.
     pub(crate) fn open_get(
         self: &Arc<Self>,
+        from: Option<EventId>,
         capacity: usize,
         registry: &Registry,
-    ) -> Result<(u64, mpsc::Receiver<Outbound>, RouteGuard), HttpError> {
-        let stream = self.stream_number();
+    ) -> Result<(Attached, bool), HttpError> {
         let mut routes = self.routes();
-        if routes.get.as_ref().is_some_and(|(_, tx)| !tx.is_closed()) {
+        // A request's stream, resumed.
+        if let Some(from) = from.filter(|f| f.stream != SESSION_STREAM)
+            && let Some(route) = routes.requests.values().find(|r| r.stream == from.stream)
+        {
+            let log = route.log.clone();
+            let (tx, rx) = mpsc::channel(capacity.max(1));
+            let (replay, finished) = {
+                let log = lock(&log);
+                (log.after(from.seq), log.finished)
+            };
+            let ids: Vec<RequestId> = routes
+                .requests
+                .iter()
+                .filter(|(_, r)| r.stream == from.stream)
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in &ids {
+                if let Some(route) = routes.requests.get_mut(id) {
+                    // A response still attached (its client has not noticed it is gone) ends.
+                    route.tx = (!finished).then(|| tx.clone());
+                    route.detached = None;
+                }
+            }
+            drop(routes);
+            let attached = Attached {
+                stream: from.stream,
+                rx,
+                log,
+                replay,
+                guard: self.guard(Stream::Requests(ids), from.stream, registry),
+            };
+            return Ok((attached, true));
+        }
+        if routes.session.live().is_some() {
             return Err(HttpError::client(
                 StatusCode::CONFLICT,
                 "this session already has a GET stream open; close it first",
             ));
         }
-        let (tx, rx) = mpsc::channel(capacity.max(routes.backlog.len()).max(1));
-        for message in routes.backlog.drain(..) {
-            // The channel was made large enough for the whole backlog.
-            let _ = tx.try_send(message);
-        }
-        routes.get = Some((stream, tx));
+        let log = routes.session.log.clone();
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let replay = {
+            let log = lock(&log);
+            let seq = from
+                .filter(|f| f.stream == SESSION_STREAM)
+                .map_or(log.delivered, |f| f.seq);
+            log.after(seq)
+        };
+        routes.session.tx = Some(tx);
         drop(routes);
-        Ok((stream, rx, self.guard(Stream::Get, stream, registry)))
+        let attached = Attached {
+            stream: SESSION_STREAM,
+            rx,
+            log,
+            replay,
+            guard: self.guard(Stream::Session, SESSION_STREAM, registry),
+        };
+        Ok((attached, false))
     }
 
     fn guard(self: &Arc<Self>, which: Stream, stream: u64, registry: &Registry) -> RouteGuard {
@@ -134,56 +344,104 @@ impl Session {
         self.peer.close();
         let mut routes = self.routes();
         routes.requests.clear();
-        routes.get = None;
-        routes.backlog.clear();
+        routes.session.tx = None;
     }
 
     /// Puts one outbound message where it belongs (see the module docs).
-    async fn deliver(&self, message: Outbound, backlog: usize) {
-        let target = {
+    async fn deliver(&self, message: Outbound) {
+        let (tx, log) = {
             let mut routes = self.routes();
-            match &message.related {
-                Some(id) => match routes.requests.get(id) {
-                    Some((_, tx)) => Some(tx.clone()),
+            let route = match &message.related {
+                Some(id) => match routes.requests.get_mut(id) {
+                    Some(route) => route,
                     None => {
-                        tracing::debug!(session = %self.id, request = %id, "dropped a message of a request whose client went away");
+                        tracing::debug!(session = %self.id, request = %id, "dropped a message of a request whose stream is gone");
                         return;
                     }
                 },
-                None => match &routes.get {
-                    Some((_, tx)) if !tx.is_closed() => Some(tx.clone()),
-                    _ => {
-                        if routes.backlog.len() < backlog {
-                            routes.backlog.push_back(message);
-                        } else {
-                            tracing::warn!(session = %self.id, "dropped a session message: no GET stream is open and the backlog is full");
+                None => &mut routes.session,
+            };
+            match route.live() {
+                Some(tx) => (tx.clone(), route.log.clone()),
+                None => {
+                    // Nobody reads the stream now: keep the message for a client resuming it.
+                    match message.kind {
+                        OutboundKind::Message => {
+                            let last = route.stream != SESSION_STREAM && reply::is_final(&message.text);
+                            lock(&route.log).record(&message.text, false, last);
                         }
-                        return;
+                        OutboundKind::Ended => lock(&route.log).end(),
+                        _ => {}
                     }
-                },
+                    return;
+                }
             }
         };
         // Waits while the stream's client reads slowly: back-pressure on the session's peer.
-        if let Some(tx) = target
-            && let Err(mpsc::error::SendError(message)) = tx.send(message).await
-            && message.related.is_none()
-        {
-            // The GET stream closed meanwhile: keep the message for the next one.
-            let mut routes = self.routes();
-            if routes.backlog.len() < backlog {
-                routes.backlog.push_front(message);
+        if let Err(mpsc::error::SendError(message)) = tx.send(message).await {
+            // The response went away meanwhile (it logged what it had not sent, under the
+            // log's lock, before closing): this one follows.
+            match message.kind {
+                OutboundKind::Message => {
+                    let last = message.related.is_some() && reply::is_final(&message.text);
+                    lock(&log).record(&message.text, false, last);
+                }
+                OutboundKind::Ended => lock(&log).end(),
+                _ => {}
+            }
+        }
+    }
+
+    /// Detaches the stream of a response that is done, keeping what a client could resume.
+    fn detach(&self, which: &Stream, stream: u64) {
+        let mut routes = self.routes();
+        let routes = &mut *routes;
+        match which {
+            Stream::Session => {
+                if routes.session.stream == stream {
+                    routes.session.tx = None;
+                }
+            }
+            Stream::Requests(ids) => {
+                routes.detach_count += 1;
+                let order = routes.detach_count;
+                for id in ids {
+                    let Some(route) = routes.requests.get_mut(id) else {
+                        continue;
+                    };
+                    if route.stream != stream {
+                        continue;
+                    }
+                    if lock(&route.log).spent() {
+                        routes.requests.remove(id);
+                    } else {
+                        route.tx = None;
+                        route.detached = Some(order);
+                    }
+                }
+                // Bounded: the streams detached longest ago go first.
+                loop {
+                    let mut detached: Vec<u64> = routes.requests.values().filter_map(|r| r.detached).collect();
+                    detached.sort_unstable();
+                    detached.dedup();
+                    if detached.len() <= MAX_DETACHED {
+                        break;
+                    }
+                    let oldest = detached[0];
+                    routes.requests.retain(|_, r| r.detached != Some(oldest));
+                }
             }
         }
     }
 }
 
-/// Which stream a guard unregisters.
+/// Which streams a guard detaches.
 enum Stream {
-    Request(RequestId),
-    Get,
+    Requests(Vec<RequestId>),
+    Session,
 }
 
-/// Unregisters a stream when its HTTP answer is done or its client went away.
+/// Detaches a stream when its HTTP answer is done or its client went away.
 pub(crate) struct RouteGuard {
     session: Arc<Session>,
     which: Stream,
@@ -193,24 +451,11 @@ pub(crate) struct RouteGuard {
 
 impl Drop for RouteGuard {
     fn drop(&mut self) {
-        let session = &self.session;
-        {
-            let mut routes = session.routes();
-            match &self.which {
-                Stream::Request(id) => {
-                    if routes.requests.get(id).is_some_and(|(n, _)| *n == self.stream) {
-                        routes.requests.remove(id);
-                    }
-                }
-                Stream::Get => {
-                    if routes.get.as_ref().is_some_and(|(n, _)| *n == self.stream) {
-                        routes.get = None;
-                    }
-                }
-            }
-        }
-        session.open.fetch_sub(1, Ordering::Relaxed);
-        session.last_used.store(millis_since(self.epoch), Ordering::Relaxed);
+        self.session.detach(&self.which, self.stream);
+        self.session.open.fetch_sub(1, Ordering::Relaxed);
+        self.session
+            .last_used
+            .store(millis_since(self.epoch), Ordering::Relaxed);
     }
 }
 
@@ -307,12 +552,17 @@ impl Registry {
         let (tx, rx) = mpsc::channel(capacity);
         let session = Arc::new(Session {
             id: id.clone(),
-            peer: (state.make_peer)(tx),
-            routes: Mutex::new(Routes::default()),
+            peer: (state.make_session_peer)(tx),
+            routes: Mutex::new(Routes {
+                requests: HashMap::new(),
+                session: Route::new(SESSION_STREAM, config.backlog),
+                detach_count: 0,
+            }),
             closed: config.shutdown.child_token(),
             open: AtomicUsize::new(0),
             last_used: AtomicU64::new(registry.now()),
-            next_stream: AtomicU64::new(1),
+            next_stream: AtomicU64::new(SESSION_STREAM + 1),
+            log_cap: config.backlog,
         });
         {
             let mut map = registry.map();
@@ -326,7 +576,7 @@ impl Registry {
             }
             map.insert(id, session.clone());
         }
-        tokio::spawn(route(session.clone(), rx, config.backlog));
+        tokio::spawn(route(session.clone(), rx));
         if !registry.reaper.swap(true, Ordering::Relaxed) {
             tokio::spawn(reap(
                 Arc::downgrade(state),
@@ -354,7 +604,7 @@ fn new_session_id() -> Result<String, HttpError> {
 
 /// The session's router: every message its peer sends, to the stream it belongs to. Ends with
 /// the session.
-async fn route(session: Arc<Session>, mut rx: mpsc::Receiver<Outbound>, backlog: usize) {
+async fn route(session: Arc<Session>, mut rx: mpsc::Receiver<Outbound>) {
     loop {
         let message = tokio::select! {
             message = rx.recv() => message,
@@ -362,7 +612,7 @@ async fn route(session: Arc<Session>, mut rx: mpsc::Receiver<Outbound>, backlog:
         };
         let Some(message) = message else { break };
         tokio::select! {
-            () = session.deliver(message, backlog) => {}
+            () = session.deliver(message) => {}
             () = session.closed.cancelled() => break,
         }
     }

@@ -1,11 +1,11 @@
 //! Server-Sent Events framing: event ids, encoding one JSON-RPC message as an event, comments
 //! for keep-alive, and the `retry:` hint.
 //!
-//! Event ids are `{stream}-{seq}`: `stream` numbers the streams of one session (or, for
-//! stateless requests, of the endpoint) and `seq` counts events within the stream from 1. An id
-//! is therefore unique across a session's streams and names the stream it came from, which is
-//! what resuming with `Last-Event-ID` needs (see [`EventId::parse`]); resumption itself is not
-//! implemented yet.
+//! Event ids are `{stream}-{seq}`: `stream` numbers the streams of one session (0 is the
+//! session's own stream; for stateless requests, the endpoint numbers them) and `seq` counts
+//! events within the stream from 1 (0 is a priming event's). An id is therefore unique across a
+//! session's streams and names the stream it came from, which is what resuming with
+//! `Last-Event-ID` needs (see [`EventId::parse`] and `session`).
 
 use std::fmt;
 
@@ -26,10 +26,6 @@ impl fmt::Display for EventId {
 
 impl EventId {
     /// Reads an id as [`fmt::Display`] writes it (for `Last-Event-ID`).
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "for resumption, which is not implemented yet")
-    )]
     pub(crate) fn parse(text: &str) -> Option<Self> {
         let (stream, seq) = text.split_once('-')?;
         let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
@@ -57,6 +53,12 @@ pub(crate) fn event(id: EventId, data: &str) -> Bytes {
     }
     out.push('\n');
     Bytes::from(out)
+}
+
+/// The priming event of a stream a client may resume (2025-11-25): an id (the point to resume
+/// from) with empty data, which dispatches no message, and the reconnection delay.
+pub(crate) fn priming(id: EventId, retry_millis: u128) -> Bytes {
+    Bytes::from(format!("id: {id}\nretry: {retry_millis}\ndata: \n\n"))
 }
 
 /// A comment line, which clients ignore: keeps an idle stream open through proxies.

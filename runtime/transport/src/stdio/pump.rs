@@ -3,7 +3,7 @@
 
 use std::io;
 
-use portico_core::{ErrorObject, Outbound, Peer, Service, message};
+use portico_core::{ErrorObject, Outbound, OutboundKind, Peer, Service, message};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -135,7 +135,7 @@ where
 async fn answer(outbound: &mpsc::Sender<Outbound>, error: &ErrorObject) {
     let text = message::encode_error(None, error);
     // The queue closes only when the writer has stopped: then nobody can be answered.
-    let _ = outbound.send(Outbound { text, related: None }).await;
+    let _ = outbound.send(Outbound::message(text, None)).await;
 }
 
 /// Writes queued messages until told to stop (then drains the queue) or the stream fails.
@@ -163,6 +163,10 @@ where
             }
         };
         let Some(message) = next else { break };
+        // A line is one stream for the connection's life: there is no stream to close.
+        if message.kind != OutboundKind::Message {
+            continue;
+        }
         match write_line(&mut writer, message.text).await {
             Ok(()) => {}
             Err(e) if is_gone(&e) => return Ok(WriterEnd::Gone),

@@ -18,6 +18,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::within;
 
+mod fuzz;
+mod resume;
+
 const MODERN: &str = "2026-07-28";
 const LEGACY: &str = "2025-11-25";
 const BOTH: &str = "application/json, text/event-stream";
@@ -36,6 +39,17 @@ struct CountArgs {
 
 #[derive(Deserialize, schemars::JsonSchema)]
 struct Nothing {}
+
+/// Arguments a client mirrors into `Mcp-Param-*` headers.
+#[derive(Deserialize, schemars::JsonSchema)]
+struct RegionArgs {
+    /// Where to run.
+    #[schemars(extend("x-mcp-header" = "Region"))]
+    region: String,
+    /// How many to run.
+    #[schemars(extend("x-mcp-header" = "Count"))]
+    count: Option<i64>,
+}
 
 /// What the `wait` tool reports: that it started, and that it saw its cancellation.
 #[derive(Default)]
@@ -80,6 +94,21 @@ fn test_server(waiting: Arc<Waiting>) -> Server {
                     Ok(answer) => format!("the client answered {answer}"),
                     Err(e) => format!("the ping failed: {e}"),
                 }
+            },
+        ))
+        .tool(tool(
+            "region",
+            "Says where it would run (its arguments are mirrored in headers)",
+            |_cx, args: RegionArgs| async move { format!("{} x{}", args.region, args.count.unwrap_or(1)) },
+        ))
+        .tool(tool(
+            "poll",
+            "Ends its stream at once, reports progress, then answers",
+            |cx: Context, _args: Nothing| async move {
+                let closed = cx.close_stream().await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                let _ = cx.progress(1.0, Some(1.0), Some("halfway")).await;
+                format!("polled (stream closed: {closed})")
             },
         ))
         .tool(tool(
@@ -161,10 +190,15 @@ impl Endpoint {
 
     /// `initialize` of a 2025-11-25 client: the session id.
     async fn initialize(&self) -> String {
+        self.initialize_at(LEGACY).await
+    }
+
+    /// `initialize` of a client of `version`: the session id.
+    async fn initialize_at(&self, version: &str) -> String {
         let response = self
             .post(
                 &json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-                    "protocolVersion": LEGACY, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}),
+                    "protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}),
                 HeaderMap::new(),
             )
             .await;
@@ -177,11 +211,13 @@ impl Endpoint {
             .expect("ASCII")
             .to_string();
         let answer = json_body(response).await;
-        assert_eq!(answer["result"]["protocolVersion"], LEGACY, "{answer}");
+        assert_eq!(answer["result"]["protocolVersion"], version, "{answer}");
+        let mut headers = session_headers(&session);
+        headers.insert("mcp-protocol-version", header(version));
         let response = self
             .post(
                 &json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
-                session_headers(&session),
+                headers,
             )
             .await;
         assert_eq!(response.status(), StatusCode::ACCEPTED);
@@ -313,6 +349,8 @@ struct Event {
 struct Events {
     response: reqwest::Response,
     buffer: String,
+    /// The id of the last block read, with data or without (a priming event).
+    last_id: Option<String>,
 }
 
 impl Events {
@@ -326,6 +364,7 @@ impl Events {
         Self {
             response,
             buffer: String::new(),
+            last_id: None,
         }
     }
 
@@ -343,7 +382,11 @@ impl Events {
                         data.push(v);
                     }
                 }
-                if !data.is_empty() {
+                if id.is_some() {
+                    self.last_id.clone_from(&id);
+                }
+                // An event without data (a priming event) dispatches nothing, as in a browser.
+                if data.iter().any(|d| !d.is_empty()) {
                     let text = data.join("\n");
                     let data = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
                     return Some(Event { id, data });
@@ -383,7 +426,7 @@ async fn stateless_requests_get_json_answers() {
         .iter()
         .filter_map(|t| t["name"].as_str())
         .collect();
-    assert_eq!(names, ["echo", "count", "ask", "wait"]);
+    assert_eq!(names, ["echo", "count", "ask", "region", "poll", "wait"]);
 
     validate(MODERN, "ListToolsResultResponse", &answer);
 
@@ -581,14 +624,19 @@ async fn session_errors() {
     .await;
     let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
     expect_error(ep.post(&note, unknown).await, StatusCode::NOT_FOUND, -32600, None).await;
-    // A 2026 header without the 2026 `_meta` is a mismatch, not a missing session.
+    // A 2026 header without the 2026 `_meta` is a request with invalid params (its `_meta`
+    // lacks a required member), not a missing session.
     let mut headers = HeaderMap::new();
     headers.insert("mcp-protocol-version", header(MODERN));
-    expect_error(ep.post(&list, headers).await, StatusCode::BAD_REQUEST, -32020, Some(4)).await;
-    // An unsupported MCP-Protocol-Version header.
+    let body = expect_error(ep.post(&list, headers).await, StatusCode::BAD_REQUEST, -32602, Some(4)).await;
+    assert!(
+        body["error"]["message"].as_str().unwrap_or_default().contains("_meta"),
+        "{body}"
+    );
+    // An unsupported MCP-Protocol-Version header: the error carries the request's id.
     let mut headers = HeaderMap::new();
     headers.insert("mcp-protocol-version", header("1999-01-01"));
-    let body = expect_error(ep.post(&list, headers).await, StatusCode::BAD_REQUEST, -32022, None).await;
+    let body = expect_error(ep.post(&list, headers).await, StatusCode::BAD_REQUEST, -32022, Some(4)).await;
     assert_eq!(body["error"]["data"]["requested"], "1999-01-01");
     assert!(
         body["error"]["data"]["supported"]
@@ -786,12 +834,12 @@ async fn mirrored_headers_must_match_the_body() {
             "{body}"
         );
     }
-    // A 2026 `_meta` naming a version the server does not speak: found in the body (with the
-    // request's id), or already in the header (refused before the body is read).
+    // A 2026 `_meta` naming a version the server does not speak, mirrored in the header: -32022
+    // with the request's id. A header that disagrees with the body is reported first (-32020).
     let mut future = params.clone();
     future["_meta"]["io.modelcontextprotocol/protocolVersion"] = json!("2099-01-01");
     let mut headers = modern_headers("tools/call", &future);
-    headers.remove("mcp-protocol-version");
+    headers.insert("mcp-protocol-version", header("2099-01-01"));
     let body = json!({"jsonrpc": "2.0", "id": 12, "method": "tools/call", "params": future});
     let error = expect_error(
         ep.post(&body, headers.clone()).await,
@@ -801,8 +849,17 @@ async fn mirrored_headers_must_match_the_body() {
     )
     .await;
     assert_eq!(error["error"]["data"]["requested"], "2099-01-01");
-    headers.insert("mcp-protocol-version", header("2099-01-01"));
-    expect_error(ep.post(&body, headers).await, StatusCode::BAD_REQUEST, -32022, None).await;
+    headers.insert("mcp-protocol-version", header(MODERN));
+    expect_error(ep.post(&body, headers).await, StatusCode::BAD_REQUEST, -32020, Some(12)).await;
+    // `_meta` without the client's capabilities: -32602, 400.
+    let mut bare = params.clone();
+    bare["_meta"]
+        .as_object_mut()
+        .expect("meta")
+        .remove("io.modelcontextprotocol/clientCapabilities");
+    let headers = modern_headers("tools/call", &bare);
+    let body = json!({"jsonrpc": "2.0", "id": 13, "method": "tools/call", "params": bare});
+    expect_error(ep.post(&body, headers).await, StatusCode::BAD_REQUEST, -32602, Some(13)).await;
     ep.stop().await;
 
     // Lenient: only the headers present are checked.

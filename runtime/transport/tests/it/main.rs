@@ -3,7 +3,9 @@
 
 mod child;
 mod http;
+mod legacy_sse;
 mod serve;
+mod ws;
 
 use std::future::Future;
 use std::time::Duration;

@@ -5,8 +5,8 @@ use serde_json::{Value, json};
 
 use crate::{both, server};
 
-/// The tools the suite's server scenarios call (`../shared/conformance.md`), except the tasks
-/// extension's `test_tool_with_task`.
+/// The tools the suite's server scenarios call (`../shared/conformance.md`), those of the tasks
+/// extension's scenarios, and `echo`.
 const TOOLS: &[&str] = &[
     "test_simple_text",
     "test_image_content",
@@ -36,6 +36,16 @@ const TOOLS: &[&str] = &[
     "test_input_required_result_multi_round",
     "test_input_required_result_tampered_state",
     "test_input_required_result_capabilities",
+    // The tasks extension's scenarios (`tasks-*`).
+    "test_tool_with_task",
+    "greet",
+    "slow_compute",
+    "failing_job",
+    "protocol_error_job",
+    "confirm_delete",
+    "multi_input",
+    // Not the suite's: the tool `cargo xtask bench server` calls.
+    "echo",
 ];
 
 const PROMPTS: &[&str] = &[

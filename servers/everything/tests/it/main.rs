@@ -11,6 +11,8 @@ mod mrtr;
 mod prompts;
 mod resources;
 mod schemas;
+mod tasks;
+mod transports;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};

@@ -17,7 +17,15 @@ async fn resources_and_templates_are_listed() {
             .collect();
         assert_eq!(
             uris,
-            ["test://static-text", "test://static-binary", "test://watched-resource"]
+            [
+                "test://static-text",
+                "test://static-binary",
+                "test://watched-resource",
+                // The skills extension's files.
+                "skill://pdf-processing/SKILL.md",
+                "skill://pdf-processing/references/FORMS.md",
+                "skill://portico/release-notes/SKILL.md"
+            ]
         );
         for r in list.result()["resources"].as_array().expect("resources") {
             assert!(

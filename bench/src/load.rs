@@ -1,0 +1,205 @@
+//! The closed-loop load generator: N workers, each with its own keep-alive connection, each
+//! sending the next `tools/call` as soon as the last one is answered. Requests answered during
+//! the warm-up are not counted; the latency of each one answered in the measured window is.
+//! Given the server's process id, it also reads the server's CPU time at the window's edges.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use serde::Serialize;
+use tokio::task::JoinSet;
+
+use crate::client::Target;
+use crate::mcp::{Call, Client, Mode};
+use crate::proc;
+
+/// A request not answered within this long is an error.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// A worker that saw this many errors gives up, failing the run.
+const MAX_ERRORS: u64 = 100;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The endpoint.
+    pub target: Target,
+    /// Workers, each with one connection and one request in flight.
+    pub concurrency: usize,
+    /// Time before the measurement starts.
+    pub warmup: Duration,
+    /// The measured time.
+    pub duration: Duration,
+    /// The request each worker sends.
+    pub call: Call,
+    /// The client generation.
+    pub mode: Mode,
+    /// The server's process, whose CPU time is read when the measurement starts and stops.
+    pub server_pid: Option<u32>,
+}
+
+/// The results of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The client generation.
+    pub mode: Mode,
+    /// Workers.
+    pub concurrency: usize,
+    /// The measured time, in seconds.
+    pub seconds: f64,
+    /// Calls answered in the measured time.
+    pub requests: u64,
+    /// Calls that failed, warm-up included.
+    pub errors: u64,
+    /// The first failure, if any.
+    pub first_error: Option<String>,
+    /// Calls answered per second.
+    pub rps: f64,
+    /// Median latency, in microseconds.
+    pub p50_us: f64,
+    /// 99th percentile latency, in microseconds.
+    pub p99_us: f64,
+    /// Largest latency, in microseconds.
+    pub max_us: f64,
+    /// The load generator's own CPU time over the measured time, in % of one core (`None` where
+    /// `/proc` is not available).
+    pub client_cpu_percent: Option<f64>,
+    /// The server's CPU time over the measured time, in % of one core (`None` without
+    /// [`Options::server_pid`]).
+    pub server_cpu_percent: Option<f64>,
+}
+
+/// What one worker saw.
+#[derive(Default)]
+struct Tally {
+    latencies: Vec<u64>,
+    errors: u64,
+    first_error: Option<String>,
+}
+
+/// Runs the load.
+pub async fn run(options: &Options) -> anyhow::Result<Report> {
+    if options.concurrency == 0 {
+        bail!("--concurrency must be at least 1");
+    }
+    let mut connecting = JoinSet::new();
+    for _ in 0..options.concurrency {
+        let (target, call) = (options.target.clone(), options.call.clone());
+        connecting.spawn(async move { Client::connect(&target, call).await });
+    }
+    let mut clients = Vec::with_capacity(options.concurrency);
+    while let Some(client) = connecting.join_next().await {
+        clients.push(client.context("a connecting worker")??);
+    }
+
+    let start = Instant::now() + options.warmup;
+    let stop = start + options.duration;
+    let shared = Arc::new((options.target.clone(), options.call.clone()));
+    let mut workers = JoinSet::new();
+    for client in clients {
+        workers.spawn(worker(client, shared.clone(), start, stop));
+    }
+
+    let ticks = proc::clock_ticks() as f64;
+    let server = options.server_pid.map(|pid| pid.to_string());
+    let cpu = || (proc::cpu_ticks("self"), server.as_deref().and_then(proc::cpu_ticks));
+    tokio::time::sleep_until(start.into()).await;
+    let (client_start, server_start) = cpu();
+    let measured_from = Instant::now();
+    tokio::time::sleep_until(stop.into()).await;
+    let (client_stop, server_stop) = cpu();
+    let measured = measured_from.elapsed().as_secs_f64();
+    let percent = |a: Option<u64>, b: Option<u64>| Some(b?.saturating_sub(a?) as f64 / ticks / measured * 100.0);
+
+    let mut all = Tally::default();
+    while let Some(tally) = workers.join_next().await {
+        let tally = tally.context("a worker")??;
+        all.latencies.extend_from_slice(&tally.latencies);
+        all.errors += tally.errors;
+        all.first_error = all.first_error.or(tally.first_error);
+    }
+    all.latencies.sort_unstable();
+    let us = |ns: u64| ns as f64 / 1e3;
+    let seconds = options.duration.as_secs_f64();
+    Ok(Report {
+        mode: options.mode,
+        concurrency: options.concurrency,
+        seconds,
+        requests: all.latencies.len() as u64,
+        errors: all.errors,
+        first_error: all.first_error,
+        rps: all.latencies.len() as f64 / seconds,
+        p50_us: us(percentile(&all.latencies, 0.50)),
+        p99_us: us(percentile(&all.latencies, 0.99)),
+        max_us: us(all.latencies.last().copied().unwrap_or_default()),
+        client_cpu_percent: percent(client_start, client_stop),
+        server_cpu_percent: percent(server_start, server_stop),
+    })
+}
+
+/// Calls until `stop`, recording the latency of each call answered in `[start, stop)`.
+async fn worker(
+    mut client: Client,
+    shared: Arc<(Target, Call)>,
+    start: Instant,
+    stop: Instant,
+) -> anyhow::Result<Tally> {
+    let mut tally = Tally {
+        latencies: Vec::with_capacity(4096),
+        ..Tally::default()
+    };
+    loop {
+        let sent = Instant::now();
+        let outcome = tokio::time::timeout(REQUEST_TIMEOUT, client.call()).await;
+        let done = Instant::now();
+        match outcome {
+            Ok(Ok(())) => {
+                if done >= start && done < stop {
+                    tally.latencies.push((done - sent).as_nanos() as u64);
+                }
+            }
+            failed => {
+                let error = match failed {
+                    Ok(Err(e)) => format!("{e:#}"),
+                    _ => format!("no answer within {}s", REQUEST_TIMEOUT.as_secs()),
+                };
+                tally.errors += 1;
+                if tally.errors >= MAX_ERRORS {
+                    bail!("{} errors on one connection; the first: {error}", tally.errors);
+                }
+                tally.first_error.get_or_insert(error);
+                // The connection may be mid-response: start over on a new one.
+                client = Client::connect(&shared.0, shared.1.clone()).await?;
+            }
+        }
+        if done >= stop {
+            break;
+        }
+    }
+    client.close().await;
+    Ok(tally)
+}
+
+/// The nearest-rank percentile `q` of sorted `values` (0 when empty).
+fn percentile(sorted: &[u64], q: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percentile;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let v: Vec<u64> = (1..=100).collect();
+        assert_eq!(percentile(&v, 0.5), 50);
+        assert_eq!(percentile(&v, 0.99), 99);
+        assert_eq!(percentile(&v, 1.0), 100);
+        assert_eq!(percentile(&[7], 0.99), 7);
+        assert_eq!(percentile(&[], 0.5), 0);
+    }
+}

@@ -1,0 +1,106 @@
+//! Smoke tests: the load generator and the sessions client against the reference and against
+//! the real Streamable HTTP endpoint serving `portico-everything`, in-process, for a fraction
+//! of a second each. They check the tools speak the protocol (every answer a `200` result, the
+//! echo's text, session ids), not speed.
+
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::client::Target;
+use crate::mcp::{Call, MESSAGE, Mode};
+use crate::{load, reference, sessions};
+
+async fn start_reference() -> Target {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+    tokio::spawn(reference::serve(listener));
+    Target::parse(&url).unwrap()
+}
+
+async fn start_portico() -> Target {
+    use portico_transport::http::{HttpConfig, router, serve};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+    let server = portico_everything::server();
+    let config = HttpConfig::default();
+    let shutdown = config.shutdown.clone();
+    let app = router(move || server.connection(), config);
+    tokio::spawn(serve(listener, app, shutdown.cancelled_owned()));
+    Target::parse(&url).unwrap()
+}
+
+async fn short_load(target: &Target, mode: Mode) -> load::Report {
+    let options = load::Options {
+        target: target.clone(),
+        concurrency: 4,
+        warmup: Duration::from_millis(100),
+        duration: Duration::from_millis(300),
+        call: Call::new(mode, "echo", MESSAGE),
+        mode,
+        server_pid: Some(std::process::id()),
+    };
+    let report = load::run(&options).await.unwrap();
+    assert_eq!(report.errors, 0, "{report:?}");
+    assert!(report.requests > 0, "{report:?}");
+    assert!(report.p50_us > 0.0 && report.p50_us <= report.p99_us, "{report:?}");
+    assert!(report.server_cpu_percent.is_some(), "{report:?}");
+    report
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_runs_against_the_reference_in_both_modes() {
+    let target = start_reference().await;
+    for mode in [Mode::Stateless, Mode::Stateful] {
+        short_load(&target, mode).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_runs_against_portico_in_both_modes() {
+    let target = start_portico().await;
+    for mode in [Mode::Stateless, Mode::Stateful] {
+        short_load(&target, mode).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_tool_fails_the_run() {
+    let target = start_portico().await;
+    let options = load::Options {
+        target,
+        concurrency: 1,
+        warmup: Duration::ZERO,
+        duration: Duration::from_millis(100),
+        call: Call::new(Mode::Stateless, "no_such_tool", MESSAGE),
+        mode: Mode::Stateless,
+        server_pid: None,
+    };
+    let outcome = load::run(&options).await;
+    match outcome {
+        Ok(report) => assert!(report.errors > 0 && report.first_error.is_some(), "{report:?}"),
+        Err(e) => assert!(format!("{e:#}").contains("tools/call"), "{e:#}"),
+    }
+}
+
+fn sessions_options(target: Target) -> sessions::Options {
+    sessions::Options {
+        target,
+        count: 20,
+        warm: 2,
+        server_pid: Some(std::process::id()),
+        settle: Duration::ZERO,
+        hold: Duration::ZERO,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_are_opened_and_measured() {
+    let report = sessions::run(&sessions_options(start_portico().await)).await.unwrap();
+    assert_eq!((report.opened, report.with_id), (20, 20), "{report:?}");
+    assert!(report.kib_per_session.is_some(), "{report:?}");
+
+    // The reference has no sessions: the same run gets no ids.
+    let report = sessions::run(&sessions_options(start_reference().await)).await.unwrap();
+    assert_eq!((report.opened, report.with_id), (20, 0), "{report:?}");
+}

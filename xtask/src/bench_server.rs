@@ -1,0 +1,769 @@
+//! `cargo xtask bench server`: `portico serve everything` under closed-loop `tools/call` load,
+//! against a bare hyper + serde reference measured in the same run, each server pinned to one
+//! core and the load generator (`portico-bench`, in `bench/`) to another; writes its section of
+//! `docs/benchmarks.md`.
+//!
+//! Each cell (a protocol generation × a concurrency) starts a fresh server process — the
+//! reference, then Portico — so peak RSS and CPU time are the cell's own. The load generator
+//! reads the server's CPU time (`/proc/<pid>/stat`) at the edges of the measured window; this
+//! task reads `VmHWM` when the load ends. Idle-session memory is the growth of `VmRSS` over
+//! 1000 sessions opened one after another on one connection, each `initialize` +
+//! `notifications/initialized`, read by `portico-bench sessions`.
+
+use std::fs::File;
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use serde_json::Value;
+
+/// The goal of the issue: Portico's requests/s at least this share of the reference's.
+const THROUGHPUT_GOAL: f64 = 0.85;
+/// The goal of the issue: at most this many KiB of RSS per idle session.
+const SESSION_GOAL_KIB: f64 = 2.0;
+/// How long a server may take to print its address.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// The first line of the section this task owns in `docs/benchmarks.md`.
+const BEGIN: &str = "<!-- begin: written by `cargo xtask bench server` (xtask/src/bench_server.rs); run it again rather than editing -->";
+/// The last line of that section.
+const END: &str = "<!-- end: cargo xtask bench server -->";
+
+/// `cargo xtask bench server` options.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Seconds measured per cell.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Seconds of warm-up per cell, not measured.
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
+    /// Concurrency levels (closed-loop workers, one connection each).
+    #[arg(long = "concurrency", value_delimiter = ',', default_values_t = [32, 256])]
+    concurrency: Vec<usize>,
+    /// Idle sessions opened for the memory figure.
+    #[arg(long, default_value_t = 1000)]
+    sessions: usize,
+    /// A smoke run: 1 s cells after 0.5 s of warm-up, 100 sessions; docs/benchmarks.md is left
+    /// alone.
+    #[arg(long)]
+    quick: bool,
+    /// Print the report only; leave docs/benchmarks.md alone.
+    #[arg(long)]
+    no_docs: bool,
+    /// The CPU the servers are pinned to.
+    #[arg(long, default_value_t = 0)]
+    server_cpu: usize,
+    /// The CPU the load generator is pinned to.
+    #[arg(long, default_value_t = 1)]
+    load_cpu: usize,
+}
+
+/// The two servers of every cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Subject {
+    /// `portico-bench reference`.
+    Reference,
+    /// `portico serve everything`.
+    Portico,
+}
+
+/// The two client generations.
+const MODES: [(&str, &str); 2] = [
+    ("stateless", "2026-07-28 stateless"),
+    ("stateful", "2025-11-25 session"),
+];
+
+/// One server's figures in one cell.
+#[derive(Debug, Clone, Default)]
+struct Figures {
+    rps: f64,
+    p50_us: f64,
+    p99_us: f64,
+    server_cpu: f64,
+    load_cpu: f64,
+    peak_rss_kib: u64,
+}
+
+impl Figures {
+    /// Server CPU time per answered call, in microseconds.
+    fn cpu_us_per_call(&self) -> f64 {
+        if self.rps > 0.0 {
+            self.server_cpu / 100.0 / self.rps * 1e6
+        } else {
+            0.0
+        }
+    }
+}
+
+/// One cell: a client generation at a concurrency, both servers.
+#[derive(Debug, Clone)]
+struct Cell {
+    mode_label: &'static str,
+    concurrency: usize,
+    reference: Figures,
+    portico: Figures,
+}
+
+/// The idle-session figures of one server.
+#[derive(Debug, Clone, Default)]
+struct SessionFigures {
+    opened: u64,
+    with_id: u64,
+    before_kib: u64,
+    after_kib: u64,
+    per_session_kib: f64,
+}
+
+/// The binaries under test.
+struct Binaries {
+    portico: PathBuf,
+    bench: PathBuf,
+}
+
+/// Runs the benchmark.
+pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
+    if args.quick {
+        args.duration = 1.0;
+        args.warmup = 0.5;
+        args.sessions = args.sessions.min(100);
+        args.no_docs = true;
+    }
+    if args.concurrency.is_empty() || args.concurrency.contains(&0) {
+        bail!("--concurrency takes positive numbers");
+    }
+    check_machine(&args)?;
+    let root = crate::repo_root();
+    let binaries = build(&root)?;
+    let logs = binaries
+        .bench
+        .parent()
+        .map_or_else(|| root.join("target"), Path::to_path_buf)
+        .join("bench-server");
+    std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
+    let load_before = load_average();
+    println!(
+        "{} cells x 2 servers, {} s + {} s warm-up each; server on CPU {}, load on CPU {}; logs in {}",
+        MODES.len() * args.concurrency.len(),
+        args.duration,
+        args.warmup,
+        args.server_cpu,
+        args.load_cpu,
+        logs.display()
+    );
+
+    let mut cells = Vec::new();
+    for (mode, mode_label) in MODES {
+        for &concurrency in &args.concurrency {
+            let mut cell = Cell {
+                mode_label,
+                concurrency,
+                reference: Figures::default(),
+                portico: Figures::default(),
+            };
+            for subject in [Subject::Reference, Subject::Portico] {
+                let figures = run_cell(&binaries, &args, &logs, subject, mode, concurrency)?;
+                println!(
+                    "  {mode_label:<22} c={concurrency:<4} {:<9} {:>9.0} req/s  p50 {:>7.0} µs  p99 {:>7.0} µs  server CPU {:>3.0}%  load CPU {:>3.0}%",
+                    subject.name(),
+                    figures.rps,
+                    figures.p50_us,
+                    figures.p99_us,
+                    figures.server_cpu,
+                    figures.load_cpu
+                );
+                match subject {
+                    Subject::Reference => cell.reference = figures,
+                    Subject::Portico => cell.portico = figures,
+                }
+            }
+            cells.push(cell);
+        }
+    }
+    let mut sessions = Vec::new();
+    for subject in [Subject::Reference, Subject::Portico] {
+        sessions.push((subject, run_sessions(&binaries, &args, &logs, subject)?));
+    }
+
+    let report = render(&args, &cells, &sessions, load_before);
+    println!("\n{report}");
+    if args.no_docs {
+        println!("note: docs/benchmarks.md left as it is");
+    } else {
+        let path = root.join("docs/benchmarks.md");
+        let old = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        std::fs::write(&path, splice(&old, &report)).with_context(|| format!("writing {}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+impl Subject {
+    fn name(self) -> &'static str {
+        match self {
+            Subject::Reference => "reference",
+            Subject::Portico => "portico",
+        }
+    }
+}
+
+/// `taskset` must run, and both CPUs must exist; a busy machine is reported (it distorts the
+/// numbers) but not refused.
+fn check_machine(args: &Args) -> anyhow::Result<()> {
+    let taskset = Command::new("taskset").arg("--version").output();
+    if !taskset.is_ok_and(|out| out.status.success()) {
+        bail!("`taskset` (util-linux) is needed to pin the servers and the load generator to their cores");
+    }
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    if args.server_cpu == args.load_cpu || args.server_cpu.max(args.load_cpu) >= cpus {
+        bail!(
+            "--server-cpu {} and --load-cpu {} must be two different CPUs of the {cpus} here",
+            args.server_cpu,
+            args.load_cpu
+        );
+    }
+    if let Some(load) = load_average()
+        && load > 0.5
+    {
+        println!("warning: the 1-minute load average is {load:.2}: other work on this machine distorts the numbers");
+    }
+    Ok(())
+}
+
+/// The 1-minute load average.
+fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Builds `portico` and `portico-bench` in release mode; returns their paths.
+fn build(root: &Path) -> anyhow::Result<Binaries> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut child = Command::new(cargo)
+        .current_dir(root)
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "portico",
+            "-p",
+            "portico-bench",
+            "--message-format=json-render-diagnostics",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("starting cargo build --release")?;
+    let (mut portico, mut bench) = (None, None);
+    if let Some(stdout) = child.stdout.take() {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(message) = serde_json::from_str::<Value>(&line?) else {
+                continue;
+            };
+            let is_bin = message["target"]["kind"]
+                .as_array()
+                .is_some_and(|kinds| kinds.iter().any(|k| *k == "bin"));
+            if message["reason"] != "compiler-artifact" || !is_bin {
+                continue;
+            }
+            let executable = message["executable"].as_str().map(PathBuf::from);
+            match message["target"]["name"].as_str() {
+                Some("portico") => portico = executable,
+                Some("portico-bench") => bench = executable,
+                _ => {}
+            }
+        }
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        bail!("cargo build --release -p portico -p portico-bench failed ({status})");
+    }
+    Ok(Binaries {
+        portico: portico.context("cargo build reported no `portico` executable")?,
+        bench: bench.context("cargo build reported no `portico-bench` executable")?,
+    })
+}
+
+/// A server process pinned to a CPU, killed and reaped when dropped.
+struct Server {
+    child: Child,
+    url: String,
+    log: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // Both fail only when the process is already gone, which is what we want.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// Starts `subject` on a free port of 127.0.0.1, pinned to `cpu`, its output going to `log`;
+    /// waits for the line naming its URL.
+    fn start(binaries: &Binaries, subject: Subject, cpu: usize, log: &Path) -> anyhow::Result<Self> {
+        let file = File::create(log).with_context(|| format!("creating {}", log.display()))?;
+        let mut command = Command::new("taskset");
+        command.arg("-c").arg(cpu.to_string());
+        match subject {
+            Subject::Reference => command
+                .arg(&binaries.bench)
+                .args(["reference", "--addr", "127.0.0.1:0"]),
+            Subject::Portico => command
+                .arg(&binaries.portico)
+                .args(["serve", "everything", "--http", "127.0.0.1:0"]),
+        };
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(file.try_clone()?);
+        // `taskset` executes the server in its own process: the child's pid is the server's.
+        let mut child = command.spawn().with_context(|| format!("starting {command:?}"))?;
+        let stdout = child.stdout.take().context("the server's stdout")?;
+        let server_log = log.to_owned();
+        let mut server = Self {
+            child,
+            url: String::new(),
+            log: server_log,
+        };
+        let (first_tx, first_rx) = mpsc::sync_channel(1);
+        // Reads the first line for us, then drains the pipe into the log so the server never
+        // blocks on it; ends when the server exits.
+        std::thread::spawn(move || {
+            use std::io::Write as _;
+            let mut file = file;
+            let mut lines = BufReader::new(stdout).lines();
+            if let Some(Ok(first)) = lines.next() {
+                let _ = writeln!(file, "{first}");
+                let _ = first_tx.send(first);
+            }
+            for line in lines.map_while(Result::ok) {
+                let _ = writeln!(file, "{line}");
+            }
+        });
+        let first = first_rx.recv_timeout(START_TIMEOUT).map_err(|_| {
+            anyhow::anyhow!(
+                "{} printed no address within {} s; see {}",
+                subject.name(),
+                START_TIMEOUT.as_secs(),
+                log.display()
+            )
+        })?;
+        let url = first
+            .find("http://")
+            .map(|at| first[at..].trim().to_owned())
+            .with_context(|| {
+                format!(
+                    "expected a line naming http://ADDR/mcp from {}, got {first:?}",
+                    subject.name()
+                )
+            })?;
+        server.url = url;
+        Ok(server)
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Fails when the server has exited.
+    fn check_alive(&mut self) -> anyhow::Result<()> {
+        if let Some(status) = self.child.try_wait()? {
+            bail!(
+                "the server exited during the run ({status}); see {}",
+                self.log.display()
+            );
+        }
+        Ok(())
+    }
+
+    /// A `kB` line of the server's `/proc/<pid>/status`, in KiB.
+    fn status_kib(&self, key: &str) -> anyhow::Result<u64> {
+        let path = format!("/proc/{}/status", self.pid());
+        let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(key)?.strip_prefix(':'))
+            .and_then(|value| value.trim().strip_suffix("kB"))
+            .and_then(|value| value.trim().parse().ok())
+            .with_context(|| format!("no {key} in {path}"))
+    }
+}
+
+/// Runs `portico-bench` pinned to the load CPU; returns the JSON object it prints.
+fn run_bench_tool(binaries: &Binaries, args: &Args, tool_args: &[String], log: &Path) -> anyhow::Result<Value> {
+    let file = File::create(log).with_context(|| format!("creating {}", log.display()))?;
+    let output = Command::new("taskset")
+        .arg("-c")
+        .arg(args.load_cpu.to_string())
+        .arg(&binaries.bench)
+        .args(tool_args)
+        .stdin(Stdio::null())
+        .stderr(file)
+        .output()
+        .context("running portico-bench")?;
+    if !output.status.success() {
+        bail!(
+            "portico-bench {} failed ({}); see {}",
+            tool_args.join(" "),
+            output.status,
+            log.display()
+        );
+    }
+    let text = String::from_utf8_lossy(&output.stdout);
+    serde_json::from_str(text.trim()).with_context(|| format!("reading portico-bench's report {text:?}"))
+}
+
+/// One server in one cell.
+fn run_cell(
+    binaries: &Binaries,
+    args: &Args,
+    logs: &Path,
+    subject: Subject,
+    mode: &str,
+    concurrency: usize,
+) -> anyhow::Result<Figures> {
+    let name = format!("{}-{mode}-{concurrency}", subject.name());
+    let mut server = Server::start(
+        binaries,
+        subject,
+        args.server_cpu,
+        &logs.join(format!("{name}.server.log")),
+    )?;
+    let tool_args: Vec<String> = [
+        "load",
+        "--url",
+        server.url.as_str(),
+        "--concurrency",
+        concurrency.to_string().as_str(),
+        "--duration",
+        args.duration.to_string().as_str(),
+        "--warmup",
+        args.warmup.to_string().as_str(),
+        "--mode",
+        mode,
+        "--pid",
+        server.pid().to_string().as_str(),
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    let report = run_bench_tool(binaries, args, &tool_args, &logs.join(format!("{name}.load.log")))?;
+    server.check_alive()?;
+    let peak_rss_kib = server.status_kib("VmHWM")?;
+    let errors = report["errors"].as_u64().unwrap_or_default();
+    if errors > 0 {
+        bail!(
+            "{name}: {errors} calls failed; the first: {}",
+            report["first_error"].as_str().unwrap_or("?")
+        );
+    }
+    let number = |key: &str| report[key].as_f64().with_context(|| format!("{key} in {report}"));
+    Ok(Figures {
+        rps: number("rps")?,
+        p50_us: number("p50_us")?,
+        p99_us: number("p99_us")?,
+        server_cpu: number("server_cpu_percent")?,
+        load_cpu: number("client_cpu_percent")?,
+        peak_rss_kib,
+    })
+}
+
+/// Idle sessions on a fresh server.
+fn run_sessions(binaries: &Binaries, args: &Args, logs: &Path, subject: Subject) -> anyhow::Result<SessionFigures> {
+    let name = format!("{}-sessions", subject.name());
+    let mut server = Server::start(
+        binaries,
+        subject,
+        args.server_cpu,
+        &logs.join(format!("{name}.server.log")),
+    )?;
+    let tool_args: Vec<String> = [
+        "sessions",
+        "--url",
+        server.url.as_str(),
+        "--count",
+        args.sessions.to_string().as_str(),
+        "--pid",
+        server.pid().to_string().as_str(),
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    let report = run_bench_tool(binaries, args, &tool_args, &logs.join(format!("{name}.client.log")))?;
+    server.check_alive()?;
+    let number = |key: &str| report[key].as_u64().with_context(|| format!("{key} in {report}"));
+    let figures = SessionFigures {
+        opened: number("opened")?,
+        with_id: number("with_id")?,
+        before_kib: number("rss_before_kib")?,
+        after_kib: number("rss_after_kib")?,
+        per_session_kib: report["kib_per_session"]
+            .as_f64()
+            .with_context(|| format!("kib_per_session in {report}"))?,
+    };
+    if subject == Subject::Portico && figures.with_id != figures.opened {
+        bail!(
+            "portico gave {} session ids for {} sessions",
+            figures.with_id,
+            figures.opened
+        );
+    }
+    Ok(figures)
+}
+
+/// `portico / reference`, as `0.87×`.
+fn ratio(portico: f64, reference: f64) -> String {
+    if reference > 0.0 {
+        format!("{:.2}×", portico / reference)
+    } else {
+        "—".into()
+    }
+}
+
+/// The report: what was measured, the tables, the goals.
+fn render(args: &Args, cells: &[Cell], sessions: &[(Subject, SessionFigures)], load_before: Option<f64>) -> String {
+    let mut out = String::new();
+    let line = |out: &mut String, text: &str| {
+        out.push_str(text);
+        out.push('\n');
+    };
+    line(&mut out, "## Server (`cargo xtask bench server`)\n");
+    line(
+        &mut out,
+        "What it measures: closed-loop load on `tools/call` of the `echo` tool of `portico serve everything`\n\
+         (release build, Streamable HTTP, HTTP/1.1 keep-alive, one connection per worker, one call in\n\
+         flight per connection), against a reference measured in the same run: a bare hyper 1 HTTP/1.1\n\
+         server that parses each body into a JSON-RPC struct with serde (`params` as `serde_json::Value`)\n\
+         and answers a fixed result of the same shape with the request's id (`portico-bench reference`).\n\
+         Both run on tokio's multi-thread runtime pinned with `taskset` to CPU 0 (so one worker thread);\n\
+         the load generator (`portico-bench load`: raw HTTP/1.1, one thread) is pinned to CPU 1. Each\n\
+         cell starts a fresh server process. Stateless calls are 2026-07-28 requests (`_meta` with\n\
+         protocol version, client info and capabilities; `MCP-Protocol-Version`, `Mcp-Method`,\n\
+         `Mcp-Name` headers); stateful calls use one 2025-11-25 session per worker (`initialize` +\n\
+         `notifications/initialized` first, then `Mcp-Session-Id`). Latency is per call, client side;\n\
+         server CPU is utime+stime of the server process over the measured window, in % of one core;\n\
+         peak RSS is the server's `VmHWM`. Idle-session memory: on a fresh server, 20 sessions opened\n\
+         and ended, then `VmRSS` before and after opening N more one after another on one connection,\n\
+         divided by N. Goals (issue): Portico ≥ 0.85× the reference's req/s in every cell; ≤ 2 KiB per\n\
+         idle session.\n",
+    );
+    let commit = git(&["rev-parse", "--short", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    let dirty = git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+    line(
+        &mut out,
+        &format!(
+            "Results ({}, commit {commit}{}; one run of `cargo xtask bench server`, {} s per cell after {} s of warm-up; {}; 1-minute load average before the run {}):\n",
+            today(),
+            if dirty { " with local changes" } else { "" },
+            args.duration,
+            args.warmup,
+            cpu_model(),
+            load_before.map_or("unknown".into(), |l| format!("{l:.2}")),
+        ),
+    );
+    line(
+        &mut out,
+        "### Throughput, latency, CPU and memory (ratios: Portico / reference)\n",
+    );
+    line(
+        &mut out,
+        "| calls | concurrency | server | req/s | p50 µs | p99 µs | server CPU % | server CPU µs/call | peak RSS MiB | load CPU % |",
+    );
+    line(&mut out, "|---|---|---|---|---|---|---|---|---|---|");
+    for cell in cells {
+        let (r, p) = (&cell.reference, &cell.portico);
+        let mib = |kib: u64| kib as f64 / 1024.0;
+        line(
+            &mut out,
+            &format!(
+                "| {} | {} | reference | {:.0} | {:.0} | {:.0} | {:.0} | {:.1} | {:.1} | {:.0} |",
+                cell.mode_label,
+                cell.concurrency,
+                r.rps,
+                r.p50_us,
+                r.p99_us,
+                r.server_cpu,
+                r.cpu_us_per_call(),
+                mib(r.peak_rss_kib),
+                r.load_cpu
+            ),
+        );
+        line(
+            &mut out,
+            &format!(
+                "| | | portico | {:.0} ({}) | {:.0} ({}) | {:.0} ({}) | {:.0} ({}) | {:.1} ({}) | {:.1} ({}) | {:.0} |",
+                p.rps,
+                ratio(p.rps, r.rps),
+                p.p50_us,
+                ratio(p.p50_us, r.p50_us),
+                p.p99_us,
+                ratio(p.p99_us, r.p99_us),
+                p.server_cpu,
+                ratio(p.server_cpu, r.server_cpu),
+                p.cpu_us_per_call(),
+                ratio(p.cpu_us_per_call(), r.cpu_us_per_call()),
+                mib(p.peak_rss_kib),
+                ratio(p.peak_rss_kib as f64, r.peak_rss_kib as f64),
+                p.load_cpu
+            ),
+        );
+    }
+    line(&mut out, "");
+    line(&mut out, &format!("### Idle sessions ({} opened)\n", args.sessions));
+    line(
+        &mut out,
+        "| server | session ids | VmRSS before KiB | VmRSS after KiB | KiB per idle session |",
+    );
+    line(&mut out, "|---|---|---|---|---|");
+    for (subject, s) in sessions {
+        let note = match subject {
+            Subject::Reference => " (no sessions: the noise floor)",
+            Subject::Portico => "",
+        };
+        line(
+            &mut out,
+            &format!(
+                "| {} | {} of {} | {} | {} | {:.2}{note} |",
+                subject.name(),
+                s.with_id,
+                s.opened,
+                s.before_kib,
+                s.after_kib,
+                s.per_session_kib
+            ),
+        );
+    }
+    line(&mut out, "");
+    let worst = cells
+        .iter()
+        .map(|c| (c.portico.rps / c.reference.rps.max(f64::MIN_POSITIVE), c))
+        .min_by(|a, b| a.0.total_cmp(&b.0));
+    if let Some((worst, cell)) = worst {
+        let met = cells
+            .iter()
+            .filter(|c| c.portico.rps >= THROUGHPUT_GOAL * c.reference.rps)
+            .count();
+        line(
+            &mut out,
+            &format!(
+                "- Throughput goal (≥ {THROUGHPUT_GOAL}× the reference's req/s in every cell): **{}** — met in {met} of {} cells; lowest {worst:.2}× ({}, concurrency {}).",
+                if met == cells.len() { "met" } else { "missed" },
+                cells.len(),
+                cell.mode_label,
+                cell.concurrency
+            ),
+        );
+    }
+    if let Some((_, s)) = sessions.iter().find(|(subject, _)| *subject == Subject::Portico) {
+        line(
+            &mut out,
+            &format!(
+                "- Idle-session goal (≤ {SESSION_GOAL_KIB} KiB each): **{}** — {:.2} KiB per session.",
+                if s.per_session_kib <= SESSION_GOAL_KIB {
+                    "met"
+                } else {
+                    "missed"
+                },
+                s.per_session_kib
+            ),
+        );
+    }
+    let busy_load = cells
+        .iter()
+        .flat_map(|c| [c.reference.load_cpu, c.portico.load_cpu])
+        .fold(0.0_f64, f64::max);
+    if busy_load >= 90.0 {
+        line(
+            &mut out,
+            &format!(
+                "- The load generator reached {busy_load:.0}% of its core in some cell: there the client, not only the server, limits the rate (the reference's figure most)."
+            ),
+        );
+    }
+    out
+}
+
+/// `docs/benchmarks.md` with this task's section replaced (or appended).
+fn splice(old: &str, report: &str) -> String {
+    let section = format!("{BEGIN}\n\n{}\n{END}\n", report.trim_end());
+    match (old.find(BEGIN), old.find(END)) {
+        (Some(begin), Some(end)) if begin < end => {
+            let after = old[end + END.len()..].trim_start_matches('\n');
+            let mut new = format!("{}{section}", &old[..begin]);
+            if !after.is_empty() {
+                new.push('\n');
+                new.push_str(after);
+            }
+            new
+        }
+        _ => format!("{}\n\n{section}", old.trim_end()),
+    }
+}
+
+fn git(args: &[&str]) -> Option<String> {
+    let out = Command::new("git")
+        .current_dir(crate::repo_root())
+        .args(args)
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// Today's date (UTC), `YYYY-MM-DD`.
+fn today() -> String {
+    Command::new("date")
+        .args(["-u", "+%Y-%m-%d"])
+        .output()
+        .ok()
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        .filter(|d| !d.is_empty())
+        .unwrap_or_else(|| "unknown date".into())
+}
+
+/// The CPU's model name and the number of CPUs.
+fn cpu_model() -> String {
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    let model = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|info| {
+        info.lines().find_map(|l| {
+            l.strip_prefix("model name")?
+                .split_once(':')
+                .map(|(_, m)| m.trim().to_owned())
+        })
+    });
+    match model {
+        Some(model) => format!("{cpus} × {model}"),
+        None => format!("{cpus} CPUs"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_section_is_appended_then_replaced_in_place() {
+        let doc = "# Benchmarks\n\n## Codegen\n\ntext\n";
+        let once = splice(doc, "## Server\n\nfirst\n");
+        assert!(once.starts_with(doc.trim_end()), "{once}");
+        assert!(once.ends_with(&format!("first\n{END}\n")), "{once}");
+        let with_tail = format!("{once}\n## Later\n\nkept\n");
+        let twice = splice(&with_tail, "## Server\n\nsecond\n");
+        assert_eq!(twice.matches(BEGIN).count(), 1, "{twice}");
+        assert!(!twice.contains("first") && twice.contains("second"), "{twice}");
+        assert!(twice.ends_with("## Later\n\nkept\n"), "{twice}");
+        assert!(twice.starts_with(doc.trim_end()), "{twice}");
+    }
+
+    #[test]
+    fn ratios_guard_against_a_zero_reference() {
+        assert_eq!(ratio(85.0, 100.0), "0.85×");
+        assert_eq!(ratio(1.0, 0.0), "—");
+    }
+}
