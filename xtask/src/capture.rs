@@ -477,10 +477,7 @@ impl SseParser {
     pub(crate) fn feed(&mut self, bytes: &[u8], events: &mut Vec<String>) {
         self.pending.extend_from_slice(bytes);
         let mut start = 0;
-        loop {
-            let Some(offset) = self.pending[start..].iter().position(|b| *b == b'\n' || *b == b'\r') else {
-                break;
-            };
+        while let Some(offset) = self.pending[start..].iter().position(|b| *b == b'\n' || *b == b'\r') {
             let end = start + offset;
             let skip = match (self.pending[end], self.pending.get(end + 1)) {
                 (b'\r', Some(b'\n')) => 2,
@@ -637,6 +634,31 @@ impl Revision {
             pointers.push(self.pointer("CreateTaskResult"));
         }
         Some(pointers)
+    }
+
+    /// The members of a result union that a result with this `resultType` must match: a union
+    /// with `InputRequiredResult` is decided by the tag (`InputRequiredResult` alone would
+    /// accept any result, it requires nothing else), as a client reads it. `Err(tag)` for a
+    /// `resultType` the revision does not name (an extension's, such as `task`).
+    fn by_result_type(&self, pointers: Vec<String>, result: &Value) -> Result<Vec<String>, String> {
+        let input_required = self.pointer("InputRequiredResult");
+        let members: Vec<String> = match pointers.as_slice() {
+            [one] => self
+                .doc
+                .pointer(one.trim_start_matches('#'))
+                .and_then(|s| s["anyOf"].as_array())
+                .map(|m| m.iter().filter_map(|m| m["$ref"].as_str().map(str::to_owned)).collect())
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        if !members.contains(&input_required) {
+            return Ok(pointers);
+        }
+        match result.get("resultType").and_then(Value::as_str) {
+            Some("input_required") => Ok(vec![input_required]),
+            None | Some("complete") => Ok(members.into_iter().filter(|m| *m != input_required).collect()),
+            Some(other) => Err(other.to_owned()),
+        }
     }
 
     /// The validator accepting what matches any of `pointers`, built on first use.
@@ -1139,8 +1161,16 @@ fn check_member<'a>(
                 Some(called) => match revision.result_pointers(called, request.and_then(|r| r.get("params"))) {
                     None => checked.unchecked.push(format!("result of {called}")),
                     Some(pointers) => {
-                        let label = format!("result of {called}");
-                        check_into(revision, &pointers, &message["result"], &label, checked)?;
+                        let result = &message["result"];
+                        match revision.by_result_type(pointers, result) {
+                            Ok(pointers) => {
+                                let label = format!("result of {called}");
+                                check_into(revision, &pointers, result, &label, checked)?;
+                            }
+                            Err(tag) => checked
+                                .unchecked
+                                .push(format!("result of {called} with resultType {tag}")),
+                        }
                     }
                 },
             }
@@ -1254,6 +1284,16 @@ mod tests {
         let result = json!({"jsonrpc": "2.0", "id": 1, "result": {"content": [{"type": "text", "text": "hi"}]}});
         let c = check(&mut schemas, "2026-07-28", result, "tools/call");
         assert!(c.errors.iter().any(|e| e.contains("resultType")), "{:?}", c.errors);
+        // A complete 2026-07-28 tool result without `content`: `InputRequiredResult` alone would
+        // take it, but the tag says which member applies.
+        let result = json!({"jsonrpc": "2.0", "id": 1, "result": {"resultType": "complete"}});
+        let c = check(&mut schemas, "2026-07-28", result, "tools/call");
+        assert!(c.errors.iter().any(|e| e.contains("content")), "{:?}", c.errors);
+        // An extension's result type is checked as JSON-RPC only, and listed.
+        let task = json!({"jsonrpc": "2.0", "id": 1, "result": {"resultType": "task", "task": {}}});
+        let c = check(&mut schemas, "2026-07-28", task, "tools/call");
+        assert!(c.errors.is_empty(), "{:?}", c.errors);
+        assert_eq!(c.unchecked, ["result of tools/call with resultType task"]);
         // Content with the wrong shape, against the method's result type only.
         let result = json!({"jsonrpc": "2.0", "id": 1, "result": {"content": [{"type": "text"}]}});
         let c = check(&mut schemas, "2025-11-25", result, "tools/call");
@@ -1437,5 +1477,65 @@ mod tests {
         let report = validate(&mut schemas(), &[("t".to_owned(), "2025-11-25".to_owned(), &capture)]).unwrap();
         assert!(report.invalid.is_empty(), "{}", report.render(false));
         assert_eq!(report.revisions["2025-11-25"].messages, 3);
+    }
+
+    #[test]
+    fn a_client_closing_its_stream_closes_the_servers() {
+        use axum::routing::get;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        /// Tells the test when the server's stream is dropped.
+        struct Dropped(Option<tokio::sync::oneshot::Sender<()>>);
+        impl Drop for Dropped {
+            fn drop(&mut self) {
+                if let Some(tx) = self.0.take() {
+                    let _ = tx.send(());
+                }
+            }
+        }
+        let (dropped_tx, dropped_rx) = tokio::sync::oneshot::channel();
+        let dropped_tx = Arc::new(Mutex::new(Some(dropped_tx)));
+        // A GET stream that sends one event and then stays open, as a session's GET stream does.
+        let upstream = axum::Router::new().route(
+            "/mcp",
+            get(move || {
+                let guard = Dropped(dropped_tx.lock().unwrap().take());
+                async move {
+                    let first = futures_util::stream::iter([Ok::<_, std::io::Error>(Bytes::from_static(
+                        b"id: 0\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/tools/list_changed\"}\n\n",
+                    ))]);
+                    let forever = futures_util::stream::pending();
+                    let stream = first.chain(forever).map(move |item| {
+                        let _ = &guard;
+                        item
+                    });
+                    let mut response = Response::new(Body::from_stream(stream));
+                    response
+                        .headers_mut()
+                        .insert("content-type", "text/event-stream".parse().unwrap());
+                    response
+                }
+            }),
+        );
+        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+        let address = listener.local_addr().unwrap();
+        runtime.spawn(async move { axum::serve(listener, upstream).await });
+        let proxy = Proxy::start(runtime.handle(), &format!("http://{address}/mcp")).unwrap();
+        let url = proxy.url.clone();
+        runtime.block_on(async move {
+            let mut response = reqwest::Client::new().get(&url).send().await.unwrap();
+            let first = response.chunk().await.unwrap().unwrap();
+            assert!(String::from_utf8_lossy(&first).contains("list_changed"));
+            drop(response);
+            tokio::time::timeout(Duration::from_secs(10), dropped_rx)
+                .await
+                .expect("the server's stream ends once the client closed its own")
+                .unwrap();
+        });
+        let capture = proxy.finish();
+        assert_eq!(capture.exchanges[0].messages.len(), 1);
     }
 }

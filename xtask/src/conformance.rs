@@ -161,6 +161,9 @@ pub fn check(args: Args) -> anyhow::Result<bool> {
     };
     let out = target_dir(&root).join("conformance");
     let jobs = args.jobs.max(1);
+    // Runs share `out` (and docs/conformance.md) through the target folder, which several
+    // checkouts may share too: one run at a time.
+    let _lock = lock(&target_dir(&root).join("conformance.lock"))?;
 
     println!("portico conformance");
     println!("  repository:    {}", root.display());
@@ -368,6 +371,28 @@ pub fn check(args: Args) -> anyhow::Result<bool> {
         println!("FAILED: {}", problems.join("; "));
         Ok(false)
     }
+}
+
+/// Holds an exclusive lock on `path` until dropped, waiting for another holder first.
+fn lock(path: &Path) -> anyhow::Result<File> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            println!(
+                "waiting for another conformance run to finish (it holds {})",
+                path.display()
+            );
+            file.lock().with_context(|| format!("locking {}", path.display()))?;
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("locking {}", path.display()));
+        }
+    }
+    Ok(file)
 }
 
 /// `values` without repeats, in order.

@@ -3,8 +3,9 @@
 //! - `generate [--check]`: compile the pinned MCP schemas into every generated file, or check
 //!   that the committed ones are current;
 //! - `test`: the whole test suite, installing the tools it needs (see `test.rs`);
-//! - `conformance`: the official MCP conformance suite against `portico serve everything`, with a
-//!   report in `docs/conformance.md` (see `conformance.rs`; not part of `test` yet);
+//! - `conformance`: the official MCP conformance suites against `portico serve everything`
+//!   through a recording proxy that validates every message the server sent (`capture.rs`), with
+//!   a report in `docs/conformance.md` (see `conformance.rs`; in `test` behind a switch);
 //! - `bench codegen`: time generation and compare typed and untyped JSON round trips;
 //! - `bench server`: Portico's Streamable HTTP server under load against a bare hyper reference
 //!   (see `bench_server.rs`; not part of `test`);
@@ -39,8 +40,9 @@ enum Task {
     },
     /// Run the whole test suite (installing Python/Node tools it needs under .tools/).
     Test(test::Args),
-    /// Run the official MCP conformance suite against `portico serve everything` (installing
-    /// Node 22 and the suite under the tools folder) and write docs/conformance.md.
+    /// Run the official MCP conformance suites against `portico serve everything` through a
+    /// recording proxy (installing Node 22 and the suites under the tools folder), validate every
+    /// message the server sent, and write docs/conformance.md.
     Conformance(conformance::Args),
     /// Feed mutated JSON-RPC frames to the decoder and the peer for a while (default 10 minutes).
     Fuzz {

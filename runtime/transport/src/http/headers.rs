@@ -166,6 +166,9 @@ pub(crate) struct Peek {
     pub(crate) name: Option<Value>,
     /// `params.uri` (`resources/read`), if present.
     pub(crate) uri: Option<Value>,
+    /// `params.taskId` (`tasks/get`, `tasks/update`, `tasks/cancel` of the tasks extension), if
+    /// present.
+    pub(crate) task_id: Option<Value>,
 }
 
 impl Peek {
@@ -178,6 +181,8 @@ impl Peek {
             meta: Option<Meta>,
             name: Option<Value>,
             uri: Option<Value>,
+            #[serde(rename = "taskId")]
+            task_id: Option<Value>,
         }
         #[derive(Deserialize)]
         struct Meta {
@@ -202,6 +207,7 @@ impl Peek {
             capabilities: meta.is_some_and(|m| m.capabilities.is_some()),
             name: params.name,
             uri: params.uri,
+            task_id: params.task_id,
         }
     }
 }
@@ -246,7 +252,8 @@ pub(crate) fn primes_streams(version: &str) -> bool {
 
 /// Checks the headers that mirror a 2026-07-28 request's body: `MCP-Protocol-Version` against
 /// `_meta`'s version, `Mcp-Method` against `method`, `Mcp-Name` against `params.name`
-/// (`tools/call`, `prompts/get`) or `params.uri` (`resources/read`), after undoing the Base64
+/// (`tools/call`, `prompts/get`), `params.uri` (`resources/read`) or `params.taskId` (the tasks
+/// extension's `tasks/get`, `tasks/update`, `tasks/cancel`), after undoing the Base64
 /// sentinel encoding. With `required`, a missing header is a mismatch too. The error is `-32020`.
 pub(crate) fn check_mirrored(headers: &HeaderMap, required: bool, method: &str, peek: &Peek) -> Result<(), HttpError> {
     let mismatch =
@@ -281,6 +288,8 @@ pub(crate) fn check_mirrored(headers: &HeaderMap, required: bool, method: &str, 
     let (source, body_name) = match method {
         "tools/call" | "prompts/get" => ("params.name", peek.name.as_ref()),
         "resources/read" => ("params.uri", peek.uri.as_ref()),
+        // The tasks extension (SEP-2663) routes its methods by task.
+        "tasks/get" | "tasks/update" | "tasks/cancel" => ("params.taskId", peek.task_id.as_ref()),
         // Other methods have no name to mirror; a stray `Mcp-Name` is ignored.
         _ => return Ok(()),
     };

@@ -26,7 +26,8 @@
 //! - A request whose `params._meta` carries `io.modelcontextprotocol/protocolVersion` is a
 //!   **2026-07-28** request. In this order: the headers mirroring the body must match it —
 //!   `MCP-Protocol-Version`, `Mcp-Method`, and `Mcp-Name` (`params.name` of `tools/call` and
-//!   `prompts/get`, `params.uri` of `resources/read`, Base64-sentinel values decoded) — else
+//!   `prompts/get`, `params.uri` of `resources/read`, `params.taskId` of the tasks extension's
+//!   `tasks/get`/`update`/`cancel`, Base64-sentinel values decoded) — else
 //!   `400` with `-32020` (missing headers count as a mismatch, as the revision requires, unless
 //!   [`HttpConfig::require_request_headers`] is off); the version must be supported (`400` with
 //!   `-32022`, its data naming the supported versions); `_meta` must declare the client's
