@@ -557,6 +557,9 @@ struct Revision {
     server_requests: Option<BTreeMap<String, String>>,
     /// Method → definition name, of the notifications a server sends.
     notifications: BTreeMap<String, String>,
+    /// Error code → the definition of that error (`MethodNotFoundError`, ...) and whether it
+    /// describes the whole response (`true`) or the error object.
+    error_codes: BTreeMap<i64, (String, bool)>,
     /// Validators by the schema pointers they accept any of.
     validators: HashMap<Vec<String>, jsonschema::Validator>,
 }
@@ -593,11 +596,28 @@ impl Revision {
             methods("ClientRequest").with_context(|| format!("{}: no ClientRequest union", path.display()))?;
         let server_requests = methods("ServerRequest");
         let notifications = methods("ServerNotification").unwrap_or_default();
+        let mut error_codes = BTreeMap::new();
+        for (name, def) in doc[defs_key].as_object().into_iter().flatten() {
+            if !name.ends_with("Error") || name == "Error" || name == "JSONRPCError" {
+                continue;
+            }
+            if let Some(code) = def["properties"]["code"]["const"].as_i64() {
+                error_codes.insert(code, (name.clone(), false));
+            } else if let Some(code) = def["properties"]["error"]["allOf"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find_map(|part| part["properties"]["code"]["const"].as_i64())
+            {
+                error_codes.insert(code, (name.clone(), true));
+            }
+        }
         Ok(Self {
             defs_key,
             client_requests,
             server_requests,
             notifications,
+            error_codes,
             validators: HashMap::new(),
             doc,
         })
@@ -1175,7 +1195,14 @@ fn check_member<'a>(
                 },
             }
         }
-        Kind::Error => {}
+        Kind::Error => {
+            // An error the revision defines by its code (2026-07-28: -32020, -32601, ...).
+            let code = message["error"]["code"].as_i64();
+            if let Some((def, whole)) = code.and_then(|c| revision.error_codes.get(&c)).cloned() {
+                let instance = if whole { message } else { &message["error"] };
+                check_into(revision, &[revision.pointer(&def)], instance, &def, checked)?;
+            }
+        }
     }
     Ok(())
 }
@@ -1312,6 +1339,18 @@ mod tests {
         assert!(!check(&mut schemas, "2025-11-25", error, "-").errors.is_empty());
         let error = json!({"jsonrpc": "2.0", "id": [1], "error": {"code": -32600, "message": "x"}});
         assert!(!check(&mut schemas, "2026-07-28", error, "-").errors.is_empty());
+        // An error the revision defines by its code must carry what that definition requires.
+        let unsupported = json!({"jsonrpc": "2.0", "id": 1, "error": {"code": -32022, "message": "no"}});
+        let c = check(&mut schemas, "2026-07-28", unsupported, "-");
+        assert!(
+            c.errors
+                .iter()
+                .any(|e| e.starts_with("UnsupportedProtocolVersionError")),
+            "{:?}",
+            c.errors
+        );
+        let capability = json!({"jsonrpc": "2.0", "id": 1, "error": {"code": -32021, "message": "no", "data": {"requiredCapabilities": {"sampling": {}}}}});
+        assert!(check(&mut schemas, "2026-07-28", capability, "-").errors.is_empty());
         let both = json!({"jsonrpc": "2.0", "id": 1, "result": {}, "error": {"code": 1, "message": "x"}});
         assert!(!check(&mut schemas, "2025-06-18", both, "ping").errors.is_empty());
         // A notification with bad params; a server request 2026-07-28 does not have.

@@ -12,8 +12,8 @@
 //!    `PORTICO_TSC` and `PORTICO_MYPY` pointing at the installed tools, then the doc tests;
 //! 6. the official MCP conformance suites against `portico serve everything` through the
 //!    recording proxy, every message the server sent validated against its revision's schema
-//!    (`cargo xtask conformance` with its defaults, see `conformance.rs`), when
-//!    [`CONFORMANCE_IN_TEST`] is on or `--conformance` is given, and not `--skip-conformance`.
+//!    (`cargo xtask conformance` with its defaults, see `conformance.rs`); every scenario must
+//!    pass (not with `--skip-conformance`).
 //!
 //! The tools folder is `PORTICO_TOOLS_DIR`, by default `<repo>/.tools` (gitignored). Child
 //! processes inherit the environment, `CARGO_TARGET_DIR` included.
@@ -47,11 +47,6 @@ const MIN_PYTHON: (u32, u32) = (3, 10);
 /// The oldest Node.js major version supported.
 const MIN_NODE_MAJOR: u32 = 20;
 
-/// Whether `cargo xtask test` runs the conformance step (step 6) by default. Off while scenarios
-/// still fail: turn it on once `cargo xtask conformance` passes, so that CI keeps it passing.
-/// `--conformance` runs the step while this is off, `--skip-conformance` skips it while on.
-const CONFORMANCE_IN_TEST: bool = false;
-
 /// Name of the file, inside each tool's folder, that records what was installed there.
 const STAMP: &str = ".portico-stamp";
 
@@ -64,12 +59,9 @@ pub struct Args {
     /// Install nothing: use the tools already in the tools folder, or `PORTICO_TSC`/`PORTICO_MYPY`.
     #[arg(long)]
     no_install: bool,
-    /// Skip the conformance suites (for quick local runs).
-    #[arg(long, conflicts_with = "conformance")]
-    skip_conformance: bool,
-    /// Run the conformance suites even while they are off by default (`CONFORMANCE_IN_TEST`).
+    /// Skip the conformance suites (for quick local runs; CI never skips them).
     #[arg(long)]
-    conformance: bool,
+    skip_conformance: bool,
 }
 
 /// Runs the suite: installs tools, then runs every step, stopping at the first failure.
@@ -164,7 +156,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     let title = "conformance suites through the recording proxy";
-    if (CONFORMANCE_IN_TEST || args.conformance) && !args.skip_conformance {
+    if !args.skip_conformance {
         banner(title);
         let step = Instant::now();
         match crate::conformance::check(crate::conformance::Args::for_test(!args.no_install)) {
@@ -180,13 +172,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 return Ok(report.finish(started, Some(&format!("conformance: {e:#}"))));
             }
         }
-    } else if args.skip_conformance {
-        println!("\nnote: --skip-conformance: the conformance suites were not run");
     } else {
-        println!(
-            "\nnote: the conformance suites are off by default for now (CONFORMANCE_IN_TEST in \
-             xtask/src/test.rs); `--conformance` runs them"
-        );
+        println!("\nnote: --skip-conformance: the conformance suites were not run (CI runs them)");
     }
     if args.skip_lint {
         println!("\nnote: --skip-lint: cargo fmt and cargo clippy were not run (CI runs them)");

@@ -126,7 +126,6 @@ async fn handle_post(state: &Arc<State>, request: Request) -> Result<Response, H
         }
     }
     // Revisions up to 2025-11-25: `initialize` starts a session, everything else is in one.
-    let framing = framing.primed(header_version.is_some_and(headers::primes_streams));
     match session_id {
         None if method == "initialize" => initialize(state, &id, text, framing).await.map_err(about),
         None => Err(about(missing_session())),
@@ -135,6 +134,7 @@ async fn handle_post(state: &Arc<State>, request: Request) -> Result<Response, H
                 .sessions
                 .get(session_id, config.session_idle_timeout)
                 .map_err(about)?;
+            let framing = framing.primed(session.primes_streams());
             in_session(state, &session, &id, text, framing).await.map_err(about)
         }
     }
@@ -264,7 +264,10 @@ async fn initialize(state: &Arc<State>, id: &RequestId, text: &str, framing: Fra
             _ => continue,
         }
         match reply::kind(&message.text) {
-            Kind::Final(None) => return Ok(reply::finish(reply, message, None, framing, config)),
+            Kind::Final(None) => {
+                session.negotiated(&message.text);
+                return Ok(reply::finish(reply, message, None, framing, config));
+            }
             Kind::Final(error) => {
                 state.sessions.remove(&session.id);
                 reply.headers.clear();

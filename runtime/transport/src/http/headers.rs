@@ -243,13 +243,6 @@ pub(crate) fn mirrored_params(headers: &HeaderMap) -> Vec<MirroredParam<'_>> {
         .collect()
 }
 
-/// Whether a session client speaking `version` expects its SSE streams primed (an event with an
-/// id and no data first, so it can resume from the start) and told when to reconnect: revision
-/// 2025-11-25 and later. Older clients may not tolerate an event without data.
-pub(crate) fn primes_streams(version: &str) -> bool {
-    version >= "2025-11-25"
-}
-
 /// Checks the headers that mirror a 2026-07-28 request's body: `MCP-Protocol-Version` against
 /// `_meta`'s version, `Mcp-Method` against `method`, `Mcp-Name` against `params.name`
 /// (`tools/call`, `prompts/get`), `params.uri` (`resources/read`) or `params.taskId` (the tasks

@@ -239,6 +239,10 @@ struct Events {
     keepalive: Option<Interval>,
     /// A POST's stream ends after the response; a GET stream carries no responses and lasts.
     ends_on_final: bool,
+    /// It started with a priming event (or a `retry:` hint: a resumed stream).
+    primed: bool,
+    /// An event with an id was written.
+    sent: bool,
     done: bool,
 }
 
@@ -294,6 +298,8 @@ pub(crate) fn stream(
     let events = Events {
         reply,
         first,
+        primed: preface.is_some(),
+        sent: false,
         preface,
         seq: 0,
         keepalive,
@@ -331,27 +337,38 @@ async fn next_chunk(mut events: Events) -> Option<(Result<Bytes, Infallible>, Ev
             stream: events.reply.stream,
             seq,
         };
+        events.sent = true;
         return Some((Ok(sse::event(id, &text)), events));
     }
-    let message = match events.first.take() {
-        Some(message) => message,
-        None => tokio::select! {
-            biased;
-            message = events.reply.rx.recv() => message?,
-            () = events.reply.closed.cancelled() => return None,
-            () = tick(&mut events.keepalive) => return Some((Ok(sse::keepalive()), events)),
-        },
-    };
-    let Some(kind) = kind_of(&message) else {
-        // The request was cancelled (it gets no response): its stream is over.
-        if message.kind == OutboundKind::Ended
-            && let Some(log) = &events.reply.log
-        {
-            session::lock(log).end();
+    let (message, kind) = loop {
+        let message = match events.first.take() {
+            Some(message) => message,
+            None => tokio::select! {
+                biased;
+                message = events.reply.rx.recv() => message?,
+                () = events.reply.closed.cancelled() => return None,
+                () = tick(&mut events.keepalive) => return Some((Ok(sse::keepalive()), events)),
+            },
+        };
+        if let Some(kind) = kind_of(&message) {
+            break (message, kind);
         }
-        // Or the handler asked to end the stream before its response: the client resumes it.
-        return None;
+        match message.kind {
+            // The request was cancelled (it gets no response): its stream is over.
+            OutboundKind::Ended => {
+                if let Some(log) = &events.reply.log {
+                    session::lock(log).end();
+                }
+                return None;
+            }
+            // The handler asked to end the stream before its response: the client resumes it
+            // from the last event id it saw. A stream that gave none (not primed, nothing sent
+            // yet) could not be resumed, so it stays open.
+            _ if events.reply.log.is_some() && (events.primed || events.sent) => return None,
+            _ => {}
+        }
     };
+    events.sent = true;
     let last = matches!(kind, Kind::Final(_));
     if events.ends_on_final && last {
         events.done = true;

@@ -154,6 +154,8 @@ pub(crate) struct Session {
     next_stream: AtomicU64,
     /// Events kept per stream.
     log_cap: usize,
+    /// The revision `initialize` negotiated, once answered.
+    revision: std::sync::OnceLock<String>,
 }
 
 /// A stream of the session and where its messages go.
@@ -195,6 +197,30 @@ struct Routes {
 impl Session {
     fn routes(&self) -> MutexGuard<'_, Routes> {
         self.routes.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Notes the revision the successful answer to `initialize` names.
+    pub(crate) fn negotiated(&self, answer: &str) {
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            result: Initialized,
+        }
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Initialized {
+            protocol_version: String,
+        }
+        if let Ok(answer) = serde_json::from_str::<Answer>(answer) {
+            let _ = self.revision.set(answer.result.protocol_version);
+        }
+    }
+
+    /// Whether the session's SSE streams start with a priming event and a `retry:` hint: when it
+    /// negotiated 2025-11-25 or later, whose clients resume streams. Older clients may not take
+    /// an event without data. (The revision negotiated decides, not a request's
+    /// `MCP-Protocol-Version`, which some clients send stale.)
+    pub(crate) fn primes_streams(&self) -> bool {
+        self.revision.get().is_some_and(|r| r.as_str() >= "2025-11-25")
     }
 
     fn stream_number(&self) -> u64 {
@@ -563,6 +589,7 @@ impl Registry {
             last_used: AtomicU64::new(registry.now()),
             next_stream: AtomicU64::new(SESSION_STREAM + 1),
             log_cap: config.backlog,
+            revision: std::sync::OnceLock::new(),
         });
         {
             let mut map = registry.map();

@@ -237,3 +237,32 @@ async fn a_request_cancelled_in_a_session_ends_its_post() {
     );
     ep.stop().await;
 }
+
+#[tokio::test]
+async fn streams_are_primed_by_the_negotiated_revision() {
+    let ep = Endpoint::default().await;
+    let mut body = call(41, "poll", json!({}));
+    body["params"]["_meta"] = json!({"progressToken": "p"});
+    // A 2025-11-25 session is primed whatever the request's header says (some clients send a
+    // stale one): the stream ends early and the client resumes it.
+    let session = ep.initialize().await;
+    let mut headers = session_headers(&session);
+    headers.insert("mcp-protocol-version", header("2025-03-26"));
+    let mut events = Events::new(ep.post(&body, headers).await);
+    assert!(within("the end", events.next()).await.is_none());
+    assert!(events.last_id.is_some(), "a priming event");
+    // An older session's stream is not primed, so it cannot be resumed: the handler's request
+    // to end it early is not honoured, and the answer comes on it.
+    let older = ep.initialize_at("2025-06-18").await;
+    let mut headers = session_headers(&older);
+    headers.insert("mcp-protocol-version", header("2025-06-18"));
+    let mut events = Events::new(ep.post(&body, headers).await);
+    let mut seen = Vec::new();
+    while let Some(event) = within("an event", events.next()).await {
+        seen.push(event.data);
+    }
+    let answer = seen.last().expect("events");
+    assert_eq!(answer["id"], 41, "{seen:?}");
+    assert_eq!(answer["result"]["content"][0]["text"], "polled (stream closed: true)");
+    ep.stop().await;
+}
