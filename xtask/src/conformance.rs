@@ -1703,10 +1703,19 @@ mod tests {
             .outcome()
         };
         let words = "Skipped: the harness needs a rewrite. The harness needs a rewrite against the new channel";
-        assert_eq!(suite_skip("SKIPPED", words, "tasks-status-notifications"), Outcome::SuiteSkipped);
-        assert_eq!(suite_skip("SKIPPED", "not declared", "tasks-status-notifications"), Outcome::NoSuccess);
+        assert_eq!(
+            suite_skip("SKIPPED", words, "tasks-status-notifications"),
+            Outcome::SuiteSkipped
+        );
+        assert_eq!(
+            suite_skip("SKIPPED", "not declared", "tasks-status-notifications"),
+            Outcome::NoSuccess
+        );
         assert_eq!(suite_skip("SKIPPED", words, "tasks-lifecycle"), Outcome::NoSuccess);
-        assert_eq!(suite_skip("FAILURE", words, "tasks-status-notifications"), Outcome::Fail);
+        assert_eq!(
+            suite_skip("FAILURE", words, "tasks-status-notifications"),
+            Outcome::Fail
+        );
         assert!(scenario(&[(SCHEMA_CHECK, "SUCCESS"), ("a", "SKIPPED")]).passed_on_schema_only());
         assert!(!scenario(&[(SCHEMA_CHECK, "SUCCESS"), ("a", "SUCCESS")]).passed_on_schema_only());
     }
