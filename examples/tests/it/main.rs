@@ -67,3 +67,61 @@ async fn the_custom_server_serves_its_typed_tool_to_both_generations() {
     let status = client.shutdown().await.expect("shuts down");
     assert!(status.success(), "{status:?}");
 }
+
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+struct Shout {
+    /// What to shout.
+    text: String,
+}
+
+#[tokio::test]
+async fn the_client_example_lists_calls_and_hears_a_change() {
+    use std::sync::{Arc, OnceLock};
+
+    use portico_core::server::{Change, Server, tool};
+    use portico_transport::http::{HttpConfig, router, serve};
+
+    // A server whose tool changes the tool list, so the example's listener has news.
+    let cell: Arc<OnceLock<Server>> = Arc::default();
+    let announcer = cell.clone();
+    let server = Server::builder("shouter", "1.0.0")
+        .tool(tool(
+            "shout",
+            "Shouts the text, then changes the tool list",
+            move |_cx, args: Shout| {
+                let announcer = announcer.clone();
+                async move {
+                    if let Some(server) = announcer.get() {
+                        server.notify(Change::ToolsListChanged);
+                    }
+                    args.text.to_uppercase()
+                }
+            },
+        ))
+        .build();
+    let _ = cell.set(server.clone());
+    let config = HttpConfig::default();
+    let shutdown = config.shutdown.clone();
+    let app = router(move || server.connection(), config);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/mcp", listener.local_addr().expect("address"));
+    let serving = tokio::spawn(serve(listener, app, shutdown.clone().cancelled_owned()));
+
+    let output = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_client"))
+            .args([url.as_str(), "shout", r#"{"text": "hello"}"#])
+            .output(),
+    )
+    .await
+    .expect("the example ends in time")
+    .expect("the example runs");
+    shutdown.cancel();
+    let _ = serving.await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        stdout,
+        "connected to shouter (2026-07-28)\ntool: shout\nresult: HELLO\nnotification: the tool list changed\n"
+    );
+}

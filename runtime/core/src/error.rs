@@ -1,5 +1,5 @@
 //! JSON-RPC error objects (what goes on the wire) and the errors of the engine (what a caller of
-//! [`crate::Peer::request`] gets).
+//! [`crate::PeerHandle::request`] gets).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

@@ -9,6 +9,9 @@
 //!   handlers (back-pressure on the transport), handler panics isolated to their request, and
 //!   batches where the negotiated revision allows them.
 //!
+//! - [`client`]: the client core: a [`client::Client`] over any transport, both protocol
+//!   generations (`server/discover` or `initialize`), typed calls, `input_required` rounds
+//!   answered by a [`client::ClientHandler`], notifications, subscriptions;
 //! - [`mirror`]: values a transport carries beside the body (`Mcp-Name`, `Mcp-Param-*`): the
 //!   Base64 sentinel, tools' `x-mcp-header` annotations, and the check that they match the body;
 //! - [`server`]: the server framework: tools written once against the newest revision's types
@@ -16,8 +19,12 @@
 //!   through `initialize` sessions to 2025-11-25 … 2024-11-05 clients.
 //!
 //! A transport feeds inbound frames to [`Peer::receive`] and writes what arrives on the peer's
-//! outbound channel. The crate has no features.
+//! outbound channel.
+//!
+//! Features: `output-schema` (default) checks tools' `structuredContent` against their
+//! `outputSchema` in the client with the `jsonschema` crate.
 
+pub mod client;
 pub mod error;
 pub mod message;
 pub mod mirror;

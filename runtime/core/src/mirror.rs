@@ -9,6 +9,8 @@
 //! - [`header_params`]: the `x-mcp-header` annotations of a tool's `inputSchema`, checked
 //!   against the revision's constraints (a token, unique ignoring case, on a `string`, `integer`
 //!   or `boolean` property reached from the root through `properties` keys only).
+//! - [`encode_value`] and [`header_values`]: the client's side — the values to send for a
+//!   call's arguments, Base64-encoded when they are not safe plain ASCII.
 //! - [`check`]: a request's mirrored values against its arguments. A value present in the
 //!   arguments (and not `null`) needs its header, equal after decoding (integers compared as
 //!   numbers, so `42.0` matches `42`); a header whose value is absent from the arguments is a
@@ -67,6 +69,48 @@ pub fn decode_value(raw: &str) -> Result<Cow<'_, str>, String> {
     String::from_utf8(bytes)
         .map(Into::into)
         .map_err(|_| format!("the Base64 value {raw:?} is not UTF-8"))
+}
+
+/// Encodes a value for a mirrored header (`Mcp-Name`, `Mcp-Param-*`): as it is when it is
+/// plain ASCII a header can carry unchanged (visible characters and inner spaces), else the
+/// Base64 sentinel `=?base64?{Base64 of the UTF-8 text}?=` — also for a value that itself looks
+/// like the sentinel, so it is not decoded on the other side.
+pub fn encode_value(value: &str) -> Cow<'_, str> {
+    let visible = value.bytes().all(|b| (0x20..=0x7e).contains(&b));
+    let padded = value.starts_with(' ') || value.ends_with(' ');
+    let sentinel = value.starts_with("=?base64?") && value.ends_with("?=");
+    if visible && !padded && !sentinel {
+        return value.into();
+    }
+    let encoded = base64::engine::general_purpose::STANDARD.encode(value.as_bytes());
+    format!("=?base64?{encoded}?=").into()
+}
+
+/// The `Mcp-Param-{name}` headers a client sends for `arguments`, given the tool's annotations
+/// `params`: `(name, encoded value)` in annotation order. A value absent from the arguments or
+/// `null` sends no header; strings go as they are, integers in decimal, booleans as
+/// `true`/`false` (then [`encode_value`]). A value of another JSON type cannot be mirrored and
+/// sends none (the server then refuses the call with `-32020`).
+pub fn header_values(params: &[HeaderParam], arguments: Option<&Value>) -> Vec<(String, String)> {
+    params
+        .iter()
+        .filter_map(|param| {
+            let value = arguments.and_then(|a| param.path.iter().try_fold(a, |v, key| v.get(key)))?;
+            let text = match value {
+                Value::String(s) => s.clone(),
+                Value::Bool(b) => b.to_string(),
+                Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+                    (Some(i), _, _) => i.to_string(),
+                    (_, Some(u), _) => u.to_string(),
+                    // An integer written with a fraction of zero (`42.0`) is still that integer.
+                    (_, _, Some(f)) if f.fract() == 0.0 && f.abs() < 1e18 => format!("{f:.0}"),
+                    _ => n.to_string(),
+                },
+                _ => return None,
+            };
+            Some((param.name.clone(), encode_value(&text).into_owned()))
+        })
+        .collect()
 }
 
 /// The `x-mcp-header` annotations of `schema` (a tool's `inputSchema`), in schema order; an
@@ -273,6 +317,54 @@ mod tests {
         // Without both markers, or with upper-case ones, the value is literal.
         assert_eq!(decode_value("=?base64?SGVsbG8=").expect("plain"), "=?base64?SGVsbG8=");
         assert_eq!(decode_value("=?BASE64?SGk=?=").expect("plain"), "=?BASE64?SGk=?=");
+    }
+
+    #[test]
+    fn values_encode_as_the_revision_shows() {
+        // The encoding examples of the 2026-07-28 Streamable HTTP page.
+        assert_eq!(encode_value("us-west1"), "us-west1");
+        assert_eq!(encode_value("Hello, 世界"), "=?base64?SGVsbG8sIOS4lueVjA==?=");
+        assert_eq!(encode_value(" padded "), "=?base64?IHBhZGRlZCA=?=");
+        assert_eq!(encode_value("line1\nline2"), "=?base64?bGluZTEKbGluZTI=?=");
+        assert_eq!(
+            encode_value("=?base64?literal?="),
+            "=?base64?PT9iYXNlNjQ/bGl0ZXJhbD89?="
+        );
+        assert_eq!(encode_value("a\tb"), "=?base64?YQli?=");
+        for value in ["us-west1", "Hello, 世界", " padded ", "=?base64?literal?=", ""] {
+            assert_eq!(decode_value(&encode_value(value)).expect("decodes"), value);
+        }
+    }
+
+    #[test]
+    fn header_values_follow_the_annotations() {
+        let params = header_params(&json!({"properties": {
+            "region": {"type": "string", "x-mcp-header": "Region"},
+            "limits": {"type": "object", "properties": {"max": {"type": "integer", "x-mcp-header": "Max"}}},
+            "dry": {"type": "boolean", "x-mcp-header": "Dry"},
+            "note": {"type": "string", "x-mcp-header": "Note"}
+        }}))
+        .expect("valid");
+        let args = json!({"region": "Zürich", "limits": {"max": 42.0}, "dry": true, "note": null});
+        let values = header_values(&params, Some(&args));
+        assert_eq!(
+            values,
+            [
+                ("Dry".to_owned(), "true".to_owned()),
+                ("Max".to_owned(), "42".to_owned()),
+                ("Region".to_owned(), "=?base64?WsO8cmljaA==?=".to_owned()),
+            ]
+        );
+        // What a client sends passes the server's check.
+        let sent: Vec<MirroredParam<'_>> = values
+            .iter()
+            .map(|(name, value)| MirroredParam {
+                name,
+                value: Some(value),
+            })
+            .collect();
+        assert_eq!(check(&params, Some(&args), &sent), Ok(()));
+        assert!(header_values(&params, None).is_empty());
     }
 
     #[test]

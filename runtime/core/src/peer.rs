@@ -277,11 +277,25 @@ impl PeerHandle {
         params: Option<Box<RawValue>>,
         timeout: Option<Duration>,
     ) -> Result<Box<RawValue>, PeerError> {
+        self.request_raw_with_id(method, params, timeout, |_| {}).await
+    }
+
+    /// [`PeerHandle::request_raw`], telling `assigned` the request's id before it is sent, for
+    /// callers that correlate what the other side tags with it (the notifications of a
+    /// `subscriptions/listen` stream carry its id).
+    pub async fn request_raw_with_id(
+        &self,
+        method: &str,
+        params: Option<Box<RawValue>>,
+        timeout: Option<Duration>,
+        assigned: impl FnOnce(&RequestId) + Send,
+    ) -> Result<Box<RawValue>, PeerError> {
         let shared = &self.shared;
         if shared.closed.is_cancelled() {
             return Err(PeerError::Closed);
         }
         let id = RequestId::Number(shared.next_id.fetch_add(1, Ordering::Relaxed));
+        assigned(&id);
         let (tx, rx) = oneshot::channel();
         shared.pending().insert(id.clone(), tx);
         let mut guard = Outstanding {
@@ -333,6 +347,11 @@ impl PeerHandle {
     /// Whether the peer has closed.
     pub fn is_closed(&self) -> bool {
         self.shared.closed.is_cancelled()
+    }
+
+    /// Completes when the peer closes (at once if it has).
+    pub async fn closed(&self) {
+        self.shared.closed.cancelled().await;
     }
 
     /// The same connection, with what it sends belonging to no request (for notifications of

@@ -1,6 +1,7 @@
 //! Integration tests of the peer engine: two peers wired back to back, and raw frames fed to
 //! one peer with its answers read off its outbound channel.
 
+mod client;
 mod frames;
 mod pair;
 mod server;

@@ -19,7 +19,7 @@ pub const MCP_PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protoc
 pub const MCP_METHOD: HeaderName = HeaderName::from_static("mcp-method");
 /// `Mcp-Name`: the `params.name` or `params.uri` of the request, mirrored (2026-07-28).
 pub const MCP_NAME: HeaderName = HeaderName::from_static("mcp-name");
-/// `Last-Event-ID`: where a client would resume an SSE stream (not supported yet: ignored).
+/// `Last-Event-ID`: the last SSE event a client saw; a GET carrying it resumes that stream.
 pub const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
 
 pub use portico_core::mirror::HEADER_MISMATCH;

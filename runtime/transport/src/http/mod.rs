@@ -104,23 +104,30 @@
 //! same path ([`ws`]); the legacy HTTP+SSE transport of 2024-11-05 is a router of its own to
 //! merge beside this one ([`legacy_sse`]).
 //!
+//! The client ends of those two: [`ws_client::connect`] (MCP over WebSocket) and
+//! [`legacy_sse_client::connect`] (legacy HTTP+SSE), each giving a client that holds the
+//! [`Peer`] talking to the server, shaped like [`crate::stdio::spawn`]'s.
+//!
 //! # Not yet
 //!
 //! HTTP/2. A session client that accepts only `application/json` cannot receive the
 //! server→client requests of its request: they are dropped, and the handler's request times
 //! out. Timeouts on reading request bodies are the server's (a tower layer).
 
+pub mod client;
 mod config;
 mod endpoint;
 mod error;
 mod guard;
 mod headers;
 pub mod legacy_sse;
+pub mod legacy_sse_client;
 mod reply;
 mod serve;
 mod session;
 mod sse;
 pub mod ws;
+pub mod ws_client;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -132,6 +132,18 @@ impl<S: Service> StdioClient<S> {
     }
 }
 
+/// A [`portico_core::client::Client`] runs on a stdio child: closing it is
+/// [`StdioClient::shutdown`].
+impl<S: Service> portico_core::client::ClientTransport for StdioClient<S> {
+    fn handle(&self) -> portico_core::PeerHandle {
+        self.peer.handle().clone()
+    }
+
+    fn close(self: Box<Self>) -> std::pin::Pin<Box<dyn std::future::Future<Output = io::Result<()>> + Send>> {
+        Box::pin(async move { (*self).shutdown().await.map(|_| ()) })
+    }
+}
+
 impl<S> Drop for StdioClient<S> {
     fn drop(&mut self) {
         // The supervisor kills and reaps the child; if the runtime is gone already, dropping

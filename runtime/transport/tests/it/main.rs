@@ -3,9 +3,12 @@
 
 mod child;
 mod http;
+mod http_client;
 mod legacy_sse;
+mod legacy_sse_client;
 mod serve;
 mod ws;
+mod ws_client;
 
 use std::future::Future;
 use std::time::Duration;

@@ -4,6 +4,7 @@
 
 mod changes;
 mod client_input;
+mod client_interop;
 mod content;
 mod fixtures;
 mod logging;

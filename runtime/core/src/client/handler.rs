@@ -1,0 +1,238 @@
+//! What the client answers when the server needs it: [`ClientHandler`] (sampling, elicitation in
+//! form and URL mode, roots), written once and called the same way for both protocol
+//! generations — for a real server→client request in a 2025-x session, and for each input
+//! request of a 2026-07-28 `input_required` result (see `super::mrtr`).
+//!
+//! [`ClientService`] is the [`Service`] a client's peer serves: it answers `ping`, hands
+//! `sampling/createMessage`, `elicitation/create` and `roots/list` to the handler (their params
+//! decoded as the newest revision's types, `-32602` when they do not fit), and passes the
+//! server's notifications to the client's notification stream.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, RwLock};
+
+use portico_protocol::v2026_07_28 as wire;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
+use tokio_util::sync::CancellationToken;
+
+use super::notify::Router;
+use crate::error::ErrorObject;
+use crate::peer::{PeerHandle, RequestContext, Service};
+
+/// How the client answers the server's requests for input. Every method has a default that
+/// refuses (`-32601`, naming the capability not declared); a handler overrides the ones it
+/// serves and declares them in [`ClientHandler::capabilities`], which the client sends to the
+/// server (in `initialize`, or in every 2026-07-28 request's `_meta`).
+///
+/// ```
+/// use portico_core::client::{ClientHandler, InputContext};
+/// use portico_core::ErrorObject;
+/// use portico_protocol::v2026_07_28 as wire;
+///
+/// struct Roots;
+///
+/// impl ClientHandler for Roots {
+///     fn capabilities(&self) -> wire::ClientCapabilities {
+///         wire::ClientCapabilities::new().with_roots(Default::default())
+///     }
+///
+///     async fn list_roots(&self, _cx: InputContext) -> Result<wire::ListRootsResult, ErrorObject> {
+///         Ok(wire::ListRootsResult::new(vec![wire::Root::new("file:///work")]))
+///     }
+/// }
+/// ```
+pub trait ClientHandler: Send + Sync + 'static {
+    /// The capabilities the client declares (default: none).
+    fn capabilities(&self) -> wire::ClientCapabilities {
+        wire::ClientCapabilities::new()
+    }
+
+    /// `sampling/createMessage`: asks the client's model (capability `sampling`).
+    fn create_message(
+        &self,
+        params: wire::CreateMessageRequestParams,
+        cx: InputContext,
+    ) -> impl Future<Output = Result<wire::CreateMessageResult, ErrorObject>> + Send {
+        let _ = (params, cx);
+        async { Err(not_declared("sampling/createMessage", "sampling")) }
+    }
+
+    /// `elicitation/create`: asks the user, with a form or by sending them to a URL
+    /// (capability `elicitation`, with `form` and/or `url`).
+    fn elicit(
+        &self,
+        params: wire::ElicitRequestParams,
+        cx: InputContext,
+    ) -> impl Future<Output = Result<wire::ElicitResult, ErrorObject>> + Send {
+        let _ = (params, cx);
+        async { Err(not_declared("elicitation/create", "elicitation")) }
+    }
+
+    /// `roots/list`: the client's roots (capability `roots`).
+    fn list_roots(&self, cx: InputContext) -> impl Future<Output = Result<wire::ListRootsResult, ErrorObject>> + Send {
+        let _ = cx;
+        async { Err(not_declared("roots/list", "roots")) }
+    }
+}
+
+/// A client that answers no input request and declares no capability.
+impl ClientHandler for () {}
+
+/// The `-32601` of a request whose capability the handler does not serve.
+fn not_declared(method: &str, capability: &str) -> ErrorObject {
+    ErrorObject::method_not_found(method).with_data(serde_json::json!({
+        "reason": format!("the client did not declare the `{capability}` capability")
+    }))
+}
+
+/// What a [`ClientHandler`] knows about the question it answers.
+#[derive(Debug, Clone)]
+pub struct InputContext {
+    key: Option<String>,
+    cancel: CancellationToken,
+}
+
+impl InputContext {
+    pub(crate) fn new(key: Option<String>, cancel: CancellationToken) -> Self {
+        Self { key, cancel }
+    }
+
+    /// The question's key in a 2026-07-28 `inputRequests` map; `None` for a server→client
+    /// request of a session.
+    pub fn key(&self) -> Option<&str> {
+        self.key.as_deref()
+    }
+
+    /// Whether the question is void: the server cancelled its request, or the client call that
+    /// led to it was dropped.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    /// Completes when the question is void.
+    pub async fn cancelled(&self) {
+        self.cancel.cancelled().await;
+    }
+}
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A [`ClientHandler`] with its type erased, so the client is not generic over it.
+pub(crate) trait DynHandler: Send + Sync + 'static {
+    fn capabilities(&self) -> wire::ClientCapabilities;
+    fn create_message(
+        &self,
+        params: wire::CreateMessageRequestParams,
+        cx: InputContext,
+    ) -> BoxFuture<'_, Result<wire::CreateMessageResult, ErrorObject>>;
+    fn elicit(
+        &self,
+        params: wire::ElicitRequestParams,
+        cx: InputContext,
+    ) -> BoxFuture<'_, Result<wire::ElicitResult, ErrorObject>>;
+    fn list_roots(&self, cx: InputContext) -> BoxFuture<'_, Result<wire::ListRootsResult, ErrorObject>>;
+}
+
+impl<H: ClientHandler> DynHandler for H {
+    fn capabilities(&self) -> wire::ClientCapabilities {
+        ClientHandler::capabilities(self)
+    }
+
+    fn create_message(
+        &self,
+        params: wire::CreateMessageRequestParams,
+        cx: InputContext,
+    ) -> BoxFuture<'_, Result<wire::CreateMessageResult, ErrorObject>> {
+        Box::pin(ClientHandler::create_message(self, params, cx))
+    }
+
+    fn elicit(
+        &self,
+        params: wire::ElicitRequestParams,
+        cx: InputContext,
+    ) -> BoxFuture<'_, Result<wire::ElicitResult, ErrorObject>> {
+        Box::pin(ClientHandler::elicit(self, params, cx))
+    }
+
+    fn list_roots(&self, cx: InputContext) -> BoxFuture<'_, Result<wire::ListRootsResult, ErrorObject>> {
+        Box::pin(ClientHandler::list_roots(self, cx))
+    }
+}
+
+/// What the client and its service share.
+pub(crate) struct Shared {
+    handler: RwLock<Arc<dyn DynHandler>>,
+    pub(crate) router: Router,
+}
+
+impl Shared {
+    pub(crate) fn new(notification_capacity: usize) -> Self {
+        Self {
+            handler: RwLock::new(Arc::new(())),
+            router: Router::new(notification_capacity),
+        }
+    }
+
+    pub(crate) fn handler(&self) -> Arc<dyn DynHandler> {
+        self.handler
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(crate) fn set_handler(&self, handler: Arc<dyn DynHandler>) {
+        *self.handler.write().unwrap_or_else(std::sync::PoisonError::into_inner) = handler;
+    }
+}
+
+/// The [`Service`] of a client's peer: server→client requests go to the [`ClientHandler`],
+/// notifications to the client's notification stream. Made by
+/// [`super::ClientBuilder::service`]; give it to the transport's connect function.
+#[derive(Clone)]
+pub struct ClientService {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for ClientService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientService").finish_non_exhaustive()
+    }
+}
+
+/// Decodes a server request's params as the newest revision's type (`-32602` naming the member
+/// when they do not fit; older revisions' params are a subset).
+fn decode<T: DeserializeOwned>(method: &str, params: Option<&RawValue>) -> Result<T, ErrorObject> {
+    serde_json::from_str(params.map_or("{}", RawValue::get))
+        .map_err(|e| ErrorObject::invalid_params(format!("{method}: {e}")))
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Box<RawValue>, ErrorObject> {
+    serde_json::value::to_raw_value(value).map_err(ErrorObject::internal)
+}
+
+impl Service for ClientService {
+    async fn request(
+        &self,
+        cx: RequestContext,
+        method: String,
+        params: Option<Box<RawValue>>,
+    ) -> Result<Box<RawValue>, ErrorObject> {
+        let handler = self.shared.handler();
+        let input = InputContext::new(None, cx.cancellation().clone());
+        let params = params.as_deref();
+        match method.as_str() {
+            "ping" => encode(&serde_json::json!({})),
+            "sampling/createMessage" => encode(&handler.create_message(decode(&method, params)?, input).await?),
+            "elicitation/create" => encode(&handler.elicit(decode(&method, params)?, input).await?),
+            "roots/list" => encode(&handler.list_roots(input).await?),
+            other => Err(ErrorObject::method_not_found(other)),
+        }
+    }
+
+    async fn notification(&self, _peer: PeerHandle, method: String, params: Option<Box<RawValue>>) {
+        self.shared.router.route(&method, params.as_deref());
+    }
+}

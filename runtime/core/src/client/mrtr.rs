@@ -1,0 +1,99 @@
+//! Multi Round-Trip Requests, the client's side (2026-07-28): a `tools/call`, `prompts/get` or
+//! `resources/read` answered with `resultType: "input_required"` is retried with the answers.
+//!
+//! Each round: every input request of `inputRequests` goes to the [`super::ClientHandler`] (the
+//! same methods that answer a session's server→client requests), in key order and one at a
+//! time; then the original request is sent again — a new JSON-RPC id — with the original params,
+//! `inputResponses` (the answers of this round, keyed as asked) and `requestState` exactly as
+//! the server sent it (none when it sent none). A handler that fails ends the call with
+//! [`ClientError::Input`]; more than [`super::ClientConfig::max_input_rounds`] rounds end it
+//! with a protocol violation. Dropping the call's future voids the questions in flight
+//! ([`super::InputContext::cancelled`]).
+
+use portico_protocol::v2026_07_28 as wire;
+use serde_json::{Map, Value};
+use tokio_util::sync::CancellationToken;
+
+use super::{Client, ClientError, InputContext, RequestOptions, decode};
+use crate::server::Era;
+
+impl Client {
+    /// Sends `method` and answers `input_required` rounds until the result is something else.
+    pub(super) async fn with_input(
+        &self,
+        method: &str,
+        params: Map<String, Value>,
+        options: &RequestOptions,
+    ) -> Result<Value, ClientError> {
+        // Cancelled when this call is dropped: the handler's questions are void then.
+        let cancel = CancellationToken::new();
+        let _void_on_drop = cancel.clone().drop_guard();
+        let mut round_params = params.clone();
+        let max = self.inner.config.max_input_rounds;
+        for round in 0.. {
+            let value = self.send(method, round_params, options).await?;
+            if value.get("resultType").and_then(Value::as_str) != Some(wire::InputRequiredResult::RESULT_TYPE) {
+                return Ok(value);
+            }
+            if self.inner.era != Era::Stateless {
+                return Err(ClientError::protocol(
+                    method,
+                    "an input_required result in a session (servers ask with requests there)",
+                ));
+            }
+            if round >= max {
+                return Err(ClientError::protocol(
+                    method,
+                    format!("still input_required after {max} rounds"),
+                ));
+            }
+            let required: wire::InputRequiredResult = decode(method, value)?;
+            let mut responses = Map::new();
+            for (key, request) in required.input_requests.into_iter().flatten() {
+                let answer = self.answer(&key, request, &cancel).await?;
+                responses.insert(key, answer);
+            }
+            round_params = params.clone();
+            if !responses.is_empty() {
+                round_params.insert("inputResponses".into(), Value::Object(responses));
+            }
+            if let Some(state) = required.request_state {
+                round_params.insert("requestState".into(), state.into());
+            }
+        }
+        unreachable!("the loop returns")
+    }
+
+    /// The handler's answer to one input request.
+    async fn answer(
+        &self,
+        key: &str,
+        request: wire::InputRequest,
+        cancel: &CancellationToken,
+    ) -> Result<Value, ClientError> {
+        let handler = self.inner.shared.handler();
+        let cx = InputContext::new(Some(key.to_string()), cancel.child_token());
+        let (method, answer) = match request {
+            wire::InputRequest::Elicit(request) => (
+                "elicitation/create",
+                handler.elicit(request.params, cx).await.map(serde_json::to_value),
+            ),
+            wire::InputRequest::CreateMessage(request) => (
+                "sampling/createMessage",
+                handler
+                    .create_message(request.params, cx)
+                    .await
+                    .map(serde_json::to_value),
+            ),
+            wire::InputRequest::ListRoots(_) => ("roots/list", handler.list_roots(cx).await.map(serde_json::to_value)),
+        };
+        let input = |error| ClientError::Input {
+            method: method.into(),
+            key: key.into(),
+            error,
+        };
+        answer
+            .map_err(input)?
+            .map_err(|e| input(crate::ErrorObject::internal(format!("encoding the answer: {e}"))))
+    }
+}

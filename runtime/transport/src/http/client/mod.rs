@@ -1,0 +1,961 @@
+//! MCP's Streamable HTTP transport, client side: [`connect`] gives an [`HttpClient`] holding the
+//! [`Peer`] whose messages go to the server's MCP endpoint, one POST each — the other end of
+//! [`super::router`], and the same shape as [`crate::stdio::spawn`]: requests go out through
+//! [`HttpClient::peer`], requests the server sends (in a 2025-x session) are served by the
+//! `Service` given to [`connect`], and [`HttpClient::shutdown`] ends it. It implements
+//! [`portico_core::client::ClientTransport`], so a [`portico_core::client::Client`] runs on it.
+//!
+//! # Decisions
+//!
+//! - **One POST per message**, with `Content-Type: application/json`, `Accept:
+//!   application/json, text/event-stream` and [`HttpClientConfig::headers`]. Requests are
+//!   POSTed concurrently (at most [`HttpClientConfig::max_concurrent_requests`] at once; more
+//!   wait for a slot), each on a task of its own; notifications and responses (answers to the
+//!   server's requests) are POSTed as they come and need a `2xx`. Nothing waits on another
+//!   message's POST, so an answer to a server's question is never stuck behind the request that
+//!   caused it — except that `notifications/initialized` is accepted before anything after it
+//!   is sent, so no request overtakes the end of the handshake.
+//! - **Headers come from the message.** A 2026-07-28 request (its `params._meta` names
+//!   `io.modelcontextprotocol/protocolVersion`) carries `MCP-Protocol-Version` (that version),
+//!   `Mcp-Method`, `Mcp-Name` (`params.name` of `tools/call` and `prompts/get`, `params.uri` of
+//!   `resources/read`, `params.taskId` of the tasks extension's methods; Base64-sentinel encoded
+//!   when not plain ASCII, [`portico_core::mirror::encode_value`]) and, for `tools/call`, one
+//!   `Mcp-Param-{Name}` per `x-mcp-header` annotation of the tool
+//!   ([`portico_core::mirror::header_values`]). The annotations are learned here, from every
+//!   `tools/list` answer this transport carries (a tool whose annotations are invalid gets no
+//!   headers; the client core leaves it out of the list). Other messages carry the session:
+//!   `Mcp-Session-Id` and `MCP-Protocol-Version` as `initialize` negotiated them (none on
+//!   `initialize` itself).
+//! - **Sessions.** The `Mcp-Session-Id` of a successful `initialize` answer is kept and sent
+//!   from then on; once `notifications/initialized` is accepted, the session's GET stream is
+//!   opened ([`HttpClientConfig::session_stream`]; `405` means the server offers none) and its
+//!   messages — server requests, notifications — go to the peer; it is reopened after the
+//!   `retry:` delay when it ends, with `Last-Event-ID`, until
+//!   [`HttpClientConfig::max_reconnects`] attempts in a row fail. [`HttpClient::shutdown`] sends
+//!   `DELETE` (a `405` or `404` answer is fine).
+//! - **Answers** are one JSON object or an SSE stream, read event by event (comments and
+//!   priming events skipped) and handed to the peer; the request's response ends it. Each
+//!   message is at most [`HttpClientConfig::max_message_bytes`]. What cannot be a request's
+//!   answer — garbage, a response with another id, a `202` — fails that request at once with a
+//!   [`portico_core::client::transport_error`] instead of leaving it to time out.
+//! - **Resumption** (sessions, 2025-11-25): a response stream that ends before its response is
+//!   resumed with `GET` + `Last-Event-ID` (the last event id seen, a priming event's included)
+//!   after the server's `retry:` delay ([`HttpClientConfig::default_retry`] without one, at most
+//!   [`HttpClientConfig::max_retry`]), up to [`HttpClientConfig::max_reconnects`] failed
+//!   attempts in a row. A stream without any event id, or a 2026-07-28 stream (not resumable in
+//!   that revision), fails the request instead.
+//! - **Errors.** A `4xx`/`5xx` answer whose body is a JSON-RPC error gives the request that error
+//!   (so `-32022` and `-32020` keep their codes and data); another body gives a transport error
+//!   with the status. `404` to a request that carried `Mcp-Session-Id` is a transport error
+//!   marked session-expired (the session is forgotten; the client core reports
+//!   [`portico_core::client::ClientError::SessionExpired`]).
+//! - **Cancellation.** When the peer cancels a request (its caller dropped it, or it timed out),
+//!   its POST is dropped: in 2026-07-28 closing the stream *is* the cancellation, and no
+//!   `notifications/cancelled` is sent; in a session the notification is POSTed as well, since
+//!   there a dropped connection is not a cancellation.
+//! - **No TLS: `http://` only**, as the other HTTP clients of this crate: reqwest is built
+//!   without TLS in this workspace, so an `https://` URL is refused by [`connect`]
+//!   ([`HttpClientError::TlsUnsupported`]); put a TLS-terminating proxy in front, or wait for the
+//!   TLS feature.
+
+mod sse;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use portico_core::client::{ClientTransport, transport_error};
+use portico_core::message::{self, Inbound, Message};
+use portico_core::mirror::{self, HeaderParam};
+use portico_core::peer::CANCELLED;
+use portico_core::{ErrorObject, Outbound, OutboundKind, Peer, PeerConfig, PeerHandle, RequestId, Service};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use reqwest::{Response, StatusCode, Url};
+use serde::Deserialize;
+use serde_json::Value;
+use serde_json::value::RawValue;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::{AbortHandle, JoinHandle};
+use tokio_util::sync::CancellationToken;
+
+use self::sse::{Decoder, Event, TooLarge};
+use super::headers::{LAST_EVENT_ID, MCP_METHOD, MCP_NAME, MCP_PROTOCOL_VERSION, MCP_SESSION_ID};
+
+/// The most of an error answer's body that is read.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// How an [`HttpClient`] connects and behaves.
+#[derive(Debug, Clone)]
+pub struct HttpClientConfig {
+    /// The client's peer (request timeout, handler slots, …).
+    pub peer: PeerConfig,
+    /// Headers sent with every request (credentials, say).
+    pub headers: HeaderMap,
+    /// How long connecting to the server may take (default 10 s).
+    pub connect_timeout: Duration,
+    /// Messages the peer queues for sending before its senders wait (default 64).
+    pub outbound_capacity: usize,
+    /// The longest message (a JSON answer, an SSE event) accepted, in bytes (default 16 MiB).
+    pub max_message_bytes: usize,
+    /// Requests POSTed at once; more wait for a slot (default 64).
+    pub max_concurrent_requests: usize,
+    /// Failed attempts in a row to resume a stream before giving up (default 3).
+    pub max_reconnects: u32,
+    /// The reconnection delay when the server gave no `retry:` (default 1 s).
+    pub default_retry: Duration,
+    /// The longest `retry:` delay honoured (default 30 s).
+    pub max_retry: Duration,
+    /// Whether a session opens its GET stream once initialized (default `true`).
+    pub session_stream: bool,
+}
+
+impl Default for HttpClientConfig {
+    fn default() -> Self {
+        Self {
+            peer: PeerConfig::default(),
+            headers: HeaderMap::new(),
+            connect_timeout: Duration::from_secs(10),
+            outbound_capacity: 64,
+            max_message_bytes: 16 * 1024 * 1024,
+            max_concurrent_requests: 64,
+            max_reconnects: 3,
+            default_retry: Duration::from_secs(1),
+            max_retry: Duration::from_secs(30),
+            session_stream: true,
+        }
+    }
+}
+
+/// Why [`connect`] or [`HttpClient::shutdown`] failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HttpClientError {
+    /// The URL is not an `http://` URL with a host.
+    #[error("invalid MCP endpoint URL {url:?}: {reason}")]
+    InvalidUrl {
+        /// The URL given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An `https://` URL: this build has no TLS (see the module docs).
+    #[error(
+        "{url}: https:// needs TLS, which portico-transport is built without; use http:// (or a TLS-terminating proxy)"
+    )]
+    TlsUnsupported {
+        /// The URL given.
+        url: String,
+    },
+    /// The HTTP client could not be built.
+    #[error("building the HTTP client: {0}")]
+    Build(#[source] reqwest::Error),
+    /// `DELETE` of the session failed (the client is closed all the same).
+    #[error("ending the session: {0}")]
+    EndSession(String),
+}
+
+/// What the client's tasks share.
+struct Shared {
+    http: reqwest::Client,
+    url: Url,
+    config: HttpClientConfig,
+    session: Mutex<Session>,
+    /// The `x-mcp-header` annotations of the tools listed so far, by tool name.
+    tools: Mutex<HashMap<String, Vec<HeaderParam>>>,
+    /// Requests being POSTed, by id.
+    in_flight: Mutex<HashMap<RequestId, InFlight>>,
+    /// Slots for requests POSTed at once.
+    requests: Arc<Semaphore>,
+    /// Response streams resumed with `Last-Event-ID`.
+    resumed: AtomicU64,
+    /// Cancelled on shutdown: every task ends.
+    stop: CancellationToken,
+}
+
+/// A session's state (2025-x).
+#[derive(Debug, Default, Clone)]
+struct Session {
+    id: Option<String>,
+    version: Option<String>,
+    /// The GET stream was started.
+    stream: bool,
+}
+
+/// A request being POSTed.
+struct InFlight {
+    task: AbortHandle,
+    stateless: bool,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A Streamable HTTP connection to an MCP endpoint, and the [`Peer`] that talks over it.
+///
+/// Requests go through [`HttpClient::peer`] (`client.peer().handle().request(…)`, or a
+/// [`portico_core::client::Client`] built on it). [`HttpClient::shutdown`] ends the session;
+/// dropping the client stops its tasks and closes the peer without telling the server.
+pub struct HttpClient<S: Service> {
+    peer: Peer<S>,
+    shared: Arc<Shared>,
+    pump: JoinHandle<()>,
+}
+
+impl<S: Service> std::fmt::Debug for HttpClient<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpClient")
+            .field("url", &self.shared.url.as_str())
+            .field("session", &*lock(&self.shared.session))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Connects a [`Peer`] serving `service` (for the requests a session's server sends) to the MCP
+/// endpoint at `url`. Nothing is sent yet: the first message the peer sends is the first POST.
+pub async fn connect<S: Service>(
+    url: &str,
+    service: S,
+    config: HttpClientConfig,
+) -> Result<HttpClient<S>, HttpClientError> {
+    let invalid = |reason: &str| HttpClientError::InvalidUrl {
+        url: url.into(),
+        reason: reason.into(),
+    };
+    let parsed = Url::parse(url).map_err(|e| invalid(&e.to_string()))?;
+    match parsed.scheme() {
+        "http" => {}
+        "https" => return Err(HttpClientError::TlsUnsupported { url: url.into() }),
+        other => return Err(invalid(&format!("the scheme must be http, not {other:?}"))),
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(invalid("no host"));
+    }
+    let http = reqwest::Client::builder()
+        .connect_timeout(config.connect_timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(HttpClientError::Build)?;
+    let (outbound, queue) = mpsc::channel(config.outbound_capacity.max(1));
+    let peer = Peer::new(service, config.peer.clone(), outbound);
+    let shared = Arc::new(Shared {
+        http,
+        url: parsed,
+        requests: Arc::new(Semaphore::new(config.max_concurrent_requests.max(1))),
+        resumed: AtomicU64::new(0),
+        config,
+        session: Mutex::default(),
+        tools: Mutex::default(),
+        in_flight: Mutex::default(),
+        stop: CancellationToken::new(),
+    });
+    let pump = tokio::spawn(pump(shared.clone(), peer.clone(), queue));
+    Ok(HttpClient { peer, shared, pump })
+}
+
+impl<S: Service> HttpClient<S> {
+    /// The peer talking to the server: `peer().handle()` sends it requests and notifications.
+    pub fn peer(&self) -> &Peer<S> {
+        &self.peer
+    }
+
+    /// The session id `initialize` was answered with, if any.
+    pub fn session_id(&self) -> Option<String> {
+        lock(&self.shared.session).id.clone()
+    }
+
+    /// The revision `initialize` negotiated, if any.
+    pub fn protocol_version(&self) -> Option<String> {
+        lock(&self.shared.session).version.clone()
+    }
+
+    /// How many response streams were resumed with `Last-Event-ID` so far.
+    pub fn resumed_streams(&self) -> u64 {
+        self.shared.resumed.load(Ordering::Relaxed)
+    }
+
+    /// Ends the connection: stops every stream and request (waiting requests fail with
+    /// [`portico_core::PeerError::Closed`]), closes the peer, and ends the session with
+    /// `DELETE`. The client is closed even when `DELETE` fails; the error says why it failed.
+    pub async fn shutdown(self) -> Result<(), HttpClientError> {
+        let session = lock(&self.shared.session).clone();
+        self.shared.stop.cancel();
+        self.pump.abort();
+        self.peer.close();
+        let Some(id) = session.id else { return Ok(()) };
+        let mut delete = self
+            .shared
+            .http
+            .delete(self.shared.url.clone())
+            .headers(self.shared.config.headers.clone())
+            .header(MCP_SESSION_ID, id);
+        if let Some(version) = session.version {
+            delete = delete.header(MCP_PROTOCOL_VERSION, version);
+        }
+        let grace = self.shared.config.connect_timeout;
+        match tokio::time::timeout(grace, delete.send()).await {
+            Ok(Ok(response))
+                if response.status().is_success()
+                    || matches!(
+                        response.status(),
+                        StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED
+                    ) =>
+            {
+                Ok(())
+            }
+            Ok(Ok(response)) => Err(HttpClientError::EndSession(format!("HTTP {}", response.status()))),
+            Ok(Err(e)) => Err(HttpClientError::EndSession(e.to_string())),
+            Err(_) => Err(HttpClientError::EndSession(format!("no answer within {grace:?}"))),
+        }
+    }
+}
+
+impl<S: Service> Drop for HttpClient<S> {
+    fn drop(&mut self) {
+        self.shared.stop.cancel();
+        self.pump.abort();
+        self.peer.close();
+    }
+}
+
+impl<S: Service> ClientTransport for HttpClient<S> {
+    fn handle(&self) -> PeerHandle {
+        self.peer.handle().clone()
+    }
+
+    fn mirrors_params(&self) -> bool {
+        true
+    }
+
+    fn close(self: Box<Self>) -> Pin<Box<dyn Future<Output = io::Result<()>> + Send>> {
+        Box::pin(async move { (*self).shutdown().await.map_err(io::Error::other) })
+    }
+}
+
+/// Runs `task` until it ends or the client shuts down.
+fn spawn(shared: &Arc<Shared>, task: impl Future<Output = ()> + Send + 'static) -> JoinHandle<()> {
+    let stop = shared.stop.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            () = stop.cancelled() => {}
+            () = task => {}
+        }
+    })
+}
+
+/// Reads what the peer sends and POSTs it.
+async fn pump<S: Service>(shared: Arc<Shared>, peer: Peer<S>, mut queue: mpsc::Receiver<Outbound>) {
+    while let Some(out) = queue.recv().await {
+        if out.kind != OutboundKind::Message {
+            continue;
+        }
+        match message::decode(&out.text) {
+            Inbound::Single(Ok(Message::Request { id, method, params })) => {
+                let stateless = Peek::of(params.as_deref()).version.is_some();
+                // The entry is made under the lock the task takes to remove it.
+                let mut in_flight = lock(&shared.in_flight);
+                let task = spawn(
+                    &shared,
+                    post_request(shared.clone(), peer.clone(), id.clone(), method, params, out.text),
+                );
+                in_flight.insert(
+                    id,
+                    InFlight {
+                        task: task.abort_handle(),
+                        stateless,
+                    },
+                );
+            }
+            Inbound::Single(Ok(Message::Notification { method, params })) if method == CANCELLED => {
+                #[derive(Deserialize)]
+                #[serde(rename_all = "camelCase")]
+                struct Cancelled {
+                    request_id: RequestId,
+                }
+                let cancelled = params
+                    .and_then(|p| serde_json::from_str::<Cancelled>(p.get()).ok())
+                    .and_then(|c| lock(&shared.in_flight).remove(&c.request_id));
+                let in_session = lock(&shared.session).id.is_some();
+                let tell = match cancelled {
+                    Some(request) => {
+                        request.task.abort();
+                        !request.stateless
+                    }
+                    None => in_session,
+                };
+                if tell {
+                    spawn(&shared, post_message(shared.clone(), peer.clone(), method, out.text));
+                }
+            }
+            // The handshake's end is sent before anything that follows it.
+            Inbound::Single(Ok(Message::Notification { method, .. })) if method == "notifications/initialized" => {
+                tokio::select! {
+                    () = shared.stop.cancelled() => return,
+                    () = post_message(shared.clone(), peer.clone(), method, out.text) => {}
+                }
+            }
+            Inbound::Single(Ok(Message::Notification { method, .. })) => {
+                spawn(&shared, post_message(shared.clone(), peer.clone(), method, out.text));
+            }
+            Inbound::Single(Ok(_)) => {
+                spawn(
+                    &shared,
+                    post_message(shared.clone(), peer.clone(), "(response)".into(), out.text),
+                );
+            }
+            _ => tracing::debug!(message = %out.text, "not sent: the peer sent something that is not one message"),
+        }
+    }
+}
+
+/// What the transport reads of a request's params.
+#[derive(Debug, Default, Deserialize)]
+struct Peek {
+    #[serde(rename = "_meta", default, deserialize_with = "version")]
+    version: Option<String>,
+    name: Option<Value>,
+    uri: Option<Value>,
+    #[serde(rename = "taskId")]
+    task_id: Option<Value>,
+    arguments: Option<Value>,
+}
+
+/// `_meta["io.modelcontextprotocol/protocolVersion"]`, if a string.
+fn version<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    struct Meta {
+        #[serde(rename = "io.modelcontextprotocol/protocolVersion")]
+        version: Option<Value>,
+    }
+    let meta = Option::<Meta>::deserialize(deserializer).unwrap_or(None);
+    Ok(meta
+        .and_then(|m| m.version)
+        .and_then(|v| v.as_str().map(str::to_string)))
+}
+
+impl Peek {
+    fn of(params: Option<&RawValue>) -> Self {
+        params
+            .and_then(|p| serde_json::from_str(p.get()).ok())
+            .unwrap_or_default()
+    }
+}
+
+/// POSTs a notification or a response: the server accepts it with a `2xx`.
+async fn post_message<S: Service>(shared: Arc<Shared>, peer: Peer<S>, method: String, text: String) {
+    let session = lock(&shared.session).clone();
+    let mut post = shared.post(text);
+    if let Some(id) = &session.id {
+        post = post.header(MCP_SESSION_ID, id.as_str());
+    }
+    if let Some(version) = &session.version {
+        post = post.header(MCP_PROTOCOL_VERSION, version.as_str());
+    }
+    match post.send().await {
+        Ok(response) if response.status().is_success() => {
+            if method == "notifications/initialized" && session.id.is_some() && shared.config.session_stream {
+                open_session_stream(&shared, peer);
+            }
+        }
+        Ok(response) => tracing::debug!(%method, status = %response.status(), "the server refused a message"),
+        Err(e) => tracing::debug!(%method, error = %e, "a message could not be sent"),
+    }
+}
+
+/// POSTs a request and hands its answer (or the error that stands for it) to the peer.
+async fn post_request<S: Service>(
+    shared: Arc<Shared>,
+    peer: Peer<S>,
+    id: RequestId,
+    method: String,
+    params: Option<Box<RawValue>>,
+    text: String,
+) {
+    let exchange = Exchange {
+        shared: &shared,
+        peer: &peer,
+        id: &id,
+        method: &method,
+    };
+    if let Err(error) = exchange.run(params.as_deref(), text).await {
+        peer.receive(&message::encode_error(Some(&id), &error)).await;
+    }
+    lock(&shared.in_flight).remove(&id);
+}
+
+impl Shared {
+    /// A POST of `body` with the headers every POST carries.
+    fn post(&self, body: String) -> reqwest::RequestBuilder {
+        self.http
+            .post(self.url.clone())
+            .headers(self.config.headers.clone())
+            .header(CONTENT_TYPE, "application/json")
+            .header(ACCEPT, "application/json, text/event-stream")
+            .body(body)
+    }
+
+    /// A GET of the session's stream, resuming after `last_event_id`.
+    fn get(&self, last_event_id: Option<&str>) -> reqwest::RequestBuilder {
+        let session = lock(&self.session).clone();
+        let mut get = self
+            .http
+            .get(self.url.clone())
+            .headers(self.config.headers.clone())
+            .header(ACCEPT, "text/event-stream");
+        if let Some(id) = session.id {
+            get = get.header(MCP_SESSION_ID, id);
+        }
+        if let Some(version) = session.version {
+            get = get.header(MCP_PROTOCOL_VERSION, version);
+        }
+        if let Some(last) = last_event_id {
+            get = get.header(LAST_EVENT_ID, last);
+        }
+        get
+    }
+
+    /// The reconnection delay: the server's `retry:`, bounded.
+    fn retry(&self, retry: Option<u64>) -> Duration {
+        retry
+            .map_or(self.config.default_retry, Duration::from_millis)
+            .min(self.config.max_retry)
+    }
+
+    /// Learns what an answer tells the transport: the negotiated revision (`initialize`) and
+    /// the tools' `x-mcp-header` annotations (`tools/list`).
+    fn observe(&self, method: &str, answer: &str) {
+        match method {
+            "initialize" => {
+                #[derive(Deserialize)]
+                struct Answer {
+                    result: Initialized,
+                }
+                #[derive(Deserialize)]
+                struct Initialized {
+                    #[serde(rename = "protocolVersion")]
+                    protocol_version: String,
+                }
+                if let Ok(answer) = serde_json::from_str::<Answer>(answer) {
+                    lock(&self.session).version = Some(answer.result.protocol_version);
+                }
+            }
+            "tools/list" => {
+                #[derive(Deserialize)]
+                struct Answer {
+                    result: Listed,
+                }
+                #[derive(Deserialize)]
+                struct Listed {
+                    tools: Vec<Listing>,
+                }
+                #[derive(Deserialize)]
+                struct Listing {
+                    name: String,
+                    #[serde(rename = "inputSchema")]
+                    input_schema: Value,
+                }
+                let Ok(answer) = serde_json::from_str::<Answer>(answer) else {
+                    return;
+                };
+                let mut tools = lock(&self.tools);
+                for tool in answer.result.tools {
+                    match mirror::header_params(&tool.input_schema) {
+                        Ok(params) if !params.is_empty() => {
+                            tools.insert(tool.name, params);
+                        }
+                        // No annotations, or invalid ones (the client drops such a tool).
+                        _ => {
+                            tools.remove(&tool.name);
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Opens the session's GET stream, once.
+fn open_session_stream<S: Service>(shared: &Arc<Shared>, peer: Peer<S>) {
+    let mut session = lock(&shared.session);
+    if session.stream || session.id.is_none() {
+        return;
+    }
+    session.stream = true;
+    drop(session);
+    spawn(shared, session_stream(shared.clone(), peer));
+}
+
+/// The headers of a 2026-07-28 request that mirror its body.
+fn mirrored_headers(shared: &Shared, method: &str, version: &str, peek: &Peek) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    let mut put = |name: HeaderName, value: &str| {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(name, value);
+        }
+    };
+    put(MCP_PROTOCOL_VERSION, version);
+    put(MCP_METHOD, method);
+    let name = match method {
+        "tools/call" | "prompts/get" => peek.name.as_ref(),
+        "resources/read" => peek.uri.as_ref(),
+        "tasks/get" | "tasks/update" | "tasks/cancel" => peek.task_id.as_ref(),
+        _ => None,
+    };
+    if let Some(name) = name.and_then(Value::as_str) {
+        put(MCP_NAME, &mirror::encode_value(name));
+    }
+    if method == "tools/call"
+        && let Some(tool) = peek.name.as_ref().and_then(Value::as_str)
+        && let Some(params) = lock(&shared.tools).get(tool)
+    {
+        for (name, value) in mirror::header_values(params, peek.arguments.as_ref()) {
+            if let Ok(name) = HeaderName::from_bytes(format!("mcp-param-{name}").as_bytes()) {
+                put(name, &value);
+            }
+        }
+    }
+    headers
+}
+
+/// One request's POST and its answer.
+struct Exchange<'a, S: Service> {
+    shared: &'a Arc<Shared>,
+    peer: &'a Peer<S>,
+    id: &'a RequestId,
+    method: &'a str,
+}
+
+/// How reading a response stream ended.
+enum StreamEnd {
+    /// The request's response came (and was handed to the peer).
+    Answered,
+    /// The stream ended first, after this many events.
+    Ended(usize),
+}
+
+impl<S: Service> Exchange<'_, S> {
+    fn error(&self, message: impl std::fmt::Display, status: Option<StatusCode>) -> ErrorObject {
+        transport_error(message.to_string(), status.map(|s| s.as_u16()), false)
+    }
+
+    /// POSTs the request; `Ok` once its answer is with the peer.
+    async fn run(&self, params: Option<&RawValue>, text: String) -> Result<(), ErrorObject> {
+        let shared = self.shared;
+        let _slot = shared
+            .requests
+            .acquire()
+            .await
+            .map_err(|_| self.error("the client is shut down", None))?;
+        let peek = Peek::of(params);
+        let stateless = peek.version.is_some();
+        let mut post = shared.post(text);
+        let mut sent_session = None;
+        if let Some(version) = &peek.version {
+            post = post.headers(mirrored_headers(shared, self.method, version, &peek));
+        } else if self.method != "initialize" {
+            let session = lock(&shared.session).clone();
+            if let Some(id) = session.id {
+                post = post.header(MCP_SESSION_ID, id.as_str());
+                sent_session = Some(id);
+            }
+            if let Some(version) = session.version {
+                post = post.header(MCP_PROTOCOL_VERSION, version);
+            }
+        }
+        let response = post
+            .send()
+            .await
+            .map_err(|e| self.error(format_args!("POST {}: {e}", shared.url), None))?;
+        let status = response.status();
+        if status == StatusCode::NOT_FOUND
+            && let Some(sent) = sent_session
+        {
+            let mut session = lock(&shared.session);
+            if session.id.as_deref() == Some(sent.as_str()) {
+                *session = Session::default();
+            }
+            return Err(transport_error(
+                format!("the server no longer knows session {sent:?} (HTTP 404)"),
+                Some(404),
+                true,
+            ));
+        }
+        if !status.is_success() {
+            return Err(status_error(response).await);
+        }
+        if status == StatusCode::ACCEPTED || status == StatusCode::NO_CONTENT {
+            return Err(self.error("the server accepted the request without answering it", Some(status)));
+        }
+        if self.method == "initialize"
+            && let Some(id) = response.headers().get(MCP_SESSION_ID).and_then(|v| v.to_str().ok())
+        {
+            let mut session = lock(&shared.session);
+            *session = Session {
+                id: Some(id.to_string()),
+                ..Session::default()
+            };
+        }
+        match media_type(&response).as_deref() {
+            Some("application/json") => self.json(response).await,
+            Some("text/event-stream") => self.stream(response, stateless).await,
+            other => Err(self.error(
+                format_args!(
+                    "an answer of type {:?}, neither JSON nor an event stream",
+                    other.unwrap_or("(none)")
+                ),
+                Some(status),
+            )),
+        }
+    }
+
+    /// Hands the peer the request's answer, if `text` is it.
+    async fn answer(&self, text: &str) -> Result<bool, ErrorObject> {
+        match message::decode(text) {
+            Inbound::Single(Ok(Message::Response { id, .. } | Message::Error { id: Some(id), .. }))
+                if id == *self.id =>
+            {
+                self.shared.observe(self.method, text);
+                self.peer.receive(text).await;
+                Ok(true)
+            }
+            Inbound::Single(Ok(Message::Response { id, .. } | Message::Error { id: Some(id), .. })) => {
+                tracing::debug!(method = self.method, %id, "a response to another request was ignored");
+                Ok(false)
+            }
+            // An error about the request that could not name it.
+            Inbound::Single(Ok(Message::Error { id: None, error })) => Err(error),
+            Inbound::Single(Ok(_)) => {
+                self.peer.receive(text).await;
+                Ok(false)
+            }
+            Inbound::Single(Err(invalid)) => Err(self.error(
+                format_args!(
+                    "the server sent something that is not a JSON-RPC message ({})",
+                    invalid.error.message
+                ),
+                None,
+            )),
+            Inbound::Batch(_) => Err(self.error(
+                "the server sent a batch, which this request cannot be answered with",
+                None,
+            )),
+        }
+    }
+
+    async fn json(&self, mut response: Response) -> Result<(), ErrorObject> {
+        let max = self.shared.config.max_message_bytes;
+        let body = read_body(&mut response, max).await.map_err(|e| self.error(e, None))?;
+        let text = String::from_utf8(body).map_err(|_| self.error("the answer is not UTF-8", None))?;
+        if self.answer(&text).await? {
+            Ok(())
+        } else {
+            Err(self.error("the JSON answer is not the request's response", None))
+        }
+    }
+
+    /// Reads the response stream to the response, resuming it when it ends first.
+    async fn stream(&self, mut response: Response, stateless: bool) -> Result<(), ErrorObject> {
+        let shared = self.shared;
+        let mut decoder = Decoder::new(shared.config.max_message_bytes, None);
+        let mut failures = 0u32;
+        loop {
+            match self.read(&mut response, &mut decoder).await? {
+                StreamEnd::Answered => return Ok(()),
+                StreamEnd::Ended(events) if events > 0 => failures = 0,
+                StreamEnd::Ended(_) => {}
+            }
+            let Some(last) = decoder.last_event_id.clone() else {
+                return Err(self.error(
+                    "the response stream ended before the response, without an event id to resume from",
+                    None,
+                ));
+            };
+            if stateless || lock(&shared.session).id.is_none() {
+                return Err(self.error(
+                    "the response stream ended before the response (streams without a session cannot be resumed)",
+                    None,
+                ));
+            }
+            response = loop {
+                failures += 1;
+                if failures > shared.config.max_reconnects {
+                    return Err(self.error(
+                        format_args!(
+                            "the response stream could not be resumed ({} attempts)",
+                            shared.config.max_reconnects
+                        ),
+                        None,
+                    ));
+                }
+                tokio::time::sleep(shared.retry(decoder.retry)).await;
+                match shared.get(Some(&last)).send().await {
+                    Ok(r) if r.status() == StatusCode::NOT_FOUND => {
+                        return Err(transport_error(
+                            "the session expired while the answer was awaited (HTTP 404)",
+                            Some(404),
+                            true,
+                        ));
+                    }
+                    Ok(r) if r.status().is_success() && media_type(&r).as_deref() == Some("text/event-stream") => {
+                        shared.resumed.fetch_add(1, Ordering::Relaxed);
+                        break r;
+                    }
+                    Ok(r) if r.status() == StatusCode::METHOD_NOT_ALLOWED => {
+                        return Err(self.error(
+                            "the response stream ended and the server offers no GET to resume it",
+                            Some(r.status()),
+                        ));
+                    }
+                    Ok(r) => tracing::debug!(status = %r.status(), "resuming a response stream failed"),
+                    Err(e) => tracing::debug!(error = %e, "resuming a response stream failed"),
+                }
+            };
+            decoder =
+                Decoder::new(shared.config.max_message_bytes, decoder.last_event_id.take()).retrying(decoder.retry);
+        }
+    }
+
+    /// Reads events until the response or the end of the stream.
+    async fn read(&self, response: &mut Response, decoder: &mut Decoder) -> Result<StreamEnd, ErrorObject> {
+        let mut events: Vec<Event> = Vec::new();
+        let mut count = 0;
+        loop {
+            let chunk = match response.chunk().await {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => return Ok(StreamEnd::Ended(count)),
+                Err(e) => {
+                    tracing::debug!(method = self.method, error = %e, "a response stream broke");
+                    return Ok(StreamEnd::Ended(count));
+                }
+            };
+            decoder
+                .push(&chunk, &mut events)
+                .map_err(|TooLarge(max)| self.error(format_args!("an event longer than {max} bytes"), None))?;
+            for event in events.drain(..) {
+                count += 1;
+                if !(event.name.is_empty() || event.name == "message") || event.data.trim().is_empty() {
+                    continue;
+                }
+                if self.answer(&event.data).await? {
+                    return Ok(StreamEnd::Answered);
+                }
+            }
+        }
+    }
+}
+
+/// The session's GET stream: the server's own requests and notifications, handed to the peer;
+/// reopened (with `Last-Event-ID`) when it ends, until it is refused or fails too often in a row.
+async fn session_stream<S: Service>(shared: Arc<Shared>, peer: Peer<S>) {
+    let mut last: Option<String> = None;
+    let mut retry = None;
+    let mut failures = 0u32;
+    loop {
+        if lock(&shared.session).id.is_none() {
+            return;
+        }
+        match shared.get(last.as_deref()).send().await {
+            Ok(response)
+                if response.status().is_success() && media_type(&response).as_deref() == Some("text/event-stream") =>
+            {
+                let mut decoder = Decoder::new(shared.config.max_message_bytes, last.take()).retrying(retry);
+                let events = read_session_events(&peer, response, &mut decoder).await;
+                last = decoder.last_event_id.take();
+                retry = decoder.retry;
+                if events > 0 {
+                    failures = 0;
+                } else {
+                    failures += 1;
+                }
+            }
+            Ok(response)
+                if matches!(
+                    response.status(),
+                    StatusCode::METHOD_NOT_ALLOWED | StatusCode::NOT_FOUND | StatusCode::BAD_REQUEST
+                ) =>
+            {
+                tracing::debug!(status = %response.status(), "the server offers no session stream");
+                return;
+            }
+            Ok(response) => {
+                tracing::debug!(status = %response.status(), "opening the session stream failed");
+                failures += 1;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "opening the session stream failed");
+                failures += 1;
+            }
+        }
+        if failures > shared.config.max_reconnects {
+            return;
+        }
+        tokio::time::sleep(shared.retry(retry)).await;
+    }
+}
+
+/// Hands a session stream's messages to the peer until it ends; how many events it carried.
+async fn read_session_events<S: Service>(peer: &Peer<S>, mut response: Response, decoder: &mut Decoder) -> usize {
+    let mut events: Vec<Event> = Vec::new();
+    let mut count = 0;
+    loop {
+        let chunk = match response.chunk().await {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => return count,
+            Err(e) => {
+                tracing::debug!(error = %e, "the session stream broke");
+                return count;
+            }
+        };
+        if decoder.push(&chunk, &mut events).is_err() {
+            tracing::debug!("the session stream sent an event longer than the limit; it is reopened");
+            return count;
+        }
+        for event in events.drain(..) {
+            count += 1;
+            if (event.name.is_empty() || event.name == "message") && !event.data.trim().is_empty() {
+                // What is not a message is answered by the peer, or dropped (a broken response).
+                peer.receive(&event.data).await;
+            }
+        }
+    }
+}
+
+/// The media type of an answer, lower-case, without parameters.
+fn media_type(response: &Response) -> Option<String> {
+    let value = response.headers().get(CONTENT_TYPE)?.to_str().ok()?;
+    Some(value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
+}
+
+/// Reads a whole body, at most `max` bytes.
+async fn read_body(response: &mut Response, max: usize) -> Result<Vec<u8>, String> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| format!("reading the answer: {e}"))? {
+        if body.len() + chunk.len() > max {
+            return Err(format!("the answer is longer than {max} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// The error a refused request gets: the JSON-RPC error of the body, else one naming the status.
+async fn status_error(mut response: Response) -> ErrorObject {
+    let status = response.status();
+    let body = read_body(&mut response, MAX_ERROR_BODY).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&body);
+    if let Inbound::Single(Ok(Message::Error { error, .. })) = message::decode(&text) {
+        return error;
+    }
+    let snippet: String = text.chars().take(200).collect();
+    let detail = if snippet.trim().is_empty() {
+        String::new()
+    } else {
+        format!(": {}", snippet.trim())
+    };
+    transport_error(format!("HTTP {status}{detail}"), Some(status.as_u16()), false)
+}
