@@ -33,4 +33,4 @@ pub mod server;
 
 pub use error::{ErrorObject, PeerError};
 pub use message::{Inbound, Message, RequestId};
-pub use peer::{Outbound, OutboundKind, Peer, PeerConfig, PeerHandle, RequestContext, Service};
+pub use peer::{Answer, Outbound, OutboundKind, Peer, PeerConfig, PeerHandle, RequestContext, Service};

@@ -148,6 +148,19 @@ pub struct Outbound {
     pub related: Option<RequestId>,
     /// What the transport is to do with it.
     pub kind: OutboundKind,
+    /// Set when the message answers [`Outbound::related`] (a response, an error response, or a
+    /// batch's array of them): the last message of that request, which a transport can tell
+    /// without decoding the text.
+    pub answer: Option<Answer>,
+}
+
+/// What kind of answer an [`Outbound`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// A result (or a batch's array of answers).
+    Result,
+    /// An error response with this code.
+    Error(i64),
 }
 
 impl Outbound {
@@ -157,6 +170,15 @@ impl Outbound {
             text,
             related,
             kind: OutboundKind::Message,
+            answer: None,
+        }
+    }
+
+    /// The answer to the request `related` (`None` for an error about a message without id).
+    pub fn answer(text: String, related: Option<RequestId>, answer: Answer) -> Self {
+        Self {
+            answer: Some(answer),
+            ..Self::message(text, related)
         }
     }
 }
@@ -207,12 +229,19 @@ impl Shared {
     async fn ended(&self, related: Option<RequestId>) {
         if self.config.stream_control && related.is_some() {
             let ended = Outbound {
-                text: String::new(),
-                related,
                 kind: OutboundKind::Ended,
+                ..Outbound::message(String::new(), related)
             };
             let _ = self.outbound.send(ended).await;
         }
+    }
+
+    /// Queues an answer (see [`Outbound::answer`]).
+    async fn send_answer(&self, text: String, related: Option<&RequestId>, answer: Answer) -> Result<(), PeerError> {
+        self.outbound
+            .send(Outbound::answer(text, related.cloned(), answer))
+            .await
+            .map_err(|_| PeerError::Closed)
     }
 
     async fn send(&self, text: String, related: Option<&RequestId>) -> Result<(), PeerError> {
@@ -245,9 +274,8 @@ impl PeerHandle {
             return false;
         }
         let close = Outbound {
-            text: String::new(),
-            related: Some(related.clone()),
             kind: OutboundKind::CloseStream,
+            ..Outbound::message(String::new(), Some(related.clone()))
         };
         self.shared.outbound.send(close).await.is_ok()
     }
@@ -540,6 +568,18 @@ impl<S: Service> Peer<S> {
         }
     }
 
+    /// Handles one message a transport decoded already (with [`message::decode`]), as
+    /// [`Peer::receive`] would: a transport that had to read the message (to route it, to check
+    /// headers against it) does not pay for decoding it twice.
+    pub async fn receive_message(&self, message: Message) {
+        if self.handle.is_closed() {
+            return;
+        }
+        if let Some(task) = self.dispatch(message).await {
+            tokio::spawn(task);
+        }
+    }
+
     /// Handles one inbound frame. Returns once the frame is dispatched (requests run on their
     /// own tasks; this waits only for a free handler slot).
     pub async fn receive(&self, frame: &str) {
@@ -558,7 +598,12 @@ impl<S: Service> Peer<S> {
             Inbound::Single(Err(invalid)) => self.answer_invalid(invalid).await,
             Inbound::Batch(_) if !self.handle.shared.config.batches && !self.service.accepts_batches() => {
                 let error = ErrorObject::invalid_request("batches are not part of the negotiated protocol revision");
-                let _ = self.handle.shared.send(message::encode_error(None, &error), None).await;
+                let text = message::encode_error(None, &error);
+                let _ = self
+                    .handle
+                    .shared
+                    .send_answer(text, None, Answer::Error(error.code))
+                    .await;
             }
             Inbound::Batch(elements) => self.receive_batch(elements).await,
         }
@@ -567,7 +612,8 @@ impl<S: Service> Peer<S> {
     async fn answer_invalid(&self, invalid: Invalid) {
         if invalid.answer {
             let text = message::encode_error(invalid.id.as_ref(), &invalid.error);
-            let _ = self.handle.shared.send(text, invalid.id.as_ref()).await;
+            let answer = Answer::Error(invalid.error.code);
+            let _ = self.handle.shared.send_answer(text, invalid.id.as_ref(), answer).await;
         }
     }
 
@@ -595,7 +641,7 @@ impl<S: Service> Peer<S> {
                         let tx = tx.clone();
                         tokio::spawn(async move {
                             let (answer, _slot) = task.await;
-                            if let Some(answer) = answer {
+                            if let Some((answer, _)) = answer {
                                 let _ = tx.send((index, answer)).await;
                             }
                         });
@@ -617,7 +663,8 @@ impl<S: Service> Peer<S> {
             }
             answers.sort_by_key(|(i, _)| *i);
             let body: Vec<&str> = answers.iter().map(|(_, a)| a.as_str()).collect();
-            let _ = shared.send(format!("[{}]", body.join(",")), related.as_ref()).await;
+            let text = format!("[{}]", body.join(","));
+            let _ = shared.send_answer(text, related.as_ref(), Answer::Result).await;
         });
     }
 
@@ -634,8 +681,8 @@ impl<S: Service> Peer<S> {
             // report idle while an answer is still on its way.
             let (answer, _slot) = task.await;
             match answer {
-                Some(answer) => {
-                    let _ = shared.send(answer, related.as_ref()).await;
+                Some((text, answer)) => {
+                    let _ = shared.send_answer(text, related.as_ref(), answer).await;
                 }
                 None => shared.ended(related).await,
             }
@@ -648,7 +695,7 @@ impl<S: Service> Peer<S> {
     async fn dispatch_collecting(
         &self,
         message: Message,
-    ) -> Option<impl Future<Output = (Option<String>, OwnedSemaphorePermit)> + Send + 'static> {
+    ) -> Option<impl Future<Output = (Option<(String, Answer)>, OwnedSemaphorePermit)> + Send + 'static> {
         let shared = &self.handle.shared;
         match message {
             Message::Request { id, method, params } => {
@@ -658,7 +705,7 @@ impl<S: Service> Peer<S> {
                     let mut in_flight = shared.in_flight();
                     if in_flight.contains_key(&id) {
                         let error = ErrorObject::invalid_request(format!("request id {id} is already in use"));
-                        let answer = message::encode_error(Some(&id), &error);
+                        let answer = (message::encode_error(Some(&id), &error), Answer::Error(error.code));
                         return Some(futures_util::future::Either::Left(
                             async move { (Some(answer), permit) },
                         ));
@@ -678,7 +725,9 @@ impl<S: Service> Peer<S> {
                 let service = self.service.clone();
                 let shared = shared.clone();
                 Some(futures_util::future::Either::Right(async move {
-                    let run = AssertUnwindSafe(service.request(cx, method, params)).catch_unwind();
+                    // Boxed: a service's future can be kilobytes, and the task holding it is
+                    // moved a few times as it is spawned; a pointer is cheaper to move.
+                    let run = AssertUnwindSafe(Box::pin(service.request(cx, method, params))).catch_unwind();
                     let outcome = tokio::select! {
                         biased;
                         () = cancel.cancelled() => None,
@@ -688,18 +737,16 @@ impl<S: Service> Peer<S> {
                     // A cancelled request gets no response, even if its handler finished first.
                     let outcome = outcome.filter(|_| !cancel.is_cancelled());
                     let answer = outcome.map(|outcome| match outcome {
-                        Ok(Ok(result)) => message::encode_result(&id, &result),
-                        Ok(Err(error)) => message::encode_error(Some(&id), &error),
+                        Ok(Ok(result)) => (message::encode_result(&id, &result), Answer::Result),
+                        Ok(Err(error)) => (message::encode_error(Some(&id), &error), Answer::Error(error.code)),
                         Err(panic) => {
                             let what = panic
                                 .downcast_ref::<&str>()
                                 .map(|s| s.to_string())
                                 .or_else(|| panic.downcast_ref::<String>().cloned())
                                 .unwrap_or_else(|| "a panic".into());
-                            message::encode_error(
-                                Some(&id),
-                                &ErrorObject::internal(format!("the handler failed: {what}")),
-                            )
+                            let error = ErrorObject::internal(format!("the handler failed: {what}"));
+                            (message::encode_error(Some(&id), &error), Answer::Error(error.code))
                         }
                     });
                     (answer, permit)

@@ -68,6 +68,9 @@ pub struct Server {
 /// What is registered; shared by every connection.
 struct Registry {
     info: wire::Implementation,
+    /// `"_meta":{"io.modelcontextprotocol/serverInfo":<info>}`, the member every 2026-07-28
+    /// result gets, encoded once.
+    info_meta: String,
     instructions: Option<String>,
     tools: Vec<Tool>,
     resources: Vec<Resource>,
@@ -258,6 +261,9 @@ impl ServerBuilder {
             let store = Arc::new(tasks::InMemoryTaskStore::default());
             r.tasks = Some(Arc::new(tasks::Tasks::new(store, tasks::TaskConfig::default())));
         }
+        // An `Implementation` is strings and optional strings: it always encodes.
+        let info = serde_json::to_string(&r.info).unwrap_or_else(|_| "{}".into());
+        r.info_meta = format!("\"_meta\":{{\"io.modelcontextprotocol/serverInfo\":{info}}}");
         Server {
             inner: Arc::new(self.registry),
         }
@@ -270,6 +276,7 @@ impl Server {
         ServerBuilder {
             registry: Registry {
                 info: wire::Implementation::new(name, version),
+                info_meta: String::new(),
                 instructions: None,
                 tools: Vec::new(),
                 resources: Vec::new(),
@@ -792,6 +799,22 @@ impl Connection {
     /// Encodes a newest-revision result for the request's era.
     /// In 2026-07-28 every result names the server in `_meta` (the spec's SHOULD).
     fn answer<T: serde::Serialize>(&self, era: Era, method: &str, result: &T) -> Result<Box<RawValue>, ErrorObject> {
+        if era == Era::Stateless {
+            // The common case, without building a JSON tree: a result object with no `_meta`
+            // of its own gets the server's, spliced in after its opening brace. (A `"_meta"`
+            // anywhere in the text, even inside a string, takes the general way below.)
+            let text = serde_json::to_string(result).map_err(ErrorObject::internal)?;
+            if let Some(rest) = text.strip_prefix('{')
+                && !text.contains("\"_meta\"")
+            {
+                let fragment = &self.server.info_meta;
+                let joined = match rest {
+                    "}" => format!("{{{fragment}}}"),
+                    _ => format!("{{{fragment},{rest}"),
+                };
+                return RawValue::from_string(joined).map_err(ErrorObject::internal);
+            }
+        }
         let mut value = serde_json::to_value(result).map_err(ErrorObject::internal)?;
         match era {
             Era::Stateless => {
@@ -990,21 +1013,31 @@ impl Service for Connection {
         sent: &[crate::mirror::MirroredParam<'_>],
     ) -> Result<(), ErrorObject> {
         #[derive(Deserialize)]
-        struct Call {
-            name: String,
+        struct Name<'a> {
+            #[serde(borrow)]
+            name: std::borrow::Cow<'a, str>,
+        }
+        #[derive(Deserialize)]
+        struct Arguments {
             arguments: Option<serde_json::Value>,
         }
         if method != "tools/call" || !self.server.tools.iter().any(|t| !t.header_params().is_empty()) {
             return Ok(());
         }
         // Params that do not decode are the request's to reject (-32602), not the headers'.
-        let Some(Ok(call)) = params.map(|p| serde_json::from_str::<Call>(p.get())) else {
+        let Some(Ok(call)) = params.map(|p| serde_json::from_str::<Name<'_>>(p.get())) else {
             return Ok(());
         };
         let Some(tool) = self.server.tools.iter().find(|t| t.name() == call.name) else {
             return Ok(());
         };
-        crate::mirror::check(tool.header_params(), call.arguments.as_ref(), sent)
+        if tool.header_params().is_empty() {
+            return Ok(());
+        }
+        let arguments = params
+            .and_then(|p| serde_json::from_str::<Arguments>(p.get()).ok())
+            .and_then(|a| a.arguments);
+        crate::mirror::check(tool.header_params(), arguments.as_ref(), sent)
             .map_err(|message| ErrorObject::new(crate::mirror::HEADER_MISMATCH, message))
     }
 }

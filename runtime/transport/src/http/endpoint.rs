@@ -13,7 +13,6 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use portico_core::message::{self, Inbound, Message};
 use portico_core::mirror::MirroredParam;
 use portico_core::{ErrorObject, OutboundKind, RequestId};
-use serde_json::value::RawValue;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
 use super::error::HttpError;
@@ -83,10 +82,11 @@ async fn handle_post(state: &Arc<State>, request: Request) -> Result<Response, H
         }
     };
     // The headers are checked once the body is read, so an error about a request carries its id.
-    let Message::Request { id, method, params } = message else {
+    let Message::Request { id, method, params } = &message else {
         let header_version = headers::protocol_version(&parts.headers, &config.protocol_versions)?;
         return not_a_request(state, &message, header_version, session_id, text).await;
     };
+    let (id, method) = (id.clone(), method.clone());
     let about = |e: HttpError| e.with_id(Some(id.clone()));
     let header_version = headers::single(&parts.headers, &MCP_PROTOCOL_VERSION).map_err(about)?;
     let peek = Peek::of(params.as_deref());
@@ -105,10 +105,8 @@ async fn handle_post(state: &Arc<State>, request: Request) -> Result<Response, H
         let mirrored = headers::mirrored_params(&parts.headers);
         let request = Stateless {
             id: &id,
-            method: &method,
-            params: params.as_deref(),
             mirrored: &mirrored,
-            text,
+            message,
         };
         return stateless(state, request, framing).await.map_err(about);
     }
@@ -135,7 +133,7 @@ async fn handle_post(state: &Arc<State>, request: Request) -> Result<Response, H
                 .get(session_id, config.session_idle_timeout)
                 .map_err(about)?;
             let framing = framing.primed(session.primes_streams());
-            in_session(state, &session, &id, text, framing).await.map_err(about)
+            in_session(state, &session, &id, message, framing).await.map_err(about)
         }
     }
 }
@@ -199,12 +197,10 @@ impl Drop for StatelessGuard {
 /// A 2026-07-28 request, as read from its POST.
 struct Stateless<'a> {
     id: &'a RequestId,
-    method: &'a str,
-    params: Option<&'a RawValue>,
     /// Its `Mcp-Param-*` headers.
     mirrored: &'a [MirroredParam<'a>],
-    /// The whole message.
-    text: &'a str,
+    /// The request.
+    message: Message,
 }
 
 /// A 2026-07-28 request, served by a fresh service of its own.
@@ -220,9 +216,11 @@ async fn stateless(state: &Arc<State>, request: Stateless<'_>, framing: Framing)
         peer: peer.clone(),
         _slot: slot,
     };
-    peer.check_mirrored(request.method, request.params, request.mirrored)
-        .map_err(|error| HttpError::new(StatusCode::BAD_REQUEST, error))?;
-    peer.receive(request.text).await;
+    if let Message::Request { method, params, .. } = &request.message {
+        peer.check_mirrored(method, params.as_deref(), request.mirrored)
+            .map_err(|error| HttpError::new(StatusCode::BAD_REQUEST, error))?;
+    }
+    peer.receive_message(request.message).await;
     let reply = Reply {
         rx,
         _guard: Box::new(guard),
@@ -254,16 +252,15 @@ async fn initialize(state: &Arc<State>, id: &RequestId, text: &str, framing: Fra
             state.sessions.remove(&session.id);
             return Ok(reply::gone(reply, config));
         };
-        match message.kind {
-            OutboundKind::Message => {}
+        if message.kind == OutboundKind::Ended {
             // Cancelled before it was answered: no session.
-            OutboundKind::Ended => {
-                state.sessions.remove(&session.id);
-                return Ok(reply::gone(reply, config));
-            }
-            _ => continue,
+            state.sessions.remove(&session.id);
+            return Ok(reply::gone(reply, config));
         }
-        match reply::kind(&message.text) {
+        let Some(kind) = reply::kind_of(&message) else {
+            continue;
+        };
+        match kind {
             Kind::Final(None) => {
                 session.negotiated(&message.text);
                 return Ok(reply::finish(reply, message, None, framing, config));
@@ -293,12 +290,12 @@ async fn in_session(
     state: &Arc<State>,
     session: &Arc<Session>,
     id: &RequestId,
-    text: &str,
+    message: Message,
     framing: Framing,
 ) -> Result<Response, HttpError> {
     let config = &state.config;
     let attached = session.open_request(std::slice::from_ref(id), config.stream_buffer, &state.sessions)?;
-    session.peer.receive(text).await;
+    session.peer.receive_message(message).await;
     let reply = session_reply(session, attached, HeaderMap::new(), session_gone(id));
     Ok(reply::respond(reply, framing, config).await)
 }

@@ -136,6 +136,7 @@ use std::sync::atomic::AtomicU64;
 
 use axum::Router;
 use axum::routing::post;
+use portico_core::message::Message;
 use portico_core::mirror::MirroredParam;
 use portico_core::{ErrorObject, Outbound, Peer, PeerConfig, PeerHandle, Service};
 use serde_json::value::RawValue;
@@ -150,6 +151,8 @@ pub use session::Sessions;
 pub(crate) trait DynPeer: Send + Sync + 'static {
     /// [`Peer::receive`].
     fn receive<'a>(&'a self, frame: &'a str) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+    /// [`Peer::receive_message`].
+    fn receive_message(&self, message: Message) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
     /// [`Peer::close`].
     fn close(&self);
     /// The handle of the connection as a whole.
@@ -168,6 +171,10 @@ pub(crate) trait DynPeer: Send + Sync + 'static {
 impl<S: Service> DynPeer for Peer<S> {
     fn receive<'a>(&'a self, frame: &'a str) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
         Box::pin(Peer::receive(self, frame))
+    }
+
+    fn receive_message(&self, message: Message) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(Peer::receive_message(self, message))
     }
 
     fn close(&self) {

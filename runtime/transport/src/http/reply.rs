@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use portico_core::message::{self, Inbound, Message};
 use portico_core::server::{MISSING_REQUIRED_CLIENT_CAPABILITY, UNSUPPORTED_PROTOCOL_VERSION};
-use portico_core::{Outbound, OutboundKind, error::METHOD_NOT_FOUND};
+use portico_core::{Answer, Outbound, OutboundKind, error::METHOD_NOT_FOUND};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
@@ -78,7 +78,7 @@ impl Drop for Reply {
         self.rx.close();
         while let Ok(message) = self.rx.try_recv() {
             if message.kind == OutboundKind::Message {
-                let last = message.related.is_some() && is_final(&message.text);
+                let last = message.related.is_some() && message.answer.is_some();
                 log.record(&message.text, false, last);
             }
         }
@@ -142,9 +142,17 @@ pub(crate) fn is_final(text: &str) -> bool {
     matches!(kind(text), Kind::Final(_))
 }
 
-/// The kind of an outbound item: a stream-closing request counts as neither message kind.
-fn kind_of(message: &Outbound) -> Option<Kind> {
-    (message.kind == OutboundKind::Message).then(|| kind(&message.text))
+/// The kind of an outbound item, from what the peer marked on it (no decoding): `None` for
+/// stream control (ending a stream, a cancelled request), which is no message.
+pub(crate) fn kind_of(message: &Outbound) -> Option<Kind> {
+    if message.kind != OutboundKind::Message {
+        return None;
+    }
+    Some(match message.answer {
+        Some(Answer::Result) => Kind::Final(None),
+        Some(Answer::Error(code)) => Kind::Final(Some(code)),
+        None => Kind::Other,
+    })
 }
 
 /// Answers with the request's messages: waits as [`Framing`] says, then one JSON object or an

@@ -33,7 +33,6 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::error::HttpError;
-use super::reply;
 use super::sse::EventId;
 use super::{DynPeer, State};
 
@@ -393,7 +392,7 @@ impl Session {
                     // Nobody reads the stream now: keep the message for a client resuming it.
                     match message.kind {
                         OutboundKind::Message => {
-                            let last = route.stream != SESSION_STREAM && reply::is_final(&message.text);
+                            let last = route.stream != SESSION_STREAM && message.answer.is_some();
                             lock(&route.log).record(&message.text, false, last);
                         }
                         OutboundKind::Ended => lock(&route.log).end(),
@@ -409,7 +408,7 @@ impl Session {
             // log's lock, before closing): this one follows.
             match message.kind {
                 OutboundKind::Message => {
-                    let last = message.related.is_some() && reply::is_final(&message.text);
+                    let last = message.related.is_some() && message.answer.is_some();
                     lock(&log).record(&message.text, false, last);
                 }
                 OutboundKind::Ended => lock(&log).end(),
