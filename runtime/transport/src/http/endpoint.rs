@@ -434,7 +434,7 @@ async fn handle_delete(state: &Arc<State>, request: Request) -> Result<Response,
 }
 
 /// Reads the body, at most `max` bytes (`413` beyond).
-async fn read_body(body: Body, headers: &HeaderMap, max: usize) -> Result<Bytes, HttpError> {
+pub(crate) async fn read_body(body: Body, headers: &HeaderMap, max: usize) -> Result<Bytes, HttpError> {
     let too_large = || {
         HttpError::client(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -62,16 +62,17 @@ use axum::extract::{Request, State as Extract};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 use portico_core::message::{self, Inbound};
 use portico_core::{ErrorObject, Outbound, Peer, PeerConfig, Service};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
+use super::endpoint::read_body;
 use super::error::HttpError;
 use super::guard::Guard;
-use super::{DynPeer, HttpConfig, MakePeer, sse};
+use super::session::new_session_id;
+use super::{DynPeer, HttpConfig, MakePeer, sse, tick};
 
 /// The configuration of a legacy HTTP+SSE endpoint.
 #[derive(Debug, Clone)]
@@ -347,15 +348,6 @@ async fn next_chunk(mut stream: Stream) -> Option<(Result<Bytes, Infallible>, St
     Some((Ok(chunk), stream))
 }
 
-async fn tick(keepalive: &mut Option<Interval>) {
-    match keepalive {
-        Some(interval) => {
-            interval.tick().await;
-        }
-        None => std::future::pending().await,
-    }
-}
-
 /// One SSE event named `name`. A line break inside `data` (JSON may hold one as whitespace,
 /// never inside a string) starts another `data:` line, which the client joins back.
 fn event(name: &str, data: &str) -> Bytes {
@@ -435,38 +427,6 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), HttpError> {
             format!("a message is application/json, not {essence:?}"),
         ))
     }
-}
-
-/// Reads the body, at most `max` bytes (`413` beyond).
-async fn read_body(body: Body, headers: &HeaderMap, max: usize) -> Result<Bytes, HttpError> {
-    let too_large = || {
-        HttpError::client(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the body is larger than the limit of {max} bytes"),
-        )
-    };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > max as u64) {
-        return Err(too_large());
-    }
-    match Limited::new(body, max).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
-        Err(e) => Err(HttpError::client(
-            StatusCode::BAD_REQUEST,
-            format!("reading the body failed: {e}"),
-        )),
-    }
-}
-
-/// 128 random bits from the operating system, as 32 hex digits.
-fn new_session_id() -> Result<String, HttpError> {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).map_err(|e| HttpError::internal(format!("no randomness for a session id: {e}")))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 #[cfg(test)]

@@ -147,6 +147,16 @@ pub use headers::{HEADER_MISMATCH, LAST_EVENT_ID, MCP_METHOD, MCP_NAME, MCP_PROT
 pub use serve::serve;
 pub use session::Sessions;
 
+/// Completes at the next tick of `ticker` (keep-alives, pings), never when there is none.
+pub(crate) async fn tick(ticker: &mut Option<tokio::time::Interval>) {
+    match ticker {
+        Some(interval) => {
+            interval.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
 /// A peer with its service type erased, so the endpoint's code is not generic.
 pub(crate) trait DynPeer: Send + Sync + 'static {
     /// [`Peer::receive`].

@@ -21,6 +21,7 @@ use super::error::HttpError;
 use super::headers::{Accept, HEADER_MISMATCH};
 use super::session::{self, Log};
 use super::sse::{self, EventId};
+use super::tick;
 
 /// The messages of one request (or one GET stream), and what to release when it is answered.
 pub(crate) struct Reply {
@@ -316,15 +317,6 @@ pub(crate) fn stream(
     };
     let body = Body::from_stream(futures_util::stream::unfold(events, next_chunk));
     (StatusCode::OK, headers, body).into_response()
-}
-
-async fn tick(keepalive: &mut Option<Interval>) {
-    match keepalive {
-        Some(interval) => {
-            interval.tick().await;
-        }
-        None => std::future::pending().await,
-    }
 }
 
 async fn next_chunk(mut events: Events) -> Option<(Result<Bytes, Infallible>, Events)> {

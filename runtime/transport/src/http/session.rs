@@ -622,7 +622,7 @@ fn not_found() -> HttpError {
 }
 
 /// 128 random bits from the operating system, as 32 hex digits.
-fn new_session_id() -> Result<String, HttpError> {
+pub(crate) fn new_session_id() -> Result<String, HttpError> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).map_err(|e| HttpError::internal(format!("no randomness for a session id: {e}")))?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())

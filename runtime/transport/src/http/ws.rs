@@ -68,11 +68,11 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use portico_core::Outbound;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
-use tokio::time::{Instant, Interval, MissedTickBehavior};
+use tokio::time::{Instant, MissedTickBehavior};
 use tokio_tungstenite::tungstenite;
 
 use super::error::HttpError;
-use super::{DynPeer, HttpConfig, State};
+use super::{DynPeer, HttpConfig, State, tick};
 
 /// The WebSocket subprotocol of MCP, negotiated with `Sec-WebSocket-Protocol`.
 pub const SUBPROTOCOL: &str = "mcp";
@@ -81,7 +81,7 @@ pub const SUBPROTOCOL: &str = "mcp";
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// The longest reason a close frame can carry (a control frame holds 125 bytes, 2 are the code).
-const MAX_REASON: usize = 123;
+pub(crate) const MAX_REASON: usize = 123;
 
 /// The WebSocket side of an MCP endpoint ([`HttpConfig::websocket`]).
 #[derive(Debug, Clone)]
@@ -308,17 +308,8 @@ async fn write(sink: &mut Sink, rx: &mut mpsc::Receiver<Outbound>, ping: Option<
     }
 }
 
-async fn tick(ticker: &mut Option<Interval>) {
-    match ticker {
-        Some(interval) => {
-            interval.tick().await;
-        }
-        None => std::future::pending().await,
-    }
-}
-
 /// `reason`, cut at a character boundary to fit a close frame.
-fn truncate(mut reason: String) -> String {
+pub(crate) fn truncate(mut reason: String) -> String {
     if reason.len() > MAX_REASON {
         let mut end = MAX_REASON;
         while !reason.is_char_boundary(end) {

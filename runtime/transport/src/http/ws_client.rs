@@ -66,7 +66,7 @@ use portico_core::{ErrorObject, Outbound, OutboundKind, Peer, PeerConfig, Servic
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tokio::time::{Instant, Interval, MissedTickBehavior};
+use tokio::time::{Instant, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::error::{ProtocolError, SubProtocolError};
 use tokio_tungstenite::tungstenite::http::{HeaderMap, HeaderValue, header};
@@ -76,10 +76,9 @@ use tokio_tungstenite::tungstenite::{self, Bytes, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tokio_util::sync::CancellationToken;
 
+use super::tick;
 pub use super::ws::SUBPROTOCOL;
-
-/// The longest reason a close frame can carry (a control frame holds 125 bytes, 2 are the code).
-const MAX_REASON: usize = 123;
+use super::ws::truncate;
 
 /// The reason of the close frame of [`WsClient::shutdown`].
 const DONE: &str = "the client is done";
@@ -548,27 +547,6 @@ async fn deadline(stop: &CancellationToken, grace: Duration) {
     tokio::time::sleep(grace).await;
 }
 
-async fn tick(ticker: &mut Option<Interval>) {
-    match ticker {
-        Some(interval) => {
-            interval.tick().await;
-        }
-        None => std::future::pending().await,
-    }
-}
-
-/// `reason`, cut at a character boundary to fit a close frame.
-fn truncate(mut reason: String) -> String {
-    if reason.len() > MAX_REASON {
-        let mut end = MAX_REASON;
-        while !reason.is_char_boundary(end) {
-            end -= 1;
-        }
-        reason.truncate(end);
-    }
-    reason
-}
-
 impl<S: Service> portico_core::client::ClientTransport for WsClient<S> {
     fn handle(&self) -> portico_core::PeerHandle {
         self.peer().handle().clone()
@@ -595,13 +573,5 @@ mod tests {
         assert_eq!(refusal_message(b""), "(no body)");
         let long = "x".repeat(1000);
         assert_eq!(refusal_message(long.as_bytes()).chars().count(), MAX_QUOTED + 1);
-    }
-
-    #[test]
-    fn reasons_fit_a_close_frame() {
-        assert_eq!(truncate("short".into()), "short");
-        let cut = truncate("é".repeat(100));
-        assert!(cut.len() <= MAX_REASON);
-        assert!(cut.chars().all(|c| c == 'é'));
     }
 }
