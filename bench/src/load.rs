@@ -67,6 +67,11 @@ pub struct Report {
     /// The server's CPU time over the measured time, in % of one core (`None` without
     /// [`Options::server_pid`]).
     pub server_cpu_percent: Option<f64>,
+    /// CPU time the rest of the machine used over the measured time (every CPU's busy time
+    /// minus the server's and the load generator's), in % of one core: other work that
+    /// distorts the figures. Network processing the kernel does not charge to either process
+    /// shows here too, so a few % is normal.
+    pub other_cpu_percent: Option<f64>,
 }
 
 /// What one worker saw.
@@ -102,14 +107,25 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
 
     let ticks = proc::clock_ticks() as f64;
     let server = options.server_pid.map(|pid| pid.to_string());
-    let cpu = || (proc::cpu_ticks("self"), server.as_deref().and_then(proc::cpu_ticks));
+    let cpu = || {
+        let machine = proc::machine_ticks().map(|(busy, _)| busy);
+        (
+            proc::cpu_ticks("self"),
+            server.as_deref().and_then(proc::cpu_ticks),
+            machine,
+        )
+    };
     tokio::time::sleep_until(start.into()).await;
-    let (client_start, server_start) = cpu();
+    let (client_start, server_start, machine_start) = cpu();
     let measured_from = Instant::now();
     tokio::time::sleep_until(stop.into()).await;
-    let (client_stop, server_stop) = cpu();
+    let (client_stop, server_stop, machine_stop) = cpu();
     let measured = measured_from.elapsed().as_secs_f64();
     let percent = |a: Option<u64>, b: Option<u64>| Some(b?.saturating_sub(a?) as f64 / ticks / measured * 100.0);
+    let client_cpu_percent = percent(client_start, client_stop);
+    let server_cpu_percent = percent(server_start, server_stop);
+    let other_cpu_percent = percent(machine_start, machine_stop)
+        .map(|machine| (machine - client_cpu_percent.unwrap_or(0.0) - server_cpu_percent.unwrap_or(0.0)).max(0.0));
 
     let mut all = Tally::default();
     while let Some(tally) = workers.join_next().await {
@@ -132,8 +148,9 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         p50_us: us(percentile(&all.latencies, 0.50)),
         p99_us: us(percentile(&all.latencies, 0.99)),
         max_us: us(all.latencies.last().copied().unwrap_or_default()),
-        client_cpu_percent: percent(client_start, client_stop),
-        server_cpu_percent: percent(server_start, server_stop),
+        client_cpu_percent,
+        server_cpu_percent,
+        other_cpu_percent,
     })
 }
 

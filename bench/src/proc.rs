@@ -13,6 +13,18 @@ pub fn cpu_ticks(pid: &str) -> Option<u64> {
     Some(utime + stime)
 }
 
+/// The whole machine's CPU time from `/proc/stat`, in clock ticks: `(busy, all)`, where busy is
+/// everything but idle and I/O wait, summed over every CPU.
+pub fn machine_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    let fields: Vec<u64> = line.split_whitespace().map(|f| f.parse().unwrap_or(0)).collect();
+    // user nice system idle iowait irq softirq steal (guest time is already in user).
+    let all: u64 = fields.iter().take(8).sum();
+    let idle = fields.get(3)? + fields.get(4).copied().unwrap_or(0);
+    Some((all - idle, all))
+}
+
 /// Clock ticks per second (`getconf CLK_TCK`; 100, Linux's value, when that fails).
 pub fn clock_ticks() -> u64 {
     std::process::Command::new("getconf")
@@ -42,6 +54,8 @@ mod tests {
     #[test]
     fn this_process_has_cpu_time_and_memory() {
         assert!(cpu_ticks("self").is_some());
+        let (busy, all) = machine_ticks().unwrap();
+        assert!(busy <= all && all > 0);
         assert!(status_kib("self", "VmRSS").is_some_and(|kib| kib > 0));
         assert!(status_kib("self", "VmHWM").is_some_and(|kib| kib > 0));
         assert!(clock_ticks() > 0);
