@@ -3,12 +3,16 @@
 //! core and the load generator (`portico-bench`, in `bench/`) to another; writes its section of
 //! `docs/benchmarks.md`.
 //!
-//! Each cell (a protocol generation × a concurrency) starts a fresh server process — the
-//! reference, then Portico — so peak RSS and CPU time are the cell's own. The load generator
-//! reads the server's CPU time (`/proc/<pid>/stat`) at the edges of the measured window; this
-//! task reads `VmHWM` when the load ends. Idle-session memory is the growth of `VmRSS` over
-//! 1000 sessions opened one after another on one connection, each `initialize` +
-//! `notifications/initialized`, read by `portico-bench sessions`.
+//! Each cell (a protocol generation × a concurrency) starts a fresh reference and a fresh
+//! Portico, so peak RSS and CPU time are the cell's own, and loads them in turn for a few rounds,
+//! so that the drift of a shared machine's speed reaches both alike. The load generator reads
+//! the server's CPU time (`/proc/<pid>/stat`) and the whole machine's (`/proc/stat`) at the edges
+//! of each measured window; this task reads `VmHWM` when the cell ends. A cell during which other
+//! processes used more than 10% of a core is measured again.
+//!
+//! Idle-session memory is the growth of `VmRSS` over 1000 sessions opened one after another on
+//! one connection, each `initialize` + `notifications/initialized`, read by
+//! `portico-bench sessions`.
 
 use std::fs::File;
 use std::io::{BufRead as _, BufReader};
@@ -36,12 +40,15 @@ const END: &str = "<!-- end: cargo xtask bench server -->";
 /// `cargo xtask bench server` options.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Seconds measured per cell.
+    /// Seconds measured per server and cell, split over the rounds.
     #[arg(long, default_value_t = 10.0)]
     duration: f64,
-    /// Seconds of warm-up per cell, not measured.
+    /// Seconds of warm-up before each round, not measured.
     #[arg(long, default_value_t = 2.0)]
     warmup: f64,
+    /// Rounds per cell: the reference and Portico are loaded in turn this many times.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
     /// Concurrency levels (closed-loop workers, one connection each).
     #[arg(long = "concurrency", value_delimiter = ',', default_values_t = [32, 256])]
     concurrency: Vec<usize>,
@@ -138,7 +145,9 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
         args.warmup = 0.5;
         args.sessions = args.sessions.min(100);
         args.no_docs = true;
+        args.rounds = 1;
     }
+    args.rounds = args.rounds.max(1);
     if args.concurrency.is_empty() || args.concurrency.contains(&0) {
         bail!("--concurrency takes positive numbers");
     }
@@ -152,9 +161,10 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
         .join("bench-server");
     std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
     println!(
-        "{} cells x 2 servers, {} s + {} s warm-up each; server on CPU {}, load on CPU {}; logs in {}",
+        "{} cells x 2 servers x {} round(s) of {:.1} s after {} s of warm-up; servers on CPU {}, load on CPU {}; logs in {}",
         MODES.len() * args.concurrency.len(),
-        args.duration,
+        args.rounds,
+        args.duration / args.rounds as f64,
         args.warmup,
         args.server_cpu,
         args.load_cpu,
@@ -202,7 +212,9 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// One cell: the reference, then Portico.
+/// One cell: a fresh reference and a fresh Portico, loaded in turn for `--rounds` rounds, so a
+/// drift in the machine's speed (a shared VM's varies by up to 2x over minutes) reaches both
+/// alike.
 fn run_both(
     binaries: &Binaries,
     args: &Args,
@@ -211,14 +223,38 @@ fn run_both(
     mode_label: &'static str,
     concurrency: usize,
 ) -> anyhow::Result<Cell> {
+    let subjects = [Subject::Reference, Subject::Portico];
+    let mut servers = Vec::new();
+    for subject in subjects {
+        let name = format!("{}-{mode}-{concurrency}", subject.name());
+        let log = logs.join(format!("{name}.server.log"));
+        servers.push(Server::start(binaries, subject, args.server_cpu, &log)?);
+    }
+    let mut rounds: [Vec<Round>; 2] = [Vec::new(), Vec::new()];
+    for round in 0..args.rounds {
+        for (i, subject) in subjects.into_iter().enumerate() {
+            let name = format!("{}-{mode}-{concurrency}-{round}", subject.name());
+            let measured = run_load(
+                binaries,
+                args,
+                &servers[i],
+                mode,
+                concurrency,
+                &logs.join(format!("{name}.load.log")),
+            )
+            .with_context(|| format!("{name}; see {}", servers[i].log.display()))?;
+            servers[i].check_alive()?;
+            rounds[i].push(measured);
+        }
+    }
     let mut cell = Cell {
         mode_label,
         concurrency,
         reference: Figures::default(),
         portico: Figures::default(),
     };
-    for subject in [Subject::Reference, Subject::Portico] {
-        let figures = run_cell(binaries, args, logs, subject, mode, concurrency)?;
+    for (i, subject) in subjects.into_iter().enumerate() {
+        let figures = Figures::of(&rounds[i], servers[i].status_kib("VmHWM")?);
         println!(
             "  {mode_label:<22} c={concurrency:<4} {:<9} {:>9.0} req/s  p50 {:>7.0} µs  p99 {:>7.0} µs  server CPU {:>3.0}%  load CPU {:>3.0}%  other CPU {:>3.0}%{}",
             subject.name(),
@@ -469,22 +505,50 @@ fn run_bench_tool(binaries: &Binaries, args: &Args, tool_args: &[String], log: &
     serde_json::from_str(text.trim()).with_context(|| format!("reading portico-bench's report {text:?}"))
 }
 
-/// One server in one cell.
-fn run_cell(
+/// What one round of load against one server measured.
+struct Round {
+    requests: f64,
+    seconds: f64,
+    p50_us: f64,
+    p99_us: f64,
+    server_cpu: f64,
+    load_cpu: f64,
+    other_cpu: f64,
+}
+
+impl Figures {
+    /// Rounds combined: requests/s over all of them, the median round's latencies, the mean
+    /// CPU, the largest disturbance.
+    fn of(rounds: &[Round], peak_rss_kib: u64) -> Self {
+        let median = |value: fn(&Round) -> f64| {
+            let mut values: Vec<f64> = rounds.iter().map(value).collect();
+            values.sort_by(f64::total_cmp);
+            values.get(values.len() / 2).copied().unwrap_or_default()
+        };
+        let mean = |value: fn(&Round) -> f64| rounds.iter().map(value).sum::<f64>() / rounds.len().max(1) as f64;
+        let seconds: f64 = rounds.iter().map(|r| r.seconds).sum();
+        Self {
+            rps: rounds.iter().map(|r| r.requests).sum::<f64>() / seconds.max(f64::MIN_POSITIVE),
+            p50_us: median(|r| r.p50_us),
+            p99_us: median(|r| r.p99_us),
+            server_cpu: mean(|r| r.server_cpu),
+            load_cpu: mean(|r| r.load_cpu),
+            other_cpu: rounds.iter().map(|r| r.other_cpu).fold(0.0, f64::max),
+            peak_rss_kib,
+        }
+    }
+}
+
+/// One round of `portico-bench load` against `server`.
+fn run_load(
     binaries: &Binaries,
     args: &Args,
-    logs: &Path,
-    subject: Subject,
+    server: &Server,
     mode: &str,
     concurrency: usize,
-) -> anyhow::Result<Figures> {
-    let name = format!("{}-{mode}-{concurrency}", subject.name());
-    let mut server = Server::start(
-        binaries,
-        subject,
-        args.server_cpu,
-        &logs.join(format!("{name}.server.log")),
-    )?;
+    log: &Path,
+) -> anyhow::Result<Round> {
+    let seconds = args.duration / args.rounds as f64;
     let tool_args: Vec<String> = [
         "load",
         "--url",
@@ -492,7 +556,7 @@ fn run_cell(
         "--concurrency",
         concurrency.to_string().as_str(),
         "--duration",
-        args.duration.to_string().as_str(),
+        seconds.to_string().as_str(),
         "--warmup",
         args.warmup.to_string().as_str(),
         "--mode",
@@ -502,25 +566,23 @@ fn run_cell(
     ]
     .map(str::to_owned)
     .to_vec();
-    let report = run_bench_tool(binaries, args, &tool_args, &logs.join(format!("{name}.load.log")))?;
-    server.check_alive()?;
-    let peak_rss_kib = server.status_kib("VmHWM")?;
+    let report = run_bench_tool(binaries, args, &tool_args, log)?;
     let errors = report["errors"].as_u64().unwrap_or_default();
     if errors > 0 {
         bail!(
-            "{name}: {errors} calls failed; the first: {}",
+            "{errors} calls failed; the first: {}",
             report["first_error"].as_str().unwrap_or("?")
         );
     }
     let number = |key: &str| report[key].as_f64().with_context(|| format!("{key} in {report}"));
-    Ok(Figures {
-        rps: number("rps")?,
+    Ok(Round {
+        requests: number("requests")?,
+        seconds: number("seconds")?,
         p50_us: number("p50_us")?,
         p99_us: number("p99_us")?,
         server_cpu: number("server_cpu_percent")?,
         load_cpu: number("client_cpu_percent")?,
         other_cpu: number("other_cpu_percent")?,
-        peak_rss_kib,
     })
 }
 
@@ -591,28 +653,32 @@ fn render(args: &Args, cells: &[Cell], sessions: &[(Subject, SessionFigures)]) -
          server that parses each body into a JSON-RPC struct with serde (`params` as `serde_json::Value`)\n\
          and answers a fixed result of the same shape with the request's id (`portico-bench reference`).\n\
          Both run on tokio's multi-thread runtime pinned with `taskset` to CPU 0 (so one worker thread);\n\
-         the load generator (`portico-bench load`: raw HTTP/1.1, one thread) is pinned to CPU 1. Each\n\
-         cell starts a fresh server process. Stateless calls are 2026-07-28 requests (`_meta` with\n\
-         protocol version, client info and capabilities; `MCP-Protocol-Version`, `Mcp-Method`,\n\
-         `Mcp-Name` headers); stateful calls use one 2025-11-25 session per worker (`initialize` +\n\
-         `notifications/initialized` first, then `Mcp-Session-Id`). Latency is per call, client side;\n\
-         server CPU is utime+stime of the server process over the measured window, in % of one core\n\
-         (load CPU: the load generator's; other CPU: the rest of the machine's, which distorts the\n\
-         figures when it is more than a few %);\n\
-         peak RSS is the server's `VmHWM`. Idle-session memory: on a fresh server, 20 sessions opened\n\
-         and ended, then `VmRSS` before and after opening N more one after another on one connection,\n\
-         divided by N. Goals (issue): Portico ≥ 0.85× the reference's req/s in every cell; ≤ 2 KiB per\n\
-         idle session.\n",
+         the load generator (`portico-bench load`: raw HTTP/1.1, one thread) is pinned to CPU 1.\n\
+         Stateless calls are 2026-07-28 requests (`_meta` with protocol version, client info and\n\
+         capabilities; `MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name` headers); stateful calls use\n\
+         one 2025-11-25 session per worker (`initialize` + `notifications/initialized` first, then\n\
+         `Mcp-Session-Id`).\n\
+         \n\
+         Each cell starts a fresh reference and a fresh Portico and loads them in turn, round after\n\
+         round (each round after a warm-up), so a drift in the machine's speed reaches both alike.\n\
+         req/s is over all rounds; latency is per call, client side, of the median round; server CPU\n\
+         is utime+stime of the server process over the measured windows, in % of one core (load CPU:\n\
+         the load generator's; other CPU: the rest of the machine's, which distorts the figures when\n\
+         it is more than a few %); peak RSS is the server's `VmHWM`. Idle-session memory: on a fresh\n\
+         server, 20 sessions opened and ended, then `VmRSS` before and after opening N more one after\n\
+         another on one connection, divided by N. Goals (issue): Portico ≥ 0.85× the reference's\n\
+         req/s in every cell; ≤ 2 KiB per idle session.\n",
     );
     let commit = git(&["rev-parse", "--short", "HEAD"]).unwrap_or_else(|| "unknown".into());
     let dirty = git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
     line(
         &mut out,
         &format!(
-            "Results ({}, commit {commit}{}; one run of `cargo xtask bench server`, {} s per cell after {} s of warm-up; {}):\n",
+            "Results ({}, commit {commit}{}; one run of `cargo xtask bench server`: per cell and server {} s measured in {} round(s), each after {} s of warm-up; {}):\n",
             today(),
             if dirty { " with local changes" } else { "" },
             args.duration,
+            args.rounds,
             args.warmup,
             cpu_model(),
         ),
