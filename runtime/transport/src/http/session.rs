@@ -165,6 +165,9 @@ struct Route {
     log: Log,
     /// When it was detached (an order among the session's detached streams), if it is.
     detached: Option<u64>,
+    /// Which attachment (HTTP response) carries it now: a response that ends detaches the
+    /// stream only if it is still the one carrying it, not one that resumed it since.
+    attachment: u64,
 }
 
 impl Route {
@@ -174,6 +177,7 @@ impl Route {
             tx: None,
             log: StreamLog::new(cap),
             detached: None,
+            attachment: 0,
         }
     }
 
@@ -222,6 +226,7 @@ impl Session {
         self.revision.get().is_some_and(|r| r.as_str() >= "2025-11-25")
     }
 
+    /// A number unique in the session: for a stream, or for an attachment of one to a response.
     fn stream_number(&self) -> u64 {
         self.next_stream.fetch_add(1, Ordering::Relaxed)
     }
@@ -237,6 +242,7 @@ impl Session {
     ) -> Result<Attached, HttpError> {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let stream = self.stream_number();
+        let attachment = self.stream_number();
         let log = StreamLog::new(self.log_cap);
         {
             let mut routes = self.routes();
@@ -255,6 +261,7 @@ impl Session {
                     tx: Some(tx.clone()),
                     log: log.clone(),
                     detached: None,
+                    attachment,
                 };
                 routes.requests.insert(id.clone(), route);
             }
@@ -264,7 +271,7 @@ impl Session {
             rx,
             log,
             replay: VecDeque::new(),
-            guard: self.guard(Stream::Requests(ids.to_vec()), stream, registry),
+            guard: self.guard(Stream::Requests(ids.to_vec()), attachment, registry),
         })
     }
 
@@ -285,6 +292,7 @@ impl Session {
         {
             let log = route.log.clone();
             let (tx, rx) = mpsc::channel(capacity.max(1));
+            let attachment = self.stream_number();
             let (replay, finished) = {
                 let log = lock(&log);
                 (log.after(from.seq), log.finished)
@@ -300,6 +308,7 @@ impl Session {
                     // A response still attached (its client has not noticed it is gone) ends.
                     route.tx = (!finished).then(|| tx.clone());
                     route.detached = None;
+                    route.attachment = attachment;
                 }
             }
             drop(routes);
@@ -308,7 +317,7 @@ impl Session {
                 rx,
                 log,
                 replay,
-                guard: self.guard(Stream::Requests(ids), from.stream, registry),
+                guard: self.guard(Stream::Requests(ids), attachment, registry),
             };
             return Ok((attached, true));
         }
@@ -327,25 +336,27 @@ impl Session {
                 .map_or(log.delivered, |f| f.seq);
             log.after(seq)
         };
+        let attachment = self.stream_number();
         routes.session.tx = Some(tx);
+        routes.session.attachment = attachment;
         drop(routes);
         let attached = Attached {
             stream: SESSION_STREAM,
             rx,
             log,
             replay,
-            guard: self.guard(Stream::Session, SESSION_STREAM, registry),
+            guard: self.guard(Stream::Session, attachment, registry),
         };
         Ok((attached, false))
     }
 
-    fn guard(self: &Arc<Self>, which: Stream, stream: u64, registry: &Registry) -> RouteGuard {
+    fn guard(self: &Arc<Self>, which: Stream, attachment: u64, registry: &Registry) -> RouteGuard {
         self.open.fetch_add(1, Ordering::Relaxed);
         self.touch(registry);
         RouteGuard {
             session: self.clone(),
             which,
-            stream,
+            attachment,
             epoch: registry.epoch,
         }
     }
@@ -417,13 +428,14 @@ impl Session {
         }
     }
 
-    /// Detaches the stream of a response that is done, keeping what a client could resume.
-    fn detach(&self, which: &Stream, stream: u64) {
+    /// Detaches the stream of a response that is done (its `attachment`), keeping what a client
+    /// could resume; a stream another response carries by now is left alone.
+    fn detach(&self, which: &Stream, attachment: u64) {
         let mut routes = self.routes();
         let routes = &mut *routes;
         match which {
             Stream::Session => {
-                if routes.session.stream == stream {
+                if routes.session.attachment == attachment {
                     routes.session.tx = None;
                 }
             }
@@ -434,7 +446,7 @@ impl Session {
                     let Some(route) = routes.requests.get_mut(id) else {
                         continue;
                     };
-                    if route.stream != stream {
+                    if route.attachment != attachment {
                         continue;
                     }
                     if lock(&route.log).spent() {
@@ -470,13 +482,13 @@ enum Stream {
 pub(crate) struct RouteGuard {
     session: Arc<Session>,
     which: Stream,
-    stream: u64,
+    attachment: u64,
     epoch: Instant,
 }
 
 impl Drop for RouteGuard {
     fn drop(&mut self) {
-        self.session.detach(&self.which, self.stream);
+        self.session.detach(&self.which, self.attachment);
         self.session.open.fetch_sub(1, Ordering::Relaxed);
         self.session
             .last_used

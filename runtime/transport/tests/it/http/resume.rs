@@ -266,3 +266,24 @@ async fn streams_are_primed_by_the_negotiated_revision() {
     assert_eq!(answer["result"]["content"][0]["text"], "polled (stream closed: true)");
     ep.stop().await;
 }
+
+#[tokio::test]
+async fn a_stream_resumed_while_its_first_response_lingers_keeps_flowing() {
+    let ep = Endpoint::default().await;
+    let session = ep.initialize().await;
+    // `count` streams at once; the first response is kept open (its client "lost" it) while
+    // the stream is resumed elsewhere, then dropped: the resumed one must not lose its feed.
+    let mut body = call(51, "count", json!({"steps": 2}));
+    body["params"]["_meta"] = json!({"progressToken": "p"});
+    let mut first = Events::new(ep.post(&body, session_headers(&session)).await);
+    let event = within("the first event", first.next()).await.expect("an event");
+    let id = event.id.clone().expect("an id");
+    let mut resumed = Events::new(resume(&ep, &session, &id).await);
+    drop(first);
+    let mut seen = Vec::new();
+    while let Some(event) = within("an event", resumed.next()).await {
+        seen.push(event.data);
+    }
+    assert_eq!(seen.last().map(|m| m["id"].clone()), Some(json!(51)), "{seen:?}");
+    ep.stop().await;
+}
