@@ -125,3 +125,37 @@ async fn the_client_example_lists_calls_and_hears_a_change() {
         "connected to shouter (2026-07-28)\ntool: shout\nresult: HELLO\nnotification: the tool list changed\n"
     );
 }
+
+/// The client core over a real child process: `StdioClient` as the `Client`'s transport, in
+/// both generations.
+#[tokio::test]
+async fn the_client_core_drives_the_custom_server_over_stdio() {
+    use portico_core::client::{Client, Protocol};
+    use portico_protocol::v2026_07_28 as wire;
+
+    for protocol in [Protocol::Stateless, Protocol::Stateful("2025-11-25"), Protocol::Auto] {
+        let client = Client::builder(wire::Implementation::new("stdio-test", "1.0.0"))
+            .protocol(protocol)
+            .connect(|service| async move {
+                let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_custom-server"));
+                spawn(&mut command, service, StdioConfig::default()).await
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{protocol:?}: {e}"));
+        let tools = client.list_all_tools().await.expect("tools");
+        assert_eq!(
+            tools.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
+            ["add"],
+            "{protocol:?}"
+        );
+        let result = client
+            .call_tool("add", json!({"a": 2, "b": 40.5}))
+            .await
+            .unwrap_or_else(|e| panic!("{protocol:?}: {e}"));
+        assert_eq!(result.structured_content, Some(json!({"sum": 42.5})), "{protocol:?}");
+        tokio::time::timeout(Duration::from_secs(30), client.close())
+            .await
+            .expect("closes in time")
+            .expect("closes");
+    }
+}
