@@ -230,7 +230,6 @@ async fn stateless(state: &Arc<State>, request: Stateless<'_>, framing: Framing)
         replay: VecDeque::new(),
         headers: HeaderMap::new(),
         gone: HttpError::internal("the request ended without an answer").with_id(Some(request.id.clone())),
-        stateless: true,
     };
     Ok(reply::respond(reply, framing, config).await)
 }
@@ -311,7 +310,6 @@ fn session_reply(session: &Session, attached: Attached, headers: HeaderMap, gone
         replay: attached.replay,
         headers,
         gone,
-        stateless: false,
     }
 }
 

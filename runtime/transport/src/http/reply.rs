@@ -43,8 +43,14 @@ pub(crate) struct Reply {
     pub(crate) headers: HeaderMap,
     /// The answer when the messages end before the response does.
     pub(crate) gone: HttpError,
-    /// A 2026-07-28 request: a JSON error answer gets the HTTP status that revision gives it.
-    pub(crate) stateless: bool,
+}
+
+impl Reply {
+    /// A 2026-07-28 request (the only kind without a session, so without a log): a JSON error
+    /// answer gets the HTTP status that revision gives it.
+    fn stateless(&self) -> bool {
+        self.log.is_none()
+    }
 }
 
 impl Reply {
@@ -219,9 +225,9 @@ fn json(mut reply: Reply, message: Outbound, code: Option<i64>) -> Response {
     // 2026-07-28 gives some errors their own status, so intermediaries and era-detecting
     // clients can tell them apart; sessions answer every JSON-RPC error with 200.
     let status = match code {
-        Some(METHOD_NOT_FOUND) if reply.stateless => StatusCode::NOT_FOUND,
+        Some(METHOD_NOT_FOUND) if reply.stateless() => StatusCode::NOT_FOUND,
         Some(HEADER_MISMATCH | MISSING_REQUIRED_CLIENT_CAPABILITY | UNSUPPORTED_PROTOCOL_VERSION)
-            if reply.stateless =>
+            if reply.stateless() =>
         {
             StatusCode::BAD_REQUEST
         }
