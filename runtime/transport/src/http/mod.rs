@@ -118,6 +118,7 @@ pub mod client;
 mod config;
 mod endpoint;
 mod error;
+mod event_stream;
 mod guard;
 mod headers;
 pub mod legacy_sse;

@@ -58,8 +58,6 @@
 //!   ([`HttpClientError::TlsUnsupported`]); put a TLS-terminating proxy in front, or wait for the
 //!   TLS feature.
 
-mod sse;
-
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
@@ -82,7 +80,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::{AbortHandle, JoinHandle};
 use tokio_util::sync::CancellationToken;
 
-use self::sse::{Decoder, Event, TooLarge};
+use super::event_stream::{Decoder, Event, TooLarge};
 use super::headers::{LAST_EVENT_ID, MCP_METHOD, MCP_NAME, MCP_PROTOCOL_VERSION, MCP_SESSION_ID};
 
 /// The most of an error answer's body that is read.
@@ -838,7 +836,7 @@ impl<S: Service> Exchange<'_, S> {
                 .map_err(|TooLarge(max)| self.error(format_args!("an event longer than {max} bytes"), None))?;
             for event in events.drain(..) {
                 count += 1;
-                if !(event.name.is_empty() || event.name == "message") || event.data.trim().is_empty() {
+                if event.name != "message" || event.data.trim().is_empty() {
                     continue;
                 }
                 if self.answer(&event.data).await? {
@@ -917,7 +915,7 @@ async fn read_session_events<S: Service>(peer: &Peer<S>, mut response: Response,
         }
         for event in events.drain(..) {
             count += 1;
-            if (event.name.is_empty() || event.name == "message") && !event.data.trim().is_empty() {
+            if event.name == "message" && !event.data.trim().is_empty() {
                 // What is not a message is answered by the peer, or dropped (a broken response).
                 peer.receive(&event.data).await;
             }
