@@ -154,7 +154,7 @@ fn recording(log: &Log) -> Router {
 }
 
 /// The client's identity (`portico-protocol` is no dependency of this crate: read from JSON).
-fn builder() -> portico_core::client::ClientBuilder {
+pub(crate) fn builder() -> portico_core::client::ClientBuilder {
     let info = serde_json::from_value(json!({"name": "http-client-it", "version": "1"})).expect("Implementation");
     Client::builder(info)
 }
@@ -305,10 +305,10 @@ async fn a_response_stream_that_ends_early_is_resumed_with_last_event_id() {
 }
 
 #[derive(serde::Deserialize, schemars::JsonSchema)]
-struct Nothing {}
+pub(crate) struct Nothing {}
 
 /// A 2026-07-28 server whose tools misbehave, each its own way.
-async fn misbehave(body: Bytes) -> Response {
+pub(crate) async fn misbehave(body: Bytes) -> Response {
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let id = body["id"].clone();
     let sse = |text: String| ([(header::CONTENT_TYPE, "text/event-stream")], text).into_response();

@@ -2,6 +2,7 @@
 //! client end against a real child process (the crate's `portico-stdio-fixture` binary).
 
 mod child;
+mod client_tasks;
 mod http;
 mod http_client;
 mod legacy_sse;
