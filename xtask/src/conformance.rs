@@ -25,6 +25,12 @@
 //!    for it (`capture::validate`) and print the counts and every invalid message;
 //! 7. write `docs/conformance.md` (not with `--scenario`).
 //!
+//! Beside the server runs of step 4 go the client runs (`client.rs`): `client --suite all` of
+//! each 0.2.x suite at each spec version against `portico conformance-client`, judged by the same
+//! rule, with a baseline of scenarios still pending (`client::CLIENT_PENDING`, empty now). They
+//! are reported after the server results and in their own section of `docs/conformance.md`; not
+//! with `--scenario` or `--no-client`.
+//!
 //! The suite's output (one folder per scenario), the logs and the captured traffic are kept in
 //! `<target dir>/conformance/` until the next run. Exit code: non-zero when a scenario did not
 //! pass or a message was invalid, unless `--report-only`. `cargo xtask test` runs the same with
@@ -44,6 +50,8 @@ use anyhow::{Context, bail};
 use serde_json::Value;
 
 use crate::capture::{self, Capture, Proxy, Schemas};
+
+mod client;
 use crate::test::{
     NpmProbe, banner, check_checkout, fresh_dir, human, npm_install, output_of, strip_ansi, target_dir, tools_dir,
 };
@@ -95,6 +103,10 @@ pub struct Args {
     /// Leave out the extension scenarios (tasks-*, sep-2640-skills-*).
     #[arg(long, conflicts_with = "scenario")]
     no_extensions: bool,
+    /// Leave out the client scenarios (`client --suite all` against `portico conformance-client`);
+    /// `--scenario` leaves them out too.
+    #[arg(long)]
+    no_client: bool,
     /// Run only this scenario (in each suite that has it, at each spec version where it applies;
     /// an extension scenario once). docs/conformance.md is then left as it is.
     #[arg(long, value_name = "NAME")]
@@ -128,6 +140,7 @@ impl Args {
             spec_versions: Vec::new(),
             suite_versions: Vec::new(),
             no_extensions: false,
+            no_client: false,
             scenario: None,
             report_only: false,
             no_proxy: false,
@@ -221,6 +234,17 @@ pub fn check(args: Args) -> anyhow::Result<bool> {
     for plan in &plans {
         println!("  {}: {}", plan.title(&suites), plan.describe());
     }
+    let client_plans = if args.no_client || args.scenario.is_some() {
+        Vec::new()
+    } else {
+        client::plans(&suites, &spec_versions)
+    };
+    for plan in &client_plans {
+        println!(
+            "  {} client: --suite all --spec-version {} against portico conformance-client",
+            suites[plan.suite].version, plan.spec_version
+        );
+    }
 
     let portico = match &args.portico {
         Some(path) => {
@@ -261,7 +285,17 @@ pub fn check(args: Args) -> anyhow::Result<bool> {
         out: &out,
         proxy: runtime.as_ref().map(|r| r.handle()),
     };
-    let finished = run_units(&context, &units, jobs)?;
+    // The client runs go beside the server runs: they spend their time waiting too.
+    let (finished, client_groups) = std::thread::scope(|scope| {
+        let client = scope.spawn(|| client::run(&suites, &client_plans, &portico, &out));
+        let finished = run_units(&context, &units, jobs);
+        let client = client
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the client suite runs panicked")));
+        (finished, client)
+    });
+    let finished = finished?;
+    let client_groups = client_groups?;
     let wall = run_started.elapsed();
     drop(runtime);
 
@@ -293,6 +327,11 @@ pub fn check(args: Args) -> anyhow::Result<bool> {
 
     banner("results");
     print!("{}", render_table(&groups));
+    let client_verdict = client::Verdict::of(&client_groups, client::CLIENT_PENDING);
+    if !client_groups.is_empty() {
+        banner("client results: portico conformance-client");
+        print!("{}", client::render_table(&client_groups, &client_verdict));
+    }
 
     let validation = if args.no_proxy {
         None
@@ -320,6 +359,13 @@ pub fn check(args: Args) -> anyhow::Result<bool> {
 
     banner("timings (wall clock)");
     print!("{}", render_timings(&groups, wall, jobs));
+    for group in &client_groups {
+        println!(
+            "  {:<45} {} (beside the server runs)",
+            format!("{} client", group.name()),
+            human(group.elapsed)
+        );
+    }
 
     let failing = groups
         .iter()
@@ -341,8 +387,9 @@ pub fn check(args: Args) -> anyhow::Result<bool> {
             jobs,
         };
         let path = root.join("docs/conformance.md");
-        std::fs::write(&path, render_docs(&meta, &groups, validation.as_ref()))
-            .with_context(|| format!("writing {}", path.display()))?;
+        let mut docs = render_docs(&meta, &groups, validation.as_ref());
+        docs.push_str(&client::render_docs(&client_groups, &client_verdict));
+        std::fs::write(&path, docs).with_context(|| format!("writing {}", path.display()))?;
         println!("\nwrote {}", path.display());
     } else if args.scenario.is_some() {
         println!("\nnote: --scenario: docs/conformance.md left as it is");
@@ -357,10 +404,14 @@ pub fn check(args: Args) -> anyhow::Result<bool> {
     if invalid > 0 {
         problems.push(format!("{invalid} messages from the server did not validate"));
     }
+    problems.extend(client_verdict.problems());
     let validated = match &validation {
         Some(report) => format!(", {} messages valid", report.messages() - invalid),
         None => String::new(),
     };
+    if !client_groups.is_empty() {
+        println!("{}", client_verdict.line());
+    }
     if problems.is_empty() {
         println!("all {scenarios} scenario runs passed{validated}");
         Ok(true)
@@ -1380,7 +1431,9 @@ fn render_docs(meta: &Meta, groups: &[Group], validation: Option<&capture::Repor
          Streamable HTTP. A scenario passes when it has at least one SUCCESS check and no FAILURE; \
          the suite itself also shows scenarios without any SUCCESS as passed, this report does not. \
          Every message the server sent is also validated against the schema of the revision \
-         negotiated for it (below). How to run it: [development.md](development.md#conformance).\n"
+         negotiated for it (below). The client side, the suite's client scenarios against \
+         `portico conformance-client`, is in [its own section](#client-portico-conformance-client). \
+         How to run it: [development.md](development.md#conformance).\n"
     );
     let _ = writeln!(out, "- date: {} (UTC)", meta.date);
     let suites: Vec<String> = meta

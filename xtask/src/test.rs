@@ -12,8 +12,9 @@
 //!    `PORTICO_TSC` and `PORTICO_MYPY` pointing at the installed tools, then the doc tests;
 //! 6. the official MCP conformance suites against `portico serve everything` through the
 //!    recording proxy, every message the server sent validated against its revision's schema
-//!    (`cargo xtask conformance` with its defaults, see `conformance.rs`); every scenario must
-//!    pass (not with `--skip-conformance`).
+//!    (`cargo xtask conformance` with its defaults, see `conformance.rs`), and beside them the
+//!    suite's client scenarios against `portico conformance-client`; every scenario must pass,
+//!    but for the client ones pending in `CLIENT_PENDING` (not with `--skip-conformance`).
 //!
 //! The tools folder is `PORTICO_TOOLS_DIR`, by default `<repo>/.tools` (gitignored). Child
 //! processes inherit the environment, `CARGO_TARGET_DIR` included.

@@ -7,6 +7,8 @@
 //! (`serve <kind>`), `codegen` on users' own tool specs, `inspect` and `token` come as their
 //! crates land. The binary has no features.
 
+mod conformance_client;
+
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -45,6 +47,12 @@ enum Command {
         /// The file to read; `-` or nothing reads standard input.
         file: Option<PathBuf>,
     },
+    /// The client side of the official MCP conformance suite: act out the scenario named in
+    /// `MCP_CONFORMANCE_SCENARIO` against the mock server at URL.
+    ConformanceClient {
+        /// The mock server's MCP endpoint.
+        url: String,
+    },
 }
 
 /// The built-in servers.
@@ -73,6 +81,7 @@ fn main() -> ExitCode {
         Command::Serve {
             which: Builtin::Everything(args),
         } => serve(portico_everything::server(), &args),
+        Command::ConformanceClient { url } => conformance_client::run(&url),
     }
 }
 

@@ -7,6 +7,11 @@
 //! `sampling/createMessage`, `elicitation/create` and `roots/list` to the handler (their params
 //! decoded as the newest revision's types, `-32602` when they do not fit), and passes the
 //! server's notifications to the client's notification stream.
+//!
+//! An accepted form-mode elicitation gets, for every field of the requested schema the
+//! handler's `content` leaves out, that field's `default` (SEP-1034: clients that support
+//! defaults pre-populate the form with them), in both generations; a handler that wants a field
+//! left empty turns this off with [`super::ClientConfig::elicitation_defaults`].
 
 use std::future::Future;
 use std::pin::Pin;
@@ -166,14 +171,36 @@ impl<H: ClientHandler> DynHandler for H {
 pub(crate) struct Shared {
     handler: RwLock<Arc<dyn DynHandler>>,
     pub(crate) router: Router,
+    /// Whether accepted forms get the requested schema's defaults
+    /// ([`super::ClientConfig::elicitation_defaults`]).
+    pub(crate) elicitation_defaults: bool,
 }
 
 impl Shared {
-    pub(crate) fn new(notification_capacity: usize) -> Self {
+    pub(crate) fn new(notification_capacity: usize, elicitation_defaults: bool) -> Self {
         Self {
             handler: RwLock::new(Arc::new(())),
             router: Router::new(notification_capacity),
+            elicitation_defaults,
         }
+    }
+
+    /// Asks the handler to answer an elicitation; an accepted form gets the defaults of the
+    /// fields it leaves out (when the client is configured so).
+    pub(crate) async fn elicit(
+        &self,
+        params: wire::ElicitRequestParams,
+        cx: InputContext,
+    ) -> Result<serde_json::Value, ErrorObject> {
+        let defaults = if self.elicitation_defaults {
+            form_defaults(&params)
+        } else {
+            serde_json::Map::new()
+        };
+        let answer = self.handler().elicit(params, cx).await?;
+        let mut answer = serde_json::to_value(answer).map_err(ErrorObject::internal)?;
+        apply_defaults(&mut answer, defaults);
+        Ok(answer)
     }
 
     pub(crate) fn handler(&self) -> Arc<dyn DynHandler> {
@@ -185,6 +212,39 @@ impl Shared {
 
     pub(crate) fn set_handler(&self, handler: Arc<dyn DynHandler>) {
         *self.handler.write().unwrap_or_else(std::sync::PoisonError::into_inner) = handler;
+    }
+}
+
+/// The `default` of every field of a form-mode elicitation's requested schema that has one
+/// (SEP-1034; none for URL mode).
+fn form_defaults(params: &wire::ElicitRequestParams) -> serde_json::Map<String, serde_json::Value> {
+    let wire::ElicitRequestParams::ElicitRequestForm(form) = params else {
+        return serde_json::Map::new();
+    };
+    form.requested_schema
+        .properties
+        .iter()
+        .filter_map(|(name, field)| {
+            let default = serde_json::to_value(field).ok()?.get_mut("default")?.take();
+            Some((name.clone(), default))
+        })
+        .collect()
+}
+
+/// Puts `defaults` into an `accept` answer's `content` where the answer has no value of its own
+/// (a `decline` or `cancel` answer stays as it is).
+fn apply_defaults(answer: &mut serde_json::Value, defaults: serde_json::Map<String, serde_json::Value>) {
+    if defaults.is_empty() || answer.get("action").and_then(serde_json::Value::as_str) != Some("accept") {
+        return;
+    }
+    let Some(answer) = answer.as_object_mut() else { return };
+    let content = answer
+        .entry("content")
+        .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
+    if let Some(content) = content.as_object_mut() {
+        for (name, default) in defaults {
+            content.entry(name).or_insert(default);
+        }
     }
 }
 
@@ -226,7 +286,7 @@ impl Service for ClientService {
         match method.as_str() {
             "ping" => encode(&serde_json::json!({})),
             "sampling/createMessage" => encode(&handler.create_message(decode(&method, params)?, input).await?),
-            "elicitation/create" => encode(&handler.elicit(decode(&method, params)?, input).await?),
+            "elicitation/create" => encode(&self.shared.elicit(decode(&method, params)?, input).await?),
             "roots/list" => encode(&handler.list_roots(input).await?),
             other => Err(ErrorObject::method_not_found(other)),
         }

@@ -48,6 +48,8 @@
 //! - [`Protocol::Stateless`] (2026-07-28): `server/discover` describes the server; every request
 //!   then carries `io.modelcontextprotocol/protocolVersion`, `clientInfo` and
 //!   `clientCapabilities` (and `logLevel` once [`Client::set_level`] set one) in its `_meta`.
+//!   A `-32022` answer to `server/discover` whose `supported` list names 2026-07-28 is retried
+//!   once (the client retries with a supported version; that one is the only one it has).
 //! - [`Protocol::Stateful`]: `initialize` at the given revision, then
 //!   `notifications/initialized`; the server may answer with another revision the client speaks.
 //! - [`Protocol::Auto`] (the default): `server/discover` within
@@ -154,6 +156,9 @@ pub struct ClientConfig {
     pub notification_capacity: usize,
     /// Whether `structuredContent` is checked against the tool's `outputSchema` (default `true`).
     pub validate_output: bool,
+    /// Whether an accepted form-mode elicitation gets the requested schema's `default` for every
+    /// field the handler's `content` leaves out (SEP-1034; default `true`).
+    pub elicitation_defaults: bool,
 }
 
 impl Default for ClientConfig {
@@ -165,6 +170,7 @@ impl Default for ClientConfig {
             max_pages: 100,
             notification_capacity: 256,
             validate_output: true,
+            elicitation_defaults: true,
         }
     }
 }
@@ -270,7 +276,7 @@ impl ClientBuilder {
     fn shared(&self) -> Arc<Shared> {
         self.shared
             .get_or_init(|| {
-                let shared = Shared::new(self.config.notification_capacity);
+                let shared = Shared::new(self.config.notification_capacity, self.config.elicitation_defaults);
                 shared.set_handler(self.handler.clone());
                 Arc::new(shared)
             })
@@ -411,21 +417,30 @@ impl Boot<'_> {
     async fn discover(&self, timeout: Duration) -> Result<(Era, ServerDescription), ClientError> {
         let method = "server/discover";
         let params = json!({"_meta": stateless_meta(self.info, self.capabilities, None)});
-        let value = match self.request(method, &params, timeout).await {
-            Ok(value) => value,
-            Err(ClientError::Rpc { error, .. }) if error.code == UNSUPPORTED_PROTOCOL_VERSION => {
-                let supported = error
-                    .data
-                    .as_ref()
-                    .and_then(|d| d.get("supported"))
-                    .and_then(|s| serde_json::from_value(s.clone()).ok())
-                    .unwrap_or_default();
-                return Err(ClientError::UnsupportedVersion {
-                    requested: STATELESS_REVISION.into(),
-                    supported,
-                });
+        let mut retried = false;
+        let value = loop {
+            match self.request(method, &params, timeout).await {
+                Ok(value) => break value,
+                Err(ClientError::Rpc { error, .. }) if error.code == UNSUPPORTED_PROTOCOL_VERSION => {
+                    let supported: Vec<String> = error
+                        .data
+                        .as_ref()
+                        .and_then(|d| d.get("supported"))
+                        .and_then(|s| serde_json::from_value(s.clone()).ok())
+                        .unwrap_or_default();
+                    // Refused, yet listed as supported: the retry with a supported version the
+                    // revision asks for is this one (the only stateless revision there is).
+                    if !retried && supported.iter().any(|v| v == STATELESS_REVISION) {
+                        retried = true;
+                        continue;
+                    }
+                    return Err(ClientError::UnsupportedVersion {
+                        requested: STATELESS_REVISION.into(),
+                        supported,
+                    });
+                }
+                Err(e) => return Err(e),
             }
-            Err(e) => return Err(e),
         };
         let result: wire::DiscoverResult = decode(method, value)?;
         if !result.supported_versions.iter().any(|v| v == STATELESS_REVISION) {

@@ -76,7 +76,7 @@ impl Client {
         let (method, answer) = match request {
             wire::InputRequest::Elicit(request) => (
                 "elicitation/create",
-                handler.elicit(request.params, cx).await.map(serde_json::to_value),
+                self.inner.shared.elicit(request.params, cx).await.map(Ok),
             ),
             wire::InputRequest::CreateMessage(request) => (
                 "sampling/createMessage",

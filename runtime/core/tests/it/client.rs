@@ -1023,3 +1023,111 @@ async fn every_message_the_client_sends_validates_against_its_revision() {
         assert!(methods.contains("tools/call"), "{revision}: {methods:?}");
     }
 }
+
+/// A server with one tool that asks for a form whose fields have defaults, and says what it got.
+fn defaults_server() -> Server {
+    Server::builder("defaults-it", "1.0.0")
+        .tool(tool("profile", "Asks for a profile", |cx, _a: Nothing| async move {
+            let params = serde_json::from_value(json!({
+                "mode": "form",
+                "message": "Your profile?",
+                "requestedSchema": {"type": "object", "properties": {
+                    "name": {"type": "string", "default": "John Doe"},
+                    "age": {"type": "integer", "default": 30},
+                    "score": {"type": "number", "default": 95.5},
+                    "status": {"type": "string", "enum": ["active", "inactive"], "default": "active"},
+                    "verified": {"type": "boolean", "default": true},
+                    "nickname": {"type": "string"}
+                }}
+            }))
+            .expect("form params");
+            let answer = cx.elicit(params).await.map_err(|e| e.to_string())?;
+            Ok::<_, String>(serde_json::to_string(&answer.content).expect("JSON"))
+        }))
+        .build()
+}
+
+#[tokio::test]
+async fn an_accepted_form_gets_the_schema_defaults_in_both_eras() {
+    let server = defaults_server();
+    for protocol in ERAS {
+        // `Answers` accepts with {"name": "Ada"}: its own value stays, the rest are defaults, and
+        // a field without a default stays out.
+        let client = connect(&server, protocol, Answers).await;
+        let result = client.call_tool("profile", json!({})).await.expect("profile");
+        let content: Value = serde_json::from_str(&text_of(&result)).expect("JSON");
+        assert_eq!(
+            content,
+            json!({"name": "Ada", "age": 30, "score": 95.5, "status": "active", "verified": true}),
+            "{protocol:?}"
+        );
+        let config = ClientConfig {
+            elicitation_defaults: false,
+            ..ClientConfig::default()
+        };
+        let client = connect_service(server.connection(), protocol, Answers, config)
+            .await
+            .expect("connects");
+        let result = client.call_tool("profile", json!({})).await.expect("profile");
+        let content: Value = serde_json::from_str(&text_of(&result)).expect("JSON");
+        assert_eq!(content, json!({"name": "Ada"}), "{protocol:?}");
+    }
+}
+
+/// Refuses `server/discover` with `-32022` listing 2026-07-28 the first `refusals` times.
+struct RefusesDiscover {
+    inner: Connection,
+    refusals: usize,
+    seen: Arc<AtomicUsize>,
+}
+
+impl Service for RefusesDiscover {
+    async fn request(
+        &self,
+        cx: RequestContext,
+        method: String,
+        params: Option<Box<RawValue>>,
+    ) -> Result<Box<RawValue>, ErrorObject> {
+        if method == "server/discover" && self.seen.fetch_add(1, Ordering::SeqCst) < self.refusals {
+            return Err(ErrorObject::new(-32022, "Unsupported protocol version")
+                .with_data(json!({"supported": ["2026-07-28"], "requested": "2026-07-28"})));
+        }
+        self.inner.request(cx, method, params).await
+    }
+
+    async fn notification(&self, peer: portico_core::PeerHandle, method: String, params: Option<Box<RawValue>>) {
+        self.inner.notification(peer, method, params).await;
+    }
+}
+
+#[tokio::test]
+async fn a_refused_discover_that_lists_2026_is_retried_once() {
+    let server = test_server(Arc::default());
+    // Refused once: the retry connects.
+    let seen = Arc::new(AtomicUsize::new(0));
+    let service = RefusesDiscover {
+        inner: server.connection(),
+        refusals: 1,
+        seen: seen.clone(),
+    };
+    let client = connect_service(service, Protocol::Stateless, (), ClientConfig::default())
+        .await
+        .expect("the retry connects");
+    assert_eq!(client.era(), Era::Stateless);
+    assert_eq!(seen.load(Ordering::SeqCst), 2);
+    // Refused every time: two attempts, then the refusal is the error.
+    let seen = Arc::new(AtomicUsize::new(0));
+    let service = RefusesDiscover {
+        inner: server.connection(),
+        refusals: usize::MAX,
+        seen: seen.clone(),
+    };
+    let error = connect_service(service, Protocol::Stateless, (), ClientConfig::default())
+        .await
+        .expect_err("refused twice");
+    assert!(
+        matches!(&error, ClientError::UnsupportedVersion { supported, .. } if supported == &["2026-07-28"]),
+        "{error}"
+    );
+    assert_eq!(seen.load(Ordering::SeqCst), 2);
+}

@@ -23506,8 +23506,8 @@ pub enum ElicitResultContentValue {
     Array(::std::vec::Vec<::std::string::String>),
     /// `::std::string::String`
     String(::std::string::String),
-    /// `i64`
-    Integer(i64),
+    /// `::serde_json::Number`
+    Number(::serde_json::Number),
     /// `bool`
     Boolean(bool),
 }
@@ -23522,9 +23522,9 @@ impl ::core::convert::From<::std::string::String> for ElicitResultContentValue {
         Self::String(value)
     }
 }
-impl ::core::convert::From<i64> for ElicitResultContentValue {
-    fn from(value: i64) -> Self {
-        Self::Integer(value)
+impl ::core::convert::From<::serde_json::Number> for ElicitResultContentValue {
+    fn from(value: ::serde_json::Number) -> Self {
+        Self::Number(value)
     }
 }
 impl ::core::convert::From<bool> for ElicitResultContentValue {
@@ -23540,7 +23540,7 @@ impl ::serde::Serialize for ElicitResultContentValue {
         match self {
             Self::Array(value) => ::serde::Serialize::serialize(value, serializer),
             Self::String(value) => ::serde::Serialize::serialize(value, serializer),
-            Self::Integer(value) => ::serde::Serialize::serialize(value, serializer),
+            Self::Number(value) => ::serde::Serialize::serialize(value, serializer),
             Self::Boolean(value) => ::serde::Serialize::serialize(value, serializer),
         }
     }
@@ -23557,7 +23557,7 @@ impl<'de> ::serde::Deserialize<'de> for ElicitResultContentValue {
                 f: &mut ::core::fmt::Formatter<'_>,
             ) -> ::core::fmt::Result {
                 f.write_str(
-                    "a ElicitResultContentValue (boolean, integer, string, array)",
+                    "a ElicitResultContentValue (boolean, integer, number, string, array)",
                 )
             }
             fn visit_bool<E: ::serde::de::Error>(
@@ -23576,7 +23576,7 @@ impl<'de> ::serde::Deserialize<'de> for ElicitResultContentValue {
                 ::serde::Deserialize::deserialize(
                         ::serde::de::IntoDeserializer::<E>::into_deserializer(v),
                     )
-                    .map(ElicitResultContentValue::Integer)
+                    .map(ElicitResultContentValue::Number)
             }
             fn visit_u64<E: ::serde::de::Error>(
                 self,
@@ -23585,7 +23585,16 @@ impl<'de> ::serde::Deserialize<'de> for ElicitResultContentValue {
                 ::serde::Deserialize::deserialize(
                         ::serde::de::IntoDeserializer::<E>::into_deserializer(v),
                     )
-                    .map(ElicitResultContentValue::Integer)
+                    .map(ElicitResultContentValue::Number)
+            }
+            fn visit_f64<E: ::serde::de::Error>(
+                self,
+                v: f64,
+            ) -> ::core::result::Result<Self::Value, E> {
+                ::serde::Deserialize::deserialize(
+                        ::serde::de::IntoDeserializer::<E>::into_deserializer(v),
+                    )
+                    .map(ElicitResultContentValue::Number)
             }
             fn visit_str<E: ::serde::de::Error>(
                 self,

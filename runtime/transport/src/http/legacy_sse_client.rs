@@ -74,6 +74,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use self::events::Events;
+use super::auth::{self, Auth, SendError};
 use super::ws_client::{body_error, quote, refusal_message};
 
 /// The most of a refusal's body that is read.
@@ -103,6 +104,10 @@ pub struct LegacySseClientConfig {
     /// origin only: an endpoint elsewhere is refused. Mark credentials with
     /// `HeaderValue::set_sensitive`, so this config's `Debug` does not print them.
     pub headers: HeaderMap,
+    /// Where the GET's and every POST's `Authorization` comes from ([`super::auth`]; default
+    /// none): a flow runs before the GET when the provider holds no token yet, and a POST
+    /// refused with `401` is sent again once after the provider renewed it.
+    pub auth: Option<Auth>,
 }
 
 impl Default for LegacySseClientConfig {
@@ -116,6 +121,7 @@ impl Default for LegacySseClientConfig {
             read_timeout: None,
             shutdown_grace: Duration::from_secs(1),
             headers: HeaderMap::new(),
+            auth: None,
         }
     }
 }
@@ -186,6 +192,9 @@ pub enum LegacySseConnectError {
         #[source]
         source: reqwest::Error,
     },
+    /// Authorizing failed.
+    #[error("authorizing: {0}")]
+    Auth(#[source] SendError),
 }
 
 impl From<LegacySseConnectError> for std::io::Error {
@@ -202,6 +211,7 @@ impl From<LegacySseConnectError> for std::io::Error {
                 ErrorKind::InvalidData
             }
             LegacySseConnectError::Http { .. } => ErrorKind::Other,
+            LegacySseConnectError::Auth(_) => ErrorKind::PermissionDenied,
         };
         std::io::Error::new(kind, error)
     }
@@ -253,6 +263,12 @@ pub async fn connect<S: Service>(
             url: url.into(),
             source,
         })?;
+    if let Some(auth) = &config.auth {
+        // Outside the connect timeout: a flow may wait for a human.
+        auth.initial()
+            .await
+            .map_err(|e| LegacySseConnectError::Auth(SendError::Auth(e)))?;
+    }
     let opening = open(&http, url, &sse_url, &config);
     let (events, endpoint) = tokio::time::timeout(config.connect_timeout, opening)
         .await
@@ -275,6 +291,7 @@ pub async fn connect<S: Service>(
         endpoint: endpoint.clone(),
         headers: config.headers.clone(),
         timeout: config.post_timeout,
+        auth: config.auth.clone(),
     };
     let task = tokio::spawn(run(
         events,
@@ -357,17 +374,18 @@ async fn open(
     sse_url: &Url,
     config: &LegacySseClientConfig,
 ) -> Result<(Events, Url), LegacySseConnectError> {
-    let response = http
+    let get = http
         .get(sse_url.clone())
         .headers(config.headers.clone())
         .header(header::ACCEPT, HeaderValue::from_static("text/event-stream"))
-        .header(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"))
-        .send()
-        .await
-        .map_err(|source| LegacySseConnectError::Http {
+        .header(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    let response = auth::send(config.auth.as_ref(), get).await.map_err(|e| match e {
+        SendError::Http(source) => LegacySseConnectError::Http {
             url: url.into(),
             source,
-        })?;
+        },
+        other => LegacySseConnectError::Auth(other),
+    })?;
     let status = response.status();
     if !status.is_success() {
         let body = read_bounded(response, MAX_REFUSAL_BYTES).await;
@@ -511,6 +529,7 @@ struct Poster {
     endpoint: Url,
     headers: HeaderMap,
     timeout: Duration,
+    auth: Option<Auth>,
 }
 
 impl Poster {
@@ -518,19 +537,18 @@ impl Poster {
     /// the server no longer knows the session, which ends the connection.
     async fn post<S: Service>(&self, text: String, peer: &Peer<S>) -> Result<(), String> {
         let body = Bytes::from(text);
-        let sent = self
+        let post = self
             .http
             .post(self.endpoint.clone())
             .headers(self.headers.clone())
             .header(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))
             .timeout(self.timeout)
-            .body(body.clone())
-            .send()
-            .await;
+            .body(body.clone());
+        let sent = auth::send(self.auth.as_ref(), post).await;
         let response = match sent {
             Ok(response) => response,
             Err(e) => {
-                let what = if e.is_timeout() {
+                let what = if matches!(&e, SendError::Http(e) if e.is_timeout()) {
                     format!("POST {} got no answer within {:?}", self.endpoint, self.timeout)
                 } else {
                     format!("POST {} failed: {e}", self.endpoint)

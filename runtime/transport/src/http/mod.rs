@@ -114,6 +114,7 @@
 //! server→client requests of its request: they are dropped, and the handler's request times
 //! out. Timeouts on reading request bodies are the server's (a tower layer).
 
+pub mod auth;
 pub mod client;
 mod config;
 mod endpoint;

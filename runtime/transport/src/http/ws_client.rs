@@ -76,6 +76,7 @@ use tokio_tungstenite::tungstenite::{self, Bytes, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tokio_util::sync::CancellationToken;
 
+use super::auth::{Auth, AuthError};
 use super::tick;
 pub use super::ws::SUBPROTOCOL;
 use super::ws::truncate;
@@ -108,6 +109,10 @@ pub struct WsClientConfig {
     /// is always [`SUBPROTOCOL`], whatever is set here. Mark credentials with
     /// `HeaderValue::set_sensitive`, so this config's `Debug` does not print them.
     pub headers: HeaderMap,
+    /// Where the handshake's `Authorization` comes from ([`super::auth`]): the provider's
+    /// current value, or the one a flow run before connecting gives (default none). The
+    /// provider is built for the endpoint's `http://` URL.
+    pub auth: Option<Auth>,
 }
 
 impl Default for WsClientConfig {
@@ -120,6 +125,7 @@ impl Default for WsClientConfig {
             ping_interval: Some(Duration::from_secs(30)),
             close_grace: Duration::from_secs(1),
             headers: HeaderMap::new(),
+            auth: None,
         }
     }
 }
@@ -175,6 +181,9 @@ pub enum WsConnectError {
         #[source]
         source: tungstenite::Error,
     },
+    /// Authorizing before the handshake failed.
+    #[error("authorizing: {0}")]
+    Auth(#[source] AuthError),
 }
 
 impl From<WsConnectError> for io::Error {
@@ -185,6 +194,7 @@ impl From<WsConnectError> for io::Error {
             WsConnectError::Refused { .. } => io::ErrorKind::ConnectionRefused,
             WsConnectError::Subprotocol { .. } => io::ErrorKind::InvalidData,
             WsConnectError::Connect { .. } => io::ErrorKind::Other,
+            WsConnectError::Auth(_) => io::ErrorKind::PermissionDenied,
         };
         io::Error::new(kind, error)
     }
@@ -285,9 +295,17 @@ async fn handshake(url: &str, config: &WsClientConfig) -> Result<Socket, WsConne
         Some("wss") => return Err(WsConnectError::TlsUnsupported { url: url.into() }),
         _ => return Err(invalid("the scheme must be ws://")),
     }
+    let bearer = match &config.auth {
+        Some(auth) => auth.initial().await.map_err(WsConnectError::Auth)?,
+        None => None,
+    };
     let headers = request.headers_mut();
     for (name, value) in &config.headers {
         headers.append(name, value.clone());
+    }
+    if let Some(mut value) = bearer.and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok()) {
+        value.set_sensitive(true);
+        headers.insert(header::AUTHORIZATION, value);
     }
     headers.insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(SUBPROTOCOL));
     let max = config.max_message_bytes.max(1);

@@ -7,6 +7,7 @@ mod http;
 mod http_client;
 mod legacy_sse;
 mod legacy_sse_client;
+mod oauth;
 mod serve;
 mod ws;
 mod ws_client;

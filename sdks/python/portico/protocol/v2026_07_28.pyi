@@ -581,7 +581,7 @@ ElicitResultAction: TypeAlias = Literal[
 ElicitResultContentValue: TypeAlias = (
     list[str]
     | str
-    | int
+    | float
     | bool
 )
 

@@ -53,6 +53,10 @@
 //!   its POST is dropped: in 2026-07-28 closing the stream *is* the cancellation, and no
 //!   `notifications/cancelled` is sent; in a session the notification is POSTed as well, since
 //!   there a dropped connection is not a cancellation.
+//! - **Authorization.** With [`HttpClientConfig::auth`], every POST, GET and DELETE carries the
+//!   provider's `Authorization` and goes through [`super::auth::send`]: a `401` runs the
+//!   provider's flow and the request is sent once more; a `403 insufficient_scope` steps up, a
+//!   bounded number of times ([`super::auth::MAX_STEP_UPS`]).
 //! - **No TLS: `http://` only**, as the other HTTP clients of this crate: reqwest is built
 //!   without TLS in this workspace, so an `https://` URL is refused by [`connect`]
 //!   ([`HttpClientError::TlsUnsupported`]); put a TLS-terminating proxy in front, or wait for the
@@ -80,6 +84,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::{AbortHandle, JoinHandle};
 use tokio_util::sync::CancellationToken;
 
+use super::auth::{self, Auth};
 use super::event_stream::{Decoder, Event, TooLarge};
 use super::headers::{LAST_EVENT_ID, MCP_METHOD, MCP_NAME, MCP_PROTOCOL_VERSION, MCP_SESSION_ID};
 
@@ -109,6 +114,10 @@ pub struct HttpClientConfig {
     pub max_retry: Duration,
     /// Whether a session opens its GET stream once initialized (default `true`).
     pub session_stream: bool,
+    /// Where every request's `Authorization` comes from, renewed after a `401` or a `403
+    /// insufficient_scope` ([`super::auth`]; default none). It adds its own `Authorization`:
+    /// leave that header out of [`HttpClientConfig::headers`] then.
+    pub auth: Option<Auth>,
 }
 
 impl Default for HttpClientConfig {
@@ -124,6 +133,7 @@ impl Default for HttpClientConfig {
             default_retry: Duration::from_secs(1),
             max_retry: Duration::from_secs(30),
             session_stream: true,
+            auth: None,
         }
     }
 }
@@ -295,7 +305,7 @@ impl<S: Service> HttpClient<S> {
             delete = delete.header(MCP_PROTOCOL_VERSION, version);
         }
         let grace = self.shared.config.connect_timeout;
-        match tokio::time::timeout(grace, delete.send()).await {
+        match tokio::time::timeout(grace, auth::send(self.shared.config.auth.as_ref(), delete)).await {
             Ok(Ok(response))
                 if response.status().is_success()
                     || matches!(
@@ -453,7 +463,7 @@ async fn post_message<S: Service>(shared: Arc<Shared>, peer: Peer<S>, method: St
     if let Some(version) = &session.version {
         post = post.header(MCP_PROTOCOL_VERSION, version.as_str());
     }
-    match post.send().await {
+    match auth::send(shared.config.auth.as_ref(), post).await {
         Ok(response) if response.status().is_success() => {
             if method == "notifications/initialized" && session.id.is_some() && shared.config.session_stream {
                 open_session_stream(&shared, peer);
@@ -665,8 +675,7 @@ impl<S: Service> Exchange<'_, S> {
                 post = post.header(MCP_PROTOCOL_VERSION, version);
             }
         }
-        let response = post
-            .send()
+        let response = auth::send(shared.config.auth.as_ref(), post)
             .await
             .map_err(|e| self.error(format_args!("POST {}: {e}", shared.url), None))?;
         let status = response.status();
@@ -791,7 +800,7 @@ impl<S: Service> Exchange<'_, S> {
                     ));
                 }
                 tokio::time::sleep(shared.retry(decoder.retry)).await;
-                match shared.get(Some(&last)).send().await {
+                match auth::send(shared.config.auth.as_ref(), shared.get(Some(&last))).await {
                     Ok(r) if r.status() == StatusCode::NOT_FOUND => {
                         return Err(transport_error(
                             "the session expired while the answer was awaited (HTTP 404)",
@@ -857,7 +866,7 @@ async fn session_stream<S: Service>(shared: Arc<Shared>, peer: Peer<S>) {
         if lock(&shared.session).id.is_none() {
             return;
         }
-        match shared.get(last.as_deref()).send().await {
+        match auth::send(shared.config.auth.as_ref(), shared.get(last.as_deref())).await {
             Ok(response)
                 if response.status().is_success() && media_type(&response).as_deref() == Some("text/event-stream") =>
             {
