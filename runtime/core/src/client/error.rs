@@ -37,9 +37,10 @@ pub enum ClientError {
         #[source]
         error: ErrorObject,
     },
-    /// The server no longer knows the session (Streamable HTTP `404` on a session): connect
-    /// again to start a new one.
-    #[error("`{method}`: the session expired (the server answered 404 for it); connect again")]
+    /// The server no longer knows the session (Streamable HTTP `404` on a session), and the
+    /// client did not start a new one: [`super::ClientConfig::renew_sessions`] is off, or the
+    /// new session was forgotten as well.
+    #[error("`{method}`: the session expired (the server answered 404 for it)")]
     SessionExpired {
         /// The request's method.
         method: String,

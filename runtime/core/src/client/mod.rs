@@ -83,6 +83,14 @@
 //! enum, [`ClientError`]. A tool's `structuredContent` is checked against the `outputSchema`
 //! the tool was listed with ([`ClientConfig::validate_output`]).
 //!
+//! A session the server forgot (Streamable HTTP answers `404` to its `Mcp-Session-Id`) is
+//! renewed, as the transports section of the spec asks: a new `initialize` at the negotiated
+//! revision, the log level and the resource subscriptions asked for again, then the refused
+//! request sent once more. Concurrent requests that meet the same `404` start one new session
+//! between them. The server description stays the first session's; a server that negotiates
+//! another revision the second time is a protocol error. [`ClientConfig::renew_sessions`] turns
+//! this off ([`ClientError::SessionExpired`] then).
+//!
 //! # Notifications
 //!
 //! [`Client::notifications`] gives a receiver of progress, log messages, list changes and
@@ -159,6 +167,11 @@ pub struct ClientConfig {
     /// Whether an accepted form-mode elicitation gets the requested schema's `default` for every
     /// field the handler's `content` leaves out (SEP-1034; default `true`).
     pub elicitation_defaults: bool,
+    /// Whether a session the server forgot (Streamable HTTP `404`) is renewed: a new
+    /// `initialize` at the same revision, the log level and resource subscriptions asked for
+    /// again, and the refused request sent once more (default `true`; with `false` the
+    /// request fails with [`ClientError::SessionExpired`]).
+    pub renew_sessions: bool,
 }
 
 impl Default for ClientConfig {
@@ -171,6 +184,7 @@ impl Default for ClientConfig {
             notification_capacity: 256,
             validate_output: true,
             elicitation_defaults: true,
+            renew_sessions: true,
         }
     }
 }
@@ -337,6 +351,7 @@ impl ClientBuilder {
                 log_level: Mutex::new(None),
                 schemas: schema::OutputSchemas::default(),
                 next_token: AtomicU64::new(1),
+                renewal: Renewal::default(),
             }),
         })
     }
@@ -528,6 +543,19 @@ struct Inner {
     log_level: Mutex<Option<wire::LoggingLevel>>,
     schemas: schema::OutputSchemas,
     next_token: AtomicU64,
+    renewal: Renewal,
+}
+
+/// What renewing an expired session needs (sessions only; see [`ClientConfig::renew_sessions`]).
+#[derive(Default)]
+struct Renewal {
+    /// How many times the session was renewed: a request that failed in generation `n` renews
+    /// only if nobody did since, so concurrent failures start one new session, not several.
+    generation: AtomicU64,
+    /// Held while a renewal runs.
+    running: tokio::sync::Mutex<()>,
+    /// The resources subscribed to (`resources/subscribe`), subscribed again in a new session.
+    subscribed: Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -613,6 +641,57 @@ impl Client {
         }
     }
 
+    fn renews_sessions(&self) -> bool {
+        self.inner.config.renew_sessions && matches!(self.inner.era, Era::Stateful(_))
+    }
+
+    /// Starts a new session in place of the one the server forgot in `generation` (unless
+    /// another request did already): `initialize` at the negotiated revision, then the log level
+    /// and the resource subscriptions asked for again. The server must agree to the same
+    /// revision; the server description of the first session is kept.
+    async fn renew(&self, generation: u64) -> Result<(), ClientError> {
+        let Era::Stateful(revision) = self.inner.era else {
+            return Ok(());
+        };
+        let renewal = &self.inner.renewal;
+        let _running = renewal.running.lock().await;
+        if renewal.generation.load(Ordering::Acquire) != generation {
+            return Ok(());
+        }
+        let boot = Boot {
+            handle: &self.inner.handle,
+            info: &self.inner.info,
+            capabilities: &self.inner.capabilities,
+            config: &self.inner.config,
+        };
+        let (era, _) = boot.initialize(revision).await?;
+        if era != self.inner.era {
+            return Err(ClientError::protocol(
+                "initialize",
+                format!("the renewed session negotiated {era:?}, the client speaks {revision}"),
+            ));
+        }
+        let timeout = self.inner.config.request_timeout;
+        let level = *self.inner.log_level.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(level) = level {
+            boot.request("logging/setLevel", &json!({"level": level}), timeout)
+                .await?;
+        }
+        let uris: Vec<String> = renewal
+            .subscribed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .cloned()
+            .collect();
+        for uri in uris {
+            boot.request("resources/subscribe", &json!({"uri": uri}), timeout)
+                .await?;
+        }
+        renewal.generation.fetch_add(1, Ordering::AcqRel);
+        Ok(())
+    }
+
     /// Whether requests mirror tool arguments in headers: Streamable HTTP, 2026-07-28.
     fn mirrors_params(&self) -> bool {
         self.inner.mirrors_params && self.inner.era == Era::Stateless
@@ -666,17 +745,32 @@ impl Client {
         options: &RequestOptions,
     ) -> Result<Value, ClientError> {
         let params = self.params(params, options);
-        let raw = serde_json::value::to_raw_value(&params).map_err(|source| ClientError::Encode {
-            method: method.into(),
-            source,
-        })?;
+        let encode = || {
+            serde_json::value::to_raw_value(&params).map_err(|source| ClientError::Encode {
+                method: method.into(),
+                source,
+            })
+        };
         let timeout = options.timeout.unwrap_or(self.inner.config.request_timeout);
-        let raw = self
-            .inner
-            .handle
-            .request_raw(method, Some(raw), Some(timeout))
-            .await
-            .map_err(|e| ClientError::from_peer(method, e))?;
+        let mut renewed = false;
+        let raw = loop {
+            let generation = self.inner.renewal.generation.load(Ordering::Acquire);
+            match self
+                .inner
+                .handle
+                .request_raw(method, Some(encode()?), Some(timeout))
+                .await
+                .map_err(|e| ClientError::from_peer(method, e))
+            {
+                Ok(raw) => break raw,
+                // Sent again once, encoded again (the common path pays for no copy).
+                Err(ClientError::SessionExpired { .. }) if !renewed && self.renews_sessions() => {
+                    renewed = true;
+                    self.renew(generation).await?;
+                }
+                Err(e) => return Err(e),
+            }
+        };
         let mut value: Value =
             serde_json::from_str(raw.get()).map_err(|e| ClientError::protocol(method, e.to_string()))?;
         // Revisions before 2026-07-28 have no `resultType`: absent reads as "complete".
@@ -752,8 +846,10 @@ impl Client {
         }
         let params = object("logging/setLevel", json!({"level": level}))?;
         self.call::<Value>("logging/setLevel", params, &RequestOptions::default())
-            .await
-            .map(|_| ())
+            .await?;
+        // Kept for a renewed session (see `ClientConfig::renew_sessions`).
+        *self.inner.log_level.lock().unwrap_or_else(PoisonError::into_inner) = Some(level);
+        Ok(())
     }
 
     /// Tells the server the client's roots changed (`notifications/roots/list_changed`,
@@ -1012,9 +1108,19 @@ impl Client {
         }
         let mut params = Map::new();
         params.insert("uri".into(), uri.into());
-        self.call::<Value>(method, params, &RequestOptions::default())
-            .await
-            .map(|_| ())
+        self.call::<Value>(method, params, &RequestOptions::default()).await?;
+        let mut subscribed = self
+            .inner
+            .renewal
+            .subscribed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if method == "resources/subscribe" {
+            subscribed.insert(uri.into());
+        } else {
+            subscribed.remove(uri);
+        }
+        Ok(())
     }
 
     /// Asks for the change notifications `filter` names, in either era: a

@@ -486,3 +486,96 @@ async fn dropping_a_call_cancels_it_on_the_server_in_both_generations() {
         client.close().await.expect("close");
     }
 }
+
+/// A logging level by its name (the protocol types are no dependency of this crate).
+fn level<T: serde::de::DeserializeOwned>(name: &str) -> T {
+    serde_json::from_value(json!(name)).expect("a logging level")
+}
+
+#[tokio::test]
+async fn a_session_the_server_forgot_is_renewed_with_its_level_and_subscriptions() {
+    use portico_core::client::Notification;
+    use portico_core::server::{Change, resource};
+
+    const WATCHED: &str = "test://watched";
+    let server = Server::builder("renew", "1.0.0")
+        .tool(tool(
+            "chatty",
+            "Logs at debug and info",
+            |cx: Context, _a: Nothing| async move {
+                let _ = cx.log(level("debug"), "debug").await;
+                let _ = cx.log(level("info"), "info").await;
+                "done"
+            },
+        ))
+        .resource(resource(WATCHED, "watched", |_cx| async { Ok(Vec::new()) }))
+        .build();
+    let serving = server.clone();
+    let endpoint = StreamableHttp::new(move || serving.connection(), HttpConfig::default());
+    let running = Running::start(endpoint.router()).await;
+    let connect_with = |config: ClientConfig| {
+        builder()
+            .protocol(Protocol::Stateful("2025-11-25"))
+            .config(config)
+            .connect(|service| connect(&running.url, service, HttpClientConfig::default()))
+    };
+    let client = within("connect", connect_with(ClientConfig::default()))
+        .await
+        .expect("connects");
+    let mut notifications = client.notifications();
+    within("setLevel", client.set_level(level("info")))
+        .await
+        .expect("level");
+    within("subscribe", client.subscribe(WATCHED))
+        .await
+        .expect("subscribed");
+    let first = endpoint.sessions().ids();
+    assert_eq!(first.len(), 1);
+    assert!(endpoint.sessions().close(&first[0]));
+
+    // The next call meets a 404, starts a new session (level and subscription asked for again)
+    // and is sent once more.
+    let answer = within(
+        "call after the session was forgotten",
+        client.call_tool("chatty", json!({})),
+    )
+    .await
+    .expect("answered in a new session");
+    assert_eq!(answer.content.len(), 1);
+    let renewed = endpoint.sessions().ids();
+    assert_eq!(renewed.len(), 1, "{renewed:?}");
+    assert_ne!(renewed, first);
+    server.notify(Change::ResourceUpdated(WATCHED.into()));
+    let mut logged = Vec::new();
+    loop {
+        match within("notifications", notifications.recv()).await.expect("open") {
+            Notification::Log(message) => logged.push((json!(message.level), message.data)),
+            Notification::ResourceUpdated { uri, .. } => {
+                assert_eq!(uri, WATCHED);
+                break;
+            }
+            _ => {}
+        }
+    }
+    // Only the info message: the new session got the level too.
+    assert_eq!(logged, [(json!("info"), json!("info"))]);
+    client.close().await.expect("close");
+
+    // Renewal off: the request fails, typed.
+    let client = within(
+        "connect",
+        connect_with(ClientConfig {
+            renew_sessions: false,
+            ..ClientConfig::default()
+        }),
+    )
+    .await
+    .expect("connects");
+    let id = endpoint.sessions().ids();
+    assert_eq!(id.len(), 1);
+    assert!(endpoint.sessions().close(&id[0]));
+    let error = within("call", client.call_tool("chatty", json!({})))
+        .await
+        .expect_err("expired");
+    assert!(matches!(error, ClientError::SessionExpired { .. }), "{error}");
+}

@@ -862,8 +862,11 @@ async fn session_stream<S: Service>(shared: Arc<Shared>, peer: Peer<S>) {
     let mut last: Option<String> = None;
     let mut retry = None;
     let mut failures = 0u32;
+    // The stream of this session only: once the server forgets it (and the client starts a
+    // new one, which opens its own stream), this one ends.
+    let session = lock(&shared.session).id.clone();
     loop {
-        if lock(&shared.session).id.is_none() {
+        if session.is_none() || lock(&shared.session).id != session {
             return;
         }
         match auth::send(shared.config.auth.as_ref(), shared.get(last.as_deref())).await {
