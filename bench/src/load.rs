@@ -198,7 +198,7 @@ async fn worker(
 }
 
 /// The nearest-rank percentile `q` of sorted `values` (0 when empty).
-fn percentile(sorted: &[u64], q: f64) -> u64 {
+pub fn percentile(sorted: &[u64], q: f64) -> u64 {
     if sorted.is_empty() {
         return 0;
     }

@@ -7,12 +7,17 @@
 //!   `tools/call`s of `echo`; prints one JSON object (requests/s, p50/p99 latency, CPU).
 //! - `sessions --url URL --count N`: opens N idle sessions, reads the server's memory growth
 //!   (`--pid`), ends them; prints one JSON object.
+//! - `client --url URL --subject portico|reference --mode stateless|stateful --concurrency N`:
+//!   the client benchmark of `cargo xtask bench client` (`xtask/src/bench_client.rs`): calls
+//!   `echo` with Portico's client core or with bare hyper; prints one JSON object (calls/s,
+//!   p50/p99 latency, its own CPU and peak RSS).
 //!
 //! The load generator and the sessions client run on one thread (pin them to one core); the
 //! reference runs on tokio's multi-thread runtime, like `portico serve`, so pinned to one core it
 //! has one worker. The crate has no features and no library: it is a tool.
 
 mod client;
+mod client_load;
 mod load;
 mod mcp;
 mod proc;
@@ -32,7 +37,7 @@ use crate::mcp::{Call, MESSAGE, Mode};
 #[derive(Parser)]
 #[command(
     name = "portico-bench",
-    about = "Load generator and reference server for cargo xtask bench server"
+    about = "Load generators and references for cargo xtask bench server and bench client"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -88,6 +93,30 @@ enum Command {
         /// Seconds to hold the sessions open after the memory is read.
         #[arg(long, default_value_t = 0.0)]
         hold: f64,
+    },
+    /// Closed-loop tools/call of `echo` by a client under test; prints a JSON report.
+    Client {
+        /// The MCP endpoint, `http://HOST:PORT/mcp`.
+        #[arg(long)]
+        url: String,
+        /// Portico's client core, or bare hyper (the reference).
+        #[arg(long, value_enum)]
+        subject: client_load::Subject,
+        /// Stateless 2026-07-28 calls, or one 2025-11-25 session.
+        #[arg(long, value_enum, default_value_t = Mode::Stateless)]
+        mode: Mode,
+        /// Calls in flight.
+        #[arg(long, default_value_t = 1)]
+        concurrency: usize,
+        /// Seconds measured.
+        #[arg(long, default_value_t = 2.0)]
+        duration: f64,
+        /// Seconds of warm-up before the measurement (not counted).
+        #[arg(long, default_value_t = 1.0)]
+        warmup: f64,
+        /// The server's process id: its CPU time over the measurement is reported.
+        #[arg(long)]
+        pid: Option<u32>,
     },
 }
 
@@ -152,6 +181,27 @@ fn run(command: Command) -> anyhow::Result<()> {
                 hold: seconds(hold, "--hold")?,
             };
             let report = current_thread()?.block_on(sessions::run(&options))?;
+            println!("{}", serde_json::to_string(&report)?);
+        }
+        Command::Client {
+            url,
+            subject,
+            mode,
+            concurrency,
+            duration,
+            warmup,
+            pid,
+        } => {
+            let options = client_load::Options {
+                url,
+                subject,
+                mode,
+                concurrency,
+                warmup: seconds(warmup, "--warmup")?,
+                duration: seconds(duration, "--duration")?,
+                server_pid: pid,
+            };
+            let report = current_thread()?.block_on(client_load::run(&options))?;
             println!("{}", serde_json::to_string(&report)?);
         }
     }

@@ -57,7 +57,7 @@ impl Call {
     }
 
     /// The body of the call with `id`, written into `out`.
-    fn body(&self, id: u64, out: &mut Vec<u8>) {
+    pub fn body(&self, id: u64, out: &mut Vec<u8>) {
         out.clear();
         out.extend_from_slice(&self.head);
         out.extend_from_slice(id.to_string().as_bytes());

@@ -1,6 +1,6 @@
-//! Smoke tests: the load generator and the sessions client against the reference and against
-//! the real Streamable HTTP endpoint serving `portico-everything`, in-process, for a fraction
-//! of a second each. They check the tools speak the protocol (every answer a `200` result, the
+//! Smoke tests: the load generator, the sessions client and the client benchmark against the
+//! reference and against the real Streamable HTTP endpoint serving `portico-everything`,
+//! in-process, for a fraction of a second each. They check the tools speak the protocol (every answer a `200` result, the
 //! echo's text, session ids), not speed.
 
 use std::time::Duration;
@@ -103,4 +103,35 @@ async fn sessions_are_opened_and_measured() {
     // The reference has no sessions: the same run gets no ids.
     let report = sessions::run(&sessions_options(start_reference().await)).await.unwrap();
     assert_eq!((report.opened, report.with_id), (20, 0), "{report:?}");
+}
+
+/// `portico-bench client`: both clients, both generations, at 1 and 4 calls in flight, against
+/// the real endpoint (the reference's stateful calls share one session, so their ids must not
+/// collide).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_benchmark_runs_both_clients_in_both_modes() {
+    use crate::client_load::{self, Subject};
+    let target = start_portico().await;
+    let url = format!("http://{}{}", target.authority, target.path);
+    for subject in [Subject::Reference, Subject::Portico] {
+        for mode in [Mode::Stateless, Mode::Stateful] {
+            for concurrency in [1, 4] {
+                let options = client_load::Options {
+                    url: url.clone(),
+                    subject,
+                    mode,
+                    concurrency,
+                    warmup: Duration::from_millis(50),
+                    duration: Duration::from_millis(200),
+                    server_pid: Some(std::process::id()),
+                };
+                let report = client_load::run(&options)
+                    .await
+                    .unwrap_or_else(|e| panic!("{subject:?} {mode:?} {concurrency}: {e:#}"));
+                assert!(report.calls > 0, "{report:?}");
+                assert!(report.p50_us > 0.0 && report.p50_us <= report.p99_us, "{report:?}");
+                assert!(report.peak_rss_kib.is_some_and(|kib| kib > 0), "{report:?}");
+            }
+        }
+    }
 }

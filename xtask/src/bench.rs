@@ -1,5 +1,6 @@
 //! `cargo xtask bench codegen`: how long a full `generate` of every revision takes, and the
-//! parse + serialize throughput of typed messages against `serde_json::Value` in one run.
+//! parse + serialize throughput of typed messages against `serde_json::Value` in one run;
+//! `bench server` and `bench client` live in their own modules.
 
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
@@ -21,6 +22,10 @@ pub enum Which {
     /// `portico serve everything` under closed-loop tools/call load against a bare hyper
     /// reference, both pinned to one core; writes its section of docs/benchmarks.md.
     Server(crate::bench_server::Args),
+    /// Portico's client core calling `echo` of `portico serve everything` against a bare hyper
+    /// client, client and server each pinned to a core; writes its section of
+    /// docs/benchmarks.md.
+    Client(crate::bench_client::Args),
 }
 
 /// Runs one benchmark.
@@ -28,6 +33,7 @@ pub fn run(which: Which) -> anyhow::Result<ExitCode> {
     match which {
         Which::Codegen { seconds, runs } => codegen(seconds, runs.max(1)),
         Which::Server(args) => crate::bench_server::run(args),
+        Which::Client(args) => crate::bench_client::run(args),
     }
 }
 

@@ -76,7 +76,7 @@ pub struct Args {
 
 /// The two servers of every cell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Subject {
+pub(crate) enum Subject {
     /// `portico-bench reference`.
     Reference,
     /// `portico serve everything`.
@@ -133,9 +133,9 @@ struct SessionFigures {
 }
 
 /// The binaries under test.
-struct Binaries {
-    portico: PathBuf,
-    bench: PathBuf,
+pub(crate) struct Binaries {
+    pub(crate) portico: PathBuf,
+    pub(crate) bench: PathBuf,
 }
 
 /// Runs the benchmark.
@@ -318,7 +318,7 @@ fn check_machine(args: &Args) -> anyhow::Result<()> {
 }
 
 /// The 1-minute load average.
-fn load_average() -> Option<f64> {
+pub(crate) fn load_average() -> Option<f64> {
     std::fs::read_to_string("/proc/loadavg")
         .ok()?
         .split_whitespace()
@@ -328,7 +328,7 @@ fn load_average() -> Option<f64> {
 }
 
 /// Builds `portico` and `portico-bench` in release mode; returns their paths.
-fn build(root: &Path) -> anyhow::Result<Binaries> {
+pub(crate) fn build(root: &Path) -> anyhow::Result<Binaries> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut child = Command::new(cargo)
         .current_dir(root)
@@ -375,10 +375,10 @@ fn build(root: &Path) -> anyhow::Result<Binaries> {
 }
 
 /// A server process pinned to a CPU, killed and reaped when dropped.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    url: String,
-    log: PathBuf,
+    pub(crate) url: String,
+    pub(crate) log: PathBuf,
 }
 
 impl Drop for Server {
@@ -392,7 +392,7 @@ impl Drop for Server {
 impl Server {
     /// Starts `subject` on a free port of 127.0.0.1, pinned to `cpu`, its output going to `log`;
     /// waits for the line naming its URL.
-    fn start(binaries: &Binaries, subject: Subject, cpu: usize, log: &Path) -> anyhow::Result<Self> {
+    pub(crate) fn start(binaries: &Binaries, subject: Subject, cpu: usize, log: &Path) -> anyhow::Result<Self> {
         let file = File::create(log).with_context(|| format!("creating {}", log.display()))?;
         let mut command = Command::new("taskset");
         command.arg("-c").arg(cpu.to_string());
@@ -453,12 +453,12 @@ impl Server {
         Ok(server)
     }
 
-    fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// Fails when the server has exited.
-    fn check_alive(&mut self) -> anyhow::Result<()> {
+    pub(crate) fn check_alive(&mut self) -> anyhow::Result<()> {
         if let Some(status) = self.child.try_wait()? {
             bail!(
                 "the server exited during the run ({status}); see {}",
@@ -629,7 +629,7 @@ fn run_sessions(binaries: &Binaries, args: &Args, logs: &Path, subject: Subject)
 }
 
 /// `portico / reference`, as `0.87×`.
-fn ratio(portico: f64, reference: f64) -> String {
+pub(crate) fn ratio(portico: f64, reference: f64) -> String {
     if reference > 0.0 {
         format!("{:.2}×", portico / reference)
     } else {
@@ -824,10 +824,16 @@ fn render(args: &Args, cells: &[Cell], sessions: &[(Subject, SessionFigures)]) -
 
 /// `docs/benchmarks.md` with this task's section replaced (or appended).
 fn splice(old: &str, report: &str) -> String {
-    let section = format!("{BEGIN}\n\n{}\n{END}\n", report.trim_end());
-    match (old.find(BEGIN), old.find(END)) {
+    splice_section(old, BEGIN, END, report)
+}
+
+/// `old` with the section between the lines `begin` and `end` replaced by `report` (or appended
+/// when there is none).
+pub(crate) fn splice_section(old: &str, begin_line: &str, end_line: &str, report: &str) -> String {
+    let section = format!("{begin_line}\n\n{}\n{end_line}\n", report.trim_end());
+    match (old.find(begin_line), old.find(end_line)) {
         (Some(begin), Some(end)) if begin < end => {
-            let after = old[end + END.len()..].trim_start_matches('\n');
+            let after = old[end + end_line.len()..].trim_start_matches('\n');
             let mut new = format!("{}{section}", &old[..begin]);
             if !after.is_empty() {
                 new.push('\n');
@@ -839,7 +845,7 @@ fn splice(old: &str, report: &str) -> String {
     }
 }
 
-fn git(args: &[&str]) -> Option<String> {
+pub(crate) fn git(args: &[&str]) -> Option<String> {
     let out = Command::new("git")
         .current_dir(crate::repo_root())
         .args(args)
@@ -851,7 +857,7 @@ fn git(args: &[&str]) -> Option<String> {
 }
 
 /// Today's date (UTC), `YYYY-MM-DD`.
-fn today() -> String {
+pub(crate) fn today() -> String {
     Command::new("date")
         .args(["-u", "+%Y-%m-%d"])
         .output()
@@ -862,7 +868,7 @@ fn today() -> String {
 }
 
 /// The CPU's model name and the number of CPUs.
-fn cpu_model() -> String {
+pub(crate) fn cpu_model() -> String {
     let cpus = std::thread::available_parallelism().map_or(1, usize::from);
     let model = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|info| {
         info.lines().find_map(|l| {

@@ -13,6 +13,7 @@
 //!   requests against the Streamable HTTP endpoint, N seconds each.
 
 mod bench;
+mod bench_client;
 mod bench_server;
 mod capture;
 mod conformance;

@@ -2,14 +2,16 @@
 //!
 //! The steps, in order, each announced by a banner; the first failure stops the run:
 //!
-//! 1. install pinned `mypy` (a Python venv) and `typescript` (npm) under the tools folder,
+//! 1. install pinned `mypy` and the official MCP SDK `mcp` (a Python venv) and `typescript`
+//!    (npm) under the tools folder,
 //!    skipped when a stamp file says the pinned versions are already there;
 //! 2. check that the MCP spec inputs exist;
 //! 3. `cargo fmt --all --check` and `cargo clippy --workspace --all-targets -- -D warnings`
 //!    (not with `--skip-lint`);
 //! 4. `cargo xtask generate --check`;
 //! 5. `cargo test --workspace --all-targets` (unit, integration, example and bench targets) with
-//!    `PORTICO_TSC` and `PORTICO_MYPY` pointing at the installed tools, then the doc tests;
+//!    `PORTICO_TSC`, `PORTICO_MYPY` and `PORTICO_PYTHON` (the venv's python, with the official
+//!    MCP SDK) pointing at the installed tools, then the doc tests;
 //! 6. the official MCP conformance suites against `portico serve everything` through the
 //!    recording proxy, every message the server sent validated against its revision's schema
 //!    (`cargo xtask conformance` with its defaults, see `conformance.rs`), and beside them the
@@ -29,14 +31,45 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-/// The Python packages installed into `<tools>/venv`, every one pinned, dependencies included,
-/// so two machines type-check the generated `.pyi` with the same mypy.
+/// The Python packages installed into `<tools>/venv`, every one pinned, dependencies included
+/// (for Python >= 3.11), so two machines type-check the generated `.pyi` with the same mypy and
+/// run the same official-SDK server in the interop tests
+/// (`servers/everything/tests/python/official_server.py`).
 const PYTHON_PACKAGES: &[&str] = &[
     "mypy==1.20.2",
-    "typing_extensions==4.15.0",
+    "typing_extensions==4.16.0",
     "mypy_extensions==1.2.0",
     "pathspec==1.1.1",
     "librt==0.17.0",
+    // The official MCP Python SDK and its dependencies. Keep `MCP_PYTHON_SDK` in
+    // servers/everything/tests/it/python_interop.rs in step with the `mcp` pin.
+    "mcp==2.3.0",
+    "mcp-types==2.3.0",
+    "annotated-types==0.8.0",
+    "anyio==4.16.0",
+    "attrs==26.1.0",
+    "cffi==2.1.1",
+    "click==8.5.1",
+    "cryptography==50.0.2",
+    "h11==0.16.0",
+    "httpcore2==2.16.2",
+    "httpx2==2.16.2",
+    "idna==3.20",
+    "jsonschema==4.26.0",
+    "jsonschema-specifications==2025.9.1",
+    "opentelemetry-api==1.45.2",
+    "pycparser==3.12",
+    "pydantic==2.14.4",
+    "pydantic_core==2.50.5",
+    "PyJWT==2.15.1",
+    "python-multipart==0.0.34",
+    "referencing==0.37.0",
+    "rpds-py==2026.9.1",
+    "sse-starlette==3.7.0",
+    "starlette==1.10.0",
+    "truststore==0.10.5",
+    "typing-inspection==0.4.5",
+    "uvicorn==0.54.0",
 ];
 
 /// The npm packages installed into `<tools>/node`, pinned exactly.
@@ -57,7 +90,8 @@ pub struct Args {
     /// Skip `cargo fmt --check` and `cargo clippy` (for quick local runs; CI never skips them).
     #[arg(long)]
     skip_lint: bool,
-    /// Install nothing: use the tools already in the tools folder, or `PORTICO_TSC`/`PORTICO_MYPY`.
+    /// Install nothing: use the tools already in the tools folder, or
+    /// `PORTICO_TSC`/`PORTICO_MYPY`/`PORTICO_PYTHON`.
     #[arg(long)]
     no_install: bool,
     /// Skip the conformance suites (for quick local runs; CI never skips them).
@@ -373,19 +407,29 @@ pub(crate) fn tools_dir(root: &Path) -> anyhow::Result<PathBuf> {
 struct Tools {
     tsc: Option<PathBuf>,
     mypy: Option<PathBuf>,
+    /// A python with the official MCP SDK (`mcp`) installed.
+    python: Option<PathBuf>,
 }
 
 impl Tools {
-    /// Finds or installs `tsc` and `mypy`. A `PORTICO_TSC` or `PORTICO_MYPY` already set in the
-    /// environment wins over the tools folder.
+    /// Finds or installs `tsc`, `mypy` and a python with `mcp`. A `PORTICO_TSC`, `PORTICO_MYPY`
+    /// or `PORTICO_PYTHON` already set in the environment wins over the tools folder.
     fn prepare(root: &Path, install: bool) -> anyhow::Result<Self> {
         let dir = tools_dir(root)?;
-        // Check both presets before installing anything, so a bad one fails at once.
+        // Check the presets before installing anything, so a bad one fails at once.
         let (preset_mypy, preset_tsc) = (preset("PORTICO_MYPY")?, preset("PORTICO_TSC")?);
+        let preset_python = preset("PORTICO_PYTHON")?;
+        let venv = dir.join("venv");
+        if install && (preset_mypy.is_none() || preset_python.is_none()) {
+            install_python(&venv)?;
+        }
         let mypy = match preset_mypy {
             Some(path) => Some(path),
-            None if install => Some(install_python(&dir.join("venv"))?),
-            None => existing(dir.join("venv/bin/mypy"), "PORTICO_MYPY"),
+            None => existing(venv.join("bin/mypy"), "PORTICO_MYPY"),
+        };
+        let python = match preset_python {
+            Some(path) => Some(path),
+            None => existing(venv.join("bin/python"), "PORTICO_PYTHON"),
         };
         let tsc = match preset_tsc {
             Some(path) => Some(path),
@@ -398,16 +442,22 @@ impl Tools {
         if let Some(path) = &tsc {
             println!("PORTICO_TSC={}", path.display());
         }
-        Ok(Self { tsc, mypy })
+        if let Some(path) = &python {
+            println!("PORTICO_PYTHON={}", path.display());
+        }
+        Ok(Self { tsc, mypy, python })
     }
 
-    /// Puts `PORTICO_TSC` and `PORTICO_MYPY` into a child's environment.
+    /// Puts `PORTICO_TSC`, `PORTICO_MYPY` and `PORTICO_PYTHON` into a child's environment.
     fn set_env(&self, command: &mut Command) {
         if let Some(tsc) = &self.tsc {
             command.env("PORTICO_TSC", tsc);
         }
         if let Some(mypy) = &self.mypy {
             command.env("PORTICO_MYPY", mypy);
+        }
+        if let Some(python) = &self.python {
+            command.env("PORTICO_PYTHON", python);
         }
     }
 }
@@ -474,21 +524,30 @@ pub(crate) fn output_of(program: impl Into<OsString>, args: &[impl AsRef<OsStr>]
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
-/// Makes sure `venv` holds the pinned Python packages; returns the path of its `mypy`.
+/// The check that the venv's python imports the official MCP SDK.
+const MCP_PROBE: &[&str] = &["-c", "import mcp.server.mcpserver, uvicorn"];
+
+/// Makes sure `venv` holds the pinned Python packages (mypy, and the MCP SDK for
+/// `PORTICO_PYTHON`); returns the path of its `mypy`.
 fn install_python(venv: &Path) -> anyhow::Result<PathBuf> {
     let mypy = venv.join("bin/mypy");
     let pins = PYTHON_PACKAGES.join("\n") + "\n";
-    if stamp_matches(venv, &pins) && output_of(&mypy, &["--version"]).is_some() {
+    if stamp_matches(venv, &pins)
+        && output_of(&mypy, &["--version"]).is_some()
+        && output_of(venv.join("bin/python"), MCP_PROBE).is_some()
+    {
         println!("python tools up to date in {}", venv.display());
         return Ok(mypy);
     }
     let python = "python3";
     let Some(version) = output_of(python, &["-c", "import sys; print('%d.%d' % sys.version_info[:2])"]) else {
         bail!(
-            "python3 not found on PATH. The tests type-check generated Python stubs with mypy, which \
-             cargo xtask test installs into a venv; it needs Python >= {}.{} with the venv module \
-             (Debian/Ubuntu: `apt-get install python3 python3-venv`; macOS: `brew install python`; \
-             or https://www.python.org/downloads/). Or set PORTICO_MYPY to an existing mypy.",
+            "python3 not found on PATH. The tests type-check generated Python stubs with mypy and \
+             run a server on the official MCP Python SDK, which cargo xtask test installs into a \
+             venv; it needs Python >= {}.{} with the venv module (Debian/Ubuntu: `apt-get install \
+             python3 python3-venv`; macOS: `brew install python`; or \
+             https://www.python.org/downloads/). Or set PORTICO_MYPY to an existing mypy and \
+             PORTICO_PYTHON to a python with the pinned `mcp` installed.",
             MIN_PYTHON.0,
             MIN_PYTHON.1
         );
@@ -500,7 +559,8 @@ fn install_python(venv: &Path) -> anyhow::Result<PathBuf> {
         Some(v) if v >= MIN_PYTHON => {}
         _ => bail!(
             "python3 is version {version}; the tests need Python >= {}.{}. Install a newer Python, \
-             put it first on PATH as python3, or set PORTICO_MYPY to an existing mypy.",
+             put it first on PATH as python3, or set PORTICO_MYPY to an existing mypy and \
+             PORTICO_PYTHON to a python with the pinned `mcp` installed.",
             MIN_PYTHON.0,
             MIN_PYTHON.1
         ),
@@ -532,6 +592,12 @@ fn install_python(venv: &Path) -> anyhow::Result<PathBuf> {
         bail!("{} does not run after installing it", mypy.display());
     };
     println!("{reported}");
+    if output_of(venv.join("bin/python"), MCP_PROBE).is_none() {
+        bail!(
+            "{} cannot import the MCP SDK after installing it",
+            venv.join("bin/python").display()
+        );
+    }
     std::fs::write(venv.join(STAMP), pins).with_context(|| format!("writing the stamp in {}", venv.display()))?;
     Ok(mypy)
 }

@@ -10,8 +10,8 @@
 use std::time::Duration;
 
 use portico_core::client::{
-    Client, ClientConfig, ClientError, ClientHandler, ClientService, ClientTransport, InputContext, Notification,
-    Protocol, RequestOptions,
+    Client, ClientConfig, ClientHandler, ClientService, ClientTransport, InputContext, Notification, Protocol,
+    RequestOptions,
 };
 use portico_core::server::{Change, Era, Server};
 use portico_core::{ErrorObject, OutboundKind, Peer, PeerConfig, PeerHandle};
@@ -413,16 +413,21 @@ async fn a_tool_called_before_listing_gets_its_headers_after_a_mismatch() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_expired_session_is_a_typed_error() {
+async fn an_expired_session_is_renewed() {
     let server = portico_everything::server();
     let http = HttpServer::start(&server).await;
     let client = client(Carrier::Http, &server, &http, Protocol::Stateful("2025-11-25")).await;
     within("ping", client.ping()).await.expect("ping");
-    for id in http.endpoint.sessions().ids() {
-        assert!(http.endpoint.sessions().close(&id));
+    let first = http.endpoint.sessions().ids();
+    for id in &first {
+        assert!(http.endpoint.sessions().close(id));
     }
-    let error = within("ping", client.ping()).await.expect_err("expired");
-    assert!(matches!(error, ClientError::SessionExpired { .. }), "{error}");
+    // The 404 starts a new session (ClientConfig::renew_sessions); the ping is sent again.
+    within("ping", client.ping()).await.expect("ping in a new session");
+    let renewed = http.endpoint.sessions().ids();
+    assert_eq!(renewed.len(), 1, "{renewed:?}");
+    assert_ne!(renewed, first);
+    client.close().await.expect("close");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

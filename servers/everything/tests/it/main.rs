@@ -10,6 +10,7 @@ mod fixtures;
 mod logging;
 mod mrtr;
 mod prompts;
+mod python_interop;
 mod resources;
 mod schemas;
 mod tasks;
