@@ -723,22 +723,29 @@ impl<S: Service> Exchange<'_, S> {
     /// Hands the peer the request's answer, if `text` is it.
     async fn answer(&self, text: &str) -> Result<bool, ErrorObject> {
         match message::decode(text) {
-            Inbound::Single(Ok(Message::Response { id, .. } | Message::Error { id: Some(id), .. }))
-                if id == *self.id =>
-            {
-                self.shared.observe(self.method, text);
-                self.peer.receive(text).await;
-                Ok(true)
-            }
-            Inbound::Single(Ok(Message::Response { id, .. } | Message::Error { id: Some(id), .. })) => {
-                tracing::debug!(method = self.method, %id, "a response to another request was ignored");
-                Ok(false)
-            }
-            // An error about the request that could not name it.
-            Inbound::Single(Ok(Message::Error { id: None, error })) => Err(error),
-            Inbound::Single(Ok(_)) => {
-                self.peer.receive(text).await;
-                Ok(false)
+            // Decoded once: the peer is handed the message, not the text again.
+            Inbound::Single(Ok(message)) => {
+                let ours = match &message {
+                    Message::Response { id, .. } | Message::Error { id: Some(id), .. } => Some(id == self.id),
+                    // An error about the request that could not name it.
+                    Message::Error { id: None, error } => return Err(error.clone()),
+                    _ => None,
+                };
+                match ours {
+                    Some(true) => {
+                        self.shared.observe(self.method, text);
+                        self.peer.receive_message(message).await;
+                        Ok(true)
+                    }
+                    Some(false) => {
+                        tracing::debug!(method = self.method, "a response to another request was ignored");
+                        Ok(false)
+                    }
+                    None => {
+                        self.peer.receive_message(message).await;
+                        Ok(false)
+                    }
+                }
             }
             Inbound::Single(Err(invalid)) => Err(self.error(
                 format_args!(
