@@ -76,7 +76,7 @@ const PYTHON_PACKAGES: &[&str] = &[
 const NODE_PACKAGES: &[&str] = &["typescript@5.9.3"];
 
 /// The oldest Python the pinned mypy and the generated stubs are checked with.
-const MIN_PYTHON: (u32, u32) = (3, 10);
+const MIN_PYTHON: (u32, u32) = (3, 11);
 
 /// The oldest Node.js major version supported.
 const MIN_NODE_MAJOR: u32 = 20;
