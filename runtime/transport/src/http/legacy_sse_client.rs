@@ -50,9 +50,9 @@
 //!   happened; its `data` marks it as the transport's, with the status when there was one
 //!   ([`portico_core::client::transport_error`]; [`http_status`] reads it). A refused notification or response has nobody waiting for it: it is logged and
 //!   dropped (the server's own request then times out on its side).
-//! - **No TLS: `http://` only.** The workspace builds reqwest without TLS, and this crate keeps
-//!   it off (the reasons are those of [`super::ws_client`]); an `https://` URL fails at once
-//!   with [`LegacySseConnectError::TlsUnsupported`].
+//! - **`https://`** with the crate's `tls` feature ([`super::tls`]; extra roots in
+//!   [`LegacySseClientConfig::tls`]); without it an `https://` URL fails at once with
+//!   [`LegacySseConnectError::TlsUnsupported`].
 //! - **Closing.** [`LegacySseClient::shutdown`] POSTs what is already queued (at most
 //!   [`LegacySseClientConfig::shutdown_grace`]), closes the peer and drops the stream, which is
 //!   how the transport ends a session. Dropping the client closes the peer and drops the stream
@@ -108,6 +108,8 @@ pub struct LegacySseClientConfig {
     /// none): a flow runs before the GET when the provider holds no token yet, and a POST
     /// refused with `401` is sent again once after the provider renewed it.
     pub auth: Option<Auth>,
+    /// Roots trusted for `https://` besides the platform's ([`super::tls`]).
+    pub tls: super::tls::TlsConfig,
 }
 
 impl Default for LegacySseClientConfig {
@@ -122,6 +124,7 @@ impl Default for LegacySseClientConfig {
             shutdown_grace: Duration::from_secs(1),
             headers: HeaderMap::new(),
             auth: None,
+            tls: super::tls::TlsConfig::default(),
         }
     }
 }
@@ -138,14 +141,15 @@ pub enum LegacySseConnectError {
         /// What is wrong with it.
         reason: String,
     },
-    /// An `https://` URL: this build has no TLS (see the module docs).
-    #[error(
-        "{url}: https:// needs TLS, which portico-transport is built without; use http:// (or a TLS-terminating proxy)"
-    )]
+    /// An `https://` URL, and this build has no TLS ([`super::tls`]).
+    #[error("{url}: https:// needs TLS: {}", super::tls::HOW_TO_GET_TLS)]
     TlsUnsupported {
         /// The URL given.
         url: String,
     },
+    /// TLS could not be set up (a bad extra root, the platform's store).
+    #[error("TLS: {0}")]
+    Tls(#[from] super::tls::TlsError),
     /// The GET's answer and the `endpoint` event took longer than
     /// [`LegacySseClientConfig::connect_timeout`].
     #[error("opening the event stream at {url} took longer than {after:?}")]
@@ -201,9 +205,9 @@ impl From<LegacySseConnectError> for std::io::Error {
     fn from(error: LegacySseConnectError) -> Self {
         use std::io::ErrorKind;
         let kind = match &error {
-            LegacySseConnectError::InvalidUrl { .. } | LegacySseConnectError::TlsUnsupported { .. } => {
-                ErrorKind::InvalidInput
-            }
+            LegacySseConnectError::InvalidUrl { .. }
+            | LegacySseConnectError::TlsUnsupported { .. }
+            | LegacySseConnectError::Tls(_) => ErrorKind::InvalidInput,
             LegacySseConnectError::Timeout { .. } => ErrorKind::TimedOut,
             LegacySseConnectError::Refused { .. } => ErrorKind::ConnectionRefused,
             LegacySseConnectError::CrossOrigin { .. } => ErrorKind::PermissionDenied,
@@ -255,7 +259,7 @@ pub async fn connect<S: Service>(
     config: LegacySseClientConfig,
 ) -> Result<LegacySseClient<S>, LegacySseConnectError> {
     let sse_url = parse_url(url)?;
-    let http = reqwest::Client::builder()
+    let http = super::tls::reqwest_builder(&config.tls)?
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(config.connect_timeout)
         .build()
@@ -358,8 +362,13 @@ fn parse_url(url: &str) -> Result<Url, LegacySseConnectError> {
     let parsed = Url::parse(url).map_err(|e| invalid(e.to_string()))?;
     match parsed.scheme() {
         "http" => {}
+        "https" if super::tls::ENABLED => {}
         "https" => return Err(LegacySseConnectError::TlsUnsupported { url: url.into() }),
-        other => return Err(invalid(format!("the scheme must be http://, not {other}://"))),
+        other => {
+            return Err(invalid(format!(
+                "the scheme must be http:// or https://, not {other}://"
+            )));
+        }
     }
     if parsed.host().is_none() {
         return Err(invalid("no host".into()));
@@ -652,12 +661,14 @@ mod tests {
     }
 
     #[test]
-    fn urls_must_be_plain_http() {
+    fn urls_must_be_http_or_https_with_tls() {
         assert!(parse_url("http://127.0.0.1:1/sse").is_ok());
-        assert!(matches!(
-            parse_url("https://example.com/sse"),
-            Err(LegacySseConnectError::TlsUnsupported { .. })
-        ));
+        let https = parse_url("https://example.com/sse");
+        if super::super::tls::ENABLED {
+            assert!(https.is_ok(), "{https:?}");
+        } else {
+            assert!(matches!(https, Err(LegacySseConnectError::TlsUnsupported { .. })));
+        }
         assert!(matches!(
             parse_url("ws://example.com/sse"),
             Err(LegacySseConnectError::InvalidUrl { .. })

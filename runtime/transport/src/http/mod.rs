@@ -128,6 +128,7 @@ mod reply;
 mod serve;
 mod session;
 mod sse;
+pub mod tls;
 pub mod ws;
 pub mod ws_client;
 

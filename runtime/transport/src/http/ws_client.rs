@@ -21,12 +21,9 @@
 //!   [`WsConnectError::Refused`], carrying the message of the JSON-RPC error body Portico's
 //!   server sends. TCP connect and handshake together take at most
 //!   [`WsClientConfig::connect_timeout`].
-//! - **No TLS: `ws://` only.** The workspace builds tokio-tungstenite (and reqwest) with their
-//!   TLS features off, and this crate keeps them off: TLS would bring a crypto stack and a choice
-//!   of roots (webpki or the platform's) that deserves a feature of its own (`transport-tls`)
-//!   rather than a silent default. A `wss://` URL fails at once with
-//!   [`WsConnectError::TlsUnsupported`], before any connection is made; reach a TLS server
-//!   through a terminating proxy (a sidecar on loopback) until that feature exists.
+//! - **`wss://`** with the crate's `tls` feature ([`super::tls`]: rustls, the platform's roots
+//!   and [`WsClientConfig::tls`]); without it a `wss://` URL fails at once with
+//!   [`WsConnectError::TlsUnsupported`], before any connection is made.
 //! - **Framing.** Every message the peer sends is one text frame. Every text frame received is
 //!   handed to [`Peer::receive`], which answers text that is no message with a JSON-RPC error
 //!   and goes on. A binary frame closes the connection with `1003` (MCP messages are UTF-8
@@ -113,6 +110,8 @@ pub struct WsClientConfig {
     /// current value, or the one a flow run before connecting gives (default none). The
     /// provider is built for the endpoint's `http://` URL.
     pub auth: Option<Auth>,
+    /// Roots trusted for `wss://` besides the platform's ([`super::tls`]).
+    pub tls: super::tls::TlsConfig,
 }
 
 impl Default for WsClientConfig {
@@ -126,6 +125,7 @@ impl Default for WsClientConfig {
             close_grace: Duration::from_secs(1),
             headers: HeaderMap::new(),
             auth: None,
+            tls: super::tls::TlsConfig::default(),
         }
     }
 }
@@ -142,14 +142,15 @@ pub enum WsConnectError {
         /// What is wrong with it.
         reason: String,
     },
-    /// A `wss://` URL: this build has no TLS (see the module docs).
-    #[error(
-        "{url}: wss:// needs TLS, which portico-transport is built without; use ws:// (or a TLS-terminating proxy)"
-    )]
+    /// A `wss://` URL, and this build has no TLS ([`super::tls`]).
+    #[error("{url}: wss:// needs TLS: {}", super::tls::HOW_TO_GET_TLS)]
     TlsUnsupported {
         /// The URL given.
         url: String,
     },
+    /// TLS could not be set up (a bad extra root, the platform's store).
+    #[error("TLS: {0}")]
+    Tls(#[from] super::tls::TlsError),
     /// The TCP connection and handshake took longer than [`WsClientConfig::connect_timeout`].
     #[error("connecting to {url} took longer than {after:?}")]
     Timeout {
@@ -189,7 +190,9 @@ pub enum WsConnectError {
 impl From<WsConnectError> for io::Error {
     fn from(error: WsConnectError) -> Self {
         let kind = match &error {
-            WsConnectError::InvalidUrl { .. } | WsConnectError::TlsUnsupported { .. } => io::ErrorKind::InvalidInput,
+            WsConnectError::InvalidUrl { .. } | WsConnectError::TlsUnsupported { .. } | WsConnectError::Tls(_) => {
+                io::ErrorKind::InvalidInput
+            }
             WsConnectError::Timeout { .. } => io::ErrorKind::TimedOut,
             WsConnectError::Refused { .. } => io::ErrorKind::ConnectionRefused,
             WsConnectError::Subprotocol { .. } => io::ErrorKind::InvalidData,
@@ -292,9 +295,11 @@ async fn handshake(url: &str, config: &WsClientConfig) -> Result<Socket, WsConne
     let mut request = url.into_client_request().map_err(|e| invalid(&e.to_string()))?;
     match request.uri().scheme_str() {
         Some("ws") => {}
+        Some("wss") if super::tls::ENABLED => {}
         Some("wss") => return Err(WsConnectError::TlsUnsupported { url: url.into() }),
-        _ => return Err(invalid("the scheme must be ws://")),
+        _ => return Err(invalid("the scheme must be ws:// or wss://")),
     }
+    let connector = super::tls::ws_connector(&config.tls)?;
     let bearer = match &config.auth {
         Some(auth) => auth.initial().await.map_err(WsConnectError::Auth)?,
         None => None,
@@ -313,7 +318,13 @@ async fn handshake(url: &str, config: &WsClientConfig) -> Result<Socket, WsConne
         .max_message_size(Some(max))
         .max_frame_size(Some(max));
     // Small request/answer messages: Nagle's algorithm would only delay them.
-    let connecting = tokio_tungstenite::connect_async_with_config(request, Some(ws_config), true);
+    #[cfg(feature = "tls")]
+    let connecting = tokio_tungstenite::connect_async_tls_with_config(request, Some(ws_config), true, connector);
+    #[cfg(not(feature = "tls"))]
+    let connecting = {
+        let _: Option<tokio_tungstenite::Connector> = connector;
+        tokio_tungstenite::connect_async_with_config(request, Some(ws_config), true)
+    };
     let (socket, response) = match tokio::time::timeout(config.connect_timeout, connecting).await {
         Err(_) => {
             return Err(WsConnectError::Timeout {

@@ -9,6 +9,7 @@ mod legacy_sse;
 mod legacy_sse_client;
 mod oauth;
 mod serve;
+mod tls;
 mod ws;
 mod ws_client;
 

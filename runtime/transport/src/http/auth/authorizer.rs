@@ -86,11 +86,21 @@ impl HeadlessAuthorizer {
 
     /// The same, with a bound on the GET (default 30 s).
     pub fn with_timeout(redirect_uri: impl Into<String>, timeout: Duration) -> Self {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(timeout)
-            .build()
-            .map_err(|e| e.to_string());
+        Self::with_tls(redirect_uri, timeout, &crate::http::tls::TlsConfig::default())
+    }
+
+    /// The same, trusting `tls`'s roots for an `https://` authorization endpoint besides the
+    /// platform's ([`crate::http::tls`]).
+    pub fn with_tls(redirect_uri: impl Into<String>, timeout: Duration, tls: &crate::http::tls::TlsConfig) -> Self {
+        let http = crate::http::tls::reqwest_builder(tls)
+            .map_err(|e| e.to_string())
+            .and_then(|builder| {
+                builder
+                    .redirect(reqwest::redirect::Policy::none())
+                    .timeout(timeout)
+                    .build()
+                    .map_err(|e| e.to_string())
+            });
         Self {
             redirect_uri: redirect_uri.into(),
             http,

@@ -87,8 +87,10 @@
 //!   well-known URLs since there is no challenge yet); a socket has no later requests to
 //!   renew. [`super::legacy_sse_client`] does the same for its stream and sends every POST
 //!   through [`send`]. Their providers are built for the endpoint's `http://` URL.
-//! - **No TLS in this build**: like the transports, the OAuth client speaks `http://` only; an
-//!   `https://` authorization server fails with a transport error naming the URL.
+//! - **TLS** with the crate's `tls` feature ([`super::tls`]; extra roots in
+//!   [`OAuthConfig::tls`] and [`HeadlessAuthorizer::with_tls`]). Without it the OAuth client
+//!   speaks `http://` only, and an `https://` authorization server fails with a transport error
+//!   naming the URL.
 
 mod authorizer;
 mod challenge;

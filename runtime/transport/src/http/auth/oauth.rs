@@ -140,6 +140,9 @@ pub struct OAuthConfig {
     pub max_body_bytes: usize,
     /// How long before its expiry a token is refreshed (default 30 s).
     pub refresh_margin: Duration,
+    /// Roots trusted for `https://` authorization servers besides the platform's
+    /// ([`crate::http::tls`]).
+    pub tls: crate::http::tls::TlsConfig,
 }
 
 impl std::fmt::Debug for OAuthConfig {
@@ -183,6 +186,7 @@ impl OAuthConfig {
             timeout: Duration::from_secs(30),
             max_body_bytes: 1024 * 1024,
             refresh_margin: Duration::from_secs(30),
+            tls: crate::http::tls::TlsConfig::default(),
         }
     }
 }
@@ -302,7 +306,8 @@ impl OAuthProvider {
                 });
             }
         }
-        let client = reqwest::Client::builder()
+        let client = crate::http::tls::reqwest_builder(&config.tls)
+            .map_err(|e| AuthError::Config(format!("TLS: {e}")))?
             .redirect(reqwest::redirect::Policy::none())
             .timeout(config.timeout)
             .connect_timeout(config.timeout)

@@ -28,8 +28,10 @@
 //!   `initialize` itself).
 //! - **Sessions.** The `Mcp-Session-Id` of a successful `initialize` answer is kept and sent
 //!   from then on; once `notifications/initialized` is accepted, the session's GET stream is
-//!   opened ([`HttpClientConfig::session_stream`]; `405` means the server offers none) and its
-//!   messages — server requests, notifications — go to the peer; it is reopened after the
+//!   opened ([`HttpClientConfig::session_stream`]; `405` means the server offers none), and
+//!   nothing more is sent until the server answered that GET (at most the connect timeout), so
+//!   a server request sent there right after the handshake is not lost; its messages — server
+//!   requests, notifications — go to the peer; it is reopened after the
 //!   `retry:` delay when it ends, with `Last-Event-ID`, until
 //!   [`HttpClientConfig::max_reconnects`] attempts in a row fail. [`HttpClient::shutdown`] sends
 //!   `DELETE` (a `405` or `404` answer is fine).
@@ -57,10 +59,9 @@
 //!   provider's `Authorization` and goes through [`super::auth::send`]: a `401` runs the
 //!   provider's flow and the request is sent once more; a `403 insufficient_scope` steps up, a
 //!   bounded number of times ([`super::auth::MAX_STEP_UPS`]).
-//! - **No TLS: `http://` only**, as the other HTTP clients of this crate: reqwest is built
-//!   without TLS in this workspace, so an `https://` URL is refused by [`connect`]
-//!   ([`HttpClientError::TlsUnsupported`]); put a TLS-terminating proxy in front, or wait for the
-//!   TLS feature.
+//! - **`https://`** with the crate's `tls` feature ([`super::tls`]: rustls, the platform's
+//!   roots and [`HttpClientConfig::tls`]); without it an `https://` URL is refused by
+//!   [`connect`] ([`HttpClientError::TlsUnsupported`]).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -80,7 +81,7 @@ use reqwest::{Response, StatusCode, Url};
 use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::{AbortHandle, JoinHandle};
 use tokio_util::sync::CancellationToken;
 
@@ -118,6 +119,8 @@ pub struct HttpClientConfig {
     /// insufficient_scope` ([`super::auth`]; default none). It adds its own `Authorization`:
     /// leave that header out of [`HttpClientConfig::headers`] then.
     pub auth: Option<Auth>,
+    /// Roots trusted for `https://` besides the platform's ([`super::tls`]).
+    pub tls: super::tls::TlsConfig,
 }
 
 impl Default for HttpClientConfig {
@@ -134,6 +137,7 @@ impl Default for HttpClientConfig {
             max_retry: Duration::from_secs(30),
             session_stream: true,
             auth: None,
+            tls: super::tls::TlsConfig::default(),
         }
     }
 }
@@ -150,14 +154,15 @@ pub enum HttpClientError {
         /// What is wrong with it.
         reason: String,
     },
-    /// An `https://` URL: this build has no TLS (see the module docs).
-    #[error(
-        "{url}: https:// needs TLS, which portico-transport is built without; use http:// (or a TLS-terminating proxy)"
-    )]
+    /// An `https://` URL, and this build has no TLS ([`super::tls`]).
+    #[error("{url}: https:// needs TLS: {}", super::tls::HOW_TO_GET_TLS)]
     TlsUnsupported {
         /// The URL given.
         url: String,
     },
+    /// TLS could not be set up (a bad extra root, the platform's store).
+    #[error("TLS: {0}")]
+    Tls(#[from] super::tls::TlsError),
     /// The HTTP client could not be built.
     #[error("building the HTTP client: {0}")]
     Build(#[source] reqwest::Error),
@@ -237,13 +242,14 @@ pub async fn connect<S: Service>(
     let parsed = Url::parse(url).map_err(|e| invalid(&e.to_string()))?;
     match parsed.scheme() {
         "http" => {}
+        "https" if super::tls::ENABLED => {}
         "https" => return Err(HttpClientError::TlsUnsupported { url: url.into() }),
-        other => return Err(invalid(&format!("the scheme must be http, not {other:?}"))),
+        other => return Err(invalid(&format!("the scheme must be http or https, not {other:?}"))),
     }
     if parsed.host_str().is_none_or(str::is_empty) {
         return Err(invalid("no host"));
     }
-    let http = reqwest::Client::builder()
+    let http = super::tls::reqwest_builder(&config.tls)?
         .connect_timeout(config.connect_timeout)
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -465,8 +471,16 @@ async fn post_message<S: Service>(shared: Arc<Shared>, peer: Peer<S>, method: St
     }
     match auth::send(shared.config.auth.as_ref(), post).await {
         Ok(response) if response.status().is_success() => {
-            if method == "notifications/initialized" && session.id.is_some() && shared.config.session_stream {
-                open_session_stream(&shared, peer);
+            if method == "notifications/initialized"
+                && session.id.is_some()
+                && shared.config.session_stream
+                && let Some(answered) = open_session_stream(&shared, peer)
+            {
+                // This runs before anything that follows the handshake is sent (see the
+                // writer), so nothing is sent before the GET stream is answered: a server may
+                // send its own requests only there, and one sent while the stream is not open
+                // yet would be lost (bounded by the connect timeout).
+                let _ = tokio::time::timeout(shared.config.connect_timeout, answered).await;
             }
         }
         Ok(response) => tracing::debug!(%method, status = %response.status(), "the server refused a message"),
@@ -587,15 +601,34 @@ impl Shared {
     }
 }
 
-/// Opens the session's GET stream, once.
-fn open_session_stream<S: Service>(shared: &Arc<Shared>, peer: Peer<S>) {
+/// Opens the session's GET stream, once; the receiver completes when the server answered the
+/// first GET (whatever the answer).
+fn open_session_stream<S: Service>(shared: &Arc<Shared>, peer: Peer<S>) -> Option<oneshot::Receiver<()>> {
     let mut session = lock(&shared.session);
     if session.stream || session.id.is_none() {
-        return;
+        return None;
     }
     session.stream = true;
     drop(session);
-    spawn(shared, session_stream(shared.clone(), peer));
+    let (answered, receiver) = oneshot::channel();
+    spawn(shared, session_stream(shared.clone(), peer, answered));
+    Some(receiver)
+}
+
+/// An error and the errors that caused it, `: `-separated (reqwest's own message leaves out
+/// why: a refused certificate, a reset connection).
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        let next = e.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        cause = e.source();
+    }
+    text
 }
 
 /// The headers of a 2026-07-28 request that mirror its body.
@@ -677,7 +710,7 @@ impl<S: Service> Exchange<'_, S> {
         }
         let response = auth::send(shared.config.auth.as_ref(), post)
             .await
-            .map_err(|e| self.error(format_args!("POST {}: {e}", shared.url), None))?;
+            .map_err(|e| self.error(format_args!("POST {}: {}", shared.url, with_causes(&e)), None))?;
         let status = response.status();
         if status == StatusCode::NOT_FOUND
             && let Some(sent) = sent_session
@@ -865,7 +898,8 @@ impl<S: Service> Exchange<'_, S> {
 
 /// The session's GET stream: the server's own requests and notifications, handed to the peer;
 /// reopened (with `Last-Event-ID`) when it ends, until it is refused or fails too often in a row.
-async fn session_stream<S: Service>(shared: Arc<Shared>, peer: Peer<S>) {
+async fn session_stream<S: Service>(shared: Arc<Shared>, peer: Peer<S>, answered: oneshot::Sender<()>) {
+    let mut answered = Some(answered);
     let mut last: Option<String> = None;
     let mut retry = None;
     let mut failures = 0u32;
@@ -876,7 +910,11 @@ async fn session_stream<S: Service>(shared: Arc<Shared>, peer: Peer<S>) {
         if session.is_none() || lock(&shared.session).id != session {
             return;
         }
-        match auth::send(shared.config.auth.as_ref(), shared.get(last.as_deref())).await {
+        let answer = auth::send(shared.config.auth.as_ref(), shared.get(last.as_deref())).await;
+        if let Some(answered) = answered.take() {
+            let _ = answered.send(());
+        }
+        match answer {
             Ok(response)
                 if response.status().is_success() && media_type(&response).as_deref() == Some("text/event-stream") =>
             {
