@@ -333,8 +333,8 @@ impl Server {
 struct Session {
     /// URIs `resources/subscribe` asked for (shared with the session's change listener).
     subscriptions: Arc<Mutex<std::collections::BTreeSet<String>>>,
-    /// The task that forwards changes to this session; aborted when the session ends.
-    forward: Option<tokio::task::AbortHandle>,
+    /// Forwards changes to this session while it lives.
+    forward: Option<notify::Forwarding>,
     /// The revision `initialize` negotiated.
     revision: Option<&'static str>,
     /// The level `logging/setLevel` asked for.
@@ -453,18 +453,7 @@ impl Connection {
             resources: !r.resources.is_empty() || !r.templates.is_empty(),
             uris: session.subscriptions.clone(),
         };
-        let mut changes = r.listeners.listen(filter);
-        let peer = peer.unrelated();
-        let forward = tokio::spawn(async move {
-            while let Some(change) = changes.recv().await {
-                if send_change(&peer, &change, None).await.is_err() {
-                    break;
-                }
-            }
-        });
-        if let Some(old) = session.forward.replace(forward.abort_handle()) {
-            old.abort();
-        }
+        session.forward = Some(r.listeners.forward(filter, peer.clone()));
         drop(session);
         let mut result = serde_json::json!({
             "protocolVersion": revision,
@@ -912,25 +901,7 @@ async fn send_change(
     change: &Change,
     subscription: Option<&serde_json::Value>,
 ) -> Result<(), crate::PeerError> {
-    let mut params = serde_json::Map::new();
-    if let Some(id) = subscription {
-        params.insert(
-            "_meta".into(),
-            serde_json::json!({"io.modelcontextprotocol/subscriptionId": id}),
-        );
-    }
-    if let Change::ResourceUpdated(uri) = change {
-        params.insert("uri".into(), uri.clone().into());
-    }
-    peer.notify(change.method(), &params).await
-}
-
-impl Drop for Connection {
-    fn drop(&mut self) {
-        if let Some(forward) = self.session().forward.take() {
-            forward.abort();
-        }
-    }
+    peer.notify(change.method(), &change.params(subscription)).await
 }
 
 /// Every revision served, newest first.
