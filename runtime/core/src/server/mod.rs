@@ -71,6 +71,8 @@ struct Registry {
     /// `"_meta":{"io.modelcontextprotocol/serverInfo":<info>}`, the member every 2026-07-28
     /// result gets, encoded once.
     info_meta: String,
+    /// `{"io.modelcontextprotocol/serverInfo":<info>}`: the same `_meta`, as a value.
+    info_meta_value: Box<RawValue>,
     instructions: Option<String>,
     tools: Vec<Tool>,
     resources: Vec<Resource>,
@@ -264,6 +266,8 @@ impl ServerBuilder {
         // An `Implementation` is strings and optional strings: it always encodes.
         let info = serde_json::to_string(&r.info).unwrap_or_else(|_| "{}".into());
         r.info_meta = format!("\"_meta\":{{\"io.modelcontextprotocol/serverInfo\":{info}}}");
+        let meta = format!("{{\"io.modelcontextprotocol/serverInfo\":{info}}}");
+        r.info_meta_value = RawValue::from_string(meta).unwrap_or_else(|_| empty_object());
         Server {
             inner: Arc::new(self.registry),
         }
@@ -277,6 +281,7 @@ impl Server {
             registry: Registry {
                 info: wire::Implementation::new(name, version),
                 info_meta: String::new(),
+                info_meta_value: empty_object(),
                 instructions: None,
                 tools: Vec::new(),
                 resources: Vec::new(),
@@ -331,8 +336,9 @@ impl Server {
 /// A connection's negotiated state (stateful revisions only).
 #[derive(Debug, Default)]
 struct Session {
-    /// URIs `resources/subscribe` asked for (shared with the session's change listener).
-    subscriptions: Arc<Mutex<std::collections::BTreeSet<String>>>,
+    /// URIs `resources/subscribe` asked for (shared with the session's change listener); made
+    /// by `initialize`, so a stateless request's connection allocates none.
+    subscriptions: Option<Arc<Mutex<std::collections::BTreeSet<String>>>>,
     /// Forwards changes to this session while it lives.
     forward: Option<notify::Forwarding>,
     /// The revision `initialize` negotiated.
@@ -371,13 +377,97 @@ struct MetaVersion {
     protocol_version: Option<String>,
 }
 
+/// The `_meta` member naming a 2026-07-28 request's protocol version.
+const PROTOCOL_VERSION_KEY: &str = "io.modelcontextprotocol/protocolVersion";
+
 /// The protocol version a request's `_meta` names (2026-07-28 style), if any.
 fn requested_version(params: Option<&RawValue>) -> Option<String> {
     params
-        .filter(|p| p.get().contains("io.modelcontextprotocol/protocolVersion"))
+        .filter(|p| p.get().contains(PROTOCOL_VERSION_KEY))
         .and_then(|p| serde_json::from_str::<MetaPeek>(p.get()).ok())
         .and_then(|p| p.meta)
         .and_then(|m| m.protocol_version)
+}
+
+/// The members of a 2026-07-28 request's params the framework reads before the method does,
+/// found in one pass and left raw: `_meta` (the era, the client's capabilities, the log level)
+/// and the members of a Multi Round-Trip Request.
+#[derive(Deserialize)]
+struct Prelude<'a> {
+    #[serde(rename = "_meta", borrow, default)]
+    meta: Option<&'a RawValue>,
+    #[serde(rename = "inputResponses", borrow, default)]
+    input_responses: Option<&'a RawValue>,
+    #[serde(rename = "requestState", borrow, default)]
+    request_state: Option<&'a RawValue>,
+}
+
+/// What [`Connection::request`] reads of a request's params before its method: the protocol
+/// version `_meta` names and, for a 2026-07-28 request, its `_meta` decoded, so that neither
+/// the era nor the context reads the params again. Each step that finds something it cannot
+/// read falls back to decoding the params as before, which names the problem in its error.
+struct Head<'a> {
+    /// The protocol version `_meta` names (a 2026-07-28 request), as [`requested_version`].
+    requested: Option<String>,
+    prelude: Option<Prelude<'a>>,
+    /// `_meta`, when it decoded whole.
+    meta: Option<wire::RequestMetaObject>,
+}
+
+impl<'a> Head<'a> {
+    fn of(params: Option<&'a RawValue>) -> Self {
+        let none = Self {
+            requested: None,
+            prelude: None,
+            meta: None,
+        };
+        // Only a 2026-07-28 request names a version: others are not read here at all.
+        let Some(text) = params.filter(|p| p.get().contains(PROTOCOL_VERSION_KEY)) else {
+            return none;
+        };
+        let Ok(prelude) = serde_json::from_str::<Prelude<'a>>(text.get()) else {
+            return Self {
+                requested: requested_version(params),
+                ..none
+            };
+        };
+        let meta = prelude
+            .meta
+            .and_then(|m| serde_json::from_str::<wire::RequestMetaObject>(m.get()).ok());
+        let requested = match &meta {
+            Some(meta) => Some(meta.protocol_version.clone()),
+            None => prelude
+                .meta
+                .and_then(|m| serde_json::from_str::<MetaVersion>(m.get()).ok())
+                .and_then(|m| m.protocol_version),
+        };
+        Self {
+            requested,
+            prelude: Some(prelude),
+            meta,
+        }
+    }
+
+    /// `_meta`, `inputResponses` and `requestState` of a 2026-07-28 request, from what was
+    /// read already; `None` when something did not decode.
+    fn stateless(
+        &mut self,
+    ) -> Option<(
+        wire::RequestMetaObject,
+        Option<BTreeMap<String, serde_json::Value>>,
+        Option<String>,
+    )> {
+        let prelude = self.prelude.as_ref()?;
+        let input_responses = match prelude.input_responses {
+            Some(raw) => Some(serde_json::from_str(raw.get()).ok()?),
+            None => None,
+        };
+        let request_state = match prelude.request_state {
+            Some(raw) => Some(serde_json::from_str(raw.get()).ok()?),
+            None => None,
+        };
+        Some((self.meta.take()?, input_responses, request_state))
+    }
 }
 
 /// Methods of the stateful revisions that 2026-07-28 removed.
@@ -393,6 +483,11 @@ const SESSION_METHODS: &[&str] = &[
 fn decode<T: DeserializeOwned>(method: &str, params: Option<&RawValue>) -> Result<T, ErrorObject> {
     let text = params.map_or("{}", RawValue::get);
     serde_json::from_str(text).map_err(|e| ErrorObject::invalid_params(format!("{method}: {e}")))
+}
+
+/// `{}`, as a raw value.
+fn empty_object() -> Box<RawValue> {
+    RawValue::from_string("{}".into()).unwrap_or_else(|_| unreachable!("`{{}}` is JSON"))
 }
 
 fn raw<T: serde::Serialize>(value: &T) -> Result<Box<RawValue>, ErrorObject> {
@@ -451,7 +546,7 @@ impl Connection {
             tools: !r.tools.is_empty(),
             prompts: !r.prompts.is_empty(),
             resources: !r.resources.is_empty() || !r.templates.is_empty(),
-            uris: session.subscriptions.clone(),
+            uris: session.subscriptions.get_or_insert_with(Default::default).clone(),
         };
         session.forward = Some(r.listeners.forward(filter, peer.clone()));
         drop(session);
@@ -547,8 +642,32 @@ impl Connection {
             #[serde(default)]
             arguments: Option<serde_json::Map<String, serde_json::Value>>,
         }
+        /// The same members, the arguments left as sent: the tool reads them into its own
+        /// type, with no map in between.
+        #[derive(Deserialize)]
+        struct RawCall<'a> {
+            #[serde(borrow)]
+            name: std::borrow::Cow<'a, str>,
+            #[serde(default, borrow)]
+            arguments: Option<&'a RawValue>,
+        }
         let era = cx.era();
-        let Call { name, arguments } = decode("tools/call", params)?;
+        // Arguments that are not an object (nor `null`) take the decoding below, which names
+        // the problem.
+        let raw = params
+            .and_then(|p| serde_json::from_str::<RawCall<'_>>(p.get()).ok())
+            .filter(|call| call.arguments.is_none_or(|a| a.get().starts_with('{')));
+        enum Given<'a> {
+            Raw(&'a RawValue),
+            Map(serde_json::Map<String, serde_json::Value>),
+        }
+        let (name, arguments) = match raw {
+            Some(RawCall { name, arguments }) => (name, arguments.map(Given::Raw)),
+            None => {
+                let Call { name, arguments } = decode("tools/call", params)?;
+                (name.into(), arguments.map(Given::Map))
+            }
+        };
         let tool = self
             .server
             .tools
@@ -559,17 +678,32 @@ impl Connection {
         let outcome = match self.task_route(tool, &cx)? {
             // The tasks extension: answered with the task's handle, or as usual when the handler
             // finished without starting a task.
-            Some(tasks) => match tasks.call(tool.clone(), cx, arguments).await? {
-                tasks::Called::Task(created) => return self.answer(era, "tools/call", &created),
-                tasks::Called::Finished(outcome) => *outcome,
+            Some(tasks) => {
+                let arguments = match arguments {
+                    Some(Given::Raw(raw)) => Some(decode("tools/call", Some(raw))?),
+                    Some(Given::Map(map)) => Some(map),
+                    None => None,
+                };
+                match tasks.call(tool.clone(), cx, arguments).await? {
+                    tasks::Called::Task(created) => return self.answer(era, "tools/call", &created),
+                    tasks::Called::Finished(outcome) => *outcome,
+                }
+            }
+            None => match arguments {
+                Some(Given::Raw(raw)) => tool.call_raw(cx, raw.to_owned()).await,
+                Some(Given::Map(map)) => tool.call(cx, Some(map)).await,
+                None => tool.call(cx, None).await,
             },
-            None => tool.call(cx, arguments).await,
         };
         let failed = outcome.as_ref().map_or(true, |r| r.is_error == Some(true));
         if let Some(asked) = self.input_required("tools/call", params, rounds, failed)? {
             return Ok(asked);
         }
-        self.answer(era, "tools/call", &outcome?)
+        let result = outcome?;
+        if era == Era::Stateless && result.meta.is_none() && !result.extra.contains_key("_meta") {
+            return self.answer_stateless(&result);
+        }
+        self.answer(era, "tools/call", &result)
     }
 
     async fn read_resource(&self, cx: Context, params: Option<&RawValue>) -> Result<Box<RawValue>, ErrorObject> {
@@ -675,7 +809,11 @@ impl Connection {
             uri: String,
         }
         let Subscribe { uri } = decode(method, params)?;
-        let subscriptions = self.session().subscriptions.clone();
+        let subscriptions = self
+            .session()
+            .subscriptions
+            .get_or_insert_with(Default::default)
+            .clone();
         let mut subscriptions = subscriptions.lock().unwrap_or_else(PoisonError::into_inner);
         if method == "resources/subscribe" {
             subscriptions.insert(uri);
@@ -785,6 +923,24 @@ impl Connection {
         raw(&serde_json::json!({}))
     }
 
+    /// A 2026-07-28 result the caller knows to have no `_meta` member, with the server's
+    /// `_meta` first: the same text [`Connection::answer`] splices, written in one pass
+    /// (serialized straight into a raw value, so nothing is copied or read again).
+    fn answer_stateless<T: serde::Serialize>(&self, result: &T) -> Result<Box<RawValue>, ErrorObject> {
+        #[derive(serde::Serialize)]
+        struct WithInfo<'a, T> {
+            #[serde(rename = "_meta")]
+            meta: &'a RawValue,
+            #[serde(flatten)]
+            result: &'a T,
+        }
+        let with_info = WithInfo {
+            meta: &self.server.info_meta_value,
+            result,
+        };
+        serde_json::value::to_raw_value(&with_info).map_err(ErrorObject::internal)
+    }
+
     /// Encodes a newest-revision result for the request's era.
     /// In 2026-07-28 every result names the server in `_meta` (the spec's SHOULD).
     fn answer<T: serde::Serialize>(&self, era: Era, method: &str, result: &T) -> Result<Box<RawValue>, ErrorObject> {
@@ -827,6 +983,7 @@ impl Connection {
         era: Era,
         method: &str,
         params: Option<&RawValue>,
+        head: &mut Head<'_>,
     ) -> Result<Context, ErrorObject> {
         match era {
             Era::Stateless => {
@@ -840,11 +997,17 @@ impl Connection {
                     #[serde(default)]
                     request_state: Option<String>,
                 }
-                let Params {
-                    meta,
-                    input_responses,
-                    request_state,
-                } = decode(method, params)?;
+                let (meta, input_responses, request_state) = match head.stateless() {
+                    Some(read) => read,
+                    None => {
+                        let Params {
+                            meta,
+                            input_responses,
+                            request_state,
+                        } = decode(method, params)?;
+                        (meta, input_responses, request_state)
+                    }
+                };
                 // Answers are taken only with the state sealed when they were asked for: without
                 // one they are ignored (and asked for again); earlier rounds' answers come from
                 // the state.
@@ -931,7 +1094,8 @@ impl Service for Connection {
         let params = params.as_deref();
         // A 2026-07-28 request (its `_meta` names a version) cannot use the methods that
         // revision removed: they are unknown to it.
-        let requested = requested_version(params);
+        let mut head = Head::of(params);
+        let requested = head.requested.take();
         if SESSION_METHODS.contains(&method.as_str()) && requested.is_some() {
             return Err(ErrorObject::method_not_found(&method));
         }
@@ -949,7 +1113,7 @@ impl Service for Connection {
             _ => {}
         }
         let era = self.era(&method, requested)?;
-        let cx = self.context(cx, era, &method, params)?;
+        let cx = self.context(cx, era, &method, params, &mut head)?;
         match method.as_str() {
             "server/discover" if era == Era::Stateless => self.discover(),
             "tools/list" => self.list_tools(era, params),

@@ -114,7 +114,7 @@ impl Accept {
         };
         for range in values.filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')) {
             let mut parts = range.split(';').map(str::trim);
-            let media = parts.next().unwrap_or_default().to_ascii_lowercase();
+            let media = parts.next().unwrap_or_default();
             let refused = parts.any(|p| {
                 p.strip_prefix("q=")
                     .and_then(|q| q.parse::<f32>().ok())
@@ -123,11 +123,14 @@ impl Accept {
             if refused {
                 continue;
             }
-            match media.as_str() {
-                "*/*" => (accept.json, accept.sse) = (true, true),
-                "application/*" | "application/json" => accept.json = true,
-                "text/*" | "text/event-stream" => accept.sse = true,
-                _ => {}
+            // Media types are case-insensitive; compared without lower-casing a copy.
+            let is = |name: &str| media.eq_ignore_ascii_case(name);
+            if is("*/*") {
+                (accept.json, accept.sse) = (true, true);
+            } else if is("application/*") || is("application/json") {
+                accept.json = true;
+            } else if is("text/*") || is("text/event-stream") {
+                accept.sse = true;
             }
         }
         accept
@@ -139,12 +142,8 @@ pub(crate) fn check_content_type(headers: &HeaderMap) -> Result<(), HttpError> {
     let Some(value) = headers.get(header::CONTENT_TYPE) else {
         return Ok(());
     };
-    let media = value
-        .to_str()
-        .ok()
-        .and_then(|v| v.split(';').next())
-        .map(|m| m.trim().to_ascii_lowercase());
-    if media.as_deref() == Some("application/json") {
+    let media = value.to_str().ok().and_then(|v| v.split(';').next()).map(str::trim);
+    if media.is_some_and(|m| m.eq_ignore_ascii_case("application/json")) {
         return Ok(());
     }
     Err(HttpError::client(
