@@ -24,7 +24,7 @@ pub mod tool;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
 use portico_protocol::v2026_07_28 as wire;
 use serde::Deserialize;
@@ -380,10 +380,18 @@ struct MetaVersion {
 /// The `_meta` member naming a 2026-07-28 request's protocol version.
 const PROTOCOL_VERSION_KEY: &str = "io.modelcontextprotocol/protocolVersion";
 
+/// Whether params text mentions [`PROTOCOL_VERSION_KEY`] (only a 2026-07-28 request's does):
+/// a searcher built once, where `str::contains` would set one up on every call.
+fn names_a_version(params: &RawValue) -> bool {
+    static FINDER: LazyLock<memchr::memmem::Finder<'static>> =
+        LazyLock::new(|| memchr::memmem::Finder::new(PROTOCOL_VERSION_KEY));
+    FINDER.find(params.get().as_bytes()).is_some()
+}
+
 /// The protocol version a request's `_meta` names (2026-07-28 style), if any.
 fn requested_version(params: Option<&RawValue>) -> Option<String> {
     params
-        .filter(|p| p.get().contains(PROTOCOL_VERSION_KEY))
+        .filter(|p| names_a_version(p))
         .and_then(|p| serde_json::from_str::<MetaPeek>(p.get()).ok())
         .and_then(|p| p.meta)
         .and_then(|m| m.protocol_version)
@@ -400,6 +408,29 @@ struct Prelude<'a> {
     input_responses: Option<&'a RawValue>,
     #[serde(rename = "requestState", borrow, default)]
     request_state: Option<&'a RawValue>,
+    /// `tools/call`'s members, so that it need not read the params again.
+    #[serde(borrow, default)]
+    name: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    arguments: Option<&'a RawValue>,
+}
+
+/// A JSON string's text, borrowed when it has no escapes.
+fn borrowed_str(raw: &RawValue) -> Option<std::borrow::Cow<'_, str>> {
+    match serde_json::from_str::<&str>(raw.get()) {
+        Ok(text) => Some(text.into()),
+        Err(_) => serde_json::from_str::<String>(raw.get()).ok().map(Into::into),
+    }
+}
+
+/// `tools/call`'s members, the arguments left as sent: the tool reads them into its own type,
+/// with no map in between.
+#[derive(Deserialize)]
+struct RawCall<'a> {
+    #[serde(borrow)]
+    name: std::borrow::Cow<'a, str>,
+    #[serde(default, borrow)]
+    arguments: Option<&'a RawValue>,
 }
 
 /// What [`Connection::request`] reads of a request's params before its method: the protocol
@@ -422,7 +453,7 @@ impl<'a> Head<'a> {
             meta: None,
         };
         // Only a 2026-07-28 request names a version: others are not read here at all.
-        let Some(text) = params.filter(|p| p.get().contains(PROTOCOL_VERSION_KEY)) else {
+        let Some(text) = params.filter(|p| names_a_version(p)) else {
             return none;
         };
         let Ok(prelude) = serde_json::from_str::<Prelude<'a>>(text.get()) else {
@@ -431,11 +462,12 @@ impl<'a> Head<'a> {
                 ..none
             };
         };
-        let meta = prelude
+        let mut meta = prelude
             .meta
             .and_then(|m| serde_json::from_str::<wire::RequestMetaObject>(m.get()).ok());
-        let requested = match &meta {
-            Some(meta) => Some(meta.protocol_version.clone()),
+        // Taken out: the context needs the rest of `_meta`, not the version.
+        let requested = match &mut meta {
+            Some(meta) => Some(std::mem::take(&mut meta.protocol_version)),
             None => prelude
                 .meta
                 .and_then(|m| serde_json::from_str::<MetaVersion>(m.get()).ok())
@@ -446,6 +478,17 @@ impl<'a> Head<'a> {
             prelude: Some(prelude),
             meta,
         }
+    }
+
+    /// `tools/call`'s `name` and `arguments`, from what was read already, when `name` is a
+    /// string.
+    fn call(&self) -> Option<RawCall<'a>> {
+        let prelude = self.prelude.as_ref()?;
+        let name = borrowed_str(prelude.name?)?;
+        Some(RawCall {
+            name,
+            arguments: prelude.arguments,
+        })
     }
 
     /// `_meta`, `inputResponses` and `requestState` of a 2026-07-28 request, from what was
@@ -635,27 +678,24 @@ impl Connection {
         self.answer(era, "prompts/list", &result)
     }
 
-    async fn call_tool(&self, cx: Context, params: Option<&RawValue>) -> Result<Box<RawValue>, ErrorObject> {
+    /// `tools/call`; `read` is its name and arguments when [`Head`] read them already.
+    async fn call_tool(
+        &self,
+        cx: Context,
+        params: Option<&RawValue>,
+        read: Option<RawCall<'_>>,
+    ) -> Result<Box<RawValue>, ErrorObject> {
         #[derive(Deserialize)]
         struct Call {
             name: String,
             #[serde(default)]
             arguments: Option<serde_json::Map<String, serde_json::Value>>,
         }
-        /// The same members, the arguments left as sent: the tool reads them into its own
-        /// type, with no map in between.
-        #[derive(Deserialize)]
-        struct RawCall<'a> {
-            #[serde(borrow)]
-            name: std::borrow::Cow<'a, str>,
-            #[serde(default, borrow)]
-            arguments: Option<&'a RawValue>,
-        }
         let era = cx.era();
         // Arguments that are not an object (nor `null`) take the decoding below, which names
         // the problem.
-        let raw = params
-            .and_then(|p| serde_json::from_str::<RawCall<'_>>(p.get()).ok())
+        let raw = read
+            .or_else(|| params.and_then(|p| serde_json::from_str::<RawCall<'_>>(p.get()).ok()))
             .filter(|call| call.arguments.is_none_or(|a| a.get().starts_with('{')));
         enum Given<'a> {
             Raw(&'a RawValue),
@@ -1117,7 +1157,7 @@ impl Service for Connection {
         match method.as_str() {
             "server/discover" if era == Era::Stateless => self.discover(),
             "tools/list" => self.list_tools(era, params),
-            "tools/call" => self.call_tool(cx, params).await,
+            "tools/call" => self.call_tool(cx, params, head.call()).await,
             "resources/list" => self.list_resources(era, params),
             "resources/templates/list" => self.list_templates(era, params),
             "resources/read" => self.read_resource(cx, params).await,

@@ -86,7 +86,7 @@ async fn handle_post(state: &Arc<State>, request: Request) -> Result<Response, H
         let header_version = headers::protocol_version(&parts.headers, &config.protocol_versions)?;
         return not_a_request(state, &message, header_version, session_id, text).await;
     };
-    let (id, method) = (id.clone(), method.clone());
+    let (id, method) = (id.clone(), method.as_str());
     let about = |e: HttpError| e.with_id(Some(id.clone()));
     let header_version = headers::single(&parts.headers, &MCP_PROTOCOL_VERSION).map_err(about)?;
     let peek = Peek::of(params.as_deref());
