@@ -433,6 +433,18 @@ struct RawCall<'a> {
     arguments: Option<&'a RawValue>,
 }
 
+/// What the context of a 2026-07-28 request takes from its params.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StatelessParams {
+    #[serde(rename = "_meta")]
+    meta: wire::RequestMetaObject,
+    #[serde(default)]
+    input_responses: Option<BTreeMap<String, serde_json::Value>>,
+    #[serde(default)]
+    request_state: Option<String>,
+}
+
 /// What [`Connection::request`] reads of a request's params before its method: the protocol
 /// version `_meta` names and, for a 2026-07-28 request, its `_meta` decoded, so that neither
 /// the era nor the context reads the params again. Each step that finds something it cannot
@@ -493,13 +505,7 @@ impl<'a> Head<'a> {
 
     /// `_meta`, `inputResponses` and `requestState` of a 2026-07-28 request, from what was
     /// read already; `None` when something did not decode.
-    fn stateless(
-        &mut self,
-    ) -> Option<(
-        wire::RequestMetaObject,
-        Option<BTreeMap<String, serde_json::Value>>,
-        Option<String>,
-    )> {
+    fn stateless(&mut self) -> Option<StatelessParams> {
         let prelude = self.prelude.as_ref()?;
         let input_responses = match prelude.input_responses {
             Some(raw) => Some(serde_json::from_str(raw.get()).ok()?),
@@ -509,7 +515,11 @@ impl<'a> Head<'a> {
             Some(raw) => Some(serde_json::from_str(raw.get()).ok()?),
             None => None,
         };
-        Some((self.meta.take()?, input_responses, request_state))
+        Some(StatelessParams {
+            meta: self.meta.take()?,
+            input_responses,
+            request_state,
+        })
     }
 }
 
@@ -1027,26 +1037,13 @@ impl Connection {
     ) -> Result<Context, ErrorObject> {
         match era {
             Era::Stateless => {
-                #[derive(Deserialize)]
-                #[serde(rename_all = "camelCase")]
-                struct Params {
-                    #[serde(rename = "_meta")]
-                    meta: wire::RequestMetaObject,
-                    #[serde(default)]
-                    input_responses: Option<BTreeMap<String, serde_json::Value>>,
-                    #[serde(default)]
-                    request_state: Option<String>,
-                }
-                let (meta, input_responses, request_state) = match head.stateless() {
+                let StatelessParams {
+                    meta,
+                    input_responses,
+                    request_state,
+                } = match head.stateless() {
                     Some(read) => read,
-                    None => {
-                        let Params {
-                            meta,
-                            input_responses,
-                            request_state,
-                        } = decode(method, params)?;
-                        (meta, input_responses, request_state)
-                    }
+                    None => decode(method, params)?,
                 };
                 // Answers are taken only with the state sealed when they were asked for: without
                 // one they are ignored (and asked for again); earlier rounds' answers come from

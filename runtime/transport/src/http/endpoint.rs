@@ -99,7 +99,7 @@ async fn handle_post(state: &Arc<State>, request: Request) -> Result<Response, H
     // 2026-07-28: the version is in the request's `_meta`; no session, whatever the headers say.
     // A header that disagrees with the body is reported before a version that is not supported.
     if let Some(version) = &peek.version {
-        headers::check_mirrored(&parts.headers, config.require_request_headers, &method, &peek).map_err(about)?;
+        headers::check_mirrored(&parts.headers, config.require_request_headers, method, &peek).map_err(about)?;
         headers::check_version(version, &config.protocol_versions).map_err(about)?;
         headers::check_meta(&peek).map_err(about)?;
         let mirrored = headers::mirrored_params(&parts.headers);
