@@ -538,6 +538,27 @@ fn decode<T: DeserializeOwned>(method: &str, params: Option<&RawValue>) -> Resul
     serde_json::from_str(text).map_err(|e| ErrorObject::invalid_params(format!("{method}: {e}")))
 }
 
+/// A `CallToolResult` with no `_meta` and no members beyond the schema's, for a stateful
+/// revision: the members [`adapt::result`] keeps (it drops `resultType`, which 2026-07-28
+/// added), written straight from the result instead of through a `serde_json::Value`.
+struct SessionCallResult<'a>(&'a tool::CallToolResult);
+
+impl serde::Serialize for SessionCallResult<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let result = self.0;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("content", &result.content)?;
+        if let Some(is_error) = &result.is_error {
+            map.serialize_entry("isError", is_error)?;
+        }
+        if let Some(structured) = &result.structured_content {
+            map.serialize_entry("structuredContent", structured)?;
+        }
+        map.end()
+    }
+}
+
 /// `{}`, as a raw value.
 fn empty_object() -> Box<RawValue> {
     RawValue::from_string("{}".into()).unwrap_or_else(|_| unreachable!("`{{}}` is JSON"))
@@ -750,10 +771,15 @@ impl Connection {
             return Ok(asked);
         }
         let result = outcome?;
-        if era == Era::Stateless && result.meta.is_none() && !result.extra.contains_key("_meta") {
-            return self.answer_stateless(&result);
+        match era {
+            Era::Stateless if result.meta.is_none() && !result.extra.contains_key("_meta") => {
+                self.answer_stateless(&result)
+            }
+            Era::Stateful(_) if result.meta.is_none() && result.extra.is_empty() => {
+                serde_json::value::to_raw_value(&SessionCallResult(&result)).map_err(ErrorObject::internal)
+            }
+            _ => self.answer(era, "tools/call", &result),
         }
-        self.answer(era, "tools/call", &result)
     }
 
     async fn read_resource(&self, cx: Context, params: Option<&RawValue>) -> Result<Box<RawValue>, ErrorObject> {
@@ -1194,6 +1220,20 @@ impl Service for Connection {
             arguments: Option<serde_json::Value>,
         }
         if method != "tools/call" || !self.server.tools.iter().any(|t| !t.header_params().is_empty()) {
+            return Ok(());
+        }
+        // Only a call of a tool with `x-mcp-header` arguments can mismatch, and params naming
+        // one hold its name as is or (behind a backslash) escaped: params with neither are not
+        // read at all (the common call, of another tool).
+        let may_name_one =
+            params.is_some_and(|p| {
+                let text = p.get().as_bytes();
+                memchr::memchr(b'\\', text).is_some()
+                    || self.server.tools.iter().any(|t| {
+                        !t.header_params().is_empty() && memchr::memmem::find(text, t.name().as_bytes()).is_some()
+                    })
+            });
+        if !may_name_one {
             return Ok(());
         }
         // Params that do not decode are the request's to reject (-32602), not the headers'.

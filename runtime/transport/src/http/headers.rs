@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use axum::http::{HeaderMap, HeaderName, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use portico_core::ErrorObject;
 use portico_core::mirror::MirroredParam;
 use serde::Deserialize;
@@ -114,6 +114,14 @@ impl Accept {
             json: false,
             sse: false,
         };
+        // What MCP clients send on every POST, recognized without taking it apart.
+        let common = |v: &&HeaderValue| {
+            v.as_bytes() == b"application/json, text/event-stream"
+                || v.as_bytes() == b"text/event-stream, application/json"
+        };
+        if values.next_if(common).is_some() {
+            (accept.json, accept.sse) = (true, true);
+        }
         for range in values.filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')) {
             let mut parts = range.split(';').map(str::trim);
             let media = parts.next().unwrap_or_default();
