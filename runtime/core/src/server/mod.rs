@@ -10,6 +10,14 @@
 //! A [`Server`] holds what is registered; [`Server::connection`] makes the [`crate::Service`] of
 //! one connection (a stdio pipe, an HTTP session, a WebSocket), which keeps that connection's
 //! negotiated state.
+//!
+//! Reading a request's params: a 2026-07-28 request's `_meta` (its era, the client's
+//! capabilities) and, for `tools/call`, its `name` and `arguments` are found in one pass over
+//! the params and kept raw (`Head`); `_meta` is then decoded once, and the arguments straight
+//! into the tool's argument type. Whatever does not read that way is decoded again the plain
+//! way, whose errors name the problem, so the fast path changes no answer. A `tools/call`
+//! result is written without a `serde_json::Value` in between, with the server's `_meta`
+//! (2026-07-28) or without the members the session's revision lacks.
 
 pub mod adapt;
 pub mod context;
