@@ -19,7 +19,7 @@
 //!   through `initialize` sessions to 2025-11-25 … 2024-11-05 clients.
 //!
 //! A transport feeds inbound frames to [`Peer::receive`] and writes what arrives on the peer's
-//! outbound channel.
+//! outbound channel (or delivers it itself, through an [`Outlet`]).
 //!
 //! Features: `output-schema` (default) checks tools' `structuredContent` against their
 //! `outputSchema` in the client with the `jsonschema` crate.
@@ -33,4 +33,4 @@ pub mod server;
 
 pub use error::{ErrorObject, PeerError};
 pub use message::{Inbound, Message, RequestId};
-pub use peer::{Answer, Outbound, OutboundKind, Peer, PeerConfig, PeerHandle, RequestContext, Service};
+pub use peer::{Answer, Outbound, OutboundKind, Outlet, Peer, PeerConfig, PeerHandle, RequestContext, Service};

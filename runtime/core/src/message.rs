@@ -185,7 +185,11 @@ pub fn decode(frame: &str) -> Inbound {
         }
         return Inbound::Batch(elements.into_iter().map(|raw| decode_one(raw.get())).collect());
     }
-    // Tell "not JSON" (-32700) from "JSON but not a message" (-32600).
+    // The common case in one pass: a frame that reads as a message is JSON. Anything else is
+    // read again below, to tell "not JSON" (-32700) from "JSON but not a message" (-32600).
+    if let Ok(message) = decode_one(trimmed) {
+        return Inbound::Single(Ok(message));
+    }
     match serde_json::from_str::<&RawValue>(trimmed) {
         Err(e) => Inbound::Single(Err(Invalid::new(None, ErrorObject::parse_error(e)))),
         Ok(raw) => Inbound::Single(decode_one(raw.get())),

@@ -1,10 +1,13 @@
 //! The JSON-RPC peer: one end of a connection, transport-agnostic.
 //!
 //! A transport calls [`Peer::receive`] with each inbound frame and writes every [`Outbound`]
-//! message that arrives on the channel it gave [`Peer::new`]. Each outbound message says which
-//! inbound request it belongs to (a response, a progress notification, a server→client request
-//! made while handling it), so an HTTP transport can put it on that request's response stream. Inbound requests run on their own
-//! tasks, at most [`PeerConfig::max_in_flight`] at once: `receive` waits for a free slot, which
+//! message that arrives on the channel it gave [`Peer::new`] (or that the peer hands to the
+//! [`Outlet`] it gave [`Peer::with_outlet`]: a transport that routes messages itself, such as a
+//! Streamable HTTP session, needs no channel and no task between the peer and its streams).
+//! Each outbound message says which inbound request it belongs to (a response, a progress
+//! notification, a server→client request made while handling it), so an HTTP transport can put
+//! it on that request's response stream. Inbound requests run on their own tasks, at most
+//! [`PeerConfig::max_in_flight`] at once: `receive` waits for a free slot, which
 //! slows the transport's reading (back-pressure) instead of queueing without bound. Outbound
 //! requests ([`PeerHandle::request`]) get increasing integer ids and are matched with their
 //! responses; each has a timeout, after which the other side is told with
@@ -13,6 +16,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -199,13 +203,52 @@ pub enum OutboundKind {
     Ended,
 }
 
+/// Where a peer's outbound messages go when the transport delivers them itself
+/// ([`Peer::with_outlet`]) instead of reading a channel.
+///
+/// The peer calls it from the task that produced the message (a request's handler, the
+/// transport's task receiving a frame), so an outlet needs no task of its own; the messages one
+/// task sends arrive in the order it sent them.
+pub trait Outlet: Send + Sync + 'static {
+    /// Delivers one message, waiting while its destination is full (back-pressure). Gives the
+    /// message back when it cannot be delivered any more (the connection is gone).
+    fn send(&self, message: Outbound) -> Pin<Box<dyn Future<Output = Result<(), Outbound>> + Send + '_>>;
+
+    /// Delivers one message without waiting; gives it back when that cannot be done now.
+    fn try_send(&self, message: Outbound) -> Result<(), Outbound>;
+}
+
+/// Where a peer writes: the channel a transport reads, or an outlet that delivers by itself.
+enum Outgoing {
+    Channel(mpsc::Sender<Outbound>),
+    Outlet(Arc<dyn Outlet>),
+}
+
+impl Outgoing {
+    async fn send(&self, message: Outbound) -> Result<(), Outbound> {
+        match self {
+            Self::Channel(tx) => tx.send(message).await.map_err(|e| e.0),
+            Self::Outlet(outlet) => outlet.send(message).await,
+        }
+    }
+
+    fn try_send(&self, message: Outbound) -> Result<(), Outbound> {
+        match self {
+            Self::Channel(tx) => tx.try_send(message).map_err(|e| match e {
+                mpsc::error::TrySendError::Full(m) | mpsc::error::TrySendError::Closed(m) => m,
+            }),
+            Self::Outlet(outlet) => outlet.try_send(message),
+        }
+    }
+}
+
 /// Where the answer to an outbound request is delivered.
 type Waiter = oneshot::Sender<Result<Box<RawValue>, ErrorObject>>;
 
 /// State shared by a peer and its handles.
 struct Shared {
     config: PeerConfig,
-    outbound: mpsc::Sender<Outbound>,
+    outbound: Outgoing,
     next_id: AtomicI64,
     /// Outbound requests waiting for their response.
     pending: Mutex<HashMap<RequestId, Waiter>>,
@@ -372,6 +415,20 @@ impl PeerHandle {
             .await
     }
 
+    /// Sends a notification without waiting, for hints a later one supersedes (list changes):
+    /// when the outbound queue is full or the connection is gone it is dropped. Whether it was
+    /// queued (`false` as well when `params` does not encode).
+    pub fn try_notify<P: Serialize + ?Sized>(&self, method: &str, params: &P) -> bool {
+        let Ok(params) = message::to_raw(params) else {
+            return false;
+        };
+        let text = message::encode_notification(method, Some(&params));
+        self.shared
+            .outbound
+            .try_send(Outbound::message(text, self.related.clone()))
+            .is_ok()
+    }
+
     /// Whether the peer has closed.
     pub fn is_closed(&self) -> bool {
         self.shared.closed.is_cancelled()
@@ -521,6 +578,15 @@ impl<S> Clone for Peer<S> {
 impl<S: Service> Peer<S> {
     /// A peer serving `service`, writing outbound messages to `outbound`.
     pub fn new(service: S, config: PeerConfig, outbound: mpsc::Sender<Outbound>) -> Self {
+        Self::with(service, config, Outgoing::Channel(outbound))
+    }
+
+    /// A peer serving `service`, handing outbound messages to `outlet` (see [`Outlet`]).
+    pub fn with_outlet(service: S, config: PeerConfig, outlet: Arc<dyn Outlet>) -> Self {
+        Self::with(service, config, Outgoing::Outlet(outlet))
+    }
+
+    fn with(service: S, config: PeerConfig, outbound: Outgoing) -> Self {
         let slots = Arc::new(Semaphore::new(config.max_in_flight.max(1)));
         let shared = Arc::new(Shared {
             config,

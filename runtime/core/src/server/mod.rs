@@ -10,6 +10,14 @@
 //! A [`Server`] holds what is registered; [`Server::connection`] makes the [`crate::Service`] of
 //! one connection (a stdio pipe, an HTTP session, a WebSocket), which keeps that connection's
 //! negotiated state.
+//!
+//! Reading a request's params: a 2026-07-28 request's `_meta` (its era, the client's
+//! capabilities) and, for `tools/call`, its `name` and `arguments` are found in one pass over
+//! the params and kept raw (`Head`); `_meta` is then decoded once, and the arguments straight
+//! into the tool's argument type. Whatever does not read that way is decoded again the plain
+//! way, whose errors name the problem, so the fast path changes no answer. A `tools/call`
+//! result is written without a `serde_json::Value` in between, with the server's `_meta`
+//! (2026-07-28) or without the members the session's revision lacks.
 
 pub mod adapt;
 pub mod context;
@@ -24,7 +32,7 @@ pub mod tool;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
 use portico_protocol::v2026_07_28 as wire;
 use serde::Deserialize;
@@ -71,6 +79,8 @@ struct Registry {
     /// `"_meta":{"io.modelcontextprotocol/serverInfo":<info>}`, the member every 2026-07-28
     /// result gets, encoded once.
     info_meta: String,
+    /// `{"io.modelcontextprotocol/serverInfo":<info>}`: the same `_meta`, as a value.
+    info_meta_value: Box<RawValue>,
     instructions: Option<String>,
     tools: Vec<Tool>,
     resources: Vec<Resource>,
@@ -264,6 +274,8 @@ impl ServerBuilder {
         // An `Implementation` is strings and optional strings: it always encodes.
         let info = serde_json::to_string(&r.info).unwrap_or_else(|_| "{}".into());
         r.info_meta = format!("\"_meta\":{{\"io.modelcontextprotocol/serverInfo\":{info}}}");
+        let meta = format!("{{\"io.modelcontextprotocol/serverInfo\":{info}}}");
+        r.info_meta_value = RawValue::from_string(meta).unwrap_or_else(|_| empty_object());
         Server {
             inner: Arc::new(self.registry),
         }
@@ -277,6 +289,7 @@ impl Server {
             registry: Registry {
                 info: wire::Implementation::new(name, version),
                 info_meta: String::new(),
+                info_meta_value: empty_object(),
                 instructions: None,
                 tools: Vec::new(),
                 resources: Vec::new(),
@@ -331,10 +344,11 @@ impl Server {
 /// A connection's negotiated state (stateful revisions only).
 #[derive(Debug, Default)]
 struct Session {
-    /// URIs `resources/subscribe` asked for (shared with the session's change listener).
-    subscriptions: Arc<Mutex<std::collections::BTreeSet<String>>>,
-    /// The task that forwards changes to this session; aborted when the session ends.
-    forward: Option<tokio::task::AbortHandle>,
+    /// URIs `resources/subscribe` asked for (shared with the session's change listener); made
+    /// by `initialize`, so a stateless request's connection allocates none.
+    subscriptions: Option<Arc<Mutex<std::collections::BTreeSet<String>>>>,
+    /// Forwards changes to this session while it lives.
+    forward: Option<notify::Forwarding>,
     /// The revision `initialize` negotiated.
     revision: Option<&'static str>,
     /// The level `logging/setLevel` asked for.
@@ -371,13 +385,150 @@ struct MetaVersion {
     protocol_version: Option<String>,
 }
 
+/// The `_meta` member naming a 2026-07-28 request's protocol version.
+const PROTOCOL_VERSION_KEY: &str = "io.modelcontextprotocol/protocolVersion";
+
+/// Whether params text mentions [`PROTOCOL_VERSION_KEY`] (only a 2026-07-28 request's does):
+/// a searcher built once, where `str::contains` would set one up on every call.
+fn names_a_version(params: &RawValue) -> bool {
+    static FINDER: LazyLock<memchr::memmem::Finder<'static>> =
+        LazyLock::new(|| memchr::memmem::Finder::new(PROTOCOL_VERSION_KEY));
+    FINDER.find(params.get().as_bytes()).is_some()
+}
+
 /// The protocol version a request's `_meta` names (2026-07-28 style), if any.
 fn requested_version(params: Option<&RawValue>) -> Option<String> {
     params
-        .filter(|p| p.get().contains("io.modelcontextprotocol/protocolVersion"))
+        .filter(|p| names_a_version(p))
         .and_then(|p| serde_json::from_str::<MetaPeek>(p.get()).ok())
         .and_then(|p| p.meta)
         .and_then(|m| m.protocol_version)
+}
+
+/// The members of a 2026-07-28 request's params the framework reads before the method does,
+/// found in one pass and left raw: `_meta` (the era, the client's capabilities, the log level)
+/// and the members of a Multi Round-Trip Request.
+#[derive(Deserialize)]
+struct Prelude<'a> {
+    #[serde(rename = "_meta", borrow, default)]
+    meta: Option<&'a RawValue>,
+    #[serde(rename = "inputResponses", borrow, default)]
+    input_responses: Option<&'a RawValue>,
+    #[serde(rename = "requestState", borrow, default)]
+    request_state: Option<&'a RawValue>,
+    /// `tools/call`'s members, so that it need not read the params again.
+    #[serde(borrow, default)]
+    name: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    arguments: Option<&'a RawValue>,
+}
+
+/// A JSON string's text, borrowed when it has no escapes.
+fn borrowed_str(raw: &RawValue) -> Option<std::borrow::Cow<'_, str>> {
+    match serde_json::from_str::<&str>(raw.get()) {
+        Ok(text) => Some(text.into()),
+        Err(_) => serde_json::from_str::<String>(raw.get()).ok().map(Into::into),
+    }
+}
+
+/// `tools/call`'s members, the arguments left as sent: the tool reads them into its own type,
+/// with no map in between.
+#[derive(Deserialize)]
+struct RawCall<'a> {
+    #[serde(borrow)]
+    name: std::borrow::Cow<'a, str>,
+    #[serde(default, borrow)]
+    arguments: Option<&'a RawValue>,
+}
+
+/// What the context of a 2026-07-28 request takes from its params.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StatelessParams {
+    #[serde(rename = "_meta")]
+    meta: wire::RequestMetaObject,
+    #[serde(default)]
+    input_responses: Option<BTreeMap<String, serde_json::Value>>,
+    #[serde(default)]
+    request_state: Option<String>,
+}
+
+/// What [`Connection::request`] reads of a request's params before its method: the protocol
+/// version `_meta` names and, for a 2026-07-28 request, its `_meta` decoded, so that neither
+/// the era nor the context reads the params again. Each step that finds something it cannot
+/// read falls back to decoding the params as before, which names the problem in its error.
+struct Head<'a> {
+    /// The protocol version `_meta` names (a 2026-07-28 request), as [`requested_version`].
+    requested: Option<String>,
+    prelude: Option<Prelude<'a>>,
+    /// `_meta`, when it decoded whole.
+    meta: Option<wire::RequestMetaObject>,
+}
+
+impl<'a> Head<'a> {
+    fn of(params: Option<&'a RawValue>) -> Self {
+        let none = Self {
+            requested: None,
+            prelude: None,
+            meta: None,
+        };
+        // Only a 2026-07-28 request names a version: others are not read here at all.
+        let Some(text) = params.filter(|p| names_a_version(p)) else {
+            return none;
+        };
+        let Ok(prelude) = serde_json::from_str::<Prelude<'a>>(text.get()) else {
+            return Self {
+                requested: requested_version(params),
+                ..none
+            };
+        };
+        let mut meta = prelude
+            .meta
+            .and_then(|m| serde_json::from_str::<wire::RequestMetaObject>(m.get()).ok());
+        // Taken out: the context needs the rest of `_meta`, not the version.
+        let requested = match &mut meta {
+            Some(meta) => Some(std::mem::take(&mut meta.protocol_version)),
+            None => prelude
+                .meta
+                .and_then(|m| serde_json::from_str::<MetaVersion>(m.get()).ok())
+                .and_then(|m| m.protocol_version),
+        };
+        Self {
+            requested,
+            prelude: Some(prelude),
+            meta,
+        }
+    }
+
+    /// `tools/call`'s `name` and `arguments`, from what was read already, when `name` is a
+    /// string.
+    fn call(&self) -> Option<RawCall<'a>> {
+        let prelude = self.prelude.as_ref()?;
+        let name = borrowed_str(prelude.name?)?;
+        Some(RawCall {
+            name,
+            arguments: prelude.arguments,
+        })
+    }
+
+    /// `_meta`, `inputResponses` and `requestState` of a 2026-07-28 request, from what was
+    /// read already; `None` when something did not decode.
+    fn stateless(&mut self) -> Option<StatelessParams> {
+        let prelude = self.prelude.as_ref()?;
+        let input_responses = match prelude.input_responses {
+            Some(raw) => Some(serde_json::from_str(raw.get()).ok()?),
+            None => None,
+        };
+        let request_state = match prelude.request_state {
+            Some(raw) => Some(serde_json::from_str(raw.get()).ok()?),
+            None => None,
+        };
+        Some(StatelessParams {
+            meta: self.meta.take()?,
+            input_responses,
+            request_state,
+        })
+    }
 }
 
 /// Methods of the stateful revisions that 2026-07-28 removed.
@@ -393,6 +544,32 @@ const SESSION_METHODS: &[&str] = &[
 fn decode<T: DeserializeOwned>(method: &str, params: Option<&RawValue>) -> Result<T, ErrorObject> {
     let text = params.map_or("{}", RawValue::get);
     serde_json::from_str(text).map_err(|e| ErrorObject::invalid_params(format!("{method}: {e}")))
+}
+
+/// A `CallToolResult` with no `_meta` and no members beyond the schema's, for a stateful
+/// revision: the members [`adapt::result`] keeps (it drops `resultType`, which 2026-07-28
+/// added), written straight from the result instead of through a `serde_json::Value`.
+struct SessionCallResult<'a>(&'a tool::CallToolResult);
+
+impl serde::Serialize for SessionCallResult<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let result = self.0;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("content", &result.content)?;
+        if let Some(is_error) = &result.is_error {
+            map.serialize_entry("isError", is_error)?;
+        }
+        if let Some(structured) = &result.structured_content {
+            map.serialize_entry("structuredContent", structured)?;
+        }
+        map.end()
+    }
+}
+
+/// `{}`, as a raw value.
+fn empty_object() -> Box<RawValue> {
+    RawValue::from_string("{}".into()).unwrap_or_else(|_| unreachable!("`{{}}` is JSON"))
 }
 
 fn raw<T: serde::Serialize>(value: &T) -> Result<Box<RawValue>, ErrorObject> {
@@ -451,20 +628,9 @@ impl Connection {
             tools: !r.tools.is_empty(),
             prompts: !r.prompts.is_empty(),
             resources: !r.resources.is_empty() || !r.templates.is_empty(),
-            uris: session.subscriptions.clone(),
+            uris: session.subscriptions.get_or_insert_with(Default::default).clone(),
         };
-        let mut changes = r.listeners.listen(filter);
-        let peer = peer.unrelated();
-        let forward = tokio::spawn(async move {
-            while let Some(change) = changes.recv().await {
-                if send_change(&peer, &change, None).await.is_err() {
-                    break;
-                }
-            }
-        });
-        if let Some(old) = session.forward.replace(forward.abort_handle()) {
-            old.abort();
-        }
+        session.forward = Some(r.listeners.forward(filter, peer.clone()));
         drop(session);
         let mut result = serde_json::json!({
             "protocolVersion": revision,
@@ -551,7 +717,13 @@ impl Connection {
         self.answer(era, "prompts/list", &result)
     }
 
-    async fn call_tool(&self, cx: Context, params: Option<&RawValue>) -> Result<Box<RawValue>, ErrorObject> {
+    /// `tools/call`; `read` is its name and arguments when [`Head`] read them already.
+    async fn call_tool(
+        &self,
+        cx: Context,
+        params: Option<&RawValue>,
+        read: Option<RawCall<'_>>,
+    ) -> Result<Box<RawValue>, ErrorObject> {
         #[derive(Deserialize)]
         struct Call {
             name: String,
@@ -559,7 +731,22 @@ impl Connection {
             arguments: Option<serde_json::Map<String, serde_json::Value>>,
         }
         let era = cx.era();
-        let Call { name, arguments } = decode("tools/call", params)?;
+        // Arguments that are not an object (nor `null`) take the decoding below, which names
+        // the problem.
+        let raw = read
+            .or_else(|| params.and_then(|p| serde_json::from_str::<RawCall<'_>>(p.get()).ok()))
+            .filter(|call| call.arguments.is_none_or(|a| a.get().starts_with('{')));
+        enum Given<'a> {
+            Raw(&'a RawValue),
+            Map(serde_json::Map<String, serde_json::Value>),
+        }
+        let (name, arguments) = match raw {
+            Some(RawCall { name, arguments }) => (name, arguments.map(Given::Raw)),
+            None => {
+                let Call { name, arguments } = decode("tools/call", params)?;
+                (name.into(), arguments.map(Given::Map))
+            }
+        };
         let tool = self
             .server
             .tools
@@ -570,17 +757,37 @@ impl Connection {
         let outcome = match self.task_route(tool, &cx)? {
             // The tasks extension: answered with the task's handle, or as usual when the handler
             // finished without starting a task.
-            Some(tasks) => match tasks.call(tool.clone(), cx, arguments).await? {
-                tasks::Called::Task(created) => return self.answer(era, "tools/call", &created),
-                tasks::Called::Finished(outcome) => *outcome,
+            Some(tasks) => {
+                let arguments = match arguments {
+                    Some(Given::Raw(raw)) => Some(decode("tools/call", Some(raw))?),
+                    Some(Given::Map(map)) => Some(map),
+                    None => None,
+                };
+                match tasks.call(tool.clone(), cx, arguments).await? {
+                    tasks::Called::Task(created) => return self.answer(era, "tools/call", &created),
+                    tasks::Called::Finished(outcome) => *outcome,
+                }
+            }
+            None => match arguments {
+                Some(Given::Raw(raw)) => tool.call_raw(cx, raw.to_owned()).await,
+                Some(Given::Map(map)) => tool.call(cx, Some(map)).await,
+                None => tool.call(cx, None).await,
             },
-            None => tool.call(cx, arguments).await,
         };
         let failed = outcome.as_ref().map_or(true, |r| r.is_error == Some(true));
         if let Some(asked) = self.input_required("tools/call", params, rounds, failed)? {
             return Ok(asked);
         }
-        self.answer(era, "tools/call", &outcome?)
+        let result = outcome?;
+        match era {
+            Era::Stateless if result.meta.is_none() && !result.extra.contains_key("_meta") => {
+                self.answer_stateless(&result)
+            }
+            Era::Stateful(_) if result.meta.is_none() && result.extra.is_empty() => {
+                serde_json::value::to_raw_value(&SessionCallResult(&result)).map_err(ErrorObject::internal)
+            }
+            _ => self.answer(era, "tools/call", &result),
+        }
     }
 
     async fn read_resource(&self, cx: Context, params: Option<&RawValue>) -> Result<Box<RawValue>, ErrorObject> {
@@ -686,7 +893,11 @@ impl Connection {
             uri: String,
         }
         let Subscribe { uri } = decode(method, params)?;
-        let subscriptions = self.session().subscriptions.clone();
+        let subscriptions = self
+            .session()
+            .subscriptions
+            .get_or_insert_with(Default::default)
+            .clone();
         let mut subscriptions = subscriptions.lock().unwrap_or_else(PoisonError::into_inner);
         if method == "resources/subscribe" {
             subscriptions.insert(uri);
@@ -796,6 +1007,24 @@ impl Connection {
         raw(&serde_json::json!({}))
     }
 
+    /// A 2026-07-28 result the caller knows to have no `_meta` member, with the server's
+    /// `_meta` first: the same text [`Connection::answer`] splices, written in one pass
+    /// (serialized straight into a raw value, so nothing is copied or read again).
+    fn answer_stateless<T: serde::Serialize>(&self, result: &T) -> Result<Box<RawValue>, ErrorObject> {
+        #[derive(serde::Serialize)]
+        struct WithInfo<'a, T> {
+            #[serde(rename = "_meta")]
+            meta: &'a RawValue,
+            #[serde(flatten)]
+            result: &'a T,
+        }
+        let with_info = WithInfo {
+            meta: &self.server.info_meta_value,
+            result,
+        };
+        serde_json::value::to_raw_value(&with_info).map_err(ErrorObject::internal)
+    }
+
     /// Encodes a newest-revision result for the request's era.
     /// In 2026-07-28 every result names the server in `_meta` (the spec's SHOULD).
     fn answer<T: serde::Serialize>(&self, era: Era, method: &str, result: &T) -> Result<Box<RawValue>, ErrorObject> {
@@ -838,24 +1067,18 @@ impl Connection {
         era: Era,
         method: &str,
         params: Option<&RawValue>,
+        head: &mut Head<'_>,
     ) -> Result<Context, ErrorObject> {
         match era {
             Era::Stateless => {
-                #[derive(Deserialize)]
-                #[serde(rename_all = "camelCase")]
-                struct Params {
-                    #[serde(rename = "_meta")]
-                    meta: wire::RequestMetaObject,
-                    #[serde(default)]
-                    input_responses: Option<BTreeMap<String, serde_json::Value>>,
-                    #[serde(default)]
-                    request_state: Option<String>,
-                }
-                let Params {
+                let StatelessParams {
                     meta,
                     input_responses,
                     request_state,
-                } = decode(method, params)?;
+                } = match head.stateless() {
+                    Some(read) => read,
+                    None => decode(method, params)?,
+                };
                 // Answers are taken only with the state sealed when they were asked for: without
                 // one they are ignored (and asked for again); earlier rounds' answers come from
                 // the state.
@@ -912,25 +1135,7 @@ async fn send_change(
     change: &Change,
     subscription: Option<&serde_json::Value>,
 ) -> Result<(), crate::PeerError> {
-    let mut params = serde_json::Map::new();
-    if let Some(id) = subscription {
-        params.insert(
-            "_meta".into(),
-            serde_json::json!({"io.modelcontextprotocol/subscriptionId": id}),
-        );
-    }
-    if let Change::ResourceUpdated(uri) = change {
-        params.insert("uri".into(), uri.clone().into());
-    }
-    peer.notify(change.method(), &params).await
-}
-
-impl Drop for Connection {
-    fn drop(&mut self) {
-        if let Some(forward) = self.session().forward.take() {
-            forward.abort();
-        }
-    }
+    peer.notify(change.method(), &change.params(subscription)).await
 }
 
 /// Every revision served, newest first.
@@ -960,7 +1165,8 @@ impl Service for Connection {
         let params = params.as_deref();
         // A 2026-07-28 request (its `_meta` names a version) cannot use the methods that
         // revision removed: they are unknown to it.
-        let requested = requested_version(params);
+        let mut head = Head::of(params);
+        let requested = head.requested.take();
         if SESSION_METHODS.contains(&method.as_str()) && requested.is_some() {
             return Err(ErrorObject::method_not_found(&method));
         }
@@ -978,11 +1184,11 @@ impl Service for Connection {
             _ => {}
         }
         let era = self.era(&method, requested)?;
-        let cx = self.context(cx, era, &method, params)?;
+        let cx = self.context(cx, era, &method, params, &mut head)?;
         match method.as_str() {
             "server/discover" if era == Era::Stateless => self.discover(),
             "tools/list" => self.list_tools(era, params),
-            "tools/call" => self.call_tool(cx, params).await,
+            "tools/call" => self.call_tool(cx, params, head.call()).await,
             "resources/list" => self.list_resources(era, params),
             "resources/templates/list" => self.list_templates(era, params),
             "resources/read" => self.read_resource(cx, params).await,
@@ -1022,6 +1228,20 @@ impl Service for Connection {
             arguments: Option<serde_json::Value>,
         }
         if method != "tools/call" || !self.server.tools.iter().any(|t| !t.header_params().is_empty()) {
+            return Ok(());
+        }
+        // Only a call of a tool with `x-mcp-header` arguments can mismatch, and params naming
+        // one hold its name as is or (behind a backslash) escaped: params with neither are not
+        // read at all (the common call, of another tool).
+        let may_name_one =
+            params.is_some_and(|p| {
+                let text = p.get().as_bytes();
+                memchr::memchr(b'\\', text).is_some()
+                    || self.server.tools.iter().any(|t| {
+                        !t.header_params().is_empty() && memchr::memmem::find(text, t.name().as_bytes()).is_some()
+                    })
+            });
+        if !may_name_one {
             return Ok(());
         }
         // Params that do not decode are the request's to reject (-32602), not the headers'.

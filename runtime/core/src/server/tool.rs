@@ -28,6 +28,7 @@ use std::sync::Arc;
 use portico_protocol::v2026_07_28 as wire;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::context::Context;
@@ -42,7 +43,16 @@ pub type CallToolResult = wire::CallToolResult;
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 /// A type-erased tool handler: raw arguments in, result out.
-type Handler = dyn Fn(Context, Map<String, Value>) -> BoxFuture<Result<CallToolResult, ErrorObject>> + Send + Sync;
+type Handler = dyn Fn(Context, Arguments) -> BoxFuture<Result<CallToolResult, ErrorObject>> + Send + Sync;
+
+/// A call's arguments as the handler gets them: a decoded map, or the JSON object as sent (read
+/// straight into the tool's argument type, with no map in between).
+pub(crate) enum Arguments {
+    /// Decoded already.
+    Map(Map<String, Value>),
+    /// The `arguments` object of the request, as sent.
+    Raw(Box<RawValue>),
+}
 
 /// A registered tool: its definition (as listed) and its handler.
 #[derive(Clone)]
@@ -132,7 +142,12 @@ impl Tool {
         cx: Context,
         arguments: Option<Map<String, Value>>,
     ) -> Result<CallToolResult, ErrorObject> {
-        (self.handler)(cx, arguments.unwrap_or_default()).await
+        (self.handler)(cx, Arguments::Map(arguments.unwrap_or_default())).await
+    }
+
+    /// Runs the tool with its arguments as sent: a JSON object.
+    pub(crate) async fn call_raw(&self, cx: Context, arguments: Box<RawValue>) -> Result<CallToolResult, ErrorObject> {
+        (self.handler)(cx, Arguments::Raw(arguments)).await
     }
 }
 
@@ -181,8 +196,21 @@ where
             let handler = handler.clone();
             let tool_name = tool_name.clone();
             Box::pin(async move {
-                let args: A = serde_json::from_value(Value::Object(arguments))
-                    .map_err(|e| ErrorObject::invalid_params(format!("arguments of tool `{tool_name}`: {e}")))?;
+                let invalid =
+                    |e: serde_json::Error| ErrorObject::invalid_params(format!("arguments of tool `{tool_name}`: {e}"));
+                let args: A = match arguments {
+                    Arguments::Map(map) => serde_json::from_value(Value::Object(map)).map_err(invalid)?,
+                    Arguments::Raw(raw) => match serde_json::from_str(raw.get()) {
+                        Ok(args) => args,
+                        // Read through a map, as decoded arguments are: the same message (no
+                        // line and column), and the same leniency (a repeated member: the last
+                        // one counts).
+                        Err(_) => {
+                            let map = serde_json::from_str(raw.get()).map_err(invalid)?;
+                            serde_json::from_value(Value::Object(map)).map_err(invalid)?
+                        }
+                    },
+                };
                 Ok(handler(cx, args).await.into_tool_result())
             })
         }),

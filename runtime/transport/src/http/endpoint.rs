@@ -86,7 +86,7 @@ async fn handle_post(state: &Arc<State>, request: Request) -> Result<Response, H
         let header_version = headers::protocol_version(&parts.headers, &config.protocol_versions)?;
         return not_a_request(state, &message, header_version, session_id, text).await;
     };
-    let (id, method) = (id.clone(), method.clone());
+    let (id, method) = (id.clone(), method.as_str());
     let about = |e: HttpError| e.with_id(Some(id.clone()));
     let header_version = headers::single(&parts.headers, &MCP_PROTOCOL_VERSION).map_err(about)?;
     let peek = Peek::of(params.as_deref());
@@ -99,7 +99,7 @@ async fn handle_post(state: &Arc<State>, request: Request) -> Result<Response, H
     // 2026-07-28: the version is in the request's `_meta`; no session, whatever the headers say.
     // A header that disagrees with the body is reported before a version that is not supported.
     if let Some(version) = &peek.version {
-        headers::check_mirrored(&parts.headers, config.require_request_headers, &method, &peek).map_err(about)?;
+        headers::check_mirrored(&parts.headers, config.require_request_headers, method, &peek).map_err(about)?;
         headers::check_version(version, &config.protocol_versions).map_err(about)?;
         headers::check_meta(&peek).map_err(about)?;
         let mirrored = headers::mirrored_params(&parts.headers);

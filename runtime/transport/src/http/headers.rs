@@ -1,7 +1,9 @@
 //! The MCP request headers: what they are called, how their values are read, and the 2026-07-28
 //! rule that headers mirroring the body (`MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`) match it.
 
-use axum::http::{HeaderMap, HeaderName, StatusCode, header};
+use std::borrow::Cow;
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use portico_core::ErrorObject;
 use portico_core::mirror::MirroredParam;
 use serde::Deserialize;
@@ -112,9 +114,17 @@ impl Accept {
             json: false,
             sse: false,
         };
+        // What MCP clients send on every POST, recognized without taking it apart.
+        let common = |v: &&HeaderValue| {
+            v.as_bytes() == b"application/json, text/event-stream"
+                || v.as_bytes() == b"text/event-stream, application/json"
+        };
+        if values.next_if(common).is_some() {
+            (accept.json, accept.sse) = (true, true);
+        }
         for range in values.filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')) {
             let mut parts = range.split(';').map(str::trim);
-            let media = parts.next().unwrap_or_default().to_ascii_lowercase();
+            let media = parts.next().unwrap_or_default();
             let refused = parts.any(|p| {
                 p.strip_prefix("q=")
                     .and_then(|q| q.parse::<f32>().ok())
@@ -123,11 +133,14 @@ impl Accept {
             if refused {
                 continue;
             }
-            match media.as_str() {
-                "*/*" => (accept.json, accept.sse) = (true, true),
-                "application/*" | "application/json" => accept.json = true,
-                "text/*" | "text/event-stream" => accept.sse = true,
-                _ => {}
+            // Media types are case-insensitive; compared without lower-casing a copy.
+            let is = |name: &str| media.eq_ignore_ascii_case(name);
+            if is("*/*") {
+                (accept.json, accept.sse) = (true, true);
+            } else if is("application/*") || is("application/json") {
+                accept.json = true;
+            } else if is("text/*") || is("text/event-stream") {
+                accept.sse = true;
             }
         }
         accept
@@ -139,12 +152,8 @@ pub(crate) fn check_content_type(headers: &HeaderMap) -> Result<(), HttpError> {
     let Some(value) = headers.get(header::CONTENT_TYPE) else {
         return Ok(());
     };
-    let media = value
-        .to_str()
-        .ok()
-        .and_then(|v| v.split(';').next())
-        .map(|m| m.trim().to_ascii_lowercase());
-    if media.as_deref() == Some("application/json") {
+    let media = value.to_str().ok().and_then(|v| v.split(';').next()).map(str::trim);
+    if media.is_some_and(|m| m.eq_ignore_ascii_case("application/json")) {
         return Ok(());
     }
     Err(HttpError::client(
@@ -153,62 +162,80 @@ pub(crate) fn check_content_type(headers: &HeaderMap) -> Result<(), HttpError> {
     ))
 }
 
-/// What the transport reads from a request's `params` besides the envelope.
+/// What the transport reads from a request's `params` besides the envelope, borrowed from them.
 #[derive(Debug, Default)]
-pub(crate) struct Peek {
+pub(crate) struct Peek<'a> {
     /// `_meta["io.modelcontextprotocol/protocolVersion"]`: present only in 2026-07-28 requests.
-    pub(crate) version: Option<String>,
+    pub(crate) version: Option<Cow<'a, str>>,
     /// Whether `_meta.progressToken` is present.
     pub(crate) progress: bool,
     /// Whether `_meta["io.modelcontextprotocol/clientCapabilities"]` is present.
     pub(crate) capabilities: bool,
-    /// `params.name` (`tools/call`, `prompts/get`), if present.
-    pub(crate) name: Option<Value>,
-    /// `params.uri` (`resources/read`), if present.
-    pub(crate) uri: Option<Value>,
+    /// `params.name` (`tools/call`, `prompts/get`), if present, as sent.
+    pub(crate) name: Option<&'a RawValue>,
+    /// `params.uri` (`resources/read`), if present, as sent.
+    pub(crate) uri: Option<&'a RawValue>,
     /// `params.taskId` (`tasks/get`, `tasks/update`, `tasks/cancel` of the tasks extension), if
-    /// present.
-    pub(crate) task_id: Option<Value>,
+    /// present, as sent.
+    pub(crate) task_id: Option<&'a RawValue>,
 }
 
-impl Peek {
+impl<'a> Peek<'a> {
     /// Reads the members the transport needs; params that are not an object peek as empty (the
     /// service then answers `-32602`).
-    pub(crate) fn of(params: Option<&RawValue>) -> Self {
+    pub(crate) fn of(params: Option<&'a RawValue>) -> Self {
         #[derive(Deserialize)]
-        struct Params {
-            #[serde(rename = "_meta")]
-            meta: Option<Meta>,
-            name: Option<Value>,
-            uri: Option<Value>,
-            #[serde(rename = "taskId")]
-            task_id: Option<Value>,
+        struct Params<'a> {
+            #[serde(rename = "_meta", borrow)]
+            meta: Option<Meta<'a>>,
+            #[serde(borrow)]
+            name: Option<&'a RawValue>,
+            #[serde(borrow)]
+            uri: Option<&'a RawValue>,
+            #[serde(rename = "taskId", borrow)]
+            task_id: Option<&'a RawValue>,
         }
         #[derive(Deserialize)]
-        struct Meta {
-            #[serde(rename = "io.modelcontextprotocol/protocolVersion")]
-            version: Option<Value>,
+        struct Meta<'a> {
+            #[serde(rename = "io.modelcontextprotocol/protocolVersion", borrow)]
+            version: Option<&'a RawValue>,
             #[serde(rename = "progressToken")]
             progress_token: Option<IgnoredAny>,
             #[serde(rename = "io.modelcontextprotocol/clientCapabilities")]
             capabilities: Option<IgnoredAny>,
         }
-        let Some(Ok(params)) = params.map(|p| serde_json::from_str::<Params>(p.get())) else {
+        let Some(Ok(params)) = params.map(|p| serde_json::from_str::<Params<'a>>(p.get())) else {
             return Self::default();
         };
         let meta = params.meta;
         Self {
             // A version that is not a string is left to the service to reject.
-            version: meta
-                .as_ref()
-                .and_then(|m| m.version.as_ref())
-                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string)),
+            version: meta.as_ref().and_then(|m| m.version).map(text_of),
             progress: meta.as_ref().is_some_and(|m| m.progress_token.is_some()),
             capabilities: meta.is_some_and(|m| m.capabilities.is_some()),
             name: params.name,
             uri: params.uri,
             task_id: params.task_id,
         }
+    }
+}
+
+/// A JSON string's text; any other value as compact JSON (for error messages).
+fn text_of(raw: &RawValue) -> Cow<'_, str> {
+    if let Some(text) = string_of(raw) {
+        return text;
+    }
+    match serde_json::from_str::<Value>(raw.get()) {
+        Ok(other) => other.to_string().into(),
+        Err(_) => raw.get().into(),
+    }
+}
+
+/// A JSON string's text, if the value is a string (borrowed when it has no escapes).
+fn string_of(raw: &RawValue) -> Option<Cow<'_, str>> {
+    match serde_json::from_str::<&str>(raw.get()) {
+        Ok(text) => Some(text.into()),
+        Err(_) => serde_json::from_str::<String>(raw.get()).ok().map(Into::into),
     }
 }
 
@@ -287,7 +314,8 @@ pub(crate) fn check_mirrored(headers: &HeaderMap, required: bool, method: &str, 
         _ => return Ok(()),
     };
     // A name that is not a string is the service's to reject (-32602); it cannot be mirrored.
-    let body_name = body_name.and_then(Value::as_str);
+    let body_name = body_name.and_then(|raw| string_of(raw));
+    let body_name = body_name.as_deref();
     match (single(headers, &MCP_NAME)?, body_name) {
         (Some(raw), Some(body)) => {
             let header = portico_core::mirror::decode_value(raw)

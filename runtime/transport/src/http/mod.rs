@@ -65,10 +65,11 @@
 //!
 //! The request's peer sends its answer and everything its handler sends while running
 //! (progress, log messages, in a session server→client requests), each tagged with the request
-//! ([`portico_core::Outbound::related`]). A session has one task reading its peer's outbound
-//! channel and handing each message to the stream of the request it belongs to; messages of the
-//! session as a whole go to its GET stream (or a bounded backlog until one opens). A stateless
-//! request's peer serves that request alone, so its channel is the stream.
+//! ([`portico_core::Outbound::related`]). A session's peer hands each message to the stream of
+//! the request it belongs to itself, from the task that sent it (the session's
+//! [`portico_core::Outlet`]); messages of the session as a whole go to its GET stream (or a
+//! bounded backlog until one opens). A stateless request's peer serves that request alone, so
+//! its channel is the stream.
 //!
 //! The answer is one `application/json` object or a `text/event-stream` ending with the
 //! response; [`ResponseMode`] says which. By default a request with a `progressToken` (or
@@ -141,7 +142,7 @@ use axum::Router;
 use axum::routing::post;
 use portico_core::message::Message;
 use portico_core::mirror::MirroredParam;
-use portico_core::{ErrorObject, Outbound, Peer, PeerConfig, PeerHandle, Service};
+use portico_core::{ErrorObject, Outbound, Outlet, Peer, PeerConfig, PeerHandle, Service};
 use serde_json::value::RawValue;
 use tokio::sync::{Semaphore, mpsc};
 
@@ -212,8 +213,11 @@ impl<S: Service> DynPeer for Peer<S> {
     }
 }
 
-/// Makes the peer of a new session or stateless request, writing to the given channel.
+/// Makes the peer of a new stateless request (or legacy connection), writing to the given channel.
 type MakePeer = dyn Fn(mpsc::Sender<Outbound>) -> Arc<dyn DynPeer> + Send + Sync;
+
+/// Makes the peer of a new session, delivering through the session's outlet.
+type MakeSessionPeer = dyn Fn(Arc<dyn Outlet>) -> Arc<dyn DynPeer> + Send + Sync;
 
 /// What the endpoint's handlers share.
 pub(crate) struct State {
@@ -222,7 +226,7 @@ pub(crate) struct State {
     make_peer: Box<MakePeer>,
     /// Makes the peer of a session, which may end a request's stream early
     /// ([`portico_core::PeerConfig::stream_control`]).
-    make_session_peer: Box<MakePeer>,
+    make_session_peer: Box<MakeSessionPeer>,
     sessions: session::Registry,
     /// Slots for stateless requests in flight.
     stateless: Arc<Semaphore>,
@@ -255,18 +259,24 @@ impl StreamableHttp {
         S: Service,
     {
         let peer_config = config.peer.clone();
-        let make = Arc::new(move |outbound: mpsc::Sender<Outbound>, stream_control: bool| {
-            let config = PeerConfig {
-                stream_control,
-                ..peer_config.clone()
-            };
-            Arc::new(Peer::new(make_service(), config, outbound)) as Arc<dyn DynPeer>
-        });
-        let session_make = make.clone();
+        let make_service = Arc::new(make_service);
+        let session_service = make_service.clone();
+        let session_config = PeerConfig {
+            stream_control: true,
+            ..peer_config.clone()
+        };
         // Only a session's streams can end early and be resumed; a stateless request's stream
         // is the request (closing it cancels the request), a WebSocket has no streams.
-        let make_peer = Box::new(move |outbound| make(outbound, false));
-        let make_session_peer = Box::new(move |outbound| session_make(outbound, true));
+        let stateless_config = PeerConfig {
+            stream_control: false,
+            ..peer_config
+        };
+        let make_peer: Box<MakePeer> = Box::new(move |outbound| {
+            Arc::new(Peer::new(make_service(), stateless_config.clone(), outbound)) as Arc<dyn DynPeer>
+        });
+        let make_session_peer: Box<MakeSessionPeer> = Box::new(move |outlet| {
+            Arc::new(Peer::with_outlet(session_service(), session_config.clone(), outlet)) as Arc<dyn DynPeer>
+        });
         let state = State {
             guard: guard::Guard::new(config.allowed_hosts.as_deref(), config.allowed_origins.as_deref()),
             make_peer,

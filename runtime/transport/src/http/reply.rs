@@ -221,7 +221,7 @@ fn ended(reply: Reply) -> Response {
 }
 
 /// The response as one JSON object.
-fn json(mut reply: Reply, message: Outbound, code: Option<i64>) -> Response {
+fn json(mut reply: Reply, mut message: Outbound, code: Option<i64>) -> Response {
     // 2026-07-28 gives some errors their own status, so intermediaries and era-detecting
     // clients can tell them apart; sessions answer every JSON-RPC error with 200.
     let status = match code {
@@ -233,13 +233,16 @@ fn json(mut reply: Reply, message: Outbound, code: Option<i64>) -> Response {
         }
         _ => StatusCode::OK,
     };
-    let mut response = (status, message.text).into_response();
-    let headers = response.headers_mut();
-    headers.extend(std::mem::take(&mut reply.headers));
     if let Some(log) = &reply.log {
         // Answered whole: nothing is left to resume.
         session::lock(log).finish();
     }
+    // Built directly, with the reply's headers as its map (usually empty): no `text/plain`
+    // inserted first and then replaced.
+    let mut response = Response::new(Body::from(std::mem::take(&mut message.text)));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    *headers = std::mem::take(&mut reply.headers);
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }

@@ -1,4 +1,4 @@
-//! Stateful (2025-x) sessions: one peer per `Mcp-Session-Id`, the task that routes what the peer
+//! Stateful (2025-x) sessions: one peer per `Mcp-Session-Id`, the routing of what the peer
 //! sends to the HTTP stream it belongs to, the logs that let a client resume a stream, the
 //! registry of sessions with its bound and idle reaper, and [`Sessions`], the application's
 //! view of them.
@@ -6,6 +6,10 @@
 //! Routing: each outbound message names the inbound request it belongs to
 //! ([`Outbound::related`]). A message of a request goes on that request's stream; a message of
 //! the session as a whole goes on the session's own stream (number 0), which a GET attaches to.
+//! The session's peer delivers each message itself, from the task that sent it, through the
+//! session's [`Outlet`] (no channel or routing task between the peer and the streams): an idle
+//! session is a few records and no task, and a request's answer reaches its HTTP response
+//! with one hop fewer. A slow stream holds up only the handler writing to it.
 //!
 //! Resuming: every SSE event of a session is numbered `{stream}-{seq}` and kept in its stream's
 //! [`StreamLog`] (the last [`HttpConfig::backlog`] events). When a request's stream is not
@@ -22,12 +26,14 @@
 //! [`HttpConfig::backlog`]: super::HttpConfig::backlog
 
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use portico_core::{Outbound, OutboundKind, PeerHandle, RequestId};
+use portico_core::{Outbound, OutboundKind, Outlet, PeerHandle, RequestId};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -428,6 +434,35 @@ impl Session {
         }
     }
 
+    /// Puts one outbound message where it belongs without waiting: a stream whose response is
+    /// full drops it (given back).
+    fn try_deliver(&self, message: Outbound) -> Result<(), Outbound> {
+        let mut routes = self.routes();
+        let route = match &message.related {
+            Some(id) => match routes.requests.get_mut(id) {
+                Some(route) => route,
+                None => return Err(message),
+            },
+            None => &mut routes.session,
+        };
+        match route.live() {
+            Some(tx) => tx.try_send(message).map_err(|e| match e {
+                mpsc::error::TrySendError::Full(m) | mpsc::error::TrySendError::Closed(m) => m,
+            }),
+            None => {
+                match message.kind {
+                    OutboundKind::Message => {
+                        let last = route.stream != SESSION_STREAM && message.answer.is_some();
+                        lock(&route.log).record(&message.text, false, last);
+                    }
+                    OutboundKind::Ended => lock(&route.log).end(),
+                    _ => {}
+                }
+                Ok(())
+            }
+        }
+    }
+
     /// Detaches the stream of a response that is done (its `attachment`), keeping what a client
     /// could resume; a stream another response carries by now is left alone.
     fn detach(&self, which: &Stream, attachment: u64) {
@@ -556,6 +591,15 @@ impl Registry {
         self.map().len()
     }
 
+    /// Closes every session (the endpoint shuts down; later requests are refused before they
+    /// look for one).
+    fn close_all(&self) {
+        let sessions: Vec<Arc<Session>> = self.map().values().cloned().collect();
+        for session in sessions {
+            session.close();
+        }
+    }
+
     /// Closes every session idle longer than `idle_timeout`.
     fn sweep(&self, idle_timeout: Duration) {
         let expired: Vec<Arc<Session>> = {
@@ -573,8 +617,9 @@ impl Registry {
         }
     }
 
-    /// Starts a session: a fresh service and peer, and the task routing what the peer sends.
-    /// `503` when `max_sessions` are open (after closing idle ones).
+    /// Starts a session: a fresh service and a peer delivering through the session's outlet.
+    /// `503` when `max_sessions` are open (after closing idle ones). The first session starts
+    /// the endpoint's reaper.
     pub(crate) fn create(state: &Arc<State>) -> Result<Arc<Session>, HttpError> {
         let registry = &state.sessions;
         let config = &state.config;
@@ -585,11 +630,9 @@ impl Registry {
             registry.sweep(config.session_idle_timeout);
         }
         let id: Arc<str> = new_session_id()?.into();
-        let capacity = config.stream_buffer.max(1);
-        let (tx, rx) = mpsc::channel(capacity);
-        let session = Arc::new(Session {
+        let session = Arc::new_cyclic(|weak| Session {
             id: id.clone(),
-            peer: (state.make_session_peer)(tx),
+            peer: (state.make_session_peer)(Arc::new(SessionOutlet(weak.clone()))),
             routes: Mutex::new(Routes {
                 requests: HashMap::new(),
                 session: Route::new(SESSION_STREAM, config.backlog),
@@ -614,7 +657,6 @@ impl Registry {
             }
             map.insert(id, session.clone());
         }
-        tokio::spawn(route(session.clone(), rx));
         if !registry.reaper.swap(true, Ordering::Relaxed) {
             tokio::spawn(reap(
                 Arc::downgrade(state),
@@ -640,30 +682,47 @@ pub(crate) fn new_session_id() -> Result<String, HttpError> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// The session's router: every message its peer sends, to the stream it belongs to. Ends with
-/// the session.
-async fn route(session: Arc<Session>, mut rx: mpsc::Receiver<Outbound>) {
-    loop {
-        let message = tokio::select! {
-            message = rx.recv() => message,
-            () = session.closed.cancelled() => None,
-        };
-        let Some(message) = message else { break };
-        tokio::select! {
-            () = session.deliver(message) => {}
-            () = session.closed.cancelled() => break,
+/// How a session's peer delivers what it sends: to the stream each message belongs to (see the
+/// module docs). Weak, so the peer does not keep its session alive: once the session is gone,
+/// sending fails as on a closed connection.
+struct SessionOutlet(Weak<Session>);
+
+impl Outlet for SessionOutlet {
+    fn send(&self, message: Outbound) -> Pin<Box<dyn Future<Output = Result<(), Outbound>> + Send + '_>> {
+        Box::pin(async move {
+            let Some(session) = self.0.upgrade().filter(|s| !s.closed.is_cancelled()) else {
+                return Err(message);
+            };
+            // A session that closes meanwhile drops the message with its streams.
+            tokio::select! {
+                () = session.deliver(message) => {}
+                () = session.closed.cancelled() => {}
+            }
+            Ok(())
+        })
+    }
+
+    fn try_send(&self, message: Outbound) -> Result<(), Outbound> {
+        match self.0.upgrade().filter(|s| !s.closed.is_cancelled()) {
+            Some(session) => session.try_deliver(message),
+            None => Err(message),
         }
     }
-    session.close();
 }
 
-/// Closes idle sessions every so often, until the endpoint shuts down or is dropped.
+/// Closes idle sessions every so often, until the endpoint shuts down (then it closes them all:
+/// their handlers stop) or is dropped.
 async fn reap(state: Weak<State>, shutdown: CancellationToken, idle_timeout: Duration) {
     let period = (idle_timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(60));
     loop {
         tokio::select! {
             () = tokio::time::sleep(period) => {}
-            () = shutdown.cancelled() => return,
+            () = shutdown.cancelled() => {
+                if let Some(state) = state.upgrade() {
+                    state.sessions.close_all();
+                }
+                return;
+            }
         }
         let Some(state) = state.upgrade() else { return };
         state.sessions.sweep(idle_timeout);
