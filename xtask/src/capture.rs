@@ -1429,9 +1429,18 @@ mod tests {
         );
     }
 
+    /// In the workspace's test build reqwest is compiled with rustls but no crypto provider
+    /// (portico-transport's `tls` feature turns it on for every crate: features are unified),
+    /// and then it refuses to build a client until one is installed. `cargo xtask` itself is
+    /// built alone, without TLS, and needs none of this.
+    fn tls_provider() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+
     #[test]
     fn the_proxy_streams_events_one_by_one_and_keeps_headers_and_status() {
         use axum::routing::any;
+        tls_provider();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -1521,6 +1530,7 @@ mod tests {
     #[test]
     fn a_client_closing_its_stream_closes_the_servers() {
         use axum::routing::get;
+        tls_provider();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()

@@ -12,8 +12,14 @@
 //! - **The platform's trust store**, through `rustls-platform-verifier` (what reqwest uses too),
 //!   plus the roots a [`TlsConfig`] adds: a private CA, or a test server's self-signed
 //!   certificate. Certificates are always verified; there is no switch to turn that off.
-//! - **One place builds every client**: [`reqwest_builder`] for the reqwest-based ones and
-//!   [`ws_connector`] for WebSocket, so the rules above hold for each transport alike.
+//! - **One place builds every client**: `reqwest_builder` for the reqwest-based ones and
+//!   `ws_connector` for WebSocket, so the rules above hold for each transport alike.
+//! - **reqwest without a provider.** reqwest 0.13 offers rustls with aws-lc or with no provider;
+//!   this crate takes the second and brings ring. Features are unified, so in a program that
+//!   links this crate with `tls`, *every* reqwest client has rustls and no provider of its own,
+//!   and reqwest refuses to build one (it panics) until a provider is installed: call
+//!   [`install_provider`] first if the program builds reqwest clients of its own. This crate's
+//!   clients install it themselves.
 
 use std::sync::Arc;
 
@@ -58,6 +64,14 @@ pub enum TlsError {
 /// What a `TlsUnsupported` error says to do.
 pub(crate) const HOW_TO_GET_TLS: &str =
     "this build has no TLS: build portico-transport with its `tls` feature (the portico binary has it)";
+
+/// Installs this crate's rustls provider (`ring`) as the process's default, unless one is
+/// installed already; without the `tls` feature it does nothing. See the module docs for when a
+/// program needs to call it.
+pub fn install_provider() {
+    #[cfg(feature = "tls")]
+    provider();
+}
 
 /// Installs `ring` as the process's default rustls provider, unless one is installed.
 #[cfg(feature = "tls")]
