@@ -17,7 +17,10 @@ use std::process::{Command, ExitCode, Stdio};
 use anyhow::{Context as _, bail};
 use serde_json::Value;
 
-use crate::bench_server::{Binaries, Server, Subject as ServerKind, cpu_model, git, ratio, splice_section, today};
+use crate::bench_server::{
+    Binaries, Server, Subject as ServerKind, check_cpus, cpu_model, git, least_disturbed, ratio, splice_section, today,
+    write_report,
+};
 
 /// Other processes using more than this share of a core during a cell make its figures suspect.
 const OTHER_CPU_WARNING: f64 = 10.0;
@@ -193,60 +196,21 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
     let mut cells = Vec::new();
     for (mode, mode_label) in MODES {
         for &concurrency in &args.concurrency {
-            let mut best: Option<Cell> = None;
-            for attempt in 0..=args.retries {
-                if attempt > 0 {
-                    println!(
-                        "  other work ran meanwhile: measuring the cell again ({attempt} of {})",
-                        args.retries
-                    );
-                }
-                let cell = run_cell(&binaries, &args, &logs, mode, mode_label, concurrency)?;
-                let disturbed = cell.other_cpu() > OTHER_CPU_WARNING;
-                if best.as_ref().is_none_or(|b| cell.other_cpu() < b.other_cpu()) {
-                    best = Some(cell);
-                }
-                if !disturbed {
-                    break;
-                }
-            }
-            cells.extend(best);
+            cells.push(least_disturbed(args.retries, Cell::other_cpu, || {
+                run_cell(&binaries, &args, &logs, mode, mode_label, concurrency)
+            })?);
         }
     }
     let report = render(&args, &cells);
-    println!("\n{report}");
-    if args.no_docs {
-        println!("note: docs/benchmarks.md left as it is");
-    } else {
-        let path = root.join("docs/benchmarks.md");
-        let old = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-        std::fs::write(&path, splice_section(&old, BEGIN, END, &report))
-            .with_context(|| format!("writing {}", path.display()))?;
-        println!("wrote {}", path.display());
-    }
+    write_report(&root, &report, args.no_docs, |old| {
+        splice_section(old, BEGIN, END, &report)
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// `taskset` must run and both CPUs must exist; a busy machine is reported, not refused.
 fn check_machine(args: &Args) -> anyhow::Result<()> {
-    let taskset = Command::new("taskset").arg("--version").output();
-    if !taskset.is_ok_and(|out| out.status.success()) {
-        bail!("`taskset` (util-linux) is needed to pin the server and the client to their cores");
-    }
-    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
-    if args.server_cpu == args.client_cpu || args.server_cpu.max(args.client_cpu) >= cpus {
-        bail!(
-            "--server-cpu {} and --client-cpu {} must be two different CPUs of the {cpus} here",
-            args.server_cpu,
-            args.client_cpu
-        );
-    }
-    if let Some(load) = crate::bench_server::load_average()
-        && load > 0.5
-    {
-        println!("warning: the 1-minute load average is {load:.2}: other work on this machine distorts the numbers");
-    }
-    Ok(())
+    check_cpus(("--server-cpu", args.server_cpu), ("--client-cpu", args.client_cpu))
 }
 
 /// One cell: a fresh server, then the reference and Portico's client in turn for `--rounds`

@@ -174,24 +174,9 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
     let mut cells = Vec::new();
     for (mode, mode_label) in MODES {
         for &concurrency in &args.concurrency {
-            let mut best: Option<Cell> = None;
-            for attempt in 0..=args.retries {
-                if attempt > 0 {
-                    println!(
-                        "  other work ran meanwhile: measuring the cell again ({attempt} of {})",
-                        args.retries
-                    );
-                }
-                let cell = run_both(&binaries, &args, &logs, mode, mode_label, concurrency)?;
-                let disturbed = cell.other_cpu() > OTHER_CPU_WARNING;
-                if best.as_ref().is_none_or(|b| cell.other_cpu() < b.other_cpu()) {
-                    best = Some(cell);
-                }
-                if !disturbed {
-                    break;
-                }
-            }
-            cells.extend(best);
+            cells.push(least_disturbed(args.retries, Cell::other_cpu, || {
+                run_both(&binaries, &args, &logs, mode, mode_label, concurrency)
+            })?);
         }
     }
     let mut sessions = Vec::new();
@@ -200,16 +185,52 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
     }
 
     let report = render(&args, &cells, &sessions);
-    println!("\n{report}");
-    if args.no_docs {
-        println!("note: docs/benchmarks.md left as it is");
-    } else {
-        let path = root.join("docs/benchmarks.md");
-        let old = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-        std::fs::write(&path, splice(&old, &report)).with_context(|| format!("writing {}", path.display()))?;
-        println!("wrote {}", path.display());
-    }
+    write_report(&root, &report, args.no_docs, |old| splice(old, &report))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Measures a cell, and again (at most `retries` more times) while other processes used more
+/// than [`OTHER_CPU_WARNING`] of a core meanwhile; keeps the least disturbed measurement.
+pub(crate) fn least_disturbed<C>(
+    retries: usize,
+    other_cpu: impl Fn(&C) -> f64,
+    mut measure: impl FnMut() -> anyhow::Result<C>,
+) -> anyhow::Result<C> {
+    let mut best: Option<C> = None;
+    for attempt in 0..=retries {
+        if attempt > 0 {
+            println!("  other work ran meanwhile: measuring the cell again ({attempt} of {retries})");
+        }
+        let cell = measure()?;
+        let disturbed = other_cpu(&cell) > OTHER_CPU_WARNING;
+        if best.as_ref().is_none_or(|b| other_cpu(&cell) < other_cpu(b)) {
+            best = Some(cell);
+        }
+        if !disturbed {
+            break;
+        }
+    }
+    best.ok_or_else(|| anyhow::anyhow!("no measurement"))
+}
+
+/// Prints `report` and, unless `no_docs`, rewrites docs/benchmarks.md with `splice` (which
+/// puts the report into the command's own section of the old text).
+pub(crate) fn write_report(
+    root: &Path,
+    report: &str,
+    no_docs: bool,
+    splice: impl FnOnce(&str) -> String,
+) -> anyhow::Result<()> {
+    println!("\n{report}");
+    if no_docs {
+        println!("note: docs/benchmarks.md left as it is");
+        return Ok(());
+    }
+    let path = root.join("docs/benchmarks.md");
+    let old = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    std::fs::write(&path, splice(&old)).with_context(|| format!("writing {}", path.display()))?;
+    println!("wrote {}", path.display());
+    Ok(())
 }
 
 /// One cell: a fresh reference and a fresh Portico, loaded in turn for `--rounds` rounds, so a
@@ -297,16 +318,24 @@ impl Subject {
 /// `taskset` must run, and both CPUs must exist; a busy machine is reported (it distorts the
 /// numbers) but not refused.
 fn check_machine(args: &Args) -> anyhow::Result<()> {
+    check_cpus(("--server-cpu", args.server_cpu), ("--load-cpu", args.load_cpu))
+}
+
+/// `taskset` must run and the two CPUs (`(option, cpu)`) must be different CPUs of this
+/// machine; a busy machine is reported (it distorts the numbers) but not refused.
+pub(crate) fn check_cpus(server: (&str, usize), other: (&str, usize)) -> anyhow::Result<()> {
     let taskset = Command::new("taskset").arg("--version").output();
     if !taskset.is_ok_and(|out| out.status.success()) {
-        bail!("`taskset` (util-linux) is needed to pin the servers and the load generator to their cores");
+        bail!("`taskset` (util-linux) is needed to pin the processes of the benchmark to their cores");
     }
     let cpus = std::thread::available_parallelism().map_or(1, usize::from);
-    if args.server_cpu == args.load_cpu || args.server_cpu.max(args.load_cpu) >= cpus {
+    if server.1 == other.1 || server.1.max(other.1) >= cpus {
         bail!(
-            "--server-cpu {} and --load-cpu {} must be two different CPUs of the {cpus} here",
-            args.server_cpu,
-            args.load_cpu
+            "{} {} and {} {} must be two different CPUs of the {cpus} here",
+            server.0,
+            server.1,
+            other.0,
+            other.1
         );
     }
     if let Some(load) = load_average()
