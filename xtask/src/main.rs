@@ -18,6 +18,8 @@ mod bench_server;
 mod capture;
 mod conformance;
 mod generate;
+mod node_sdk;
+mod python_sdk;
 mod test;
 
 use std::path::{Path, PathBuf};
@@ -45,6 +47,9 @@ enum Task {
     /// recording proxy (installing Node 22 and the suites under the tools folder), validate every
     /// message the server sent, and write docs/conformance.md.
     Conformance(conformance::Args),
+    /// The Python SDK alone: build `portico` and the wheel, run the pytest suite and mypy in a
+    /// fresh venv, then the conformance client scenarios (tools installed by `cargo xtask test`).
+    PythonSdk,
     /// Feed mutated JSON-RPC frames to the decoder and the peer for a while (default 10 minutes).
     Fuzz {
         /// How long to run.
@@ -80,6 +85,7 @@ fn main() -> std::process::ExitCode {
         Task::Generate { check } => generate::run(check),
         Task::Test(args) => test::run(args),
         Task::Conformance(args) => conformance::run(args),
+        Task::PythonSdk => python_sdk::run(),
         Task::Bench { which } => bench::run(which),
         Task::Fuzz { seconds } => fuzz(seconds),
     };

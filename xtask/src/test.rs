@@ -12,11 +12,18 @@
 //! 5. `cargo test --workspace --all-targets` (unit, integration, example and bench targets) with
 //!    `PORTICO_TSC`, `PORTICO_MYPY` and `PORTICO_PYTHON` (the venv's python, with the official
 //!    MCP SDK) pointing at the installed tools, then the doc tests;
-//! 6. the official MCP conformance suites against `portico serve everything` through the
+//! 6. the Python SDK (`python_sdk.rs`): its wheel built with maturin and installed into a fresh
+//!    venv, the pytest suite against it, mypy over the package, examples and tests;
+//!    the TypeScript SDK (`node_sdk.rs`): its addon built, `tsc` over its declarations and
+//!    examples, the package packed with npm and installed into a fresh folder, the `node --test`
+//!    suite against it (Node 20 from PATH and the conformance tools' Node 22);
+//! 7. the official MCP conformance suites against `portico serve everything` through the
 //!    recording proxy, every message the server sent validated against its revision's schema
 //!    (`cargo xtask conformance` with its defaults, see `conformance.rs`), and beside them the
 //!    suite's client scenarios against `portico conformance-client`; every scenario must pass,
-//!    but for the client ones pending in `CLIENT_PENDING` (not with `--skip-conformance`).
+//!    but for the client ones pending in `CLIENT_PENDING` (not with `--skip-conformance`); then
+//!    the client scenarios again against the Python SDK's and the TypeScript SDK's conformance
+//!    clients.
 //!
 //! The tools folder is `PORTICO_TOOLS_DIR`, by default `<repo>/.tools` (gitignored). Child
 //! processes inherit the environment, `CARGO_TARGET_DIR` included.
@@ -70,10 +77,17 @@ const PYTHON_PACKAGES: &[&str] = &[
     "truststore==0.10.5",
     "typing-inspection==0.4.5",
     "uvicorn==0.54.0",
+    // Builds the Python SDK's wheel (sdks/python; see python_sdk.rs).
+    "maturin==1.15.0",
 ];
 
 /// The npm packages installed into `<tools>/node`, pinned exactly.
-const NODE_PACKAGES: &[&str] = &["typescript@5.9.3"];
+const NODE_PACKAGES: &[&str] = &[
+    "typescript@5.9.3",
+    // Node's own types, for type-checking the TypeScript SDK (sdks/typescript; see node_sdk.rs).
+    "@types/node@22.20.5",
+    "undici-types@6.21.0",
+];
 
 /// The oldest Python the pinned mypy and the generated stubs are checked with.
 const MIN_PYTHON: (u32, u32) = (3, 11);
@@ -190,12 +204,84 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             return Ok(report.finish(started, Some(&why)));
         }
     }
+    let title = "Python SDK: wheel, pytest in a fresh venv, mypy";
+    banner(title);
+    let step = Instant::now();
+    match crate::python_sdk::test(&root, !args.no_install) {
+        Ok(outcome) => {
+            report.ran_tests = true;
+            report.tests.passed += outcome.passed;
+            report.tests.failed += outcome.failed;
+            report.tests.ignored += outcome.skipped;
+            if let Some(why) = outcome.failure {
+                report.failed(title, step.elapsed());
+                return Ok(report.finish(started, Some(&why)));
+            }
+            report.passed(title, step.elapsed());
+        }
+        Err(e) => {
+            report.failed(title, step.elapsed());
+            return Ok(report.finish(started, Some(&format!("Python SDK: {e:#}"))));
+        }
+    }
+    let title = "TypeScript SDK: addon, tsc, npm pack, node --test of the installed package";
+    banner(title);
+    let step = Instant::now();
+    match crate::node_sdk::test(&root) {
+        Ok(outcome) => {
+            report.ran_tests = true;
+            report.tests.passed += outcome.passed;
+            report.tests.failed += outcome.failed;
+            report.tests.ignored += outcome.skipped;
+            if let Some(why) = outcome.failure {
+                report.failed(title, step.elapsed());
+                return Ok(report.finish(started, Some(&why)));
+            }
+            report.passed(title, step.elapsed());
+        }
+        Err(e) => {
+            report.failed(title, step.elapsed());
+            return Ok(report.finish(started, Some(&format!("TypeScript SDK: {e:#}"))));
+        }
+    }
     let title = "conformance suites through the recording proxy";
     if !args.skip_conformance {
         banner(title);
         let step = Instant::now();
         match crate::conformance::check(crate::conformance::Args::for_test(!args.no_install)) {
-            Ok(true) => report.passed(title, step.elapsed()),
+            Ok(true) => {
+                report.passed(title, step.elapsed());
+                let title = "conformance client scenarios: the Python SDK (sdks/python/examples/conformance_client.py)";
+                banner(title);
+                let step = Instant::now();
+                match crate::python_sdk::conformance(&root) {
+                    Ok(problems) if problems.is_empty() => report.passed(title, step.elapsed()),
+                    Ok(problems) => {
+                        report.failed(title, step.elapsed());
+                        let why = format!("Python conformance client: {}", problems.join("\n  "));
+                        return Ok(report.finish(started, Some(&why)));
+                    }
+                    Err(e) => {
+                        report.failed(title, step.elapsed());
+                        return Ok(report.finish(started, Some(&format!("Python conformance client: {e:#}"))));
+                    }
+                }
+                let title = "conformance client scenarios: the TypeScript SDK (sdks/typescript/examples/conformance-client.mjs)";
+                banner(title);
+                let step = Instant::now();
+                match crate::node_sdk::conformance(&root) {
+                    Ok(problems) if problems.is_empty() => report.passed(title, step.elapsed()),
+                    Ok(problems) => {
+                        report.failed(title, step.elapsed());
+                        let why = format!("TypeScript conformance client: {}", problems.join("\n  "));
+                        return Ok(report.finish(started, Some(&why)));
+                    }
+                    Err(e) => {
+                        report.failed(title, step.elapsed());
+                        return Ok(report.finish(started, Some(&format!("TypeScript conformance client: {e:#}"))));
+                    }
+                }
+            }
             Ok(false) => {
                 report.failed(title, step.elapsed());
                 let why = "the conformance suites failed (a scenario did not pass or a message was invalid; \
