@@ -26,6 +26,10 @@ pub enum Which {
     /// client, client and server each pinned to a core; writes its section of
     /// docs/benchmarks.md.
     Client(crate::bench_client::Args),
+    /// Portico's Python and TypeScript SDKs against the official MCP SDKs calling `echo` of
+    /// `portico serve everything`, server and clients each pinned to a core; writes its section
+    /// of docs/benchmarks.md.
+    Sdk(crate::bench_sdk::Args),
 }
 
 /// Runs one benchmark.
@@ -34,6 +38,7 @@ pub fn run(which: Which) -> anyhow::Result<ExitCode> {
         Which::Codegen { seconds, runs } => codegen(seconds, runs.max(1)),
         Which::Server(args) => crate::bench_server::run(args),
         Which::Client(args) => crate::bench_client::run(args),
+        Which::Sdk(args) => crate::bench_sdk::run(args),
     }
 }
 

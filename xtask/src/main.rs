@@ -9,11 +9,14 @@
 //! - `bench codegen`: time generation and compare typed and untyped JSON round trips;
 //! - `bench server`: Portico's Streamable HTTP server under load against a bare hyper reference
 //!   (see `bench_server.rs`; not part of `test`);
+//! - `bench sdk`: Portico's Python and TypeScript SDKs against the official MCP SDKs (see
+//!   `bench_sdk.rs`; not part of `test`);
 //! - `fuzz [--seconds N]`: mutated JSON-RPC frames against the peer engine, then mutated HTTP
 //!   requests against the Streamable HTTP endpoint, N seconds each.
 
 mod bench;
 mod bench_client;
+mod bench_sdk;
 mod bench_server;
 mod capture;
 mod conformance;
