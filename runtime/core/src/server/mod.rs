@@ -83,6 +83,9 @@ struct Registry {
     info_meta_value: Box<RawValue>,
     instructions: Option<String>,
     tools: Vec<Tool>,
+    /// Finders of the names of the tools with `x-mcp-header` arguments, built once: only
+    /// params holding one of them are read by `check_mirrored`.
+    header_tool_names: Vec<memchr::memmem::Finder<'static>>,
     resources: Vec<Resource>,
     templates: Vec<ResourceTemplate>,
     prompts: Vec<Prompt>,
@@ -271,6 +274,12 @@ impl ServerBuilder {
             let store = Arc::new(tasks::InMemoryTaskStore::default());
             r.tasks = Some(Arc::new(tasks::Tasks::new(store, tasks::TaskConfig::default())));
         }
+        r.header_tool_names = r
+            .tools
+            .iter()
+            .filter(|t| !t.header_params().is_empty())
+            .map(|t| memchr::memmem::Finder::new(t.name().as_bytes()).into_owned())
+            .collect();
         // An `Implementation` is strings and optional strings: it always encodes.
         let info = serde_json::to_string(&r.info).unwrap_or_else(|_| "{}".into());
         r.info_meta = format!("\"_meta\":{{\"io.modelcontextprotocol/serverInfo\":{info}}}");
@@ -292,6 +301,7 @@ impl Server {
                 info_meta_value: empty_object(),
                 instructions: None,
                 tools: Vec::new(),
+                header_tool_names: Vec::new(),
                 resources: Vec::new(),
                 templates: Vec::new(),
                 prompts: Vec::new(),
@@ -1227,20 +1237,21 @@ impl Service for Connection {
         struct Arguments {
             arguments: Option<serde_json::Value>,
         }
-        if method != "tools/call" || !self.server.tools.iter().any(|t| !t.header_params().is_empty()) {
+        if method != "tools/call" || self.server.header_tool_names.is_empty() {
             return Ok(());
         }
         // Only a call of a tool with `x-mcp-header` arguments can mismatch, and params naming
         // one hold its name as is or (behind a backslash) escaped: params with neither are not
         // read at all (the common call, of another tool).
-        let may_name_one =
-            params.is_some_and(|p| {
-                let text = p.get().as_bytes();
-                memchr::memchr(b'\\', text).is_some()
-                    || self.server.tools.iter().any(|t| {
-                        !t.header_params().is_empty() && memchr::memmem::find(text, t.name().as_bytes()).is_some()
-                    })
-            });
+        let may_name_one = params.is_some_and(|p| {
+            let text = p.get().as_bytes();
+            memchr::memchr(b'\\', text).is_some()
+                || self
+                    .server
+                    .header_tool_names
+                    .iter()
+                    .any(|name| name.find(text).is_some())
+        });
         if !may_name_one {
             return Ok(());
         }

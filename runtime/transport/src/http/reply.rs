@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use super::config::HttpConfig;
 use super::error::HttpError;
 use super::headers::{Accept, HEADER_MISMATCH};
+use super::queue;
 use super::session::{self, Log};
 use super::sse::{self, EventId};
 use super::tick;
@@ -26,7 +27,7 @@ use super::tick;
 /// The messages of one request (or one GET stream), and what to release when it is answered.
 pub(crate) struct Reply {
     /// The messages, in order.
-    pub(crate) rx: mpsc::Receiver<Outbound>,
+    pub(crate) rx: Inbox,
     /// Dropped when the answer is complete or the client went away: detaches the stream, and
     /// for a stateless request closes its peer (cancelling its handler, as 2026-07-28 asks).
     pub(crate) _guard: Box<dyn Send>,
@@ -50,6 +51,23 @@ impl Reply {
     /// answer gets the HTTP status that revision gives it.
     fn stateless(&self) -> bool {
         self.log.is_none()
+    }
+}
+
+/// Where a reply's messages come from: a session's stream channel, or a stateless request's
+/// own queue ([`queue`]).
+pub(crate) enum Inbox {
+    Channel(mpsc::Receiver<Outbound>),
+    Queue(queue::Receiver),
+}
+
+impl Inbox {
+    /// The next message; `None` once the sending side is gone and nothing is left.
+    async fn recv(&mut self) -> Option<Outbound> {
+        match self {
+            Self::Channel(rx) => rx.recv().await,
+            Self::Queue(rx) => rx.recv().await,
+        }
     }
 }
 
@@ -81,9 +99,11 @@ impl Drop for Reply {
     /// fails, logs what it was sending after them, in order.
     fn drop(&mut self) {
         let Some(log) = &self.log else { return };
+        // Sessions' streams are channels; a stateless request's queue has no log.
+        let Inbox::Channel(rx) = &mut self.rx else { return };
         let mut log = session::lock(log);
-        self.rx.close();
-        while let Ok(message) = self.rx.try_recv() {
+        rx.close();
+        while let Ok(message) = rx.try_recv() {
             if message.kind == OutboundKind::Message {
                 let last = message.related.is_some() && message.answer.is_some();
                 log.record(&message.text, false, last);
