@@ -12,9 +12,9 @@
 //! negotiated state.
 //!
 //! Reading a request's params: a 2026-07-28 request's `_meta` (its era, the client's
-//! capabilities) and, for `tools/call`, its `name` and `arguments` are found in one pass over
-//! the params and kept raw (`Head`); `_meta` is then decoded once, and the arguments straight
-//! into the tool's argument type. Whatever does not read that way is decoded again the plain
+//! capabilities) is decoded and, for `tools/call`, its `name` and `arguments` are found (kept
+//! raw) in one pass over the params (`Head`); the arguments are then read straight into the
+//! tool's argument type. Whatever does not read that way is decoded again the plain
 //! way, whose errors name the problem, so the fast path changes no answer. A `tools/call`
 //! result is written without a `serde_json::Value` in between, with the server's `_meta`
 //! (2026-07-28) or without the members the session's revision lacks.
@@ -416,12 +416,12 @@ fn requested_version(params: Option<&RawValue>) -> Option<String> {
 }
 
 /// The members of a 2026-07-28 request's params the framework reads before the method does,
-/// found in one pass and left raw: `_meta` (the era, the client's capabilities, the log level)
-/// and the members of a Multi Round-Trip Request.
+/// found in one pass: `_meta` decoded (the era, the client's capabilities, the log level), the
+/// members of a Multi Round-Trip Request and of `tools/call` left raw.
 #[derive(Deserialize)]
 struct Prelude<'a> {
-    #[serde(rename = "_meta", borrow, default)]
-    meta: Option<&'a RawValue>,
+    #[serde(rename = "_meta", default)]
+    meta: Option<wire::RequestMetaObject>,
     #[serde(rename = "inputResponses", borrow, default)]
     input_responses: Option<&'a RawValue>,
     #[serde(rename = "requestState", borrow, default)]
@@ -486,23 +486,17 @@ impl<'a> Head<'a> {
         let Some(text) = params.filter(|p| names_a_version(p)) else {
             return none;
         };
-        let Ok(prelude) = serde_json::from_str::<Prelude<'a>>(text.get()) else {
+        // `_meta` is decoded in the same pass; params whose `_meta` is no whole
+        // `RequestMetaObject` fail here as a whole, and everything is read the plain way.
+        let Ok(mut prelude) = serde_json::from_str::<Prelude<'a>>(text.get()) else {
             return Self {
                 requested: requested_version(params),
                 ..none
             };
         };
-        let mut meta = prelude
-            .meta
-            .and_then(|m| serde_json::from_str::<wire::RequestMetaObject>(m.get()).ok());
+        let mut meta = prelude.meta.take();
         // Taken out: the context needs the rest of `_meta`, not the version.
-        let requested = match &mut meta {
-            Some(meta) => Some(std::mem::take(&mut meta.protocol_version)),
-            None => prelude
-                .meta
-                .and_then(|m| serde_json::from_str::<MetaVersion>(m.get()).ok())
-                .and_then(|m| m.protocol_version),
-        };
+        let requested = meta.as_mut().map(|meta| std::mem::take(&mut meta.protocol_version));
         Self {
             requested,
             prelude: Some(prelude),
