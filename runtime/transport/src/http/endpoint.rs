@@ -18,7 +18,7 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use super::error::HttpError;
 use super::headers::{self, Accept, LAST_EVENT_ID, MCP_PROTOCOL_VERSION, MCP_SESSION_ID, Peek};
 use super::queue;
-use super::reply::{self, Framing, Inbox, Kind, Preface, Reply};
+use super::reply::{self, Framing, Kind, Preface, Reply};
 use super::session::{Attached, Registry, Session};
 use super::sse::EventId;
 use super::{DynPeer, State};
@@ -223,7 +223,7 @@ async fn stateless(state: &Arc<State>, request: Stateless<'_>, framing: Framing)
     }
     peer.receive_alone(request.message).await;
     let reply = Reply {
-        rx: Inbox::Queue(rx),
+        rx,
         _guard: Box::new(guard),
         closed: config.shutdown.clone(),
         stream: state.next_stream.fetch_add(1, Ordering::Relaxed),
@@ -303,7 +303,7 @@ async fn in_session(
 /// The reply carrying a session's stream.
 fn session_reply(session: &Session, attached: Attached, headers: HeaderMap, gone: HttpError) -> Reply {
     Reply {
-        rx: Inbox::Channel(attached.rx),
+        rx: attached.rx,
         _guard: Box::new(attached.guard),
         closed: session.closed.clone(),
         stream: attached.stream,

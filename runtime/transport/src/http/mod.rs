@@ -69,7 +69,7 @@
 //! the request it belongs to itself, from the task that sent it (the session's
 //! [`portico_core::Outlet`]); messages of the session as a whole go to its GET stream (or a
 //! bounded backlog until one opens). A stateless request's peer serves that request alone, so
-//! its own small queue is the stream (the `queue` module: no tokio channel per request).
+//! it writes to its response's queue (the `queue` module: one small queue per response, no tokio channel).
 //!
 //! The answer is one `application/json` object or a `text/event-stream` ending with the
 //! response; [`ResponseMode`] says which. By default a request with a `progressToken` (or

@@ -12,7 +12,6 @@ use axum::response::{IntoResponse, Response};
 use portico_core::message::{self, Inbound, Message};
 use portico_core::server::{MISSING_REQUIRED_CLIENT_CAPABILITY, UNSUPPORTED_PROTOCOL_VERSION};
 use portico_core::{Answer, Outbound, OutboundKind, error::METHOD_NOT_FOUND};
-use tokio::sync::mpsc;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
@@ -27,7 +26,7 @@ use super::tick;
 /// The messages of one request (or one GET stream), and what to release when it is answered.
 pub(crate) struct Reply {
     /// The messages, in order.
-    pub(crate) rx: Inbox,
+    pub(crate) rx: queue::Receiver,
     /// Dropped when the answer is complete or the client went away: detaches the stream, and
     /// for a stateless request closes its peer (cancelling its handler, as 2026-07-28 asks).
     pub(crate) _guard: Box<dyn Send>,
@@ -51,23 +50,6 @@ impl Reply {
     /// answer gets the HTTP status that revision gives it.
     fn stateless(&self) -> bool {
         self.log.is_none()
-    }
-}
-
-/// Where a reply's messages come from: a session's stream channel, or a stateless request's
-/// own queue ([`queue`]).
-pub(crate) enum Inbox {
-    Channel(mpsc::Receiver<Outbound>),
-    Queue(queue::Receiver),
-}
-
-impl Inbox {
-    /// The next message; `None` once the sending side is gone and nothing is left.
-    async fn recv(&mut self) -> Option<Outbound> {
-        match self {
-            Self::Channel(rx) => rx.recv().await,
-            Self::Queue(rx) => rx.recv().await,
-        }
     }
 }
 
@@ -95,15 +77,13 @@ impl Reply {
 
 impl Drop for Reply {
     /// Messages queued for this response and not written are logged for a client resuming the
-    /// stream. The channel is closed under the log's lock, so the router, whose send then
+    /// stream. The queue is closed under the log's lock, so the router, whose send then
     /// fails, logs what it was sending after them, in order.
     fn drop(&mut self) {
         let Some(log) = &self.log else { return };
-        // Sessions' streams are channels; a stateless request's queue has no log.
-        let Inbox::Channel(rx) = &mut self.rx else { return };
         let mut log = session::lock(log);
-        rx.close();
-        while let Ok(message) = rx.try_recv() {
+        self.rx.close();
+        while let Some(message) = self.rx.try_recv() {
             if message.kind == OutboundKind::Message {
                 let last = message.related.is_some() && message.answer.is_some();
                 log.record(&message.text, false, last);
