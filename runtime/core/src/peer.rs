@@ -646,6 +646,20 @@ impl<S: Service> Peer<S> {
         }
     }
 
+    /// Handles the one message of a peer made for it alone (a 2026-07-28 request over HTTP, which
+    /// gets a service and a peer of its own), as [`Peer::receive_message`] would, but lighter:
+    /// a request takes no handler slot and no in-flight entry, and its cancellation is the
+    /// peer's own ([`Peer::close`] cancels it). Nothing else reaches such a peer, so no later
+    /// message can reuse its id or cancel it by id, and no other request competes for a slot.
+    pub async fn receive_alone(&self, message: Message) {
+        if self.handle.is_closed() {
+            return;
+        }
+        if let Some(task) = self.dispatch_with(message, true).await {
+            tokio::spawn(task);
+        }
+    }
+
     /// Handles one inbound frame. Returns once the frame is dispatched (requests run on their
     /// own tasks; this waits only for a free handler slot).
     pub async fn receive(&self, frame: &str) {
@@ -702,7 +716,7 @@ impl<S: Service> Peer<S> {
                         .await;
                 }
                 Ok(message) => {
-                    if let Some(task) = self.dispatch_collecting(message).await {
+                    if let Some(task) = self.dispatch_collecting(message, false).await {
                         expected += 1;
                         let tx = tx.clone();
                         tokio::spawn(async move {
@@ -736,11 +750,16 @@ impl<S: Service> Peer<S> {
 
     /// Dispatches a message; for a request, returns the task that handles it and sends its answer.
     async fn dispatch(&self, message: Message) -> Option<impl Future<Output = ()> + Send + 'static> {
+        self.dispatch_with(message, false).await
+    }
+
+    /// [`Peer::dispatch`]; `alone` as [`Peer::receive_alone`] says.
+    async fn dispatch_with(&self, message: Message, alone: bool) -> Option<impl Future<Output = ()> + Send + 'static> {
         let related = match &message {
             Message::Request { id, .. } => Some(id.clone()),
             _ => None,
         };
-        let task = self.dispatch_collecting(message).await?;
+        let task = self.dispatch_collecting(message, alone).await?;
         let shared = self.handle.shared.clone();
         Some(async move {
             // The handler slot is held until the answer is queued, so `Peer::idle` does not
@@ -757,13 +776,22 @@ impl<S: Service> Peer<S> {
 
     /// Dispatches a message; for a request, returns the task producing its encoded answer
     /// (`None` when it was cancelled: a cancelled request gets no response) and the handler
-    /// slot, which the caller keeps until the answer is queued.
+    /// slot, which the caller keeps until the answer is queued. A request `alone` (see
+    /// [`Peer::receive_alone`]) takes no slot and no in-flight entry.
     async fn dispatch_collecting(
         &self,
         message: Message,
-    ) -> Option<impl Future<Output = (Option<(String, Answer)>, OwnedSemaphorePermit)> + Send + 'static> {
+        alone: bool,
+    ) -> Option<impl Future<Output = (Option<(String, Answer)>, Option<OwnedSemaphorePermit>)> + Send + 'static> {
         let shared = &self.handle.shared;
         match message {
+            Message::Request { id, method, params } if alone => {
+                let cancel = shared.closed.clone();
+                let run = self.run(id, method, params, cancel, false);
+                Some(futures_util::future::Either::Right(
+                    futures_util::future::Either::Right(async move { (run.await, None) }),
+                ))
+            }
             Message::Request { id, method, params } => {
                 let permit = self.slots.clone().acquire_owned().await.ok()?;
                 let cancel = shared.closed.child_token();
@@ -772,51 +800,16 @@ impl<S: Service> Peer<S> {
                     if in_flight.contains_key(&id) {
                         let error = ErrorObject::invalid_request(format!("request id {id} is already in use"));
                         let answer = (message::encode_error(Some(&id), &error), Answer::Error(error.code));
-                        return Some(futures_util::future::Either::Left(
-                            async move { (Some(answer), permit) },
-                        ));
+                        return Some(futures_util::future::Either::Left(async move {
+                            (Some(answer), Some(permit))
+                        }));
                     }
                     in_flight.insert(id.clone(), cancel.clone());
                 }
-                let cx = RequestContext {
-                    progress_token: progress_token(params.as_deref()),
-                    id: id.clone(),
-                    method: method.clone(),
-                    cancel: cancel.clone(),
-                    peer: PeerHandle {
-                        shared: self.handle.shared.clone(),
-                        related: Some(id.clone()),
-                    },
-                };
-                let service = self.service.clone();
-                let shared = shared.clone();
-                Some(futures_util::future::Either::Right(async move {
-                    // Boxed: a service's future can be kilobytes, and the task holding it is
-                    // moved a few times as it is spawned; a pointer is cheaper to move.
-                    let run = AssertUnwindSafe(Box::pin(service.request(cx, method, params))).catch_unwind();
-                    let outcome = tokio::select! {
-                        biased;
-                        () = cancel.cancelled() => None,
-                        outcome = run => Some(outcome),
-                    };
-                    shared.in_flight().remove(&id);
-                    // A cancelled request gets no response, even if its handler finished first.
-                    let outcome = outcome.filter(|_| !cancel.is_cancelled());
-                    let answer = outcome.map(|outcome| match outcome {
-                        Ok(Ok(result)) => (message::encode_result(&id, &result), Answer::Result),
-                        Ok(Err(error)) => (message::encode_error(Some(&id), &error), Answer::Error(error.code)),
-                        Err(panic) => {
-                            let what = panic
-                                .downcast_ref::<&str>()
-                                .map(|s| s.to_string())
-                                .or_else(|| panic.downcast_ref::<String>().cloned())
-                                .unwrap_or_else(|| "a panic".into());
-                            let error = ErrorObject::internal(format!("the handler failed: {what}"));
-                            (message::encode_error(Some(&id), &error), Answer::Error(error.code))
-                        }
-                    });
-                    (answer, permit)
-                }))
+                let run = self.run(id, method, params, cancel, true);
+                Some(futures_util::future::Either::Right(futures_util::future::Either::Left(
+                    async move { (run.await, Some(permit)) },
+                )))
             }
             Message::Notification { method, params } => {
                 if method == CANCELLED {
@@ -841,6 +834,58 @@ impl<S: Service> Peer<S> {
             // An error about a message we sent that the other side could not read: nothing to
             // match it with.
             Message::Error { id: None, .. } => None,
+        }
+    }
+
+    /// Runs a request's handler until it answers or `cancel` fires; its encoded answer (`None`
+    /// when cancelled). A `tracked` request leaves the in-flight table when done.
+    fn run(
+        &self,
+        id: RequestId,
+        method: String,
+        params: Option<Box<RawValue>>,
+        cancel: CancellationToken,
+        tracked: bool,
+    ) -> impl Future<Output = Option<(String, Answer)>> + Send + 'static {
+        let cx = RequestContext {
+            progress_token: progress_token(params.as_deref()),
+            id: id.clone(),
+            method: method.clone(),
+            cancel: cancel.clone(),
+            peer: PeerHandle {
+                shared: self.handle.shared.clone(),
+                related: Some(id.clone()),
+            },
+        };
+        let service = self.service.clone();
+        let shared = self.handle.shared.clone();
+        async move {
+            // Boxed: a service's future can be kilobytes, and the task holding it is moved a
+            // few times as it is spawned; a pointer is cheaper to move.
+            let run = AssertUnwindSafe(Box::pin(service.request(cx, method, params))).catch_unwind();
+            let outcome = tokio::select! {
+                biased;
+                () = cancel.cancelled() => None,
+                outcome = run => Some(outcome),
+            };
+            if tracked {
+                shared.in_flight().remove(&id);
+            }
+            // A cancelled request gets no response, even if its handler finished first.
+            let outcome = outcome.filter(|_| !cancel.is_cancelled());
+            outcome.map(|outcome| match outcome {
+                Ok(Ok(result)) => (message::encode_result(&id, &result), Answer::Result),
+                Ok(Err(error)) => (message::encode_error(Some(&id), &error), Answer::Error(error.code)),
+                Err(panic) => {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "a panic".into());
+                    let error = ErrorObject::internal(format!("the handler failed: {what}"));
+                    (message::encode_error(Some(&id), &error), Answer::Error(error.code))
+                }
+            })
         }
     }
 

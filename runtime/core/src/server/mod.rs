@@ -12,9 +12,9 @@
 //! negotiated state.
 //!
 //! Reading a request's params: a 2026-07-28 request's `_meta` (its era, the client's
-//! capabilities) and, for `tools/call`, its `name` and `arguments` are found in one pass over
-//! the params and kept raw (`Head`); `_meta` is then decoded once, and the arguments straight
-//! into the tool's argument type. Whatever does not read that way is decoded again the plain
+//! capabilities) is decoded and, for `tools/call`, its `name` and `arguments` are found (kept
+//! raw) in one pass over the params (`Head`); the arguments are then read straight into the
+//! tool's argument type. Whatever does not read that way is decoded again the plain
 //! way, whose errors name the problem, so the fast path changes no answer. A `tools/call`
 //! result is written without a `serde_json::Value` in between, with the server's `_meta`
 //! (2026-07-28) or without the members the session's revision lacks.
@@ -83,6 +83,9 @@ struct Registry {
     info_meta_value: Box<RawValue>,
     instructions: Option<String>,
     tools: Vec<Tool>,
+    /// Finders of the names of the tools with `x-mcp-header` arguments, built once: only
+    /// params holding one of them are read by `check_mirrored`.
+    header_tool_names: Vec<memchr::memmem::Finder<'static>>,
     resources: Vec<Resource>,
     templates: Vec<ResourceTemplate>,
     prompts: Vec<Prompt>,
@@ -271,6 +274,12 @@ impl ServerBuilder {
             let store = Arc::new(tasks::InMemoryTaskStore::default());
             r.tasks = Some(Arc::new(tasks::Tasks::new(store, tasks::TaskConfig::default())));
         }
+        r.header_tool_names = r
+            .tools
+            .iter()
+            .filter(|t| !t.header_params().is_empty())
+            .map(|t| memchr::memmem::Finder::new(t.name().as_bytes()).into_owned())
+            .collect();
         // An `Implementation` is strings and optional strings: it always encodes.
         let info = serde_json::to_string(&r.info).unwrap_or_else(|_| "{}".into());
         r.info_meta = format!("\"_meta\":{{\"io.modelcontextprotocol/serverInfo\":{info}}}");
@@ -292,6 +301,7 @@ impl Server {
                 info_meta_value: empty_object(),
                 instructions: None,
                 tools: Vec::new(),
+                header_tool_names: Vec::new(),
                 resources: Vec::new(),
                 templates: Vec::new(),
                 prompts: Vec::new(),
@@ -406,12 +416,12 @@ fn requested_version(params: Option<&RawValue>) -> Option<String> {
 }
 
 /// The members of a 2026-07-28 request's params the framework reads before the method does,
-/// found in one pass and left raw: `_meta` (the era, the client's capabilities, the log level)
-/// and the members of a Multi Round-Trip Request.
+/// found in one pass: `_meta` decoded (the era, the client's capabilities, the log level), the
+/// members of a Multi Round-Trip Request and of `tools/call` left raw.
 #[derive(Deserialize)]
 struct Prelude<'a> {
-    #[serde(rename = "_meta", borrow, default)]
-    meta: Option<&'a RawValue>,
+    #[serde(rename = "_meta", default)]
+    meta: Option<wire::RequestMetaObject>,
     #[serde(rename = "inputResponses", borrow, default)]
     input_responses: Option<&'a RawValue>,
     #[serde(rename = "requestState", borrow, default)]
@@ -476,23 +486,17 @@ impl<'a> Head<'a> {
         let Some(text) = params.filter(|p| names_a_version(p)) else {
             return none;
         };
-        let Ok(prelude) = serde_json::from_str::<Prelude<'a>>(text.get()) else {
+        // `_meta` is decoded in the same pass; params whose `_meta` is no whole
+        // `RequestMetaObject` fail here as a whole, and everything is read the plain way.
+        let Ok(mut prelude) = serde_json::from_str::<Prelude<'a>>(text.get()) else {
             return Self {
                 requested: requested_version(params),
                 ..none
             };
         };
-        let mut meta = prelude
-            .meta
-            .and_then(|m| serde_json::from_str::<wire::RequestMetaObject>(m.get()).ok());
+        let mut meta = prelude.meta.take();
         // Taken out: the context needs the rest of `_meta`, not the version.
-        let requested = match &mut meta {
-            Some(meta) => Some(std::mem::take(&mut meta.protocol_version)),
-            None => prelude
-                .meta
-                .and_then(|m| serde_json::from_str::<MetaVersion>(m.get()).ok())
-                .and_then(|m| m.protocol_version),
-        };
+        let requested = meta.as_mut().map(|meta| std::mem::take(&mut meta.protocol_version));
         Self {
             requested,
             prelude: Some(prelude),
@@ -1227,20 +1231,21 @@ impl Service for Connection {
         struct Arguments {
             arguments: Option<serde_json::Value>,
         }
-        if method != "tools/call" || !self.server.tools.iter().any(|t| !t.header_params().is_empty()) {
+        if method != "tools/call" || self.server.header_tool_names.is_empty() {
             return Ok(());
         }
         // Only a call of a tool with `x-mcp-header` arguments can mismatch, and params naming
         // one hold its name as is or (behind a backslash) escaped: params with neither are not
         // read at all (the common call, of another tool).
-        let may_name_one =
-            params.is_some_and(|p| {
-                let text = p.get().as_bytes();
-                memchr::memchr(b'\\', text).is_some()
-                    || self.server.tools.iter().any(|t| {
-                        !t.header_params().is_empty() && memchr::memmem::find(text, t.name().as_bytes()).is_some()
-                    })
-            });
+        let may_name_one = params.is_some_and(|p| {
+            let text = p.get().as_bytes();
+            memchr::memchr(b'\\', text).is_some()
+                || self
+                    .server
+                    .header_tool_names
+                    .iter()
+                    .any(|name| name.find(text).is_some())
+        });
         if !may_name_one {
             return Ok(());
         }

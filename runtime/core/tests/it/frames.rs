@@ -295,3 +295,27 @@ async fn outbound_messages_name_the_request_they_belong_to() {
         "a parse error has no request"
     );
 }
+
+#[test]
+fn a_result_frame_is_the_envelope_serde_writes() {
+    use portico_core::RequestId;
+    use portico_core::message::encode_result;
+    let result = serde_json::value::RawValue::from_string(r#"{"content":[],"x":"a\"b"}"#.into()).unwrap();
+    for id in [
+        RequestId::Number(7),
+        RequestId::Number(-42),
+        RequestId::Number(i64::MAX),
+        RequestId::String("abc".into()),
+        RequestId::String("quo\"te \\ é \u{1}".into()),
+    ] {
+        let text = encode_result(&id, &result);
+        let expected = format!(
+            r#"{{"jsonrpc":"2.0","id":{},"result":{}}}"#,
+            serde_json::to_string(&id).unwrap(),
+            result.get()
+        );
+        assert_eq!(text, expected, "id {id}");
+        let back: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(back["id"], serde_json::to_value(&id).unwrap());
+    }
+}

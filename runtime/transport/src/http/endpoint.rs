@@ -17,6 +17,7 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
 use super::error::HttpError;
 use super::headers::{self, Accept, LAST_EVENT_ID, MCP_PROTOCOL_VERSION, MCP_SESSION_ID, Peek};
+use super::queue;
 use super::reply::{self, Framing, Kind, Preface, Reply};
 use super::session::{Attached, Registry, Session};
 use super::sse::EventId;
@@ -210,8 +211,8 @@ async fn stateless(state: &Arc<State>, request: Stateless<'_>, framing: Framing)
         slot = state.stateless.clone().acquire_owned() => slot.map_err(|_| HttpError::unavailable("the server is shutting down"))?,
         () = config.shutdown.cancelled() => return Err(HttpError::unavailable("the server is shutting down")),
     };
-    let (tx, rx) = mpsc::channel(config.stream_buffer.max(1));
-    let peer = (state.make_peer)(tx);
+    let (tx, rx) = queue::queue(config.stream_buffer);
+    let peer = (state.make_request_peer)(Arc::new(tx));
     let guard = StatelessGuard {
         peer: peer.clone(),
         _slot: slot,
@@ -220,7 +221,7 @@ async fn stateless(state: &Arc<State>, request: Stateless<'_>, framing: Framing)
         peer.check_mirrored(method, params.as_deref(), request.mirrored)
             .map_err(|error| HttpError::new(StatusCode::BAD_REQUEST, error))?;
     }
-    peer.receive_message(request.message).await;
+    peer.receive_alone(request.message).await;
     let reply = Reply {
         rx,
         _guard: Box::new(guard),

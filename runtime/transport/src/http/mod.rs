@@ -69,7 +69,7 @@
 //! the request it belongs to itself, from the task that sent it (the session's
 //! [`portico_core::Outlet`]); messages of the session as a whole go to its GET stream (or a
 //! bounded backlog until one opens). A stateless request's peer serves that request alone, so
-//! its channel is the stream.
+//! it writes to its response's queue (the `queue` module: one small queue per response, no tokio channel).
 //!
 //! The answer is one `application/json` object or a `text/event-stream` ending with the
 //! response; [`ResponseMode`] says which. By default a request with a `progressToken` (or
@@ -125,6 +125,7 @@ mod guard;
 mod headers;
 pub mod legacy_sse;
 pub mod legacy_sse_client;
+mod queue;
 mod reply;
 mod serve;
 mod session;
@@ -167,6 +168,8 @@ pub(crate) trait DynPeer: Send + Sync + 'static {
     fn receive<'a>(&'a self, frame: &'a str) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
     /// [`Peer::receive_message`].
     fn receive_message(&self, message: Message) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
+    /// [`Peer::receive_alone`]: the one message of a peer made for it.
+    fn receive_alone(&self, message: Message) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
     /// [`Peer::close`].
     fn close(&self);
     /// The handle of the connection as a whole.
@@ -191,6 +194,10 @@ impl<S: Service> DynPeer for Peer<S> {
         Box::pin(Peer::receive_message(self, message))
     }
 
+    fn receive_alone(&self, message: Message) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(Peer::receive_alone(self, message))
+    }
+
     fn close(&self) {
         Peer::close(self);
     }
@@ -213,20 +220,24 @@ impl<S: Service> DynPeer for Peer<S> {
     }
 }
 
-/// Makes the peer of a new stateless request (or legacy connection), writing to the given channel.
+/// Makes the peer of a stateless notification or of a WebSocket connection, writing to the
+/// given channel.
 type MakePeer = dyn Fn(mpsc::Sender<Outbound>) -> Arc<dyn DynPeer> + Send + Sync;
 
-/// Makes the peer of a new session, delivering through the session's outlet.
-type MakeSessionPeer = dyn Fn(Arc<dyn Outlet>) -> Arc<dyn DynPeer> + Send + Sync;
+/// Makes a peer delivering through an outlet: a session's, or a stateless request's queue.
+type MakeOutletPeer = dyn Fn(Arc<dyn Outlet>) -> Arc<dyn DynPeer> + Send + Sync;
 
 /// What the endpoint's handlers share.
 pub(crate) struct State {
     config: HttpConfig,
     guard: guard::Guard,
     make_peer: Box<MakePeer>,
+    /// Makes the peer of one 2026-07-28 request, writing to that request's own queue (the
+    /// `queue` module), not to a channel.
+    make_request_peer: Box<MakeOutletPeer>,
     /// Makes the peer of a session, which may end a request's stream early
     /// ([`portico_core::PeerConfig::stream_control`]).
-    make_session_peer: Box<MakeSessionPeer>,
+    make_session_peer: Box<MakeOutletPeer>,
     sessions: session::Registry,
     /// Slots for stateless requests in flight.
     stateless: Arc<Semaphore>,
@@ -271,15 +282,21 @@ impl StreamableHttp {
             stream_control: false,
             ..peer_config
         };
+        let request_service = make_service.clone();
+        let request_config = stateless_config.clone();
         let make_peer: Box<MakePeer> = Box::new(move |outbound| {
             Arc::new(Peer::new(make_service(), stateless_config.clone(), outbound)) as Arc<dyn DynPeer>
         });
-        let make_session_peer: Box<MakeSessionPeer> = Box::new(move |outlet| {
+        let make_request_peer: Box<MakeOutletPeer> = Box::new(move |outlet| {
+            Arc::new(Peer::with_outlet(request_service(), request_config.clone(), outlet)) as Arc<dyn DynPeer>
+        });
+        let make_session_peer: Box<MakeOutletPeer> = Box::new(move |outlet| {
             Arc::new(Peer::with_outlet(session_service(), session_config.clone(), outlet)) as Arc<dyn DynPeer>
         });
         let state = State {
             guard: guard::Guard::new(config.allowed_hosts.as_deref(), config.allowed_origins.as_deref()),
             make_peer,
+            make_request_peer,
             make_session_peer,
             sessions: session::Registry::new(),
             stateless: Arc::new(Semaphore::new(config.max_stateless_in_flight.max(1))),

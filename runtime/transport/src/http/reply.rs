@@ -12,13 +12,13 @@ use axum::response::{IntoResponse, Response};
 use portico_core::message::{self, Inbound, Message};
 use portico_core::server::{MISSING_REQUIRED_CLIENT_CAPABILITY, UNSUPPORTED_PROTOCOL_VERSION};
 use portico_core::{Answer, Outbound, OutboundKind, error::METHOD_NOT_FOUND};
-use tokio::sync::mpsc;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use super::config::HttpConfig;
 use super::error::HttpError;
 use super::headers::{Accept, HEADER_MISMATCH};
+use super::queue;
 use super::session::{self, Log};
 use super::sse::{self, EventId};
 use super::tick;
@@ -26,7 +26,7 @@ use super::tick;
 /// The messages of one request (or one GET stream), and what to release when it is answered.
 pub(crate) struct Reply {
     /// The messages, in order.
-    pub(crate) rx: mpsc::Receiver<Outbound>,
+    pub(crate) rx: queue::Receiver,
     /// Dropped when the answer is complete or the client went away: detaches the stream, and
     /// for a stateless request closes its peer (cancelling its handler, as 2026-07-28 asks).
     pub(crate) _guard: Box<dyn Send>,
@@ -77,13 +77,13 @@ impl Reply {
 
 impl Drop for Reply {
     /// Messages queued for this response and not written are logged for a client resuming the
-    /// stream. The channel is closed under the log's lock, so the router, whose send then
+    /// stream. The queue is closed under the log's lock, so the router, whose send then
     /// fails, logs what it was sending after them, in order.
     fn drop(&mut self) {
         let Some(log) = &self.log else { return };
         let mut log = session::lock(log);
         self.rx.close();
-        while let Ok(message) = self.rx.try_recv() {
+        while let Some(message) = self.rx.try_recv() {
             if message.kind == OutboundKind::Message {
                 let last = message.related.is_some() && message.answer.is_some();
                 log.record(&message.text, false, last);

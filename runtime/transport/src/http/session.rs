@@ -34,11 +34,11 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use portico_core::{Outbound, OutboundKind, Outlet, PeerHandle, RequestId};
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::error::HttpError;
+use super::queue;
 use super::sse::EventId;
 use super::{DynPeer, State};
 
@@ -136,7 +136,7 @@ pub(crate) struct Attached {
     /// The stream's number, the first half of its event ids.
     pub(crate) stream: u64,
     /// Its messages from now on.
-    pub(crate) rx: mpsc::Receiver<Outbound>,
+    pub(crate) rx: queue::Receiver,
     /// Its log.
     pub(crate) log: Log,
     /// Events to send first: logged ones the client has not seen.
@@ -167,7 +167,7 @@ pub(crate) struct Session {
 struct Route {
     stream: u64,
     /// The response carrying it, when one does.
-    tx: Option<mpsc::Sender<Outbound>>,
+    tx: Option<queue::Sender>,
     log: Log,
     /// When it was detached (an order among the session's detached streams), if it is.
     detached: Option<u64>,
@@ -188,7 +188,7 @@ impl Route {
     }
 
     /// The live response's sender, if one is attached and still reading.
-    fn live(&self) -> Option<&mpsc::Sender<Outbound>> {
+    fn live(&self) -> Option<&queue::Sender> {
         self.tx.as_ref().filter(|tx| !tx.is_closed())
     }
 }
@@ -246,7 +246,7 @@ impl Session {
         capacity: usize,
         registry: &Registry,
     ) -> Result<Attached, HttpError> {
-        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let (tx, rx) = queue::queue(capacity);
         let stream = self.stream_number();
         let attachment = self.stream_number();
         let log = StreamLog::new(self.log_cap);
@@ -297,7 +297,7 @@ impl Session {
             && let Some(route) = routes.requests.values().find(|r| r.stream == from.stream)
         {
             let log = route.log.clone();
-            let (tx, rx) = mpsc::channel(capacity.max(1));
+            let (tx, rx) = queue::queue(capacity);
             let attachment = self.stream_number();
             let (replay, finished) = {
                 let log = lock(&log);
@@ -334,7 +334,7 @@ impl Session {
             ));
         }
         let log = routes.session.log.clone();
-        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let (tx, rx) = queue::queue(capacity);
         let replay = {
             let log = lock(&log);
             let seq = from
@@ -420,7 +420,7 @@ impl Session {
             }
         };
         // Waits while the stream's client reads slowly: back-pressure on the session's peer.
-        if let Err(mpsc::error::SendError(message)) = tx.send(message).await {
+        if let Err(message) = tx.send(message).await {
             // The response went away meanwhile (it logged what it had not sent, under the
             // log's lock, before closing): this one follows.
             match message.kind {
@@ -446,9 +446,7 @@ impl Session {
             None => &mut routes.session,
         };
         match route.live() {
-            Some(tx) => tx.try_send(message).map_err(|e| match e {
-                mpsc::error::TrySendError::Full(m) | mpsc::error::TrySendError::Closed(m) => m,
-            }),
+            Some(tx) => tx.try_send(message),
             None => {
                 match message.kind {
                     OutboundKind::Message => {
