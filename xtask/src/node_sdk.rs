@@ -20,20 +20,11 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 
-use crate::test::{fresh_dir, output_of, run_checked, target_dir, tools_dir};
+use crate::test::{SdkOutcome as Outcome, fresh_dir, output_of, run_checked, target_dir, tools_dir};
 
 /// The suite version and revisions the conformance client runs at (as for the Python SDK).
 const SUITE_VERSION: &str = "0.2.0-alpha.12";
 const SPEC_VERSIONS: &[&str] = &["2025-11-25", "2026-07-28"];
-
-/// How the `node --test` runs went.
-pub(crate) struct Outcome {
-    pub passed: u64,
-    pub failed: u64,
-    pub skipped: u64,
-    /// Why the step failed, if it did.
-    pub failure: Option<String>,
-}
 
 /// The folder of this step's files.
 fn work_dir(root: &Path) -> PathBuf {

@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 
-use crate::test::{fresh_dir, output_of, run_checked, stamp_matches, target_dir, tools_dir};
+use crate::test::{SdkOutcome as Outcome, fresh_dir, output_of, run_checked, stamp_matches, target_dir, tools_dir};
 
 /// What the test venv gets beside the wheel, pinned with their dependencies (Python >= 3.11).
 /// The tests use anyio's pytest plugin for their coroutines.
@@ -65,15 +65,6 @@ pub(crate) fn run() -> anyhow::Result<std::process::ExitCode> {
     } else {
         std::process::ExitCode::FAILURE
     })
-}
-
-/// How the pytest run went.
-pub(crate) struct Outcome {
-    pub passed: u64,
-    pub failed: u64,
-    pub skipped: u64,
-    /// Why the step failed, if it did.
-    pub failure: Option<String>,
 }
 
 /// The folder of this step's files.

@@ -204,45 +204,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             return Ok(report.finish(started, Some(&why)));
         }
     }
-    let title = "Python SDK: wheel, pytest in a fresh venv, mypy";
-    banner(title);
-    let step = Instant::now();
-    match crate::python_sdk::test(&root, !args.no_install) {
-        Ok(outcome) => {
-            report.ran_tests = true;
-            report.tests.passed += outcome.passed;
-            report.tests.failed += outcome.failed;
-            report.tests.ignored += outcome.skipped;
-            if let Some(why) = outcome.failure {
-                report.failed(title, step.elapsed());
-                return Ok(report.finish(started, Some(&why)));
-            }
-            report.passed(title, step.elapsed());
-        }
-        Err(e) => {
-            report.failed(title, step.elapsed());
-            return Ok(report.finish(started, Some(&format!("Python SDK: {e:#}"))));
-        }
+    if let Some(exit) = report.sdk_tests(
+        started,
+        "Python SDK: wheel, pytest in a fresh venv, mypy",
+        "Python SDK",
+        || crate::python_sdk::test(&root, !args.no_install),
+    ) {
+        return Ok(exit);
     }
-    let title = "TypeScript SDK: addon, tsc, npm pack, node --test of the installed package";
-    banner(title);
-    let step = Instant::now();
-    match crate::node_sdk::test(&root) {
-        Ok(outcome) => {
-            report.ran_tests = true;
-            report.tests.passed += outcome.passed;
-            report.tests.failed += outcome.failed;
-            report.tests.ignored += outcome.skipped;
-            if let Some(why) = outcome.failure {
-                report.failed(title, step.elapsed());
-                return Ok(report.finish(started, Some(&why)));
-            }
-            report.passed(title, step.elapsed());
-        }
-        Err(e) => {
-            report.failed(title, step.elapsed());
-            return Ok(report.finish(started, Some(&format!("TypeScript SDK: {e:#}"))));
-        }
+    if let Some(exit) = report.sdk_tests(
+        started,
+        "TypeScript SDK: addon, tsc, npm pack, node --test of the installed package",
+        "TypeScript SDK",
+        || crate::node_sdk::test(&root),
+    ) {
+        return Ok(exit);
     }
     let title = "conformance suites through the recording proxy";
     if !args.skip_conformance {
@@ -251,35 +227,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         match crate::conformance::check(crate::conformance::Args::for_test(!args.no_install)) {
             Ok(true) => {
                 report.passed(title, step.elapsed());
-                let title = "conformance client scenarios: the Python SDK (sdks/python/examples/conformance_client.py)";
-                banner(title);
-                let step = Instant::now();
-                match crate::python_sdk::conformance(&root) {
-                    Ok(problems) if problems.is_empty() => report.passed(title, step.elapsed()),
-                    Ok(problems) => {
-                        report.failed(title, step.elapsed());
-                        let why = format!("Python conformance client: {}", problems.join("\n  "));
-                        return Ok(report.finish(started, Some(&why)));
-                    }
-                    Err(e) => {
-                        report.failed(title, step.elapsed());
-                        return Ok(report.finish(started, Some(&format!("Python conformance client: {e:#}"))));
-                    }
+                if let Some(exit) = report.sdk_conformance(
+                    started,
+                    "conformance client scenarios: the Python SDK (sdks/python/examples/conformance_client.py)",
+                    "Python conformance client",
+                    || crate::python_sdk::conformance(&root),
+                ) {
+                    return Ok(exit);
                 }
-                let title = "conformance client scenarios: the TypeScript SDK (sdks/typescript/examples/conformance-client.mjs)";
-                banner(title);
-                let step = Instant::now();
-                match crate::node_sdk::conformance(&root) {
-                    Ok(problems) if problems.is_empty() => report.passed(title, step.elapsed()),
-                    Ok(problems) => {
-                        report.failed(title, step.elapsed());
-                        let why = format!("TypeScript conformance client: {}", problems.join("\n  "));
-                        return Ok(report.finish(started, Some(&why)));
-                    }
-                    Err(e) => {
-                        report.failed(title, step.elapsed());
-                        return Ok(report.finish(started, Some(&format!("TypeScript conformance client: {e:#}"))));
-                    }
+                if let Some(exit) = report.sdk_conformance(
+                    started,
+                    "conformance client scenarios: the TypeScript SDK (sdks/typescript/examples/conformance-client.mjs)",
+                    "TypeScript conformance client",
+                    || crate::node_sdk::conformance(&root),
+                ) {
+                    return Ok(exit);
                 }
             }
             Ok(false) => {
@@ -416,7 +378,73 @@ struct Report {
     ran_tests: bool,
 }
 
+/// How an SDK's own test run went (`python_sdk::test`, `node_sdk::test`).
+pub(crate) struct SdkOutcome {
+    pub passed: u64,
+    pub failed: u64,
+    pub skipped: u64,
+    /// Why the step failed, if it did.
+    pub failure: Option<String>,
+}
+
 impl Report {
+    /// Runs an SDK's test step titled `title`, counting its tests; `Some(exit)` ends the run
+    /// (`what` names the SDK in the reason).
+    fn sdk_tests(
+        &mut self,
+        started: Instant,
+        title: &str,
+        what: &str,
+        run: impl FnOnce() -> anyhow::Result<SdkOutcome>,
+    ) -> Option<ExitCode> {
+        banner(title);
+        let step = Instant::now();
+        let why = match run() {
+            Ok(outcome) => {
+                self.ran_tests = true;
+                self.tests.passed += outcome.passed;
+                self.tests.failed += outcome.failed;
+                self.tests.ignored += outcome.skipped;
+                outcome.failure
+            }
+            Err(e) => Some(format!("{what}: {e:#}")),
+        };
+        self.end_step(started, title, step, why)
+    }
+
+    /// Runs an SDK's conformance client step (its list of scenarios that did not pass);
+    /// `Some(exit)` ends the run.
+    fn sdk_conformance(
+        &mut self,
+        started: Instant,
+        title: &str,
+        what: &str,
+        run: impl FnOnce() -> anyhow::Result<Vec<String>>,
+    ) -> Option<ExitCode> {
+        banner(title);
+        let step = Instant::now();
+        let why = match run() {
+            Ok(problems) if problems.is_empty() => None,
+            Ok(problems) => Some(format!("{what}: {}", problems.join("\n  "))),
+            Err(e) => Some(format!("{what}: {e:#}")),
+        };
+        self.end_step(started, title, step, why)
+    }
+
+    /// Records the step as passed, or as failed with `why` (then `Some(exit)`: the run ends).
+    fn end_step(&mut self, started: Instant, title: &str, step: Instant, why: Option<String>) -> Option<ExitCode> {
+        match why {
+            None => {
+                self.passed(title, step.elapsed());
+                None
+            }
+            Some(why) => {
+                self.failed(title, step.elapsed());
+                Some(self.finish(started, Some(&why)))
+            }
+        }
+    }
+
     fn passed(&mut self, title: &str, took: Duration) {
         self.steps.push((title.to_owned(), true, took));
     }
