@@ -87,37 +87,37 @@ const MODES: [(&str, &str); 2] = [
     ("stateful", "2025-11-25 session"),
 ];
 
-/// What one round of one client measured.
-struct Round {
-    calls: f64,
-    seconds: f64,
-    p50_us: f64,
-    p99_us: f64,
-    client_cpu: f64,
-    server_cpu: f64,
-    other_cpu: f64,
-    peak_rss_kib: u64,
+/// What one round of one client measured (also `bench sdk`'s).
+pub(crate) struct Round {
+    pub(crate) calls: f64,
+    pub(crate) seconds: f64,
+    pub(crate) p50_us: f64,
+    pub(crate) p99_us: f64,
+    pub(crate) client_cpu: f64,
+    pub(crate) server_cpu: f64,
+    pub(crate) other_cpu: f64,
+    pub(crate) peak_rss_kib: u64,
 }
 
-/// One client's figures in one cell.
+/// One client's figures in one cell (also `bench sdk`'s).
 #[derive(Debug, Clone, Default)]
-struct Figures {
-    calls_per_second: f64,
-    p50_us: f64,
-    p99_us: f64,
+pub(crate) struct Figures {
+    pub(crate) calls_per_second: f64,
+    pub(crate) p50_us: f64,
+    pub(crate) p99_us: f64,
     /// The client's CPU time, in % of one core.
-    client_cpu: f64,
+    pub(crate) client_cpu: f64,
     /// The server's CPU time, in % of one core.
-    server_cpu: f64,
-    other_cpu: f64,
+    pub(crate) server_cpu: f64,
+    pub(crate) other_cpu: f64,
     /// The largest `VmHWM` of the client's rounds.
-    peak_rss_kib: u64,
+    pub(crate) peak_rss_kib: u64,
 }
 
 impl Figures {
     /// Rounds combined: calls/s over all of them, the median round's latencies, the mean CPU,
     /// the largest peak RSS and disturbance.
-    fn of(rounds: &[Round]) -> Self {
+    pub(crate) fn of(rounds: &[Round]) -> Self {
         let median = |value: fn(&Round) -> f64| {
             let mut values: Vec<f64> = rounds.iter().map(value).collect();
             values.sort_by(f64::total_cmp);
@@ -137,7 +137,7 @@ impl Figures {
     }
 
     /// The client's CPU time per answered call, in microseconds.
-    fn cpu_us_per_call(&self) -> f64 {
+    pub(crate) fn cpu_us_per_call(&self) -> f64 {
         if self.calls_per_second > 0.0 {
             self.client_cpu / 100.0 / self.calls_per_second * 1e6
         } else {

@@ -18,6 +18,7 @@ use std::process::{Command, ExitCode, Stdio};
 use anyhow::{Context as _, bail};
 use serde_json::Value;
 
+use crate::bench_client::{Figures, Round};
 use crate::bench_server::{
     Binaries, Server, Subject as ServerKind, check_cpus, cpu_model, git, least_disturbed, ratio, splice_section, today,
     write_report,
@@ -174,65 +175,6 @@ struct Setup {
     official_node_modules: PathBuf,
     /// What ran, for the report: `(client, versions)`.
     versions: Vec<(Client, String)>,
-}
-
-/// What one round of one client measured.
-struct Round {
-    calls: f64,
-    seconds: f64,
-    p50_us: f64,
-    p99_us: f64,
-    client_cpu: f64,
-    server_cpu: f64,
-    other_cpu: f64,
-    peak_rss_kib: u64,
-}
-
-/// One client's figures in one cell.
-#[derive(Debug, Clone, Default)]
-struct Figures {
-    calls_per_second: f64,
-    p50_us: f64,
-    p99_us: f64,
-    /// The client's CPU time, in % of one core.
-    client_cpu: f64,
-    /// The server's CPU time, in % of one core.
-    server_cpu: f64,
-    other_cpu: f64,
-    /// The largest `VmHWM` of the client's rounds.
-    peak_rss_kib: u64,
-}
-
-impl Figures {
-    /// Rounds combined: calls/s over all of them, the median round's latencies, the mean CPU,
-    /// the largest peak RSS and disturbance.
-    fn of(rounds: &[Round]) -> Self {
-        let median = |value: fn(&Round) -> f64| {
-            let mut values: Vec<f64> = rounds.iter().map(value).collect();
-            values.sort_by(f64::total_cmp);
-            values.get(values.len() / 2).copied().unwrap_or_default()
-        };
-        let mean = |value: fn(&Round) -> f64| rounds.iter().map(value).sum::<f64>() / rounds.len().max(1) as f64;
-        let seconds: f64 = rounds.iter().map(|r| r.seconds).sum();
-        Self {
-            calls_per_second: rounds.iter().map(|r| r.calls).sum::<f64>() / seconds.max(f64::MIN_POSITIVE),
-            p50_us: median(|r| r.p50_us),
-            p99_us: median(|r| r.p99_us),
-            client_cpu: mean(|r| r.client_cpu),
-            server_cpu: mean(|r| r.server_cpu),
-            other_cpu: rounds.iter().map(|r| r.other_cpu).fold(0.0, f64::max),
-            peak_rss_kib: rounds.iter().map(|r| r.peak_rss_kib).max().unwrap_or_default(),
-        }
-    }
-
-    /// The client's CPU time per answered call, in microseconds.
-    fn cpu_us_per_call(&self) -> f64 {
-        if self.calls_per_second > 0.0 {
-            self.client_cpu / 100.0 / self.calls_per_second * 1e6
-        } else {
-            0.0
-        }
-    }
 }
 
 /// One cell: a generation at a concurrency, every client that speaks it.
