@@ -20,11 +20,8 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 
+use crate::python_sdk::SUITE_VERSION;
 use crate::test::{SdkOutcome as Outcome, fresh_dir, output_of, run_checked, target_dir, tools_dir};
-
-/// The suite version and revisions the conformance client runs at (as for the Python SDK).
-const SUITE_VERSION: &str = "0.2.0-alpha.12";
-const SPEC_VERSIONS: &[&str] = &["2025-11-25", "2026-07-28"];
 
 /// The folder of this step's files.
 fn work_dir(root: &Path) -> PathBuf {
@@ -239,51 +236,7 @@ pub(crate) fn conformance(root: &Path) -> anyhow::Result<Vec<String>> {
         bail!("{} is missing: the TypeScript SDK step installs it", client.display());
     }
     let command = format!("{} {}", node.display(), client.display());
-    if command.matches(char::is_whitespace).count() != 1 {
-        bail!("the suite splits its client command at spaces, and a path has one: {command}");
-    }
-    let out = work_dir(root).join("conformance");
-    fresh_dir(&out)?;
-    let runs: Vec<(String, anyhow::Result<Vec<String>>)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = SPEC_VERSIONS
-            .iter()
-            .map(|spec| {
-                let (node, script, command, out, tools) = (&node, &script, &command, &out, &tools);
-                let handle = scope.spawn(move || {
-                    let dir = out.join(spec);
-                    let output = Command::new(node)
-                        .arg(script)
-                        .args(["client", "--command", command, "--suite", "all", "--spec-version", spec])
-                        .args(["--timeout", "120000", "-o"])
-                        .arg(&dir)
-                        .env("NODE_COMPILE_CACHE", tools.join("conformance/.node-compile-cache"))
-                        .output()
-                        .context("starting the conformance suite")?;
-                    std::fs::create_dir_all(&dir)?;
-                    std::fs::write(dir.join("suite.log"), [&output.stdout[..], &output.stderr[..]].concat())?;
-                    crate::python_sdk::judge(&dir, &String::from_utf8_lossy(&output.stdout))
-                });
-                (spec.to_string(), handle)
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|(spec, h)| {
-                let result = h
-                    .join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a suite run panicked")));
-                (spec, result)
-            })
-            .collect()
-    });
-    let mut problems = Vec::new();
-    for (spec, result) in runs {
-        match result {
-            Ok(run) => problems.extend(run.into_iter().map(|p| format!("{SUITE_VERSION} {spec}: {p}"))),
-            Err(e) => problems.push(format!("{SUITE_VERSION} {spec}: {e:#}")),
-        }
-    }
-    Ok(problems)
+    crate::python_sdk::client_suites(&node, &script, &tools, &command, &work_dir(root).join("conformance"))
 }
 
 #[cfg(test)]

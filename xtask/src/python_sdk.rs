@@ -33,10 +33,10 @@ const TEST_PACKAGES: &[&str] = &[
     "typing_extensions==4.16.0",
 ];
 
-/// The suite version and revisions the Python conformance client runs at (as
+/// The suite version and revisions the SDKs' conformance clients run at (as
 /// `portico conformance-client` does; see `conformance/client.rs`).
-const SUITE_VERSION: &str = "0.2.0-alpha.12";
-const SPEC_VERSIONS: &[&str] = &["2025-11-25", "2026-07-28"];
+pub(crate) const SUITE_VERSION: &str = "0.2.0-alpha.12";
+pub(crate) const SPEC_VERSIONS: &[&str] = &["2025-11-25", "2026-07-28"];
 
 /// `cargo xtask python-sdk`: [`test`] then [`conformance`], after building `portico`.
 pub(crate) fn run() -> anyhow::Result<std::process::ExitCode> {
@@ -260,16 +260,27 @@ pub(crate) fn conformance(root: &Path) -> anyhow::Result<Vec<String>> {
     let python = venv_python(root);
     let client = root.join("sdks/python/examples/conformance_client.py");
     let command = format!("{} {}", python.display(), client.display());
+    client_suites(&node, &script, &tools, &command, &work_dir(root).join("conformance"))
+}
+
+/// Runs `client --suite all` of the suite (`script`, on `node`) at each of [`SPEC_VERSIONS`] at
+/// once against the client `command`, writing each run into `out/<revision>`; `Ok(problems)`:
+/// the scenarios that did not pass (shared by both SDKs' conformance steps).
+pub(crate) fn client_suites(
+    node: &Path,
+    script: &Path,
+    tools: &Path,
+    command: &str,
+    out: &Path,
+) -> anyhow::Result<Vec<String>> {
     if command.matches(char::is_whitespace).count() != 1 {
         bail!("the suite splits its client command at spaces, and a path has one: {command}");
     }
-    let out = work_dir(root).join("conformance");
-    fresh_dir(&out)?;
+    fresh_dir(out)?;
     let runs: Vec<(String, anyhow::Result<Vec<String>>)> = std::thread::scope(|scope| {
         let handles: Vec<_> = SPEC_VERSIONS
             .iter()
             .map(|spec| {
-                let (node, script, command, out, tools) = (&node, &script, &command, &out, &tools);
                 let handle = scope.spawn(move || {
                     let dir = out.join(spec);
                     let output = Command::new(node)
