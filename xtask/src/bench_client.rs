@@ -18,8 +18,8 @@ use anyhow::{Context as _, bail};
 use serde_json::Value;
 
 use crate::bench_server::{
-    Binaries, Server, Subject as ServerKind, check_cpus, cpu_model, git, least_disturbed, ratio, splice_section, today,
-    write_report,
+    Binaries, Server, Subject as ServerKind, check_cpus, cpu_model, disturbance, git, least_disturbed, ratio,
+    splice_section, today, write_report,
 };
 
 /// Other processes using more than this share of a core during a cell make its figures suspect.
@@ -430,17 +430,7 @@ fn render(args: &Args, cells: &[Cell]) -> String {
         .iter()
         .flat_map(|c| [c.reference.other_cpu, c.portico.other_cpu])
         .fold(0.0_f64, f64::max);
-    line(
-        &mut out,
-        &format!(
-            "- Other processes used at most {other:.0}% of a core during any measured window{}.",
-            if other > OTHER_CPU_WARNING {
-                ": the run was disturbed; measure again on a quiet machine"
-            } else {
-                " (a quiet machine)"
-            }
-        ),
-    );
+    line(&mut out, &disturbance(other));
     let busy = cells
         .iter()
         .flat_map(|c| [c.reference.server_cpu, c.portico.server_cpu])

@@ -20,8 +20,8 @@ use serde_json::Value;
 
 use crate::bench_client::{Figures, Round};
 use crate::bench_server::{
-    Binaries, Server, Subject as ServerKind, check_cpus, cpu_model, git, least_disturbed, ratio, splice_section, today,
-    write_report,
+    Binaries, Server, Subject as ServerKind, check_cpus, cpu_model, disturbance, git, least_disturbed, ratio,
+    splice_section, today, write_report,
 };
 use crate::test::{fresh_dir, output_of, run_checked, target_dir, tools_dir};
 
@@ -715,17 +715,7 @@ fn render(args: &Args, setup: &Setup, cells: &[Cell]) -> String {
         );
     }
     let other = cells.iter().map(Cell::other_cpu).fold(0.0_f64, f64::max);
-    line(
-        &mut out,
-        &format!(
-            "- Other processes used at most {other:.0}% of a core during any measured window{}.",
-            if other > OTHER_CPU_WARNING {
-                ": the run was disturbed; measure again on a quiet machine"
-            } else {
-                " (a quiet machine)"
-            }
-        ),
-    );
+    line(&mut out, &disturbance(other));
     let unsaturated = cells
         .iter()
         .flat_map(|c| c.figures.iter().map(move |(client, f)| (client, c, f)))

@@ -346,6 +346,19 @@ pub(crate) fn check_cpus(server: (&str, usize), other: (&str, usize)) -> anyhow:
     Ok(())
 }
 
+/// The report's line on how much other processes disturbed the run (`other`: the most CPU
+/// they used in any measured window, in % of one core).
+pub(crate) fn disturbance(other: f64) -> String {
+    format!(
+        "- Other processes used at most {other:.0}% of a core during any measured window{}.",
+        if other > OTHER_CPU_WARNING {
+            ": the run was disturbed; measure again on a quiet machine"
+        } else {
+            " (a quiet machine)"
+        }
+    )
+}
+
 /// The 1-minute load average.
 pub(crate) fn load_average() -> Option<f64> {
     std::fs::read_to_string("/proc/loadavg")
@@ -825,17 +838,7 @@ fn render(args: &Args, cells: &[Cell], sessions: &[(Subject, SessionFigures)]) -
         .iter()
         .flat_map(|c| [c.reference.other_cpu, c.portico.other_cpu])
         .fold(0.0_f64, f64::max);
-    line(
-        &mut out,
-        &format!(
-            "- Other processes used at most {other:.0}% of a core during any measured window{}.",
-            if other > OTHER_CPU_WARNING {
-                ": the run was disturbed; measure again on a quiet machine"
-            } else {
-                " (a quiet machine)"
-            }
-        ),
-    );
+    line(&mut out, &disturbance(other));
     let busy_load = cells
         .iter()
         .flat_map(|c| [c.reference.load_cpu, c.portico.load_cpu])
