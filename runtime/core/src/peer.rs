@@ -301,6 +301,9 @@ impl Shared {
 pub struct PeerHandle {
     shared: Arc<Shared>,
     related: Option<RequestId>,
+    /// Set on the handle given with an inbound notification that came on the response stream
+    /// of one of our requests (see [`PeerHandle::origin`]).
+    origin: Option<RequestId>,
 }
 
 impl PeerHandle {
@@ -445,7 +448,16 @@ impl PeerHandle {
         PeerHandle {
             shared: self.shared.clone(),
             related: None,
+            origin: None,
         }
+    }
+
+    /// On the handle a [`Service`] gets with an inbound notification: the request of ours on
+    /// whose response stream the notification came (Streamable HTTP answers a request with a
+    /// stream that also carries the server's messages about it), when the transport knows.
+    /// `None` on other handles, and on transports with one shared stream (stdio, WebSocket).
+    pub fn origin(&self) -> Option<&RequestId> {
+        self.origin.as_ref()
     }
 }
 
@@ -490,9 +502,18 @@ pub struct RequestContext {
     cancel: CancellationToken,
     progress_token: Option<Box<RawValue>>,
     peer: PeerHandle,
+    /// The request of ours on whose response stream this request came, when known.
+    origin: Option<RequestId>,
 }
 
 impl RequestContext {
+    /// The request of ours on whose response stream this request came (a server's
+    /// `elicitation/create` sent while answering our `tools/call`, over Streamable HTTP), when
+    /// the transport knows; see [`PeerHandle::origin`].
+    pub fn origin(&self) -> Option<&RequestId> {
+        self.origin.as_ref()
+    }
+
     /// The request's id.
     pub fn id(&self) -> &RequestId {
         &self.id
@@ -598,7 +619,11 @@ impl<S: Service> Peer<S> {
         });
         Self {
             service: Arc::new(service),
-            handle: PeerHandle { shared, related: None },
+            handle: PeerHandle {
+                shared,
+                related: None,
+                origin: None,
+            },
             slots,
         }
     }
@@ -638,10 +663,17 @@ impl<S: Service> Peer<S> {
     /// [`Peer::receive`] would: a transport that had to read the message (to route it, to check
     /// headers against it) does not pay for decoding it twice.
     pub async fn receive_message(&self, message: Message) {
+        self.receive_in(message, None).await;
+    }
+
+    /// [`Peer::receive_message`] for a message that came on the response stream of our request
+    /// `origin` (Streamable HTTP): the service sees `origin` ([`RequestContext::origin`],
+    /// [`PeerHandle::origin`]) and can tell which of its requests the message is about.
+    pub async fn receive_in(&self, message: Message, origin: Option<RequestId>) {
         if self.handle.is_closed() {
             return;
         }
-        if let Some(task) = self.dispatch(message).await {
+        if let Some(task) = self.dispatch_with(message, false, origin).await {
             tokio::spawn(task);
         }
     }
@@ -655,7 +687,7 @@ impl<S: Service> Peer<S> {
         if self.handle.is_closed() {
             return;
         }
-        if let Some(task) = self.dispatch_with(message, true).await {
+        if let Some(task) = self.dispatch_with(message, true, None).await {
             tokio::spawn(task);
         }
     }
@@ -716,7 +748,7 @@ impl<S: Service> Peer<S> {
                         .await;
                 }
                 Ok(message) => {
-                    if let Some(task) = self.dispatch_collecting(message, false).await {
+                    if let Some(task) = self.dispatch_collecting(message, false, None).await {
                         expected += 1;
                         let tx = tx.clone();
                         tokio::spawn(async move {
@@ -750,16 +782,21 @@ impl<S: Service> Peer<S> {
 
     /// Dispatches a message; for a request, returns the task that handles it and sends its answer.
     async fn dispatch(&self, message: Message) -> Option<impl Future<Output = ()> + Send + 'static> {
-        self.dispatch_with(message, false).await
+        self.dispatch_with(message, false, None).await
     }
 
     /// [`Peer::dispatch`]; `alone` as [`Peer::receive_alone`] says.
-    async fn dispatch_with(&self, message: Message, alone: bool) -> Option<impl Future<Output = ()> + Send + 'static> {
+    async fn dispatch_with(
+        &self,
+        message: Message,
+        alone: bool,
+        origin: Option<RequestId>,
+    ) -> Option<impl Future<Output = ()> + Send + 'static> {
         let related = match &message {
             Message::Request { id, .. } => Some(id.clone()),
             _ => None,
         };
-        let task = self.dispatch_collecting(message, alone).await?;
+        let task = self.dispatch_collecting(message, alone, origin).await?;
         let shared = self.handle.shared.clone();
         Some(async move {
             // The handler slot is held until the answer is queued, so `Peer::idle` does not
@@ -782,12 +819,13 @@ impl<S: Service> Peer<S> {
         &self,
         message: Message,
         alone: bool,
+        origin: Option<RequestId>,
     ) -> Option<impl Future<Output = (Option<(String, Answer)>, Option<OwnedSemaphorePermit>)> + Send + 'static> {
         let shared = &self.handle.shared;
         match message {
             Message::Request { id, method, params } if alone => {
                 let cancel = shared.closed.clone();
-                let run = self.run(id, method, params, cancel, false);
+                let run = self.run(id, method, params, cancel, false, origin);
                 Some(futures_util::future::Either::Right(
                     futures_util::future::Either::Right(async move { (run.await, None) }),
                 ))
@@ -806,7 +844,7 @@ impl<S: Service> Peer<S> {
                     }
                     in_flight.insert(id.clone(), cancel.clone());
                 }
-                let run = self.run(id, method, params, cancel, true);
+                let run = self.run(id, method, params, cancel, true, origin);
                 Some(futures_util::future::Either::Right(futures_util::future::Either::Left(
                     async move { (run.await, Some(permit)) },
                 )))
@@ -815,7 +853,11 @@ impl<S: Service> Peer<S> {
                 if method == CANCELLED {
                     self.cancel_inbound(params.as_deref());
                 } else {
-                    self.service.notification(self.handle.clone(), method, params).await;
+                    let handle = PeerHandle {
+                        origin,
+                        ..self.handle.clone()
+                    };
+                    self.service.notification(handle, method, params).await;
                 }
                 None
             }
@@ -846,6 +888,7 @@ impl<S: Service> Peer<S> {
         params: Option<Box<RawValue>>,
         cancel: CancellationToken,
         tracked: bool,
+        origin: Option<RequestId>,
     ) -> impl Future<Output = Option<(String, Answer)>> + Send + 'static {
         let cx = RequestContext {
             progress_token: progress_token(params.as_deref()),
@@ -855,7 +898,9 @@ impl<S: Service> Peer<S> {
             peer: PeerHandle {
                 shared: self.handle.shared.clone(),
                 related: Some(id.clone()),
+                origin: None,
             },
+            origin,
         };
         let service = self.service.clone();
         let shared = self.handle.shared.clone();

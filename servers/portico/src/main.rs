@@ -3,11 +3,13 @@
 //! Today it answers `--help`, `--version`, `revisions` (the MCP protocol revisions Portico
 //! supports), `check` (decode a JSON message as a protocol type, reporting what is wrong) and
 //! `serve everything` (the conformance fixtures server, over stdio or on one HTTP listener
-//! serving Streamable HTTP, WebSocket and legacy HTTP+SSE). The gateway, the built-in servers
-//! (`serve <kind>`), `codegen` on users' own tool specs, `inspect` and `token` come as their
-//! crates land. The binary has no features.
+//! serving Streamable HTTP, WebSocket and legacy HTTP+SSE) and `gateway` (the gateway, from a
+//! configuration file or on its embedded default). The other built-in servers (`serve <kind>`),
+//! `codegen` on users' own tool specs, `inspect` and `token` come as their crates land. The
+//! binary has no features.
 
 mod conformance_client;
+mod gateway;
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -29,6 +31,8 @@ struct Cli {
 enum Command {
     /// List the MCP protocol revisions Portico supports, newest first.
     Revisions,
+    /// Run the gateway: one MCP endpoint in front of many MCP servers.
+    Gateway(gateway::GatewayArgs),
     /// Run a built-in MCP server.
     Serve {
         /// Which server.
@@ -82,6 +86,7 @@ fn main() -> ExitCode {
             which: Builtin::Everything(args),
         } => serve(portico_everything::server(), &args),
         Command::ConformanceClient { url } => conformance_client::run(&url),
+        Command::Gateway(args) => gateway::run(args),
     }
 }
 

@@ -171,6 +171,8 @@ impl<H: ClientHandler> DynHandler for H {
 pub(crate) struct Shared {
     handler: RwLock<Arc<dyn DynHandler>>,
     pub(crate) router: Router,
+    /// The calls in flight with a [`super::CallObserver`].
+    pub(crate) observed: Arc<super::observe::Observed>,
     /// Whether accepted forms get the requested schema's defaults
     /// ([`super::ClientConfig::elicitation_defaults`]).
     pub(crate) elicitation_defaults: bool,
@@ -181,6 +183,7 @@ impl Shared {
         Self {
             handler: RwLock::new(Arc::new(())),
             router: Router::new(notification_capacity),
+            observed: Arc::default(),
             elicitation_defaults,
         }
     }
@@ -280,8 +283,13 @@ impl Service for ClientService {
         method: String,
         params: Option<Box<RawValue>>,
     ) -> Result<Box<RawValue>, ErrorObject> {
-        let handler = self.shared.handler();
         let input = InputContext::new(None, cx.cancellation().clone());
+        if INPUT_REQUESTS.contains(&method.as_str())
+            && let Some(observer) = self.shared.observed.find(cx.origin())
+        {
+            return observer.request(method, params, input).await;
+        }
+        let handler = self.shared.handler();
         let params = params.as_deref();
         match method.as_str() {
             "ping" => encode(&serde_json::json!({})),
@@ -292,7 +300,30 @@ impl Service for ClientService {
         }
     }
 
-    async fn notification(&self, _peer: PeerHandle, method: String, params: Option<Box<RawValue>>) {
+    async fn notification(&self, peer: PeerHandle, method: String, params: Option<Box<RawValue>>) {
+        let observed = &self.shared.observed;
+        let observer = match method.as_str() {
+            crate::peer::PROGRESS => progress_token(params.as_deref()).and_then(|token| observed.by_token(token)),
+            "notifications/message" => observed.find(peer.origin()),
+            _ => None,
+        };
+        if let Some(observer) = observer {
+            observer.notification(&method, params.as_deref());
+        }
         self.shared.router.route(&method, params.as_deref());
     }
+}
+
+/// The server→client requests a [`super::CallObserver`] may be given.
+const INPUT_REQUESTS: &[&str] = &["sampling/createMessage", "elicitation/create", "roots/list"];
+
+/// The `progressToken` of a progress notification's params, as JSON text.
+fn progress_token(params: Option<&RawValue>) -> Option<&str> {
+    #[derive(serde::Deserialize)]
+    struct Progress<'a> {
+        #[serde(rename = "progressToken", borrow)]
+        token: &'a RawValue,
+    }
+    let progress: Progress<'_> = serde_json::from_str(params?.get()).ok()?;
+    Some(progress.token.get())
 }

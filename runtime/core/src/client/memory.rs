@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::ClientTransport;
+use crate::message::Inbound;
 use crate::peer::{Outbound, OutboundKind, Peer, PeerConfig, PeerHandle, Service};
 
 /// The client's end of an in-process connection to a server (see [`connect`]).
@@ -42,12 +43,21 @@ pub fn connect<C: Service, S: Service>(client: C, server: S, config: PeerConfig)
     MemoryTransport { client, server, tasks }
 }
 
-/// Hands what one peer sends to the other.
+/// Hands what one peer sends to the other. A message sent by a request's handler (progress,
+/// a log message, a question) reaches the other side with that request as its origin, as a
+/// Streamable HTTP response stream would carry it ([`Peer::receive_in`]).
 async fn carry<S: Service>(mut from: mpsc::Receiver<Outbound>, to: Peer<S>) {
     while let Some(message) = from.recv().await {
-        if message.kind == OutboundKind::Message {
-            to.receive(&message.text).await;
+        if message.kind != OutboundKind::Message {
+            continue;
         }
+        if let (Some(origin), None) = (&message.related, message.answer)
+            && let Inbound::Single(Ok(decoded)) = crate::message::decode(&message.text)
+        {
+            to.receive_in(decoded, Some(origin.clone())).await;
+            continue;
+        }
+        to.receive(&message.text).await;
     }
 }
 

@@ -108,6 +108,7 @@ mod handler;
 pub mod memory;
 mod mrtr;
 mod notify;
+mod observe;
 mod schema;
 mod transport;
 
@@ -128,6 +129,7 @@ pub use self::error::ClientError;
 use self::handler::Shared;
 pub use self::handler::{ClientHandler, ClientService, InputContext};
 pub use self::notify::{Notification, Notifications, SUBSCRIPTION_ID};
+pub use self::observe::{CallObserver, Observer, ObserverFuture};
 pub use self::transport::{ClientTransport, TRANSPORT_ERROR_KEY, transport_error};
 use crate::message::RequestId;
 use crate::mirror::HEADER_MISMATCH;
@@ -200,6 +202,8 @@ pub struct RequestOptions {
     pub progress_token: Option<wire::ProgressToken>,
     /// More `_meta` members for the request.
     pub meta: Map<String, Value>,
+    /// Receives the server's messages about the call (see [`CallObserver`]).
+    pub observer: Option<Observer>,
 }
 
 impl RequestOptions {
@@ -223,6 +227,13 @@ impl RequestOptions {
     /// With a `_meta` member.
     pub fn meta(mut self, key: impl Into<String>, value: Value) -> Self {
         self.meta.insert(key.into(), value);
+        self
+    }
+
+    /// With an observer of the server's messages about the call: its progress, its log
+    /// messages, and the requests a session's server sends while serving it.
+    pub fn observer(mut self, observer: Observer) -> Self {
+        self.observer = Some(observer);
         self
     }
 }
@@ -755,13 +766,30 @@ impl Client {
         let mut renewed = false;
         let raw = loop {
             let generation = self.inner.renewal.generation.load(Ordering::Acquire);
-            match self
-                .inner
-                .handle
-                .request_raw(method, Some(encode()?), Some(timeout))
-                .await
-                .map_err(|e| ClientError::from_peer(method, e))
-            {
+            let mut watch = None;
+            let sent = match &options.observer {
+                None => {
+                    self.inner
+                        .handle
+                        .request_raw(method, Some(encode()?), Some(timeout))
+                        .await
+                }
+                Some(observer) => {
+                    let token = options
+                        .progress_token
+                        .as_ref()
+                        .and_then(|t| serde_json::to_string(t).ok());
+                    let observed = &self.inner.shared.observed;
+                    self.inner
+                        .handle
+                        .request_raw_with_id(method, Some(encode()?), Some(timeout), |id| {
+                            watch = Some(observed.watch(id.clone(), token, observer));
+                        })
+                        .await
+                }
+            };
+            drop(watch);
+            match sent.map_err(|e| ClientError::from_peer(method, e)) {
                 Ok(raw) => break raw,
                 // Sent again once, encoded again (the common path pays for no copy).
                 Err(ClientError::SessionExpired { .. }) if !renewed && self.renews_sessions() => {
@@ -816,6 +844,26 @@ impl Client {
     ) -> Result<R, ClientError> {
         let params = object(method, params)?;
         self.call(method, params, options).await
+    }
+
+    /// Sends any request as it is — no `input_required` rounds answered, the result returned
+    /// whatever its `resultType` (defaulted to `"complete"` for revisions without one) — with
+    /// the era's `_meta` added. For intermediaries (a gateway) that relay results and drive
+    /// the rounds themselves. A `tools/call` refused for its `Mcp-Param-*` headers (`-32020`)
+    /// is retried once after listing the tools again, as [`Client::call_tool_with`] does.
+    pub async fn forward(
+        &self,
+        method: &str,
+        params: Map<String, Value>,
+        options: &RequestOptions,
+    ) -> Result<Value, ClientError> {
+        match self.send(method, params.clone(), options).await {
+            Err(e) if method == "tools/call" && self.mirrors_params() && e.code() == Some(HEADER_MISMATCH) => {
+                self.list_all_tools().await?;
+                self.send(method, params, options).await
+            }
+            other => other,
+        }
     }
 
     /// `server/discover` (2026-07-28).

@@ -13,6 +13,10 @@ use super::tasks::{self, TaskHandle};
 use crate::error::PeerError;
 use crate::peer::{PeerHandle, RequestContext};
 
+/// The `_meta` member of a session's server→client request naming the key its handler asked
+/// it under ([`Context::request_input`]); Portico's own, so other peers ignore it.
+pub const INPUT_KEY: &str = "io.portico/inputKey";
+
 /// What a tool, resource, prompt or completion handler knows about its request.
 pub struct Context {
     request: RequestContext,
@@ -91,6 +95,12 @@ impl Context {
 
     fn started_task(&self) -> Option<&Arc<TaskHandle>> {
         self.task.as_ref().filter(|t| t.is_started())
+    }
+
+    /// The log level the client asked for (`_meta` in 2026-07-28, `logging/setLevel` in a
+    /// session); `None` when it asked for none.
+    pub fn log_level(&self) -> Option<wire::LoggingLevel> {
+        self.log_level
     }
 
     /// The capabilities the client declared (from `_meta` in 2026-07-28, from `initialize`
@@ -194,12 +204,33 @@ impl Context {
                     message: e.to_string(),
                 });
             }
-            None => {
-                self.request
-                    .peer()
-                    .request::<P, serde_json::Value>(method, params)
-                    .await?
-            }
+            // A session's request has no key of its own: a handler's key travels in `_meta`
+            // ([`INPUT_KEY`]), so an intermediary relaying the question to a 2026-07-28
+            // client can ask it under the same key.
+            None => match key {
+                Some(key) => {
+                    let mut params = serde_json::to_value(params).map_err(|e| InputError::Invalid {
+                        key: key.clone(),
+                        message: e.to_string(),
+                    })?;
+                    if let Some(object) = params.as_object_mut() {
+                        let meta = object.entry("_meta").or_insert_with(|| serde_json::json!({}));
+                        if let Some(meta) = meta.as_object_mut() {
+                            meta.insert(INPUT_KEY.into(), key.into());
+                        }
+                    }
+                    self.request
+                        .peer()
+                        .request::<serde_json::Value, serde_json::Value>(method, &params)
+                        .await?
+                }
+                None => {
+                    self.request
+                        .peer()
+                        .request::<P, serde_json::Value>(method, params)
+                        .await?
+                }
+            },
         };
         serde_json::from_value(answer).map_err(|e| InputError::Invalid {
             key: method.to_string(),
@@ -260,15 +291,7 @@ impl Context {
     /// unless `logging/setLevel` set a higher level. Nothing is sent from a task (the extension
     /// has no log messages on tasks).
     pub async fn log<T: Serialize + ?Sized>(&self, level: wire::LoggingLevel, data: &T) -> Result<(), PeerError> {
-        if self.started_task().is_some() {
-            return Ok(());
-        }
-        let wanted = match (self.era, self.log_level) {
-            (_, Some(threshold)) => severity(level) >= severity(threshold),
-            (Era::Stateless, None) => false,
-            (Era::Stateful(_), None) => true,
-        };
-        if !wanted {
+        if !self.wants_log(level) {
             return Ok(());
         }
         #[derive(Serialize)]
@@ -280,6 +303,20 @@ impl Context {
             .peer()
             .notify("notifications/message", &Message { level, data })
             .await
+    }
+
+    /// Whether the client wants log messages of `level` (what [`Context::log`] decides): in
+    /// 2026-07-28 only when the request's `_meta` set `logLevel` at or below it; in a session,
+    /// unless `logging/setLevel` set a higher level; never from a task.
+    pub fn wants_log(&self, level: wire::LoggingLevel) -> bool {
+        if self.started_task().is_some() {
+            return false;
+        }
+        match (self.era, self.log_level) {
+            (_, Some(threshold)) => severity(level) >= severity(threshold),
+            (Era::Stateless, None) => false,
+            (Era::Stateful(_), None) => true,
+        }
     }
 
     /// The peer, for requests to the client (sampling, elicitation, roots) in a session.

@@ -20,6 +20,7 @@
 //! (2026-07-28) or without the members the session's revision lacks.
 
 pub mod adapt;
+pub mod catalog;
 pub mod context;
 pub mod input;
 pub mod notify;
@@ -41,6 +42,7 @@ use serde_json::value::RawValue;
 
 use crate::error::{ErrorObject, INVALID_REQUEST};
 use crate::peer::{PeerHandle, RequestContext, Service};
+pub use catalog::{Catalog, CatalogFeatures};
 pub use context::Context;
 pub use notify::Change;
 pub use prompt::{Prompt, prompt};
@@ -102,6 +104,8 @@ struct Registry {
     tasks: Option<Arc<tasks::Tasks>>,
     /// The skills extension's skills (see [`skills`]).
     skills: Vec<skills::Skill>,
+    /// Items decided at request time (see [`catalog`]).
+    catalog: Option<Arc<dyn Catalog>>,
 }
 
 impl Registry {
@@ -109,20 +113,20 @@ impl Registry {
     fn capabilities(&self) -> wire::ServerCapabilities {
         let r = self;
         let mut caps = wire::ServerCapabilities::new().with_logging(Default::default());
-        if !r.tools.is_empty() {
+        if r.has_tools() {
             caps.tools = Some(wire::ServerCapabilitiesTools::new().with_list_changed(true));
         }
-        if !r.resources.is_empty() || !r.templates.is_empty() {
+        if r.has_resources() {
             caps.resources = Some(
                 wire::ServerCapabilitiesResources::new()
                     .with_list_changed(true)
                     .with_subscribe(true),
             );
         }
-        if !r.prompts.is_empty() {
+        if r.has_prompts() {
             caps.prompts = Some(wire::ServerCapabilitiesPrompts::new().with_list_changed(true));
         }
-        if r.completion.is_some() {
+        if r.completion.is_some() || r.features().completions {
             caps.completions = Some(Default::default());
         }
         let mut extensions = BTreeMap::new();
@@ -142,6 +146,23 @@ impl Registry {
 }
 
 impl Registry {
+    /// What the catalog adds (nothing without one).
+    fn features(&self) -> CatalogFeatures {
+        self.catalog.as_ref().map(|c| c.features()).unwrap_or_default()
+    }
+
+    fn has_tools(&self) -> bool {
+        !self.tools.is_empty() || self.features().tools
+    }
+
+    fn has_resources(&self) -> bool {
+        !self.resources.is_empty() || !self.templates.is_empty() || self.features().resources
+    }
+
+    fn has_prompts(&self) -> bool {
+        !self.prompts.is_empty() || self.features().prompts
+    }
+
     /// The capabilities of a stateful session: tasks are a 2026-07-28 extension, not served there.
     fn session_capabilities(&self) -> wire::ServerCapabilities {
         let mut caps = self.capabilities();
@@ -257,6 +278,12 @@ impl ServerBuilder {
         self
     }
 
+    /// Serves the items of `catalog` after the registered ones (see [`catalog`]).
+    pub fn catalog(mut self, catalog: impl Catalog) -> Self {
+        self.registry.catalog = Some(Arc::new(catalog));
+        self
+    }
+
     /// The `ttlMs` hint of list results for 2026-07-28 clients (default 0: re-fetch freely).
     pub fn list_ttl_ms(mut self, ttl: i64) -> Self {
         self.registry.list_ttl_ms = ttl.max(0);
@@ -313,6 +340,7 @@ impl Server {
                 sealer: input::Sealer::random(),
                 tasks: None,
                 skills: Vec::new(),
+                catalog: None,
             },
         }
     }
@@ -571,6 +599,16 @@ impl serde::Serialize for SessionCallResult<'_> {
     }
 }
 
+/// "Resource not found": `-32602` in 2026-07-28, `-32002` before.
+fn not_found(era: Era, uri: &str) -> ErrorObject {
+    let code = if era == Era::Stateless {
+        crate::error::INVALID_PARAMS
+    } else {
+        RESOURCE_NOT_FOUND
+    };
+    ErrorObject::new(code, format!("resource not found: {uri}")).with_data(serde_json::json!({"uri": uri}))
+}
+
 /// `{}`, as a raw value.
 fn empty_object() -> Box<RawValue> {
     RawValue::from_string("{}".into()).unwrap_or_else(|_| unreachable!("`{{}}` is JSON"))
@@ -629,9 +667,9 @@ impl Connection {
         // List changes, and updates of subscribed resources, go to the session as a whole.
         let r = &self.server;
         let filter = notify::Filter {
-            tools: !r.tools.is_empty(),
-            prompts: !r.prompts.is_empty(),
-            resources: !r.resources.is_empty() || !r.templates.is_empty(),
+            tools: r.has_tools(),
+            prompts: r.has_prompts(),
+            resources: r.has_resources(),
             uris: session.subscriptions.get_or_insert_with(Default::default).clone(),
         };
         session.forward = Some(r.listeners.forward(filter, peer.clone()));
@@ -682,43 +720,86 @@ impl Connection {
         Ok((&items[start..end], (end < items.len()).then(|| encode_cursor(end))))
     }
 
-    fn list_tools(&self, era: Era, params: Option<&RawValue>) -> Result<Box<RawValue>, ErrorObject> {
-        let (page, next) = self.page("tools/list", &self.server.tools, params)?;
-        let mut result = wire::ListToolsResult::new("complete", page.iter().map(|t| t.definition().clone()).collect())
+    /// One page of the registered items' definitions followed by the catalog's (`extra`).
+    fn page_with<R, T: Clone>(
+        &self,
+        method: &str,
+        registered: &[R],
+        definition: impl Fn(&R) -> &T,
+        extra: Vec<T>,
+        params: Option<&RawValue>,
+    ) -> Result<(Vec<T>, Option<String>), ErrorObject> {
+        if extra.is_empty() {
+            let (page, next) = self.page(method, registered, params)?;
+            return Ok((page.iter().map(|r| definition(r).clone()).collect(), next));
+        }
+        let all: Vec<T> = registered.iter().map(|r| definition(r).clone()).chain(extra).collect();
+        let (page, next) = self.page(method, &all, params)?;
+        Ok((page.to_vec(), next))
+    }
+
+    async fn list_tools(&self, cx: &Context, params: Option<&RawValue>) -> Result<Box<RawValue>, ErrorObject> {
+        let extra = match &self.server.catalog {
+            Some(catalog) => catalog.list_tools(cx).await?,
+            None => Vec::new(),
+        };
+        let (page, next) = self.page_with("tools/list", &self.server.tools, Tool::definition, extra, params)?;
+        let mut result = wire::ListToolsResult::new("complete", page)
             .with_ttl_ms(self.server.list_ttl_ms)
             .with_cache_scope(wire::CacheableResultCacheScope::Public);
         result.next_cursor = next;
-        self.answer(era, "tools/list", &result)
+        self.answer(cx.era(), "tools/list", &result)
     }
 
-    fn list_resources(&self, era: Era, params: Option<&RawValue>) -> Result<Box<RawValue>, ErrorObject> {
-        let (page, next) = self.page("resources/list", &self.server.resources, params)?;
-        let mut result =
-            wire::ListResourcesResult::new(page.iter().map(|r| r.definition().clone()).collect(), "complete")
-                .with_ttl_ms(self.server.list_ttl_ms)
-                .with_cache_scope(wire::CacheableResultCacheScope::Public);
-        result.next_cursor = next;
-        self.answer(era, "resources/list", &result)
-    }
-
-    fn list_templates(&self, era: Era, params: Option<&RawValue>) -> Result<Box<RawValue>, ErrorObject> {
-        let (page, next) = self.page("resources/templates/list", &self.server.templates, params)?;
-        let templates = page.iter().map(|t| t.definition().clone()).collect();
-        let mut result = wire::ListResourceTemplatesResult::new(templates, "complete")
+    async fn list_resources(&self, cx: &Context, params: Option<&RawValue>) -> Result<Box<RawValue>, ErrorObject> {
+        let extra = match &self.server.catalog {
+            Some(catalog) => catalog.list_resources(cx).await?,
+            None => Vec::new(),
+        };
+        let (page, next) = self.page_with(
+            "resources/list",
+            &self.server.resources,
+            Resource::definition,
+            extra,
+            params,
+        )?;
+        let mut result = wire::ListResourcesResult::new(page, "complete")
             .with_ttl_ms(self.server.list_ttl_ms)
             .with_cache_scope(wire::CacheableResultCacheScope::Public);
         result.next_cursor = next;
-        self.answer(era, "resources/templates/list", &result)
+        self.answer(cx.era(), "resources/list", &result)
     }
 
-    fn list_prompts(&self, era: Era, params: Option<&RawValue>) -> Result<Box<RawValue>, ErrorObject> {
-        let (page, next) = self.page("prompts/list", &self.server.prompts, params)?;
-        let mut result =
-            wire::ListPromptsResult::new(page.iter().map(|p| p.definition().clone()).collect(), "complete")
-                .with_ttl_ms(self.server.list_ttl_ms)
-                .with_cache_scope(wire::CacheableResultCacheScope::Public);
+    async fn list_templates(&self, cx: &Context, params: Option<&RawValue>) -> Result<Box<RawValue>, ErrorObject> {
+        let extra = match &self.server.catalog {
+            Some(catalog) => catalog.list_resource_templates(cx).await?,
+            None => Vec::new(),
+        };
+        let (page, next) = self.page_with(
+            "resources/templates/list",
+            &self.server.templates,
+            ResourceTemplate::definition,
+            extra,
+            params,
+        )?;
+        let mut result = wire::ListResourceTemplatesResult::new(page, "complete")
+            .with_ttl_ms(self.server.list_ttl_ms)
+            .with_cache_scope(wire::CacheableResultCacheScope::Public);
         result.next_cursor = next;
-        self.answer(era, "prompts/list", &result)
+        self.answer(cx.era(), "resources/templates/list", &result)
+    }
+
+    async fn list_prompts(&self, cx: &Context, params: Option<&RawValue>) -> Result<Box<RawValue>, ErrorObject> {
+        let extra = match &self.server.catalog {
+            Some(catalog) => catalog.list_prompts(cx).await?,
+            None => Vec::new(),
+        };
+        let (page, next) = self.page_with("prompts/list", &self.server.prompts, Prompt::definition, extra, params)?;
+        let mut result = wire::ListPromptsResult::new(page, "complete")
+            .with_ttl_ms(self.server.list_ttl_ms)
+            .with_cache_scope(wire::CacheableResultCacheScope::Public);
+        result.next_cursor = next;
+        self.answer(cx.era(), "prompts/list", &result)
     }
 
     /// `tools/call`; `read` is its name and arguments when [`Head`] read them already.
@@ -751,12 +832,27 @@ impl Connection {
                 (name.into(), arguments.map(Given::Map))
             }
         };
-        let tool = self
-            .server
-            .tools
-            .iter()
-            .find(|t| t.name() == name)
-            .ok_or_else(|| ErrorObject::invalid_params(format!("tools/call: unknown tool {name:?}")))?;
+        let Some(tool) = self.server.tools.iter().find(|t| t.name() == name) else {
+            let Some(catalog) = &self.server.catalog else {
+                return Err(ErrorObject::invalid_params(format!(
+                    "tools/call: unknown tool {name:?}"
+                )));
+            };
+            let arguments = match arguments {
+                Some(Given::Raw(raw)) => Some(decode("tools/call", Some(raw))?),
+                Some(Given::Map(map)) => Some(map),
+                None => None,
+            };
+            let rounds = cx.rounds();
+            let outcome = catalog.call_tool(&cx, &name, arguments).await;
+            let failed = outcome
+                .as_ref()
+                .map_or(true, |r| r.get("isError") == Some(&serde_json::Value::Bool(true)));
+            if let Some(asked) = self.input_required("tools/call", params, rounds, failed)? {
+                return Ok(asked);
+            }
+            return self.answer(era, "tools/call", &outcome?);
+        };
         let rounds = cx.rounds();
         let outcome = match self.task_route(tool, &cx)? {
             // The tasks extension: answered with the task's handle, or as usual when the handler
@@ -811,16 +907,23 @@ impl Connection {
             .find_map(|t| t.matches(&uri).map(|v| (t, v)))
         {
             template.read(cx, vars).await
+        } else if let Some(catalog) = &self.server.catalog {
+            let outcome = catalog.read_resource(&cx, &uri).await;
+            if let Ok(None) = outcome {
+                return Err(not_found(era, &uri));
+            }
+            if let Some(asked) = self.input_required("resources/read", params, rounds, outcome.is_err())? {
+                return Ok(asked);
+            }
+            let mut result = outcome?.unwrap_or_default();
+            // Cacheable in 2026-07-28: what an upstream of an older revision left out.
+            if let Some(object) = result.as_object_mut() {
+                object.entry("ttlMs").or_insert(self.server.list_ttl_ms.into());
+                object.entry("cacheScope").or_insert("private".into());
+            }
+            return self.answer(era, "resources/read", &result);
         } else {
-            // An unknown resource is -32602 in 2026-07-28, -32002 before.
-            let code = if era == Era::Stateless {
-                crate::error::INVALID_PARAMS
-            } else {
-                RESOURCE_NOT_FOUND
-            };
-            return Err(
-                ErrorObject::new(code, format!("resource not found: {uri}")).with_data(serde_json::json!({"uri": uri}))
-            );
+            return Err(not_found(era, &uri));
         };
         if let Some(asked) = self.input_required("resources/read", params, rounds, outcome.is_err())? {
             return Ok(asked);
@@ -841,12 +944,19 @@ impl Connection {
         }
         let era = cx.era();
         let Get { name, arguments } = decode("prompts/get", params)?;
-        let prompt = self
-            .server
-            .prompts
-            .iter()
-            .find(|p| p.definition().name == name)
-            .ok_or_else(|| ErrorObject::invalid_params(format!("prompts/get: unknown prompt {name:?}")))?;
+        let Some(prompt) = self.server.prompts.iter().find(|p| p.definition().name == name) else {
+            let Some(catalog) = &self.server.catalog else {
+                return Err(ErrorObject::invalid_params(format!(
+                    "prompts/get: unknown prompt {name:?}"
+                )));
+            };
+            let rounds = cx.rounds();
+            let outcome = catalog.get_prompt(&cx, &name, arguments.unwrap_or_default()).await;
+            if let Some(asked) = self.input_required("prompts/get", params, rounds, outcome.is_err())? {
+                return Ok(asked);
+            }
+            return self.answer(era, "prompts/get", &outcome?);
+        };
         let rounds = cx.rounds();
         let outcome = prompt.render(cx, arguments.unwrap_or_default()).await;
         if let Some(asked) = self.input_required("prompts/get", params, rounds, outcome.is_err())? {
@@ -860,9 +970,10 @@ impl Connection {
 
     async fn complete(&self, cx: Context, params: Option<&RawValue>) -> Result<Box<RawValue>, ErrorObject> {
         let era = cx.era();
-        let Some(complete) = &self.server.completion else {
+        let catalog = self.server.catalog.as_ref().filter(|c| c.features().completions);
+        if self.server.completion.is_none() && catalog.is_none() {
             return Err(ErrorObject::method_not_found("completion/complete"));
-        };
+        }
         let request: wire::CompleteRequestParams = match era {
             Era::Stateless => decode("completion/complete", params)?,
             // Older params lack the 2026 `_meta`: give them one so the newest type decodes.
@@ -875,6 +986,13 @@ impl Connection {
                 serde_json::from_value(value)
                     .map_err(|e| ErrorObject::invalid_params(format!("completion/complete: {e}")))?
             }
+        };
+        let Some(complete) = &self.server.completion else {
+            let Some(catalog) = catalog else {
+                return Err(ErrorObject::method_not_found("completion/complete"));
+            };
+            let result = catalog.complete(&cx, request).await?;
+            return self.answer(era, "completion/complete", &result);
         };
         let values = complete(cx, request).await?;
         // At most 100 values per response; `total`/`hasMore` say what was left out.
@@ -891,12 +1009,17 @@ impl Connection {
     }
 
     /// `resources/subscribe` and `resources/unsubscribe` (stateful revisions).
-    fn subscribe(&self, method: &str, params: Option<&RawValue>) -> Result<Box<RawValue>, ErrorObject> {
+    async fn subscribe(&self, method: &str, params: Option<&RawValue>) -> Result<Box<RawValue>, ErrorObject> {
         #[derive(Deserialize)]
         struct Subscribe {
             uri: String,
         }
         let Subscribe { uri } = decode(method, params)?;
+        if method == "resources/subscribe"
+            && let Some(catalog) = &self.server.catalog
+        {
+            catalog.watch(&uri).await?;
+        }
         let subscriptions = self
             .session()
             .subscriptions
@@ -917,15 +1040,20 @@ impl Connection {
         let request: wire::SubscriptionsListenRequestParams = decode("subscriptions/listen", params)?;
         let r = &self.server;
         let asked = request.notifications;
-        let has_resources = !r.resources.is_empty() || !r.templates.is_empty();
+        let has_resources = r.has_resources();
         // Acknowledge only what this server can send.
         let mut granted = wire::SubscriptionFilter::new();
-        granted.tools_list_changed = asked.tools_list_changed.filter(|on| *on && !r.tools.is_empty());
-        granted.prompts_list_changed = asked.prompts_list_changed.filter(|on| *on && !r.prompts.is_empty());
+        granted.tools_list_changed = asked.tools_list_changed.filter(|on| *on && r.has_tools());
+        granted.prompts_list_changed = asked.prompts_list_changed.filter(|on| *on && r.has_prompts());
         granted.resources_list_changed = asked.resources_list_changed.filter(|on| *on && has_resources);
         granted.resource_subscriptions = asked
             .resource_subscriptions
             .filter(|uris| has_resources && !uris.is_empty());
+        if let Some(catalog) = &r.catalog {
+            for uri in granted.resource_subscriptions.iter().flatten() {
+                catalog.watch(uri).await?;
+            }
+        }
         let filter = notify::Filter {
             tools: granted.tools_list_changed == Some(true),
             prompts: granted.prompts_list_changed == Some(true),
@@ -1109,6 +1237,45 @@ impl Connection {
     }
 }
 
+impl Connection {
+    /// [`Service::check_mirrored`] for a tool of the catalog: its definition's `x-mcp-header`
+    /// annotations against the headers sent. Only params naming a tool the catalog defines
+    /// with such annotations are checked.
+    fn check_catalog_mirrored(
+        &self,
+        catalog: &dyn Catalog,
+        params: Option<&RawValue>,
+        sent: &[crate::mirror::MirroredParam<'_>],
+    ) -> Result<(), ErrorObject> {
+        #[derive(Deserialize)]
+        struct Call {
+            name: String,
+            arguments: Option<serde_json::Value>,
+        }
+        let Some(Ok(call)) = params.map(|p| serde_json::from_str::<Call>(p.get())) else {
+            return Ok(());
+        };
+        if self.server.tools.iter().any(|t| t.name() == call.name) {
+            return Ok(());
+        }
+        let Some(tool) = catalog.tool_definition(&call.name) else {
+            return Ok(());
+        };
+        let Ok(schema) = serde_json::to_value(&tool.input_schema) else {
+            return Ok(());
+        };
+        if !schema.to_string().contains("x-mcp-header") {
+            return Ok(());
+        }
+        // A definition whose annotations are invalid mirrors nothing a client could send.
+        let Ok(header_params) = crate::mirror::header_params(&schema) else {
+            return Ok(());
+        };
+        crate::mirror::check(&header_params, call.arguments.as_ref(), sent)
+            .map_err(|message| ErrorObject::new(crate::mirror::HEADER_MISMATCH, message))
+    }
+}
+
 /// Methods served in both eras (the era decides how params are read and results written).
 const ERA_METHODS: &[&str] = &[
     "server/discover",
@@ -1180,7 +1347,9 @@ impl Service for Connection {
             "initialize" => return self.initialize(cx.peer(), params),
             "ping" if negotiated => return raw(&serde_json::json!({})),
             "logging/setLevel" if negotiated => return self.set_level(params),
-            "resources/subscribe" | "resources/unsubscribe" if negotiated => return self.subscribe(&method, params),
+            "resources/subscribe" | "resources/unsubscribe" if negotiated => {
+                return self.subscribe(&method, params).await;
+            }
             "ping" | "logging/setLevel" | "resources/subscribe" | "resources/unsubscribe" => {
                 return Err(ErrorObject::method_not_found(&method));
             }
@@ -1191,12 +1360,12 @@ impl Service for Connection {
         let cx = self.context(cx, era, &method, params, &mut head)?;
         match method.as_str() {
             "server/discover" if era == Era::Stateless => self.discover(),
-            "tools/list" => self.list_tools(era, params),
+            "tools/list" => self.list_tools(&cx, params).await,
             "tools/call" => self.call_tool(cx, params, head.call()).await,
-            "resources/list" => self.list_resources(era, params),
-            "resources/templates/list" => self.list_templates(era, params),
+            "resources/list" => self.list_resources(&cx, params).await,
+            "resources/templates/list" => self.list_templates(&cx, params).await,
             "resources/read" => self.read_resource(cx, params).await,
-            "prompts/list" => self.list_prompts(era, params),
+            "prompts/list" => self.list_prompts(&cx, params).await,
             "prompts/get" => self.get_prompt(cx, params).await,
             "completion/complete" => self.complete(cx, params).await,
             "subscriptions/listen" if era == Era::Stateless => self.listen(cx, params).await,
@@ -1231,7 +1400,13 @@ impl Service for Connection {
         struct Arguments {
             arguments: Option<serde_json::Value>,
         }
-        if method != "tools/call" || self.server.header_tool_names.is_empty() {
+        if method != "tools/call" {
+            return Ok(());
+        }
+        if let Some(catalog) = &self.server.catalog {
+            self.check_catalog_mirrored(catalog.as_ref(), params, sent)?;
+        }
+        if self.server.header_tool_names.is_empty() {
             return Ok(());
         }
         // Only a call of a tool with `x-mcp-header` arguments can mismatch, and params naming

@@ -76,7 +76,12 @@ pub async fn spawn<S: Service>(command: &mut Command, service: S, config: StdioC
         }
     });
     let stderr_tail = Arc::new(StderrTail::new(config.stderr_lines));
-    let stderr_task = tokio::spawn(capture(stderr, stderr_tail.clone(), config.stderr_line_bytes));
+    let stderr_task = tokio::spawn(capture(
+        stderr,
+        stderr_tail.clone(),
+        config.stderr_line_bytes,
+        config.stderr_log.clone(),
+    ));
     let exit = tokio::spawn(supervise(
         child,
         peer.clone(),
@@ -181,10 +186,14 @@ async fn supervise<S: Service>(
 
 /// Keeps the last lines of the child's stderr. Reading goes on to the end even when nothing is
 /// kept: a child whose stderr pipe fills up would block.
-async fn capture(stderr: ChildStderr, tail: Arc<StderrTail>, line_bytes: usize) {
+async fn capture(stderr: ChildStderr, tail: Arc<StderrTail>, line_bytes: usize, log: Option<String>) {
     let mut lines = LineReader::new(stderr, line_bytes);
     // A read error ends the capture; the pipe is closed with it.
     while let Ok(Some(line)) = lines.next_line().await {
+        if let Some(server) = &log {
+            let text = String::from_utf8_lossy(&line.bytes);
+            tracing::info!(target: "portico::stdio::stderr", server = server.as_str(), truncated = line.truncated, "{text}");
+        }
         tail.push(line);
     }
 }

@@ -23,6 +23,9 @@ pub struct StdioConfig {
     /// stdin is closed before killing it, and how long output still in the child's stdout is
     /// read after it exits (default 2 s).
     pub shutdown_grace: Duration,
+    /// Client end: when set, every line the child writes to stderr is also logged (`tracing`,
+    /// level info, target `portico::stdio::stderr`) with this name as its `server` field.
+    pub stderr_log: Option<String>,
 }
 
 impl Default for StdioConfig {
@@ -34,6 +37,7 @@ impl Default for StdioConfig {
             stderr_lines: 200,
             stderr_line_bytes: 4 * 1024,
             shutdown_grace: Duration::from_secs(2),
+            stderr_log: None,
         }
     }
 }

@@ -774,8 +774,10 @@ impl<S: Service> Exchange<'_, S> {
                         tracing::debug!(method = self.method, "a response to another request was ignored");
                         Ok(false)
                     }
+                    // A message about the request (progress, a log message, a server request of
+                    // a session): the peer is told which request's stream it came on.
                     None => {
-                        self.peer.receive_message(message).await;
+                        self.peer.receive_in(message, Some(self.id.clone())).await;
                         Ok(false)
                     }
                 }

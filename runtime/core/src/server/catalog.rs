@@ -1,0 +1,147 @@
+//! Catalogs: tools, resources, prompts and completions decided when a request comes rather
+//! than registered up front — what a gateway serves from its upstreams. A [`Server`] given a
+//! catalog ([`super::ServerBuilder::catalog`]) lists the catalog's items after its registered
+//! ones and hands it the calls no registered item takes.
+//!
+//! Everything else stays the framework's: `initialize`, `server/discover`, sessions and the
+//! revision adapters, pagination, logging levels, subscriptions, and the input rounds: a
+//! catalog that needs the client's input asks with [`Context::request_input`] (a server→client
+//! request in a session; in 2026-07-28, an `input_required` result whose answers come back in
+//! the retried request) exactly as a registered handler does.
+//!
+//! Results are JSON objects shaped as the newest revision's result types; the framework adapts
+//! them to the request's revision.
+//!
+//! [`Server`]: super::Server
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+
+use portico_protocol::v2026_07_28 as wire;
+use serde_json::{Map, Value};
+
+use super::Context;
+use crate::error::ErrorObject;
+
+/// A boxed future borrowing the catalog.
+pub type CatalogFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, ErrorObject>> + Send + 'a>>;
+
+/// Which capabilities a catalog adds to the server's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CatalogFeatures {
+    /// `tools` (with `listChanged`).
+    pub tools: bool,
+    /// `resources` (with `listChanged` and `subscribe`).
+    pub resources: bool,
+    /// `prompts` (with `listChanged`).
+    pub prompts: bool,
+    /// `completions`.
+    pub completions: bool,
+}
+
+impl CatalogFeatures {
+    /// Every feature.
+    pub fn all() -> Self {
+        Self {
+            tools: true,
+            resources: true,
+            prompts: true,
+            completions: true,
+        }
+    }
+}
+
+/// What a catalog serves. Every method has a default serving nothing, so a catalog writes only
+/// what it has. Lists are whole (the framework pages them); a call of something the catalog
+/// does not know answers `-32602` naming it.
+pub trait Catalog: Send + Sync + 'static {
+    /// The capabilities the catalog adds.
+    fn features(&self) -> CatalogFeatures;
+
+    /// The tools, for `tools/list`.
+    fn list_tools<'a>(&'a self, cx: &'a Context) -> CatalogFuture<'a, Vec<wire::Tool>> {
+        let _ = cx;
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    /// `tools/call`; the result is a `CallToolResult` (or any result the tool's revision
+    /// allows, e.g. the tasks extension's `CreateTaskResult`).
+    fn call_tool<'a>(
+        &'a self,
+        cx: &'a Context,
+        name: &'a str,
+        arguments: Option<Map<String, Value>>,
+    ) -> CatalogFuture<'a, Value> {
+        let _ = (cx, arguments);
+        Box::pin(async move {
+            Err(ErrorObject::invalid_params(format!(
+                "tools/call: unknown tool {name:?}"
+            )))
+        })
+    }
+
+    /// The definition of the tool served as `name`, if the catalog can tell without waiting
+    /// (from what it listed last). The framework reads its `inputSchema`'s `x-mcp-header`
+    /// annotations to check a Streamable HTTP request's `Mcp-Param-*` headers; `None` (the
+    /// default) checks nothing.
+    fn tool_definition(&self, name: &str) -> Option<wire::Tool> {
+        let _ = name;
+        None
+    }
+
+    /// The resources, for `resources/list`.
+    fn list_resources<'a>(&'a self, cx: &'a Context) -> CatalogFuture<'a, Vec<wire::Resource>> {
+        let _ = cx;
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    /// The resource templates, for `resources/templates/list`.
+    fn list_resource_templates<'a>(&'a self, cx: &'a Context) -> CatalogFuture<'a, Vec<wire::ResourceTemplate>> {
+        let _ = cx;
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    /// `resources/read`: `Ok(None)` when the catalog has no such resource (the framework then
+    /// answers "resource not found" with the revision's code).
+    fn read_resource<'a>(&'a self, cx: &'a Context, uri: &'a str) -> CatalogFuture<'a, Option<Value>> {
+        let _ = (cx, uri);
+        Box::pin(async { Ok(None) })
+    }
+
+    /// The prompts, for `prompts/list`.
+    fn list_prompts<'a>(&'a self, cx: &'a Context) -> CatalogFuture<'a, Vec<wire::Prompt>> {
+        let _ = cx;
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    /// `prompts/get`; the result is a `GetPromptResult`.
+    fn get_prompt<'a>(
+        &'a self,
+        cx: &'a Context,
+        name: &'a str,
+        arguments: BTreeMap<String, String>,
+    ) -> CatalogFuture<'a, Value> {
+        let _ = (cx, arguments);
+        Box::pin(async move {
+            Err(ErrorObject::invalid_params(format!(
+                "prompts/get: unknown prompt {name:?}"
+            )))
+        })
+    }
+
+    /// `completion/complete`; the result is a `CompleteResult`.
+    fn complete<'a>(&'a self, cx: &'a Context, params: wire::CompleteRequestParams) -> CatalogFuture<'a, Value> {
+        let _ = (cx, params);
+        Box::pin(async { Err(ErrorObject::method_not_found("completion/complete")) })
+    }
+
+    /// A session subscribed to `uri` (`resources/subscribe`) or a `subscriptions/listen`
+    /// stream asked for it: start watching it, so that its changes can be announced with
+    /// [`super::Server::notify`]. The default watches nothing.
+    fn watch<'a>(&'a self, uri: &'a str) -> CatalogFuture<'a, ()> {
+        let _ = uri;
+        Box::pin(async { Ok(()) })
+    }
+}

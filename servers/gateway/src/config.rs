@@ -1,0 +1,550 @@
+//! The gateway's configuration: the file `portico gateway --config` reads (YAML, or TOML for a
+//! `.toml` file), decoded and checked whole before anything uses it. Every key is documented in
+//! `docs/configuration.md`; an error names the key (`upstreams[1].url: …`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The address the gateway listens on (default `127.0.0.1:8080`).
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Put between an upstream's prefix and an item's name on the aggregated endpoint
+    /// (default `__`: `everything__echo`).
+    #[serde(default = "default_separator")]
+    pub separator: String,
+    /// The upstream MCP servers.
+    #[serde(default)]
+    pub upstreams: Vec<UpstreamConfig>,
+    /// Curated endpoints: chosen tools of chosen upstreams, renamed or redescribed.
+    #[serde(default)]
+    pub virtual_servers: Vec<VirtualServerConfig>,
+    /// Bounds of what clients may send.
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+fn default_separator() -> String {
+    "__".into()
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            separator: default_separator(),
+            upstreams: Vec::new(),
+            virtual_servers: Vec::new(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// One upstream MCP server: exactly one of `command` (stdio), `url` (HTTP, WebSocket) or
+/// `builtin` (in process).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// Its name: letters, digits, `-` and `_`. Its endpoint is `/mcp/<name>`.
+    pub name: String,
+    /// A stdio server: the program and its arguments, spawned by the gateway and restarted
+    /// with backoff when it exits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    /// Environment variables for `command`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// The working directory of `command`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<PathBuf>,
+    /// A remote server: `http(s)://` (Streamable HTTP, or legacy HTTP+SSE with
+    /// `transport: sse`) or `ws(s)://` (WebSocket).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// How `url` is reached; default from its scheme (`streamable-http` or `websocket`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<TransportKind>,
+    /// A server built into Portico, run in the gateway's process: `everything`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub builtin: Option<String>,
+    /// Which protocol generation to speak (default `auto`).
+    #[serde(default)]
+    pub protocol: ProtocolChoice,
+    /// Put before its tools' and prompts' names on the aggregated endpoint, followed by the
+    /// separator; default: the name. `""` serves them unprefixed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    /// How long one call may take (default `60s`; units `ms`, `s`, `m`).
+    #[serde(default = "default_timeout", with = "duration")]
+    pub timeout: Duration,
+}
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+
+/// How a `url` upstream is reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TransportKind {
+    /// Streamable HTTP (2025-03-26 and later).
+    StreamableHttp,
+    /// The legacy HTTP+SSE transport (2024-11-05): `url` is the SSE endpoint.
+    Sse,
+    /// WebSocket.
+    Websocket,
+}
+
+/// Which protocol generation the gateway speaks to an upstream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProtocolChoice {
+    /// `server/discover` first (2026-07-28), `initialize` if the server does not know it.
+    #[default]
+    Auto,
+    /// 2026-07-28 only.
+    Stateless,
+    /// A 2025-x session (`initialize`), whatever else the server speaks.
+    Stateful,
+}
+
+/// A curated endpoint at `/mcp/<name>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VirtualServerConfig {
+    /// Its name (same rules as an upstream's, and distinct from every upstream's).
+    pub name: String,
+    /// Instructions for the model, sent in `initialize` and `server/discover`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instructions: Option<String>,
+    /// The tools it serves.
+    pub tools: Vec<VirtualTool>,
+}
+
+/// One tool of a virtual server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VirtualTool {
+    /// The upstream serving it.
+    pub upstream: String,
+    /// Its name there.
+    pub tool: String,
+    /// Its name here (default: the same).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rename: Option<String>,
+    /// Its description here (default: the upstream's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// Bounds of what clients may send and hold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// The largest request body, in bytes (default 4 MiB).
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    /// Stateful sessions held at once per endpoint (default 10 000).
+    #[serde(default = "default_max_sessions")]
+    pub max_sessions: usize,
+}
+
+fn default_max_body() -> usize {
+    4 << 20
+}
+
+fn default_max_sessions() -> usize {
+    10_000
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: default_max_body(),
+            max_sessions: default_max_sessions(),
+        }
+    }
+}
+
+/// The built-in servers an upstream can name.
+pub const BUILTINS: &[&str] = &["everything"];
+
+/// What is wrong with a configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The text is not a configuration (bad syntax, unknown or mistyped key).
+    #[error("{path}: {message}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, which names the key and the line.
+        message: String,
+    },
+    /// A value is not allowed.
+    #[error("{key}: {message}")]
+    Invalid {
+        /// The key, e.g. `upstreams[1].url`.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+impl Config {
+    /// Reads and checks the file at `path`: TOML when it ends in `.toml`, YAML otherwise.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let toml = path.extension().is_some_and(|e| e == "toml");
+        Self::parse(&text, toml).map_err(|e| match e {
+            ConfigError::Syntax { message, .. } => ConfigError::Syntax {
+                path: path.to_owned(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Decodes and checks configuration text (TOML when `toml`, else YAML).
+    pub fn parse(text: &str, toml: bool) -> Result<Self, ConfigError> {
+        let syntax = |message: String| ConfigError::Syntax {
+            path: PathBuf::new(),
+            message,
+        };
+        let config: Self = if toml {
+            toml::from_str(text).map_err(|e| syntax(e.to_string().trim_end().to_string()))?
+        } else if text.trim().is_empty() {
+            Self::default()
+        } else {
+            serde_norway::from_str(text).map_err(|e| syntax(e.to_string()))?
+        };
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Checks what decoding cannot: names, references, exactly one transport per upstream.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if self.separator.is_empty() || self.separator.contains('/') {
+            return Err(invalid("separator", "must be non-empty and must not contain `/`"));
+        }
+        let mut names = BTreeSet::new();
+        for (i, upstream) in self.upstreams.iter().enumerate() {
+            let key = format!("upstreams[{i}]");
+            check_name(&format!("{key}.name"), &upstream.name)?;
+            if !names.insert(upstream.name.as_str()) {
+                return Err(invalid(
+                    format!("{key}.name"),
+                    format!("`{}` names two upstreams", upstream.name),
+                ));
+            }
+            upstream.check(&key)?;
+        }
+        for (i, server) in self.virtual_servers.iter().enumerate() {
+            let key = format!("virtual_servers[{i}]");
+            check_name(&format!("{key}.name"), &server.name)?;
+            if !names.insert(server.name.as_str()) {
+                return Err(invalid(
+                    format!("{key}.name"),
+                    format!("`{}` is already the name of an upstream or virtual server", server.name),
+                ));
+            }
+            let mut tools = BTreeSet::new();
+            for (j, tool) in server.tools.iter().enumerate() {
+                let key = format!("{key}.tools[{j}]");
+                if !self.upstreams.iter().any(|u| u.name == tool.upstream) {
+                    return Err(invalid(
+                        format!("{key}.upstream"),
+                        format!("no upstream is named `{}`", tool.upstream),
+                    ));
+                }
+                let exposed = tool.rename.as_deref().unwrap_or(&tool.tool);
+                if exposed.is_empty() {
+                    return Err(invalid(format!("{key}.rename"), "must not be empty"));
+                }
+                if !tools.insert(exposed) {
+                    return Err(invalid(key, format!("two tools are named `{exposed}` here")));
+                }
+            }
+        }
+        if self.limits.max_body_bytes == 0 {
+            return Err(invalid("limits.max_body_bytes", "must be at least 1"));
+        }
+        if self.limits.max_sessions == 0 {
+            return Err(invalid("limits.max_sessions", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// The upstream named `name`.
+    pub fn upstream(&self, name: &str) -> Option<&UpstreamConfig> {
+        self.upstreams.iter().find(|u| u.name == name)
+    }
+}
+
+impl UpstreamConfig {
+    /// An upstream reached at `url`, with every other key at its default.
+    pub fn url(name: impl Into<String>, url: impl Into<String>) -> Self {
+        Self {
+            url: Some(url.into()),
+            ..Self::empty(name.into())
+        }
+    }
+
+    /// A stdio upstream running `command`.
+    pub fn command(name: impl Into<String>, command: Vec<String>) -> Self {
+        Self {
+            command: Some(command),
+            ..Self::empty(name.into())
+        }
+    }
+
+    /// A built-in server run in process.
+    pub fn builtin(name: impl Into<String>, builtin: impl Into<String>) -> Self {
+        Self {
+            builtin: Some(builtin.into()),
+            ..Self::empty(name.into())
+        }
+    }
+
+    fn empty(name: String) -> Self {
+        Self {
+            name,
+            command: None,
+            env: BTreeMap::new(),
+            cwd: None,
+            url: None,
+            transport: None,
+            builtin: None,
+            protocol: ProtocolChoice::Auto,
+            prefix: None,
+            timeout: default_timeout(),
+        }
+    }
+
+    /// The prefix of its items on the aggregated endpoint.
+    pub fn prefix(&self) -> &str {
+        self.prefix.as_deref().unwrap_or(&self.name)
+    }
+
+    /// How `url` is reached (from `transport`, else its scheme).
+    pub fn transport_kind(&self) -> TransportKind {
+        match (self.transport, self.url.as_deref()) {
+            (Some(kind), _) => kind,
+            (None, Some(url)) if url.starts_with("ws://") || url.starts_with("wss://") => TransportKind::Websocket,
+            _ => TransportKind::StreamableHttp,
+        }
+    }
+
+    fn check(&self, key: &str) -> Result<(), ConfigError> {
+        let given = [self.command.is_some(), self.url.is_some(), self.builtin.is_some()];
+        if given.iter().filter(|g| **g).count() != 1 {
+            return Err(invalid(
+                key,
+                format!(
+                    "upstream `{}` needs exactly one of `command` (stdio), `url` (HTTP, WebSocket) and `builtin`",
+                    self.name
+                ),
+            ));
+        }
+        if let Some(command) = &self.command
+            && command.first().is_none_or(String::is_empty)
+        {
+            return Err(invalid(format!("{key}.command"), "must name a program"));
+        }
+        if self.command.is_none() && (!self.env.is_empty() || self.cwd.is_some()) {
+            return Err(invalid(key, "`env` and `cwd` apply to `command` upstreams only"));
+        }
+        if let Some(url) = &self.url {
+            let schemes: &[&str] = match self.transport {
+                Some(TransportKind::Websocket) => &["ws://", "wss://"],
+                Some(_) => &["http://", "https://"],
+                None => &["http://", "https://", "ws://", "wss://"],
+            };
+            if !schemes.iter().any(|s| url.starts_with(s)) || url.len() <= 8 {
+                return Err(invalid(
+                    format!("{key}.url"),
+                    format!("`{url}` is not a URL starting with {}", schemes.join(" or ")),
+                ));
+            }
+        } else if self.transport.is_some() {
+            return Err(invalid(format!("{key}.transport"), "applies to `url` upstreams only"));
+        }
+        if let Some(builtin) = &self.builtin
+            && !BUILTINS.contains(&builtin.as_str())
+        {
+            return Err(invalid(
+                format!("{key}.builtin"),
+                format!("unknown built-in server `{builtin}`; known: {}", BUILTINS.join(", ")),
+            ));
+        }
+        if let Some(prefix) = &self.prefix
+            && !prefix.is_empty()
+        {
+            check_name(&format!("{key}.prefix"), prefix)?;
+        }
+        if self.timeout.is_zero() {
+            return Err(invalid(format!("{key}.timeout"), "must be longer than 0"));
+        }
+        Ok(())
+    }
+}
+
+fn check_name(key: &str, name: &str) -> Result<(), ConfigError> {
+    let ok =
+        !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            key,
+            format!("`{name}` must be 1 to 64 letters, digits, `-` or `_`"),
+        ))
+    }
+}
+
+/// Durations as text: `250ms`, `30s`, `5m`.
+pub mod duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Reads `250ms`, `30s` or `5m`.
+    pub fn parse(text: &str) -> Result<Duration, String> {
+        let text = text.trim();
+        let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+        let (number, unit) = text.split_at(split);
+        let number: u64 = number
+            .parse()
+            .map_err(|_| format!("`{text}` is not a duration such as `250ms`, `30s` or `5m`"))?;
+        match unit.trim() {
+            "ms" => Ok(Duration::from_millis(number)),
+            "s" => Ok(Duration::from_secs(number)),
+            "m" => Ok(Duration::from_secs(number.saturating_mul(60))),
+            _ => Err(format!(
+                "`{text}` has no unit `ms`, `s` or `m` (such as `250ms`, `30s` or `5m`)"
+            )),
+        }
+    }
+
+    /// Writes the shortest exact form.
+    pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        let ms = value.as_millis();
+        let text = if ms % 60_000 == 0 && ms > 0 {
+            format!("{}m", ms / 60_000)
+        } else if ms % 1000 == 0 {
+            format!("{}s", ms / 1000)
+        } else {
+            format!("{ms}ms")
+        };
+        serializer.serialize_str(&text)
+    }
+
+    /// Reads a duration.
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(text: &str) -> String {
+        Config::parse(text, false).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn yaml_and_toml_read_the_same_config() {
+        let yaml = "listen: 127.0.0.1:9000\nupstreams:\n  - name: a\n    command: [portico, serve, everything, --stdio]\n    timeout: 5s\n  - name: b\n    url: ws://127.0.0.1:1/mcp\n    prefix: ''\n";
+        let toml = "listen = \"127.0.0.1:9000\"\n[[upstreams]]\nname = \"a\"\ncommand = [\"portico\", \"serve\", \"everything\", \"--stdio\"]\ntimeout = \"5s\"\n[[upstreams]]\nname = \"b\"\nurl = \"ws://127.0.0.1:1/mcp\"\nprefix = \"\"\n";
+        let a = Config::parse(yaml, false).unwrap();
+        let b = Config::parse(toml, true).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.upstreams[0].timeout, Duration::from_secs(5));
+        assert_eq!(a.upstreams[1].transport_kind(), TransportKind::Websocket);
+        assert_eq!(a.upstreams[1].prefix(), "");
+        assert_eq!(a.upstreams[0].prefix(), "a");
+        assert_eq!(a.separator, "__");
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        assert!(error("upstreams:\n  - name: a\n    comand: [x]\n").contains("unknown field `comand`"));
+        assert_eq!(
+            error("upstreams:\n  - name: a\n"),
+            "upstreams[0]: upstream `a` needs exactly one of `command` (stdio), `url` (HTTP, WebSocket) and `builtin`"
+        );
+        assert!(error("upstreams:\n  - name: a b\n    builtin: everything\n").starts_with("upstreams[0].name:"));
+        assert!(
+            error("upstreams:\n  - {name: a, builtin: everything}\n  - {name: a, builtin: everything}\n")
+                .starts_with("upstreams[1].name: `a` names two upstreams")
+        );
+        assert!(error("upstreams:\n  - {name: a, url: 'ftp://x'}\n").starts_with("upstreams[0].url:"));
+        assert!(error("upstreams:\n  - {name: a, builtin: nothing}\n").starts_with("upstreams[0].builtin:"));
+        assert!(error("upstreams:\n  - {name: a, builtin: everything, timeout: 5}\n").contains("no unit"));
+        assert!(
+            error("upstreams:\n  - {name: a, builtin: everything}\nvirtual_servers:\n  - {name: v, tools: [{upstream: b, tool: x}]}\n")
+                .starts_with("virtual_servers[0].tools[0].upstream: no upstream is named `b`")
+        );
+        assert!(
+            error("upstreams:\n  - {name: a, builtin: everything}\nvirtual_servers:\n  - {name: a, tools: []}\n")
+                .starts_with("virtual_servers[0].name:")
+        );
+        assert!(error("separator: ''\n").starts_with("separator:"));
+        assert!(error("limits: {max_body_bytes: 0}\n").starts_with("limits.max_body_bytes:"));
+        let toml = Config::parse("[[upstreams]]\nname = 3\n", true)
+            .unwrap_err()
+            .to_string();
+        assert!(toml.contains("name"), "{toml}");
+    }
+
+    #[test]
+    fn durations_read_and_write() {
+        assert_eq!(duration::parse("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(duration::parse("2m").unwrap(), Duration::from_secs(120));
+        assert!(duration::parse("s").is_err());
+        assert!(duration::parse("5h").is_err());
+        let config = Config::parse(
+            "upstreams:\n  - {name: a, builtin: everything, timeout: 1500ms}\n",
+            false,
+        )
+        .unwrap();
+        let again = Config::parse(&serde_norway::to_string(&config).unwrap(), false).unwrap();
+        assert_eq!(config, again);
+    }
+
+    #[test]
+    fn an_empty_file_is_the_defaults() {
+        assert_eq!(Config::parse("", false).unwrap(), Config::default());
+    }
+}

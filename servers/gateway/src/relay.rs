@@ -1,0 +1,318 @@
+//! One call relayed to an upstream, and everything that flows back through it to the client
+//! that made it, whatever revision each side speaks:
+//!
+//! - **progress**: the client's `progressToken` is replaced by one of the gateway's own, and the
+//!   upstream's progress is reported to the client under the client's token;
+//! - **log messages** about the call go to the client at the level it asked for;
+//! - **questions** (elicitation, sampling, roots) go to the client with
+//!   [`Context::request_input`]: a server→client request in a 2025-x session, an
+//!   `input_required` result to a 2026-07-28 client. They come from the upstream either as a
+//!   session's server→client requests or as its own `input_required` results, which the
+//!   gateway answers and retries itself;
+//! - **cancellation**: a client that cancels (or disconnects) drops the relayed call, and the
+//!   upstream is sent `notifications/cancelled`.
+//!
+//! A 2026-07-28 client answers questions by retrying its request with the answers. The
+//! gateway then relays the call again from the start, and gives the upstream the answers as
+//! it asks the same questions (keyed in the order it asks them), so the upstream's own state
+//! never leaves the gateway and upstreams of either generation work the same way.
+//!
+//! Errors: the upstream's own JSON-RPC errors reach the client as they are; the gateway's are
+//! in the `-32050 … -32053` range and name the upstream ([`UPSTREAM_UNAVAILABLE`] and the rest).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use portico_core::client::{CallObserver, ClientError, InputContext, Observer, ObserverFuture, RequestOptions};
+use portico_core::server::Context;
+use portico_core::server::input::InputError;
+use portico_core::{ErrorObject, server::Era};
+use portico_protocol::v2026_07_28 as wire;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value, json};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::upstream::Upstream;
+
+/// The upstream is not connected, or its connection failed during the call.
+pub const UPSTREAM_UNAVAILABLE: i64 = -32050;
+/// The upstream did not answer within its `timeout`.
+pub const UPSTREAM_TIMEOUT: i64 = -32051;
+/// The upstream answered with something that is not a valid answer.
+pub const UPSTREAM_INVALID: i64 = -32052;
+/// No upstream serves the tool, prompt or resource named.
+pub const UNKNOWN_TARGET: i64 = -32602;
+
+/// `input_required` rounds relayed at most for one call.
+const MAX_ROUNDS: usize = 16;
+
+/// The `_meta` key carrying a 2026-07-28 request's client capabilities.
+const CAPABILITIES_KEY: &str = "io.modelcontextprotocol/clientCapabilities";
+/// The `_meta` key carrying a 2026-07-28 request's log level.
+const LOG_LEVEL_KEY: &str = "io.modelcontextprotocol/logLevel";
+/// The `_meta` key naming the server in 2026-07-28 results: the gateway names itself.
+const SERVER_INFO_KEY: &str = "io.modelcontextprotocol/serverInfo";
+
+/// Progress tokens the gateway gives upstreams.
+static NEXT_TOKEN: AtomicU64 = AtomicU64::new(1);
+
+/// What the upstream sent about the call.
+enum Event {
+    Notification {
+        method: String,
+        params: Value,
+    },
+    Request {
+        method: String,
+        params: Value,
+        reply: oneshot::Sender<Result<Box<RawValue>, ErrorObject>>,
+    },
+}
+
+/// Hands the upstream's messages about one call to the task relaying it.
+struct Relay {
+    events: mpsc::Sender<Event>,
+}
+
+impl CallObserver for Relay {
+    fn notification(&self, method: &str, params: Option<&RawValue>) {
+        let params = params
+            .and_then(|p| serde_json::from_str(p.get()).ok())
+            .unwrap_or(Value::Null);
+        // Progress and log messages are hints: dropped, not waited for, when the client is slow.
+        let _ = self.events.try_send(Event::Notification {
+            method: method.to_string(),
+            params,
+        });
+    }
+
+    fn request(&self, method: String, params: Option<Box<RawValue>>, _cx: InputContext) -> ObserverFuture {
+        let events = self.events.clone();
+        Box::pin(async move {
+            let params = params
+                .and_then(|p| serde_json::from_str(p.get()).ok())
+                .unwrap_or_else(|| json!({}));
+            let (reply, answer) = oneshot::channel();
+            let ended = || ErrorObject::new(UPSTREAM_UNAVAILABLE, "the call this request belongs to has ended");
+            events
+                .send(Event::Request { method, params, reply })
+                .await
+                .map_err(|_| ended())?;
+            answer.await.map_err(|_| ended())?
+        })
+    }
+}
+
+/// Relays `method` with `params` (the client's, without their `_meta`) to `upstream` for the
+/// call `cx`, and returns the upstream's complete result (a newest-revision result object).
+pub async fn forward(
+    upstream: &Upstream,
+    cx: &Context,
+    method: &str,
+    params: Map<String, Value>,
+) -> Result<Value, ErrorObject> {
+    let name = upstream.name();
+    let Some(client) = upstream.client() else {
+        let why = upstream.last_error().unwrap_or_else(|| "not connected yet".into());
+        return Err(
+            ErrorObject::new(UPSTREAM_UNAVAILABLE, format!("upstream `{name}` is unavailable: {why}"))
+                .with_data(json!({"upstream": name, "reason": why})),
+        );
+    };
+    let (events_tx, mut events) = mpsc::channel(64);
+    let mut options = RequestOptions::new()
+        .timeout(upstream.config().timeout)
+        .observer(Observer::new(Relay { events: events_tx }));
+    if cx.request().progress_token().is_some() {
+        let token = format!("portico-{}", NEXT_TOKEN.fetch_add(1, Ordering::Relaxed));
+        options = options.progress(wire::ProgressToken::String(token));
+    }
+    if client.era() == Era::Stateless {
+        // The upstream learns what the client can do, and the level it wants, call by call. A
+        // session's client that set no level gets every message (as a session does), so the
+        // upstream is asked for all of them; the client's level filters them here.
+        options = options.meta(CAPABILITIES_KEY, cx.client_capabilities().clone());
+        let level = match (cx.era(), cx.log_level()) {
+            (_, Some(level)) => Some(level),
+            (Era::Stateful(_), None) => Some(wire::LoggingLevel::Debug),
+            (Era::Stateless, None) => None,
+        };
+        if let Some(level) = level {
+            options = options.meta(LOG_LEVEL_KEY, serde_json::to_value(level).unwrap_or(Value::Null));
+        }
+    }
+    // Questions are numbered in the order the upstream asks them, the same on every relay of
+    // the call, so that a retried 2026-07-28 request's answers meet the same questions.
+    let mut asked = 0usize;
+    // Whether a question of the upstream's was left for the client to answer in its retry.
+    let mut unanswered = false;
+    let mut round_params = params.clone();
+    for _ in 0..MAX_ROUNDS {
+        let call = client.forward(method, round_params, &options);
+        tokio::pin!(call);
+        let result = loop {
+            tokio::select! {
+                // What the upstream sent before its answer goes first.
+                biased;
+                Some(event) = events.recv() => relay_event(cx, event, &mut asked, &mut unanswered).await?,
+                result = &mut call => break result,
+                () = cx.cancelled() => {
+                    return Err(ErrorObject::internal("the client cancelled the call"));
+                }
+            }
+        };
+        // Notifications handed on just before the answer arrived.
+        while let Ok(event) = events.try_recv() {
+            relay_event(cx, event, &mut asked, &mut unanswered).await?;
+        }
+        if unanswered {
+            // The client is a 2026-07-28 one: the framework answers `input_required` with
+            // every question the upstream asked.
+            return Err(ErrorObject::internal("input required from the client"));
+        }
+        let mut result = result.map_err(|e| upstream_error(name, e))?;
+        if result.get("resultType").and_then(Value::as_str) != Some(wire::InputRequiredResult::RESULT_TYPE) {
+            if let Some(Value::Object(meta)) = result.get_mut("_meta") {
+                meta.remove(SERVER_INFO_KEY);
+                if meta.is_empty() {
+                    result.as_object_mut().map(|r| r.remove("_meta"));
+                }
+            }
+            return Ok(result);
+        }
+        // A 2026-07-28 upstream's questions: asked of the client, answered, and the request
+        // sent again with the answers and the upstream's state.
+        let required: wire::InputRequiredResult = serde_json::from_value(result).map_err(|e| {
+            ErrorObject::new(
+                UPSTREAM_INVALID,
+                format!("upstream `{name}` sent an invalid input_required result: {e}"),
+            )
+        })?;
+        let mut responses = Map::new();
+        let mut missing = false;
+        for (key, request) in required.input_requests.into_iter().flatten() {
+            match cx.request_input(&key, request).await {
+                Ok(answer) => {
+                    responses.insert(key, answer);
+                }
+                Err(InputError::Required) => missing = true,
+                Err(e) => return Err(input_error(e)),
+            }
+        }
+        if missing {
+            // The client is a 2026-07-28 one: the framework answers `input_required`.
+            return Err(ErrorObject::internal("input required from the client"));
+        }
+        round_params = params.clone();
+        round_params.insert("inputResponses".into(), Value::Object(responses));
+        if let Some(state) = required.request_state {
+            round_params.insert("requestState".into(), state.into());
+        }
+        asked += 1;
+    }
+    Err(ErrorObject::new(
+        UPSTREAM_INVALID,
+        format!("upstream `{name}` still asked for input after {MAX_ROUNDS} rounds"),
+    ))
+}
+
+/// Hands one of the upstream's messages about the call to the client. A question a 2026-07-28
+/// client has not answered yet is answered with an error, and `unanswered` set: the upstream
+/// goes on to its next question (if it asks more before giving up), so that the client gets
+/// every question it can in one round; the call ends with `input_required` and is relayed
+/// again, answers in hand, when the client retries.
+async fn relay_event(cx: &Context, event: Event, asked: &mut usize, unanswered: &mut bool) -> Result<(), ErrorObject> {
+    match event {
+        Event::Notification { method, params } if method == "notifications/progress" => {
+            let progress = params.get("progress").and_then(Value::as_f64).unwrap_or(0.0);
+            let total = params.get("total").and_then(Value::as_f64);
+            let message = params.get("message").and_then(Value::as_str);
+            // A client gone away is noticed by the cancellation; nothing to do here.
+            let _ = cx.progress(progress, total, message).await;
+        }
+        Event::Notification { params, .. } => {
+            let level = params
+                .get("level")
+                .and_then(|l| serde_json::from_value::<wire::LoggingLevel>(l.clone()).ok());
+            if let Some(level) = level
+                && cx.wants_log(level)
+            {
+                let _ = cx.peer().notify("notifications/message", &params).await;
+            }
+        }
+        Event::Request { method, params, reply } => {
+            *asked += 1;
+            // The upstream handler's own key when it is a Portico server, else one made up.
+            let key = params
+                .get("_meta")
+                .and_then(|m| m.get(portico_core::server::context::INPUT_KEY))
+                .and_then(Value::as_str)
+                .map_or_else(
+                    || format!("upstream-{}-{asked}", method.replace('/', "-")),
+                    str::to_string,
+                );
+            let request = serde_json::from_value::<wire::InputRequest>(json!({"method": method, "params": params}));
+            let request = match request {
+                Ok(request) => request,
+                Err(e) => {
+                    let _ = reply.send(Err(ErrorObject::invalid_params(format!("{method}: {e}"))));
+                    return Ok(());
+                }
+            };
+            match cx.request_input(&key, request).await {
+                Ok(answer) => {
+                    let answer = serde_json::value::to_raw_value(&answer).map_err(ErrorObject::internal);
+                    let _ = reply.send(answer);
+                }
+                Err(InputError::Required) => {
+                    *unanswered = true;
+                    let _ = reply.send(Err(ErrorObject::internal(
+                        "the client is asked first; the call will be made again with its answer",
+                    )));
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(input_error(e)));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The error a client gets for a failed question.
+fn input_error(error: InputError) -> ErrorObject {
+    match error {
+        InputError::Unsupported(capability) => ErrorObject::method_not_found(capability).with_data(json!({
+            "reason": format!("the client did not declare the `{capability}` capability")
+        })),
+        InputError::Peer(portico_core::PeerError::Remote(error)) => error,
+        other => ErrorObject::internal(other.to_string()),
+    }
+}
+
+/// The client's error for a failed relay: the upstream's own JSON-RPC errors as they are, the
+/// rest in the gateway's range, naming the upstream.
+pub fn upstream_error(name: &str, error: ClientError) -> ErrorObject {
+    let data = |reason: String| json!({"upstream": name, "reason": reason});
+    match error {
+        ClientError::Rpc { error, .. } => error,
+        ClientError::Timeout { method, after } => ErrorObject::new(
+            UPSTREAM_TIMEOUT,
+            format!("upstream `{name}` did not answer `{method}` within {after:?}"),
+        )
+        .with_data(data(format!("timeout after {after:?}"))),
+        ClientError::Protocol { method, message } => ErrorObject::new(
+            UPSTREAM_INVALID,
+            format!("upstream `{name}` sent an invalid answer to `{method}`: {message}"),
+        )
+        .with_data(data(message)),
+        ClientError::Input { error, .. } => error,
+        other => {
+            let reason = other.to_string();
+            ErrorObject::new(
+                UPSTREAM_UNAVAILABLE,
+                format!("upstream `{name}` is unavailable: {reason}"),
+            )
+            .with_data(data(reason))
+        }
+    }
+}
