@@ -138,14 +138,20 @@ impl View {
         }
     }
 
-    /// The upstream and upstream-side name of a tool this endpoint serves as `name`.
+    /// The upstream and upstream-side name of a tool this endpoint serves as `name`. A name
+    /// that only a disconnected upstream could serve goes to it (its call then fails naming the
+    /// upstream as unavailable, rather than the tool as unknown).
     fn tool(&self, routes: &Routes, name: &str) -> Option<(Arc<Upstream>, String)> {
         let has = |u: &Upstream, item: &str| u.snapshot().tools.iter().any(|t| t.name == item);
+        let down_or_has = |u: &Upstream, item: &str| u.client().is_none() || has(u, item);
         match &self.scope {
-            Scope::All => routes.resolve(name, has).map(|(u, n)| (u.clone(), n)),
+            Scope::All => routes
+                .resolve(name, has)
+                .or_else(|| routes.resolve(name, down_or_has))
+                .map(|(u, n)| (u.clone(), n)),
             Scope::Upstream(upstream) => routes
                 .upstream(upstream)
-                .filter(|u| has(u, name))
+                .filter(|u| down_or_has(u, name))
                 .map(|u| (u.clone(), name.to_string())),
             Scope::Virtual(server) => {
                 let tool = virtual_server(routes, server)?

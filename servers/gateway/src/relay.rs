@@ -14,8 +14,19 @@
 //!
 //! A 2026-07-28 client answers questions by retrying its request with the answers. The
 //! gateway then relays the call again from the start, and gives the upstream the answers as
-//! it asks the same questions (keyed in the order it asks them), so the upstream's own state
-//! never leaves the gateway and upstreams of either generation work the same way.
+//! it asks the same questions, so the upstream's own state never leaves the gateway and
+//! upstreams of either generation work the same way. A question's key is the upstream's own
+//! (its `inputRequests` key; for a Portico server in a session, the `io.portico/inputKey` of
+//! the request's `_meta`), else made from its method and the order it was asked in.
+//!
+//! A session upstream asks one question at a time and waits for each answer. While relaying
+//! for a 2026-07-28 client that has not answered a question yet, the gateway answers it to
+//! the upstream with an error and lets the call go on: an upstream that asks its next
+//! questions before giving up (as a handler gathering several answers at once does) has them
+//! all collected, and the client gets them in one `input_required` round rather than one
+//! round each. That relay's own result is then dropped; the retry, answers in hand, is the one
+//! whose result the client gets. An upstream tool relayed this way may so run up to its
+//! questions more than once, as it would for a client retrying it.
 //!
 //! Errors: the upstream's own JSON-RPC errors reach the client as they are; the gateway's are
 //! in the `-32050 … -32053` range and name the upstream ([`UPSTREAM_UNAVAILABLE`] and the rest).

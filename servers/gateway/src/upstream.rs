@@ -162,6 +162,9 @@ impl Upstream {
         };
         let config = ClientConfig {
             request_timeout: c.timeout,
+            // A server that never answers `server/discover` is given up on as soon as a call
+            // would be.
+            probe_timeout: c.timeout.min(ClientConfig::default().probe_timeout),
             // The downstream client fills its own forms and checks its own results.
             elicitation_defaults: false,
             validate_output: false,

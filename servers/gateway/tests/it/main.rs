@@ -1,1 +1,184 @@
-//! Gateway integration tests.
+//! The gateway end to end, in process: a [`Gateway`] on a 127.0.0.1 listener in front of real
+//! upstreams (the built-in `everything` server in process, and `everything` on its own
+//! Streamable HTTP listener), driven by Portico's client core as a 2025-11-25 session client
+//! and as a 2026-07-28 client.
+
+mod bridging;
+mod docs;
+mod failures;
+mod routing;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use portico_core::ErrorObject;
+use portico_core::client::{Client, ClientError, ClientHandler, InputContext, Protocol};
+use portico_gateway::Gateway;
+use portico_gateway::config::Config;
+use portico_protocol::v2026_07_28 as wire;
+use portico_transport::http::client::{HttpClientConfig, connect};
+use portico_transport::http::{HttpConfig, StreamableHttp};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+/// How long one wait may take before the test fails instead of hanging.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+async fn within<F: std::future::Future>(what: &str, future: F) -> F::Output {
+    tokio::time::timeout(PATIENCE, future)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: nothing within {PATIENCE:?}"))
+}
+
+/// A gateway serving on a free local port.
+struct Running {
+    /// `http://127.0.0.1:PORT`.
+    base: String,
+    gateway: Gateway,
+}
+
+impl Running {
+    /// Starts a gateway for the YAML configuration `yaml`.
+    async fn start(yaml: &str) -> Self {
+        let config = Config::parse(yaml, false).expect("a valid test config");
+        let gateway = Gateway::start(config, Duration::from_secs(10)).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binding");
+        let base = format!("http://{}", listener.local_addr().expect("address"));
+        let app = gateway.router();
+        let shutdown = gateway.shutdown_token();
+        tokio::spawn(portico_transport::http::serve(
+            listener,
+            app,
+            shutdown.cancelled_owned(),
+        ));
+        Self { base, gateway }
+    }
+
+    /// A client of the endpoint at `path` speaking `protocol`, answering questions with `handler`.
+    async fn client(&self, path: &str, protocol: Protocol, handler: impl ClientHandler) -> Client {
+        let url = format!("{}{path}", self.base);
+        within(
+            "connecting to the gateway",
+            Client::builder(wire::Implementation::new("gateway-test", "1.0.0"))
+                .handler(handler)
+                .protocol(protocol)
+                .connect(|service| connect(&url, service, HttpClientConfig::default())),
+        )
+        .await
+        .expect("connecting to the gateway")
+    }
+
+    /// `GET path` on the gateway: status and JSON body.
+    async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
+        let response = reqwest::get(format!("{}{path}", self.base)).await.expect("GET");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}: {text}")),
+        )
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.gateway.shutdown();
+    }
+}
+
+/// The session revision the tests speak.
+const SESSION: Protocol = Protocol::Stateful("2025-11-25");
+
+/// `everything` on a Streamable HTTP listener of its own, for upstreams reached over HTTP.
+struct HttpEverything {
+    url: String,
+    shutdown: CancellationToken,
+}
+
+impl HttpEverything {
+    async fn start() -> Self {
+        let server = portico_everything::server();
+        let config = HttpConfig::default();
+        let shutdown = config.shutdown.clone();
+        let app = StreamableHttp::new(move || server.connection(), config).router();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binding");
+        let url = format!("http://{}/mcp", listener.local_addr().expect("address"));
+        tokio::spawn(portico_transport::http::serve(
+            listener,
+            app,
+            shutdown.clone().cancelled_owned(),
+        ));
+        Self { url, shutdown }
+    }
+}
+
+impl Drop for HttpEverything {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// A client that answers every question, counting them.
+#[derive(Clone, Default)]
+struct Answers {
+    asked: Arc<AtomicUsize>,
+}
+
+impl Answers {
+    fn asked(&self) -> usize {
+        self.asked.load(Ordering::SeqCst)
+    }
+}
+
+impl ClientHandler for Answers {
+    fn capabilities(&self) -> wire::ClientCapabilities {
+        serde_json::from_value(json!({"sampling": {}, "elicitation": {"form": {}}, "roots": {}})).expect("caps")
+    }
+
+    async fn create_message(
+        &self,
+        _params: wire::CreateMessageRequestParams,
+        _cx: InputContext,
+    ) -> Result<wire::CreateMessageResult, ErrorObject> {
+        self.asked.fetch_add(1, Ordering::SeqCst);
+        Ok(wire::CreateMessageResult::new(
+            wire::TextContent::new("a sampled answer").into(),
+            "test-model",
+            wire::Role::Assistant,
+        ))
+    }
+
+    async fn elicit(
+        &self,
+        _params: wire::ElicitRequestParams,
+        _cx: InputContext,
+    ) -> Result<wire::ElicitResult, ErrorObject> {
+        self.asked.fetch_add(1, Ordering::SeqCst);
+        Ok(serde_json::from_value(
+            json!({"action": "accept", "content": {"name": "Ada", "username": "ada", "email": "ada@example.com"}}),
+        )
+        .expect("answer"))
+    }
+
+    async fn list_roots(&self, _cx: InputContext) -> Result<wire::ListRootsResult, ErrorObject> {
+        self.asked.fetch_add(1, Ordering::SeqCst);
+        Ok(wire::ListRootsResult::new(vec![wire::Root::new("file:///work")]))
+    }
+}
+
+/// The text of a result's first content block.
+fn text(result: &wire::CallToolResult) -> String {
+    match result.content.first() {
+        Some(wire::ContentBlock::Text(text)) => text.text.clone(),
+        other => panic!("expected a text block, got {other:?}"),
+    }
+}
+
+/// The JSON-RPC error of a failed call.
+fn rpc_error(error: ClientError) -> ErrorObject {
+    match error {
+        ClientError::Rpc { error, .. } => error,
+        other => panic!("expected a JSON-RPC error, got {other:?}"),
+    }
+}

@@ -1,5 +1,7 @@
 //! Integration tests of the `portico` binary: it is run as a user would run it.
 
+mod gateway;
+
 use std::process::{Command, Output};
 
 /// Runs the built `portico` with `args`.
@@ -141,15 +143,20 @@ impl Drop for Running {
     }
 }
 
-/// Sends one HTTP POST to `addr` and returns the whole response text.
+/// Sends one HTTP POST to `addr`'s `/mcp` and returns the whole response text.
 fn post(addr: &str, headers: &[(&str, &str)], body: &str) -> String {
+    post_to(addr, "/mcp", headers, body)
+}
+
+/// Sends one HTTP request to `addr`'s `path` and returns the whole response text.
+fn post_to(addr: &str, path: &str, headers: &[(&str, &str)], body: &str) -> String {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(addr).expect("the server listens");
     stream
         .set_read_timeout(Some(std::time::Duration::from_secs(30)))
         .expect("timeout");
     let mut request = format!(
-        "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\nConnection: close\r\n",
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\nConnection: close\r\n",
         body.len()
     );
     for (name, value) in headers {

@@ -1,0 +1,156 @@
+//! Which endpoint serves what: namespacing on the aggregated endpoint, per-upstream endpoints,
+//! virtual servers, collisions.
+
+use portico_core::client::Protocol;
+
+use super::*;
+
+const TWO_UPSTREAMS: &str = "
+upstreams:
+  - {name: alpha, builtin: everything}
+  - {name: beta, builtin: everything, prefix: b}
+virtual_servers:
+  - name: curated
+    instructions: Only the greeting tools.
+    tools:
+      - {upstream: beta, tool: test_simple_text, rename: hello, description: Says hello}
+      - {upstream: alpha, tool: test_error_handling}
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_aggregated_endpoint_namespaces_every_upstream_and_routes_by_name() {
+    let gateway = Running::start(TWO_UPSTREAMS).await;
+    for protocol in [Protocol::Stateless, SESSION] {
+        let client = gateway.client("/mcp", protocol, ()).await;
+        let names: Vec<String> = client
+            .list_all_tools()
+            .await
+            .expect("tools")
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
+        assert!(names.contains(&"alpha__test_simple_text".to_string()), "{names:?}");
+        assert!(names.contains(&"b__test_simple_text".to_string()), "{names:?}");
+        assert!(!names.iter().any(|n| n == "test_simple_text"), "{names:?}");
+        // Each upstream serves 36 tools: all of both are there, namespaced apart.
+        assert_eq!(names.len(), 72, "{names:?}");
+
+        let result = client.call_tool("b__test_simple_text", json!({})).await.expect("call");
+        assert!(text(&result).contains("simple text"), "{result:?}");
+
+        let prompts: Vec<String> = client
+            .list_all_prompts()
+            .await
+            .expect("prompts")
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
+        assert!(
+            prompts.contains(&"alpha__test_simple_prompt".to_string()),
+            "{prompts:?}"
+        );
+        let prompt = client
+            .get_prompt(
+                "b__test_prompt_with_arguments",
+                [("arg1", "x"), ("arg2", "y")]
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .into(),
+            )
+            .await
+            .expect("prompt");
+        assert!(!prompt.messages.is_empty());
+
+        // Resources keep their URIs; both upstreams list the same ones, so each is served once.
+        let resources = client.list_all_resources().await.expect("resources");
+        let uris: std::collections::BTreeSet<_> = resources.iter().map(|r| r.uri.clone()).collect();
+        assert_eq!(uris.len(), resources.len(), "a URI listed twice: {resources:?}");
+        let read = client.read_resource("test://static-text").await.expect("read");
+        assert!(!read.contents.is_empty());
+
+        let error = rpc_error(
+            client
+                .call_tool("gamma__test_simple_text", json!({}))
+                .await
+                .unwrap_err(),
+        );
+        assert_eq!(error.code, -32602, "{error:?}");
+        assert!(error.message.contains("gamma__test_simple_text"), "{error:?}");
+    }
+    // The collisions of the two upstreams' resources are reported.
+    let (status, ready) = gateway.get_json("/readyz").await;
+    assert_eq!(status, 200, "{ready}");
+    let collisions = ready["collisions"].as_array().expect("collisions");
+    assert!(
+        collisions
+            .iter()
+            .any(|c| c["kind"] == "resource" && c["name"] == "test://static-text"),
+        "{ready}"
+    );
+    assert_eq!(ready["upstreams"][0]["tools"], 36, "{ready}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_endpoint_serves_its_items_unprefixed() {
+    let gateway = Running::start(TWO_UPSTREAMS).await;
+    let client = gateway.client("/mcp/beta", Protocol::Stateless, ()).await;
+    let names: Vec<String> = client
+        .list_all_tools()
+        .await
+        .expect("tools")
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert_eq!(names.len(), 36, "{names:?}");
+    assert!(names.contains(&"test_simple_text".to_string()), "{names:?}");
+    let result = client.call_tool("test_simple_text", json!({})).await.expect("call");
+    assert!(text(&result).contains("simple text"));
+    // The other upstream's prefix means nothing here.
+    let error = rpc_error(
+        client
+            .call_tool("alpha__test_simple_text", json!({}))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(error.code, -32602);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_virtual_server_serves_its_curated_renamed_tools_only() {
+    let gateway = Running::start(TWO_UPSTREAMS).await;
+    let client = gateway.client("/mcp/curated", SESSION, ()).await;
+    assert_eq!(
+        client.server().instructions.as_deref(),
+        Some("Only the greeting tools.")
+    );
+    let tools = client.list_all_tools().await.expect("tools");
+    let names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["hello", "test_error_handling"]);
+    assert_eq!(tools[0].description.as_deref(), Some("Says hello"));
+    let result = client.call_tool("hello", json!({})).await.expect("call");
+    assert!(text(&result).contains("simple text"));
+    // A tool error stays a result, with `isError`.
+    let failed = client.call_tool("test_error_handling", json!({})).await.expect("call");
+    assert_eq!(failed.is_error, Some(true));
+    let error = rpc_error(client.call_tool("test_simple_text", json!({})).await.unwrap_err());
+    assert_eq!(error.code, -32602);
+    // A virtual server has tools only.
+    assert!(client.server().capabilities.prompts.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unprefixed_upstream_colliding_with_another_keeps_the_first_name() {
+    let gateway = Running::start(
+        "upstreams:\n  - {name: one, builtin: everything, prefix: ''}\n  - {name: two, builtin: everything, prefix: ''}\n",
+    )
+    .await;
+    let client = gateway.client("/mcp", Protocol::Stateless, ()).await;
+    let tools = client.list_all_tools().await.expect("tools");
+    assert_eq!(tools.len(), 36, "each name once");
+    let (_, ready) = gateway.get_json("/readyz").await;
+    let collisions = ready["collisions"].as_array().expect("collisions");
+    let tool = collisions
+        .iter()
+        .find(|c| c["kind"] == "tool" && c["name"] == "test_simple_text")
+        .unwrap_or_else(|| panic!("{ready}"));
+    assert_eq!(tool["upstreams"], json!(["one", "two"]));
+}

@@ -1,0 +1,181 @@
+//! `portico gateway` as an operator runs it: on its embedded default, from a file, with a
+//! stdio upstream that crashes or speaks garbage.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{Running, post_to};
+
+/// A file of the test's own in the temporary directory, removed when dropped.
+struct TempFile(PathBuf);
+
+impl TempFile {
+    fn new(name: &str, text: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("portico-gateway-test-{}-{name}", std::process::id()));
+        std::fs::write(&path, text).expect("writing a temporary file");
+        Self(path)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().expect("a UTF-8 path")
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Starts `portico gateway` with `args` and returns it with its address (from the banner).
+fn gateway(args: &[&str]) -> (Running, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_portico"))
+        .arg("gateway")
+        .args(args)
+        .args(["--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("portico starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let running = Running(child);
+    let mut line = String::new();
+    std::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("the banner");
+    let addr = line
+        .trim()
+        .strip_prefix("gateway serving MCP on http://")
+        .and_then(|a| a.strip_suffix("/mcp"))
+        .unwrap_or_else(|| panic!("unexpected banner {line:?}"))
+        .to_string();
+    (running, addr)
+}
+
+/// A 2026-07-28 `tools/call` of `name` at `path`: the JSON-RPC answer.
+fn call(addr: &str, path: &str, name: &str) -> serde_json::Value {
+    let body = serde_json::json!({
+        "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": name, "arguments": {}, "_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {}
+        }}
+    })
+    .to_string();
+    let headers = [
+        ("MCP-Protocol-Version", "2026-07-28"),
+        ("Mcp-Method", "tools/call"),
+        ("Mcp-Name", name),
+    ];
+    let response = post_to(addr, path, &headers, &body);
+    let json = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body)
+        .unwrap_or_else(|| panic!("no body: {response}"));
+    serde_json::from_str(json.trim()).unwrap_or_else(|e| panic!("{e}: {response}"))
+}
+
+/// `GET /readyz`: the status line and body.
+fn readyz(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("the gateway listens");
+    stream.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    write!(
+        stream,
+        "GET /readyz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("sent");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("a response");
+    response
+}
+
+#[test]
+fn the_gateway_runs_on_its_embedded_default() {
+    let (_running, addr) = gateway(&[]);
+    let answer = call(&addr, "/mcp", "everything__test_simple_text");
+    assert_eq!(answer["result"]["content"][0]["type"], "text", "{answer}");
+    let answer = call(&addr, "/mcp/everything", "test_simple_text");
+    assert_eq!(answer["result"]["content"][0]["type"], "text", "{answer}");
+    assert!(readyz(&addr).starts_with("HTTP/1.1 200"));
+}
+
+#[test]
+fn a_bad_config_file_is_refused_naming_the_key() {
+    let config = TempFile::new("bad.yaml", "upstreams:\n  - {name: a, url: 'ftp://example'}\n");
+    let out = Command::new(env!("CARGO_BIN_EXE_portico"))
+        .args(["gateway", "--config", config.path()])
+        .output()
+        .expect("portico runs");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("upstreams[0].url"), "{stderr}");
+    let config = TempFile::new(
+        "bad.toml",
+        "[[upstreams]]\nname = \"a\"\nbuiltin = \"everything\"\ntimeout = 5\n",
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_portico"))
+        .args(["gateway", "--config", config.path()])
+        .output()
+        .expect("portico runs");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("timeout"), "{out:?}");
+}
+
+#[test]
+fn a_killed_stdio_upstream_is_restarted_and_serves_again() {
+    let pids = TempFile::new("pids", "");
+    let script = format!(
+        "echo $$ >> '{}'; exec '{}' serve everything --stdio",
+        pids.path(),
+        env!("CARGO_BIN_EXE_portico")
+    );
+    let yaml = format!(
+        "upstreams:\n  - name: child\n    command: [sh, -c, {}]\n",
+        serde_json::to_string(&script).expect("a YAML string")
+    );
+    let config = TempFile::new("restart.yaml", &yaml);
+    let (_running, addr) = gateway(&["--config", config.path()]);
+    let answer = call(&addr, "/mcp", "child__test_simple_text");
+    assert_eq!(answer["result"]["content"][0]["type"], "text", "{answer}");
+    let first: Vec<String> = std::fs::read_to_string(&pids.0)
+        .expect("pids")
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(first.len(), 1, "{first:?}");
+    let killed = Command::new("kill").args(["-9", &first[0]]).status().expect("kill");
+    assert!(killed.success());
+    // Calls fail with a typed error while it is down, and succeed once it is back.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut failures = 0;
+    loop {
+        assert!(Instant::now() < deadline, "the upstream was not restarted");
+        let answer = call(&addr, "/mcp", "child__test_simple_text");
+        if answer.get("result").is_some() && std::fs::read_to_string(&pids.0).expect("pids").lines().count() == 2 {
+            break;
+        }
+        if let Some(error) = answer.get("error") {
+            failures += 1;
+            assert_eq!(error["code"], -32050, "{answer}");
+            assert_eq!(error["data"]["upstream"], "child", "{answer}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(readyz(&addr).starts_with("HTTP/1.1 200"));
+    eprintln!("calls failed while the upstream restarted: {failures}");
+}
+
+#[test]
+fn an_upstream_speaking_garbage_is_unavailable_with_the_reason() {
+    let yaml = "upstreams:\n  - name: garbage\n    command: [sh, -c, 'while read line; do echo this is not JSON; done']\n    timeout: 1s\n";
+    let config = TempFile::new("garbage.yaml", yaml);
+    let (_running, addr) = gateway(&["--config", config.path()]);
+    let ready = readyz(&addr);
+    assert!(ready.starts_with("HTTP/1.1 503"), "{ready}");
+    assert!(ready.contains("\"connected\":false"), "{ready}");
+    let answer = call(&addr, "/mcp", "garbage__anything");
+    assert_eq!(answer["error"]["code"], -32050, "{answer}");
+}
