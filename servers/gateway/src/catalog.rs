@@ -143,7 +143,7 @@ impl View {
     /// upstream as unavailable, rather than the tool as unknown).
     fn tool(&self, routes: &Routes, name: &str) -> Option<(Arc<Upstream>, String)> {
         let has = |u: &Upstream, item: &str| u.snapshot().tools.iter().any(|t| t.name == item);
-        let down_or_has = |u: &Upstream, item: &str| u.client().is_none() || has(u, item);
+        let down_or_has = |u: &Upstream, item: &str| !u.is_available() || has(u, item);
         match &self.scope {
             Scope::All => routes
                 .resolve(name, has)

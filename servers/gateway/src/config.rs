@@ -51,8 +51,8 @@ impl Default for Config {
     }
 }
 
-/// One upstream MCP server: exactly one of `command` (stdio), `url` (HTTP, WebSocket) or
-/// `builtin` (in process).
+/// One upstream MCP server: exactly one of `command` (stdio), `url` (HTTP, WebSocket),
+/// `builtin` (in process) or `replicas` (several of those, serving the same thing).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamConfig {
@@ -88,6 +88,130 @@ pub struct UpstreamConfig {
     /// How long one call may take (default `60s`; units `ms`, `s`, `m`).
     #[serde(default = "default_timeout", with = "duration")]
     pub timeout: Duration,
+    /// Several servers serving the same thing, in place of `command`, `url` or `builtin`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replicas: Vec<ReplicaConfig>,
+    /// How a call picks a replica (default `round-robin`).
+    #[serde(default)]
+    pub balance: Balance,
+    /// Active health checks of each replica.
+    #[serde(default)]
+    pub health: HealthConfig,
+    /// The circuit breaker of each replica (passive outlier detection).
+    #[serde(default)]
+    pub breaker: BreakerConfig,
+    /// How many more replicas an idempotent call (`resources/read`, `prompts/get`,
+    /// `completion/complete`) is tried on when its replica fails (default 1). `tools/call` is
+    /// never retried.
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+}
+
+fn default_retries() -> u32 {
+    1
+}
+
+/// One replica of an upstream: exactly one of `command`, `url` or `builtin`, with the same
+/// meaning as on the upstream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicaConfig {
+    /// A stdio server's program and arguments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    /// Environment variables for `command`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// The working directory of `command`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<PathBuf>,
+    /// A remote server's URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// How `url` is reached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<TransportKind>,
+    /// A built-in server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub builtin: Option<String>,
+}
+
+/// How a call picks one of an upstream's replicas (among those connected and not held off by
+/// their breaker).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Balance {
+    /// Each in turn.
+    #[default]
+    RoundRobin,
+    /// The one with the fewest calls in flight.
+    LeastInFlight,
+    /// The same one for every call of a client's session (by a hash of the session), the next
+    /// available one when it is not.
+    SessionHash,
+}
+
+/// Active health checks: every `interval`, each connected replica is sent `ping` (a session)
+/// or `server/discover` (2026-07-28); a check that fails or takes longer than `timeout`
+/// opens the replica's breaker, one that passes after the breaker's `open_for` closes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthConfig {
+    /// How often (default `10s`).
+    #[serde(default = "default_health_interval", with = "duration")]
+    pub interval: Duration,
+    /// How long a check may take (default `2s`).
+    #[serde(default = "default_health_timeout", with = "duration")]
+    pub timeout: Duration,
+}
+
+fn default_health_interval() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn default_health_timeout() -> Duration {
+    Duration::from_secs(2)
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        Self {
+            interval: default_health_interval(),
+            timeout: default_health_timeout(),
+        }
+    }
+}
+
+/// A replica's circuit breaker: `failures` calls in a row failing for the replica's sake (no
+/// connection, a transport error, a timeout — not an error the server answered) open it; while
+/// open no call goes there; after `open_for` one trial call (or a passing health check) may
+/// go, and closes it if it succeeds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakerConfig {
+    /// Failures in a row that open it (default 3).
+    #[serde(default = "default_breaker_failures")]
+    pub failures: u32,
+    /// How long it stays open before a trial (default `5s`).
+    #[serde(default = "default_open_for", with = "duration")]
+    pub open_for: Duration,
+}
+
+fn default_breaker_failures() -> u32 {
+    3
+}
+
+fn default_open_for() -> Duration {
+    Duration::from_secs(5)
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        Self {
+            failures: default_breaker_failures(),
+            open_for: default_open_for(),
+        }
+    }
 }
 
 fn default_timeout() -> Duration {
@@ -347,7 +471,27 @@ impl UpstreamConfig {
             protocol: ProtocolChoice::Auto,
             prefix: None,
             timeout: default_timeout(),
+            replicas: Vec::new(),
+            balance: Balance::default(),
+            health: HealthConfig::default(),
+            breaker: BreakerConfig::default(),
+            retries: default_retries(),
         }
+    }
+
+    /// Its replicas: `replicas`, or the one its own `command`, `url` or `builtin` names.
+    pub fn targets(&self) -> Vec<ReplicaConfig> {
+        if !self.replicas.is_empty() {
+            return self.replicas.clone();
+        }
+        vec![ReplicaConfig {
+            command: self.command.clone(),
+            env: self.env.clone(),
+            cwd: self.cwd.clone(),
+            url: self.url.clone(),
+            transport: self.transport,
+            builtin: self.builtin.clone(),
+        }]
     }
 
     /// The prefix of its items on the aggregated endpoint.
@@ -355,6 +499,55 @@ impl UpstreamConfig {
         self.prefix.as_deref().unwrap_or(&self.name)
     }
 
+    fn check(&self, key: &str) -> Result<(), ConfigError> {
+        let own = self.command.is_some() || self.url.is_some() || self.builtin.is_some();
+        let own_extras = !self.env.is_empty() || self.cwd.is_some() || self.transport.is_some();
+        if !self.replicas.is_empty() && (own || own_extras) {
+            return Err(invalid(
+                key,
+                format!(
+                    "upstream `{}` has `replicas`: its `command`, `url`, `builtin`, `env`, `cwd` and `transport` go in each replica",
+                    self.name
+                ),
+            ));
+        }
+        if self.replicas.is_empty() && !own {
+            return Err(invalid(
+                key,
+                format!(
+                    "upstream `{}` needs exactly one of `command` (stdio), `url` (HTTP, WebSocket), `builtin` and `replicas`",
+                    self.name
+                ),
+            ));
+        }
+        if self.replicas.is_empty() {
+            self.targets()[0].check(key)?;
+        }
+        for (i, replica) in self.replicas.iter().enumerate() {
+            replica.check(&format!("{key}.replicas[{i}]"))?;
+        }
+        if let Some(prefix) = &self.prefix
+            && !prefix.is_empty()
+        {
+            check_name(&format!("{key}.prefix"), prefix)?;
+        }
+        if self.timeout.is_zero() {
+            return Err(invalid(format!("{key}.timeout"), "must be longer than 0"));
+        }
+        if self.health.interval.is_zero() || self.health.timeout.is_zero() {
+            return Err(invalid(
+                format!("{key}.health"),
+                "`interval` and `timeout` must be longer than 0",
+            ));
+        }
+        if self.breaker.failures == 0 {
+            return Err(invalid(format!("{key}.breaker.failures"), "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+impl ReplicaConfig {
     /// How `url` is reached (from `transport`, else its scheme).
     pub fn transport_kind(&self) -> TransportKind {
         match (self.transport, self.url.as_deref()) {
@@ -364,15 +557,24 @@ impl UpstreamConfig {
         }
     }
 
+    /// What it is, for logs and `/readyz`: the URL, the program, or the built-in's name.
+    pub fn describe(&self) -> String {
+        if let Some(url) = &self.url {
+            url.clone()
+        } else if let Some(command) = &self.command {
+            command.join(" ")
+        } else {
+            format!("builtin:{}", self.builtin.as_deref().unwrap_or("?"))
+        }
+    }
+
+    /// `key` names the upstream (its single replica) or `….replicas[i]`.
     fn check(&self, key: &str) -> Result<(), ConfigError> {
         let given = [self.command.is_some(), self.url.is_some(), self.builtin.is_some()];
         if given.iter().filter(|g| **g).count() != 1 {
             return Err(invalid(
                 key,
-                format!(
-                    "upstream `{}` needs exactly one of `command` (stdio), `url` (HTTP, WebSocket) and `builtin`",
-                    self.name
-                ),
+                "needs exactly one of `command` (stdio), `url` (HTTP, WebSocket) and `builtin`",
             ));
         }
         if let Some(command) = &self.command
@@ -381,7 +583,7 @@ impl UpstreamConfig {
             return Err(invalid(format!("{key}.command"), "must name a program"));
         }
         if self.command.is_none() && (!self.env.is_empty() || self.cwd.is_some()) {
-            return Err(invalid(key, "`env` and `cwd` apply to `command` upstreams only"));
+            return Err(invalid(key, "`env` and `cwd` apply to `command` only"));
         }
         if let Some(url) = &self.url {
             let schemes: &[&str] = match self.transport {
@@ -396,7 +598,7 @@ impl UpstreamConfig {
                 ));
             }
         } else if self.transport.is_some() {
-            return Err(invalid(format!("{key}.transport"), "applies to `url` upstreams only"));
+            return Err(invalid(format!("{key}.transport"), "applies to `url` only"));
         }
         if let Some(builtin) = &self.builtin
             && !BUILTINS.contains(&builtin.as_str())
@@ -405,14 +607,6 @@ impl UpstreamConfig {
                 format!("{key}.builtin"),
                 format!("unknown built-in server `{builtin}`; known: {}", BUILTINS.join(", ")),
             ));
-        }
-        if let Some(prefix) = &self.prefix
-            && !prefix.is_empty()
-        {
-            check_name(&format!("{key}.prefix"), prefix)?;
-        }
-        if self.timeout.is_zero() {
-            return Err(invalid(format!("{key}.timeout"), "must be longer than 0"));
         }
         Ok(())
     }
@@ -491,7 +685,7 @@ mod tests {
         let b = Config::parse(toml, true).unwrap();
         assert_eq!(a, b);
         assert_eq!(a.upstreams[0].timeout, Duration::from_secs(5));
-        assert_eq!(a.upstreams[1].transport_kind(), TransportKind::Websocket);
+        assert_eq!(a.upstreams[1].targets()[0].transport_kind(), TransportKind::Websocket);
         assert_eq!(a.upstreams[1].prefix(), "");
         assert_eq!(a.upstreams[0].prefix(), "a");
         assert_eq!(a.separator, "__");
@@ -502,7 +696,7 @@ mod tests {
         assert!(error("upstreams:\n  - name: a\n    comand: [x]\n").contains("unknown field `comand`"));
         assert_eq!(
             error("upstreams:\n  - name: a\n"),
-            "upstreams[0]: upstream `a` needs exactly one of `command` (stdio), `url` (HTTP, WebSocket) and `builtin`"
+            "upstreams[0]: upstream `a` needs exactly one of `command` (stdio), `url` (HTTP, WebSocket), `builtin` and `replicas`"
         );
         assert!(error("upstreams:\n  - name: a b\n    builtin: everything\n").starts_with("upstreams[0].name:"));
         assert!(
@@ -526,6 +720,35 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(toml.contains("name"), "{toml}");
+    }
+
+    #[test]
+    fn replicas_and_their_policies_read_and_are_checked() {
+        let config = Config::parse(
+            "upstreams:\n  - name: a\n    replicas:\n      - {url: 'http://127.0.0.1:1/mcp'}\n      - {command: [x]}\n    balance: least-in-flight\n    breaker: {failures: 2, open_for: 1s}\n    health: {interval: 500ms}\n    retries: 0\n",
+            false,
+        )
+        .unwrap();
+        let a = &config.upstreams[0];
+        assert_eq!(a.targets().len(), 2);
+        assert_eq!(a.balance, Balance::LeastInFlight);
+        assert_eq!(a.breaker.failures, 2);
+        assert_eq!(a.health.interval, Duration::from_millis(500));
+        assert_eq!(a.health.timeout, Duration::from_secs(2));
+        assert_eq!(a.targets()[1].describe(), "x");
+        assert!(
+            error("upstreams:\n  - {name: a, url: 'http://x.example/mcp', replicas: [{builtin: everything}]}\n")
+                .starts_with("upstreams[0]: upstream `a` has `replicas`")
+        );
+        assert!(
+            error("upstreams:\n  - {name: a, replicas: [{builtin: everything}, {url: 'ftp://x'}]}\n")
+                .starts_with("upstreams[0].replicas[1].url:")
+        );
+        assert!(error("upstreams:\n  - {name: a, builtin: everything, balance: random}\n").contains("unknown variant"));
+        assert!(
+            error("upstreams:\n  - {name: a, builtin: everything, breaker: {failures: 0}}\n")
+                .starts_with("upstreams[0].breaker.failures:")
+        );
     }
 
     #[test]

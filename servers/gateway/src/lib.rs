@@ -21,6 +21,7 @@
 //!
 //! The crate has no features.
 
+pub mod breaker;
 pub mod catalog;
 pub mod config;
 pub mod relay;
@@ -213,22 +214,39 @@ impl Gateway {
     }
 }
 
-/// `/readyz`: `200` when every upstream is connected, else `503`; the body lists each one's
-/// state and the names served twice.
+/// `/readyz`: `200` when every upstream can serve (a replica connected and not held off by
+/// its breaker), else `503`; the body lists each upstream and replica and the names served
+/// twice.
 fn readiness(routes: &Routes) -> axum::response::Response {
     let upstreams: Vec<_> = routes
         .upstreams
         .iter()
         .map(|u| {
-            let connected = u.client().is_some();
             let snapshot = u.snapshot();
+            let replicas: Vec<_> = u
+                .replicas()
+                .iter()
+                .map(|r| {
+                    let reason = r.unavailable_reason();
+                    json!({
+                        "target": r.describe(),
+                        "connected": r.client().is_some(),
+                        "breaker": r.breaker_state(),
+                        "in_flight": r.in_flight(),
+                        "calls": r.calls(),
+                        "error": if reason.is_empty() { None } else { Some(reason) },
+                    })
+                })
+                .collect();
+            let available = u.is_available();
             json!({
                 "name": u.name(),
-                "connected": connected,
-                "error": if connected { None } else { u.last_error() },
+                "connected": available,
+                "error": if available { None } else { Some(u.unavailable_reason()) },
                 "tools": snapshot.tools.len(),
                 "prompts": snapshot.prompts.len(),
                 "resources": snapshot.resources.len(),
+                "replicas": replicas,
             })
         })
         .collect();
@@ -237,7 +255,7 @@ fn readiness(routes: &Routes) -> axum::response::Response {
         .into_iter()
         .map(|(kind, name, upstreams)| json!({"kind": kind, "name": name, "upstreams": upstreams}))
         .collect();
-    let ready = routes.upstreams.iter().all(|u| u.client().is_some());
+    let ready = routes.upstreams.iter().all(|u| u.is_available());
     let status = if ready {
         StatusCode::OK
     } else {

@@ -113,8 +113,14 @@ impl CallObserver for Relay {
     }
 }
 
-/// Relays `method` with `params` (the client's, without their `_meta`) to `upstream` for the
-/// call `cx`, and returns the upstream's complete result (a newest-revision result object).
+/// Methods that change nothing: tried on another replica when theirs fails.
+const IDEMPOTENT: &[&str] = &["resources/read", "prompts/get", "completion/complete"];
+
+/// Relays `method` with `params` (the client's, without their `_meta`) to a replica of
+/// `upstream` for the call `cx`, and returns the upstream's complete result (a newest-revision
+/// result object). The replica is picked by the upstream's `balance` policy; a call that fails
+/// for the replica's sake (no connection, a transport error, a timeout) counts against its
+/// breaker, and an idempotent one is tried on another replica (`retries`).
 pub async fn forward(
     upstream: &Upstream,
     cx: &Context,
@@ -122,16 +128,76 @@ pub async fn forward(
     params: Map<String, Value>,
 ) -> Result<Value, ErrorObject> {
     let name = upstream.name();
-    let Some(client) = upstream.client() else {
-        let why = upstream.last_error().unwrap_or_else(|| "not connected yet".into());
-        return Err(
-            ErrorObject::new(UPSTREAM_UNAVAILABLE, format!("upstream `{name}` is unavailable: {why}"))
-                .with_data(json!({"upstream": name, "reason": why})),
-        );
+    let attempts = if IDEMPOTENT.contains(&method) {
+        1 + upstream.config().retries as usize
+    } else {
+        1
     };
+    let mut tried = Vec::new();
+    let mut last = None;
+    for _ in 0..attempts {
+        let Some(replica) = upstream.pick(cx.connection_id(), &tried) else {
+            break;
+        };
+        tried.push(replica.index());
+        let Some(client) = replica.client() else {
+            replica.failed();
+            continue;
+        };
+        let _in_flight = replica.start_call();
+        match relay(name, &client, cx, method, &params, upstream.config().timeout).await {
+            Ok(value) => {
+                replica.succeeded();
+                return Ok(value);
+            }
+            Err(Failed {
+                error,
+                replica_fault: true,
+            }) => {
+                replica.failed();
+                tracing::warn!(upstream = name, replica = %replica.describe(), method, error = %error.message, "call failed");
+                last = Some(error);
+            }
+            Err(Failed { error, .. }) => {
+                replica.succeeded();
+                return Err(error);
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        let why = upstream.unavailable_reason();
+        ErrorObject::new(UPSTREAM_UNAVAILABLE, format!("upstream `{name}` is unavailable: {why}"))
+            .with_data(json!({"upstream": name, "reason": why}))
+    }))
+}
+
+/// A relay that failed: the client's error, and whether the replica is to blame.
+struct Failed {
+    error: ErrorObject,
+    replica_fault: bool,
+}
+
+impl From<ErrorObject> for Failed {
+    fn from(error: ErrorObject) -> Self {
+        Self {
+            error,
+            replica_fault: false,
+        }
+    }
+}
+
+/// One relay of the call on `client` (one replica of the upstream `name`).
+async fn relay(
+    name: &str,
+    client: &portico_core::client::Client,
+    cx: &Context,
+    method: &str,
+    params: &Map<String, Value>,
+    timeout: std::time::Duration,
+) -> Result<Value, Failed> {
     let (events_tx, mut events) = mpsc::channel(64);
     let mut options = RequestOptions::new()
-        .timeout(upstream.config().timeout)
+        .timeout(timeout)
         .observer(Observer::new(Relay { events: events_tx }));
     if cx.request().progress_token().is_some() {
         let token = format!("portico-{}", NEXT_TOKEN.fetch_add(1, Ordering::Relaxed));
@@ -164,21 +230,23 @@ pub async fn forward(
             tokio::select! {
                 // What the upstream sent before its answer goes first.
                 biased;
-                Some(event) = events.recv() => relay_event(cx, event, &mut asked, &mut unanswered).await?,
+                Some(event) = events.recv() => relay_event(cx, event, &mut asked, &mut unanswered).await.map_err(Failed::from)?,
                 result = &mut call => break result,
                 () = cx.cancelled() => {
-                    return Err(ErrorObject::internal("the client cancelled the call"));
+                    return Err(ErrorObject::internal("the client cancelled the call").into());
                 }
             }
         };
         // Notifications handed on just before the answer arrived.
         while let Ok(event) = events.try_recv() {
-            relay_event(cx, event, &mut asked, &mut unanswered).await?;
+            relay_event(cx, event, &mut asked, &mut unanswered)
+                .await
+                .map_err(Failed::from)?;
         }
         if unanswered {
             // The client is a 2026-07-28 one: the framework answers `input_required` with
             // every question the upstream asked.
-            return Err(ErrorObject::internal("input required from the client"));
+            return Err(ErrorObject::internal("input required from the client").into());
         }
         let mut result = result.map_err(|e| upstream_error(name, e))?;
         if result.get("resultType").and_then(Value::as_str) != Some(wire::InputRequiredResult::RESULT_TYPE) {
@@ -193,10 +261,10 @@ pub async fn forward(
         // A 2026-07-28 upstream's questions: asked of the client, answered, and the request
         // sent again with the answers and the upstream's state.
         let required: wire::InputRequiredResult = serde_json::from_value(result).map_err(|e| {
-            ErrorObject::new(
+            Failed::from(ErrorObject::new(
                 UPSTREAM_INVALID,
                 format!("upstream `{name}` sent an invalid input_required result: {e}"),
-            )
+            ))
         })?;
         let mut responses = Map::new();
         let mut missing = false;
@@ -206,12 +274,12 @@ pub async fn forward(
                     responses.insert(key, answer);
                 }
                 Err(InputError::Required) => missing = true,
-                Err(e) => return Err(input_error(e)),
+                Err(e) => return Err(input_error(e).into()),
             }
         }
         if missing {
             // The client is a 2026-07-28 one: the framework answers `input_required`.
-            return Err(ErrorObject::internal("input required from the client"));
+            return Err(ErrorObject::internal("input required from the client").into());
         }
         round_params = params.clone();
         round_params.insert("inputResponses".into(), Value::Object(responses));
@@ -223,7 +291,8 @@ pub async fn forward(
     Err(ErrorObject::new(
         UPSTREAM_INVALID,
         format!("upstream `{name}` still asked for input after {MAX_ROUNDS} rounds"),
-    ))
+    )
+    .into())
 }
 
 /// Hands one of the upstream's messages about the call to the client. A question a 2026-07-28
@@ -301,8 +370,25 @@ fn input_error(error: InputError) -> ErrorObject {
 }
 
 /// The client's error for a failed relay: the upstream's own JSON-RPC errors as they are, the
-/// rest in the gateway's range, naming the upstream.
-pub fn upstream_error(name: &str, error: ClientError) -> ErrorObject {
+/// rest in the gateway's range, naming the upstream; the replica is to blame for a connection
+/// that failed or a timeout.
+fn upstream_error(name: &str, error: ClientError) -> Failed {
+    let replica_fault = matches!(
+        error,
+        ClientError::Closed
+            | ClientError::Connect(_)
+            | ClientError::Timeout { .. }
+            | ClientError::Transport { .. }
+            | ClientError::SessionExpired { .. }
+    );
+    Failed {
+        error: client_error(name, error),
+        replica_fault,
+    }
+}
+
+/// [`upstream_error`]'s error.
+fn client_error(name: &str, error: ClientError) -> ErrorObject {
     let data = |reason: String| json!({"upstream": name, "reason": reason});
     match error {
         ClientError::Rpc { error, .. } => error,

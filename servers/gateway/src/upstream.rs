@@ -1,14 +1,18 @@
-//! One upstream MCP server: its connection — made, watched, and made again with backoff when it
-//! drops — and the snapshot of what it serves, kept current from its change notifications.
-//! Calls go through [`crate::relay`].
+//! One upstream MCP server and its replicas. Each [`Replica`] keeps its own connection — made,
+//! health-checked, and made again with backoff when it drops or fails its check — with a
+//! circuit breaker ([`crate::breaker`]) fed by the calls it serves. The upstream picks a
+//! replica per call by its `balance` policy, and keeps the snapshot of what it serves (the
+//! replicas serve the same thing: the first connected one's lists are taken) current from
+//! their change notifications. Calls go through [`crate::relay`].
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use portico_core::PeerConfig;
 use portico_core::client::{Client, ClientConfig, ClientHandler, Notification, Protocol, Subscription, memory};
-use portico_core::server::Change;
-use portico_core::{PeerConfig, server::Era};
+use portico_core::server::{Change, Era};
 use portico_protocol::v2026_07_28 as wire;
 use portico_transport::http::client::HttpClientConfig;
 use portico_transport::http::legacy_sse_client::LegacySseClientConfig;
@@ -16,7 +20,8 @@ use portico_transport::http::ws_client::WsClientConfig;
 use portico_transport::stdio::StdioConfig;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{ProtocolChoice, TransportKind, UpstreamConfig};
+use crate::breaker::Breaker;
+use crate::config::{Balance, ProtocolChoice, ReplicaConfig, TransportKind, UpstreamConfig};
 
 /// What an upstream serves, as last listed.
 #[derive(Debug, Default)]
@@ -36,43 +41,46 @@ pub struct Snapshot {
 /// Where an upstream's changes are announced (the gateway's endpoints).
 pub type Announce = Arc<dyn Fn(&str, Change) + Send + Sync>;
 
-/// An upstream: its configuration, its connection, its snapshot.
-pub struct Upstream {
-    config: UpstreamConfig,
-    state: Mutex<State>,
-    announce: Announce,
-    stop: CancellationToken,
-}
-
-#[derive(Default)]
-struct State {
-    client: Option<Client>,
-    snapshot: Arc<Snapshot>,
-    /// Why the last connection attempt failed or the connection ended.
-    last_error: Option<String>,
-    /// URIs watched for `resources/updated`: a 2026-07-28 upstream's stream per URI.
-    watched: BTreeMap<String, Option<Subscription>>,
-}
-
 /// Backoff between connection attempts: doubles from the first to the last.
-const BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(30));
+const BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(5));
 
-/// Resources watched at most per upstream.
+/// Resources watched at most per replica.
 const MAX_WATCHED: usize = 1024;
 
+/// An upstream: its configuration and its replicas.
+pub struct Upstream {
+    config: UpstreamConfig,
+    replicas: Vec<Arc<Replica>>,
+    /// The round-robin position.
+    next: AtomicUsize,
+}
+
 impl Upstream {
-    /// The upstream of `config`; [`Upstream::run`] connects it.
+    /// The upstream of `config`; [`Upstream::run`] connects its replicas.
     pub fn new(config: UpstreamConfig, announce: Announce) -> Arc<Self> {
+        let replicas = config
+            .targets()
+            .into_iter()
+            .enumerate()
+            .map(|(index, target)| {
+                Arc::new(Replica {
+                    index,
+                    target,
+                    upstream: config.clone(),
+                    state: Mutex::default(),
+                    breaker: Mutex::new(Breaker::new(config.breaker.clone())),
+                    in_flight: AtomicUsize::new(0),
+                    calls: AtomicU64::new(0),
+                    announce: announce.clone(),
+                    stop: CancellationToken::new(),
+                })
+            })
+            .collect();
         Arc::new(Self {
             config,
-            state: Mutex::default(),
-            announce,
-            stop: CancellationToken::new(),
+            replicas,
+            next: AtomicUsize::new(0),
         })
-    }
-
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Its configuration.
@@ -85,29 +93,250 @@ impl Upstream {
         &self.config.name
     }
 
+    /// Its replicas, in configuration order.
+    pub fn replicas(&self) -> &[Arc<Replica>] {
+        &self.replicas
+    }
+
+    /// Whether a call could be served now: some replica is connected and not held off.
+    pub fn is_available(&self) -> bool {
+        self.replicas.iter().any(|r| r.is_available())
+    }
+
+    /// What it serves: the first connected replica's lists, else the last ones any replica
+    /// listed (empty while none was ever reached).
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        let connected = self.replicas.iter().find(|r| r.client().is_some());
+        connected
+            .or_else(|| self.replicas.iter().find(|r| r.has_listed()))
+            .map_or_else(Arc::default, |r| r.snapshot())
+    }
+
+    /// Why no replica can serve, when none can: each one's reason.
+    pub fn unavailable_reason(&self) -> String {
+        let reasons: Vec<String> = self
+            .replicas
+            .iter()
+            .map(|r| format!("{}: {}", r.describe(), r.unavailable_reason()))
+            .collect();
+        reasons.join("; ")
+    }
+
+    /// Stops the replicas: their connections are closed and not made again.
+    pub fn stop(&self) {
+        for replica in &self.replicas {
+            replica.stop.cancel();
+        }
+    }
+
+    /// Connects every replica, and each again whenever its connection drops, until
+    /// [`Upstream::stop`]; `connected` is told once every replica made its first attempt (`Ok`
+    /// when one succeeded).
+    pub async fn run(self: Arc<Self>, connected: tokio::sync::oneshot::Sender<Result<(), String>>) {
+        let mut firsts = Vec::new();
+        for replica in &self.replicas {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            tokio::spawn(replica.clone().run(tx));
+            firsts.push(rx);
+        }
+        let outcomes = futures_util::future::join_all(firsts).await;
+        let outcome = if outcomes.iter().any(|o| matches!(o, Ok(Ok(())))) {
+            Ok(())
+        } else {
+            Err(self.unavailable_reason())
+        };
+        let _ = connected.send(outcome);
+    }
+
+    /// The replica for a call of the client connection `affinity`, by the `balance` policy,
+    /// among the available ones not in `tried`; the breaker of the one picked is told a call
+    /// goes there (a half-open breaker lets one trial through).
+    pub fn pick(&self, affinity: u64, tried: &[usize]) -> Option<Arc<Replica>> {
+        let candidates: Vec<&Arc<Replica>> = self
+            .replicas
+            .iter()
+            .filter(|r| !tried.contains(&r.index) && r.is_available())
+            .collect();
+        if candidates.is_empty() {
+            return None;
+        }
+        let n = candidates.len();
+        let order: Vec<&Arc<Replica>> = match self.config.balance {
+            Balance::RoundRobin => {
+                let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
+                candidates.iter().cycle().skip(start).take(n).copied().collect()
+            }
+            Balance::LeastInFlight => {
+                let mut sorted = candidates.clone();
+                sorted.sort_by_key(|r| r.in_flight());
+                sorted
+            }
+            Balance::SessionHash => {
+                // The same replica for a connection while the set of replicas is the same:
+                // a hash of the connection over every replica, then the next available one.
+                let all = self.replicas.len();
+                let home = (splitmix(affinity) % all as u64) as usize;
+                let mut by_distance = candidates.clone();
+                by_distance.sort_by_key(|r| (r.index + all - home) % all);
+                by_distance
+            }
+        };
+        order.into_iter().find(|r| r.admit()).cloned()
+    }
+
+    /// Starts watching `uri` for `resources/updated` on every replica.
+    pub async fn watch(&self, uri: &str) -> Result<(), String> {
+        let mut errors = Vec::new();
+        for replica in &self.replicas {
+            if let Err(e) = replica.watch(uri).await {
+                errors.push(e);
+            }
+        }
+        if errors.len() == self.replicas.len() {
+            return Err(errors.join("; "));
+        }
+        Ok(())
+    }
+}
+
+/// A well-mixed hash of a number (SplitMix64's finalizer).
+fn splitmix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+/// One server of an upstream: its connection, its breaker, its calls in flight.
+pub struct Replica {
+    index: usize,
+    target: ReplicaConfig,
+    /// The upstream's configuration (name, protocol, timeout, health, breaker).
+    upstream: UpstreamConfig,
+    state: Mutex<State>,
+    breaker: Mutex<Breaker>,
+    in_flight: AtomicUsize,
+    /// Calls sent to it so far.
+    calls: AtomicU64,
+    announce: Announce,
+    stop: CancellationToken,
+}
+
+#[derive(Default)]
+struct State {
+    client: Option<Client>,
+    snapshot: Arc<Snapshot>,
+    listed: bool,
+    /// Why the last connection attempt failed or the connection ended.
+    last_error: Option<String>,
+    /// URIs watched for `resources/updated`: a 2026-07-28 server's stream per URI.
+    watched: BTreeMap<String, Option<Subscription>>,
+}
+
+/// Counts a call in flight on a replica while it lives.
+pub struct InFlight(Arc<Replica>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Replica {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn breaker(&self) -> std::sync::MutexGuard<'_, Breaker> {
+        self.breaker.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Its position in the upstream's replicas.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// What it is: its URL, program or built-in.
+    pub fn describe(&self) -> String {
+        self.target.describe()
+    }
+
     /// The connected client, if connected.
     pub fn client(&self) -> Option<Client> {
         self.state().client.clone().filter(|c| !c.is_closed())
     }
 
-    /// What it serves, as last listed (empty while it was never reached).
-    pub fn snapshot(&self) -> Arc<Snapshot> {
+    fn has_listed(&self) -> bool {
+        self.state().listed
+    }
+
+    fn snapshot(&self) -> Arc<Snapshot> {
         self.state().snapshot.clone()
     }
 
-    /// Why it is not connected, if it is not.
-    pub fn last_error(&self) -> Option<String> {
-        self.state().last_error.clone()
+    /// Connected, and its breaker lets calls through.
+    pub fn is_available(&self) -> bool {
+        self.client().is_some() && self.breaker().available()
     }
 
-    /// Stops the upstream: its connection is closed and not made again.
-    pub fn stop(&self) {
-        self.stop.cancel();
+    /// Tells the breaker a call goes there; `false` when it holds calls off.
+    fn admit(&self) -> bool {
+        self.client().is_some() && self.breaker().admit()
     }
 
-    /// Connects, and connects again whenever the connection drops, until [`Upstream::stop`]; the
-    /// first attempt is made before `connected` is told (with its outcome).
-    pub async fn run(self: Arc<Self>, connected: tokio::sync::oneshot::Sender<Result<(), String>>) {
+    /// Counts a call in flight until the guard is dropped.
+    pub fn start_call(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        InFlight(self.clone())
+    }
+
+    /// Calls sent to it so far.
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    /// Calls in flight now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// A call it served succeeded (or was answered with the server's own error).
+    pub fn succeeded(&self) {
+        self.breaker().succeeded();
+    }
+
+    /// A call failed for its sake (no connection, a transport error, a timeout).
+    pub fn failed(&self) {
+        let opened = self.breaker().failed();
+        if opened {
+            tracing::warn!(upstream = self.upstream.name, replica = %self.describe(), "circuit breaker opened");
+        }
+    }
+
+    /// Its breaker's state: `closed`, `open` or `half-open`.
+    pub fn breaker_state(&self) -> &'static str {
+        self.breaker().name()
+    }
+
+    /// Why it cannot serve now (empty when it can).
+    pub fn unavailable_reason(&self) -> String {
+        if self.client().is_none() {
+            return self
+                .state()
+                .last_error
+                .clone()
+                .unwrap_or_else(|| "not connected yet".into());
+        }
+        match self.breaker().name() {
+            "closed" => String::new(),
+            state => format!("circuit breaker {state}"),
+        }
+    }
+
+    /// Connects, health-checks, and connects again whenever the connection drops or fails its
+    /// check, until stopped; the first attempt's outcome goes to `connected`.
+    async fn run(self: Arc<Self>, connected: tokio::sync::oneshot::Sender<Result<(), String>>) {
         let mut connected = Some(connected);
         let mut backoff = BACKOFF.0;
         loop {
@@ -119,25 +348,28 @@ impl Upstream {
                 Ok(client) => {
                     backoff = BACKOFF.0;
                     self.attach(client.clone()).await;
+                    // A connection just made is the best health check there is.
+                    self.breaker().succeeded();
                     if let Some(tx) = connected.take() {
                         let _ = tx.send(Ok(()));
                     }
-                    tracing::info!(upstream = self.name(), era = ?client.era(), "upstream connected");
-                    tokio::select! {
-                        () = self.follow(&client) => {}
+                    tracing::info!(upstream = self.upstream.name, replica = %self.describe(), era = ?client.era(), "upstream connected");
+                    let why = tokio::select! {
+                        () = self.follow(&client) => "the connection closed".to_string(),
+                        why = self.check_health(&client) => why,
                         () = self.stop.cancelled() => {
                             let _ = client.close().await;
                             return;
                         }
-                    }
-                    let message = "the connection closed".to_string();
-                    tracing::warn!(upstream = self.name(), "upstream disconnected; reconnecting");
+                    };
+                    tracing::warn!(upstream = self.upstream.name, replica = %self.describe(), reason = %why, "upstream disconnected; reconnecting");
+                    let _ = client.close().await;
                     let mut state = self.state();
                     state.client = None;
-                    state.last_error = Some(message);
+                    state.last_error = Some(why);
                 }
                 Err(message) => {
-                    tracing::warn!(upstream = self.name(), error = %message, retry_in = ?backoff, "upstream unreachable");
+                    tracing::warn!(upstream = self.upstream.name, replica = %self.describe(), error = %message, retry_in = ?backoff, "upstream unreachable");
                     self.state().last_error = Some(message.clone());
                     if let Some(tx) = connected.take() {
                         let _ = tx.send(Err(message));
@@ -152,9 +384,37 @@ impl Upstream {
         }
     }
 
-    /// Makes the connection the config asks for.
+    /// Checks the connection every `health.interval` (`ping` in a session, `server/discover`
+    /// in 2026-07-28); returns why, when a check fails (the breaker is then open).
+    async fn check_health(&self, client: &Client) -> String {
+        let health = &self.upstream.health;
+        loop {
+            tokio::time::sleep(health.interval).await;
+            let check = async {
+                match client.era() {
+                    Era::Stateless => client.discover().await.map(|_| ()),
+                    Era::Stateful(_) => client.ping().await,
+                }
+            };
+            let failed = match tokio::time::timeout(health.timeout, check).await {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(format!("health check failed: {e}")),
+                Err(_) => Some(format!("health check took longer than {:?}", health.timeout)),
+            };
+            match failed {
+                None => self.breaker().health_passed(),
+                Some(why) => {
+                    self.breaker().health_failed();
+                    return why;
+                }
+            }
+        }
+    }
+
+    /// Makes the connection its target asks for.
     async fn connect(&self) -> Result<Client, String> {
-        let c = &self.config;
+        let c = &self.upstream;
+        let t = &self.target;
         let protocol = match c.protocol {
             ProtocolChoice::Auto => Protocol::Auto,
             ProtocolChoice::Stateless => Protocol::Stateless,
@@ -172,10 +432,10 @@ impl Upstream {
         };
         let info = wire::Implementation::new("portico-gateway", env!("CARGO_PKG_VERSION"));
         let builder = Client::builder(info).handler(Gateway).protocol(protocol).config(config);
-        let outcome = if let Some(command) = &c.command {
+        let outcome = if let Some(command) = &t.command {
             let mut cmd = tokio::process::Command::new(&command[0]);
-            cmd.args(&command[1..]).envs(&c.env);
-            if let Some(cwd) = &c.cwd {
+            cmd.args(&command[1..]).envs(&t.env);
+            if let Some(cwd) = &t.cwd {
                 cmd.current_dir(cwd);
             }
             let stdio = StdioConfig {
@@ -185,8 +445,8 @@ impl Upstream {
             builder
                 .connect(|service| async move { portico_transport::stdio::spawn(&mut cmd, service, stdio).await })
                 .await
-        } else if let Some(url) = &c.url {
-            match c.transport_kind() {
+        } else if let Some(url) = &t.url {
+            match t.transport_kind() {
                 TransportKind::StreamableHttp => {
                     builder
                         .connect(|service| {
@@ -229,7 +489,7 @@ impl Upstream {
         outcome.map_err(|e| e.to_string())
     }
 
-    /// Lists what a new connection serves and makes it the upstream's.
+    /// Lists what a new connection serves and makes it the replica's.
     async fn attach(&self, client: Client) {
         let snapshot = Arc::new(list(&client).await);
         let watched: Vec<String> = {
@@ -237,11 +497,12 @@ impl Upstream {
             state.client = Some(client.clone());
             state.last_error = None;
             state.snapshot = snapshot;
+            state.listed = true;
             std::mem::take(&mut state.watched).into_keys().collect()
         };
         for uri in watched {
             if let Err(e) = self.watch(&uri).await {
-                tracing::warn!(upstream = self.name(), uri, error = %e, "watching a resource again failed");
+                tracing::warn!(upstream = self.upstream.name, uri, error = %e, "watching a resource again failed");
             }
         }
         // Whatever it serves now may differ from before.
@@ -250,7 +511,7 @@ impl Upstream {
             Change::PromptsListChanged,
             Change::ResourcesListChanged,
         ] {
-            (self.announce)(self.name(), change);
+            (self.announce)(&self.upstream.name, change);
         }
     }
 
@@ -285,22 +546,19 @@ impl Upstream {
                 let snapshot = Arc::new(list(client).await);
                 self.state().snapshot = snapshot;
             }
-            (self.announce)(self.name(), change);
+            (self.announce)(&self.upstream.name, change);
         }
     }
 
-    /// Starts watching `uri` for `resources/updated` (once per URI).
-    pub async fn watch(&self, uri: &str) -> Result<(), String> {
+    /// Starts watching `uri` for `resources/updated` (once per URI; again on reconnection).
+    async fn watch(&self, uri: &str) -> Result<(), String> {
         {
             let state = self.state();
             if state.watched.contains_key(uri) {
                 return Ok(());
             }
             if state.watched.len() >= MAX_WATCHED {
-                return Err(format!(
-                    "upstream `{}` watches {MAX_WATCHED} resources already",
-                    self.name()
-                ));
+                return Err(format!("{} watches {MAX_WATCHED} resources already", self.describe()));
             }
         }
         let Some(client) = self.client() else {

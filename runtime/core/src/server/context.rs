@@ -28,6 +28,8 @@ pub struct Context {
     rounds: Option<Arc<Rounds>>,
     /// The task of a task-capable call (see [`super::tasks`]).
     task: Option<Arc<TaskHandle>>,
+    /// The connection's id ([`Context::connection_id`]).
+    connection: u64,
 }
 
 /// How severe a level is, from `debug` (0) to `emergency` (7) (RFC 5424 order; the generated
@@ -61,7 +63,21 @@ impl Context {
             client_capabilities,
             rounds,
             task: None,
+            connection: 0,
         }
+    }
+
+    /// The context of a request on the connection `id`.
+    pub(crate) fn with_connection(mut self, id: u64) -> Self {
+        self.connection = id;
+        self
+    }
+
+    /// An id of the connection the request came on, unique in the process: a session, a
+    /// socket, a stdio pipe (each 2026-07-28 request over HTTP has a connection of its own).
+    /// What a gateway keeps a client's calls on one replica by.
+    pub fn connection_id(&self) -> u64 {
+        self.connection
     }
 
     /// The context of a call that runs (or may start) a task.

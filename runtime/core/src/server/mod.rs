@@ -347,7 +347,9 @@ impl Server {
 
     /// The service of one new connection.
     pub fn connection(&self) -> Connection {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Connection {
+            id: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             server: self.inner.clone(),
             session: Mutex::new(Session::default()),
         }
@@ -406,6 +408,8 @@ pub enum Era {
 
 /// The [`Service`] of one connection to a [`Server`].
 pub struct Connection {
+    /// Unique in the process ([`Context::connection_id`]).
+    id: u64,
     server: Arc<Registry>,
     session: Mutex<Session>,
 }
@@ -1225,13 +1229,13 @@ impl Connection {
                 };
                 let caps = serde_json::to_value(&meta.client_capabilities).map_err(ErrorObject::internal)?;
                 let rounds = Arc::new(input::Rounds::new(answers));
-                Ok(Context::new(request, era, meta.log_level, caps, Some(rounds)))
+                Ok(Context::new(request, era, meta.log_level, caps, Some(rounds)).with_connection(self.id))
             }
             Era::Stateful(_) => {
                 let session = self.session();
                 let (level, caps) = (session.log_level, session.client_capabilities.clone());
                 drop(session);
-                Ok(Context::new(request, era, level, caps, None))
+                Ok(Context::new(request, era, level, caps, None).with_connection(self.id))
             }
         }
     }

@@ -154,3 +154,53 @@ async fn an_unprefixed_upstream_colliding_with_another_keeps_the_first_name() {
         .unwrap_or_else(|| panic!("{ready}"));
     assert_eq!(tool["upstreams"], json!(["one", "two"]));
 }
+
+/// How many calls each replica of the first upstream was sent, from `/readyz`.
+async fn calls_per_replica(gateway: &Running) -> Vec<u64> {
+    let (_, ready) = gateway.get_json("/readyz").await;
+    ready["upstreams"][0]["replicas"]
+        .as_array()
+        .expect("replicas")
+        .iter()
+        .map(|r| r["calls"].as_u64().expect("calls"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_share_calls_by_their_balance_policy() {
+    let replicas = "replicas: [{builtin: everything}, {builtin: everything}]";
+    // Round robin: each in turn.
+    let gateway = Running::start(&format!("upstreams:\n  - {{name: r, {replicas}}}\n")).await;
+    let client = gateway.client("/mcp", SESSION, ()).await;
+    for _ in 0..10 {
+        client.call_tool("r__test_simple_text", json!({})).await.expect("call");
+    }
+    assert_eq!(calls_per_replica(&gateway).await, [5, 5]);
+
+    // Session hash: one session's calls stay on one replica.
+    let gateway = Running::start(&format!(
+        "upstreams:\n  - {{name: r, {replicas}, balance: session-hash}}\n"
+    ))
+    .await;
+    let client = gateway.client("/mcp", SESSION, ()).await;
+    for _ in 0..10 {
+        client.call_tool("r__test_simple_text", json!({})).await.expect("call");
+    }
+    let mut calls = calls_per_replica(&gateway).await;
+    calls.sort_unstable();
+    assert_eq!(calls, [0, 10]);
+
+    // Least in flight: two slow calls at once go to different replicas.
+    let gateway = Running::start(&format!(
+        "upstreams:\n  - {{name: r, {replicas}, balance: least-in-flight}}\n"
+    ))
+    .await;
+    let client = gateway.client("/mcp", Protocol::Stateless, ()).await;
+    let (a, b) = tokio::join!(
+        client.call_tool("r__slow_compute", json!({"seconds": 1})),
+        client.call_tool("r__slow_compute", json!({"seconds": 1})),
+    );
+    a.expect("call");
+    b.expect("call");
+    assert_eq!(calls_per_replica(&gateway).await, [1, 1]);
+}

@@ -179,3 +179,97 @@ fn an_upstream_speaking_garbage_is_unavailable_with_the_reason() {
     let answer = call(&addr, "/mcp", "garbage__anything");
     assert_eq!(answer["error"]["code"], -32050, "{answer}");
 }
+
+/// `portico serve everything` on `port`, as a child the test can kill.
+fn everything_on(port: u16) -> Running {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_portico"))
+        .args(["serve", "everything", "--http", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("portico starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    std::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("the banner");
+    assert!(line.contains(&format!("127.0.0.1:{port}")), "{line}");
+    Running(child)
+}
+
+/// A free local port (bound, then released).
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding");
+    listener.local_addr().expect("address").port()
+}
+
+#[test]
+fn a_replica_killed_during_a_call_loop_is_routed_around_and_readmitted_after_restart() {
+    let ports = [free_port(), free_port()];
+    let _first = everything_on(ports[0]);
+    let mut second = Some(everything_on(ports[1]));
+    let yaml = format!(
+        "upstreams:\n  - name: pair\n    protocol: stateless\n    replicas:\n      - {{url: 'http://127.0.0.1:{}/mcp'}}\n      - {{url: 'http://127.0.0.1:{}/mcp'}}\n    breaker: {{failures: 2, open_for: 500ms}}\n    health: {{interval: 200ms, timeout: 1s}}\n    timeout: 5s\n",
+        ports[0], ports[1]
+    );
+    let config = TempFile::new("replicas.yaml", &yaml);
+    let (_running, addr) = gateway(&["--config", config.path()]);
+    let ok = |answer: &serde_json::Value| answer["result"]["content"][0]["type"] == "text";
+    let readmitted = |addr: &str| {
+        let ready = readyz(addr);
+        let body = ready.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
+        let json: serde_json::Value = serde_json::from_str(body.trim()).unwrap_or_default();
+        let replicas = json["upstreams"][0]["replicas"].as_array().cloned().unwrap_or_default();
+        replicas.len() == 2
+            && replicas
+                .iter()
+                .all(|r| r["connected"] == true && r["breaker"] == "closed")
+    };
+    let mut failed = 0;
+    let mut recovery = None;
+    // A steady loop: the second replica is killed at call 20, started again at call 120.
+    for i in 0..200 {
+        if i == 20 {
+            let mut child = second.take().expect("running");
+            child.0.kill().expect("SIGKILL");
+            let _ = child.0.wait();
+        }
+        if i == 120 {
+            second = Some(everything_on(ports[1]));
+            // The restarted replica is readmitted (the loop goes on meanwhile).
+            let restarted = Instant::now();
+            while !readmitted(&addr) {
+                assert!(restarted.elapsed() < Duration::from_secs(30), "not readmitted");
+                let answer = call(&addr, "/mcp", "pair__test_simple_text");
+                if !ok(&answer) {
+                    failed += 1;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            recovery = Some(restarted.elapsed());
+        }
+        if i == 100 {
+            // The killed replica is out: its breaker open, or its connection gone.
+            let ready = readyz(&addr);
+            assert!(ready.starts_with("HTTP/1.1 200"), "the other replica serves: {ready}");
+            assert!(
+                ready.contains("\"breaker\":\"open\"") || ready.contains("\"connected\":false"),
+                "{ready}"
+            );
+        }
+        let answer = call(&addr, "/mcp", "pair__test_simple_text");
+        if !ok(&answer) {
+            failed += 1;
+            assert_eq!(
+                answer["error"]["code"], -32050,
+                "only the gateway's own error: {answer}"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Calls routed to the killed replica before its breaker opened, at most: the breaker
+    // opens after 2 failures, or a health check takes it out first.
+    assert!(failed <= 2, "{failed} calls failed");
+    assert!(readmitted(&addr), "both replicas serve at the end");
+    eprintln!("failover: {failed} calls failed; the restarted replica was readmitted after {recovery:?}");
+}
