@@ -1,6 +1,7 @@
 //! `cargo xtask conformance`: the official MCP conformance suite run against
-//! `portico serve everything` through a recording proxy, with a table of results, the schema
-//! validation of every message the server sent, and `docs/conformance.md`.
+//! `portico serve everything`, and against `portico gateway` fronting it, through a recording
+//! proxy, with a table of results, the schema validation of every message the server (or the
+//! gateway) sent, and `docs/conformance.md`.
 //!
 //! The steps, each announced by a banner:
 //!
@@ -17,7 +18,10 @@
 //!    only when named, at the 2026-07-28 wire); with `--scenario NAME`, that scenario alone. The
 //!    suite runs its scenarios one after the other, so the runs go in parallel (`--jobs`), each
 //!    against a `portico serve everything --http 127.0.0.1:0` of its own behind a proxy of its
-//!    own (`capture.rs`), both stopped when the run ends, on error or panic too;
+//!    own (`capture.rs`), both stopped when the run ends, on error or panic too. Then the same
+//!    non-extension runs of each 0.2.x suite again against `portico gateway`'s aggregated
+//!    endpoint, with `portico serve everything` attached over stdio, and over HTTP as a
+//!    2025-11-25 and as a 2026-07-28 upstream (`gateway.rs`; not with `--no-gateway`);
 //! 5. read every scenario's `checks.json` and print a table. A scenario passes only with at least
 //!    one SUCCESS check and no FAILURE: the suite shows a scenario without SUCCESS as passed, this
 //!    task does not;
@@ -30,6 +34,10 @@
 //! rule, with a baseline of scenarios still pending (`client::CLIENT_PENDING`, empty now). They
 //! are reported after the server results and in their own section of `docs/conformance.md`; not
 //! with `--scenario` or `--no-client`.
+//!
+//! The gateway runs are judged the same way and fail the task the same way; the console lists
+//! them beside the others (named `… via the gateway, …`), `docs/conformance.md` in a table of
+//! their own, and their messages (those the gateway sent) are validated and counted apart.
 //!
 //! The suite's output (one folder per scenario), the logs and the captured traffic are kept in
 //! `<target dir>/conformance/` until the next run. Exit code: non-zero when a scenario did not
@@ -52,6 +60,7 @@ use serde_json::Value;
 use crate::capture::{self, Capture, Proxy, Schemas};
 
 mod client;
+mod gateway;
 use crate::test::{
     NpmProbe, banner, check_checkout, fresh_dir, human, npm_install, output_of, strip_ansi, target_dir, tools_dir,
 };
@@ -69,6 +78,9 @@ const DEFAULT_SPEC_VERSIONS: &[&str] = &["2025-11-25", "2026-07-28"];
 
 /// Name prefixes of the extension scenarios.
 const EXTENSION_PREFIXES: &[&str] = &["tasks-", "sep-2640-skills-"];
+
+/// The label of a suite's group of extension scenarios.
+const EXTENSIONS: &str = "extensions";
 
 /// The wire revision the suite runs extension scenarios at when no spec version is given.
 const EXTENSION_WIRE: &str = "2026-07-28";
@@ -107,6 +119,10 @@ pub struct Args {
     /// `--scenario` leaves them out too.
     #[arg(long)]
     no_client: bool,
+    /// Leave out the gateway runs (the 0.2.x suites against `portico gateway` fronting
+    /// `portico serve everything` over stdio and HTTP).
+    #[arg(long)]
+    no_gateway: bool,
     /// Run only this scenario (in each suite that has it, at each spec version where it applies;
     /// an extension scenario once). docs/conformance.md is then left as it is.
     #[arg(long, value_name = "NAME")]
@@ -141,6 +157,7 @@ impl Args {
             suite_versions: Vec::new(),
             no_extensions: false,
             no_client: false,
+            no_gateway: false,
             scenario: None,
             report_only: false,
             no_proxy: false,
@@ -231,6 +248,10 @@ pub fn check(args: Args) -> anyhow::Result<bool> {
         )?);
     }
     check_plans(&plans, &spec_versions, args.scenario.as_deref())?;
+    if !args.no_gateway {
+        let through_gateway = gateway::plans(&plans);
+        plans.extend(through_gateway);
+    }
     for plan in &plans {
         println!("  {}: {}", plan.title(&suites), plan.describe());
     }
@@ -322,6 +343,7 @@ pub fn check(args: Args) -> anyhow::Result<bool> {
             elapsed: runs.iter().map(|f| f.elapsed).sum(),
             longest: runs.iter().map(|f| f.elapsed).max().unwrap_or_default(),
             runs: runs.len(),
+            gateway: plan.gateway,
         });
     }
 
@@ -338,30 +360,43 @@ pub fn check(args: Args) -> anyhow::Result<bool> {
     } else {
         banner("messages the server sent, validated against the negotiated revision's schema");
         let mut schemas = Schemas::pinned(&root)?;
-        let runs: Vec<(String, String, &Capture)> = finished
-            .iter()
-            .filter_map(|f| {
-                let capture = f.capture.as_ref()?;
-                Some((
-                    units[f.unit].name.clone(),
-                    plans[units[f.unit].plan].wire.clone(),
-                    capture,
-                ))
-            })
-            .collect();
         let validating = Instant::now();
-        let report = capture::validate(&mut schemas, &runs)?;
-        print!("{}", report.render(false));
+        // The server runs and the gateway runs apart, each with its own counts.
+        let mut validate = |through_gateway: bool| {
+            let runs: Vec<(String, String, &Capture)> = finished
+                .iter()
+                .filter(|f| plans[units[f.unit].plan].gateway.is_some() == through_gateway)
+                .filter_map(|f| {
+                    let capture = f.capture.as_ref()?;
+                    Some((
+                        units[f.unit].name.clone(),
+                        plans[units[f.unit].plan].wire.clone(),
+                        capture,
+                    ))
+                })
+                .collect();
+            (!runs.is_empty())
+                .then(|| capture::validate(&mut schemas, &runs))
+                .transpose()
+        };
+        let server = validate(false)?.unwrap_or_default();
+        let gateway = validate(true)?;
+        print!("{}", server.render(false));
+        if let Some(gateway) = &gateway {
+            println!("\nmessages the gateway sent (the gateway runs):");
+            print!("{}", gateway.render(false));
+        }
         println!("validated in {}", human(validating.elapsed()));
         println!("captured traffic: {}", out.join("capture").display());
-        Some(report)
+        Some(Validation { server, gateway })
     };
 
     banner("timings (wall clock)");
     print!("{}", render_timings(&groups, wall, jobs));
+    let width = name_width(&groups);
     for group in &client_groups {
         println!(
-            "  {:<45} {} (beside the server runs)",
+            "  {:<width$} {} (beside the server runs)",
             format!("{} client", group.name()),
             human(group.elapsed)
         );
@@ -372,7 +407,7 @@ pub fn check(args: Args) -> anyhow::Result<bool> {
         .flat_map(|g| &g.scenarios)
         .filter(|s| !matches!(s.outcome(), Outcome::Pass | Outcome::SuiteSkipped))
         .count();
-    let invalid = validation.as_ref().map_or(0, |r| r.invalid.len());
+    let invalid = validation.as_ref().map_or(0, Validation::invalid);
     if args.scenario.is_none() && args.write_docs {
         let meta = Meta {
             date: utc_date(SystemTime::now()),
@@ -406,7 +441,7 @@ pub fn check(args: Args) -> anyhow::Result<bool> {
     }
     problems.extend(client_verdict.problems());
     let validated = match &validation {
-        Some(report) => format!(", {} messages valid", report.messages() - invalid),
+        Some(validation) => format!(", {} messages valid", validation.messages() - invalid),
         None => String::new(),
     };
     if !client_groups.is_empty() {
@@ -633,8 +668,9 @@ fn parse_list(text: &str) -> Vec<Listed> {
         .collect()
 }
 
-/// One group of results: a suite at one spec version, or its extension scenarios.
-#[derive(Debug)]
+/// One group of results: a suite at one spec version, or its extension scenarios; against
+/// `portico serve everything`, or against the gateway in front of it.
+#[derive(Debug, Clone)]
 struct Plan {
     /// Index of the suite in the run's list.
     suite: usize,
@@ -645,6 +681,8 @@ struct Plan {
     wire: String,
     /// One suite invocation per entry: the arguments after `server --url URL`.
     invocations: Vec<Vec<String>>,
+    /// Through `portico gateway`, with the server attached so; `None`: the server itself.
+    gateway: Option<gateway::Attachment>,
 }
 
 /// What to run of one suite for the requested spec versions, extensions and scenario; empty
@@ -687,10 +725,11 @@ fn plan(
         label: label.to_owned(),
         wire,
         invocations,
+        gateway: None,
     };
     let extension_group = |names: Vec<String>| {
         base(
-            "extensions",
+            EXTENSIONS,
             EXTENSION_WIRE.to_owned(),
             names.into_iter().map(|n| vec!["--scenario".to_owned(), n]).collect(),
         )
@@ -777,21 +816,40 @@ impl Plan {
         }
     }
 
-    /// `0.2.0-alpha.12 2026-07-28`.
+    /// `0.2.0-alpha.12 2026-07-28`, `0.2.0-alpha.12 2026-07-28 via the gateway, stdio upstream`.
     fn title(&self, suites: &[Suite]) -> String {
-        format!("{} {}", suites[self.suite].version, self.label)
+        format!(
+            "{} {}{}",
+            suites[self.suite].version,
+            self.label,
+            gateway::via(self.gateway)
+        )
     }
 
-    /// Where the suite writes this plan's results: `<out>/<suite>/<label>/`.
+    /// Unique, usable as a file name: `0.2.0-alpha.12_2026-07-28`,
+    /// `0.2.0-alpha.12_gateway-stdio_2026-07-28`.
+    fn key(&self, suites: &[Suite]) -> String {
+        match self.gateway {
+            None => format!("{}_{}", suites[self.suite].version, self.label),
+            Some(a) => format!("{}_{}_{}", suites[self.suite].version, a.folder(), self.label),
+        }
+    }
+
+    /// Where the suite writes this plan's results: `<out>/<suite>/<label>/`, or
+    /// `<out>/<suite>/gateway-<attachment>/<label>/` (with the gateway's configuration).
     fn dir(&self, suites: &[Suite], out: &Path) -> PathBuf {
-        out.join(&suites[self.suite].version).join(&self.label)
+        let suite = out.join(&suites[self.suite].version);
+        match self.gateway {
+            None => suite.join(&self.label),
+            Some(a) => suite.join(a.folder()).join(&self.label),
+        }
     }
 }
 
 /// One suite invocation.
 struct Unit {
     plan: usize,
-    /// Unique, usable as a file name: `0.2.0-alpha.12_2026-07-28`, `..._extensions_tasks-lifecycle`.
+    /// Unique, usable as a file name: [`Plan::key`], `..._extensions_tasks-lifecycle`.
     name: String,
     args: Vec<String>,
 }
@@ -804,7 +862,7 @@ fn units(plans: &[Plan], suites: &[Suite]) -> Vec<Unit> {
         .enumerate()
         .flat_map(|(index, plan)| {
             plan.invocations.iter().map(move |args| {
-                let mut name = format!("{}_{}", suites[plan.suite].version, plan.label);
+                let mut name = plan.key(suites);
                 if plan.invocations.len() > 1
                     && let Some(scenario) = invocation_scenario(args)
                 {
@@ -884,14 +942,22 @@ fn run_unit(context: &RunContext<'_>, units: &[Unit], index: usize) -> anyhow::R
     let started = Instant::now();
     let logs = context.out.join("logs");
     let log_path = logs.join(format!("{}.log", unit.name));
-    let mut server = Server::start(context.portico, &logs.join(format!("{}.server.log", unit.name)))?;
-    let proxy = match context.proxy {
-        Some(runtime) => Some(Proxy::start(runtime, &server.url)?),
-        None => None,
-    };
-    let url = proxy.as_ref().map_or(server.url.clone(), |p| p.url.clone());
     let dir = plan.dir(context.suites, context.out);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    // What the suite talks to first, then what stands behind it (a gateway's HTTP upstream).
+    let mut servers = match plan.gateway {
+        None => vec![Server::everything(
+            context.portico,
+            &logs.join(format!("{}.server.log", unit.name)),
+        )?],
+        Some(attachment) => gateway::start(attachment, context.portico, &dir, &logs, &unit.name)?,
+    };
+    let server = servers[0].url.clone();
+    let proxy = match context.proxy {
+        Some(runtime) => Some(Proxy::start(runtime, &server)?),
+        None => None,
+    };
+    let url = proxy.as_ref().map_or(server.clone(), |p| p.url.clone());
     let mut log = File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
     let mut command = suite.command(&["server", "--url", &url]);
     command
@@ -901,7 +967,7 @@ fn run_unit(context: &RunContext<'_>, units: &[Unit], index: usize) -> anyhow::R
         .stdout(Stdio::piped())
         .stderr(log.try_clone()?);
     let line = format!("{command:?}");
-    writeln!(log, "$ {line}\n# server: {}; proxy: {url}", server.url)?;
+    writeln!(log, "$ {line}\n# server: {server}; proxy: {url}")?;
     let single = invocation_scenario(&unit.args);
     let mut announced: Vec<String> = single.map(str::to_owned).into_iter().collect();
     let mut skipped = BTreeSet::new();
@@ -929,9 +995,12 @@ fn run_unit(context: &RunContext<'_>, units: &[Unit], index: usize) -> anyhow::R
     if !(status.success() || status.code() == Some(1)) {
         bail!("{line} ended with {status}; see {}", log_path.display());
     }
-    server.check_alive()?;
-    // Stopping the server ends the streams still open, so the proxy has all of them.
-    drop(server);
+    for server in &mut servers {
+        server.check_alive()?;
+    }
+    // Stopping the server ends the streams still open, so the proxy has all of them. (A vector
+    // drops its items in order: the gateway, then its upstream.)
+    drop(servers);
     let capture = proxy.map(Proxy::finish);
     let elapsed = started.elapsed();
     let mut done = format!(
@@ -1249,6 +1318,8 @@ struct Group {
     longest: Duration,
     /// How many suite runs the group took.
     runs: usize,
+    /// Run through `portico gateway`, with the server attached so.
+    gateway: Option<gateway::Attachment>,
 }
 
 /// Sums over a group.
@@ -1282,9 +1353,9 @@ impl Group {
         t
     }
 
-    /// `0.1.16 2025-11-25`: the suite version and the title.
+    /// `0.1.16 2025-11-25`: the suite version and the title (and the gateway's attachment).
     fn name(&self) -> String {
-        format!("{} {}", self.suite, self.title())
+        format!("{} {}{}", self.suite, self.title(), gateway::via(self.gateway))
     }
 
     /// `4.1s`, or `17.2s in 13 runs (longest 1.6s)`.
@@ -1373,17 +1444,24 @@ fn render_table(groups: &[Group]) -> String {
         }
     }
     let _ = writeln!(out, "\ntotals:");
+    let width = name_width(groups);
     for group in groups {
-        let _ = writeln!(out, "  {:<45} {}", group.name(), group.totals().line());
+        let _ = writeln!(out, "  {:<width$} {}", group.name(), group.totals().line());
     }
     out
+}
+
+/// The width of the name column in the console's lists of groups.
+fn name_width(groups: &[Group]) -> usize {
+    groups.iter().map(|g| g.name().len()).chain([45]).max().unwrap_or(45)
 }
 
 /// The wall-clock time of each group's suite runs, then of all of them.
 fn render_timings(groups: &[Group], wall: Duration, jobs: usize) -> String {
     let mut out = String::new();
+    let width = name_width(groups);
     for group in groups {
-        let _ = writeln!(out, "  {:<45} {}", group.name(), group.time());
+        let _ = writeln!(out, "  {:<width$} {}", group.name(), group.time());
     }
     let runs: usize = groups.iter().map(|g| g.runs).sum();
     let summed: Duration = groups.iter().map(|g| g.elapsed).sum();
@@ -1417,7 +1495,7 @@ type Wanted = fn(&Scenario) -> bool;
 
 /// The contents of `docs/conformance.md`; `validation` is `None` when the traffic was not
 /// captured.
-fn render_docs(meta: &Meta, groups: &[Group], validation: Option<&capture::Report>) -> String {
+fn render_docs(meta: &Meta, groups: &[Group], validation: Option<&Validation>) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# Conformance\n");
     let _ = writeln!(
@@ -1428,9 +1506,10 @@ fn render_docs(meta: &Meta, groups: &[Group], validation: Option<&capture::Repor
     let _ = writeln!(
         out,
         "Results of the official MCP conformance suites against `portico serve everything` over \
-         Streamable HTTP. A scenario passes when it has at least one SUCCESS check and no FAILURE; \
-         the suite itself also shows scenarios without any SUCCESS as passed, this report does not. \
-         Every message the server sent is also validated against the schema of the revision \
+         Streamable HTTP, and against `portico gateway` in front of it ([Gateway](#gateway)). A \
+         scenario passes when it has at least one SUCCESS check and no FAILURE; the suite itself \
+         also shows scenarios without any SUCCESS as passed, this report does not. Every message \
+         the server (or the gateway) sent is also validated against the schema of the revision \
          negotiated for it (below). The client side, the suite's client scenarios against \
          `portico conformance-client`, is in [its own section](#client-portico-conformance-client). \
          How to run it: [development.md](development.md#conformance).\n"
@@ -1448,35 +1527,16 @@ fn render_docs(meta: &Meta, groups: &[Group], validation: Option<&capture::Repor
     let runs: usize = groups.iter().map(|g| g.runs).sum();
     let _ = writeln!(
         out,
-        "- time: {} wall clock for {runs} suite runs, {} at a time (each against a server of its own)\n",
+        "- time: {} wall clock for {runs} suite runs, {} at a time (each against a server, or a gateway, of its own)\n",
         human(meta.wall),
         meta.jobs
     );
 
-    let _ = writeln!(
-        out,
-        "| suite | spec version | scenarios | passed | failed | without SUCCESS | skipped by the suite | SUCCESS checks | FAILURE checks | WARNING checks | time |"
-    );
-    let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
-    for group in groups {
-        let t = group.totals();
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            group.suite,
-            group.title(),
-            t.scenarios,
-            t.passed,
-            t.failed,
-            t.no_success,
-            t.suite_skipped,
-            t.success,
-            t.failure,
-            t.warning,
-            group.time()
-        );
-    }
-    if groups.iter().any(|g| !Suite::pins_wire(&g.suite)) {
+    let (through_gateway, direct): (Vec<&Group>, Vec<&Group>) = groups.iter().partition(|g| g.gateway.is_some());
+    out.push_str(&results_table(&["suite", "spec version"], &direct, |g| {
+        vec![g.suite.clone(), g.title()]
+    }));
+    if direct.iter().any(|g| !Suite::pins_wire(&g.suite)) {
         let _ = writeln!(
             out,
             "\nSuite 0.1.x speaks the newest revision it knows whatever `--spec-version` says (the \
@@ -1535,7 +1595,7 @@ fn render_docs(meta: &Meta, groups: &[Group], validation: Option<&capture::Repor
     }
 
     let _ = writeln!(out, "\n## Messages the server sent\n");
-    match validation {
+    match validation.map(|v| &v.server) {
         None => {
             let _ = writeln!(out, "Not captured: the run used `--no-proxy`.");
         }
@@ -1543,21 +1603,85 @@ fn render_docs(meta: &Meta, groups: &[Group], validation: Option<&capture::Repor
             let _ = writeln!(
                 out,
                 "Every suite run talked to the server through a recording proxy \
-                 (`xtask/src/capture.rs`). Each message the server sent (JSON bodies and SSE \
-                 events) was validated with the `jsonschema` crate against the schema of the \
+                 (`xtask/src/capture.rs`); the counts below are those of the runs against \
+                 `portico serve everything`, the gateway runs' are in [their \
+                 section](#messages-the-gateway-sent). Each message the server sent (JSON bodies \
+                 and SSE events) was validated with the `jsonschema` crate against the schema of the \
                  revision negotiated for it: the request's `_meta` protocol version (2026-07-28), \
                  else the `initialize` answer of its session, else its `MCP-Protocol-Version` \
                  header, else the revision the run was asked to speak. Each is checked as \
                  `JSONRPCMessage` and as its kind's envelope; a result against the result type of \
                  the method called, a notification or server request against its definition.\n"
             );
-            out.push_str(&report.render(true));
-            if report.invalid.is_empty() {
-                let _ = writeln!(out, "- invalid messages: none");
-            }
+            out.push_str(&render_validation(report));
         }
     }
+    out.push_str(&gateway::render_docs(
+        &through_gateway,
+        validation.map(|v| v.gateway.as_ref()),
+    ));
     out
+}
+
+/// A validation report in Markdown, saying so when no message was invalid.
+fn render_validation(report: &capture::Report) -> String {
+    let mut out = report.render(true);
+    if report.invalid.is_empty() {
+        let _ = writeln!(out, "- invalid messages: none");
+    }
+    out
+}
+
+/// A Markdown table of groups: the columns that name a group (`naming`, filled by `cells`), then
+/// the counts and the time.
+fn results_table(naming: &[&str], groups: &[&Group], cells: impl Fn(&Group) -> Vec<String>) -> String {
+    const COUNTS: &str = "scenarios | passed | failed | without SUCCESS | skipped by the suite | SUCCESS checks | FAILURE checks | WARNING checks | time |";
+    let mut out = format!("| {} | {COUNTS}\n|", naming.join(" | "));
+    out.push_str(&"---|".repeat(naming.len()));
+    out.push_str(&"---:|".repeat(8));
+    out.push_str("---|\n");
+    for group in groups {
+        let t = group.totals();
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            cells(group).join(" | "),
+            t.scenarios,
+            t.passed,
+            t.failed,
+            t.no_success,
+            t.suite_skipped,
+            t.success,
+            t.failure,
+            t.warning,
+            group.time()
+        );
+    }
+    out
+}
+
+/// The validation of the captured messages: the runs against the server, and those through the
+/// gateway apart.
+struct Validation {
+    server: capture::Report,
+    /// `None` without gateway runs.
+    gateway: Option<capture::Report>,
+}
+
+impl Validation {
+    fn reports(&self) -> impl Iterator<Item = &capture::Report> {
+        std::iter::once(&self.server).chain(&self.gateway)
+    }
+
+    /// Messages that did not validate.
+    fn invalid(&self) -> usize {
+        self.reports().map(|r| r.invalid.len()).sum()
+    }
+
+    /// Messages validated.
+    fn messages(&self) -> usize {
+        self.reports().map(capture::Report::messages).sum()
+    }
 }
 
 /// `text` on one line, cut to `MAX_MESSAGE` characters.
@@ -1645,7 +1769,7 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// `portico serve everything` on a free local port.
+/// `portico serve everything` (or `portico gateway`) on a free local port.
 struct Server {
     process: KillOnDrop,
     /// `http://127.0.0.1:PORT/mcp`.
@@ -1654,13 +1778,24 @@ struct Server {
 }
 
 impl Server {
-    /// Starts the server with its standard error, and its standard output after the first line,
-    /// going to `log`; waits for the first line, which names the address.
-    fn start(portico: &Path, log: &Path) -> anyhow::Result<Self> {
+    /// Starts `portico serve everything --http 127.0.0.1:0`; see [`Server::start`].
+    fn everything(portico: &Path, log: &Path) -> anyhow::Result<Self> {
+        Self::start(
+            portico,
+            &["serve", "everything", "--http", "127.0.0.1:0"].map(OsStr::new),
+            "serving MCP on ",
+            log,
+        )
+    }
+
+    /// Starts `portico ARGS` with its standard error, and its standard output after the first
+    /// line, going to `log`; waits for the first line, `<banner>http://ADDR/mcp`, which names the
+    /// address.
+    fn start(portico: &Path, args: &[&OsStr], banner: &str, log: &Path) -> anyhow::Result<Self> {
         let file = File::create(log).with_context(|| format!("creating {}", log.display()))?;
         let mut command = Command::new(portico);
         command
-            .args(["serve", "everything", "--http", "127.0.0.1:0"])
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(file.try_clone()?);
@@ -1691,11 +1826,11 @@ impl Server {
                 bail!("the server exited before printing its address; see {}", log.display())
             }
         };
-        let Some(url) = first
-            .strip_prefix("serving MCP on ")
-            .filter(|u| u.starts_with("http://"))
-        else {
-            bail!("expected `serving MCP on http://ADDR/mcp` from the server, got {first:?}");
+        let Some(url) = first.strip_prefix(banner).filter(|u| u.starts_with("http://")) else {
+            bail!(
+                "expected `{banner}http://ADDR/mcp` from the server, got {first:?}; see {}",
+                log.display()
+            );
         };
         Ok(Self {
             url: url.trim().to_owned(),
@@ -1881,6 +2016,7 @@ mod tests {
             elapsed: Duration::from_millis(4_100),
             longest: Duration::from_millis(4_100),
             runs: 1,
+            gateway: None,
         };
         assert_eq!(
             group.totals(),

@@ -90,7 +90,7 @@ impl Routes {
 pub type SharedRoutes = Arc<RwLock<Arc<Routes>>>;
 
 /// Which items an endpoint serves.
-#[derive(Clone)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Scope {
     /// Every upstream's, namespaced.
     All,

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 /// The whole configuration.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// The address the gateway listens on (default `127.0.0.1:8080`).
@@ -29,6 +29,20 @@ pub struct Config {
     /// Bounds of what clients may send.
     #[serde(default)]
     pub limits: Limits,
+    /// The admin API.
+    #[serde(default)]
+    pub admin: AdminConfig,
+}
+
+/// The admin API (`/admin/…`): open to anyone who can reach the listener when `listen` is a
+/// loopback address and no `token` is set; with a `token`, every request must carry
+/// `Authorization: Bearer <token>`; on another address without a token it is off (`404`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// The bearer token the admin API requires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -47,13 +61,14 @@ impl Default for Config {
             upstreams: Vec::new(),
             virtual_servers: Vec::new(),
             limits: Limits::default(),
+            admin: AdminConfig::default(),
         }
     }
 }
 
 /// One upstream MCP server: exactly one of `command` (stdio), `url` (HTTP, WebSocket),
 /// `builtin` (in process) or `replicas` (several of those, serving the same thing).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamConfig {
     /// Its name: letters, digits, `-` and `_`. Its endpoint is `/mcp/<name>`.
@@ -87,6 +102,7 @@ pub struct UpstreamConfig {
     pub prefix: Option<String>,
     /// How long one call may take (default `60s`; units `ms`, `s`, `m`).
     #[serde(default = "default_timeout", with = "duration")]
+    #[schemars(with = "String")]
     pub timeout: Duration,
     /// Several servers serving the same thing, in place of `command`, `url` or `builtin`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -113,7 +129,7 @@ fn default_retries() -> u32 {
 
 /// One replica of an upstream: exactly one of `command`, `url` or `builtin`, with the same
 /// meaning as on the upstream.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReplicaConfig {
     /// A stdio server's program and arguments.
@@ -138,7 +154,7 @@ pub struct ReplicaConfig {
 
 /// How a call picks one of an upstream's replicas (among those connected and not held off by
 /// their breaker).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Balance {
     /// Each in turn.
@@ -154,14 +170,16 @@ pub enum Balance {
 /// Active health checks: every `interval`, each connected replica is sent `ping` (a session)
 /// or `server/discover` (2026-07-28); a check that fails or takes longer than `timeout`
 /// opens the replica's breaker, one that passes after the breaker's `open_for` closes it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HealthConfig {
     /// How often (default `10s`).
     #[serde(default = "default_health_interval", with = "duration")]
+    #[schemars(with = "String")]
     pub interval: Duration,
     /// How long a check may take (default `2s`).
     #[serde(default = "default_health_timeout", with = "duration")]
+    #[schemars(with = "String")]
     pub timeout: Duration,
 }
 
@@ -186,7 +204,7 @@ impl Default for HealthConfig {
 /// connection, a transport error, a timeout — not an error the server answered) open it; while
 /// open no call goes there; after `open_for` one trial call (or a passing health check) may
 /// go, and closes it if it succeeds.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BreakerConfig {
     /// Failures in a row that open it (default 3).
@@ -194,6 +212,7 @@ pub struct BreakerConfig {
     pub failures: u32,
     /// How long it stays open before a trial (default `5s`).
     #[serde(default = "default_open_for", with = "duration")]
+    #[schemars(with = "String")]
     pub open_for: Duration,
 }
 
@@ -219,7 +238,7 @@ fn default_timeout() -> Duration {
 }
 
 /// How a `url` upstream is reached.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum TransportKind {
     /// Streamable HTTP (2025-03-26 and later).
@@ -231,7 +250,7 @@ pub enum TransportKind {
 }
 
 /// Which protocol generation the gateway speaks to an upstream.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum ProtocolChoice {
     /// `server/discover` first (2026-07-28), `initialize` if the server does not know it.
@@ -244,7 +263,7 @@ pub enum ProtocolChoice {
 }
 
 /// A curated endpoint at `/mcp/<name>`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VirtualServerConfig {
     /// Its name (same rules as an upstream's, and distinct from every upstream's).
@@ -257,7 +276,7 @@ pub struct VirtualServerConfig {
 }
 
 /// One tool of a virtual server.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VirtualTool {
     /// The upstream serving it.
@@ -273,7 +292,7 @@ pub struct VirtualTool {
 }
 
 /// Bounds of what clients may send and hold.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
     /// The largest request body, in bytes (default 4 MiB).

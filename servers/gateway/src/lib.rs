@@ -3,274 +3,328 @@
 //! Clients of any revision reach it over Streamable HTTP (both generations), WebSocket or the
 //! legacy HTTP+SSE transport, all on one listener; it relays their requests to upstream
 //! servers reached over stdio, Streamable HTTP, legacy HTTP+SSE, WebSocket or in process, each
-//! spoken to in the generation it speaks. Endpoints:
+//! spoken to in the generation it speaks, each with replicas behind a balancing policy, health
+//! checks and circuit breakers. Endpoints ([`http`]):
 //!
 //! | path | serves |
 //! |---|---|
 //! | `/mcp` (and `ws://…/mcp`, `/sse` + `/messages`) | every upstream's tools and prompts, namespaced `<prefix><separator><name>`, and their resources |
 //! | `/mcp/<upstream>` (`…/sse`, `…/messages`) | one upstream's items, as they are |
 //! | `/mcp/<virtual server>` | a curated set of tools, renamed and redescribed |
-//! | `/healthz`, `/readyz` | liveness; readiness with every upstream's state and name collisions (JSON) |
+//! | `/healthz`, `/readyz` | liveness; readiness with every upstream's and replica's state and name collisions (JSON) |
+//! | `/admin/…`, `/openapi.json`, `/admin/docs` | the admin API ([`admin`]), its OpenAPI 3.1 document and reference page |
 //!
 //! The request path: transport → [`portico_core::server`] (sessions, revisions, input rounds)
-//! → [`catalog::View`] (which upstream serves the name) → [`relay`] (progress, log messages,
-//! questions and cancellation carried both ways) → the upstream's
-//! [`portico_core::client::Client`], kept connected by [`upstream::Upstream`]. Policy layers
+//! → [`catalog::View`] (which upstream serves the name) → [`relay`] (replica picked; progress,
+//! log messages, questions and cancellation carried both ways) → the replica's
+//! [`portico_core::client::Client`], kept connected by [`upstream::Replica`]. Policy layers
 //! (authentication, authorization, rate limits, caching, audit) slot in between the transport
 //! and the catalog.
 //!
+//! The configuration is replaced whole and atomically ([`Gateway::apply`]): from the file when
+//! it changes ([`reload`]) or from the admin API. A bad configuration is refused and the one in
+//! force keeps serving; upstreams whose configuration did not change keep their connections;
+//! replaced and removed ones finish their calls in flight before they stop.
+//!
 //! The crate has no features.
 
+pub mod admin;
 pub mod breaker;
 pub mod catalog;
 pub mod config;
+pub mod http;
 pub mod relay;
+pub mod reload;
 pub mod upstream;
 
-use std::sync::{Arc, RwLock};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
-use axum::Router;
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
-use axum::routing::get;
-use portico_core::server::{Change, Server};
-use portico_transport::http::HttpConfig;
-use portico_transport::http::legacy_sse::{self, LegacySseConfig};
-use serde_json::json;
+use portico_core::server::Change;
 use tokio_util::sync::CancellationToken;
 
-use crate::catalog::{Routes, Scope, SharedRoutes, View};
-use crate::config::Config;
+use crate::catalog::{Routes, SharedRoutes};
+use crate::config::{Config, ConfigError};
+use crate::http::Endpoint;
 use crate::upstream::{Announce, Upstream};
 
 /// The gateway's name in `serverInfo`.
 pub const NAME: &str = "portico-gateway";
 
 /// A running gateway: its upstreams (connecting, connected, reconnecting) and its endpoints.
+/// Cheap to clone: clones share everything.
+#[derive(Clone)]
 pub struct Gateway {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     routes: SharedRoutes,
-    endpoints: Arc<Endpoints>,
+    /// The endpoints by name (`""` for the aggregated one).
+    endpoints: RwLock<BTreeMap<String, Endpoint>>,
+    announce: Announce,
     shutdown: CancellationToken,
+    /// One configuration change at a time.
+    applying: tokio::sync::Mutex<()>,
+    /// How long a new upstream's first connection is waited for before it serves.
+    connect_wait: Duration,
+    /// The outcome of the last configuration change ([`Gateway::last_change`]).
+    last_change: Mutex<Option<ConfigChange>>,
+    /// The file's configuration and the admin API's changes ([`reload`]).
+    sources: reload::SharedSources,
 }
 
-/// The MCP server of each endpoint, by path name (`""` for the aggregated one).
-#[derive(Default)]
-struct Endpoints {
-    servers: RwLock<Vec<(String, Server)>>,
-}
-
-impl Endpoints {
-    fn announce(&self, upstream: &str, change: &Change, routes: &Routes) {
-        let servers = self.servers.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        for (name, server) in servers.iter() {
-            let concerned = name.is_empty()
-                || name == upstream
-                || routes
-                    .config
-                    .virtual_servers
-                    .iter()
-                    .any(|v| &v.name == name && v.tools.iter().any(|t| t.upstream == upstream));
-            if concerned {
-                server.notify(change.clone());
-            }
-        }
-    }
+/// What the last configuration change did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ConfigChange {
+    /// Where it came from: `file`, `admin`.
+    pub source: String,
+    /// `applied` or `rejected`.
+    pub outcome: String,
+    /// Why it was rejected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Seconds since the Unix epoch.
+    pub at: u64,
 }
 
 impl Gateway {
-    /// Starts the upstreams of `config` and waits (at most `connect_wait`) for each one's
-    /// first connection attempt; an upstream that is not reachable yet keeps being retried
-    /// in the background, its calls answered with [`relay::UPSTREAM_UNAVAILABLE`] meanwhile.
+    /// Starts the upstreams of `config` (checked already, as [`Config::parse`] and
+    /// [`Config::load`] do) and waits, at most `connect_wait`, for each one's first
+    /// connection attempt; an upstream not reachable yet keeps being retried in the background,
+    /// its calls answered with [`relay::UPSTREAM_UNAVAILABLE`] meanwhile.
     pub async fn start(config: Config, connect_wait: Duration) -> Self {
-        let endpoints = Arc::new(Endpoints::default());
         let routes: SharedRoutes = Arc::new(RwLock::new(Arc::new(Routes {
             config: config.clone(),
             upstreams: Vec::new(),
         })));
-        let announce: Announce = {
-            let endpoints = endpoints.clone();
-            let routes = routes.clone();
-            Arc::new(move |upstream: &str, change: Change| {
-                let routes = routes.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
-                endpoints.announce(upstream, &change, &routes);
-            })
-        };
-        let mut upstreams = Vec::new();
-        let mut first = Vec::new();
-        for upstream in &config.upstreams {
-            let upstream = Upstream::new(upstream.clone(), announce.clone());
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            tokio::spawn(upstream.clone().run(tx));
-            first.push(rx);
-            upstreams.push(upstream);
-        }
-        *routes.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(Routes { config, upstreams });
-        let _ = tokio::time::timeout(connect_wait, futures_util::future::join_all(first)).await;
-        Self {
-            routes,
-            endpoints,
-            shutdown: CancellationToken::new(),
-        }
+        let gateway = Arc::new_cyclic(|weak: &std::sync::Weak<Inner>| {
+            let weak = weak.clone();
+            let announce: Announce = Arc::new(move |upstream: &str, change: Change| {
+                if let Some(inner) = weak.upgrade() {
+                    Gateway { inner }.announce(Some(upstream), &change);
+                }
+            });
+            Inner {
+                routes,
+                endpoints: RwLock::new(BTreeMap::new()),
+                announce,
+                shutdown: CancellationToken::new(),
+                applying: tokio::sync::Mutex::new(()),
+                connect_wait,
+                last_change: Mutex::new(None),
+                sources: Mutex::default(),
+            }
+        });
+        let gateway = Gateway { inner: gateway };
+        let upstreams = gateway.start_upstreams(&config.upstreams).await;
+        gateway.set_routes(Routes { config, upstreams });
+        gateway.sync_endpoints(None);
+        gateway
     }
 
     /// The routes in force.
     pub fn routes(&self) -> Arc<Routes> {
-        self.routes
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner.routes.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    fn set_routes(&self, routes: Routes) {
+        *self.inner.routes.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(routes);
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> Config {
+        self.routes().config.clone()
+    }
+
+    /// The outcome of the last configuration change, if there was one.
+    pub fn last_change(&self) -> Option<ConfigChange> {
+        self.inner
+            .last_change
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    pub(crate) fn record_change(&self, source: &str, outcome: &Result<(), ConfigError>) {
+        let at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let change = ConfigChange {
+            source: source.to_string(),
+            outcome: if outcome.is_ok() { "applied" } else { "rejected" }.to_string(),
+            error: outcome.as_ref().err().map(ToString::to_string),
+            at,
+        };
+        *self.inner.last_change.lock().unwrap_or_else(PoisonError::into_inner) = Some(change);
     }
 
     /// Cancelled by [`Gateway::shutdown`]; give [`portico_transport::http::serve`] the same.
     pub fn shutdown_token(&self) -> CancellationToken {
-        self.shutdown.clone()
+        self.inner.shutdown.clone()
     }
 
     /// Stops the endpoints' streams and the upstreams.
     pub fn shutdown(&self) {
-        self.shutdown.cancel();
-        for (_, server) in self
+        self.inner.shutdown.cancel();
+        for endpoint in self
+            .inner
             .endpoints
-            .servers
             .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .iter()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
         {
-            server.shutdown();
+            endpoint.close();
         }
         for upstream in &self.routes().upstreams {
             upstream.stop();
         }
     }
 
-    /// The endpoint serving `scope`, as an MCP server.
-    fn server(&self, name: &str, scope: Scope) -> Server {
-        let mut builder =
-            Server::builder(NAME, env!("CARGO_PKG_VERSION")).catalog(View::new(self.routes.clone(), scope.clone()));
-        if let Scope::Virtual(name) = &scope
-            && let Some(instructions) = self
-                .routes()
-                .config
-                .virtual_servers
-                .iter()
-                .find(|v| &v.name == name)
-                .and_then(|v| v.instructions.clone())
-        {
-            builder = builder.instructions(instructions);
+    /// Starts upstreams and waits for their first connection attempts.
+    async fn start_upstreams(&self, configs: &[config::UpstreamConfig]) -> Vec<Arc<Upstream>> {
+        let mut upstreams = Vec::new();
+        let mut first = Vec::new();
+        for config in configs {
+            let upstream = Upstream::new(config.clone(), self.inner.announce.clone());
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            tokio::spawn(upstream.clone().run(tx));
+            first.push(rx);
+            upstreams.push(upstream);
         }
-        let server = builder.build();
-        self.endpoints
-            .servers
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push((name.to_string(), server.clone()));
-        server
+        let _ = tokio::time::timeout(self.inner.connect_wait, futures_util::future::join_all(first)).await;
+        upstreams
     }
 
-    /// The HTTP application: every endpoint, on every transport, and the health checks.
-    pub fn router(&self) -> Router {
-        let routes = self.routes();
-        let limits = &routes.config.limits;
-        let mut app = Router::new();
-        let endpoint = |path: String, name: &str, scope: Scope, app: Router| -> Router {
-            let server = self.server(name, scope);
-            let http = HttpConfig {
-                path: path.clone(),
-                max_body_bytes: limits.max_body_bytes,
-                max_sessions: limits.max_sessions,
-                shutdown: self.shutdown.clone(),
-                ..HttpConfig::default()
-            };
-            let mut legacy = LegacySseConfig::from_http(&http);
-            let base = if path == "/mcp" { String::new() } else { path.clone() };
-            legacy.sse_path = format!("{base}/sse");
-            legacy.messages_path = format!("{base}/messages");
-            let for_legacy = server.clone();
-            app.merge(portico_transport::http::router(move || server.connection(), http))
-                .merge(legacy_sse::router(move || for_legacy.connection(), legacy))
-        };
-        app = endpoint("/mcp".into(), "", Scope::All, app);
-        for upstream in &routes.config.upstreams {
-            let path = format!("/mcp/{}", upstream.name);
-            app = endpoint(path, &upstream.name, Scope::Upstream(upstream.name.clone()), app);
+    /// Replaces the configuration with `config`, atomically: checked first (an error names the
+    /// key, and nothing changes); upstreams whose configuration is unchanged keep running, new
+    /// ones are connected before they serve (at most the start's `connect_wait`), replaced and
+    /// removed ones finish the calls they have in flight (at most their `timeout`) and stop;
+    /// endpoints appear and disappear with their upstreams and virtual servers; every client
+    /// listening is told the lists changed.
+    pub async fn apply(&self, mut config: Config) -> Result<(), ConfigError> {
+        config.check()?;
+        let _one_at_a_time = self.inner.applying.lock().await;
+        let old = self.routes();
+        // The listener stays where it is until a restart.
+        if config.listen != old.config.listen {
+            tracing::warn!(listen = %config.listen, serving = %old.config.listen, "`listen` changes take effect at restart");
+            config.listen = old.config.listen;
         }
-        for server in &routes.config.virtual_servers {
-            let path = format!("/mcp/{}", server.name);
-            app = endpoint(path, &server.name, Scope::Virtual(server.name.clone()), app);
+        let mut kept = Vec::new();
+        let mut fresh = Vec::new();
+        for upstream in &config.upstreams {
+            match old.upstreams.iter().find(|u| u.config() == upstream) {
+                Some(same) => kept.push(same.clone()),
+                None => fresh.push(upstream.clone()),
+            }
         }
-        let shared = self.routes.clone();
-        app.route(
-            "/healthz",
-            get(|| async { json_response(StatusCode::OK, &json!({"status": "ok"})) }),
-        )
-        .route(
-            "/readyz",
-            get(move || {
-                let routes = shared.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
-                async move { readiness(&routes) }
-            }),
-        )
-    }
-}
-
-/// `/readyz`: `200` when every upstream can serve (a replica connected and not held off by
-/// its breaker), else `503`; the body lists each upstream and replica and the names served
-/// twice.
-fn readiness(routes: &Routes) -> axum::response::Response {
-    let upstreams: Vec<_> = routes
-        .upstreams
-        .iter()
-        .map(|u| {
-            let snapshot = u.snapshot();
-            let replicas: Vec<_> = u
-                .replicas()
-                .iter()
-                .map(|r| {
-                    let reason = r.unavailable_reason();
-                    json!({
-                        "target": r.describe(),
-                        "connected": r.client().is_some(),
-                        "breaker": r.breaker_state(),
-                        "in_flight": r.in_flight(),
-                        "calls": r.calls(),
-                        "error": if reason.is_empty() { None } else { Some(reason) },
-                    })
-                })
-                .collect();
-            let available = u.is_available();
-            json!({
-                "name": u.name(),
-                "connected": available,
-                "error": if available { None } else { Some(u.unavailable_reason()) },
-                "tools": snapshot.tools.len(),
-                "prompts": snapshot.prompts.len(),
-                "resources": snapshot.resources.len(),
-                "replicas": replicas,
+        let started = self.start_upstreams(&fresh).await;
+        let mut started = started.into_iter();
+        let upstreams: Vec<Arc<Upstream>> = config
+            .upstreams
+            .iter()
+            .map(|c| {
+                kept.iter()
+                    .find(|u| u.config() == c)
+                    .cloned()
+                    .or_else(|| started.next())
+                    .unwrap_or_else(|| unreachable!("every upstream is kept or started"))
             })
-        })
-        .collect();
-    let collisions: Vec<_> = routes
-        .collisions()
-        .into_iter()
-        .map(|(kind, name, upstreams)| json!({"kind": kind, "name": name, "upstreams": upstreams}))
-        .collect();
-    let ready = routes.upstreams.iter().all(|u| u.is_available());
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    let body = json!({
-        "status": if ready { "ready" } else { "not ready" },
-        "upstreams": upstreams,
-        "collisions": collisions,
-    });
-    json_response(status, &body)
+            .collect();
+        let retired: Vec<Arc<Upstream>> = old
+            .upstreams
+            .iter()
+            .filter(|u| !upstreams.iter().any(|n| Arc::ptr_eq(n, u)))
+            .cloned()
+            .collect();
+        self.set_routes(Routes { config, upstreams });
+        self.sync_endpoints(Some(&old.config));
+        for upstream in retired {
+            tokio::spawn(retire(upstream));
+        }
+        for change in [
+            Change::ToolsListChanged,
+            Change::PromptsListChanged,
+            Change::ResourcesListChanged,
+        ] {
+            self.announce(None, &change);
+        }
+        tracing::info!("configuration applied");
+        Ok(())
+    }
+
+    /// Makes the endpoints match the routes: one per upstream and virtual server, plus the
+    /// aggregated one. A virtual server whose definition changed gets a new endpoint (its
+    /// instructions are the server's); removed ones are closed.
+    fn sync_endpoints(&self, old: Option<&Config>) {
+        let routes = self.routes();
+        let config = &routes.config;
+        let mut wanted: BTreeMap<String, catalog::Scope> = BTreeMap::new();
+        wanted.insert(String::new(), catalog::Scope::All);
+        for upstream in &config.upstreams {
+            wanted.insert(upstream.name.clone(), catalog::Scope::Upstream(upstream.name.clone()));
+        }
+        for server in &config.virtual_servers {
+            wanted.insert(server.name.clone(), catalog::Scope::Virtual(server.name.clone()));
+        }
+        let changed_virtual = |name: &str| {
+            let before = old.and_then(|o| o.virtual_servers.iter().find(|v| v.name == name));
+            let after = config.virtual_servers.iter().find(|v| v.name == name);
+            before.is_some() && before != after
+        };
+        let limits_changed = old.is_some_and(|o| o.limits != config.limits);
+        let mut endpoints = self.inner.endpoints.write().unwrap_or_else(PoisonError::into_inner);
+        endpoints.retain(|name, endpoint| {
+            let keep = wanted.get(name).is_some_and(|scope| endpoint.scope() == scope)
+                && !changed_virtual(name)
+                && !limits_changed;
+            if !keep {
+                endpoint.close();
+            }
+            keep
+        });
+        for (name, scope) in wanted {
+            if let std::collections::btree_map::Entry::Vacant(vacant) = endpoints.entry(name) {
+                let endpoint = Endpoint::new(self, vacant.key(), scope);
+                vacant.insert(endpoint);
+            }
+        }
+    }
+
+    /// Tells the endpoints' listening clients about `change` — those `upstream` concerns, or
+    /// all of them.
+    fn announce(&self, upstream: Option<&str>, change: &Change) {
+        let routes = self.routes();
+        let endpoints = self.inner.endpoints.read().unwrap_or_else(PoisonError::into_inner);
+        for (name, endpoint) in endpoints.iter() {
+            let concerned = match upstream {
+                None => true,
+                Some(upstream) => {
+                    name.is_empty()
+                        || name == upstream
+                        || routes
+                            .config
+                            .virtual_servers
+                            .iter()
+                            .any(|v| &v.name == name && v.tools.iter().any(|t| t.upstream == upstream))
+                }
+            };
+            if concerned {
+                endpoint.server().notify(change.clone());
+            }
+        }
+    }
 }
 
-/// A JSON body with its status.
-fn json_response(status: StatusCode, body: &serde_json::Value) -> axum::response::Response {
-    let headers = [(axum::http::header::CONTENT_TYPE, "application/json")];
-    (status, headers, body.to_string()).into_response()
+/// Stops an upstream taken out of the configuration once its calls in flight are done (or its
+/// `timeout` passed).
+async fn retire(upstream: Arc<Upstream>) {
+    let deadline = tokio::time::Instant::now() + upstream.config().timeout;
+    while upstream.replicas().iter().any(|r| r.in_flight() > 0) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tracing::info!(upstream = upstream.name(), "upstream retired");
+    upstream.stop();
 }

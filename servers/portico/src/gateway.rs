@@ -19,6 +19,10 @@ pub struct GatewayArgs {
     /// Listen on this address instead of the configuration's `listen` (port 0 picks a free one).
     #[arg(long)]
     listen: Option<std::net::SocketAddr>,
+    /// How often the configuration file is checked for changes, which are applied without a
+    /// restart (`250ms`, `1s`, `1m`; `0s` turns watching off).
+    #[arg(long, default_value = "1s", value_parser = portico_gateway::config::duration::parse)]
+    watch_interval: Duration,
     /// Log lines as text or as JSON objects (one per line), to standard error.
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -74,6 +78,11 @@ pub fn run(args: GatewayArgs) -> ExitCode {
         let addr = listener.local_addr()?;
         let names: Vec<String> = config.upstreams.iter().map(|u| u.name.clone()).collect();
         let gateway = Gateway::start(config, Duration::from_secs(10)).await;
+        if let Some(path) = &args.config
+            && !args.watch_interval.is_zero()
+        {
+            gateway.watch_file(path.clone(), args.watch_interval);
+        }
         let app = gateway.router();
         let mut banner = format!("gateway serving MCP on http://{addr}/mcp\n");
         for name in names {

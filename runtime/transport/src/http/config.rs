@@ -62,6 +62,14 @@ pub struct HttpConfig {
     pub peer: PeerConfig,
     /// How answers are framed.
     pub response_mode: ResponseMode,
+    /// Methods whose answers in a session (2025-x) start an SSE stream at once in
+    /// [`ResponseMode::Auto`], as a request with a `progressToken` does (default none). For a
+    /// server that cannot know whether a call will send progress, log messages or questions
+    /// before its answer, nor how long it takes — a gateway relaying `tools/call` — so that the
+    /// stream is primed and resumable (`Last-Event-ID`) from the start. 2026-07-28 requests are
+    /// not affected: their errors must keep their HTTP status (`-32021` is a `400`), which a
+    /// stream already started cannot give.
+    pub stream_methods: Vec<String>,
     /// How often an idle SSE stream gets a comment line, so proxies and clients keep it open
     /// (default 15 s; `None`: never).
     pub sse_keepalive: Option<Duration>,
@@ -96,6 +104,7 @@ impl Default for HttpConfig {
             require_request_headers: true,
             peer: PeerConfig::default(),
             response_mode: ResponseMode::Auto,
+            stream_methods: Vec::new(),
             sse_keepalive: Some(Duration::from_secs(15)),
             sse_retry: Duration::from_secs(3),
             stream_buffer: 32,

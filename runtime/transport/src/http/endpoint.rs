@@ -94,7 +94,9 @@ async fn handle_post(state: &Arc<State>, request: Request) -> Result<Response, H
     let framing = Framing::new(
         accept,
         config.response_mode,
-        peek.progress || method == "subscriptions/listen",
+        peek.progress
+            || method == "subscriptions/listen"
+            || (peek.version.is_none() && config.stream_methods.iter().any(|m| m == method)),
     );
 
     // 2026-07-28: the version is in the request's `_meta`; no session, whatever the headers say.

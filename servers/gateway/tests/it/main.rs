@@ -6,6 +6,7 @@
 mod bridging;
 mod docs;
 mod failures;
+mod reload;
 mod routing;
 
 use std::sync::Arc;
@@ -41,7 +42,15 @@ struct Running {
 impl Running {
     /// Starts a gateway for the YAML configuration `yaml`.
     async fn start(yaml: &str) -> Self {
-        let config = Config::parse(yaml, false).expect("a valid test config");
+        Self::serve(Config::parse(yaml, false).expect("a valid test config")).await
+    }
+
+    /// Starts a gateway for the configuration file at `path`.
+    async fn start_file(path: &std::path::Path) -> Self {
+        Self::serve(Config::load(path).expect("a valid test config")).await
+    }
+
+    async fn serve(config: Config) -> Self {
         let gateway = Gateway::start(config, Duration::from_secs(10)).await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binding");
         let base = format!("http://{}", listener.local_addr().expect("address"));

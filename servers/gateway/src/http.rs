@@ -1,0 +1,212 @@
+//! The gateway's HTTP surface: every endpoint on one listener, each an MCP server over
+//! Streamable HTTP, WebSocket and the legacy HTTP+SSE transport; `/mcp/<name>` is looked up
+//! when a request comes, so endpoints come and go with the configuration. Also `/healthz` and
+//! `/readyz`.
+
+use std::sync::PoisonError;
+
+use axum::Router;
+use axum::extract::{Path, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use portico_core::server::Server;
+use portico_transport::http::HttpConfig;
+use portico_transport::http::legacy_sse::{self, LegacySseConfig};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt as _;
+
+use crate::catalog::{Routes, Scope, View};
+use crate::{Gateway, NAME};
+
+/// One endpoint: its MCP server and the router serving it on every transport.
+pub(crate) struct Endpoint {
+    scope: Scope,
+    server: Server,
+    router: Router,
+    /// Ends the endpoint's sessions and streams when it is removed.
+    closed: CancellationToken,
+}
+
+impl Endpoint {
+    /// The endpoint `name` (`""`: the aggregated one, at `/mcp`) serving `scope`.
+    pub(crate) fn new(gateway: &Gateway, name: &str, scope: Scope) -> Self {
+        let routes = gateway.routes();
+        let mut builder = Server::builder(NAME, env!("CARGO_PKG_VERSION"))
+            .catalog(View::new(gateway.inner.routes.clone(), scope.clone()));
+        if let Scope::Virtual(name) = &scope
+            && let Some(instructions) = routes
+                .config
+                .virtual_servers
+                .iter()
+                .find(|v| &v.name == name)
+                .and_then(|v| v.instructions.clone())
+        {
+            builder = builder.instructions(instructions);
+        }
+        let server = builder.build();
+        let closed = gateway.inner.shutdown.child_token();
+        let path = if name.is_empty() {
+            "/mcp".to_string()
+        } else {
+            format!("/mcp/{name}")
+        };
+        let limits = &routes.config.limits;
+        let http = HttpConfig {
+            path: path.clone(),
+            max_body_bytes: limits.max_body_bytes,
+            max_sessions: limits.max_sessions,
+            shutdown: closed.clone(),
+            // A relayed call may send progress, log messages or questions before its answer,
+            // and take long: in a session, its answer is a primed, resumable SSE stream from
+            // the start.
+            stream_methods: vec!["tools/call".into()],
+            ..HttpConfig::default()
+        };
+        let mut legacy = LegacySseConfig::from_http(&http);
+        let base = if name.is_empty() { String::new() } else { path };
+        legacy.sse_path = format!("{base}/sse");
+        legacy.messages_path = format!("{base}/messages");
+        let (for_http, for_legacy) = (server.clone(), server.clone());
+        let router = portico_transport::http::router(move || for_http.connection(), http)
+            .merge(legacy_sse::router(move || for_legacy.connection(), legacy));
+        Self {
+            scope,
+            server,
+            router,
+            closed,
+        }
+    }
+
+    pub(crate) fn scope(&self) -> &Scope {
+        &self.scope
+    }
+
+    pub(crate) fn server(&self) -> &Server {
+        &self.server
+    }
+
+    /// Ends its sessions and streams.
+    pub(crate) fn close(&self) {
+        self.server.shutdown();
+        self.closed.cancel();
+    }
+}
+
+impl Gateway {
+    /// The HTTP application: every endpoint, on every transport, the health checks and the
+    /// admin API.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/mcp", any(aggregated))
+            .route("/sse", any(aggregated))
+            .route("/messages", any(aggregated))
+            .route("/mcp/{name}", any(named))
+            .route("/mcp/{name}/{*rest}", any(named_rest))
+            .route(
+                "/healthz",
+                get(|| async { json_response(StatusCode::OK, &json!({"status": "ok"})) }),
+            )
+            .route(
+                "/readyz",
+                get(|State(gateway): State<Gateway>| async move { readiness(&gateway.routes()) }),
+            )
+            .merge(crate::admin::router())
+            .with_state(self.clone())
+    }
+
+    /// The router of the endpoint `name`, if there is one.
+    fn endpoint_router(&self, name: &str) -> Option<Router> {
+        let endpoints = self.inner.endpoints.read().unwrap_or_else(PoisonError::into_inner);
+        endpoints.get(name).map(|e| e.router.clone())
+    }
+
+    async fn serve(&self, name: &str, request: Request) -> Response {
+        let Some(router) = self.endpoint_router(name) else {
+            let error = format!("no upstream or virtual server is named `{name}`");
+            return json_response(StatusCode::NOT_FOUND, &json!({"error": error}));
+        };
+        match router.oneshot(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        }
+    }
+}
+
+async fn aggregated(State(gateway): State<Gateway>, request: Request) -> Response {
+    gateway.serve("", request).await
+}
+
+async fn named(State(gateway): State<Gateway>, Path(name): Path<String>, request: Request) -> Response {
+    gateway.serve(&name, request).await
+}
+
+async fn named_rest(
+    State(gateway): State<Gateway>,
+    Path((name, _rest)): Path<(String, String)>,
+    request: Request,
+) -> Response {
+    gateway.serve(&name, request).await
+}
+
+/// `/readyz`: `200` when every upstream can serve (a replica connected and not held off by
+/// its breaker), else `503`; the body lists each upstream and replica and the names served
+/// twice.
+fn readiness(routes: &Routes) -> Response {
+    let upstreams: Vec<_> = routes
+        .upstreams
+        .iter()
+        .map(|u| {
+            let snapshot = u.snapshot();
+            let replicas: Vec<_> = u
+                .replicas()
+                .iter()
+                .map(|r| {
+                    let reason = r.unavailable_reason();
+                    json!({
+                        "target": r.describe(),
+                        "connected": r.client().is_some(),
+                        "breaker": r.breaker_state(),
+                        "in_flight": r.in_flight(),
+                        "calls": r.calls(),
+                        "error": if reason.is_empty() { None } else { Some(reason) },
+                    })
+                })
+                .collect();
+            let available = u.is_available();
+            json!({
+                "name": u.name(),
+                "connected": available,
+                "error": if available { None } else { Some(u.unavailable_reason()) },
+                "tools": snapshot.tools.len(),
+                "prompts": snapshot.prompts.len(),
+                "resources": snapshot.resources.len(),
+                "replicas": replicas,
+            })
+        })
+        .collect();
+    let collisions: Vec<_> = routes
+        .collisions()
+        .into_iter()
+        .map(|(kind, name, upstreams)| json!({"kind": kind, "name": name, "upstreams": upstreams}))
+        .collect();
+    let ready = routes.upstreams.iter().all(|u| u.is_available());
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({
+        "status": if ready { "ready" } else { "not ready" },
+        "upstreams": upstreams,
+        "collisions": collisions,
+    });
+    json_response(status, &body)
+}
+
+/// A JSON body with its status.
+pub(crate) fn json_response(status: StatusCode, body: &serde_json::Value) -> Response {
+    let headers = [(axum::http::header::CONTENT_TYPE, "application/json")];
+    (status, headers, body.to_string()).into_response()
+}

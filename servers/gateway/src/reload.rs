@@ -1,0 +1,196 @@
+//! Configuration changes from two sources: the file, watched and applied when its contents
+//! change, and the admin API ([`crate::admin`]), whose changes are kept as an overlay on the
+//! file's configuration (an upstream or virtual server put or deleted by name) and applied
+//! again on top of each new version of the file.
+//!
+//! The file is polled (its contents hashed every `interval`), which sees every way an editor or
+//! a deployment replaces a file (in place, renamed over, a Kubernetes ConfigMap's symlink
+//! swap). A file that does not read or check is refused with its error logged and recorded
+//! ([`Gateway::last_change`]); the configuration in force keeps serving.
+
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use crate::Gateway;
+use crate::config::{Config, ConfigError, UpstreamConfig, VirtualServerConfig};
+
+/// The admin API's changes: each name put (`Some`) or deleted (`None`).
+#[derive(Debug, Default, Clone)]
+pub struct Overlay {
+    upstreams: BTreeMap<String, Option<UpstreamConfig>>,
+    virtual_servers: BTreeMap<String, Option<VirtualServerConfig>>,
+}
+
+impl Overlay {
+    /// `base` with the changes made.
+    pub fn apply_to(&self, base: &Config) -> Config {
+        let mut config = base.clone();
+        for (name, change) in &self.upstreams {
+            upsert(&mut config.upstreams, name, change.clone(), |u| &u.name);
+        }
+        for (name, change) in &self.virtual_servers {
+            upsert(&mut config.virtual_servers, name, change.clone(), |v| &v.name);
+        }
+        config
+    }
+}
+
+/// Replaces the item named `name` (in place), appends it, or removes it.
+fn upsert<T>(items: &mut Vec<T>, name: &str, change: Option<T>, name_of: impl Fn(&T) -> &String) {
+    let at = items.iter().position(|item| name_of(item) == name);
+    match (at, change) {
+        (Some(i), Some(item)) => items[i] = item,
+        (None, Some(item)) => items.push(item),
+        (Some(i), None) => {
+            items.remove(i);
+        }
+        (None, None) => {}
+    }
+}
+
+/// The configuration's sources: the file's version and the admin overlay.
+#[derive(Debug, Default)]
+pub(crate) struct Sources {
+    base: Option<Config>,
+    overlay: Overlay,
+}
+
+/// What the admin API changes.
+pub enum Edit {
+    /// Put an upstream (by its name).
+    PutUpstream(UpstreamConfig),
+    /// Delete the upstream named.
+    DeleteUpstream(String),
+    /// Put a virtual server (by its name).
+    PutVirtualServer(VirtualServerConfig),
+    /// Delete the virtual server named.
+    DeleteVirtualServer(String),
+}
+
+impl Gateway {
+    fn sources(&self) -> std::sync::MutexGuard<'_, Sources> {
+        self.inner.sources.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Applies a new version of the file's configuration (the admin overlay on top).
+    pub async fn apply_file(&self, config: Config) -> Result<(), ConfigError> {
+        let merged = self.sources().overlay.apply_to(&config);
+        let outcome = self.apply(merged).await;
+        if outcome.is_ok() {
+            self.sources().base = Some(config);
+        }
+        self.record_change("file", &outcome);
+        outcome
+    }
+
+    /// Applies one admin change on top of the configuration in force; refused (and nothing
+    /// changed) when the result does not check.
+    pub async fn edit(&self, edit: Edit) -> Result<(), ConfigError> {
+        let (base, mut overlay) = {
+            let sources = self.sources();
+            (sources.base.clone(), sources.overlay.clone())
+        };
+        let base = base.unwrap_or_else(|| self.config());
+        match edit {
+            Edit::PutUpstream(upstream) => {
+                overlay.upstreams.insert(upstream.name.clone(), Some(upstream));
+            }
+            Edit::DeleteUpstream(name) => {
+                overlay.upstreams.insert(name, None);
+            }
+            Edit::PutVirtualServer(server) => {
+                overlay.virtual_servers.insert(server.name.clone(), Some(server));
+            }
+            Edit::DeleteVirtualServer(name) => {
+                overlay.virtual_servers.insert(name, None);
+            }
+        }
+        let outcome = self.apply(overlay.apply_to(&base)).await;
+        if outcome.is_ok() {
+            let mut sources = self.sources();
+            sources.base.get_or_insert(base);
+            sources.overlay = overlay;
+        }
+        self.record_change("admin", &outcome);
+        outcome
+    }
+
+    /// Watches the file at `path`: every `interval`, a change of its contents is read and
+    /// applied ([`Gateway::apply_file`]); until the gateway shuts down. The gateway must have
+    /// been started from this file's contents.
+    pub fn watch_file(&self, path: PathBuf, interval: Duration) {
+        let gateway = self.clone();
+        {
+            let mut sources = self.sources();
+            sources.base.get_or_insert_with(|| gateway.config());
+        }
+        let shutdown = self.shutdown_token();
+        tokio::spawn(async move {
+            let mut seen = fingerprint(&path);
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(interval) => {}
+                    () = shutdown.cancelled() => return,
+                }
+                let now = fingerprint(&path);
+                if now == seen {
+                    continue;
+                }
+                seen = now;
+                match Config::load(&path) {
+                    Ok(config) => match gateway.apply_file(config).await {
+                        Ok(()) => tracing::info!(path = %path.display(), "configuration file applied"),
+                        Err(e) => {
+                            tracing::error!(path = %path.display(), error = %e, "configuration file refused; the previous one keeps serving")
+                        }
+                    },
+                    Err(e) => {
+                        tracing::error!(path = %path.display(), error = %e, "configuration file refused; the previous one keeps serving");
+                        gateway.record_change("file", &Err(e));
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// A hash of the file's contents (`None` while it cannot be read).
+fn fingerprint(path: &std::path::Path) -> Option<u64> {
+    let bytes = std::fs::read(path).ok()?;
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut hasher);
+    Some(hasher.finish())
+}
+
+/// The sources, shared by the gateway.
+pub(crate) type SharedSources = Mutex<Sources>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_overlay_replaces_in_place_appends_and_removes_by_name() {
+        let base = Config::parse(
+            "upstreams:\n  - {name: a, builtin: everything}\n  - {name: b, builtin: everything}\n",
+            false,
+        )
+        .unwrap();
+        let mut overlay = Overlay::default();
+        let mut a = base.upstreams[0].clone();
+        a.prefix = Some("x".into());
+        overlay.upstreams.insert("a".into(), Some(a));
+        overlay.upstreams.insert("b".into(), None);
+        overlay
+            .upstreams
+            .insert("c".into(), Some(UpstreamConfig::builtin("c", "everything")));
+        overlay.upstreams.insert("zzz".into(), None);
+        let merged = overlay.apply_to(&base);
+        let names: Vec<&str> = merged.upstreams.iter().map(|u| u.name.as_str()).collect();
+        assert_eq!(names, ["a", "c"]);
+        assert_eq!(merged.upstreams[0].prefix.as_deref(), Some("x"));
+    }
+}

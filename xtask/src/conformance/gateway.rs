@@ -1,0 +1,294 @@
+//! The gateway runs of `cargo xtask conformance`: the server suite runs of each suite that pins
+//! the wire revision (0.2.x), but for the extension scenarios, made again against the aggregated
+//! endpoint `/mcp` of `portico gateway` with `portico serve everything` as its one upstream,
+//! attached three ways ([`Attachment`]): over stdio, and over Streamable HTTP as a 2025-11-25
+//! upstream (`protocol: stateful`) and as a 2026-07-28 one (`protocol: stateless`).
+//!
+//! Each run gets a gateway of its own (and, attached over HTTP, a `portico serve everything
+//! --http 127.0.0.1:0` of its own behind it), started from a configuration written into the
+//! run's results folder (`gateway.yaml`), on a free port (`--listen 127.0.0.1:0`). The upstream
+//! has `prefix: ""`, so that the aggregated endpoint serves its tools, resources and prompts
+//! under their own names, those the suite's fixtures call. The recording proxy sits between the
+//! suite and the gateway, so what is validated is what the gateway sent.
+//!
+//! The extension scenarios (`tasks-*`, `sep-2640-skills-*`) are not run through the gateway: it
+//! declares neither extension and answers `tasks/get` with "method not found".
+//!
+//! Everything else is the server runs' code: the units, the judging and the report
+//! (`conformance.rs`); this module only plans the runs, starts the gateway and writes its
+//! section of `docs/conformance.md`.
+
+use std::ffi::OsStr;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::Context;
+
+use super::{EXTENSIONS, Group, Plan, Server, Suite, render_validation, results_table};
+use crate::capture;
+
+/// How the gateway reaches `portico serve everything`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Attachment {
+    /// A child process of the gateway, over stdio.
+    Stdio,
+    /// Streamable HTTP, an `initialize` session at 2025-11-25 (`protocol: stateful`).
+    Stateful,
+    /// Streamable HTTP at 2026-07-28 (`protocol: stateless`).
+    Stateless,
+}
+
+impl Attachment {
+    /// Every attachment, in the order of the report.
+    pub(super) const ALL: [Attachment; 3] = [Attachment::Stdio, Attachment::Stateful, Attachment::Stateless];
+
+    /// The results folder and the part of a run's name: `gateway-stdio`, ...
+    pub(super) fn folder(self) -> &'static str {
+        match self {
+            Attachment::Stdio => "gateway-stdio",
+            Attachment::Stateful => "gateway-http-stateful",
+            Attachment::Stateless => "gateway-http-stateless",
+        }
+    }
+
+    /// In a group's name: `stdio upstream`, ...
+    fn short(self) -> &'static str {
+        match self {
+            Attachment::Stdio => "stdio upstream",
+            Attachment::Stateful => "HTTP upstream at 2025-11-25",
+            Attachment::Stateless => "HTTP upstream at 2026-07-28",
+        }
+    }
+
+    /// In the table of `docs/conformance.md`.
+    fn describe(self) -> &'static str {
+        match self {
+            Attachment::Stdio => "stdio (`command: [portico, serve, everything, --stdio]`)",
+            Attachment::Stateful => "Streamable HTTP, a 2025-11-25 session (`protocol: stateful`)",
+            Attachment::Stateless => "Streamable HTTP, 2026-07-28 (`protocol: stateless`)",
+        }
+    }
+
+    /// The `protocol` of an upstream attached over HTTP; `None` over stdio.
+    fn protocol(self) -> Option<&'static str> {
+        match self {
+            Attachment::Stdio => None,
+            Attachment::Stateful => Some("stateful"),
+            Attachment::Stateless => Some("stateless"),
+        }
+    }
+}
+
+/// ` via the gateway, stdio upstream` after a group's name; empty for the server runs.
+pub(super) fn via(gateway: Option<Attachment>) -> String {
+    gateway.map_or_else(String::new, |a| format!(" via the gateway, {}", a.short()))
+}
+
+/// The gateway runs: each plan of `plans` made by a suite that pins the wire revision, but for
+/// the extension scenarios, once per attachment.
+pub(super) fn plans(plans: &[Plan]) -> Vec<Plan> {
+    let eligible: Vec<&Plan> = plans
+        .iter()
+        .filter(|p| p.gateway.is_none() && p.label != EXTENSIONS && Suite::pins_wire(&p.suite_version))
+        .collect();
+    Attachment::ALL
+        .iter()
+        .flat_map(|&attachment| {
+            eligible.iter().map(move |plan| Plan {
+                gateway: Some(attachment),
+                ..(*plan).clone()
+            })
+        })
+        .collect()
+}
+
+/// The gateway's configuration: `portico serve everything` as the upstream `everything`, over
+/// stdio (`portico` is the binary under test) or at `upstream`, unprefixed.
+fn config(attachment: Attachment, portico: &Path, upstream: Option<&str>) -> String {
+    // JSON strings are YAML double-quoted scalars: any path or URL goes in as it is.
+    let quote = |text: &str| serde_json::Value::from(text).to_string();
+    let mut out = String::from(
+        "# Written by `cargo xtask conformance` (xtask/src/conformance/gateway.rs) for one suite run.\n\
+         listen: 127.0.0.1:0\n\
+         upstreams:\n  - name: everything\n",
+    );
+    match (attachment.protocol(), upstream) {
+        (Some(protocol), Some(url)) => {
+            let _ = writeln!(out, "    url: {}\n    protocol: {protocol}", quote(url));
+        }
+        _ => {
+            let _ = writeln!(
+                out,
+                "    command: [{}, serve, everything, --stdio]",
+                quote(&portico.to_string_lossy())
+            );
+        }
+    }
+    // The suite calls the fixtures by their own names.
+    out.push_str("    prefix: \"\"\n");
+    out
+}
+
+/// Starts the gateway of one run (after its HTTP upstream, if it has one) with its configuration
+/// in `dir`; returns the gateway, then the upstream. Logs: `<logs>/<name>.gateway.log` and
+/// `<logs>/<name>.upstream.log`.
+pub(super) fn start(
+    attachment: Attachment,
+    portico: &Path,
+    dir: &Path,
+    logs: &Path,
+    name: &str,
+) -> anyhow::Result<Vec<Server>> {
+    let upstream = match attachment.protocol() {
+        Some(_) => Some(Server::everything(portico, &logs.join(format!("{name}.upstream.log")))?),
+        None => None,
+    };
+    let path = dir.join("gateway.yaml");
+    let text = config(attachment, portico, upstream.as_ref().map(|u| u.url.as_str()));
+    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    let args = [
+        OsStr::new("gateway"),
+        OsStr::new("--config"),
+        path.as_os_str(),
+        OsStr::new("--listen"),
+        OsStr::new("127.0.0.1:0"),
+    ];
+    let gateway = Server::start(
+        portico,
+        &args,
+        "gateway serving MCP on ",
+        &logs.join(format!("{name}.gateway.log")),
+    )?;
+    Ok(std::iter::once(gateway).chain(upstream).collect())
+}
+
+/// The section `## Gateway` of `docs/conformance.md`: the gateway runs' table and the validation
+/// of what the gateway sent (`None`: not captured; `Some(None)`: no gateway run). Their
+/// scenarios that did not pass are in the lists above it, with the server runs'.
+pub(super) fn render_docs(groups: &[&Group], validation: Option<Option<&capture::Report>>) -> String {
+    let mut out = String::from("\n## Gateway\n\n");
+    if groups.is_empty() {
+        let _ = writeln!(out, "Not run (`--no-gateway`, or no 0.2.x suite among those run).");
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "The server runs of each 0.2.x suite (`server --suite all --spec-version V`) again, against \
+         the aggregated endpoint `/mcp` of `portico gateway` with `portico serve everything` as its \
+         one upstream, attached three ways: over stdio, and over Streamable HTTP as a 2025-11-25 \
+         upstream (the gateway holds an `initialize` session with it) and as a 2026-07-28 one. The \
+         upstream has `prefix: \"\"`, so the aggregated endpoint serves its tools, resources and \
+         prompts under their own names, as the suite's fixtures expect. Each run has a gateway (and \
+         an HTTP upstream) of its own, configured by `gateway.yaml` in the run's results folder. \
+         The extension scenarios (`tasks-*`, `sep-2640-skills-*`) are not run through the gateway, \
+         which declares neither extension. The same rule judges them; their scenarios that did not \
+         pass are in the lists above, named `… via the gateway, …`.\n"
+    );
+    out.push_str(&results_table(&["suite", "upstream", "spec version"], groups, |g| {
+        vec![
+            g.suite.clone(),
+            g.gateway.map_or("", Attachment::describe).to_owned(),
+            g.title(),
+        ]
+    }));
+    let _ = writeln!(out, "\n### Messages the gateway sent\n");
+    match validation {
+        None => {
+            let _ = writeln!(out, "Not captured: the run used `--no-proxy`.");
+        }
+        Some(None) => {
+            let _ = writeln!(out, "None captured.");
+        }
+        Some(Some(report)) => {
+            let _ = writeln!(
+                out,
+                "The recording proxy stood between the suite and the gateway: every message the \
+                 gateway sent was validated as the server's are (above).\n"
+            );
+            out.push_str(&render_validation(report));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gateway_runs_repeat_the_0_2_runs_but_extensions_per_attachment() {
+        let catalogue = super::super::parse_list("- a [2025-11-25,2026-07-28]\n- tasks-x [extension]");
+        let mut all = super::super::plan(0, "0.2.0-alpha.12", &catalogue, &[], true, None).unwrap();
+        all.extend(super::super::plan(1, "0.1.16", &catalogue, &[], true, None).unwrap());
+        let through = plans(&all);
+        assert_eq!(through.len(), 6);
+        assert!(through.iter().all(|p| p.suite == 0 && p.label != EXTENSIONS));
+        assert_eq!(through[0].gateway, Some(Attachment::Stdio));
+        assert_eq!(through[5].gateway, Some(Attachment::Stateless));
+        assert_eq!(
+            (through[5].label.as_str(), &through[5].invocations),
+            ("2026-07-28", &all[1].invocations)
+        );
+        // No second round through the gateway.
+        assert!(plans(&through).is_empty());
+    }
+
+    #[test]
+    fn configurations_attach_the_server_unprefixed() {
+        let stdio = config(Attachment::Stdio, Path::new("/opt/my tools/portico"), None);
+        assert!(
+            stdio.contains("    command: [\"/opt/my tools/portico\", serve, everything, --stdio]\n"),
+            "{stdio}"
+        );
+        assert!(
+            stdio.contains("    prefix: \"\"\n") && !stdio.contains("url:"),
+            "{stdio}"
+        );
+        let http = config(Attachment::Stateful, Path::new("/p"), Some("http://127.0.0.1:4000/mcp"));
+        assert!(
+            http.contains("    url: \"http://127.0.0.1:4000/mcp\"\n    protocol: stateful\n"),
+            "{http}"
+        );
+        assert!(!http.contains("command:"), "{http}");
+        assert_eq!(via(None), "");
+        assert_eq!(via(Some(Attachment::Stdio)), " via the gateway, stdio upstream");
+    }
+
+    #[test]
+    fn the_gateway_section_has_a_row_per_attachment_and_spec_version() {
+        let check = |status: &str| super::super::Check {
+            id: "c".to_owned(),
+            status: status.to_owned(),
+            message: String::new(),
+            description: String::new(),
+        };
+        let group = Group {
+            suite: "0.2.0-alpha.12".to_owned(),
+            label: "2025-11-25".to_owned(),
+            wire: "2025-11-25".to_owned(),
+            scenarios: vec![super::super::Scenario {
+                name: "server-sse-polling".to_owned(),
+                checks: vec![check("SUCCESS"), check("INFO")],
+            }],
+            not_applicable: Vec::new(),
+            elapsed: std::time::Duration::from_millis(2_500),
+            longest: std::time::Duration::from_millis(2_500),
+            runs: 1,
+            gateway: Some(Attachment::Stateful),
+        };
+        assert_eq!(
+            group.name(),
+            "0.2.0-alpha.12 2025-11-25 via the gateway, HTTP upstream at 2025-11-25"
+        );
+        let docs = render_docs(&[&group], Some(None));
+        assert!(
+            docs.contains(
+                "| 0.2.0-alpha.12 | Streamable HTTP, a 2025-11-25 session (`protocol: stateful`) | 2025-11-25 | 1 | 1 | 0 | 0 | 0 | 1 | 0 | 0 | 2.5s |\n"
+            ),
+            "{docs}"
+        );
+        assert!(docs.contains("|---|---|---|---:|"), "{docs}");
+        assert!(render_docs(&[&group], None).contains("`--no-proxy`"));
+        assert!(render_docs(&[], None).contains("Not run"));
+    }
+}
