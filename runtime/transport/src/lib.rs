@@ -16,12 +16,15 @@
 //!   by one peer like a stdio connection (both eras on one socket). The Streamable HTTP router
 //!   serves it; [`http::HttpConfig::websocket`] configures or switches it off. Client end:
 //!   [`http::ws_client::connect`] gives a [`http::ws_client::WsClient`] whose peer talks to it.
+//! - Tracing ([`otel`]): W3C trace context through `_meta` and the `traceparent` header, server
+//!   spans around a service ([`otel::Traced`]) and an OTLP/HTTP exporter.
 //! - Legacy HTTP+SSE ([`http::legacy_sse`]), server side: the 2024-11-05 transport (`GET /sse`
 //!   opens a session's stream, whose `endpoint` event names where to POST messages), as a router
 //!   of its own to merge with the Streamable HTTP router on one listener. Client end:
 //!   [`http::legacy_sse_client::connect`] gives a [`http::legacy_sse_client::LegacySseClient`].
 
 pub mod http;
+pub mod otel;
 pub mod stdio;
 
 pub use stdio::{StdioClient, StdioConfig};

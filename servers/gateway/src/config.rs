@@ -32,6 +32,38 @@ pub struct Config {
     /// The admin API.
     #[serde(default)]
     pub admin: AdminConfig,
+    /// Traces.
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
+}
+
+/// Distributed traces: a server span per client request, a client span per call relayed to an
+/// upstream (its W3C trace context passed on in `_meta.traceparent` and the `traceparent`
+/// header), sent to an OpenTelemetry collector over OTLP/HTTP when `otlp_endpoint` is set.
+/// Read at start: changes take effect at restart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// The collector's OTLP/HTTP base URL (`http://otel-collector:4318`); spans go to
+    /// `/v1/traces` there. None: no spans are sent (trace contexts are still passed on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otlp_endpoint: Option<String>,
+    /// The `service.name` of the spans (default `portico-gateway`).
+    #[serde(default = "default_service_name")]
+    pub service_name: String,
+}
+
+fn default_service_name() -> String {
+    "portico-gateway".into()
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: None,
+            service_name: default_service_name(),
+        }
+    }
 }
 
 /// The admin API (`/admin/…`): open to anyone who can reach the listener when `listen` is a
@@ -62,6 +94,7 @@ impl Default for Config {
             virtual_servers: Vec::new(),
             limits: Limits::default(),
             admin: AdminConfig::default(),
+            telemetry: TelemetryConfig::default(),
         }
     }
 }
@@ -440,6 +473,14 @@ impl Config {
         }
         if self.limits.max_body_bytes == 0 {
             return Err(invalid("limits.max_body_bytes", "must be at least 1"));
+        }
+        if let Some(endpoint) = &self.telemetry.otlp_endpoint
+            && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+        {
+            return Err(invalid(
+                "telemetry.otlp_endpoint",
+                format!("`{endpoint}` is not an http:// or https:// URL"),
+            ));
         }
         if self.limits.max_sessions == 0 {
             return Err(invalid("limits.max_sessions", "must be at least 1"));

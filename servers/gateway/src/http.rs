@@ -13,6 +13,7 @@ use axum::routing::{any, get};
 use portico_core::server::Server;
 use portico_transport::http::HttpConfig;
 use portico_transport::http::legacy_sse::{self, LegacySseConfig};
+use portico_transport::otel::Traced;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt as _;
@@ -25,6 +26,8 @@ pub(crate) struct Endpoint {
     scope: Scope,
     server: Server,
     router: Router,
+    /// Its Streamable HTTP sessions, counted for `/metrics`.
+    sessions: portico_transport::http::Sessions,
     /// Ends the endpoint's sessions and streams when it is removed.
     closed: CancellationToken,
 }
@@ -69,12 +72,21 @@ impl Endpoint {
         legacy.sse_path = format!("{base}/sse");
         legacy.messages_path = format!("{base}/messages");
         let (for_http, for_legacy) = (server.clone(), server.clone());
-        let router = portico_transport::http::router(move || for_http.connection(), http)
-            .merge(legacy_sse::router(move || for_legacy.connection(), legacy));
+        let (exporter, for_legacy_exporter) = (gateway.inner.exporter.clone(), gateway.inner.exporter.clone());
+        let streamable = portico_transport::http::StreamableHttp::new(
+            move || Traced::new(for_http.connection(), exporter.clone()),
+            http,
+        );
+        let sessions = streamable.sessions();
+        let router = streamable.router().merge(legacy_sse::router(
+            move || Traced::new(for_legacy.connection(), for_legacy_exporter.clone()),
+            legacy,
+        ));
         Self {
             scope,
             server,
             router,
+            sessions,
             closed,
         }
     }
@@ -112,6 +124,10 @@ impl Gateway {
                 "/readyz",
                 get(|State(gateway): State<Gateway>| async move { readiness(&gateway.routes()) }),
             )
+            .route(
+                "/metrics",
+                get(|State(gateway): State<Gateway>| async move { gateway.metrics_text() }),
+            )
             .merge(crate::admin::router())
             .with_state(self.clone())
     }
@@ -120,6 +136,43 @@ impl Gateway {
     fn endpoint_router(&self, name: &str) -> Option<Router> {
         let endpoints = self.inner.endpoints.read().unwrap_or_else(PoisonError::into_inner);
         endpoints.get(name).map(|e| e.router.clone())
+    }
+
+    /// `/metrics`: the counters, and the gauges read now.
+    fn metrics_text(&self) -> Response {
+        let routes = self.routes();
+        let mut gauges = crate::metrics::Gauges::default();
+        for upstream in &routes.upstreams {
+            let in_flight = upstream.replicas().iter().map(|r| r.in_flight()).sum();
+            gauges.in_flight.push((upstream.name().to_string(), in_flight));
+            for replica in upstream.replicas() {
+                gauges.replicas.push((
+                    upstream.name().to_string(),
+                    replica.describe(),
+                    replica.is_available(),
+                    replica.breaker_state(),
+                ));
+            }
+        }
+        for (name, endpoint) in self
+            .inner
+            .endpoints
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            let path = if name.is_empty() {
+                "/mcp".to_string()
+            } else {
+                format!("/mcp/{name}")
+            };
+            gauges.sessions.push((path, endpoint.sessions.len()));
+        }
+        let headers = [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )];
+        (StatusCode::OK, headers, self.inner.metrics.render(&gauges)).into_response()
     }
 
     async fn serve(&self, name: &str, request: Request) -> Response {

@@ -33,6 +33,7 @@ pub mod breaker;
 pub mod catalog;
 pub mod config;
 pub mod http;
+pub mod metrics;
 pub mod relay;
 pub mod reload;
 pub mod upstream;
@@ -73,6 +74,9 @@ struct Inner {
     last_change: Mutex<Option<ConfigChange>>,
     /// The file's configuration and the admin API's changes ([`reload`]).
     sources: reload::SharedSources,
+    metrics: Arc<metrics::Metrics>,
+    /// Where spans go (`telemetry.otlp_endpoint`), if anywhere.
+    exporter: Option<portico_transport::otel::Exporter>,
 }
 
 /// What the last configuration change did.
@@ -95,6 +99,11 @@ impl Gateway {
     /// connection attempt; an upstream not reachable yet keeps being retried in the background,
     /// its calls answered with [`relay::UPSTREAM_UNAVAILABLE`] meanwhile.
     pub async fn start(config: Config, connect_wait: Duration) -> Self {
+        let exporter = config
+            .telemetry
+            .otlp_endpoint
+            .as_deref()
+            .map(|endpoint| portico_transport::otel::Exporter::start(endpoint, &config.telemetry.service_name));
         let routes: SharedRoutes = Arc::new(RwLock::new(Arc::new(Routes {
             config: config.clone(),
             upstreams: Vec::new(),
@@ -115,6 +124,8 @@ impl Gateway {
                 connect_wait,
                 last_change: Mutex::new(None),
                 sources: Mutex::default(),
+                metrics: Arc::default(),
+                exporter,
             }
         });
         let gateway = Gateway { inner: gateway };
@@ -158,6 +169,7 @@ impl Gateway {
             at,
         };
         *self.inner.last_change.lock().unwrap_or_else(PoisonError::into_inner) = Some(change);
+        self.inner.metrics.record_change(source, outcome.is_ok());
     }
 
     /// Cancelled by [`Gateway::shutdown`]; give [`portico_transport::http::serve`] the same.
@@ -187,7 +199,14 @@ impl Gateway {
         let mut upstreams = Vec::new();
         let mut first = Vec::new();
         for config in configs {
-            let upstream = Upstream::new(config.clone(), self.inner.announce.clone());
+            let upstream = Upstream::new(
+                config.clone(),
+                upstream::Hooks {
+                    announce: self.inner.announce.clone(),
+                    metrics: self.inner.metrics.clone(),
+                    exporter: self.inner.exporter.clone(),
+                },
+            );
             let (tx, rx) = tokio::sync::oneshot::channel();
             tokio::spawn(upstream.clone().run(tx));
             first.push(rx);

@@ -42,7 +42,14 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 use tokio::sync::{mpsc, oneshot};
 
+use portico_transport::otel::{self, ActiveSpan, SpanKind};
+
+use crate::metrics::Outcome;
 use crate::upstream::Upstream;
+
+/// The message of the error a relay ends with when the client is to answer questions first
+/// (the framework answers `input_required` in its place).
+const INPUT_REQUIRED: &str = "input required from the client";
 
 /// The upstream is not connected, or its connection failed during the call.
 pub const UPSTREAM_UNAVAILABLE: i64 = -32050;
@@ -127,6 +134,55 @@ pub async fn forward(
     method: &str,
     params: Map<String, Value>,
 ) -> Result<Value, ErrorObject> {
+    let started = std::time::Instant::now();
+    let tool = params
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let outcome = forward_to_replicas(upstream, cx, method, params).await;
+    let counted = match &outcome {
+        Ok(result) if result.get("isError") == Some(&Value::Bool(true)) => Outcome::ToolError,
+        Ok(_) => Outcome::Ok,
+        Err(e) if e.message == INPUT_REQUIRED => Outcome::InputRequired,
+        Err(e) if e.code == UPSTREAM_UNAVAILABLE => Outcome::Unavailable,
+        Err(e) if e.code == UPSTREAM_TIMEOUT => Outcome::Timeout,
+        Err(_) => Outcome::Error,
+    };
+    let tool = if method == "tools/call" || method == "prompts/get" {
+        tool.as_str()
+    } else {
+        ""
+    };
+    let took = started.elapsed();
+    upstream.metrics().record(upstream.name(), method, tool, counted, took);
+    tracing::info!(
+        target: "portico::access",
+        upstream = upstream.name(),
+        method,
+        tool,
+        outcome = ?counted,
+        micros = took.as_micros() as u64,
+        "relayed"
+    );
+    outcome
+}
+
+/// The span name of a relayed call: `tools/call echo`, or the method alone.
+fn span_name(method: &str, params: &Map<String, Value>) -> String {
+    match params.get("name").or_else(|| params.get("uri")).and_then(Value::as_str) {
+        Some(target) => format!("{method} {target}"),
+        None => method.to_string(),
+    }
+}
+
+/// [`forward`], uncounted.
+async fn forward_to_replicas(
+    upstream: &Upstream,
+    cx: &Context,
+    method: &str,
+    params: Map<String, Value>,
+) -> Result<Value, ErrorObject> {
     let name = upstream.name();
     let attempts = if IDEMPOTENT.contains(&method) {
         1 + upstream.config().retries as usize
@@ -145,7 +201,24 @@ pub async fn forward(
             continue;
         };
         let _in_flight = replica.start_call();
-        match relay(name, &client, cx, method, &params, upstream.config().timeout).await {
+        // A client span per attempt, a child of the request's server span; the upstream gets
+        // its context in `_meta.traceparent` (and, over HTTP, the `traceparent` header).
+        let mut span = ActiveSpan::new(
+            upstream.exporter().cloned(),
+            span_name(method, &params),
+            SpanKind::Client,
+            otel::current().as_ref(),
+        );
+        span.set_attribute("mcp.method.name", method);
+        span.set_attribute("portico.upstream", name);
+        span.set_attribute("server.address", replica.describe());
+        let traced = span.context().traceparent();
+        let outcome = relay(name, &client, cx, method, &params, upstream.config().timeout, traced).await;
+        if let Err(failed) = &outcome {
+            span.set_error(failed.error.message.clone());
+        }
+        span.end();
+        match outcome {
             Ok(value) => {
                 replica.succeeded();
                 return Ok(value);
@@ -194,11 +267,13 @@ async fn relay(
     method: &str,
     params: &Map<String, Value>,
     timeout: std::time::Duration,
+    traceparent: String,
 ) -> Result<Value, Failed> {
     let (events_tx, mut events) = mpsc::channel(64);
     let mut options = RequestOptions::new()
         .timeout(timeout)
-        .observer(Observer::new(Relay { events: events_tx }));
+        .observer(Observer::new(Relay { events: events_tx }))
+        .meta(otel::TRACEPARENT, traceparent.into());
     if cx.request().progress_token().is_some() {
         let token = format!("portico-{}", NEXT_TOKEN.fetch_add(1, Ordering::Relaxed));
         options = options.progress(wire::ProgressToken::String(token));
@@ -246,7 +321,7 @@ async fn relay(
         if unanswered {
             // The client is a 2026-07-28 one: the framework answers `input_required` with
             // every question the upstream asked.
-            return Err(ErrorObject::internal("input required from the client").into());
+            return Err(ErrorObject::internal(INPUT_REQUIRED).into());
         }
         let mut result = result.map_err(|e| upstream_error(name, e))?;
         if result.get("resultType").and_then(Value::as_str) != Some(wire::InputRequiredResult::RESULT_TYPE) {
@@ -279,7 +354,7 @@ async fn relay(
         }
         if missing {
             // The client is a 2026-07-28 one: the framework answers `input_required`.
-            return Err(ErrorObject::internal("input required from the client").into());
+            return Err(ErrorObject::internal(INPUT_REQUIRED).into());
         }
         round_params = params.clone();
         round_params.insert("inputResponses".into(), Value::Object(responses));

@@ -47,17 +47,29 @@ const BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::fro
 /// Resources watched at most per replica.
 const MAX_WATCHED: usize = 1024;
 
+/// What an upstream reports to: the gateway's endpoints, metrics and traces.
+#[derive(Clone)]
+pub struct Hooks {
+    /// Where its changes are announced.
+    pub announce: Announce,
+    /// Where its calls are counted.
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// Where the spans of its calls go.
+    pub exporter: Option<portico_transport::otel::Exporter>,
+}
+
 /// An upstream: its configuration and its replicas.
 pub struct Upstream {
     config: UpstreamConfig,
     replicas: Vec<Arc<Replica>>,
     /// The round-robin position.
     next: AtomicUsize,
+    hooks: Hooks,
 }
 
 impl Upstream {
     /// The upstream of `config`; [`Upstream::run`] connects its replicas.
-    pub fn new(config: UpstreamConfig, announce: Announce) -> Arc<Self> {
+    pub fn new(config: UpstreamConfig, hooks: Hooks) -> Arc<Self> {
         let replicas = config
             .targets()
             .into_iter()
@@ -71,7 +83,7 @@ impl Upstream {
                     breaker: Mutex::new(Breaker::new(config.breaker.clone())),
                     in_flight: AtomicUsize::new(0),
                     calls: AtomicU64::new(0),
-                    announce: announce.clone(),
+                    announce: hooks.announce.clone(),
                     stop: CancellationToken::new(),
                 })
             })
@@ -80,6 +92,7 @@ impl Upstream {
             config,
             replicas,
             next: AtomicUsize::new(0),
+            hooks,
         })
     }
 
@@ -91,6 +104,16 @@ impl Upstream {
     /// Its name.
     pub fn name(&self) -> &str {
         &self.config.name
+    }
+
+    /// Where its calls are counted.
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.hooks.metrics
+    }
+
+    /// Where the spans of its calls go, if anywhere.
+    pub fn exporter(&self) -> Option<&portico_transport::otel::Exporter> {
+        self.hooks.exporter.as_ref()
     }
 
     /// Its replicas, in configuration order.

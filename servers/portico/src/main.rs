@@ -18,6 +18,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use portico_protocol::{LATEST, REVISIONS};
 use portico_transport::http::legacy_sse::{self, LegacySseConfig};
+use portico_transport::otel::Traced;
 
 /// The command line; `about` is the package description.
 #[derive(Parser)]
@@ -76,6 +77,10 @@ struct ServeArgs {
     /// Serve over standard input and output instead (logs go to standard error).
     #[arg(long)]
     stdio: bool,
+    /// Send a span per request to this OpenTelemetry collector (OTLP/HTTP base URL,
+    /// `http://host:4318`), continuing the trace a request's `_meta.traceparent` names.
+    #[arg(long)]
+    otlp_endpoint: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -146,8 +151,13 @@ fn serve(server: portico_core::server::Server, args: &ServeArgs) -> ExitCode {
         }
     };
     let outcome = runtime.block_on(async {
+        let exporter = args
+            .otlp_endpoint
+            .as_deref()
+            .map(|endpoint| portico_transport::otel::Exporter::start(endpoint, "portico-everything"));
         if args.stdio {
-            return portico_transport::stdio::serve_stdio(server.connection(), Default::default()).await;
+            let service = Traced::new(server.connection(), exporter);
+            return portico_transport::stdio::serve_stdio(service, Default::default()).await;
         }
         let listener = tokio::net::TcpListener::bind(args.http).await?;
         let config = portico_transport::http::HttpConfig::default();
@@ -155,9 +165,12 @@ fn serve(server: portico_core::server::Server, args: &ServeArgs) -> ExitCode {
         // One listener: Streamable HTTP and WebSocket at /mcp, legacy HTTP+SSE at /sse.
         let legacy = LegacySseConfig::from_http(&config);
         let (sse_path, messages_path) = (legacy.sse_path.clone(), legacy.messages_path.clone());
-        let for_legacy = server.clone();
-        let app = portico_transport::http::router(move || server.connection(), config)
-            .merge(legacy_sse::router(move || for_legacy.connection(), legacy));
+        let (for_legacy, legacy_exporter) = (server.clone(), exporter.clone());
+        let app = portico_transport::http::router(move || Traced::new(server.connection(), exporter.clone()), config)
+            .merge(legacy_sse::router(
+                move || Traced::new(for_legacy.connection(), legacy_exporter.clone()),
+                legacy,
+            ));
         // The address actually bound (port 0 picks one), for people and for scripts; the first
         // line stays as it is, scripts read it.
         let addr = listener.local_addr()?;

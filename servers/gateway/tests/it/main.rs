@@ -6,6 +6,7 @@
 mod bridging;
 mod docs;
 mod failures;
+mod observability;
 mod reload;
 mod routing;
 
@@ -107,10 +108,19 @@ struct HttpEverything {
 
 impl HttpEverything {
     async fn start() -> Self {
+        Self::traced(None).await
+    }
+
+    /// With its requests traced to `exporter`.
+    async fn traced(exporter: Option<portico_transport::otel::Exporter>) -> Self {
         let server = portico_everything::server();
         let config = HttpConfig::default();
         let shutdown = config.shutdown.clone();
-        let app = StreamableHttp::new(move || server.connection(), config).router();
+        let app = StreamableHttp::new(
+            move || portico_transport::otel::Traced::new(server.connection(), exporter.clone()),
+            config,
+        )
+        .router();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binding");
         let url = format!("http://{}/mcp", listener.local_addr().expect("address"));
         tokio::spawn(portico_transport::http::serve(

@@ -708,6 +708,11 @@ impl<S: Service> Exchange<'_, S> {
                 post = post.header(MCP_PROTOCOL_VERSION, version);
             }
         }
+        // W3C trace context: the `_meta.traceparent` a request carries goes in the header too,
+        // for HTTP tracing between the two (load balancers, proxies, the server's own).
+        if let Some(context) = crate::otel::TraceContext::from_params(params) {
+            post = post.header(crate::otel::TRACEPARENT, context.traceparent());
+        }
         let response = auth::send(shared.config.auth.as_ref(), post)
             .await
             .map_err(|e| self.error(format_args!("POST {}: {}", shared.url, with_causes(&e)), None))?;

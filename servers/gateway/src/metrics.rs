@@ -1,0 +1,294 @@
+//! The gateway's Prometheus metrics, served at `/metrics` in the text exposition format
+//! (version 0.0.4):
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `portico_gateway_requests_total` | counter | `upstream`, `method`, `tool`, `outcome` (`ok`, `tool_error`, `error`, `unavailable`, `timeout`, `input_required`) |
+//! | `portico_gateway_request_duration_seconds` | histogram | `upstream`, `method` |
+//! | `portico_gateway_in_flight` | gauge | `upstream` |
+//! | `portico_gateway_upstream_up` | gauge | `upstream`, `replica` (1 connected and not held off) |
+//! | `portico_gateway_breaker_state` | gauge | `upstream`, `replica`, `state` (1 for the current state) |
+//! | `portico_gateway_sessions` | gauge | `endpoint` (stateful sessions open) |
+//! | `portico_gateway_config_changes_total` | counter | `source` (`file`, `admin`), `outcome` (`applied`, `rejected`) |
+//!
+//! Label values are bounded by the configuration (upstream, replica and tool names the
+//! configuration and its upstreams define, methods the gateway relays), not by what clients
+//! send: a call of an unknown tool is answered before it is counted.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+/// Upper bounds of the duration histogram's buckets, in seconds.
+const BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// One relayed call's outcome, as counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Outcome {
+    /// A result.
+    Ok,
+    /// A tool result with `isError`.
+    ToolError,
+    /// A JSON-RPC error of the upstream's.
+    Error,
+    /// No replica could serve, or its connection failed.
+    Unavailable,
+    /// The upstream took longer than its `timeout`.
+    Timeout,
+    /// The call ended asking the client for input (a 2026-07-28 `input_required` round).
+    InputRequired,
+}
+
+impl Outcome {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::ToolError => "tool_error",
+            Self::Error => "error",
+            Self::Unavailable => "unavailable",
+            Self::Timeout => "timeout",
+            Self::InputRequired => "input_required",
+        }
+    }
+}
+
+#[derive(Default)]
+struct Histogram {
+    /// Cumulative counts per bucket (and the `+Inf` one last).
+    buckets: Vec<u64>,
+    sum: f64,
+    count: u64,
+}
+
+#[derive(Default)]
+struct Registry {
+    /// (upstream, method, tool, outcome) → count.
+    requests: BTreeMap<(String, String, String, Outcome), u64>,
+    /// (upstream, method) → durations.
+    durations: BTreeMap<(String, String), Histogram>,
+    /// (source, outcome) → count.
+    changes: BTreeMap<(String, String), u64>,
+}
+
+/// The gateway's counters and histograms (gauges are read when rendered).
+#[derive(Default)]
+pub struct Metrics {
+    registry: Mutex<Registry>,
+}
+
+impl Metrics {
+    fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Counts one relayed call.
+    pub fn record(&self, upstream: &str, method: &str, tool: &str, outcome: Outcome, took: Duration) {
+        let mut registry = self.registry();
+        *registry
+            .requests
+            .entry((upstream.into(), method.into(), tool.into(), outcome))
+            .or_default() += 1;
+        let histogram = registry.durations.entry((upstream.into(), method.into())).or_default();
+        if histogram.buckets.is_empty() {
+            histogram.buckets = vec![0; BUCKETS.len() + 1];
+        }
+        let seconds = took.as_secs_f64();
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            if seconds <= *bound {
+                histogram.buckets[i] += 1;
+            }
+        }
+        let last = BUCKETS.len();
+        histogram.buckets[last] += 1;
+        histogram.sum += seconds;
+        histogram.count += 1;
+    }
+
+    /// Counts one configuration change.
+    pub fn record_change(&self, source: &str, applied: bool) {
+        let outcome = if applied { "applied" } else { "rejected" };
+        *self
+            .registry()
+            .changes
+            .entry((source.into(), outcome.into()))
+            .or_default() += 1;
+    }
+
+    /// The counters and histograms in the text format, then `gauges` (already rendered).
+    pub fn render(&self, gauges: &Gauges) -> String {
+        let registry = self.registry();
+        let mut out = String::new();
+        out.push_str("# HELP portico_gateway_requests_total Calls relayed to upstreams, by outcome.\n");
+        out.push_str("# TYPE portico_gateway_requests_total counter\n");
+        for ((upstream, method, tool, outcome), count) in &registry.requests {
+            let _ = writeln!(
+                out,
+                "portico_gateway_requests_total{{upstream=\"{}\",method=\"{}\",tool=\"{}\",outcome=\"{}\"}} {count}",
+                escape(upstream),
+                escape(method),
+                escape(tool),
+                outcome.label()
+            );
+        }
+        out.push_str(
+            "# HELP portico_gateway_request_duration_seconds How long relayed calls took, from the gateway's side.\n",
+        );
+        out.push_str("# TYPE portico_gateway_request_duration_seconds histogram\n");
+        for ((upstream, method), histogram) in &registry.durations {
+            let labels = format!("upstream=\"{}\",method=\"{}\"", escape(upstream), escape(method));
+            for (bound, count) in BUCKETS.iter().zip(&histogram.buckets) {
+                let _ = writeln!(
+                    out,
+                    "portico_gateway_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {count}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "portico_gateway_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
+                histogram.count
+            );
+            let _ = writeln!(
+                out,
+                "portico_gateway_request_duration_seconds_sum{{{labels}}} {}",
+                histogram.sum
+            );
+            let _ = writeln!(
+                out,
+                "portico_gateway_request_duration_seconds_count{{{labels}}} {}",
+                histogram.count
+            );
+        }
+        out.push_str("# HELP portico_gateway_config_changes_total Configuration changes, by source and outcome.\n");
+        out.push_str("# TYPE portico_gateway_config_changes_total counter\n");
+        for ((source, outcome), count) in &registry.changes {
+            let _ = writeln!(
+                out,
+                "portico_gateway_config_changes_total{{source=\"{source}\",outcome=\"{outcome}\"}} {count}"
+            );
+        }
+        gauges.render(&mut out);
+        out
+    }
+}
+
+/// The gauges, read from the gateway's state when `/metrics` is asked for.
+#[derive(Default)]
+pub struct Gauges {
+    /// (upstream, calls in flight).
+    pub in_flight: Vec<(String, usize)>,
+    /// (upstream, replica, up, breaker state).
+    pub replicas: Vec<(String, String, bool, &'static str)>,
+    /// (endpoint, sessions).
+    pub sessions: Vec<(String, usize)>,
+}
+
+impl Gauges {
+    fn render(&self, out: &mut String) {
+        out.push_str("# HELP portico_gateway_in_flight Calls in flight, per upstream.\n");
+        out.push_str("# TYPE portico_gateway_in_flight gauge\n");
+        for (upstream, n) in &self.in_flight {
+            let _ = writeln!(
+                out,
+                "portico_gateway_in_flight{{upstream=\"{}\"}} {n}",
+                escape(upstream)
+            );
+        }
+        out.push_str(
+            "# HELP portico_gateway_upstream_up Whether a replica is connected and not held off by its breaker.\n",
+        );
+        out.push_str("# TYPE portico_gateway_upstream_up gauge\n");
+        for (upstream, replica, up, _) in &self.replicas {
+            let _ = writeln!(
+                out,
+                "portico_gateway_upstream_up{{upstream=\"{}\",replica=\"{}\"}} {}",
+                escape(upstream),
+                escape(replica),
+                u8::from(*up)
+            );
+        }
+        out.push_str(
+            "# HELP portico_gateway_breaker_state A replica's circuit breaker state (1 for the current one).\n",
+        );
+        out.push_str("# TYPE portico_gateway_breaker_state gauge\n");
+        for (upstream, replica, _, state) in &self.replicas {
+            for candidate in ["closed", "open", "half-open"] {
+                let _ = writeln!(
+                    out,
+                    "portico_gateway_breaker_state{{upstream=\"{}\",replica=\"{}\",state=\"{candidate}\"}} {}",
+                    escape(upstream),
+                    escape(replica),
+                    u8::from(*state == candidate)
+                );
+            }
+        }
+        out.push_str("# HELP portico_gateway_sessions Stateful sessions open, per endpoint.\n");
+        out.push_str("# TYPE portico_gateway_sessions gauge\n");
+        for (endpoint, n) in &self.sessions {
+            let _ = writeln!(out, "portico_gateway_sessions{{endpoint=\"{}\"}} {n}", escape(endpoint));
+        }
+    }
+}
+
+/// A label value escaped as the format asks (backslash, quote, newline).
+fn escape(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_and_histograms_render_in_the_text_format() {
+        let metrics = Metrics::default();
+        metrics.record("a", "tools/call", "echo", Outcome::Ok, Duration::from_millis(3));
+        metrics.record("a", "tools/call", "echo", Outcome::Ok, Duration::from_millis(40));
+        metrics.record("a", "tools/call", "bad\"name", Outcome::Error, Duration::from_secs(60));
+        metrics.record_change("file", false);
+        let text = metrics.render(&Gauges {
+            in_flight: vec![("a".into(), 2)],
+            replicas: vec![("a".into(), "http://x".into(), true, "half-open")],
+            sessions: vec![("/mcp".into(), 7)],
+        });
+        assert!(
+            text.contains(
+                "portico_gateway_requests_total{upstream=\"a\",method=\"tools/call\",tool=\"echo\",outcome=\"ok\"} 2\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("tool=\"bad\\\"name\",outcome=\"error\"} 1\n"), "{text}");
+        assert!(
+            text.contains("_bucket{upstream=\"a\",method=\"tools/call\",le=\"0.005\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("_bucket{upstream=\"a\",method=\"tools/call\",le=\"0.05\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("_bucket{upstream=\"a\",method=\"tools/call\",le=\"+Inf\"} 3\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("_count{upstream=\"a\",method=\"tools/call\"} 3\n"),
+            "{text}"
+        );
+        assert!(text.contains("portico_gateway_config_changes_total{source=\"file\",outcome=\"rejected\"} 1\n"));
+        assert!(
+            text.contains("portico_gateway_breaker_state{upstream=\"a\",replica=\"http://x\",state=\"half-open\"} 1\n")
+        );
+        assert!(text.contains("portico_gateway_breaker_state{upstream=\"a\",replica=\"http://x\",state=\"open\"} 0\n"));
+        assert!(text.contains("portico_gateway_sessions{endpoint=\"/mcp\"} 7\n"));
+        assert!(text.contains("portico_gateway_in_flight{upstream=\"a\"} 2\n"));
+        // Every line is a comment or `name{labels} value`.
+        for line in text.lines() {
+            assert!(
+                line.starts_with('#') || line.rsplit_once(' ').is_some_and(|(_, v)| v.parse::<f64>().is_ok()),
+                "{line}"
+            );
+        }
+    }
+}
