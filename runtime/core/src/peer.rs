@@ -105,6 +105,27 @@ pub trait Service: Send + Sync + 'static {
     fn accepts_batches(&self) -> bool {
         false
     }
+
+    /// The transport made this service a session's, with id `id` (Streamable HTTP's
+    /// `Mcp-Session-Id`), before its first message. The default ignores it.
+    fn session_started(&self, id: &str) {
+        let _ = id;
+    }
+
+    /// A request named session `id`, which this process does not hold: another process of the
+    /// same server started it (a replica behind a load balancer). A service that keeps its
+    /// sessions' state in a shared store takes the session on, on the connection `peer`, and
+    /// returns the protocol revision it negotiated; `None` (the default) lets the transport
+    /// answer that there is no such session.
+    fn restore_session(&self, peer: &PeerHandle, id: &str) -> impl Future<Output = Option<String>> + Send {
+        let _ = (peer, id);
+        async { None }
+    }
+
+    /// The client ended the session (Streamable HTTP's `DELETE`). The default ignores it.
+    fn session_ended(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
 }
 
 /// A shared service serves as itself, so one service can back several peers.
@@ -138,6 +159,18 @@ impl<T: Service> Service for Arc<T> {
 
     fn accepts_batches(&self) -> bool {
         T::accepts_batches(self)
+    }
+
+    fn session_started(&self, id: &str) {
+        T::session_started(self, id);
+    }
+
+    fn restore_session(&self, peer: &PeerHandle, id: &str) -> impl Future<Output = Option<String>> + Send {
+        T::restore_session(self, peer, id)
+    }
+
+    fn session_ended(&self) -> impl Future<Output = ()> + Send {
+        T::session_ended(self)
     }
 }
 

@@ -406,6 +406,18 @@ impl<S: Service> Service for Traced<S> {
     fn accepts_batches(&self) -> bool {
         self.inner.accepts_batches()
     }
+
+    fn session_started(&self, id: &str) {
+        self.inner.session_started(id);
+    }
+
+    fn restore_session(&self, peer: &PeerHandle, id: &str) -> impl std::future::Future<Output = Option<String>> + Send {
+        self.inner.restore_session(peer, id)
+    }
+
+    fn session_ended(&self) -> impl std::future::Future<Output = ()> + Send {
+        self.inner.session_ended()
+    }
 }
 
 #[cfg(test)]

@@ -178,7 +178,8 @@ async fn apply(gateway: &Gateway, edit: Edit, existed: bool, deleting: bool) -> 
         Ok(()) if deleting => StatusCode::NO_CONTENT.into_response(),
         Ok(()) if existed => json_response(StatusCode::OK, &json!({"applied": true})),
         Ok(()) => json_response(StatusCode::CREATED, &json!({"applied": true})),
-        Err(e) => error(StatusCode::BAD_REQUEST, e),
+        Err(crate::reload::EditError::Invalid(e)) => error(StatusCode::BAD_REQUEST, e),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e),
     }
 }
 

@@ -35,6 +35,47 @@ pub struct Config {
     /// Traces.
     #[serde(default)]
     pub telemetry: TelemetryConfig,
+    /// The state store shared by replicas.
+    #[serde(default)]
+    pub state: StateConfig,
+}
+
+/// Where the gateway keeps what its replicas share — sessions and the admin API's changes
+/// ([`crate::store`]) — and how replicas hear of changes. Read at start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    /// `sqlite://FILE` (created when missing; default `sqlite://portico-gateway.db`, in the
+    /// working directory), `sqlite::memory:` (this process alone; nothing kept) or
+    /// `postgres://user[:password]@host[:port]/database`.
+    #[serde(default = "default_state_url")]
+    pub url: String,
+    /// `redis://host[:port]`: a change made on one replica is announced there, and the others
+    /// apply it at once. Without it they notice within `poll_interval`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis: Option<String>,
+    /// How often the store is checked for changes made on other replicas (default `2s`).
+    #[serde(default = "default_poll_interval", with = "duration")]
+    #[schemars(with = "String")]
+    pub poll_interval: Duration,
+}
+
+fn default_state_url() -> String {
+    "sqlite://portico-gateway.db".into()
+}
+
+fn default_poll_interval() -> Duration {
+    Duration::from_secs(2)
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        Self {
+            url: default_state_url(),
+            redis: None,
+            poll_interval: default_poll_interval(),
+        }
+    }
 }
 
 /// Distributed traces: a server span per client request, a client span per call relayed to an
@@ -95,6 +136,7 @@ impl Default for Config {
             limits: Limits::default(),
             admin: AdminConfig::default(),
             telemetry: TelemetryConfig::default(),
+            state: StateConfig::default(),
         }
     }
 }
@@ -481,6 +523,24 @@ impl Config {
                 "telemetry.otlp_endpoint",
                 format!("`{endpoint}` is not an http:// or https:// URL"),
             ));
+        }
+        if !(self.state.url.starts_with("sqlite://")
+            || self.state.url == crate::store::MEMORY
+            || self.state.url.starts_with("postgres://")
+            || self.state.url.starts_with("postgresql://"))
+        {
+            return Err(invalid(
+                "state.url",
+                format!("`{}` is neither a sqlite:// nor a postgres:// URL", self.state.url),
+            ));
+        }
+        if let Some(redis) = &self.state.redis
+            && !redis.starts_with("redis://")
+        {
+            return Err(invalid("state.redis", format!("`{redis}` is not a redis:// URL")));
+        }
+        if self.state.poll_interval.is_zero() {
+            return Err(invalid("state.poll_interval", "must be longer than 0"));
         }
         if self.limits.max_sessions == 0 {
             return Err(invalid("limits.max_sessions", "must be at least 1"));

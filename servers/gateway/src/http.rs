@@ -3,7 +3,7 @@
 //! when a request comes, so endpoints come and go with the configuration. Also `/healthz` and
 //! `/readyz`.
 
-use std::sync::PoisonError;
+use std::sync::{Arc, PoisonError};
 
 use axum::Router;
 use axum::extract::{Path, Request, State};
@@ -48,13 +48,14 @@ impl Endpoint {
         {
             builder = builder.instructions(instructions);
         }
-        let server = builder.build();
-        let closed = gateway.inner.shutdown.child_token();
         let path = if name.is_empty() {
             "/mcp".to_string()
         } else {
             format!("/mcp/{name}")
         };
+        let sessions = crate::store::EndpointSessions::new(gateway.inner.store.clone(), &path);
+        let server = builder.session_store(Arc::new(sessions)).build();
+        let closed = gateway.inner.shutdown.child_token();
         let limits = &routes.config.limits;
         let http = HttpConfig {
             path: path.clone(),

@@ -36,6 +36,8 @@ pub mod http;
 pub mod metrics;
 pub mod relay;
 pub mod reload;
+pub mod signal;
+pub mod store;
 pub mod upstream;
 
 use std::collections::BTreeMap;
@@ -77,6 +79,12 @@ struct Inner {
     metrics: Arc<metrics::Metrics>,
     /// Where spans go (`telemetry.otlp_endpoint`), if anywhere.
     exporter: Option<portico_transport::otel::Exporter>,
+    /// The state store shared with the other replicas.
+    store: store::Store,
+    /// Where changes are announced to the other replicas, if anywhere.
+    redis: Option<signal::Redis>,
+    /// The version of the admin changes applied here.
+    applied_version: std::sync::atomic::AtomicI64,
 }
 
 /// What the last configuration change did.
@@ -94,11 +102,24 @@ pub struct ConfigChange {
 }
 
 impl Gateway {
-    /// Starts the upstreams of `config` (checked already, as [`Config::parse`] and
-    /// [`Config::load`] do) and waits, at most `connect_wait`, for each one's first
-    /// connection attempt; an upstream not reachable yet keeps being retried in the background,
-    /// its calls answered with [`relay::UPSTREAM_UNAVAILABLE`] meanwhile.
-    pub async fn start(config: Config, connect_wait: Duration) -> Self {
+    /// Opens the state store (`state.url`), applies the admin changes kept there on top of
+    /// `config` (checked already, as [`Config::parse`] and [`Config::load`] do), starts the
+    /// upstreams and waits, at most `connect_wait`, for each one's first connection attempt; an
+    /// upstream not reachable yet keeps being retried in the background, its calls answered
+    /// with [`relay::UPSTREAM_UNAVAILABLE`] meanwhile. Fails when the store cannot be opened.
+    pub async fn start(config: Config, connect_wait: Duration) -> Result<Self, String> {
+        let store = store::Store::open(&config.state.url).await?;
+        let redis = config.state.redis.as_deref().map(signal::Redis::parse).transpose()?;
+        let (version, overlay) = store.overlay().await?;
+        let base = config.clone();
+        let merged = overlay.apply_to(&config);
+        let (config, overlay) = match merged.check() {
+            Ok(()) => (merged, overlay),
+            Err(e) => {
+                tracing::error!(error = %e, "the admin changes in the state store do not fit this configuration; serving the file's alone");
+                (config, reload::Overlay::default())
+            }
+        };
         let exporter = config
             .telemetry
             .otlp_endpoint
@@ -126,13 +147,18 @@ impl Gateway {
                 sources: Mutex::default(),
                 metrics: Arc::default(),
                 exporter,
+                store,
+                redis,
+                applied_version: std::sync::atomic::AtomicI64::new(version),
             }
         });
         let gateway = Gateway { inner: gateway };
+        gateway.set_sources(base, overlay);
         let upstreams = gateway.start_upstreams(&config.upstreams).await;
         gateway.set_routes(Routes { config, upstreams });
         gateway.sync_endpoints(None);
-        gateway
+        gateway.follow_store();
+        Ok(gateway)
     }
 
     /// The routes in force.

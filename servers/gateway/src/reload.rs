@@ -25,6 +25,16 @@ pub struct Overlay {
 }
 
 impl Overlay {
+    /// Puts (`Some`) or deletes (`None`) the upstream `name`.
+    pub fn set_upstream(&mut self, name: String, upstream: Option<UpstreamConfig>) {
+        self.upstreams.insert(name, upstream);
+    }
+
+    /// Puts (`Some`) or deletes (`None`) the virtual server `name`.
+    pub fn set_virtual_server(&mut self, name: String, server: Option<VirtualServerConfig>) {
+        self.virtual_servers.insert(name, server);
+    }
+
     /// `base` with the changes made.
     pub fn apply_to(&self, base: &Config) -> Config {
         let mut config = base.clone();
@@ -75,6 +85,70 @@ impl Gateway {
         self.inner.sources.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    pub(crate) fn set_sources(&self, base: Config, overlay: Overlay) {
+        let mut sources = self.sources();
+        sources.base = Some(base);
+        sources.overlay = overlay;
+    }
+
+    /// Follows the changes other replicas record in the store: at once when Redis announces
+    /// one, and by polling its version every `state.poll_interval`. Also forgets expired
+    /// sessions, hourly.
+    pub(crate) fn follow_store(&self) {
+        let gateway = self.clone();
+        let shutdown = self.shutdown_token();
+        let (tx, mut announced) = tokio::sync::mpsc::channel(16);
+        if let Some(redis) = self.inner.redis.clone() {
+            tokio::spawn(redis.subscribe(tx, shutdown.clone()));
+        }
+        let interval = self.config().state.poll_interval;
+        tokio::spawn(async move {
+            let mut polls: u64 = 0;
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(interval) => {}
+                    Some(_) = announced.recv() => {}
+                    () = shutdown.cancelled() => return,
+                }
+                polls += 1;
+                if let Err(e) = gateway.catch_up().await {
+                    tracing::warn!(error = %e, "reading changes from the state store failed");
+                }
+                if (polls * interval.as_millis().max(1) as u64) % 3_600_000 < interval.as_millis().max(1) as u64 {
+                    match gateway.inner.store.expire_sessions().await {
+                        Ok(n) if n > 0 => tracing::info!(sessions = n, "expired sessions forgotten"),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "forgetting expired sessions failed"),
+                    }
+                }
+            }
+        });
+    }
+
+    /// Applies the admin changes recorded in the store since the version applied here.
+    async fn catch_up(&self) -> Result<(), String> {
+        use std::sync::atomic::Ordering;
+        let version = self.inner.store.version().await?;
+        if version <= self.inner.applied_version.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let (version, overlay) = self.inner.store.overlay().await?;
+        let base = self.sources().base.clone().unwrap_or_else(|| self.config());
+        let outcome = self.apply(overlay.apply_to(&base)).await;
+        match &outcome {
+            Ok(()) => {
+                self.sources().overlay = overlay;
+                self.inner.applied_version.fetch_max(version, Ordering::AcqRel);
+                tracing::info!(version, "applied admin changes made on another replica");
+            }
+            Err(e) => {
+                tracing::error!(version, error = %e, "admin changes made on another replica do not fit here; not applied")
+            }
+        }
+        self.record_change("store", &outcome);
+        Ok(())
+    }
+
     /// Applies a new version of the file's configuration (the admin overlay on top).
     pub async fn apply_file(&self, config: Config) -> Result<(), ConfigError> {
         let merged = self.sources().overlay.apply_to(&config);
@@ -86,36 +160,56 @@ impl Gateway {
         outcome
     }
 
-    /// Applies one admin change on top of the configuration in force; refused (and nothing
-    /// changed) when the result does not check.
-    pub async fn edit(&self, edit: Edit) -> Result<(), ConfigError> {
+    /// Applies one admin change on top of the configuration in force: checked whole first
+    /// (refused, and nothing changed, when the result does not check), then recorded in the
+    /// state store — so that it survives a restart and reaches the other replicas — then
+    /// applied and announced on Redis.
+    pub async fn edit(&self, edit: Edit) -> Result<(), EditError> {
         let (base, mut overlay) = {
             let sources = self.sources();
             (sources.base.clone(), sources.overlay.clone())
         };
         let base = base.unwrap_or_else(|| self.config());
+        let (kind, name, record) = match &edit {
+            Edit::PutUpstream(upstream) => ("upstream", upstream.name.clone(), Some(json(upstream))),
+            Edit::DeleteUpstream(name) => ("upstream", name.clone(), None),
+            Edit::PutVirtualServer(server) => ("virtual_server", server.name.clone(), Some(json(server))),
+            Edit::DeleteVirtualServer(name) => ("virtual_server", name.clone(), None),
+        };
         match edit {
-            Edit::PutUpstream(upstream) => {
-                overlay.upstreams.insert(upstream.name.clone(), Some(upstream));
-            }
-            Edit::DeleteUpstream(name) => {
-                overlay.upstreams.insert(name, None);
-            }
-            Edit::PutVirtualServer(server) => {
-                overlay.virtual_servers.insert(server.name.clone(), Some(server));
-            }
-            Edit::DeleteVirtualServer(name) => {
-                overlay.virtual_servers.insert(name, None);
-            }
+            Edit::PutUpstream(upstream) => overlay.set_upstream(upstream.name.clone(), Some(upstream)),
+            Edit::DeleteUpstream(name) => overlay.set_upstream(name, None),
+            Edit::PutVirtualServer(server) => overlay.set_virtual_server(server.name.clone(), Some(server)),
+            Edit::DeleteVirtualServer(name) => overlay.set_virtual_server(name, None),
         }
-        let outcome = self.apply(overlay.apply_to(&base)).await;
+        let merged = overlay.apply_to(&base);
+        if let Err(e) = merged.check() {
+            let outcome = Err(e);
+            self.record_change("admin", &outcome);
+            return outcome.map_err(EditError::Invalid);
+        }
+        let version = self
+            .inner
+            .store
+            .put(kind, &name, record)
+            .await
+            .map_err(EditError::Store)?;
+        let outcome = self.apply(merged).await;
         if outcome.is_ok() {
             let mut sources = self.sources();
             sources.base.get_or_insert(base);
             sources.overlay = overlay;
+            self.inner
+                .applied_version
+                .fetch_max(version, std::sync::atomic::Ordering::AcqRel);
         }
         self.record_change("admin", &outcome);
-        outcome
+        if let Some(redis) = &self.inner.redis
+            && let Err(e) = redis.publish(&version.to_string()).await
+        {
+            tracing::warn!(error = %e, "announcing a change on Redis failed; other replicas will poll for it");
+        }
+        outcome.map_err(EditError::Invalid)
     }
 
     /// Watches the file at `path`: every `interval`, a change of its contents is read and
@@ -163,6 +257,21 @@ fn fingerprint(path: &std::path::Path) -> Option<u64> {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     bytes.hash(&mut hasher);
     Some(hasher.finish())
+}
+
+/// Why an admin change was not made.
+#[derive(Debug, thiserror::Error)]
+pub enum EditError {
+    /// The resulting configuration does not check.
+    #[error(transparent)]
+    Invalid(#[from] ConfigError),
+    /// The state store did not record it.
+    #[error("the state store did not record the change: {0}")]
+    Store(String),
+}
+
+fn json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_default()
 }
 
 /// The sources, shared by the gateway.

@@ -19,6 +19,10 @@ pub struct GatewayArgs {
     /// Listen on this address instead of the configuration's `listen` (port 0 picks a free one).
     #[arg(long)]
     listen: Option<std::net::SocketAddr>,
+    /// The state store instead of the configuration's `state.url` (`sqlite://FILE`,
+    /// `postgres://…`).
+    #[arg(long)]
+    state: Option<String>,
     /// How often the configuration file is checked for changes, which are applied without a
     /// restart (`250ms`, `1s`, `1m`; `0s` turns watching off).
     #[arg(long, default_value = "1s", value_parser = portico_gateway::config::duration::parse)]
@@ -66,6 +70,13 @@ pub fn run(args: GatewayArgs) -> ExitCode {
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
+    if let Some(state) = &args.state {
+        config.state.url = state.clone();
+        if let Err(e) = config.check() {
+            eprintln!("error: --state: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -77,7 +88,9 @@ pub fn run(args: GatewayArgs) -> ExitCode {
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
         let names: Vec<String> = config.upstreams.iter().map(|u| u.name.clone()).collect();
-        let gateway = Gateway::start(config, Duration::from_secs(10)).await;
+        let gateway = Gateway::start(config, Duration::from_secs(10))
+            .await
+            .map_err(std::io::Error::other)?;
         if let Some(path) = &args.config
             && !args.watch_interval.is_zero()
         {

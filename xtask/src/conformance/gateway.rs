@@ -104,14 +104,17 @@ pub(super) fn plans(plans: &[Plan]) -> Vec<Plan> {
 
 /// The gateway's configuration: `portico serve everything` as the upstream `everything`, over
 /// stdio (`portico` is the binary under test) or at `upstream`, unprefixed.
-fn config(attachment: Attachment, portico: &Path, upstream: Option<&str>) -> String {
+fn config(attachment: Attachment, portico: &Path, upstream: Option<&str>, dir: &Path) -> String {
     // JSON strings are YAML double-quoted scalars: any path or URL goes in as it is.
     let quote = |text: &str| serde_json::Value::from(text).to_string();
     let mut out = String::from(
         "# Written by `cargo xtask conformance` (xtask/src/conformance/gateway.rs) for one suite run.\n\
-         listen: 127.0.0.1:0\n\
-         upstreams:\n  - name: everything\n",
+         listen: 127.0.0.1:0\n",
     );
+    // The run's own state store, beside its configuration.
+    let state = format!("sqlite://{}", dir.join("state.db").to_string_lossy());
+    let _ = writeln!(out, "state:\n  url: {}", quote(&state));
+    out.push_str("upstreams:\n  - name: everything\n");
     match (attachment.protocol(), upstream) {
         (Some(protocol), Some(url)) => {
             let _ = writeln!(out, "    url: {}\n    protocol: {protocol}", quote(url));
@@ -144,7 +147,7 @@ pub(super) fn start(
         None => None,
     };
     let path = dir.join("gateway.yaml");
-    let text = config(attachment, portico, upstream.as_ref().map(|u| u.url.as_str()));
+    let text = config(attachment, portico, upstream.as_ref().map(|u| u.url.as_str()), dir);
     std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
     let args = [
         OsStr::new("gateway"),
@@ -235,16 +238,27 @@ mod tests {
 
     #[test]
     fn configurations_attach_the_server_unprefixed() {
-        let stdio = config(Attachment::Stdio, Path::new("/opt/my tools/portico"), None);
+        let stdio = config(
+            Attachment::Stdio,
+            Path::new("/opt/my tools/portico"),
+            None,
+            Path::new("/r"),
+        );
         assert!(
             stdio.contains("    command: [\"/opt/my tools/portico\", serve, everything, --stdio]\n"),
             "{stdio}"
         );
         assert!(
-            stdio.contains("    prefix: \"\"\n") && !stdio.contains("url:"),
+            stdio.contains("    prefix: \"\"\n") && !stdio.contains("  url:"),
             "{stdio}"
         );
-        let http = config(Attachment::Stateful, Path::new("/p"), Some("http://127.0.0.1:4000/mcp"));
+        assert!(stdio.contains("state:\n  url: \"sqlite:///r/state.db\"\n"), "{stdio}");
+        let http = config(
+            Attachment::Stateful,
+            Path::new("/p"),
+            Some("http://127.0.0.1:4000/mcp"),
+            Path::new("/r"),
+        );
         assert!(
             http.contains("    url: \"http://127.0.0.1:4000/mcp\"\n    protocol: stateful\n"),
             "{http}"

@@ -26,6 +26,7 @@ pub mod input;
 pub mod notify;
 pub mod prompt;
 pub mod resource;
+pub mod sessions;
 pub mod skills;
 pub mod tasks;
 pub mod tool;
@@ -106,6 +107,8 @@ struct Registry {
     skills: Vec<skills::Skill>,
     /// Items decided at request time (see [`catalog`]).
     catalog: Option<Arc<dyn Catalog>>,
+    /// Where stateful sessions are kept for other processes of the server (see [`sessions`]).
+    session_store: Option<Arc<dyn sessions::SessionStore>>,
 }
 
 impl Registry {
@@ -278,6 +281,13 @@ impl ServerBuilder {
         self
     }
 
+    /// Keeps stateful sessions in `store`, shared with other processes of the same server, so
+    /// that any of them can serve a session's next request (see [`sessions`]).
+    pub fn session_store(mut self, store: Arc<dyn sessions::SessionStore>) -> Self {
+        self.registry.session_store = Some(store);
+        self
+    }
+
     /// Serves the items of `catalog` after the registered ones (see [`catalog`]).
     pub fn catalog(mut self, catalog: impl Catalog) -> Self {
         self.registry.catalog = Some(Arc::new(catalog));
@@ -341,6 +351,7 @@ impl Server {
                 tasks: None,
                 skills: Vec::new(),
                 catalog: None,
+                session_store: None,
             },
         }
     }
@@ -350,6 +361,7 @@ impl Server {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Connection {
             id: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            session_id: std::sync::OnceLock::new(),
             server: self.inner.clone(),
             session: Mutex::new(Session::default()),
         }
@@ -410,6 +422,8 @@ pub enum Era {
 pub struct Connection {
     /// Unique in the process ([`Context::connection_id`]).
     id: u64,
+    /// The transport's id of the session this connection is ([`Service::session_started`]).
+    session_id: std::sync::OnceLock<String>,
     server: Arc<Registry>,
     session: Mutex<Session>,
 }
@@ -653,7 +667,7 @@ impl Connection {
         }
     }
 
-    fn initialize(&self, peer: &PeerHandle, params: Option<&RawValue>) -> Result<Box<RawValue>, ErrorObject> {
+    async fn initialize(&self, peer: &PeerHandle, params: Option<&RawValue>) -> Result<Box<RawValue>, ErrorObject> {
         // The members every stateful revision requires, checked with the newest stateful types.
         let init: portico_protocol::v2025_11_25::InitializeRequestParams = decode("initialize", params)?;
         let client_capabilities = serde_json::to_value(&init.capabilities).map_err(ErrorObject::internal)?;
@@ -665,19 +679,21 @@ impl Connection {
             .copied()
             .find(|r| *r == protocol_version)
             .unwrap_or(STATEFUL_REVISIONS[0]);
-        let mut session = self.session();
-        session.revision = Some(revision);
-        session.client_capabilities = client_capabilities;
-        // List changes, and updates of subscribed resources, go to the session as a whole.
-        let r = &self.server;
-        let filter = notify::Filter {
-            tools: r.has_tools(),
-            prompts: r.has_prompts(),
-            resources: r.has_resources(),
-            uris: session.subscriptions.get_or_insert_with(Default::default).clone(),
-        };
-        session.forward = Some(r.listeners.forward(filter, peer.clone()));
-        drop(session);
+        {
+            let mut session = self.session();
+            session.revision = Some(revision);
+            session.client_capabilities = client_capabilities;
+            // List changes, and updates of subscribed resources, go to the session as a whole.
+            let r = &self.server;
+            let filter = notify::Filter {
+                tools: r.has_tools(),
+                prompts: r.has_prompts(),
+                resources: r.has_resources(),
+                uris: session.subscriptions.get_or_insert_with(Default::default).clone(),
+            };
+            session.forward = Some(r.listeners.forward(filter, peer.clone()));
+        }
+        self.persist().await;
         let mut result = serde_json::json!({
             "protocolVersion": revision,
             "capabilities": self.server.session_capabilities(),
@@ -1029,12 +1045,15 @@ impl Connection {
             .subscriptions
             .get_or_insert_with(Default::default)
             .clone();
-        let mut subscriptions = subscriptions.lock().unwrap_or_else(PoisonError::into_inner);
-        if method == "resources/subscribe" {
-            subscriptions.insert(uri);
-        } else {
-            subscriptions.remove(&uri);
+        {
+            let mut subscriptions = subscriptions.lock().unwrap_or_else(PoisonError::into_inner);
+            if method == "resources/subscribe" {
+                subscriptions.insert(uri);
+            } else {
+                subscriptions.remove(&uri);
+            }
         }
+        self.persist().await;
         raw(&serde_json::json!({}))
     }
 
@@ -1133,14 +1152,45 @@ impl Connection {
         raw(&result).map(Some)
     }
 
-    fn set_level(&self, params: Option<&RawValue>) -> Result<Box<RawValue>, ErrorObject> {
+    async fn set_level(&self, params: Option<&RawValue>) -> Result<Box<RawValue>, ErrorObject> {
         #[derive(Deserialize)]
         struct SetLevel {
             level: wire::LoggingLevel,
         }
         let SetLevel { level } = decode("logging/setLevel", params)?;
         self.session().log_level = Some(level);
+        self.persist().await;
         raw(&serde_json::json!({}))
+    }
+
+    /// The session's state as kept in a [`sessions::SessionStore`] (once negotiated).
+    fn snapshot(&self) -> Option<sessions::SessionState> {
+        let session = self.session();
+        Some(sessions::SessionState {
+            revision: session.revision?.to_string(),
+            client_capabilities: session.client_capabilities.clone(),
+            log_level: session.log_level,
+            subscriptions: session
+                .subscriptions
+                .as_ref()
+                .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).clone())
+                .unwrap_or_default(),
+        })
+    }
+
+    /// Saves the session's state in the store, if the server has one and this connection is
+    /// a session; a store that fails is logged, and the session goes on here.
+    async fn persist(&self) {
+        let (Some(store), Some(id)) = (&self.server.session_store, self.session_id.get()) else {
+            return;
+        };
+        let Some(state) = self.snapshot() else { return };
+        let Ok(text) = serde_json::to_string(&state) else {
+            return;
+        };
+        if let Err(e) = store.save(id, text).await {
+            tracing::warn!(session = id.as_str(), error = %e, "saving a session's state failed");
+        }
     }
 
     /// A 2026-07-28 result the caller knows to have no `_meta` member, with the server's
@@ -1348,9 +1398,9 @@ impl Service for Connection {
         // Copied out so no lock is held while the method runs.
         let negotiated = self.session().revision.is_some();
         match method.as_str() {
-            "initialize" => return self.initialize(cx.peer(), params),
+            "initialize" => return self.initialize(cx.peer(), params).await,
             "ping" if negotiated => return raw(&serde_json::json!({})),
-            "logging/setLevel" if negotiated => return self.set_level(params),
+            "logging/setLevel" if negotiated => return self.set_level(params).await,
             "resources/subscribe" | "resources/unsubscribe" if negotiated => {
                 return self.subscribe(&method, params).await;
             }
@@ -1385,6 +1435,57 @@ impl Service for Connection {
     /// Batches belong to revision 2025-03-26 alone: accepted once `initialize` negotiated it.
     fn accepts_batches(&self) -> bool {
         self.session().revision == Some("2025-03-26")
+    }
+
+    fn session_started(&self, id: &str) {
+        let _ = self.session_id.set(id.to_string());
+    }
+
+    /// Takes on a session another process of the server started, from the session store: its
+    /// revision, the client's capabilities, the log level and the subscriptions, and the change
+    /// notifications it listens for.
+    async fn restore_session(&self, peer: &PeerHandle, id: &str) -> Option<String> {
+        let store = self.server.session_store.as_ref()?;
+        let text = match store.load(id).await {
+            Ok(text) => text?,
+            Err(e) => {
+                tracing::warn!(session = id, error = %e, "loading a session's state failed");
+                return None;
+            }
+        };
+        let state: sessions::SessionState = serde_json::from_str(&text).ok()?;
+        let revision = STATEFUL_REVISIONS.iter().copied().find(|r| *r == state.revision)?;
+        let _ = self.session_id.set(id.to_string());
+        for uri in &state.subscriptions {
+            if let Some(catalog) = &self.server.catalog
+                && let Err(e) = catalog.watch(uri).await
+            {
+                tracing::warn!(session = id, uri, error = %e.message, "watching a restored subscription failed");
+            }
+        }
+        let r = &self.server;
+        let mut session = self.session();
+        session.revision = Some(revision);
+        session.client_capabilities = state.client_capabilities;
+        session.log_level = state.log_level;
+        let uris = Arc::new(Mutex::new(state.subscriptions));
+        session.subscriptions = Some(uris.clone());
+        let filter = notify::Filter {
+            tools: r.has_tools(),
+            prompts: r.has_prompts(),
+            resources: r.has_resources(),
+            uris,
+        };
+        session.forward = Some(r.listeners.forward(filter, peer.unrelated()));
+        Some(revision.to_string())
+    }
+
+    async fn session_ended(&self) {
+        if let (Some(store), Some(id)) = (&self.server.session_store, self.session_id.get())
+            && let Err(e) = store.remove(id).await
+        {
+            tracing::warn!(session = id.as_str(), error = %e, "forgetting a session's state failed");
+        }
     }
 
     /// `tools/call` of a tool with `x-mcp-header` annotations: the mirrored values must match

@@ -131,10 +131,7 @@ async fn handle_post(state: &Arc<State>, request: Request) -> Result<Response, H
         None if method == "initialize" => initialize(state, &id, text, framing).await.map_err(about),
         None => Err(about(missing_session())),
         Some(session_id) => {
-            let session = state
-                .sessions
-                .get(session_id, config.session_idle_timeout)
-                .map_err(about)?;
+            let session = session(state, session_id).await.map_err(about)?;
             let framing = framing.primed(session.primes_streams());
             in_session(state, &session, &id, message, framing).await.map_err(about)
         }
@@ -150,7 +147,7 @@ async fn not_a_request(
     text: &str,
 ) -> Result<Response, HttpError> {
     if let Some(session_id) = session_id {
-        let session = state.sessions.get(session_id, state.config.session_idle_timeout)?;
+        let session = session(state, session_id).await?;
         session.peer.receive(text).await;
         return Ok(StatusCode::ACCEPTED.into_response());
     }
@@ -242,6 +239,7 @@ async fn stateless(state: &Arc<State>, request: Stateless<'_>, framing: Framing)
 async fn initialize(state: &Arc<State>, id: &RequestId, text: &str, framing: Framing) -> Result<Response, HttpError> {
     let config = &state.config;
     let session = Registry::create(state)?;
+    session.peer.session_started(&session.id);
     let attached = session.open_request(std::slice::from_ref(id), config.stream_buffer, &state.sessions)?;
     session.peer.receive(text).await;
     let mut headers = HeaderMap::new();
@@ -405,7 +403,7 @@ async fn handle_get(state: &Arc<State>, request: Request) -> Result<Response, Ht
     };
     // An id that is not one of ours resumes nothing: the session's stream opens afresh.
     let from = headers::single(&parts.headers, &LAST_EVENT_ID)?.and_then(EventId::parse);
-    let session = state.sessions.get(session_id, config.session_idle_timeout)?;
+    let session = session(state, session_id).await?;
     let (attached, resumed_request) = session.open_get(from, config.stream_buffer, &state.sessions)?;
     let gone = HttpError::client(StatusCode::NOT_FOUND, "the session ended");
     let reply = session_reply(&session, attached, HeaderMap::new(), gone);
@@ -424,13 +422,36 @@ async fn handle_delete(state: &Arc<State>, request: Request) -> Result<Response,
             "DELETE ends a session (Mcp-Session-Id); there is none without one",
         ));
     };
-    if state.sessions.remove(session_id) {
-        Ok(StatusCode::NO_CONTENT.into_response())
-    } else {
-        Err(HttpError::client(
-            StatusCode::NOT_FOUND,
-            "no such session: it ended or expired",
-        ))
+    // A session held by another process of the server is taken on, then ended.
+    let ended = session(state, session_id).await?;
+    ended.peer.session_ended().await;
+    state.sessions.remove(session_id);
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// The session `id`: held here, or — when the service keeps its sessions in a store shared
+/// with other processes of the same server ([`portico_core::Service::restore_session`]) —
+/// taken on from there; `404` when neither has it.
+async fn session(state: &Arc<State>, id: &str) -> Result<Arc<Session>, HttpError> {
+    let missing = match state.sessions.get(id, state.config.session_idle_timeout) {
+        Ok(session) => return Ok(session),
+        Err(missing) => missing,
+    };
+    // Only ids that could be ours are looked up elsewhere.
+    if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(missing);
+    }
+    let session = Registry::prepare(state, Some(id))?;
+    match session.peer.restore_session(id).await {
+        Some(revision) => {
+            session.restored(revision);
+            tracing::debug!(session = id, "took on a session started elsewhere");
+            Registry::admit(state, session)
+        }
+        None => {
+            session.close();
+            Err(missing)
+        }
     }
 }
 

@@ -183,6 +183,12 @@ pub(crate) trait DynPeer: Send + Sync + 'static {
     ) -> Result<(), ErrorObject>;
     /// [`Service::accepts_batches`].
     fn accepts_batches(&self) -> bool;
+    /// [`Service::session_started`].
+    fn session_started(&self, id: &str);
+    /// [`Service::restore_session`], on this peer.
+    fn restore_session<'a>(&'a self, id: &'a str) -> Pin<Box<dyn Future<Output = Option<String>> + Send + 'a>>;
+    /// [`Service::session_ended`].
+    fn session_ended(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
 }
 
 impl<S: Service> DynPeer for Peer<S> {
@@ -217,6 +223,21 @@ impl<S: Service> DynPeer for Peer<S> {
 
     fn accepts_batches(&self) -> bool {
         self.service().accepts_batches()
+    }
+
+    fn session_started(&self, id: &str) {
+        self.service().session_started(id);
+    }
+
+    fn restore_session<'a>(&'a self, id: &'a str) -> Pin<Box<dyn Future<Output = Option<String>> + Send + 'a>> {
+        Box::pin(async move {
+            let handle = Peer::handle(self).clone();
+            self.service().restore_session(&handle, id).await
+        })
+    }
+
+    fn session_ended(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(self.service().session_ended())
     }
 }
 

@@ -208,6 +208,11 @@ impl Session {
         self.routes.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Notes the revision of a session restored from another process.
+    pub(crate) fn restored(&self, revision: String) {
+        let _ = self.revision.set(revision);
+    }
+
     /// Notes the revision the successful answer to `initialize` names.
     pub(crate) fn negotiated(&self, answer: &str) {
         #[derive(serde::Deserialize)]
@@ -619,16 +624,23 @@ impl Registry {
     /// `503` when `max_sessions` are open (after closing idle ones). The first session starts
     /// the endpoint's reaper.
     pub(crate) fn create(state: &Arc<State>) -> Result<Arc<Session>, HttpError> {
+        let session = Self::prepare(state, None)?;
+        Self::admit(state, session)
+    }
+
+    /// A session not yet registered: with a new id, or `id` (one another process started, to be
+    /// restored). `503` when the server shuts down.
+    pub(crate) fn prepare(state: &Arc<State>, id: Option<&str>) -> Result<Arc<Session>, HttpError> {
         let registry = &state.sessions;
         let config = &state.config;
         if config.shutdown.is_cancelled() {
             return Err(HttpError::unavailable("the server is shutting down"));
         }
-        if registry.len() >= config.max_sessions {
-            registry.sweep(config.session_idle_timeout);
-        }
-        let id: Arc<str> = new_session_id()?.into();
-        let session = Arc::new_cyclic(|weak| Session {
+        let id: Arc<str> = match id {
+            Some(id) => id.into(),
+            None => new_session_id()?.into(),
+        };
+        Ok(Arc::new_cyclic(|weak| Session {
             id: id.clone(),
             peer: (state.make_session_peer)(Arc::new(SessionOutlet(weak.clone()))),
             routes: Mutex::new(Routes {
@@ -642,9 +654,26 @@ impl Registry {
             next_stream: AtomicU64::new(SESSION_STREAM + 1),
             log_cap: config.backlog,
             revision: std::sync::OnceLock::new(),
-        });
+        }))
+    }
+
+    /// Registers a prepared session (`503` at `max_sessions`, after closing idle ones); when one
+    /// of its id is registered already (restored by a concurrent request), that one is
+    /// returned and `session` closed. The first session starts the endpoint's reaper.
+    pub(crate) fn admit(state: &Arc<State>, session: Arc<Session>) -> Result<Arc<Session>, HttpError> {
+        let registry = &state.sessions;
+        let config = &state.config;
+        if registry.len() >= config.max_sessions {
+            registry.sweep(config.session_idle_timeout);
+        }
+        let id = session.id.clone();
         {
             let mut map = registry.map();
+            if let Some(existing) = map.get(&id).cloned() {
+                drop(map);
+                session.close();
+                return Ok(existing);
+            }
             if map.len() >= config.max_sessions {
                 drop(map);
                 session.close();

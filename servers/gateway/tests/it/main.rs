@@ -8,6 +8,7 @@ mod docs;
 mod failures;
 mod observability;
 mod reload;
+mod replicas;
 mod routing;
 
 use std::sync::Arc;
@@ -38,6 +39,8 @@ struct Running {
     /// `http://127.0.0.1:PORT`.
     base: String,
     gateway: Gateway,
+    /// The state store file made for it alone, removed with it.
+    own_state: Option<std::path::PathBuf>,
 }
 
 impl Running {
@@ -51,8 +54,17 @@ impl Running {
         Self::serve(Config::load(path).expect("a valid test config")).await
     }
 
-    async fn serve(config: Config) -> Self {
-        let gateway = Gateway::start(config, Duration::from_secs(10)).await;
+    async fn serve(mut config: Config) -> Self {
+        // A state store of its own, unless the test shares one on purpose.
+        let mut own_state = None;
+        if config.state == portico_gateway::config::StateConfig::default() {
+            let path = temp_path("state.db");
+            config.state.url = format!("sqlite://{}", path.display());
+            own_state = Some(path);
+        }
+        let gateway = Gateway::start(config, Duration::from_secs(10))
+            .await
+            .expect("the gateway starts");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binding");
         let base = format!("http://{}", listener.local_addr().expect("address"));
         let app = gateway.router();
@@ -62,7 +74,11 @@ impl Running {
             app,
             shutdown.cancelled_owned(),
         ));
-        Self { base, gateway }
+        Self {
+            base,
+            gateway,
+            own_state,
+        }
     }
 
     /// A client of the endpoint at `path` speaking `protocol`, answering questions with `handler`.
@@ -94,7 +110,19 @@ impl Running {
 impl Drop for Running {
     fn drop(&mut self) {
         self.gateway.shutdown();
+        if let Some(path) = &self.own_state {
+            for suffix in ["", "-wal", "-shm", "-journal"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+            }
+        }
     }
+}
+
+/// A path in the temporary directory unique in this test run.
+fn temp_path(name: &str) -> std::path::PathBuf {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    std::env::temp_dir().join(format!("portico-gateway-it-{}-{n}-{name}", std::process::id()))
 }
 
 /// The session revision the tests speak.

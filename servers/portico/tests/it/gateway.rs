@@ -34,7 +34,7 @@ fn gateway(args: &[&str]) -> (Running, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_portico"))
         .arg("gateway")
         .args(args)
-        .args(["--listen", "127.0.0.1:0"])
+        .args(["--listen", "127.0.0.1:0", "--state", "sqlite::memory:"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
