@@ -6,6 +6,7 @@
 mod bridging;
 mod docs;
 mod failures;
+mod flows;
 mod observability;
 mod reload;
 mod replicas;
