@@ -123,7 +123,13 @@ impl Gateway {
             )
             .route(
                 "/readyz",
-                get(|State(gateway): State<Gateway>| async move { readiness(&gateway.routes()) }),
+                get(|State(gateway): State<Gateway>| async move {
+                    if gateway.is_draining() {
+                        let body = json!({"status": "draining", "in_flight": gateway.in_flight()});
+                        return json_response(StatusCode::SERVICE_UNAVAILABLE, &body);
+                    }
+                    readiness(&gateway.routes())
+                }),
             )
             .route(
                 "/metrics",

@@ -85,6 +85,8 @@ struct Inner {
     redis: Option<signal::Redis>,
     /// The version of the admin changes applied here.
     applied_version: std::sync::atomic::AtomicI64,
+    /// Set by [`Gateway::drain`]: `/readyz` answers `503`.
+    draining: std::sync::atomic::AtomicBool,
 }
 
 /// What the last configuration change did.
@@ -150,6 +152,7 @@ impl Gateway {
                 store,
                 redis,
                 applied_version: std::sync::atomic::AtomicI64::new(version),
+                draining: std::sync::atomic::AtomicBool::new(false),
             }
         });
         let gateway = Gateway { inner: gateway };
@@ -201,6 +204,37 @@ impl Gateway {
     /// Cancelled by [`Gateway::shutdown`]; give [`portico_transport::http::serve`] the same.
     pub fn shutdown_token(&self) -> CancellationToken {
         self.inner.shutdown.clone()
+    }
+
+    /// The first half of a graceful shutdown: `/readyz` answers `503` (so a load balancer stops
+    /// sending), and this waits until no call is in flight to any upstream, or `timeout`
+    /// passed; returns how many calls were still in flight. Requests still arriving meanwhile
+    /// are served. Call [`Gateway::shutdown`] after it.
+    pub async fn drain(&self, timeout: Duration) -> usize {
+        self.inner.draining.store(true, std::sync::atomic::Ordering::Release);
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let in_flight = self.in_flight();
+            if in_flight == 0 || tokio::time::Instant::now() >= deadline {
+                return in_flight;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Whether [`Gateway::drain`] began.
+    pub fn is_draining(&self) -> bool {
+        self.inner.draining.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Calls in flight to upstreams now.
+    pub fn in_flight(&self) -> usize {
+        self.routes()
+            .upstreams
+            .iter()
+            .flat_map(|u| u.replicas().iter())
+            .map(|r| r.in_flight())
+            .sum()
     }
 
     /// Stops the endpoints' streams and the upstreams.

@@ -23,6 +23,10 @@ pub struct GatewayArgs {
     /// `postgres://…`).
     #[arg(long)]
     state: Option<String>,
+    /// On SIGTERM or Ctrl-C, how long calls in flight are given to finish (while `/readyz`
+    /// answers 503) before the gateway stops.
+    #[arg(long, default_value = "30s", value_parser = portico_gateway::config::duration::parse)]
+    drain: Duration,
     /// How often the configuration file is checked for changes, which are applied without a
     /// restart (`250ms`, `1s`, `1m`; `0s` turns watching off).
     #[arg(long, default_value = "1s", value_parser = portico_gateway::config::duration::parse)]
@@ -106,13 +110,21 @@ pub fn run(args: GatewayArgs) -> ExitCode {
             let mut stdout = std::io::stdout().lock();
             let _ = stdout.write_all(banner.as_bytes()).and_then(|()| stdout.flush());
         }
-        let shutdown = gateway.shutdown_token();
-        let stop = shutdown.clone();
+        // SIGTERM (what an orchestrator sends) or Ctrl-C: drain, then stop.
+        let stop = tokio_util::sync::CancellationToken::new();
+        let (draining, signalled) = (gateway.clone(), stop.clone());
+        let drain = args.drain;
         tokio::spawn(async move {
-            let _ = tokio::signal::ctrl_c().await;
-            stop.cancel();
+            stop_signal().await;
+            tracing::info!(within = ?drain, "draining: calls in flight may finish");
+            let left = draining.drain(drain).await;
+            if left > 0 {
+                tracing::warn!(calls = left, "stopping with calls still in flight");
+            }
+            draining.shutdown();
+            signalled.cancel();
         });
-        let served = portico_transport::http::serve(listener, app, shutdown.cancelled_owned()).await;
+        let served = portico_transport::http::serve(listener, app, stop.cancelled_owned()).await;
         gateway.shutdown();
         served
     });
@@ -122,6 +134,22 @@ pub fn run(args: GatewayArgs) -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Completes on SIGTERM or Ctrl-C (SIGINT).
+async fn stop_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
     }
 }
 

@@ -273,3 +273,53 @@ fn a_replica_killed_during_a_call_loop_is_routed_around_and_readmitted_after_res
     assert!(readmitted(&addr), "both replicas serve at the end");
     eprintln!("failover: {failed} calls failed; the restarted replica was readmitted after {recovery:?}");
 }
+
+#[test]
+fn sigterm_drains_calls_in_flight_then_stops() {
+    let (mut running, addr) = gateway(&[]);
+    let slow = {
+        let addr = addr.clone();
+        std::thread::spawn(move || {
+            let body = serde_json::json!({
+                "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                "params": {"name": "everything__slow_compute", "arguments": {"seconds": 2}, "_meta": {
+                    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                    "io.modelcontextprotocol/clientCapabilities": {}
+                }}
+            })
+            .to_string();
+            let headers = [
+                ("MCP-Protocol-Version", "2026-07-28"),
+                ("Mcp-Method", "tools/call"),
+                ("Mcp-Name", "everything__slow_compute"),
+            ];
+            post_to(&addr, "/mcp", &headers, &body)
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = running.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let ready = readyz(&addr);
+    assert!(
+        ready.starts_with("HTTP/1.1 503") && ready.contains("draining"),
+        "{ready}"
+    );
+    let answer = slow.join().expect("the call");
+    assert!(answer.contains("Computed"), "the call in flight finished: {answer}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = running.0.try_wait().expect("wait") {
+            assert!(status.success(), "{status:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the gateway did not stop after draining");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
