@@ -7,6 +7,7 @@ mod bridging;
 mod docs;
 mod failures;
 mod flows;
+mod fuzz;
 mod observability;
 mod reload;
 mod replicas;
