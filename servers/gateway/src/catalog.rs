@@ -310,8 +310,109 @@ impl Catalog for View {
             if let Some(arguments) = arguments {
                 params.insert("arguments".into(), Value::Object(arguments));
             }
-            relay::forward(&upstream, cx, "tools/call", params).await
+            let mut result = relay::forward(&upstream, cx, "tools/call", params).await?;
+            // A task handle (the tasks extension) names the upstream that runs the task.
+            if self.prefixes_tasks() {
+                rewrite_task_ids(&mut result, &|id| format!("{}{TASK_SEPARATOR}{id}", upstream.name()));
+            }
+            Ok(result)
         })
+    }
+
+    fn extensions(&self) -> BTreeMap<String, Value> {
+        let routes = self.routes();
+        let mut extensions = BTreeMap::new();
+        for upstream in self.upstreams(&routes) {
+            for (name, settings) in &upstream.snapshot().extensions {
+                // A virtual server serves tools: of the extensions, tasks alone.
+                if matches!(self.scope, Scope::Virtual(_)) && name != TASKS {
+                    continue;
+                }
+                extensions.entry(name.clone()).or_insert_with(|| settings.clone());
+            }
+        }
+        extensions
+    }
+
+    fn extension_request<'a>(
+        &'a self,
+        cx: &'a Context,
+        method: &'a str,
+        params: Option<&'a serde_json::value::RawValue>,
+    ) -> Option<CatalogFuture<'a, Value>> {
+        Some(Box::pin(async move {
+            let routes = self.routes();
+            let mut params: Map<String, Value> = match params {
+                Some(raw) => serde_json::from_str(raw.get())
+                    .map_err(|e| ErrorObject::invalid_params(format!("{method}: {e}")))?,
+                None => Map::new(),
+            };
+            params.remove("_meta");
+            let unknown_method = || ErrorObject::method_not_found(method);
+            if let Scope::Upstream(name) = &self.scope {
+                // One upstream: its extensions, as they are.
+                let upstream = routes.upstream(name).ok_or_else(unknown_method)?;
+                if !upstream.snapshot().extensions.contains_key(extension_of(method)) {
+                    return Err(unknown_method());
+                }
+                return relay::forward(upstream, cx, method, params).await;
+            }
+            if method.starts_with("tasks/") {
+                // `<upstream>/<its task id>`.
+                let id = params
+                    .get("taskId")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+                let (name, original) = id
+                    .split_once(TASK_SEPARATOR)
+                    .ok_or_else(|| ErrorObject::invalid_params(format!("{method}: unknown task {id:?}")))?;
+                let upstream = self
+                    .upstreams(&routes)
+                    .into_iter()
+                    .find(|u| u.name() == name)
+                    .ok_or_else(|| ErrorObject::invalid_params(format!("{method}: unknown task {id:?}")))?;
+                params.insert("taskId".into(), original.into());
+                let mut result = relay::forward(&upstream, cx, method, params).await?;
+                rewrite_task_ids(&mut result, &|id| format!("{name}{TASK_SEPARATOR}{id}"));
+                return Ok(result);
+            }
+            if matches!(self.scope, Scope::Virtual(_)) {
+                return Err(unknown_method());
+            }
+            // The skills extension on the aggregated endpoint: its upstreams that declare it.
+            let serving: Vec<_> = self
+                .upstreams(&routes)
+                .into_iter()
+                .filter(|u| u.snapshot().extensions.contains_key(SKILLS))
+                .collect();
+            if serving.is_empty() {
+                return Err(unknown_method());
+            }
+            if method == "skills/list" && serving.len() > 1 {
+                let mut skills = Vec::new();
+                for upstream in &serving {
+                    let listed = relay::forward(upstream, cx, method, Map::new()).await?;
+                    skills.extend(
+                        listed
+                            .get("skills")
+                            .and_then(Value::as_array)
+                            .cloned()
+                            .unwrap_or_default(),
+                    );
+                }
+                return Ok(json!({"skills": skills}));
+            }
+            // One of them has it: asked in turn.
+            let last = serving.len() - 1;
+            for (i, upstream) in serving.iter().enumerate() {
+                match relay::forward(upstream, cx, method, params.clone()).await {
+                    Err(e) if i < last && e.code == UNKNOWN_TARGET => continue,
+                    outcome => return outcome,
+                }
+            }
+            Err(unknown_method())
+        }))
     }
 
     fn list_resources<'a>(&'a self, _cx: &'a Context) -> CatalogFuture<'a, Vec<wire::Resource>> {
@@ -473,6 +574,43 @@ impl Catalog for View {
             }
             Ok(())
         })
+    }
+}
+
+/// The tasks extension's name.
+const TASKS: &str = "io.modelcontextprotocol/tasks";
+/// The skills extension's name.
+const SKILLS: &str = "io.modelcontextprotocol/skills";
+/// Between the upstream's name and its own task id, in the task ids clients see on the
+/// aggregated endpoint and virtual servers.
+const TASK_SEPARATOR: char = '/';
+
+/// The extension a method belongs to.
+fn extension_of(method: &str) -> &'static str {
+    if method.starts_with("tasks/") { TASKS } else { SKILLS }
+}
+
+/// Rewrites every `taskId` string in a result.
+fn rewrite_task_ids(value: &mut Value, rename: &dyn Fn(&str) -> String) {
+    match value {
+        Value::Object(map) => {
+            for (key, item) in map.iter_mut() {
+                match item {
+                    Value::String(id) if key == "taskId" => *id = rename(id),
+                    other => rewrite_task_ids(other, rename),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|item| rewrite_task_ids(item, rename)),
+        _ => {}
+    }
+}
+
+impl View {
+    /// Whether task ids get the upstream's name (on the aggregated endpoint and virtual
+    /// servers, where several upstreams may run tasks).
+    fn prefixes_tasks(&self) -> bool {
+        !matches!(self.scope, Scope::Upstream(_))
     }
 }
 

@@ -36,6 +36,8 @@ pub struct Snapshot {
     pub prompts: Vec<wire::Prompt>,
     /// Whether it offers completion.
     pub completions: bool,
+    /// The extensions it declares (`capabilities.extensions`: name → settings).
+    pub extensions: BTreeMap<String, serde_json::Value>,
 }
 
 /// Where an upstream's changes are announced (the gateway's endpoints).
@@ -607,6 +609,12 @@ async fn list(client: &Client) -> Snapshot {
     let caps = &client.server().capabilities;
     let mut snapshot = Snapshot {
         completions: caps.completions.is_some(),
+        extensions: caps
+            .extensions
+            .iter()
+            .flatten()
+            .map(|(name, settings)| (name.clone(), serde_json::to_value(settings).unwrap_or_default()))
+            .collect(),
         ..Snapshot::default()
     };
     let name = client

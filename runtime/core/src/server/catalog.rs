@@ -137,6 +137,27 @@ pub trait Catalog: Send + Sync + 'static {
         Box::pin(async { Err(ErrorObject::method_not_found("completion/complete")) })
     }
 
+    /// The extensions the catalog serves, as declared in the server's capabilities
+    /// (`capabilities.extensions`: name → its settings object), beside the framework's own.
+    fn extensions(&self) -> BTreeMap<String, Value> {
+        BTreeMap::new()
+    }
+
+    /// A method of an extension the framework serves from its own registries when it has them
+    /// — `tasks/get`, `tasks/update`, `tasks/cancel` (the tasks extension, 2026-07-28 requests
+    /// only), `skills/list`, `skills/get`, `resources/directory/read` (the skills extension) —
+    /// when it has none: the catalog's result (a newest-revision result object), or `None`
+    /// (the default) for "method not found".
+    fn extension_request<'a>(
+        &'a self,
+        cx: &'a Context,
+        method: &'a str,
+        params: Option<&'a serde_json::value::RawValue>,
+    ) -> Option<CatalogFuture<'a, Value>> {
+        let _ = (cx, method, params);
+        None
+    }
+
     /// A session subscribed to `uri` (`resources/subscribe`) or a `subscriptions/listen`
     /// stream asked for it: start watching it, so that its changes can be announced with
     /// [`super::Server::notify`]. The default watches nothing.

@@ -141,6 +141,13 @@ impl Registry {
             let settings = BTreeMap::from([("directoryRead".to_string(), true.into())]);
             extensions.insert(skills::EXTENSION.to_string(), settings);
         }
+        if let Some(catalog) = &r.catalog {
+            for (name, settings) in catalog.extensions() {
+                // Settings that are no JSON object are declared without settings.
+                let settings = serde_json::from_value(settings).unwrap_or_default();
+                extensions.entry(name).or_insert(settings);
+            }
+        }
         if !extensions.is_empty() {
             caps.extensions = Some(extensions);
         }
@@ -1163,6 +1170,16 @@ impl Connection {
         raw(&serde_json::json!({}))
     }
 
+    /// The catalog's answer to an extension's method, if it serves it.
+    fn extension_request<'a>(
+        &'a self,
+        cx: &'a Context,
+        method: &'a str,
+        params: Option<&'a RawValue>,
+    ) -> Option<catalog::CatalogFuture<'a, serde_json::Value>> {
+        self.server.catalog.as_ref()?.extension_request(cx, method, params)
+    }
+
     /// The session's state as kept in a [`sessions::SessionStore`] (once negotiated).
     fn snapshot(&self) -> Option<sessions::SessionState> {
         let session = self.session();
@@ -1423,8 +1440,34 @@ impl Service for Connection {
             "prompts/get" => self.get_prompt(cx, params).await,
             "completion/complete" => self.complete(cx, params).await,
             "subscriptions/listen" if era == Era::Stateless => self.listen(cx, params).await,
+            "tasks/get" | "tasks/update" | "tasks/cancel"
+                if era == Era::Stateless
+                    && self.server.tasks.is_none()
+                    && let Some(future) = self.extension_request(&cx, &method, params) =>
+            {
+                // As for the server's own tasks: a client that did not declare the extension.
+                if !tasks::declared(cx.client_capabilities()) {
+                    return Err(tasks::missing_extension(&method));
+                }
+                let result = future.await?;
+                self.answer(era, &method, &result)
+            }
             "tasks/get" | "tasks/update" | "tasks/cancel" if era == Era::Stateless => {
                 let result = self.task_method(&cx, &method, params).await?;
+                self.answer(era, &method, &result)
+            }
+            "skills/list" | "skills/get" | "resources/directory/read"
+                if self.server.skills.is_empty()
+                    && let Some(future) = self.extension_request(&cx, &method, params) =>
+            {
+                let mut result = future.await?;
+                // Cacheable in 2026-07-28: what an upstream of an older revision left out.
+                if method != "resources/directory/read"
+                    && let Some(object) = result.as_object_mut()
+                {
+                    object.entry("ttlMs").or_insert(self.server.list_ttl_ms.into());
+                    object.entry("cacheScope").or_insert("public".into());
+                }
                 self.answer(era, &method, &result)
             }
             "skills/list" | "skills/get" | "resources/directory/read" => self.skills_method(era, &method, params),

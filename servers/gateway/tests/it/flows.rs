@@ -159,3 +159,64 @@ async fn a_client_that_gives_up_cancels_the_upstream_call() {
         .await;
     }
 }
+
+/// A client that declares the tasks extension.
+struct TaskClient;
+
+impl portico_core::client::ClientHandler for TaskClient {
+    fn capabilities(&self) -> wire::ClientCapabilities {
+        serde_json::from_value(json!({"extensions": {"io.modelcontextprotocol/tasks": {}}})).expect("caps")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_run_on_the_upstream_with_ids_that_name_it() {
+    let gateway = Running::start("upstreams:\n  - {name: e, builtin: everything}\n").await;
+    let client = gateway.client("/mcp", Protocol::Stateless, TaskClient).await;
+    let caps = &client.server().capabilities;
+    assert!(
+        caps.extensions
+            .as_ref()
+            .is_some_and(|e| e.contains_key("io.modelcontextprotocol/tasks")),
+        "the upstream's extension is declared: {caps:?}"
+    );
+    let call = serde_json::Map::from_iter([
+        ("name".to_string(), json!("e__slow_compute")),
+        ("arguments".to_string(), json!({"seconds": 1, "label": "x"})),
+    ]);
+    let created = client
+        .forward("tools/call", call, &RequestOptions::new())
+        .await
+        .expect("call");
+    assert_eq!(created["resultType"], "task", "{created}");
+    let id = created["taskId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a task id in {created}"))
+        .to_string();
+    assert!(id.starts_with("e/"), "the id names the upstream: {id}");
+    let done = within("the task completing", async {
+        loop {
+            let params = serde_json::Map::from_iter([("taskId".to_string(), json!(id))]);
+            let got = client
+                .forward("tasks/get", params, &RequestOptions::new())
+                .await
+                .expect("tasks/get");
+            assert_eq!(got["taskId"], id.as_str(), "{got}");
+            if got["status"] == "completed" {
+                break got;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert!(done.to_string().contains("Computed x"), "{done}");
+    // Unknown and foreign ids are refused as unknown tasks.
+    for bad in ["nope", "other/123"] {
+        let params = serde_json::Map::from_iter([("taskId".to_string(), json!(bad))]);
+        let error = client
+            .forward("tasks/get", params, &RequestOptions::new())
+            .await
+            .unwrap_err();
+        assert_eq!(error.code(), Some(-32602), "{bad}: {error:?}");
+    }
+}
