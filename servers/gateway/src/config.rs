@@ -196,10 +196,29 @@ pub struct UpstreamConfig {
     /// never retried.
     #[serde(default = "default_retries")]
     pub retries: u32,
+    /// HTTP headers sent with every request to a `url` replica: the gateway's own credentials
+    /// for it (a client's are never passed on).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// Calls in flight to one replica at most (default 256); a replica at its limit is not
+    /// picked, and a call no replica has room for is refused (`-32050`) rather than queued.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
+    /// The largest message accepted from the upstream, in bytes (default 16 MiB).
+    #[serde(default = "default_max_message_bytes")]
+    pub max_message_bytes: usize,
 }
 
 fn default_retries() -> u32 {
     1
+}
+
+fn default_max_in_flight() -> usize {
+    256
+}
+
+fn default_max_message_bytes() -> usize {
+    16 << 20
 }
 
 /// One replica of an upstream: exactly one of `command`, `url` or `builtin`, with the same
@@ -596,6 +615,9 @@ impl UpstreamConfig {
             health: HealthConfig::default(),
             breaker: BreakerConfig::default(),
             retries: default_retries(),
+            headers: BTreeMap::new(),
+            max_in_flight: default_max_in_flight(),
+            max_message_bytes: default_max_message_bytes(),
         }
     }
 
@@ -662,6 +684,22 @@ impl UpstreamConfig {
         }
         if self.breaker.failures == 0 {
             return Err(invalid(format!("{key}.breaker.failures"), "must be at least 1"));
+        }
+        if self.max_in_flight == 0 {
+            return Err(invalid(format!("{key}.max_in_flight"), "must be at least 1"));
+        }
+        if self.max_message_bytes < 1024 {
+            return Err(invalid(format!("{key}.max_message_bytes"), "must be at least 1024"));
+        }
+        for (name, value) in &self.headers {
+            if axum::http::HeaderName::from_bytes(name.as_bytes()).is_err()
+                || axum::http::HeaderValue::from_str(value).is_err()
+            {
+                return Err(invalid(
+                    format!("{key}.headers.{name}"),
+                    "is not a valid HTTP header name and value",
+                ));
+            }
         }
         Ok(())
     }

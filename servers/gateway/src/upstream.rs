@@ -304,9 +304,10 @@ impl Replica {
         self.client().is_some() && self.breaker().available()
     }
 
-    /// Tells the breaker a call goes there; `false` when it holds calls off.
+    /// Tells the breaker a call goes there; `false` when it holds calls off or the replica has
+    /// `max_in_flight` calls already.
     fn admit(&self) -> bool {
-        self.client().is_some() && self.breaker().admit()
+        self.in_flight() < self.upstream.max_in_flight && self.client().is_some() && self.breaker().admit()
     }
 
     /// Counts a call in flight until the guard is dropped.
@@ -354,6 +355,9 @@ impl Replica {
                 .unwrap_or_else(|| "not connected yet".into());
         }
         match self.breaker().name() {
+            "closed" if self.in_flight() >= self.upstream.max_in_flight => {
+                format!("at its limit of {} calls in flight", self.upstream.max_in_flight)
+            }
             "closed" => String::new(),
             state => format!("circuit breaker {state}"),
         }
@@ -457,6 +461,16 @@ impl Replica {
         };
         let info = wire::Implementation::new("portico-gateway", env!("CARGO_PKG_VERSION"));
         let builder = Client::builder(info).handler(Gateway).protocol(protocol).config(config);
+        let headers: axum::http::HeaderMap = c
+            .headers
+            .iter()
+            .filter_map(|(k, v)| {
+                Some((
+                    axum::http::HeaderName::from_bytes(k.as_bytes()).ok()?,
+                    axum::http::HeaderValue::from_str(v).ok()?,
+                ))
+            })
+            .collect();
         let outcome = if let Some(command) = &t.command {
             let mut cmd = tokio::process::Command::new(&command[0]);
             cmd.args(&command[1..]).envs(&t.env);
@@ -465,6 +479,7 @@ impl Replica {
             }
             let stdio = StdioConfig {
                 stderr_log: Some(c.name.clone()),
+                max_message_bytes: c.max_message_bytes,
                 ..StdioConfig::default()
             };
             builder
@@ -475,25 +490,37 @@ impl Replica {
                 TransportKind::StreamableHttp => {
                     builder
                         .connect(|service| {
-                            portico_transport::http::client::connect(url, service, HttpClientConfig::default())
+                            let config = HttpClientConfig {
+                                headers,
+                                max_message_bytes: c.max_message_bytes,
+                                max_concurrent_requests: c.max_in_flight,
+                                ..HttpClientConfig::default()
+                            };
+                            portico_transport::http::client::connect(url, service, config)
                         })
                         .await
                 }
                 TransportKind::Websocket => {
                     builder
                         .connect(|service| {
-                            portico_transport::http::ws_client::connect(url, service, WsClientConfig::default())
+                            let config = WsClientConfig {
+                                headers,
+                                max_message_bytes: c.max_message_bytes,
+                                ..WsClientConfig::default()
+                            };
+                            portico_transport::http::ws_client::connect(url, service, config)
                         })
                         .await
                 }
                 TransportKind::Sse => {
                     builder
                         .connect(|service| {
-                            portico_transport::http::legacy_sse_client::connect(
-                                url,
-                                service,
-                                LegacySseClientConfig::default(),
-                            )
+                            let config = LegacySseClientConfig {
+                                headers,
+                                max_message_bytes: c.max_message_bytes,
+                                ..LegacySseClientConfig::default()
+                            };
+                            portico_transport::http::legacy_sse_client::connect(url, service, config)
                         })
                         .await
                 }
