@@ -197,7 +197,7 @@ async fn put_upstream(
         Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
     let existed = gateway.config().upstream(&name).is_some();
-    apply(&gateway, Edit::PutUpstream(upstream), existed, false).await
+    apply(&gateway, Edit::PutUpstream(Box::new(upstream)), existed, false).await
 }
 
 async fn delete_upstream(State(gateway): State<Gateway>, headers: HeaderMap, Path(name): Path<String>) -> Response {

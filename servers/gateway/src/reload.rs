@@ -71,7 +71,7 @@ pub(crate) struct Sources {
 /// What the admin API changes.
 pub enum Edit {
     /// Put an upstream (by its name).
-    PutUpstream(UpstreamConfig),
+    PutUpstream(Box<UpstreamConfig>),
     /// Delete the upstream named.
     DeleteUpstream(String),
     /// Put a virtual server (by its name).
@@ -177,7 +177,7 @@ impl Gateway {
             Edit::DeleteVirtualServer(name) => ("virtual_server", name.clone(), None),
         };
         match edit {
-            Edit::PutUpstream(upstream) => overlay.set_upstream(upstream.name.clone(), Some(upstream)),
+            Edit::PutUpstream(upstream) => overlay.set_upstream(upstream.name.clone(), Some(*upstream)),
             Edit::DeleteUpstream(name) => overlay.set_upstream(name, None),
             Edit::PutVirtualServer(server) => overlay.set_virtual_server(server.name.clone(), Some(server)),
             Edit::DeleteVirtualServer(name) => overlay.set_virtual_server(name, None),
