@@ -183,31 +183,59 @@ async fn apply(gateway: &Gateway, edit: Edit, existed: bool, deleting: bool) -> 
     }
 }
 
+/// `PUT` of an item read from the body as `T` (whose name must be the path's), applied as
+/// `edit` makes it.
+async fn put<T: DeserializeOwned>(
+    gateway: &Gateway,
+    headers: &HeaderMap,
+    bytes: &Bytes,
+    name: &str,
+    name_of: impl Fn(&T) -> &str,
+    existed: bool,
+    edit: impl FnOnce(T) -> Edit,
+) -> Response {
+    if let Some(refusal) = refused(gateway, headers) {
+        return refusal;
+    }
+    match body::<T>(bytes, name, name_of) {
+        Ok(item) => apply(gateway, edit(item), existed, false).await,
+        Err(message) => error(StatusCode::BAD_REQUEST, message),
+    }
+}
+
+/// `DELETE` of the `what` named `name`, if it `exists`.
+async fn delete(gateway: &Gateway, headers: &HeaderMap, what: &str, name: &str, exists: bool, edit: Edit) -> Response {
+    if let Some(refusal) = refused(gateway, headers) {
+        return refusal;
+    }
+    if !exists {
+        return error(StatusCode::NOT_FOUND, format!("no {what} is named `{name}`"));
+    }
+    apply(gateway, edit, true, true).await
+}
+
 async fn put_upstream(
     State(gateway): State<Gateway>,
     headers: HeaderMap,
     Path(name): Path<String>,
     bytes: Bytes,
 ) -> Response {
-    if let Some(refusal) = refused(&gateway, &headers) {
-        return refusal;
-    }
-    let upstream = match body::<UpstreamConfig>(&bytes, &name, |u| &u.name) {
-        Ok(upstream) => upstream,
-        Err(message) => return error(StatusCode::BAD_REQUEST, message),
-    };
     let existed = gateway.config().upstream(&name).is_some();
-    apply(&gateway, Edit::PutUpstream(Box::new(upstream)), existed, false).await
+    let edit = |upstream| Edit::PutUpstream(Box::new(upstream));
+    put::<UpstreamConfig>(&gateway, &headers, &bytes, &name, |u| &u.name, existed, edit).await
 }
 
 async fn delete_upstream(State(gateway): State<Gateway>, headers: HeaderMap, Path(name): Path<String>) -> Response {
-    if let Some(refusal) = refused(&gateway, &headers) {
-        return refusal;
-    }
-    if gateway.config().upstream(&name).is_none() {
-        return error(StatusCode::NOT_FOUND, format!("no upstream is named `{name}`"));
-    }
-    apply(&gateway, Edit::DeleteUpstream(name), true, true).await
+    let exists = gateway.config().upstream(&name).is_some();
+    delete(
+        &gateway,
+        &headers,
+        "upstream",
+        &name,
+        exists,
+        Edit::DeleteUpstream(name.clone()),
+    )
+    .await
 }
 
 fn virtual_server(config: &Config, name: &str) -> Option<VirtualServerConfig> {
@@ -240,15 +268,17 @@ async fn put_virtual_server(
     Path(name): Path<String>,
     bytes: Bytes,
 ) -> Response {
-    if let Some(refusal) = refused(&gateway, &headers) {
-        return refusal;
-    }
-    let server = match body::<VirtualServerConfig>(&bytes, &name, |v| &v.name) {
-        Ok(server) => server,
-        Err(message) => return error(StatusCode::BAD_REQUEST, message),
-    };
     let existed = virtual_server(&gateway.config(), &name).is_some();
-    apply(&gateway, Edit::PutVirtualServer(server), existed, false).await
+    put::<VirtualServerConfig>(
+        &gateway,
+        &headers,
+        &bytes,
+        &name,
+        |v| &v.name,
+        existed,
+        Edit::PutVirtualServer,
+    )
+    .await
 }
 
 async fn delete_virtual_server(
@@ -256,13 +286,9 @@ async fn delete_virtual_server(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Response {
-    if let Some(refusal) = refused(&gateway, &headers) {
-        return refusal;
-    }
-    if virtual_server(&gateway.config(), &name).is_none() {
-        return error(StatusCode::NOT_FOUND, format!("no virtual server is named `{name}`"));
-    }
-    apply(&gateway, Edit::DeleteVirtualServer(name), true, true).await
+    let exists = virtual_server(&gateway.config(), &name).is_some();
+    let edit = Edit::DeleteVirtualServer(name.clone());
+    delete(&gateway, &headers, "virtual server", &name, exists, edit).await
 }
 
 /// The admin API's OpenAPI 3.1 document.

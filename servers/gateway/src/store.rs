@@ -127,11 +127,8 @@ impl Store {
 
     /// The version of the admin changes.
     pub async fn version(&self) -> Result<i64, String> {
-        let row = sqlx::query("SELECT version FROM portico_config_version WHERE id = 1")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db)?;
-        row.try_get::<i64, _>(0).map_err(db)
+        let mut connection = self.pool.acquire().await.map_err(db)?;
+        current_version(&mut connection).await
     }
 
     /// Records one admin change (`config` `None`: deleted) and returns the new version.
@@ -141,12 +138,7 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(db)?;
-        let version: i64 = sqlx::query("SELECT version FROM portico_config_version WHERE id = 1")
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db)?
-            .try_get(0)
-            .map_err(db)?;
+        let version = current_version(&mut tx).await?;
         sqlx::query(
             "INSERT INTO portico_overlay (kind, name, config, version) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (kind, name) DO UPDATE SET config = excluded.config, version = excluded.version",
@@ -166,12 +158,7 @@ impl Store {
     /// by another version of the gateway) are skipped and logged.
     pub async fn overlay(&self) -> Result<(i64, Overlay), String> {
         let mut tx = self.pool.begin().await.map_err(db)?;
-        let version: i64 = sqlx::query("SELECT version FROM portico_config_version WHERE id = 1")
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db)?
-            .try_get(0)
-            .map_err(db)?;
+        let version = current_version(&mut tx).await?;
         let rows = sqlx::query("SELECT kind, name, config FROM portico_overlay ORDER BY version")
             .fetch_all(&mut *tx)
             .await
@@ -212,6 +199,16 @@ impl Store {
             .map_err(db)?;
         Ok(done.rows_affected())
     }
+}
+
+/// The version of the admin changes, read on `connection`.
+async fn current_version(connection: &mut sqlx::AnyConnection) -> Result<i64, String> {
+    sqlx::query("SELECT version FROM portico_config_version WHERE id = 1")
+        .fetch_one(connection)
+        .await
+        .map_err(db)?
+        .try_get(0)
+        .map_err(db)
 }
 
 impl SessionStore for Store {

@@ -128,13 +128,7 @@ async fn guarded_upstream() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Stri
                 next.run(request).await
             }
         }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binding");
-    let url = format!("http://{}/mcp", listener.local_addr().expect("address"));
-    tokio::spawn(portico_transport::http::serve(
-        listener,
-        app,
-        shutdown.clone().cancelled_owned(),
-    ));
+    let url = serve_mcp(app, &shutdown).await;
     (url, seen, shutdown)
 }
 

@@ -102,13 +102,7 @@ async fn a_2026_listen_stream_follows_a_session_upstreams_resource_subscription(
     let config = HttpConfig::default();
     let shutdown = config.shutdown.clone();
     let app = StreamableHttp::new(move || server.connection(), config).router();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binding");
-    let url = format!("http://{}/mcp", listener.local_addr().expect("address"));
-    tokio::spawn(portico_transport::http::serve(
-        listener,
-        app,
-        shutdown.clone().cancelled_owned(),
-    ));
+    let url = serve_mcp(app, &shutdown).await;
     let _stop = shutdown.drop_guard();
     let gateway = Running::start(&format!(
         "upstreams:\n  - {{name: t, url: '{url}', protocol: stateful, prefix: ''}}\n"

@@ -151,15 +151,21 @@ impl HttpEverything {
             config,
         )
         .router();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binding");
-        let url = format!("http://{}/mcp", listener.local_addr().expect("address"));
-        tokio::spawn(portico_transport::http::serve(
-            listener,
-            app,
-            shutdown.clone().cancelled_owned(),
-        ));
+        let url = serve_mcp(app, &shutdown).await;
         Self { url, shutdown }
     }
+}
+
+/// Serves `app` (an MCP endpoint at `/mcp`) on a free local port until `shutdown`; its URL.
+async fn serve_mcp(app: axum::Router, shutdown: &CancellationToken) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binding");
+    let url = format!("http://{}/mcp", listener.local_addr().expect("address"));
+    tokio::spawn(portico_transport::http::serve(
+        listener,
+        app,
+        shutdown.clone().cancelled_owned(),
+    ));
+    url
 }
 
 impl Drop for HttpEverything {

@@ -56,9 +56,19 @@ fn gateway(args: &[&str]) -> (Running, String) {
 
 /// A 2026-07-28 `tools/call` of `name` at `path`: the JSON-RPC answer.
 fn call(addr: &str, path: &str, name: &str) -> serde_json::Value {
+    let response = call_raw(addr, path, name, serde_json::json!({}));
+    let json = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body)
+        .unwrap_or_else(|| panic!("no body: {response}"));
+    serde_json::from_str(json.trim()).unwrap_or_else(|e| panic!("{e}: {response}"))
+}
+
+/// The whole HTTP response to a 2026-07-28 `tools/call` of `name` with `arguments`.
+fn call_raw(addr: &str, path: &str, name: &str, arguments: serde_json::Value) -> String {
     let body = serde_json::json!({
         "jsonrpc": "2.0", "id": 1, "method": "tools/call",
-        "params": {"name": name, "arguments": {}, "_meta": {
+        "params": {"name": name, "arguments": arguments, "_meta": {
             "io.modelcontextprotocol/protocolVersion": "2026-07-28",
             "io.modelcontextprotocol/clientCapabilities": {}
         }}
@@ -69,12 +79,7 @@ fn call(addr: &str, path: &str, name: &str) -> serde_json::Value {
         ("Mcp-Method", "tools/call"),
         ("Mcp-Name", name),
     ];
-    let response = post_to(addr, path, &headers, &body);
-    let json = response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body)
-        .unwrap_or_else(|| panic!("no body: {response}"));
-    serde_json::from_str(json.trim()).unwrap_or_else(|e| panic!("{e}: {response}"))
+    post_to(addr, path, &headers, &body)
 }
 
 /// `GET /readyz`: the status line and body.
@@ -280,20 +285,12 @@ fn sigterm_drains_calls_in_flight_then_stops() {
     let slow = {
         let addr = addr.clone();
         std::thread::spawn(move || {
-            let body = serde_json::json!({
-                "jsonrpc": "2.0", "id": 1, "method": "tools/call",
-                "params": {"name": "everything__slow_compute", "arguments": {"seconds": 2}, "_meta": {
-                    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-                    "io.modelcontextprotocol/clientCapabilities": {}
-                }}
-            })
-            .to_string();
-            let headers = [
-                ("MCP-Protocol-Version", "2026-07-28"),
-                ("Mcp-Method", "tools/call"),
-                ("Mcp-Name", "everything__slow_compute"),
-            ];
-            post_to(&addr, "/mcp", &headers, &body)
+            call_raw(
+                &addr,
+                "/mcp",
+                "everything__slow_compute",
+                serde_json::json!({"seconds": 2}),
+            )
         })
     };
     std::thread::sleep(Duration::from_millis(500));
