@@ -249,7 +249,7 @@ mod tests {
             "{stdio}"
         );
         assert!(
-            stdio.contains("    prefix: \"\"\n") && !stdio.contains("  url:"),
+            stdio.contains("    prefix: \"\"\n") && !stdio.contains("    url:"),
             "{stdio}"
         );
         assert!(stdio.contains("state:\n  url: \"sqlite:///r/state.db\"\n"), "{stdio}");
