@@ -13,7 +13,7 @@
 //!
 //! Label values are bounded by the configuration (upstream, replica and tool names the
 //! configuration and its upstreams define, methods the gateway relays), not by what clients
-//! send: a call of an unknown tool is answered before it is counted.
+//! send: a tool or prompt name the upstream does not list is counted under `tool=""`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

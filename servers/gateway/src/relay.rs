@@ -149,11 +149,15 @@ pub async fn forward(
         Err(e) if e.code == UPSTREAM_TIMEOUT => Outcome::Timeout,
         Err(_) => Outcome::Error,
     };
-    let tool = if method == "tools/call" || method == "prompts/get" {
-        tool.as_str()
-    } else {
-        ""
+    // Only names the upstream lists become label values: a name sent to an upstream that is
+    // down (routed there unchecked) must not grow the metrics without bound.
+    let snapshot = upstream.snapshot();
+    let listed = match method {
+        "tools/call" => snapshot.tools.iter().any(|t| t.name == tool),
+        "prompts/get" => snapshot.prompts.iter().any(|p| p.name == tool),
+        _ => false,
     };
+    let tool = if listed { tool.as_str() } else { "" };
     let took = started.elapsed();
     upstream.metrics().record(upstream.name(), method, tool, counted, took);
     tracing::info!(
