@@ -206,6 +206,8 @@ impl Exporter {
     /// `{endpoint}/v1/traces`), naming the service `service_name`. Must be called within a
     /// Tokio runtime: one task sends the batches.
     pub fn start(endpoint: &str, service_name: &str) -> Self {
+        // A reqwest client built with rustls (the `tls` feature) needs the provider first.
+        crate::http::tls::install_provider();
         let (queue, spans) = mpsc::channel(QUEUE);
         let url = format!("{}/v1/traces", endpoint.trim_end_matches('/'));
         tokio::spawn(send_batches(spans, url, service_name.to_string()));

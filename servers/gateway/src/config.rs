@@ -38,6 +38,88 @@ pub struct Config {
     /// The state store shared by replicas.
     #[serde(default)]
     pub state: StateConfig,
+    /// Who may call: bearer tokens checked on every MCP endpoint ([`crate::auth`]). Without
+    /// it, the MCP endpoints are open. Read at start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthConfig>,
+}
+
+/// The gateway as an OAuth 2.1 resource server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// How tokens are checked.
+    pub jwt: JwtConfig,
+    /// The resource's identifier in the protected-resource metadata (its canonical URL,
+    /// `https://gateway.example/mcp`); default: the URL a request came to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+    /// The authorization servers that issue tokens for it (metadata).
+    #[serde(default)]
+    pub authorization_servers: Vec<String>,
+    /// The scopes it knows (metadata).
+    #[serde(default)]
+    pub scopes_supported: Vec<String>,
+    /// Scopes every token must have (`403 insufficient_scope` otherwise).
+    #[serde(default)]
+    pub required_scopes: Vec<String>,
+    /// The claim holding the caller's roles (a list, or space-separated; default `roles`).
+    #[serde(default = "default_roles_claim")]
+    pub roles_claim: String,
+}
+
+fn default_roles_claim() -> String {
+    "roles".into()
+}
+
+/// How JWTs are checked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JwtConfig {
+    /// The `iss` every token must have.
+    pub issuer: String,
+    /// The `aud` values a token may have (one of them; RFC 8707: the resource's URL).
+    pub audience: Vec<String>,
+    /// Keys, each checking one algorithm.
+    #[serde(default)]
+    pub keys: Vec<JwtKey>,
+    /// A JWK set's URL: its keys are used by `kid`, fetched again for a `kid` not seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_url: Option<String>,
+    /// Clock skew allowed on `exp` and `nbf` (default `30s`).
+    #[serde(default = "default_leeway", with = "duration")]
+    #[schemars(with = "String")]
+    pub leeway: Duration,
+    /// The longest token accepted, in bytes (default 8192).
+    #[serde(default = "default_max_token_bytes")]
+    pub max_token_bytes: usize,
+}
+
+fn default_leeway() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn default_max_token_bytes() -> usize {
+    8192
+}
+
+/// A key tokens are signed with: `secret` for HS256/384/512, `pem` (a public key) for RS*,
+/// PS*, ES256/384 and EdDSA.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JwtKey {
+    /// The `kid` tokens name it by; a key without one checks tokens without a `kid`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kid: Option<String>,
+    /// Its algorithm: `HS256`, `HS384`, `HS512`, `RS256`, `RS384`, `RS512`, `PS256`,
+    /// `PS384`, `PS512`, `ES256`, `ES384`, `EdDSA`.
+    pub alg: String,
+    /// The shared secret of an HMAC key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    /// The PEM of a public key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pem: Option<String>,
 }
 
 /// Where the gateway keeps what its replicas share — sessions and the admin API's changes
@@ -137,6 +219,7 @@ impl Default for Config {
             admin: AdminConfig::default(),
             telemetry: TelemetryConfig::default(),
             state: StateConfig::default(),
+            auth: None,
         }
     }
 }
@@ -560,6 +643,17 @@ impl Config {
         }
         if self.state.poll_interval.is_zero() {
             return Err(invalid("state.poll_interval", "must be longer than 0"));
+        }
+        if let Some(auth) = &self.auth {
+            if auth.jwt.keys.is_empty() && auth.jwt.jwks_url.is_none() {
+                return Err(invalid("auth.jwt", "needs `keys` or a `jwks_url`"));
+            }
+            if auth.jwt.audience.is_empty() {
+                return Err(invalid("auth.jwt.audience", "must name at least one audience"));
+            }
+            if let Err((i, message)) = crate::auth::check_keys(&auth.jwt.keys) {
+                return Err(invalid(format!("auth.jwt.keys[{i}]"), message));
+            }
         }
         if self.limits.max_sessions == 0 {
             return Err(invalid("limits.max_sessions", "must be at least 1"));

@@ -111,32 +111,51 @@ impl Gateway {
     /// The HTTP application: every endpoint, on every transport, the health checks and the
     /// admin API.
     pub fn router(&self) -> Router {
-        Router::new()
+        let mcp = Router::new()
             .route("/mcp", any(aggregated))
             .route("/sse", any(aggregated))
             .route("/messages", any(aggregated))
             .route("/mcp/{name}", any(named))
-            .route("/mcp/{name}/{*rest}", any(named_rest))
-            .route(
-                "/healthz",
-                get(|| async { json_response(StatusCode::OK, &json!({"status": "ok"})) }),
-            )
-            .route(
-                "/readyz",
-                get(|State(gateway): State<Gateway>| async move {
-                    if gateway.is_draining() {
-                        let body = json!({"status": "draining", "in_flight": gateway.in_flight()});
-                        return json_response(StatusCode::SERVICE_UNAVAILABLE, &body);
-                    }
-                    readiness(&gateway.routes())
-                }),
-            )
-            .route(
-                "/metrics",
-                get(|State(gateway): State<Gateway>| async move { gateway.metrics_text() }),
-            )
-            .merge(crate::admin::router())
-            .with_state(self.clone())
+            .route("/mcp/{name}/{*rest}", any(named_rest));
+        // With `auth`, the MCP endpoints want a valid bearer token; the resource's metadata
+        // says where to get one.
+        let mcp = match &self.inner.auth {
+            Some(authenticator) => mcp
+                .route_layer(axum::middleware::from_fn_with_state(
+                    authenticator.clone(),
+                    crate::auth::require,
+                ))
+                .merge(
+                    Router::new()
+                        .route("/.well-known/oauth-protected-resource", get(crate::auth::metadata))
+                        .route(
+                            "/.well-known/oauth-protected-resource/{*rest}",
+                            get(crate::auth::metadata),
+                        )
+                        .with_state(authenticator.clone()),
+                ),
+            None => mcp,
+        };
+        mcp.route(
+            "/healthz",
+            get(|| async { json_response(StatusCode::OK, &json!({"status": "ok"})) }),
+        )
+        .route(
+            "/readyz",
+            get(|State(gateway): State<Gateway>| async move {
+                if gateway.is_draining() {
+                    let body = json!({"status": "draining", "in_flight": gateway.in_flight()});
+                    return json_response(StatusCode::SERVICE_UNAVAILABLE, &body);
+                }
+                readiness(&gateway.routes())
+            }),
+        )
+        .route(
+            "/metrics",
+            get(|State(gateway): State<Gateway>| async move { gateway.metrics_text() }),
+        )
+        .merge(crate::admin::router())
+        .with_state(self.clone())
     }
 
     /// The router of the endpoint `name`, if there is one.

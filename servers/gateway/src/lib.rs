@@ -29,6 +29,7 @@
 //! The crate has no features.
 
 pub mod admin;
+pub mod auth;
 pub mod breaker;
 pub mod catalog;
 pub mod config;
@@ -87,6 +88,8 @@ struct Inner {
     applied_version: std::sync::atomic::AtomicI64,
     /// Set by [`Gateway::drain`]: `/readyz` answers `503`.
     draining: std::sync::atomic::AtomicBool,
+    /// Checks bearer tokens, when `auth` is configured.
+    auth: Option<Arc<auth::Authenticator>>,
 }
 
 /// What the last configuration change did.
@@ -111,6 +114,10 @@ impl Gateway {
     /// with [`relay::UPSTREAM_UNAVAILABLE`] meanwhile. Fails when the store cannot be opened.
     pub async fn start(config: Config, connect_wait: Duration) -> Result<Self, String> {
         let store = store::Store::open(&config.state.url).await?;
+        let authenticator = match config.auth.clone() {
+            Some(auth) => Some(Arc::new(auth::Authenticator::new(auth).await)),
+            None => None,
+        };
         let redis = config.state.redis.as_deref().map(signal::Redis::parse).transpose()?;
         let (version, overlay) = store.overlay().await?;
         let base = config.clone();
@@ -153,6 +160,7 @@ impl Gateway {
                 redis,
                 applied_version: std::sync::atomic::AtomicI64::new(version),
                 draining: std::sync::atomic::AtomicBool::new(false),
+                auth: authenticator,
             }
         });
         let gateway = Gateway { inner: gateway };

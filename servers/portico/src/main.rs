@@ -10,6 +10,7 @@
 
 mod conformance_client;
 mod gateway;
+mod token;
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -34,6 +35,8 @@ enum Command {
     Revisions,
     /// Run the gateway: one MCP endpoint in front of many MCP servers.
     Gateway(gateway::GatewayArgs),
+    /// Mint an HS256 JWT for a gateway whose `auth.jwt.keys` share its secret (local use).
+    Token(token::TokenArgs),
     /// Run a built-in MCP server.
     Serve {
         /// Which server.
@@ -92,6 +95,7 @@ fn main() -> ExitCode {
         } => serve(portico_everything::server(), &args),
         Command::ConformanceClient { url } => conformance_client::run(&url),
         Command::Gateway(args) => gateway::run(args),
+        Command::Token(args) => token::run(args),
     }
 }
 

@@ -320,3 +320,53 @@ fn sigterm_drains_calls_in_flight_then_stops() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn a_token_minted_by_portico_token_opens_a_gateway_with_auth() {
+    let secret = "dev-secret-0123456789-0123456789";
+    let yaml = format!(
+        "auth:\n  jwt:\n    issuer: dev\n    audience: [portico]\n    keys: [{{alg: HS256, secret: '{secret}'}}]\nupstreams:\n  - {{name: e, builtin: everything}}\n"
+    );
+    let config = TempFile::new("auth.yaml", &yaml);
+    let (_running, addr) = gateway(&["--config", config.path()]);
+    let out = Command::new(env!("CARGO_BIN_EXE_portico"))
+        .args([
+            "token",
+            "--issuer",
+            "dev",
+            "--audience",
+            "portico",
+            "--roles",
+            "admin",
+            "--ttl",
+            "5m",
+        ])
+        .env("PORTICO_TOKEN_SECRET", secret)
+        .output()
+        .expect("portico token");
+    assert!(out.status.success(), "{out:?}");
+    let token = String::from_utf8(out.stdout).expect("UTF-8").trim().to_string();
+    assert_eq!(token.split('.').count(), 3, "{token}");
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "e__test_simple_text", "arguments": {},
+        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}}})
+    .to_string();
+    let headers = |auth: Option<String>| {
+        let mut h = vec![
+            ("MCP-Protocol-Version".to_string(), "2026-07-28".to_string()),
+            ("Mcp-Method".to_string(), "tools/call".to_string()),
+            ("Mcp-Name".to_string(), "e__test_simple_text".to_string()),
+        ];
+        if let Some(auth) = auth {
+            h.push(("Authorization".to_string(), auth));
+        }
+        h
+    };
+    let send = |h: Vec<(String, String)>| {
+        let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        post_to(&addr, "/mcp", &h, &body)
+    };
+    let refused = send(headers(None));
+    assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+    let admitted = send(headers(Some(format!("Bearer {token}"))));
+    assert!(admitted.starts_with("HTTP/1.1 200"), "{admitted}");
+}

@@ -1,0 +1,400 @@
+//! Who is calling: the gateway as an OAuth 2.1 resource server (the MCP authorization spec).
+//! Every request to an MCP endpoint carries `Authorization: Bearer <JWT>`; the token is checked
+//! — signature (by a configured key, or one of the JWKS URL's keys, by `kid`), algorithm (the
+//! key's own, so a token cannot choose a weaker one), issuer, audience, expiry and not-before
+//! with a leeway, size, required scopes — before anything else reads the request. A request
+//! without a valid token is answered `401` (or `403` for missing scopes) with a JSON body and a
+//! `WWW-Authenticate` header naming the protected-resource metadata (RFC 9728), served at
+//! `/.well-known/oauth-protected-resource`. The client's token is never sent upstream (each
+//! upstream has its own `headers`).
+//!
+//! JWKS keys are fetched at start, cached, and fetched again when a token names a `kid` not in
+//! the cache (at most every 30 s), so keys rotate without a restart.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::config::{AuthConfig, JwtKey};
+
+/// The caller a valid token names.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Principal {
+    /// `sub`.
+    pub subject: String,
+    /// The roles of the `roles_claim`.
+    pub roles: Vec<String>,
+    /// `scope` (space-separated) or `scp`.
+    pub scopes: Vec<String>,
+}
+
+/// Why a token was refused.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum AuthError {
+    /// No bearer token.
+    #[error("the request carries no bearer token")]
+    Missing,
+    /// The token is not valid; the reason.
+    #[error("{0}")]
+    Invalid(String),
+    /// Valid, but without the scopes needed.
+    #[error("the token lacks the scopes {0}")]
+    Scope(String),
+}
+
+/// A key to check signatures with, and the one algorithm it checks.
+struct Key {
+    algorithm: Algorithm,
+    key: DecodingKey,
+}
+
+/// Keys by `kid`.
+type KeySet = HashMap<String, Arc<Key>>;
+
+/// Checks bearer tokens.
+pub struct Authenticator {
+    config: AuthConfig,
+    /// Configured keys by `kid` (`""` for a key without one).
+    keys: HashMap<String, Arc<Key>>,
+    /// Keys of the JWKS URL by `kid`, and when they were fetched.
+    jwks: RwLock<(KeySet, Option<Instant>)>,
+    http: reqwest::Client,
+}
+
+/// The least time between two JWKS fetches caused by unknown `kid`s.
+const JWKS_REFETCH: Duration = Duration::from_secs(30);
+
+fn algorithm(name: &str) -> Result<Algorithm, String> {
+    let algorithm = match name {
+        "HS256" => Algorithm::HS256,
+        "HS384" => Algorithm::HS384,
+        "HS512" => Algorithm::HS512,
+        "RS256" => Algorithm::RS256,
+        "RS384" => Algorithm::RS384,
+        "RS512" => Algorithm::RS512,
+        "PS256" => Algorithm::PS256,
+        "PS384" => Algorithm::PS384,
+        "PS512" => Algorithm::PS512,
+        "ES256" => Algorithm::ES256,
+        "ES384" => Algorithm::ES384,
+        "EdDSA" => Algorithm::EdDSA,
+        other => return Err(format!("unknown algorithm `{other}`")),
+    };
+    Ok(algorithm)
+}
+
+/// A configured key, read.
+fn configured(key: &JwtKey) -> Result<Key, String> {
+    let algorithm = algorithm(&key.alg)?;
+    let decoding = match (algorithm, &key.secret, &key.pem) {
+        (Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512, Some(secret), None) => {
+            DecodingKey::from_secret(secret.as_bytes())
+        }
+        (Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512, _, _) => {
+            return Err("an HMAC key needs `secret` (and no `pem`)".into());
+        }
+        (_, None, Some(pem)) => {
+            let pem = pem.as_bytes();
+            match algorithm {
+                Algorithm::ES256 | Algorithm::ES384 => DecodingKey::from_ec_pem(pem),
+                Algorithm::EdDSA => DecodingKey::from_ed_pem(pem),
+                _ => DecodingKey::from_rsa_pem(pem),
+            }
+            .map_err(|e| format!("`pem`: {e}"))?
+        }
+        _ => return Err("a public key needs `pem` (and no `secret`)".into()),
+    };
+    Ok(Key {
+        algorithm,
+        key: decoding,
+    })
+}
+
+/// Checks every configured key (for the configuration check).
+pub fn check_keys(keys: &[JwtKey]) -> Result<(), (usize, String)> {
+    for (i, key) in keys.iter().enumerate() {
+        configured(key).map_err(|e| (i, e))?;
+    }
+    Ok(())
+}
+
+/// The claims read from a valid token.
+#[derive(Deserialize)]
+struct Claims {
+    #[serde(default)]
+    sub: Option<String>,
+    #[serde(default)]
+    scope: Option<String>,
+    #[serde(default)]
+    scp: Option<Vec<String>>,
+    #[serde(flatten)]
+    rest: HashMap<String, serde_json::Value>,
+}
+
+impl Authenticator {
+    /// The authenticator of `config` (checked already); fetches the JWKS, when there is one
+    /// (a failure is logged, and retried when a token needs it).
+    pub async fn new(config: AuthConfig) -> Self {
+        // A reqwest client built with rustls (the `tls` feature) needs the provider first.
+        portico_transport::http::tls::install_provider();
+        let keys = config
+            .jwt
+            .keys
+            .iter()
+            .filter_map(|k| {
+                configured(k)
+                    .ok()
+                    .map(|key| (k.kid.clone().unwrap_or_default(), Arc::new(key)))
+            })
+            .collect();
+        let authenticator = Self {
+            config,
+            keys,
+            jwks: RwLock::new((HashMap::new(), None)),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap_or_default(),
+        };
+        if authenticator.config.jwt.jwks_url.is_some()
+            && let Err(e) = authenticator.fetch_jwks().await
+        {
+            tracing::warn!(error = %e, "fetching the JWKS failed; tried again when a token needs it");
+        }
+        authenticator
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &AuthConfig {
+        &self.config
+    }
+
+    async fn fetch_jwks(&self) -> Result<(), String> {
+        let Some(url) = &self.config.jwt.jwks_url else {
+            return Ok(());
+        };
+        self.jwks.write().unwrap_or_else(std::sync::PoisonError::into_inner).1 = Some(Instant::now());
+        let set: jsonwebtoken::jwk::JwkSet = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| format!("GET {url}: {e}"))?
+            .error_for_status()
+            .map_err(|e| format!("GET {url}: {e}"))?
+            .json()
+            .await
+            .map_err(|e| format!("{url}: not a JWK set: {e}"))?;
+        let mut keys = HashMap::new();
+        for jwk in &set.keys {
+            let (Some(kid), Some(alg)) = (&jwk.common.key_id, jwk.common.key_algorithm) else {
+                continue;
+            };
+            let Ok(algorithm) = algorithm(&format!("{alg:?}")) else {
+                continue;
+            };
+            if let Ok(key) = DecodingKey::from_jwk(jwk) {
+                keys.insert(kid.clone(), Arc::new(Key { algorithm, key }));
+            }
+        }
+        self.jwks.write().unwrap_or_else(std::sync::PoisonError::into_inner).0 = keys;
+        Ok(())
+    }
+
+    /// The key for `kid`: configured, or from the JWKS (fetched again when the `kid` is new).
+    async fn key(&self, kid: Option<&str>) -> Option<Arc<Key>> {
+        if let Some(key) = self.keys.get(kid.unwrap_or_default()) {
+            return Some(key.clone());
+        }
+        let kid = kid?;
+        let (found, fetched) = {
+            let jwks = self.jwks.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            (jwks.0.get(kid).cloned(), jwks.1)
+        };
+        if found.is_some() || self.config.jwt.jwks_url.is_none() {
+            return found;
+        }
+        if fetched.is_some_and(|at| at.elapsed() < JWKS_REFETCH) {
+            return None;
+        }
+        if let Err(e) = self.fetch_jwks().await {
+            tracing::warn!(error = %e, "fetching the JWKS failed");
+        }
+        self.jwks
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .0
+            .get(kid)
+            .cloned()
+    }
+
+    /// Checks the `Authorization` header's value.
+    pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Principal, AuthError> {
+        let jwt = &self.config.jwt;
+        let token = authorization
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or(AuthError::Missing)?;
+        if token.len() > jwt.max_token_bytes {
+            return Err(AuthError::Invalid(format!(
+                "the token is longer than {} bytes",
+                jwt.max_token_bytes
+            )));
+        }
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|e| AuthError::Invalid(format!("a malformed token: {e}")))?;
+        let key = self.key(header.kid.as_deref()).await.ok_or_else(|| {
+            AuthError::Invalid(format!("no key {:?} signs tokens here", header.kid.unwrap_or_default()))
+        })?;
+        // The key's algorithm alone: a token cannot pick another one (an HMAC over a public key).
+        let mut validation = Validation::new(key.algorithm);
+        validation.leeway = jwt.leeway.as_secs();
+        validation.validate_nbf = true;
+        validation.set_issuer(&[jwt.issuer.as_str()]);
+        validation.set_audience(&jwt.audience);
+        validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+        let data = jsonwebtoken::decode::<Claims>(token, &key.key, &validation)
+            .map_err(|e| AuthError::Invalid(format!("the token is not valid: {e}")))?;
+        let claims = data.claims;
+        let scopes: Vec<String> = match (claims.scope, claims.scp) {
+            (Some(scope), _) => scope.split_whitespace().map(str::to_string).collect(),
+            (None, Some(scp)) => scp,
+            (None, None) => Vec::new(),
+        };
+        let missing: Vec<&str> = self
+            .config
+            .required_scopes
+            .iter()
+            .filter(|s| !scopes.contains(s))
+            .map(String::as_str)
+            .collect();
+        if !missing.is_empty() {
+            return Err(AuthError::Scope(missing.join(" ")));
+        }
+        let roles = match claims.rest.get(&self.config.roles_claim) {
+            Some(serde_json::Value::Array(items)) => {
+                items.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()
+            }
+            Some(serde_json::Value::String(text)) => text.split_whitespace().map(str::to_string).collect(),
+            _ => Vec::new(),
+        };
+        Ok(Principal {
+            subject: claims.sub.unwrap_or_default(),
+            roles,
+            scopes,
+        })
+    }
+
+    /// The resource's identifier: the configured `resource`, else the URL the request came to.
+    fn resource(&self, request: &Request) -> String {
+        if let Some(resource) = &self.config.resource {
+            return resource.clone();
+        }
+        let host = request
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("localhost");
+        format!("http://{host}/mcp")
+    }
+
+    /// The protected-resource metadata (RFC 9728) of the resource `resource`.
+    pub fn metadata(&self, resource: &str) -> serde_json::Value {
+        let mut metadata = json!({
+            "resource": resource,
+            "authorization_servers": self.config.authorization_servers,
+            "bearer_methods_supported": ["header"],
+        });
+        if !self.config.scopes_supported.is_empty() {
+            metadata["scopes_supported"] = json!(self.config.scopes_supported);
+        }
+        metadata
+    }
+}
+
+/// The URL of the protected-resource metadata of a request's resource.
+fn metadata_url(request: &Request) -> String {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    format!("http://{host}/.well-known/oauth-protected-resource")
+}
+
+/// The answer to a refused request: `401` or `403`, a JSON body, `WWW-Authenticate`.
+fn refusal(error: &AuthError, metadata: &str) -> Response {
+    let quote = |text: &str| text.replace(['"', '\\'], "'");
+    let (status, challenge, code) = match error {
+        AuthError::Missing => (
+            StatusCode::UNAUTHORIZED,
+            format!("Bearer resource_metadata=\"{metadata}\""),
+            "invalid_request",
+        ),
+        AuthError::Invalid(reason) => (
+            StatusCode::UNAUTHORIZED,
+            format!(
+                "Bearer error=\"invalid_token\", error_description=\"{}\", resource_metadata=\"{metadata}\"",
+                quote(reason)
+            ),
+            "invalid_token",
+        ),
+        AuthError::Scope(scopes) => (
+            StatusCode::FORBIDDEN,
+            format!(
+                "Bearer error=\"insufficient_scope\", scope=\"{}\", resource_metadata=\"{metadata}\"",
+                quote(scopes)
+            ),
+            "insufficient_scope",
+        ),
+    };
+    let body = json!({"error": code, "error_description": error.to_string()});
+    let mut response = (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response();
+    if let Ok(value) = HeaderValue::from_str(&challenge) {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+    }
+    response
+}
+
+/// The middleware in front of the MCP endpoints: a request goes on, with its [`Principal`] in
+/// its extensions, only with a valid token.
+pub async fn require(State(authenticator): State<Arc<Authenticator>>, mut request: Request, next: Next) -> Response {
+    let authorization = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    match authenticator.authenticate(authorization.as_deref()).await {
+        Ok(principal) => {
+            // The client's token stops here: nothing after this reads it, and upstreams get the
+            // gateway's own headers.
+            request.headers_mut().remove(header::AUTHORIZATION);
+            request.extensions_mut().insert(principal);
+            next.run(request).await
+        }
+        Err(error) => {
+            tracing::info!(target: "portico::auth", error = %error, "request refused");
+            refusal(&error, &metadata_url(&request))
+        }
+    }
+}
+
+/// `GET /.well-known/oauth-protected-resource`.
+pub async fn metadata(State(authenticator): State<Arc<Authenticator>>, request: Request) -> Response {
+    let resource = authenticator.resource(&request);
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        authenticator.metadata(&resource).to_string(),
+    )
+        .into_response()
+}
