@@ -6,7 +6,9 @@
 //!    of the tools folder, `npm pack` the package, install the tarball into a fresh folder, and
 //!    run the `node --test` suite (`sdks/typescript/test`, copied there with the examples, so
 //!    `@portico-mcp/client` resolves to the installed package) against `portico serve
-//!    everything`, with the `node` on PATH and again with the conformance tools' Node 22;
+//!    everything` and the server built on the official MCP Python SDK
+//!    (`python_sdk::official_server_env`), with the `node` on PATH and again with the
+//!    conformance tools' Node 22;
 //! 2. [`conformance`]: the official suite's client scenarios (`client --suite all` at 2025-11-25
 //!    and 2026-07-28) against `examples/conformance-client.mjs` of the installed package; every
 //!    scenario must pass (judged as for the Python SDK, see `python_sdk::judge`).
@@ -153,6 +155,7 @@ pub(crate) fn test(root: &Path) -> anyhow::Result<Outcome> {
         skipped: 0,
         failure: None,
     };
+    let official = crate::python_sdk::official_server_env(root)?;
     let mut nodes = vec![PathBuf::from("node")];
     nodes.extend(node22(root));
     for node in nodes {
@@ -169,6 +172,7 @@ pub(crate) fn test(root: &Path) -> anyhow::Result<Outcome> {
             .args(&files)
             .current_dir(&app)
             .env("PORTICO_BIN", &portico)
+            .envs(official.clone())
             .env_remove("PORTICO_NODE_ADDON")
             .stdout(Stdio::inherit())
             .status()

@@ -3,7 +3,8 @@
 //! 1. [`test`]: build the wheel of `sdks/python` with the pinned maturin of the tools venv
 //!    (dev profile, sharing the workspace's build; stripped), install it into a fresh venv beside
 //!    the pinned pytest (offline, from a wheelhouse downloaded once into the tools folder), run
-//!    the pytest suite (`sdks/python/tests`) against `portico serve everything`, and type-check
+//!    the pytest suite (`sdks/python/tests`) against `portico serve everything` and against the
+//!    server built on the official MCP Python SDK (see [`official_server_env`]), and type-check
 //!    the package, its examples and its tests with the tools venv's mypy against that venv;
 //! 2. [`conformance`]: the official suite's client scenarios (`client --suite all` at 2025-11-25
 //!    and 2026-07-28, the pinned alpha) against `sdks/python/examples/conformance_client.py`
@@ -184,6 +185,7 @@ pub(crate) fn test(root: &Path, install: bool) -> anyhow::Result<Outcome> {
         .current_dir(sdk.join("tests"))
         .args(["-q", "-p", "no:cacheprovider", "--color=no"])
         .env("PORTICO_BIN", &portico)
+        .envs(official_server_env(root)?)
         .env("PORTICO_SDK_INSTALLED", "1")
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .stdout(Stdio::piped());
@@ -217,6 +219,26 @@ pub(crate) fn test(root: &Path, install: bool) -> anyhow::Result<Outcome> {
         skipped,
         failure,
     })
+}
+
+/// What the SDKs' suites need to run `servers/everything/tests/python/official_server.py`, a
+/// server built on the official MCP Python SDK: `PORTICO_OFFICIAL_SERVER`, its path, and
+/// `PORTICO_OFFICIAL_PYTHON`, a python with the pinned `mcp` installed: the one set in
+/// `PORTICO_OFFICIAL_PYTHON` or `PORTICO_PYTHON`, else the tools venv's, where `cargo xtask
+/// test` installs it. Not checked here: without a working one, those tests fail, saying how to
+/// get one.
+pub(crate) fn official_server_env(root: &Path) -> anyhow::Result<[(&'static str, PathBuf); 2]> {
+    let python = ["PORTICO_OFFICIAL_PYTHON", "PORTICO_PYTHON"]
+        .into_iter()
+        .find_map(|var| std::env::var_os(var).filter(|v| !v.is_empty()))
+        .map(PathBuf::from);
+    let python = match python {
+        // The suites run from other folders: a relative path is taken from here.
+        Some(path) => std::path::absolute(&path).with_context(|| format!("the python {}", path.display()))?,
+        None => tools_dir(root)?.join("venv/bin/python"),
+    };
+    let script = root.join("servers/everything/tests/python/official_server.py");
+    Ok([("PORTICO_OFFICIAL_PYTHON", python), ("PORTICO_OFFICIAL_SERVER", script)])
 }
 
 /// The counts of pytest's last line (`12 passed, 1 failed, 2 skipped in 3.4s`).
