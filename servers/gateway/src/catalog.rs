@@ -239,7 +239,13 @@ impl Catalog for View {
     fn tool_definition(&self, name: &str) -> Option<wire::Tool> {
         let routes = self.routes();
         let (upstream, tool) = self.tool(&routes, name)?;
-        upstream.snapshot().tools.iter().find(|t| t.name == tool).cloned()
+        // Only a tool with `x-mcp-header` annotations has headers to check: the common call
+        // copies no definition.
+        let snapshot = upstream.snapshot();
+        if !snapshot.header_tools.contains(&tool) {
+            return None;
+        }
+        snapshot.tools.iter().find(|t| t.name == tool).cloned()
     }
 
     fn list_tools<'a>(&'a self, _cx: &'a Context) -> CatalogFuture<'a, Vec<wire::Tool>> {

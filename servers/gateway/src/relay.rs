@@ -206,22 +206,29 @@ async fn forward_to_replicas(
         };
         let _in_flight = replica.start_call();
         // A client span per attempt, a child of the request's server span; the upstream gets
-        // its context in `_meta.traceparent` (and, over HTTP, the `traceparent` header).
-        let mut span = ActiveSpan::new(
-            upstream.exporter().cloned(),
-            span_name(method, &params),
-            SpanKind::Client,
-            otel::current().as_ref(),
-        );
-        span.set_attribute("mcp.method.name", method);
-        span.set_attribute("portico.upstream", name);
-        span.set_attribute("server.address", replica.describe());
-        let traced = span.context().traceparent();
+        // its context in `_meta.traceparent` (and, over HTTP, the `traceparent` header). With
+        // no trace to continue and nowhere to send spans, there is none (no cost).
+        let parent = otel::current();
+        let mut span = (parent.is_some() || upstream.exporter().is_some()).then(|| {
+            let mut span = ActiveSpan::new(
+                upstream.exporter().cloned(),
+                span_name(method, &params),
+                SpanKind::Client,
+                parent.as_ref(),
+            );
+            span.set_attribute("mcp.method.name", method);
+            span.set_attribute("portico.upstream", name);
+            span.set_attribute("server.address", replica.describe());
+            span
+        });
+        let traced = span.as_ref().map(|s| s.context().traceparent());
         let outcome = relay(name, &client, cx, method, &params, upstream.config().timeout, traced).await;
-        if let Err(failed) = &outcome {
+        if let (Err(failed), Some(span)) = (&outcome, span.as_mut()) {
             span.set_error(failed.error.message.clone());
         }
-        span.end();
+        if let Some(span) = span {
+            span.end();
+        }
         match outcome {
             Ok(value) => {
                 replica.succeeded();
@@ -271,13 +278,15 @@ async fn relay(
     method: &str,
     params: &Map<String, Value>,
     timeout: std::time::Duration,
-    traceparent: String,
+    traceparent: Option<String>,
 ) -> Result<Value, Failed> {
     let (events_tx, mut events) = mpsc::channel(64);
     let mut options = RequestOptions::new()
         .timeout(timeout)
-        .observer(Observer::new(Relay { events: events_tx }))
-        .meta(otel::TRACEPARENT, traceparent.into());
+        .observer(Observer::new(Relay { events: events_tx }));
+    if let Some(traceparent) = traceparent {
+        options = options.meta(otel::TRACEPARENT, traceparent.into());
+    }
     if cx.request().progress_token().is_some() {
         let token = format!("portico-{}", NEXT_TOKEN.fetch_add(1, Ordering::Relaxed));
         options = options.progress(wire::ProgressToken::String(token));

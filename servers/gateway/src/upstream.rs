@@ -38,6 +38,9 @@ pub struct Snapshot {
     pub completions: bool,
     /// The extensions it declares (`capabilities.extensions`: name → settings).
     pub extensions: BTreeMap<String, serde_json::Value>,
+    /// The tools whose `inputSchema` has `x-mcp-header` annotations (checked against a
+    /// Streamable HTTP client's `Mcp-Param-*` headers).
+    pub header_tools: std::collections::BTreeSet<String>,
 }
 
 /// Where an upstream's changes are announced (the gateway's endpoints).
@@ -658,6 +661,14 @@ async fn list(client: &Client) -> Snapshot {
             Ok(tools) => snapshot.tools = tools,
             Err(e) => warn("tools", e),
         }
+        snapshot.header_tools = snapshot
+            .tools
+            .iter()
+            .filter(|t| {
+                serde_json::to_string(&t.input_schema).is_ok_and(|schema| schema.contains("x-mcp-header"))
+            })
+            .map(|t| t.name.clone())
+            .collect();
     }
     if caps.prompts.is_some() {
         match client.list_all_prompts().await {

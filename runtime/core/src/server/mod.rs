@@ -1319,11 +1319,17 @@ impl Connection {
         sent: &[crate::mirror::MirroredParam<'_>],
     ) -> Result<(), ErrorObject> {
         #[derive(Deserialize)]
-        struct Call {
-            name: String,
+        struct Name<'a> {
+            #[serde(borrow)]
+            name: std::borrow::Cow<'a, str>,
+        }
+        #[derive(Deserialize)]
+        struct Arguments {
             arguments: Option<serde_json::Value>,
         }
-        let Some(Ok(call)) = params.map(|p| serde_json::from_str::<Call>(p.get())) else {
+        // The name first (borrowed): most tools have no headers to check, and their arguments
+        // are not read here at all.
+        let Some(Ok(call)) = params.map(|p| serde_json::from_str::<Name<'_>>(p.get())) else {
             return Ok(());
         };
         if self.server.tools.iter().any(|t| t.name() == call.name) {
@@ -1332,6 +1338,9 @@ impl Connection {
         let Some(tool) = catalog.tool_definition(&call.name) else {
             return Ok(());
         };
+        let arguments = params
+            .and_then(|p| serde_json::from_str::<Arguments>(p.get()).ok())
+            .and_then(|a| a.arguments);
         let Ok(schema) = serde_json::to_value(&tool.input_schema) else {
             return Ok(());
         };
@@ -1342,7 +1351,7 @@ impl Connection {
         let Ok(header_params) = crate::mirror::header_params(&schema) else {
             return Ok(());
         };
-        crate::mirror::check(&header_params, call.arguments.as_ref(), sent)
+        crate::mirror::check(&header_params, arguments.as_ref(), sent)
             .map_err(|message| ErrorObject::new(crate::mirror::HEADER_MISMATCH, message))
     }
 }
