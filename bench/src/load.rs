@@ -1,7 +1,9 @@
 //! The closed-loop load generator: N workers, each with its own keep-alive connection, each
 //! sending the next `tools/call` as soon as the last one is answered. Requests answered during
 //! the warm-up are not counted; the latency of each one answered in the measured window is.
-//! Given the server's process id, it also reads the server's CPU time at the window's edges.
+//! Given the server's process id, it also reads the server's CPU time at the window's edges
+//! (and that of a second process under test, a gateway's upstream, given its id). A call is a
+//! `tools/call`, or a whole `tools/list` (every page, following `nextCursor`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,7 +13,7 @@ use serde::Serialize;
 use tokio::task::JoinSet;
 
 use crate::client::Target;
-use crate::mcp::{Call, Client, Mode};
+use crate::mcp::{Call, Client, Method, Mode};
 use crate::proc;
 
 /// A request not answered within this long is an error.
@@ -36,6 +38,9 @@ pub struct Options {
     pub mode: Mode,
     /// The server's process, whose CPU time is read when the measurement starts and stops.
     pub server_pid: Option<u32>,
+    /// Another process under test (the upstream server behind a gateway), whose CPU time is
+    /// read likewise.
+    pub upstream_pid: Option<u32>,
 }
 
 /// The results of a run.
@@ -43,6 +48,8 @@ pub struct Options {
 pub struct Report {
     /// The client generation.
     pub mode: Mode,
+    /// What each call asks.
+    pub method: Method,
     /// Workers.
     pub concurrency: usize,
     /// The measured time, in seconds.
@@ -61,14 +68,23 @@ pub struct Report {
     pub p99_us: f64,
     /// Largest latency, in microseconds.
     pub max_us: f64,
+    /// HTTP requests per call answered in the measured time (a `tools/list` makes one per page).
+    pub pages_per_call: f64,
+    /// Response body bytes per call answered in the measured time.
+    pub bytes_per_call: f64,
+    /// The tools of a whole `tools/list` (`None` for `tools/call`).
+    pub tools_listed: Option<usize>,
     /// The load generator's own CPU time over the measured time, in % of one core (`None` where
     /// `/proc` is not available).
     pub client_cpu_percent: Option<f64>,
     /// The server's CPU time over the measured time, in % of one core (`None` without
     /// [`Options::server_pid`]).
     pub server_cpu_percent: Option<f64>,
+    /// The upstream's CPU time over the measured time, in % of one core (`None` without
+    /// [`Options::upstream_pid`]).
+    pub upstream_cpu_percent: Option<f64>,
     /// CPU time the rest of the machine used over the measured time (every CPU's busy time
-    /// minus the server's and the load generator's), in % of one core: other work that
+    /// minus the server's, the upstream's and the load generator's), in % of one core: other work that
     /// distorts the figures. Network processing the kernel does not charge to either process
     /// shows here too, so a few % is normal.
     pub other_cpu_percent: Option<f64>,
@@ -78,6 +94,10 @@ pub struct Report {
 #[derive(Default)]
 struct Tally {
     latencies: Vec<u64>,
+    /// HTTP requests and bytes of the calls in `latencies`.
+    pages: u64,
+    bytes: u64,
+    listed: Option<usize>,
     errors: u64,
     first_error: Option<String>,
 }
@@ -107,38 +127,48 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
 
     let ticks = proc::clock_ticks() as f64;
     let server = options.server_pid.map(|pid| pid.to_string());
+    let upstream = options.upstream_pid.map(|pid| pid.to_string());
     let cpu = || {
         let machine = proc::machine_ticks().map(|(busy, _)| busy);
-        (
+        [
             proc::cpu_ticks("self"),
             server.as_deref().and_then(proc::cpu_ticks),
+            upstream.as_deref().and_then(proc::cpu_ticks),
             machine,
-        )
+        ]
     };
     tokio::time::sleep_until(start.into()).await;
-    let (client_start, server_start, machine_start) = cpu();
+    let [client_start, server_start, upstream_start, machine_start] = cpu();
     let measured_from = Instant::now();
     tokio::time::sleep_until(stop.into()).await;
-    let (client_stop, server_stop, machine_stop) = cpu();
+    let [client_stop, server_stop, upstream_stop, machine_stop] = cpu();
     let measured = measured_from.elapsed().as_secs_f64();
     let percent = |a: Option<u64>, b: Option<u64>| Some(b?.saturating_sub(a?) as f64 / ticks / measured * 100.0);
     let client_cpu_percent = percent(client_start, client_stop);
     let server_cpu_percent = percent(server_start, server_stop);
-    let other_cpu_percent = percent(machine_start, machine_stop)
-        .map(|machine| (machine - client_cpu_percent.unwrap_or(0.0) - server_cpu_percent.unwrap_or(0.0)).max(0.0));
+    let upstream_cpu_percent = percent(upstream_start, upstream_stop);
+    let other_cpu_percent = percent(machine_start, machine_stop).map(|machine| {
+        let ours = [client_cpu_percent, server_cpu_percent, upstream_cpu_percent];
+        (machine - ours.iter().flatten().sum::<f64>()).max(0.0)
+    });
 
     let mut all = Tally::default();
     while let Some(tally) = workers.join_next().await {
         let tally = tally.context("a worker")??;
         all.latencies.extend_from_slice(&tally.latencies);
+        all.pages += tally.pages;
+        all.bytes += tally.bytes;
+        all.listed = all.listed.or(tally.listed);
         all.errors += tally.errors;
         all.first_error = all.first_error.or(tally.first_error);
     }
     all.latencies.sort_unstable();
     let us = |ns: u64| ns as f64 / 1e3;
     let seconds = options.duration.as_secs_f64();
+    let per_call = |total: u64| total as f64 / all.latencies.len().max(1) as f64;
     Ok(Report {
         mode: options.mode,
+        method: options.call.method(),
         concurrency: options.concurrency,
         seconds,
         requests: all.latencies.len() as u64,
@@ -148,8 +178,12 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         p50_us: us(percentile(&all.latencies, 0.50)),
         p99_us: us(percentile(&all.latencies, 0.99)),
         max_us: us(all.latencies.last().copied().unwrap_or_default()),
+        pages_per_call: per_call(all.pages),
+        bytes_per_call: per_call(all.bytes),
+        tools_listed: all.listed,
         client_cpu_percent,
         server_cpu_percent,
+        upstream_cpu_percent,
         other_cpu_percent,
     })
 }
@@ -170,9 +204,11 @@ async fn worker(
         let outcome = tokio::time::timeout(REQUEST_TIMEOUT, client.call()).await;
         let done = Instant::now();
         match outcome {
-            Ok(Ok(())) => {
+            Ok(Ok(answered)) => {
                 if done >= start && done < stop {
                     tally.latencies.push((done - sent).as_nanos() as u64);
+                    tally.pages += answered.pages;
+                    tally.bytes += answered.bytes;
                 }
             }
             failed => {
@@ -193,6 +229,7 @@ async fn worker(
             break;
         }
     }
+    tally.listed = client.listed();
     client.close().await;
     Ok(tally)
 }

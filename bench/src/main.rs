@@ -4,7 +4,10 @@
 //! - `reference --addr ADDR`: a bare hyper endpoint that parses each JSON-RPC request with serde
 //!   and answers a fixed result; prints `serving the reference on http://ADDR/mcp`.
 //! - `load --url URL --concurrency N --duration S --mode stateless|stateful`: closed-loop
-//!   `tools/call`s of `echo`; prints one JSON object (requests/s, p50/p99 latency, CPU).
+//!   `tools/call`s of `echo` (or whole `tools/list`s, `--method tools/list`); prints one JSON
+//!   object (requests/s, p50/p99 latency, CPU of the server and, `--upstream-pid`, of a
+//!   gateway's upstream). Also the load of `cargo xtask bench gateway`
+//!   (`xtask/src/bench_gateway.rs`).
 //! - `sessions --url URL --count N`: opens N idle sessions, reads the server's memory growth
 //!   (`--pid`), ends them; prints one JSON object.
 //! - `client --url URL --subject portico|reference --mode stateless|stateful --concurrency N`:
@@ -32,12 +35,12 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 use crate::client::Target;
-use crate::mcp::{Call, MESSAGE, Mode};
+use crate::mcp::{Call, MESSAGE, Method, Mode};
 
 #[derive(Parser)]
 #[command(
     name = "portico-bench",
-    about = "Load generators and references for cargo xtask bench server and bench client"
+    about = "Load generators and references for cargo xtask bench server, bench client and bench gateway"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -69,12 +72,20 @@ enum Command {
         /// Stateless 2026-07-28 requests, or 2025-11-25 sessions (one per worker).
         #[arg(long, value_enum, default_value_t = Mode::Stateless)]
         mode: Mode,
+        /// What each call asks: `tools/call` of `--tool`, or the whole `tools/list` (every
+        /// page).
+        #[arg(long, value_enum, default_value_t = Method::ToolsCall)]
+        method: Method,
         /// The tool to call with `{"message": …}`.
         #[arg(long, default_value = "echo")]
         tool: String,
         /// The server's process id: its CPU time over the measurement is reported.
         #[arg(long)]
         pid: Option<u32>,
+        /// A second process under test (the upstream behind a gateway): its CPU time is
+        /// reported too, and not counted as other work.
+        #[arg(long)]
+        upstream_pid: Option<u32>,
     },
     /// Open idle sessions and report the server's memory growth per session; prints JSON.
     Sessions {
@@ -150,17 +161,24 @@ fn run(command: Command) -> anyhow::Result<()> {
             duration,
             warmup,
             mode,
+            method,
             tool,
             pid,
+            upstream_pid,
         } => {
+            let call = match method {
+                Method::ToolsCall => Call::new(mode, &tool, MESSAGE),
+                Method::ToolsList => Call::list(mode),
+            };
             let options = load::Options {
                 target: Target::parse(&url)?,
                 concurrency,
                 warmup: seconds(warmup, "--warmup")?,
                 duration: seconds(duration, "--duration")?,
-                call: Call::new(mode, &tool, MESSAGE),
+                call,
                 mode,
                 server_pid: pid,
+                upstream_pid,
             };
             let report = current_thread()?.block_on(load::run(&options))?;
             println!("{}", serde_json::to_string(&report)?);

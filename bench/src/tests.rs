@@ -5,10 +5,11 @@
 
 use std::time::Duration;
 
+use portico_transport::http::HttpConfig;
 use tokio::net::TcpListener;
 
 use crate::client::Target;
-use crate::mcp::{Call, MESSAGE, Mode};
+use crate::mcp::{Call, MESSAGE, Method, Mode};
 use crate::{load, reference, sessions};
 
 async fn start_reference() -> Target {
@@ -19,11 +20,14 @@ async fn start_reference() -> Target {
 }
 
 async fn start_portico() -> Target {
-    use portico_transport::http::{HttpConfig, router, serve};
+    serve_endpoint(portico_everything::server(), HttpConfig::default()).await
+}
+
+/// `server` over Streamable HTTP on a free port.
+async fn serve_endpoint(server: portico_core::server::Server, config: HttpConfig) -> Target {
+    use portico_transport::http::{router, serve};
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/mcp", listener.local_addr().unwrap());
-    let server = portico_everything::server();
-    let config = HttpConfig::default();
     let shutdown = config.shutdown.clone();
     let app = router(move || server.connection(), config);
     tokio::spawn(serve(listener, app, shutdown.cancelled_owned()));
@@ -31,20 +35,30 @@ async fn start_portico() -> Target {
 }
 
 async fn short_load(target: &Target, mode: Mode) -> load::Report {
+    short_run(target, mode, Call::new(mode, "echo", MESSAGE)).await
+}
+
+async fn short_run(target: &Target, mode: Mode, call: Call) -> load::Report {
     let options = load::Options {
         target: target.clone(),
         concurrency: 4,
         warmup: Duration::from_millis(100),
         duration: Duration::from_millis(300),
-        call: Call::new(mode, "echo", MESSAGE),
+        call,
         mode,
         server_pid: Some(std::process::id()),
+        upstream_pid: Some(std::process::id()),
     };
     let report = load::run(&options).await.unwrap();
     assert_eq!(report.errors, 0, "{report:?}");
     assert!(report.requests > 0, "{report:?}");
     assert!(report.p50_us > 0.0 && report.p50_us <= report.p99_us, "{report:?}");
     assert!(report.server_cpu_percent.is_some(), "{report:?}");
+    assert!(report.upstream_cpu_percent.is_some(), "{report:?}");
+    assert!(
+        report.pages_per_call >= 1.0 && report.bytes_per_call > 0.0,
+        "{report:?}"
+    );
     report
 }
 
@@ -75,11 +89,53 @@ async fn a_wrong_tool_fails_the_run() {
         call: Call::new(Mode::Stateless, "no_such_tool", MESSAGE),
         mode: Mode::Stateless,
         server_pid: None,
+        upstream_pid: None,
     };
     let outcome = load::run(&options).await;
     match outcome {
         Ok(report) => assert!(report.errors > 0 && report.first_error.is_some(), "{report:?}"),
         Err(e) => assert!(format!("{e:#}").contains("tools/call"), "{e:#}"),
+    }
+}
+
+/// A gateway answers a session's `tools/call` with a primed SSE stream (`stream_methods`):
+/// the answer is the stream's last event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_on_an_sse_stream_are_read() {
+    let config = HttpConfig {
+        stream_methods: vec!["tools/call".into()],
+        ..HttpConfig::default()
+    };
+    let target = serve_endpoint(portico_everything::server(), config).await;
+    for mode in [Mode::Stateless, Mode::Stateful] {
+        short_load(&target, mode).await;
+    }
+}
+
+/// `--method tools/list`: one call is every page, and the first listing counts the tools.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tools_list_follows_every_page() {
+    use portico_core::server::{Server, tool};
+    let target = start_portico().await;
+    for mode in [Mode::Stateless, Mode::Stateful] {
+        let report = short_run(&target, mode, Call::list(mode)).await;
+        assert_eq!(report.method, Method::ToolsList);
+        assert_eq!(report.pages_per_call, 1.0, "{report:?}");
+        assert!(report.tools_listed.is_some_and(|n| n > 30), "{report:?}");
+    }
+    #[derive(serde::Deserialize, schemars::JsonSchema)]
+    struct NoArguments {}
+    let mut builder = Server::builder("paged", "1").page_size(10);
+    for i in 0..25 {
+        builder = builder.tool(tool(&format!("t{i}"), "a tool", |_cx, _args: NoArguments| async {
+            "ok"
+        }));
+    }
+    let target = serve_endpoint(builder.build(), HttpConfig::default()).await;
+    for mode in [Mode::Stateless, Mode::Stateful] {
+        let report = short_run(&target, mode, Call::list(mode)).await;
+        assert_eq!(report.pages_per_call, 3.0, "{report:?}");
+        assert_eq!(report.tools_listed, Some(25), "{report:?}");
     }
 }
 

@@ -1,6 +1,6 @@
 //! `cargo xtask bench codegen`: how long a full `generate` of every revision takes, and the
 //! parse + serialize throughput of typed messages against `serde_json::Value` in one run;
-//! `bench server` and `bench client` live in their own modules.
+//! `bench server`, `bench client`, `bench sdk` and `bench gateway` live in their own modules.
 
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
@@ -30,6 +30,10 @@ pub enum Which {
     /// `portico serve everything`, server and clients each pinned to a core; writes its section
     /// of docs/benchmarks.md.
     Sdk(crate::bench_sdk::Args),
+    /// `portico gateway` in front of `portico serve everything` against the server alone (echo
+    /// calls), `tools/list` over 10 upstreams, and 10 000 idle sessions; writes its section of
+    /// docs/benchmarks.md.
+    Gateway(crate::bench_gateway::Args),
 }
 
 /// Runs one benchmark.
@@ -39,6 +43,7 @@ pub fn run(which: Which) -> anyhow::Result<ExitCode> {
         Which::Server(args) => crate::bench_server::run(args),
         Which::Client(args) => crate::bench_client::run(args),
         Which::Sdk(args) => crate::bench_sdk::run(args),
+        Which::Gateway(args) => crate::bench_gateway::run(args),
     }
 }
 

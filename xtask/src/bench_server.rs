@@ -29,7 +29,7 @@ const THROUGHPUT_GOAL: f64 = 0.85;
 /// The goal of the issue: at most this many KiB of RSS per idle session.
 const SESSION_GOAL_KIB: f64 = 2.0;
 /// Other processes using more than this share of a core during a cell make its figures suspect.
-const OTHER_CPU_WARNING: f64 = 10.0;
+pub(crate) const OTHER_CPU_WARNING: f64 = 10.0;
 /// How long a server may take to print its address.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// The first line of the section this task owns in `docs/benchmarks.md`.
@@ -40,18 +40,8 @@ const END: &str = "<!-- end: cargo xtask bench server -->";
 /// `cargo xtask bench server` options.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Seconds measured per server and cell, split over the rounds.
-    #[arg(long, default_value_t = 10.0)]
-    duration: f64,
-    /// Seconds of warm-up before each round, not measured.
-    #[arg(long, default_value_t = 2.0)]
-    warmup: f64,
-    /// Rounds per cell: the reference and Portico are loaded in turn this many times.
-    #[arg(long, default_value_t = 3)]
-    rounds: usize,
-    /// Concurrency levels (closed-loop workers, one connection each).
-    #[arg(long = "concurrency", value_delimiter = ',', default_values_t = [32, 256])]
-    concurrency: Vec<usize>,
+    #[command(flatten)]
+    load: LoadOptions,
     /// Idle sessions opened for the memory figure.
     #[arg(long, default_value_t = 1000)]
     sessions: usize,
@@ -59,19 +49,87 @@ pub struct Args {
     /// alone.
     #[arg(long)]
     quick: bool,
+}
+
+/// The options of a load benchmark (`bench server`'s and `bench gateway`'s): two subjects
+/// loaded in turn in each cell, the server and the load generator pinned to two CPUs.
+#[derive(clap::Args, Debug)]
+pub(crate) struct LoadOptions {
+    /// Seconds measured per subject (server, or path to it) and cell, split over the rounds.
+    #[arg(long, default_value_t = 10.0)]
+    pub(crate) duration: f64,
+    /// Seconds of warm-up before each round, not measured.
+    #[arg(long, default_value_t = 2.0)]
+    pub(crate) warmup: f64,
+    /// Rounds per cell: the two subjects are loaded in turn this many times.
+    #[arg(long, default_value_t = 3)]
+    pub(crate) rounds: usize,
+    /// Concurrency levels (closed-loop workers, one connection each).
+    #[arg(long = "concurrency", value_delimiter = ',', default_values_t = [32, 256])]
+    pub(crate) concurrency: Vec<usize>,
     /// Print the report only; leave docs/benchmarks.md alone.
     #[arg(long)]
-    no_docs: bool,
+    pub(crate) no_docs: bool,
     /// How many times a cell is measured again when other processes used more than 10% of a
     /// core meanwhile (the least disturbed attempt is reported).
     #[arg(long, default_value_t = 2)]
-    retries: usize,
+    pub(crate) retries: usize,
     /// The CPU the servers are pinned to.
     #[arg(long, default_value_t = 0)]
-    server_cpu: usize,
+    pub(crate) server_cpu: usize,
     /// The CPU the load generator is pinned to.
     #[arg(long, default_value_t = 1)]
-    load_cpu: usize,
+    pub(crate) load_cpu: usize,
+}
+
+impl LoadOptions {
+    /// A smoke run: one round of 1 s after 0.5 s of warm-up per subject and cell;
+    /// docs/benchmarks.md is left alone.
+    pub(crate) fn smoke(&mut self) {
+        self.duration = 1.0;
+        self.warmup = 0.5;
+        self.rounds = 1;
+        self.no_docs = true;
+    }
+
+    /// Checks the options and the machine, builds the binaries and makes the log folder
+    /// `dir` beside them: the repository root, the binaries, the log folder.
+    pub(crate) fn prepare(&mut self, dir: &str) -> anyhow::Result<(PathBuf, Binaries, PathBuf)> {
+        self.rounds = self.rounds.max(1);
+        if self.concurrency.is_empty() || self.concurrency.contains(&0) {
+            bail!("--concurrency takes positive numbers");
+        }
+        check_cpus(("--server-cpu", self.server_cpu), ("--load-cpu", self.load_cpu))?;
+        let root = crate::repo_root();
+        let binaries = build(&root)?;
+        let logs = binaries
+            .bench
+            .parent()
+            .map_or_else(|| root.join("target"), Path::to_path_buf)
+            .join(dir);
+        std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
+        Ok((root, binaries, logs))
+    }
+
+    /// The measured seconds of one round, and the warm-up before it.
+    pub(crate) fn round_seconds(&self) -> (f64, f64) {
+        (self.duration / self.rounds as f64, self.warmup)
+    }
+
+    /// The report's line naming the run (`per` what the duration is: `cell and server`).
+    pub(crate) fn results_line(&self, command: &str, per: &str) -> String {
+        let commit = git(&["rev-parse", "--short", "HEAD"]).unwrap_or_else(|| "unknown".into());
+        let dirty = git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+        format!(
+            "Results ({}, commit {commit}{}; one run of `cargo xtask bench {command}`: per {per} {} s measured in {} round(s), each after {} s of warm-up; {}):\n",
+            today(),
+            if dirty { " with local changes" } else { "" },
+            self.duration,
+            self.rounds,
+            self.warmup,
+            cpu_model(),
+        )
+    }
 }
 
 /// The two servers of every cell.
@@ -84,33 +142,36 @@ pub(crate) enum Subject {
 }
 
 /// The two client generations.
-const MODES: [(&str, &str); 2] = [
+pub(crate) const MODES: [(&str, &str); 2] = [
     ("stateless", "2026-07-28 stateless"),
     ("stateful", "2025-11-25 session"),
 ];
 
-/// One server's figures in one cell.
+/// One server's figures in one cell (also `bench gateway`'s).
 #[derive(Debug, Clone, Default)]
-struct Figures {
-    rps: f64,
-    p50_us: f64,
-    p99_us: f64,
-    server_cpu: f64,
-    load_cpu: f64,
+pub(crate) struct Figures {
+    pub(crate) rps: f64,
+    pub(crate) p50_us: f64,
+    pub(crate) p99_us: f64,
+    pub(crate) server_cpu: f64,
+    /// The CPU time of a gateway's upstream (`bench gateway`), in % of one core.
+    pub(crate) upstream_cpu: f64,
+    pub(crate) load_cpu: f64,
     /// CPU time other processes used meanwhile, in % of one core.
-    other_cpu: f64,
-    peak_rss_kib: u64,
+    pub(crate) other_cpu: f64,
+    pub(crate) peak_rss_kib: u64,
 }
 
 impl Figures {
     /// Server CPU time per answered call, in microseconds.
-    fn cpu_us_per_call(&self) -> f64 {
-        if self.rps > 0.0 {
-            self.server_cpu / 100.0 / self.rps * 1e6
-        } else {
-            0.0
-        }
+    pub(crate) fn cpu_us_per_call(&self) -> f64 {
+        per_call(self.server_cpu, self.rps)
     }
+}
+
+/// CPU time per answered call in microseconds, from `cpu` % of one core at `rate` calls/s.
+pub(crate) fn per_call(cpu: f64, rate: f64) -> f64 {
+    if rate > 0.0 { cpu / 100.0 / rate * 1e6 } else { 0.0 }
 }
 
 /// One cell: a client generation at a concurrency, both servers.
@@ -122,14 +183,14 @@ struct Cell {
     portico: Figures,
 }
 
-/// The idle-session figures of one server.
+/// The idle-session figures of one server (also `bench gateway`'s).
 #[derive(Debug, Clone, Default)]
-struct SessionFigures {
-    opened: u64,
-    with_id: u64,
-    before_kib: u64,
-    after_kib: u64,
-    per_session_kib: f64,
+pub(crate) struct SessionFigures {
+    pub(crate) opened: u64,
+    pub(crate) with_id: u64,
+    pub(crate) before_kib: u64,
+    pub(crate) after_kib: u64,
+    pub(crate) per_session_kib: f64,
 }
 
 /// The binaries under test.
@@ -141,40 +202,25 @@ pub(crate) struct Binaries {
 /// Runs the benchmark.
 pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
     if args.quick {
-        args.duration = 1.0;
-        args.warmup = 0.5;
+        args.load.smoke();
         args.sessions = args.sessions.min(100);
-        args.no_docs = true;
-        args.rounds = 1;
     }
-    args.rounds = args.rounds.max(1);
-    if args.concurrency.is_empty() || args.concurrency.contains(&0) {
-        bail!("--concurrency takes positive numbers");
-    }
-    check_machine(&args)?;
-    let root = crate::repo_root();
-    let binaries = build(&root)?;
-    let logs = binaries
-        .bench
-        .parent()
-        .map_or_else(|| root.join("target"), Path::to_path_buf)
-        .join("bench-server");
-    std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
+    let (root, binaries, logs) = args.load.prepare("bench-server")?;
     println!(
         "{} cells x 2 servers x {} round(s) of {:.1} s after {} s of warm-up; servers on CPU {}, load on CPU {}; logs in {}",
-        MODES.len() * args.concurrency.len(),
-        args.rounds,
-        args.duration / args.rounds as f64,
-        args.warmup,
-        args.server_cpu,
-        args.load_cpu,
+        MODES.len() * args.load.concurrency.len(),
+        args.load.rounds,
+        args.load.duration / args.load.rounds as f64,
+        args.load.warmup,
+        args.load.server_cpu,
+        args.load.load_cpu,
         logs.display()
     );
 
     let mut cells = Vec::new();
     for (mode, mode_label) in MODES {
-        for &concurrency in &args.concurrency {
-            cells.push(least_disturbed(args.retries, Cell::other_cpu, || {
+        for &concurrency in &args.load.concurrency {
+            cells.push(least_disturbed(args.load.retries, Cell::other_cpu, || {
                 run_both(&binaries, &args, &logs, mode, mode_label, concurrency)
             })?);
         }
@@ -185,7 +231,7 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
     }
 
     let report = render(&args, &cells, &sessions);
-    write_report(&root, &report, args.no_docs, |old| splice(old, &report))?;
+    write_report(&root, &report, args.load.no_docs, |old| splice(old, &report))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -249,10 +295,10 @@ fn run_both(
     for subject in subjects {
         let name = format!("{}-{mode}-{concurrency}", subject.name());
         let log = logs.join(format!("{name}.server.log"));
-        servers.push(Server::start(binaries, subject, args.server_cpu, &log)?);
+        servers.push(Server::start(binaries, subject, args.load.server_cpu, &log)?);
     }
     let mut rounds: [Vec<Round>; 2] = [Vec::new(), Vec::new()];
-    for round in 0..args.rounds {
+    for round in 0..args.load.rounds {
         for (i, subject) in subjects.into_iter().enumerate() {
             let name = format!("{}-{mode}-{concurrency}-{round}", subject.name());
             let measured = run_load(
@@ -313,12 +359,6 @@ impl Subject {
             Subject::Portico => "portico",
         }
     }
-}
-
-/// `taskset` must run, and both CPUs must exist; a busy machine is reported (it distorts the
-/// numbers) but not refused.
-fn check_machine(args: &Args) -> anyhow::Result<()> {
-    check_cpus(("--server-cpu", args.server_cpu), ("--load-cpu", args.load_cpu))
 }
 
 /// `taskset` must run and the two CPUs (`(option, cpu)`) must be different CPUs of this
@@ -435,17 +475,21 @@ impl Server {
     /// Starts `subject` on a free port of 127.0.0.1, pinned to `cpu`, its output going to `log`;
     /// waits for the line naming its URL.
     pub(crate) fn start(binaries: &Binaries, subject: Subject, cpu: usize, log: &Path) -> anyhow::Result<Self> {
-        let file = File::create(log).with_context(|| format!("creating {}", log.display()))?;
-        let mut command = Command::new("taskset");
-        command.arg("-c").arg(cpu.to_string());
-        match subject {
-            Subject::Reference => command
-                .arg(&binaries.bench)
-                .args(["reference", "--addr", "127.0.0.1:0"]),
-            Subject::Portico => command
-                .arg(&binaries.portico)
-                .args(["serve", "everything", "--http", "127.0.0.1:0"]),
+        let mut command = match subject {
+            Subject::Reference => pinned(cpu, &binaries.bench),
+            Subject::Portico => pinned(cpu, &binaries.portico),
         };
+        match subject {
+            Subject::Reference => command.args(["reference", "--addr", "127.0.0.1:0"]),
+            Subject::Portico => command.args(["serve", "everything", "--http", "127.0.0.1:0"]),
+        };
+        Self::spawn(command, subject.name(), log)
+    }
+
+    /// Runs `command` (a server started with [`pinned`]), its output going to `log`; waits for
+    /// its first line, which names its URL (`… http://ADDR/mcp`). `what` names it in errors.
+    pub(crate) fn spawn(mut command: Command, what: &str, log: &Path) -> anyhow::Result<Self> {
+        let file = File::create(log).with_context(|| format!("creating {}", log.display()))?;
         command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -476,8 +520,7 @@ impl Server {
         });
         let first = first_rx.recv_timeout(START_TIMEOUT).map_err(|_| {
             anyhow::anyhow!(
-                "{} printed no address within {} s; see {}",
-                subject.name(),
+                "{what} printed no address within {} s; see {}",
                 START_TIMEOUT.as_secs(),
                 log.display()
             )
@@ -485,12 +528,7 @@ impl Server {
         let url = first
             .find("http://")
             .map(|at| first[at..].trim().to_owned())
-            .with_context(|| {
-                format!(
-                    "expected a line naming http://ADDR/mcp from {}, got {first:?}",
-                    subject.name()
-                )
-            })?;
+            .with_context(|| format!("expected a line naming http://ADDR/mcp from {what}, got {first:?}"))?;
         server.url = url;
         Ok(server)
     }
@@ -511,7 +549,7 @@ impl Server {
     }
 
     /// A `kB` line of the server's `/proc/<pid>/status`, in KiB.
-    fn status_kib(&self, key: &str) -> anyhow::Result<u64> {
+    pub(crate) fn status_kib(&self, key: &str) -> anyhow::Result<u64> {
         let path = format!("/proc/{}/status", self.pid());
         let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
         status
@@ -523,13 +561,23 @@ impl Server {
     }
 }
 
-/// Runs `portico-bench` pinned to the load CPU; returns the JSON object it prints.
-fn run_bench_tool(binaries: &Binaries, args: &Args, tool_args: &[String], log: &Path) -> anyhow::Result<Value> {
+/// `program` pinned with `taskset` to `cpu` (`taskset` executes it in its own process, so the
+/// child's pid is the program's).
+pub(crate) fn pinned(cpu: usize, program: &Path) -> Command {
+    let mut command = Command::new("taskset");
+    command.arg("-c").arg(cpu.to_string()).arg(program);
+    command
+}
+
+/// Runs `portico-bench` pinned to `load_cpu`; returns the JSON object it prints.
+pub(crate) fn run_bench_tool(
+    binaries: &Binaries,
+    load_cpu: usize,
+    tool_args: &[String],
+    log: &Path,
+) -> anyhow::Result<Value> {
     let file = File::create(log).with_context(|| format!("creating {}", log.display()))?;
-    let output = Command::new("taskset")
-        .arg("-c")
-        .arg(args.load_cpu.to_string())
-        .arg(&binaries.bench)
+    let output = pinned(load_cpu, &binaries.bench)
         .args(tool_args)
         .stdin(Stdio::null())
         .stderr(file)
@@ -547,35 +595,89 @@ fn run_bench_tool(binaries: &Binaries, args: &Args, tool_args: &[String], log: &
     serde_json::from_str(text.trim()).with_context(|| format!("reading portico-bench's report {text:?}"))
 }
 
-/// What one round of load against one server measured.
-struct Round {
-    requests: f64,
-    seconds: f64,
-    p50_us: f64,
-    p99_us: f64,
-    server_cpu: f64,
-    load_cpu: f64,
-    other_cpu: f64,
+/// What one round of load against one server measured (also `bench gateway`'s): the figures
+/// of its measured window (no peak RSS) and how long that was.
+pub(crate) struct Round {
+    pub(crate) seconds: f64,
+    pub(crate) figures: Figures,
+}
+
+impl Round {
+    /// The round `portico-bench load` reported; an error when a call failed.
+    pub(crate) fn of_load(report: &Value) -> anyhow::Result<Self> {
+        let errors = report["errors"].as_u64().unwrap_or_default();
+        if errors > 0 {
+            bail!(
+                "{errors} calls failed; the first: {}",
+                report["first_error"].as_str().unwrap_or("?")
+            );
+        }
+        let number = |key: &str| report[key].as_f64().with_context(|| format!("{key} in {report}"));
+        let seconds = number("seconds")?;
+        let figures = Figures {
+            rps: number("requests")? / seconds.max(f64::MIN_POSITIVE),
+            p50_us: number("p50_us")?,
+            p99_us: number("p99_us")?,
+            server_cpu: number("server_cpu_percent")?,
+            upstream_cpu: report["upstream_cpu_percent"].as_f64().unwrap_or_default(),
+            load_cpu: number("client_cpu_percent")?,
+            other_cpu: number("other_cpu_percent")?,
+            peak_rss_kib: 0,
+        };
+        Ok(Self { seconds, figures })
+    }
+}
+
+/// The arguments of `portico-bench load` for one round of `seconds` after `warmup` against the
+/// server at `url` whose process is `pid`.
+pub(crate) fn load_args(
+    url: &str,
+    mode: &str,
+    concurrency: usize,
+    (seconds, warmup): (f64, f64),
+    pid: u32,
+) -> Vec<String> {
+    [
+        "load",
+        "--url",
+        url,
+        "--concurrency",
+        concurrency.to_string().as_str(),
+        "--duration",
+        seconds.to_string().as_str(),
+        "--warmup",
+        warmup.to_string().as_str(),
+        "--mode",
+        mode,
+        "--pid",
+        pid.to_string().as_str(),
+    ]
+    .map(str::to_owned)
+    .to_vec()
 }
 
 impl Figures {
     /// Rounds combined: requests/s over all of them, the median round's latencies, the mean
     /// CPU, the largest disturbance.
-    fn of(rounds: &[Round], peak_rss_kib: u64) -> Self {
-        let median = |value: fn(&Round) -> f64| {
-            let mut values: Vec<f64> = rounds.iter().map(value).collect();
+    pub(crate) fn of(rounds: &[Round], peak_rss_kib: u64) -> Self {
+        let median = |value: fn(&Figures) -> f64| {
+            let mut values: Vec<f64> = rounds.iter().map(|r| value(&r.figures)).collect();
             values.sort_by(f64::total_cmp);
             values.get(values.len() / 2).copied().unwrap_or_default()
         };
-        let mean = |value: fn(&Round) -> f64| rounds.iter().map(value).sum::<f64>() / rounds.len().max(1) as f64;
+        let mean = |value: fn(&Figures) -> f64| {
+            rounds.iter().map(|r| value(&r.figures)).sum::<f64>() / rounds.len().max(1) as f64
+        };
         let seconds: f64 = rounds.iter().map(|r| r.seconds).sum();
+        let requests: f64 = rounds.iter().map(|r| r.figures.rps * r.seconds).sum();
         Self {
-            rps: rounds.iter().map(|r| r.requests).sum::<f64>() / seconds.max(f64::MIN_POSITIVE),
-            p50_us: median(|r| r.p50_us),
-            p99_us: median(|r| r.p99_us),
-            server_cpu: mean(|r| r.server_cpu),
-            load_cpu: mean(|r| r.load_cpu),
-            other_cpu: rounds.iter().map(|r| r.other_cpu).fold(0.0, f64::max),
+            rps: requests / seconds.max(f64::MIN_POSITIVE),
+            p50_us: median(|f| f.p50_us),
+            p99_us: median(|f| f.p99_us),
+            server_cpu: mean(|f| f.server_cpu),
+            upstream_cpu: mean(|f| f.upstream_cpu),
+            load_cpu: mean(|f| f.load_cpu),
+            other_cpu: rounds.iter().map(|r| r.figures.other_cpu).fold(0.0, f64::max),
             peak_rss_kib,
         }
     }
@@ -590,42 +692,8 @@ fn run_load(
     concurrency: usize,
     log: &Path,
 ) -> anyhow::Result<Round> {
-    let seconds = args.duration / args.rounds as f64;
-    let tool_args: Vec<String> = [
-        "load",
-        "--url",
-        server.url.as_str(),
-        "--concurrency",
-        concurrency.to_string().as_str(),
-        "--duration",
-        seconds.to_string().as_str(),
-        "--warmup",
-        args.warmup.to_string().as_str(),
-        "--mode",
-        mode,
-        "--pid",
-        server.pid().to_string().as_str(),
-    ]
-    .map(str::to_owned)
-    .to_vec();
-    let report = run_bench_tool(binaries, args, &tool_args, log)?;
-    let errors = report["errors"].as_u64().unwrap_or_default();
-    if errors > 0 {
-        bail!(
-            "{errors} calls failed; the first: {}",
-            report["first_error"].as_str().unwrap_or("?")
-        );
-    }
-    let number = |key: &str| report[key].as_f64().with_context(|| format!("{key} in {report}"));
-    Ok(Round {
-        requests: number("requests")?,
-        seconds: number("seconds")?,
-        p50_us: number("p50_us")?,
-        p99_us: number("p99_us")?,
-        server_cpu: number("server_cpu_percent")?,
-        load_cpu: number("client_cpu_percent")?,
-        other_cpu: number("other_cpu_percent")?,
-    })
+    let tool_args = load_args(&server.url, mode, concurrency, args.load.round_seconds(), server.pid());
+    Round::of_load(&run_bench_tool(binaries, args.load.load_cpu, &tool_args, log)?)
 }
 
 /// Idle sessions on a fresh server.
@@ -634,24 +702,40 @@ fn run_sessions(binaries: &Binaries, args: &Args, logs: &Path, subject: Subject)
     let mut server = Server::start(
         binaries,
         subject,
-        args.server_cpu,
+        args.load.server_cpu,
         &logs.join(format!("{name}.server.log")),
     )?;
+    let log = logs.join(format!("{name}.client.log"));
+    let figures = measure_sessions(binaries, args.load.load_cpu, &mut server, args.sessions, &log)?;
+    if subject == Subject::Portico {
+        figures.check_ids("portico")?;
+    }
+    Ok(figures)
+}
+
+/// `portico-bench sessions` (pinned to `load_cpu`) opening `count` idle sessions on `server`.
+pub(crate) fn measure_sessions(
+    binaries: &Binaries,
+    load_cpu: usize,
+    server: &mut Server,
+    count: usize,
+    log: &Path,
+) -> anyhow::Result<SessionFigures> {
     let tool_args: Vec<String> = [
         "sessions",
         "--url",
         server.url.as_str(),
         "--count",
-        args.sessions.to_string().as_str(),
+        count.to_string().as_str(),
         "--pid",
         server.pid().to_string().as_str(),
     ]
     .map(str::to_owned)
     .to_vec();
-    let report = run_bench_tool(binaries, args, &tool_args, &logs.join(format!("{name}.client.log")))?;
+    let report = run_bench_tool(binaries, load_cpu, &tool_args, log)?;
     server.check_alive()?;
     let number = |key: &str| report[key].as_u64().with_context(|| format!("{key} in {report}"));
-    let figures = SessionFigures {
+    Ok(SessionFigures {
         opened: number("opened")?,
         with_id: number("with_id")?,
         before_kib: number("rss_before_kib")?,
@@ -659,15 +743,21 @@ fn run_sessions(binaries: &Binaries, args: &Args, logs: &Path, subject: Subject)
         per_session_kib: report["kib_per_session"]
             .as_f64()
             .with_context(|| format!("kib_per_session in {report}"))?,
-    };
-    if subject == Subject::Portico && figures.with_id != figures.opened {
-        bail!(
-            "portico gave {} session ids for {} sessions",
-            figures.with_id,
-            figures.opened
-        );
+    })
+}
+
+impl SessionFigures {
+    /// Fails unless every session got an id from `server`.
+    pub(crate) fn check_ids(&self, server: &str) -> anyhow::Result<()> {
+        if self.with_id != self.opened {
+            bail!(
+                "{server} gave {} session ids for {} sessions",
+                self.with_id,
+                self.opened
+            );
+        }
+        Ok(())
     }
-    Ok(figures)
 }
 
 /// `portico / reference`, as `0.87×`.
@@ -711,20 +801,7 @@ fn render(args: &Args, cells: &[Cell], sessions: &[(Subject, SessionFigures)]) -
          another on one connection, divided by N. Goals (issue): Portico ≥ 0.85× the reference's\n\
          req/s in every cell; ≤ 2 KiB per idle session.\n",
     );
-    let commit = git(&["rev-parse", "--short", "HEAD"]).unwrap_or_else(|| "unknown".into());
-    let dirty = git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
-    line(
-        &mut out,
-        &format!(
-            "Results ({}, commit {commit}{}; one run of `cargo xtask bench server`: per cell and server {} s measured in {} round(s), each after {} s of warm-up; {}):\n",
-            today(),
-            if dirty { " with local changes" } else { "" },
-            args.duration,
-            args.rounds,
-            args.warmup,
-            cpu_model(),
-        ),
-    );
+    line(&mut out, &args.load.results_line("server", "cell and server"));
     line(
         &mut out,
         "### Throughput, latency, CPU and memory (ratios: Portico / reference)\n",

@@ -11,11 +11,15 @@
 //!   (see `bench_server.rs`; not part of `test`);
 //! - `bench sdk`: Portico's Python and TypeScript SDKs against the official MCP SDKs (see
 //!   `bench_sdk.rs`; not part of `test`);
+//! - `bench gateway`: `portico gateway` in front of `portico serve everything` against the
+//!   server alone, `tools/list` fan-out and idle sessions (see `bench_gateway.rs`; not part of
+//!   `test`);
 //! - `fuzz [--seconds N]`: mutated JSON-RPC frames against the peer engine, then mutated HTTP
 //!   requests against the Streamable HTTP endpoint, N seconds each.
 
 mod bench;
 mod bench_client;
+mod bench_gateway;
 mod bench_sdk;
 mod bench_server;
 mod capture;

@@ -664,9 +664,7 @@ async fn list(client: &Client) -> Snapshot {
         snapshot.header_tools = snapshot
             .tools
             .iter()
-            .filter(|t| {
-                serde_json::to_string(&t.input_schema).is_ok_and(|schema| schema.contains("x-mcp-header"))
-            })
+            .filter(|t| serde_json::to_string(&t.input_schema).is_ok_and(|schema| schema.contains("x-mcp-header")))
             .map(|t| t.name.clone())
             .collect();
     }
