@@ -149,14 +149,20 @@ async fn admin_changes_reach_every_replica(a: &Running, b: &Running, state: &Sta
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_on_the_embedded_store_share_sessions_and_admin_changes() {
+    let shared = temp_path("shared.db");
     let state = StateConfig {
-        url: format!("sqlite://{}", temp_path("shared.db").display()),
+        url: format!("sqlite://{}", shared.display()),
         redis: None,
         poll_interval: Duration::from_millis(200),
     };
-    let (a, b) = (replica(&state).await, replica(&state).await);
-    session_moves_between_replicas(&a, &b).await;
-    admin_changes_reach_every_replica(&a, &b, &state).await;
+    {
+        let (a, b) = (replica(&state).await, replica(&state).await);
+        session_moves_between_replicas(&a, &b).await;
+        admin_changes_reach_every_replica(&a, &b, &state).await;
+    }
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", shared.display()));
+    }
 }
 
 /// A fresh PostgreSQL database for one test, dropped when done.
