@@ -206,8 +206,6 @@ impl Exporter {
     /// `{endpoint}/v1/traces`), naming the service `service_name`. Must be called within a
     /// Tokio runtime: one task sends the batches.
     pub fn start(endpoint: &str, service_name: &str) -> Self {
-        // A reqwest client built with rustls (the `tls` feature) needs the provider first.
-        crate::http::tls::install_provider();
         let (queue, spans) = mpsc::channel(QUEUE);
         let url = format!("{}/v1/traces", endpoint.trim_end_matches('/'));
         tokio::spawn(send_batches(spans, url, service_name.to_string()));
@@ -278,7 +276,11 @@ impl ActiveSpan {
 }
 
 async fn send_batches(mut spans: mpsc::Receiver<SpanData>, url: String, service: String) {
-    let client = reqwest::Client::new();
+    // The transports' client builder: rustls with its provider under the `tls` feature.
+    let client = crate::http::tls::reqwest_builder(&crate::http::tls::TlsConfig::default())
+        .ok()
+        .and_then(|b| b.build().ok())
+        .unwrap_or_default();
     let mut batch = Vec::new();
     loop {
         let deadline = tokio::time::sleep(FLUSH_EVERY);

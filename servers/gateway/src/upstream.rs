@@ -34,8 +34,6 @@ pub struct Snapshot {
     pub templates: Vec<wire::ResourceTemplate>,
     /// Its prompts.
     pub prompts: Vec<wire::Prompt>,
-    /// Whether it offers completion.
-    pub completions: bool,
     /// The extensions it declares (`capabilities.extensions`: name → settings).
     pub extensions: BTreeMap<String, serde_json::Value>,
     /// The tools whose `inputSchema` has `x-mcp-header` annotations (checked against a
@@ -638,7 +636,6 @@ impl Replica {
 async fn list(client: &Client) -> Snapshot {
     let caps = &client.server().capabilities;
     let mut snapshot = Snapshot {
-        completions: caps.completions.is_some(),
         extensions: caps
             .extensions
             .iter()
