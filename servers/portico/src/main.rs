@@ -8,6 +8,12 @@
 //! `codegen` on users' own tool specs, `inspect` and `token` come as their crates land. The
 //! binary has no features.
 
+/// mimalloc rather than the system allocator: a request allocates and frees many small
+/// buffers (JSON values, headers, futures), and glibc's malloc spent about a sixth of the
+/// gateway's CPU on them (`perf`, `cargo xtask bench gateway`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod conformance_client;
 mod gateway;
 mod token;
