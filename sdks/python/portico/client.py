@@ -83,6 +83,22 @@ class Client:
     elicitation or roots callback answers the server with a JSON-RPC error
     (:class:`~portico.errors.McpError` keeps its code; anything else is ``-32603``) and the
     client goes on working.
+
+    **Progress.** A call given a ``progress_callback(progress, total, message)``
+    (:meth:`call_tool`, :meth:`read_resource`, :meth:`send_request`) sends a progress token,
+    and every ``notifications/progress`` the server sends about the call before its result
+    reaches the callback, in the order sent, before the call returns — over every transport,
+    as with the official SDKs. The reports are taken on the transport's reading path as they
+    arrive (the Rust core's per-call observer), not from the notification stream, which may
+    trail the result; the callback runs on the task awaiting the call, one report at a time
+    (awaited when it is a coroutine function), so a slow callback delays the call's return,
+    not the connection. A callback more than ``notification_capacity`` reports behind loses
+    the oldest (logged as a warning). A callback that raises is logged (logger ``"portico"``)
+    and the call goes on, its next reports still given to the callback, as the official
+    Python SDK does. Reports the server sends after the call's result reach no callback (a
+    debug log says so), but for one read in the instant the client is still taking the result,
+    which may yet reach it, in order, before the call returns. Progress notifications also
+    reach ``message_handler`` and :meth:`notifications`, like every notification.
     """
 
     def __init__(
@@ -138,7 +154,6 @@ class Client:
         }
         self._native: _native.NativeClient | None = None
         self._pump: asyncio.Task[None] | None = None
-        self._progress: dict[str, ProgressCallback] = {}
         self._streams: set[Notifications] = set()
         self._subscriptions: dict[str, Subscription] = {}
         self._server: Model = Model()
@@ -228,12 +243,38 @@ class Client:
 
     # -- calls --------------------------------------------------------------------------------
 
-    def _progress_token(self, callback: ProgressCallback | None) -> str | None:
-        if callback is None:
-            return None
-        token = f"portico-py-{next(_tokens)}"
-        self._progress[token] = callback
-        return token
+    async def _call(
+        self,
+        start: Callable[[_native.NativeProgress | None], Awaitable[str]],
+        progress_callback: ProgressCallback | None,
+    ) -> Model:
+        """Runs a native call; with a ``progress_callback``, hands it the call's progress
+        reports, in order, before returning the result (see the class's docstring)."""
+        if progress_callback is None:
+            result: Model = decode(await start(None))
+            return result
+        progress = self._client.progress(f"portico-py-{next(_tokens)}")
+        call = asyncio.ensure_future(start(progress))
+        try:
+            # The reports, then None once the call has ended (its result is then ready).
+            while (report := await progress.next()) is not None:
+                params: Model = decode(report)
+                try:
+                    await _maybe_await(progress_callback(params.progress, params.total, params.message))
+                except Exception:
+                    _log.exception("the progress_callback raised (the call goes on)")
+            text = await call
+        finally:
+            if not call.done():
+                # This task was cancelled: so is the call (on the wire too).
+                call.cancel()
+            elif not call.cancelled():
+                call.exception()  # retrieved, so asyncio does not warn about it
+        missed = progress.missed()
+        if missed:
+            _log.warning("the progress_callback fell behind: %d progress reports were dropped", missed)
+        result = decode(text)
+        return result
 
     async def call_tool(
         self,
@@ -244,21 +285,17 @@ class Client:
         progress_callback: ProgressCallback | None = None,
         meta: Mapping[str, Any] | None = None,
     ) -> Model:
-        """``tools/call``. A tool that fails is a result with ``isError`` set, not an exception."""
-        token = self._progress_token(progress_callback)
-        try:
-            text = await self._client.call_tool(
-                name,
-                json.dumps(plain(arguments) if arguments is not None else {}),
-                timeout,
-                token,
-                json.dumps(plain(meta)) if meta else None,
-            )
-        finally:
-            if token is not None:
-                self._progress.pop(token, None)
-        result: Model = decode(text)
-        return result
+        """``tools/call``. A tool that fails is a result with ``isError`` set, not an exception.
+
+        ``progress_callback(progress, total, message)`` gets every progress report the server
+        sends about the call before its result, in order, before this returns (see
+        :class:`Client`)."""
+        arguments_json = json.dumps(plain(arguments) if arguments is not None else {})
+        meta_json = json.dumps(plain(meta)) if meta else None
+        return await self._call(
+            lambda progress: self._client.call_tool(name, arguments_json, timeout, progress, meta_json),
+            progress_callback,
+        )
 
     async def list_tools(self, cursor: str | None = None) -> Model:
         """One page of ``tools/list`` (``.tools``, ``.nextCursor``)."""
@@ -310,15 +347,10 @@ class Client:
         timeout: float | None = None,
         progress_callback: ProgressCallback | None = None,
     ) -> Model:
-        """``resources/read`` (``.contents``)."""
-        token = self._progress_token(progress_callback)
-        try:
-            text = await self._client.read_resource(str(uri), timeout, token, None)
-        finally:
-            if token is not None:
-                self._progress.pop(token, None)
-        result: Model = decode(text)
-        return result
+        """``resources/read`` (``.contents``); ``progress_callback`` as in :meth:`call_tool`."""
+        return await self._call(
+            lambda progress: self._client.read_resource(str(uri), timeout, progress, None), progress_callback
+        )
 
     async def get_prompt(
         self,
@@ -359,11 +391,20 @@ class Client:
         :class:`~portico.errors.UnsupportedMethod`)."""
         await self._client.ping()
 
-    async def send_request(self, method: str, params: Mapping[str, Any] | None = None, *, timeout: float | None = None) -> Model:
-        """Any request, with the era's ``_meta`` added; the result as the server sent it."""
-        text = await self._client.request(method, json.dumps(plain(params) if params else {}), timeout, None)
-        result: Model = decode(text)
-        return result
+    async def send_request(
+        self,
+        method: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+        progress_callback: ProgressCallback | None = None,
+    ) -> Model:
+        """Any request, with the era's ``_meta`` added; the result as the server sent it.
+        ``progress_callback`` as in :meth:`call_tool`."""
+        params_json = json.dumps(plain(params) if params else {})
+        return await self._call(
+            lambda progress: self._client.request(method, params_json, timeout, progress), progress_callback
+        )
 
     # -- notifications and subscriptions --------------------------------------------------------
 
@@ -422,12 +463,15 @@ class Client:
                 break
             notification: Model = decode(text)
             params: Model = notification.params or Model()
+            # Progress reaches the progress_callback of its call another way (see `_call`);
+            # here only the reports the server sent after their call's result are told apart.
+            if notification.pop("late", False):
+                _log.debug(
+                    "a progress report for %r came after its call's result: no progress_callback gets it",
+                    params.progressToken,
+                )
             try:
-                if notification.method == "notifications/progress":
-                    callback = self._progress.get(str(params.progressToken))
-                    if callback is not None:
-                        await _maybe_await(callback(params.progress, params.total, params.message))
-                elif notification.method == "notifications/message" and self._logging is not None:
+                if notification.method == "notifications/message" and self._logging is not None:
                     await _maybe_await(self._logging(params))
                 if self._message_handler is not None:
                     await _maybe_await(self._message_handler(notification))

@@ -9,8 +9,10 @@
 
 One daemon thread runs one event loop for every blocking client of the process; each call
 submits the asyncio call there and waits for it. Callbacks (sampling, elicitation, roots,
-notifications) run on that loop's thread: plain functions are called there, coroutine
-functions awaited there. A ``KeyboardInterrupt`` while waiting cancels the call.
+notifications, progress) run on that loop's thread: plain functions are called there,
+coroutine functions awaited there. A call's ``progress_callback`` gets every report sent
+before the call's result, in order, before the call returns (as in :class:`portico.Client`).
+A ``KeyboardInterrupt`` while waiting cancels the call.
 """
 
 from __future__ import annotations

@@ -1,9 +1,13 @@
 //! `NativeClient`: the calls of a connected [`Client`], each an awaitable resolving to the
 //! result as JSON text. Cancelling the awaitable (a cancelled task, a timeout around it, the
 //! caller's context exiting) drops the Rust future, which cancels the request on the wire.
+//!
+//! A call given a `NativeProgress` (see [`crate::follow`]) hands it the call's progress
+//! reports, in order, and ends it when the call ends.
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::Arc;
 
 use portico_core::client::{Client, ClientError, RequestOptions};
 use portico_protocol::v2026_07_28 as wire;
@@ -13,17 +17,57 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::errors;
+use crate::follow::{EndGuard, Ledger, NativeProgress};
+use crate::handler::PyHandler;
 use crate::notify::{NativeNotifications, NativeSubscription};
 
 /// A connected client (shared by clones; closing it closes them all).
 #[pyclass(module = "portico._native", frozen)]
 pub(crate) struct NativeClient {
     pub(crate) client: Client,
+    /// The client's handler, which also answers the questions about followed calls.
+    handler: PyHandler,
+    /// The tokens of the calls whose progress Python follows.
+    ledger: Arc<Ledger>,
+    /// How many progress reports a followed call keeps for a reader that falls behind.
+    progress_capacity: usize,
 }
 
 impl NativeClient {
-    pub(crate) fn new(client: Client) -> Self {
-        Self { client }
+    pub(crate) fn new(client: Client, handler: PyHandler, progress_capacity: usize) -> Self {
+        Self {
+            client,
+            handler,
+            ledger: Arc::default(),
+            progress_capacity,
+        }
+    }
+
+    /// The options of one request: a timeout in seconds, the progress to follow, more `_meta`;
+    /// with the guard that ends that progress when the call ends.
+    fn options(
+        &self,
+        timeout: Option<f64>,
+        progress: Option<PyRef<'_, NativeProgress>>,
+        meta_json: Option<&str>,
+    ) -> PyResult<(RequestOptions, Option<EndGuard>)> {
+        let mut options = RequestOptions::new();
+        if let Some(timeout) = timeout {
+            let after = std::time::Duration::try_from_secs_f64(timeout)
+                .map_err(|_| errors::usage(format!("timeout must be a positive number of seconds, got {timeout}")))?;
+            options = options.timeout(after);
+        }
+        if let Some(meta) = meta_json {
+            let meta: serde_json::Map<String, Value> = parse("_meta", meta)?;
+            for (key, value) in meta {
+                options = options.meta(key, value);
+            }
+        }
+        let Some(progress) = progress else {
+            return Ok((options, None));
+        };
+        let (token, observer) = progress.observe(self.handler.clone());
+        Ok((options.progress(token).observer(observer), Some(progress.guard())))
     }
 }
 
@@ -44,26 +88,6 @@ where
 /// JSON text from Python as `T`.
 fn parse<T: DeserializeOwned>(what: &str, text: &str) -> PyResult<T> {
     serde_json::from_str(text).map_err(|e| errors::usage(format!("{what}: {e}")))
-}
-
-/// The options of one request: a timeout in seconds, a progress token, more `_meta`.
-fn options(timeout: Option<f64>, progress_token: Option<String>, meta_json: Option<&str>) -> PyResult<RequestOptions> {
-    let mut options = RequestOptions::new();
-    if let Some(timeout) = timeout {
-        let after = std::time::Duration::try_from_secs_f64(timeout)
-            .map_err(|_| errors::usage(format!("timeout must be a positive number of seconds, got {timeout}")))?;
-        options = options.timeout(after);
-    }
-    if let Some(token) = progress_token {
-        options = options.progress(wire::ProgressToken::String(token));
-    }
-    if let Some(meta) = meta_json {
-        let meta: serde_json::Map<String, Value> = parse("_meta", meta)?;
-        for (key, value) in meta {
-            options = options.meta(key, value);
-        }
-    }
-    Ok(options)
 }
 
 #[pymethods]
@@ -92,23 +116,29 @@ impl NativeClient {
         self.client.is_closed()
     }
 
-    #[pyo3(signature = (name, arguments_json, timeout=None, progress_token=None, meta_json=None))]
+    /// A new `NativeProgress` for a call that asks for progress with `token` (give it to the
+    /// call as its `progress`).
+    fn progress(&self, token: String) -> PyResult<NativeProgress> {
+        NativeProgress::new(token, self.ledger.clone(), self.progress_capacity)
+    }
+
+    #[pyo3(signature = (name, arguments_json, timeout=None, progress=None, meta_json=None))]
     fn call_tool<'py>(
         &self,
         py: Python<'py>,
         name: String,
         arguments_json: &str,
         timeout: Option<f64>,
-        progress_token: Option<String>,
+        progress: Option<PyRef<'py, NativeProgress>>,
         meta_json: Option<&str>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let arguments: Value = parse("tool arguments", arguments_json)?;
-        let options = options(timeout, progress_token, meta_json)?;
+        let (options, guard) = self.options(timeout, progress, meta_json)?;
         let client = self.client.clone();
-        run(
-            py,
-            async move { client.call_tool_with(&name, arguments, &options).await },
-        )
+        run(py, async move {
+            let _guard = guard;
+            client.call_tool_with(&name, arguments, &options).await
+        })
     }
 
     #[pyo3(signature = (cursor=None))]
@@ -138,37 +168,40 @@ impl NativeClient {
         run(py, async move { client.list_prompts(cursor.as_deref()).await })
     }
 
-    #[pyo3(signature = (uri, timeout=None, progress_token=None, meta_json=None))]
+    #[pyo3(signature = (uri, timeout=None, progress=None, meta_json=None))]
     fn read_resource<'py>(
         &self,
         py: Python<'py>,
         uri: String,
         timeout: Option<f64>,
-        progress_token: Option<String>,
+        progress: Option<PyRef<'py, NativeProgress>>,
         meta_json: Option<&str>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let options = options(timeout, progress_token, meta_json)?;
+        let (options, guard) = self.options(timeout, progress, meta_json)?;
         let client = self.client.clone();
-        run(py, async move { client.read_resource_with(&uri, &options).await })
+        run(py, async move {
+            let _guard = guard;
+            client.read_resource_with(&uri, &options).await
+        })
     }
 
-    #[pyo3(signature = (name, arguments_json, timeout=None, progress_token=None, meta_json=None))]
+    #[pyo3(signature = (name, arguments_json, timeout=None, progress=None, meta_json=None))]
     fn get_prompt<'py>(
         &self,
         py: Python<'py>,
         name: String,
         arguments_json: &str,
         timeout: Option<f64>,
-        progress_token: Option<String>,
+        progress: Option<PyRef<'py, NativeProgress>>,
         meta_json: Option<&str>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let arguments: BTreeMap<String, String> = parse("prompt arguments (strings)", arguments_json)?;
-        let options = options(timeout, progress_token, meta_json)?;
+        let (options, guard) = self.options(timeout, progress, meta_json)?;
         let client = self.client.clone();
-        run(
-            py,
-            async move { client.get_prompt_with(&name, arguments, &options).await },
-        )
+        run(py, async move {
+            let _guard = guard;
+            client.get_prompt_with(&name, arguments, &options).await
+        })
     }
 
     #[pyo3(signature = (ref_json, argument_json, context_json=None))]
@@ -209,27 +242,28 @@ impl NativeClient {
     }
 
     /// Any request; the result as the server sent it.
-    #[pyo3(signature = (method, params_json, timeout=None, progress_token=None))]
+    #[pyo3(signature = (method, params_json, timeout=None, progress=None))]
     fn request<'py>(
         &self,
         py: Python<'py>,
         method: String,
         params_json: &str,
         timeout: Option<f64>,
-        progress_token: Option<String>,
+        progress: Option<PyRef<'py, NativeProgress>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let params: Value = parse("params", params_json)?;
-        let options = options(timeout, progress_token, None)?;
+        let (options, guard) = self.options(timeout, progress, None)?;
         let client = self.client.clone();
-        run(
-            py,
-            async move { client.request::<Value>(&method, params, &options).await },
-        )
+        run(py, async move {
+            let _guard = guard;
+            client.request::<Value>(&method, params, &options).await
+        })
     }
 
-    /// A new receiver of the server's notifications (those sent from now on).
+    /// A new receiver of the server's notifications (those sent from now on); it marks the
+    /// progress reports that came after their followed call's result.
     fn notifications(&self) -> NativeNotifications {
-        NativeNotifications::new(self.client.notifications())
+        NativeNotifications::new(self.client.notifications(), self.ledger.clone())
     }
 
     /// `subscriptions/listen` (2026-07-28) or `resources/subscribe` (sessions) for the

@@ -197,11 +197,9 @@ pub(crate) fn connect<'py>(
         None => wire::ClientCapabilities::new(),
     };
     let locals = pyo3_async_runtimes::tokio::get_current_locals(py)?;
-    let handler = PyHandler {
-        dispatch,
-        capabilities,
-        locals,
-    };
+    let handler = PyHandler::new(dispatch, capabilities, locals);
+    let config = options.config()?;
+    let progress_capacity = config.notification_capacity;
     let info = wire::Implementation::new(
         options.client_name.clone().unwrap_or_else(|| "portico-python".into()),
         options
@@ -210,9 +208,9 @@ pub(crate) fn connect<'py>(
             .unwrap_or_else(|| env!("CARGO_PKG_VERSION").into()),
     );
     let builder = Client::builder(info)
-        .handler(handler)
+        .handler(handler.clone())
         .protocol(options.protocol()?)
-        .config(options.config()?);
+        .config(config);
     let first = target
         .first()
         .cloned()
@@ -271,7 +269,7 @@ pub(crate) fn connect<'py>(
     pyo3_async_runtimes::tokio::future_into_py(py, async move {
         let _in_flight = in_flight;
         let client = transport.connect(builder).await.map_err(errors::connecting)?;
-        Ok(NativeClient::new(client))
+        Ok(NativeClient::new(client, handler, progress_capacity))
     })
 }
 

@@ -12,6 +12,7 @@
 //!   asyncio future is cancelled;
 //! - [`handler`]: the server's questions (sampling, elicitation, roots) answered by a Python
 //!   coroutine on the caller's event loop;
+//! - [`follow`]: the progress of a call handed to Python in order, before the call returns;
 //! - [`notify`]: notifications and `subscriptions/listen`;
 //! - [`errors`]: every `ClientError` as an exception of `portico.errors`, in one place.
 //!
@@ -20,6 +21,7 @@
 mod client;
 mod connect;
 mod errors;
+mod follow;
 mod handler;
 mod notify;
 
@@ -79,6 +81,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(quiesce, m)?)?;
     m.add_function(wrap_pyfunction!(in_flight, m)?)?;
     m.add_class::<client::NativeClient>()?;
+    m.add_class::<follow::NativeProgress>()?;
     m.add_class::<notify::NativeNotifications>()?;
     m.add_class::<notify::NativeSubscription>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

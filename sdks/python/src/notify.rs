@@ -1,5 +1,6 @@
 //! The server's notifications as JSON (`{"method", "params"}`), read one at a time, and
-//! `subscriptions/listen` streams.
+//! `subscriptions/listen` streams. A progress report that came after the result of the
+//! followed call it is about (see [`crate::follow`]) also has `"late": true`.
 
 use std::sync::Arc;
 
@@ -9,17 +10,20 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 use crate::errors;
+use crate::follow::Ledger;
 
 /// A receiver of notifications.
 #[pyclass(module = "portico._native", frozen)]
 pub(crate) struct NativeNotifications {
     receiver: Arc<Mutex<Notifications>>,
+    ledger: Arc<Ledger>,
 }
 
 impl NativeNotifications {
-    pub(crate) fn new(receiver: Notifications) -> Self {
+    pub(crate) fn new(receiver: Notifications, ledger: Arc<Ledger>) -> Self {
         Self {
             receiver: Arc::new(Mutex::new(receiver)),
+            ledger,
         }
     }
 }
@@ -32,9 +36,14 @@ fn list_params(subscription: Option<portico_core::RequestId>) -> Value {
     }
 }
 
-fn to_json(notification: Notification) -> Value {
+fn to_json(notification: Notification, ledger: &Ledger) -> Value {
     let (method, params) = match notification {
-        Notification::Progress(p) => ("notifications/progress".to_string(), json!(p)),
+        Notification::Progress(p) => {
+            if ledger.late(&p) {
+                return json!({"method": "notifications/progress", "params": p, "late": true});
+            }
+            ("notifications/progress".to_string(), json!(p))
+        }
         Notification::Log(p) => ("notifications/message".to_string(), json!(p)),
         Notification::ToolsListChanged { subscription } => (
             "notifications/tools/list_changed".to_string(),
@@ -64,11 +73,12 @@ impl NativeNotifications {
     /// The next notification as JSON text, or `None` once the connection is closed.
     fn recv<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let receiver = self.receiver.clone();
+        let ledger = self.ledger.clone();
         let in_flight = crate::InFlight::start();
         pyo3_async_runtimes::tokio::future_into_py(py, async move {
             let _in_flight = in_flight;
             let next = receiver.lock().await.recv().await;
-            Ok(next.map(|n| to_json(n).to_string()))
+            Ok(next.map(|n| to_json(n, &ledger).to_string()))
         })
     }
 

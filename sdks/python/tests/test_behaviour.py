@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -189,6 +192,159 @@ async def test_progress_and_log_messages_reach_their_callbacks(server: Server, p
                 break
             await asyncio.sleep(0.05)
         assert [log.level for log in logs] == ["info", "info", "info"]
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_a_progress_callback_that_raises_is_logged_and_the_call_goes_on(
+    server: Server, protocol: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    seen: list[float] = []
+
+    def flaky(progress: float, total: float | None, message: str | None) -> None:
+        seen.append(progress)
+        if progress == 50:
+            raise RuntimeError("the progress bar broke")
+
+    async with Client(server.url, protocol=protocol) as client:
+        with caplog.at_level(logging.ERROR, logger="portico"):
+            result = await client.call_tool("test_tool_with_progress", progress_callback=flaky)
+        assert result.isError is not True
+        # The reports after the one that raised still reach the callback (as in the official SDK).
+        assert seen == [0, 50, 100]
+        raised = [r for r in caplog.records if r.name == "portico"]
+        assert [r.getMessage() for r in raised] == ["the progress_callback raised (the call goes on)"]
+        assert raised[0].exc_info is not None and "the progress bar broke" in str(raised[0].exc_info[1])
+
+
+@pytest.mark.parametrize("transport", ["http", "stdio"])
+async def test_every_method_with_a_progress_callback_awaits_it_for_each_report_before_returning(
+    server: Server, transport: str
+) -> None:
+    seen: list[tuple[float, float | None]] = []
+
+    async def slow(progress: float, total: float | None, message: str | None) -> None:
+        # Slower than the server's 50 ms between reports: the call's result waits for it.
+        await asyncio.sleep(0.15)
+        seen.append((progress, total))
+
+    async with Client(server.url if transport == "http" else server.stdio) as client:
+        await client.call_tool("test_tool_with_progress", progress_callback=slow)
+        assert seen == [(0, 100), (50, 100), (100, 100)]
+
+        seen.clear()
+        await client.send_request("tools/call", {"name": "test_tool_with_progress"}, progress_callback=slow)
+        assert seen == [(0, 100), (50, 100), (100, 100)]
+
+        # A call that sends no progress, and one that fails, end their progress too.
+        text = await client.read_resource("test://static-text", progress_callback=slow)
+        assert text.contents[0].text.startswith("This is the content")
+        with pytest.raises(McpError):
+            await client.send_request("no/such/method", progress_callback=slow)
+        assert seen == [(0, 100), (50, 100), (100, 100)]
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize("transport", ["http", "stdio"])
+async def test_questions_during_a_call_with_a_progress_callback_reach_their_callbacks(
+    server: Server, protocol: str, transport: str
+) -> None:
+    def answer(params: Model) -> dict[str, Any]:
+        if params.message == "Please confirm to continue":
+            return {"action": "accept", "content": {"confirm": True}}
+        return {"action": "accept", "content": {}}
+
+    reported: list[tuple[float, float | None, str | None]] = []
+    target = server.url if transport == "http" else server.stdio
+    async with Client(target, protocol=protocol, elicitation_callback=answer) as client:
+        result = await client.call_tool(
+            "test_streaming_elicitation", progress_callback=lambda p, total, message: reported.append((p, total, message))
+        )
+        assert result.content[0].text == 'Streaming elicitation completed: action=accept, content={"confirm":true}'
+        # 2026-07-28 runs the tool again with the answer: its first report comes twice.
+        first = [(0, 1, "waiting for the user")] * (2 if client.is_stateless else 1)
+        assert reported == [*first, (1, 1, "answered")]
+
+        # An accepted form gets the schema's defaults whether or not the call follows progress.
+        followed = await client.call_tool("test_elicitation_sep1034_defaults", progress_callback=lambda *report: None)
+        plain = await client.call_tool("test_elicitation_sep1034_defaults")
+        assert followed.content == plain.content
+        assert '"name":"John Doe"' in plain.content[0].text
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_cancelling_a_call_with_a_progress_callback_cancels_it(server: Server, protocol: str) -> None:
+    before = _native.in_flight()
+    reported: list[float] = []
+    async with Client(server.url, protocol=protocol) as client:
+        reader = before + 1  # the client's notification reader
+        assert await settled(reader) == reader
+        task = asyncio.create_task(
+            client.call_tool("slow_compute", {"seconds": 30}, progress_callback=lambda p, *rest: reported.append(p))
+        )
+        await asyncio.sleep(0.3)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        # The Rust future of the call is dropped, and so is the wait for its progress.
+        assert await settled(reader) == reader
+        with pytest.raises(RequestTimeout):
+            await client.call_tool(
+                "slow_compute", {"seconds": 30}, timeout=0.3, progress_callback=lambda p, *rest: reported.append(p)
+            )
+        assert await settled(reader) == reader
+        assert (await client.call_tool("echo", {"message": "next"})).content[0].text == "next"
+
+
+#: A session server over stdio, buggy on purpose: it answers `tools/call` with a progress
+#: report before its result and another a while after it (one sent right after the result may
+#: still be read while the client is taking the result, and then reaches the callback).
+LATE_SERVER = r"""
+import json, sys, time
+def send(message):
+    sys.stdout.write(json.dumps(message) + "\n")
+    sys.stdout.flush()
+for line in sys.stdin:
+    request = json.loads(line)
+    method, id = request.get("method"), request.get("id")
+    if method == "initialize":
+        send({"jsonrpc": "2.0", "id": id, "result": {"protocolVersion": "2025-11-25",
+              "capabilities": {"tools": {}}, "serverInfo": {"name": "late", "version": "1"}}})
+    elif method == "tools/list":
+        send({"jsonrpc": "2.0", "id": id, "result": {"tools": [{"name": "tool", "inputSchema": {"type": "object"}}]}})
+    elif method == "tools/call":
+        token = request["params"]["_meta"]["progressToken"]
+        progress = lambda n: send({"jsonrpc": "2.0", "method": "notifications/progress",
+                                   "params": {"progressToken": token, "progress": n, "total": 2}})
+        progress(1)
+        send({"jsonrpc": "2.0", "id": id, "result": {"content": [{"type": "text", "text": "done"}]}})
+        time.sleep(0.3)
+        progress(2)
+    elif id is not None:
+        send({"jsonrpc": "2.0", "id": id, "error": {"code": -32601, "message": "Method not found"}})
+"""
+
+
+async def test_progress_after_the_result_reaches_no_callback_and_is_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    script = tmp_path / "late_server.py"
+    script.write_text(LATE_SERVER)
+    reported: list[float] = []
+    handled: list[Model] = []
+    with caplog.at_level(logging.DEBUG, logger="portico"):
+        async with Client([sys.executable, str(script)], protocol="2025-11-25", message_handler=handled.append) as client:
+            for _ in range(2):
+                result = await client.call_tool("tool", progress_callback=lambda p, total, message: reported.append(p))
+                assert result.content[0].text == "done"
+            for _ in range(100):
+                if len(handled) >= 4:
+                    break
+                await asyncio.sleep(0.05)
+    assert reported == [1, 1]
+    # Every report still reaches the message_handler, as every notification does.
+    assert [n.params.progress for n in handled] == [1, 2, 1, 2]
+    late = [r.getMessage() for r in caplog.records if "came after its call's result" in r.getMessage()]
+    assert len(late) == 2 and all(r.startswith("a progress report for 'portico-py-") for r in late)
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)

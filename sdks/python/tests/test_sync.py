@@ -31,6 +31,13 @@ def test_the_blocking_client_calls_lists_and_answers_callbacks(server: Server, p
         result = client.call_tool("test_sampling", {"prompt": "p"})
         assert result.content[0].text == "LLM response: sync answer"
         assert threads == ["portico-sync-loop"]
+        # Every report, in order, on the loop's thread, before the call returns.
+        reported: list[tuple[float, str]] = []
+        client.call_tool(
+            "test_tool_with_progress",
+            progress_callback=lambda p, total, message: reported.append((p, threading.current_thread().name)),
+        )
+        assert reported == [(0, "portico-sync-loop"), (50, "portico-sync-loop"), (100, "portico-sync-loop")]
         with pytest.raises(RequestTimeout):
             client.call_tool("slow_compute", {"seconds": 30}, timeout=0.3)
         with pytest.raises(McpError):
