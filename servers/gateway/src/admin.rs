@@ -11,13 +11,18 @@
 //! | `PUT /admin/upstreams/{name}` | adds or replaces it (`201` added, `200` replaced, `400` refused) |
 //! | `DELETE /admin/upstreams/{name}` | removes it (`204`; `404`; `400` when a virtual server uses it) |
 //! | `GET`, `PUT`, `DELETE /admin/virtual-servers[/{name}]` | the same for virtual servers |
+//! | `GET /admin/audit` | audit records, newest first, filtered by `kind`, `principal`, `method`, `outcome`, `upstream`, `correlation_id`, `since_ms`; paged by `limit` and `before` ([`crate::audit`]) |
+//!
+//! Every change, and every request refused for its token, is recorded in the audit trail
+//! when there is one.
 //!
 //! Who may call it: see [`crate::config::AdminConfig`]. Every answer is JSON, errors included
 //! (`{"error": "…"}`).
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -26,6 +31,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::Gateway;
+use crate::audit;
 use crate::config::{Config, UpstreamConfig, VirtualServerConfig};
 use crate::http::json_response;
 use crate::reload::Edit;
@@ -39,6 +45,7 @@ pub(crate) fn router() -> Router<Gateway> {
             "/admin/upstreams/{name}",
             get(get_upstream).put(put_upstream).delete(delete_upstream),
         )
+        .route("/admin/audit", get(audit_records))
         .route("/admin/virtual-servers", get(list_virtual_servers))
         .route(
             "/admin/virtual-servers/{name}",
@@ -70,6 +77,19 @@ fn refused(gateway: &Gateway, headers: &HeaderMap) -> Option<Response> {
             if matches {
                 None
             } else {
+                if let Some(auditor) = gateway.auditor() {
+                    let mut record =
+                        audit::Record::new(audit::Kind::Denial, "admin API", "denied", audit::correlation_id());
+                    record.detail = Some(
+                        if sent.is_some() {
+                            "wrong admin token"
+                        } else {
+                            "no admin token"
+                        }
+                        .into(),
+                    );
+                    auditor.record_later(record);
+                }
                 let mut response = error(
                     StatusCode::UNAUTHORIZED,
                     "the admin API needs `Authorization: Bearer <admin.token>`",
@@ -172,14 +192,78 @@ fn body<T: DeserializeOwned>(bytes: &Bytes, name: &str, of: impl Fn(&T) -> &str)
     Ok(value)
 }
 
-/// Applies an edit: `201` when `existed` is false, else `200`; `204` for a deletion.
+/// Applies an edit: `201` when `existed` is false, else `200`; `204` for a deletion. The
+/// change, applied or not, is recorded in the audit trail before the answer.
 async fn apply(gateway: &Gateway, edit: Edit, existed: bool, deleting: bool) -> Response {
-    match gateway.edit(edit).await {
+    let started = std::time::Instant::now();
+    let what = match &edit {
+        Edit::PutUpstream(upstream) => format!("PUT /admin/upstreams/{}", upstream.name),
+        Edit::DeleteUpstream(name) => format!("DELETE /admin/upstreams/{name}"),
+        Edit::PutVirtualServer(server) => format!("PUT /admin/virtual-servers/{}", server.name),
+        Edit::DeleteVirtualServer(name) => format!("DELETE /admin/virtual-servers/{name}"),
+    };
+    let digest = match &edit {
+        Edit::PutUpstream(upstream) => Some(audit::digest(&json!(upstream))),
+        Edit::PutVirtualServer(server) => Some(audit::digest(&json!(server))),
+        _ => None,
+    };
+    let outcome = gateway.edit(edit).await;
+    if let Some(auditor) = gateway.auditor() {
+        let mut record = audit::Record::new(
+            audit::Kind::Admin,
+            what,
+            if outcome.is_ok() { "ok" } else { "error" },
+            audit::correlation_id(),
+        );
+        record.principal = Some(ADMIN_PRINCIPAL.into());
+        record.arguments_digest = digest;
+        record.detail = outcome.as_ref().err().map(ToString::to_string);
+        record.latency_us = Some(i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX));
+        // Applied already: a lost record is logged (by the auditor), not undone.
+        let _ = auditor.record_or_refuse(record).await;
+    }
+    match outcome {
         Ok(()) if deleting => StatusCode::NO_CONTENT.into_response(),
         Ok(()) if existed => json_response(StatusCode::OK, &json!({"applied": true})),
         Ok(()) => json_response(StatusCode::CREATED, &json!({"applied": true})),
         Err(crate::reload::EditError::Invalid(e)) => error(StatusCode::BAD_REQUEST, e),
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e),
+    }
+}
+
+/// Who an admin change's record names: the holder of `admin.token` (or, without one, whoever
+/// reached the loopback listener).
+const ADMIN_PRINCIPAL: &str = "admin";
+
+/// `GET /admin/audit`: the audit records the query's filters pick, newest first, and the
+/// `before` of the next page (absent on the last).
+async fn audit_records(
+    State(gateway): State<Gateway>,
+    headers: HeaderMap,
+    query: Result<Query<audit::Filter>, QueryRejection>,
+) -> Response {
+    if let Some(refusal) = refused(&gateway, &headers) {
+        return refusal;
+    }
+    let Some(auditor) = gateway.auditor() else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "the audit trail is off: configure `audit` to keep one",
+        );
+    };
+    let Query(filter) = match query {
+        Ok(query) => query,
+        Err(rejection) => return error(StatusCode::BAD_REQUEST, rejection.body_text()),
+    };
+    let limit = filter.limit.unwrap_or(100).clamp(1, 1000);
+    match auditor.query(&filter).await {
+        Ok(records) => {
+            let next = (records.len() == limit)
+                .then(|| records.last().map(|r| r.id.clone()))
+                .flatten();
+            json_response(StatusCode::OK, &json!({"records": records, "next": next}))
+        }
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, format!("reading the audit trail: {e}")),
     }
 }
 
@@ -297,6 +381,7 @@ pub fn openapi_document() -> Value {
     let upstream = generator.subschema_for::<UpstreamConfig>();
     let virtual_server = generator.subschema_for::<VirtualServerConfig>();
     let config = generator.subschema_for::<Config>();
+    let record = generator.subschema_for::<audit::Record>();
     let mut schemas = serde_json::Map::new();
     for (name, schema) in generator.take_definitions(true) {
         schemas.insert(name, schema);
@@ -306,7 +391,8 @@ pub fn openapi_document() -> Value {
         rewrite_refs(&mut value);
         value
     };
-    let (upstream, virtual_server, config) = (refs(upstream), refs(virtual_server), refs(config));
+    let (upstream, virtual_server, config, record) = (refs(upstream), refs(virtual_server), refs(config), refs(record));
+    let filter = |name: &str, kind: &str, what: &str| json!({"name": name, "in": "query", "required": false, "schema": {"type": kind}, "description": what});
     for schema in schemas.values_mut() {
         rewrite_refs(schema);
     }
@@ -355,6 +441,24 @@ pub fn openapi_document() -> Value {
             "/admin/virtual-servers": {"get": {"tags": ["virtual servers"], "summary": "Every virtual server",
                 "responses": {"200": {"description": "The virtual servers", "content": json_of(json!({"type": "object"}))}}}},
             "/admin/virtual-servers/{name}": item("virtual servers", &virtual_server, "virtual server"),
+            "/admin/audit": {"get": {"tags": ["audit"], "summary": "Audit records (calls, refusals, admin changes), newest first",
+                "parameters": [
+                    filter("kind", "string", "`call`, `denial` or `admin`"),
+                    filter("principal", "string", "The token's subject"),
+                    filter("method", "string", "`tools/call`, `PUT /admin/upstreams/echo`, …"),
+                    filter("outcome", "string", "`ok`, `tool_error`, `error`, `denied`, `unavailable`, `timeout`, `input_required`"),
+                    filter("upstream", "string", "The upstream that served it"),
+                    filter("correlation_id", "string", "The request's trace id, or the id in the access log"),
+                    filter("since_ms", "integer", "Only records made at or after this time (ms since the Unix epoch)"),
+                    filter("before", "string", "Only records older than this id (the previous page's `next`)"),
+                    filter("limit", "integer", "At most this many (default 100, at most 1000)")],
+                "responses": {
+                    "200": {"description": "The records, and the `before` of the next page (`null` on the last)", "content": json_of(json!({
+                        "type": "object", "required": ["records"],
+                        "properties": {"records": {"type": "array", "items": record}, "next": {"type": ["string", "null"]}}}))},
+                    "400": failure("A filter is not valid"),
+                    "404": failure("The audit trail is off (no `audit` configured)"),
+                    "503": failure("The state store could not be read")}}},
         }
     })
 }

@@ -367,7 +367,12 @@ fn refusal(error: &AuthError, metadata: &str) -> Response {
 
 /// The middleware in front of the MCP endpoints: a request goes on, with its [`Principal`] in
 /// its extensions, only with a valid token.
-pub async fn require(State(authenticator): State<Arc<Authenticator>>, mut request: Request, next: Next) -> Response {
+/// A refusal is recorded in the audit trail, when there is one.
+pub async fn require(
+    State((authenticator, auditor)): State<(Arc<Authenticator>, Option<crate::audit::Auditor>)>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let authorization = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -383,6 +388,17 @@ pub async fn require(State(authenticator): State<Arc<Authenticator>>, mut reques
         }
         Err(error) => {
             tracing::info!(target: "portico::auth", error = %error, "request refused");
+            if let Some(auditor) = auditor {
+                let what = format!("{} {}", request.method(), request.uri().path());
+                let mut record = crate::audit::Record::new(
+                    crate::audit::Kind::Denial,
+                    what,
+                    "denied",
+                    crate::audit::correlation_id(),
+                );
+                record.detail = Some(error.to_string());
+                auditor.record_later(record);
+            }
             refusal(&error, &metadata_url(&request))
         }
     }

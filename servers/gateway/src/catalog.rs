@@ -236,7 +236,7 @@ impl Catalog for View {
         }
     }
 
-    fn tool_definition(&self, name: &str) -> Option<wire::Tool> {
+    fn tool_definition(&self, name: &str, _extensions: &portico_core::Extensions) -> Option<wire::Tool> {
         let routes = self.routes();
         let (upstream, tool) = self.tool(&routes, name)?;
         // Only a tool with `x-mcp-header` annotations has headers to check: the common call

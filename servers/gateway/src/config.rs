@@ -42,6 +42,57 @@ pub struct Config {
     /// it, the MCP endpoints are open. Read at start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<AuthConfig>,
+    /// The audit trail ([`crate::audit`]): off without it. Read at start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit: Option<AuditConfig>,
+}
+
+/// How calls, refusals and admin changes are recorded ([`crate::audit`]), in the state store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Answer a call only once its record is committed (default `true`): an answered call
+    /// always has its record, even if the gateway is killed right after. `false`: records are
+    /// queued and written soon after (faster; a crash loses the queue).
+    #[serde(default = "default_true")]
+    pub durable: bool,
+    /// When a record cannot be written: `deny` (default) answers the call with an error
+    /// (`-32054`) instead of its result; `allow` answers it and logs the lost record.
+    #[serde(default)]
+    pub on_failure: AuditFailure,
+    /// How long records are kept (default `90d`); older ones are deleted hourly.
+    #[serde(default = "default_retention", with = "duration")]
+    #[schemars(with = "String")]
+    pub retention: Duration,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_retention() -> Duration {
+    Duration::from_secs(90 * 24 * 3600)
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            durable: true,
+            on_failure: AuditFailure::default(),
+            retention: default_retention(),
+        }
+    }
+}
+
+/// What happens to a call whose audit record cannot be written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditFailure {
+    /// The client gets an error instead of the result.
+    #[default]
+    Deny,
+    /// The client gets the result; the loss is logged.
+    Allow,
 }
 
 /// The gateway as an OAuth 2.1 resource server.
@@ -220,6 +271,7 @@ impl Default for Config {
             telemetry: TelemetryConfig::default(),
             state: StateConfig::default(),
             auth: None,
+            audit: None,
         }
     }
 }
@@ -877,13 +929,13 @@ fn check_name(key: &str, name: &str) -> Result<(), ConfigError> {
     }
 }
 
-/// Durations as text: `250ms`, `30s`, `5m`.
+/// Durations as text: `250ms`, `30s`, `5m`, `12h`, `90d`.
 pub mod duration {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer, Serializer};
 
-    /// Reads `250ms`, `30s` or `5m`.
+    /// Reads `250ms`, `30s`, `5m`, `12h` or `90d`.
     pub fn parse(text: &str) -> Result<Duration, String> {
         let text = text.trim();
         let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
@@ -895,8 +947,10 @@ pub mod duration {
             "ms" => Ok(Duration::from_millis(number)),
             "s" => Ok(Duration::from_secs(number)),
             "m" => Ok(Duration::from_secs(number.saturating_mul(60))),
+            "h" => Ok(Duration::from_secs(number.saturating_mul(3600))),
+            "d" => Ok(Duration::from_secs(number.saturating_mul(86_400))),
             _ => Err(format!(
-                "`{text}` has no unit `ms`, `s` or `m` (such as `250ms`, `30s` or `5m`)"
+                "`{text}` has no unit `ms`, `s`, `m`, `h` or `d` (such as `250ms`, `30s` or `5m`)"
             )),
         }
     }
@@ -904,7 +958,11 @@ pub mod duration {
     /// Writes the shortest exact form.
     pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
         let ms = value.as_millis();
-        let text = if ms % 60_000 == 0 && ms > 0 {
+        let text = if ms % 86_400_000 == 0 && ms > 0 {
+            format!("{}d", ms / 86_400_000)
+        } else if ms % 3_600_000 == 0 && ms > 0 {
+            format!("{}h", ms / 3_600_000)
+        } else if ms % 60_000 == 0 && ms > 0 {
             format!("{}m", ms / 60_000)
         } else if ms % 1000 == 0 {
             format!("{}s", ms / 1000)

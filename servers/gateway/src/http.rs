@@ -11,13 +11,14 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use portico_core::server::Server;
-use portico_transport::http::HttpConfig;
 use portico_transport::http::legacy_sse::{self, LegacySseConfig};
+use portico_transport::http::{Carry, HttpConfig};
 use portico_transport::otel::Traced;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt as _;
 
+use crate::auth::Principal;
 use crate::catalog::{Routes, Scope, View};
 use crate::{Gateway, NAME};
 
@@ -66,6 +67,8 @@ impl Endpoint {
             // and take long: in a session, its answer is a primed, resumable SSE stream from
             // the start.
             stream_methods: vec!["tools/call".into()],
+            // The caller `auth` admitted, for the policy (legacy SSE takes it from here too).
+            carry: Carry::new().with::<Principal>(),
             ..HttpConfig::default()
         };
         let mut legacy = LegacySseConfig::from_http(&http);
@@ -122,7 +125,7 @@ impl Gateway {
         let mcp = match &self.inner.auth {
             Some(authenticator) => mcp
                 .route_layer(axum::middleware::from_fn_with_state(
-                    authenticator.clone(),
+                    (authenticator.clone(), self.inner.audit.clone()),
                     crate::auth::require,
                 ))
                 .merge(

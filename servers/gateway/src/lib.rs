@@ -32,6 +32,7 @@
 //! The crate has no features.
 
 pub mod admin;
+pub mod audit;
 pub mod auth;
 pub mod breaker;
 pub mod catalog;
@@ -93,6 +94,8 @@ struct Inner {
     draining: std::sync::atomic::AtomicBool,
     /// Checks bearer tokens, when `auth` is configured.
     auth: Option<Arc<auth::Authenticator>>,
+    /// Records calls, refusals and admin changes, when `audit` is configured.
+    audit: Option<audit::Auditor>,
 }
 
 /// What the last configuration change did.
@@ -137,6 +140,11 @@ impl Gateway {
             .otlp_endpoint
             .as_deref()
             .map(|endpoint| portico_transport::otel::Exporter::start(endpoint, &config.telemetry.service_name));
+        let shutdown = CancellationToken::new();
+        let auditor = config
+            .audit
+            .clone()
+            .map(|audit| audit::Auditor::start(store.clone(), audit, shutdown.clone()));
         let routes: SharedRoutes = Arc::new(RwLock::new(Arc::new(Routes {
             config: config.clone(),
             upstreams: Vec::new(),
@@ -152,7 +160,7 @@ impl Gateway {
                 routes,
                 endpoints: RwLock::new(BTreeMap::new()),
                 announce,
-                shutdown: CancellationToken::new(),
+                shutdown,
                 applying: tokio::sync::Mutex::new(()),
                 connect_wait,
                 last_change: Mutex::new(None),
@@ -164,6 +172,7 @@ impl Gateway {
                 applied_version: std::sync::atomic::AtomicI64::new(version),
                 draining: std::sync::atomic::AtomicBool::new(false),
                 auth: authenticator,
+                audit: auditor,
             }
         });
         let gateway = Gateway { inner: gateway };
@@ -173,6 +182,11 @@ impl Gateway {
         gateway.sync_endpoints(None);
         gateway.follow_store();
         Ok(gateway)
+    }
+
+    /// The audit trail, when `audit` is configured.
+    pub fn auditor(&self) -> Option<&audit::Auditor> {
+        self.inner.audit.as_ref()
     }
 
     /// The routes in force.
@@ -276,6 +290,7 @@ impl Gateway {
                     announce: self.inner.announce.clone(),
                     metrics: self.inner.metrics.clone(),
                     exporter: self.inner.exporter.clone(),
+                    audit: self.inner.audit.clone(),
                 },
             );
             let (tx, rx) = tokio::sync::oneshot::channel();

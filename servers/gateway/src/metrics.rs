@@ -43,7 +43,8 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    fn label(self) -> &'static str {
+    /// Its label value (and audit outcome): `ok`, `tool_error`, …
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Ok => "ok",
             Self::ToolError => "tool_error",
@@ -130,7 +131,7 @@ impl Metrics {
                 escape(upstream),
                 escape(method),
                 escape(tool),
-                outcome.label()
+                outcome.as_str()
             );
         }
         out.push_str(

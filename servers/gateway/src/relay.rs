@@ -44,6 +44,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use portico_transport::otel::{self, ActiveSpan, SpanKind};
 
+use crate::audit;
+use crate::auth::Principal;
 use crate::metrics::Outcome;
 use crate::upstream::Upstream;
 
@@ -140,6 +142,15 @@ pub async fn forward(
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
+    // What the audit record names: the digest of the arguments as the client sent them, and
+    // the target (a resource's URI; a tool's or prompt's name is `tool`).
+    let (arguments_digest, target) = match upstream.auditor() {
+        Some(_) => (
+            params.get("arguments").map(audit::digest),
+            params.get("uri").and_then(Value::as_str).map(str::to_string),
+        ),
+        None => (None, None),
+    };
     let outcome = forward_to_replicas(upstream, cx, method, params).await;
     let counted = match &outcome {
         Ok(result) if result.get("isError") == Some(&Value::Bool(true)) => Outcome::ToolError,
@@ -157,19 +168,48 @@ pub async fn forward(
         "prompts/get" => snapshot.prompts.iter().any(|p| p.name == tool),
         _ => false,
     };
-    let tool = if listed { tool.as_str() } else { "" };
+    let listed_tool = if listed { tool.as_str() } else { "" };
     let took = started.elapsed();
-    upstream.metrics().record(upstream.name(), method, tool, counted, took);
+    upstream
+        .metrics()
+        .record(upstream.name(), method, listed_tool, counted, took);
+    let Some(auditor) = upstream.auditor() else {
+        tracing::info!(
+            target: "portico::access",
+            upstream = upstream.name(),
+            method,
+            tool = listed_tool,
+            outcome = ?counted,
+            micros = took.as_micros() as u64,
+            "relayed"
+        );
+        return outcome;
+    };
+    let correlation = otel::current().map_or_else(crate::audit::correlation_id, |trace| trace.trace_id_hex());
     tracing::info!(
         target: "portico::access",
         upstream = upstream.name(),
         method,
-        tool,
+        tool = listed_tool,
         outcome = ?counted,
         micros = took.as_micros() as u64,
+        correlation = %correlation,
         "relayed"
     );
-    outcome
+    let mut record = audit::Record::new(audit::Kind::Call, method, counted.as_str(), correlation);
+    record.principal = cx.extension::<Principal>().map(|p| p.subject.clone());
+    record.target = target.or_else(|| (!tool.is_empty()).then_some(tool));
+    record.upstream = Some(upstream.name().to_string());
+    record.arguments_digest = arguments_digest;
+    record.latency_us = Some(i64::try_from(took.as_micros()).unwrap_or(i64::MAX));
+    if let Err(e) = &outcome {
+        record.error_code = Some(e.code);
+        record.detail = Some(e.message.clone());
+    }
+    match auditor.record_or_refuse(record).await {
+        Ok(()) => outcome,
+        Err(refusal) => Err(ErrorObject::new(audit::AUDIT_UNAVAILABLE, refusal)),
+    }
 }
 
 /// The span name of a relayed call: `tools/call echo`, or the method alone.

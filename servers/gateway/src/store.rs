@@ -6,7 +6,8 @@
 //!   serves a session's next request;
 //! - the admin API's changes (the overlay on the file's configuration), each under a version
 //!   number, so that every replica applies them and none is lost: a change is written (in one
-//!   transaction) before it is applied and answered.
+//!   transaction) before it is applied and answered;
+//! - the audit trail ([`crate::audit`]).
 //!
 //! Replicas learn of a new version from Redis (`state.redis`, see [`crate::signal`]) at once,
 //! and by polling the version every `state.poll_interval` whether or not Redis is there.
@@ -21,16 +22,29 @@ use crate::config::{UpstreamConfig, VirtualServerConfig};
 use crate::reload::Overlay;
 
 /// The schema, one step per version; each runs once, in a transaction, in order.
-const MIGRATIONS: &[(i64, &[&str])] = &[(
-    1,
-    &[
-        "CREATE TABLE portico_sessions (id TEXT PRIMARY KEY, state TEXT NOT NULL, updated_at BIGINT NOT NULL)",
-        "CREATE INDEX portico_sessions_updated ON portico_sessions (updated_at)",
-        "CREATE TABLE portico_overlay (kind TEXT NOT NULL, name TEXT NOT NULL, config TEXT, version BIGINT NOT NULL, PRIMARY KEY (kind, name))",
-        "CREATE TABLE portico_config_version (id INTEGER PRIMARY KEY, version BIGINT NOT NULL)",
-        "INSERT INTO portico_config_version (id, version) VALUES (1, 0)",
-    ],
-)];
+const MIGRATIONS: &[(i64, &[&str])] = &[
+    (
+        1,
+        &[
+            "CREATE TABLE portico_sessions (id TEXT PRIMARY KEY, state TEXT NOT NULL, updated_at BIGINT NOT NULL)",
+            "CREATE INDEX portico_sessions_updated ON portico_sessions (updated_at)",
+            "CREATE TABLE portico_overlay (kind TEXT NOT NULL, name TEXT NOT NULL, config TEXT, version BIGINT NOT NULL, PRIMARY KEY (kind, name))",
+            "CREATE TABLE portico_config_version (id INTEGER PRIMARY KEY, version BIGINT NOT NULL)",
+            "INSERT INTO portico_config_version (id, version) VALUES (1, 0)",
+        ],
+    ),
+    (
+        2,
+        &[
+            "CREATE TABLE portico_audit (id TEXT PRIMARY KEY, at_ms BIGINT NOT NULL, kind TEXT NOT NULL, \
+             principal TEXT, method TEXT NOT NULL, target TEXT, upstream TEXT, endpoint TEXT, \
+             arguments_digest TEXT, outcome TEXT NOT NULL, error_code BIGINT, detail TEXT, latency_us BIGINT, \
+             correlation_id TEXT NOT NULL)",
+            "CREATE INDEX portico_audit_at ON portico_audit (at_ms)",
+            "CREATE INDEX portico_audit_principal ON portico_audit (principal, id)",
+        ],
+    ),
+];
 
 /// The URL of a store in memory.
 pub const MEMORY: &str = "sqlite::memory:";
@@ -82,6 +96,11 @@ impl Store {
         let store = Self { pool };
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// The connection pool (for the modules that keep their own tables: [`crate::audit`]).
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
     }
 
     async fn migrate(&self) -> Result<(), String> {

@@ -59,6 +59,8 @@ pub struct Hooks {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Where the spans of its calls go.
     pub exporter: Option<portico_transport::otel::Exporter>,
+    /// Where its calls are recorded (`audit`).
+    pub audit: Option<crate::audit::Auditor>,
 }
 
 /// An upstream: its configuration and its replicas.
@@ -117,6 +119,11 @@ impl Upstream {
     /// Where the spans of its calls go, if anywhere.
     pub fn exporter(&self) -> Option<&portico_transport::otel::Exporter> {
         self.hooks.exporter.as_ref()
+    }
+
+    /// Where its calls are recorded, with `audit`.
+    pub fn auditor(&self) -> Option<&crate::audit::Auditor> {
+        self.hooks.audit.as_ref()
     }
 
     /// Its replicas, in configuration order.

@@ -166,14 +166,14 @@ async fn replicas_on_the_embedded_store_share_sessions_and_admin_changes() {
 }
 
 /// A fresh PostgreSQL database for one test, dropped when done.
-struct Database {
+pub(super) struct Database {
     admin: sqlx::AnyPool,
     name: String,
-    url: String,
+    pub(super) url: String,
 }
 
 impl Database {
-    async fn create() -> Self {
+    pub(super) async fn create() -> Self {
         sqlx::any::install_default_drivers();
         let server =
             std::env::var("PORTICO_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
@@ -197,7 +197,7 @@ impl Database {
         Self { admin, name, url }
     }
 
-    async fn drop_it(self) {
+    pub(super) async fn drop_it(self) {
         let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
             "DROP DATABASE IF EXISTS {} WITH (FORCE)",
             self.name

@@ -31,10 +31,15 @@ impl Drop for TempFile {
 
 /// Starts `portico gateway` with `args` and returns it with its address (from the banner).
 fn gateway(args: &[&str]) -> (Running, String) {
+    gateway_on(args, "sqlite::memory:")
+}
+
+/// [`gateway`], its state store at `state`.
+fn gateway_on(args: &[&str], state: &str) -> (Running, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_portico"))
         .arg("gateway")
         .args(args)
-        .args(["--listen", "127.0.0.1:0", "--state", "sqlite::memory:"])
+        .args(["--listen", "127.0.0.1:0", "--state", state])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -369,4 +374,118 @@ fn a_token_minted_by_portico_token_opens_a_gateway_with_auth() {
     assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
     let admitted = send(headers(Some(format!("Bearer {token}"))));
     assert!(admitted.starts_with("HTTP/1.1 200"), "{admitted}");
+}
+
+/// `GET path` on `addr`: the JSON body.
+fn get_json(addr: &str, path: &str) -> serde_json::Value {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("the gateway listens");
+    stream.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("sent");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("a response");
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
+    serde_json::from_str(body.trim()).unwrap_or_else(|e| panic!("{e}: {response}"))
+}
+
+#[test]
+fn a_gateway_killed_during_a_call_loop_loses_no_acknowledged_audit_record() {
+    use sha2::Digest as _;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    let state = TempFile::new("audit.db", "");
+    let state_url = format!("sqlite://{}", state.path());
+    let config = TempFile::new(
+        "audit.yaml",
+        "upstreams:\n  - {name: e, builtin: everything, prefix: ''}\naudit: {}\n",
+    );
+    let (mut running, addr) = gateway_on(&["--config", config.path()], &state_url);
+    // Four loops of calls, each with arguments of its own; an answered call is acknowledged.
+    let acknowledged = Arc::new(Mutex::new(Vec::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let loops: Vec<_> = (0..4)
+        .map(|worker| {
+            let (addr, acknowledged, stop) = (addr.clone(), acknowledged.clone(), stop.clone());
+            std::thread::spawn(move || {
+                for n in 0.. {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let message = format!("call {worker}-{n}");
+                    let arguments = serde_json::json!({"message": message});
+                    let answered = std::panic::catch_unwind(|| call_raw(&addr, "/mcp", "echo", arguments.clone()));
+                    match answered {
+                        Ok(response) if response.contains(&format!("\"text\":\"{message}\"")) => {
+                            acknowledged.lock().expect("the list").push(arguments);
+                        }
+                        // The gateway is gone.
+                        _ => break,
+                    }
+                }
+            })
+        })
+        .collect();
+    // Killed while the loops run, after enough calls to mean something.
+    let started = Instant::now();
+    while acknowledged.lock().expect("the list").len() < 200 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the loops do not get answers"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    running.0.kill().expect("SIGKILL");
+    let _ = running.0.wait();
+    stop.store(true, Ordering::Relaxed);
+    for handle in loops {
+        handle.join().expect("a loop");
+    }
+    let acknowledged = acknowledged.lock().expect("the list").clone();
+
+    // A new gateway on the same store: every acknowledged call has its record.
+    let (_again, addr) = gateway_on(&["--config", config.path()], &state_url);
+    let mut digests = std::collections::HashSet::new();
+    let mut before = String::new();
+    loop {
+        let page = get_json(&addr, &format!("/admin/audit?kind=call&limit=1000{before}"));
+        for record in page["records"].as_array().expect("records") {
+            assert_eq!(record["outcome"], "ok", "{record}");
+            digests.insert(record["arguments_digest"].as_str().expect("a digest").to_string());
+        }
+        match page["next"].as_str() {
+            Some(next) => before = format!("&before={next}"),
+            None => break,
+        }
+    }
+    let missing: Vec<_> = acknowledged
+        .iter()
+        .filter(|arguments| {
+            let digest: String = sha2::Sha256::digest(arguments.to_string().as_bytes())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            !digests.contains(&digest)
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} acknowledged calls have no record: {missing:?}",
+        missing.len(),
+        acknowledged.len()
+    );
+    // Calls that reached the store but whose answers were cut off may be there too; no more.
+    assert!(digests.len() >= acknowledged.len() && digests.len() <= acknowledged.len() + 4);
+    eprintln!(
+        "killed after {} acknowledged calls; {} records",
+        acknowledged.len(),
+        digests.len()
+    );
+    for suffix in ["-wal", "-shm", "-journal"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", state.path()));
+    }
 }
