@@ -637,9 +637,9 @@ impl Config {
             ));
         }
         if let Some(redis) = &self.state.redis
-            && !redis.starts_with("redis://")
+            && let Err(message) = crate::redis::Address::parse(redis)
         {
-            return Err(invalid("state.redis", format!("`{redis}` is not a redis:// URL")));
+            return Err(invalid("state.redis", message));
         }
         if self.state.poll_interval.is_zero() {
             return Err(invalid("state.poll_interval", "must be longer than 0"));

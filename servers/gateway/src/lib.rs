@@ -38,6 +38,7 @@ pub mod catalog;
 pub mod config;
 pub mod http;
 pub mod metrics;
+pub mod redis;
 pub mod relay;
 pub mod reload;
 pub mod signal;
@@ -86,7 +87,7 @@ struct Inner {
     /// The state store shared with the other replicas.
     store: store::Store,
     /// Where changes are announced to the other replicas, if anywhere.
-    redis: Option<signal::Redis>,
+    redis: Option<redis::Address>,
     /// The version of the admin changes applied here.
     applied_version: std::sync::atomic::AtomicI64,
     /// Set by [`Gateway::drain`]: `/readyz` answers `503`.
@@ -121,7 +122,7 @@ impl Gateway {
             Some(auth) => Some(Arc::new(auth::Authenticator::new(auth).await)),
             None => None,
         };
-        let redis = config.state.redis.as_deref().map(signal::Redis::parse).transpose()?;
+        let redis = config.state.redis.as_deref().map(redis::Address::parse).transpose()?;
         let (version, overlay) = store.overlay().await?;
         let base = config.clone();
         let merged = overlay.apply_to(&config);
