@@ -29,6 +29,9 @@ pub struct Config {
     /// Bounds of what clients may send.
     #[serde(default)]
     pub limits: Limits,
+    /// Rate limits: token buckets by principal, upstream, tool, method ([`crate::ratelimit`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rate_limits: Vec<crate::ratelimit::RuleConfig>,
     /// The admin API.
     #[serde(default)]
     pub admin: AdminConfig,
@@ -216,6 +219,7 @@ impl Default for Config {
             upstreams: Vec::new(),
             virtual_servers: Vec::new(),
             limits: Limits::default(),
+            rate_limits: Vec::new(),
             admin: AdminConfig::default(),
             telemetry: TelemetryConfig::default(),
             state: StateConfig::default(),
@@ -658,6 +662,7 @@ impl Config {
         if self.limits.max_sessions == 0 {
             return Err(invalid("limits.max_sessions", "must be at least 1"));
         }
+        crate::ratelimit::check(self)?;
         Ok(())
     }
 

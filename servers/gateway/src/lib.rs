@@ -38,6 +38,7 @@ pub mod catalog;
 pub mod config;
 pub mod http;
 pub mod metrics;
+pub mod ratelimit;
 pub mod redis;
 pub mod relay;
 pub mod reload;
@@ -94,6 +95,8 @@ struct Inner {
     draining: std::sync::atomic::AtomicBool,
     /// Checks bearer tokens, when `auth` is configured.
     auth: Option<Arc<auth::Authenticator>>,
+    /// The rate limits in force and their buckets.
+    limiter: ratelimit::Limiter,
 }
 
 /// What the last configuration change did.
@@ -138,6 +141,8 @@ impl Gateway {
             .otlp_endpoint
             .as_deref()
             .map(|endpoint| portico_transport::otel::Exporter::start(endpoint, &config.telemetry.service_name));
+        let metrics: Arc<metrics::Metrics> = Arc::default();
+        let limiter = ratelimit::Limiter::new(redis.clone(), metrics.clone());
         let routes: SharedRoutes = Arc::new(RwLock::new(Arc::new(Routes {
             config: config.clone(),
             upstreams: Vec::new(),
@@ -158,13 +163,14 @@ impl Gateway {
                 connect_wait,
                 last_change: Mutex::new(None),
                 sources: Mutex::default(),
-                metrics: Arc::default(),
+                metrics,
                 exporter,
                 store,
                 redis,
                 applied_version: std::sync::atomic::AtomicI64::new(version),
                 draining: std::sync::atomic::AtomicBool::new(false),
                 auth: authenticator,
+                limiter,
             }
         });
         let gateway = Gateway { inner: gateway };
@@ -182,6 +188,7 @@ impl Gateway {
     }
 
     fn set_routes(&self, routes: Routes) {
+        self.inner.limiter.configure(&routes.config);
         *self.inner.routes.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(routes);
     }
 

@@ -9,6 +9,7 @@ mod docs;
 mod failures;
 mod flows;
 mod fuzz;
+mod limits;
 mod observability;
 mod reload;
 mod replicas;
