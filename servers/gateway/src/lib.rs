@@ -16,13 +16,15 @@
 //! | `/.well-known/oauth-protected-resource` | the resource's metadata, with `auth` ([`auth`]) |
 //! | `/admin/…`, `/openapi.json`, `/admin/docs` | the admin API ([`admin`]), its OpenAPI 3.1 document and reference page |
 //!
-//! The request path: transport → bearer token ([`auth`], when configured) →
-//! [`portico_core::server`] (sessions, revisions, input rounds) → [`catalog::View`] (which
-//! upstream serves the name) → [`relay`] (replica picked; progress, log messages, questions and
-//! cancellation carried both ways) → the replica's [`portico_core::client::Client`], kept
-//! connected by [`upstream::Replica`]. The other policy layers (authorization, rate limits,
-//! caching, audit) slot in between the transport and the catalog. What replicas share —
-//! sessions, admin changes — is in the state store ([`store`]), with Redis signals ([`signal`]).
+//! The request path: transport → bearer token ([`auth`], when configured) → rate limits
+//! ([`ratelimit`], when `rate_limits` has rules: token buckets in memory or Redis, `429` with
+//! `Retry-After` and `RateLimit` headers) → [`portico_core::server`] (sessions, revisions,
+//! input rounds) → [`catalog::View`] (which upstream serves the name) → [`relay`] (replica
+//! picked within its `max_in_flight`; progress, log messages, questions and cancellation
+//! carried both ways) → the replica's [`portico_core::client::Client`], kept connected by
+//! [`upstream::Replica`]. The other policy layers (authorization, caching, audit) slot in
+//! between the transport and the catalog. What replicas share — sessions, admin changes, rate
+//! limit buckets — is in the state store ([`store`]) and Redis ([`redis`], [`signal`]).
 //!
 //! The configuration is replaced whole and atomically ([`Gateway::apply`]): from the file when
 //! it changes ([`reload`]) or from the admin API. A bad configuration is refused and the one in

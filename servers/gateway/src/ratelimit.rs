@@ -34,7 +34,7 @@
 //!
 //! # Where limits apply
 //!
-//! In the HTTP layer ([`enforce`], after authentication): every POST to an MCP endpoint
+//! In the HTTP layer (`enforce`, a middleware after authentication): every POST to an MCP endpoint
 //! (Streamable HTTP of both generations, the legacy transport's `/messages`) is read — the
 //! body is bounded already; only `method`, `id` and `params.name`/`params.uri` are parsed —
 //! and each JSON-RPC request in it (a batch counts each one; notifications and responses are
