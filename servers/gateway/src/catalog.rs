@@ -140,8 +140,9 @@ impl View {
 
     /// The upstream and upstream-side name of a tool this endpoint serves as `name`. A name
     /// that only a disconnected upstream could serve goes to it (its call then fails naming the
-    /// upstream as unavailable, rather than the tool as unknown).
-    fn tool(&self, routes: &Routes, name: &str) -> Option<(Arc<Upstream>, String)> {
+    /// upstream as unavailable, rather than the tool as unknown). Also what the rate limiter
+    /// ([`crate::ratelimit`]) keys a call by.
+    pub(crate) fn tool(&self, routes: &Routes, name: &str) -> Option<(Arc<Upstream>, String)> {
         let has = |u: &Upstream, item: &str| u.snapshot().tools.iter().any(|t| t.name == item);
         let down_or_has = |u: &Upstream, item: &str| !u.is_available() || has(u, item);
         match &self.scope {
@@ -164,7 +165,7 @@ impl View {
     }
 
     /// The upstream and upstream-side name of a prompt this endpoint serves as `name`.
-    fn prompt(&self, routes: &Routes, name: &str) -> Option<(Arc<Upstream>, String)> {
+    pub(crate) fn prompt(&self, routes: &Routes, name: &str) -> Option<(Arc<Upstream>, String)> {
         let has = |u: &Upstream, item: &str| u.snapshot().prompts.iter().any(|p| p.name == item);
         match &self.scope {
             Scope::All => routes.resolve(name, has).map(|(u, n)| (u.clone(), n)),

@@ -29,6 +29,9 @@ pub struct Config {
     /// Bounds of what clients may send.
     #[serde(default)]
     pub limits: Limits,
+    /// Rate limits: token buckets by principal, upstream, tool, method ([`crate::ratelimit`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rate_limits: Vec<crate::ratelimit::RuleConfig>,
     /// The admin API.
     #[serde(default)]
     pub admin: AdminConfig,
@@ -267,6 +270,7 @@ impl Default for Config {
             upstreams: Vec::new(),
             virtual_servers: Vec::new(),
             limits: Limits::default(),
+            rate_limits: Vec::new(),
             admin: AdminConfig::default(),
             telemetry: TelemetryConfig::default(),
             state: StateConfig::default(),
@@ -689,9 +693,9 @@ impl Config {
             ));
         }
         if let Some(redis) = &self.state.redis
-            && !redis.starts_with("redis://")
+            && let Err(message) = crate::redis::Address::parse(redis)
         {
-            return Err(invalid("state.redis", format!("`{redis}` is not a redis:// URL")));
+            return Err(invalid("state.redis", message));
         }
         if self.state.poll_interval.is_zero() {
             return Err(invalid("state.poll_interval", "must be longer than 0"));
@@ -710,6 +714,7 @@ impl Config {
         if self.limits.max_sessions == 0 {
             return Err(invalid("limits.max_sessions", "must be at least 1"));
         }
+        crate::ratelimit::check(self)?;
         Ok(())
     }
 
@@ -1066,7 +1071,9 @@ mod tests {
         assert_eq!(duration::parse("250ms").unwrap(), Duration::from_millis(250));
         assert_eq!(duration::parse("2m").unwrap(), Duration::from_secs(120));
         assert!(duration::parse("s").is_err());
-        assert!(duration::parse("5h").is_err());
+        assert_eq!(duration::parse("5h").unwrap(), Duration::from_secs(5 * 3600));
+        assert_eq!(duration::parse("90d").unwrap(), Duration::from_secs(90 * 86_400));
+        assert!(duration::parse("5w").is_err());
         let config = Config::parse(
             "upstreams:\n  - {name: a, builtin: everything, timeout: 1500ms}\n",
             false,

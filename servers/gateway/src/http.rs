@@ -119,7 +119,12 @@ impl Gateway {
             .route("/sse", any(aggregated))
             .route("/messages", any(aggregated))
             .route("/mcp/{name}", any(named))
-            .route("/mcp/{name}/{*rest}", any(named_rest));
+            .route("/mcp/{name}/{*rest}", any(named_rest))
+            // Rate limits, after authentication (the layer added last runs first).
+            .route_layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                crate::ratelimit::enforce,
+            ));
         // With `auth`, the MCP endpoints want a valid bearer token; the resource's metadata
         // says where to get one.
         let mcp = match &self.inner.auth {

@@ -16,13 +16,15 @@
 //! | `/.well-known/oauth-protected-resource` | the resource's metadata, with `auth` ([`auth`]) |
 //! | `/admin/…`, `/openapi.json`, `/admin/docs` | the admin API ([`admin`]), its OpenAPI 3.1 document and reference page |
 //!
-//! The request path: transport → bearer token ([`auth`], when configured) →
-//! [`portico_core::server`] (sessions, revisions, input rounds) → [`catalog::View`] (which
-//! upstream serves the name) → [`relay`] (replica picked; progress, log messages, questions and
-//! cancellation carried both ways) → the replica's [`portico_core::client::Client`], kept
-//! connected by [`upstream::Replica`]. The other policy layers (authorization, rate limits,
-//! caching, audit) slot in between the transport and the catalog. What replicas share —
-//! sessions, admin changes — is in the state store ([`store`]), with Redis signals ([`signal`]).
+//! The request path: transport → bearer token ([`auth`], when configured) → rate limits
+//! ([`ratelimit`], when `rate_limits` has rules: token buckets in memory or Redis, `429` with
+//! `Retry-After` and `RateLimit` headers) → [`portico_core::server`] (sessions, revisions,
+//! input rounds) → [`catalog::View`] (which upstream serves the name) → [`relay`] (replica
+//! picked within its `max_in_flight`; progress, log messages, questions and cancellation
+//! carried both ways) → the replica's [`portico_core::client::Client`], kept connected by
+//! [`upstream::Replica`]. The other policy layers (authorization, caching, audit) slot in
+//! between the transport and the catalog. What replicas share — sessions, admin changes, rate
+//! limit buckets — is in the state store ([`store`]) and Redis ([`redis`], [`signal`]).
 //!
 //! The configuration is replaced whole and atomically ([`Gateway::apply`]): from the file when
 //! it changes ([`reload`]) or from the admin API. A bad configuration is refused and the one in
@@ -39,6 +41,8 @@ pub mod catalog;
 pub mod config;
 pub mod http;
 pub mod metrics;
+pub mod ratelimit;
+pub mod redis;
 pub mod relay;
 pub mod reload;
 pub mod signal;
@@ -87,7 +91,7 @@ struct Inner {
     /// The state store shared with the other replicas.
     store: store::Store,
     /// Where changes are announced to the other replicas, if anywhere.
-    redis: Option<signal::Redis>,
+    redis: Option<redis::Address>,
     /// The version of the admin changes applied here.
     applied_version: std::sync::atomic::AtomicI64,
     /// Set by [`Gateway::drain`]: `/readyz` answers `503`.
@@ -96,6 +100,8 @@ struct Inner {
     auth: Option<Arc<auth::Authenticator>>,
     /// Records calls, refusals and admin changes, when `audit` is configured.
     audit: Option<audit::Auditor>,
+    /// The rate limits in force and their buckets.
+    limiter: ratelimit::Limiter,
 }
 
 /// What the last configuration change did.
@@ -124,7 +130,7 @@ impl Gateway {
             Some(auth) => Some(Arc::new(auth::Authenticator::new(auth).await)),
             None => None,
         };
-        let redis = config.state.redis.as_deref().map(signal::Redis::parse).transpose()?;
+        let redis = config.state.redis.as_deref().map(redis::Address::parse).transpose()?;
         let (version, overlay) = store.overlay().await?;
         let base = config.clone();
         let merged = overlay.apply_to(&config);
@@ -145,6 +151,8 @@ impl Gateway {
             .audit
             .clone()
             .map(|audit| audit::Auditor::start(store.clone(), audit, shutdown.clone()));
+        let metrics: Arc<metrics::Metrics> = Arc::default();
+        let limiter = ratelimit::Limiter::new(redis.clone(), metrics.clone());
         let routes: SharedRoutes = Arc::new(RwLock::new(Arc::new(Routes {
             config: config.clone(),
             upstreams: Vec::new(),
@@ -165,7 +173,7 @@ impl Gateway {
                 connect_wait,
                 last_change: Mutex::new(None),
                 sources: Mutex::default(),
-                metrics: Arc::default(),
+                metrics,
                 exporter,
                 store,
                 redis,
@@ -173,6 +181,7 @@ impl Gateway {
                 draining: std::sync::atomic::AtomicBool::new(false),
                 auth: authenticator,
                 audit: auditor,
+                limiter,
             }
         });
         let gateway = Gateway { inner: gateway };
@@ -195,6 +204,7 @@ impl Gateway {
     }
 
     fn set_routes(&self, routes: Routes) {
+        self.inner.limiter.configure(&routes.config);
         *self.inner.routes.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(routes);
     }
 

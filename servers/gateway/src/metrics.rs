@@ -10,8 +10,10 @@
 //! | `portico_gateway_breaker_state` | gauge | `upstream`, `replica`, `state` (1 for the current state) |
 //! | `portico_gateway_sessions` | gauge | `endpoint` (stateful sessions open) |
 //! | `portico_gateway_config_changes_total` | counter | `source` (`file`, `admin`), `outcome` (`applied`, `rejected`) |
+//! | `portico_gateway_rate_limited_total` | counter | `rule`, `reason` (`limited`: its bucket was empty; `store_unavailable`: Redis could not be asked and the rule fails closed) |
+//! | `portico_gateway_rate_limit_store_errors_total` | counter | `rule` (requests whose Redis bucket could not be read, refused or not) |
 //!
-//! Label values are bounded by the configuration (upstream, replica and tool names the
+//! Label values are bounded by the configuration (upstream, replica, rule and tool names the
 //! configuration and its upstreams define, methods the gateway relays), not by what clients
 //! send: a tool or prompt name the upstream does not list is counted under `tool=""`.
 
@@ -72,6 +74,10 @@ struct Registry {
     durations: BTreeMap<(String, String), Histogram>,
     /// (source, outcome) → count.
     changes: BTreeMap<(String, String), u64>,
+    /// (rule, reason) → requests refused.
+    rate_limited: BTreeMap<(String, &'static str), u64>,
+    /// rule → requests whose bucket could not be read.
+    rate_limit_store_errors: BTreeMap<String, u64>,
 }
 
 /// The gateway's counters and histograms (gauges are read when rendered).
@@ -116,6 +122,16 @@ impl Metrics {
             .changes
             .entry((source.into(), outcome.into()))
             .or_default() += 1;
+    }
+
+    /// Counts a request refused by the rate limit `rule`: `limited` or `store_unavailable`.
+    pub fn record_rate_limited(&self, rule: &str, reason: &'static str) {
+        *self.registry().rate_limited.entry((rule.into(), reason)).or_default() += 1;
+    }
+
+    /// Counts a request whose bucket of the rate limit `rule` could not be read.
+    pub fn record_rate_limit_store_error(&self, rule: &str) {
+        *self.registry().rate_limit_store_errors.entry(rule.into()).or_default() += 1;
     }
 
     /// The counters and histograms in the text format, then `gauges` (already rendered).
@@ -168,6 +184,28 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "portico_gateway_config_changes_total{{source=\"{source}\",outcome=\"{outcome}\"}} {count}"
+            );
+        }
+        out.push_str(
+            "# HELP portico_gateway_rate_limited_total Requests refused by a rate limit, by rule and reason.\n",
+        );
+        out.push_str("# TYPE portico_gateway_rate_limited_total counter\n");
+        for ((rule, reason), count) in &registry.rate_limited {
+            let _ = writeln!(
+                out,
+                "portico_gateway_rate_limited_total{{rule=\"{}\",reason=\"{reason}\"}} {count}",
+                escape(rule)
+            );
+        }
+        out.push_str(
+            "# HELP portico_gateway_rate_limit_store_errors_total Requests whose rate limit bucket could not be read (Redis away), by rule.\n",
+        );
+        out.push_str("# TYPE portico_gateway_rate_limit_store_errors_total counter\n");
+        for (rule, count) in &registry.rate_limit_store_errors {
+            let _ = writeln!(
+                out,
+                "portico_gateway_rate_limit_store_errors_total{{rule=\"{}\"}} {count}",
+                escape(rule)
             );
         }
         gauges.render(&mut out);
@@ -249,6 +287,9 @@ mod tests {
         metrics.record("a", "tools/call", "echo", Outcome::Ok, Duration::from_millis(40));
         metrics.record("a", "tools/call", "bad\"name", Outcome::Error, Duration::from_secs(60));
         metrics.record_change("file", false);
+        metrics.record_rate_limited("calls", "limited");
+        metrics.record_rate_limited("calls", "limited");
+        metrics.record_rate_limit_store_error("shared");
         let text = metrics.render(&Gauges {
             in_flight: vec![("a".into(), 2)],
             replicas: vec![("a".into(), "http://x".into(), true, "half-open")],
@@ -284,6 +325,8 @@ mod tests {
         assert!(text.contains("portico_gateway_breaker_state{upstream=\"a\",replica=\"http://x\",state=\"open\"} 0\n"));
         assert!(text.contains("portico_gateway_sessions{endpoint=\"/mcp\"} 7\n"));
         assert!(text.contains("portico_gateway_in_flight{upstream=\"a\"} 2\n"));
+        assert!(text.contains("portico_gateway_rate_limited_total{rule=\"calls\",reason=\"limited\"} 2\n"));
+        assert!(text.contains("portico_gateway_rate_limit_store_errors_total{rule=\"shared\"} 1\n"));
         // Every line is a comment or `name{labels} value`.
         for line in text.lines() {
             assert!(

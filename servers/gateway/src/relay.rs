@@ -29,7 +29,8 @@
 //! questions more than once, as it would for a client retrying it.
 //!
 //! Errors: the upstream's own JSON-RPC errors reach the client as they are; the gateway's are
-//! in the `-32050 … -32053` range and name the upstream ([`UPSTREAM_UNAVAILABLE`] and the rest).
+//! in the `-32050 … -32052` range and name the upstream ([`UPSTREAM_UNAVAILABLE`] and the rest);
+//! `-32053` is the rate limiter's ([`crate::ratelimit::RATE_LIMITED`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

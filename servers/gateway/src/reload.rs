@@ -99,7 +99,7 @@ impl Gateway {
         let shutdown = self.shutdown_token();
         let (tx, mut announced) = tokio::sync::mpsc::channel(16);
         if let Some(redis) = self.inner.redis.clone() {
-            tokio::spawn(redis.subscribe(tx, shutdown.clone()));
+            tokio::spawn(crate::signal::subscribe(redis, tx, shutdown.clone()));
         }
         let interval = self.config().state.poll_interval;
         tokio::spawn(async move {
@@ -205,7 +205,7 @@ impl Gateway {
         }
         self.record_change("admin", &outcome);
         if let Some(redis) = &self.inner.redis
-            && let Err(e) = redis.publish(&version.to_string()).await
+            && let Err(e) = crate::signal::publish(redis, &version.to_string()).await
         {
             tracing::warn!(error = %e, "announcing a change on Redis failed; other replicas will poll for it");
         }

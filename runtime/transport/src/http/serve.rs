@@ -1,7 +1,10 @@
 //! Running a router on a TCP listener: `TCP_NODELAY` on every connection (answers are small
-//! and latency-bound) and a graceful shutdown.
+//! and latency-bound), the peer's address in every request's extensions
+//! (`axum::extract::ConnectInfo<SocketAddr>`, which a gateway's rate limits key callers by when
+//! they carry no token), and a graceful shutdown.
 
 use std::future::Future;
+use std::net::SocketAddr;
 
 use axum::Router;
 use axum::serve::ListenerExt;
@@ -23,5 +26,7 @@ pub async fn serve(
             tracing::debug!("could not set TCP_NODELAY on a connection: {e}");
         }
     });
-    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
 }

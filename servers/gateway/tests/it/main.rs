@@ -10,6 +10,7 @@ mod docs;
 mod failures;
 mod flows;
 mod fuzz;
+mod limits;
 mod observability;
 mod reload;
 mod replicas;

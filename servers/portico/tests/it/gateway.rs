@@ -489,3 +489,69 @@ fn a_gateway_killed_during_a_call_loop_loses_no_acknowledged_audit_record() {
         let _ = std::fs::remove_file(format!("{}{suffix}", state.path()));
     }
 }
+
+#[test]
+fn two_gateway_processes_on_one_redis_admit_no_more_than_a_bucket_holds() {
+    // The machine's Redis, as the gateway's replica tests find it.
+    let redis = std::env::var("PORTICO_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let address = redis
+        .trim_start_matches("redis://")
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .rsplit('@')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    if let Err(e) = std::net::TcpStream::connect(&address) {
+        panic!("Redis is not reachable at {redis} ({e}): start it (`bash .ci/run` does), or set PORTICO_TEST_REDIS");
+    }
+    // Buckets in Redis are shared by rule name: a name of this run's own.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let rule = format!("processes-{}-{nanos}", std::process::id());
+    const BURST: u64 = 5;
+    let config = TempFile::new(
+        "rate-limits.yaml",
+        &format!(
+            "upstreams:\n  - {{name: e, builtin: everything}}\nstate:\n  redis: '{redis}'\nrate_limits:\n  - {{name: {rule}, rate: 1/m, burst: {BURST}, methods: [tools/call]}}\n"
+        ),
+    );
+    let (_a, a) = gateway(&["--config", config.path()]);
+    let (_b, b) = gateway(&["--config", config.path()]);
+    let started = Instant::now();
+    let calls: Vec<_> = (0..40)
+        .map(|i| {
+            let addr = if i % 2 == 0 { a.clone() } else { b.clone() };
+            std::thread::spawn(move || {
+                let response = call_raw(&addr, "/mcp", "e__test_simple_text", serde_json::json!({}));
+                (i % 2, response)
+            })
+        })
+        .collect();
+    let mut admitted = [0u64; 2];
+    let mut refused = [0u64; 2];
+    for call in calls {
+        let (which, response) = call.join().expect("a call");
+        if response.starts_with("HTTP/1.1 200") && response.contains("\"result\"") {
+            admitted[which] += 1;
+        } else {
+            assert!(response.starts_with("HTTP/1.1 429"), "{response}");
+            assert!(response.contains("-32053") && response.contains(&rule), "{response}");
+            refused[which] += 1;
+        }
+    }
+    // At most the burst, and what refilled meanwhile (one a minute, counted generously).
+    let refilled = started.elapsed().as_secs() / 60 + 1;
+    let total = admitted[0] + admitted[1];
+    assert!(
+        total <= BURST + refilled,
+        "admitted {admitted:?} (total {total}) > burst {BURST} + {refilled} refilled"
+    );
+    assert!(total >= BURST, "the bucket was not used up: admitted {admitted:?}");
+    assert!(
+        refused[0] >= 20 - BURST - refilled && refused[1] >= 20 - BURST - refilled,
+        "{refused:?}"
+    );
+}
