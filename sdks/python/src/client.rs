@@ -18,15 +18,12 @@ use serde_json::{Value, json};
 
 use crate::errors;
 use crate::follow::{EndGuard, Ledger, NativeProgress};
-use crate::handler::PyHandler;
 use crate::notify::{NativeNotifications, NativeSubscription};
 
 /// A connected client (shared by clones; closing it closes them all).
 #[pyclass(module = "portico._native", frozen)]
 pub(crate) struct NativeClient {
     pub(crate) client: Client,
-    /// The client's handler, which also answers the questions about followed calls.
-    handler: PyHandler,
     /// The tokens of the calls whose progress Python follows.
     ledger: Arc<Ledger>,
     /// How many progress reports a followed call keeps for a reader that falls behind.
@@ -34,10 +31,9 @@ pub(crate) struct NativeClient {
 }
 
 impl NativeClient {
-    pub(crate) fn new(client: Client, handler: PyHandler, progress_capacity: usize) -> Self {
+    pub(crate) fn new(client: Client, progress_capacity: usize) -> Self {
         Self {
             client,
-            handler,
             ledger: Arc::default(),
             progress_capacity,
         }
@@ -66,7 +62,7 @@ impl NativeClient {
         let Some(progress) = progress else {
             return Ok((options, None));
         };
-        let (token, observer) = progress.observe(self.handler.clone());
+        let (token, observer) = progress.observe();
         Ok((options.progress(token).observer(observer), Some(progress.guard())))
     }
 }

@@ -197,7 +197,11 @@ pub(crate) fn connect<'py>(
         None => wire::ClientCapabilities::new(),
     };
     let locals = pyo3_async_runtimes::tokio::get_current_locals(py)?;
-    let handler = PyHandler::new(dispatch, capabilities, locals);
+    let handler = PyHandler {
+        dispatch,
+        capabilities,
+        locals,
+    };
     let config = options.config()?;
     let progress_capacity = config.notification_capacity;
     let info = wire::Implementation::new(
@@ -208,7 +212,7 @@ pub(crate) fn connect<'py>(
             .unwrap_or_else(|| env!("CARGO_PKG_VERSION").into()),
     );
     let builder = Client::builder(info)
-        .handler(handler.clone())
+        .handler(handler)
         .protocol(options.protocol()?)
         .config(config);
     let first = target
@@ -269,7 +273,7 @@ pub(crate) fn connect<'py>(
     pyo3_async_runtimes::tokio::future_into_py(py, async move {
         let _in_flight = in_flight;
         let client = transport.connect(builder).await.map_err(errors::connecting)?;
-        Ok(NativeClient::new(client, handler, progress_capacity))
+        Ok(NativeClient::new(client, progress_capacity))
     })
 }
 

@@ -6,9 +6,9 @@
 //! The reports come from a per-call [`CallObserver`] of the client core, which gives it the
 //! call's progress (matched by token) on the transport's reading path before it delivers the
 //! call's result; the notification stream, which Python reads on a task of its own, may trail
-//! the result, so it cannot promise that. While a followed call is in flight the core also
-//! gives the observer the server's questions about the call (elicitation, sampling, roots):
-//! they go to the client's [`PyHandler`], as they would without the observer.
+//! the result, so it cannot promise that. The server's questions about a followed call
+//! (elicitation, sampling, roots) are not the observer's
+//! ([`CallObserver::answers_requests`]): they go to the client's handler as any others do.
 //!
 //! The [`Ledger`] tells the notification reader which of the progress reports it reads came
 //! after their call's result (so no callback got them).
@@ -16,13 +16,11 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use portico_core::client::{CallObserver, InputContext, Observer, ObserverFuture};
+use portico_core::client::{CallObserver, Observer};
 use portico_protocol::v2026_07_28 as wire;
 use pyo3::prelude::*;
 use serde_json::value::RawValue;
 use tokio::sync::Notify;
-
-use crate::handler::PyHandler;
 
 /// The method of progress notifications.
 const PROGRESS: &str = "notifications/progress";
@@ -207,12 +205,11 @@ impl NativeProgress {
         })
     }
 
-    /// The token to ask for progress with, and the observer that takes the call's reports (and
-    /// hands the server's questions about it to `handler`).
-    pub(crate) fn observe(&self, handler: PyHandler) -> (wire::ProgressToken, Observer) {
+    /// The token to ask for progress with, and the observer that takes the call's reports (the
+    /// server's questions about the call go to the client's handler as any others do).
+    pub(crate) fn observe(&self) -> (wire::ProgressToken, Observer) {
         let follower = Follower {
             reports: self.reports.clone(),
-            handler,
         };
         (wire::ProgressToken::String(self.token.clone()), Observer::new(follower))
     }
@@ -268,7 +265,6 @@ impl NativeProgress {
 /// The observer of one followed call.
 struct Follower {
     reports: Arc<Reports>,
-    handler: PyHandler,
 }
 
 impl CallObserver for Follower {
@@ -280,8 +276,7 @@ impl CallObserver for Follower {
         }
     }
 
-    fn request(&self, method: String, params: Option<Box<RawValue>>, cx: InputContext) -> ObserverFuture {
-        let handler = self.handler.clone();
-        Box::pin(async move { handler.answer(&method, params.as_deref(), cx).await })
+    fn answers_requests(&self) -> bool {
+        false
     }
 }

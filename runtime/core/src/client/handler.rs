@@ -286,6 +286,7 @@ impl Service for ClientService {
         let input = InputContext::new(None, cx.cancellation().clone());
         if INPUT_REQUESTS.contains(&method.as_str())
             && let Some(observer) = self.shared.observed.find(cx.origin())
+            && observer.answers_requests()
         {
             return observer.request(method, params, input).await;
         }

@@ -38,9 +38,21 @@ pub trait CallObserver: Send + Sync + 'static {
     /// transport's reading path: hand it on without waiting.
     fn notification(&self, method: &str, params: Option<&RawValue>);
 
+    /// Whether the server's requests about the call come to [`CallObserver::request`] (the
+    /// default: a gateway relays them to its own client) or go to the client's
+    /// [`super::ClientHandler`] as any other request does (an observer that only follows
+    /// progress).
+    fn answers_requests(&self) -> bool {
+        true
+    }
+
     /// A request the server sent while serving the call (a session's `elicitation/create`,
-    /// `sampling/createMessage`, `roots/list`); the answer is sent back to the server.
-    fn request(&self, method: String, params: Option<Box<RawValue>>, cx: InputContext) -> ObserverFuture;
+    /// `sampling/createMessage`, `roots/list`); the answer is sent back to the server. Only
+    /// called when [`CallObserver::answers_requests`]; the default answers `-32601`.
+    fn request(&self, method: String, params: Option<Box<RawValue>>, cx: InputContext) -> ObserverFuture {
+        let _ = (params, cx);
+        Box::pin(async move { Err(crate::ErrorObject::method_not_found(&method)) })
+    }
 }
 
 /// A [`CallObserver`], as [`super::RequestOptions`] holds it.

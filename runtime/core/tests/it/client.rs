@@ -455,6 +455,53 @@ async fn auto_discovers_and_falls_back_to_initialize() {
     assert!(matches!(error, ClientError::UnsupportedVersion { .. }), "{error}");
 }
 
+/// Observes a call: answers its questions itself (when `answers`), counts what it is given.
+struct Watcher {
+    answers: bool,
+    asked: Arc<AtomicUsize>,
+}
+
+impl portico_core::client::CallObserver for Watcher {
+    fn notification(&self, _method: &str, _params: Option<&RawValue>) {}
+
+    fn answers_requests(&self) -> bool {
+        self.answers
+    }
+
+    fn request(
+        &self,
+        _method: String,
+        _params: Option<Box<RawValue>>,
+        _cx: InputContext,
+    ) -> portico_core::client::ObserverFuture {
+        self.asked.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async {
+            serde_json::value::to_raw_value(&json!({"action": "accept", "content": {"name": "Grace"}}))
+                .map_err(ErrorObject::internal)
+        })
+    }
+}
+
+#[tokio::test]
+async fn an_observer_answers_its_calls_questions_unless_it_leaves_them_to_the_handler() {
+    let server = test_server(Arc::default());
+    let client = connect(&server, Protocol::Stateful("2025-11-25"), Answers).await;
+    for (answers, expected) in [(true, "Hello, Grace! (accept)"), (false, "Hello, Ada! (accept)")] {
+        let asked = Arc::new(AtomicUsize::new(0));
+        let watcher = Watcher {
+            answers,
+            asked: asked.clone(),
+        };
+        let options = RequestOptions::new().observer(portico_core::client::Observer::new(watcher));
+        let greeted = client
+            .call_tool_with("greet", json!({}), &options)
+            .await
+            .expect("greet");
+        assert_eq!(text_of(&greeted), expected);
+        assert_eq!(asked.load(Ordering::SeqCst), usize::from(answers));
+    }
+}
+
 #[tokio::test]
 async fn input_is_answered_by_the_handler_in_both_eras() {
     let server = test_server(Arc::default());
