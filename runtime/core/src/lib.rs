@@ -4,6 +4,8 @@
 //! - [`message`]: decoding one inbound frame (a message or a batch) into envelopes whose `params`
 //!   and `result` stay raw JSON until a handler decodes them, and encoding outbound messages;
 //! - [`error`]: JSON-RPC error objects with the standard codes, and the errors of the engine;
+//! - [`extensions`]: typed values a transport attaches to a request for its handler (an
+//!   authenticated principal), without the core knowing the transport's types;
 //! - [`peer`]: the [`Peer`]: request ids and correlation, per-request timeouts, cancellation
 //!   (`notifications/cancelled`) both ways, progress notifications, a bound on concurrent
 //!   handlers (back-pressure on the transport), handler panics isolated to their request, and
@@ -26,11 +28,13 @@
 
 pub mod client;
 pub mod error;
+pub mod extensions;
 pub mod message;
 pub mod mirror;
 pub mod peer;
 pub mod server;
 
 pub use error::{ErrorObject, PeerError};
+pub use extensions::Extensions;
 pub use message::{Inbound, Message, RequestId};
 pub use peer::{Answer, Outbound, OutboundKind, Outlet, Peer, PeerConfig, PeerHandle, RequestContext, Service};

@@ -29,6 +29,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{ErrorObject, PeerError};
+use crate::extensions::Extensions;
 use crate::message::{self, Inbound, Invalid, Message, RequestId};
 
 /// The method a peer uses to cancel a request it sent.
@@ -88,15 +89,18 @@ pub trait Service: Send + Sync + 'static {
 
     /// Checks values the transport carried beside a request's body, mirrored from it (the
     /// `Mcp-Param-*` headers of Streamable HTTP), before the request is received. An error is
-    /// the request's answer (`-32020` for a mismatch). The default accepts everything: a service
-    /// that mirrors nothing recognizes no such value, and unrecognized ones are ignored.
+    /// the request's answer (`-32020` for a mismatch). `extensions` are those the request will
+    /// be received with (what a service that shows different callers different tools needs to
+    /// tell which definition applies). The default accepts everything: a service that mirrors
+    /// nothing recognizes no such value, and unrecognized ones are ignored.
     fn check_mirrored(
         &self,
         method: &str,
         params: Option<&RawValue>,
         sent: &[crate::mirror::MirroredParam<'_>],
+        extensions: &Extensions,
     ) -> Result<(), ErrorObject> {
-        let _ = (method, params, sent);
+        let _ = (method, params, sent, extensions);
         Ok(())
     }
 
@@ -153,8 +157,9 @@ impl<T: Service> Service for Arc<T> {
         method: &str,
         params: Option<&RawValue>,
         sent: &[crate::mirror::MirroredParam<'_>],
+        extensions: &Extensions,
     ) -> Result<(), ErrorObject> {
-        T::check_mirrored(self, method, params, sent)
+        T::check_mirrored(self, method, params, sent, extensions)
     }
 
     fn accepts_batches(&self) -> bool {
@@ -537,9 +542,18 @@ pub struct RequestContext {
     peer: PeerHandle,
     /// The request of ours on whose response stream this request came, when known.
     origin: Option<RequestId>,
+    /// What the transport attached to the request.
+    extensions: Extensions,
 }
 
 impl RequestContext {
+    /// What the transport attached to the request (see [`crate::extensions`]): empty unless the
+    /// transport was told to carry something, and for requests that came without a transport
+    /// request of their own.
+    pub fn extensions(&self) -> &Extensions {
+        &self.extensions
+    }
+
     /// The request of ours on whose response stream this request came (a server's
     /// `elicitation/create` sent while answering our `tools/call`, over Streamable HTTP), when
     /// the transport knows; see [`PeerHandle::origin`].
@@ -699,6 +713,17 @@ impl<S: Service> Peer<S> {
         self.receive_in(message, None).await;
     }
 
+    /// [`Peer::receive_message`], the request (if the message is one) carrying `extensions`
+    /// ([`RequestContext::extensions`]).
+    pub async fn receive_message_with(&self, message: Message, extensions: Extensions) {
+        if self.handle.is_closed() {
+            return;
+        }
+        if let Some(task) = self.dispatch_with(message, false, None, extensions).await {
+            tokio::spawn(task);
+        }
+    }
+
     /// [`Peer::receive_message`] for a message that came on the response stream of our request
     /// `origin` (Streamable HTTP): the service sees `origin` ([`RequestContext::origin`],
     /// [`PeerHandle::origin`]) and can tell which of its requests the message is about.
@@ -706,7 +731,7 @@ impl<S: Service> Peer<S> {
         if self.handle.is_closed() {
             return;
         }
-        if let Some(task) = self.dispatch_with(message, false, origin).await {
+        if let Some(task) = self.dispatch_with(message, false, origin, Extensions::new()).await {
             tokio::spawn(task);
         }
     }
@@ -717,10 +742,16 @@ impl<S: Service> Peer<S> {
     /// peer's own ([`Peer::close`] cancels it). Nothing else reaches such a peer, so no later
     /// message can reuse its id or cancel it by id, and no other request competes for a slot.
     pub async fn receive_alone(&self, message: Message) {
+        self.receive_alone_with(message, Extensions::new()).await;
+    }
+
+    /// [`Peer::receive_alone`], the request carrying `extensions`
+    /// ([`RequestContext::extensions`]).
+    pub async fn receive_alone_with(&self, message: Message, extensions: Extensions) {
         if self.handle.is_closed() {
             return;
         }
-        if let Some(task) = self.dispatch_with(message, true, None).await {
+        if let Some(task) = self.dispatch_with(message, true, None, extensions).await {
             tokio::spawn(task);
         }
     }
@@ -728,12 +759,18 @@ impl<S: Service> Peer<S> {
     /// Handles one inbound frame. Returns once the frame is dispatched (requests run on their
     /// own tasks; this waits only for a free handler slot).
     pub async fn receive(&self, frame: &str) {
+        self.receive_with(frame, Extensions::new()).await;
+    }
+
+    /// [`Peer::receive`], every request of the frame (each of a batch) carrying `extensions`
+    /// ([`RequestContext::extensions`]).
+    pub async fn receive_with(&self, frame: &str, extensions: Extensions) {
         if self.handle.is_closed() {
             return;
         }
         match message::decode(frame) {
             Inbound::Single(Ok(message)) => {
-                if let Some(task) = self.dispatch(message).await {
+                if let Some(task) = self.dispatch_with(message, false, None, extensions).await {
                     // A single request answers by itself, as soon as it is done.
                     tokio::spawn(async move {
                         task.await;
@@ -750,7 +787,7 @@ impl<S: Service> Peer<S> {
                     .send_answer(text, None, Answer::Error(error.code))
                     .await;
             }
-            Inbound::Batch(elements) => self.receive_batch(elements).await,
+            Inbound::Batch(elements) => self.receive_batch(elements, extensions).await,
         }
     }
 
@@ -763,7 +800,7 @@ impl<S: Service> Peer<S> {
     }
 
     /// Answers a batch with one array holding the responses of its requests, in order.
-    async fn receive_batch(&self, elements: Vec<Result<Message, Invalid>>) {
+    async fn receive_batch(&self, elements: Vec<Result<Message, Invalid>>, extensions: Extensions) {
         let (tx, mut rx) = mpsc::channel::<(usize, String)>(elements.len().max(1));
         let mut expected = 0;
         // The batch answer belongs to its first request.
@@ -781,7 +818,7 @@ impl<S: Service> Peer<S> {
                         .await;
                 }
                 Ok(message) => {
-                    if let Some(task) = self.dispatch_collecting(message, false, None).await {
+                    if let Some(task) = self.dispatch_collecting(message, false, None, extensions.clone()).await {
                         expected += 1;
                         let tx = tx.clone();
                         tokio::spawn(async move {
@@ -813,23 +850,21 @@ impl<S: Service> Peer<S> {
         });
     }
 
-    /// Dispatches a message; for a request, returns the task that handles it and sends its answer.
-    async fn dispatch(&self, message: Message) -> Option<impl Future<Output = ()> + Send + 'static> {
-        self.dispatch_with(message, false, None).await
-    }
-
-    /// [`Peer::dispatch`]; `alone` as [`Peer::receive_alone`] says.
+    /// Dispatches a message; for a request, returns the task that handles it and sends its
+    /// answer. `alone` as [`Peer::receive_alone`] says; `origin` and `extensions` go to the
+    /// request's context.
     async fn dispatch_with(
         &self,
         message: Message,
         alone: bool,
         origin: Option<RequestId>,
+        extensions: Extensions,
     ) -> Option<impl Future<Output = ()> + Send + 'static> {
         let related = match &message {
             Message::Request { id, .. } => Some(id.clone()),
             _ => None,
         };
-        let task = self.dispatch_collecting(message, alone, origin).await?;
+        let task = self.dispatch_collecting(message, alone, origin, extensions).await?;
         let shared = self.handle.shared.clone();
         Some(async move {
             // The handler slot is held until the answer is queued, so `Peer::idle` does not
@@ -853,12 +888,13 @@ impl<S: Service> Peer<S> {
         message: Message,
         alone: bool,
         origin: Option<RequestId>,
+        extensions: Extensions,
     ) -> Option<impl Future<Output = (Option<(String, Answer)>, Option<OwnedSemaphorePermit>)> + Send + 'static> {
         let shared = &self.handle.shared;
         match message {
             Message::Request { id, method, params } if alone => {
                 let cancel = shared.closed.clone();
-                let run = self.run(id, method, params, cancel, false, origin);
+                let run = self.run(id, method, params, cancel, false, (origin, extensions));
                 Some(futures_util::future::Either::Right(
                     futures_util::future::Either::Right(async move { (run.await, None) }),
                 ))
@@ -877,7 +913,7 @@ impl<S: Service> Peer<S> {
                     }
                     in_flight.insert(id.clone(), cancel.clone());
                 }
-                let run = self.run(id, method, params, cancel, true, origin);
+                let run = self.run(id, method, params, cancel, true, (origin, extensions));
                 Some(futures_util::future::Either::Right(futures_util::future::Either::Left(
                     async move { (run.await, Some(permit)) },
                 )))
@@ -913,7 +949,8 @@ impl<S: Service> Peer<S> {
     }
 
     /// Runs a request's handler until it answers or `cancel` fires; its encoded answer (`None`
-    /// when cancelled). A `tracked` request leaves the in-flight table when done.
+    /// when cancelled). A `tracked` request leaves the in-flight table when done. `carried` is
+    /// the request's origin and extensions.
     fn run(
         &self,
         id: RequestId,
@@ -921,8 +958,9 @@ impl<S: Service> Peer<S> {
         params: Option<Box<RawValue>>,
         cancel: CancellationToken,
         tracked: bool,
-        origin: Option<RequestId>,
+        carried: (Option<RequestId>, Extensions),
     ) -> impl Future<Output = Option<(String, Answer)>> + Send + 'static {
+        let (origin, extensions) = carried;
         let cx = RequestContext {
             progress_token: progress_token(params.as_deref()),
             id: id.clone(),
@@ -934,6 +972,7 @@ impl<S: Service> Peer<S> {
                 origin: None,
             },
             origin,
+            extensions,
         };
         let service = self.service.clone();
         let shared = self.handle.shared.clone();

@@ -85,9 +85,11 @@ pub trait Catalog: Send + Sync + 'static {
     /// The definition of the tool served as `name`, if the catalog can tell without waiting
     /// (from what it listed last). The framework reads its `inputSchema`'s `x-mcp-header`
     /// annotations to check a Streamable HTTP request's `Mcp-Param-*` headers; `None` (the
-    /// default) checks nothing.
-    fn tool_definition(&self, name: &str) -> Option<wire::Tool> {
-        let _ = name;
+    /// default) checks nothing. `extensions` are the request's ([`Context::extensions`]): a
+    /// catalog that hides tools from some callers answers `None` for a tool hidden from this
+    /// one, so that its call fails as a call of an unknown tool would.
+    fn tool_definition(&self, name: &str, extensions: &crate::Extensions) -> Option<wire::Tool> {
+        let _ = (name, extensions);
         None
     }
 

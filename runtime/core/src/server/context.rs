@@ -264,6 +264,17 @@ impl Context {
         &self.request
     }
 
+    /// The value of type `T` the transport attached to the request (an authenticated
+    /// principal; see [`crate::extensions`]), if any.
+    pub fn extension<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        self.request.extensions().get::<T>()
+    }
+
+    /// Everything the transport attached to the request.
+    pub fn extensions(&self) -> &crate::Extensions {
+        self.request.extensions()
+    }
+
     /// The era (and so the revision) the request is served in.
     pub fn era(&self) -> Era {
         self.era

@@ -1317,6 +1317,7 @@ impl Connection {
         catalog: &dyn Catalog,
         params: Option<&RawValue>,
         sent: &[crate::mirror::MirroredParam<'_>],
+        extensions: &crate::Extensions,
     ) -> Result<(), ErrorObject> {
         #[derive(Deserialize)]
         struct Name<'a> {
@@ -1335,7 +1336,7 @@ impl Connection {
         if self.server.tools.iter().any(|t| t.name() == call.name) {
             return Ok(());
         }
-        let Some(tool) = catalog.tool_definition(&call.name) else {
+        let Some(tool) = catalog.tool_definition(&call.name, extensions) else {
             return Ok(());
         };
         let arguments = params
@@ -1547,6 +1548,7 @@ impl Service for Connection {
         method: &str,
         params: Option<&RawValue>,
         sent: &[crate::mirror::MirroredParam<'_>],
+        extensions: &crate::Extensions,
     ) -> Result<(), ErrorObject> {
         #[derive(Deserialize)]
         struct Name<'a> {
@@ -1561,7 +1563,7 @@ impl Service for Connection {
             return Ok(());
         }
         if let Some(catalog) = &self.server.catalog {
-            self.check_catalog_mirrored(catalog.as_ref(), params, sent)?;
+            self.check_catalog_mirrored(catalog.as_ref(), params, sent, extensions)?;
         }
         if self.server.header_tool_names.is_empty() {
             return Ok(());

@@ -319,3 +319,53 @@ fn a_result_frame_is_the_envelope_serde_writes() {
         assert_eq!(back["id"], serde_json::to_value(&id).unwrap());
     }
 }
+
+#[tokio::test]
+async fn requests_carry_the_extensions_they_were_received_with() {
+    use portico_core::Extensions;
+    use portico_core::message::{Inbound, decode};
+
+    use crate::Caller;
+
+    let (peer, _service, mut out) = lone_peer(PeerConfig {
+        batches: true,
+        ..PeerConfig::default()
+    });
+    let ada = Extensions::new().with(Caller("ada".into()));
+    let message = |frame: &str| match decode(frame) {
+        Inbound::Single(Ok(message)) => message,
+        _ => panic!("{frame} is a message"),
+    };
+    let mut answers = Vec::new();
+    peer.receive_message_with(message(r#"{"jsonrpc":"2.0","id":1,"method":"whoami"}"#), ada.clone())
+        .await;
+    peer.receive_with(
+        r#"[{"jsonrpc":"2.0","id":2,"method":"whoami"},{"jsonrpc":"2.0","id":3,"method":"whoami"}]"#,
+        Extensions::new().with(Caller("bob".into())),
+    )
+    .await;
+    peer.receive(r#"{"jsonrpc":"2.0","id":4,"method":"whoami"}"#).await;
+    peer.receive_alone_with(message(r#"{"jsonrpc":"2.0","id":5,"method":"whoami"}"#), ada)
+        .await;
+    while answers.len() < 4 {
+        match out.try_recv() {
+            Ok(outbound) => answers.push(serde_json::from_str::<Value>(&outbound.text).expect("JSON")),
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(5)).await,
+        }
+    }
+    let by_id = |id: i64| {
+        answers
+            .iter()
+            .find_map(|a| match a {
+                Value::Array(batch) => batch.iter().find(|b| b["id"] == id).map(|b| b["result"].clone()),
+                single if single["id"] == id => Some(single["result"].clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no answer {id} in {answers:?}"))
+    };
+    assert_eq!(by_id(1), json!("ada"));
+    assert_eq!(by_id(2), json!("bob"));
+    assert_eq!(by_id(3), json!("bob"));
+    assert_eq!(by_id(4), Value::Null, "a request received without extensions has none");
+    assert_eq!(by_id(5), json!("ada"));
+}

@@ -33,6 +33,10 @@ pub struct TestService {
     pub noted: Notify,
 }
 
+/// A value a transport attaches to requests (read by the `whoami` method).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Caller(pub String);
+
 /// Records that a `slow` handler ended (it only ends by cancellation).
 struct CancelGuard<'a>(&'a TestService);
 
@@ -88,6 +92,11 @@ impl Service for TestService {
                 Ok(serde_json::value::to_raw_value(&serde_json::json!({"client said": answer})).expect("JSON"))
             }
             "ping_back" => Ok(raw("\"pong\"")),
+            // What the transport attached: the `Caller` extension's name, or `null`.
+            "whoami" => Ok(raw(&match cx.extensions().get::<Caller>() {
+                Some(Caller(name)) => format!("{name:?}"),
+                None => "null".into(),
+            })),
             "bad_params" => match params.as_deref().map(|p| serde_json::from_str::<u32>(p.get())) {
                 Some(Ok(n)) => Ok(raw(&n.to_string())),
                 _ => Err(ErrorObject::invalid_params("`params` must be a non-negative integer")),
