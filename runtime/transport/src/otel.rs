@@ -403,8 +403,9 @@ impl<S: Service> Service for Traced<S> {
         method: &str,
         params: Option<&RawValue>,
         sent: &[portico_core::mirror::MirroredParam<'_>],
+        extensions: &portico_core::Extensions,
     ) -> Result<(), ErrorObject> {
-        self.inner.check_mirrored(method, params, sent)
+        self.inner.check_mirrored(method, params, sent, extensions)
     }
 
     fn accepts_batches(&self) -> bool {

@@ -6,6 +6,7 @@ use std::time::Duration;
 use portico_core::PeerConfig;
 use tokio_util::sync::CancellationToken;
 
+use super::carry::Carry;
 use super::ws::WsConfig;
 
 /// How a request's answer is framed: one JSON object, or an SSE stream that can carry the
@@ -88,6 +89,9 @@ pub struct HttpConfig {
     /// (see [`super::ws`]). `None` refuses upgrades with `400`. Default: on, with
     /// [`WsConfig::default`].
     pub websocket: Option<WsConfig>,
+    /// Which values of each HTTP request's extensions its MCP requests' handlers see (default:
+    /// none); see [`Carry`].
+    pub carry: Carry,
 }
 
 impl Default for HttpConfig {
@@ -111,6 +115,7 @@ impl Default for HttpConfig {
             backlog: 64,
             shutdown: CancellationToken::new(),
             websocket: Some(WsConfig::default()),
+            carry: Carry::default(),
         }
     }
 }

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use portico_core::message::{self, Inbound, Message};
 use portico_core::mirror::MirroredParam;
-use portico_core::{ErrorObject, OutboundKind, RequestId};
+use portico_core::{ErrorObject, Extensions, OutboundKind, RequestId};
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
 use super::error::HttpError;
@@ -57,6 +57,8 @@ async fn handle_post(state: &Arc<State>, request: Request) -> Result<Response, H
     state.guard.check(&parts)?;
     refuse_after_shutdown(state)?;
     headers::check_content_type(&parts.headers)?;
+    // What the layers in front learned about the caller, for the handlers (see `Carry`).
+    let extensions = config.carry.copy(&parts.extensions);
     let accept = Accept::of(&parts.headers);
     if !accept.json && !accept.sse {
         return Err(HttpError::client(
@@ -79,13 +81,13 @@ async fn handle_post(state: &Arc<State>, request: Request) -> Result<Response, H
         }
         Inbound::Batch(_) => {
             let framing = Framing::new(accept, config.response_mode, false);
-            return batch(state, &parts.headers, session_id, text, framing).await;
+            return batch(state, &parts.headers, session_id, text, framing, extensions).await;
         }
     };
     // The headers are checked once the body is read, so an error about a request carries its id.
     let Message::Request { id, method, params } = &message else {
         let header_version = headers::protocol_version(&parts.headers, &config.protocol_versions)?;
-        return not_a_request(state, &message, header_version, session_id, text).await;
+        return not_a_request(state, &message, header_version, session_id, text, extensions).await;
     };
     let (id, method) = (id.clone(), method.as_str());
     let about = |e: HttpError| e.with_id(Some(id.clone()));
@@ -110,6 +112,7 @@ async fn handle_post(state: &Arc<State>, request: Request) -> Result<Response, H
             id: &id,
             mirrored: &mirrored,
             message,
+            extensions,
         };
         return stateless(state, request, framing).await.map_err(about);
     }
@@ -128,12 +131,14 @@ async fn handle_post(state: &Arc<State>, request: Request) -> Result<Response, H
     }
     // Revisions up to 2025-11-25: `initialize` starts a session, everything else is in one.
     match session_id {
-        None if method == "initialize" => initialize(state, &id, text, framing).await.map_err(about),
+        None if method == "initialize" => initialize(state, &id, text, framing, extensions).await.map_err(about),
         None => Err(about(missing_session())),
         Some(session_id) => {
             let session = session(state, session_id).await.map_err(about)?;
             let framing = framing.primed(session.primes_streams());
-            in_session(state, &session, &id, message, framing).await.map_err(about)
+            in_session(state, &session, &id, (message, extensions), framing)
+                .await
+                .map_err(about)
         }
     }
 }
@@ -145,10 +150,11 @@ async fn not_a_request(
     header_version: Option<&str>,
     session_id: Option<&str>,
     text: &str,
+    extensions: Extensions,
 ) -> Result<Response, HttpError> {
     if let Some(session_id) = session_id {
         let session = session(state, session_id).await?;
-        session.peer.receive(text).await;
+        session.peer.receive(text, extensions).await;
         return Ok(StatusCode::ACCEPTED.into_response());
     }
     match (message, header_version) {
@@ -157,7 +163,7 @@ async fn not_a_request(
         (Message::Notification { .. }, Some(version)) if headers::is_stateless(version) => {
             let (tx, _rx) = mpsc::channel(1);
             let peer = (state.make_peer)(tx);
-            peer.receive(text).await;
+            peer.receive(text, extensions).await;
             peer.close();
             Ok(StatusCode::ACCEPTED.into_response())
         }
@@ -201,6 +207,8 @@ struct Stateless<'a> {
     mirrored: &'a [MirroredParam<'a>],
     /// The request.
     message: Message,
+    /// What it carries from its HTTP request.
+    extensions: Extensions,
 }
 
 /// A 2026-07-28 request, served by a fresh service of its own.
@@ -217,10 +225,10 @@ async fn stateless(state: &Arc<State>, request: Stateless<'_>, framing: Framing)
         _slot: slot,
     };
     if let Message::Request { method, params, .. } = &request.message {
-        peer.check_mirrored(method, params.as_deref(), request.mirrored)
+        peer.check_mirrored(method, params.as_deref(), request.mirrored, &request.extensions)
             .map_err(|error| HttpError::new(StatusCode::BAD_REQUEST, error))?;
     }
-    peer.receive_alone(request.message).await;
+    peer.receive_alone(request.message, request.extensions).await;
     let reply = Reply {
         rx,
         _guard: Box::new(guard),
@@ -236,12 +244,18 @@ async fn stateless(state: &Arc<State>, request: Stateless<'_>, framing: Framing)
 
 /// `initialize`: a new session. Its id goes out only with a successful answer; a failed
 /// `initialize` leaves no session behind.
-async fn initialize(state: &Arc<State>, id: &RequestId, text: &str, framing: Framing) -> Result<Response, HttpError> {
+async fn initialize(
+    state: &Arc<State>,
+    id: &RequestId,
+    text: &str,
+    framing: Framing,
+    extensions: Extensions,
+) -> Result<Response, HttpError> {
     let config = &state.config;
     let session = Registry::create(state)?;
     session.peer.session_started(&session.id);
     let attached = session.open_request(std::slice::from_ref(id), config.stream_buffer, &state.sessions)?;
-    session.peer.receive(text).await;
+    session.peer.receive(text, extensions).await;
     let mut headers = HeaderMap::new();
     let value =
         HeaderValue::from_str(&session.id).map_err(|_| HttpError::internal("a session id that is no header value"))?;
@@ -290,12 +304,12 @@ async fn in_session(
     state: &Arc<State>,
     session: &Arc<Session>,
     id: &RequestId,
-    message: Message,
+    (message, extensions): (Message, Extensions),
     framing: Framing,
 ) -> Result<Response, HttpError> {
     let config = &state.config;
     let attached = session.open_request(std::slice::from_ref(id), config.stream_buffer, &state.sessions)?;
-    session.peer.receive_message(message).await;
+    session.peer.receive_message(message, extensions).await;
     let reply = session_reply(session, attached, HeaderMap::new(), session_gone(id));
     Ok(reply::respond(reply, framing, config).await)
 }
@@ -324,6 +338,7 @@ async fn batch(
     session_id: Option<&str>,
     text: &str,
     framing: Framing,
+    extensions: Extensions,
 ) -> Result<Response, HttpError> {
     let config = &state.config;
     let refused = |why: &str| {
@@ -368,11 +383,11 @@ async fn batch(
                 .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
             return Ok(response);
         }
-        session.peer.receive(text).await;
+        session.peer.receive(text, extensions).await;
         return Ok(StatusCode::ACCEPTED.into_response());
     }
     let attached = session.open_request(&ids, config.stream_buffer, &state.sessions)?;
-    session.peer.receive(text).await;
+    session.peer.receive(text, extensions).await;
     let gone = HttpError::client(StatusCode::NOT_FOUND, "the session ended before the batch was answered");
     let reply = session_reply(&session, attached, HeaderMap::new(), gone);
     Ok(reply::respond(reply, framing, config).await)

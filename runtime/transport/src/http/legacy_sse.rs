@@ -72,7 +72,7 @@ use super::endpoint::read_body;
 use super::error::HttpError;
 use super::guard::Guard;
 use super::session::new_session_id;
-use super::{DynPeer, HttpConfig, MakePeer, sse, tick};
+use super::{Carry, DynPeer, HttpConfig, MakePeer, sse, tick};
 
 /// The configuration of a legacy HTTP+SSE endpoint.
 #[derive(Debug, Clone)]
@@ -102,6 +102,10 @@ pub struct LegacySseConfig {
     /// Cancelled to shut the endpoint down: every stream ends and every session closes; later
     /// requests get `503`. Give [`super::serve`] the same token.
     pub shutdown: CancellationToken,
+    /// Which values of each POST's extensions the handlers of the requests it carries see
+    /// (default: none); see [`Carry`]. The `GET` that opened the stream carries nothing: each
+    /// message is its POST's.
+    pub carry: Carry,
 }
 
 impl Default for LegacySseConfig {
@@ -118,14 +122,16 @@ impl Default for LegacySseConfig {
             sse_keepalive: Some(Duration::from_secs(15)),
             outbound_capacity: 64,
             shutdown: CancellationToken::new(),
+            carry: Carry::default(),
         }
     }
 }
 
 impl LegacySseConfig {
     /// The defaults, with what it shares with a Streamable HTTP endpoint taken from `http`:
-    /// session and body limits, the Host and Origin allow-lists, the peer, keep-alives and the
-    /// shutdown token — for serving both on one listener.
+    /// session and body limits, the Host and Origin allow-lists, the peer, keep-alives, the
+    /// shutdown token and what is carried from HTTP requests — for serving both on one
+    /// listener.
     pub fn from_http(http: &HttpConfig) -> Self {
         Self {
             max_sessions: http.max_sessions,
@@ -135,6 +141,7 @@ impl LegacySseConfig {
             peer: http.peer.clone(),
             sse_keepalive: http.sse_keepalive,
             shutdown: http.shutdown.clone(),
+            carry: http.carry.clone(),
             ..Self::default()
         }
     }
@@ -395,7 +402,7 @@ async fn deliver(shared: &Shared, request: Request) -> Result<(), HttpError> {
     if let Inbound::Single(Err(invalid)) = message::decode(text) {
         return Err(HttpError::new(StatusCode::BAD_REQUEST, invalid.error).with_id(invalid.id));
     }
-    peer.receive(text).await;
+    peer.receive(text, shared.config.carry.copy(&parts.extensions)).await;
     Ok(())
 }
 

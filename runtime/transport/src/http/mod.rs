@@ -81,6 +81,15 @@
 //! streams send a comment as keep-alive every [`HttpConfig::sse_keepalive`] and carry
 //! `X-Accel-Buffering: no`.
 //!
+//! # What handlers learn about the HTTP request
+//!
+//! Nothing, by default: a handler sees the MCP request. Values that layers in front of the
+//! endpoint put in the HTTP request's extensions (an authenticated principal) reach the
+//! handlers of the MCP requests it carries when the embedder names their types in
+//! [`HttpConfig::carry`] ([`Carry`]): each POST's go to its requests, a WebSocket upgrade's to
+//! every request of the socket; handlers read them with
+//! [`portico_core::server::Context::extension`].
+//!
 //! # Resuming streams (sessions)
 //!
 //! A session's SSE streams can be resumed (2025-11-25, SEP-1699). A POST stream of a client
@@ -116,6 +125,7 @@
 //! out. Timeouts on reading request bodies are the server's (a tower layer).
 
 pub mod auth;
+mod carry;
 pub mod client;
 mod config;
 mod endpoint;
@@ -143,10 +153,11 @@ use axum::Router;
 use axum::routing::post;
 use portico_core::message::Message;
 use portico_core::mirror::MirroredParam;
-use portico_core::{ErrorObject, Outbound, Outlet, Peer, PeerConfig, PeerHandle, Service};
+use portico_core::{ErrorObject, Extensions, Outbound, Outlet, Peer, PeerConfig, PeerHandle, Service};
 use serde_json::value::RawValue;
 use tokio::sync::{Semaphore, mpsc};
 
+pub use carry::Carry;
 pub use config::{HttpConfig, ResponseMode};
 pub use headers::{HEADER_MISMATCH, LAST_EVENT_ID, MCP_METHOD, MCP_NAME, MCP_PROTOCOL_VERSION, MCP_SESSION_ID};
 pub use serve::serve;
@@ -164,12 +175,16 @@ pub(crate) async fn tick(ticker: &mut Option<tokio::time::Interval>) {
 
 /// A peer with its service type erased, so the endpoint's code is not generic.
 pub(crate) trait DynPeer: Send + Sync + 'static {
-    /// [`Peer::receive`].
-    fn receive<'a>(&'a self, frame: &'a str) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
-    /// [`Peer::receive_message`].
-    fn receive_message(&self, message: Message) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
-    /// [`Peer::receive_alone`]: the one message of a peer made for it.
-    fn receive_alone(&self, message: Message) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
+    /// [`Peer::receive_with`].
+    fn receive<'a>(&'a self, frame: &'a str, extensions: Extensions) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+    /// [`Peer::receive_message_with`].
+    fn receive_message(
+        &self,
+        message: Message,
+        extensions: Extensions,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
+    /// [`Peer::receive_alone_with`]: the one message of a peer made for it.
+    fn receive_alone(&self, message: Message, extensions: Extensions) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
     /// [`Peer::close`].
     fn close(&self);
     /// The handle of the connection as a whole.
@@ -180,6 +195,7 @@ pub(crate) trait DynPeer: Send + Sync + 'static {
         method: &str,
         params: Option<&RawValue>,
         sent: &[MirroredParam<'_>],
+        extensions: &Extensions,
     ) -> Result<(), ErrorObject>;
     /// [`Service::accepts_batches`].
     fn accepts_batches(&self) -> bool;
@@ -192,16 +208,20 @@ pub(crate) trait DynPeer: Send + Sync + 'static {
 }
 
 impl<S: Service> DynPeer for Peer<S> {
-    fn receive<'a>(&'a self, frame: &'a str) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
-        Box::pin(Peer::receive(self, frame))
+    fn receive<'a>(&'a self, frame: &'a str, extensions: Extensions) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+        Box::pin(Peer::receive_with(self, frame, extensions))
     }
 
-    fn receive_message(&self, message: Message) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
-        Box::pin(Peer::receive_message(self, message))
+    fn receive_message(
+        &self,
+        message: Message,
+        extensions: Extensions,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(Peer::receive_message_with(self, message, extensions))
     }
 
-    fn receive_alone(&self, message: Message) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
-        Box::pin(Peer::receive_alone(self, message))
+    fn receive_alone(&self, message: Message, extensions: Extensions) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(Peer::receive_alone_with(self, message, extensions))
     }
 
     fn close(&self) {
@@ -217,8 +237,9 @@ impl<S: Service> DynPeer for Peer<S> {
         method: &str,
         params: Option<&RawValue>,
         sent: &[MirroredParam<'_>],
+        extensions: &Extensions,
     ) -> Result<(), ErrorObject> {
-        self.service().check_mirrored(method, params, sent)
+        self.service().check_mirrored(method, params, sent, extensions)
     }
 
     fn accepts_batches(&self) -> bool {

@@ -66,7 +66,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use portico_core::Outbound;
+use portico_core::{Extensions, Outbound};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_tungstenite::tungstenite;
@@ -167,6 +167,8 @@ pub(crate) async fn upgrade(state: &Arc<State>, request: Request) -> Result<Resp
     })?;
     let max = ws.max_message_bytes.unwrap_or(config.max_body_bytes).max(1);
     let connection = Connection {
+        // The upgrade request's values go to every request of the connection.
+        extensions: config.carry.copy(&parts.extensions),
         state: state.clone(),
         max,
         outbound_capacity: ws.outbound_capacity.max(1),
@@ -184,6 +186,8 @@ pub(crate) async fn upgrade(state: &Arc<State>, request: Request) -> Result<Resp
 /// One socket being served.
 struct Connection {
     state: Arc<State>,
+    /// What every request of the connection carries ([`HttpConfig::carry`]).
+    extensions: Extensions,
     max: usize,
     outbound_capacity: usize,
     ping: Option<Duration>,
@@ -212,7 +216,7 @@ impl Connection {
         let heard = AtomicBool::new(true);
         let shutdown = self.state.config.shutdown.clone();
         let end = tokio::select! {
-            end = read(&mut stream, &*peer, &heard, self.max) => end,
+            end = read(&mut stream, &*peer, &heard, (self.max, &self.extensions)) => end,
             end = write(&mut sink, &mut rx, self.ping, &heard) => end,
             () = shutdown.cancelled() => End::Close(close_code::AWAY, "the server is shutting down".into()),
         };
@@ -240,12 +244,18 @@ impl Connection {
     }
 }
 
-/// Hands every text frame to the peer until the socket ends or a frame ends it.
-async fn read(stream: &mut Stream, peer: &dyn DynPeer, heard: &AtomicBool, max: usize) -> End {
+/// Hands every text frame to the peer, with `extensions`, until the socket ends or a frame
+/// ends it; `max` is the message size limit.
+async fn read(
+    stream: &mut Stream,
+    peer: &dyn DynPeer,
+    heard: &AtomicBool,
+    (max, extensions): (usize, &Extensions),
+) -> End {
     while let Some(next) = stream.next().await {
         heard.store(true, Ordering::Relaxed);
         match next {
-            Ok(Message::Text(text)) => peer.receive(text.as_str()).await,
+            Ok(Message::Text(text)) => peer.receive(text.as_str(), extensions.clone()).await,
             Ok(Message::Binary(_)) => {
                 return End::Close(
                     close_code::UNSUPPORTED,

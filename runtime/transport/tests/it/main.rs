@@ -1,6 +1,7 @@
 //! Integration tests of the stdio transport: the server end over in-memory pipes, and the
 //! client end against a real child process (the crate's `portico-stdio-fixture` binary).
 
+mod carry;
 mod child;
 mod client_tasks;
 mod http;
