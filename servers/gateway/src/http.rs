@@ -11,13 +11,14 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use portico_core::server::Server;
-use portico_transport::http::HttpConfig;
 use portico_transport::http::legacy_sse::{self, LegacySseConfig};
+use portico_transport::http::{Carry, HttpConfig};
 use portico_transport::otel::Traced;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt as _;
 
+use crate::auth::Principal;
 use crate::catalog::{Routes, Scope, View};
 use crate::{Gateway, NAME};
 
@@ -66,6 +67,8 @@ impl Endpoint {
             // and take long: in a session, its answer is a primed, resumable SSE stream from
             // the start.
             stream_methods: vec!["tools/call".into()],
+            // The caller `auth` admitted, for the policy (legacy SSE takes it from here too).
+            carry: Carry::new().with::<Principal>(),
             ..HttpConfig::default()
         };
         let mut legacy = LegacySseConfig::from_http(&http);
@@ -202,10 +205,20 @@ impl Gateway {
     }
 
     async fn serve(&self, name: &str, request: Request) -> Response {
-        let Some(router) = self.endpoint_router(name) else {
+        let no_such = || {
             let error = format!("no upstream or virtual server is named `{name}`");
-            return json_response(StatusCode::NOT_FOUND, &json!({"error": error}));
+            json_response(StatusCode::NOT_FOUND, &json!({"error": error}))
         };
+        let Some(router) = self.endpoint_router(name) else {
+            return no_such();
+        };
+        // A virtual server kept to roles the caller holds none of does not exist for it.
+        let routes = self.routes();
+        if let Some(server) = routes.config.virtual_servers.iter().find(|v| v.name == name)
+            && !routes.caller(request.extensions().get::<Principal>()).may_use(server)
+        {
+            return no_such();
+        }
         match router.oneshot(request).await {
             Ok(response) => response,
             Err(never) => match never {},

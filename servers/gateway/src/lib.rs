@@ -20,8 +20,10 @@
 //! [`portico_core::server`] (sessions, revisions, input rounds) → [`catalog::View`] (which
 //! upstream serves the name) → [`relay`] (replica picked; progress, log messages, questions and
 //! cancellation carried both ways) → the replica's [`portico_core::client::Client`], kept
-//! connected by [`upstream::Replica`]. The other policy layers (authorization, rate limits,
-//! caching, audit) slot in between the transport and the catalog. What replicas share —
+//! connected by [`upstream::Replica`]. Authorization ([`policy`]) happens in the catalog: the
+//! transport carries the token's [`auth::Principal`] to it, and the roles it holds decide what
+//! each list shows and each call may reach. The other policy layers (rate limits, caching,
+//! audit) slot in between the transport and the catalog. What replicas share —
 //! sessions, admin changes — is in the state store ([`store`]), with Redis signals ([`signal`]).
 //!
 //! The configuration is replaced whole and atomically ([`Gateway::apply`]): from the file when
@@ -38,6 +40,7 @@ pub mod catalog;
 pub mod config;
 pub mod http;
 pub mod metrics;
+pub mod policy;
 pub mod relay;
 pub mod reload;
 pub mod signal;
@@ -137,10 +140,7 @@ impl Gateway {
             .otlp_endpoint
             .as_deref()
             .map(|endpoint| portico_transport::otel::Exporter::start(endpoint, &config.telemetry.service_name));
-        let routes: SharedRoutes = Arc::new(RwLock::new(Arc::new(Routes {
-            config: config.clone(),
-            upstreams: Vec::new(),
-        })));
+        let routes: SharedRoutes = Arc::new(RwLock::new(Arc::new(Routes::new(config.clone(), Vec::new()))));
         let gateway = Arc::new_cyclic(|weak: &std::sync::Weak<Inner>| {
             let weak = weak.clone();
             let announce: Announce = Arc::new(move |upstream: &str, change: Change| {
@@ -169,7 +169,7 @@ impl Gateway {
         let gateway = Gateway { inner: gateway };
         gateway.set_sources(base, overlay);
         let upstreams = gateway.start_upstreams(&config.upstreams).await;
-        gateway.set_routes(Routes { config, upstreams });
+        gateway.set_routes(Routes::new(config, upstreams));
         gateway.sync_endpoints(None);
         gateway.follow_store();
         Ok(gateway)
@@ -329,7 +329,7 @@ impl Gateway {
             .filter(|u| !upstreams.iter().any(|n| Arc::ptr_eq(n, u)))
             .cloned()
             .collect();
-        self.set_routes(Routes { config, upstreams });
+        self.set_routes(Routes::new(config, upstreams));
         self.sync_endpoints(Some(&old.config));
         for upstream in retired {
             tokio::spawn(retire(upstream));
