@@ -6,9 +6,9 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 
 use super::*;
 
-const SECRET: &str = "a-test-secret-of-enough-length-0123456789";
-const ISSUER: &str = "https://issuer.test";
-const AUDIENCE: &str = "https://gateway.test/mcp";
+pub(super) const SECRET: &str = "a-test-secret-of-enough-length-0123456789";
+pub(super) const ISSUER: &str = "https://issuer.test";
+pub(super) const AUDIENCE: &str = "https://gateway.test/mcp";
 const RSA_PRIVATE: &str = include_str!("keys/rsa-private.pem");
 const RSA_PUBLIC: &str = include_str!("keys/rsa-public.pem");
 
@@ -20,7 +20,7 @@ fn now() -> i64 {
 }
 
 /// Valid claims, changed by `edit`.
-fn claims(edit: impl FnOnce(&mut serde_json::Value)) -> serde_json::Value {
+pub(super) fn claims(edit: impl FnOnce(&mut serde_json::Value)) -> serde_json::Value {
     let mut claims = json!({
         "iss": ISSUER, "aud": AUDIENCE, "sub": "ada", "exp": now() + 600, "nbf": now() - 10,
         "iat": now(), "scope": "mcp", "roles": ["reader"],
@@ -29,7 +29,7 @@ fn claims(edit: impl FnOnce(&mut serde_json::Value)) -> serde_json::Value {
     claims
 }
 
-fn hs256(kid: &str, claims: &serde_json::Value) -> String {
+pub(super) fn hs256(kid: &str, claims: &serde_json::Value) -> String {
     let mut header = Header::new(Algorithm::HS256);
     header.kid = Some(kid.into());
     jsonwebtoken::encode(&header, claims, &EncodingKey::from_secret(SECRET.as_bytes())).expect("signed")

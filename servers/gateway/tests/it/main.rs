@@ -10,6 +10,7 @@ mod failures;
 mod flows;
 mod fuzz;
 mod observability;
+mod rbac;
 mod reload;
 mod replicas;
 mod routing;
