@@ -812,9 +812,13 @@ impl View {
             None => {
                 let snapshot = upstream.snapshot();
                 let allowed = caller.allows_any(snapshot.tools.iter().map(|t| Item::tool(upstream.name(), &t.name)));
-                if !allowed {
-                    tracing::info!(target: "portico::policy", upstream = upstream.name(), task = id,
-                        decision = "deny", rule = "no tool of the upstream allowed", "policy decision");
+                let (upstream, task) = (upstream.name(), id);
+                if allowed {
+                    tracing::debug!(target: "portico::policy", upstream, task, decision = "allow",
+                        rule = "a tool of the upstream allowed", "policy decision");
+                } else {
+                    tracing::info!(target: "portico::policy", upstream, task, decision = "deny",
+                        rule = "no tool of the upstream allowed", "policy decision");
                 }
                 allowed
             }

@@ -377,16 +377,12 @@ impl<'a> Caller<'a> {
             .roles
             .iter()
             .any(|&r| server.roles.iter().any(|name| name == &policy.roles[r].name));
-        if !allowed {
-            tracing::info!(
-                target: "portico::policy",
-                subject = self.subject,
-                roles = %self.role_names(),
-                virtual_server = server.name.as_str(),
-                decision = "deny",
-                rule = %format_args!("virtual_servers.{}.roles", server.name),
-                "policy decision"
-            );
+        let rule = format_args!("virtual_servers.{}.roles", server.name);
+        let (subject, roles, name) = (self.subject, self.role_names(), server.name.as_str());
+        if allowed {
+            tracing::debug!(target: "portico::policy", subject, %roles, virtual_server = name, decision = "allow", %rule, "policy decision");
+        } else {
+            tracing::info!(target: "portico::policy", subject, %roles, virtual_server = name, decision = "deny", %rule, "policy decision");
         }
         allowed
     }
@@ -526,6 +522,53 @@ roles:
             ..server
         };
         assert!(Caller::new(Some(&policy), None).may_use(&open));
+    }
+
+    #[test]
+    fn every_decision_is_logged_with_the_caller_the_item_and_the_rule() {
+        #[derive(Clone, Default)]
+        struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Captured {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().expect("lock").extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let policy = policy(POLICY);
+        let reader = principal(&["reader"]);
+        tracing::subscriber::with_default(subscriber, || {
+            let caller = Caller::new(Some(&policy), Some(&reader));
+            assert!(!caller.allows("tools/call", Item::tool("files", "read_secret")));
+            assert!(caller.allows("tools/list", Item::tool("files", "read_file")));
+            assert!(!caller.allows("prompts/get", Item::resource("files", "file:///x")));
+        });
+        let text = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("UTF-8");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        for (line, (level, decision, name, rule)) in lines.iter().zip([
+            ("INFO", "deny", "read_secret", "roles.reader.grants[2]"),
+            ("DEBUG", "allow", "read_file", "roles.reader.grants[0]"),
+            ("INFO", "deny", "file:///x", "no matching allow"),
+        ]) {
+            assert!(line.contains(level) && line.contains("portico::policy"), "{line}");
+            assert!(
+                line.contains("subject=\"ada\"") && line.contains("roles=reader"),
+                "{line}"
+            );
+            assert!(line.contains(&format!("decision=\"{decision}\"")), "{line}");
+            assert!(line.contains(name) && line.contains("upstream=\"files\""), "{line}");
+            assert!(line.contains(&format!("rule={rule}")), "{line}");
+        }
     }
 
     #[test]

@@ -608,3 +608,55 @@ mod property {
         drop(gateway);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_method_is_refused_to_a_caller_allowed_no_tool_of_the_task_s_upstream() {
+    let gateway = Running::start(&format!(
+        "{}upstreams:\n  - {{name: e, builtin: everything}}\npolicy:\n  roles:\n    echoer:\n      grants:\n        - allow: {{tools: [echo]}}\n    nobody: {{}}\n",
+        auth_yaml()
+    ))
+    .await;
+    let task_get = |roles: &[&str]| {
+        let authorization = token(roles);
+        let base = gateway.base.clone();
+        async move {
+            let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tasks/get", "params": {"taskId": "e/t-1",
+                "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                    "io.modelcontextprotocol/clientCapabilities": {"extensions": {"io.modelcontextprotocol/tasks": {}}}}}});
+            let response = reqwest::Client::new()
+                .post(format!("{base}/mcp"))
+                .header("content-type", "application/json")
+                .header("accept", "application/json")
+                .header("mcp-protocol-version", "2026-07-28")
+                .header("mcp-method", "tasks/get")
+                .header("mcp-name", "e/t-1")
+                .header("authorization", authorization)
+                .body(body.to_string())
+                .send()
+                .await
+                .expect("sent");
+            let text = response.text().await.expect("a body");
+            serde_json::from_str::<Value>(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+        }
+    };
+    let metrics = || async {
+        reqwest::get(format!("{}/metrics", gateway.base))
+            .await
+            .expect("GET")
+            .text()
+            .await
+            .expect("body")
+    };
+    let refused = task_get(&["nobody"]).await;
+    assert_eq!(refused["error"]["code"], -32602, "{refused}");
+    assert_eq!(
+        refused["error"]["message"],
+        "invalid params: tasks/get: unknown task \"e/t-1\" (never created, or expired)"
+    );
+    assert!(!metrics().await.contains("method=\"tasks/get\""), "not relayed");
+    // A caller allowed a tool of `e` has the task method relayed (the upstream knows no such
+    // task either, and says so).
+    let relayed = task_get(&["echoer"]).await;
+    assert_eq!(relayed["error"]["code"], -32602, "{relayed}");
+    assert!(metrics().await.contains("method=\"tasks/get\""), "relayed");
+}
