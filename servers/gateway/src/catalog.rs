@@ -9,30 +9,71 @@
 //! Two items that would be served under one name are a collision: the first upstream (in
 //! configuration order) keeps the name, the others' item is left out, and the collision is
 //! logged and reported by [`Routes::collisions`] (shown at `/healthz`).
+//!
+//! The policy ([`crate::policy`]) of the routes in force filters every list and guards every
+//! call, for the caller the request's [`Principal`] names: lists keep what it allows (after
+//! collisions are settled, so a name is listed exactly when its call would be let through), and
+//! a call, read, get or completion of an item it does not allow fails exactly as one of an
+//! item that does not exist.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, RwLock};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, RwLock};
 
-use portico_core::ErrorObject;
 use portico_core::server::Context;
 use portico_core::server::catalog::{Catalog, CatalogFeatures, CatalogFuture};
+use portico_core::{ErrorObject, Extensions};
 use portico_protocol::v2026_07_28 as wire;
 use serde_json::{Map, Value, json};
 
+use crate::auth::Principal;
 use crate::config::{Config, VirtualServerConfig};
+use crate::policy::{Caller, Item, Policy};
 use crate::relay::{self, UNKNOWN_TARGET};
 use crate::upstream::Upstream;
 
-/// The upstreams in configuration order, and the configuration they came from; replaced whole
-/// on reload.
+/// The upstreams in configuration order, the configuration they came from and its compiled
+/// policy; replaced whole on reload.
 pub struct Routes {
     /// The configuration.
     pub config: Config,
     /// The upstreams, in configuration order.
     pub upstreams: Vec<Arc<Upstream>>,
+    /// The configuration's `policy`, compiled; `None` without one (everything allowed).
+    pub policy: Option<Policy>,
+    /// Where the policy's refusals are recorded ([`Routes::audited`]).
+    audit: Option<crate::audit::Auditor>,
 }
 
 impl Routes {
+    /// The routes of `config` (checked already) over `upstreams`.
+    pub fn new(config: Config, upstreams: Vec<Arc<Upstream>>) -> Self {
+        let policy = config.policy.as_ref().map(|policy| {
+            Policy::compile(policy).unwrap_or_else(|(key, message)| {
+                // Not reached: a configuration is checked (its policy compiled) before it is
+                // routed. Were it reached, nothing is allowed rather than everything.
+                tracing::error!(target: "portico::policy", key, message, "the policy does not compile; nothing is allowed");
+                Policy::closed()
+            })
+        });
+        Self {
+            config,
+            upstreams,
+            policy,
+            audit: None,
+        }
+    }
+
+    /// Records the policy's refusals in `audit`.
+    pub fn audited(mut self, audit: Option<crate::audit::Auditor>) -> Self {
+        self.audit = audit;
+        self
+    }
+
+    /// The caller `principal` (none: anonymous) under the policy in force.
+    pub fn caller<'a>(&'a self, principal: Option<&'a Principal>) -> Caller<'a> {
+        Caller::new(self.policy.as_ref(), principal).audited(self.audit.as_ref())
+    }
+
     fn upstream(&self, name: &str) -> Option<&Arc<Upstream>> {
         self.upstreams.iter().find(|u| u.name() == name)
     }
@@ -104,12 +145,55 @@ pub enum Scope {
 pub struct View {
     routes: SharedRoutes,
     scope: Scope,
+    /// Which tool started each task this endpoint handed out, so that its task methods are
+    /// allowed to whom the tool is.
+    tasks: Mutex<TaskOwners>,
+}
+
+/// The tool behind each task id handed out (as the client sees it), the most recent ones.
+#[derive(Default)]
+struct TaskOwners {
+    owners: HashMap<String, (String, String)>,
+    order: VecDeque<String>,
+}
+
+/// Task ids remembered per endpoint; older ones are decided by their upstream alone.
+const TASK_OWNERS: usize = 4096;
+
+impl TaskOwners {
+    fn insert(&mut self, task: String, upstream: &str, tool: &str) {
+        if self.owners.len() >= TASK_OWNERS
+            && let Some(oldest) = self.order.pop_front()
+        {
+            self.owners.remove(&oldest);
+        }
+        if self
+            .owners
+            .insert(task.clone(), (upstream.to_string(), tool.to_string()))
+            .is_none()
+        {
+            self.order.push_back(task);
+        }
+    }
 }
 
 impl View {
     /// The catalog of the endpoint `scope`.
     pub fn new(routes: SharedRoutes, scope: Scope) -> Self {
-        Self { routes, scope }
+        Self {
+            routes,
+            scope,
+            tasks: Mutex::default(),
+        }
+    }
+
+    /// Whether the endpoint serves `caller` at all: a virtual server kept to roles the caller
+    /// holds none of serves it nothing.
+    fn serves(&self, routes: &Routes, caller: &Caller<'_>) -> bool {
+        match &self.scope {
+            Scope::Virtual(name) => virtual_server(routes, name).is_some_and(|v| caller.may_use(v)),
+            _ => true,
+        }
     }
 
     fn routes(&self) -> Arc<Routes> {
@@ -201,6 +285,22 @@ fn virtual_server<'a>(routes: &'a Routes, name: &str) -> Option<&'a VirtualServe
     routes.config.virtual_servers.iter().find(|v| v.name == name)
 }
 
+/// An item of a list, with what the policy decides it by: its upstream and its name there.
+struct Listed<T> {
+    upstream: String,
+    name: String,
+    item: T,
+}
+
+/// Keeps the first item of each name (logging the others), then those `allowed` lets through.
+fn visible<T>(items: Vec<(String, Listed<T>)>, kind: &str, allowed: impl Fn(&str, &str) -> bool) -> Vec<T> {
+    dedup(items, kind)
+        .into_iter()
+        .filter(|l| allowed(&l.upstream, &l.name))
+        .map(|l| l.item)
+        .collect()
+}
+
 /// Keeps the first item of each name; logs the others.
 fn dedup<T>(items: Vec<(String, T)>, kind: &str) -> Vec<T> {
     let mut seen = BTreeSet::new();
@@ -237,9 +337,12 @@ impl Catalog for View {
         }
     }
 
-    fn tool_definition(&self, name: &str, _extensions: &portico_core::Extensions) -> Option<wire::Tool> {
+    fn tool_definition(&self, name: &str, extensions: &Extensions) -> Option<wire::Tool> {
         let routes = self.routes();
-        let (upstream, tool) = self.tool(&routes, name)?;
+        // Not recorded here: the call that follows is refused (and recorded) as well.
+        let caller = routes.caller(extensions.get::<Principal>()).audited(None);
+        // A hidden tool has no definition: its call fails as an unknown tool's, headers or not.
+        let (upstream, tool) = self.allowed_tool(&routes, &caller, "tools/call", name)?;
         // Only a tool with `x-mcp-header` annotations has headers to check: the common call
         // copies no definition.
         let snapshot = upstream.snapshot();
@@ -249,9 +352,23 @@ impl Catalog for View {
         snapshot.tools.iter().find(|t| t.name == tool).cloned()
     }
 
-    fn list_tools<'a>(&'a self, _cx: &'a Context) -> CatalogFuture<'a, Vec<wire::Tool>> {
+    fn list_tools<'a>(&'a self, cx: &'a Context) -> CatalogFuture<'a, Vec<wire::Tool>> {
         Box::pin(async move {
             let routes = self.routes();
+            let caller = routes.caller(cx.extension::<Principal>());
+            if !self.serves(&routes, &caller) {
+                return Ok(Vec::new());
+            }
+            let listed = |u: &Upstream, t: &wire::Tool, exposed: String| {
+                let mut tool = t.clone();
+                tool.name = exposed.clone();
+                let item = Listed {
+                    upstream: u.name().to_string(),
+                    name: t.name.clone(),
+                    item: tool,
+                };
+                (exposed, item)
+            };
             let tools = match &self.scope {
                 Scope::All => routes
                     .upstreams
@@ -262,18 +379,19 @@ impl Catalog for View {
                         snapshot
                             .tools
                             .iter()
-                            .map(|t| {
-                                let name = routes.exposed(u, &t.name);
-                                let mut tool = t.clone();
-                                tool.name = name.clone();
-                                (name, tool)
-                            })
+                            .map(|t| listed(u, t, routes.exposed(u, &t.name)))
                             .collect::<Vec<_>>()
                     })
                     .collect(),
                 Scope::Upstream(name) => routes
                     .upstream(name)
-                    .map(|u| u.snapshot().tools.iter().map(|t| (t.name.clone(), t.clone())).collect())
+                    .map(|u| {
+                        u.snapshot()
+                            .tools
+                            .iter()
+                            .map(|t| listed(u, t, t.name.clone()))
+                            .collect()
+                    })
                     .unwrap_or_default(),
                 Scope::Virtual(server) => virtual_server(&routes, server)
                     .map(|v| {
@@ -281,25 +399,22 @@ impl Catalog for View {
                             .iter()
                             .filter_map(|chosen| {
                                 let upstream = routes.upstream(&chosen.upstream)?;
-                                let mut tool = upstream
-                                    .snapshot()
-                                    .tools
-                                    .iter()
-                                    .find(|t| t.name == chosen.tool)?
-                                    .clone();
-                                if let Some(rename) = &chosen.rename {
-                                    tool.name = rename.clone();
-                                }
+                                let snapshot = upstream.snapshot();
+                                let original = snapshot.tools.iter().find(|t| t.name == chosen.tool)?;
+                                let exposed = chosen.rename.clone().unwrap_or_else(|| original.name.clone());
+                                let (exposed, mut listed) = listed(upstream, original, exposed);
                                 if let Some(description) = &chosen.description {
-                                    tool.description = Some(description.clone());
+                                    listed.item.description = Some(description.clone());
                                 }
-                                Some((tool.name.clone(), tool))
+                                Some((exposed, listed))
                             })
                             .collect()
                     })
                     .unwrap_or_default(),
             };
-            Ok(dedup(tools, "tool"))
+            Ok(visible(tools, "tool", |upstream, name| {
+                caller.allows("tools/list", Item::tool(upstream, name))
+            }))
         })
     }
 
@@ -311,9 +426,12 @@ impl Catalog for View {
     ) -> CatalogFuture<'a, Value> {
         Box::pin(async move {
             let routes = self.routes();
-            let (upstream, tool) = self.tool(&routes, name).ok_or_else(|| unknown("tool", name))?;
+            let caller = routes.caller(cx.extension::<Principal>());
+            let (upstream, tool) = self
+                .allowed_tool(&routes, &caller, "tools/call", name)
+                .ok_or_else(|| unknown("tool", name))?;
             let mut params = Map::new();
-            params.insert("name".into(), tool.into());
+            params.insert("name".into(), tool.clone().into());
             if let Some(arguments) = arguments {
                 params.insert("arguments".into(), Value::Object(arguments));
             }
@@ -321,6 +439,12 @@ impl Catalog for View {
             // A task handle (the tasks extension) names the upstream that runs the task.
             if self.prefixes_tasks() {
                 rewrite_task_ids(&mut result, &|id| format!("{}{TASK_SEPARATOR}{id}", upstream.name()));
+            }
+            if let Some(task) = task_id(&result) {
+                self.tasks
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(task.to_string(), upstream.name(), &tool);
             }
             Ok(result)
         })
@@ -349,6 +473,7 @@ impl Catalog for View {
     ) -> Option<CatalogFuture<'a, Value>> {
         Some(Box::pin(async move {
             let routes = self.routes();
+            let caller = routes.caller(cx.extension::<Principal>());
             let mut params: Map<String, Value> = match params {
                 Some(raw) => serde_json::from_str(raw.get())
                     .map_err(|e| ErrorObject::invalid_params(format!("{method}: {e}")))?,
@@ -356,29 +481,37 @@ impl Catalog for View {
             };
             params.remove("_meta");
             let unknown_method = || ErrorObject::method_not_found(method);
-            if let Scope::Upstream(name) = &self.scope {
-                // One upstream: its extensions, as they are.
-                let upstream = routes.upstream(name).ok_or_else(unknown_method)?;
-                if !upstream.snapshot().extensions.contains_key(extension_of(method)) {
-                    return Err(unknown_method());
-                }
-                return relay::forward(upstream, cx, method, params).await;
+            if !self.serves(&routes, &caller) {
+                return Err(unknown_method());
             }
             if method.starts_with("tasks/") {
-                // `<upstream>/<its task id>`.
                 let id = params
                     .get("taskId")
                     .and_then(Value::as_str)
                     .unwrap_or_default()
                     .to_string();
-                let (name, original) = id
-                    .split_once(TASK_SEPARATOR)
-                    .ok_or_else(|| ErrorObject::invalid_params(format!("{method}: unknown task {id:?}")))?;
+                let unknown_task = || unknown_task(method, &id);
+                if let Scope::Upstream(name) = &self.scope {
+                    // One upstream: its task ids, as they are.
+                    let upstream = routes.upstream(name).ok_or_else(unknown_method)?;
+                    if !upstream.snapshot().extensions.contains_key(TASKS) {
+                        return Err(unknown_method());
+                    }
+                    if !self.allows_task(&caller, upstream, &id) {
+                        return Err(unknown_task());
+                    }
+                    return relay::forward(upstream, cx, method, params).await;
+                }
+                // `<upstream>/<its task id>`.
+                let (name, original) = id.split_once(TASK_SEPARATOR).ok_or_else(unknown_task)?;
                 let upstream = self
                     .upstreams(&routes)
                     .into_iter()
                     .find(|u| u.name() == name)
-                    .ok_or_else(|| ErrorObject::invalid_params(format!("{method}: unknown task {id:?}")))?;
+                    .ok_or_else(unknown_task)?;
+                if !self.allows_task(&caller, &upstream, &id) {
+                    return Err(unknown_task());
+                }
                 params.insert("taskId".into(), original.into());
                 let mut result = relay::forward(&upstream, cx, method, params).await?;
                 rewrite_task_ids(&mut result, &|id| format!("{name}{TASK_SEPARATOR}{id}"));
@@ -387,7 +520,9 @@ impl Catalog for View {
             if matches!(self.scope, Scope::Virtual(_)) {
                 return Err(unknown_method());
             }
-            // The skills extension on the aggregated endpoint: its upstreams that declare it.
+            // The skills extension: its upstreams that declare it (one, on an upstream's
+            // endpoint). Skills are resources: the policy's `resources` patterns decide on
+            // their URIs.
             let serving: Vec<_> = self
                 .upstreams(&routes)
                 .into_iter()
@@ -396,25 +531,53 @@ impl Catalog for View {
             if serving.is_empty() {
                 return Err(unknown_method());
             }
-            if method == "skills/list" && serving.len() > 1 {
-                let mut skills = Vec::new();
+            if method == "skills/list" {
+                // One upstream's list keeps its pages; several are merged, whole.
+                let single = serving.len() == 1;
+                let mut merged = Vec::new();
                 for upstream in &serving {
-                    let listed = relay::forward(upstream, cx, method, Map::new()).await?;
-                    skills.extend(
-                        listed
-                            .get("skills")
-                            .and_then(Value::as_array)
-                            .cloned()
-                            .unwrap_or_default(),
-                    );
+                    let asked = if single { params.clone() } else { Map::new() };
+                    let mut listed = relay::forward(upstream, cx, method, asked).await?;
+                    if let Some(Value::Array(skills)) = listed.get_mut("skills") {
+                        skills.retain(|skill| {
+                            let uri = skill.get("uri").and_then(Value::as_str).unwrap_or_default();
+                            caller.allows(method, Item::resource(upstream.name(), uri))
+                        });
+                        if single {
+                            return Ok(listed);
+                        }
+                        merged.append(skills);
+                    }
                 }
-                return Ok(json!({"skills": skills}));
+                return Ok(json!({"skills": merged}));
             }
-            // One of them has it: asked in turn.
-            let last = serving.len() - 1;
+            // `skills/get` and `resources/directory/read` name a URI: asked of each upstream
+            // that declares the extension and allows it, in turn.
+            let uri = params
+                .get("uri")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let serving: Vec<_> = serving
+                .into_iter()
+                .filter(|u| caller.allows(method, Item::resource(u.name(), &uri)))
+                .collect();
+            let Some(last) = serving.len().checked_sub(1) else {
+                return Err(unknown_uri(method, &uri));
+            };
             for (i, upstream) in serving.iter().enumerate() {
                 match relay::forward(upstream, cx, method, params.clone()).await {
                     Err(e) if i < last && e.code == UNKNOWN_TARGET => continue,
+                    Ok(mut result) => {
+                        // A directory's entries: those allowed.
+                        if let Some(Value::Array(entries)) = result.get_mut("resources") {
+                            entries.retain(|entry| {
+                                let uri = entry.get("uri").and_then(Value::as_str).unwrap_or_default();
+                                caller.allows(method, Item::resource(upstream.name(), uri))
+                            });
+                        }
+                        return Ok(result);
+                    }
                     outcome => return outcome,
                 }
             }
@@ -422,9 +585,10 @@ impl Catalog for View {
         }))
     }
 
-    fn list_resources<'a>(&'a self, _cx: &'a Context) -> CatalogFuture<'a, Vec<wire::Resource>> {
+    fn list_resources<'a>(&'a self, cx: &'a Context) -> CatalogFuture<'a, Vec<wire::Resource>> {
         Box::pin(async move {
             let routes = self.routes();
+            let caller = routes.caller(cx.extension::<Principal>());
             let resources = self
                 .upstreams(&routes)
                 .iter()
@@ -433,17 +597,27 @@ impl Catalog for View {
                     u.snapshot()
                         .resources
                         .iter()
-                        .map(|r| (r.uri.clone(), r.clone()))
+                        .map(|r| {
+                            let listed = Listed {
+                                upstream: u.name().to_string(),
+                                name: r.uri.clone(),
+                                item: r.clone(),
+                            };
+                            (r.uri.clone(), listed)
+                        })
                         .collect::<Vec<_>>()
                 })
                 .collect();
-            Ok(dedup(resources, "resource"))
+            Ok(visible(resources, "resource", |upstream, uri| {
+                caller.allows("resources/list", Item::resource(upstream, uri))
+            }))
         })
     }
 
-    fn list_resource_templates<'a>(&'a self, _cx: &'a Context) -> CatalogFuture<'a, Vec<wire::ResourceTemplate>> {
+    fn list_resource_templates<'a>(&'a self, cx: &'a Context) -> CatalogFuture<'a, Vec<wire::ResourceTemplate>> {
         Box::pin(async move {
             let routes = self.routes();
+            let caller = routes.caller(cx.extension::<Principal>());
             let templates = self
                 .upstreams(&routes)
                 .iter()
@@ -452,18 +626,33 @@ impl Catalog for View {
                     u.snapshot()
                         .templates
                         .iter()
-                        .map(|t| (t.uri_template.clone(), t.clone()))
+                        .map(|t| {
+                            let listed = Listed {
+                                upstream: u.name().to_string(),
+                                name: t.uri_template.clone(),
+                                item: t.clone(),
+                            };
+                            (t.uri_template.clone(), listed)
+                        })
                         .collect::<Vec<_>>()
                 })
                 .collect();
-            Ok(dedup(templates, "resource template"))
+            Ok(visible(templates, "resource template", |upstream, template| {
+                caller.allows("resources/templates/list", Item::resource(upstream, template))
+            }))
         })
     }
 
     fn read_resource<'a>(&'a self, cx: &'a Context, uri: &'a str) -> CatalogFuture<'a, Option<Value>> {
         Box::pin(async move {
             let routes = self.routes();
-            let owners = self.resource_owners(&routes, uri);
+            let caller = routes.caller(cx.extension::<Principal>());
+            // Only upstreams whose `uri` the caller may read are asked: none is "not found".
+            let owners: Vec<_> = self
+                .resource_owners(&routes, uri)
+                .into_iter()
+                .filter(|u| caller.allows("resources/read", Item::resource(u.name(), uri)))
+                .collect();
             let last = owners.len().saturating_sub(1);
             for (i, upstream) in owners.iter().enumerate() {
                 let params = Map::from_iter([("uri".to_string(), Value::from(uri))]);
@@ -479,9 +668,20 @@ impl Catalog for View {
         })
     }
 
-    fn list_prompts<'a>(&'a self, _cx: &'a Context) -> CatalogFuture<'a, Vec<wire::Prompt>> {
+    fn list_prompts<'a>(&'a self, cx: &'a Context) -> CatalogFuture<'a, Vec<wire::Prompt>> {
         Box::pin(async move {
             let routes = self.routes();
+            let caller = routes.caller(cx.extension::<Principal>());
+            let listed = |u: &Upstream, p: &wire::Prompt, exposed: String| {
+                let mut prompt = p.clone();
+                prompt.name = exposed.clone();
+                let item = Listed {
+                    upstream: u.name().to_string(),
+                    name: p.name.clone(),
+                    item: prompt,
+                };
+                (exposed, item)
+            };
             let prompts = match &self.scope {
                 Scope::Virtual(_) => Vec::new(),
                 Scope::All => routes
@@ -492,12 +692,7 @@ impl Catalog for View {
                         u.snapshot()
                             .prompts
                             .iter()
-                            .map(|p| {
-                                let name = routes.exposed(u, &p.name);
-                                let mut prompt = p.clone();
-                                prompt.name = name.clone();
-                                (name, prompt)
-                            })
+                            .map(|p| listed(u, p, routes.exposed(u, &p.name)))
                             .collect::<Vec<_>>()
                     })
                     .collect(),
@@ -507,12 +702,14 @@ impl Catalog for View {
                         u.snapshot()
                             .prompts
                             .iter()
-                            .map(|p| (p.name.clone(), p.clone()))
+                            .map(|p| listed(u, p, p.name.clone()))
                             .collect()
                     })
                     .unwrap_or_default(),
             };
-            Ok(dedup(prompts, "prompt"))
+            Ok(visible(prompts, "prompt", |upstream, name| {
+                caller.allows("prompts/list", Item::prompt(upstream, name))
+            }))
         })
     }
 
@@ -524,7 +721,11 @@ impl Catalog for View {
     ) -> CatalogFuture<'a, Value> {
         Box::pin(async move {
             let routes = self.routes();
-            let (upstream, prompt) = self.prompt(&routes, name).ok_or_else(|| unknown("prompt", name))?;
+            let caller = routes.caller(cx.extension::<Principal>());
+            let (upstream, prompt) = self
+                .prompt(&routes, name)
+                .filter(|(u, p)| caller.allows("prompts/get", Item::prompt(u.name(), p)))
+                .ok_or_else(|| unknown("prompt", name))?;
             let mut params = Map::new();
             params.insert("name".into(), prompt.into());
             if !arguments.is_empty() {
@@ -537,6 +738,7 @@ impl Catalog for View {
     fn complete<'a>(&'a self, cx: &'a Context, params: wire::CompleteRequestParams) -> CatalogFuture<'a, Value> {
         Box::pin(async move {
             let routes = self.routes();
+            let caller = routes.caller(cx.extension::<Principal>());
             let mut value = serde_json::to_value(&params).map_err(ErrorObject::internal)?;
             if let Some(object) = value.as_object_mut() {
                 object.remove("_meta");
@@ -545,7 +747,10 @@ impl Catalog for View {
             let upstream = match reference.get("type").and_then(Value::as_str) {
                 Some("ref/prompt") => {
                     let name = reference.get("name").and_then(Value::as_str).unwrap_or_default();
-                    let (upstream, prompt) = self.prompt(&routes, name).ok_or_else(|| unknown("prompt", name))?;
+                    let (upstream, prompt) = self
+                        .prompt(&routes, name)
+                        .filter(|(u, p)| caller.allows("completion/complete", Item::prompt(u.name(), p)))
+                        .ok_or_else(|| unknown("prompt", name))?;
                     value["ref"]["name"] = prompt.into();
                     upstream
                 }
@@ -559,6 +764,7 @@ impl Catalog for View {
                             snapshot.templates.iter().any(|t| t.uri_template == uri)
                                 || snapshot.resources.iter().any(|r| r.uri == uri)
                         })
+                        .filter(|u| caller.allows("completion/complete", Item::resource(u.name(), uri)))
                         .ok_or_else(|| unknown("resource", uri))?
                 }
             };
@@ -584,6 +790,75 @@ impl Catalog for View {
     }
 }
 
+impl View {
+    /// The upstream and upstream-side name of the tool served as `name`, when `caller` may
+    /// use it (the decision logged for `method`).
+    fn allowed_tool(
+        &self,
+        routes: &Routes,
+        caller: &Caller<'_>,
+        method: &str,
+        name: &str,
+    ) -> Option<(Arc<Upstream>, String)> {
+        if !self.serves(routes, caller) {
+            return None;
+        }
+        self.tool(routes, name)
+            .filter(|(upstream, tool)| caller.allows(method, Item::tool(upstream.name(), tool)))
+    }
+
+    /// Whether `caller` may use the task `id` (as the client names it) of `upstream`: when this
+    /// endpoint handed it out, whether it may use the tool that started it; otherwise (handed
+    /// out by another replica, or before a restart) whether it may use any tool of the upstream.
+    fn allows_task(&self, caller: &Caller<'_>, upstream: &Upstream, id: &str) -> bool {
+        let owner = self
+            .tasks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .owners
+            .get(id)
+            .cloned();
+        match owner {
+            Some((owner, tool)) => caller.allows("tasks", Item::tool(&owner, &tool)),
+            None => {
+                let snapshot = upstream.snapshot();
+                let allowed = caller.allows_any(snapshot.tools.iter().map(|t| Item::tool(upstream.name(), &t.name)));
+                let (upstream, task) = (upstream.name(), id);
+                if allowed {
+                    tracing::debug!(target: "portico::policy", upstream, task, decision = "allow",
+                        rule = "a tool of the upstream allowed", "policy decision");
+                } else {
+                    tracing::info!(target: "portico::policy", upstream, task, decision = "deny",
+                        rule = "no tool of the upstream allowed", "policy decision");
+                }
+                allowed
+            }
+        }
+    }
+}
+
+/// The `taskId` of a task handle (`resultType: "task"`), if the result is one.
+fn task_id(result: &Value) -> Option<&str> {
+    let task = result.get("task").unwrap_or(result);
+    task.get("taskId").and_then(Value::as_str)
+}
+
+/// The answer to a task method naming a task that does not exist (or may not be used).
+fn unknown_task(method: &str, id: &str) -> ErrorObject {
+    ErrorObject::invalid_params(format!("{method}: unknown task {id:?} (never created, or expired)"))
+        .with_data(json!({"taskId": id}))
+}
+
+/// The answer to a skills method naming a URI no upstream serves (or may serve) here: what a
+/// server of the extension answers for one it does not have.
+fn unknown_uri(method: &str, uri: &str) -> ErrorObject {
+    let message = match method {
+        "skills/get" => format!("skills/get: no skill at {uri:?}"),
+        _ => format!("{method}: {uri:?} is not a directory"),
+    };
+    ErrorObject::invalid_params(message).with_data(json!({"uri": uri}))
+}
+
 /// The tasks extension's name.
 const TASKS: &str = "io.modelcontextprotocol/tasks";
 /// The skills extension's name.
@@ -591,11 +866,6 @@ const SKILLS: &str = "io.modelcontextprotocol/skills";
 /// Between the upstream's name and its own task id, in the task ids clients see on the
 /// aggregated endpoint and virtual servers.
 const TASK_SEPARATOR: char = '/';
-
-/// The extension a method belongs to.
-fn extension_of(method: &str) -> &'static str {
-    if method.starts_with("tasks/") { TASKS } else { SKILLS }
-}
 
 /// Rewrites every `taskId` string in a result.
 fn rewrite_task_ids(value: &mut Value, rename: &dyn Fn(&str) -> String) {

@@ -45,9 +45,69 @@ pub struct Config {
     /// it, the MCP endpoints are open. Read at start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<AuthConfig>,
+    /// What each caller may see and use ([`crate::policy`]). Without it, everything is
+    /// allowed to everyone (who passed `auth`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PolicyConfig>,
     /// The audit trail ([`crate::audit`]): off without it. Read at start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit: Option<AuditConfig>,
+}
+
+/// Role-based access: the roles a caller holds grant (or deny) upstreams, tools, resources and
+/// prompts by pattern ([`crate::policy`] says how a decision is made).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// The role of a caller that holds none of `roles`: a token without roles (or only roles
+    /// not defined here), or anyone when `auth` is off. None: such a caller is allowed nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_role: Option<String>,
+    /// The roles, by name (the values of the token's `auth.roles_claim`).
+    #[serde(default)]
+    pub roles: BTreeMap<String, RoleConfig>,
+}
+
+/// One role.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleConfig {
+    /// Its rules, in order (the order names the rule that decided; a deny wins wherever it is).
+    #[serde(default)]
+    pub grants: Vec<Grant>,
+}
+
+/// One rule: `allow` or `deny` (exactly one) the items it matches.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Grant {
+    /// Allows what it matches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow: Option<Patterns>,
+    /// Denies what it matches, whatever allows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deny: Option<Patterns>,
+}
+
+/// What a rule matches. `upstreams` limits it to the upstreams named (default: every one);
+/// the item lists (`tools`, `resources`, `prompts`) limit it to those kinds and names. A rule
+/// with no item list matches every item of its upstreams; one with some lists matches only
+/// items of the kinds listed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Patterns {
+    /// Upstream names (`files`, `prod-*`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstreams: Option<Vec<String>>,
+    /// Tool names as the upstream names them (`read_*`), not as an endpoint serves them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<Vec<String>>,
+    /// Resource URIs and resource templates (`file:///public/**`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Vec<String>>,
+    /// Prompt names as the upstream names them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompts: Option<Vec<String>>,
 }
 
 /// How calls, refusals and admin changes are recorded ([`crate::audit`]), in the state store.
@@ -276,6 +336,7 @@ impl Default for Config {
             state: StateConfig::default(),
             auth: None,
             audit: None,
+            policy: None,
         }
     }
 }
@@ -506,6 +567,11 @@ pub struct VirtualServerConfig {
     pub instructions: Option<String>,
     /// The tools it serves.
     pub tools: Vec<VirtualTool>,
+    /// The roles that may use it (roles of `policy.roles`); empty (the default): every caller.
+    /// Others find no such endpoint. The policy's grants still decide which of its tools a
+    /// caller sees.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
 }
 
 /// One tool of a virtual server.
@@ -670,6 +736,18 @@ impl Config {
                     return Err(invalid(key, format!("two tools are named `{exposed}` here")));
                 }
             }
+            for (j, role) in server.roles.iter().enumerate() {
+                let known = self.policy.as_ref().is_some_and(|p| p.roles.contains_key(role));
+                if !known {
+                    return Err(invalid(
+                        format!("{key}.roles[{j}]"),
+                        format!("no role `{role}` is defined in `policy.roles`"),
+                    ));
+                }
+            }
+        }
+        if let Some(policy) = &self.policy {
+            crate::policy::Policy::compile(policy).map_err(|(key, message)| invalid(key, message))?;
         }
         if self.limits.max_body_bytes == 0 {
             return Err(invalid("limits.max_body_bytes", "must be at least 1"));
@@ -1081,6 +1159,53 @@ mod tests {
         .unwrap();
         let again = Config::parse(&serde_norway::to_string(&config).unwrap(), false).unwrap();
         assert_eq!(config, again);
+    }
+
+    #[test]
+    fn policies_read_and_their_errors_name_the_key() {
+        let config = Config::parse(
+            "upstreams:\n  - {name: a, builtin: everything}\npolicy:\n  default_role: guest\n  roles:\n    guest:\n      grants:\n        - allow: {tools: [echo]}\n        - deny: {upstreams: [a], resources: ['file:///**']}\n    admin: {}\nvirtual_servers:\n  - {name: v, tools: [], roles: [admin]}\n",
+            false,
+        )
+        .unwrap();
+        let policy = config.policy.as_ref().unwrap();
+        assert_eq!(policy.roles["guest"].grants.len(), 2);
+        let deny = policy.roles["guest"].grants[1].deny.as_ref().unwrap();
+        assert_eq!(deny.upstreams.as_deref(), Some(&["a".to_string()][..]));
+        assert_eq!(config.virtual_servers[0].roles, ["admin"]);
+        let toml = Config::parse(
+            "[policy.roles.guest]\ngrants = [{ allow = { tools = [\"echo\"] } }]\n",
+            true,
+        )
+        .unwrap();
+        assert!(toml.policy.unwrap().roles["guest"].grants[0].allow.is_some());
+
+        assert!(error("policy:\n  roles:\n    r:\n      grant: []\n").contains("unknown field `grant`"));
+        assert!(
+            error("policy:\n  roles:\n    r:\n      grants: [{allow: {tool: [x]}}]\n").contains("unknown field `tool`")
+        );
+        assert!(error("policy:\n  roles:\n    r:\n      grants: [{permit: {}}]\n").contains("unknown field `permit`"));
+        assert_eq!(
+            error("policy:\n  roles:\n    r:\n      grants: [{allow: {}, deny: {}}]\n"),
+            "policy.roles.r.grants[0]: needs exactly one of `allow` and `deny`"
+        );
+        assert!(error("policy:\n  rules: {}\n").contains("unknown field `rules`"));
+        assert!(
+            error("policy:\n  roles:\n    r:\n      grants: [{allow: {}}, {deny: {prompts: ['{a,b}']}}]\n")
+                .starts_with("policy.roles.r.grants[1].deny.prompts[0]: `{a,b}`")
+        );
+        assert!(
+            error("policy:\n  default_role: x\n  roles: {r: {}}\n").starts_with("policy.default_role: no role `x`")
+        );
+        assert!(
+            error("upstreams:\n  - {name: a, builtin: everything}\npolicy: {roles: {r: {}}}\nvirtual_servers:\n  - {name: v, tools: [], roles: [r, s]}\n")
+                .starts_with("virtual_servers[0].roles[1]: no role `s`")
+        );
+        assert!(
+            error("virtual_servers:\n  - {name: v, tools: [], roles: [r]}\n")
+                .starts_with("virtual_servers[0].roles[0]:"),
+            "roles without a policy"
+        );
     }
 
     #[test]

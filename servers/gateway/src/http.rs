@@ -210,10 +210,20 @@ impl Gateway {
     }
 
     async fn serve(&self, name: &str, request: Request) -> Response {
-        let Some(router) = self.endpoint_router(name) else {
+        let no_such = || {
             let error = format!("no upstream or virtual server is named `{name}`");
-            return json_response(StatusCode::NOT_FOUND, &json!({"error": error}));
+            json_response(StatusCode::NOT_FOUND, &json!({"error": error}))
         };
+        let Some(router) = self.endpoint_router(name) else {
+            return no_such();
+        };
+        // A virtual server kept to roles the caller holds none of does not exist for it.
+        let routes = self.routes();
+        if let Some(server) = routes.config.virtual_servers.iter().find(|v| v.name == name)
+            && !routes.caller(request.extensions().get::<Principal>()).may_use(server)
+        {
+            return no_such();
+        }
         match router.oneshot(request).await {
             Ok(response) => response,
             Err(never) => match never {},

@@ -19,12 +19,13 @@
 //! The request path: transport → bearer token ([`auth`], when configured) → rate limits
 //! ([`ratelimit`], when `rate_limits` has rules: token buckets in memory or Redis, `429` with
 //! `Retry-After` and `RateLimit` headers) → [`portico_core::server`] (sessions, revisions,
-//! input rounds) → [`catalog::View`] (which upstream serves the name) → [`relay`] (replica
-//! picked within its `max_in_flight`; progress, log messages, questions and cancellation
-//! carried both ways) → the replica's [`portico_core::client::Client`], kept connected by
-//! [`upstream::Replica`]. The other policy layers (authorization, caching, audit) slot in
-//! between the transport and the catalog. What replicas share — sessions, admin changes, rate
-//! limit buckets — is in the state store ([`store`]) and Redis ([`redis`], [`signal`]).
+//! input rounds) → [`catalog::View`] (which upstream serves the name; what the caller may see
+//! and use, [`policy`]) → [`relay`] (replica picked within its `max_in_flight`; progress, log
+//! messages, questions and cancellation carried both ways; the call recorded by [`audit`]) →
+//! the replica's [`portico_core::client::Client`], kept connected by [`upstream::Replica`]. The
+//! transport carries the token's [`auth::Principal`] to the catalog as a request extension.
+//! What replicas share — sessions, admin changes, the audit trail, rate limit buckets — is in
+//! the state store ([`store`]) and Redis ([`redis`], [`signal`]).
 //!
 //! The configuration is replaced whole and atomically ([`Gateway::apply`]): from the file when
 //! it changes ([`reload`]) or from the admin API. A bad configuration is refused and the one in
@@ -41,6 +42,7 @@ pub mod catalog;
 pub mod config;
 pub mod http;
 pub mod metrics;
+pub mod policy;
 pub mod ratelimit;
 pub mod redis;
 pub mod relay;
@@ -153,10 +155,7 @@ impl Gateway {
             .map(|audit| audit::Auditor::start(store.clone(), audit, shutdown.clone()));
         let metrics: Arc<metrics::Metrics> = Arc::default();
         let limiter = ratelimit::Limiter::new(redis.clone(), metrics.clone());
-        let routes: SharedRoutes = Arc::new(RwLock::new(Arc::new(Routes {
-            config: config.clone(),
-            upstreams: Vec::new(),
-        })));
+        let routes: SharedRoutes = Arc::new(RwLock::new(Arc::new(Routes::new(config.clone(), Vec::new()))));
         let gateway = Arc::new_cyclic(|weak: &std::sync::Weak<Inner>| {
             let weak = weak.clone();
             let announce: Announce = Arc::new(move |upstream: &str, change: Change| {
@@ -187,7 +186,7 @@ impl Gateway {
         let gateway = Gateway { inner: gateway };
         gateway.set_sources(base, overlay);
         let upstreams = gateway.start_upstreams(&config.upstreams).await;
-        gateway.set_routes(Routes { config, upstreams });
+        gateway.set_routes(Routes::new(config, upstreams).audited(gateway.inner.audit.clone()));
         gateway.sync_endpoints(None);
         gateway.follow_store();
         Ok(gateway)
@@ -354,7 +353,7 @@ impl Gateway {
             .filter(|u| !upstreams.iter().any(|n| Arc::ptr_eq(n, u)))
             .cloned()
             .collect();
-        self.set_routes(Routes { config, upstreams });
+        self.set_routes(Routes::new(config, upstreams).audited(self.inner.audit.clone()));
         self.sync_endpoints(Some(&old.config));
         for upstream in retired {
             tokio::spawn(retire(upstream));

@@ -208,3 +208,31 @@ async fn without_audit_the_trail_is_off() {
     assert_eq!(status, 404, "{body}");
     assert!(body["error"].as_str().is_some_and(|e| e.contains("audit")), "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_use_the_policy_refuses_is_recorded_with_the_rule() {
+    let policy = "policy:\n  roles:\n    reader:\n      grants:\n        - allow: {tools: [echo]}\naudit: {}\n";
+    let gateway = audited(policy, None).await;
+    let (_, allowed) = call_as(&gateway, Some("ada"), "e__echo", json!({"message": "hi"})).await;
+    assert_eq!(allowed["result"]["content"][0]["text"], "hi", "{allowed}");
+    let (_, refused) = call_as(&gateway, Some("ada"), "e__test_error_handling", json!({})).await;
+    assert_eq!(refused["error"]["code"], -32602, "refused as unknown: {refused}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let denials = loop {
+        let (denials, _) = records(&gateway, "kind=denial").await;
+        if !denials.is_empty() || std::time::Instant::now() > deadline {
+            break denials;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let [denial] = denials.as_slice() else {
+        panic!("one denial: {denials:#?}")
+    };
+    assert_eq!(denial["principal"], "ada");
+    assert_eq!(denial["method"], "tools/call");
+    assert_eq!(denial["target"], "test_error_handling");
+    assert_eq!(denial["upstream"], "e");
+    assert_eq!(denial["detail"], "policy: no matching allow (roles: reader)");
+    let (calls, _) = records(&gateway, "kind=call").await;
+    assert_eq!(calls.len(), 1, "only the allowed call reached an upstream: {calls:#?}");
+}

@@ -12,6 +12,7 @@ mod flows;
 mod fuzz;
 mod limits;
 mod observability;
+mod rbac;
 mod reload;
 mod replicas;
 mod routing;

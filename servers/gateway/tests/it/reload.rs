@@ -6,16 +6,16 @@ use portico_core::client::Protocol;
 use super::*;
 
 /// A configuration file of the test's own, removed when dropped.
-struct File(std::path::PathBuf);
+pub(super) struct File(pub(super) std::path::PathBuf);
 
 impl File {
-    fn new(name: &str, text: &str) -> Self {
+    pub(super) fn new(name: &str, text: &str) -> Self {
         let path = std::env::temp_dir().join(format!("portico-gateway-it-{}-{name}", std::process::id()));
         std::fs::write(&path, text).expect("writing");
         Self(path)
     }
 
-    fn write(&self, text: &str) {
+    pub(super) fn write(&self, text: &str) {
         // Written beside and renamed over, as editors and deployments do.
         let next = self.0.with_extension("next");
         std::fs::write(&next, text).expect("writing");
@@ -40,7 +40,7 @@ async fn tool_names(client: &Client) -> Vec<String> {
 }
 
 /// Waits until `done` holds.
-async fn until<F: std::future::Future<Output = bool>>(what: &str, mut done: impl FnMut() -> F) {
+pub(super) async fn until<F: std::future::Future<Output = bool>>(what: &str, mut done: impl FnMut() -> F) {
     within(what, async {
         while !done().await {
             tokio::time::sleep(Duration::from_millis(50)).await;
