@@ -180,6 +180,10 @@ pub struct AuthConfig {
     /// The claim holding the caller's roles (a list, or space-separated; default `roles`).
     #[serde(default = "default_roles_claim")]
     pub roles_claim: String,
+    /// Whether API keys made through the admin API (`Bearer pk_…`) are accepted besides JWTs
+    /// (default `true`; [`crate::apikeys`]).
+    #[serde(default = "default_true")]
+    pub api_keys: bool,
 }
 
 fn default_roles_claim() -> String {

@@ -35,6 +35,7 @@
 //! The crate has no features.
 
 pub mod admin;
+pub mod apikeys;
 pub mod audit;
 pub mod auth;
 pub mod breaker;
@@ -129,7 +130,9 @@ impl Gateway {
     pub async fn start(config: Config, connect_wait: Duration) -> Result<Self, String> {
         let store = store::Store::open(&config.state.url).await?;
         let authenticator = match config.auth.clone() {
-            Some(auth) => Some(Arc::new(auth::Authenticator::new(auth).await)),
+            Some(auth) => Some(Arc::new(
+                auth::Authenticator::new(auth).await.with_api_keys(store.clone()),
+            )),
             None => None,
         };
         let redis = config.state.redis.as_deref().map(redis::Address::parse).transpose()?;
@@ -190,6 +193,11 @@ impl Gateway {
         gateway.sync_endpoints(None);
         gateway.follow_store();
         Ok(gateway)
+    }
+
+    /// The API keys, when `auth` is configured with `api_keys`.
+    pub fn api_keys(&self) -> Option<&apikeys::ApiKeys> {
+        self.inner.auth.as_ref().and_then(|a| a.api_keys())
     }
 
     /// The audit trail, when `audit` is configured.

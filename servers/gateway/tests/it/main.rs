@@ -3,6 +3,7 @@
 //! Streamable HTTP listener), driven by Portico's client core as a 2025-11-25 session client
 //! and as a 2026-07-28 client.
 
+mod apikeys;
 mod audit;
 mod auth;
 mod bridging;
