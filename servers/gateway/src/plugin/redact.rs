@@ -138,7 +138,11 @@ impl Redact {
                     regex::RegexBuilder::new(&regex)
                         .size_limit(REGEX_SIZE_LIMIT)
                         .build()
-                        .map_err(|e| options.invalid(&format!("{key}.regex"), e.to_string()))?,
+                        // The parser's message spans lines (the pattern, a caret): one line here.
+                        .map_err(|e| {
+                            let message = e.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
+                            options.invalid(&format!("{key}.regex"), message)
+                        })?,
                 ),
                 _ => return Err(options.invalid(&key, "needs exactly one of `literal` and `regex`")),
             };
@@ -617,7 +621,10 @@ mod tests {
             error(json!({"builtins": ["email", "phone"]}))
                 .starts_with("plugins[0].builtins[1]: unknown built-in pattern `phone`")
         );
-        assert!(error(json!({"patterns": [{"name": "x", "regex": "("}]})).starts_with("plugins[0].patterns[0].regex:"));
+        assert_eq!(
+            error(json!({"patterns": [{"name": "x", "regex": "(("}]})),
+            "plugins[0].patterns[0].regex: regex parse error: (( ^ error: unclosed group"
+        );
         assert!(error(json!({"patterns": [{"name": "x"}]})).starts_with("plugins[0].patterns[0]: needs exactly one"));
         assert!(
             error(json!({"patterns": [{"name": "x", "literal": "a", "regx": "b"}]}))
