@@ -125,7 +125,9 @@ fn redact(value: &mut Value) {
     match value {
         Value::Object(map) => {
             for (key, item) in map.iter_mut() {
-                if key == "env" {
+                if key == "env" || key == "headers" {
+                    // Environment values and HTTP headers (an upstream's, a webhook's) carry
+                    // credentials.
                     if let Value::Object(env) = item {
                         for v in env.values_mut() {
                             *v = "<redacted>".into();

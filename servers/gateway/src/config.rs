@@ -52,6 +52,9 @@ pub struct Config {
     /// The audit trail ([`crate::audit`]): off without it. Read at start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit: Option<AuditConfig>,
+    /// Plugins run on every relayed request, in order ([`crate::plugin`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plugins: Vec<crate::plugin::PluginConfig>,
 }
 
 /// Role-based access: the roles a caller holds grant (or deny) upstreams, tools, resources and
@@ -341,6 +344,7 @@ impl Default for Config {
             auth: None,
             audit: None,
             policy: None,
+            plugins: Vec::new(),
         }
     }
 }
@@ -797,6 +801,7 @@ impl Config {
             return Err(invalid("limits.max_sessions", "must be at least 1"));
         }
         crate::ratelimit::check(self)?;
+        crate::plugin::check(&self.plugins)?;
         Ok(())
     }
 
@@ -1003,7 +1008,9 @@ impl ReplicaConfig {
     }
 }
 
-fn check_name(key: &str, name: &str) -> Result<(), ConfigError> {
+/// Checks a name of the configuration's (an upstream's, a plugin's): 1 to 64 letters, digits,
+/// `-` or `_`.
+pub(crate) fn check_name(key: &str, name: &str) -> Result<(), ConfigError> {
     let ok =
         !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if ok {

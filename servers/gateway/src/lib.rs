@@ -20,10 +20,18 @@
 //! ([`ratelimit`], when `rate_limits` has rules: token buckets in memory or Redis, `429` with
 //! `Retry-After` and `RateLimit` headers) → [`portico_core::server`] (sessions, revisions,
 //! input rounds) → [`catalog::View`] (which upstream serves the name; what the caller may see
-//! and use, [`policy`]) → [`relay`] (replica picked within its `max_in_flight`; progress, log
-//! messages, questions and cancellation carried both ways; the call recorded by [`audit`]) →
-//! the replica's [`portico_core::client::Client`], kept connected by [`upstream::Replica`]. The
-//! transport carries the token's [`auth::Principal`] to the catalog as a request extension.
+//! and use, [`policy`]) → [`relay`] (the configured [`plugin`]s' `before` hooks, which may
+//! refuse or change the request; replica picked within its `max_in_flight`; progress, log
+//! messages, questions and cancellation carried both ways; the plugins' `after` hooks on the
+//! result; the call recorded by [`audit`]) → the replica's [`portico_core::client::Client`],
+//! kept connected by [`upstream::Replica`]. The transport carries the token's
+//! [`auth::Principal`] to the catalog as a request extension.
+//!
+//! Plugins are shipped (redaction of results, an arguments guard, a tool deny-list, a webhook
+//! for plugins in other languages) or compiled in: implement [`plugin::Plugin`], register its
+//! kind in a [`plugin::PluginRegistry`] and start the gateway with [`Gateway::start_with`]
+//! (see [`plugin`]).
+//!
 //! What replicas share — sessions, admin changes, the audit trail, rate limit buckets — is in
 //! the state store ([`store`]) and Redis ([`redis`], [`signal`]).
 //!
@@ -43,6 +51,7 @@ pub mod catalog;
 pub mod config;
 pub mod http;
 pub mod metrics;
+pub mod plugin;
 pub mod policy;
 pub mod ratelimit;
 pub mod redis;
@@ -105,6 +114,8 @@ struct Inner {
     audit: Option<audit::Auditor>,
     /// The rate limits in force and their buckets.
     limiter: ratelimit::Limiter,
+    /// The plugin kinds `plugins` entries may name.
+    registry: plugin::PluginRegistry,
 }
 
 /// What the last configuration change did.
@@ -128,6 +139,19 @@ impl Gateway {
     /// upstream not reachable yet keeps being retried in the background, its calls answered
     /// with [`relay::UPSTREAM_UNAVAILABLE`] meanwhile. Fails when the store cannot be opened.
     pub async fn start(config: Config, connect_wait: Duration) -> Result<Self, String> {
+        Self::start_with(config, connect_wait, plugin::PluginRegistry::new()).await
+    }
+
+    /// [`Gateway::start`], with the plugin kinds of `registry` (the shipped ones and those the
+    /// program adds, [`plugin::PluginRegistry::with`]) for `plugins` to name, at start and on
+    /// every reload. Fails, naming the key, when a plugin does not compile.
+    pub async fn start_with(
+        config: Config,
+        connect_wait: Duration,
+        registry: plugin::PluginRegistry,
+    ) -> Result<Self, String> {
+        // Compiled before anything starts: a kind the registry does not know stops the start.
+        let plugins = plugin::Chain::compile(&config.plugins, &registry).map_err(|e| e.to_string())?;
         let store = store::Store::open(&config.state.url).await?;
         let authenticator = match config.auth.clone() {
             Some(auth) => Some(Arc::new(
@@ -139,11 +163,14 @@ impl Gateway {
         let (version, overlay) = store.overlay().await?;
         let base = config.clone();
         let merged = overlay.apply_to(&config);
-        let (config, overlay) = match merged.check() {
-            Ok(()) => (merged, overlay),
+        let (config, overlay, plugins) = match merged
+            .check()
+            .and_then(|()| plugin::Chain::compile(&merged.plugins, &registry))
+        {
+            Ok(merged_plugins) => (merged, overlay, merged_plugins),
             Err(e) => {
                 tracing::error!(error = %e, "the admin changes in the state store do not fit this configuration; serving the file's alone");
-                (config, reload::Overlay::default())
+                (config, reload::Overlay::default(), plugins)
             }
         };
         let exporter = config
@@ -184,12 +211,17 @@ impl Gateway {
                 auth: authenticator,
                 audit: auditor,
                 limiter,
+                registry,
             }
         });
         let gateway = Gateway { inner: gateway };
         gateway.set_sources(base, overlay);
         let upstreams = gateway.start_upstreams(&config.upstreams).await;
-        gateway.set_routes(Routes::new(config, upstreams).audited(gateway.inner.audit.clone()));
+        gateway.set_routes(
+            Routes::new(config, upstreams)
+                .audited(gateway.inner.audit.clone())
+                .plugged(plugins),
+        );
         gateway.sync_endpoints(None);
         gateway.follow_store();
         Ok(gateway)
@@ -326,7 +358,7 @@ impl Gateway {
     /// endpoints appear and disappear with their upstreams and virtual servers; every client
     /// listening is told the lists changed.
     pub async fn apply(&self, mut config: Config) -> Result<(), ConfigError> {
-        config.check()?;
+        let plugins = self.check(&config)?;
         let _one_at_a_time = self.inner.applying.lock().await;
         let old = self.routes();
         // The listener stays where it is until a restart.
@@ -361,7 +393,11 @@ impl Gateway {
             .filter(|u| !upstreams.iter().any(|n| Arc::ptr_eq(n, u)))
             .cloned()
             .collect();
-        self.set_routes(Routes::new(config, upstreams).audited(self.inner.audit.clone()));
+        self.set_routes(
+            Routes::new(config, upstreams)
+                .audited(self.inner.audit.clone())
+                .plugged(plugins),
+        );
         self.sync_endpoints(Some(&old.config));
         for upstream in retired {
             tokio::spawn(retire(upstream));
@@ -375,6 +411,13 @@ impl Gateway {
         }
         tracing::info!("configuration applied");
         Ok(())
+    }
+
+    /// Checks `config` whole ([`Config::check`]) and compiles its plugins with this gateway's
+    /// registry (which knows the kinds the program added).
+    pub fn check(&self, config: &Config) -> Result<plugin::Chain, ConfigError> {
+        config.check()?;
+        plugin::Chain::compile(&config.plugins, &self.inner.registry)
     }
 
     /// Makes the endpoints match the routes: one per upstream and virtual server, plus the

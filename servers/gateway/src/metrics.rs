@@ -12,9 +12,10 @@
 //! | `portico_gateway_config_changes_total` | counter | `source` (`file`, `admin`), `outcome` (`applied`, `rejected`) |
 //! | `portico_gateway_rate_limited_total` | counter | `rule`, `reason` (`limited`: its bucket was empty; `store_unavailable`: Redis could not be asked and the rule fails closed) |
 //! | `portico_gateway_rate_limit_store_errors_total` | counter | `rule` (requests whose Redis bucket could not be read, refused or not) |
+//! | `portico_gateway_plugin_decisions_total` | counter | `plugin`, `hook` (`before`, `after`), `decision` (`continue`, `deny`, `failed_open`, `failed_closed`) |
 //!
 //! Label values are bounded by the configuration (upstream, replica, rule and tool names the
-//! configuration and its upstreams define, methods the gateway relays), not by what clients
+//! configuration and its upstreams define, methods the gateway relays, plugin names), not by what clients
 //! send: a tool or prompt name the upstream does not list is counted under `tool=""`.
 
 use std::collections::BTreeMap;
@@ -78,6 +79,8 @@ struct Registry {
     rate_limited: BTreeMap<(String, &'static str), u64>,
     /// rule → requests whose bucket could not be read.
     rate_limit_store_errors: BTreeMap<String, u64>,
+    /// (plugin, hook, decision) → hooks run.
+    plugin_decisions: BTreeMap<(String, &'static str, &'static str), u64>,
 }
 
 /// The gateway's counters and histograms (gauges are read when rendered).
@@ -132,6 +135,16 @@ impl Metrics {
     /// Counts a request whose bucket of the rate limit `rule` could not be read.
     pub fn record_rate_limit_store_error(&self, rule: &str) {
         *self.registry().rate_limit_store_errors.entry(rule.into()).or_default() += 1;
+    }
+
+    /// Counts one hook of the plugin `plugin` (`before`, `after`) and what it decided:
+    /// `continue`, `deny`, `failed_open` or `failed_closed`.
+    pub fn record_plugin(&self, plugin: &str, hook: &'static str, decision: &'static str) {
+        *self
+            .registry()
+            .plugin_decisions
+            .entry((plugin.into(), hook, decision))
+            .or_default() += 1;
     }
 
     /// The counters and histograms in the text format, then `gauges` (already rendered).
@@ -206,6 +219,15 @@ impl Metrics {
                 out,
                 "portico_gateway_rate_limit_store_errors_total{{rule=\"{}\"}} {count}",
                 escape(rule)
+            );
+        }
+        out.push_str("# HELP portico_gateway_plugin_decisions_total Plugin hooks run, by plugin, hook and decision.\n");
+        out.push_str("# TYPE portico_gateway_plugin_decisions_total counter\n");
+        for ((plugin, hook, decision), count) in &registry.plugin_decisions {
+            let _ = writeln!(
+                out,
+                "portico_gateway_plugin_decisions_total{{plugin=\"{}\",hook=\"{hook}\",decision=\"{decision}\"}} {count}",
+                escape(plugin)
             );
         }
         gauges.render(&mut out);
@@ -290,6 +312,7 @@ mod tests {
         metrics.record_rate_limited("calls", "limited");
         metrics.record_rate_limited("calls", "limited");
         metrics.record_rate_limit_store_error("shared");
+        metrics.record_plugin("guard", "before", "deny");
         let text = metrics.render(&Gauges {
             in_flight: vec![("a".into(), 2)],
             replicas: vec![("a".into(), "http://x".into(), true, "half-open")],
@@ -327,6 +350,9 @@ mod tests {
         assert!(text.contains("portico_gateway_in_flight{upstream=\"a\"} 2\n"));
         assert!(text.contains("portico_gateway_rate_limited_total{rule=\"calls\",reason=\"limited\"} 2\n"));
         assert!(text.contains("portico_gateway_rate_limit_store_errors_total{rule=\"shared\"} 1\n"));
+        assert!(text.contains(
+            "portico_gateway_plugin_decisions_total{plugin=\"guard\",hook=\"before\",decision=\"deny\"} 1\n"
+        ));
         // Every line is a comment or `name{labels} value`.
         for line in text.lines() {
             assert!(

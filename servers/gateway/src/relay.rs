@@ -30,7 +30,12 @@
 //!
 //! Errors: the upstream's own JSON-RPC errors reach the client as they are; the gateway's are
 //! in the `-32050 … -32052` range and name the upstream ([`UPSTREAM_UNAVAILABLE`] and the rest);
-//! `-32053` is the rate limiter's ([`crate::ratelimit::RATE_LIMITED`]).
+//! `-32053` is the rate limiter's ([`crate::ratelimit::RATE_LIMITED`]), `-32054` the audit
+//! trail's ([`crate::audit::AUDIT_UNAVAILABLE`]) and `-32055` the plugins'
+//! ([`crate::plugin::PLUGIN_DENIED`]).
+//!
+//! The configured plugins ([`crate::plugin`]) run here, around the relay: every request relayed
+//! goes through [`forward`].
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -48,6 +53,7 @@ use portico_transport::otel::{self, ActiveSpan, SpanKind};
 use crate::audit;
 use crate::auth::Principal;
 use crate::metrics::Outcome;
+use crate::plugin::{Plugged, Refusal};
 use crate::upstream::Upstream;
 
 /// The message of the error a relay ends with when the client is to answer questions first
@@ -131,11 +137,16 @@ const IDEMPOTENT: &[&str] = &["resources/read", "prompts/get", "completion/compl
 /// result object). The replica is picked by the upstream's `balance` policy; a call that fails
 /// for the replica's sake (no connection, a transport error, a timeout) counts against its
 /// breaker, and an idempotent one is tried on another replica (`retries`).
+///
+/// The `plugins` that apply to the request run around it ([`crate::plugin`]): their `before`
+/// hooks first (a denial answers [`crate::plugin::PLUGIN_DENIED`] and no upstream is asked),
+/// their `after` hooks on the upstream's result.
 pub async fn forward(
     upstream: &Upstream,
     cx: &Context,
     method: &str,
-    params: Map<String, Value>,
+    mut params: Map<String, Value>,
+    plugins: Plugged<'_>,
 ) -> Result<Value, ErrorObject> {
     let started = std::time::Instant::now();
     let tool = params
@@ -148,11 +159,27 @@ pub async fn forward(
     let (arguments_digest, target) = match upstream.auditor() {
         Some(_) => (
             params.get("arguments").map(audit::digest),
-            params.get("uri").and_then(Value::as_str).map(str::to_string),
+            params
+                .get("uri")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .or_else(|| (!tool.is_empty()).then(|| tool.clone())),
         ),
         None => (None, None),
     };
-    let outcome = forward_to_replicas(upstream, cx, method, params).await;
+    let mut plugged = plugins.start(upstream, cx, method, &params);
+    if let Some(run) = plugged.as_mut()
+        && let Err(refusal) = run.before(&mut params).await
+    {
+        let record = Denied {
+            method,
+            target,
+            arguments_digest,
+            took: None,
+        };
+        return refused(upstream, cx, record, &refusal, run.annotations()).await;
+    }
+    let mut outcome = forward_to_replicas(upstream, cx, method, params).await;
     let counted = match &outcome {
         Ok(result) if result.get("isError") == Some(&Value::Bool(true)) => Outcome::ToolError,
         Ok(_) => Outcome::Ok,
@@ -174,6 +201,17 @@ pub async fn forward(
     upstream
         .metrics()
         .record(upstream.name(), method, listed_tool, counted, took);
+    if let (Some(run), Ok(result)) = (plugged.as_mut(), outcome.as_mut())
+        && let Err(refusal) = run.after(result).await
+    {
+        let record = Denied {
+            method,
+            target,
+            arguments_digest,
+            took: Some(took),
+        };
+        return refused(upstream, cx, record, &refusal, run.annotations()).await;
+    }
     let Some(auditor) = upstream.auditor() else {
         tracing::info!(
             target: "portico::access",
@@ -199,7 +237,7 @@ pub async fn forward(
     );
     let mut record = audit::Record::new(audit::Kind::Call, method, counted.as_str(), correlation);
     record.principal = cx.extension::<Principal>().map(|p| p.subject.clone());
-    record.target = target.or_else(|| (!tool.is_empty()).then_some(tool));
+    record.target = target;
     record.upstream = Some(upstream.name().to_string());
     record.arguments_digest = arguments_digest;
     record.latency_us = Some(i64::try_from(took.as_micros()).unwrap_or(i64::MAX));
@@ -207,8 +245,56 @@ pub async fn forward(
         record.error_code = Some(e.code);
         record.detail = Some(e.message.clone());
     }
+    if let Some(run) = &plugged
+        && !run.annotations().is_empty()
+    {
+        let plugins = format!("plugins: {}", Value::Object(run.annotations().clone()));
+        record.detail = Some(match record.detail.take() {
+            Some(detail) => format!("{detail}; {plugins}"),
+            None => plugins,
+        });
+    }
     match auditor.record_or_refuse(record).await {
         Ok(()) => outcome,
+        Err(refusal) => Err(ErrorObject::new(audit::AUDIT_UNAVAILABLE, refusal)),
+    }
+}
+
+/// What the audit record of a request a plugin refused names.
+struct Denied<'a> {
+    method: &'a str,
+    target: Option<String>,
+    arguments_digest: Option<String>,
+    /// How long the upstream took, when it was asked (a refusal `after`).
+    took: Option<std::time::Duration>,
+}
+
+/// The answer to a request a plugin refused, recorded in the audit trail (a `denial`) when
+/// there is one.
+async fn refused(
+    upstream: &Upstream,
+    cx: &Context,
+    denied: Denied<'_>,
+    refusal: &Refusal,
+    annotations: &Map<String, Value>,
+) -> Result<Value, ErrorObject> {
+    let error = refusal.error(annotations);
+    let Some(auditor) = upstream.auditor() else {
+        return Err(error);
+    };
+    let correlation = otel::current().map_or_else(crate::audit::correlation_id, |trace| trace.trace_id_hex());
+    let mut record = audit::Record::new(audit::Kind::Denial, denied.method, "denied", correlation);
+    record.principal = cx.extension::<Principal>().map(|p| p.subject.clone());
+    record.target = denied.target;
+    record.upstream = Some(upstream.name().to_string());
+    record.arguments_digest = denied.arguments_digest;
+    record.latency_us = denied
+        .took
+        .map(|took| i64::try_from(took.as_micros()).unwrap_or(i64::MAX));
+    record.error_code = Some(error.code);
+    record.detail = Some(refusal.detail());
+    match auditor.record_or_refuse(record).await {
+        Ok(()) => Err(error),
         Err(refusal) => Err(ErrorObject::new(audit::AUDIT_UNAVAILABLE, refusal)),
     }
 }
