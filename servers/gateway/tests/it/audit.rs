@@ -236,3 +236,56 @@ async fn a_use_the_policy_refuses_is_recorded_with_the_rule() {
     let (calls, _) = records(&gateway, "kind=call").await;
     assert_eq!(calls.len(), 1, "only the allowed call reached an upstream: {calls:#?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_trail_recovers_when_postgresql_returns() {
+    let database = Database::create().await;
+    // The database's URL with a proxy the test takes down in place of the server.
+    let (server, name) = database
+        .url
+        .trim_start_matches("postgres://")
+        .split_once('/')
+        .expect("host/db");
+    let (user, host) = server.rsplit_once('@').expect("user@host");
+    let proxy = Proxy::start(host).await;
+    let url = format!("postgres://{user}@{}/{name}", proxy.address);
+    {
+        let gateway = audited("audit: {}\n", Some(&url)).await;
+        let (_, answer) = call_as(&gateway, Some("ada"), "e__echo", json!({"message": "one"})).await;
+        assert_eq!(answer["result"]["content"][0]["text"], "one", "{answer}");
+
+        proxy.down();
+        let (status, answer) = call_as(&gateway, Some("ada"), "e__echo", json!({"message": "two"})).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(
+            answer["error"]["code"], -32054,
+            "withheld while the store is away: {answer}"
+        );
+        let (status, body) = gateway.get_json("/admin/audit").await;
+        assert_eq!(status, 503, "{body}");
+
+        proxy.up();
+        // New connections are made as they are needed: the next call is recorded again.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let (_, answer) = call_as(&gateway, Some("ada"), "e__echo", json!({"message": "three"})).await;
+            if answer["result"]["content"][0]["text"] == "three" {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "not recovered: {answer}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let (calls, _) = records(&gateway, "kind=call&outcome=ok").await;
+        let digests: Vec<&str> = calls.iter().filter_map(|r| r["arguments_digest"].as_str()).collect();
+        assert!(
+            digests.contains(&sha256_hex(&json!({"message": "one"})).as_str()),
+            "{calls:#?}"
+        );
+        assert!(
+            digests.contains(&sha256_hex(&json!({"message": "three"})).as_str()),
+            "{calls:#?}"
+        );
+    }
+    drop(proxy);
+    database.drop_it().await;
+}

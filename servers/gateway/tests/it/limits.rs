@@ -6,9 +6,6 @@
 //! Redis (127.0.0.1:6379, or `PORTICO_TEST_REDIS`) must be running, as for the replica tests;
 //! a test that cannot reach it fails saying so.
 
-use std::sync::Mutex;
-use std::sync::atomic::AtomicBool;
-
 use portico_core::server::{Server, tool};
 use portico_gateway::config::{Config, ConfigError};
 
@@ -386,74 +383,6 @@ async fn two_gateways_on_one_redis_admit_no_more_than_the_bucket_holds() {
     );
 }
 
-/// A TCP proxy to Redis that the test takes down and brings back: while down it closes
-/// every connection, open or new.
-struct Proxy {
-    url: String,
-    up: Arc<AtomicBool>,
-    connections: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
-    accept: tokio::task::JoinHandle<()>,
-}
-
-impl Proxy {
-    async fn start(redis: &str) -> Self {
-        let target = redis
-            .trim_start_matches("redis://")
-            .split('/')
-            .next()
-            .unwrap_or_default()
-            .to_string();
-        let (auth, target) = match target.rsplit_once('@') {
-            Some((auth, host)) => (format!("{auth}@"), host.to_string()),
-            None => (String::new(), target),
-        };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binding");
-        let url = format!("redis://{auth}{}", listener.local_addr().expect("address"));
-        let up = Arc::new(AtomicBool::new(true));
-        let connections: Arc<Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
-        let (for_accept, for_tasks) = (up.clone(), connections.clone());
-        let accept = tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                if !for_accept.load(Ordering::SeqCst) {
-                    drop(client);
-                    continue;
-                }
-                let target = target.clone();
-                let task = tokio::spawn(async move {
-                    if let Ok(mut server) = tokio::net::TcpStream::connect(&target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                    }
-                });
-                for_tasks.lock().expect("connections").push(task.abort_handle());
-            }
-        });
-        Self {
-            url,
-            up,
-            connections,
-            accept,
-        }
-    }
-
-    fn down(&self) {
-        self.up.store(false, Ordering::SeqCst);
-        for connection in self.connections.lock().expect("connections").drain(..) {
-            connection.abort();
-        }
-    }
-
-    fn up(&self) {
-        self.up.store(true, Ordering::SeqCst);
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.down();
-        self.accept.abort();
-    }
-}
-
 /// An upstream with write tools and read-only ones (`readOnlyHint`).
 fn annotated_server() -> Server {
     let read_only = || wire::ToolAnnotations::new().with_read_only_hint(true);
@@ -470,7 +399,14 @@ fn annotated_server() -> Server {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_away_fails_closed_for_writes_or_as_configured_and_limits_recover() {
     let redis = redis_url().await;
-    let proxy = Proxy::start(&redis).await;
+    // The Redis URL with the proxy's address in place of the server's.
+    let rest = redis.trim_start_matches("redis://");
+    let (auth, host) = match rest.split('/').next().unwrap_or_default().rsplit_once('@') {
+        Some((auth, host)) => (format!("{auth}@"), host.to_string()),
+        None => (String::new(), rest.split('/').next().unwrap_or_default().to_string()),
+    };
+    let proxy = Proxy::start(&host).await;
+    let proxied = format!("redis://{auth}{}", proxy.address);
     let server = annotated_server();
     let config = HttpConfig::default();
     let shutdown = config.shutdown.clone();
@@ -483,7 +419,7 @@ async fn redis_away_fails_closed_for_writes_or_as_configured_and_limits_recover(
     let (guarded, lenient, strict, lists) = (unique("guarded"), unique("lenient"), unique("strict"), unique("lists"));
     let gateway = Running::start(&format!(
         "upstreams:\n  - {{name: t, url: '{upstream}', prefix: ''}}\nstate:\n  redis: '{}'\nrate_limits:\n  - {{name: {guarded}, rate: 1000/s, tools: [write, read]}}\n  - {{name: {lenient}, rate: 1000/s, tools: [open_write], fail: open}}\n  - {{name: {strict}, rate: 1000/s, tools: [strict_read], fail: closed}}\n  - {{name: {lists}, rate: 1000/s, methods: [tools/list]}}\n",
-        proxy.url
+        proxied
     ))
     .await;
     let base = &gateway.base;

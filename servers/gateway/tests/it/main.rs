@@ -20,7 +20,8 @@ mod replicas;
 mod routing;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use portico_core::ErrorObject;
@@ -246,5 +247,66 @@ fn rpc_error(error: ClientError) -> ErrorObject {
     match error {
         ClientError::Rpc { error, .. } => error,
         other => panic!("expected a JSON-RPC error, got {other:?}"),
+    }
+}
+
+/// A TCP proxy to a service (Redis, PostgreSQL) that a test takes down and brings back: while
+/// down it closes every connection, open or new.
+struct Proxy {
+    /// `127.0.0.1:PORT`: where to connect instead of the service.
+    address: String,
+    up: Arc<AtomicBool>,
+    connections: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    /// A proxy to `target` (`host:port`).
+    async fn start(target: &str) -> Self {
+        let target = target.to_string();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binding");
+        let address = listener.local_addr().expect("address").to_string();
+        let up = Arc::new(AtomicBool::new(true));
+        let connections: Arc<Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
+        let (for_accept, for_tasks) = (up.clone(), connections.clone());
+        let accept = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !for_accept.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
+                let target = target.clone();
+                let task = tokio::spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                for_tasks.lock().expect("connections").push(task.abort_handle());
+            }
+        });
+        Self {
+            address,
+            up,
+            connections,
+            accept,
+        }
+    }
+
+    fn down(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        for connection in self.connections.lock().expect("connections").drain(..) {
+            connection.abort();
+        }
+    }
+
+    fn up(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.down();
+        self.accept.abort();
     }
 }
