@@ -348,11 +348,13 @@ impl ClientBuilder {
                 return Err(error);
             }
         };
+        let stateless = stateless_meta(&self.info, &capabilities, None);
         Ok(Client {
             inner: Arc::new(Inner {
                 handle,
                 shared,
                 transport: Mutex::new(Some(Box::new(transport))),
+                stateless,
                 info: self.info,
                 capabilities,
                 config: self.config,
@@ -544,6 +546,8 @@ struct Inner {
     handle: PeerHandle,
     shared: Arc<Shared>,
     transport: Mutex<Option<Box<dyn ClientTransport>>>,
+    /// The `_meta` every 2026-07-28 request carries (but the log level), encoded once.
+    stateless: Map<String, Value>,
     info: wire::Implementation,
     capabilities: wire::ClientCapabilities,
     config: ClientConfig,
@@ -729,9 +733,14 @@ impl Client {
             _ => Map::new(),
         };
         if self.inner.era == Era::Stateless {
+            for (key, value) in &self.inner.stateless {
+                if !meta.contains_key(key) {
+                    meta.insert(key.clone(), value.clone());
+                }
+            }
             let level = *self.inner.log_level.lock().unwrap_or_else(PoisonError::into_inner);
-            for (key, value) in stateless_meta(&self.inner.info, &self.inner.capabilities, level) {
-                meta.entry(key).or_insert(value);
+            if let Some(level) = level.and_then(|l| serde_json::to_value(l).ok()) {
+                meta.entry("io.modelcontextprotocol/logLevel").or_insert(level);
             }
         }
         meta.extend(options.meta.clone());
@@ -857,12 +866,14 @@ impl Client {
         params: Map<String, Value>,
         options: &RequestOptions,
     ) -> Result<Value, ClientError> {
-        match self.send(method, params.clone(), options).await {
-            Err(e) if method == "tools/call" && self.mirrors_params() && e.code() == Some(HEADER_MISMATCH) => {
+        // Kept for the one retry only when there can be one.
+        let retry = (method == "tools/call" && self.mirrors_params()).then(|| params.clone());
+        match (self.send(method, params, options).await, retry) {
+            (Err(e), Some(params)) if e.code() == Some(HEADER_MISMATCH) => {
                 self.list_all_tools().await?;
                 self.send(method, params, options).await
             }
-            other => other,
+            (other, _) => other,
         }
     }
 
