@@ -15,17 +15,23 @@
 //! collisions are settled, so a name is listed exactly when its call would be let through), and
 //! a call, read, get or completion of an item it does not allow fails exactly as one of an
 //! item that does not exist.
+//!
+//! With a `cache` section, lists are kept per endpoint and role set, and `resources/read` and
+//! opted-in `tools/call` results as their freshness allows ([`crate::cache`]), the policy
+//! always deciding first. Lists say `cacheScope: private` when a policy is in force (they
+//! differ per caller), `public` otherwise.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
 
 use portico_core::server::Context;
-use portico_core::server::catalog::{Catalog, CatalogFeatures, CatalogFuture};
+use portico_core::server::catalog::{Catalog, CatalogFeatures, CatalogFuture, Listing};
 use portico_core::{ErrorObject, Extensions};
 use portico_protocol::v2026_07_28 as wire;
 use serde_json::{Map, Value, json};
 
 use crate::auth::Principal;
+use crate::cache::{self, Cache, ListKey};
 use crate::config::{Config, VirtualServerConfig};
 use crate::policy::{Caller, Item, Policy};
 use crate::relay::{self, UNKNOWN_TARGET};
@@ -42,6 +48,9 @@ pub struct Routes {
     pub policy: Option<Policy>,
     /// Where the policy's refusals are recorded ([`Routes::audited`]).
     audit: Option<crate::audit::Auditor>,
+    /// The cache, with a `cache` section ([`crate::cache`]; made by the gateway as it puts
+    /// the routes in force).
+    pub(crate) cache: Option<Arc<Cache>>,
 }
 
 impl Routes {
@@ -60,6 +69,7 @@ impl Routes {
             upstreams,
             policy,
             audit: None,
+            cache: None,
         }
     }
 
@@ -131,7 +141,7 @@ impl Routes {
 pub type SharedRoutes = Arc<RwLock<Arc<Routes>>>;
 
 /// Which items an endpoint serves.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Scope {
     /// Every upstream's, namespaced.
     All,
@@ -337,6 +347,22 @@ impl Catalog for View {
         }
     }
 
+    fn tool_listing<'a>(&'a self, cx: &'a Context) -> CatalogFuture<'a, Listing<wire::Tool>> {
+        Box::pin(self.listing(cx, self.list_tools(cx)))
+    }
+
+    fn resource_listing<'a>(&'a self, cx: &'a Context) -> CatalogFuture<'a, Listing<wire::Resource>> {
+        Box::pin(self.listing(cx, self.list_resources(cx)))
+    }
+
+    fn resource_template_listing<'a>(&'a self, cx: &'a Context) -> CatalogFuture<'a, Listing<wire::ResourceTemplate>> {
+        Box::pin(self.listing(cx, self.list_resource_templates(cx)))
+    }
+
+    fn prompt_listing<'a>(&'a self, cx: &'a Context) -> CatalogFuture<'a, Listing<wire::Prompt>> {
+        Box::pin(self.listing(cx, self.list_prompts(cx)))
+    }
+
     fn tool_definition(&self, name: &str, extensions: &Extensions) -> Option<wire::Tool> {
         let routes = self.routes();
         // Not recorded here: the call that follows is refused (and recorded) as well.
@@ -435,7 +461,18 @@ impl Catalog for View {
             if let Some(arguments) = arguments {
                 params.insert("arguments".into(), Value::Object(arguments));
             }
-            let mut result = relay::forward(&upstream, cx, "tools/call", params).await?;
+            let mut result = match &routes.cache {
+                Some(cache) if cache.caches_tool(&upstream, &tool) => {
+                    let request = cache::Request {
+                        kind: cache::Kind::Tool,
+                        method: "tools/call",
+                        target: &tool,
+                        params,
+                    };
+                    cache.relay(&upstream, cx, request).await?
+                }
+                _ => relay::forward(&upstream, cx, "tools/call", params).await?,
+            };
             // A task handle (the tasks extension) names the upstream that runs the task.
             if self.prefixes_tasks() {
                 rewrite_task_ids(&mut result, &|id| format!("{}{TASK_SEPARATOR}{id}", upstream.name()));
@@ -656,7 +693,19 @@ impl Catalog for View {
             let last = owners.len().saturating_sub(1);
             for (i, upstream) in owners.iter().enumerate() {
                 let params = Map::from_iter([("uri".to_string(), Value::from(uri))]);
-                match relay::forward(upstream, cx, "resources/read", params).await {
+                let outcome = match &routes.cache {
+                    Some(cache) => {
+                        let request = cache::Request {
+                            kind: cache::Kind::Resource,
+                            method: "resources/read",
+                            target: uri,
+                            params,
+                        };
+                        cache.relay(upstream, cx, request).await
+                    }
+                    None => relay::forward(upstream, cx, "resources/read", params).await,
+                };
+                match outcome {
                     Ok(result) => return Ok(Some(result)),
                     // Not this upstream's: ask the next one.
                     Err(e) if i < last && is_not_found(&e) => continue,
@@ -791,6 +840,29 @@ impl Catalog for View {
 }
 
 impl View {
+    /// The list `assemble` makes for `cx`, or the one the cache kept (with a `cache`).
+    async fn listing<T: cache::Listed>(
+        &self,
+        cx: &Context,
+        assemble: CatalogFuture<'_, Vec<T>>,
+    ) -> Result<Listing<T>, ErrorObject> {
+        let routes = self.routes();
+        match &routes.cache {
+            Some(cache) => {
+                let roles = routes.caller(cx.extension::<Principal>()).role_set();
+                cache.list(ListKey::new(&self.scope, roles), assemble).await
+            }
+            None => {
+                let listing = Listing::from(assemble.await?);
+                // A list the policy filtered is the caller's.
+                Ok(match routes.policy {
+                    Some(_) => listing.with_cache_scope(wire::CacheableResultCacheScope::Private),
+                    None => listing,
+                })
+            }
+        }
+    }
+
     /// The upstream and upstream-side name of the tool served as `name`, when `caller` may
     /// use it (the decision logged for `method`).
     fn allowed_tool(

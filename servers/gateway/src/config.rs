@@ -52,6 +52,10 @@ pub struct Config {
     /// The audit trail ([`crate::audit`]): off without it. Read at start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit: Option<AuditConfig>,
+    /// Caching of lists, `resources/read` and opted-in tool results ([`crate::cache`]): off
+    /// without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<crate::cache::CacheConfig>,
 }
 
 /// Role-based access: the roles a caller holds grant (or deny) upstreams, tools, resources and
@@ -337,6 +341,7 @@ impl Default for Config {
             auth: None,
             audit: None,
             policy: None,
+            cache: None,
         }
     }
 }
@@ -793,6 +798,7 @@ impl Config {
             return Err(invalid("limits.max_sessions", "must be at least 1"));
         }
         crate::ratelimit::check(self)?;
+        crate::cache::check(self)?;
         Ok(())
     }
 

@@ -38,6 +38,7 @@ pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod breaker;
+pub mod cache;
 pub mod catalog;
 pub mod config;
 pub mod http;
@@ -186,7 +187,7 @@ impl Gateway {
         let gateway = Gateway { inner: gateway };
         gateway.set_sources(base, overlay);
         let upstreams = gateway.start_upstreams(&config.upstreams).await;
-        gateway.set_routes(Routes::new(config, upstreams).audited(gateway.inner.audit.clone()));
+        gateway.set_routes(Routes::new(config, upstreams).audited(gateway.inner.audit.clone()), &[]);
         gateway.sync_endpoints(None);
         gateway.follow_store();
         Ok(gateway)
@@ -202,8 +203,16 @@ impl Gateway {
         self.inner.routes.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
-    fn set_routes(&self, routes: Routes) {
+    /// Puts `routes` in force, with a new cache (`dropped`: the upstreams whose shared cache
+    /// entries go, on a configuration change).
+    fn set_routes(&self, mut routes: Routes, dropped: &[&str]) {
         self.inner.limiter.configure(&routes.config);
+        routes.cache = cache::Cache::new(
+            &routes.config,
+            self.inner.redis.clone(),
+            self.inner.metrics.clone(),
+            dropped,
+        );
         *self.inner.routes.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(routes);
     }
 
@@ -353,7 +362,16 @@ impl Gateway {
             .filter(|u| !upstreams.iter().any(|n| Arc::ptr_eq(n, u)))
             .cloned()
             .collect();
-        self.set_routes(Routes::new(config, upstreams).audited(self.inner.audit.clone()));
+        // Every upstream's shared cache entries go (a policy, or anything else, may have changed).
+        let mut dropped: Vec<&str> = old.config.upstreams.iter().map(|u| u.name.as_str()).collect();
+        let names: Vec<String> = config.upstreams.iter().map(|u| u.name.clone()).collect();
+        dropped.extend(names.iter().map(String::as_str));
+        dropped.sort_unstable();
+        dropped.dedup();
+        self.set_routes(
+            Routes::new(config, upstreams).audited(self.inner.audit.clone()),
+            &dropped,
+        );
         self.sync_endpoints(Some(&old.config));
         for upstream in retired {
             tokio::spawn(retire(upstream));
@@ -411,6 +429,10 @@ impl Gateway {
     /// all of them.
     fn announce(&self, upstream: Option<&str>, change: &Change) {
         let routes = self.routes();
+        // What the upstream serves changed: what the cache kept of it goes first.
+        if let (Some(upstream), Some(cache)) = (upstream, &routes.cache) {
+            cache.drop_upstream(upstream);
+        }
         let endpoints = self.inner.endpoints.read().unwrap_or_else(PoisonError::into_inner);
         for (name, endpoint) in endpoints.iter() {
             let concerned = match upstream {

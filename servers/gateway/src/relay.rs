@@ -137,22 +137,87 @@ pub async fn forward(
     method: &str,
     params: Map<String, Value>,
 ) -> Result<Value, ErrorObject> {
+    forward_watched(upstream, cx, method, params, &|| {}).await
+}
+
+/// [`forward`], calling `asked` whenever the upstream asks the client something about the
+/// call (elicitation, sampling, roots): its result then depends on the answers ([`crate::cache`]
+/// keeps no such result).
+pub(crate) async fn forward_watched(
+    upstream: &Upstream,
+    cx: &Context,
+    method: &str,
+    params: Map<String, Value>,
+    asked: &(dyn Fn() + Sync),
+) -> Result<Value, ErrorObject> {
     let started = std::time::Instant::now();
-    let tool = params
-        .get("name")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    // What the audit record names: the digest of the arguments as the client sent them, and
-    // the target (a resource's URI; a tool's or prompt's name is `tool`).
-    let (arguments_digest, target) = match upstream.auditor() {
-        Some(_) => (
-            params.get("arguments").map(audit::digest),
-            params.get("uri").and_then(Value::as_str).map(str::to_string),
-        ),
-        None => (None, None),
-    };
-    let outcome = forward_to_replicas(upstream, cx, method, params).await;
+    let named = Named::of(upstream, &params);
+    let outcome = forward_to_replicas(upstream, cx, method, params, asked).await;
+    account(upstream, cx, method, named, outcome, started.elapsed(), None).await
+}
+
+/// Answers a call with `result` the gateway's cache ([`crate::cache`]) had, without relaying
+/// it: logged (`cache = how`) and audited as a relayed call is (a record for each call, `detail`
+/// saying it was served from the cache), not counted in `portico_gateway_requests_total`.
+pub(crate) async fn served(
+    upstream: &Upstream,
+    cx: &Context,
+    method: &str,
+    params: &Map<String, Value>,
+    result: Value,
+    how: &'static str,
+    took: std::time::Duration,
+) -> Result<Value, ErrorObject> {
+    let named = Named::of(upstream, params);
+    account(upstream, cx, method, named, Ok(result), took, Some(how)).await
+}
+
+/// What a call's log line and audit record name: the tool or prompt, the arguments' digest and
+/// the resource URI.
+struct Named {
+    tool: String,
+    arguments_digest: Option<String>,
+    target: Option<String>,
+}
+
+impl Named {
+    fn of(upstream: &Upstream, params: &Map<String, Value>) -> Self {
+        let tool = params
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        // What the audit record names: the digest of the arguments as the client sent them, and
+        // the target (a resource's URI; a tool's or prompt's name is `tool`).
+        let (arguments_digest, target) = match upstream.auditor() {
+            Some(_) => (
+                params.get("arguments").map(audit::digest),
+                params.get("uri").and_then(Value::as_str).map(str::to_string),
+            ),
+            None => (None, None),
+        };
+        Self {
+            tool,
+            arguments_digest,
+            target,
+        }
+    }
+}
+
+/// Counts (when relayed, `cached` none), logs and audits a call's outcome.
+async fn account(
+    upstream: &Upstream,
+    cx: &Context,
+    method: &str,
+    Named {
+        tool,
+        arguments_digest,
+        target,
+    }: Named,
+    outcome: Result<Value, ErrorObject>,
+    took: std::time::Duration,
+    cached: Option<&'static str>,
+) -> Result<Value, ErrorObject> {
     let counted = match &outcome {
         Ok(result) if result.get("isError") == Some(&Value::Bool(true)) => Outcome::ToolError,
         Ok(_) => Outcome::Ok,
@@ -170,39 +235,38 @@ pub async fn forward(
         _ => false,
     };
     let listed_tool = if listed { tool.as_str() } else { "" };
-    let took = started.elapsed();
-    upstream
-        .metrics()
-        .record(upstream.name(), method, listed_tool, counted, took);
+    if cached.is_none() {
+        upstream
+            .metrics()
+            .record(upstream.name(), method, listed_tool, counted, took);
+    }
+    // The access log line: `relayed`, or `served from the cache` with how.
+    macro_rules! access {
+        ($($field:tt)*) => {
+            match cached {
+                None => tracing::info!(target: "portico::access", upstream = upstream.name(), method,
+                    tool = listed_tool, outcome = ?counted, micros = took.as_micros() as u64, $($field)* "relayed"),
+                Some(how) => tracing::info!(target: "portico::access", upstream = upstream.name(), method,
+                    tool = listed_tool, outcome = ?counted, micros = took.as_micros() as u64, cache = how,
+                    $($field)* "served from the cache"),
+            }
+        };
+    }
     let Some(auditor) = upstream.auditor() else {
-        tracing::info!(
-            target: "portico::access",
-            upstream = upstream.name(),
-            method,
-            tool = listed_tool,
-            outcome = ?counted,
-            micros = took.as_micros() as u64,
-            "relayed"
-        );
+        access!();
         return outcome;
     };
     let correlation = otel::current().map_or_else(crate::audit::correlation_id, |trace| trace.trace_id_hex());
-    tracing::info!(
-        target: "portico::access",
-        upstream = upstream.name(),
-        method,
-        tool = listed_tool,
-        outcome = ?counted,
-        micros = took.as_micros() as u64,
-        correlation = %correlation,
-        "relayed"
-    );
+    access!(correlation = %correlation,);
     let mut record = audit::Record::new(audit::Kind::Call, method, counted.as_str(), correlation);
     record.principal = cx.extension::<Principal>().map(|p| p.subject.clone());
     record.target = target.or_else(|| (!tool.is_empty()).then_some(tool));
     record.upstream = Some(upstream.name().to_string());
     record.arguments_digest = arguments_digest;
     record.latency_us = Some(i64::try_from(took.as_micros()).unwrap_or(i64::MAX));
+    if let Some(how) = cached {
+        record.detail = Some(format!("served by the gateway's cache ({how})"));
+    }
     if let Err(e) = &outcome {
         record.error_code = Some(e.code);
         record.detail = Some(e.message.clone());
@@ -227,6 +291,7 @@ async fn forward_to_replicas(
     cx: &Context,
     method: &str,
     params: Map<String, Value>,
+    asked: &(dyn Fn() + Sync),
 ) -> Result<Value, ErrorObject> {
     let name = upstream.name();
     let attempts = if IDEMPOTENT.contains(&method) {
@@ -263,7 +328,16 @@ async fn forward_to_replicas(
             span
         });
         let traced = span.as_ref().map(|s| s.context().traceparent());
-        let outcome = relay(name, &client, cx, method, &params, upstream.config().timeout, traced).await;
+        let outcome = relay(
+            name,
+            &client,
+            cx,
+            (method, &params),
+            upstream.config().timeout,
+            traced,
+            asked,
+        )
+        .await;
         if let (Err(failed), Some(span)) = (&outcome, span.as_mut()) {
             span.set_error(failed.error.message.clone());
         }
@@ -311,15 +385,16 @@ impl From<ErrorObject> for Failed {
     }
 }
 
-/// One relay of the call on `client` (one replica of the upstream `name`).
+/// One relay of the call on `client` (one replica of the upstream `name`); `on_question` is
+/// called for each question the upstream asks.
 async fn relay(
     name: &str,
     client: &portico_core::client::Client,
     cx: &Context,
-    method: &str,
-    params: &Map<String, Value>,
+    (method, params): (&str, &Map<String, Value>),
     timeout: std::time::Duration,
     traceparent: Option<String>,
+    on_question: &(dyn Fn() + Sync),
 ) -> Result<Value, Failed> {
     let (events_tx, mut events) = mpsc::channel(64);
     let mut options = RequestOptions::new()
@@ -359,7 +434,7 @@ async fn relay(
             tokio::select! {
                 // What the upstream sent before its answer goes first.
                 biased;
-                Some(event) = events.recv() => relay_event(cx, event, &mut asked, &mut unanswered).await.map_err(Failed::from)?,
+                Some(event) = events.recv() => relay_event(cx, event, &mut asked, &mut unanswered, on_question).await.map_err(Failed::from)?,
                 result = &mut call => break result,
                 () = cx.cancelled() => {
                     return Err(ErrorObject::internal("the client cancelled the call").into());
@@ -368,7 +443,7 @@ async fn relay(
         };
         // Notifications handed on just before the answer arrived.
         while let Ok(event) = events.try_recv() {
-            relay_event(cx, event, &mut asked, &mut unanswered)
+            relay_event(cx, event, &mut asked, &mut unanswered, on_question)
                 .await
                 .map_err(Failed::from)?;
         }
@@ -389,6 +464,7 @@ async fn relay(
         }
         // A 2026-07-28 upstream's questions: asked of the client, answered, and the request
         // sent again with the answers and the upstream's state.
+        on_question();
         let required: wire::InputRequiredResult = serde_json::from_value(result).map_err(|e| {
             Failed::from(ErrorObject::new(
                 UPSTREAM_INVALID,
@@ -429,7 +505,13 @@ async fn relay(
 /// goes on to its next question (if it asks more before giving up), so that the client gets
 /// every question it can in one round; the call ends with `input_required` and is relayed
 /// again, answers in hand, when the client retries.
-async fn relay_event(cx: &Context, event: Event, asked: &mut usize, unanswered: &mut bool) -> Result<(), ErrorObject> {
+async fn relay_event(
+    cx: &Context,
+    event: Event,
+    asked: &mut usize,
+    unanswered: &mut bool,
+    on_question: &(dyn Fn() + Sync),
+) -> Result<(), ErrorObject> {
     match event {
         Event::Notification { method, params } if method == "notifications/progress" => {
             let progress = params.get("progress").and_then(Value::as_f64).unwrap_or(0.0);
@@ -449,6 +531,7 @@ async fn relay_event(cx: &Context, event: Event, asked: &mut usize, unanswered: 
             }
         }
         Event::Request { method, params, reply } => {
+            on_question();
             *asked += 1;
             // The upstream handler's own key when it is a Portico server, else one made up.
             let key = params
