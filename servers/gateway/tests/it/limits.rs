@@ -15,10 +15,10 @@ use portico_gateway::config::{Config, ConfigError};
 use super::*;
 
 /// The answer to one HTTP request: status, headers, JSON body.
-struct Answer {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    body: serde_json::Value,
+pub(super) struct Answer {
+    pub(super) status: u16,
+    pub(super) headers: reqwest::header::HeaderMap,
+    pub(super) body: serde_json::Value,
 }
 
 impl Answer {
@@ -28,7 +28,13 @@ impl Answer {
 }
 
 /// Posts a 2026-07-28 request of `method` (with `params`) to `base` + `path`.
-async fn post(base: &str, path: &str, method: &str, params: serde_json::Value, authorization: Option<&str>) -> Answer {
+pub(super) async fn post(
+    base: &str,
+    path: &str,
+    method: &str,
+    params: serde_json::Value,
+    authorization: Option<&str>,
+) -> Answer {
     let mut params = params;
     params["_meta"] = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}});
     let mut request = reqwest::Client::new()
@@ -38,7 +44,11 @@ async fn post(base: &str, path: &str, method: &str, params: serde_json::Value, a
         .header("mcp-protocol-version", "2026-07-28")
         .header("mcp-method", method)
         .body(json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string());
-    if let Some(name) = params.get("name").and_then(|n| n.as_str()) {
+    if let Some(name) = params
+        .get("name")
+        .or_else(|| params.get("uri"))
+        .and_then(|n| n.as_str())
+    {
         request = request.header("mcp-name", name);
     }
     if let Some(authorization) = authorization {
@@ -71,18 +81,18 @@ async fn call(base: &str, path: &str, tool: &str) -> Answer {
 }
 
 /// Whether a call was admitted and served.
-fn served(answer: &Answer) -> bool {
+pub(super) fn served(answer: &Answer) -> bool {
     answer.status == 200 && answer.body.get("result").is_some()
 }
 
 /// The text of `/metrics`.
-async fn metrics_text(base: &str) -> String {
+pub(super) async fn metrics_text(base: &str) -> String {
     let response = reqwest::get(format!("{base}/metrics")).await.expect("GET /metrics");
     response.text().await.expect("metrics")
 }
 
 /// The machine's Redis URL, checked to be reachable (as the replica tests do).
-async fn redis_url() -> String {
+pub(super) async fn redis_url() -> String {
     let redis = std::env::var("PORTICO_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let address = redis
         .trim_start_matches("redis://")
@@ -100,7 +110,7 @@ async fn redis_url() -> String {
 }
 
 /// A name no other test run uses (rules in Redis are shared by name).
-fn unique(prefix: &str) -> String {
+pub(super) fn unique(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
@@ -388,15 +398,15 @@ async fn two_gateways_on_one_redis_admit_no_more_than_the_bucket_holds() {
 
 /// A TCP proxy to Redis that the test takes down and brings back: while down it closes
 /// every connection, open or new.
-struct Proxy {
-    url: String,
+pub(super) struct Proxy {
+    pub(super) url: String,
     up: Arc<AtomicBool>,
     connections: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
     accept: tokio::task::JoinHandle<()>,
 }
 
 impl Proxy {
-    async fn start(redis: &str) -> Self {
+    pub(super) async fn start(redis: &str) -> Self {
         let target = redis
             .trim_start_matches("redis://")
             .split('/')
@@ -435,14 +445,14 @@ impl Proxy {
         }
     }
 
-    fn down(&self) {
+    pub(super) fn down(&self) {
         self.up.store(false, Ordering::SeqCst);
         for connection in self.connections.lock().expect("connections").drain(..) {
             connection.abort();
         }
     }
 
-    fn up(&self) {
+    pub(super) fn up(&self) {
         self.up.store(true, Ordering::SeqCst);
     }
 }

@@ -6,6 +6,7 @@
 mod audit;
 mod auth;
 mod bridging;
+mod cache;
 mod docs;
 mod failures;
 mod flows;
