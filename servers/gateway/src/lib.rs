@@ -20,12 +20,15 @@
 //! ([`ratelimit`], when `rate_limits` has rules: token buckets in memory or Redis, `429` with
 //! `Retry-After` and `RateLimit` headers) → [`portico_core::server`] (sessions, revisions,
 //! input rounds) → [`catalog::View`] (which upstream serves the name; what the caller may see
-//! and use, [`policy`]) → [`relay`] (replica picked within its `max_in_flight`; progress, log
+//! and use, [`policy`]) → [`cache`] (when `cache` is configured: lists kept per role set,
+//! `resources/read` and opted-in tool results kept as their `ttlMs` and `cacheScope` say,
+//! concurrent identical misses coalesced) → [`relay`] (replica picked within its `max_in_flight`; progress, log
 //! messages, questions and cancellation carried both ways; the call recorded by [`audit`]) →
 //! the replica's [`portico_core::client::Client`], kept connected by [`upstream::Replica`]. The
 //! transport carries the token's [`auth::Principal`] to the catalog as a request extension.
-//! What replicas share — sessions, admin changes, the audit trail, rate limit buckets — is in
-//! the state store ([`store`]) and Redis ([`redis`], [`signal`]).
+//! What replicas share — sessions, admin changes, the audit trail, rate limit buckets, cached
+//! results with the `redis` backend — is in the state store ([`store`]) and Redis ([`redis`],
+//! [`signal`]).
 //!
 //! The configuration is replaced whole and atomically ([`Gateway::apply`]): from the file when
 //! it changes ([`reload`]) or from the admin API. A bad configuration is refused and the one in
