@@ -581,6 +581,7 @@ impl Catalog for View {
                             caller.allows(method, Item::resource(upstream.name(), uri))
                         });
                         if single {
+                            filtered_scope(&routes, &mut listed);
                             return Ok(listed);
                         }
                         merged.append(skills);
@@ -612,6 +613,7 @@ impl Catalog for View {
                                 let uri = entry.get("uri").and_then(Value::as_str).unwrap_or_default();
                                 caller.allows(method, Item::resource(upstream.name(), uri))
                             });
+                            filtered_scope(&routes, &mut result);
                         }
                         return Ok(result);
                     }
@@ -906,6 +908,16 @@ impl View {
                 allowed
             }
         }
+    }
+}
+
+/// A result whose entries the policy filtered is the caller's: its `cacheScope`, if it says
+/// one, becomes `private` when a policy is in force.
+fn filtered_scope(routes: &Routes, result: &mut Value) {
+    if routes.policy.is_some()
+        && let Some(scope) = result.get_mut("cacheScope")
+    {
+        *scope = "private".into();
     }
 }
 

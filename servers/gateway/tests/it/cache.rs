@@ -798,3 +798,18 @@ async fn a_bad_cache_section_is_refused_naming_its_key_and_the_cache_in_force_st
         "the cache in force kept its entries"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_policy_filters_says_private_cache_or_not() {
+    let open = Running::start("upstreams:\n  - {name: e, builtin: everything}\n").await;
+    let guarded = Running::start(
+        "upstreams:\n  - {name: e, builtin: everything}\npolicy:\n  default_role: all\n  roles:\n    all:\n      grants:\n        - allow: {}\n",
+    )
+    .await;
+    for (gateway, scope) in [(&open, "public"), (&guarded, "private")] {
+        for method in ["tools/list", "resources/list", "prompts/list", "skills/list"] {
+            let answer = post(&gateway.base, "/mcp", method, json!({}), None).await;
+            assert_eq!(answer.body["result"]["cacheScope"], scope, "{method}: {}", answer.body);
+        }
+    }
+}
