@@ -52,7 +52,7 @@
 //!   `resources/updated` drops every list and every result of that upstream.
 //! - A configuration change ([`crate::Gateway::apply`]: the file reloaded, an admin change, so
 //!   also every policy change) starts a new, empty cache, and drops every shared entry of the
-//!   upstreams of the old and the new configuration.
+//!   upstreams of the old and the new configuration before the change is complete.
 //!
 //! A result relayed while its upstream's entries are dropped is not kept (each upstream has a
 //! generation, read when a request looks its entry up and checked when it is kept).
@@ -872,9 +872,18 @@ impl Cache {
                 redis.drop_upstream(upstream);
             }
         }
-        let cache = Arc::new(cache);
-        cache.flush_later();
-        Some(cache)
+        Some(Arc::new(cache))
+    }
+
+    /// Makes the drops asked so far in Redis now (a configuration change waits for it, so that
+    /// once it is applied, no replica serves what it dropped); one that fails is made before
+    /// the next lookup.
+    pub(crate) async fn flush(&self) {
+        if let Store::Redis(redis) = &self.store
+            && let Err(e) = redis.flush().await
+        {
+            tracing::warn!(error = %e, "dropping cache entries in Redis failed; tried again before the next lookup");
+        }
     }
 
     /// Bumps pending generations in the background (when there are, and a runtime to do it).
@@ -885,13 +894,7 @@ impl Cache {
         }
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let cache = self.clone();
-            runtime.spawn(async move {
-                if let Store::Redis(redis) = &cache.store
-                    && let Err(e) = redis.flush().await
-                {
-                    tracing::debug!(error = %e, "dropping cache entries in Redis failed; tried again before the next lookup");
-                }
-            });
+            runtime.spawn(async move { cache.flush().await });
         }
     }
 

@@ -375,6 +375,10 @@ impl Gateway {
             Routes::new(config, upstreams).audited(self.inner.audit.clone()),
             &dropped,
         );
+        // Dropped in Redis before the change is done: no replica serves what it dropped.
+        if let Some(cache) = self.routes().cache.clone() {
+            cache.flush().await;
+        }
         self.sync_endpoints(Some(&old.config));
         for upstream in retired {
             tokio::spawn(retire(upstream));

@@ -813,3 +813,32 @@ async fn what_the_policy_filters_says_private_cache_or_not() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_on_one_redis_share_results_and_a_drop_on_one_drops_them_for_all() {
+    let redis = redis_url().await;
+    let upstream = Upstream::start().await;
+    let name = unique("replicas");
+    let lines = format!("state_redis: '{redis}'\ncache_backend: redis\n");
+    let yaml = config_yaml(&name, &upstream.url, &lines, "default_ttl: 1h, tools: [lookup]", "");
+    let (a, b) = (Running::start(&yaml).await, Running::start(&yaml).await);
+    assert_eq!(call_as(&a, "ada", "lookup", json!({})).await, "lookup #1 {}");
+    assert_eq!(
+        call_as(&b, "ada", "lookup", json!({})).await,
+        "lookup #1 {}",
+        "kept by the other replica"
+    );
+    assert_eq!(call_as(&b, "bob", "lookup", json!({})).await, "lookup #2 {}");
+    // A reload on one replica drops the upstream's results for both.
+    a.gateway
+        .apply(Config::parse(&yaml, false).expect("config"))
+        .await
+        .expect("applied");
+    assert_eq!(
+        call_as(&b, "ada", "lookup", json!({})).await,
+        "lookup #3 {}",
+        "dropped by the other replica"
+    );
+    assert_eq!(call_as(&a, "ada", "lookup", json!({})).await, "lookup #3 {}");
+    assert_eq!(upstream.uses("lookup"), 3);
+}
