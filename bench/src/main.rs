@@ -86,6 +86,10 @@ enum Command {
         /// reported too, and not counted as other work.
         #[arg(long)]
         upstream_pid: Option<u32>,
+        /// The `Authorization` header every request carries (`Bearer …`, for a gateway with
+        /// `auth`).
+        #[arg(long)]
+        authorization: Option<String>,
     },
     /// Open idle sessions and report the server's memory growth per session; prints JSON.
     Sessions {
@@ -165,11 +169,13 @@ fn run(command: Command) -> anyhow::Result<()> {
             tool,
             pid,
             upstream_pid,
+            authorization,
         } => {
             let call = match method {
                 Method::ToolsCall => Call::new(mode, &tool, MESSAGE),
                 Method::ToolsList => Call::list(mode),
-            };
+            }
+            .with_authorization(authorization);
             let options = load::Options {
                 target: Target::parse(&url)?,
                 concurrency,

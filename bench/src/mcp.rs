@@ -60,6 +60,8 @@ pub struct Call {
     tail: Vec<u8>,
     /// `,"_meta":{…}` of a stateless request, else empty: put after a page's cursor.
     meta_member: String,
+    /// The `Authorization` every request carries (a gateway with `auth`), if any.
+    authorization: Option<String>,
 }
 
 impl Call {
@@ -100,7 +102,14 @@ impl Call {
             head: br#"{"jsonrpc":"2.0","id":"#.to_vec(),
             tail: tail.into_bytes(),
             meta_member,
+            authorization: None,
         }
+    }
+
+    /// The same call, every request carrying `Authorization: authorization`.
+    pub fn with_authorization(mut self, authorization: Option<String>) -> Self {
+        self.authorization = authorization;
+        self
     }
 
     /// The method it calls.
@@ -159,7 +168,7 @@ impl Client {
         let mut connection = Connection::open(target).await?;
         let session = match call.mode {
             Mode::Stateless => None,
-            Mode::Stateful => open_session(&mut connection).await?,
+            Mode::Stateful => open_session(&mut connection, call.authorization.as_deref()).await?,
         };
         Ok(Self {
             connection,
@@ -205,14 +214,21 @@ impl Client {
                     None => (STATEFUL, [("", ""), ("", "")]),
                 },
             };
-            let headers = [
+            let authorization = match &self.call.authorization {
+                Some(value) => ("Authorization", value.as_str()),
+                None => ("", ""),
+            };
+            let mut headers = [
                 ("Content-Type", "application/json"),
                 ("Accept", ACCEPT),
                 ("MCP-Protocol-Version", version),
                 last[0],
                 last[1],
+                authorization,
             ];
-            let used = 3 + last.iter().filter(|(name, _)| !name.is_empty()).count();
+            // The headers in use first.
+            headers[3..].sort_by_key(|(name, _)| name.is_empty());
+            let used = 3 + headers[3..].iter().filter(|(name, _)| !name.is_empty()).count();
             let response = self.connection.send("POST", &headers[..used], &self.body).await?;
             if response.status != 200 || find(response.body, br#""result""#).is_none() {
                 bail!("{method}: {}", describe(&response));
@@ -253,7 +269,7 @@ impl Client {
 
 /// `initialize` then `notifications/initialized`: the session id (`None` from a server without
 /// sessions, like the reference).
-pub async fn open_session(connection: &mut Connection) -> anyhow::Result<Option<String>> {
+pub async fn open_session(connection: &mut Connection, authorization: Option<&str>) -> anyhow::Result<Option<String>> {
     let initialize = json!({
         "jsonrpc": "2.0", "id": 0, "method": "initialize",
         "params": {
@@ -263,7 +279,10 @@ pub async fn open_session(connection: &mut Connection) -> anyhow::Result<Option<
         },
     })
     .to_string();
-    let headers = [("Content-Type", "application/json"), ("Accept", ACCEPT)];
+    let mut headers = vec![("Content-Type", "application/json"), ("Accept", ACCEPT)];
+    if let Some(authorization) = authorization {
+        headers.push(("Authorization", authorization));
+    }
     let response = connection.send("POST", &headers, initialize.as_bytes()).await?;
     if response.status != 200 || find(response.body, br#""result""#).is_none() {
         bail!("initialize: {}", describe(&response));
@@ -277,6 +296,9 @@ pub async fn open_session(connection: &mut Connection) -> anyhow::Result<Option<
     ];
     if let Some(session) = &session {
         headers.push(("Mcp-Session-Id", session));
+    }
+    if let Some(authorization) = authorization {
+        headers.push(("Authorization", authorization));
     }
     let response = connection.send("POST", &headers, initialized).await?;
     if response.status != 202 {

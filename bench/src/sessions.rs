@@ -80,7 +80,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
 async fn open(connection: &mut Connection, count: usize) -> anyhow::Result<Vec<Option<String>>> {
     let mut sessions = Vec::with_capacity(count);
     for _ in 0..count {
-        sessions.push(mcp::open_session(connection).await?);
+        sessions.push(mcp::open_session(connection, None).await?);
     }
     Ok(sessions)
 }

@@ -21,6 +21,8 @@
 //! server's core. A cell during which other processes used more than 10% of a core is measured
 //! again.
 
+mod policy;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -72,6 +74,9 @@ pub struct Args {
     /// the sessions' gateways take the server's).
     #[arg(long, default_value_t = 1)]
     gateway_cpu: usize,
+    /// Concurrency of the policy cells (echo through gateways with each policy layer on).
+    #[arg(long, default_value_t = 32)]
+    policy_concurrency: usize,
     /// The gateway's `--log` (`info` writes an access line per relayed call).
     #[arg(long, default_value = "warn")]
     gateway_log: String,
@@ -155,8 +160,12 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
         args.load.retries = 0;
         args.sessions = args.sessions.min(500);
     }
-    if args.fanout_concurrency.is_empty() || args.fanout_concurrency.contains(&0) || args.upstreams == 0 {
-        bail!("--fanout-concurrency and --upstreams take positive numbers");
+    if args.fanout_concurrency.is_empty()
+        || args.fanout_concurrency.contains(&0)
+        || args.upstreams == 0
+        || args.policy_concurrency == 0
+    {
+        bail!("--fanout-concurrency, --policy-concurrency and --upstreams take positive numbers");
     }
     let cpus = std::thread::available_parallelism().map_or(1, usize::from);
     if args.gateway_cpu >= cpus {
@@ -194,8 +203,9 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    let policy = bench.policy()?;
     let sessions = bench.sessions()?;
-    let report = render(&args, &cells, &sessions);
+    let report = render(&args, &cells, &policy, &sessions);
     write_report(&root, &report, args.load.no_docs, |old| {
         splice_section(old, BEGIN, END, &report)
     })?;
@@ -416,7 +426,7 @@ fn direct_sessions(count: usize) -> usize {
 }
 
 /// The report: what was measured, the tables, the goals.
-fn render(args: &Args, cells: &[Cell], sessions: &Sessions) -> String {
+fn render(args: &Args, cells: &[Cell], policy: &[policy::Row], sessions: &Sessions) -> String {
     let mut out = String::new();
     let line = |out: &mut String, text: &str| {
         out.push_str(text);
@@ -447,6 +457,9 @@ fn render(args: &Args, cells: &[Cell], sessions: &Sessions) -> String {
              process, whose CPU and memory are the gateway's, on the server's core (CPU {server}) alone, and\n\
              spare 2 cores {upstreams} more processes. Pages hold 100 tools, so a listing of the gateway is\n\
              several requests.\n\
+             - **Policy layers**: the echo load (2026-07-28, concurrency {policy}) through gateways that differ\n\
+             only in their policy layers (none; auth + RBAC; and a rate limit in memory or in Redis; and a\n\
+             durable audit trail), all relaying to one server, loaded in turn round after round.\n\
              - **Idle sessions**: on a fresh gateway (one built-in everything upstream) on CPU {server},\n\
              `portico-bench sessions` (CPU {load}) opens and ends {warm} sessions, reads `VmRSS`, opens N more\n\
              (`initialize` + `notifications/initialized`) one after another on one keep-alive connection, waits\n\
@@ -468,17 +481,22 @@ fn render(args: &Args, cells: &[Cell], sessions: &Sessions) -> String {
             shares = sharing(args),
             upstreams = args.upstreams,
             warm = WARM_SESSIONS,
+            policy = args.policy_concurrency,
             log = args.gateway_log,
         ),
     );
     line(&mut out, &args.load.results_line("gateway", "cell and path"));
     render_echo(&mut out, cells);
     render_fanout(&mut out, args, cells);
+    policy::render(&mut out, args, policy);
     render_sessions(&mut out, args, sessions);
-    for goal in goals(cells) {
+    for goal in goals(cells).into_iter().chain(policy::goal(policy)) {
         line(&mut out, &goal);
     }
-    let other = cells.iter().map(Cell::other_cpu).fold(0.0_f64, f64::max);
+    let other = cells
+        .iter()
+        .map(Cell::other_cpu)
+        .fold(policy::other_cpu(policy), f64::max);
     line(&mut out, &disturbance(other));
     out
 }

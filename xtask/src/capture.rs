@@ -189,6 +189,9 @@ impl Capture {
 struct Shared {
     /// `http://HOST:PORT` of the server.
     upstream: String,
+    /// `Authorization` put on every request that has none (the token a gateway with `auth`
+    /// wants, which the suite cannot send).
+    authorization: Option<axum::http::HeaderValue>,
     client: reqwest::Client,
     exchanges: Mutex<Vec<Exchange>>,
     /// Answer bodies still streaming.
@@ -219,8 +222,18 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    /// Starts a proxy for `upstream` (`http://HOST:PORT/PATH`) on a free port of 127.0.0.1.
-    pub fn start(runtime: &tokio::runtime::Handle, upstream: &str) -> anyhow::Result<Self> {
+    /// Starts a proxy for `upstream` (`http://HOST:PORT/PATH`) on a free port of 127.0.0.1,
+    /// putting `authorization` (`Bearer …`), if any, on every request that has no
+    /// `Authorization` of its own.
+    pub fn start(
+        runtime: &tokio::runtime::Handle,
+        upstream: &str,
+        authorization: Option<&str>,
+    ) -> anyhow::Result<Self> {
+        let authorization = authorization
+            .map(axum::http::HeaderValue::from_str)
+            .transpose()
+            .context("the proxy's Authorization value")?;
         let rest = upstream
             .strip_prefix("http://")
             .with_context(|| format!("the proxy forwards to http:// URLs, not {upstream}"))?;
@@ -236,6 +249,7 @@ impl Proxy {
             .context("building the proxy's HTTP client")?;
         let shared = Arc::new(Shared {
             upstream: format!("http://{authority}"),
+            authorization,
             client,
             exchanges: Mutex::new(Vec::new()),
             open: AtomicUsize::new(0),
@@ -320,6 +334,13 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
         .filter(|(n, _)| forwarded(n) && *n != header::CONTENT_LENGTH)
     {
         upstream.headers_mut().append(name.clone(), value.clone());
+    }
+    if let Some(authorization) = &shared.authorization
+        && !parts.headers.contains_key(header::AUTHORIZATION)
+    {
+        upstream
+            .headers_mut()
+            .insert(header::AUTHORIZATION, authorization.clone());
     }
     *upstream.body_mut() = Some(body.into());
     let answer = match shared.client.execute(upstream).await {
@@ -1479,7 +1500,7 @@ mod tests {
         let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
         let address = listener.local_addr().unwrap();
         runtime.spawn(async move { axum::serve(listener, upstream).await });
-        let proxy = Proxy::start(runtime.handle(), &format!("http://{address}/mcp")).unwrap();
+        let proxy = Proxy::start(runtime.handle(), &format!("http://{address}/mcp"), None).unwrap();
         let url = proxy.url.clone();
         runtime.block_on(async move {
             let client = reqwest::Client::new();
@@ -1572,7 +1593,7 @@ mod tests {
         let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
         let address = listener.local_addr().unwrap();
         runtime.spawn(async move { axum::serve(listener, upstream).await });
-        let proxy = Proxy::start(runtime.handle(), &format!("http://{address}/mcp")).unwrap();
+        let proxy = Proxy::start(runtime.handle(), &format!("http://{address}/mcp"), None).unwrap();
         let url = proxy.url.clone();
         runtime.block_on(async move {
             let mut response = reqwest::Client::new().get(&url).send().await.unwrap();

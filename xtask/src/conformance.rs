@@ -945,16 +945,24 @@ fn run_unit(context: &RunContext<'_>, units: &[Unit], index: usize) -> anyhow::R
     let dir = plan.dir(context.suites, context.out);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     // What the suite talks to first, then what stands behind it (a gateway's HTTP upstream).
+    let mut authorization = None;
     let mut servers = match plan.gateway {
         None => vec![Server::everything(
             context.portico,
             &logs.join(format!("{}.server.log", unit.name)),
         )?],
-        Some(attachment) => gateway::start(attachment, context.portico, &dir, &logs, &unit.name)?,
+        Some(attachment) => {
+            // With the proxy, the gateway runs with every policy layer on, and the proxy
+            // supplies the token its `auth` wants (the suite sends none).
+            let with_auth = context.proxy.is_some();
+            let (servers, token) = gateway::start(attachment, context.portico, &dir, &logs, &unit.name, with_auth)?;
+            authorization = token.map(|t| format!("Bearer {t}"));
+            servers
+        }
     };
     let server = servers[0].url.clone();
     let proxy = match context.proxy {
-        Some(runtime) => Some(Proxy::start(runtime, &server)?),
+        Some(runtime) => Some(Proxy::start(runtime, &server, authorization.as_deref())?),
         None => None,
     };
     let url = proxy.as_ref().map_or(server.clone(), |p| p.url.clone());

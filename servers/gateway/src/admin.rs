@@ -11,6 +11,9 @@
 //! | `PUT /admin/upstreams/{name}` | adds or replaces it (`201` added, `200` replaced, `400` refused) |
 //! | `DELETE /admin/upstreams/{name}` | removes it (`204`; `404`; `400` when a virtual server uses it) |
 //! | `GET`, `PUT`, `DELETE /admin/virtual-servers[/{name}]` | the same for virtual servers |
+//! | `POST /admin/api-keys` | makes an API key (`201`; the answer holds the key itself, shown this once) |
+//! | `GET /admin/api-keys` | every key, without secrets |
+//! | `DELETE /admin/api-keys/{id}` | revokes it (`204`; `404`) |
 //! | `GET /admin/audit` | audit records, newest first, filtered by `kind`, `principal`, `method`, `outcome`, `upstream`, `correlation_id`, `since_ms`; paged by `limit` and `before` ([`crate::audit`]) |
 //!
 //! Every change, and every request refused for its token, is recorded in the audit trail
@@ -46,6 +49,8 @@ pub(crate) fn router() -> Router<Gateway> {
             get(get_upstream).put(put_upstream).delete(delete_upstream),
         )
         .route("/admin/audit", get(audit_records))
+        .route("/admin/api-keys", get(list_api_keys).post(create_api_key))
+        .route("/admin/api-keys/{id}", axum::routing::delete(revoke_api_key))
         .route("/admin/virtual-servers", get(list_virtual_servers))
         .route(
             "/admin/virtual-servers/{name}",
@@ -120,7 +125,9 @@ fn redact(value: &mut Value) {
     match value {
         Value::Object(map) => {
             for (key, item) in map.iter_mut() {
-                if key == "env" {
+                if key == "env" || key == "headers" {
+                    // Environment values and HTTP headers (an upstream's, a webhook's) carry
+                    // credentials.
                     if let Value::Object(env) = item {
                         for v in env.values_mut() {
                             *v = "<redacted>".into();
@@ -208,20 +215,8 @@ async fn apply(gateway: &Gateway, edit: Edit, existed: bool, deleting: bool) -> 
         _ => None,
     };
     let outcome = gateway.edit(edit).await;
-    if let Some(auditor) = gateway.auditor() {
-        let mut record = audit::Record::new(
-            audit::Kind::Admin,
-            what,
-            if outcome.is_ok() { "ok" } else { "error" },
-            audit::correlation_id(),
-        );
-        record.principal = Some(ADMIN_PRINCIPAL.into());
-        record.arguments_digest = digest;
-        record.detail = outcome.as_ref().err().map(ToString::to_string);
-        record.latency_us = Some(i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX));
-        // Applied already: a lost record is logged (by the auditor), not undone.
-        let _ = auditor.record_or_refuse(record).await;
-    }
+    let failed = outcome.as_ref().err().map(ToString::to_string);
+    record_change(gateway, what, digest, failed, started).await;
     match outcome {
         Ok(()) if deleting => StatusCode::NO_CONTENT.into_response(),
         Ok(()) if existed => json_response(StatusCode::OK, &json!({"applied": true})),
@@ -229,6 +224,93 @@ async fn apply(gateway: &Gateway, edit: Edit, existed: bool, deleting: bool) -> 
         Err(crate::reload::EditError::Invalid(e)) => error(StatusCode::BAD_REQUEST, e),
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e),
     }
+}
+
+/// `POST /admin/api-keys`: makes a key; the answer holds it (`key`), this once.
+async fn create_api_key(State(gateway): State<Gateway>, headers: HeaderMap, bytes: Bytes) -> Response {
+    if let Some(refusal) = refused(&gateway, &headers) {
+        return refusal;
+    }
+    let Some(keys) = gateway.api_keys() else {
+        return error(StatusCode::NOT_FOUND, API_KEYS_OFF);
+    };
+    let new: crate::apikeys::NewKey = match serde_json::from_slice(&bytes) {
+        Ok(new) => new,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("body: {e}")),
+    };
+    let started = std::time::Instant::now();
+    let made = keys.create(new).await;
+    let record = made.as_ref().ok().map(|(key, _)| key.clone());
+    let what = format!("POST /admin/api-keys/{}", record.as_ref().map_or("", |k| k.id.as_str()));
+    record_change(&gateway, what, None, made.as_ref().err().cloned(), started).await;
+    match made {
+        Ok((key, secret)) => {
+            let mut body = json!(key);
+            body["key"] = json!(secret);
+            json_response(StatusCode::CREATED, &body)
+        }
+        Err(e) if e.starts_with('`') => error(StatusCode::BAD_REQUEST, e),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e),
+    }
+}
+
+/// `GET /admin/api-keys`: every key, without secrets.
+async fn list_api_keys(State(gateway): State<Gateway>, headers: HeaderMap) -> Response {
+    if let Some(refusal) = refused(&gateway, &headers) {
+        return refusal;
+    }
+    let Some(keys) = gateway.api_keys() else {
+        return error(StatusCode::NOT_FOUND, API_KEYS_OFF);
+    };
+    match keys.list().await {
+        Ok(list) => json_response(StatusCode::OK, &json!({"api_keys": list})),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e),
+    }
+}
+
+/// `DELETE /admin/api-keys/{id}`: revokes the key.
+async fn revoke_api_key(State(gateway): State<Gateway>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    if let Some(refusal) = refused(&gateway, &headers) {
+        return refusal;
+    }
+    let Some(keys) = gateway.api_keys() else {
+        return error(StatusCode::NOT_FOUND, API_KEYS_OFF);
+    };
+    let started = std::time::Instant::now();
+    let revoked = keys.revoke(&id).await;
+    match revoked {
+        Ok(true) => {
+            record_change(&gateway, format!("DELETE /admin/api-keys/{id}"), None, None, started).await;
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Ok(false) => error(
+            StatusCode::NOT_FOUND,
+            format!("no key `{id}` (or it was revoked already)"),
+        ),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e),
+    }
+}
+
+const API_KEYS_OFF: &str = "API keys are off: configure `auth` (with `api_keys`, on by default) to use them";
+
+/// Records an admin change (`digest`: of what it put) in the audit trail, if there is one
+/// (`error`: it failed).
+async fn record_change(
+    gateway: &Gateway,
+    what: String,
+    digest: Option<String>,
+    error: Option<String>,
+    started: std::time::Instant,
+) {
+    let Some(auditor) = gateway.auditor() else { return };
+    let outcome = if error.is_none() { "ok" } else { "error" };
+    let mut record = audit::Record::new(audit::Kind::Admin, what, outcome, audit::correlation_id());
+    record.principal = Some(ADMIN_PRINCIPAL.into());
+    record.arguments_digest = digest;
+    record.detail = error;
+    record.latency_us = Some(i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX));
+    // Done already: a lost record is logged (by the auditor), not undone.
+    let _ = auditor.record_or_refuse(record).await;
 }
 
 /// Who an admin change's record names: the holder of `admin.token` (or, without one, whoever
@@ -382,6 +464,8 @@ pub fn openapi_document() -> Value {
     let virtual_server = generator.subschema_for::<VirtualServerConfig>();
     let config = generator.subschema_for::<Config>();
     let record = generator.subschema_for::<audit::Record>();
+    let api_key = generator.subschema_for::<crate::apikeys::ApiKey>();
+    let new_key = generator.subschema_for::<crate::apikeys::NewKey>();
     let mut schemas = serde_json::Map::new();
     for (name, schema) in generator.take_definitions(true) {
         schemas.insert(name, schema);
@@ -392,6 +476,7 @@ pub fn openapi_document() -> Value {
         value
     };
     let (upstream, virtual_server, config, record) = (refs(upstream), refs(virtual_server), refs(config), refs(record));
+    let (api_key, new_key) = (refs(api_key), refs(new_key));
     let filter = |name: &str, kind: &str, what: &str| json!({"name": name, "in": "query", "required": false, "schema": {"type": kind}, "description": what});
     for schema in schemas.values_mut() {
         rewrite_refs(schema);
@@ -441,6 +526,22 @@ pub fn openapi_document() -> Value {
             "/admin/virtual-servers": {"get": {"tags": ["virtual servers"], "summary": "Every virtual server",
                 "responses": {"200": {"description": "The virtual servers", "content": json_of(json!({"type": "object"}))}}}},
             "/admin/virtual-servers/{name}": item("virtual servers", &virtual_server, "virtual server"),
+            "/admin/api-keys": {
+                "get": {"tags": ["api keys"], "summary": "Every API key (never its secret)",
+                    "responses": {
+                        "200": {"description": "The keys", "content": json_of(json!({"type": "object", "properties": {"api_keys": {"type": "array", "items": api_key}}}))},
+                        "404": failure("API keys are off (no `auth`, or `auth.api_keys: false`)")}},
+                "post": {"tags": ["api keys"], "summary": "Make an API key; the answer holds the key (`pk_…`), shown this once",
+                    "requestBody": {"required": true, "content": json_of(new_key)},
+                    "responses": {
+                        "201": {"description": "Made: the record and `key`", "content": json_of(json!({"allOf": [api_key, {"type": "object", "required": ["key"], "properties": {"key": {"type": "string"}}}]}))},
+                        "400": failure("The body is not valid (the message names the field)"),
+                        "404": failure("API keys are off")}}},
+            "/admin/api-keys/{id}": {
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "delete": {"tags": ["api keys"], "summary": "Revoke an API key (its record stays, marked revoked)", "responses": {
+                    "204": {"description": "Revoked"},
+                    "404": failure("No such key, or revoked already")}}},
             "/admin/audit": {"get": {"tags": ["audit"], "summary": "Audit records (calls, refusals, admin changes), newest first",
                 "parameters": [
                     filter("kind", "string", "`call`, `denial` or `admin`"),
@@ -509,7 +610,7 @@ fn render(document: &Value) -> String {
     html.push_str("<h2>Operations</h2>");
     if let Some(paths) = document["paths"].as_object() {
         for (path, item) in paths {
-            for method in ["get", "put", "delete"] {
+            for method in ["get", "post", "put", "delete"] {
                 let Some(op) = item.get(method) else { continue };
                 html.push_str(&format!(
                     "<div class=\"op\"><h3><code>{} {}</code></h3><p>{}</p><ul>",

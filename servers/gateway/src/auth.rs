@@ -67,6 +67,8 @@ pub struct Authenticator {
     /// Keys of the JWKS URL by `kid`, and when they were fetched.
     jwks: RwLock<(KeySet, Option<Instant>)>,
     http: reqwest::Client,
+    /// API keys, when `api_keys` (see [`Authenticator::with_api_keys`]).
+    api_keys: Option<crate::apikeys::ApiKeys>,
 }
 
 /// The least time between two JWKS fetches caused by unknown `kid`s.
@@ -163,6 +165,7 @@ impl Authenticator {
                 .timeout(Duration::from_secs(10))
                 .build()
                 .unwrap_or_default(),
+            api_keys: None,
         };
         if authenticator.config.jwt.jwks_url.is_some()
             && let Err(e) = authenticator.fetch_jwks().await
@@ -170,6 +173,19 @@ impl Authenticator {
             tracing::warn!(error = %e, "fetching the JWKS failed; tried again when a token needs it");
         }
         authenticator
+    }
+
+    /// Accepts the API keys kept in `store` too, unless `auth.api_keys` is off.
+    pub fn with_api_keys(mut self, store: crate::store::Store) -> Self {
+        if self.config.api_keys {
+            self.api_keys = Some(crate::apikeys::ApiKeys::new(store));
+        }
+        self
+    }
+
+    /// The API keys, when they are accepted.
+    pub fn api_keys(&self) -> Option<&crate::apikeys::ApiKeys> {
+        self.api_keys.as_ref()
     }
 
     /// The configuration.
@@ -250,6 +266,13 @@ impl Authenticator {
                 jwt.max_token_bytes
             )));
         }
+        if let Some(keys) = &self.api_keys
+            && token.starts_with(crate::apikeys::PREFIX)
+        {
+            let principal = keys.authenticate(token).await?;
+            self.check_scopes(&principal.scopes)?;
+            return Ok(principal);
+        }
         let header =
             jsonwebtoken::decode_header(token).map_err(|e| AuthError::Invalid(format!("a malformed token: {e}")))?;
         let key = self.key(header.kid.as_deref()).await.ok_or_else(|| {
@@ -270,16 +293,7 @@ impl Authenticator {
             (None, Some(scp)) => scp,
             (None, None) => Vec::new(),
         };
-        let missing: Vec<&str> = self
-            .config
-            .required_scopes
-            .iter()
-            .filter(|s| !scopes.contains(s))
-            .map(String::as_str)
-            .collect();
-        if !missing.is_empty() {
-            return Err(AuthError::Scope(missing.join(" ")));
-        }
+        self.check_scopes(&scopes)?;
         let roles = match claims.rest.get(&self.config.roles_claim) {
             Some(serde_json::Value::Array(items)) => {
                 items.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()
@@ -292,6 +306,22 @@ impl Authenticator {
             roles,
             scopes,
         })
+    }
+
+    /// `Err` naming the `required_scopes` that `scopes` lack.
+    fn check_scopes(&self, scopes: &[String]) -> Result<(), AuthError> {
+        let missing: Vec<&str> = self
+            .config
+            .required_scopes
+            .iter()
+            .filter(|s| !scopes.contains(s))
+            .map(String::as_str)
+            .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(AuthError::Scope(missing.join(" ")))
+        }
     }
 
     /// The resource's identifier: the configured `resource`, else the URL the request came to.

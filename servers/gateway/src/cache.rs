@@ -28,6 +28,13 @@
 //! (elicitation, sampling, roots: they depend on the answers), results larger than
 //! `max_entry_bytes`. A served entry's `ttlMs` says what is left of it.
 //!
+//! # Plugins
+//!
+//! Results are looked up and kept inside [`crate::relay`], between the plugins' `before` and
+//! `after` hooks ([`crate::plugin`]): a request the cache answers went through every `before`
+//! hook (and is keyed by the arguments they left), and every answer, kept or relayed, goes
+//! through the `after` hooks. What is kept is the upstream's result as it came.
+//!
 //! # Principals
 //!
 //! A private entry belongs to the token's subject ([`crate::auth::Principal`]); it is never
@@ -93,7 +100,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use portico_core::ErrorObject;
 use portico_core::server::Context;
@@ -114,8 +121,8 @@ use crate::relay;
 use crate::upstream::Upstream;
 
 /// The JSON-RPC error of a request refused because its cache entry could not be looked up and
-/// `cache.fail` is `closed`: the next of the gateway's codes after the audit's.
-pub const CACHE_UNAVAILABLE: i64 = -32055;
+/// `cache.fail` is `closed`: the next of the gateway's codes after the plugins'.
+pub const CACHE_UNAVAILABLE: i64 = -32056;
 
 /// Lists kept at most per kind (tools, resources, templates, prompts); past it they are all
 /// dropped and built again.
@@ -689,16 +696,15 @@ impl ListKey {
 /// Keys of kept lists: unique in the process, so that no two lists ever share one.
 static NEXT_LIST_KEY: AtomicU64 = AtomicU64::new(1);
 
-/// Which upstream request a result answers.
-pub(crate) struct Request<'a> {
-    /// `resources/read` or `tools/call`.
-    pub kind: Kind,
-    /// The method relayed.
-    pub method: &'a str,
-    /// The resource's URI, or the tool's name at its upstream.
-    pub target: &'a str,
-    /// The params relayed (for a tool, with its `arguments`).
-    pub params: Map<String, Value>,
+/// What [`Cache::relay`] did with a request.
+pub(crate) enum Answer {
+    /// Relayed it (the upstream's outcome).
+    Relayed(Result<Value, ErrorObject>),
+    /// Answered it with a result it had: `hit` (kept) or `coalesced` (a concurrent identical
+    /// request's).
+    Served(Value, &'static str),
+    /// Refused it: Redis could not be asked and `fail` is `closed`.
+    Refused(ErrorObject),
 }
 
 /// How a waiting request's wait ended.
@@ -1063,26 +1069,25 @@ impl Cache {
         (ttl > 0).then_some((ttl, scope))
     }
 
-    /// Answers `request` of `upstream` for `cx` from the cache, from a concurrent identical
-    /// request's result, or by relaying it (see the module's docs).
+    /// Answers the request `method` (`params`, as the plugins left them) of `upstream` for `cx`
+    /// from the cache, from a concurrent identical request's result, or by relaying it (see the
+    /// module's docs). `kind` says what it is: `resources/read` (its target the `uri`) or a
+    /// `tools/call` the cache may answer (its target the tool's `name`).
     pub(crate) async fn relay(
         &self,
         upstream: &Upstream,
         cx: &Context,
-        request: Request<'_>,
-    ) -> Result<Value, ErrorObject> {
-        let started = Instant::now();
-        let Request {
-            kind,
-            method,
-            target,
-            params,
-        } = request;
+        kind: Kind,
+        method: &str,
+        params: Map<String, Value>,
+    ) -> Answer {
         let principal = self.principal(cx);
         if kind == Kind::Tool && principal.is_none() {
             self.count(kind, Outcome::Bypass);
-            return relay::forward(upstream, cx, method, params).await;
+            return Answer::Relayed(relay::forward_to_replicas(upstream, cx, method, params, &|| {}).await);
         }
+        let field = if kind == Kind::Resource { "uri" } else { "name" };
+        let target = params.get(field).and_then(Value::as_str).unwrap_or_default();
         let arguments = params
             .get("arguments")
             .map(|a| serde_json::to_vec(a).unwrap_or_default())
@@ -1106,8 +1111,7 @@ impl Cache {
         let ticket = match self.lookup(upstream.name(), &digests).await {
             Ok((Some(entry), _)) => {
                 self.count(kind, Outcome::Hit);
-                let answer = entry.answer(now_ms());
-                return relay::served(upstream, cx, method, &params, answer, "hit", started.elapsed()).await;
+                return Answer::Served(entry.answer(now_ms()), "hit");
             }
             Ok((None, ticket)) => ticket,
             Err(error) => {
@@ -1115,13 +1119,15 @@ impl Cache {
                 return match self.config.fail {
                     Fail::Open => {
                         tracing::debug!(upstream = upstream.name(), error = %error, "the cache cannot be asked; relayed as if uncached");
-                        relay::forward(upstream, cx, method, params).await
+                        Answer::Relayed(relay::forward_to_replicas(upstream, cx, method, params, &|| {}).await)
                     }
-                    Fail::Closed => Err(ErrorObject::new(
-                        CACHE_UNAVAILABLE,
-                        format!("the cache cannot be asked ({error}), and `cache.fail` is `closed`"),
-                    )
-                    .with_data(json!({"reason": "cache unavailable"}))),
+                    Fail::Closed => Answer::Refused(
+                        ErrorObject::new(
+                            CACHE_UNAVAILABLE,
+                            format!("the cache cannot be asked ({error}), and `cache.fail` is `closed`"),
+                        )
+                        .with_data(json!({"reason": "cache unavailable"})),
+                    ),
                 };
             }
         };
@@ -1132,16 +1138,17 @@ impl Cache {
             Joined::Follower(mut receiver) => {
                 let waited = tokio::select! {
                     ended = receiver.wait_for(|f| !matches!(f, Flight::Pending)) => ended.map(|f| f.clone()).ok(),
-                    () = cx.cancelled() => return Err(ErrorObject::internal("the client cancelled the call")),
+                    () = cx.cancelled() => {
+                        return Answer::Relayed(Err(ErrorObject::internal("the client cancelled the call")));
+                    }
                 };
                 if let Some(Flight::Done(result)) = waited {
                     self.count(kind, Outcome::Coalesced);
-                    let answer = (*result).clone();
-                    return relay::served(upstream, cx, method, &params, answer, "coalesced", started.elapsed()).await;
+                    return Answer::Served((*result).clone(), "coalesced");
                 }
                 // The first one ended without a result to share: this one makes the call.
                 self.count(kind, Outcome::Miss);
-                return relay::forward(upstream, cx, method, params).await;
+                return Answer::Relayed(relay::forward_to_replicas(upstream, cx, method, params, &|| {}).await);
             }
             Joined::Leader(leader) => leader,
         };
@@ -1150,7 +1157,7 @@ impl Cache {
             self.count(kind, Outcome::Hit);
             let answer = entry.answer(now_ms());
             leader.finish(Flight::Done(Arc::new(answer.clone())));
-            return relay::served(upstream, cx, method, &params, answer, "hit", started.elapsed()).await;
+            return Answer::Served(answer, "hit");
         }
         self.count(kind, Outcome::Miss);
         let asked = AtomicBool::new(false);
@@ -1160,9 +1167,9 @@ impl Cache {
                 leader.finish(Flight::Abandoned);
             }
         };
-        let outcome = relay::forward_watched(upstream, cx, method, params, &on_question).await;
+        let outcome = relay::forward_to_replicas(upstream, cx, method, params, &on_question).await;
         let Ok(result) = &outcome else {
-            return outcome;
+            return Answer::Relayed(outcome);
         };
         let kept = if asked.load(Ordering::Acquire) {
             None
@@ -1170,7 +1177,7 @@ impl Cache {
             self.freshness(kind, result)
         };
         let Some((ttl, scope)) = kept else {
-            return outcome;
+            return Answer::Relayed(outcome);
         };
         let digest = match scope {
             CacheScope::Public => public.or(private),
@@ -1178,7 +1185,7 @@ impl Cache {
         };
         let Some(digest) = digest else {
             // A private result and no principal: neither kept nor shared.
-            return outcome;
+            return Answer::Relayed(outcome);
         };
         let entry = Entry {
             value: result.clone(),
@@ -1187,11 +1194,11 @@ impl Cache {
         };
         let json = serde_json::to_vec(&entry).unwrap_or_default();
         if json.len() > self.config.max_entry_bytes {
-            return outcome;
+            return Answer::Relayed(outcome);
         }
         leader.finish(Flight::Done(Arc::new(result.clone())));
         self.keep(upstream.name(), ticket, digest, entry, json).await;
-        outcome
+        Answer::Relayed(outcome)
     }
 
     /// Looks `digests` up in turn: the first fresh entry, and the generations to keep a result

@@ -16,6 +16,9 @@
 //! a call, read, get or completion of an item it does not allow fails exactly as one of an
 //! item that does not exist.
 //!
+//! What the policy lets through is relayed with [`relay::forward`], through the plugins of the
+//! routes in force ([`crate::plugin`]), given the name the client used.
+//!
 //! With a `cache` section, lists are kept per endpoint and role set, and `resources/read` and
 //! opted-in `tools/call` results as their freshness allows ([`crate::cache`]), the policy
 //! always deciding first. Lists say `cacheScope: private` when a policy is in force (they
@@ -33,12 +36,13 @@ use serde_json::{Map, Value, json};
 use crate::auth::Principal;
 use crate::cache::{self, Cache, ListKey};
 use crate::config::{Config, VirtualServerConfig};
+use crate::plugin::Chain;
 use crate::policy::{Caller, Item, Policy};
 use crate::relay::{self, UNKNOWN_TARGET};
 use crate::upstream::Upstream;
 
-/// The upstreams in configuration order, the configuration they came from and its compiled
-/// policy; replaced whole on reload.
+/// The upstreams in configuration order, the configuration they came from, its compiled
+/// policy and plugins; replaced whole on reload.
 pub struct Routes {
     /// The configuration.
     pub config: Config,
@@ -46,6 +50,8 @@ pub struct Routes {
     pub upstreams: Vec<Arc<Upstream>>,
     /// The configuration's `policy`, compiled; `None` without one (everything allowed).
     pub policy: Option<Policy>,
+    /// The configuration's `plugins`, compiled ([`Routes::plugged`]); empty until then.
+    pub plugins: Chain,
     /// Where the policy's refusals are recorded ([`Routes::audited`]).
     audit: Option<crate::audit::Auditor>,
     /// The cache, with a `cache` section ([`crate::cache`]; made by the gateway as it puts
@@ -68,9 +74,17 @@ impl Routes {
             config,
             upstreams,
             policy,
+            plugins: Chain::default(),
             audit: None,
             cache: None,
         }
+    }
+
+    /// Runs `plugins` (the configuration's, compiled with the gateway's registry) on every
+    /// request relayed.
+    pub fn plugged(mut self, plugins: Chain) -> Self {
+        self.plugins = plugins;
+        self
     }
 
     /// Records the policy's refusals in `audit`.
@@ -461,18 +475,13 @@ impl Catalog for View {
             if let Some(arguments) = arguments {
                 params.insert("arguments".into(), Value::Object(arguments));
             }
-            let mut result = match &routes.cache {
-                Some(cache) if cache.caches_tool(&upstream, &tool) => {
-                    let request = cache::Request {
-                        kind: cache::Kind::Tool,
-                        method: "tools/call",
-                        target: &tool,
-                        params,
-                    };
-                    cache.relay(&upstream, cx, request).await?
-                }
-                _ => relay::forward(&upstream, cx, "tools/call", params).await?,
-            };
+            let plugins = routes.plugins.on(Some(name));
+            let cache = routes
+                .cache
+                .as_deref()
+                .filter(|cache| cache.caches_tool(&upstream, &tool))
+                .map(|cache| (cache, cache::Kind::Tool));
+            let mut result = relay::forward_through(&upstream, cx, "tools/call", params, plugins, cache).await?;
             // A task handle (the tasks extension) names the upstream that runs the task.
             if self.prefixes_tasks() {
                 rewrite_task_ids(&mut result, &|id| format!("{}{TASK_SEPARATOR}{id}", upstream.name()));
@@ -537,7 +546,7 @@ impl Catalog for View {
                     if !self.allows_task(&caller, upstream, &id) {
                         return Err(unknown_task());
                     }
-                    return relay::forward(upstream, cx, method, params).await;
+                    return relay::forward(upstream, cx, method, params, routes.plugins.on(None)).await;
                 }
                 // `<upstream>/<its task id>`.
                 let (name, original) = id.split_once(TASK_SEPARATOR).ok_or_else(unknown_task)?;
@@ -550,7 +559,7 @@ impl Catalog for View {
                     return Err(unknown_task());
                 }
                 params.insert("taskId".into(), original.into());
-                let mut result = relay::forward(&upstream, cx, method, params).await?;
+                let mut result = relay::forward(&upstream, cx, method, params, routes.plugins.on(None)).await?;
                 rewrite_task_ids(&mut result, &|id| format!("{name}{TASK_SEPARATOR}{id}"));
                 return Ok(result);
             }
@@ -574,7 +583,7 @@ impl Catalog for View {
                 let mut merged = Vec::new();
                 for upstream in &serving {
                     let asked = if single { params.clone() } else { Map::new() };
-                    let mut listed = relay::forward(upstream, cx, method, asked).await?;
+                    let mut listed = relay::forward(upstream, cx, method, asked, routes.plugins.on(None)).await?;
                     if let Some(Value::Array(skills)) = listed.get_mut("skills") {
                         skills.retain(|skill| {
                             let uri = skill.get("uri").and_then(Value::as_str).unwrap_or_default();
@@ -604,7 +613,7 @@ impl Catalog for View {
                 return Err(unknown_uri(method, &uri));
             };
             for (i, upstream) in serving.iter().enumerate() {
-                match relay::forward(upstream, cx, method, params.clone()).await {
+                match relay::forward(upstream, cx, method, params.clone(), routes.plugins.on(None)).await {
                     Err(e) if i < last && e.code == UNKNOWN_TARGET => continue,
                     Ok(mut result) => {
                         // A directory's entries: those allowed.
@@ -695,19 +704,9 @@ impl Catalog for View {
             let last = owners.len().saturating_sub(1);
             for (i, upstream) in owners.iter().enumerate() {
                 let params = Map::from_iter([("uri".to_string(), Value::from(uri))]);
-                let outcome = match &routes.cache {
-                    Some(cache) => {
-                        let request = cache::Request {
-                            kind: cache::Kind::Resource,
-                            method: "resources/read",
-                            target: uri,
-                            params,
-                        };
-                        cache.relay(upstream, cx, request).await
-                    }
-                    None => relay::forward(upstream, cx, "resources/read", params).await,
-                };
-                match outcome {
+                let plugins = routes.plugins.on(None);
+                let cache = routes.cache.as_deref().map(|cache| (cache, cache::Kind::Resource));
+                match relay::forward_through(upstream, cx, "resources/read", params, plugins, cache).await {
                     Ok(result) => return Ok(Some(result)),
                     // Not this upstream's: ask the next one.
                     Err(e) if i < last && is_not_found(&e) => continue,
@@ -782,7 +781,7 @@ impl Catalog for View {
             if !arguments.is_empty() {
                 params.insert("arguments".into(), json!(arguments));
             }
-            relay::forward(&upstream, cx, "prompts/get", params).await
+            relay::forward(&upstream, cx, "prompts/get", params, routes.plugins.on(Some(name))).await
         })
     }
 
@@ -824,7 +823,7 @@ impl Catalog for View {
                     "completion/complete: params must be an object",
                 ));
             };
-            relay::forward(&upstream, cx, "completion/complete", params).await
+            relay::forward(&upstream, cx, "completion/complete", params, routes.plugins.on(None)).await
         })
     }
 

@@ -56,6 +56,9 @@ pub struct Config {
     /// without it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<crate::cache::CacheConfig>,
+    /// Plugins run on every relayed request, in order ([`crate::plugin`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plugins: Vec<crate::plugin::PluginConfig>,
 }
 
 /// Role-based access: the roles a caller holds grant (or deny) upstreams, tools, resources and
@@ -184,6 +187,10 @@ pub struct AuthConfig {
     /// The claim holding the caller's roles (a list, or space-separated; default `roles`).
     #[serde(default = "default_roles_claim")]
     pub roles_claim: String,
+    /// Whether API keys made through the admin API (`Bearer pk_…`) are accepted besides JWTs
+    /// (default `true`; [`crate::apikeys`]).
+    #[serde(default = "default_true")]
+    pub api_keys: bool,
 }
 
 fn default_roles_claim() -> String {
@@ -342,6 +349,7 @@ impl Default for Config {
             audit: None,
             policy: None,
             cache: None,
+            plugins: Vec::new(),
         }
     }
 }
@@ -799,6 +807,7 @@ impl Config {
         }
         crate::ratelimit::check(self)?;
         crate::cache::check(self)?;
+        crate::plugin::check(&self.plugins)?;
         Ok(())
     }
 
@@ -1005,7 +1014,9 @@ impl ReplicaConfig {
     }
 }
 
-fn check_name(key: &str, name: &str) -> Result<(), ConfigError> {
+/// Checks a name of the configuration's (an upstream's, a plugin's): 1 to 64 letters, digits,
+/// `-` or `_`.
+pub(crate) fn check_name(key: &str, name: &str) -> Result<(), ConfigError> {
     let ok =
         !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if ok {

@@ -67,8 +67,16 @@ impl Endpoint {
             // and take long: in a session, its answer is a primed, resumable SSE stream from
             // the start.
             stream_methods: vec!["tools/call".into()],
-            // The caller `auth` admitted, for the policy (legacy SSE takes it from here too).
-            carry: Carry::new().with::<Principal>(),
+            // The caller `auth` admitted, for the policy (legacy SSE takes it from here too),
+            // and its address, which WebSocket rate limits key an anonymous caller by.
+            carry: Carry::new()
+                .with::<Principal>()
+                .with::<axum::extract::ConnectInfo<std::net::SocketAddr>>(),
+            // WebSocket messages pass no HTTP middleware: the rate limits check each one.
+            websocket: Some(portico_transport::http::ws::WsConfig {
+                admit: Some(crate::ratelimit::ws_admit(gateway, scope.clone())),
+                ..portico_transport::http::ws::WsConfig::default()
+            }),
             ..HttpConfig::default()
         };
         let mut legacy = LegacySseConfig::from_http(&http);

@@ -20,12 +20,20 @@
 //! ([`ratelimit`], when `rate_limits` has rules: token buckets in memory or Redis, `429` with
 //! `Retry-After` and `RateLimit` headers) → [`portico_core::server`] (sessions, revisions,
 //! input rounds) → [`catalog::View`] (which upstream serves the name; what the caller may see
-//! and use, [`policy`]) → [`cache`] (when `cache` is configured: lists kept per role set,
-//! `resources/read` and opted-in tool results kept as their `ttlMs` and `cacheScope` say,
-//! concurrent identical misses coalesced) → [`relay`] (replica picked within its `max_in_flight`; progress, log
-//! messages, questions and cancellation carried both ways; the call recorded by [`audit`]) →
-//! the replica's [`portico_core::client::Client`], kept connected by [`upstream::Replica`]. The
-//! transport carries the token's [`auth::Principal`] to the catalog as a request extension.
+//! and use, [`policy`]) → [`relay`] (the configured [`plugin`]s' `before` hooks, which may
+//! refuse or change the request; then, when `cache` is configured, the [`cache`]: lists kept
+//! per role set, `resources/read` and opted-in tool results kept as their `ttlMs` and
+//! `cacheScope` say, concurrent identical misses coalesced; replica picked within its
+//! `max_in_flight`; progress, log messages, questions and cancellation carried both ways; the
+//! plugins' `after` hooks on the result; the call recorded by [`audit`]) → the replica's
+//! [`portico_core::client::Client`], kept connected by [`upstream::Replica`]. The transport
+//! carries the token's [`auth::Principal`] to the catalog as a request extension.
+//!
+//! Plugins are shipped (redaction of results, an arguments guard, a tool deny-list, a webhook
+//! for plugins in other languages) or compiled in: implement [`plugin::Plugin`], register its
+//! kind in a [`plugin::PluginRegistry`] and start the gateway with [`Gateway::start_with`]
+//! (see [`plugin`]).
+//!
 //! What replicas share — sessions, admin changes, the audit trail, rate limit buckets, cached
 //! results with the `redis` backend — is in the state store ([`store`]) and Redis ([`redis`],
 //! [`signal`]).
@@ -38,6 +46,7 @@
 //! The crate has no features.
 
 pub mod admin;
+pub mod apikeys;
 pub mod audit;
 pub mod auth;
 pub mod breaker;
@@ -46,6 +55,7 @@ pub mod catalog;
 pub mod config;
 pub mod http;
 pub mod metrics;
+pub mod plugin;
 pub mod policy;
 pub mod ratelimit;
 pub mod redis;
@@ -108,6 +118,8 @@ struct Inner {
     audit: Option<audit::Auditor>,
     /// The rate limits in force and their buckets.
     limiter: ratelimit::Limiter,
+    /// The plugin kinds `plugins` entries may name.
+    registry: plugin::PluginRegistry,
 }
 
 /// What the last configuration change did.
@@ -131,20 +143,38 @@ impl Gateway {
     /// upstream not reachable yet keeps being retried in the background, its calls answered
     /// with [`relay::UPSTREAM_UNAVAILABLE`] meanwhile. Fails when the store cannot be opened.
     pub async fn start(config: Config, connect_wait: Duration) -> Result<Self, String> {
+        Self::start_with(config, connect_wait, plugin::PluginRegistry::new()).await
+    }
+
+    /// [`Gateway::start`], with the plugin kinds of `registry` (the shipped ones and those the
+    /// program adds, [`plugin::PluginRegistry::with`]) for `plugins` to name, at start and on
+    /// every reload. Fails, naming the key, when a plugin does not compile.
+    pub async fn start_with(
+        config: Config,
+        connect_wait: Duration,
+        registry: plugin::PluginRegistry,
+    ) -> Result<Self, String> {
+        // Compiled before anything starts: a kind the registry does not know stops the start.
+        let plugins = plugin::Chain::compile(&config.plugins, &registry).map_err(|e| e.to_string())?;
         let store = store::Store::open(&config.state.url).await?;
         let authenticator = match config.auth.clone() {
-            Some(auth) => Some(Arc::new(auth::Authenticator::new(auth).await)),
+            Some(auth) => Some(Arc::new(
+                auth::Authenticator::new(auth).await.with_api_keys(store.clone()),
+            )),
             None => None,
         };
         let redis = config.state.redis.as_deref().map(redis::Address::parse).transpose()?;
         let (version, overlay) = store.overlay().await?;
         let base = config.clone();
         let merged = overlay.apply_to(&config);
-        let (config, overlay) = match merged.check() {
-            Ok(()) => (merged, overlay),
+        let (config, overlay, plugins) = match merged
+            .check()
+            .and_then(|()| plugin::Chain::compile(&merged.plugins, &registry))
+        {
+            Ok(merged_plugins) => (merged, overlay, merged_plugins),
             Err(e) => {
                 tracing::error!(error = %e, "the admin changes in the state store do not fit this configuration; serving the file's alone");
-                (config, reload::Overlay::default())
+                (config, reload::Overlay::default(), plugins)
             }
         };
         let exporter = config
@@ -185,15 +215,26 @@ impl Gateway {
                 auth: authenticator,
                 audit: auditor,
                 limiter,
+                registry,
             }
         });
         let gateway = Gateway { inner: gateway };
         gateway.set_sources(base, overlay);
         let upstreams = gateway.start_upstreams(&config.upstreams).await;
-        gateway.set_routes(Routes::new(config, upstreams).audited(gateway.inner.audit.clone()), &[]);
+        gateway.set_routes(
+            Routes::new(config, upstreams)
+                .audited(gateway.inner.audit.clone())
+                .plugged(plugins),
+            &[],
+        );
         gateway.sync_endpoints(None);
         gateway.follow_store();
         Ok(gateway)
+    }
+
+    /// The API keys, when `auth` is configured with `api_keys`.
+    pub fn api_keys(&self) -> Option<&apikeys::ApiKeys> {
+        self.inner.auth.as_ref().and_then(|a| a.api_keys())
     }
 
     /// The audit trail, when `audit` is configured.
@@ -330,7 +371,7 @@ impl Gateway {
     /// endpoints appear and disappear with their upstreams and virtual servers; every client
     /// listening is told the lists changed.
     pub async fn apply(&self, mut config: Config) -> Result<(), ConfigError> {
-        config.check()?;
+        let plugins = self.check(&config)?;
         let _one_at_a_time = self.inner.applying.lock().await;
         let old = self.routes();
         // The listener stays where it is until a restart.
@@ -372,7 +413,9 @@ impl Gateway {
         dropped.sort_unstable();
         dropped.dedup();
         self.set_routes(
-            Routes::new(config, upstreams).audited(self.inner.audit.clone()),
+            Routes::new(config, upstreams)
+                .audited(self.inner.audit.clone())
+                .plugged(plugins),
             &dropped,
         );
         // Dropped in Redis before the change is done: no replica serves what it dropped.
@@ -392,6 +435,13 @@ impl Gateway {
         }
         tracing::info!("configuration applied");
         Ok(())
+    }
+
+    /// Checks `config` whole ([`Config::check`]) and compiles its plugins with this gateway's
+    /// registry (which knows the kinds the program added).
+    pub fn check(&self, config: &Config) -> Result<plugin::Chain, ConfigError> {
+        config.check()?;
+        plugin::Chain::compile(&config.plugins, &self.inner.registry)
     }
 
     /// Makes the endpoints match the routes: one per upstream and virtual server, plus the

@@ -15,9 +15,10 @@
 //! | `portico_gateway_cache_requests_total` | counter | `kind` (`list`, `resource`, `tool`), `outcome` (`hit`, `miss`, `coalesced`, `bypass`, `error`; see [`crate::cache`]) |
 //! | `portico_gateway_cache_entries` | gauge | none (entries the memory backend holds) |
 //! | `portico_gateway_cache_bytes` | gauge | none (bytes of JSON the memory backend holds) |
+//! | `portico_gateway_plugin_decisions_total` | counter | `plugin`, `hook` (`before`, `after`), `decision` (`continue`, `deny`, `failed_open`, `failed_closed`) |
 //!
 //! Label values are bounded by the configuration (upstream, replica, rule and tool names the
-//! configuration and its upstreams define, methods the gateway relays), not by what clients
+//! configuration and its upstreams define, methods the gateway relays, plugin names), not by what clients
 //! send: a tool or prompt name the upstream does not list is counted under `tool=""`.
 
 use std::collections::BTreeMap;
@@ -84,6 +85,8 @@ struct Registry {
     rate_limited: BTreeMap<(String, &'static str), u64>,
     /// rule → requests whose bucket could not be read.
     rate_limit_store_errors: BTreeMap<String, u64>,
+    /// (plugin, hook, decision) → hooks run.
+    plugin_decisions: BTreeMap<(String, &'static str, &'static str), u64>,
 }
 
 /// The gateway's counters and histograms (gauges are read when rendered).
@@ -148,6 +151,16 @@ impl Metrics {
         let k = cache::Kind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
         let o = cache::Outcome::ALL.iter().position(|o| *o == outcome).unwrap_or(0);
         self.cache[k][o].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one hook of the plugin `plugin` (`before`, `after`) and what it decided:
+    /// `continue`, `deny`, `failed_open` or `failed_closed`.
+    pub fn record_plugin(&self, plugin: &str, hook: &'static str, decision: &'static str) {
+        *self
+            .registry()
+            .plugin_decisions
+            .entry((plugin.into(), hook, decision))
+            .or_default() += 1;
     }
 
     /// The counters and histograms in the text format, then `gauges` (already rendered).
@@ -238,6 +251,15 @@ impl Metrics {
                     );
                 }
             }
+        }
+        out.push_str("# HELP portico_gateway_plugin_decisions_total Plugin hooks run, by plugin, hook and decision.\n");
+        out.push_str("# TYPE portico_gateway_plugin_decisions_total counter\n");
+        for ((plugin, hook, decision), count) in &registry.plugin_decisions {
+            let _ = writeln!(
+                out,
+                "portico_gateway_plugin_decisions_total{{plugin=\"{}\",hook=\"{hook}\",decision=\"{decision}\"}} {count}",
+                escape(plugin)
+            );
         }
         gauges.render(&mut out);
         out
@@ -334,6 +356,7 @@ mod tests {
         metrics.record_cache(cache::Kind::List, cache::Outcome::Hit);
         metrics.record_cache(cache::Kind::List, cache::Outcome::Hit);
         metrics.record_cache(cache::Kind::Tool, cache::Outcome::Coalesced);
+        metrics.record_plugin("guard", "before", "deny");
         let text = metrics.render(&Gauges {
             in_flight: vec![("a".into(), 2)],
             replicas: vec![("a".into(), "http://x".into(), true, "half-open")],
@@ -377,6 +400,9 @@ mod tests {
         assert!(!text.contains("outcome=\"miss\""), "{text}");
         assert!(text.contains("portico_gateway_cache_entries 3\n"));
         assert!(text.contains("portico_gateway_cache_bytes 1200\n"));
+        assert!(text.contains(
+            "portico_gateway_plugin_decisions_total{plugin=\"guard\",hook=\"before\",decision=\"deny\"} 1\n"
+        ));
         // Every line is a comment or `name{labels} value`.
         for line in text.lines() {
             assert!(

@@ -49,8 +49,10 @@
 //! - an admitted request's response carries `RateLimit-Policy` and `RateLimit` for every rule
 //!   it matched, `t` then being the seconds until the bucket is full.
 //!
-//! WebSocket messages are not limited yet: the socket's frames do not pass through the HTTP
-//! layer, and the catalog does not know the caller.
+//! WebSocket messages pass no HTTP middleware: the transport hands each text message to
+//! [`ws_admit`] first (`WsConfig::admit`), which checks it as a POST body is, the caller known
+//! from what the upgrade request carried; a refused one is answered on the socket with the same
+//! JSON-RPC error (no HTTP status or headers there), and the socket stays open.
 //!
 //! # When Redis is away
 //!
@@ -914,12 +916,18 @@ fn messages(body: &[u8]) -> Option<Vec<Message<'_>>> {
 
 /// The caller, as the `principal` key part names it.
 fn principal(request: &axum::http::request::Parts) -> String {
-    if let Some(principal) = request.extensions.get::<crate::auth::Principal>() {
-        return format!("sub:{}", principal.subject);
-    }
-    match request.extensions.get::<ConnectInfo<SocketAddr>>() {
-        Some(ConnectInfo(address)) => format!("ip:{}", address.ip()),
-        None => "anonymous".to_string(),
+    caller(
+        request.extensions.get::<crate::auth::Principal>(),
+        request.extensions.get::<ConnectInfo<SocketAddr>>(),
+    )
+}
+
+/// The caller: the token's subject, else the client's address.
+fn caller(principal: Option<&crate::auth::Principal>, address: Option<&ConnectInfo<SocketAddr>>) -> String {
+    match (principal, address) {
+        (Some(principal), _) => format!("sub:{}", principal.subject),
+        (None, Some(ConnectInfo(address))) => format!("ip:{}", address.ip()),
+        (None, None) => "anonymous".to_string(),
     }
 }
 
@@ -1036,19 +1044,7 @@ fn add_headers(headers: &mut HeaderMap, rules: &[Rule], admitted: &[Admitted]) {
 
 /// The answer to a refused request.
 fn refused(refusal: &Refusal, id: Option<&RawValue>) -> Response {
-    let retry_ms = millis(refusal.wait).max(1);
-    let mut data = json!({"rule": refusal.rule, "retryAfterMs": retry_ms});
-    if refusal.reason != "limited" {
-        data["reason"] = refusal.reason.into();
-    }
-    let id: Value = id
-        .and_then(|raw| serde_json::from_str(raw.get()).ok())
-        .unwrap_or(Value::Null);
-    let body = json!({
-        "jsonrpc": "2.0",
-        "id": id,
-        "error": {"code": RATE_LIMITED, "message": refusal.message, "data": data},
-    });
+    let body = refusal_body(refusal, id);
     let mut response = (
         refusal.status,
         [(header::CONTENT_TYPE, "application/json")],
@@ -1066,6 +1062,63 @@ fn refused(refusal: &Refusal, id: Option<&RawValue>) -> Response {
         }
     }
     response
+}
+
+/// The JSON-RPC error response of a refusal, for the request `id` (`None`: a batch's).
+fn refusal_body(refusal: &Refusal, id: Option<&RawValue>) -> Value {
+    let retry_ms = millis(refusal.wait).max(1);
+    let mut data = json!({"rule": refusal.rule, "retryAfterMs": retry_ms});
+    if refusal.reason != "limited" {
+        data["reason"] = refusal.reason.into();
+    }
+    let id: Value = id
+        .and_then(|raw| serde_json::from_str(raw.get()).ok())
+        .unwrap_or(Value::Null);
+    json!({
+        "jsonrpc": "2.0",
+        "id": id,
+        "error": {"code": RATE_LIMITED, "message": refusal.message, "data": data},
+    })
+}
+
+/// The limits of WebSocket messages on the endpoint serving `scope`: each text message is
+/// checked as a POST body is ([`enforce`]), the caller known from what the upgrade request
+/// carried (its principal, or its address); a refused one is answered with the same JSON-RPC
+/// error (`-32053`, `data.retryAfterMs`), on the socket.
+pub(crate) fn ws_admit(gateway: &Gateway, scope: Scope) -> portico_transport::http::ws::WsAdmit {
+    // Weak: the endpoint holding this belongs to the gateway.
+    let gateway = Arc::downgrade(&gateway.inner);
+    portico_transport::http::ws::WsAdmit::new(move |text: String, extensions: portico_core::Extensions| {
+        let (gateway, scope) = (gateway.upgrade().map(|inner| Gateway { inner }), scope.clone());
+        async move {
+            let gateway = gateway?;
+            let limiter = &gateway.inner.limiter;
+            let rules = limiter.rules();
+            if rules.is_empty() {
+                return None;
+            }
+            // Not JSON: the server answers that.
+            let messages = messages(text.as_bytes())?;
+            let routes = gateway.routes();
+            let principal = caller(
+                extensions.get::<crate::auth::Principal>(),
+                extensions.get::<ConnectInfo<SocketAddr>>(),
+            );
+            let view = View::new(gateway.inner.routes.clone(), scope.clone());
+            let batch = messages.len() != 1;
+            let mut admitted = Vec::new();
+            for message in messages.iter().filter(|m| m.is_request()) {
+                if let Err(refusal) = limiter
+                    .admit(&rules, (&view, &scope), &routes, &principal, message, &mut admitted)
+                    .await
+                {
+                    let id = if batch { None } else { message.id() };
+                    return Some(refusal_body(&refusal, id).to_string());
+                }
+            }
+            None
+        }
+    })
 }
 
 #[cfg(test)]

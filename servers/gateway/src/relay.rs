@@ -30,7 +30,14 @@
 //!
 //! Errors: the upstream's own JSON-RPC errors reach the client as they are; the gateway's are
 //! in the `-32050 … -32052` range and name the upstream ([`UPSTREAM_UNAVAILABLE`] and the rest);
-//! `-32053` is the rate limiter's ([`crate::ratelimit::RATE_LIMITED`]).
+//! `-32053` is the rate limiter's ([`crate::ratelimit::RATE_LIMITED`]), `-32054` the audit
+//! trail's ([`crate::audit::AUDIT_UNAVAILABLE`]), `-32055` the plugins'
+//! ([`crate::plugin::PLUGIN_DENIED`]) and `-32056` the cache's ([`crate::cache::CACHE_UNAVAILABLE`]).
+//!
+//! The configured plugins ([`crate::plugin`]) run here, around the relay: every request relayed
+//! goes through [`forward`]. So does the cache ([`crate::cache`]), between the plugins' `before`
+//! and `after` hooks: a request the cache answers still goes through every plugin, and the
+//! cache keeps the upstream's result as it came, before any `after` hook changed it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -47,7 +54,9 @@ use portico_transport::otel::{self, ActiveSpan, SpanKind};
 
 use crate::audit;
 use crate::auth::Principal;
+use crate::cache::{self, Cache};
 use crate::metrics::Outcome;
+use crate::plugin::{Plugged, Refusal};
 use crate::upstream::Upstream;
 
 /// The message of the error a relay ends with when the client is to answer questions first
@@ -131,93 +140,72 @@ const IDEMPOTENT: &[&str] = &["resources/read", "prompts/get", "completion/compl
 /// result object). The replica is picked by the upstream's `balance` policy; a call that fails
 /// for the replica's sake (no connection, a transport error, a timeout) counts against its
 /// breaker, and an idempotent one is tried on another replica (`retries`).
+///
+/// The `plugins` that apply to the request run around it ([`crate::plugin`]): their `before`
+/// hooks first (a denial answers [`crate::plugin::PLUGIN_DENIED`] and no upstream is asked),
+/// their `after` hooks on the upstream's result.
 pub async fn forward(
     upstream: &Upstream,
     cx: &Context,
     method: &str,
     params: Map<String, Value>,
+    plugins: Plugged<'_>,
 ) -> Result<Value, ErrorObject> {
-    forward_watched(upstream, cx, method, params, &|| {}).await
+    forward_through(upstream, cx, method, params, plugins, None).await
 }
 
-/// [`forward`], calling `asked` whenever the upstream asks the client something about the
-/// call (elicitation, sampling, roots): its result then depends on the answers ([`crate::cache`]
-/// keeps no such result).
-pub(crate) async fn forward_watched(
+/// [`forward`], answered by `cache` when it has the result (`resources/read`, or a call of a
+/// tool it keeps: the [`cache::Kind`]): after the plugins' `before` hooks (the cache is keyed by
+/// the arguments they leave), before their `after` hooks. A result served from the cache is
+/// logged and audited as a relayed one is (the audit record's `detail` says so), and not
+/// counted in `portico_gateway_requests_total`.
+pub(crate) async fn forward_through(
     upstream: &Upstream,
     cx: &Context,
     method: &str,
-    params: Map<String, Value>,
-    asked: &(dyn Fn() + Sync),
+    mut params: Map<String, Value>,
+    plugins: Plugged<'_>,
+    cache: Option<(&Cache, cache::Kind)>,
 ) -> Result<Value, ErrorObject> {
     let started = std::time::Instant::now();
-    let named = Named::of(upstream, &params);
-    let outcome = forward_to_replicas(upstream, cx, method, params, asked).await;
-    account(upstream, cx, method, named, outcome, started.elapsed(), None).await
-}
-
-/// Answers a call with `result` the gateway's cache ([`crate::cache`]) had, without relaying
-/// it: logged (`cache = how`) and audited as a relayed call is (a record for each call, `detail`
-/// saying it was served from the cache), not counted in `portico_gateway_requests_total`.
-pub(crate) async fn served(
-    upstream: &Upstream,
-    cx: &Context,
-    method: &str,
-    params: &Map<String, Value>,
-    result: Value,
-    how: &'static str,
-    took: std::time::Duration,
-) -> Result<Value, ErrorObject> {
-    let named = Named::of(upstream, params);
-    account(upstream, cx, method, named, Ok(result), took, Some(how)).await
-}
-
-/// What a call's log line and audit record name: the tool or prompt, the arguments' digest and
-/// the resource URI.
-struct Named {
-    tool: String,
-    arguments_digest: Option<String>,
-    target: Option<String>,
-}
-
-impl Named {
-    fn of(upstream: &Upstream, params: &Map<String, Value>) -> Self {
-        let tool = params
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        // What the audit record names: the digest of the arguments as the client sent them, and
-        // the target (a resource's URI; a tool's or prompt's name is `tool`).
-        let (arguments_digest, target) = match upstream.auditor() {
-            Some(_) => (
-                params.get("arguments").map(audit::digest),
-                params.get("uri").and_then(Value::as_str).map(str::to_string),
-            ),
-            None => (None, None),
-        };
-        Self {
-            tool,
-            arguments_digest,
+    let tool = params
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    // What the audit record names: the digest of the arguments as the client sent them, and
+    // the target (a resource's URI; a tool's or prompt's name is `tool`).
+    let (arguments_digest, target) = match upstream.auditor() {
+        Some(_) => (
+            params.get("arguments").map(audit::digest),
+            params
+                .get("uri")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .or_else(|| (!tool.is_empty()).then(|| tool.clone())),
+        ),
+        None => (None, None),
+    };
+    let mut plugged = plugins.start(upstream, cx, method, &params);
+    if let Some(run) = plugged.as_mut()
+        && let Err(refusal) = run.before(&mut params).await
+    {
+        let record = Denied {
+            method,
             target,
-        }
+            arguments_digest,
+            took: None,
+        };
+        return refused(upstream, cx, record, &refusal, run.annotations()).await;
     }
-}
-
-/// Counts (when relayed, `cached` none), logs and audits a call's outcome.
-async fn account(
-    upstream: &Upstream,
-    cx: &Context,
-    method: &str,
-    Named {
-        tool,
-        arguments_digest,
-        target,
-    }: Named,
-    outcome: Result<Value, ErrorObject>,
-    took: std::time::Duration,
-    cached: Option<&'static str>,
-) -> Result<Value, ErrorObject> {
+    let (mut outcome, cached) = match cache {
+        None => (forward_to_replicas(upstream, cx, method, params, &|| {}).await, None),
+        Some((cache, kind)) => match cache.relay(upstream, cx, kind, method, params).await {
+            cache::Answer::Relayed(outcome) => (outcome, None),
+            cache::Answer::Served(result, how) => (Ok(result), Some(how)),
+            cache::Answer::Refused(error) => (Err(error), Some("unavailable")),
+        },
+    };
     let counted = match &outcome {
         Ok(result) if result.get("isError") == Some(&Value::Bool(true)) => Outcome::ToolError,
         Ok(_) => Outcome::Ok,
@@ -235,10 +223,22 @@ async fn account(
         _ => false,
     };
     let listed_tool = if listed { tool.as_str() } else { "" };
+    let took = started.elapsed();
     if cached.is_none() {
         upstream
             .metrics()
             .record(upstream.name(), method, listed_tool, counted, took);
+    }
+    if let (Some(run), Ok(result)) = (plugged.as_mut(), outcome.as_mut())
+        && let Err(refusal) = run.after(result).await
+    {
+        let record = Denied {
+            method,
+            target,
+            arguments_digest,
+            took: Some(took),
+        };
+        return refused(upstream, cx, record, &refusal, run.annotations()).await;
     }
     // The access log line: `relayed`, or `served from the cache` with how.
     macro_rules! access {
@@ -260,19 +260,67 @@ async fn account(
     access!(correlation = %correlation,);
     let mut record = audit::Record::new(audit::Kind::Call, method, counted.as_str(), correlation);
     record.principal = cx.extension::<Principal>().map(|p| p.subject.clone());
-    record.target = target.or_else(|| (!tool.is_empty()).then_some(tool));
+    record.target = target;
     record.upstream = Some(upstream.name().to_string());
     record.arguments_digest = arguments_digest;
     record.latency_us = Some(i64::try_from(took.as_micros()).unwrap_or(i64::MAX));
     if let Some(how) = cached {
-        record.detail = Some(format!("served by the gateway's cache ({how})"));
+        record.detail = Some(format!("the gateway's cache: {how}"));
     }
     if let Err(e) = &outcome {
         record.error_code = Some(e.code);
         record.detail = Some(e.message.clone());
     }
+    if let Some(run) = &plugged
+        && !run.annotations().is_empty()
+    {
+        let plugins = format!("plugins: {}", Value::Object(run.annotations().clone()));
+        record.detail = Some(match record.detail.take() {
+            Some(detail) => format!("{detail}; {plugins}"),
+            None => plugins,
+        });
+    }
     match auditor.record_or_refuse(record).await {
         Ok(()) => outcome,
+        Err(refusal) => Err(ErrorObject::new(audit::AUDIT_UNAVAILABLE, refusal)),
+    }
+}
+
+/// What the audit record of a request a plugin refused names.
+struct Denied<'a> {
+    method: &'a str,
+    target: Option<String>,
+    arguments_digest: Option<String>,
+    /// How long the upstream took, when it was asked (a refusal `after`).
+    took: Option<std::time::Duration>,
+}
+
+/// The answer to a request a plugin refused, recorded in the audit trail (a `denial`) when
+/// there is one.
+async fn refused(
+    upstream: &Upstream,
+    cx: &Context,
+    denied: Denied<'_>,
+    refusal: &Refusal,
+    annotations: &Map<String, Value>,
+) -> Result<Value, ErrorObject> {
+    let error = refusal.error(annotations);
+    let Some(auditor) = upstream.auditor() else {
+        return Err(error);
+    };
+    let correlation = otel::current().map_or_else(crate::audit::correlation_id, |trace| trace.trace_id_hex());
+    let mut record = audit::Record::new(audit::Kind::Denial, denied.method, "denied", correlation);
+    record.principal = cx.extension::<Principal>().map(|p| p.subject.clone());
+    record.target = denied.target;
+    record.upstream = Some(upstream.name().to_string());
+    record.arguments_digest = denied.arguments_digest;
+    record.latency_us = denied
+        .took
+        .map(|took| i64::try_from(took.as_micros()).unwrap_or(i64::MAX));
+    record.error_code = Some(error.code);
+    record.detail = Some(refusal.detail());
+    match auditor.record_or_refuse(record).await {
+        Ok(()) => Err(error),
         Err(refusal) => Err(ErrorObject::new(audit::AUDIT_UNAVAILABLE, refusal)),
     }
 }
@@ -285,8 +333,10 @@ fn span_name(method: &str, params: &Map<String, Value>) -> String {
     }
 }
 
-/// [`forward`], uncounted.
-async fn forward_to_replicas(
+/// [`forward`], uncounted and without plugins, calling `asked` whenever the upstream asks the
+/// client something about the call (elicitation, sampling, roots): its result then depends on
+/// the answers ([`crate::cache`] keeps no such result).
+pub(crate) async fn forward_to_replicas(
     upstream: &Upstream,
     cx: &Context,
     method: &str,

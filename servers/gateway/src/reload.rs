@@ -183,7 +183,7 @@ impl Gateway {
             Edit::DeleteVirtualServer(name) => overlay.set_virtual_server(name, None),
         }
         let merged = overlay.apply_to(&base);
-        if let Err(e) = merged.check() {
+        if let Err(e) = self.check(&merged) {
             let outcome = Err(e);
             self.record_change("admin", &outcome);
             return outcome.map_err(EditError::Invalid);

@@ -7,7 +7,8 @@
 //! - the admin API's changes (the overlay on the file's configuration), each under a version
 //!   number, so that every replica applies them and none is lost: a change is written (in one
 //!   transaction) before it is applied and answered;
-//! - the audit trail ([`crate::audit`]).
+//! - the audit trail ([`crate::audit`]);
+//! - API keys, hashed ([`crate::apikeys`]).
 //!
 //! Replicas learn of a new version from Redis (`state.redis`, see [`crate::signal`]) at once,
 //! and by polling the version every `state.poll_interval` whether or not Redis is there.
@@ -42,6 +43,14 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
              correlation_id TEXT NOT NULL)",
             "CREATE INDEX portico_audit_at ON portico_audit (at_ms)",
             "CREATE INDEX portico_audit_principal ON portico_audit (principal, id)",
+        ],
+    ),
+    (
+        3,
+        &[
+            "CREATE TABLE portico_api_keys (id TEXT PRIMARY KEY, name TEXT NOT NULL, subject TEXT NOT NULL, \
+             roles TEXT NOT NULL, scopes TEXT NOT NULL, hash TEXT NOT NULL, created_at_ms BIGINT NOT NULL, \
+             expires_at_ms BIGINT, revoked_at_ms BIGINT)",
         ],
     ),
 ];

@@ -11,8 +11,13 @@
 //! under their own names, those the suite's fixtures call. The recording proxy sits between the
 //! suite and the gateway, so what is validated is what the gateway sent.
 //!
-//! The extension scenarios (`tasks-*`, `sep-2640-skills-*`) are not run through the gateway: it
-//! declares neither extension and answers `tasks/get` with "method not found".
+//! With the proxy, every policy layer of the gateway is on — `auth` (HS256 bearer tokens), a
+//! `policy` whose one role is allowed everything, a rate limit per caller, and a durable
+//! `audit` trail — and the proxy supplies the token (minted by `portico token`) that the suite
+//! cannot send, so the suite runs against the request path an operator deploys.
+//!
+//! The extension scenarios (`tasks-*`, `sep-2640-skills-*`) run through the gateway with the
+//! stdio attachment only: through an HTTP upstream the tasks extension does not pass yet.
 //!
 //! Everything else is the server runs' code: the units, the judging and the report
 //! (`conformance.rs`); this module only plans the runs, starts the gateway and writes its
@@ -84,27 +89,37 @@ pub(super) fn via(gateway: Option<Attachment>) -> String {
     gateway.map_or_else(String::new, |a| format!(" via the gateway, {}", a.short()))
 }
 
-/// The gateway runs: each plan of `plans` made by a suite that pins the wire revision, but for
-/// the extension scenarios, once per attachment.
+/// The gateway runs: each plan of `plans` made by a suite that pins the wire revision, once per
+/// attachment; the extension scenarios through the stdio attachment alone (through an HTTP
+/// upstream the tasks extension does not pass yet: issue 7's notes).
 pub(super) fn plans(plans: &[Plan]) -> Vec<Plan> {
     let eligible: Vec<&Plan> = plans
         .iter()
-        .filter(|p| p.gateway.is_none() && p.label != EXTENSIONS && Suite::pins_wire(&p.suite_version))
+        .filter(|p| p.gateway.is_none() && Suite::pins_wire(&p.suite_version))
         .collect();
     Attachment::ALL
         .iter()
         .flat_map(|&attachment| {
-            eligible.iter().map(move |plan| Plan {
-                gateway: Some(attachment),
-                ..(*plan).clone()
-            })
+            eligible
+                .iter()
+                .filter(move |plan| plan.label != EXTENSIONS || attachment == Attachment::Stdio)
+                .map(move |plan| Plan {
+                    gateway: Some(attachment),
+                    ..(*plan).clone()
+                })
         })
         .collect()
 }
 
+/// The issuer and audience of the runs' tokens (`auth`).
+const ISSUER: &str = "https://conformance.portico.test";
+const AUDIENCE: &str = "portico-conformance";
+
 /// The gateway's configuration: `portico serve everything` as the upstream `everything`, over
-/// stdio (`portico` is the binary under test) or at `upstream`, unprefixed.
-fn config(attachment: Attachment, portico: &Path, upstream: Option<&str>, dir: &Path) -> String {
+/// stdio (`portico` is the binary under test) or at `upstream`, unprefixed. With `secret`,
+/// every policy layer is on: `auth` (HS256 tokens signed with it), a `policy` whose one role
+/// is allowed everything, a rate limit too generous to refuse a suite's requests, and `audit`.
+fn config(attachment: Attachment, portico: &Path, upstream: Option<&str>, dir: &Path, secret: Option<&str>) -> String {
     // JSON strings are YAML double-quoted scalars: any path or URL goes in as it is.
     let quote = |text: &str| serde_json::Value::from(text).to_string();
     let mut out = String::from(
@@ -129,11 +144,64 @@ fn config(attachment: Attachment, portico: &Path, upstream: Option<&str>, dir: &
     }
     // The suite calls the fixtures by their own names.
     out.push_str("    prefix: \"\"\n");
+    if let Some(secret) = secret {
+        let _ = write!(
+            out,
+            "auth:\n  jwt:\n    issuer: {issuer}\n    audience: [{audience}]\n    keys:\n      \
+             - {{kid: conformance, alg: HS256, secret: {secret}}}\n\
+             policy:\n  roles:\n    conformance:\n      grants:\n        - allow: {{upstreams: [\"*\"]}}\n\
+             rate_limits:\n  - {{name: conformance, key: [principal], rate: 100000/s}}\n\
+             audit: {{}}\n",
+            issuer = quote(ISSUER),
+            audience = quote(AUDIENCE),
+            secret = quote(secret),
+        );
+    }
     out
 }
 
+/// A secret for one run's tokens: not guessable from outside the machine's processes, which is
+/// all a test run needs.
+fn run_secret(dir: &Path) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write(dir.as_os_str().as_encoded_bytes());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("conformance-{:016x}-{nanos:x}-{}", hasher.finish(), std::process::id())
+}
+
+/// A token for the run's gateway, minted by `portico token` (the binary under test).
+fn mint(portico: &Path, secret: &str) -> anyhow::Result<String> {
+    let output = std::process::Command::new(portico)
+        .args([
+            "token",
+            "--issuer",
+            ISSUER,
+            "--audience",
+            AUDIENCE,
+            "--subject",
+            "conformance-suite",
+        ])
+        .args(["--roles", "conformance", "--kid", "conformance", "--ttl", "600m"])
+        .env("PORTICO_TOKEN_SECRET", secret)
+        .output()
+        .context("running portico token")?;
+    anyhow::ensure!(
+        output.status.success(),
+        "portico token failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(String::from_utf8(output.stdout)
+        .context("portico token printed no UTF-8")?
+        .trim()
+        .to_owned())
+}
+
 /// Starts the gateway of one run (after its HTTP upstream, if it has one) with its configuration
-/// in `dir`; returns the gateway, then the upstream. Logs: `<logs>/<name>.gateway.log` and
+/// in `dir`; returns the gateway, then the upstream, and (`with_auth`: every policy layer on)
+/// the token to call it with. Logs: `<logs>/<name>.gateway.log` and
 /// `<logs>/<name>.upstream.log`.
 pub(super) fn start(
     attachment: Attachment,
@@ -141,13 +209,22 @@ pub(super) fn start(
     dir: &Path,
     logs: &Path,
     name: &str,
-) -> anyhow::Result<Vec<Server>> {
+    with_auth: bool,
+) -> anyhow::Result<(Vec<Server>, Option<String>)> {
+    let secret = with_auth.then(|| run_secret(dir));
+    let token = secret.as_deref().map(|s| mint(portico, s)).transpose()?;
     let upstream = match attachment.protocol() {
         Some(_) => Some(Server::everything(portico, &logs.join(format!("{name}.upstream.log")))?),
         None => None,
     };
     let path = dir.join("gateway.yaml");
-    let text = config(attachment, portico, upstream.as_ref().map(|u| u.url.as_str()), dir);
+    let text = config(
+        attachment,
+        portico,
+        upstream.as_ref().map(|u| u.url.as_str()),
+        dir,
+        secret.as_deref(),
+    );
     std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
     let args = [
         OsStr::new("gateway"),
@@ -162,7 +239,7 @@ pub(super) fn start(
         "gateway serving MCP on ",
         &logs.join(format!("{name}.gateway.log")),
     )?;
-    Ok(std::iter::once(gateway).chain(upstream).collect())
+    Ok((std::iter::once(gateway).chain(upstream).collect(), token))
 }
 
 /// The section `## Gateway` of `docs/conformance.md`: the gateway runs' table and the validation
@@ -182,9 +259,13 @@ pub(super) fn render_docs(groups: &[&Group], validation: Option<Option<&capture:
          upstream (the gateway holds an `initialize` session with it) and as a 2026-07-28 one. The \
          upstream has `prefix: \"\"`, so the aggregated endpoint serves its tools, resources and \
          prompts under their own names, as the suite's fixtures expect. Each run has a gateway (and \
-         an HTTP upstream) of its own, configured by `gateway.yaml` in the run's results folder. \
-         The extension scenarios (`tasks-*`, `sep-2640-skills-*`) are not run through the gateway, \
-         which declares neither extension. The same rule judges them; their scenarios that did not \
+         an HTTP upstream) of its own, configured by `gateway.yaml` in the run's results folder, \
+         with every policy layer on: `auth` (the recording proxy supplies a bearer token minted by \
+         `portico token`, which the suite cannot send), a `policy` role allowed everything, a rate \
+         limit per caller and a durable `audit` trail. \
+         The extension scenarios (`tasks-*`, `sep-2640-skills-*`) run through the gateway with the stdio \
+         upstream only (the gateway passes both extensions through; through an HTTP upstream the tasks \
+         extension does not pass yet). The same rule judges them; their scenarios that did not \
          pass are in the lists above, named `… via the gateway, …`.\n"
     );
     out.push_str(&results_table(&["suite", "upstream", "spec version"], groups, |g| {
@@ -224,12 +305,15 @@ mod tests {
         let mut all = super::super::plan(0, "0.2.0-alpha.12", &catalogue, &[], true, None).unwrap();
         all.extend(super::super::plan(1, "0.1.16", &catalogue, &[], true, None).unwrap());
         let through = plans(&all);
-        assert_eq!(through.len(), 6);
-        assert!(through.iter().all(|p| p.suite == 0 && p.label != EXTENSIONS));
+        assert_eq!(through.len(), 7);
+        assert!(through.iter().all(|p| p.suite == 0));
+        let extensions: Vec<_> = through.iter().filter(|p| p.label == EXTENSIONS).collect();
+        assert_eq!(extensions.len(), 1);
+        assert_eq!(extensions[0].gateway, Some(Attachment::Stdio));
         assert_eq!(through[0].gateway, Some(Attachment::Stdio));
-        assert_eq!(through[5].gateway, Some(Attachment::Stateless));
+        assert_eq!(through[6].gateway, Some(Attachment::Stateless));
         assert_eq!(
-            (through[5].label.as_str(), &through[5].invocations),
+            (through[6].label.as_str(), &through[6].invocations),
             ("2026-07-28", &all[1].invocations)
         );
         // No second round through the gateway.
@@ -243,6 +327,7 @@ mod tests {
             Path::new("/opt/my tools/portico"),
             None,
             Path::new("/r"),
+            None,
         );
         assert!(
             stdio.contains("    command: [\"/opt/my tools/portico\", serve, everything, --stdio]\n"),
@@ -258,12 +343,30 @@ mod tests {
             Path::new("/p"),
             Some("http://127.0.0.1:4000/mcp"),
             Path::new("/r"),
+            None,
         );
         assert!(
             http.contains("    url: \"http://127.0.0.1:4000/mcp\"\n    protocol: stateful\n"),
             "{http}"
         );
         assert!(!http.contains("command:"), "{http}");
+        assert!(!http.contains("auth:") && !http.contains("audit:"), "{http}");
+        let guarded = config(
+            Attachment::Stateless,
+            Path::new("/p"),
+            Some("http://h/mcp"),
+            Path::new("/r"),
+            Some("s3cret"),
+        );
+        for layer in [
+            "auth:\n  jwt:\n    issuer: \"https://conformance.portico.test\"\n",
+            "      - {kid: conformance, alg: HS256, secret: \"s3cret\"}\n",
+            "policy:\n  roles:\n    conformance:\n",
+            "rate_limits:\n",
+            "audit: {}\n",
+        ] {
+            assert!(guarded.contains(layer), "{layer:?} in {guarded}");
+        }
         assert_eq!(via(None), "");
         assert_eq!(via(Some(Attachment::Stdio)), " via the gateway, stdio upstream");
     }

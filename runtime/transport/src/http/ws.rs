@@ -96,6 +96,37 @@ pub struct WsConfig {
     /// How often the server pings; a connection silent for a whole interval after a ping is
     /// closed (default 30 s; `None`: never ping).
     pub ping_interval: Option<Duration>,
+    /// Decides on each text message before the server reads it (a gateway's rate limits,
+    /// which on Streamable HTTP are HTTP middleware no WebSocket frame passes through);
+    /// `None` (the default): every message is read.
+    pub admit: Option<WsAdmit>,
+}
+
+/// [`WsConfig::admit`]: given a message's text and the connection's [`Extensions`] (what
+/// [`HttpConfig::carry`] took from the upgrade request), `None` lets the message in; `Some`
+/// refuses it and is sent back in its place (a JSON-RPC error response for a request; nothing
+/// is sent for an empty string).
+#[derive(Clone)]
+pub struct WsAdmit(Arc<AdmitFn>);
+
+type AdmitFn =
+    dyn Fn(String, Extensions) -> std::pin::Pin<Box<dyn Future<Output = Option<String>> + Send>> + Send + Sync;
+
+impl WsAdmit {
+    /// Wraps the decision.
+    pub fn new<F, Fut>(decide: F) -> Self
+    where
+        F: Fn(String, Extensions) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Option<String>> + Send + 'static,
+    {
+        Self(Arc::new(move |text, extensions| Box::pin(decide(text, extensions))))
+    }
+}
+
+impl std::fmt::Debug for WsAdmit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WsAdmit(..)")
+    }
 }
 
 impl Default for WsConfig {
@@ -105,6 +136,7 @@ impl Default for WsConfig {
             max_connections: 10_000,
             outbound_capacity: 64,
             ping_interval: Some(Duration::from_secs(30)),
+            admit: None,
         }
     }
 }
@@ -173,6 +205,7 @@ pub(crate) async fn upgrade(state: &Arc<State>, request: Request) -> Result<Resp
         max,
         outbound_capacity: ws.outbound_capacity.max(1),
         ping: ws.ping_interval.filter(|p| !p.is_zero()),
+        admit: ws.admit.clone(),
         slot,
     };
     Ok(upgrade
@@ -191,6 +224,8 @@ struct Connection {
     max: usize,
     outbound_capacity: usize,
     ping: Option<Duration>,
+    /// [`WsConfig::admit`].
+    admit: Option<WsAdmit>,
     /// Held while the socket is open.
     slot: OwnedSemaphorePermit,
 }
@@ -210,13 +245,15 @@ type Stream = SplitStream<WebSocket>;
 impl Connection {
     async fn run(self, socket: WebSocket) {
         let (tx, mut rx) = mpsc::channel(self.outbound_capacity);
+        // Refusals of `admit` go out on the peer's queue, in order with its answers.
+        let refusals = self.admit.clone().map(|admit| (admit, tx.clone()));
         let peer = (self.state.make_peer)(tx);
         let (mut sink, mut stream) = socket.split();
         // Set by the reader on every frame, cleared by the writer on every ping.
         let heard = AtomicBool::new(true);
         let shutdown = self.state.config.shutdown.clone();
         let end = tokio::select! {
-            end = read(&mut stream, &*peer, &heard, (self.max, &self.extensions)) => end,
+            end = read(&mut stream, &*peer, &heard, (self.max, &self.extensions, refusals.as_ref())) => end,
             end = write(&mut sink, &mut rx, self.ping, &heard) => end,
             () = shutdown.cancelled() => End::Close(close_code::AWAY, "the server is shutting down".into()),
         };
@@ -245,17 +282,28 @@ impl Connection {
 }
 
 /// Hands every text frame to the peer, with `extensions`, until the socket ends or a frame
-/// ends it; `max` is the message size limit.
+/// ends it; `max` is the message size limit. With `admit`, a frame it refuses is answered with
+/// its refusal (on `tx`) instead.
 async fn read(
     stream: &mut Stream,
     peer: &dyn DynPeer,
     heard: &AtomicBool,
-    (max, extensions): (usize, &Extensions),
+    (max, extensions, admit): (usize, &Extensions, Option<&(WsAdmit, mpsc::Sender<Outbound>)>),
 ) -> End {
     while let Some(next) = stream.next().await {
         heard.store(true, Ordering::Relaxed);
         match next {
-            Ok(Message::Text(text)) => peer.receive(text.as_str(), extensions.clone()).await,
+            Ok(Message::Text(text)) => {
+                if let Some((admit, tx)) = admit
+                    && let Some(refusal) = (admit.0)(text.as_str().to_owned(), extensions.clone()).await
+                {
+                    if !refusal.is_empty() && tx.send(Outbound::message(refusal, None)).await.is_err() {
+                        return End::Gone;
+                    }
+                    continue;
+                }
+                peer.receive(text.as_str(), extensions.clone()).await;
+            }
             Ok(Message::Binary(_)) => {
                 return End::Close(
                     close_code::UNSUPPORTED,

@@ -736,7 +736,7 @@ async fn with_fail_closed_redis_away_refuses_cached_requests_until_it_returns() 
     proxy.down();
     let refused = call().await;
     let error = &refused.body["error"];
-    assert_eq!(error["code"], -32055, "{}", refused.body);
+    assert_eq!(error["code"], -32056, "{}", refused.body);
     assert_eq!(error["data"]["reason"], "cache unavailable");
     assert!(
         error["message"]
@@ -841,4 +841,39 @@ async fn replicas_on_one_redis_share_results_and_a_drop_on_one_drops_them_for_al
     );
     assert_eq!(call_as(&a, "ada", "lookup", json!({})).await, "lookup #3 {}");
     assert_eq!(upstream.uses("lookup"), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_from_the_cache_still_go_through_the_plugins() {
+    let upstream = Upstream::start().await;
+    let name = unique("plugins");
+    let plugins = "plugins:\n  - {name: hide, kind: redact, builtins: [], patterns: [{name: word, literal: lookup}]}\n";
+    let gateway = Running::start(&config_yaml(
+        &name,
+        &upstream.url,
+        "",
+        "default_ttl: 1h, tools: [lookup]",
+        plugins,
+    ))
+    .await;
+    for _ in 0..3 {
+        let answer = post(
+            &gateway.base,
+            "/mcp",
+            "tools/call",
+            json!({"name": "lookup", "arguments": {}}),
+            Some(&bearer("ada", &[])),
+        )
+        .await;
+        let result = &answer.body["result"];
+        assert_eq!(result["content"][0]["text"], "[redacted:word] #1 {}", "{}", answer.body);
+        // Redacted on every answer: the cache kept the upstream's result, not the redacted one.
+        assert_eq!(
+            result["_meta"]["io.portico/plugins"]["hide"]["redacted"]["word"], 1,
+            "{}",
+            answer.body
+        );
+    }
+    assert_eq!(upstream.uses("lookup"), 1);
+    assert_eq!(counted(&gateway, "tool", "hit").await, 2);
 }

@@ -558,3 +558,39 @@ async fn redis_away_fails_closed_for_writes_or_as_configured_and_limits_recover(
     .await;
     assert!(served(&call(base, "/mcp", "strict_read").await));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_messages_are_limited_as_posts_are() {
+    use portico_transport::http::ws_client::{self, WsClientConfig};
+    let gateway = Running::start(
+        "upstreams:\n  - {name: e, builtin: everything}\nrate_limits:\n  - {name: sockets, key: [principal, tool], rate: 2/m, burst: 2, tools: [test_simple_text]}\n",
+    )
+    .await;
+    let ws_url = format!("{}/mcp", gateway.base.replace("http://", "ws://"));
+    let ws = Client::builder(wire::Implementation::new("ws-limits", "1.0.0"))
+        .connect(|service| ws_client::connect(&ws_url, service, WsClientConfig::default()))
+        .await
+        .expect("WebSocket");
+    for _ in 0..2 {
+        let result = ws.call_tool("e__test_simple_text", json!({})).await.expect("admitted");
+        assert_eq!(result.is_error, None);
+    }
+    let refused = rpc_error(
+        ws.call_tool("e__test_simple_text", json!({}))
+            .await
+            .expect_err("refused"),
+    );
+    assert_eq!(refused.code, -32053, "{refused:?}");
+    let data = refused.data.expect("data");
+    assert_eq!(data["rule"], "sockets");
+    assert!(data["retryAfterMs"].as_u64().is_some_and(|ms| ms > 0), "{data}");
+    // Another tool has its own bucket; the socket stays open and serves it.
+    let other = ws
+        .call_tool("e__test_image_content", json!({}))
+        .await
+        .expect("another tool");
+    assert_eq!(other.is_error, None);
+    // The same caller over HTTP (the same address) shares the socket's bucket.
+    let over_http = call(&gateway.base, "/mcp", "e__test_simple_text").await;
+    assert_eq!(over_http.status, 429, "{}", over_http.body);
+}

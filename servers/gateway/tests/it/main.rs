@@ -3,6 +3,7 @@
 //! Streamable HTTP listener), driven by Portico's client core as a 2025-11-25 session client
 //! and as a 2026-07-28 client.
 
+mod apikeys;
 mod audit;
 mod auth;
 mod bridging;
@@ -13,6 +14,7 @@ mod flows;
 mod fuzz;
 mod limits;
 mod observability;
+mod plugins;
 mod rbac;
 mod reload;
 mod replicas;
@@ -61,7 +63,12 @@ impl Running {
         Self::serve(Config::load(path).expect("a valid test config")).await
     }
 
-    async fn serve(mut config: Config) -> Self {
+    async fn serve(config: Config) -> Self {
+        Self::serve_with(config, portico_gateway::plugin::PluginRegistry::new()).await
+    }
+
+    /// Starts a gateway for `config` whose plugins may name the kinds of `registry`.
+    async fn serve_with(mut config: Config, registry: portico_gateway::plugin::PluginRegistry) -> Self {
         // A state store of its own, unless the test shares one on purpose.
         let mut own_state = None;
         if config.state == portico_gateway::config::StateConfig::default() {
@@ -69,7 +76,7 @@ impl Running {
             config.state.url = format!("sqlite://{}", path.display());
             own_state = Some(path);
         }
-        let gateway = Gateway::start(config, Duration::from_secs(10))
+        let gateway = Gateway::start_with(config, Duration::from_secs(10), registry)
             .await
             .expect("the gateway starts");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binding");
