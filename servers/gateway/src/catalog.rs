@@ -18,17 +18,23 @@
 //!
 //! What the policy lets through is relayed with [`relay::forward`], through the plugins of the
 //! routes in force ([`crate::plugin`]), given the name the client used.
+//!
+//! With a `cache` section, lists are kept per endpoint and role set, and `resources/read` and
+//! opted-in `tools/call` results as their freshness allows ([`crate::cache`]), the policy
+//! always deciding first. Lists say `cacheScope: private` when a policy is in force (they
+//! differ per caller), `public` otherwise.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
 
 use portico_core::server::Context;
-use portico_core::server::catalog::{Catalog, CatalogFeatures, CatalogFuture};
+use portico_core::server::catalog::{Catalog, CatalogFeatures, CatalogFuture, Listing};
 use portico_core::{ErrorObject, Extensions};
 use portico_protocol::v2026_07_28 as wire;
 use serde_json::{Map, Value, json};
 
 use crate::auth::Principal;
+use crate::cache::{self, Cache, ListKey};
 use crate::config::{Config, VirtualServerConfig};
 use crate::plugin::Chain;
 use crate::policy::{Caller, Item, Policy};
@@ -48,6 +54,9 @@ pub struct Routes {
     pub plugins: Chain,
     /// Where the policy's refusals are recorded ([`Routes::audited`]).
     audit: Option<crate::audit::Auditor>,
+    /// The cache, with a `cache` section ([`crate::cache`]; made by the gateway as it puts
+    /// the routes in force).
+    pub(crate) cache: Option<Arc<Cache>>,
 }
 
 impl Routes {
@@ -67,6 +76,7 @@ impl Routes {
             policy,
             plugins: Chain::default(),
             audit: None,
+            cache: None,
         }
     }
 
@@ -145,7 +155,7 @@ impl Routes {
 pub type SharedRoutes = Arc<RwLock<Arc<Routes>>>;
 
 /// Which items an endpoint serves.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Scope {
     /// Every upstream's, namespaced.
     All,
@@ -351,6 +361,22 @@ impl Catalog for View {
         }
     }
 
+    fn tool_listing<'a>(&'a self, cx: &'a Context) -> CatalogFuture<'a, Listing<wire::Tool>> {
+        Box::pin(self.listing(cx, self.list_tools(cx)))
+    }
+
+    fn resource_listing<'a>(&'a self, cx: &'a Context) -> CatalogFuture<'a, Listing<wire::Resource>> {
+        Box::pin(self.listing(cx, self.list_resources(cx)))
+    }
+
+    fn resource_template_listing<'a>(&'a self, cx: &'a Context) -> CatalogFuture<'a, Listing<wire::ResourceTemplate>> {
+        Box::pin(self.listing(cx, self.list_resource_templates(cx)))
+    }
+
+    fn prompt_listing<'a>(&'a self, cx: &'a Context) -> CatalogFuture<'a, Listing<wire::Prompt>> {
+        Box::pin(self.listing(cx, self.list_prompts(cx)))
+    }
+
     fn tool_definition(&self, name: &str, extensions: &Extensions) -> Option<wire::Tool> {
         let routes = self.routes();
         // Not recorded here: the call that follows is refused (and recorded) as well.
@@ -450,7 +476,12 @@ impl Catalog for View {
                 params.insert("arguments".into(), Value::Object(arguments));
             }
             let plugins = routes.plugins.on(Some(name));
-            let mut result = relay::forward(&upstream, cx, "tools/call", params, plugins).await?;
+            let cache = routes
+                .cache
+                .as_deref()
+                .filter(|cache| cache.caches_tool(&upstream, &tool))
+                .map(|cache| (cache, cache::Kind::Tool));
+            let mut result = relay::forward_through(&upstream, cx, "tools/call", params, plugins, cache).await?;
             // A task handle (the tasks extension) names the upstream that runs the task.
             if self.prefixes_tasks() {
                 rewrite_task_ids(&mut result, &|id| format!("{}{TASK_SEPARATOR}{id}", upstream.name()));
@@ -559,6 +590,7 @@ impl Catalog for View {
                             caller.allows(method, Item::resource(upstream.name(), uri))
                         });
                         if single {
+                            filtered_scope(&routes, &mut listed);
                             return Ok(listed);
                         }
                         merged.append(skills);
@@ -590,6 +622,7 @@ impl Catalog for View {
                                 let uri = entry.get("uri").and_then(Value::as_str).unwrap_or_default();
                                 caller.allows(method, Item::resource(upstream.name(), uri))
                             });
+                            filtered_scope(&routes, &mut result);
                         }
                         return Ok(result);
                     }
@@ -671,7 +704,9 @@ impl Catalog for View {
             let last = owners.len().saturating_sub(1);
             for (i, upstream) in owners.iter().enumerate() {
                 let params = Map::from_iter([("uri".to_string(), Value::from(uri))]);
-                match relay::forward(upstream, cx, "resources/read", params, routes.plugins.on(None)).await {
+                let plugins = routes.plugins.on(None);
+                let cache = routes.cache.as_deref().map(|cache| (cache, cache::Kind::Resource));
+                match relay::forward_through(upstream, cx, "resources/read", params, plugins, cache).await {
                     Ok(result) => return Ok(Some(result)),
                     // Not this upstream's: ask the next one.
                     Err(e) if i < last && is_not_found(&e) => continue,
@@ -806,6 +841,29 @@ impl Catalog for View {
 }
 
 impl View {
+    /// The list `assemble` makes for `cx`, or the one the cache kept (with a `cache`).
+    async fn listing<T: cache::Listed>(
+        &self,
+        cx: &Context,
+        assemble: CatalogFuture<'_, Vec<T>>,
+    ) -> Result<Listing<T>, ErrorObject> {
+        let routes = self.routes();
+        match &routes.cache {
+            Some(cache) => {
+                let roles = routes.caller(cx.extension::<Principal>()).role_set();
+                cache.list(ListKey::new(&self.scope, roles), assemble).await
+            }
+            None => {
+                let listing = Listing::from(assemble.await?);
+                // A list the policy filtered is the caller's.
+                Ok(match routes.policy {
+                    Some(_) => listing.with_cache_scope(wire::CacheableResultCacheScope::Private),
+                    None => listing,
+                })
+            }
+        }
+    }
+
     /// The upstream and upstream-side name of the tool served as `name`, when `caller` may
     /// use it (the decision logged for `method`).
     fn allowed_tool(
@@ -849,6 +907,16 @@ impl View {
                 allowed
             }
         }
+    }
+}
+
+/// A result whose entries the policy filtered is the caller's: its `cacheScope`, if it says
+/// one, becomes `private` when a policy is in force.
+fn filtered_scope(routes: &Routes, result: &mut Value) {
+    if routes.policy.is_some()
+        && let Some(scope) = result.get_mut("cacheScope")
+    {
+        *scope = "private".into();
     }
 }
 

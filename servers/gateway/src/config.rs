@@ -52,6 +52,10 @@ pub struct Config {
     /// The audit trail ([`crate::audit`]): off without it. Read at start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit: Option<AuditConfig>,
+    /// Caching of lists, `resources/read` and opted-in tool results ([`crate::cache`]): off
+    /// without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<crate::cache::CacheConfig>,
     /// Plugins run on every relayed request, in order ([`crate::plugin`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub plugins: Vec<crate::plugin::PluginConfig>,
@@ -344,6 +348,7 @@ impl Default for Config {
             auth: None,
             audit: None,
             policy: None,
+            cache: None,
             plugins: Vec::new(),
         }
     }
@@ -801,6 +806,7 @@ impl Config {
             return Err(invalid("limits.max_sessions", "must be at least 1"));
         }
         crate::ratelimit::check(self)?;
+        crate::cache::check(self)?;
         crate::plugin::check(&self.plugins)?;
         Ok(())
     }

@@ -210,6 +210,7 @@ impl Gateway {
             };
             gauges.sessions.push((path, endpoint.sessions.len()));
         }
+        gauges.cache = routes.cache.as_ref().and_then(|cache| cache.size());
         let headers = [(
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",

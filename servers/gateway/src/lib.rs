@@ -21,19 +21,22 @@
 //! `Retry-After` and `RateLimit` headers) → [`portico_core::server`] (sessions, revisions,
 //! input rounds) → [`catalog::View`] (which upstream serves the name; what the caller may see
 //! and use, [`policy`]) → [`relay`] (the configured [`plugin`]s' `before` hooks, which may
-//! refuse or change the request; replica picked within its `max_in_flight`; progress, log
-//! messages, questions and cancellation carried both ways; the plugins' `after` hooks on the
-//! result; the call recorded by [`audit`]) → the replica's [`portico_core::client::Client`],
-//! kept connected by [`upstream::Replica`]. The transport carries the token's
-//! [`auth::Principal`] to the catalog as a request extension.
+//! refuse or change the request; then, when `cache` is configured, the [`cache`]: lists kept
+//! per role set, `resources/read` and opted-in tool results kept as their `ttlMs` and
+//! `cacheScope` say, concurrent identical misses coalesced; replica picked within its
+//! `max_in_flight`; progress, log messages, questions and cancellation carried both ways; the
+//! plugins' `after` hooks on the result; the call recorded by [`audit`]) → the replica's
+//! [`portico_core::client::Client`], kept connected by [`upstream::Replica`]. The transport
+//! carries the token's [`auth::Principal`] to the catalog as a request extension.
 //!
 //! Plugins are shipped (redaction of results, an arguments guard, a tool deny-list, a webhook
 //! for plugins in other languages) or compiled in: implement [`plugin::Plugin`], register its
 //! kind in a [`plugin::PluginRegistry`] and start the gateway with [`Gateway::start_with`]
 //! (see [`plugin`]).
 //!
-//! What replicas share — sessions, admin changes, the audit trail, rate limit buckets — is in
-//! the state store ([`store`]) and Redis ([`redis`], [`signal`]).
+//! What replicas share — sessions, admin changes, the audit trail, rate limit buckets, cached
+//! results with the `redis` backend — is in the state store ([`store`]) and Redis ([`redis`],
+//! [`signal`]).
 //!
 //! The configuration is replaced whole and atomically ([`Gateway::apply`]): from the file when
 //! it changes ([`reload`]) or from the admin API. A bad configuration is refused and the one in
@@ -47,6 +50,7 @@ pub mod apikeys;
 pub mod audit;
 pub mod auth;
 pub mod breaker;
+pub mod cache;
 pub mod catalog;
 pub mod config;
 pub mod http;
@@ -221,6 +225,7 @@ impl Gateway {
             Routes::new(config, upstreams)
                 .audited(gateway.inner.audit.clone())
                 .plugged(plugins),
+            &[],
         );
         gateway.sync_endpoints(None);
         gateway.follow_store();
@@ -242,8 +247,16 @@ impl Gateway {
         self.inner.routes.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
-    fn set_routes(&self, routes: Routes) {
+    /// Puts `routes` in force, with a new cache (`dropped`: the upstreams whose shared cache
+    /// entries go, on a configuration change).
+    fn set_routes(&self, mut routes: Routes, dropped: &[&str]) {
         self.inner.limiter.configure(&routes.config);
+        routes.cache = cache::Cache::new(
+            &routes.config,
+            self.inner.redis.clone(),
+            self.inner.metrics.clone(),
+            dropped,
+        );
         *self.inner.routes.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(routes);
     }
 
@@ -393,11 +406,22 @@ impl Gateway {
             .filter(|u| !upstreams.iter().any(|n| Arc::ptr_eq(n, u)))
             .cloned()
             .collect();
+        // Every upstream's shared cache entries go (a policy, or anything else, may have changed).
+        let mut dropped: Vec<&str> = old.config.upstreams.iter().map(|u| u.name.as_str()).collect();
+        let names: Vec<String> = config.upstreams.iter().map(|u| u.name.clone()).collect();
+        dropped.extend(names.iter().map(String::as_str));
+        dropped.sort_unstable();
+        dropped.dedup();
         self.set_routes(
             Routes::new(config, upstreams)
                 .audited(self.inner.audit.clone())
                 .plugged(plugins),
+            &dropped,
         );
+        // Dropped in Redis before the change is done: no replica serves what it dropped.
+        if let Some(cache) = self.routes().cache.clone() {
+            cache.flush().await;
+        }
         self.sync_endpoints(Some(&old.config));
         for upstream in retired {
             tokio::spawn(retire(upstream));
@@ -462,6 +486,10 @@ impl Gateway {
     /// all of them.
     fn announce(&self, upstream: Option<&str>, change: &Change) {
         let routes = self.routes();
+        // What the upstream serves changed: what the cache kept of it goes first.
+        if let (Some(upstream), Some(cache)) = (upstream, &routes.cache) {
+            cache.drop_upstream(upstream);
+        }
         let endpoints = self.inner.endpoints.read().unwrap_or_else(PoisonError::into_inner);
         for (name, endpoint) in endpoints.iter() {
             let concerned = match upstream {

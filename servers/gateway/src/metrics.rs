@@ -12,6 +12,9 @@
 //! | `portico_gateway_config_changes_total` | counter | `source` (`file`, `admin`), `outcome` (`applied`, `rejected`) |
 //! | `portico_gateway_rate_limited_total` | counter | `rule`, `reason` (`limited`: its bucket was empty; `store_unavailable`: Redis could not be asked and the rule fails closed) |
 //! | `portico_gateway_rate_limit_store_errors_total` | counter | `rule` (requests whose Redis bucket could not be read, refused or not) |
+//! | `portico_gateway_cache_requests_total` | counter | `kind` (`list`, `resource`, `tool`), `outcome` (`hit`, `miss`, `coalesced`, `bypass`, `error`; see [`crate::cache`]) |
+//! | `portico_gateway_cache_entries` | gauge | none (entries the memory backend holds) |
+//! | `portico_gateway_cache_bytes` | gauge | none (bytes of JSON the memory backend holds) |
 //! | `portico_gateway_plugin_decisions_total` | counter | `plugin`, `hook` (`before`, `after`), `decision` (`continue`, `deny`, `failed_open`, `failed_closed`) |
 //!
 //! Label values are bounded by the configuration (upstream, replica, rule and tool names the
@@ -20,8 +23,11 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
+
+use crate::cache;
 
 /// Upper bounds of the duration histogram's buckets, in seconds.
 const BUCKETS: &[f64] = &[
@@ -87,6 +93,9 @@ struct Registry {
 #[derive(Default)]
 pub struct Metrics {
     registry: Mutex<Registry>,
+    /// Cache requests by kind and outcome (in [`cache::Kind::ALL`] and [`cache::Outcome::ALL`]
+    /// order): atomics, as a cached request's whole cost is a few of these.
+    cache: [[AtomicU64; 5]; 3],
 }
 
 impl Metrics {
@@ -135,6 +144,13 @@ impl Metrics {
     /// Counts a request whose bucket of the rate limit `rule` could not be read.
     pub fn record_rate_limit_store_error(&self, rule: &str) {
         *self.registry().rate_limit_store_errors.entry(rule.into()).or_default() += 1;
+    }
+
+    /// Counts one request the cache ([`crate::cache`]) saw.
+    pub fn record_cache(&self, kind: cache::Kind, outcome: cache::Outcome) {
+        let k = cache::Kind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
+        let o = cache::Outcome::ALL.iter().position(|o| *o == outcome).unwrap_or(0);
+        self.cache[k][o].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts one hook of the plugin `plugin` (`before`, `after`) and what it decided:
@@ -221,6 +237,21 @@ impl Metrics {
                 escape(rule)
             );
         }
+        out.push_str("# HELP portico_gateway_cache_requests_total Requests the cache saw, by kind and outcome.\n");
+        out.push_str("# TYPE portico_gateway_cache_requests_total counter\n");
+        for (k, kind) in cache::Kind::ALL.iter().enumerate() {
+            for (o, outcome) in cache::Outcome::ALL.iter().enumerate() {
+                let count = self.cache[k][o].load(Ordering::Relaxed);
+                if count > 0 {
+                    let _ = writeln!(
+                        out,
+                        "portico_gateway_cache_requests_total{{kind=\"{}\",outcome=\"{}\"}} {count}",
+                        kind.as_str(),
+                        outcome.as_str()
+                    );
+                }
+            }
+        }
         out.push_str("# HELP portico_gateway_plugin_decisions_total Plugin hooks run, by plugin, hook and decision.\n");
         out.push_str("# TYPE portico_gateway_plugin_decisions_total counter\n");
         for ((plugin, hook, decision), count) in &registry.plugin_decisions {
@@ -244,6 +275,8 @@ pub struct Gauges {
     pub replicas: Vec<(String, String, bool, &'static str)>,
     /// (endpoint, sessions).
     pub sessions: Vec<(String, usize)>,
+    /// The memory cache's (entries, bytes), when it is on.
+    pub cache: Option<(usize, usize)>,
 }
 
 impl Gauges {
@@ -290,6 +323,14 @@ impl Gauges {
         for (endpoint, n) in &self.sessions {
             let _ = writeln!(out, "portico_gateway_sessions{{endpoint=\"{}\"}} {n}", escape(endpoint));
         }
+        if let Some((entries, bytes)) = self.cache {
+            out.push_str("# HELP portico_gateway_cache_entries Results the memory cache holds.\n");
+            out.push_str("# TYPE portico_gateway_cache_entries gauge\n");
+            let _ = writeln!(out, "portico_gateway_cache_entries {entries}");
+            out.push_str("# HELP portico_gateway_cache_bytes Bytes of JSON the memory cache holds.\n");
+            out.push_str("# TYPE portico_gateway_cache_bytes gauge\n");
+            let _ = writeln!(out, "portico_gateway_cache_bytes {bytes}");
+        }
     }
 }
 
@@ -312,11 +353,15 @@ mod tests {
         metrics.record_rate_limited("calls", "limited");
         metrics.record_rate_limited("calls", "limited");
         metrics.record_rate_limit_store_error("shared");
+        metrics.record_cache(cache::Kind::List, cache::Outcome::Hit);
+        metrics.record_cache(cache::Kind::List, cache::Outcome::Hit);
+        metrics.record_cache(cache::Kind::Tool, cache::Outcome::Coalesced);
         metrics.record_plugin("guard", "before", "deny");
         let text = metrics.render(&Gauges {
             in_flight: vec![("a".into(), 2)],
             replicas: vec![("a".into(), "http://x".into(), true, "half-open")],
             sessions: vec![("/mcp".into(), 7)],
+            cache: Some((3, 1200)),
         });
         assert!(
             text.contains(
@@ -350,6 +395,11 @@ mod tests {
         assert!(text.contains("portico_gateway_in_flight{upstream=\"a\"} 2\n"));
         assert!(text.contains("portico_gateway_rate_limited_total{rule=\"calls\",reason=\"limited\"} 2\n"));
         assert!(text.contains("portico_gateway_rate_limit_store_errors_total{rule=\"shared\"} 1\n"));
+        assert!(text.contains("portico_gateway_cache_requests_total{kind=\"list\",outcome=\"hit\"} 2\n"));
+        assert!(text.contains("portico_gateway_cache_requests_total{kind=\"tool\",outcome=\"coalesced\"} 1\n"));
+        assert!(!text.contains("outcome=\"miss\""), "{text}");
+        assert!(text.contains("portico_gateway_cache_entries 3\n"));
+        assert!(text.contains("portico_gateway_cache_bytes 1200\n"));
         assert!(text.contains(
             "portico_gateway_plugin_decisions_total{plugin=\"guard\",hook=\"before\",decision=\"deny\"} 1\n"
         ));

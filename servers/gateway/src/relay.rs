@@ -31,11 +31,13 @@
 //! Errors: the upstream's own JSON-RPC errors reach the client as they are; the gateway's are
 //! in the `-32050 … -32052` range and name the upstream ([`UPSTREAM_UNAVAILABLE`] and the rest);
 //! `-32053` is the rate limiter's ([`crate::ratelimit::RATE_LIMITED`]), `-32054` the audit
-//! trail's ([`crate::audit::AUDIT_UNAVAILABLE`]) and `-32055` the plugins'
-//! ([`crate::plugin::PLUGIN_DENIED`]).
+//! trail's ([`crate::audit::AUDIT_UNAVAILABLE`]), `-32055` the plugins'
+//! ([`crate::plugin::PLUGIN_DENIED`]) and `-32056` the cache's ([`crate::cache::CACHE_UNAVAILABLE`]).
 //!
 //! The configured plugins ([`crate::plugin`]) run here, around the relay: every request relayed
-//! goes through [`forward`].
+//! goes through [`forward`]. So does the cache ([`crate::cache`]), between the plugins' `before`
+//! and `after` hooks: a request the cache answers still goes through every plugin, and the
+//! cache keeps the upstream's result as it came, before any `after` hook changed it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -52,6 +54,7 @@ use portico_transport::otel::{self, ActiveSpan, SpanKind};
 
 use crate::audit;
 use crate::auth::Principal;
+use crate::cache::{self, Cache};
 use crate::metrics::Outcome;
 use crate::plugin::{Plugged, Refusal};
 use crate::upstream::Upstream;
@@ -145,8 +148,24 @@ pub async fn forward(
     upstream: &Upstream,
     cx: &Context,
     method: &str,
+    params: Map<String, Value>,
+    plugins: Plugged<'_>,
+) -> Result<Value, ErrorObject> {
+    forward_through(upstream, cx, method, params, plugins, None).await
+}
+
+/// [`forward`], answered by `cache` when it has the result (`resources/read`, or a call of a
+/// tool it keeps: the [`cache::Kind`]): after the plugins' `before` hooks (the cache is keyed by
+/// the arguments they leave), before their `after` hooks. A result served from the cache is
+/// logged and audited as a relayed one is (the audit record's `detail` says so), and not
+/// counted in `portico_gateway_requests_total`.
+pub(crate) async fn forward_through(
+    upstream: &Upstream,
+    cx: &Context,
+    method: &str,
     mut params: Map<String, Value>,
     plugins: Plugged<'_>,
+    cache: Option<(&Cache, cache::Kind)>,
 ) -> Result<Value, ErrorObject> {
     let started = std::time::Instant::now();
     let tool = params
@@ -179,7 +198,14 @@ pub async fn forward(
         };
         return refused(upstream, cx, record, &refusal, run.annotations()).await;
     }
-    let mut outcome = forward_to_replicas(upstream, cx, method, params).await;
+    let (mut outcome, cached) = match cache {
+        None => (forward_to_replicas(upstream, cx, method, params, &|| {}).await, None),
+        Some((cache, kind)) => match cache.relay(upstream, cx, kind, method, params).await {
+            cache::Answer::Relayed(outcome) => (outcome, None),
+            cache::Answer::Served(result, how) => (Ok(result), Some(how)),
+            cache::Answer::Refused(error) => (Err(error), Some("unavailable")),
+        },
+    };
     let counted = match &outcome {
         Ok(result) if result.get("isError") == Some(&Value::Bool(true)) => Outcome::ToolError,
         Ok(_) => Outcome::Ok,
@@ -198,9 +224,11 @@ pub async fn forward(
     };
     let listed_tool = if listed { tool.as_str() } else { "" };
     let took = started.elapsed();
-    upstream
-        .metrics()
-        .record(upstream.name(), method, listed_tool, counted, took);
+    if cached.is_none() {
+        upstream
+            .metrics()
+            .record(upstream.name(), method, listed_tool, counted, took);
+    }
     if let (Some(run), Ok(result)) = (plugged.as_mut(), outcome.as_mut())
         && let Err(refusal) = run.after(result).await
     {
@@ -212,35 +240,33 @@ pub async fn forward(
         };
         return refused(upstream, cx, record, &refusal, run.annotations()).await;
     }
+    // The access log line: `relayed`, or `served from the cache` with how.
+    macro_rules! access {
+        ($($field:tt)*) => {
+            match cached {
+                None => tracing::info!(target: "portico::access", upstream = upstream.name(), method,
+                    tool = listed_tool, outcome = ?counted, micros = took.as_micros() as u64, $($field)* "relayed"),
+                Some(how) => tracing::info!(target: "portico::access", upstream = upstream.name(), method,
+                    tool = listed_tool, outcome = ?counted, micros = took.as_micros() as u64, cache = how,
+                    $($field)* "served from the cache"),
+            }
+        };
+    }
     let Some(auditor) = upstream.auditor() else {
-        tracing::info!(
-            target: "portico::access",
-            upstream = upstream.name(),
-            method,
-            tool = listed_tool,
-            outcome = ?counted,
-            micros = took.as_micros() as u64,
-            "relayed"
-        );
+        access!();
         return outcome;
     };
     let correlation = otel::current().map_or_else(crate::audit::correlation_id, |trace| trace.trace_id_hex());
-    tracing::info!(
-        target: "portico::access",
-        upstream = upstream.name(),
-        method,
-        tool = listed_tool,
-        outcome = ?counted,
-        micros = took.as_micros() as u64,
-        correlation = %correlation,
-        "relayed"
-    );
+    access!(correlation = %correlation,);
     let mut record = audit::Record::new(audit::Kind::Call, method, counted.as_str(), correlation);
     record.principal = cx.extension::<Principal>().map(|p| p.subject.clone());
     record.target = target;
     record.upstream = Some(upstream.name().to_string());
     record.arguments_digest = arguments_digest;
     record.latency_us = Some(i64::try_from(took.as_micros()).unwrap_or(i64::MAX));
+    if let Some(how) = cached {
+        record.detail = Some(format!("the gateway's cache: {how}"));
+    }
     if let Err(e) = &outcome {
         record.error_code = Some(e.code);
         record.detail = Some(e.message.clone());
@@ -307,12 +333,15 @@ fn span_name(method: &str, params: &Map<String, Value>) -> String {
     }
 }
 
-/// [`forward`], uncounted.
-async fn forward_to_replicas(
+/// [`forward`], uncounted and without plugins, calling `asked` whenever the upstream asks the
+/// client something about the call (elicitation, sampling, roots): its result then depends on
+/// the answers ([`crate::cache`] keeps no such result).
+pub(crate) async fn forward_to_replicas(
     upstream: &Upstream,
     cx: &Context,
     method: &str,
     params: Map<String, Value>,
+    asked: &(dyn Fn() + Sync),
 ) -> Result<Value, ErrorObject> {
     let name = upstream.name();
     let attempts = if IDEMPOTENT.contains(&method) {
@@ -349,7 +378,16 @@ async fn forward_to_replicas(
             span
         });
         let traced = span.as_ref().map(|s| s.context().traceparent());
-        let outcome = relay(name, &client, cx, method, &params, upstream.config().timeout, traced).await;
+        let outcome = relay(
+            name,
+            &client,
+            cx,
+            (method, &params),
+            upstream.config().timeout,
+            traced,
+            asked,
+        )
+        .await;
         if let (Err(failed), Some(span)) = (&outcome, span.as_mut()) {
             span.set_error(failed.error.message.clone());
         }
@@ -397,15 +435,16 @@ impl From<ErrorObject> for Failed {
     }
 }
 
-/// One relay of the call on `client` (one replica of the upstream `name`).
+/// One relay of the call on `client` (one replica of the upstream `name`); `on_question` is
+/// called for each question the upstream asks.
 async fn relay(
     name: &str,
     client: &portico_core::client::Client,
     cx: &Context,
-    method: &str,
-    params: &Map<String, Value>,
+    (method, params): (&str, &Map<String, Value>),
     timeout: std::time::Duration,
     traceparent: Option<String>,
+    on_question: &(dyn Fn() + Sync),
 ) -> Result<Value, Failed> {
     let (events_tx, mut events) = mpsc::channel(64);
     let mut options = RequestOptions::new()
@@ -445,7 +484,7 @@ async fn relay(
             tokio::select! {
                 // What the upstream sent before its answer goes first.
                 biased;
-                Some(event) = events.recv() => relay_event(cx, event, &mut asked, &mut unanswered).await.map_err(Failed::from)?,
+                Some(event) = events.recv() => relay_event(cx, event, &mut asked, &mut unanswered, on_question).await.map_err(Failed::from)?,
                 result = &mut call => break result,
                 () = cx.cancelled() => {
                     return Err(ErrorObject::internal("the client cancelled the call").into());
@@ -454,7 +493,7 @@ async fn relay(
         };
         // Notifications handed on just before the answer arrived.
         while let Ok(event) = events.try_recv() {
-            relay_event(cx, event, &mut asked, &mut unanswered)
+            relay_event(cx, event, &mut asked, &mut unanswered, on_question)
                 .await
                 .map_err(Failed::from)?;
         }
@@ -475,6 +514,7 @@ async fn relay(
         }
         // A 2026-07-28 upstream's questions: asked of the client, answered, and the request
         // sent again with the answers and the upstream's state.
+        on_question();
         let required: wire::InputRequiredResult = serde_json::from_value(result).map_err(|e| {
             Failed::from(ErrorObject::new(
                 UPSTREAM_INVALID,
@@ -515,7 +555,13 @@ async fn relay(
 /// goes on to its next question (if it asks more before giving up), so that the client gets
 /// every question it can in one round; the call ends with `input_required` and is relayed
 /// again, answers in hand, when the client retries.
-async fn relay_event(cx: &Context, event: Event, asked: &mut usize, unanswered: &mut bool) -> Result<(), ErrorObject> {
+async fn relay_event(
+    cx: &Context,
+    event: Event,
+    asked: &mut usize,
+    unanswered: &mut bool,
+    on_question: &(dyn Fn() + Sync),
+) -> Result<(), ErrorObject> {
     match event {
         Event::Notification { method, params } if method == "notifications/progress" => {
             let progress = params.get("progress").and_then(Value::as_f64).unwrap_or(0.0);
@@ -535,6 +581,7 @@ async fn relay_event(cx: &Context, event: Event, asked: &mut usize, unanswered: 
             }
         }
         Event::Request { method, params, reply } => {
+            on_question();
             *asked += 1;
             // The upstream handler's own key when it is a Portico server, else one made up.
             let key = params

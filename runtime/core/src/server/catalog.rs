@@ -12,11 +12,17 @@
 //! Results are JSON objects shaped as the newest revision's result types; the framework adapts
 //! them to the request's revision.
 //!
+//! Lists come as a [`Listing`]: the items shared (the framework copies only the page it
+//! answers), the `ttlMs` and `cacheScope` of their results (a catalog whose lists differ per
+//! caller says `private`), and optionally a key naming exactly those items, with which the
+//! framework encodes each page once and answers it again from the bytes.
+//!
 //! [`Server`]: super::Server
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use portico_protocol::v2026_07_28 as wire;
 use serde_json::{Map, Value};
@@ -50,6 +56,70 @@ impl CatalogFeatures {
             prompts: true,
             completions: true,
         }
+    }
+}
+
+/// One of a catalog's lists, as [`Catalog::tool_listing`] and the like give it: the items,
+/// shared rather than copied (the framework copies only the page it answers), and what its
+/// results say about caching.
+///
+/// A `key` promises that every listing given with that key has the same items and hints: the
+/// framework then encodes each page of it once, and answers the same page of a listing with the
+/// same key (at the same revision) with the bytes it encoded before, up to [`PAGE_MEMO_ENTRIES`]
+/// pages and [`PAGE_MEMO_BYTES`] per server, the oldest forgotten first. A catalog whose lists
+/// change gives the changed list a key it never gave before.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Listing<T> {
+    /// The items, in order (after the server's registered ones).
+    pub items: Arc<[T]>,
+    /// The results' `ttlMs` (2026-07-28); `None`: the server's
+    /// [`list_ttl_ms`](super::ServerBuilder::list_ttl_ms).
+    pub ttl_ms: Option<i64>,
+    /// The results' `cacheScope` (2026-07-28); `None`: `public`.
+    pub cache_scope: Option<wire::CacheableResultCacheScope>,
+    /// What names these exact items and hints, if the catalog can say (see above).
+    pub key: Option<u64>,
+}
+
+/// Pages a server keeps encoded for [`Listing::key`]s, at most.
+pub const PAGE_MEMO_ENTRIES: usize = 64;
+/// Bytes of encoded pages a server keeps for [`Listing::key`]s, at most.
+pub const PAGE_MEMO_BYTES: usize = 4 << 20;
+
+impl<T> Listing<T> {
+    /// `items`, with the server's hints and no key.
+    pub fn new(items: impl Into<Arc<[T]>>) -> Self {
+        Self {
+            items: items.into(),
+            ttl_ms: None,
+            cache_scope: None,
+            key: None,
+        }
+    }
+
+    /// With `ttlMs` (negative counts as 0).
+    pub fn with_ttl_ms(mut self, ttl_ms: i64) -> Self {
+        self.ttl_ms = Some(ttl_ms.max(0));
+        self
+    }
+
+    /// With `cacheScope`.
+    pub fn with_cache_scope(mut self, scope: wire::CacheableResultCacheScope) -> Self {
+        self.cache_scope = Some(scope);
+        self
+    }
+
+    /// With a key naming these items and hints (see [`Listing`]).
+    pub fn with_key(mut self, key: u64) -> Self {
+        self.key = Some(key);
+        self
+    }
+}
+
+impl<T> From<Vec<T>> for Listing<T> {
+    fn from(items: Vec<T>) -> Self {
+        Self::new(items)
     }
 }
 
@@ -116,6 +186,28 @@ pub trait Catalog: Send + Sync + 'static {
     fn list_prompts<'a>(&'a self, cx: &'a Context) -> CatalogFuture<'a, Vec<wire::Prompt>> {
         let _ = cx;
         Box::pin(async { Ok(Vec::new()) })
+    }
+
+    /// The tools for `tools/list`, shared and with cache hints. The default is
+    /// [`Catalog::list_tools`]'s, with the server's hints; a catalog that keeps its lists
+    /// overrides it (the framework asks this one).
+    fn tool_listing<'a>(&'a self, cx: &'a Context) -> CatalogFuture<'a, Listing<wire::Tool>> {
+        Box::pin(async move { self.list_tools(cx).await.map(Listing::from) })
+    }
+
+    /// The resources for `resources/list`, as [`Catalog::tool_listing`].
+    fn resource_listing<'a>(&'a self, cx: &'a Context) -> CatalogFuture<'a, Listing<wire::Resource>> {
+        Box::pin(async move { self.list_resources(cx).await.map(Listing::from) })
+    }
+
+    /// The resource templates for `resources/templates/list`, as [`Catalog::tool_listing`].
+    fn resource_template_listing<'a>(&'a self, cx: &'a Context) -> CatalogFuture<'a, Listing<wire::ResourceTemplate>> {
+        Box::pin(async move { self.list_resource_templates(cx).await.map(Listing::from) })
+    }
+
+    /// The prompts for `prompts/list`, as [`Catalog::tool_listing`].
+    fn prompt_listing<'a>(&'a self, cx: &'a Context) -> CatalogFuture<'a, Listing<wire::Prompt>> {
+        Box::pin(async move { self.list_prompts(cx).await.map(Listing::from) })
     }
 
     /// `prompts/get`; the result is a `GetPromptResult`.

@@ -107,6 +107,8 @@ struct Registry {
     skills: Vec<skills::Skill>,
     /// Items decided at request time (see [`catalog`]).
     catalog: Option<Arc<dyn Catalog>>,
+    /// Encoded pages of the catalog's keyed listings ([`catalog::Listing::key`]).
+    pages: Mutex<PageMemo>,
     /// Where stateful sessions are kept for other processes of the server (see [`sessions`]).
     session_store: Option<Arc<dyn sessions::SessionStore>>,
 }
@@ -358,6 +360,7 @@ impl Server {
                 tasks: None,
                 skills: Vec::new(),
                 catalog: None,
+                pages: Mutex::default(),
                 session_store: None,
             },
         }
@@ -417,7 +420,7 @@ struct Session {
 }
 
 /// The revision a request is served at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Era {
     /// 2026-07-28, from the request's `_meta`.
     Stateless,
@@ -747,86 +750,164 @@ impl Connection {
         Ok((&items[start..end], (end < items.len()).then(|| encode_cursor(end))))
     }
 
-    /// One page of the registered items' definitions followed by the catalog's (`extra`).
-    fn page_with<R, T: Clone>(
+    /// The answer to a list request: one page of the registered items' definitions followed
+    /// by the catalog's `listing`, made into a result by `result` (the page, the next cursor,
+    /// `ttlMs`, `cacheScope`). A page of a listing with a key is encoded once and its bytes
+    /// reused (see [`catalog::Listing`]).
+    fn list_answer<R, T: Clone, W: serde::Serialize>(
         &self,
-        method: &str,
-        registered: &[R],
-        definition: impl Fn(&R) -> &T,
-        extra: Vec<T>,
+        cx: &Context,
+        method: &'static str,
         params: Option<&RawValue>,
-    ) -> Result<(Vec<T>, Option<String>), ErrorObject> {
-        if extra.is_empty() {
-            let (page, next) = self.page(method, registered, params)?;
-            return Ok((page.iter().map(|r| definition(r).clone()).collect(), next));
+        (registered, definition): (&[R], impl Fn(&R) -> &T),
+        listing: Option<catalog::Listing<T>>,
+        result: impl FnOnce(Vec<T>, Option<String>, i64, wire::CacheableResultCacheScope) -> W,
+    ) -> Result<Box<RawValue>, ErrorObject> {
+        let memo = match listing.as_ref().and_then(|l| l.key) {
+            Some(key) => {
+                #[derive(Deserialize)]
+                struct Page {
+                    cursor: Option<String>,
+                }
+                let Page { cursor } = decode(method, params)?;
+                let memo = PageKey {
+                    method,
+                    key,
+                    cursor,
+                    era: cx.era(),
+                };
+                if let Some(answer) = self
+                    .server
+                    .pages
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .get(&memo)
+                {
+                    return Ok(answer);
+                }
+                Some(memo)
+            }
+            None => None,
+        };
+        let ttl = listing
+            .as_ref()
+            .and_then(|l| l.ttl_ms)
+            .unwrap_or(self.server.list_ttl_ms);
+        let scope = listing
+            .as_ref()
+            .and_then(|l| l.cache_scope)
+            .unwrap_or(wire::CacheableResultCacheScope::Public);
+        let items = listing.map(|l| l.items).filter(|items| !items.is_empty());
+        let (page, next) = match items {
+            None => {
+                let (page, next) = self.page(method, registered, params)?;
+                (page.iter().map(|r| definition(r).clone()).collect(), next)
+            }
+            Some(items) if registered.is_empty() => {
+                let (page, next) = self.page(method, &items, params)?;
+                (page.to_vec(), next)
+            }
+            Some(items) => {
+                let all: Vec<T> = registered
+                    .iter()
+                    .map(|r| definition(r).clone())
+                    .chain(items.iter().cloned())
+                    .collect();
+                let (page, next) = self.page(method, &all, params)?;
+                (page.to_vec(), next)
+            }
+        };
+        let answer = self.answer(cx.era(), method, &result(page, next, ttl, scope))?;
+        if let Some(memo) = memo {
+            self.server
+                .pages
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(memo, &answer);
         }
-        let all: Vec<T> = registered.iter().map(|r| definition(r).clone()).chain(extra).collect();
-        let (page, next) = self.page(method, &all, params)?;
-        Ok((page.to_vec(), next))
+        Ok(answer)
     }
 
     async fn list_tools(&self, cx: &Context, params: Option<&RawValue>) -> Result<Box<RawValue>, ErrorObject> {
-        let extra = match &self.server.catalog {
-            Some(catalog) => catalog.list_tools(cx).await?,
-            None => Vec::new(),
+        let listing = match &self.server.catalog {
+            Some(catalog) => Some(catalog.tool_listing(cx).await?),
+            None => None,
         };
-        let (page, next) = self.page_with("tools/list", &self.server.tools, Tool::definition, extra, params)?;
-        let mut result = wire::ListToolsResult::new("complete", page)
-            .with_ttl_ms(self.server.list_ttl_ms)
-            .with_cache_scope(wire::CacheableResultCacheScope::Public);
-        result.next_cursor = next;
-        self.answer(cx.era(), "tools/list", &result)
+        let registered = (&self.server.tools[..], Tool::definition);
+        self.list_answer(
+            cx,
+            "tools/list",
+            params,
+            registered,
+            listing,
+            |page, next, ttl, scope| {
+                let mut result = wire::ListToolsResult::new("complete", page)
+                    .with_ttl_ms(ttl)
+                    .with_cache_scope(scope);
+                result.next_cursor = next;
+                result
+            },
+        )
     }
 
     async fn list_resources(&self, cx: &Context, params: Option<&RawValue>) -> Result<Box<RawValue>, ErrorObject> {
-        let extra = match &self.server.catalog {
-            Some(catalog) => catalog.list_resources(cx).await?,
-            None => Vec::new(),
+        let listing = match &self.server.catalog {
+            Some(catalog) => Some(catalog.resource_listing(cx).await?),
+            None => None,
         };
-        let (page, next) = self.page_with(
+        let registered = (&self.server.resources[..], Resource::definition);
+        self.list_answer(
+            cx,
             "resources/list",
-            &self.server.resources,
-            Resource::definition,
-            extra,
             params,
-        )?;
-        let mut result = wire::ListResourcesResult::new(page, "complete")
-            .with_ttl_ms(self.server.list_ttl_ms)
-            .with_cache_scope(wire::CacheableResultCacheScope::Public);
-        result.next_cursor = next;
-        self.answer(cx.era(), "resources/list", &result)
+            registered,
+            listing,
+            |page, next, ttl, scope| {
+                let mut result = wire::ListResourcesResult::new(page, "complete")
+                    .with_ttl_ms(ttl)
+                    .with_cache_scope(scope);
+                result.next_cursor = next;
+                result
+            },
+        )
     }
 
     async fn list_templates(&self, cx: &Context, params: Option<&RawValue>) -> Result<Box<RawValue>, ErrorObject> {
-        let extra = match &self.server.catalog {
-            Some(catalog) => catalog.list_resource_templates(cx).await?,
-            None => Vec::new(),
+        let listing = match &self.server.catalog {
+            Some(catalog) => Some(catalog.resource_template_listing(cx).await?),
+            None => None,
         };
-        let (page, next) = self.page_with(
-            "resources/templates/list",
-            &self.server.templates,
-            ResourceTemplate::definition,
-            extra,
-            params,
-        )?;
-        let mut result = wire::ListResourceTemplatesResult::new(page, "complete")
-            .with_ttl_ms(self.server.list_ttl_ms)
-            .with_cache_scope(wire::CacheableResultCacheScope::Public);
-        result.next_cursor = next;
-        self.answer(cx.era(), "resources/templates/list", &result)
+        let registered = (&self.server.templates[..], ResourceTemplate::definition);
+        let method = "resources/templates/list";
+        self.list_answer(cx, method, params, registered, listing, |page, next, ttl, scope| {
+            let mut result = wire::ListResourceTemplatesResult::new(page, "complete")
+                .with_ttl_ms(ttl)
+                .with_cache_scope(scope);
+            result.next_cursor = next;
+            result
+        })
     }
 
     async fn list_prompts(&self, cx: &Context, params: Option<&RawValue>) -> Result<Box<RawValue>, ErrorObject> {
-        let extra = match &self.server.catalog {
-            Some(catalog) => catalog.list_prompts(cx).await?,
-            None => Vec::new(),
+        let listing = match &self.server.catalog {
+            Some(catalog) => Some(catalog.prompt_listing(cx).await?),
+            None => None,
         };
-        let (page, next) = self.page_with("prompts/list", &self.server.prompts, Prompt::definition, extra, params)?;
-        let mut result = wire::ListPromptsResult::new(page, "complete")
-            .with_ttl_ms(self.server.list_ttl_ms)
-            .with_cache_scope(wire::CacheableResultCacheScope::Public);
-        result.next_cursor = next;
-        self.answer(cx.era(), "prompts/list", &result)
+        let registered = (&self.server.prompts[..], Prompt::definition);
+        self.list_answer(
+            cx,
+            "prompts/list",
+            params,
+            registered,
+            listing,
+            |page, next, ttl, scope| {
+                let mut result = wire::ListPromptsResult::new(page, "complete")
+                    .with_ttl_ms(ttl)
+                    .with_cache_scope(scope);
+                result.next_cursor = next;
+                result
+            },
+        )
     }
 
     /// `tools/call`; `read` is its name and arguments when [`Head`] read them already.
@@ -1396,6 +1477,47 @@ pub fn supported_versions() -> Vec<String> {
         .chain(STATEFUL_REVISIONS.iter().copied())
         .map(str::to_string)
         .collect()
+}
+
+/// Which encoded page a [`PageMemo`] entry is.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct PageKey {
+    method: &'static str,
+    /// The listing's [`catalog::Listing::key`].
+    key: u64,
+    cursor: Option<String>,
+    era: Era,
+}
+
+/// Encoded pages of keyed listings, the oldest forgotten first when there are more than
+/// [`catalog::PAGE_MEMO_ENTRIES`] or they hold more than [`catalog::PAGE_MEMO_BYTES`].
+#[derive(Default)]
+struct PageMemo {
+    pages: std::collections::HashMap<PageKey, Box<RawValue>>,
+    order: std::collections::VecDeque<PageKey>,
+    bytes: usize,
+}
+
+impl PageMemo {
+    fn get(&self, key: &PageKey) -> Option<Box<RawValue>> {
+        self.pages.get(key).cloned()
+    }
+
+    fn insert(&mut self, key: PageKey, answer: &RawValue) {
+        let size = answer.get().len();
+        if size > catalog::PAGE_MEMO_BYTES / 4 || self.pages.contains_key(&key) {
+            return;
+        }
+        while self.pages.len() >= catalog::PAGE_MEMO_ENTRIES || self.bytes + size > catalog::PAGE_MEMO_BYTES {
+            let Some(oldest) = self.order.pop_front() else { break };
+            if let Some(page) = self.pages.remove(&oldest) {
+                self.bytes -= page.get().len();
+            }
+        }
+        self.bytes += size;
+        self.order.push_back(key.clone());
+        self.pages.insert(key, answer.to_owned());
+    }
 }
 
 /// An opaque page cursor: a version tag and the offset, so a client cannot guess at meaning.

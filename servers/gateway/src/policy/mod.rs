@@ -387,6 +387,14 @@ impl<'a> Caller<'a> {
         }
     }
 
+    /// The caller's roles, as indices in the policy's, sorted: callers with the same set are
+    /// decided alike (what a list is kept per, [`crate::cache`]).
+    pub fn role_set(&self) -> Vec<usize> {
+        let mut roles = self.roles.clone();
+        roles.sort_unstable();
+        roles
+    }
+
     /// The caller's roles, comma-separated, for logs.
     fn role_names(&self) -> String {
         let Some(policy) = self.policy else {

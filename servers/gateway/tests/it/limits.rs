@@ -12,10 +12,10 @@ use portico_gateway::config::{Config, ConfigError};
 use super::*;
 
 /// The answer to one HTTP request: status, headers, JSON body.
-struct Answer {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    body: serde_json::Value,
+pub(super) struct Answer {
+    pub(super) status: u16,
+    pub(super) headers: reqwest::header::HeaderMap,
+    pub(super) body: serde_json::Value,
 }
 
 impl Answer {
@@ -25,7 +25,13 @@ impl Answer {
 }
 
 /// Posts a 2026-07-28 request of `method` (with `params`) to `base` + `path`.
-async fn post(base: &str, path: &str, method: &str, params: serde_json::Value, authorization: Option<&str>) -> Answer {
+pub(super) async fn post(
+    base: &str,
+    path: &str,
+    method: &str,
+    params: serde_json::Value,
+    authorization: Option<&str>,
+) -> Answer {
     let mut params = params;
     params["_meta"] = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}});
     let mut request = reqwest::Client::new()
@@ -35,7 +41,11 @@ async fn post(base: &str, path: &str, method: &str, params: serde_json::Value, a
         .header("mcp-protocol-version", "2026-07-28")
         .header("mcp-method", method)
         .body(json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string());
-    if let Some(name) = params.get("name").and_then(|n| n.as_str()) {
+    if let Some(name) = params
+        .get("name")
+        .or_else(|| params.get("uri"))
+        .and_then(|n| n.as_str())
+    {
         request = request.header("mcp-name", name);
     }
     if let Some(authorization) = authorization {
@@ -68,18 +78,18 @@ async fn call(base: &str, path: &str, tool: &str) -> Answer {
 }
 
 /// Whether a call was admitted and served.
-fn served(answer: &Answer) -> bool {
+pub(super) fn served(answer: &Answer) -> bool {
     answer.status == 200 && answer.body.get("result").is_some()
 }
 
 /// The text of `/metrics`.
-async fn metrics_text(base: &str) -> String {
+pub(super) async fn metrics_text(base: &str) -> String {
     let response = reqwest::get(format!("{base}/metrics")).await.expect("GET /metrics");
     response.text().await.expect("metrics")
 }
 
 /// The machine's Redis URL, checked to be reachable (as the replica tests do).
-async fn redis_url() -> String {
+pub(super) async fn redis_url() -> String {
     let redis = std::env::var("PORTICO_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let address = redis
         .trim_start_matches("redis://")
@@ -97,7 +107,7 @@ async fn redis_url() -> String {
 }
 
 /// A name no other test run uses (rules in Redis are shared by name).
-fn unique(prefix: &str) -> String {
+pub(super) fn unique(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
@@ -399,14 +409,7 @@ fn annotated_server() -> Server {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_away_fails_closed_for_writes_or_as_configured_and_limits_recover() {
     let redis = redis_url().await;
-    // The Redis URL with the proxy's address in place of the server's.
-    let rest = redis.trim_start_matches("redis://");
-    let (auth, host) = match rest.split('/').next().unwrap_or_default().rsplit_once('@') {
-        Some((auth, host)) => (format!("{auth}@"), host.to_string()),
-        None => (String::new(), rest.split('/').next().unwrap_or_default().to_string()),
-    };
-    let proxy = Proxy::start(&host).await;
-    let proxied = format!("redis://{auth}{}", proxy.address);
+    let (proxy, proxied) = Proxy::for_redis(&redis).await;
     let server = annotated_server();
     let config = HttpConfig::default();
     let shutdown = config.shutdown.clone();

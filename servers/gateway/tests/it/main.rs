@@ -7,6 +7,7 @@ mod apikeys;
 mod audit;
 mod auth;
 mod bridging;
+mod cache;
 mod docs;
 mod failures;
 mod flows;
@@ -290,6 +291,20 @@ impl Proxy {
             connections,
             accept,
         }
+    }
+
+    /// A proxy to the Redis at `redis` (`redis://[auth@]host:port[/db]`), and the URL that
+    /// reaches it through the proxy.
+    async fn for_redis(redis: &str) -> (Self, String) {
+        let rest = redis.trim_start_matches("redis://");
+        let server = rest.split('/').next().unwrap_or_default();
+        let (auth, host) = match server.rsplit_once('@') {
+            Some((auth, host)) => (format!("{auth}@"), host),
+            None => (String::new(), server),
+        };
+        let proxy = Self::start(host).await;
+        let url = format!("redis://{auth}{}", proxy.address);
+        (proxy, url)
     }
 
     fn down(&self) {
