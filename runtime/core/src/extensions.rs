@@ -125,6 +125,10 @@ mod tests {
         let filled = Extensions::new().with(Principal("ada"));
         assert_eq!(filled, filled.clone());
         assert_ne!(filled, Extensions::new());
-        assert_ne!(filled, Extensions::new().with(Principal("ada")), "values are not compared");
+        assert_ne!(
+            filled,
+            Extensions::new().with(Principal("ada")),
+            "values are not compared"
+        );
     }
 }

@@ -1193,8 +1193,10 @@ async fn a_refused_discover_that_lists_2026_is_retried_once() {
 #[tokio::test]
 async fn what_a_request_carries_for_the_transport_reaches_it_with_that_request_alone() {
     struct Marker(&'static str);
+    /// Each message's method and the marker it carried.
+    type Seen = Vec<(String, Option<&'static str>)>;
     let server = test_server(Arc::default());
-    let seen: Arc<std::sync::Mutex<Vec<(String, Option<&'static str>)>>> = Arc::default();
+    let seen: Arc<std::sync::Mutex<Seen>> = Arc::default();
     let record = seen.clone();
     let client = Client::builder(info())
         .protocol(Protocol::Stateless)
