@@ -18,7 +18,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt as _;
 
-use crate::auth::Principal;
+use crate::auth::{Principal, SubjectToken};
 use crate::catalog::{Routes, Scope, View};
 use crate::{Gateway, NAME};
 
@@ -67,8 +67,9 @@ impl Endpoint {
             // and take long: in a session, its answer is a primed, resumable SSE stream from
             // the start.
             stream_methods: vec!["tools/call".into()],
-            // The caller `auth` admitted, for the policy (legacy SSE takes it from here too).
-            carry: Carry::new().with::<Principal>(),
+            // The caller `auth` admitted, for the policy (legacy SSE takes it from here too),
+            // and its token, for upstreams that exchange it.
+            carry: Carry::new().with::<Principal>().with::<SubjectToken>(),
             ..HttpConfig::default()
         };
         let mut legacy = LegacySseConfig::from_http(&http);

@@ -25,7 +25,13 @@
 //! messages, questions and cancellation carried both ways; the plugins' `after` hooks on the
 //! result; the call recorded by [`audit`]) → the replica's [`portico_core::client::Client`],
 //! kept connected by [`upstream::Replica`]. The transport carries the token's
-//! [`auth::Principal`] to the catalog as a request extension.
+//! [`auth::Principal`] (and, for a JWT, its [`auth::SubjectToken`]) to the catalog as request
+//! extensions.
+//!
+//! A caller's token never goes upstream: each upstream gets the gateway's own credentials
+//! ([`credentials`]) — static `headers`, an OAuth client credentials token on its connection,
+//! or, on a stateless Streamable HTTP upstream with token exchange, a token exchanged for the
+//! caller's and attached to that caller's calls alone.
 //!
 //! Plugins are shipped (redaction of results, an arguments guard, a tool deny-list, a webhook
 //! for plugins in other languages) or compiled in: implement [`plugin::Plugin`], register its
@@ -49,6 +55,7 @@ pub mod auth;
 pub mod breaker;
 pub mod catalog;
 pub mod config;
+pub mod credentials;
 pub mod http;
 pub mod metrics;
 pub mod plugin;

@@ -48,6 +48,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 use tokio::sync::{mpsc, oneshot};
 
+use portico_transport::http::auth::Auth;
 use portico_transport::otel::{self, ActiveSpan, SpanKind};
 
 use crate::audit;
@@ -320,6 +321,9 @@ async fn forward_to_replicas(
     } else {
         1
     };
+    // A caller's own credentials, when the upstream exchanges callers' tokens: obtained before
+    // any replica is picked, so a caller the authorization server refuses costs no replica.
+    let credentials = upstream.caller_credentials(cx).await?;
     let mut tried = Vec::new();
     let mut last = None;
     for _ in 0..attempts {
@@ -349,7 +353,19 @@ async fn forward_to_replicas(
             span
         });
         let traced = span.as_ref().map(|s| s.context().traceparent());
-        let outcome = relay(name, &client, cx, method, &params, upstream.config().timeout, traced).await;
+        let outcome = relay(
+            name,
+            &client,
+            cx,
+            Call {
+                method,
+                params: &params,
+                timeout: upstream.config().timeout,
+                traceparent: traced,
+                credentials: credentials.as_ref(),
+            },
+        )
+        .await;
         if let (Err(failed), Some(span)) = (&outcome, span.as_mut()) {
             span.set_error(failed.error.message.clone());
         }
@@ -397,20 +413,38 @@ impl From<ErrorObject> for Failed {
     }
 }
 
+/// What one relay sends.
+struct Call<'a> {
+    method: &'a str,
+    params: &'a Map<String, Value>,
+    timeout: std::time::Duration,
+    traceparent: Option<String>,
+    /// The caller's own credentials for the upstream (token exchange), if it has them.
+    credentials: Option<&'a Auth>,
+}
+
 /// One relay of the call on `client` (one replica of the upstream `name`).
 async fn relay(
     name: &str,
     client: &portico_core::client::Client,
     cx: &Context,
-    method: &str,
-    params: &Map<String, Value>,
-    timeout: std::time::Duration,
-    traceparent: Option<String>,
+    call: Call<'_>,
 ) -> Result<Value, Failed> {
+    let Call {
+        method,
+        params,
+        timeout,
+        traceparent,
+        credentials,
+    } = call;
     let (events_tx, mut events) = mpsc::channel(64);
     let mut options = RequestOptions::new()
         .timeout(timeout)
         .observer(Observer::new(Relay { events: events_tx }));
+    if let Some(credentials) = credentials {
+        // Sent with this call's requests alone, on the replica's shared connection.
+        options = options.extension(credentials.clone());
+    }
     if let Some(traceparent) = traceparent {
         options = options.meta(otel::TRACEPARENT, traceparent.into());
     }
@@ -463,7 +497,7 @@ async fn relay(
             // every question the upstream asked.
             return Err(ErrorObject::internal(INPUT_REQUIRED).into());
         }
-        let mut result = result.map_err(|e| upstream_error(name, e))?;
+        let mut result = result.map_err(|e| upstream_error(name, e, credentials.is_some()))?;
         if result.get("resultType").and_then(Value::as_str) != Some(wire::InputRequiredResult::RESULT_TYPE) {
             if let Some(Value::Object(meta)) = result.get_mut("_meta") {
                 meta.remove(SERVER_INFO_KEY);
@@ -586,16 +620,26 @@ fn input_error(error: InputError) -> ErrorObject {
 
 /// The client's error for a failed relay: the upstream's own JSON-RPC errors as they are, the
 /// rest in the gateway's range, naming the upstream; the replica is to blame for a connection
-/// that failed or a timeout.
-fn upstream_error(name: &str, error: ClientError) -> Failed {
-    let replica_fault = matches!(
-        error,
-        ClientError::Closed
-            | ClientError::Connect(_)
-            | ClientError::Timeout { .. }
-            | ClientError::Transport { .. }
-            | ClientError::SessionExpired { .. }
-    );
+/// that failed or a timeout — not for refusing a caller's own credentials (`caller_credentials`:
+/// the call carried an exchanged token, and the upstream answered `401` or `403`).
+fn upstream_error(name: &str, error: ClientError, caller_credentials: bool) -> Failed {
+    let refused_caller = caller_credentials
+        && matches!(
+            error,
+            ClientError::Transport {
+                status: Some(401 | 403),
+                ..
+            }
+        );
+    let replica_fault = !refused_caller
+        && matches!(
+            error,
+            ClientError::Closed
+                | ClientError::Connect(_)
+                | ClientError::Timeout { .. }
+                | ClientError::Transport { .. }
+                | ClientError::SessionExpired { .. }
+        );
     Failed {
         error: client_error(name, error),
         replica_fault,

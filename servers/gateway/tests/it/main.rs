@@ -7,6 +7,7 @@ mod apikeys;
 mod audit;
 mod auth;
 mod bridging;
+mod credentials;
 mod docs;
 mod failures;
 mod flows;
