@@ -10,7 +10,11 @@
 //!   session's server→client requests or as its own `input_required` results, which the
 //!   gateway answers and retries itself;
 //! - **cancellation**: a client that cancels (or disconnects) drops the relayed call, and the
-//!   upstream is sent `notifications/cancelled`.
+//!   upstream is sent `notifications/cancelled`;
+//! - **credentials**: never the client's. The replica's connection carries the gateway's own;
+//!   on an upstream with token exchange, the call carries the caller's exchanged token, got
+//!   before a replica is picked ([`crate::credentials`]; a failure is [`UPSTREAM_UNAVAILABLE`]
+//!   naming the upstream, and no replica is blamed for it).
 //!
 //! A 2026-07-28 client answers questions by retrying its request with the answers. The
 //! gateway then relays the call again from the start, and gives the upstream the answers as

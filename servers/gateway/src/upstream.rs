@@ -1,9 +1,10 @@
-//! One upstream MCP server and its replicas. Each [`Replica`] keeps its own connection — made,
-//! health-checked, and made again with backoff when it drops or fails its check — with a
-//! circuit breaker ([`crate::breaker`]) fed by the calls it serves. The upstream picks a
-//! replica per call by its `balance` policy, and keeps the snapshot of what it serves (the
-//! replicas serve the same thing: the first connected one's lists are taken) current from
-//! their change notifications. Calls go through [`crate::relay`].
+//! One upstream MCP server and its replicas. Each [`Replica`] keeps its own connection — made
+//! with the gateway's credentials for the upstream (`headers`, or its own OAuth client,
+//! [`crate::credentials`]), health-checked, and made again with backoff when it drops or fails
+//! its check — with a circuit breaker ([`crate::breaker`]) fed by the calls it serves. The
+//! upstream picks a replica per call by its `balance` policy, and keeps the snapshot of what it
+//! serves (the replicas serve the same thing: the first connected one's lists are taken)
+//! current from their change notifications. Calls go through [`crate::relay`].
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
