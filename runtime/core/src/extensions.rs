@@ -1,5 +1,6 @@
-//! Typed values a transport attaches to a request for its handler: what the layers in front of
-//! the server learned about the request (an authenticated principal, a tenant), carried without
+//! Typed values attached to a request on its way through the process: what the layers in front
+//! of a server learned about a request it received (an authenticated principal, a tenant), for
+//! its handler; and what a client gives the transport about a request it sends. Carried without
 //! the core knowing any HTTP type.
 //!
 //! A transport fills an [`Extensions`] per message it receives and hands it to the peer with
@@ -9,6 +10,11 @@
 //! a transport copies is the embedder's choice (for HTTP: `portico_transport::http::Carry`).
 //! Requests nobody attached anything to — messages over stdio, requests a server makes to
 //! itself, the work of a task after its request was answered — have empty extensions.
+//!
+//! The other way, a client attaches extensions to a request it sends, for the transport that
+//! writes it ([`crate::client::RequestOptions::extensions`], carried to the transport in
+//! [`crate::Outbound::extensions`]): the HTTP client reads per-request credentials there
+//! (`portico_transport::http::auth::Auth`). Transports that know no value attached ignore it.
 //!
 //! # Cost
 //!
@@ -61,6 +67,21 @@ impl Extensions {
     }
 }
 
+/// Equal when both are empty or both are the same shared map (the values are not compared:
+/// they need not be comparable). Messages carrying extensions compare equal when they carry the
+/// same ones.
+impl PartialEq for Extensions {
+    fn eq(&self, other: &Self) -> bool {
+        match (&self.map, &other.map) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b) || (a.is_empty() && b.is_empty()),
+            (Some(map), None) | (None, Some(map)) => map.is_empty(),
+            (None, None) => true,
+        }
+    }
+}
+
+impl Eq for Extensions {}
+
 impl std::fmt::Debug for Extensions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Extensions").field("len", &self.len()).finish()
@@ -96,5 +117,18 @@ mod tests {
         copy.insert(Principal("bob"));
         assert_eq!(original.get::<Principal>(), Some(&Principal("ada")));
         assert_eq!(copy.get::<Principal>(), Some(&Principal("bob")));
+    }
+
+    #[test]
+    fn equal_when_empty_or_shared() {
+        assert_eq!(Extensions::new(), Extensions::new());
+        let filled = Extensions::new().with(Principal("ada"));
+        assert_eq!(filled, filled.clone());
+        assert_ne!(filled, Extensions::new());
+        assert_ne!(
+            filled,
+            Extensions::new().with(Principal("ada")),
+            "values are not compared"
+        );
     }
 }

@@ -5,7 +5,8 @@
 //!   and `result` stay raw JSON until a handler decodes them, and encoding outbound messages;
 //! - [`error`]: JSON-RPC error objects with the standard codes, and the errors of the engine;
 //! - [`extensions`]: typed values a transport attaches to a request for its handler (an
-//!   authenticated principal), without the core knowing the transport's types;
+//!   authenticated principal), and a client to a request for its transport (per-request
+//!   credentials), without the core knowing the transport's types;
 //! - [`peer`]: the [`Peer`]: request ids and correlation, per-request timeouts, cancellation
 //!   (`notifications/cancelled`) both ways, progress notifications, a bound on concurrent
 //!   handlers (back-pressure on the transport), handler panics isolated to their request, and

@@ -194,6 +194,10 @@ pub struct Outbound {
     /// batch's array of them): the last message of that request, which a transport can tell
     /// without decoding the text.
     pub answer: Option<Answer>,
+    /// What the sender of a request attached for the transport that writes it
+    /// ([`PeerHandle::request_raw_with_extensions`]; for the HTTP client, credentials of this
+    /// request alone). Never written: it stays in the process. Empty for every other message.
+    pub extensions: Extensions,
 }
 
 /// What kind of answer an [`Outbound`] is.
@@ -213,6 +217,7 @@ impl Outbound {
             related,
             kind: OutboundKind::Message,
             answer: None,
+            extensions: Extensions::new(),
         }
     }
 
@@ -326,10 +331,21 @@ impl Shared {
     }
 
     async fn send(&self, text: String, related: Option<&RequestId>) -> Result<(), PeerError> {
-        self.outbound
-            .send(Outbound::message(text, related.cloned()))
-            .await
-            .map_err(|_| PeerError::Closed)
+        self.send_with(text, related, Extensions::new()).await
+    }
+
+    /// [`Shared::send`], with what the sender attached for the transport.
+    async fn send_with(
+        &self,
+        text: String,
+        related: Option<&RequestId>,
+        extensions: Extensions,
+    ) -> Result<(), PeerError> {
+        let message = Outbound {
+            extensions,
+            ..Outbound::message(text, related.cloned())
+        };
+        self.outbound.send(message).await.map_err(|_| PeerError::Closed)
     }
 }
 
@@ -402,6 +418,21 @@ impl PeerHandle {
         timeout: Option<Duration>,
         assigned: impl FnOnce(&RequestId) + Send,
     ) -> Result<Box<RawValue>, PeerError> {
+        self.request_raw_with_extensions(method, params, timeout, Extensions::new(), assigned)
+            .await
+    }
+
+    /// [`PeerHandle::request_raw_with_id`], with `extensions` for the transport that writes the
+    /// request ([`Outbound::extensions`]): values it reads to send this request alone
+    /// differently, such as the HTTP client's per-request credentials. They are not written.
+    pub async fn request_raw_with_extensions(
+        &self,
+        method: &str,
+        params: Option<Box<RawValue>>,
+        timeout: Option<Duration>,
+        extensions: Extensions,
+        assigned: impl FnOnce(&RequestId) + Send,
+    ) -> Result<Box<RawValue>, PeerError> {
         let shared = &self.shared;
         if shared.closed.is_cancelled() {
             return Err(PeerError::Closed);
@@ -416,9 +447,10 @@ impl PeerHandle {
             related: self.related.clone(),
         };
         shared
-            .send(
+            .send_with(
                 message::encode_request(&id, method, params.as_deref()),
                 self.related.as_ref(),
+                extensions,
             )
             .await?;
         let after = timeout.unwrap_or(shared.config.request_timeout);

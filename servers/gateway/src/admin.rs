@@ -114,7 +114,8 @@ fn refused(gateway: &Gateway, headers: &HeaderMap) -> Option<Response> {
     }
 }
 
-/// A configuration with its secrets replaced (environment values, the admin token).
+/// A configuration with its secrets replaced (environment values, HTTP headers, tokens, OAuth
+/// client secrets).
 fn redacted<T: Serialize>(value: &T) -> Value {
     let mut value = serde_json::to_value(value).unwrap_or(Value::Null);
     redact(&mut value);
@@ -133,7 +134,7 @@ fn redact(value: &mut Value) {
                             *v = "<redacted>".into();
                         }
                     }
-                } else if key == "token" {
+                } else if matches!(key.as_str(), "token" | "secret" | "client_secret") {
                     *item = "<redacted>".into();
                 } else {
                     redact(item);

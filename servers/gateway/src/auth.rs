@@ -5,8 +5,10 @@
 //! with a leeway, size, required scopes — before anything else reads the request. A request
 //! without a valid token is answered `401` (or `403` for missing scopes) with a JSON body and a
 //! `WWW-Authenticate` header naming the protected-resource metadata (RFC 9728), served at
-//! `/.well-known/oauth-protected-resource`. The client's token is never sent upstream (each
-//! upstream has its own `headers`).
+//! `/.well-known/oauth-protected-resource`. The client's token is never sent upstream: the
+//! `Authorization` header is removed here, and each upstream has its own credentials
+//! ([`crate::credentials`]). A valid JWT goes on only as a [`SubjectToken`], for upstreams that
+//! exchange it (RFC 8693) for a token of their own.
 //!
 //! JWKS keys are fetched at start, cached, and fetched again when a token names a `kid` not in
 //! the cache (at most every 30 s), so keys rotate without a restart.
@@ -34,6 +36,31 @@ pub struct Principal {
     pub roles: Vec<String>,
     /// `scope` (space-separated) or `scp`.
     pub scopes: Vec<String>,
+}
+
+/// The caller's validated JWT, carried beside its [`Principal`] for upstreams that exchange
+/// it (`oauth.token_exchange`, [`crate::credentials`]) and for nothing else: its value is
+/// readable in this crate alone, its `Debug` shows none of it, it is neither serialized nor
+/// logged, and it lives as long as the request (what is cached is the token it was exchanged
+/// for, under its SHA-256). API keys are not carried: no authorization server knows them.
+#[derive(Clone)]
+pub struct SubjectToken(Arc<str>);
+
+impl SubjectToken {
+    pub(crate) fn new(token: &str) -> Self {
+        Self(token.into())
+    }
+
+    /// The token, for the token exchange.
+    pub(crate) fn secret(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SubjectToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SubjectToken(<redacted>)")
+    }
 }
 
 /// Why a token was refused.
@@ -252,14 +279,15 @@ impl Authenticator {
             .cloned()
     }
 
+    /// Whether `token` is one of the API keys (rather than a JWT).
+    fn is_api_key(&self, token: &str) -> bool {
+        self.api_keys.is_some() && token.starts_with(crate::apikeys::PREFIX)
+    }
+
     /// Checks the `Authorization` header's value.
     pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Principal, AuthError> {
         let jwt = &self.config.jwt;
-        let token = authorization
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or(AuthError::Missing)?;
+        let token = bearer_token(authorization).ok_or(AuthError::Missing)?;
         if token.len() > jwt.max_token_bytes {
             return Err(AuthError::Invalid(format!(
                 "the token is longer than {} bytes",
@@ -267,7 +295,7 @@ impl Authenticator {
             )));
         }
         if let Some(keys) = &self.api_keys
-            && token.starts_with(crate::apikeys::PREFIX)
+            && self.is_api_key(token)
         {
             let principal = keys.authenticate(token).await?;
             self.check_scopes(&principal.scopes)?;
@@ -351,6 +379,14 @@ impl Authenticator {
     }
 }
 
+/// The token of an `Authorization: Bearer …` value.
+fn bearer_token(authorization: Option<&str>) -> Option<&str> {
+    authorization
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
 /// The URL of the protected-resource metadata of a request's resource.
 fn metadata_url(request: &Request) -> String {
     let host = request
@@ -410,9 +446,14 @@ pub async fn require(
         .map(str::to_string);
     match authenticator.authenticate(authorization.as_deref()).await {
         Ok(principal) => {
-            // The client's token stops here: nothing after this reads it, and upstreams get the
-            // gateway's own headers.
+            // The client's token stops here: upstreams get the gateway's own credentials. A JWT
+            // goes on only as the subject token of a token exchange, never as a header.
             request.headers_mut().remove(header::AUTHORIZATION);
+            if let Some(token) = bearer_token(authorization.as_deref())
+                && !authenticator.is_api_key(token)
+            {
+                request.extensions_mut().insert(SubjectToken::new(token));
+            }
             request.extensions_mut().insert(principal);
             next.run(request).await
         }

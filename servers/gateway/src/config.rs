@@ -413,6 +413,11 @@ pub struct UpstreamConfig {
     /// for it (a client's are never passed on).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
+    /// OAuth credentials of the gateway's own for a `url` upstream: tokens from the client
+    /// credentials grant, and optionally each caller's token exchanged for one of its own
+    /// ([`crate::credentials`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth: Option<OAuthConfig>,
     /// Calls in flight to one replica at most (default 256); a replica at its limit is not
     /// picked, and a call no replica has room for is refused (`-32050`) rather than queued.
     #[serde(default = "default_max_in_flight")]
@@ -424,6 +429,269 @@ pub struct UpstreamConfig {
 
 fn default_retries() -> u32 {
     1
+}
+
+/// The gateway's OAuth client at one upstream ([`crate::credentials`]): the client credentials
+/// grant gives the token of every request the gateway makes there; with `token_exchange`, the
+/// calls it relays for a caller carry a token exchanged for that caller's instead. `Debug`
+/// shows no secret; `GET /admin/config` neither.
+#[derive(Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthConfig {
+    /// The gateway's client id at the authorization server.
+    pub client_id: String,
+    /// The client secret (prefer `client_secret_env`, which keeps it out of the file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    /// The environment variable holding the client secret, read when the configuration is
+    /// loaded (it must be set then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret_env: Option<String>,
+    /// The scopes asked for (default: those the upstream's metadata lists).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+    /// The token endpoint; default: discovered from the upstream's protected resource metadata
+    /// (RFC 9728) and its authorization server's metadata (RFC 8414).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_endpoint: Option<String>,
+    /// The RFC 8707 `resource` asked for; default: the upstream's protected resource
+    /// metadata's `resource`, else its URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+    /// How the gateway authenticates at the token endpoint: `client_secret_basic` or
+    /// `client_secret_post`; default: what the authorization server's metadata lists
+    /// (`client_secret_basic` when it lists nothing or the endpoint is configured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_endpoint_auth: Option<TokenEndpointAuthMethod>,
+    /// How long before its expiry a token is replaced (default `30s`).
+    #[serde(default = "default_refresh_margin", with = "duration")]
+    #[schemars(with = "String")]
+    pub refresh_margin: Duration,
+    /// Exchange each caller's token (RFC 8693) for the token of its calls to this upstream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_exchange: Option<TokenExchangeConfig>,
+}
+
+/// Token exchange (RFC 8693) for one upstream: the caller's validated token is the subject
+/// token; the token obtained for it is cached per caller token and carried by that caller's
+/// calls only. The client authentication is the `oauth` section's unless given here.
+#[derive(Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenExchangeConfig {
+    /// The token endpoint exchanges go to; default: `oauth.token_endpoint`, else discovered as
+    /// there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_endpoint: Option<String>,
+    /// The `audience` parameter (the upstream's logical name at the authorization server).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+    /// The scopes asked for (default: none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+    /// Another client id for exchanges (default: `oauth.client_id`, and its secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// That client's secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    /// The environment variable holding that client's secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret_env: Option<String>,
+    /// How exchanges authenticate at the token endpoint (default: `oauth.token_endpoint_auth`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_endpoint_auth: Option<TokenEndpointAuthMethod>,
+    /// Callers whose exchanged tokens are cached at most (default 10 000); beyond, expired
+    /// ones are dropped first.
+    #[serde(default = "default_max_subjects")]
+    pub max_subjects: usize,
+}
+
+/// How a client authenticates at a token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenEndpointAuthMethod {
+    /// HTTP Basic with the client id and secret.
+    ClientSecretBasic,
+    /// The id and secret in the form body.
+    ClientSecretPost,
+}
+
+fn default_refresh_margin() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn default_max_subjects() -> usize {
+    10_000
+}
+
+impl std::fmt::Debug for OAuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthConfig")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret.as_ref().map(|_| "<redacted>"))
+            .field("client_secret_env", &self.client_secret_env)
+            .field("scopes", &self.scopes)
+            .field("token_endpoint", &self.token_endpoint)
+            .field("resource", &self.resource)
+            .field("token_endpoint_auth", &self.token_endpoint_auth)
+            .field("refresh_margin", &self.refresh_margin)
+            .field("token_exchange", &self.token_exchange)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for TokenExchangeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenExchangeConfig")
+            .field("token_endpoint", &self.token_endpoint)
+            .field("audience", &self.audience)
+            .field("scopes", &self.scopes)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret.as_ref().map(|_| "<redacted>"))
+            .field("client_secret_env", &self.client_secret_env)
+            .field("token_endpoint_auth", &self.token_endpoint_auth)
+            .field("max_subjects", &self.max_subjects)
+            .finish()
+    }
+}
+
+impl OAuthConfig {
+    /// Client credentials: `client_id` with its secret, from `client_secret` or the
+    /// environment variable `client_secret_env`.
+    pub fn new(client_id: impl Into<String>) -> Self {
+        Self {
+            client_id: client_id.into(),
+            client_secret: None,
+            client_secret_env: None,
+            scopes: Vec::new(),
+            token_endpoint: None,
+            resource: None,
+            token_endpoint_auth: None,
+            refresh_margin: default_refresh_margin(),
+            token_exchange: None,
+        }
+    }
+
+    /// `key` names this section (`upstreams[0].oauth`).
+    fn check(&self, key: &str) -> Result<(), ConfigError> {
+        if self.client_id.is_empty() {
+            return Err(invalid(format!("{key}.client_id"), "must not be empty"));
+        }
+        secret(key, self.client_secret.as_deref(), self.client_secret_env.as_deref())?;
+        check_scopes(&format!("{key}.scopes"), &self.scopes)?;
+        if let Some(endpoint) = &self.token_endpoint {
+            check_http_url(&format!("{key}.token_endpoint"), endpoint)?;
+        }
+        if let Some(resource) = &self.resource {
+            let parsed = reqwest::Url::parse(resource);
+            if parsed
+                .as_ref()
+                .map_or(true, |u| u.fragment().is_some() || u.cannot_be_a_base())
+            {
+                return Err(invalid(
+                    format!("{key}.resource"),
+                    format!("`{resource}` is not an absolute URI without a fragment (RFC 8707)"),
+                ));
+            }
+        }
+        if let Some(exchange) = &self.token_exchange {
+            let key = format!("{key}.token_exchange");
+            if let Some(endpoint) = &exchange.token_endpoint {
+                check_http_url(&format!("{key}.token_endpoint"), endpoint)?;
+            }
+            check_scopes(&format!("{key}.scopes"), &exchange.scopes)?;
+            match &exchange.client_id {
+                Some(id) if id.is_empty() => return Err(invalid(format!("{key}.client_id"), "must not be empty")),
+                Some(_) => {
+                    secret(
+                        &key,
+                        exchange.client_secret.as_deref(),
+                        exchange.client_secret_env.as_deref(),
+                    )?;
+                }
+                None if exchange.client_secret.is_some() || exchange.client_secret_env.is_some() => {
+                    return Err(invalid(
+                        key,
+                        "a `client_secret` or `client_secret_env` here needs its own `client_id`",
+                    ));
+                }
+                None => {}
+            }
+            if exchange.max_subjects == 0 {
+                return Err(invalid(format!("{key}.max_subjects"), "must be at least 1"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The client secret: `client_secret`, or the value of `client_secret_env` now.
+    pub fn secret(&self) -> Result<String, String> {
+        secret(
+            "oauth",
+            self.client_secret.as_deref(),
+            self.client_secret_env.as_deref(),
+        )
+        .map_err(|e| e.to_string())
+    }
+}
+
+impl TokenExchangeConfig {
+    /// The client secret of exchanges: their own client's, else `oauth`'s.
+    pub fn secret(&self, oauth: &OAuthConfig) -> Result<String, String> {
+        match &self.client_id {
+            Some(_) => secret(
+                "oauth.token_exchange",
+                self.client_secret.as_deref(),
+                self.client_secret_env.as_deref(),
+            )
+            .map_err(|e| e.to_string()),
+            None => oauth.secret(),
+        }
+    }
+}
+
+/// A client secret, given or from the environment (exactly one of the two); `key` names the
+/// section holding them.
+fn secret(key: &str, given: Option<&str>, env: Option<&str>) -> Result<String, ConfigError> {
+    match (given, env) {
+        (Some(_), Some(_)) | (None, None) => Err(invalid(
+            key,
+            "needs exactly one of `client_secret` and `client_secret_env`",
+        )),
+        (Some(""), None) => Err(invalid(format!("{key}.client_secret"), "must not be empty")),
+        (Some(secret), None) => Ok(secret.to_string()),
+        (None, Some(name)) => match std::env::var(name) {
+            Ok(value) if !value.is_empty() => Ok(value),
+            _ => Err(invalid(
+                format!("{key}.client_secret_env"),
+                format!("the environment variable `{name}` is not set"),
+            )),
+        },
+    }
+}
+
+/// Scopes are non-empty and have no spaces (RFC 6749 §3.3).
+fn check_scopes(key: &str, scopes: &[String]) -> Result<(), ConfigError> {
+    for (i, scope) in scopes.iter().enumerate() {
+        if scope.is_empty() || scope.contains(char::is_whitespace) || scope.contains(['"', '\\']) {
+            return Err(invalid(
+                format!("{key}[{i}]"),
+                format!("`{scope}` is not a scope (non-empty, no spaces, quotes or backslashes)"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// An `http://` or `https://` URL with a host.
+fn check_http_url(key: &str, url: &str) -> Result<(), ConfigError> {
+    let ok = reqwest::Url::parse(url)
+        .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty()));
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(key, format!("`{url}` is not an http:// or https:// URL")))
+    }
 }
 
 fn default_max_in_flight() -> usize {
@@ -722,6 +990,12 @@ impl Config {
                 ));
             }
             upstream.check(&key)?;
+            if upstream.oauth.as_ref().is_some_and(|o| o.token_exchange.is_some()) && self.auth.is_none() {
+                return Err(invalid(
+                    format!("{key}.oauth.token_exchange"),
+                    "needs `auth`: the caller's validated token is what is exchanged",
+                ));
+            }
         }
         for (i, server) in self.virtual_servers.iter().enumerate() {
             let key = format!("virtual_servers[{i}]");
@@ -860,6 +1134,7 @@ impl UpstreamConfig {
             breaker: BreakerConfig::default(),
             retries: default_retries(),
             headers: BTreeMap::new(),
+            oauth: None,
             max_in_flight: default_max_in_flight(),
             max_message_bytes: default_max_message_bytes(),
         }
@@ -942,6 +1217,47 @@ impl UpstreamConfig {
                 return Err(invalid(
                     format!("{key}.headers.{name}"),
                     "is not a valid HTTP header name and value",
+                ));
+            }
+        }
+        if let Some(oauth) = &self.oauth {
+            self.check_oauth(key, oauth)?;
+        }
+        Ok(())
+    }
+
+    /// Where `oauth` applies: `url` replicas; token exchange on stateless Streamable HTTP ones.
+    fn check_oauth(&self, key: &str, oauth: &OAuthConfig) -> Result<(), ConfigError> {
+        let key = format!("{key}.oauth");
+        let targets = self.targets();
+        if targets.iter().any(|t| t.url.is_none()) {
+            return Err(invalid(
+                key,
+                "applies to `url` upstreams only (Streamable HTTP, WebSocket, legacy SSE)",
+            ));
+        }
+        if let Some(name) = self.headers.keys().find(|n| n.eq_ignore_ascii_case("authorization")) {
+            return Err(invalid(
+                key,
+                format!("sets `Authorization`: remove `headers.{name}`, or `oauth`"),
+            ));
+        }
+        oauth.check(&key)?;
+        if oauth.token_exchange.is_some() {
+            let key = format!("{key}.token_exchange");
+            if self.protocol != ProtocolChoice::Stateless {
+                return Err(invalid(
+                    key,
+                    "needs `protocol: stateless`: a caller's token goes on that caller's calls alone, which a session shared by every caller cannot do",
+                ));
+            }
+            if targets
+                .iter()
+                .any(|t| t.transport_kind() != TransportKind::StreamableHttp)
+            {
+                return Err(invalid(
+                    key,
+                    "needs Streamable HTTP (`http://` or `https://`, no `transport: sse`): WebSocket and legacy SSE authorize their connection once, for every caller",
                 ));
             }
         }
@@ -1223,6 +1539,122 @@ mod tests {
                 .starts_with("virtual_servers[0].roles[0]:"),
             "roles without a policy"
         );
+    }
+
+    #[test]
+    fn upstream_oauth_reads_and_its_errors_name_the_key() {
+        // Edition 2024 makes `set_var` unsafe, which the crate forbids: `PATH` is a variable
+        // every test run has.
+        let config = Config::parse(
+            "upstreams:\n  - name: a\n    url: 'https://a.example/mcp'\n    oauth:\n      client_id: gateway\n      client_secret_env: PATH\n      scopes: [mcp, 'files:read']\n      token_endpoint: 'https://as.example/token'\n      resource: 'https://a.example/mcp'\n      token_endpoint_auth: client_secret_post\n      refresh_margin: 10s\n",
+            false,
+        )
+        .unwrap();
+        let oauth = config.upstreams[0].oauth.as_ref().unwrap();
+        assert_eq!(oauth.secret().unwrap(), std::env::var("PATH").unwrap());
+        assert_eq!(
+            oauth.token_endpoint_auth,
+            Some(TokenEndpointAuthMethod::ClientSecretPost)
+        );
+        assert_eq!(oauth.refresh_margin, Duration::from_secs(10));
+        let again = Config::parse(&serde_norway::to_string(&config).unwrap(), false).unwrap();
+        assert_eq!(config, again);
+
+        let stateless = "upstreams:\n  - name: a\n    url: 'http://a.example/mcp'\n    protocol: stateless\n    oauth: {client_id: g, client_secret: s, token_exchange: {audience: a}}\n";
+        let auth = "auth: {jwt: {issuer: i, audience: [a], keys: [{alg: HS256, secret: s}]}}\n";
+        let config = Config::parse(&format!("{auth}{stateless}"), false).unwrap();
+        let debug = format!("{:?}", config.upstreams[0]);
+        assert!(
+            !debug.contains("client_secret: Some(\"s\")") && debug.contains("<redacted>"),
+            "{debug}"
+        );
+
+        let cases = [
+            (
+                "upstreams:\n  - {name: a, builtin: everything, oauth: {client_id: g, client_secret: s}}\n",
+                "upstreams[0].oauth: applies to `url` upstreams only",
+            ),
+            (
+                "upstreams:\n  - {name: a, url: 'http://a/mcp', oauth: {client_id: g}}\n",
+                "upstreams[0].oauth: needs exactly one of `client_secret` and `client_secret_env`",
+            ),
+            (
+                "upstreams:\n  - {name: a, url: 'http://a/mcp', oauth: {client_id: g, client_secret: s, client_secret_env: PATH}}\n",
+                "upstreams[0].oauth: needs exactly one of",
+            ),
+            (
+                "upstreams:\n  - {name: a, url: 'http://a/mcp', oauth: {client_id: g, client_secret_env: PORTICO_TEST_NO_SUCH_VARIABLE}}\n",
+                "upstreams[0].oauth.client_secret_env: the environment variable `PORTICO_TEST_NO_SUCH_VARIABLE` is not set",
+            ),
+            (
+                "upstreams:\n  - {name: a, url: 'http://a/mcp', oauth: {client_id: '', client_secret: s}}\n",
+                "upstreams[0].oauth.client_id: must not be empty",
+            ),
+            (
+                "upstreams:\n  - {name: a, url: 'http://a/mcp', oauth: {client_id: g, client_secret: s, token_endpoint: 'ftp://as/token'}}\n",
+                "upstreams[0].oauth.token_endpoint: `ftp://as/token` is not an http:// or https:// URL",
+            ),
+            (
+                "upstreams:\n  - {name: a, url: 'http://a/mcp', oauth: {client_id: g, client_secret: s, scopes: ['a b']}}\n",
+                "upstreams[0].oauth.scopes[0]:",
+            ),
+            (
+                "upstreams:\n  - {name: a, url: 'http://a/mcp', oauth: {client_id: g, client_secret: s, resource: 'not a uri'}}\n",
+                "upstreams[0].oauth.resource:",
+            ),
+            (
+                "upstreams:\n  - {name: a, url: 'http://a/mcp', oauth: {client_id: g, client_secret: s, token_endpoint_auth: private_key_jwt}}\n",
+                "unknown variant `private_key_jwt`",
+            ),
+            (
+                "upstreams:\n  - {name: a, url: 'http://a/mcp', headers: {Authorization: 'Bearer x'}, oauth: {client_id: g, client_secret: s}}\n",
+                "upstreams[0].oauth: sets `Authorization`: remove `headers.Authorization`, or `oauth`",
+            ),
+            (
+                "upstreams:\n  - {name: a, url: 'http://a/mcp', oauth: {client_id: g, client_secret: s, token_exchange: {}}}\n",
+                "upstreams[0].oauth.token_exchange: needs `protocol: stateless`",
+            ),
+            (
+                "upstreams:\n  - {name: a, url: 'ws://a/mcp', protocol: stateless, oauth: {client_id: g, client_secret: s, token_exchange: {}}}\n",
+                "upstreams[0].oauth.token_exchange: needs Streamable HTTP",
+            ),
+            (
+                "upstreams:\n  - {name: a, url: 'http://a/sse', transport: sse, protocol: stateless, oauth: {client_id: g, client_secret: s, token_exchange: {}}}\n",
+                "upstreams[0].oauth.token_exchange: needs Streamable HTTP",
+            ),
+            (stateless, "upstreams[0].oauth.token_exchange: needs `auth`"),
+            (
+                "upstreams:\n  - {name: a, url: 'http://a/mcp', protocol: stateless, oauth: {client_id: g, client_secret: s, token_exchange: {client_secret: t}}}\n",
+                "upstreams[0].oauth.token_exchange: a `client_secret` or `client_secret_env` here needs its own `client_id`",
+            ),
+            (
+                "upstreams:\n  - {name: a, url: 'http://a/mcp', protocol: stateless, oauth: {client_id: g, client_secret: s, token_exchange: {client_id: x}}}\n",
+                "upstreams[0].oauth.token_exchange: needs exactly one of",
+            ),
+            (
+                "upstreams:\n  - {name: a, url: 'http://a/mcp', protocol: stateless, oauth: {client_id: g, client_secret: s, token_exchange: {max_subjects: 0}}}\n",
+                "upstreams[0].oauth.token_exchange.max_subjects: must be at least 1",
+            ),
+            (
+                "upstreams:\n  - {name: a, url: 'http://a/mcp', oauth: {client_id: g, client_secret: s, clientsecret: t}}\n",
+                "unknown field `clientsecret`",
+            ),
+        ];
+        for (yaml, expected) in cases {
+            let yaml = if yaml.contains("token_exchange")
+                && !yaml.contains("auth:")
+                && expected != "upstreams[0].oauth.token_exchange: needs `auth`"
+            {
+                format!("{auth}{yaml}")
+            } else {
+                yaml.to_string()
+            };
+            let message = error(&yaml);
+            assert!(
+                message.contains(expected),
+                "{yaml}\n  gave: {message}\n  expected: {expected}"
+            );
+        }
     }
 
     #[test]

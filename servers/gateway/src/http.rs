@@ -18,7 +18,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt as _;
 
-use crate::auth::Principal;
+use crate::auth::{Principal, SubjectToken};
 use crate::catalog::{Routes, Scope, View};
 use crate::{Gateway, NAME};
 
@@ -68,10 +68,12 @@ impl Endpoint {
             // the start.
             stream_methods: vec!["tools/call".into()],
             // The caller `auth` admitted, for the policy (legacy SSE takes it from here too),
-            // and its address, which WebSocket rate limits key an anonymous caller by.
+            // and its address, which WebSocket rate limits key an anonymous caller by, and its
+            // token, for upstreams that exchange it.
             carry: Carry::new()
                 .with::<Principal>()
-                .with::<axum::extract::ConnectInfo<std::net::SocketAddr>>(),
+                .with::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .with::<SubjectToken>(),
             // WebSocket messages pass no HTTP middleware: the rate limits check each one.
             websocket: Some(portico_transport::http::ws::WsConfig {
                 admit: Some(crate::ratelimit::ws_admit(gateway, scope.clone())),

@@ -27,7 +27,13 @@
 //! `max_in_flight`; progress, log messages, questions and cancellation carried both ways; the
 //! plugins' `after` hooks on the result; the call recorded by [`audit`]) → the replica's
 //! [`portico_core::client::Client`], kept connected by [`upstream::Replica`]. The transport
-//! carries the token's [`auth::Principal`] to the catalog as a request extension.
+//! carries the token's [`auth::Principal`] (and, for a JWT, its [`auth::SubjectToken`]) to the
+//! catalog as request extensions.
+//!
+//! A caller's token never goes upstream: each upstream gets the gateway's own credentials
+//! ([`credentials`]) — static `headers`, an OAuth client credentials token on its connection,
+//! or, on a stateless Streamable HTTP upstream with token exchange, a token exchanged for the
+//! caller's and attached to that caller's calls alone.
 //!
 //! Plugins are shipped (redaction of results, an arguments guard, a tool deny-list, a webhook
 //! for plugins in other languages) or compiled in: implement [`plugin::Plugin`], register its
@@ -53,6 +59,7 @@ pub mod breaker;
 pub mod cache;
 pub mod catalog;
 pub mod config;
+pub mod credentials;
 pub mod http;
 pub mod metrics;
 pub mod plugin;

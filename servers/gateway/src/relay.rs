@@ -10,7 +10,11 @@
 //!   session's server→client requests or as its own `input_required` results, which the
 //!   gateway answers and retries itself;
 //! - **cancellation**: a client that cancels (or disconnects) drops the relayed call, and the
-//!   upstream is sent `notifications/cancelled`.
+//!   upstream is sent `notifications/cancelled`;
+//! - **credentials**: never the client's. The replica's connection carries the gateway's own;
+//!   on an upstream with token exchange, the call carries the caller's exchanged token, got
+//!   before a replica is picked ([`crate::credentials`]; a failure is [`UPSTREAM_UNAVAILABLE`]
+//!   naming the upstream, and no replica is blamed for it).
 //!
 //! A 2026-07-28 client answers questions by retrying its request with the answers. The
 //! gateway then relays the call again from the start, and gives the upstream the answers as
@@ -50,6 +54,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 use tokio::sync::{mpsc, oneshot};
 
+use portico_transport::http::auth::Auth;
 use portico_transport::otel::{self, ActiveSpan, SpanKind};
 
 use crate::audit;
@@ -349,6 +354,9 @@ pub(crate) async fn forward_to_replicas(
     } else {
         1
     };
+    // A caller's own credentials, when the upstream exchanges callers' tokens: obtained before
+    // any replica is picked, so a caller the authorization server refuses costs no replica.
+    let credentials = upstream.caller_credentials(cx).await?;
     let mut tried = Vec::new();
     let mut last = None;
     for _ in 0..attempts {
@@ -382,10 +390,14 @@ pub(crate) async fn forward_to_replicas(
             name,
             &client,
             cx,
-            (method, &params),
-            upstream.config().timeout,
-            traced,
-            asked,
+            Call {
+                method,
+                params: &params,
+                timeout: upstream.config().timeout,
+                traceparent: traced,
+                credentials: credentials.as_ref(),
+                on_question: asked,
+            },
         )
         .await;
         if let (Err(failed), Some(span)) = (&outcome, span.as_mut()) {
@@ -435,21 +447,41 @@ impl From<ErrorObject> for Failed {
     }
 }
 
-/// One relay of the call on `client` (one replica of the upstream `name`); `on_question` is
-/// called for each question the upstream asks.
+/// What one relay sends.
+struct Call<'a> {
+    method: &'a str,
+    params: &'a Map<String, Value>,
+    timeout: std::time::Duration,
+    traceparent: Option<String>,
+    /// The caller's own credentials for the upstream (token exchange), if it has them.
+    credentials: Option<&'a Auth>,
+    /// Called for each question the upstream asks.
+    on_question: &'a (dyn Fn() + Sync),
+}
+
+/// One relay of the call on `client` (one replica of the upstream `name`).
 async fn relay(
     name: &str,
     client: &portico_core::client::Client,
     cx: &Context,
-    (method, params): (&str, &Map<String, Value>),
-    timeout: std::time::Duration,
-    traceparent: Option<String>,
-    on_question: &(dyn Fn() + Sync),
+    call: Call<'_>,
 ) -> Result<Value, Failed> {
+    let Call {
+        method,
+        params,
+        timeout,
+        traceparent,
+        credentials,
+        on_question,
+    } = call;
     let (events_tx, mut events) = mpsc::channel(64);
     let mut options = RequestOptions::new()
         .timeout(timeout)
         .observer(Observer::new(Relay { events: events_tx }));
+    if let Some(credentials) = credentials {
+        // Sent with this call's requests alone, on the replica's shared connection.
+        options = options.extension(credentials.clone());
+    }
     if let Some(traceparent) = traceparent {
         options = options.meta(otel::TRACEPARENT, traceparent.into());
     }
@@ -502,7 +534,7 @@ async fn relay(
             // every question the upstream asked.
             return Err(ErrorObject::internal(INPUT_REQUIRED).into());
         }
-        let mut result = result.map_err(|e| upstream_error(name, e))?;
+        let mut result = result.map_err(|e| upstream_error(name, e, credentials.is_some()))?;
         if result.get("resultType").and_then(Value::as_str) != Some(wire::InputRequiredResult::RESULT_TYPE) {
             if let Some(Value::Object(meta)) = result.get_mut("_meta") {
                 meta.remove(SERVER_INFO_KEY);
@@ -633,16 +665,26 @@ fn input_error(error: InputError) -> ErrorObject {
 
 /// The client's error for a failed relay: the upstream's own JSON-RPC errors as they are, the
 /// rest in the gateway's range, naming the upstream; the replica is to blame for a connection
-/// that failed or a timeout.
-fn upstream_error(name: &str, error: ClientError) -> Failed {
-    let replica_fault = matches!(
-        error,
-        ClientError::Closed
-            | ClientError::Connect(_)
-            | ClientError::Timeout { .. }
-            | ClientError::Transport { .. }
-            | ClientError::SessionExpired { .. }
-    );
+/// that failed or a timeout — not for refusing a caller's own credentials (`caller_credentials`:
+/// the call carried an exchanged token, and the upstream answered `401` or `403`).
+fn upstream_error(name: &str, error: ClientError, caller_credentials: bool) -> Failed {
+    let refused_caller = caller_credentials
+        && matches!(
+            error,
+            ClientError::Transport {
+                status: Some(401 | 403),
+                ..
+            }
+        );
+    let replica_fault = !refused_caller
+        && matches!(
+            error,
+            ClientError::Closed
+                | ClientError::Connect(_)
+                | ClientError::Timeout { .. }
+                | ClientError::Transport { .. }
+                | ClientError::SessionExpired { .. }
+        );
     Failed {
         error: client_error(name, error),
         replica_fault,

@@ -1,9 +1,10 @@
-//! One upstream MCP server and its replicas. Each [`Replica`] keeps its own connection — made,
-//! health-checked, and made again with backoff when it drops or fails its check — with a
-//! circuit breaker ([`crate::breaker`]) fed by the calls it serves. The upstream picks a
-//! replica per call by its `balance` policy, and keeps the snapshot of what it serves (the
-//! replicas serve the same thing: the first connected one's lists are taken) current from
-//! their change notifications. Calls go through [`crate::relay`].
+//! One upstream MCP server and its replicas. Each [`Replica`] keeps its own connection — made
+//! with the gateway's credentials for the upstream (`headers`, or its own OAuth client,
+//! [`crate::credentials`]), health-checked, and made again with backoff when it drops or fails
+//! its check — with a circuit breaker ([`crate::breaker`]) fed by the calls it serves. The
+//! upstream picks a replica per call by its `balance` policy, and keeps the snapshot of what it
+//! serves (the replicas serve the same thing: the first connected one's lists are taken)
+//! current from their change notifications. Calls go through [`crate::relay`].
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -67,6 +68,8 @@ pub struct Hooks {
 pub struct Upstream {
     config: UpstreamConfig,
     replicas: Vec<Arc<Replica>>,
+    /// Its token exchange, with `oauth.token_exchange` (`Err`: why it could not be made).
+    exchanger: Option<Result<Arc<crate::credentials::Exchanger>, String>>,
     /// The round-robin position.
     next: AtomicUsize,
     hooks: Hooks,
@@ -82,6 +85,7 @@ impl Upstream {
             .map(|(index, target)| {
                 Arc::new(Replica {
                     index,
+                    auth: crate::credentials::for_replica(&config, &target),
                     target,
                     upstream: config.clone(),
                     state: Mutex::default(),
@@ -94,11 +98,38 @@ impl Upstream {
             })
             .collect();
         Arc::new(Self {
+            exchanger: crate::credentials::Exchanger::for_upstream(&config),
             config,
             replicas,
             next: AtomicUsize::new(0),
             hooks,
         })
+    }
+
+    /// The credentials of a call relayed for the caller of `cx`, when this upstream exchanges
+    /// callers' tokens (`oauth.token_exchange`): `Ok(None)` when it does not; an error naming
+    /// the upstream when the exchange fails ([`crate::credentials`]).
+    pub async fn caller_credentials(
+        &self,
+        cx: &portico_core::server::Context,
+    ) -> Result<Option<portico_transport::http::auth::Auth>, portico_core::ErrorObject> {
+        match &self.exchanger {
+            None => Ok(None),
+            Some(Ok(exchanger)) => exchanger.for_call(cx).await.map(Some),
+            Some(Err(why)) => {
+                let reason = format!("its token exchange cannot be set up: {why}");
+                Err(portico_core::ErrorObject::new(
+                    crate::relay::UPSTREAM_UNAVAILABLE,
+                    format!("upstream `{}` is unavailable: {reason}", self.name()),
+                )
+                .with_data(serde_json::json!({"upstream": self.name(), "reason": reason})))
+            }
+        }
+    }
+
+    /// Its token exchange, with `oauth.token_exchange`.
+    pub fn exchanger(&self) -> Option<&crate::credentials::Exchanger> {
+        self.exchanger.as_ref()?.as_ref().ok().map(|e| &**e)
     }
 
     /// Its configuration.
@@ -244,6 +275,9 @@ fn splitmix(mut x: u64) -> u64 {
 pub struct Replica {
     index: usize,
     target: ReplicaConfig,
+    /// The credentials of its connection, with `oauth` (made once: its tokens outlive
+    /// reconnections); `Err`: why they could not be made.
+    auth: Result<Option<portico_transport::http::auth::Auth>, String>,
     /// The upstream's configuration (name, protocol, timeout, health, breaker).
     upstream: UpstreamConfig,
     state: Mutex<State>,
@@ -469,6 +503,7 @@ impl Replica {
         };
         let info = wire::Implementation::new("portico-gateway", env!("CARGO_PKG_VERSION"));
         let builder = Client::builder(info).handler(Gateway).protocol(protocol).config(config);
+        let auth = self.auth.clone()?;
         let headers: axum::http::HeaderMap = c
             .headers
             .iter()
@@ -500,6 +535,7 @@ impl Replica {
                         .connect(|service| {
                             let config = HttpClientConfig {
                                 headers,
+                                auth,
                                 max_message_bytes: c.max_message_bytes,
                                 max_concurrent_requests: c.max_in_flight,
                                 ..HttpClientConfig::default()
@@ -513,6 +549,7 @@ impl Replica {
                         .connect(|service| {
                             let config = WsClientConfig {
                                 headers,
+                                auth,
                                 max_message_bytes: c.max_message_bytes,
                                 ..WsClientConfig::default()
                             };
@@ -525,6 +562,7 @@ impl Replica {
                         .connect(|service| {
                             let config = LegacySseClientConfig {
                                 headers,
+                                auth,
                                 max_message_bytes: c.max_message_bytes,
                                 ..LegacySseClientConfig::default()
                             };

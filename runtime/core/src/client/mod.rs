@@ -131,6 +131,7 @@ pub use self::handler::{ClientHandler, ClientService, InputContext};
 pub use self::notify::{Notification, Notifications, SUBSCRIPTION_ID};
 pub use self::observe::{CallObserver, Observer, ObserverFuture};
 pub use self::transport::{ClientTransport, TRANSPORT_ERROR_KEY, transport_error};
+use crate::extensions::Extensions;
 use crate::message::RequestId;
 use crate::mirror::HEADER_MISMATCH;
 use crate::peer::PeerHandle;
@@ -204,6 +205,10 @@ pub struct RequestOptions {
     pub meta: Map<String, Value>,
     /// Receives the server's messages about the call (see [`CallObserver`]).
     pub observer: Option<Observer>,
+    /// Values for the transport that sends the request, never sent themselves (see
+    /// [`crate::extensions`]): the Streamable HTTP client takes an `Auth` there as the
+    /// credentials of this request alone, in place of its connection's.
+    pub extensions: Extensions,
 }
 
 impl RequestOptions {
@@ -234,6 +239,12 @@ impl RequestOptions {
     /// messages, and the requests a session's server sends while serving it.
     pub fn observer(mut self, observer: Observer) -> Self {
         self.observer = Some(observer);
+        self
+    }
+
+    /// With `value` attached for the transport ([`RequestOptions::extensions`]).
+    pub fn extension<T: Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.extensions.insert(value);
         self
     }
 }
@@ -776,11 +787,12 @@ impl Client {
         let raw = loop {
             let generation = self.inner.renewal.generation.load(Ordering::Acquire);
             let mut watch = None;
+            let extensions = options.extensions.clone();
             let sent = match &options.observer {
                 None => {
                     self.inner
                         .handle
-                        .request_raw(method, Some(encode()?), Some(timeout))
+                        .request_raw_with_extensions(method, Some(encode()?), Some(timeout), extensions, |_| {})
                         .await
                 }
                 Some(observer) => {
@@ -791,7 +803,7 @@ impl Client {
                     let observed = &self.inner.shared.observed;
                     self.inner
                         .handle
-                        .request_raw_with_id(method, Some(encode()?), Some(timeout), |id| {
+                        .request_raw_with_extensions(method, Some(encode()?), Some(timeout), extensions, |id| {
                             watch = Some(observed.watch(id.clone(), token, observer));
                         })
                         .await

@@ -902,6 +902,17 @@ impl Tapped {
         service: portico_core::client::ClientService,
         sent: Arc<std::sync::Mutex<Vec<String>>>,
     ) -> Self {
+        Self::recording(server, service, move |out| {
+            sent.lock().expect("lock").push(out.text.clone());
+        })
+    }
+
+    /// Shows `record` every message the client sends, before the server gets it.
+    fn recording(
+        server: &Server,
+        service: portico_core::client::ClientService,
+        record: impl Fn(&portico_core::Outbound) + Send + 'static,
+    ) -> Self {
         let (client_tx, mut client_rx) = tokio::sync::mpsc::channel::<portico_core::Outbound>(64);
         let (server_tx, mut server_rx) = tokio::sync::mpsc::channel::<portico_core::Outbound>(64);
         let client = portico_core::Peer::new(service, PeerConfig::default(), client_tx);
@@ -911,7 +922,7 @@ impl Tapped {
         let tasks = vec![
             tokio::spawn(async move {
                 while let Some(out) = client_rx.recv().await {
-                    sent.lock().expect("lock").push(out.text.clone());
+                    record(&out);
                     to_server.receive(&out.text).await;
                 }
             }),
@@ -1177,4 +1188,46 @@ async fn a_refused_discover_that_lists_2026_is_retried_once() {
         "{error}"
     );
     assert_eq!(seen.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn what_a_request_carries_for_the_transport_reaches_it_with_that_request_alone() {
+    struct Marker(&'static str);
+    /// Each message's method and the marker it carried.
+    type Seen = Vec<(String, Option<&'static str>)>;
+    let server = test_server(Arc::default());
+    let seen: Arc<std::sync::Mutex<Seen>> = Arc::default();
+    let record = seen.clone();
+    let client = Client::builder(info())
+        .protocol(Protocol::Stateless)
+        .connect(|service| {
+            let server = server.clone();
+            async move {
+                Ok::<_, std::io::Error>(Tapped::recording(&server, service, move |out| {
+                    let method = serde_json::from_str::<Value>(&out.text)
+                        .ok()
+                        .and_then(|v| v["method"].as_str().map(str::to_string));
+                    let marker = out.extensions.get::<Marker>().map(|m| m.0);
+                    record.lock().expect("lock").push((method.unwrap_or_default(), marker));
+                }))
+            }
+        })
+        .await
+        .expect("connects");
+    let options = RequestOptions::new().extension(Marker("caller-a"));
+    client
+        .call_tool_with("add", json!({"a": 1, "b": 2}), &options)
+        .await
+        .expect("a call");
+    client.call_tool("add", json!({"a": 3, "b": 4})).await.expect("another");
+    let seen = seen.lock().expect("lock").clone();
+    let calls: Vec<_> = seen.iter().filter(|(method, _)| method == "tools/call").collect();
+    assert_eq!(calls.len(), 2, "{:?}", seen.iter().map(|(m, _)| m).collect::<Vec<_>>());
+    assert_eq!(calls[0].1, Some("caller-a"));
+    assert_eq!(calls[1].1, None);
+    assert!(
+        seen.iter()
+            .filter(|(method, _)| method != "tools/call")
+            .all(|(_, marker)| marker.is_none())
+    );
 }

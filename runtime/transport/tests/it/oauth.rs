@@ -3,9 +3,10 @@
 //! endpoint that approves at once and redirects back, a token endpoint checking PKCE) and
 //! Portico's own MCP endpoint behind a bearer check (a middleware answering `401`/`403` with
 //! `WWW-Authenticate`). Covered: the discovery variants, PKCE, dynamic registration,
-//! pre-registration, client credentials, step-up (and its bound), refresh, RFC 9207 `iss`, an
+//! pre-registration, client credentials (discovered, or at a known token endpoint, eager),
+//! token exchange (RFC 8693), step-up (and its bound), refresh, RFC 9207 `iss`, an
 //! authorization server migration, the loopback authorizer, the WebSocket and legacy SSE clients'
-//! tokens, and bad metadata giving typed errors.
+//! tokens, a request's own credentials, and bad metadata giving typed errors.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -19,11 +20,11 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine;
-use portico_core::client::{Client, ClientError, Protocol};
+use portico_core::client::{Client, ClientError, Protocol, RequestOptions};
 use portico_core::server::{Server, tool};
 use portico_transport::http::auth::{
     Auth, AuthError, Authorizer, ClientCredentials, HeadlessAuthorizer, LoopbackAuthorizer, OAuthConfig, OAuthProvider,
-    TokenStore,
+    TokenEndpointAuth, TokenExchange, TokenStore,
 };
 use portico_transport::http::client::{HttpClientConfig, connect};
 use portico_transport::http::legacy_sse::{self, LegacySseConfig};
@@ -287,6 +288,21 @@ async fn token(State(mock): State<Shared>, headers: HeaderMap, body: String) -> 
             json_response(StatusCode::OK, mock.issue(scopes))
         }
         Some("refresh_token") => json_response(StatusCode::OK, mock.issue(Vec::new())),
+        Some("urn:ietf:params:oauth:grant-type:token-exchange") if mock.knobs.client_credentials => {
+            let Some(subject) = request.get("subject_token") else {
+                return refuse("invalid_request");
+            };
+            if subject == "revoked" {
+                return refuse("invalid_grant");
+            }
+            let scopes = request
+                .get("scope")
+                .map(|s| s.split(' ').map(str::to_string).collect())
+                .unwrap_or_default();
+            let mut answer = mock.issue(scopes);
+            answer["issued_token_type"] = json!("urn:ietf:params:oauth:token-type:access_token");
+            json_response(StatusCode::OK, answer)
+        }
         Some("client_credentials") if mock.knobs.client_credentials => {
             let scopes = request
                 .get("scope")
@@ -880,6 +896,144 @@ async fn the_legacy_sse_client_carries_the_token_on_its_stream_and_posts() {
             seen.mcp
                 .iter()
                 .all(|h| h.as_deref().is_some_and(|h| h.starts_with("Bearer ")))
+        );
+    });
+}
+
+#[tokio::test]
+async fn a_known_token_endpoint_fixed_scopes_and_an_eager_grant_need_no_discovery_and_no_bare_request() {
+    let running = Running::start(Knobs {
+        client_credentials: true,
+        auth_methods: vec!["client_secret_post"],
+        ..Knobs::default()
+    })
+    .await;
+    let mut client = ClientCredentials::new("machine", Some("key".into()));
+    client.auth_method = Some(TokenEndpointAuth::ClientSecretBasic);
+    let mut config = OAuthConfig::client_credentials("m2m", client);
+    config.token_endpoint = Some(format!("{}/token", running.mock.as_url));
+    config.scopes = Some(vec!["mcp:a".into(), "mcp:b".into()]);
+    config.resource = Some("https://resource.example/mcp".into());
+    config.eager = true;
+    let client = connected(&running.url(), config).await.expect("connected");
+    call(&client).await.expect("called");
+    call(&client).await.expect("called again");
+    running.seen(|seen| {
+        assert!(seen.metadata.is_empty(), "no discovery: {:?}", seen.metadata);
+        assert_eq!(seen.tokens.len(), 1, "one token, reused");
+        let (form, header) = &seen.tokens[0];
+        assert_eq!(form["grant_type"], "client_credentials");
+        assert_eq!(form["scope"], "mcp:a mcp:b");
+        assert_eq!(form["resource"], "https://resource.example/mcp");
+        assert!(!form.contains_key("client_secret"));
+        let expected = base64::engine::general_purpose::STANDARD.encode("machine:key");
+        assert_eq!(header.as_deref(), Some(format!("Basic {expected}").as_str()));
+        assert!(
+            seen.mcp.iter().all(|h| h.as_deref() == Some("Bearer at-1")),
+            "every request carried the token, the first one too: {:?}",
+            seen.mcp
+        );
+    });
+}
+
+#[tokio::test]
+async fn a_token_exchange_sends_the_subject_token_and_returns_tokens_it_does_not_keep() {
+    let running = Running::start(Knobs {
+        client_credentials: true,
+        auth_methods: vec!["client_secret_post"],
+        ..Knobs::default()
+    })
+    .await;
+    let config = OAuthConfig::client_credentials("gateway", ClientCredentials::new("gw", Some("gw-secret".into())));
+    let provider = OAuthProvider::new(&running.url(), config).expect("provider");
+    let request = TokenExchange::access_token("caller-token")
+        .with_audience("upstream-a")
+        .with_scopes(vec!["read".into()]);
+    assert!(!format!("{request:?}").contains("caller-token"), "{request:?}");
+    let tokens = within("exchange", provider.exchange_token(&request))
+        .await
+        .expect("exchanged");
+    assert_eq!(tokens.access_token, "at-1");
+    assert_eq!(tokens.refresh_token, None);
+    assert!(tokens.expires_at.is_some());
+    let again = within("exchange", provider.exchange_token(&request))
+        .await
+        .expect("exchanged");
+    assert_eq!(again.access_token, "at-2", "nothing is cached for a subject");
+    let refused = within(
+        "exchange",
+        provider.exchange_token(&TokenExchange::access_token("revoked")),
+    )
+    .await;
+    assert!(
+        matches!(&refused, Err(AuthError::Endpoint { error, .. }) if error == "invalid_grant"),
+        "{refused:?}"
+    );
+    running.seen(|seen| {
+        // Discovered once, from the well-known URLs.
+        assert_eq!(
+            seen.metadata,
+            [
+                "/.well-known/oauth-protected-resource/mcp",
+                "/.well-known/oauth-authorization-server"
+            ]
+        );
+        let (form, header) = &seen.tokens[0];
+        assert_eq!(form["grant_type"], TokenExchange::GRANT_TYPE);
+        assert_eq!(form["subject_token"], "caller-token");
+        assert_eq!(form["subject_token_type"], TokenExchange::ACCESS_TOKEN);
+        assert_eq!(form["requested_token_type"], TokenExchange::ACCESS_TOKEN);
+        assert_eq!(form["audience"], "upstream-a");
+        assert_eq!(form["scope"], "read");
+        assert_eq!(form["resource"], running.url());
+        assert_eq!(form["client_id"], "gw");
+        assert_eq!(form["client_secret"], "gw-secret");
+        assert_eq!(header, &None);
+    });
+    // Nothing was stored for the endpoint: its own requests still have no token.
+    assert_eq!(
+        within(
+            "authorization",
+            portico_transport::http::auth::AuthProvider::authorization(&provider)
+        )
+        .await
+        .expect("no error"),
+        None
+    );
+}
+
+#[tokio::test]
+async fn a_request_s_own_credentials_replace_the_connection_s_for_it_alone() {
+    let running = Running::start(Knobs::default()).await;
+    for token in ["connection-token", "caller-token"] {
+        running
+            .mock
+            .tokens
+            .lock()
+            .expect("lock")
+            .insert(token.into(), Vec::new());
+    }
+    let client = connect_with(&running.url(), Auth::bearer("connection-token").expect("auth"))
+        .await
+        .expect("connected");
+    let before = running.seen(|seen| seen.mcp.len());
+    let own = RequestOptions::new().extension(Auth::bearer("caller-token").expect("auth"));
+    within("a call", client.call_tool_with("hello", json!({}), &own))
+        .await
+        .expect("called with the caller's token");
+    call(&client).await.expect("called with the connection's");
+    // A refused token of the request's is not replaced by the connection's.
+    let wrong = RequestOptions::new().extension(Auth::bearer("unknown-token").expect("auth"));
+    let refused = within("a refused call", client.call_tool_with("hello", json!({}), &wrong)).await;
+    assert!(
+        matches!(&refused, Err(ClientError::Transport { status: Some(401), .. })),
+        "{refused:?}"
+    );
+    running.seen(|seen| {
+        let sent: Vec<&str> = seen.mcp[before..].iter().map(|h| h.as_deref().unwrap_or("")).collect();
+        assert_eq!(
+            sent,
+            ["Bearer caller-token", "Bearer connection-token", "Bearer unknown-token"]
         );
     });
 }

@@ -8,6 +8,7 @@ mod audit;
 mod auth;
 mod bridging;
 mod cache;
+mod credentials;
 mod docs;
 mod failures;
 mod flows;

@@ -78,6 +78,22 @@ impl AuthorizationServerMetadata {
         }
     }
 
+    /// The metadata of a server known only by its token endpoint (configured, not discovered).
+    pub(crate) fn token_endpoint_only(endpoint: &str) -> Self {
+        Self {
+            issuer: endpoint.to_string(),
+            authorization_endpoint: None,
+            token_endpoint: Some(endpoint.to_string()),
+            registration_endpoint: None,
+            scopes_supported: None,
+            grant_types_supported: None,
+            token_endpoint_auth_methods_supported: None,
+            code_challenge_methods_supported: None,
+            authorization_response_iss_parameter_supported: None,
+            client_id_metadata_document_supported: None,
+        }
+    }
+
     /// Whether `scopes_supported` lists `scope`.
     pub(crate) fn supports_scope(&self, scope: &str) -> bool {
         self.scopes_supported

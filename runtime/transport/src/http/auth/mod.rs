@@ -71,7 +71,18 @@
 //!   `client_secret_basic`, `client_secret_post` or `none`: the registered method, else the best
 //!   the server lists for the credentials held.
 //! - **Machine to machine**: [`Grant::ClientCredentials`] uses the `client_credentials` grant
-//!   with pre-registered credentials instead of a user agent.
+//!   with pre-registered credentials instead of a user agent. A known token endpoint
+//!   ([`OAuthConfig::token_endpoint`]) skips discovery, [`OAuthConfig::scopes`] and
+//!   [`OAuthConfig::resource`] fix what is asked for, and [`OAuthConfig::eager`] gets a token
+//!   before a request would go without one (a gateway's upstream credentials: no request goes
+//!   out bare, an expired token is replaced before the server refuses it).
+//! - **Token exchange** (RFC 8693): [`OAuthProvider::exchange_token`] exchanges a subject token
+//!   (a caller's) for a token for the provider's resource, with the same discovery and client
+//!   authentication; the tokens are returned, not stored, since they belong to one subject.
+//! - **Per-request credentials.** An [`Auth`] attached to one request
+//!   (`RequestOptions::extension`) replaces the connection's for that request in the
+//!   Streamable HTTP client ([`super::client`]); the WebSocket and legacy SSE clients
+//!   authorize their connection once and ignore it.
 //! - **The user agent is a trait**, [`Authorizer`]: given the authorization URL it returns the
 //!   redirect's query. [`HeadlessAuthorizer`] fetches the URL without following redirects and
 //!   reads `Location` (a server that approves at once, like the conformance suite's);
@@ -109,7 +120,7 @@ use reqwest::{RequestBuilder, Response, StatusCode};
 pub use self::authorizer::{AuthorizationResponse, Authorizer, HeadlessAuthorizer, LoopbackAuthorizer};
 pub use self::challenge::BearerChallenge;
 pub use self::discovery::{AuthorizationServerMetadata, ProtectedResourceMetadata};
-pub use self::oauth::{ClientCredentials, Grant, OAuthConfig, OAuthProvider, TokenEndpointAuth};
+pub use self::oauth::{ClientCredentials, Grant, OAuthConfig, OAuthProvider, TokenEndpointAuth, TokenExchange};
 pub use self::store::{MemoryTokenStore, TokenStore, Tokens};
 
 /// A boxed, sendable future: what the object-safe traits of this module return.

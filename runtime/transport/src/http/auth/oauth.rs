@@ -109,6 +109,65 @@ impl std::fmt::Debug for ClientCredentials {
     }
 }
 
+/// What a token exchange (RFC 8693, [`OAuthProvider::exchange_token`]) exchanges, and for
+/// what. `Debug` shows no token.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct TokenExchange {
+    /// The token exchanged (the subject token).
+    pub subject_token: String,
+    /// Its type (default [`TokenExchange::ACCESS_TOKEN`]).
+    pub subject_token_type: String,
+    /// The `audience` parameter: the logical name of the service the token is for, if any.
+    pub audience: Option<String>,
+    /// Scopes asked for (besides [`OAuthConfig::scopes`]).
+    pub scopes: Vec<String>,
+    /// The type of token wanted (default [`TokenExchange::ACCESS_TOKEN`]).
+    pub requested_token_type: Option<String>,
+}
+
+impl TokenExchange {
+    /// The grant type of a token exchange.
+    pub const GRANT_TYPE: &'static str = "urn:ietf:params:oauth:grant-type:token-exchange";
+    /// The token type of an OAuth access token.
+    pub const ACCESS_TOKEN: &'static str = "urn:ietf:params:oauth:token-type:access_token";
+
+    /// An exchange of the access token `subject_token` for an access token.
+    pub fn access_token(subject_token: impl Into<String>) -> Self {
+        Self {
+            subject_token: subject_token.into(),
+            subject_token_type: Self::ACCESS_TOKEN.into(),
+            audience: None,
+            scopes: Vec::new(),
+            requested_token_type: None,
+        }
+    }
+
+    /// With the `audience` parameter.
+    pub fn with_audience(mut self, audience: impl Into<String>) -> Self {
+        self.audience = Some(audience.into());
+        self
+    }
+
+    /// Asking for `scopes`.
+    pub fn with_scopes(mut self, scopes: Vec<String>) -> Self {
+        self.scopes = scopes;
+        self
+    }
+}
+
+impl std::fmt::Debug for TokenExchange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenExchange")
+            .field("subject_token", &"<redacted>")
+            .field("subject_token_type", &self.subject_token_type)
+            .field("audience", &self.audience)
+            .field("scopes", &self.scopes)
+            .field("requested_token_type", &self.requested_token_type)
+            .finish()
+    }
+}
+
 /// How an [`OAuthProvider`] behaves.
 #[derive(Clone)]
 #[non_exhaustive]
@@ -143,6 +202,23 @@ pub struct OAuthConfig {
     /// Roots trusted for `https://` authorization servers besides the platform's
     /// ([`crate::http::tls`]).
     pub tls: crate::http::tls::TlsConfig,
+    /// The token endpoint, when it is known in advance (default none): no discovery is made
+    /// (no protected resource metadata, no authorization server metadata), and tokens are
+    /// recorded as issued by this URL. For grants without a user agent (client credentials,
+    /// token exchange).
+    pub token_endpoint: Option<String>,
+    /// The RFC 8707 `resource` parameter (default: the protected resource metadata's
+    /// `resource`, else the endpoint's canonical URL).
+    pub resource: Option<String>,
+    /// Scopes always asked for (default none: the challenge's, else the resource metadata's
+    /// `scopes_supported`, as the spec says). Scopes a challenge names are added to them.
+    pub scopes: Option<Vec<String>>,
+    /// Obtain a token before a request that would go without one, rather than after the
+    /// server refused it with `401` (default `false`). Discovery then starts from the
+    /// well-known URLs, with no challenge to name scopes. Meant for grants without a user
+    /// agent: an expired token is so replaced before it is refused, and no request goes out
+    /// bare.
+    pub eager: bool,
 }
 
 impl std::fmt::Debug for OAuthConfig {
@@ -155,6 +231,10 @@ impl std::fmt::Debug for OAuthConfig {
             .field("dynamic_registration", &self.dynamic_registration)
             .field("offline_access", &self.offline_access)
             .field("legacy_discovery", &self.legacy_discovery)
+            .field("token_endpoint", &self.token_endpoint)
+            .field("resource", &self.resource)
+            .field("scopes", &self.scopes)
+            .field("eager", &self.eager)
             .finish_non_exhaustive()
     }
 }
@@ -187,6 +267,10 @@ impl OAuthConfig {
             max_body_bytes: 1024 * 1024,
             refresh_margin: Duration::from_secs(30),
             tls: crate::http::tls::TlsConfig::default(),
+            token_endpoint: None,
+            resource: None,
+            scopes: None,
+            eager: false,
         }
     }
 }
@@ -206,10 +290,13 @@ struct State {
     authorizations: u64,
     /// The `resource` parameter of the last authorization: refreshes send the same.
     resource_id: Option<String>,
+    /// What token exchanges use, discovered once.
+    exchange: Option<Resource>,
 }
 
-/// The resource as discovered: its metadata (absent under the 2025-03-26 rules) and the
-/// authorization server chosen.
+/// The resource as discovered: its metadata (absent under the 2025-03-26 rules, and with a
+/// configured token endpoint) and the authorization server chosen.
+#[derive(Clone)]
 struct Resource {
     metadata: Option<ProtectedResourceMetadata>,
     issuer: String,
@@ -342,6 +429,77 @@ impl OAuthProvider {
         self.reauthorize(&mut state, None, None, true).await
     }
 
+    /// The RFC 8707 `resource` parameter for `resource`: the configured one, else its
+    /// metadata's, else the endpoint's canonical URL.
+    fn resource_id(&self, resource: &Resource) -> String {
+        if let Some(configured) = &self.config.resource {
+            return configured.clone();
+        }
+        resource
+            .metadata
+            .as_ref()
+            .map_or_else(|| self.key.clone(), |m| m.resource.clone())
+    }
+
+    /// Exchanges a token (RFC 8693) at the token endpoint — [`OAuthConfig::token_endpoint`],
+    /// else the one discovered for this endpoint (once) — for an access token for this
+    /// resource, authenticating with the pre-registered [`OAuthConfig::client`]. The tokens are
+    /// returned, not stored: an exchange is for one subject, and keeping tokens per subject is
+    /// the caller's business. Exchanges run concurrently (only discovery holds the provider's
+    /// lock).
+    pub async fn exchange_token(&self, request: &TokenExchange) -> Result<Tokens, AuthError> {
+        let (resource, client) = {
+            let mut state = self.state.lock().await;
+            let resource = match &state.exchange {
+                Some(resource) => resource.clone(),
+                None => {
+                    let resource = self.discover(&mut state, None, None).await?;
+                    state.exchange = Some(resource.clone());
+                    resource
+                }
+            };
+            let client = match &self.config.client {
+                Some(_) => self.client_identity(&mut state, &resource).await?,
+                None => {
+                    return Err(AuthError::Config(
+                        "a token exchange needs pre-registered credentials".into(),
+                    ));
+                }
+            };
+            (resource, client)
+        };
+        let resource_id = self.resource_id(&resource);
+        let mut scopes: BTreeSet<String> = request.scopes.iter().cloned().collect();
+        scopes.extend(self.config.scopes.iter().flatten().cloned());
+        let scope = join(&scopes);
+        let requested = request
+            .requested_token_type
+            .as_deref()
+            .unwrap_or(TokenExchange::ACCESS_TOKEN);
+        let mut pairs = vec![
+            ("grant_type", TokenExchange::GRANT_TYPE),
+            ("subject_token", request.subject_token.as_str()),
+            ("subject_token_type", request.subject_token_type.as_str()),
+            ("requested_token_type", requested),
+            ("resource", resource_id.as_str()),
+        ];
+        if let Some(audience) = &request.audience {
+            pairs.push(("audience", audience.as_str()));
+        }
+        if !scope.is_empty() {
+            pairs.push(("scope", scope.as_str()));
+        }
+        let http = self.token_request(&resource.server, &client, &mut pairs)?;
+        let step = format!(
+            "token exchange ({})",
+            resource.server.token_endpoint.as_deref().unwrap_or("?")
+        );
+        let mut tokens = self.exchange(&step, http, &resource.issuer, &scopes, None).await?;
+        // A token for one subject is exchanged again, not refreshed.
+        tokens.refresh_token = None;
+        Ok(tokens)
+    }
+
     /// The stored tokens, refreshed first when they expire within the margin.
     async fn current(&self, state: &mut State) -> Result<Option<Tokens>, AuthError> {
         let Some(tokens) = self.config.store.load(&self.key).await? else {
@@ -375,10 +533,7 @@ impl OAuthProvider {
         let resource = self
             .discover(state, bearer.and_then(|b| b.resource_metadata()), held)
             .await?;
-        let resource_id = resource
-            .metadata
-            .as_ref()
-            .map_or_else(|| self.key.clone(), |m| m.resource.clone());
+        let resource_id = self.resource_id(&resource);
         state.resource_id = Some(resource_id.clone());
         if let Some(held) = held {
             if held.issuer != resource.issuer {
@@ -393,10 +548,16 @@ impl OAuthProvider {
         }
         // Scope selection: the challenge, else the metadata's scopes_supported, else none; plus
         // whatever was asked for before.
-        let named = bearer
-            .and_then(|b| b.scopes())
-            .or_else(|| resource.metadata.as_ref().and_then(|m| m.scopes_supported.clone()));
+        let configured = self.config.scopes.as_deref().unwrap_or_default();
+        let named = bearer.and_then(|b| b.scopes()).or_else(|| {
+            let metadata = resource.metadata.as_ref()?;
+            metadata
+                .scopes_supported
+                .clone()
+                .filter(|_| self.config.scopes.is_none())
+        });
         let mut scopes = state.requested.clone();
+        scopes.extend(configured.iter().cloned());
         scopes.extend(named.unwrap_or_default().into_iter().filter(|s| s != "offline_access"));
         state.requested = scopes.clone();
         let client = self.client_identity(state, &resource).await?;
@@ -422,6 +583,13 @@ impl OAuthProvider {
         from_challenge: Option<&str>,
         held: Option<&Tokens>,
     ) -> Result<Resource, AuthError> {
+        if let Some(endpoint) = &self.config.token_endpoint {
+            return Ok(Resource {
+                metadata: None,
+                issuer: endpoint.clone(),
+                server: AuthorizationServerMetadata::token_endpoint_only(endpoint),
+            });
+        }
         let mut urls = Vec::new();
         if let Some(url) = from_challenge {
             urls.push(self.server.join(url).map_err(|e| AuthError::InvalidUrl {
@@ -903,7 +1071,12 @@ impl AuthProvider for OAuthProvider {
     fn authorization(&self) -> BoxFuture<'_, Result<Option<HeaderValue>, AuthError>> {
         Box::pin(async move {
             let mut state = self.state.lock().await;
-            match self.current(&mut state).await? {
+            let mut tokens = self.current(&mut state).await?;
+            if tokens.is_none() && self.config.eager {
+                self.reauthorize(&mut state, None, None, true).await?;
+                tokens = self.config.store.load(&self.key).await?;
+            }
+            match tokens {
                 Some(tokens) => Ok(Some(bearer(&tokens.access_token)?)),
                 None => Ok(None),
             }

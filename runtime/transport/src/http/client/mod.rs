@@ -59,6 +59,12 @@
 //!   provider's `Authorization` and goes through [`super::auth::send`]: a `401` runs the
 //!   provider's flow and the request is sent once more; a `403 insufficient_scope` steps up, a
 //!   bounded number of times ([`super::auth::MAX_STEP_UPS`]).
+//! - **Per-request credentials.** An [`Auth`] attached to a request
+//!   ([`portico_core::client::RequestOptions::extension`]) replaces the connection's for that
+//!   request's POST (and the GETs resuming its stream), 401 retry included: one connection
+//!   can carry the calls of many callers, each with its own token (the gateway's token
+//!   exchange). Meant for 2026-07-28 requests, which hold no session; in a session the
+//!   session's own messages keep the connection's credentials.
 //! - **`https://`** with the crate's `tls` feature ([`super::tls`]: rustls, the platform's
 //!   roots and [`HttpClientConfig::tls`]); without it an `https://` URL is refused by
 //!   [`connect`] ([`HttpClientError::TlsUnsupported`]).
@@ -370,11 +376,13 @@ async fn pump<S: Service>(shared: Arc<Shared>, peer: Peer<S>, mut queue: mpsc::R
         match message::decode(&out.text) {
             Inbound::Single(Ok(Message::Request { id, method, params })) => {
                 let stateless = Peek::of(params.as_deref()).version.is_some();
+                // Credentials of this request alone, when its sender attached some.
+                let auth = out.extensions.get::<Auth>().cloned();
                 // The entry is made under the lock the task takes to remove it.
                 let mut in_flight = lock(&shared.in_flight);
                 let task = spawn(
                     &shared,
-                    post_request(shared.clone(), peer.clone(), id.clone(), method, params, out.text),
+                    post_request(shared.clone(), peer.clone(), id.clone(), method, params, out.text, auth),
                 );
                 in_flight.insert(
                     id,
@@ -488,7 +496,8 @@ async fn post_message<S: Service>(shared: Arc<Shared>, peer: Peer<S>, method: St
     }
 }
 
-/// POSTs a request and hands its answer (or the error that stands for it) to the peer.
+/// POSTs a request and hands its answer (or the error that stands for it) to the peer; `auth`
+/// replaces the connection's [`HttpClientConfig::auth`] for it.
 async fn post_request<S: Service>(
     shared: Arc<Shared>,
     peer: Peer<S>,
@@ -496,12 +505,14 @@ async fn post_request<S: Service>(
     method: String,
     params: Option<Box<RawValue>>,
     text: String,
+    auth: Option<Auth>,
 ) {
     let exchange = Exchange {
         shared: &shared,
         peer: &peer,
         id: &id,
         method: &method,
+        auth: auth.as_ref().or(shared.config.auth.as_ref()),
     };
     if let Err(error) = exchange.run(params.as_deref(), text).await {
         peer.receive(&message::encode_error(Some(&id), &error)).await;
@@ -669,6 +680,8 @@ struct Exchange<'a, S: Service> {
     peer: &'a Peer<S>,
     id: &'a RequestId,
     method: &'a str,
+    /// Its credentials: the request's own, else the connection's.
+    auth: Option<&'a Auth>,
 }
 
 /// How reading a response stream ended.
@@ -713,7 +726,7 @@ impl<S: Service> Exchange<'_, S> {
         if let Some(context) = crate::otel::TraceContext::from_params(params) {
             post = post.header(crate::otel::TRACEPARENT, context.traceparent());
         }
-        let response = auth::send(shared.config.auth.as_ref(), post)
+        let response = auth::send(self.auth, post)
             .await
             .map_err(|e| self.error(format_args!("POST {}: {}", shared.url, with_causes(&e)), None))?;
         let status = response.status();
@@ -847,7 +860,7 @@ impl<S: Service> Exchange<'_, S> {
                     ));
                 }
                 tokio::time::sleep(shared.retry(decoder.retry)).await;
-                match auth::send(shared.config.auth.as_ref(), shared.get(Some(&last))).await {
+                match auth::send(self.auth, shared.get(Some(&last))).await {
                     Ok(r) if r.status() == StatusCode::NOT_FOUND => {
                         return Err(transport_error(
                             "the session expired while the answer was awaited (HTTP 404)",
