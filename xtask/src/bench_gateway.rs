@@ -204,8 +204,9 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     let policy = bench.policy()?;
+    let cache = bench.cache()?;
     let sessions = bench.sessions()?;
-    let report = render(&args, &cells, &policy, &sessions);
+    let report = render(&args, &cells, (&policy, &cache), &sessions);
     write_report(&root, &report, args.load.no_docs, |old| {
         splice_section(old, BEGIN, END, &report)
     })?;
@@ -426,7 +427,12 @@ fn direct_sessions(count: usize) -> usize {
 }
 
 /// The report: what was measured, the tables, the goals.
-fn render(args: &Args, cells: &[Cell], policy: &[policy::Row], sessions: &Sessions) -> String {
+fn render(
+    args: &Args,
+    cells: &[Cell],
+    (policy, cache): (&[policy::Row], &policy::CacheRows),
+    sessions: &Sessions,
+) -> String {
     let mut out = String::new();
     let line = |out: &mut String, text: &str| {
         out.push_str(text);
@@ -460,6 +466,8 @@ fn render(args: &Args, cells: &[Cell], policy: &[policy::Row], sessions: &Sessio
              - **Policy layers**: the echo load (2026-07-28, concurrency {policy}) through gateways that differ\n\
              only in their policy layers (none; auth + RBAC; and a rate limit in memory or in Redis; and a\n\
              durable audit trail), all relaying to one server, loaded in turn round after round.\n\
+             - **Cache**: the fan-out's `tools/list` on two such gateways, one without a cache (cold) and\n\
+             one with `cache: {{}}` (warm), loaded in turn.\n\
              - **Idle sessions**: on a fresh gateway (one built-in everything upstream) on CPU {server},\n\
              `portico-bench sessions` (CPU {load}) opens and ends {warm} sessions, reads `VmRSS`, opens N more\n\
              (`initialize` + `notifications/initialized`) one after another on one keep-alive connection, waits\n\
@@ -489,14 +497,18 @@ fn render(args: &Args, cells: &[Cell], policy: &[policy::Row], sessions: &Sessio
     render_echo(&mut out, cells);
     render_fanout(&mut out, args, cells);
     policy::render(&mut out, args, policy);
+    policy::render_cache(&mut out, args, cache);
     render_sessions(&mut out, args, sessions);
-    for goal in goals(cells).into_iter().chain(policy::goal(policy)) {
+    let policy_goals = policy::goal(policy).into_iter().chain([policy::cache_goal(cache)]);
+    for goal in goals(cells).into_iter().chain(policy_goals) {
         line(&mut out, &goal);
     }
     let other = cells
         .iter()
         .map(Cell::other_cpu)
-        .fold(policy::other_cpu(policy), f64::max);
+        .fold(policy::other_cpu(policy), f64::max)
+        .max(cache.cold.other_cpu)
+        .max(cache.warm.other_cpu);
     line(&mut out, &disturbance(other));
     out
 }

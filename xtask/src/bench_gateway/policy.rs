@@ -14,16 +14,23 @@
 //! variants are loaded in turn, round after round, so a drift in the machine's speed reaches
 //! all alike; each figure is compared with `off` of the same run. Goal (issue 8): auth + RBAC +
 //! a memory rate limit cost at most 15% of the throughput with everything off.
+//!
+//! And the cache: whole `tools/list`s (2026-07-28) on the fan-out gateway (`--upstreams`
+//! built-in upstreams) without a cache — cold: every listing assembled from the upstreams'
+//! snapshots and encoded again — and with `cache: {}` — warm: the listing kept, its pages
+//! encoded once. Goal (issue 8): warm ≥ 2× cold.
 
 use std::path::Path;
 
 use anyhow::{Context as _, bail};
 
-use super::{Args, Bench, echo_config, row};
+use super::{Args, Bench, echo_config, fanout_config, row};
 use crate::bench_server::{Figures, Round, Server, Subject as ServerKind, load_args, per_call, ratio, run_bench_tool};
 
 /// The goal: auth + RBAC + memory rate limit at least this share of `off`'s req/s.
 pub(super) const GOAL: f64 = 0.85;
+/// The goal: warm-cache `tools/list` at least this many times cold.
+pub(super) const CACHE_GOAL: f64 = 2.0;
 
 /// The layers of one variant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -251,4 +258,99 @@ pub(super) fn goal(rows: &[Row]) -> Option<String> {
         "- Policy goal (auth + RBAC + memory rate limit cost ≤ 15% of the throughput with every layer off): {met} — {:.2}× ({:.0} vs {:.0} req/s).",
         share, layered, off
     ))
+}
+
+/// The cache cells' figures: cold (no cache), then warm.
+pub(super) struct CacheRows {
+    pub(super) cold: Figures,
+    pub(super) warm: Figures,
+}
+
+impl Bench<'_> {
+    /// `tools/list` on two fan-out gateways, one without a cache and one with, loaded in turn.
+    pub(super) fn cache(&self) -> anyhow::Result<CacheRows> {
+        let args: &Args = self.args;
+        let concurrency = args.fanout_concurrency.first().copied().unwrap_or(32);
+        let mut gateways = Vec::new();
+        for (name, extra) in [("cache-cold", ""), ("cache-warm", "cache: {}\n")] {
+            let config = format!("{}{extra}", fanout_config(args.upstreams));
+            gateways.push(self.gateway(name, &config, args.load.server_cpu)?);
+        }
+        let mut rounds: [Vec<Round>; 2] = [Vec::new(), Vec::new()];
+        for round in 0..args.load.rounds {
+            for (i, gateway) in gateways.iter_mut().enumerate() {
+                let mut tool_args = load_args(
+                    &gateway.url,
+                    "stateless",
+                    concurrency,
+                    args.load.round_seconds(),
+                    gateway.pid(),
+                );
+                tool_args.extend(["--method".into(), "tools/list".into()]);
+                let label = if i == 0 { "cold" } else { "warm" };
+                let log = self.logs.join(format!("cache-{label}-{round}.load.log"));
+                let report = run_bench_tool(self.binaries, args.load.load_cpu, &tool_args, &log)
+                    .with_context(|| format!("cache {label}; see {}", gateway.log.display()))?;
+                rounds[i].push(Round::of_load(&report).with_context(|| format!("cache {label}"))?);
+                gateway.check_alive()?;
+            }
+        }
+        let cold = Figures::of(&rounds[0], gateways[0].status_kib("VmHWM")?);
+        let warm = Figures::of(&rounds[1], gateways[1].status_kib("VmHWM")?);
+        for (label, f) in [("cold", &cold), ("warm", &warm)] {
+            println!(
+                "  cache  tools/list {label:<5} c={concurrency:<4} {:>8.0} listings/s  p50 {:>7.0} µs  p99 {:>7.0} µs  CPU {:>3.0}% ({:>7.1} µs/listing)  other CPU {:>3.0}%",
+                f.rps,
+                f.p50_us,
+                f.p99_us,
+                f.server_cpu,
+                f.cpu_us_per_call(),
+                f.other_cpu,
+            );
+        }
+        Ok(CacheRows { cold, warm })
+    }
+}
+
+/// The cache table.
+pub(super) fn render_cache(out: &mut String, args: &Args, rows: &CacheRows) {
+    out.push_str(&format!(
+        "### Cache: tools/list on the fan-out gateway, cold and warm (ratio: warm / cold)\n\n\
+         Whole 2026-07-28 `tools/list`s (every page) at concurrency {} on a gateway with {} built-in\n\
+         upstreams: without a cache (cold: each listing assembled from the upstreams' snapshots and\n\
+         encoded again) and with `cache: {{}}` (warm: the listing kept, its pages encoded once).\n\n",
+        args.fanout_concurrency.first().copied().unwrap_or(32),
+        args.upstreams
+    ));
+    out.push_str("| cache | listings/s | p50 µs | p99 µs | gateway CPU µs/listing | peak RSS MiB | other CPU % |\n");
+    out.push_str("|---|---|---|---|---|---|---|\n");
+    for (label, f) in [("cold (off)", &rows.cold), ("warm (`cache: {}`)", &rows.warm)] {
+        let warm = std::ptr::eq(f, &rows.warm);
+        let cells = [
+            label.to_owned(),
+            if warm {
+                format!("{:.0} ({})", f.rps, ratio(f.rps, rows.cold.rps))
+            } else {
+                format!("{:.0}", f.rps)
+            },
+            format!("{:.0}", f.p50_us),
+            format!("{:.0}", f.p99_us),
+            format!("{:.1}", per_call(f.server_cpu, f.rps)),
+            format!("{:.1}", f.peak_rss_kib as f64 / 1024.0),
+            format!("{:.0}", f.other_cpu),
+        ];
+        out.push_str(&row(&cells));
+        out.push('\n');
+    }
+    out.push('\n');
+}
+
+/// The cache goal line.
+pub(super) fn cache_goal(rows: &CacheRows) -> String {
+    let times = rows.warm.rps / rows.cold.rps.max(f64::MIN_POSITIVE);
+    let met = if times >= CACHE_GOAL { "met" } else { "**missed**" };
+    format!(
+        "- Cache goal (warm-cache `tools/list` ≥ {CACHE_GOAL}× cold): {met} — {times:.1}× ({:.0} vs {:.0} listings/s).",
+        rows.warm.rps, rows.cold.rps
+    )
 }
