@@ -94,9 +94,20 @@ pub struct Authenticator {
     /// Keys of the JWKS URL by `kid`, and when they were fetched.
     jwks: RwLock<(KeySet, Option<Instant>)>,
     http: reqwest::Client,
+    /// JWTs checked lately, by their text, and their callers, each kept until it expires and
+    /// for [`VERIFIED_FOR`] at most: a client sending the same token on every request has its
+    /// signature and claims checked once a minute, not per request.
+    verified: std::sync::Mutex<HashMap<Box<str>, (Instant, Principal)>>,
     /// API keys, when `api_keys` (see [`Authenticator::with_api_keys`]).
     api_keys: Option<crate::apikeys::ApiKeys>,
 }
+
+/// How long a checked JWT is trusted before it is checked again (its `exp` still bounds it):
+/// also how long a key removed from the JWKS keeps admitting the tokens it signed.
+const VERIFIED_FOR: Duration = Duration::from_secs(60);
+
+/// Checked tokens kept at most.
+const VERIFIED_MAX: usize = 10_000;
 
 /// The least time between two JWKS fetches caused by unknown `kid`s.
 const JWKS_REFETCH: Duration = Duration::from_secs(30);
@@ -161,6 +172,8 @@ struct Claims {
     #[serde(default)]
     sub: Option<String>,
     #[serde(default)]
+    exp: Option<u64>,
+    #[serde(default)]
     scope: Option<String>,
     #[serde(default)]
     scp: Option<Vec<String>>,
@@ -192,6 +205,7 @@ impl Authenticator {
                 .timeout(Duration::from_secs(10))
                 .build()
                 .unwrap_or_default(),
+            verified: std::sync::Mutex::default(),
             api_keys: None,
         };
         if authenticator.config.jwt.jwks_url.is_some()
@@ -301,6 +315,9 @@ impl Authenticator {
             self.check_scopes(&principal.scopes)?;
             return Ok(principal);
         }
+        if let Some(principal) = self.verified(token) {
+            return Ok(principal);
+        }
         let header =
             jsonwebtoken::decode_header(token).map_err(|e| AuthError::Invalid(format!("a malformed token: {e}")))?;
         let key = self.key(header.kid.as_deref()).await.ok_or_else(|| {
@@ -329,11 +346,41 @@ impl Authenticator {
             Some(serde_json::Value::String(text)) => text.split_whitespace().map(str::to_string).collect(),
             _ => Vec::new(),
         };
-        Ok(Principal {
+        let principal = Principal {
             subject: claims.sub.unwrap_or_default(),
             roles,
             scopes,
-        })
+        };
+        self.remember(token, claims.exp, &principal);
+        Ok(principal)
+    }
+
+    /// The caller of `token` if it was checked less than [`VERIFIED_FOR`] ago and has not
+    /// expired since.
+    fn verified(&self, token: &str) -> Option<Principal> {
+        let verified = self.verified.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (until, principal) = verified.get(token)?;
+        (Instant::now() < *until).then(|| principal.clone())
+    }
+
+    /// Keeps a checked token's caller until it expires, for [`VERIFIED_FOR`] at most.
+    fn remember(&self, token: &str, exp: Option<u64>, principal: &Principal) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let left = Duration::from_secs(exp.unwrap_or(0).saturating_sub(now)).min(VERIFIED_FOR);
+        if left.is_zero() {
+            return;
+        }
+        let mut verified = self.verified.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if verified.len() >= VERIFIED_MAX {
+            let now = Instant::now();
+            verified.retain(|_, (until, _)| *until > now);
+            if verified.len() >= VERIFIED_MAX {
+                verified.clear();
+            }
+        }
+        verified.insert(token.into(), (Instant::now() + left, principal.clone()));
     }
 
     /// `Err` naming the `required_scopes` that `scopes` lack.
@@ -484,4 +531,57 @@ pub async fn metadata(State(authenticator): State<Arc<Authenticator>>, request: 
         authenticator.metadata(&resource).to_string(),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn authenticator() -> Authenticator {
+        let config: AuthConfig = serde_norway::from_str(
+            "jwt:\n  issuer: https://issuer.test\n  audience: [gw]\n  keys:\n    - {kid: hs, alg: HS256, secret: 'a-test-secret-of-enough-length-0123456789'}\n",
+        )
+        .unwrap();
+        Authenticator {
+            keys: HashMap::new(),
+            jwks: RwLock::new((HashMap::new(), None)),
+            http: reqwest::Client::new(),
+            verified: std::sync::Mutex::default(),
+            api_keys: None,
+            config,
+        }
+    }
+
+    fn principal() -> Principal {
+        Principal {
+            subject: "ada".into(),
+            roles: vec!["reader".into()],
+            scopes: Vec::new(),
+        }
+    }
+
+    fn now() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    }
+
+    #[test]
+    fn a_checked_token_is_trusted_until_it_expires_and_no_longer() {
+        let authenticator = authenticator();
+        // No key is configured here: only the cache can admit these tokens.
+        authenticator.remember("t-long", Some(now() + 3600), &principal());
+        assert_eq!(authenticator.verified("t-long"), Some(principal()));
+        assert_eq!(authenticator.verified("t-other"), None);
+        // Expiring within the second: kept no longer than that.
+        authenticator.remember("t-brief", Some(now() + 1), &principal());
+        std::thread::sleep(Duration::from_millis(1100));
+        assert_eq!(authenticator.verified("t-brief"), None);
+        // Expired already (accepted within the leeway), or without `exp`: not kept.
+        authenticator.remember("t-late", Some(now() - 5), &principal());
+        authenticator.remember("t-none", None, &principal());
+        assert_eq!(authenticator.verified("t-late"), None);
+        assert_eq!(authenticator.verified("t-none"), None);
+    }
 }
