@@ -542,6 +542,8 @@ mod tests {
             "jwt:\n  issuer: https://issuer.test\n  audience: [gw]\n  keys:\n    - {kid: hs, alg: HS256, secret: 'a-test-secret-of-enough-length-0123456789'}\n",
         )
         .unwrap();
+        // As `Authenticator::new` does: reqwest built with rustls needs the provider first.
+        portico_transport::http::tls::install_provider();
         Authenticator {
             keys: HashMap::new(),
             jwks: RwLock::new((HashMap::new(), None)),

@@ -513,8 +513,8 @@ return out
 /// Results in Redis.
 struct RedisStore {
     client: redis::Client,
-    /// The lookup script's SHA-1, once loaded.
-    sha: Mutex<Option<String>>,
+    /// The lookup script.
+    lookup: redis::Script,
     /// Upstreams whose generation is still to be bumped, with the count of drops asked: a
     /// bump clears its upstream only if no drop was asked meanwhile.
     pending: Mutex<HashMap<String, u64>>,
@@ -534,7 +534,7 @@ impl RedisStore {
     fn new(address: redis::Address) -> Self {
         Self {
             client: redis::Client::new(address, REDIS_TIMEOUT),
-            sha: Mutex::new(None),
+            lookup: redis::Script::new(LOOKUP),
             pending: Mutex::default(),
             dirty: AtomicBool::new(false),
         }
@@ -608,32 +608,10 @@ impl RedisStore {
         Ok((generation, None))
     }
 
-    /// Runs the lookup script: `EVALSHA`, or `EVAL` when Redis does not know it.
+    /// Runs the lookup script (its first argument is its one key).
     async fn eval(&self, args: &[&[u8]]) -> Result<redis::Reply, redis::Error> {
-        let known = self.sha.lock().unwrap_or_else(PoisonError::into_inner).clone();
-        let sha = match known {
-            Some(sha) => sha,
-            None => {
-                let reply = self.client.command(&[b"SCRIPT", b"LOAD", LOOKUP.as_bytes()]).await?;
-                let sha = reply
-                    .text()
-                    .ok_or_else(|| redis::Error::Protocol(format!("SCRIPT LOAD answered {reply:?}")))?;
-                *self.sha.lock().unwrap_or_else(PoisonError::into_inner) = Some(sha.clone());
-                sha
-            }
-        };
         let (keys, argv) = args.split_at(1);
-        let mut command: Vec<&[u8]> = vec![b"EVALSHA", sha.as_bytes(), b"1"];
-        command.extend_from_slice(keys);
-        command.extend_from_slice(argv);
-        match self.client.command(&command).await {
-            Err(redis::Error::Reply(message)) if message.starts_with("NOSCRIPT") => {
-                command[0] = b"EVAL";
-                command[1] = LOOKUP.as_bytes();
-                self.client.command(&command).await
-            }
-            other => other,
-        }
+        self.lookup.run(&self.client, keys, argv).await
     }
 
     async fn put(
@@ -1517,7 +1495,7 @@ mod tests {
         assert_eq!((generation, found.is_none()), (1, true));
         assert!(!store.dirty.load(Ordering::Acquire));
         // Redis forgot the script (a restart): EVAL stands in.
-        *store.sha.lock().unwrap() = Some("0000000000000000000000000000000000000000".into());
+        store.lookup.pretend_loaded("0000000000000000000000000000000000000000");
         assert!(store.get(&upstream, &[d]).await.is_ok());
         let _ = store
             .client

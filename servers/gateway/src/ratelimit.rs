@@ -566,39 +566,22 @@ impl Shard {
 /// Buckets in Redis.
 struct RedisBuckets {
     client: redis::Client,
-    /// The script's SHA-1, once loaded.
-    sha: Mutex<Option<String>>,
+    /// The bucket script.
+    script: redis::Script,
 }
 
 impl RedisBuckets {
     async fn take(&self, key: &str, capacity: u64, interval_us: f64) -> Result<Taken, redis::Error> {
-        let known = self.sha.lock().unwrap_or_else(PoisonError::into_inner).clone();
-        let sha = match known {
-            Some(sha) => sha,
-            None => {
-                let reply = self.client.command(&[b"SCRIPT", b"LOAD", SCRIPT.as_bytes()]).await?;
-                let sha = reply
-                    .text()
-                    .ok_or_else(|| redis::Error::Protocol(format!("SCRIPT LOAD answered {reply:?}")))?;
-                *self.sha.lock().unwrap_or_else(PoisonError::into_inner) = Some(sha.clone());
-                sha
-            }
-        };
         let capacity = capacity.to_string();
         let interval = format!("{interval_us}");
-        let args = [key.as_bytes(), capacity.as_bytes(), interval.as_bytes()];
-        let reply = match self
-            .client
-            .command(&[b"EVALSHA", sha.as_bytes(), b"1", args[0], args[1], args[2]])
-            .await
-        {
-            Err(redis::Error::Reply(message)) if message.starts_with("NOSCRIPT") => {
-                self.client
-                    .command(&[b"EVAL", SCRIPT.as_bytes(), b"1", args[0], args[1], args[2]])
-                    .await?
-            }
-            other => other?,
-        };
+        let reply = self
+            .script
+            .run(
+                &self.client,
+                &[key.as_bytes()],
+                &[capacity.as_bytes(), interval.as_bytes()],
+            )
+            .await?;
         let numbers: Option<Vec<i64>> = match &reply {
             redis::Reply::Array(Some(items)) if items.len() == 4 => items
                 .iter()
@@ -664,7 +647,7 @@ impl Limiter {
             memory: Memory::new(),
             redis: redis.map(|address| RedisBuckets {
                 client: redis::Client::new(address, REDIS_TIMEOUT),
-                sha: Mutex::new(None),
+                script: redis::Script::new(SCRIPT),
             }),
             metrics,
         }
@@ -1347,7 +1330,7 @@ mod tests {
     async fn the_script_keeps_buckets_in_redis() {
         let buckets = RedisBuckets {
             client: test_redis(),
-            sha: Mutex::new(None),
+            script: redis::Script::new(SCRIPT),
         };
         if let Err(e) = buckets.client.command(&[b"PING"]).await {
             panic!("Redis is not reachable ({e}): start it (`bash .ci/run` does), or set PORTICO_TEST_REDIS");
@@ -1372,7 +1355,9 @@ mod tests {
         tokio::time::sleep(Duration::from_micros(refused.wait_us) + Duration::from_millis(5)).await;
         assert!(buckets.take(&key, 3, 100_000.0).await.unwrap().admitted);
         // Redis does not know the script (as after a restart): EVAL stands in.
-        *buckets.sha.lock().unwrap() = Some("0000000000000000000000000000000000000000".into());
+        buckets
+            .script
+            .pretend_loaded("0000000000000000000000000000000000000000");
         let other = format!("{key}:other");
         assert!(buckets.take(&other, 1, 1e9).await.unwrap().admitted);
         assert!(!buckets.take(&other, 1, 1e9).await.unwrap().admitted);

@@ -439,6 +439,58 @@ impl Client {
     }
 }
 
+/// A Lua script: run with `EVALSHA` (loaded once with `SCRIPT LOAD`), and with `EVAL` when
+/// Redis answers `NOSCRIPT` (it restarted, or its script cache was flushed).
+pub struct Script {
+    source: &'static str,
+    /// Its SHA-1, once loaded.
+    sha: Mutex<Option<String>>,
+}
+
+impl Script {
+    /// The script `source`.
+    pub const fn new(source: &'static str) -> Self {
+        Self {
+            source,
+            sha: Mutex::new(None),
+        }
+    }
+
+    /// Believes the script loaded as `sha` (a test of the `NOSCRIPT` fallback).
+    #[cfg(test)]
+    pub(crate) fn pretend_loaded(&self, sha: &str) {
+        *self.sha.lock().unwrap_or_else(PoisonError::into_inner) = Some(sha.to_string());
+    }
+
+    /// Runs it on `client` with `keys` and `args`.
+    pub async fn run(&self, client: &Client, keys: &[&[u8]], args: &[&[u8]]) -> Result<Reply, Error> {
+        let known = self.sha.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let sha = match known {
+            Some(sha) => sha,
+            None => {
+                let reply = client.command(&[b"SCRIPT", b"LOAD", self.source.as_bytes()]).await?;
+                let sha = reply
+                    .text()
+                    .ok_or_else(|| Error::Protocol(format!("SCRIPT LOAD answered {reply:?}")))?;
+                *self.sha.lock().unwrap_or_else(PoisonError::into_inner) = Some(sha.clone());
+                sha
+            }
+        };
+        let count = keys.len().to_string();
+        let mut command: Vec<&[u8]> = vec![b"EVALSHA", sha.as_bytes(), count.as_bytes()];
+        command.extend_from_slice(keys);
+        command.extend_from_slice(args);
+        match client.command(&command).await {
+            Err(Error::Reply(message)) if message.starts_with("NOSCRIPT") => {
+                command[0] = b"EVAL";
+                command[1] = self.source.as_bytes();
+                client.command(&command).await
+            }
+            other => other,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
