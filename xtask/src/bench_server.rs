@@ -992,6 +992,41 @@ pub(crate) fn cpu_model() -> String {
     }
 }
 
+/// An HS256 token minted by `portico token` (the binary under test, `portico`) for `(issuer,
+/// audience)`, as `(subject, role, kid)`, signed with `secret`, valid for 10 hours: what a
+/// gateway with `auth` run by a benchmark or a conformance run wants.
+pub(crate) fn mint_token(
+    portico: &std::path::Path,
+    (issuer, audience): (&str, &str),
+    (subject, role, kid): (&str, &str, &str),
+    secret: &str,
+) -> anyhow::Result<String> {
+    use anyhow::Context as _;
+    let output = std::process::Command::new(portico)
+        .args([
+            "token",
+            "--issuer",
+            issuer,
+            "--audience",
+            audience,
+            "--subject",
+            subject,
+        ])
+        .args(["--roles", role, "--kid", kid, "--ttl", "600m"])
+        .env("PORTICO_TOKEN_SECRET", secret)
+        .output()
+        .context("running portico token")?;
+    anyhow::ensure!(
+        output.status.success(),
+        "portico token failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(String::from_utf8(output.stdout)
+        .context("portico token printed no UTF-8")?
+        .trim()
+        .to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

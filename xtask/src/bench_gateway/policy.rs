@@ -114,27 +114,7 @@ pub(super) struct Row {
 
 /// A token for the variants with `auth`, minted by `portico token` (the binary under test).
 fn mint(portico: &Path) -> anyhow::Result<String> {
-    let output = std::process::Command::new(portico)
-        .args([
-            "token",
-            "--issuer",
-            ISSUER,
-            "--audience",
-            AUDIENCE,
-            "--subject",
-            "bench",
-        ])
-        .args(["--roles", "bench", "--kid", "bench", "--ttl", "600m"])
-        .env("PORTICO_TOKEN_SECRET", SECRET)
-        .output()
-        .context("running portico token")?;
-    if !output.status.success() {
-        bail!("portico token failed: {}", String::from_utf8_lossy(&output.stderr));
-    }
-    Ok(String::from_utf8(output.stdout)
-        .context("portico token printed no UTF-8")?
-        .trim()
-        .to_owned())
+    crate::bench_server::mint_token(portico, (ISSUER, AUDIENCE), ("bench", "bench", "bench"), SECRET)
 }
 
 impl Bench<'_> {

@@ -174,29 +174,12 @@ fn run_secret(dir: &Path) -> String {
 
 /// A token for the run's gateway, minted by `portico token` (the binary under test).
 fn mint(portico: &Path, secret: &str) -> anyhow::Result<String> {
-    let output = std::process::Command::new(portico)
-        .args([
-            "token",
-            "--issuer",
-            ISSUER,
-            "--audience",
-            AUDIENCE,
-            "--subject",
-            "conformance-suite",
-        ])
-        .args(["--roles", "conformance", "--kid", "conformance", "--ttl", "600m"])
-        .env("PORTICO_TOKEN_SECRET", secret)
-        .output()
-        .context("running portico token")?;
-    anyhow::ensure!(
-        output.status.success(),
-        "portico token failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Ok(String::from_utf8(output.stdout)
-        .context("portico token printed no UTF-8")?
-        .trim()
-        .to_owned())
+    crate::bench_server::mint_token(
+        portico,
+        (ISSUER, AUDIENCE),
+        ("conformance-suite", "conformance", "conformance"),
+        secret,
+    )
 }
 
 /// Starts the gateway of one run (after its HTTP upstream, if it has one) with its configuration
