@@ -216,6 +216,13 @@ impl Gateway {
     /// applied ([`Gateway::apply_file`]); until the gateway shuts down. The gateway must have
     /// been started from this file's contents.
     pub fn watch_file(&self, path: PathBuf, interval: Duration) {
+        self.watch_file_with(path, interval, |_| {});
+    }
+
+    /// [`Gateway::watch_file`], `adjust` applied to every version read: what the command line
+    /// set over the file (`--listen`, `--state`), so that a reload keeps it and reports no
+    /// change of it.
+    pub fn watch_file_with(&self, path: PathBuf, interval: Duration, adjust: impl Fn(&mut Config) + Send + 'static) {
         let gateway = self.clone();
         {
             let mut sources = self.sources();
@@ -234,7 +241,10 @@ impl Gateway {
                     continue;
                 }
                 seen = now;
-                match Config::load(&path) {
+                match Config::load(&path).map(|mut config| {
+                    adjust(&mut config);
+                    config
+                }) {
                     Ok(config) => match gateway.apply_file(config).await {
                         Ok(()) => tracing::info!(path = %path.display(), "configuration file applied"),
                         Err(e) => {

@@ -98,7 +98,16 @@ pub fn run(args: GatewayArgs) -> ExitCode {
         if let Some(path) = &args.config
             && !args.watch_interval.is_zero()
         {
-            gateway.watch_file(path.clone(), args.watch_interval);
+            // What the command line set over the file holds for every version of it.
+            let (listen, state) = (args.listen, args.state.clone());
+            gateway.watch_file_with(path.clone(), args.watch_interval, move |config| {
+                if let Some(listen) = listen {
+                    config.listen = listen;
+                }
+                if let Some(state) = &state {
+                    config.state.url.clone_from(state);
+                }
+            });
         }
         let app = gateway.router();
         let mut banner = format!("gateway serving MCP on http://{addr}/mcp\n");

@@ -242,3 +242,29 @@ async fn the_admin_api_wants_its_token_when_one_is_set() {
     assert_eq!(status, 200);
     assert_eq!(body["config"]["admin"]["token"], "<redacted>", "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_command_line_set_over_the_file_holds_across_reloads() {
+    let file = File::new("overridden.yaml", "upstreams:\n  - {name: a, builtin: everything}\n");
+    let gateway = Running::start_file(&file.0).await;
+    // The gateway runs on a state store and an address the file does not name (as `portico
+    // gateway --state … --listen …` does).
+    let started = gateway.gateway.config();
+    assert_ne!(started.state.url, Config::default().state.url);
+    let (listen, state) = (started.listen, started.state.url.clone());
+    gateway
+        .gateway
+        .watch_file_with(file.0.clone(), Duration::from_millis(100), move |config| {
+            config.listen = listen;
+            config.state.url.clone_from(&state);
+        });
+    file.write("upstreams:\n  - {name: a, builtin: everything}\n  - {name: b, builtin: everything}\n");
+    until("the new file applied", || async {
+        gateway.gateway.config().upstream("b").is_some()
+    })
+    .await;
+    let reloaded = gateway.gateway.config();
+    assert_eq!(reloaded.state.url, started.state.url, "the override holds");
+    assert_eq!(reloaded.listen, started.listen);
+    assert_eq!(gateway.gateway.last_change().map(|c| c.outcome), Some("applied".into()));
+}
