@@ -207,23 +207,8 @@ pub(super) fn render(out: &mut String, args: &Args, rows: &[Row]) {
         .map(|r| r.figures.clone())
         .unwrap_or_default();
     for r in rows {
-        let f = &r.figures;
-        let compared = r.variant != Variant::Off;
-        let cells = [
-            format!("`{}`", r.variant.name()),
-            if compared {
-                format!("{:.0} ({})", f.rps, ratio(f.rps, off.rps))
-            } else {
-                format!("{:.0}", f.rps)
-            },
-            format!("{:.0}", f.p50_us),
-            format!("{:.0}", f.p99_us),
-            format!("{:.1}", per_call(f.server_cpu, f.rps)),
-            format!("{:.1}", f.peak_rss_kib as f64 / 1024.0),
-            format!("{:.0}", f.other_cpu),
-        ];
-        out.push_str(&row(&cells));
-        out.push('\n');
+        let baseline = (r.variant != Variant::Off).then_some(&off);
+        out.push_str(&figures_row(&format!("`{}`", r.variant.name()), &r.figures, baseline));
     }
     out.push('\n');
 }
@@ -304,25 +289,28 @@ pub(super) fn render_cache(out: &mut String, args: &Args, rows: &CacheRows) {
     ));
     out.push_str("| cache | listings/s | p50 µs | p99 µs | gateway CPU µs/listing | peak RSS MiB | other CPU % |\n");
     out.push_str("|---|---|---|---|---|---|---|\n");
-    for (label, f) in [("cold (off)", &rows.cold), ("warm (`cache: {}`)", &rows.warm)] {
-        let warm = std::ptr::eq(f, &rows.warm);
-        let cells = [
-            label.to_owned(),
-            if warm {
-                format!("{:.0} ({})", f.rps, ratio(f.rps, rows.cold.rps))
-            } else {
-                format!("{:.0}", f.rps)
-            },
-            format!("{:.0}", f.p50_us),
-            format!("{:.0}", f.p99_us),
-            format!("{:.1}", per_call(f.server_cpu, f.rps)),
-            format!("{:.1}", f.peak_rss_kib as f64 / 1024.0),
-            format!("{:.0}", f.other_cpu),
-        ];
-        out.push_str(&row(&cells));
-        out.push('\n');
-    }
+    out.push_str(&figures_row("cold (off)", &rows.cold, None));
+    out.push_str(&figures_row("warm (`cache: {}`)", &rows.warm, Some(&rows.cold)));
     out.push('\n');
+}
+
+/// One line of the policy and cache tables: `label`, then `f`'s rate (as a ratio of
+/// `baseline`'s, when given), latencies, gateway CPU per call, peak RSS and other CPU.
+fn figures_row(label: &str, f: &Figures, baseline: Option<&Figures>) -> String {
+    let rate = match baseline {
+        Some(baseline) => format!("{:.0} ({})", f.rps, ratio(f.rps, baseline.rps)),
+        None => format!("{:.0}", f.rps),
+    };
+    let cells = [
+        label.to_owned(),
+        rate,
+        format!("{:.0}", f.p50_us),
+        format!("{:.0}", f.p99_us),
+        format!("{:.1}", per_call(f.server_cpu, f.rps)),
+        format!("{:.1}", f.peak_rss_kib as f64 / 1024.0),
+        format!("{:.0}", f.other_cpu),
+    ];
+    row(&cells) + "\n"
 }
 
 /// The cache goal line.
