@@ -18,26 +18,9 @@ async fn gateway(state: &std::path::Path) -> Running {
 
 /// A 2026-07-28 `tools/call` of `tool` with `authorization`: the status and the JSON body.
 async fn call(gateway: &Running, authorization: &str, tool: &str) -> (u16, serde_json::Value) {
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": tool, "arguments": {"message": "hi"},
-        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}}});
-    let response = reqwest::Client::new()
-        .post(format!("{}/mcp", gateway.base))
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", "tools/call")
-        .header("mcp-name", tool)
-        .header("authorization", authorization)
-        .body(body.to_string())
-        .send()
+    gateway
+        .post_tool_call("/mcp", Some(authorization), tool, json!({"message": "hi"}))
         .await
-        .expect("sent");
-    let status = response.status().as_u16();
-    let text = response.text().await.expect("a body");
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}")),
-    )
 }
 
 async fn admin(

@@ -27,27 +27,11 @@ async fn call_as(
     tool: &str,
     arguments: serde_json::Value,
 ) -> (u16, serde_json::Value) {
-    let body = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": tool, "arguments": arguments,
-        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}}});
-    let mut request = reqwest::Client::new()
-        .post(format!("{}/mcp", gateway.base))
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", "tools/call")
-        .header("mcp-name", tool)
-        .body(body.to_string());
-    if let Some(subject) = subject {
-        let token = hs256("hs", &claims(|c| c["sub"] = json!(subject)));
-        request = request.header("authorization", format!("Bearer {token}"));
-    }
-    let response = request.send().await.expect("sent");
-    let status = response.status().as_u16();
-    let text = response.text().await.expect("a body");
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}")),
-    )
+    let authorization =
+        subject.map(|subject| format!("Bearer {}", hs256("hs", &claims(|c| c["sub"] = json!(subject)))));
+    gateway
+        .post_tool_call("/mcp", authorization.as_deref(), tool, arguments)
+        .await
 }
 
 fn sha256_hex(json: &serde_json::Value) -> String {

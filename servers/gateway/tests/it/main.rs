@@ -111,6 +111,37 @@ impl Running {
         .expect("connecting to the gateway")
     }
 
+    /// A 2026-07-28 `tools/call` of `tool` with `arguments`, POSTed to `path` with
+    /// `authorization` (none: no header): the status and the JSON body.
+    async fn post_tool_call(
+        &self,
+        path: &str,
+        authorization: Option<&str>,
+        tool: &str,
+        arguments: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": tool, "arguments": arguments,
+            "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}}});
+        let mut request = reqwest::Client::new()
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", "tools/call")
+            .header("mcp-name", tool)
+            .body(body.to_string());
+        if let Some(authorization) = authorization {
+            request = request.header("authorization", authorization);
+        }
+        let response = request.send().await.expect("sent");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("a body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}")),
+        )
+    }
+
     /// `GET path` on the gateway: status and JSON body.
     async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
         let response = reqwest::get(format!("{}{path}", self.base)).await.expect("GET");

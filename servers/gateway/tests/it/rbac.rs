@@ -266,26 +266,7 @@ async fn lists_follow_the_token_s_roles_and_hidden_items_are_refused_as_unknown_
 
 /// A stateless `tools/call` of `name` POSTed to `path` with `authorization`: status and body.
 async fn post_call(gateway: &Running, path: &str, authorization: &str, name: &str) -> (u16, Value) {
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": name, "arguments": {},
-        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}}});
-    let response = reqwest::Client::new()
-        .post(format!("{}{path}", gateway.base))
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", "tools/call")
-        .header("mcp-name", name)
-        .header("authorization", authorization)
-        .body(body.to_string())
-        .send()
-        .await
-        .expect("sent");
-    let status = response.status().as_u16();
-    let text = response.text().await.expect("a body");
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}")),
-    )
+    gateway.post_tool_call(path, Some(authorization), name, json!({})).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
