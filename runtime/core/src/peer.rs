@@ -512,6 +512,13 @@ impl PeerHandle {
         self.shared.closed.cancelled().await;
     }
 
+    /// The token cancelled when the peer closes, for what should end with the connection (a
+    /// transport's streams of it): sharing it costs nothing, where a token of one's own is an
+    /// allocation per connection.
+    pub fn closing(&self) -> CancellationToken {
+        self.shared.closed.clone()
+    }
+
     /// The same connection, with what it sends belonging to no request (for notifications of
     /// the connection as a whole, sent after the request that set them up has been answered).
     pub fn unrelated(&self) -> PeerHandle {
@@ -1018,7 +1025,13 @@ impl<S: Service> Peer<S> {
                 outcome = run => Some(outcome),
             };
             if tracked {
-                shared.in_flight().remove(&id);
+                let mut in_flight = shared.in_flight();
+                in_flight.remove(&id);
+                // An idle connection (a session between requests) keeps no table: the one its
+                // last request grew is a few hundred bytes, per connection, for nothing.
+                if in_flight.is_empty() {
+                    in_flight.shrink_to_fit();
+                }
             }
             // A cancelled request gets no response, even if its handler finished first.
             let outcome = outcome.filter(|_| !cancel.is_cancelled());

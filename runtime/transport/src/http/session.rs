@@ -505,6 +505,11 @@ impl Session {
                     let oldest = detached[0];
                     routes.requests.retain(|_, r| r.detached != Some(oldest));
                 }
+                // An idle session keeps no table: the one its last request grew (`initialize`'s,
+                // for most) is a few hundred bytes per session, for nothing.
+                if routes.requests.is_empty() {
+                    routes.requests.shrink_to_fit();
+                }
             }
         }
     }
@@ -640,20 +645,26 @@ impl Registry {
             Some(id) => id.into(),
             None => new_session_id()?.into(),
         };
-        Ok(Arc::new_cyclic(|weak| Session {
-            id: id.clone(),
-            peer: (state.make_session_peer)(Arc::new(SessionOutlet(weak.clone()))),
-            routes: Mutex::new(Routes {
-                requests: HashMap::new(),
-                session: Route::new(SESSION_STREAM, config.backlog),
-                detach_count: 0,
-            }),
-            closed: config.shutdown.child_token(),
-            open: AtomicUsize::new(0),
-            last_used: AtomicU64::new(registry.now()),
-            next_stream: AtomicU64::new(SESSION_STREAM + 1),
-            log_cap: config.backlog,
-            revision: std::sync::OnceLock::new(),
+        Ok(Arc::new_cyclic(|weak| {
+            let peer = (state.make_session_peer)(Arc::new(SessionOutlet(weak.clone())));
+            Session {
+                id: id.clone(),
+                // The peer's own token, which `close` cancels with it: a token of the session's
+                // own would be another allocation per idle session. Shutdown reaches it
+                // through the reaper, which closes every session (`Registry::close_all`).
+                closed: peer.handle().closing(),
+                peer,
+                routes: Mutex::new(Routes {
+                    requests: HashMap::new(),
+                    session: Route::new(SESSION_STREAM, config.backlog),
+                    detach_count: 0,
+                }),
+                open: AtomicUsize::new(0),
+                last_used: AtomicU64::new(registry.now()),
+                next_stream: AtomicU64::new(SESSION_STREAM + 1),
+                log_cap: config.backlog,
+                revision: std::sync::OnceLock::new(),
+            }
         }))
     }
 
