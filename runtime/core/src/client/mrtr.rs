@@ -10,11 +10,14 @@
 //! with a protocol violation. Dropping the call's future voids the questions in flight
 //! ([`super::InputContext::cancelled`]).
 
-use portico_protocol::v2026_07_28 as wire;
-use serde_json::{Map, Value};
-use tokio_util::sync::CancellationToken;
+use std::borrow::Cow;
 
-use super::{Client, ClientError, InputContext, RequestOptions, decode};
+use portico_protocol::v2026_07_28 as wire;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+use super::{Client, ClientError, InputContext, RequestOptions, result_type};
 use crate::server::Era;
 
 impl Client {
@@ -22,18 +25,17 @@ impl Client {
     pub(super) async fn with_input(
         &self,
         method: &str,
-        params: Map<String, Value>,
+        params: &Map<String, Value>,
         options: &RequestOptions,
-    ) -> Result<Value, ClientError> {
-        // Cancelled when this call is dropped: the handler's questions are void then.
-        let cancel = CancellationToken::new();
-        let _void_on_drop = cancel.clone().drop_guard();
-        let mut round_params = params.clone();
+    ) -> Result<Box<RawValue>, ClientError> {
+        // Made at the first `input_required`; a call answered at once (most) costs nothing.
+        let mut cancel: Option<(CancellationToken, DropGuard)> = None;
+        let mut round_params = Cow::Borrowed(params);
         let max = self.inner.config.max_input_rounds;
         for round in 0.. {
-            let value = self.send(method, round_params, options).await?;
-            if value.get("resultType").and_then(Value::as_str) != Some(wire::InputRequiredResult::RESULT_TYPE) {
-                return Ok(value);
+            let raw = self.send(method, &round_params, options).await?;
+            if result_type(method, &raw)?.as_deref() != Some(wire::InputRequiredResult::RESULT_TYPE) {
+                return Ok(raw);
             }
             if self.inner.era != Era::Stateless {
                 return Err(ClientError::protocol(
@@ -47,19 +49,26 @@ impl Client {
                     format!("still input_required after {max} rounds"),
                 ));
             }
-            let required: wire::InputRequiredResult = decode(method, value)?;
+            let required: wire::InputRequiredResult =
+                serde_json::from_str(raw.get()).map_err(|e| ClientError::protocol(method, e.to_string()))?;
+            // Cancelled when this call is dropped: the handler's questions are void then.
+            let (cancel, _) = cancel.get_or_insert_with(|| {
+                let token = CancellationToken::new();
+                (token.clone(), token.drop_guard())
+            });
             let mut responses = Map::new();
             for (key, request) in required.input_requests.into_iter().flatten() {
-                let answer = self.answer(&key, request, &cancel).await?;
+                let answer = self.answer(&key, request, cancel).await?;
                 responses.insert(key, answer);
             }
-            round_params = params.clone();
+            let mut next = params.clone();
             if !responses.is_empty() {
-                round_params.insert("inputResponses".into(), Value::Object(responses));
+                next.insert("inputResponses".into(), Value::Object(responses));
             }
             if let Some(state) = required.request_state {
-                round_params.insert("requestState".into(), state.into());
+                next.insert("requestState".into(), state.into());
             }
+            round_params = Cow::Owned(next);
         }
         unreachable!("the loop returns")
     }

@@ -359,6 +359,10 @@ impl<S: Service> ClientTransport for HttpClient<S> {
 /// Runs `task` until it ends or the client shuts down.
 fn spawn(shared: &Arc<Shared>, task: impl Future<Output = ()> + Send + 'static) -> JoinHandle<()> {
     let stop = shared.stop.clone();
+    // Boxed: an exchange's future (reqwest's request, the SSE reader) is kilobytes, and tokio
+    // copies a task's future into its cell and its stage again as it runs and ends (three
+    // copies, ~5k instructions a call in `cargo xtask bench client`); a box is one copy.
+    let task = Box::pin(task);
     tokio::spawn(async move {
         tokio::select! {
             () = stop.cancelled() => {}
