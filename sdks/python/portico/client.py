@@ -27,6 +27,7 @@ import inspect
 import itertools
 import json
 import logging
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Literal
@@ -52,6 +53,22 @@ _tokens = itertools.count(1)
 # Let the native runtime's last completions reach Python before the interpreter finalizes
 # (see `quiesce` in sdks/python/src/lib.rs): a fraction of a second at exit, at most.
 atexit.register(_native.quiesce, 0.2)
+
+
+def _weak_dispatch(client: Client) -> Callable[[str, str], Awaitable[str]]:
+    """``client._dispatch`` for the native client to call, holding the client weakly: the
+    native client lives as long as the client, so a strong reference from it back to the
+    client would be a cycle through Rust that Python's collector cannot see, and every client
+    (with its event loop) would live on after it was closed and dropped."""
+    ref = weakref.ref(client)
+
+    async def dispatch(method: str, params_json: str) -> str:
+        target = ref()
+        if target is None:
+            return json.dumps({"error": {"code": INTERNAL_ERROR, "message": "the client is gone"}})
+        return await target._dispatch(method, params_json)
+
+    return dispatch
 
 
 async def _maybe_await(value: Any) -> Any:
@@ -175,7 +192,7 @@ class Client:
         if self._native is not None:
             return self
         options = {k: v for k, v in self._options.items() if v is not None}
-        native = await _native.connect(self._kind, self._target, json.dumps(options), self._dispatch)
+        native = await _native.connect(self._kind, self._target, json.dumps(options), _weak_dispatch(self))
         self._native = native
         self._server = decode(native.server_json())
         receiver = native.notifications()

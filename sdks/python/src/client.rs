@@ -67,18 +67,13 @@ impl NativeClient {
     }
 }
 
-/// `fut` as an asyncio awaitable resolving to its value as JSON text.
+/// `fut` as an asyncio awaitable resolving to its value as JSON text (see [`crate::complete`]).
 fn run<'py, T, F>(py: Python<'py>, fut: F) -> PyResult<Bound<'py, PyAny>>
 where
     T: Serialize + Send + 'static,
     F: Future<Output = Result<T, ClientError>> + Send + 'static,
 {
-    let in_flight = crate::InFlight::start();
-    pyo3_async_runtimes::tokio::future_into_py(py, async move {
-        let _in_flight = in_flight;
-        let value = fut.await.map_err(errors::to_py)?;
-        serde_json::to_string(&value).map_err(|e| errors::usage(format!("encoding the result: {e}")))
-    })
+    crate::complete::spawn(py, fut)
 }
 
 /// JSON text from Python as `T`.

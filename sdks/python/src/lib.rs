@@ -9,7 +9,7 @@
 //! - `connect` ([`connect`]): a transport (Streamable HTTP, WebSocket, legacy HTTP+SSE or a
 //!   spawned stdio command) and the client on it, as an awaitable `NativeClient`;
 //! - [`client`]: the calls, each an awaitable that drops (and so cancels) its request when the
-//!   asyncio future is cancelled;
+//!   asyncio future is cancelled, its result handed to the loop by [`complete`];
 //! - [`handler`]: the server's questions (sampling, elicitation, roots) answered by a Python
 //!   coroutine on the caller's event loop;
 //! - [`follow`]: the progress of a call handed to Python in order, before the call returns;
@@ -26,6 +26,7 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod client;
+mod complete;
 mod connect;
 mod errors;
 mod follow;
@@ -64,6 +65,19 @@ fn in_flight() -> usize {
     IN_FLIGHT.load(Ordering::Acquire)
 }
 
+/// The process's tokio runtime: one worker thread. The Rust side of a call (encoding,
+/// HTTP, decoding) is a few tens of microseconds, far less than the Python side, which one
+/// interpreter thread runs, so one worker keeps up with any number of calls in flight; what
+/// more workers bought was hand-offs. With one per core (tokio's default), each call woke and
+/// parked several threads: about 7 context switches a call, which cost more than the call's own
+/// work (`perf` of `cargo xtask bench sdk`'s sequential cells: about 60% of the process's time
+/// in the kernel, most of it switching).
+fn runtime() -> tokio::runtime::Builder {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.worker_threads(1).thread_name("portico-io").enable_all();
+    builder
+}
+
 /// Waits, without the GIL, up to `timeout` seconds for the calls still running to end, then
 /// a moment more for the runtime's threads to hand their results to Python.
 ///
@@ -84,6 +98,7 @@ fn quiesce(py: Python<'_>, timeout: f64) {
 /// The module `portico._native`.
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    pyo3_async_runtimes::tokio::init(runtime());
     m.add_function(wrap_pyfunction!(connect::connect, m)?)?;
     m.add_function(wrap_pyfunction!(quiesce, m)?)?;
     m.add_function(wrap_pyfunction!(in_flight, m)?)?;
