@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
 from . import client as _aio
 from .model import Model
 
-__all__ = ["Client"]
+__all__ = ["Client", "Notifications", "Subscription"]
 
 T = TypeVar("T")
 
@@ -145,3 +145,92 @@ class Client:
     def send_request(self, method: str, params: Mapping[str, Any] | None = None, **options: Any) -> Model:
         """Any request."""
         return _run(self._client.send_request(method, params, **options))
+
+    def notifications(self, maxsize: int = 256) -> Notifications:
+        """A blocking iterator of the notifications the server sends from now on (see
+        :meth:`portico.Client.notifications`): ``for notification in client.notifications():``.
+        It ends when the client closes."""
+        client = self._client
+
+        async def make() -> _aio.Notifications:
+            # Made on the loop's thread, where the client's notification pump runs.
+            return client.notifications(maxsize)
+
+        return Notifications(_run(make()))
+
+    def listen(
+        self,
+        *,
+        tools: bool = False,
+        prompts: bool = False,
+        resources: bool = False,
+        resource_uris: Sequence[str] = (),
+    ) -> Subscription:
+        """Asks for change notifications, in either era (see :meth:`portico.Client.listen`);
+        they arrive on :meth:`notifications` and the callbacks."""
+        return Subscription(
+            _run(self._client.listen(tools=tools, prompts=prompts, resources=resources, resource_uris=resource_uris))
+        )
+
+
+class Notifications:
+    """The blocking twin of :class:`portico.client.Notifications`: an iterator (each step waits
+    for the next notification) and a context manager that stops receiving on exit."""
+
+    def __init__(self, stream: _aio.Notifications) -> None:
+        self._stream = stream
+
+    @property
+    def missed(self) -> int:
+        """Notifications dropped because this reader fell more than ``maxsize`` behind."""
+        return self._stream.missed
+
+    def get(self, timeout: float | None = None) -> Model | None:
+        """The next notification, or ``None`` when the stream ended; raises ``TimeoutError``
+        after ``timeout`` seconds."""
+        return _run(self._stream.get(timeout))
+
+    def __iter__(self) -> Iterator[Model]:
+        return self
+
+    def __next__(self) -> Model:
+        notification = self.get()
+        if notification is None:
+            raise StopIteration
+        return notification
+
+    def close(self) -> None:
+        """Stops receiving; the iteration ends."""
+        stream = self._stream
+
+        async def close() -> None:
+            stream.close()
+
+        _run(close())
+
+    def __enter__(self) -> Notifications:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Subscription:
+    """The blocking twin of :class:`portico.client.Subscription`."""
+
+    def __init__(self, subscription: _aio.Subscription) -> None:
+        self._subscription = subscription
+        #: What the server agreed to send (a ``SubscriptionFilter``).
+        self.granted: Model = subscription.granted
+        #: The ``subscriptions/listen`` request's id; ``None`` in a session.
+        self.id: Any = subscription.id
+
+    def close(self) -> None:
+        """Cancels the ``subscriptions/listen`` stream, or unsubscribes the session's URIs."""
+        _run(self._subscription.close())
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

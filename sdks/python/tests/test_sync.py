@@ -61,3 +61,23 @@ def test_blocking_clients_work_from_several_threads(server: Server) -> None:
     for t in threads:
         t.join(30)
     assert errors == []
+
+
+@pytest.mark.parametrize("protocol", ["2026-07-28", "2025-11-25"])
+def test_the_blocking_client_iterates_notifications_of_a_listen(server: Server, protocol: str) -> None:
+    with Client(server.url, protocol=protocol) as client:
+        with client.notifications() as notifications, client.listen(tools=True) as subscription:
+            assert subscription.granted.toolsListChanged is True
+            client.call_tool("test_trigger_tool_change")
+            methods: list[str] = []
+            for notification in notifications:
+                methods.append(notification.method)
+                if notification.method == "notifications/tools/list_changed":
+                    break
+            assert methods[-1] == "notifications/tools/list_changed"
+        stream = client.notifications()
+        with pytest.raises(TimeoutError):
+            stream.get(timeout=0.2)
+    # Closing the client ends the iteration.
+    assert stream.get() is None
+    assert list(stream) == []
