@@ -35,8 +35,16 @@ pub struct Snapshot {
     pub templates: Vec<wire::ResourceTemplate>,
     /// Its prompts.
     pub prompts: Vec<wire::Prompt>,
-    /// The extensions it declares (`capabilities.extensions`: name → settings).
+    /// The extensions it declares (`capabilities.extensions`: name → settings), and the tasks
+    /// extension when the gateway bridges it to the upstream's 2025-11-25 tasks
+    /// (`session_tasks`).
     pub extensions: BTreeMap<String, serde_json::Value>,
+    /// Whether it is a session upstream with 2025-11-25's tasks for `tools/call`, bridged to
+    /// the tasks extension ([`crate::tasks`]).
+    pub session_tasks: bool,
+    /// With `session_tasks`: how each tool runs as a task (its `execution.taskSupport`); a tool
+    /// not named never does.
+    pub task_support: BTreeMap<String, portico_core::server::tasks::TaskSupport>,
     /// The tools whose `inputSchema` has `x-mcp-header` annotations (checked against a
     /// Streamable HTTP client's `Mcp-Param-*` headers).
     pub header_tools: std::collections::BTreeSet<String>,
@@ -73,6 +81,8 @@ pub struct Upstream {
     /// The round-robin position.
     next: AtomicUsize,
     hooks: Hooks,
+    /// The watchers of its bridged tasks' questions ([`crate::tasks`]).
+    watchers: crate::tasks::Watchers,
 }
 
 impl Upstream {
@@ -103,6 +113,7 @@ impl Upstream {
             replicas,
             next: AtomicUsize::new(0),
             hooks,
+            watchers: crate::tasks::Watchers::default(),
         })
     }
 
@@ -186,11 +197,18 @@ impl Upstream {
         reasons.join("; ")
     }
 
-    /// Stops the replicas: their connections are closed and not made again.
+    /// Stops the replicas: their connections are closed and not made again (and the watchers
+    /// of its tasks' questions end).
     pub fn stop(&self) {
+        self.watchers.stop_all();
         for replica in &self.replicas {
             replica.stop.cancel();
         }
+    }
+
+    /// The watchers of its bridged tasks' questions ([`crate::tasks`]).
+    pub fn watchers(&self) -> &crate::tasks::Watchers {
+        &self.watchers
     }
 
     /// Connects every replica, and each again whenever its connection drops, until
@@ -698,10 +716,24 @@ async fn list(client: &Client) -> Snapshot {
     let warn = |what: &str, e: portico_core::client::ClientError| {
         tracing::warn!(server = name, error = %e, "listing the {what} of an upstream failed");
     };
+    // A session upstream with 2025-11-25's tasks: the gateway offers the extension for it.
+    if client.era() != Era::Stateless && crate::tasks::declares_session_tasks(caps) {
+        snapshot.session_tasks = true;
+        snapshot
+            .extensions
+            .entry(portico_core::server::tasks::EXTENSION.to_string())
+            .or_insert_with(|| serde_json::json!({}));
+    }
     if caps.tools.is_some() {
         match client.list_all_tools().await {
             Ok(tools) => snapshot.tools = tools,
             Err(e) => warn("tools", e),
+        }
+        for tool in &mut snapshot.tools {
+            let support = crate::tasks::take_support(tool);
+            if snapshot.session_tasks && support != portico_core::server::tasks::TaskSupport::Forbidden {
+                snapshot.task_support.insert(tool.name.clone(), support);
+            }
         }
         snapshot.header_tools = snapshot
             .tools

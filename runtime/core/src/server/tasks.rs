@@ -93,7 +93,7 @@ use super::tool::{CallToolResult, Tool};
 use super::{Connection, Context, Era, MISSING_REQUIRED_CLIENT_CAPABILITY, decode};
 use crate::error::ErrorObject;
 
-pub(crate) mod session;
+pub mod session;
 
 /// The extension's identifier, the key under `capabilities.extensions`.
 pub const EXTENSION: &str = "io.modelcontextprotocol/tasks";
@@ -816,8 +816,9 @@ fn panicked(panic: &(dyn std::any::Any + Send)) -> ErrorObject {
     ErrorObject::internal(format!("the tool's handler failed: {what}"))
 }
 
-/// `-32021` naming the tasks extension.
-pub(crate) fn missing_extension(what: &str) -> ErrorObject {
+/// `-32021` naming the tasks extension, for `what` (a method, or `tool "name"`) asked by a
+/// client that did not declare it: what an intermediary answers in the server's place.
+pub fn missing_extension(what: &str) -> ErrorObject {
     ErrorObject::new(
         MISSING_REQUIRED_CLIENT_CAPABILITY,
         format!("{what} needs the client capability extensions[\"{EXTENSION}\"]"),
@@ -826,7 +827,7 @@ pub(crate) fn missing_extension(what: &str) -> ErrorObject {
 }
 
 /// Whether capabilities (as declared) name the tasks extension.
-pub(crate) fn declared(capabilities: &Value) -> bool {
+pub fn declared(capabilities: &Value) -> bool {
     capabilities
         .get("extensions")
         .and_then(|e| e.get(EXTENSION))
