@@ -960,11 +960,14 @@ fn run_unit(context: &RunContext<'_>, units: &[Unit], index: usize) -> anyhow::R
             // extension scenarios, one run each) would rewrite one another's gateway onto their
             // own upstream and secret.
             let config_dir = match invocation_scenario(&unit.args) {
-                Some(scenario) if plan.invocations.len() > 1 => dir.join(format!("{}.gateway", scenario.replace('/', "-"))),
+                Some(scenario) if plan.invocations.len() > 1 => {
+                    dir.join(format!("{}.gateway", scenario.replace('/', "-")))
+                }
                 _ => dir.clone(),
             };
             std::fs::create_dir_all(&config_dir).with_context(|| format!("creating {}", config_dir.display()))?;
-            let (servers, token) = gateway::start(attachment, context.portico, &config_dir, &logs, &unit.name, with_auth)?;
+            let (servers, token) =
+                gateway::start(attachment, context.portico, &config_dir, &logs, &unit.name, with_auth)?;
             authorization = token.map(|t| format!("Bearer {t}"));
             servers
         }
