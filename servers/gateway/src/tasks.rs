@@ -38,6 +38,10 @@
 //! answers `tasks/get` alike. A task's upstream calls go to a replica as any call does: the
 //! replicas of an upstream must share its tasks (one server, or a shared task store).
 //!
+//! The upstream calls made for a client's request (`tools/call`, `tasks/get`, `tasks/result`,
+//! `tasks/cancel`) are relayed as any ([`crate::relay`]: plugins, audit, metrics, under those
+//! method names); a watcher's `tasks/result` is the gateway's own and goes straight to a replica.
+//!
 //! Errors: the upstream's own errors reach the client as they are (an unknown task is its
 //! `-32602`); a failed task's error is inlined, unless `tasks/result` failed for the gateway's
 //! sake (`-32050` … `-32052`: the upstream could not be asked), which is then the answer.
