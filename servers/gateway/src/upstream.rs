@@ -444,7 +444,7 @@ impl Replica {
                     }
                     tracing::info!(upstream = self.upstream.name, replica = %self.describe(), era = ?client.era(), "upstream connected");
                     let why = tokio::select! {
-                        () = self.follow(&client) => "the connection closed".to_string(),
+                        why = self.follow(&client) => why,
                         why = self.check_health(&client) => why,
                         () = self.stop.cancelled() => {
                             let _ = client.close().await;
@@ -632,11 +632,16 @@ impl Replica {
     }
 
     /// Follows a connection's change notifications until it closes: lists again what changed
-    /// and announces it.
-    async fn follow(&self, client: &Client) {
+    /// and announces it. Returns why it stopped: the connection closed, or the 2026-07-28
+    /// server's `subscriptions/listen` stream ended (the server ended it, or it failed — an
+    /// unreadable message on a stdio or WebSocket connection fails every request waiting on
+    /// it): then the connection is made again, which lists and subscribes again, since changes
+    /// would otherwise go unnoticed.
+    async fn follow(&self, client: &Client) -> String {
+        let closed = || "the connection closed".to_string();
         let mut notifications = client.notifications();
         // A 2026-07-28 server announces list changes on a `subscriptions/listen` stream only.
-        let _listening = if client.era() == Era::Stateless {
+        let mut listening = if client.era() == Era::Stateless {
             let filter = wire::SubscriptionFilter::new()
                 .with_tools_list_changed(true)
                 .with_prompts_list_changed(true)
@@ -648,9 +653,17 @@ impl Replica {
         loop {
             let notification = tokio::select! {
                 n = notifications.recv() => n,
-                () = client.peer().closed() => return,
+                () = client.peer().closed() => return closed(),
+                ended = ended(listening.as_mut()) => {
+                    return match ended {
+                        Ok(()) => "the server ended its subscriptions/listen stream".to_string(),
+                        Err(e) => format!("its subscriptions/listen stream failed: {e}"),
+                    };
+                }
             };
-            let Some(notification) = notification else { return };
+            let Some(notification) = notification else {
+                return closed();
+            };
             let change = match notification {
                 Notification::ToolsListChanged { .. } => Change::ToolsListChanged,
                 Notification::PromptsListChanged { .. } => Change::PromptsListChanged,
@@ -691,6 +704,14 @@ impl Replica {
         };
         self.state().watched.insert(uri.to_string(), stream);
         Ok(())
+    }
+}
+
+/// Completes when `subscription` ends (never without one).
+async fn ended(subscription: Option<&mut Subscription>) -> Result<(), portico_core::client::ClientError> {
+    match subscription {
+        Some(subscription) => subscription.ended().await,
+        None => std::future::pending().await,
     }
 }
 
