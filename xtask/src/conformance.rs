@@ -955,7 +955,19 @@ fn run_unit(context: &RunContext<'_>, units: &[Unit], index: usize) -> anyhow::R
             // With the proxy, the gateway runs with every policy layer on, and the proxy
             // supplies the token its `auth` wants (the suite sends none).
             let with_auth = context.proxy.is_some();
-            let (servers, token) = gateway::start(attachment, context.portico, &dir, &logs, &unit.name, with_auth)?;
+            // The gateway watches its configuration file and reloads it on change: each run
+            // needs a file (and a state store) of its own, or the plan's concurrent runs (the
+            // extension scenarios, one run each) would rewrite one another's gateway onto their
+            // own upstream and secret.
+            let config_dir = match invocation_scenario(&unit.args) {
+                Some(scenario) if plan.invocations.len() > 1 => {
+                    dir.join(format!("{}.gateway", scenario.replace('/', "-")))
+                }
+                _ => dir.clone(),
+            };
+            std::fs::create_dir_all(&config_dir).with_context(|| format!("creating {}", config_dir.display()))?;
+            let (servers, token) =
+                gateway::start(attachment, context.portico, &config_dir, &logs, &unit.name, with_auth)?;
             authorization = token.map(|t| format!("Bearer {t}"));
             servers
         }

@@ -137,6 +137,31 @@ impl Invalid {
             answer: true,
         }
     }
+
+    /// What is wrong with the element, for an error about it: `invalid JSON: <why>` (not JSON at
+    /// all) or `not a JSON-RPC message: <why>` (JSON, but no message).
+    pub fn describe(&self) -> String {
+        let message = &self.error.message;
+        if self.error.code == crate::error::PARSE_ERROR {
+            format!(
+                "invalid JSON: {}",
+                message.strip_prefix("parse error: ").unwrap_or(message)
+            )
+        } else {
+            format!(
+                "not a JSON-RPC message: {}",
+                message.strip_prefix("invalid request: ").unwrap_or(message)
+            )
+        }
+    }
+
+    /// Whether the element may have been the answer to a request of the receiver's that it
+    /// cannot name: a broken response without a readable id, or something with no shape of a
+    /// message at all (not JSON, not an object). A broken request (it names a method and an id)
+    /// is the other side's, and a broken response with an id is that request's answer.
+    pub fn unattributed(&self) -> bool {
+        self.id.is_none()
+    }
 }
 
 /// One inbound frame: a single message or a batch (a JSON array of messages).

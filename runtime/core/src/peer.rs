@@ -455,10 +455,23 @@ impl PeerHandle {
             .await?;
         let after = timeout.unwrap_or(shared.config.request_timeout);
         let answer = tokio::select! {
+            // An answer delivered before the peer closed is the answer.
+            biased;
             answer = tokio::time::timeout(after, rx) => answer,
             () = shared.closed.cancelled() => return Err(PeerError::Closed),
         };
         match answer {
+            Ok(Ok(Err(error))) if crate::client::is_unreadable(&error) => {
+                // Its answer could not be read: the other side may still be working on it.
+                guard.id = None;
+                send_cancel(
+                    shared,
+                    &id,
+                    self.related.clone(),
+                    "its answer could not be read (the message was unreadable)",
+                );
+                Err(PeerError::Remote(error))
+            }
             Ok(Ok(answer)) => {
                 guard.id = None;
                 answer.map_err(PeerError::Remote)
@@ -500,6 +513,33 @@ impl PeerHandle {
             .outbound
             .try_send(Outbound::message(text, self.related.clone()))
             .is_ok()
+    }
+
+    /// Fails every request of ours waiting for an answer with
+    /// [`unreadable_error`](crate::client::unreadable_error)`(detail)` (each is then cancelled on
+    /// the other side by its sender); how many there were. See [`Peer::receive_shared`].
+    pub fn fail_waiting(&self, detail: &str) -> usize {
+        let waiting: Vec<Waiter> = self.shared.pending().drain().map(|(_, waiter)| waiter).collect();
+        let failed = waiting.len();
+        for waiter in waiting {
+            let _ = waiter.send(Err(crate::client::unreadable_error(detail)));
+        }
+        failed
+    }
+
+    /// Fails our request that a broken response names (an envelope that is no valid response,
+    /// with a readable id) with [`unreadable_error`](crate::client::unreadable_error): that was
+    /// its answer, and no other will come. Whether one was waiting.
+    fn fail_broken_response(&self, invalid: &message::Invalid) -> bool {
+        if invalid.answer {
+            return false;
+        }
+        let Some(id) = &invalid.id else { return false };
+        let Some(waiter) = self.shared.pending().remove(id) else {
+            return false;
+        };
+        let _ = waiter.send(Err(crate::client::unreadable_error(invalid.describe())));
+        true
     }
 
     /// Whether the peer has closed.
@@ -551,25 +591,37 @@ impl Drop for Outstanding<'_> {
         if let Some(id) = self.id.take()
             && self.shared.pending().remove(&id).is_some()
         {
-            #[derive(Serialize)]
-            #[serde(rename_all = "camelCase")]
-            struct Cancel<'a> {
-                request_id: &'a RequestId,
-                reason: &'static str,
-            }
-            if let Ok(params) = message::to_raw(&Cancel {
-                request_id: &id,
-                reason: "the caller stopped waiting",
-            }) {
-                // Best effort: a full queue or a closed connection leaves nothing to tell.
-                let text = message::encode_notification(CANCELLED, Some(&params));
-                let _ = self
-                    .shared
-                    .outbound
-                    .try_send(Outbound::message(text, self.related.take()));
-            }
+            send_cancel(self.shared, &id, self.related.take(), "the caller stopped waiting");
         }
     }
+}
+
+/// Tells the other side our request `id` is cancelled (`notifications/cancelled`), best effort:
+/// a full queue or a closed connection leaves nothing to tell.
+fn send_cancel(shared: &Shared, id: &RequestId, related: Option<RequestId>, reason: &str) {
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Cancel<'a> {
+        request_id: &'a RequestId,
+        reason: &'a str,
+    }
+    if let Ok(params) = message::to_raw(&Cancel { request_id: id, reason }) {
+        let text = message::encode_notification(CANCELLED, Some(&params));
+        let _ = shared.outbound.try_send(Outbound::message(text, related));
+    }
+}
+
+/// The start of a frame, for a log line: at most 120 characters, on one line.
+fn snippet(frame: &str) -> String {
+    let mut out: String = frame
+        .chars()
+        .take(120)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if frame.chars().nth(120).is_some() {
+        out.push('…');
+    }
+    out
 }
 
 /// What a request handler knows about its request, and how it talks back.
@@ -807,7 +859,59 @@ impl<S: Service> Peer<S> {
         if self.handle.is_closed() {
             return;
         }
+        self.receive_decoded(message::decode(frame), extensions).await;
+    }
+
+    /// [`Peer::receive`] for a transport whose one stream carries every message of the
+    /// connection (stdio, WebSocket, the legacy HTTP+SSE stream).
+    ///
+    /// There, a frame that is not a JSON-RPC message and names no request (not JSON; JSON that
+    /// is no message and has no readable id) cannot be tied to one of the requests of ours
+    /// waiting for an answer, and may have been the answer of any of them: left alone, they
+    /// would wait for their timeouts and their callers would never learn why. So every request
+    /// of ours waiting then fails at once with
+    /// [`unreadable_error`](crate::client::unreadable_error) naming what was wrong, and the other
+    /// side is told each is cancelled (`notifications/cancelled`, as for a timeout). The frame
+    /// is answered as [`Peer::receive`] answers it (`-32700` or `-32600`, id `null`).
+    ///
+    /// The connection stays open: the framing (a line, a WebSocket frame, an SSE event) keeps
+    /// the next message readable, and later requests are not touched. The price: a request
+    /// whose own answer was still to come fails as well (that answer is then ignored), and so
+    /// does a long-lived one (a `subscriptions/listen` stream, which its owner sees end). A
+    /// broken response that names its request (an unreadable envelope with a readable id) fails
+    /// that request alone, on every transport ([`Peer::receive`] does that too).
+    pub async fn receive_shared(&self, frame: &str) {
+        self.receive_shared_with(frame, Extensions::new()).await;
+    }
+
+    /// [`Peer::receive_shared`], every request of the frame carrying `extensions`.
+    pub async fn receive_shared_with(&self, frame: &str, extensions: Extensions) {
+        if self.handle.is_closed() {
+            return;
+        }
         match message::decode(frame) {
+            Inbound::Single(Err(invalid)) if invalid.unattributed() => {
+                let failed = self.handle.fail_waiting(&invalid.describe());
+                if failed > 0 {
+                    tracing::warn!(
+                        requests = failed,
+                        problem = %invalid.describe(),
+                        frame = %snippet(frame),
+                        "an unreadable message came on the connection: the requests waiting on it failed"
+                    );
+                } else {
+                    tracing::debug!(problem = %invalid.describe(), frame = %snippet(frame),
+                        "an unreadable message came on the connection, no request waiting");
+                }
+                self.answer_invalid(invalid).await;
+            }
+            inbound => self.receive_decoded(inbound, extensions).await,
+        }
+    }
+
+    /// Handles a decoded frame (see [`Peer::receive_with`]).
+    async fn receive_decoded(&self, inbound: Inbound, extensions: Extensions) {
+        match inbound {
             Inbound::Single(Ok(message)) => {
                 if let Some(task) = self.dispatch_with(message, false, None, extensions).await {
                     // A single request answers by itself, as soon as it is done.
@@ -816,7 +920,10 @@ impl<S: Service> Peer<S> {
                     });
                 }
             }
-            Inbound::Single(Err(invalid)) => self.answer_invalid(invalid).await,
+            Inbound::Single(Err(invalid)) => {
+                self.handle.fail_broken_response(&invalid);
+                self.answer_invalid(invalid).await;
+            }
             Inbound::Batch(_) if !self.handle.shared.config.batches && !self.service.accepts_batches() => {
                 let error = ErrorObject::invalid_request("batches are not part of the negotiated protocol revision");
                 let text = message::encode_error(None, &error);
@@ -849,7 +956,9 @@ impl<S: Service> Peer<S> {
         });
         for (index, element) in elements.into_iter().enumerate() {
             match element {
-                Err(invalid) if !invalid.answer => {}
+                Err(invalid) if !invalid.answer => {
+                    self.handle.fail_broken_response(&invalid);
+                }
                 Err(invalid) => {
                     expected += 1;
                     let _ = tx

@@ -69,7 +69,8 @@ fn build(py: Python<'_>, error: &ClientError) -> PyResult<PyErr> {
                 ("status", status.into_pyobject(py)?.into_any().unbind()),
             ],
         ),
-        ClientError::Protocol { method, .. } => (
+        // A message that is not JSON-RPC at all breaks the protocol too.
+        ClientError::Protocol { method, .. } | ClientError::Unreadable { method, .. } => (
             "ProtocolError",
             vec![("method", method.into_pyobject(py)?.into_any().unbind())],
         ),

@@ -22,7 +22,10 @@ pub fn to_js(error: ClientError) -> napi::Error {
         ClientError::Transport { method, status, .. } => {
             json!({"kind": "transport", "method": method, "status": status})
         }
-        ClientError::Protocol { method, .. } => json!({"kind": "protocol", "method": method}),
+        // A message that is not JSON-RPC at all breaks the protocol too.
+        ClientError::Protocol { method, .. } | ClientError::Unreadable { method, .. } => {
+            json!({"kind": "protocol", "method": method})
+        }
         ClientError::UnsupportedVersion { requested, supported } => {
             json!({"kind": "unsupportedVersion", "requested": requested, "supported": supported})
         }

@@ -5,6 +5,8 @@
 //! For a 2026-07-28 client that declares the extension on the request, a task-supporting tool
 //! answers with a task handle at once and runs on; `tasks/get` reports it. Without the
 //! declaration, `Optional` tools run as ordinary calls and `Required` ones are refused (`-32021`).
+//! A 2025-11-25 session gets the same tools as that revision's tasks (`execution.taskSupport`,
+//! the `task` param, `tasks/result`; see `portico_core::server::tasks::session`).
 
 use std::time::Duration;
 

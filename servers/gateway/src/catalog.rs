@@ -475,6 +475,9 @@ impl Catalog for View {
             if let Some(arguments) = arguments {
                 params.insert("arguments".into(), Value::Object(arguments));
             }
+            // A session upstream's tasks, for a client of the extension.
+            crate::tasks::prepare_call(&upstream.snapshot(), &tool, name, cx, &mut params)?;
+            let augmented = params.contains_key("task");
             let plugins = routes.plugins.on(Some(name));
             let cache = routes
                 .cache
@@ -482,6 +485,9 @@ impl Catalog for View {
                 .filter(|cache| cache.caches_tool(&upstream, &tool))
                 .map(|cache| (cache, cache::Kind::Tool));
             let mut result = relay::forward_through(&upstream, cx, "tools/call", params, plugins, cache).await?;
+            if augmented {
+                result = crate::tasks::created(result);
+            }
             // A task handle (the tasks extension) names the upstream that runs the task.
             if self.prefixes_tasks() {
                 rewrite_task_ids(&mut result, &|id| format!("{}{TASK_SEPARATOR}{id}", upstream.name()));
@@ -546,7 +552,7 @@ impl Catalog for View {
                     if !self.allows_task(&caller, upstream, &id) {
                         return Err(unknown_task());
                     }
-                    return relay::forward(upstream, cx, method, params, routes.plugins.on(None)).await;
+                    return task_method(upstream, cx, method, params, routes.plugins.on(None)).await;
                 }
                 // `<upstream>/<its task id>`.
                 let (name, original) = id.split_once(TASK_SEPARATOR).ok_or_else(unknown_task)?;
@@ -559,7 +565,7 @@ impl Catalog for View {
                     return Err(unknown_task());
                 }
                 params.insert("taskId".into(), original.into());
-                let mut result = relay::forward(&upstream, cx, method, params, routes.plugins.on(None)).await?;
+                let mut result = task_method(&upstream, cx, method, params, routes.plugins.on(None)).await?;
                 rewrite_task_ids(&mut result, &|id| format!("{name}{TASK_SEPARATOR}{id}"));
                 return Ok(result);
             }
@@ -924,6 +930,43 @@ fn filtered_scope(routes: &Routes, result: &mut Value) {
 fn task_id(result: &Value) -> Option<&str> {
     let task = result.get("task").unwrap_or(result);
     task.get("taskId").and_then(Value::as_str)
+}
+
+/// A task method (`params` with the upstream's task id) relayed to `upstream`: as it is to an
+/// upstream of the extension, bridged to a session upstream's 2025-11-25 tasks
+/// ([`crate::tasks`]).
+async fn task_method(
+    upstream: &Upstream,
+    cx: &Context,
+    method: &str,
+    mut params: Map<String, Value>,
+    plugins: crate::plugin::Plugged<'_>,
+) -> Result<Value, ErrorObject> {
+    if !upstream.snapshot().session_tasks {
+        return relay::forward(upstream, cx, method, params, plugins).await;
+    }
+    let id = params
+        .get("taskId")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    match method {
+        "tasks/get" => crate::tasks::get(upstream, cx, &id, plugins).await,
+        "tasks/cancel" => crate::tasks::cancel(upstream, cx, &id, plugins).await,
+        "tasks/update" => {
+            let responses = match params.remove("inputResponses") {
+                Some(Value::Object(responses)) => responses,
+                Some(Value::Null) | None => Map::new(),
+                Some(_) => {
+                    return Err(ErrorObject::invalid_params(
+                        "tasks/update: inputResponses must be an object",
+                    ));
+                }
+            };
+            crate::tasks::update(upstream, cx, &id, responses, plugins).await
+        }
+        _ => Err(ErrorObject::method_not_found(method)),
+    }
 }
 
 /// The answer to a task method naming a task that does not exist (or may not be used).

@@ -70,6 +70,7 @@ pub mod relay;
 pub mod reload;
 pub mod signal;
 pub mod store;
+pub mod tasks;
 pub mod upstream;
 
 use std::collections::BTreeMap;

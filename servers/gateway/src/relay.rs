@@ -33,7 +33,10 @@
 //! questions more than once, as it would for a client retrying it.
 //!
 //! Errors: the upstream's own JSON-RPC errors reach the client as they are; the gateway's are
-//! in the `-32050 … -32052` range and name the upstream ([`UPSTREAM_UNAVAILABLE`] and the rest);
+//! in the `-32050 … -32052` range and name the upstream ([`UPSTREAM_UNAVAILABLE`] and the rest;
+//! a message from the upstream that is not JSON-RPC at all is [`UPSTREAM_INVALID`], at once —
+//! on stdio and WebSocket for every call then waiting on the connection, since such a message
+//! names none — and the upstream is told the call is cancelled);
 //! `-32053` is the rate limiter's ([`crate::ratelimit::RATE_LIMITED`]), `-32054` the audit
 //! trail's ([`crate::audit::AUDIT_UNAVAILABLE`]), `-32055` the plugins'
 //! ([`crate::plugin::PLUGIN_DENIED`]) and `-32056` the cache's ([`crate::cache::CACHE_UNAVAILABLE`]).
@@ -676,6 +679,8 @@ fn upstream_error(name: &str, error: ClientError, caller_credentials: bool) -> F
                 ..
             }
         );
+    // A replica that sends what is not JSON-RPC is broken: its breaker counts it, and an
+    // idempotent call is tried on another replica.
     let replica_fault = !refused_caller
         && matches!(
             error,
@@ -684,6 +689,7 @@ fn upstream_error(name: &str, error: ClientError, caller_credentials: bool) -> F
                 | ClientError::Timeout { .. }
                 | ClientError::Transport { .. }
                 | ClientError::SessionExpired { .. }
+                | ClientError::Unreadable { .. }
         );
     Failed {
         error: client_error(name, error),
@@ -704,6 +710,11 @@ fn client_error(name: &str, error: ClientError) -> ErrorObject {
         ClientError::Protocol { method, message } => ErrorObject::new(
             UPSTREAM_INVALID,
             format!("upstream `{name}` sent an invalid answer to `{method}`: {message}"),
+        )
+        .with_data(data(message)),
+        ClientError::Unreadable { method, message } => ErrorObject::new(
+            UPSTREAM_INVALID,
+            format!("upstream `{name}` sent an unreadable answer to `{method}`: {message}"),
         )
         .with_data(data(message)),
         ClientError::Input { error, .. } => error,

@@ -229,8 +229,10 @@ impl Gateway {
             sources.base.get_or_insert_with(|| gateway.config());
         }
         let shutdown = self.shutdown_token();
+        // Read now, not in the task: a change made right after this returns (before the task
+        // first runs) would otherwise be taken for the starting point and never applied.
+        let mut seen = fingerprint(&path);
         tokio::spawn(async move {
-            let mut seen = fingerprint(&path);
             loop {
                 tokio::select! {
                     () = tokio::time::sleep(interval) => {}

@@ -35,8 +35,16 @@ pub struct Snapshot {
     pub templates: Vec<wire::ResourceTemplate>,
     /// Its prompts.
     pub prompts: Vec<wire::Prompt>,
-    /// The extensions it declares (`capabilities.extensions`: name → settings).
+    /// The extensions it declares (`capabilities.extensions`: name → settings), and the tasks
+    /// extension when the gateway bridges it to the upstream's 2025-11-25 tasks
+    /// (`session_tasks`).
     pub extensions: BTreeMap<String, serde_json::Value>,
+    /// Whether it is a session upstream with 2025-11-25's tasks for `tools/call`, bridged to
+    /// the tasks extension ([`crate::tasks`]).
+    pub session_tasks: bool,
+    /// With `session_tasks`: how each tool runs as a task (its `execution.taskSupport`); a tool
+    /// not named never does.
+    pub task_support: BTreeMap<String, portico_core::server::tasks::TaskSupport>,
     /// The tools whose `inputSchema` has `x-mcp-header` annotations (checked against a
     /// Streamable HTTP client's `Mcp-Param-*` headers).
     pub header_tools: std::collections::BTreeSet<String>,
@@ -73,6 +81,8 @@ pub struct Upstream {
     /// The round-robin position.
     next: AtomicUsize,
     hooks: Hooks,
+    /// The watchers of its bridged tasks' questions ([`crate::tasks`]).
+    watchers: crate::tasks::Watchers,
 }
 
 impl Upstream {
@@ -103,6 +113,7 @@ impl Upstream {
             replicas,
             next: AtomicUsize::new(0),
             hooks,
+            watchers: crate::tasks::Watchers::default(),
         })
     }
 
@@ -186,11 +197,18 @@ impl Upstream {
         reasons.join("; ")
     }
 
-    /// Stops the replicas: their connections are closed and not made again.
+    /// Stops the replicas: their connections are closed and not made again (and the watchers
+    /// of its tasks' questions end).
     pub fn stop(&self) {
+        self.watchers.stop_all();
         for replica in &self.replicas {
             replica.stop.cancel();
         }
+    }
+
+    /// The watchers of its bridged tasks' questions ([`crate::tasks`]).
+    pub fn watchers(&self) -> &crate::tasks::Watchers {
+        &self.watchers
     }
 
     /// Connects every replica, and each again whenever its connection drops, until
@@ -426,7 +444,7 @@ impl Replica {
                     }
                     tracing::info!(upstream = self.upstream.name, replica = %self.describe(), era = ?client.era(), "upstream connected");
                     let why = tokio::select! {
-                        () = self.follow(&client) => "the connection closed".to_string(),
+                        why = self.follow(&client) => why,
                         why = self.check_health(&client) => why,
                         () = self.stop.cancelled() => {
                             let _ = client.close().await;
@@ -614,11 +632,16 @@ impl Replica {
     }
 
     /// Follows a connection's change notifications until it closes: lists again what changed
-    /// and announces it.
-    async fn follow(&self, client: &Client) {
+    /// and announces it. Returns why it stopped: the connection closed, or the 2026-07-28
+    /// server's `subscriptions/listen` stream ended (the server ended it, or it failed — an
+    /// unreadable message on a stdio or WebSocket connection fails every request waiting on
+    /// it): then the connection is made again, which lists and subscribes again, since changes
+    /// would otherwise go unnoticed.
+    async fn follow(&self, client: &Client) -> String {
+        let closed = || "the connection closed".to_string();
         let mut notifications = client.notifications();
         // A 2026-07-28 server announces list changes on a `subscriptions/listen` stream only.
-        let _listening = if client.era() == Era::Stateless {
+        let mut listening = if client.era() == Era::Stateless {
             let filter = wire::SubscriptionFilter::new()
                 .with_tools_list_changed(true)
                 .with_prompts_list_changed(true)
@@ -630,9 +653,17 @@ impl Replica {
         loop {
             let notification = tokio::select! {
                 n = notifications.recv() => n,
-                () = client.peer().closed() => return,
+                () = client.peer().closed() => return closed(),
+                ended = ended(listening.as_mut()) => {
+                    return match ended {
+                        Ok(()) => "the server ended its subscriptions/listen stream".to_string(),
+                        Err(e) => format!("its subscriptions/listen stream failed: {e}"),
+                    };
+                }
             };
-            let Some(notification) = notification else { return };
+            let Some(notification) = notification else {
+                return closed();
+            };
             let change = match notification {
                 Notification::ToolsListChanged { .. } => Change::ToolsListChanged,
                 Notification::PromptsListChanged { .. } => Change::PromptsListChanged,
@@ -676,6 +707,14 @@ impl Replica {
     }
 }
 
+/// Completes when `subscription` ends (never without one).
+async fn ended(subscription: Option<&mut Subscription>) -> Result<(), portico_core::client::ClientError> {
+    match subscription {
+        Some(subscription) => subscription.ended().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Everything a client lists, each list only when the server offers it; a list that fails is
 /// left empty (and logged).
 async fn list(client: &Client) -> Snapshot {
@@ -698,10 +737,24 @@ async fn list(client: &Client) -> Snapshot {
     let warn = |what: &str, e: portico_core::client::ClientError| {
         tracing::warn!(server = name, error = %e, "listing the {what} of an upstream failed");
     };
+    // A session upstream with 2025-11-25's tasks: the gateway offers the extension for it.
+    if client.era() != Era::Stateless && crate::tasks::declares_session_tasks(caps) {
+        snapshot.session_tasks = true;
+        snapshot
+            .extensions
+            .entry(portico_core::server::tasks::EXTENSION.to_string())
+            .or_insert_with(|| serde_json::json!({}));
+    }
     if caps.tools.is_some() {
         match client.list_all_tools().await {
             Ok(tools) => snapshot.tools = tools,
             Err(e) => warn("tools", e),
+        }
+        for tool in &mut snapshot.tools {
+            let support = crate::tasks::take_support(tool);
+            if snapshot.session_tasks && support != portico_core::server::tasks::TaskSupport::Forbidden {
+                snapshot.task_support.insert(tool.name.clone(), support);
+            }
         }
         snapshot.header_tools = snapshot
             .tools

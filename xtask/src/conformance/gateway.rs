@@ -6,7 +6,9 @@
 //!
 //! Each run gets a gateway of its own (and, attached over HTTP, a `portico serve everything
 //! --http 127.0.0.1:0` of its own behind it), started from a configuration written into the
-//! run's results folder (`gateway.yaml`), on a free port (`--listen 127.0.0.1:0`). The upstream
+//! run's results folder (`gateway.yaml`; an extension scenario's run, one of several of its
+//! plan going at once, into `<scenario>.gateway/` there: the gateway reloads its file when it
+//! changes, so runs must not share one), on a free port (`--listen 127.0.0.1:0`). The upstream
 //! has `prefix: ""`, so that the aggregated endpoint serves its tools, resources and prompts
 //! under their own names, those the suite's fixtures call. The recording proxy sits between the
 //! suite and the gateway, so what is validated is what the gateway sent.
@@ -16,8 +18,10 @@
 //! `audit` trail — and the proxy supplies the token (minted by `portico token`) that the suite
 //! cannot send, so the suite runs against the request path an operator deploys.
 //!
-//! The extension scenarios (`tasks-*`, `sep-2640-skills-*`) run through the gateway with the
-//! stdio attachment only: through an HTTP upstream the tasks extension does not pass yet.
+//! The extension scenarios (`tasks-*`, `sep-2640-skills-*`) run through every attachment too.
+//! Over stdio and as a 2026-07-28 upstream, `everything` serves the tasks extension itself and
+//! the gateway relays it; as a 2025-11-25 session it serves that revision's tasks, which the
+//! gateway bridges to the extension (`portico_gateway::tasks`).
 //!
 //! Everything else is the server runs' code: the units, the judging and the report
 //! (`conformance.rs`); this module only plans the runs, starts the gateway and writes its
@@ -29,7 +33,7 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use super::{EXTENSIONS, Group, Plan, Server, Suite, render_validation, results_table};
+use super::{Group, Plan, Server, Suite, render_validation, results_table};
 use crate::capture;
 
 /// How the gateway reaches `portico serve everything`.
@@ -89,9 +93,8 @@ pub(super) fn via(gateway: Option<Attachment>) -> String {
     gateway.map_or_else(String::new, |a| format!(" via the gateway, {}", a.short()))
 }
 
-/// The gateway runs: each plan of `plans` made by a suite that pins the wire revision, once per
-/// attachment; the extension scenarios through the stdio attachment alone (through an HTTP
-/// upstream the tasks extension does not pass yet: issue 7's notes).
+/// The gateway runs: each plan of `plans` made by a suite that pins the wire revision (the
+/// extension scenarios included), once per attachment.
 pub(super) fn plans(plans: &[Plan]) -> Vec<Plan> {
     let eligible: Vec<&Plan> = plans
         .iter()
@@ -100,13 +103,10 @@ pub(super) fn plans(plans: &[Plan]) -> Vec<Plan> {
     Attachment::ALL
         .iter()
         .flat_map(|&attachment| {
-            eligible
-                .iter()
-                .filter(move |plan| plan.label != EXTENSIONS || attachment == Attachment::Stdio)
-                .map(move |plan| Plan {
-                    gateway: Some(attachment),
-                    ..(*plan).clone()
-                })
+            eligible.iter().map(move |plan| Plan {
+                gateway: Some(attachment),
+                ..(*plan).clone()
+            })
         })
         .collect()
 }
@@ -246,9 +246,10 @@ pub(super) fn render_docs(groups: &[&Group], validation: Option<Option<&capture:
          with every policy layer on: `auth` (the recording proxy supplies a bearer token minted by \
          `portico token`, which the suite cannot send), a `policy` role allowed everything, a rate \
          limit per caller and a durable `audit` trail. \
-         The extension scenarios (`tasks-*`, `sep-2640-skills-*`) run through the gateway with the stdio \
-         upstream only (the gateway passes both extensions through; through an HTTP upstream the tasks \
-         extension does not pass yet). The same rule judges them; their scenarios that did not \
+         The extension scenarios (`tasks-*`, `sep-2640-skills-*`) run through every attachment too: \
+         the gateway passes both extensions through, and bridges the tasks extension to the 2025-11-25 \
+         upstream's own tasks of that revision (`task` param, `tasks/get`, `tasks/result`, \
+         `tasks/cancel`). The same rule judges them; their scenarios that did not \
          pass are in the lists above, named `… via the gateway, …`.\n"
     );
     out.push_str(&results_table(&["suite", "upstream", "spec version"], groups, |g| {
@@ -280,23 +281,27 @@ pub(super) fn render_docs(groups: &[&Group], validation: Option<Option<&capture:
 
 #[cfg(test)]
 mod tests {
+    use super::super::EXTENSIONS;
     use super::*;
 
     #[test]
-    fn gateway_runs_repeat_the_0_2_runs_but_extensions_per_attachment() {
+    fn gateway_runs_repeat_the_0_2_runs_extensions_included_per_attachment() {
         let catalogue = super::super::parse_list("- a [2025-11-25,2026-07-28]\n- tasks-x [extension]");
         let mut all = super::super::plan(0, "0.2.0-alpha.12", &catalogue, &[], true, None).unwrap();
         all.extend(super::super::plan(1, "0.1.16", &catalogue, &[], true, None).unwrap());
         let through = plans(&all);
-        assert_eq!(through.len(), 7);
+        assert_eq!(through.len(), 9);
         assert!(through.iter().all(|p| p.suite == 0));
-        let extensions: Vec<_> = through.iter().filter(|p| p.label == EXTENSIONS).collect();
-        assert_eq!(extensions.len(), 1);
-        assert_eq!(extensions[0].gateway, Some(Attachment::Stdio));
+        let extensions: Vec<_> = through
+            .iter()
+            .filter(|p| p.label == EXTENSIONS)
+            .map(|p| p.gateway)
+            .collect();
+        assert_eq!(extensions, Attachment::ALL.map(Some));
         assert_eq!(through[0].gateway, Some(Attachment::Stdio));
-        assert_eq!(through[6].gateway, Some(Attachment::Stateless));
+        assert_eq!(through[8].gateway, Some(Attachment::Stateless));
         assert_eq!(
-            (through[6].label.as_str(), &through[6].invocations),
+            (through[7].label.as_str(), &through[7].invocations),
             ("2026-07-28", &all[1].invocations)
         );
         // No second round through the gateway.

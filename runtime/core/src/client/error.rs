@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use portico_protocol::v2026_07_28 as wire;
 
-use super::transport::transport_details;
+use super::transport::{is_unreadable, transport_details};
 use crate::error::{ErrorObject, PeerError};
 
 /// Why a client call did not give its result.
@@ -54,6 +54,18 @@ pub enum ClientError {
         /// The HTTP status, if there was one.
         status: Option<u16>,
         /// What happened.
+        message: String,
+    },
+    /// What the server sent as the request's answer is not a JSON-RPC message (invalid JSON, or
+    /// JSON that is no message), or — on a transport whose one stream carries every message
+    /// (stdio, WebSocket, the legacy SSE stream), where such a frame cannot be tied to one
+    /// request — something unreadable came while the request waited. The request fails at once
+    /// (and is cancelled on the server) instead of waiting for its timeout.
+    #[error("`{method}`: the server sent an unreadable message: {message}")]
+    Unreadable {
+        /// The request's method.
+        method: String,
+        /// What was wrong with the message (`invalid JSON: …`).
         message: String,
     },
     /// The server broke the protocol: a result that does not decode as the method's result, an
@@ -135,6 +147,10 @@ impl ClientError {
     /// The error of a request to `method` that failed in the peer.
     pub(crate) fn from_peer(method: &str, error: PeerError) -> Self {
         match error {
+            PeerError::Remote(error) if is_unreadable(&error) => Self::Unreadable {
+                method: method.into(),
+                message: error.message,
+            },
             PeerError::Remote(error) => match transport_details(&error) {
                 Some((_, true)) => Self::SessionExpired { method: method.into() },
                 Some((status, false)) => Self::Transport {

@@ -53,6 +53,28 @@ pub fn transport_error(message: impl Into<String>, status: Option<u16>, session_
     }))
 }
 
+/// A JSON-RPC error a transport (or the peer) answers a request with when what came as its
+/// answer — or, on a connection whose one stream carries every message, what came while it
+/// waited — cannot be read as a JSON-RPC message. `detail` says what is wrong with it
+/// ([`crate::message::Invalid::describe`]: `invalid JSON: …`); the client turns the error into
+/// [`super::ClientError::Unreadable`], and the peer tells the server the request is cancelled.
+pub fn unreadable_error(detail: impl Into<String>) -> ErrorObject {
+    ErrorObject::new(crate::error::PARSE_ERROR, detail).with_data(json!({
+        TRANSPORT_ERROR_KEY: {"status": null, "sessionExpired": false, "unreadable": true}
+    }))
+}
+
+/// Whether [`unreadable_error`] made `error`.
+pub(crate) fn is_unreadable(error: &ErrorObject) -> bool {
+    error
+        .data
+        .as_ref()
+        .and_then(|data| data.get(TRANSPORT_ERROR_KEY))
+        .and_then(|details| details.get("unreadable"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+}
+
 /// What [`transport_error`] put in an error, if it made it: (HTTP status, session expired).
 pub(crate) fn transport_details(error: &ErrorObject) -> Option<(Option<u16>, bool)> {
     let details = error.data.as_ref()?.get(TRANSPORT_ERROR_KEY)?;

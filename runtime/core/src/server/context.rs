@@ -194,7 +194,7 @@ impl Context {
             let key = match (key, &self.rounds) {
                 (Some(key), _) => key,
                 (None, Some(rounds)) => rounds.next_key(kind),
-                (None, None) => format!("{kind}-{}", task.task_id()),
+                (None, None) => task.next_key(kind),
             };
             let params = serde_json::to_value(params).map_err(|e| InputError::Invalid {
                 key: key.clone(),

@@ -175,14 +175,19 @@ impl Registry {
         !self.prompts.is_empty() || self.features().prompts
     }
 
-    /// The capabilities of a stateful session: tasks are a 2026-07-28 extension, not served there.
-    fn session_capabilities(&self) -> wire::ServerCapabilities {
+    /// The capabilities of a session at `revision`: the tasks extension is 2026-07-28's, not
+    /// declared there; a 2025-11-25 session gets that revision's `tasks` capability instead
+    /// (see [`tasks::session`]).
+    fn session_capabilities(&self, revision: &str) -> wire::ServerCapabilities {
         let mut caps = self.capabilities();
         if let Some(extensions) = caps.extensions.as_mut() {
             extensions.remove(tasks::EXTENSION);
             if extensions.is_empty() {
                 caps.extensions = None;
             }
+        }
+        if self.tasks.is_some() && tasks::session::served_to(revision) {
+            caps.extra.insert("tasks".into(), tasks::session::capability());
         }
         caps
     }
@@ -706,7 +711,7 @@ impl Connection {
         self.persist().await;
         let mut result = serde_json::json!({
             "protocolVersion": revision,
-            "capabilities": self.server.session_capabilities(),
+            "capabilities": self.server.session_capabilities(revision),
             "serverInfo": self.server.info,
         });
         if let Some(instructions) = &self.server.instructions {
@@ -833,21 +838,27 @@ impl Connection {
             Some(catalog) => Some(catalog.tool_listing(cx).await?),
             None => None,
         };
+        let result = |page, next, ttl, scope| {
+            let mut result = wire::ListToolsResult::new("complete", page)
+                .with_ttl_ms(ttl)
+                .with_cache_scope(scope);
+            result.next_cursor = next;
+            result
+        };
+        // A session with tasks (2025-11-25) learns which tools run as tasks from the tools.
+        if let Era::Stateful(revision) = cx.era()
+            && self.server.tasks.is_some()
+            && tasks::session::served_to(revision)
+        {
+            let tools: Vec<wire::Tool> = self.server.tools.iter().map(tasks::session::definition).collect();
+            fn same(tool: &wire::Tool) -> &wire::Tool {
+                tool
+            }
+            let registered = (&tools[..], same);
+            return self.list_answer(cx, "tools/list", params, registered, listing, result);
+        }
         let registered = (&self.server.tools[..], Tool::definition);
-        self.list_answer(
-            cx,
-            "tools/list",
-            params,
-            registered,
-            listing,
-            |page, next, ttl, scope| {
-                let mut result = wire::ListToolsResult::new("complete", page)
-                    .with_ttl_ms(ttl)
-                    .with_cache_scope(scope);
-                result.next_cursor = next;
-                result
-            },
-        )
+        self.list_answer(cx, "tools/list", params, registered, listing, result)
     }
 
     async fn list_resources(&self, cx: &Context, params: Option<&RawValue>) -> Result<Box<RawValue>, ErrorObject> {
@@ -962,9 +973,13 @@ impl Connection {
             return self.answer(era, "tools/call", &outcome?);
         };
         let rounds = cx.rounds();
-        let outcome = match self.task_route(tool, &cx)? {
-            // The tasks extension: answered with the task's handle, or as usual when the handler
-            // finished without starting a task.
+        // A 2025-11-25 session asks for a task with the `task` param (see [`tasks::session`]).
+        let augmented = matches!(era, Era::Stateful(revision) if tasks::session::served_to(revision))
+            && self.server.tasks.is_some()
+            && tasks::session::augmented(params);
+        let outcome = match self.task_route(tool, &cx, augmented)? {
+            // A task: answered with the task's handle, or as usual when the handler finished
+            // without starting a task.
             Some(tasks) => {
                 let arguments = match arguments {
                     Some(Given::Raw(raw)) => Some(decode("tools/call", Some(raw))?),
@@ -972,7 +987,12 @@ impl Connection {
                     None => None,
                 };
                 match tasks.call(tool.clone(), cx, arguments).await? {
-                    tasks::Called::Task(created) => return self.answer(era, "tools/call", &created),
+                    tasks::Called::Task(created) => {
+                        return match era {
+                            Era::Stateless => self.answer(era, "tools/call", &created),
+                            Era::Stateful(_) => self::raw(&tasks::session::created(&created)),
+                        };
+                    }
                     tasks::Called::Finished(outcome) => *outcome,
                 }
             }
@@ -1453,6 +1473,7 @@ const ERA_METHODS: &[&str] = &[
     "tasks/get",
     "tasks/update",
     "tasks/cancel",
+    "tasks/result",
     "skills/list",
     "skills/get",
     "resources/directory/read",
@@ -1572,6 +1593,15 @@ impl Service for Connection {
             "prompts/get" => self.get_prompt(cx, params).await,
             "completion/complete" => self.complete(cx, params).await,
             "subscriptions/listen" if era == Era::Stateless => self.listen(cx, params).await,
+            // 2025-11-25's tasks, in a session of that revision (see [`tasks::session`]).
+            "tasks/get" | "tasks/result" | "tasks/cancel"
+                if let Era::Stateful(revision) = era
+                    && tasks::session::served_to(revision)
+                    && self.server.tasks.is_some() =>
+            {
+                let result = self.session_task_method(&cx, revision, &method, params).await?;
+                raw(&result)
+            }
             "tasks/get" | "tasks/update" | "tasks/cancel"
                 if era == Era::Stateless
                     && self.server.tasks.is_none()

@@ -67,9 +67,11 @@
 //!   live in the process that runs it: `tasks/update` must reach that process (the spec's
 //!   `Mcp-Name: <taskId>` header lets a load balancer route by task). [`InMemoryTaskStore`] is the
 //!   default: bounded, expired tasks reaped as it goes.
-//! - **Era.** Tasks are a 2026-07-28 extension: `tasks/*` are served to 2026-07-28 requests, and
-//!   sessions (2025-x) run task-supporting tools synchronously. `tasks/result` and `tasks/list`
-//!   (2025-11-25's experimental tasks) are unknown methods (`-32601`).
+//! - **Era.** The extension is 2026-07-28's: `tasks/get`, `tasks/update` and `tasks/cancel` are
+//!   served to 2026-07-28 requests, and there `tasks/result` and `tasks/list` (2025-11-25's
+//!   methods) are unknown (`-32601`). Sessions that negotiated 2025-11-25 get that revision's
+//!   tasks over the same store and handlers ([`session`]); older sessions have none and run
+//!   task-supporting tools synchronously.
 //! - **Not done:** `notifications/tasks` on `subscriptions/listen` (optional in the SEP).
 
 use std::collections::{BTreeMap, HashMap};
@@ -90,6 +92,8 @@ use super::input::InputError;
 use super::tool::{CallToolResult, Tool};
 use super::{Connection, Context, Era, MISSING_REQUIRED_CLIENT_CAPABILITY, decode};
 use crate::error::ErrorObject;
+
+pub mod session;
 
 /// The extension's identifier, the key under `capabilities.extensions`.
 pub const EXTENSION: &str = "io.modelcontextprotocol/tasks";
@@ -586,8 +590,16 @@ pub(crate) struct TaskHandle {
     started: watch::Sender<Option<Value>>,
     /// The task's record as this process last wrote it (the lock orders writes to the store).
     record: tokio::sync::Mutex<Option<TaskRecord>>,
-    /// Answers awaited by the handler, by question key.
-    pending: Mutex<BTreeMap<String, oneshot::Sender<Value>>>,
+    /// Answers awaited by the handler, by question key: the client's answer, or (a session's
+    /// client answering a question with an error) the error the handler gets.
+    pending: Mutex<BTreeMap<String, oneshot::Sender<Result<Value, InputError>>>>,
+    /// Keys of the questions being asked of a session's client now ([`session`]).
+    asking: Mutex<std::collections::BTreeSet<String>>,
+    /// Counts the questions of a handler without `input_required` rounds (a session's), for
+    /// their keys.
+    asked: std::sync::atomic::AtomicUsize,
+    /// Bumped at every change of the record this process makes.
+    version: watch::Sender<u64>,
     cancel: CancellationToken,
     abort: Mutex<Option<tokio::task::AbortHandle>>,
 }
@@ -600,6 +612,9 @@ impl TaskHandle {
             started: watch::Sender::new(None),
             record: tokio::sync::Mutex::new(None),
             pending: Mutex::new(BTreeMap::new()),
+            asking: Mutex::new(std::collections::BTreeSet::new()),
+            asked: std::sync::atomic::AtomicUsize::new(0),
+            version: watch::Sender::new(0),
             cancel: CancellationToken::new(),
             abort: Mutex::new(None),
         }
@@ -623,6 +638,14 @@ impl TaskHandle {
     /// Whether the task was cancelled.
     pub(crate) fn is_cancelled(&self) -> bool {
         self.cancel.is_cancelled()
+    }
+
+    /// A key for a question of a handler that has no `input_required` rounds to number its
+    /// questions (a session's): `<kind>-<n>`, unique over the task's life, so questions asked
+    /// at once do not take one another's place.
+    pub(crate) fn next_key(&self, kind: &str) -> String {
+        let n = self.asked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("{kind}-{n}")
     }
 
     fn set_abort(&self, handle: tokio::task::AbortHandle) {
@@ -675,7 +698,7 @@ impl TaskHandle {
         change(task);
         task.touch();
         let task = task.clone();
-        match self.tasks.store.update(task).await {
+        let changed = match self.tasks.store.update(task).await {
             Ok(true) => true,
             // Terminal or gone in the store (cancelled elsewhere, expired): this copy follows.
             _ => {
@@ -686,7 +709,9 @@ impl TaskHandle {
                 }
                 false
             }
-        }
+        };
+        self.version.send_modify(|v| *v = v.wrapping_add(1));
+        changed
     }
 
     /// Asks the client through the task: parks it in `input_required` under `key` until
@@ -708,13 +733,20 @@ impl TaskHandle {
             message: "the task ended before the client answered".into(),
         };
         tokio::select! {
-            answer = rx => answer.map_err(|_| stopped()),
+            answer = rx => answer.map_err(|_| stopped())?,
             () = self.cancel.cancelled() => Err(stopped()),
         }
     }
 
     /// Delivers the answers to outstanding questions; others are ignored.
     async fn respond(&self, responses: Map<String, Value>) {
+        self.settle(responses.into_iter().map(|(key, answer)| (key, Ok(answer))))
+            .await;
+    }
+
+    /// Delivers answers (or errors) to outstanding questions; others are ignored. Once the
+    /// last is settled the task is `working` again.
+    async fn settle(&self, responses: impl IntoIterator<Item = (String, Result<Value, InputError>)>) {
         let mut answered = Vec::new();
         {
             let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
@@ -784,8 +816,9 @@ fn panicked(panic: &(dyn std::any::Any + Send)) -> ErrorObject {
     ErrorObject::internal(format!("the tool's handler failed: {what}"))
 }
 
-/// `-32021` naming the tasks extension.
-pub(crate) fn missing_extension(what: &str) -> ErrorObject {
+/// `-32021` naming the tasks extension, for `what` (a method, or `tool "name"`) asked by a
+/// client that did not declare it: what an intermediary answers in the server's place.
+pub fn missing_extension(what: &str) -> ErrorObject {
     ErrorObject::new(
         MISSING_REQUIRED_CLIENT_CAPABILITY,
         format!("{what} needs the client capability extensions[\"{EXTENSION}\"]"),
@@ -794,7 +827,7 @@ pub(crate) fn missing_extension(what: &str) -> ErrorObject {
 }
 
 /// Whether capabilities (as declared) name the tasks extension.
-pub(crate) fn declared(capabilities: &Value) -> bool {
+pub fn declared(capabilities: &Value) -> bool {
     capabilities
         .get("extensions")
         .and_then(|e| e.get(EXTENSION))
@@ -803,8 +836,19 @@ pub(crate) fn declared(capabilities: &Value) -> bool {
 
 impl Connection {
     /// How `tools/call` runs `tool`: as a task (the server's tasks), synchronously (`None`), or
-    /// not at all (`-32021`, a required task the client cannot take).
-    pub(super) fn task_route(&self, tool: &Tool, cx: &Context) -> Result<Option<Arc<Tasks>>, ErrorObject> {
+    /// not at all (`-32021`, a required task the client cannot take). In a 2025-11-25 session
+    /// the client decides, with the `task` param (`augmented`; see [`session`]).
+    pub(super) fn task_route(
+        &self,
+        tool: &Tool,
+        cx: &Context,
+        augmented: bool,
+    ) -> Result<Option<Arc<Tasks>>, ErrorObject> {
+        if let (Era::Stateful(revision), Some(tasks)) = (cx.era(), &self.server.tasks)
+            && session::served_to(revision)
+        {
+            return session::route(tool, augmented, tasks);
+        }
         let support = tool.task_support();
         if support == TaskSupport::Forbidden {
             return Ok(None);

@@ -369,3 +369,117 @@ async fn requests_carry_the_extensions_they_were_received_with() {
     assert_eq!(by_id(4), Value::Null, "a request received without extensions has none");
     assert_eq!(by_id(5), json!("ada"));
 }
+
+/// A request of ours waiting on `peer` (with a timeout no test waits for: an answer that comes
+/// is the test's doing), once it was sent.
+async fn waiting(
+    peer: &portico_core::Peer<std::sync::Arc<crate::TestService>>,
+    out: &mut tokio::sync::mpsc::Receiver<portico_core::Outbound>,
+) -> tokio::task::JoinHandle<Result<Value, portico_core::PeerError>> {
+    let handle = peer.handle().clone();
+    let call = tokio::spawn(async move {
+        let raw = handle
+            .request_raw("echo", None, Some(std::time::Duration::from_secs(3600)))
+            .await?;
+        Ok(serde_json::from_str(raw.get()).expect("JSON"))
+    });
+    let sent = next(out).await;
+    assert_eq!(sent["method"], "echo", "{sent}");
+    call
+}
+
+/// The next message `out` carries, as JSON.
+async fn next(out: &mut tokio::sync::mpsc::Receiver<portico_core::Outbound>) -> Value {
+    let text = tokio::time::timeout(std::time::Duration::from_secs(10), out.recv())
+        .await
+        .expect("a message")
+        .expect("the channel is open")
+        .text;
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{text} is not JSON: {e}"))
+}
+
+/// The error a waiting request ended with, which must be the unreadable-message one.
+async fn unreadable(call: tokio::task::JoinHandle<Result<Value, portico_core::PeerError>>) -> String {
+    let outcome = tokio::time::timeout(std::time::Duration::from_secs(10), call)
+        .await
+        .expect("the request ends")
+        .expect("no panic");
+    match outcome {
+        Err(portico_core::PeerError::Remote(error)) => {
+            assert_eq!(error.code, -32700, "{error:?}");
+            assert_eq!(
+                error
+                    .data
+                    .as_ref()
+                    .and_then(|d| d["io.portico/transport"]["unreadable"].as_bool()),
+                Some(true),
+                "{error:?}"
+            );
+            error.message
+        }
+        other => panic!("expected the unreadable-message error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn on_a_shared_stream_an_unreadable_frame_fails_the_requests_waiting_and_cancels_them() {
+    let (peer, _service, mut out) = crate::lone_peer(PeerConfig::default());
+    let (first, second) = (waiting(&peer, &mut out).await, waiting(&peer, &mut out).await);
+    peer.receive_shared("this is not JSON {").await;
+    for call in [first, second] {
+        let message = unreadable(call).await;
+        assert!(message.starts_with("invalid JSON: "), "{message}");
+    }
+    // The frame is answered as ever, and the other side told both requests are cancelled.
+    let mut sent = Vec::new();
+    for _ in 0..3 {
+        sent.push(next(&mut out).await);
+    }
+    sent.sort_by_key(|m| m["params"]["requestId"].as_i64());
+    assert_eq!(sent[0]["error"]["code"], -32700, "{sent:?}");
+    for (message, id) in sent[1..].iter().zip([1, 2]) {
+        assert_eq!(message["method"], "notifications/cancelled", "{sent:?}");
+        assert_eq!(message["params"]["requestId"], id, "{sent:?}");
+    }
+
+    // The connection goes on: the next request is answered.
+    let call = waiting(&peer, &mut out).await;
+    peer.receive(r#"{"jsonrpc":"2.0","id":3,"result":"three"}"#).await;
+    assert_eq!(call.await.expect("no panic").expect("answered"), json!("three"));
+
+    // JSON that is no message, and no readable id, is unreadable the same way.
+    let call = waiting(&peer, &mut out).await;
+    peer.receive_shared(r#"{"jsonrpc":"2.0","id":1.5,"result":{}}"#).await;
+    let message = unreadable(call).await;
+    assert!(message.starts_with("not a JSON-RPC message: "), "{message}");
+}
+
+#[tokio::test]
+async fn a_broken_response_fails_the_request_it_names_on_any_transport() {
+    let (peer, _service, mut out) = crate::lone_peer(PeerConfig::default());
+    let call = waiting(&peer, &mut out).await;
+    // Not `receive_shared`: the id says whose answer it was.
+    peer.receive(r#"{"jsonrpc":"2.0","id":1,"result":{},"error":{"code":1,"message":"x"}}"#)
+        .await;
+    let message = unreadable(call).await;
+    assert!(message.contains("both `result` and `error`"), "{message}");
+}
+
+#[tokio::test]
+async fn off_a_shared_stream_an_unreadable_frame_is_only_answered() {
+    // A frame that names no request, where each answer has a stream of its own (Streamable
+    // HTTP's session stream): the requests waiting are none of its business.
+    let (peer, _service, mut out) = crate::lone_peer(PeerConfig::default());
+    let call = waiting(&peer, &mut out).await;
+    peer.receive("this is not JSON {").await;
+    assert_eq!(next(&mut out).await["error"]["code"], -32700);
+    peer.receive(r#"{"jsonrpc":"2.0","id":1,"result":"late"}"#).await;
+    assert_eq!(call.await.expect("no panic").expect("answered"), json!("late"));
+    // A broken request of the other side is its own, even on a shared stream: answered, and
+    // nothing of ours fails.
+    let call = waiting(&peer, &mut out).await;
+    peer.receive_shared(r#"{"jsonrpc":"1.0","id":2,"method":"echo"}"#).await;
+    assert_eq!(next(&mut out).await["error"]["code"], -32600);
+    peer.receive(r#"{"jsonrpc":"2.0","id":2,"result":"mine"}"#).await;
+    assert_eq!(call.await.expect("no panic").expect("answered"), json!("mine"));
+}

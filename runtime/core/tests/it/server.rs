@@ -98,7 +98,7 @@ impl Client {
 }
 
 /// Validates `value` as the definition `def` of `revision`'s official schema.
-fn validate(revision: &str, def: &str, value: &Value) {
+pub(crate) fn validate(revision: &str, def: &str, value: &Value) {
     let schema = crate::schema(revision);
     let defs_key = if schema.get("$defs").is_some() {
         "$defs"

@@ -17,6 +17,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc};
 
+use crate::server::validate;
+
 const EXT: &str = "io.modelcontextprotocol/tasks";
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -558,40 +560,336 @@ async fn unknown_tasks_and_removed_methods_are_protocol_errors() {
     assert_eq!(c.error_code("tasks/get", json!({"taskId": "x"})).await, -32601);
 }
 
+/// A session client of one connection, at the revision it opens with: requests are sent
+/// without waiting, and what the server sends is read in order (its answers, and its requests
+/// to the client, which the test answers).
+struct Session {
+    peer: Peer<portico_core::server::Connection>,
+    out: mpsc::Receiver<Outbound>,
+    next: i64,
+}
+
+impl Session {
+    /// A session at `revision`, its `initialize` answer.
+    async fn open(server: &Server, revision: &str) -> (Self, Value) {
+        let (tx, out) = mpsc::channel(16);
+        let mut session = Self {
+            peer: Peer::new(server.connection(), PeerConfig::default(), tx),
+            out,
+            next: 0,
+        };
+        let capabilities = json!({"elicitation": {}, "extensions": {EXT: {}}});
+        let init = session
+            .call(
+                "initialize",
+                json!({"protocolVersion": revision, "capabilities": capabilities, "clientInfo": {"name": "t", "version": "1"}}),
+            )
+            .await;
+        (session, init)
+    }
+
+    /// Sends a request; its id.
+    async fn send(&mut self, method: &str, params: Value) -> i64 {
+        self.next += 1;
+        let frame = json!({"jsonrpc": "2.0", "id": self.next, "method": method, "params": params});
+        self.peer.receive(&frame.to_string()).await;
+        self.next
+    }
+
+    /// The next message the server sends, and the request it belongs to.
+    async fn next(&mut self) -> (Value, Option<String>) {
+        let message = tokio::time::timeout(Duration::from_secs(10), self.out.recv())
+            .await
+            .expect("a message")
+            .expect("open");
+        let related = message.related.map(|id| id.to_string());
+        (serde_json::from_str(&message.text).expect("JSON"), related)
+    }
+
+    /// Sends a request and returns the server's answer, the whole response.
+    async fn call(&mut self, method: &str, params: Value) -> Value {
+        let id = self.send(method, params).await;
+        let (answer, _) = self.next().await;
+        assert_eq!(answer["id"], id, "{method}: {answer}");
+        answer
+    }
+
+    /// Answers the server's request `request` with `result`.
+    async fn answer(&mut self, request: &Value, result: Value) {
+        let frame = json!({"jsonrpc": "2.0", "id": request["id"], "result": result});
+        self.peer.receive(&frame.to_string()).await;
+    }
+
+    /// Polls `tasks/get` until `done` holds (within 5 s).
+    async fn until(&mut self, task: &str, done: impl Fn(&Value) -> bool) -> Value {
+        for _ in 0..500 {
+            let r = self.call("tasks/get", json!({"taskId": task})).await;
+            if done(&r["result"]) {
+                return r["result"].clone();
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("task {task} never reached the awaited state");
+    }
+
+    /// Calls `name` as a task; its id.
+    async fn create(&mut self, name: &str) -> String {
+        let r = self
+            .call(
+                "tools/call",
+                json!({"name": name, "arguments": {}, "task": {"ttl": 60000}}),
+            )
+            .await;
+        r["result"]["task"]["taskId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name}: not a task: {r}"))
+            .to_string()
+    }
+}
+
 #[tokio::test]
-async fn the_extension_is_advertised_and_sessions_run_tasks_synchronously() {
+async fn the_extension_is_advertised_and_2025_11_25_sessions_get_that_revisions_tasks() {
     let probes = Arc::new(Probes::default());
     let s = server(&probes, None);
     let caps = serde_json::to_value(s.capabilities()).expect("JSON");
     assert_eq!(caps["extensions"], json!({EXT: {}}));
-    assert!(caps.get("tasks").is_none(), "no 2025-11-25 tasks capability");
+    assert!(
+        caps.get("tasks").is_none(),
+        "no 2025-11-25 tasks capability in 2026-07-28"
+    );
 
-    // A 2025-11-25 session: the optional task tool answers synchronously.
-    let (tx, mut out) = mpsc::channel(16);
-    let peer = Peer::new(s.connection(), PeerConfig::default(), tx);
-    let mut next = 0;
-    let mut call = async |method: &str, params: Value| {
-        next += 1;
-        peer.receive(&json!({"jsonrpc": "2.0", "id": next, "method": method, "params": params}).to_string())
-            .await;
-        let answer = tokio::time::timeout(Duration::from_secs(10), out.recv())
-            .await
-            .expect("an answer")
-            .expect("open");
-        serde_json::from_str::<Value>(&answer.text).expect("JSON")
+    // A 2025-11-25 session: the revision's capability, not the extension; `tools/list` says
+    // which tools run as tasks.
+    let (mut c, init) = Session::open(&s, "2025-11-25").await;
+    validate("2025-11-25", "InitializeResult", &init["result"]);
+    let caps = &init["result"]["capabilities"];
+    assert!(caps.get("extensions").is_none(), "{init}");
+    assert_eq!(
+        caps["tasks"],
+        json!({"cancel": {}, "requests": {"tools": {"call": {}}}}),
+        "{init}"
+    );
+    let tools = c.call("tools/list", json!({})).await;
+    validate("2025-11-25", "ListToolsResult", &tools["result"]);
+    let support = |name: &str| {
+        tools["result"]["tools"]
+            .as_array()
+            .expect("tools")
+            .iter()
+            .find(|t| t["name"] == name)
+            .map(|t| t["execution"]["taskSupport"].clone())
+            .expect("listed")
     };
-    let init = call(
-        "initialize",
-        json!({"protocolVersion": "2025-11-25", "capabilities": {"extensions": {EXT: {}}}, "clientInfo": {"name": "t", "version": "1"}}),
-    )
-    .await;
-    assert!(init["result"]["capabilities"].get("extensions").is_none(), "{init}");
+    assert_eq!(support("gated"), "optional");
+    assert_eq!(support("tool_error"), "required");
+    assert_eq!(support("plain"), Value::Null, "forbidden is the default, not written");
+
+    // Without `task` an optional tool answers synchronously, as ever.
     probes.gate.notify_one();
-    let r = call("tools/call", json!({"name": "gated", "arguments": {}})).await;
+    let r = c.call("tools/call", json!({"name": "gated", "arguments": {}})).await;
     assert_eq!(r["result"]["content"][0]["text"], "released", "{r}");
-    assert!(r["result"].get("taskId").is_none());
-    let r = call("tasks/get", json!({"taskId": "x"})).await;
+    assert!(r["result"].get("task").is_none());
+    for removed in ["tasks/update", "tasks/list"] {
+        let r = c.call(removed, json!({"taskId": "x"})).await;
+        assert_eq!(r["error"]["code"], -32601, "{removed}: {r}");
+    }
+
+    // Older sessions have no tasks at all.
+    let (mut old, init) = Session::open(&s, "2025-06-18").await;
+    assert!(init["result"]["capabilities"].get("tasks").is_none(), "{init}");
+    let tools = old.call("tools/list", json!({})).await;
+    assert!(!tools.to_string().contains("execution"), "{tools}");
+    let r = old.call("tasks/get", json!({"taskId": "x"})).await;
     assert_eq!(r["error"]["code"], -32601, "{r}");
+    probes.gate.notify_one();
+    let r = old
+        .call("tools/call", json!({"name": "gated", "arguments": {}, "task": {}}))
+        .await;
+    assert_eq!(r["result"]["content"][0]["text"], "released", "{r}");
+}
+
+#[tokio::test]
+async fn a_2025_11_25_session_runs_a_task_and_tasks_result_answers_the_call() {
+    let probes = Arc::new(Probes::default());
+    let s = server(&probes, None);
+    let (mut c, _) = Session::open(&s, "2025-11-25").await;
+    let r = c
+        .call(
+            "tools/call",
+            json!({"name": "gated", "arguments": {}, "task": {"ttl": 1000}}),
+        )
+        .await;
+    let created = &r["result"];
+    validate("2025-11-25", "CreateTaskResult", created);
+    let task = created["task"]["taskId"].as_str().expect("a task").to_string();
+    assert_eq!(created["task"]["status"], "working");
+    assert_eq!(
+        created["task"]["ttl"], 3_600_000,
+        "the server's TTL, not the requested one"
+    );
+    assert_eq!(created["task"]["pollInterval"], 500);
+    assert!(
+        iso8601(&created["task"]["createdAt"]) && iso8601(&created["task"]["lastUpdatedAt"]),
+        "{created}"
+    );
+    for absent in ["resultType", "taskId", "ttlMs", "_meta"] {
+        assert!(created.get(absent).is_none(), "{absent} in {created}");
+    }
+    for absent in ["ttlMs", "pollIntervalMs", "resultType"] {
+        assert!(created["task"].get(absent).is_none(), "{absent} in {created}");
+    }
+
+    let got = c.call("tasks/get", json!({"taskId": task})).await;
+    validate("2025-11-25", "GetTaskResult", &got["result"]);
+    assert_eq!(got["result"]["taskId"], task.as_str());
+    assert_eq!(got["result"]["status"], "working");
+    assert_eq!(got["result"]["ttl"], 3_600_000);
+    assert!(got["result"].get("result").is_none(), "{got}");
+
+    // `tasks/result` waits for the end, then answers what the call would have.
+    let waiting = c.send("tasks/result", json!({"taskId": task})).await;
+    probes.gate.notify_one();
+    let (answer, _) = c.next().await;
+    assert_eq!(answer["id"], waiting, "{answer}");
+    validate("2025-11-25", "CallToolResult", &answer["result"]);
+    assert_eq!(answer["result"]["content"][0]["text"], "released", "{answer}");
+    assert_eq!(
+        answer["result"]["_meta"]["io.modelcontextprotocol/related-task"],
+        json!({"taskId": task})
+    );
+    assert!(answer["result"].get("resultType").is_none(), "{answer}");
+    assert_eq!(c.until(&task, is("completed")).await["taskId"], task.as_str());
+
+    // A terminal task cannot be cancelled (the revision's -32602), nor can an unknown one.
+    let r = c.call("tasks/cancel", json!({"taskId": task})).await;
+    assert_eq!(r["error"]["code"], -32602, "{r}");
+    let r = c.call("tasks/get", json!({"taskId": "nonexistent"})).await;
+    assert_eq!(r["error"]["code"], -32602, "{r}");
+
+    // A tool error completes; a protocol error fails, and `tasks/result` answers the error.
+    let failing = c.create("tool_error").await;
+    let r = c.call("tasks/result", json!({"taskId": failing})).await;
+    assert_eq!(r["result"]["isError"], true, "{r}");
+    let crash = c.create("crash").await;
+    let r = c.call("tasks/result", json!({"taskId": crash})).await;
+    assert_eq!(r["error"]["code"], -32603, "{r}");
+    assert!(
+        r["error"]["message"].as_str().is_some_and(|m| m.contains("boom")),
+        "{r}"
+    );
+    assert_eq!(
+        c.until(&crash, is("failed")).await["statusMessage"],
+        r["error"]["message"]
+    );
+
+    // The revision's rules on who asks for a task: a required tool needs `task`, a tool that
+    // never runs as one refuses it.
+    let r = c
+        .call("tools/call", json!({"name": "tool_error", "arguments": {}}))
+        .await;
+    assert_eq!(r["error"]["code"], -32601, "{r}");
+    let r = c
+        .call("tools/call", json!({"name": "plain", "arguments": {}, "task": {}}))
+        .await;
+    assert_eq!(r["error"]["code"], -32601, "{r}");
+}
+
+#[tokio::test]
+async fn a_2025_11_25_task_is_cancelled_with_the_revisions_answers() {
+    let probes = Arc::new(Probes::default());
+    let s = server(&probes, None);
+    let (mut c, _) = Session::open(&s, "2025-11-25").await;
+    let task = c.create("forever").await;
+    let r = c.call("tasks/cancel", json!({"taskId": task})).await;
+    validate("2025-11-25", "CancelTaskResult", &r["result"]);
+    assert_eq!(r["result"]["taskId"], task.as_str(), "{r}");
+    assert_eq!(r["result"]["status"], "cancelled", "{r}");
+    assert!(r["result"].get("resultType").is_none(), "{r}");
+    for _ in 0..100 {
+        if probes.forever_dropped.load(Ordering::SeqCst) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(probes.forever_dropped.load(Ordering::SeqCst), "the handler was dropped");
+    let r = c.call("tasks/result", json!({"taskId": task})).await;
+    assert_eq!(r["error"]["code"], -32602, "a cancelled task has no result: {r}");
+    let r = c.call("tasks/cancel", json!({"taskId": task})).await;
+    assert_eq!(r["error"]["code"], -32602, "{r}");
+}
+
+#[tokio::test]
+async fn a_2025_11_25_tasks_questions_are_asked_on_tasks_result() {
+    let s = server(&Arc::new(Probes::default()), None);
+    let (mut c, _) = Session::open(&s, "2025-11-25").await;
+    let task = c.create("two_questions").await;
+    let parked = c.until(&task, |r| r["status"] == "input_required").await;
+    assert!(parked.get("inputRequests").is_none(), "no 2026-07-28 members: {parked}");
+
+    // Both questions come on the `tasks/result` stream, each naming the task and its key.
+    let waiting = c.send("tasks/result", json!({"taskId": task})).await;
+    let mut questions = Vec::new();
+    while questions.len() < 2 {
+        let (message, related) = c.next().await;
+        assert_eq!(message["method"], "elicitation/create", "{message}");
+        assert_eq!(related.as_deref(), Some(waiting.to_string().as_str()), "{message}");
+        validate("2025-11-25", "ElicitRequest", &message);
+        let meta = &message["params"]["_meta"];
+        assert_eq!(meta["io.modelcontextprotocol/related-task"], json!({"taskId": task}));
+        questions.push(message);
+    }
+    questions.sort_by_key(|q| q["params"]["message"].as_str().map(str::to_string));
+    let keys: Vec<&Value> = questions
+        .iter()
+        .map(|q| &q["params"]["_meta"]["io.portico/inputKey"])
+        .collect();
+    assert_eq!(
+        keys,
+        [&json!("elicit-0"), &json!("elicit-1")],
+        "keys unique in the task"
+    );
+
+    // One answer, then the client's error for the other: the handler gets both.
+    c.answer(&questions[0], json!({"action": "accept", "content": {"a": "one"}}))
+        .await;
+    let frame = json!({"jsonrpc": "2.0", "id": questions[1]["id"], "error": {"code": -1, "message": "no thanks"}});
+    c.peer.receive(&frame.to_string()).await;
+    let (answer, _) = c.next().await;
+    assert_eq!(answer["id"], waiting, "{answer}");
+    let text = answer["result"]["content"][0]["text"].as_str().expect("text");
+    assert!(
+        text.starts_with("a=one b=error: ") && text.contains("no thanks"),
+        "{answer}"
+    );
+}
+
+#[tokio::test]
+async fn a_2025_11_25_handler_asks_on_the_call_before_its_task_starts() {
+    let s = server(&Arc::new(Probes::default()), None);
+    let (mut c, _) = Session::open(&s, "2025-11-25").await;
+    let call = c
+        .send(
+            "tools/call",
+            json!({"name": "ask_then_task", "arguments": {}, "task": {}}),
+        )
+        .await;
+    let (question, related) = c.next().await;
+    assert_eq!(question["method"], "elicitation/create", "{question}");
+    assert_eq!(related.as_deref(), Some(call.to_string().as_str()));
+    c.answer(&question, json!({"action": "accept", "content": {"name": "Alice"}}))
+        .await;
+    let (created, _) = c.next().await;
+    assert_eq!(created["id"], call, "{created}");
+    let task = created["result"]["task"]["taskId"]
+        .as_str()
+        .expect("a task")
+        .to_string();
+    let r = c.call("tasks/result", json!({"taskId": task})).await;
+    assert_eq!(
+        r["result"]["content"][0]["text"],
+        format!("hello Alice; task=true id={task}"),
+        "{r}"
+    );
 }
 
 #[tokio::test]

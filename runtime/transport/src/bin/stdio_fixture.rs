@@ -3,7 +3,8 @@
 //!
 //! Methods: `echo` answers its params; `stderr` writes `{"text": …, "repeat": n}` to stderr
 //! (`repeat` times, default once; each line is `text`, followed by ` <i>` when repeated) and
-//! answers `null`; `hang` never answers (until cancelled); `exit` exits the process with code 3
+//! answers `null`; `hang` never answers (until cancelled); `garbage` writes a line that is not
+//! JSON to stdout instead of answering (and says on stderr when it is cancelled); `exit` exits the process with code 3
 //! without answering. With `--linger`, the process stays up for a minute after its stdin closes,
 //! so that a client has to kill it.
 
@@ -43,6 +44,21 @@ impl Service for Fixture {
                 null()
             }
             "hang" => {
+                cx.cancelled().await;
+                Err(ErrorObject::internal("cancelled"))
+            }
+            // What a server that prints to its stdout does: a line that is no message, in
+            // place of the answer (which then never comes).
+            "garbage" => {
+                // The peer may drop the handler when the request is cancelled: the guard tells.
+                struct Said;
+                impl Drop for Said {
+                    fn drop(&mut self) {
+                        eprintln!("garbage: cancelled");
+                    }
+                }
+                let _said = Said;
+                println!("this is not JSON {{");
                 cx.cancelled().await;
                 Err(ErrorObject::internal("cancelled"))
             }

@@ -25,8 +25,11 @@
 //!   included — goes to that URL, so a server (or whoever can inject an event into its stream)
 //!   naming another origin would have the client send its traffic and its credentials there.
 //!   A later `endpoint` event is ignored: the endpoint is fixed for the connection.
-//! - **Inbound.** Every `message` event's data is handed to [`Peer::receive`] (which answers
-//!   what is not a message); events of other names and comments (keep-alives) are skipped. An
+//! - **Inbound.** Every `message` event's data is handed to [`Peer::receive_shared`] (which
+//!   answers what is not a message and, since one stream carries every answer, fails the
+//!   requests waiting at once with [`portico_core::client::ClientError::Unreadable`] instead of
+//!   leaving them to their timeouts); events of other names and comments (keep-alives) are
+//!   skipped. An
 //!   event whose data is longer than [`LegacySseClientConfig::max_message_bytes`] ends the
 //!   connection: a request whose answer is too large fails with `Closed`. With
 //!   [`LegacySseClientConfig::read_timeout`], a stream silent that long (no event, no
@@ -492,7 +495,7 @@ async fn read<S: Service>(events: &mut Events, peer: &Peer<S>) -> String {
         match events.next().await {
             Ok(Some(event)) if event.name == "message" => {
                 if !event.data.trim().is_empty() {
-                    peer.receive(&event.data).await;
+                    peer.receive_shared(&event.data).await;
                 }
             }
             Ok(Some(event)) => tracing::debug!(name = event.name, "an event that is not a message was skipped"),

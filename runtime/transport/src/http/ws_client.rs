@@ -25,8 +25,10 @@
 //!   and [`WsClientConfig::tls`]); without it a `wss://` URL fails at once with
 //!   [`WsConnectError::TlsUnsupported`], before any connection is made.
 //! - **Framing.** Every message the peer sends is one text frame. Every text frame received is
-//!   handed to [`Peer::receive`], which answers text that is no message with a JSON-RPC error
-//!   and goes on. A binary frame closes the connection with `1003` (MCP messages are UTF-8
+//!   handed to [`Peer::receive_shared`], which answers text that is no message with a JSON-RPC
+//!   error and goes on; such a frame names no request, so the requests waiting for an answer
+//!   fail at once ([`portico_core::client::ClientError::Unreadable`], naming what was wrong) and
+//!   are cancelled on the server, rather than waiting for their timeouts. A binary frame closes the connection with `1003` (MCP messages are UTF-8
 //!   JSON: a server sending binary speaks something else), a text frame that is not UTF-8 with
 //!   `1007`, another protocol violation with `1002` — the codes the server end uses.
 //! - **Size.** A message longer than [`WsClientConfig::max_message_bytes`] closes the
@@ -481,7 +483,7 @@ async fn read<S: Service>(stream: &mut Stream, peer: &Peer<S>, heard: &AtomicBoo
     while let Some(next) = stream.next().await {
         heard.store(true, Ordering::Relaxed);
         match next {
-            Ok(Message::Text(text)) => peer.receive(text.as_str()).await,
+            Ok(Message::Text(text)) => peer.receive_shared(text.as_str()).await,
             Ok(Message::Binary(_)) => {
                 return End::Close(
                     CloseCode::Unsupported,

@@ -99,7 +99,9 @@ impl Link {
     }
 }
 
-/// Reads lines and hands each message to the peer; answers overlong and non-UTF-8 lines itself.
+/// Reads lines and hands each message to the peer ([`Peer::receive_shared`]: one stream carries
+/// every message); answers overlong and non-UTF-8 lines itself, and fails the requests waiting
+/// on them as `receive_shared` does for a line that is no message.
 async fn read_loop<R, S>(
     reader: R,
     peer: &Peer<S>,
@@ -112,17 +114,27 @@ where
 {
     let mut lines = LineReader::new(reader, max_message_bytes);
     while let Some(line) = lines.next_line().await? {
+        // A line that cannot be read names no request: it may have been the answer of any
+        // request waiting, which fail at once rather than wait for their timeouts (see
+        // `Peer::receive_shared`).
         if line.truncated {
-            let error = ErrorObject::invalid_request(format!(
-                "the message is longer than the limit of {max_message_bytes} bytes"
-            ));
-            answer(&outbound, &error).await;
+            let detail = format!("a message longer than the limit of {max_message_bytes} bytes");
+            peer.handle().fail_waiting(&detail);
+            answer(
+                &outbound,
+                &ErrorObject::invalid_request(format!(
+                    "the message is longer than the limit of {max_message_bytes} bytes"
+                )),
+            )
+            .await;
             continue;
         }
         match std::str::from_utf8(&line.bytes) {
             Ok(text) if text.trim().is_empty() => {}
-            Ok(text) => peer.receive(text).await,
+            Ok(text) => peer.receive_shared(text).await,
             Err(e) => {
+                peer.handle()
+                    .fail_waiting(&format!("invalid JSON: the message is not UTF-8 ({e})"));
                 let error = ErrorObject::parse_error(format_args!("the message is not UTF-8 ({e})"));
                 answer(&outbound, &error).await;
             }

@@ -170,3 +170,41 @@ async fn a_command_that_does_not_exist_fails_to_spawn() {
         .expect("no such file");
     assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_that_is_not_json_fails_the_waiting_requests_at_once_and_cancels_them() {
+    // A request timeout longer than the test's patience: an error that waited for it would fail
+    // the test instead of passing it.
+    let config = StdioConfig {
+        peer: portico_core::PeerConfig {
+            request_timeout: Duration::from_secs(3600),
+            ..portico_core::PeerConfig::default()
+        },
+        ..StdioConfig::default()
+    };
+    let client = start(&mut fixture(), config).await;
+    let handle = client.peer().handle().clone();
+    let err = within("garbage", handle.request::<_, Value>("garbage", &json!({})))
+        .await
+        .expect_err("no answer but garbage");
+    match &err {
+        PeerError::Remote(error) => {
+            assert!(error.message.starts_with("invalid JSON: "), "{error:?}");
+        }
+        other => panic!("expected the unreadable-message error, got {other:?}"),
+    }
+    // The child was told: its handler saw the cancellation.
+    let seen = tokio::time::timeout(Duration::from_secs(5), async {
+        while !client.stderr_tail().iter().any(|l| l == "garbage: cancelled") {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(seen.is_ok(), "{:?}", client.stderr_tail());
+    // The connection goes on.
+    let answer: Value = within("echo", handle.request("echo", &json!({"still": "here"})))
+        .await
+        .expect("an answer");
+    assert_eq!(answer, json!({"still": "here"}));
+    within("shutdown", client.shutdown()).await.expect("an exit status");
+}

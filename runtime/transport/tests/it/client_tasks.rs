@@ -114,6 +114,7 @@ async fn a_closed_client_leaves_no_task_behind_whatever_the_server_did() {
         "accepted",
         "cut_short",
         "bad_event",
+        "not_a_message",
         "plain_500",
         "huge",
         "refused",

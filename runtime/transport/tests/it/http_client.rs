@@ -325,6 +325,7 @@ pub(crate) async fn misbehave(body: Bytes) -> Response {
             json!({"jsonrpc": "2.0", "method": "notifications/message", "params": {"level": "info", "data": "hi"}})
         )),
         (_, Some("bad_event")) => sse("data: {not json\n\n".into()),
+        (_, Some("not_a_message")) => json_response(StatusCode::OK, json!({"jsonrpc": "1.0", "id": id, "result": {}})),
         (_, Some("plain_500")) => (StatusCode::INTERNAL_SERVER_ERROR, "boom").into_response(),
         (_, Some("refused")) => json_response(
             StatusCode::BAD_REQUEST,
@@ -361,12 +362,24 @@ async fn misbehaving_servers_give_typed_errors_without_waiting_for_the_timeout()
     )
     .await
     .expect("connects");
+    // What is not JSON-RPC at all names itself: invalid JSON, in a body or an event.
     for (tool, expect) in [
-        ("garbage", "not a JSON-RPC message"),
+        ("garbage", "invalid JSON: "),
+        ("bad_event", "invalid JSON: key must be a string"),
+        ("not_a_message", "not a JSON-RPC message: `jsonrpc` must be \"2.0\""),
+    ] {
+        match within(tool, client.call_tool(tool, json!({}))).await {
+            Err(ClientError::Unreadable { method, message }) => {
+                assert_eq!(method, "tools/call");
+                assert!(message.starts_with(expect), "{tool}: {message}");
+            }
+            other => panic!("{tool}: expected an unreadable-message error, got {other:?}"),
+        }
+    }
+    for (tool, expect) in [
         ("wrong_id", "not the request's response"),
         ("accepted", "without answering"),
         ("cut_short", "ended before the response"),
-        ("bad_event", "not a JSON-RPC message"),
         ("plain_500", "boom"),
         ("huge", "longer than 2048 bytes"),
     ] {

@@ -382,3 +382,77 @@ async fn legacy_sse_client_waits_for_the_endpoint_event_within_the_timeout() {
     task.abort();
     server.stop().await;
 }
+
+#[tokio::test]
+async fn legacy_sse_client_fails_the_waiting_requests_at_once_on_an_event_that_is_not_json() {
+    // The stream: the endpoint, then (once a message is POSTed) an event that is no JSON in
+    // place of its answer.
+    let (garbage_tx, garbage_rx) = mpsc::channel::<()>(4);
+    let garbage_rx = Arc::new(tokio::sync::Mutex::new(Some(garbage_rx)));
+    let sse = get(move || {
+        let garbage_rx = garbage_rx.clone();
+        async move {
+            let mut trigger = garbage_rx.lock().await.take().expect("one stream");
+            let first = futures_util::stream::once(async {
+                Ok::<_, Infallible>(Bytes::from("event: endpoint\ndata: /messages?sessionId=1\n\n"))
+            });
+            let later = futures_util::stream::once(async move {
+                let _ = trigger.recv().await;
+                Ok::<_, Infallible>(Bytes::from("event: message\ndata: this is not JSON {\n\n"))
+            });
+            let events = first.chain(later).chain(futures_util::stream::pending());
+            Response::builder()
+                .header(header::CONTENT_TYPE, "text/event-stream")
+                .body(Body::from_stream(events))
+                .expect("a response")
+        }
+    });
+    let (posts_tx, mut posts) = mpsc::channel::<String>(16);
+    let messages = post(move |body: String| {
+        let (posts, garbage) = (posts_tx.clone(), garbage_tx.clone());
+        async move {
+            let first = posts.send(body).await.is_ok();
+            if first {
+                let _ = garbage.try_send(());
+            }
+            StatusCode::ACCEPTED
+        }
+    });
+    let app = Router::new().route("/sse", sse).route("/messages", messages);
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("address"));
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(serve(listener, app, shutdown.clone().cancelled_owned()));
+
+    let (service, _notes) = ClientService::new();
+    let client = within(
+        "connecting",
+        legacy_sse_client::connect(&format!("{base}/sse"), service, patient()),
+    )
+    .await
+    .expect("connected");
+    let outcome = within(
+        "the request fails",
+        client.peer().handle().request::<_, Value>("tools/list", &json!({})),
+    )
+    .await;
+    match outcome {
+        Err(PeerError::Remote(error)) => assert!(error.message.starts_with("invalid JSON: "), "{error:?}"),
+        other => panic!("expected the unreadable-message error, got {other:?}"),
+    }
+    // The server is told the request is cancelled (after the request, and the answer to the
+    // garbage).
+    within("the cancellation is POSTed", async {
+        loop {
+            let body: Value = serde_json::from_str(&posts.recv().await.expect("a POST")).expect("JSON");
+            if body["method"] == "notifications/cancelled" {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(!client.peer().handle().is_closed(), "the connection goes on");
+    drop(client);
+    shutdown.cancel();
+    let _ = task.await;
+}

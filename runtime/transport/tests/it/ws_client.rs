@@ -489,6 +489,58 @@ async fn ws_client_fails_a_waiting_request_when_the_connection_drops() {
 }
 
 #[tokio::test]
+async fn ws_client_fails_the_waiting_requests_at_once_on_a_frame_that_is_not_json() {
+    let (url, accepted) = hand_made(Some("mcp")).await;
+    let (service, _notes) = ClientService::new();
+    let client = within("connecting", ws_client::connect(&url, service, patient()))
+        .await
+        .expect("connected");
+    let mut server = within("accepted", accepted).await.expect("the server task");
+    let handle = client.peer().handle().clone();
+    let waiting = tokio::spawn(async move { handle.request::<_, Value>("tools/list", &json!({})).await });
+    let request = within("the request arrives", server.next())
+        .await
+        .expect("a frame")
+        .expect("readable");
+    let request: Value = serde_json::from_str(request.to_text().expect("text")).expect("JSON");
+    server.send(Message::text("this is not JSON {")).await.expect("sent");
+    // The request fails naming why, long before its timeout (an hour).
+    let outcome = within("the waiting request ends", waiting).await.expect("the task");
+    match outcome {
+        Err(PeerError::Remote(error)) => assert!(error.message.starts_with("invalid JSON: "), "{error:?}"),
+        other => panic!("expected the unreadable-message error, got {other:?}"),
+    }
+    // The server is answered, and told the request is cancelled; the connection goes on.
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let frame = within("a frame", server.next())
+            .await
+            .expect("a frame")
+            .expect("readable");
+        seen.push(serde_json::from_str::<Value>(frame.to_text().expect("text")).expect("JSON"));
+    }
+    assert!(seen.iter().any(|m| m["error"]["code"] == -32700), "{seen:?}");
+    assert!(
+        seen.iter()
+            .any(|m| m["method"] == "notifications/cancelled" && m["params"]["requestId"] == request["id"]),
+        "{seen:?}"
+    );
+    let handle = client.peer().handle().clone();
+    let again = tokio::spawn(async move { handle.request::<_, Value>("ping", &json!({})).await });
+    let ping = within("the next request", server.next())
+        .await
+        .expect("a frame")
+        .expect("readable");
+    let ping: Value = serde_json::from_str(ping.to_text().expect("text")).expect("JSON");
+    let answer = json!({"jsonrpc": "2.0", "id": ping["id"], "result": {}});
+    server.send(Message::text(answer.to_string())).await.expect("sent");
+    assert_eq!(
+        within("answered", again).await.expect("the task").expect("an answer"),
+        json!({})
+    );
+}
+
+#[tokio::test]
 async fn ws_client_takes_a_silent_server_as_gone() {
     let (url, accepted) = hand_made(Some("mcp")).await;
     let (service, _notes) = ClientService::new();

@@ -237,7 +237,9 @@ async fn clients_without_the_extension() {
     .await;
     assert_eq!(v["error"]["code"], -32602, "{v}");
 
-    // A 2025-11-25 session runs the optional task tool synchronously; a required one is refused.
+    // A 2025-11-25 session has that revision's tasks, asked for with `task`: without it the
+    // optional task tool runs synchronously and a required one is refused (the revision's
+    // -32601); with it, the required one runs as a task.
     let mut session = Client::session(&s, SESSION, json!({"extensions": {EXT: {}}})).await;
     let sync = session
         .request(
@@ -247,9 +249,19 @@ async fn clients_without_the_extension() {
         .await;
     assert_eq!(first_text(sync.result()), "Computed computation in 0 s");
     let refused = session
-        .request("tools/call", json!({"name": "test_tool_with_task", "arguments": {}}))
+        .request("tools/call", json!({"name": "failing_job", "arguments": {}}))
         .await;
-    assert_eq!(refused.error()["code"], -32021);
+    assert_eq!(refused.error()["code"], -32601);
+    let created = session
+        .request(
+            "tools/call",
+            json!({"name": "failing_job", "arguments": {}, "task": {}}),
+        )
+        .await;
+    let task = created.result()["task"]["taskId"].as_str().expect("a task").to_string();
+    let done = session.request("tasks/result", json!({"taskId": task})).await;
+    assert_eq!(done.result()["isError"], true);
+    assert_eq!(first_text(done.result()), "failing_job failed, as it always does");
 }
 
 #[tokio::test]

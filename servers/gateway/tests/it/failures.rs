@@ -2,7 +2,7 @@
 //! never a hang.
 
 use portico_core::client::Protocol;
-use portico_gateway::relay::{UPSTREAM_TIMEOUT, UPSTREAM_UNAVAILABLE};
+use portico_gateway::relay::{UPSTREAM_INVALID, UPSTREAM_TIMEOUT, UPSTREAM_UNAVAILABLE};
 
 use super::*;
 
@@ -196,4 +196,185 @@ async fn a_replica_at_its_limit_of_calls_in_flight_refuses_more() {
         .call_tool("e__test_simple_text", json!({}))
         .await
         .expect("room again");
+}
+
+/// `everything` over HTTP (2026-07-28), but for two tools whose calls it answers with what is
+/// not JSON: `test_simple_text` with a JSON body, `test_image_content` with an event.
+async fn garbling_upstream() -> (String, CancellationToken) {
+    use axum::extract::Request;
+    use axum::middleware::{self, Next};
+    use axum::response::IntoResponse;
+    let server = portico_everything::server();
+    let config = HttpConfig::default();
+    let shutdown = config.shutdown.clone();
+    let app = StreamableHttp::new(move || server.connection(), config)
+        .router()
+        .layer(middleware::from_fn(|request: Request, next: Next| async move {
+            let name = request.headers().get("mcp-name").and_then(|v| v.to_str().ok());
+            match name {
+                Some("test_simple_text") => (
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    "this is not JSON {",
+                )
+                    .into_response(),
+                Some("test_image_content") => (
+                    [(axum::http::header::CONTENT_TYPE, "text/event-stream")],
+                    "event: message\ndata: {not json\n\n",
+                )
+                    .into_response(),
+                _ => next.run(request).await,
+            }
+        }));
+    (serve_mcp(app, &shutdown).await, shutdown)
+}
+
+/// A stdio server (a POSIX shell script) speaking a 2025-11-25 session with two tools: `fine`
+/// answers, `garbage` writes a line that is not JSON in place of its answer.
+fn garbling_script() -> std::path::PathBuf {
+    let script = r#"
+while IFS= read -r line; do
+  id=$(printf '%s' "$line" | sed -n 's/^{"jsonrpc":"2.0","id":\([0-9]*\),.*/\1/p')
+  case "$line" in
+    *'"method":"initialize"'*)
+      printf '{"jsonrpc":"2.0","id":%s,"result":{"protocolVersion":"2025-11-25","capabilities":{"tools":{}},"serverInfo":{"name":"garbling","version":"1"}}}\n' "$id" ;;
+    *'"method":"tools/list"'*)
+      printf '{"jsonrpc":"2.0","id":%s,"result":{"tools":[{"name":"fine","inputSchema":{"type":"object"}},{"name":"garbage","inputSchema":{"type":"object"}}]}}\n' "$id" ;;
+    *'"method":"tools/call"'*'"name":"garbage"'*)
+      printf 'this is not JSON {\n' ;;
+    *'"method":"tools/call"'*)
+      printf '{"jsonrpc":"2.0","id":%s,"result":{"content":[{"type":"text","text":"fine"}]}}\n' "$id" ;;
+    *'"method":"ping"'*)
+      printf '{"jsonrpc":"2.0","id":%s,"result":{}}\n' "$id" ;;
+    *)
+      if [ -n "$id" ]; then
+        printf '{"jsonrpc":"2.0","id":%s,"error":{"code":-32601,"message":"method not found"}}\n' "$id"
+      fi ;;
+  esac
+done
+"#;
+    let path = temp_path("garbling.sh");
+    std::fs::write(&path, script).expect("the script is written");
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_answering_what_is_not_json_gives_a_typed_error_and_the_gateway_serves_on() {
+    let (url, stop) = garbling_upstream().await;
+    let _stop = stop.drop_guard();
+    let script = garbling_script();
+    // Timeouts no test waits for: the errors must come from the garbage, not from them.
+    let yaml = format!(
+        "upstreams:\n  - {{name: h, url: '{url}', protocol: stateless, timeout: 1h}}\n  - {{name: s, command: [sh, '{}'], protocol: stateful, timeout: 1h}}\n",
+        script.display()
+    );
+    let gateway = Running::start(&yaml).await;
+    for protocol in [Protocol::Stateless, SESSION] {
+        let client = gateway.client("/mcp", protocol, ()).await;
+        for (garbled, fine, upstream, problem) in [
+            ("h__test_simple_text", "h__test_audio_content", "h", "invalid JSON: "),
+            (
+                "h__test_image_content",
+                "h__test_audio_content",
+                "h",
+                "invalid JSON: key must be a string",
+            ),
+            ("s__garbage", "s__fine", "s", "invalid JSON: "),
+        ] {
+            let error = rpc_error(within(garbled, client.call_tool(garbled, json!({}))).await.unwrap_err());
+            assert_eq!(error.code, UPSTREAM_INVALID, "{garbled}: {error:?}");
+            assert!(
+                error.message.starts_with(&format!(
+                    "upstream `{upstream}` sent an unreadable answer to `tools/call`: {problem}"
+                )),
+                "{garbled}: {error:?}"
+            );
+            let data = error.data.expect("data");
+            assert_eq!(data["upstream"], upstream, "{data}");
+            assert!(
+                data["reason"].as_str().is_some_and(|r| r.starts_with("invalid JSON")),
+                "{data}"
+            );
+            // The upstream serves on, through the gateway.
+            let result = within(fine, client.call_tool(fine, json!({}))).await.expect(fine);
+            assert_eq!(result.is_error, None, "{fine}: {result:?}");
+        }
+    }
+    let _ = std::fs::remove_file(&script);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_subscriptions_listen_stream_makes_the_gateway_connect_again() {
+    use axum::body::{Body, Bytes};
+    use axum::extract::Request;
+    use axum::middleware::{self, Next};
+    use futures_util::StreamExt;
+    // `everything` over HTTP, whose first `subscriptions/listen` stream carries what is not
+    // JSON once the subscription is acknowledged: the gateway's subscription fails.
+    let listens = Arc::new(AtomicUsize::new(0));
+    let counted = listens.clone();
+    let server = portico_everything::server();
+    let config = HttpConfig::default();
+    let shutdown = config.shutdown.clone();
+    let app = StreamableHttp::new(move || server.connection(), config)
+        .router()
+        .layer(middleware::from_fn(move |request: Request, next: Next| {
+            let counted = counted.clone();
+            async move {
+                let listen = request
+                    .headers()
+                    .get("mcp-method")
+                    .is_some_and(|m| m == "subscriptions/listen");
+                let first = listen && counted.fetch_add(1, Ordering::SeqCst) == 0;
+                let response = next.run(request).await;
+                if !first {
+                    return response;
+                }
+                let (parts, body) = response.into_parts();
+                let mut garbled = false;
+                let events = body.into_data_stream().flat_map(move |chunk| {
+                    let acknowledged = chunk
+                        .as_ref()
+                        .is_ok_and(|c| String::from_utf8_lossy(c).contains("subscriptions/acknowledged"));
+                    let mut out = vec![chunk];
+                    if acknowledged && !garbled {
+                        garbled = true;
+                        out.push(Ok(Bytes::from("event: message\ndata: {not json\n\n")));
+                    }
+                    futures_util::stream::iter(out)
+                });
+                axum::http::Response::from_parts(parts, Body::from_stream(events))
+            }
+        }));
+    let url = serve_mcp(app, &shutdown).await;
+    let _stop = shutdown.drop_guard();
+    let gateway = Running::start(&format!(
+        "upstreams:\n  - {{name: h, url: '{url}', protocol: stateless}}\n"
+    ))
+    .await;
+    // Changes would go unnoticed: the gateway connects again, and listens again.
+    within("listening again", async {
+        while listens.load(Ordering::SeqCst) < 2 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let client = gateway.client("/mcp", Protocol::Stateless, ()).await;
+    within("a call", async {
+        loop {
+            match client.call_tool("h__test_simple_text", json!({})).await {
+                Ok(result) => break result,
+                // Between the two connections.
+                Err(e) if e.code() == Some(UPSTREAM_UNAVAILABLE) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("{e:?}"),
+            }
+        }
+    })
+    .await;
+    assert_eq!(
+        listens.load(Ordering::SeqCst),
+        2,
+        "one subscription lost, one made again"
+    );
 }

@@ -20,6 +20,7 @@ mod rbac;
 mod reload;
 mod replicas;
 mod routing;
+mod tasks;
 
 use std::sync::Arc;
 use std::sync::Mutex;

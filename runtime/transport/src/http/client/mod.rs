@@ -38,8 +38,12 @@
 //! - **Answers** are one JSON object or an SSE stream, read event by event (comments and
 //!   priming events skipped) and handed to the peer; the request's response ends it. Each
 //!   message is at most [`HttpClientConfig::max_message_bytes`]. What cannot be a request's
-//!   answer — garbage, a response with another id, a `202` — fails that request at once with a
-//!   [`portico_core::client::transport_error`] instead of leaving it to time out.
+//!   answer fails that request at once instead of leaving it to time out: a body or event that
+//!   is not a JSON-RPC message (invalid JSON, not UTF-8, JSON that is no message) with
+//!   [`portico_core::client::unreadable_error`] naming what is wrong (the client's
+//!   [`portico_core::client::ClientError::Unreadable`]; the peer then cancels the request, so a
+//!   session's server is told); a response with another id, a batch or a `202` with a
+//!   [`portico_core::client::transport_error`].
 //! - **Resumption** (sessions, 2025-11-25): a response stream that ends before its response is
 //!   resumed with `GET` + `Last-Event-ID` (the last event id seen, a priming event's included)
 //!   after the server's `retry:` delay ([`HttpClientConfig::default_retry`] without one, at most
@@ -77,7 +81,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use portico_core::client::{ClientTransport, transport_error};
+use portico_core::client::{ClientTransport, transport_error, unreadable_error};
 use portico_core::message::{self, Inbound, Message};
 use portico_core::mirror::{self, HeaderParam};
 use portico_core::peer::CANCELLED;
@@ -804,13 +808,11 @@ impl<S: Service> Exchange<'_, S> {
                     }
                 }
             }
-            Inbound::Single(Err(invalid)) => Err(self.error(
-                format_args!(
-                    "the server sent something that is not a JSON-RPC message ({})",
-                    invalid.error.message
-                ),
-                None,
-            )),
+            // The request's answer could not be read: it fails naming why, and is cancelled.
+            Inbound::Single(Err(invalid)) => {
+                tracing::debug!(method = self.method, problem = %invalid.describe(), "an unreadable answer");
+                Err(unreadable_error(invalid.describe()))
+            }
             Inbound::Batch(_) => Err(self.error(
                 "the server sent a batch, which this request cannot be answered with",
                 None,
@@ -821,7 +823,8 @@ impl<S: Service> Exchange<'_, S> {
     async fn json(&self, mut response: Response) -> Result<(), ErrorObject> {
         let max = self.shared.config.max_message_bytes;
         let body = read_body(&mut response, max).await.map_err(|e| self.error(e, None))?;
-        let text = String::from_utf8(body).map_err(|_| self.error("the answer is not UTF-8", None))?;
+        let text = String::from_utf8(body)
+            .map_err(|e| unreadable_error(format!("invalid JSON: the answer is not UTF-8 ({e})")))?;
         if self.answer(&text).await? {
             Ok(())
         } else {
