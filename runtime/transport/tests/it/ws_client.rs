@@ -433,6 +433,34 @@ async fn hand_made(protocol: Option<&'static str>) -> (String, JoinHandle<WebSoc
     (url, accepted)
 }
 
+/// A client connected (with [`patient`] settings) to a [`hand_made`] server choosing `mcp`, and
+/// the server's end of the connection.
+async fn connected_by_hand() -> (WsClient<ClientService>, WebSocketStream<TcpStream>) {
+    let (url, accepted) = hand_made(Some("mcp")).await;
+    let (service, _notes) = ClientService::new();
+    let client = within("connecting", ws_client::connect(&url, service, patient()))
+        .await
+        .expect("connected");
+    let server = within("accepted", accepted).await.expect("the server task");
+    (client, server)
+}
+
+/// A `tools/list` of `client` in flight, read by `server`: the task awaiting its answer, and
+/// the request as the server read it.
+async fn tools_list_in_flight(
+    client: &WsClient<ClientService>,
+    server: &mut WebSocketStream<TcpStream>,
+) -> (JoinHandle<Result<Value, PeerError>>, Value) {
+    let handle = client.peer().handle().clone();
+    let waiting = tokio::spawn(async move { handle.request::<_, Value>("tools/list", &json!({})).await });
+    let request = within("the request arrives", server.next())
+        .await
+        .expect("a frame")
+        .expect("readable");
+    let request: Value = serde_json::from_str(request.to_text().expect("text")).expect("JSON");
+    (waiting, request)
+}
+
 /// Answers a handshake choosing its subprotocol (or none), whatever the client offered.
 struct Choose(Option<&'static str>);
 
@@ -467,19 +495,8 @@ async fn ws_client_refuses_a_server_that_does_not_choose_mcp() {
 
 #[tokio::test]
 async fn ws_client_fails_a_waiting_request_when_the_connection_drops() {
-    let (url, accepted) = hand_made(Some("mcp")).await;
-    let (service, _notes) = ClientService::new();
-    let client = within("connecting", ws_client::connect(&url, service, patient()))
-        .await
-        .expect("connected");
-    let mut server = within("accepted", accepted).await.expect("the server task");
-    let handle = client.peer().handle().clone();
-    let waiting = tokio::spawn(async move { handle.request::<_, Value>("tools/list", &json!({})).await });
-    let request = within("the request arrives", server.next())
-        .await
-        .expect("a frame")
-        .expect("readable");
-    let request: Value = serde_json::from_str(request.to_text().expect("text")).expect("JSON");
+    let (client, mut server) = connected_by_hand().await;
+    let (waiting, request) = tools_list_in_flight(&client, &mut server).await;
     assert_eq!(request["method"], "tools/list");
     // The server dies without a closing handshake.
     drop(server);
@@ -490,19 +507,8 @@ async fn ws_client_fails_a_waiting_request_when_the_connection_drops() {
 
 #[tokio::test]
 async fn ws_client_fails_the_waiting_requests_at_once_on_a_frame_that_is_not_json() {
-    let (url, accepted) = hand_made(Some("mcp")).await;
-    let (service, _notes) = ClientService::new();
-    let client = within("connecting", ws_client::connect(&url, service, patient()))
-        .await
-        .expect("connected");
-    let mut server = within("accepted", accepted).await.expect("the server task");
-    let handle = client.peer().handle().clone();
-    let waiting = tokio::spawn(async move { handle.request::<_, Value>("tools/list", &json!({})).await });
-    let request = within("the request arrives", server.next())
-        .await
-        .expect("a frame")
-        .expect("readable");
-    let request: Value = serde_json::from_str(request.to_text().expect("text")).expect("JSON");
+    let (client, mut server) = connected_by_hand().await;
+    let (waiting, request) = tools_list_in_flight(&client, &mut server).await;
     server.send(Message::text("this is not JSON {")).await.expect("sent");
     // The request fails naming why, long before its timeout (an hour).
     let outcome = within("the waiting request ends", waiting).await.expect("the task");
@@ -565,12 +571,7 @@ async fn ws_client_takes_a_silent_server_as_gone() {
 
 #[tokio::test]
 async fn ws_client_shutdown_writes_what_is_queued_then_closes_with_1000() {
-    let (url, accepted) = hand_made(Some("mcp")).await;
-    let (service, _notes) = ClientService::new();
-    let client = within("connecting", ws_client::connect(&url, service, patient()))
-        .await
-        .expect("connected");
-    let mut server = within("accepted", accepted).await.expect("the server task");
+    let (client, mut server) = connected_by_hand().await;
     let (frames_tx, frames) = oneshot::channel();
     let reader = tokio::spawn(async move {
         let mut seen = Vec::new();
@@ -606,12 +607,7 @@ async fn ws_client_shutdown_writes_what_is_queued_then_closes_with_1000() {
 
 #[tokio::test]
 async fn ws_client_refuses_binary_frames_with_1003() {
-    let (url, accepted) = hand_made(Some("mcp")).await;
-    let (service, _notes) = ClientService::new();
-    let client = within("connecting", ws_client::connect(&url, service, patient()))
-        .await
-        .expect("connected");
-    let mut server = within("accepted", accepted).await.expect("the server task");
+    let (client, mut server) = connected_by_hand().await;
     within("sending", server.send(Message::binary(b"{}".to_vec())))
         .await
         .expect("sent");

@@ -174,18 +174,18 @@ impl Connection {
             ))
             .with_data(json!({"taskId": task_id}))
         };
+        let stored = async || {
+            tasks
+                .store
+                .get(&task_id)
+                .await
+                .map_err(ErrorObject::internal)?
+                .ok_or_else(unknown)
+        };
         match method {
-            "tasks/get" => {
-                let task = tasks.store.get(&task_id).await.map_err(ErrorObject::internal)?;
-                Ok(task.ok_or_else(unknown)?.legacy())
-            }
+            "tasks/get" => Ok(stored().await?.legacy()),
             "tasks/cancel" => {
-                let task = tasks
-                    .store
-                    .get(&task_id)
-                    .await
-                    .map_err(ErrorObject::internal)?
-                    .ok_or_else(unknown)?;
+                let task = stored().await?;
                 if task.status.is_terminal() {
                     return Err(ErrorObject::invalid_params(format!(
                         "tasks/cancel: task {task_id:?} is {} already",
@@ -200,13 +200,7 @@ impl Connection {
                         tasks.store.cancel(&task_id).await.map_err(ErrorObject::internal)?;
                     }
                 }
-                let task = tasks
-                    .store
-                    .get(&task_id)
-                    .await
-                    .map_err(ErrorObject::internal)?
-                    .ok_or_else(unknown)?;
-                Ok(task.legacy())
+                Ok(stored().await?.legacy())
             }
             _ => self.task_result(cx, tasks, revision, &task_id).await,
         }
