@@ -16,9 +16,10 @@
 /// (`madvise(MADV_HUGEPAGE)` on its arenas). With them, the process's memory grew in 2 MiB
 /// steps: 1000 idle sessions read as exactly 2 MiB more (2.05 KiB each) however small a session
 /// was, and a fresh server took 21 MiB instead of 14. A server's memory is many small records
-/// (sessions, cached pages), for which 4 KiB pages are the better trade. On a host whose THP
-/// setting is `always` (not `madvise`), the kernel may still use them; `MIMALLOC_ALLOW_THP=0`
-/// in the environment turns them off for the process there.
+/// (sessions, cached pages), for which 4 KiB pages are the better trade; the server's req/s
+/// did not move, the gateway's fell by about an eighth (docs/benchmarks.md). On a host whose
+/// THP setting is `always` (not `madvise`), the kernel still uses them (the way to have the
+/// gateway's speed back); `MIMALLOC_ALLOW_THP=0` in the environment turns them off there.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
