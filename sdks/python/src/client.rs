@@ -67,13 +67,30 @@ impl NativeClient {
     }
 }
 
-/// `fut` as an asyncio awaitable resolving to its value as JSON text (see [`crate::complete`]).
+/// `fut` as an asyncio awaitable resolving to its value as JSON text (see `crate::complete`).
+#[cfg(unix)]
 fn run<'py, T, F>(py: Python<'py>, fut: F) -> PyResult<Bound<'py, PyAny>>
 where
     T: Serialize + Send + 'static,
     F: Future<Output = Result<T, ClientError>> + Send + 'static,
 {
     crate::complete::spawn(py, fut)
+}
+
+/// `fut` as an asyncio awaitable resolving to its value as JSON text, through
+/// `pyo3-async-runtimes` (where `crate::complete`, which needs a Unix socket pair, is not built).
+#[cfg(not(unix))]
+fn run<'py, T, F>(py: Python<'py>, fut: F) -> PyResult<Bound<'py, PyAny>>
+where
+    T: Serialize + Send + 'static,
+    F: Future<Output = Result<T, ClientError>> + Send + 'static,
+{
+    let in_flight = crate::InFlight::start();
+    pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        let value = fut.await.map_err(errors::to_py);
+        drop(in_flight);
+        serde_json::to_string(&value?).map_err(|e| errors::usage(format!("encoding the result: {e}")))
+    })
 }
 
 /// JSON text from Python as `T`.

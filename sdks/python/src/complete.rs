@@ -18,6 +18,9 @@
 //! aborts the tokio task, which drops the call's future and so cancels the request on the wire,
 //! as before. The inboxes live in a `weakref.WeakKeyDictionary` keyed by loop: a loop that is
 //! collected takes its inbox (and its sockets) with it.
+//!
+//! Unix only (a Unix socket pair); elsewhere calls go through `future_into_py` as before
+//! (`client::run`).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -102,23 +105,31 @@ impl Inbox {
                 continue;
             };
             let future = future.bind(py);
-            // Cancelled meanwhile: its result has nowhere to go.
-            if future.call_method0("done")?.is_truthy()? {
-                continue;
+            // One future that cannot take its outcome must not strand the others drained
+            // with it: its error is reported as unraisable and the loop goes on.
+            if let Err(error) = resolve(py, future, outcome) {
+                error.write_unraisable(py, Some(future));
             }
-            match outcome {
-                Outcome::Json(text) => future.call_method1("set_result", (text,))?,
-                Outcome::Failed(error) => {
-                    future.call_method1("set_exception", (errors::to_py(error).into_value(py),))?
-                }
-                Outcome::Encode(message) => future.call_method1(
-                    "set_exception",
-                    (errors::usage(format!("encoding the result: {message}")).into_value(py),),
-                )?,
-            };
         }
         Ok(())
     }
+}
+
+/// Sets `future`'s result or exception, unless it is done already (cancelled meanwhile: its
+/// outcome has nowhere to go).
+fn resolve(py: Python<'_>, future: &Bound<'_, PyAny>, outcome: Outcome) -> PyResult<()> {
+    if future.call_method0("done")?.is_truthy()? {
+        return Ok(());
+    }
+    match outcome {
+        Outcome::Json(text) => future.call_method1("set_result", (text,))?,
+        Outcome::Failed(error) => future.call_method1("set_exception", (errors::to_py(error).into_value(py),))?,
+        Outcome::Encode(message) => future.call_method1(
+            "set_exception",
+            (errors::usage(format!("encoding the result: {message}")).into_value(py),),
+        )?,
+    };
+    Ok(())
 }
 
 /// Aborts a call's tokio task when its asyncio future is cancelled (a done callback).

@@ -9,7 +9,7 @@
 //! - `connect` ([`connect`]): a transport (Streamable HTTP, WebSocket, legacy HTTP+SSE or a
 //!   spawned stdio command) and the client on it, as an awaitable `NativeClient`;
 //! - [`client`]: the calls, each an awaitable that drops (and so cancels) its request when the
-//!   asyncio future is cancelled, its result handed to the loop by [`complete`];
+//!   asyncio future is cancelled, its result handed to the loop by `complete` (Unix);
 //! - [`handler`]: the server's questions (sampling, elicitation, roots) answered by a Python
 //!   coroutine on the caller's event loop;
 //! - [`follow`]: the progress of a call handed to Python in order, before the call returns;
@@ -26,6 +26,7 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod client;
+#[cfg(unix)]
 mod complete;
 mod connect;
 mod errors;
