@@ -695,6 +695,13 @@ impl Registry {
             }
             map.insert(id, session.clone());
         }
+        // Shutdown began since `prepare`: the reaper may have closed every session already
+        // (`Registry::close_all`), and a session's streams end only when it is closed.
+        if config.shutdown.is_cancelled() {
+            registry.map().remove(&session.id);
+            session.close();
+            return Err(HttpError::unavailable("the server is shutting down"));
+        }
         if !registry.reaper.swap(true, Ordering::Relaxed) {
             tokio::spawn(reap(
                 Arc::downgrade(state),
