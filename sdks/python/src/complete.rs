@@ -193,7 +193,7 @@ where
     T: Serialize + Send + 'static,
     F: Future<Output = Result<T, ClientError>> + Send + 'static,
 {
-    let event_loop = py.import("asyncio")?.call_method0("get_running_loop")?;
+    let event_loop = pyo3_async_runtimes::get_running_loop(py)?;
     let inbox = inbox_of(py, &event_loop)?;
     let future = event_loop.call_method0("create_future")?;
     let slot = inbox.get().next.fetch_add(1, Ordering::Relaxed);

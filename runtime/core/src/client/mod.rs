@@ -523,8 +523,13 @@ fn result_type(method: &str, raw: &RawValue) -> Result<Option<String>, ClientErr
 /// 2026-07-28 have no `resultType`, which the newest revision's types require: absent, it reads
 /// as `"complete"` (the member is put in front of the text, one copy of it).
 fn complete<R: DeserializeOwned>(method: &str, raw: &RawValue) -> Result<R, ClientError> {
+    complete_as(method, raw, result_type(method, raw)?.as_deref())
+}
+
+/// [`complete`] of a result whose `resultType` was read already (`kind`).
+fn complete_as<R: DeserializeOwned>(method: &str, raw: &RawValue, kind: Option<&str>) -> Result<R, ClientError> {
     let decode = |text: &str| serde_json::from_str(text).map_err(|e| ClientError::protocol(method, e.to_string()));
-    match result_type(method, raw)?.as_deref() {
+    match kind {
         Some("complete") => decode(raw.get()),
         None => decode(&with_complete(raw)),
         Some(other) => Err(ClientError::protocol(
@@ -969,12 +974,13 @@ impl Client {
         params: &Map<String, Value>,
         options: &RequestOptions,
     ) -> Result<R, ClientError> {
-        let raw = if INPUT_METHODS.contains(&method) {
-            self.with_input(method, params, options).await?
+        if INPUT_METHODS.contains(&method) {
+            // Its `resultType` was read to tell the rounds apart: not read again.
+            let (raw, kind) = self.with_input(method, params, options).await?;
+            complete_as(method, &raw, kind.as_deref())
         } else {
-            self.send(method, params, options).await?
-        };
-        complete(method, &raw)
+            complete(method, &self.send(method, params, options).await?)
+        }
     }
 
     /// Any request, with the era's `_meta` added to `params` (an object, or `null` for none);

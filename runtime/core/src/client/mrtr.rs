@@ -21,21 +21,23 @@ use super::{Client, ClientError, InputContext, RequestOptions, result_type};
 use crate::server::Era;
 
 impl Client {
-    /// Sends `method` and answers `input_required` rounds until the result is something else.
+    /// Sends `method` and answers `input_required` rounds until the result is something else:
+    /// that result, and its `resultType`.
     pub(super) async fn with_input(
         &self,
         method: &str,
         params: &Map<String, Value>,
         options: &RequestOptions,
-    ) -> Result<Box<RawValue>, ClientError> {
+    ) -> Result<(Box<RawValue>, Option<String>), ClientError> {
         // Made at the first `input_required`; a call answered at once (most) costs nothing.
         let mut cancel: Option<(CancellationToken, DropGuard)> = None;
         let mut round_params = Cow::Borrowed(params);
         let max = self.inner.config.max_input_rounds;
         for round in 0.. {
             let raw = self.send(method, &round_params, options).await?;
-            if result_type(method, &raw)?.as_deref() != Some(wire::InputRequiredResult::RESULT_TYPE) {
-                return Ok(raw);
+            let kind = result_type(method, &raw)?;
+            if kind.as_deref() != Some(wire::InputRequiredResult::RESULT_TYPE) {
+                return Ok((raw, kind));
             }
             if self.inner.era != Era::Stateless {
                 return Err(ClientError::protocol(
