@@ -38,4 +38,6 @@ pub mod server;
 pub use error::{ErrorObject, PeerError};
 pub use extensions::Extensions;
 pub use message::{Inbound, Message, RequestId};
-pub use peer::{Answer, Outbound, OutboundKind, Outlet, Peer, PeerConfig, PeerHandle, RequestContext, Service};
+pub use peer::{
+    Answer, Handling, Outbound, OutboundKind, Outlet, Peer, PeerConfig, PeerHandle, RequestContext, Service,
+};

@@ -6,7 +6,8 @@
 //! Streamable HTTP session, needs no channel and no task between the peer and its streams).
 //! Each outbound message says which inbound request it belongs to (a response, a progress
 //! notification, a server→client request made while handling it), so an HTTP transport can put
-//! it on that request's response stream. Inbound requests run on their own tasks, at most
+//! it on that request's response stream. Inbound requests run on their own tasks (or, handed
+//! back by [`Peer::serve_message_with`], on the transport's), at most
 //! [`PeerConfig::max_in_flight`] at once: `receive` waits for a free slot, which
 //! slows the transport's reading (back-pressure) instead of queueing without bound. Outbound
 //! requests ([`PeerHandle::request`]) get increasing integer ids and are matched with their
@@ -807,12 +808,24 @@ impl<S: Service> Peer<S> {
     /// [`Peer::receive_message`], the request (if the message is one) carrying `extensions`
     /// ([`RequestContext::extensions`]).
     pub async fn receive_message_with(&self, message: Message, extensions: Extensions) {
+        if let Some(handling) = self.serve_message_with(message, extensions).await {
+            tokio::spawn(handling);
+        }
+    }
+
+    /// [`Peer::receive_message_with`], but a request's handling is handed back rather than
+    /// spawned: it runs the handler and sends the answer, and the caller polls it — a
+    /// transport that waits for the answer anyway (a Streamable HTTP POST) polls it with the
+    /// response it writes, which spares a task per request. Dropping it stops the handler
+    /// where it is, with no answer and no [`OutboundKind::Ended`]: a caller that stops
+    /// waiting and wants the request to go on spawns it instead. `None` for a message that
+    /// is no request (dispatched already) and when the peer is closed.
+    pub async fn serve_message_with(&self, message: Message, extensions: Extensions) -> Option<Handling> {
         if self.handle.is_closed() {
-            return;
+            return None;
         }
-        if let Some(task) = self.dispatch_with(message, false, None, extensions).await {
-            tokio::spawn(task);
-        }
+        let task = self.dispatch_with(message, None, extensions).await?;
+        Some(Box::pin(task))
     }
 
     /// [`Peer::receive_message`] for a message that came on the response stream of our request
@@ -822,7 +835,7 @@ impl<S: Service> Peer<S> {
         if self.handle.is_closed() {
             return;
         }
-        if let Some(task) = self.dispatch_with(message, false, origin, Extensions::new()).await {
+        if let Some(task) = self.dispatch_with(message, origin, Extensions::new()).await {
             tokio::spawn(task);
         }
     }
@@ -839,12 +852,31 @@ impl<S: Service> Peer<S> {
     /// [`Peer::receive_alone`], the request carrying `extensions`
     /// ([`RequestContext::extensions`]).
     pub async fn receive_alone_with(&self, message: Message, extensions: Extensions) {
+        match message {
+            Message::Request { id, method, params } => {
+                if let Some(handling) = self.serve_alone(id, method, params, extensions) {
+                    tokio::spawn(handling);
+                }
+            }
+            other => self.receive_message_with(other, extensions).await,
+        }
+    }
+
+    /// The request [`Peer::receive_alone_with`] would spawn, handed back to be polled by the
+    /// caller as [`Peer::serve_message_with`] says; `None` when the peer is closed.
+    pub fn serve_alone(
+        &self,
+        id: RequestId,
+        method: String,
+        params: Option<Box<RawValue>>,
+        extensions: Extensions,
+    ) -> Option<Handling> {
         if self.handle.is_closed() {
-            return;
+            return None;
         }
-        if let Some(task) = self.dispatch_with(message, true, None, extensions).await {
-            tokio::spawn(task);
-        }
+        let cancel = self.handle.shared.closed.clone();
+        let run = self.run(id.clone(), method, params, cancel, false, (None, extensions));
+        Some(Box::pin(answering(self.handle.shared.clone(), Some(id), run)))
     }
 
     /// Handles one inbound frame. Returns once the frame is dispatched (requests run on their
@@ -913,7 +945,7 @@ impl<S: Service> Peer<S> {
     async fn receive_decoded(&self, inbound: Inbound, extensions: Extensions) {
         match inbound {
             Inbound::Single(Ok(message)) => {
-                if let Some(task) = self.dispatch_with(message, false, None, extensions).await {
+                if let Some(task) = self.dispatch_with(message, None, extensions).await {
                     // A single request answers by itself, as soon as it is done.
                     tokio::spawn(async move {
                         task.await;
@@ -966,7 +998,7 @@ impl<S: Service> Peer<S> {
                         .await;
                 }
                 Ok(message) => {
-                    if let Some(task) = self.dispatch_collecting(message, false, None, extensions.clone()).await {
+                    if let Some(task) = self.dispatch_collecting(message, None, extensions.clone()).await {
                         expected += 1;
                         let tx = tx.clone();
                         tokio::spawn(async move {
@@ -999,12 +1031,10 @@ impl<S: Service> Peer<S> {
     }
 
     /// Dispatches a message; for a request, returns the task that handles it and sends its
-    /// answer. `alone` as [`Peer::receive_alone`] says; `origin` and `extensions` go to the
-    /// request's context.
+    /// answer. `origin` and `extensions` go to the request's context.
     async fn dispatch_with(
         &self,
         message: Message,
-        alone: bool,
         origin: Option<RequestId>,
         extensions: Extensions,
     ) -> Option<impl Future<Output = ()> + Send + 'static> {
@@ -1012,41 +1042,27 @@ impl<S: Service> Peer<S> {
             Message::Request { id, .. } => Some(id.clone()),
             _ => None,
         };
-        let task = self.dispatch_collecting(message, alone, origin, extensions).await?;
+        let task = self.dispatch_collecting(message, origin, extensions).await?;
         let shared = self.handle.shared.clone();
         Some(async move {
             // The handler slot is held until the answer is queued, so `Peer::idle` does not
             // report idle while an answer is still on its way.
             let (answer, _slot) = task.await;
-            match answer {
-                Some((text, answer)) => {
-                    let _ = shared.send_answer(text, related.as_ref(), answer).await;
-                }
-                None => shared.ended(related).await,
-            }
+            send_answer(&shared, related, answer).await;
         })
     }
 
     /// Dispatches a message; for a request, returns the task producing its encoded answer
     /// (`None` when it was cancelled: a cancelled request gets no response) and the handler
-    /// slot, which the caller keeps until the answer is queued. A request `alone` (see
-    /// [`Peer::receive_alone`]) takes no slot and no in-flight entry.
+    /// slot, which the caller keeps until the answer is queued.
     async fn dispatch_collecting(
         &self,
         message: Message,
-        alone: bool,
         origin: Option<RequestId>,
         extensions: Extensions,
     ) -> Option<impl Future<Output = (Option<(String, Answer)>, Option<OwnedSemaphorePermit>)> + Send + 'static> {
         let shared = &self.handle.shared;
         match message {
-            Message::Request { id, method, params } if alone => {
-                let cancel = shared.closed.clone();
-                let run = self.run(id, method, params, cancel, false, (origin, extensions));
-                Some(futures_util::future::Either::Right(
-                    futures_util::future::Either::Right(async move { (run.await, None) }),
-                ))
-            }
             Message::Request { id, method, params } => {
                 let permit = self.slots.clone().acquire_owned().await.ok()?;
                 let cancel = shared.closed.child_token();
@@ -1062,9 +1078,9 @@ impl<S: Service> Peer<S> {
                     in_flight.insert(id.clone(), cancel.clone());
                 }
                 let run = self.run(id, method, params, cancel, true, (origin, extensions));
-                Some(futures_util::future::Either::Right(futures_util::future::Either::Left(
+                Some(futures_util::future::Either::Right(
                     async move { (run.await, Some(permit)) },
-                )))
+                ))
             }
             Message::Notification { method, params } => {
                 if method == CANCELLED {
@@ -1173,6 +1189,30 @@ impl<S: Service> Peer<S> {
         {
             token.cancel();
         }
+    }
+}
+
+/// A request's handler and the sending of its answer, for the caller to poll (see
+/// [`Peer::serve_message_with`]).
+pub type Handling = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// Runs `run` (a request's handler, [`Peer::run`]) and sends its answer.
+async fn answering(
+    shared: Arc<Shared>,
+    related: Option<RequestId>,
+    run: impl Future<Output = Option<(String, Answer)>>,
+) {
+    let answer = run.await;
+    send_answer(&shared, related, answer).await;
+}
+
+/// Sends a request's encoded answer, or, when it was cancelled, marks it ended.
+async fn send_answer(shared: &Shared, related: Option<RequestId>, answer: Option<(String, Answer)>) {
+    match answer {
+        Some((text, answer)) => {
+            let _ = shared.send_answer(text, related.as_ref(), answer).await;
+        }
+        None => shared.ended(related).await,
     }
 }
 

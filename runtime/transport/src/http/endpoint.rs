@@ -224,12 +224,14 @@ async fn stateless(state: &Arc<State>, request: Stateless<'_>, framing: Framing)
         peer: peer.clone(),
         _slot: slot,
     };
-    if let Message::Request { method, params, .. } = &request.message {
-        peer.check_mirrored(method, params.as_deref(), request.mirrored, &request.extensions)
-            .map_err(|error| HttpError::new(StatusCode::BAD_REQUEST, error))?;
-    }
-    peer.receive_alone(request.message, request.extensions).await;
+    let Message::Request { id, method, params } = request.message else {
+        return Err(HttpError::internal("a stateless request that is no request"));
+    };
+    peer.check_mirrored(&method, params.as_deref(), request.mirrored, &request.extensions)
+        .map_err(|error| HttpError::new(StatusCode::BAD_REQUEST, error))?;
+    let handling = peer.serve_alone(id, method, params, request.extensions);
     let reply = Reply {
+        handling,
         rx,
         _guard: Box::new(guard),
         closed: config.shutdown.clone(),
@@ -309,14 +311,16 @@ async fn in_session(
 ) -> Result<Response, HttpError> {
     let config = &state.config;
     let attached = session.open_request(std::slice::from_ref(id), config.stream_buffer, &state.sessions)?;
-    session.peer.receive_message(message, extensions).await;
-    let reply = session_reply(session, attached, HeaderMap::new(), session_gone(id));
+    let handling = session.peer.serve_message(message, extensions).await;
+    let mut reply = session_reply(session, attached, HeaderMap::new(), session_gone(id));
+    reply.handling = handling;
     Ok(reply::respond(reply, framing, config).await)
 }
 
 /// The reply carrying a session's stream.
 fn session_reply(session: &Session, attached: Attached, headers: HeaderMap, gone: HttpError) -> Reply {
     Reply {
+        handling: None,
         rx: attached.rx,
         _guard: Box::new(attached.guard),
         closed: session.closed.clone(),

@@ -71,6 +71,14 @@
 //! bounded backlog until one opens). A stateless request's peer serves that request alone, so
 //! it writes to its response's queue (the `queue` module: one small queue per response, no tokio channel).
 //!
+//! A POST's request runs in the response that answers it, not on a task of its own: the peer
+//! hands its handling back ([`portico_core::Peer::serve_message_with`],
+//! [`portico_core::Peer::serve_alone`]) and the response polls it whenever it waits for a
+//! message, so a call that answers at once is served in one poll of the connection, with no
+//! spawn and no wake-up in between. A session's request whose stream goes away before it is
+//! answered (the client dropped the connection, or the handler ended the stream early) is
+//! then spawned and goes on; a stateless request ends with its stream.
+//!
 //! The answer is one `application/json` object or a `text/event-stream` ending with the
 //! response; [`ResponseMode`] says which. By default a request with a `progressToken` (or
 //! `subscriptions/listen`) streams at once; any other waits for its first message and answers
@@ -153,7 +161,9 @@ use axum::Router;
 use axum::routing::post;
 use portico_core::message::Message;
 use portico_core::mirror::MirroredParam;
-use portico_core::{ErrorObject, Extensions, Outbound, Outlet, Peer, PeerConfig, PeerHandle, Service};
+use portico_core::{
+    ErrorObject, Extensions, Handling, Outbound, Outlet, Peer, PeerConfig, PeerHandle, RequestId, Service,
+};
 use serde_json::value::RawValue;
 use tokio::sync::{Semaphore, mpsc};
 
@@ -177,14 +187,20 @@ pub(crate) async fn tick(ticker: &mut Option<tokio::time::Interval>) {
 pub(crate) trait DynPeer: Send + Sync + 'static {
     /// [`Peer::receive_with`].
     fn receive<'a>(&'a self, frame: &'a str, extensions: Extensions) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
-    /// [`Peer::receive_message_with`].
-    fn receive_message(
+    /// [`Peer::serve_message_with`]: a request's handling, for the response to poll.
+    fn serve_message(
         &self,
         message: Message,
         extensions: Extensions,
-    ) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
-    /// [`Peer::receive_alone_with`]: the one message of a peer made for it.
-    fn receive_alone(&self, message: Message, extensions: Extensions) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
+    ) -> Pin<Box<dyn Future<Output = Option<Handling>> + Send + '_>>;
+    /// [`Peer::serve_alone`]: the one request of a peer made for it, for the response to poll.
+    fn serve_alone(
+        &self,
+        id: RequestId,
+        method: String,
+        params: Option<Box<RawValue>>,
+        extensions: Extensions,
+    ) -> Option<Handling>;
     /// [`Peer::close`].
     fn close(&self);
     /// The handle of the connection as a whole.
@@ -212,16 +228,22 @@ impl<S: Service> DynPeer for Peer<S> {
         Box::pin(Peer::receive_with(self, frame, extensions))
     }
 
-    fn receive_message(
+    fn serve_message(
         &self,
         message: Message,
         extensions: Extensions,
-    ) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
-        Box::pin(Peer::receive_message_with(self, message, extensions))
+    ) -> Pin<Box<dyn Future<Output = Option<Handling>> + Send + '_>> {
+        Box::pin(Peer::serve_message_with(self, message, extensions))
     }
 
-    fn receive_alone(&self, message: Message, extensions: Extensions) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
-        Box::pin(Peer::receive_alone_with(self, message, extensions))
+    fn serve_alone(
+        &self,
+        id: RequestId,
+        method: String,
+        params: Option<Box<RawValue>>,
+        extensions: Extensions,
+    ) -> Option<Handling> {
+        Peer::serve_alone(self, id, method, params, extensions)
     }
 
     fn close(&self) {
