@@ -14,7 +14,6 @@
 //! responses; each has a timeout, after which the other side is told with
 //! `notifications/cancelled`.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
@@ -289,25 +288,29 @@ impl Outgoing {
 /// Where the answer to an outbound request is delivered.
 type Waiter = oneshot::Sender<Result<Box<RawValue>, ErrorObject>>;
 
+/// A table by request id, hashed with foldhash (seeded per process): ids are short, and SipHash
+/// cost a few hundred instructions per request for each lookup.
+pub(crate) type Table<V> = std::collections::HashMap<RequestId, V, foldhash::fast::RandomState>;
+
 /// State shared by a peer and its handles.
 struct Shared {
     config: PeerConfig,
     outbound: Outgoing,
     next_id: AtomicI64,
     /// Outbound requests waiting for their response.
-    pending: Mutex<HashMap<RequestId, Waiter>>,
+    pending: Mutex<Table<Waiter>>,
     /// Inbound requests being handled, by id.
-    in_flight: Mutex<HashMap<RequestId, CancellationToken>>,
+    in_flight: Mutex<Table<CancellationToken>>,
     /// Cancelled when the peer closes: every handler stops.
     closed: CancellationToken,
 }
 
 impl Shared {
-    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<RequestId, Waiter>> {
+    fn pending(&self) -> std::sync::MutexGuard<'_, Table<Waiter>> {
         self.pending.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn in_flight(&self) -> std::sync::MutexGuard<'_, HashMap<RequestId, CancellationToken>> {
+    fn in_flight(&self) -> std::sync::MutexGuard<'_, Table<CancellationToken>> {
         self.in_flight.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -752,8 +755,8 @@ impl<S: Service> Peer<S> {
             config,
             outbound,
             next_id: AtomicI64::new(1),
-            pending: Mutex::new(HashMap::new()),
-            in_flight: Mutex::new(HashMap::new()),
+            pending: Mutex::new(Table::default()),
+            in_flight: Mutex::new(Table::default()),
             closed: CancellationToken::new(),
         });
         Self {

@@ -42,6 +42,9 @@ use super::queue;
 use super::sse::EventId;
 use super::{DynPeer, State};
 
+/// The hasher of the session tables (foldhash, seeded per process; keys are short ids).
+type Hasher = foldhash::fast::RandomState;
+
 /// Request streams of one session kept for resuming while no response carries them.
 pub(crate) const MAX_DETACHED: usize = 32;
 
@@ -196,7 +199,7 @@ impl Route {
 /// Where the session's outbound messages go.
 struct Routes {
     /// The streams of requests, by request id (every request of a batch shares one stream).
-    requests: HashMap<RequestId, Route>,
+    requests: HashMap<RequestId, Route, Hasher>,
     /// The session's own stream.
     session: Route,
     /// Orders detachments.
@@ -545,7 +548,7 @@ fn millis_since(epoch: Instant) -> u64 {
 
 /// The sessions of one endpoint.
 pub(crate) struct Registry {
-    map: Mutex<HashMap<Arc<str>, Arc<Session>>>,
+    map: Mutex<HashMap<Arc<str>, Arc<Session>, Hasher>>,
     epoch: Instant,
     reaper: AtomicBool,
 }
@@ -553,13 +556,13 @@ pub(crate) struct Registry {
 impl Registry {
     pub(crate) fn new() -> Self {
         Self {
-            map: Mutex::new(HashMap::new()),
+            map: Mutex::new(HashMap::default()),
             epoch: Instant::now(),
             reaper: AtomicBool::new(false),
         }
     }
 
-    fn map(&self) -> MutexGuard<'_, HashMap<Arc<str>, Arc<Session>>> {
+    fn map(&self) -> MutexGuard<'_, HashMap<Arc<str>, Arc<Session>, Hasher>> {
         self.map.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -655,7 +658,7 @@ impl Registry {
                 closed: peer.handle().closing(),
                 peer,
                 routes: Mutex::new(Routes {
-                    requests: HashMap::new(),
+                    requests: HashMap::default(),
                     session: Route::new(SESSION_STREAM, config.backlog),
                     detach_count: 0,
                 }),

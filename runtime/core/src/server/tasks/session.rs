@@ -100,7 +100,9 @@ pub(crate) fn augmented(params: Option<&RawValue>) -> bool {
         #[serde(default)]
         task: Option<serde::de::IgnoredAny>,
     }
+    // Read only when the text could hold the member: named plainly, or with escapes.
     params
+        .filter(|p| p.get().contains(r#""task""#) || p.get().contains(r"\u"))
         .and_then(|p| serde_json::from_str::<Augmented>(p.get()).ok())
         .is_some_and(|a| a.task.is_some())
 }
@@ -331,4 +333,25 @@ async fn ask(cx: &Context, claim: Claim, question: Value) -> Result<(), ErrorObj
     };
     claim.handle.settle([(claim.key.clone(), answer)]).await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::value::RawValue;
+
+    fn augmented(params: &str) -> bool {
+        let raw = RawValue::from_string(params.to_owned()).expect("JSON");
+        super::augmented(Some(&raw))
+    }
+
+    #[test]
+    fn a_task_member_augments_a_call_however_it_is_spelled() {
+        assert!(augmented(r#"{"name":"echo","task":{"ttl":1000}}"#));
+        assert!(augmented(r#"{"name":"echo","t\u0061sk":{}}"#));
+        assert!(!augmented(r#"{"name":"echo","task":null}"#));
+        assert!(!augmented(r#"{"name":"task","arguments":{"tasks":"task"}}"#));
+        assert!(!augmented(r#"{"name":"echo","arguments":{"text":"\u0074ask"}}"#));
+        assert!(!augmented(r#"{"name":"echo"}"#));
+        assert!(!super::augmented(None));
+    }
 }
