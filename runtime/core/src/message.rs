@@ -178,8 +178,8 @@ pub enum Inbound {
 struct Envelope<'a> {
     #[serde(borrow, default)]
     jsonrpc: Option<Cow<'a, str>>,
-    #[serde(default, deserialize_with = "present")]
-    id: Option<Box<RawValue>>,
+    #[serde(borrow, default, deserialize_with = "present_borrowed")]
+    id: Option<&'a RawValue>,
     #[serde(borrow, default)]
     method: Option<Cow<'a, str>>,
     #[serde(default)]
@@ -194,6 +194,11 @@ struct Envelope<'a> {
 /// absent, and `"result": null` is a valid result).
 fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Box<RawValue>>, D::Error> {
     Box::<RawValue>::deserialize(deserializer).map(Some)
+}
+
+/// [`present`], borrowed from the text (the id, read into a [`RequestId`] at once).
+fn present_borrowed<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(deserializer).map(Some)
 }
 
 /// Decodes one inbound frame. Never fails: what cannot be understood becomes an [`Invalid`]
@@ -240,7 +245,7 @@ fn decode_one(text: &str) -> Result<Message, Invalid> {
         answer: !is_response,
     };
     // `null` is an id only an error response may carry (its request's id was unreadable).
-    let id = match envelope.id.as_deref().map(RawValue::get) {
+    let id = match envelope.id.map(RawValue::get) {
         None => None,
         Some("null") if envelope.error.is_some() => None,
         Some(raw) => match serde_json::from_str::<RequestId>(raw) {

@@ -204,7 +204,17 @@ impl<'a> Peek<'a> {
             #[serde(rename = "io.modelcontextprotocol/clientCapabilities")]
             capabilities: Option<IgnoredAny>,
         }
-        let Some(Ok(params)) = params.map(|p| serde_json::from_str::<Params<'a>>(p.get())) else {
+        // Most requests in a session name neither a version nor a progress token, and then
+        // nothing else here is looked at: their params need no reading. (A member's name can
+        // be spelled with `\u` escapes, so text holding one is read in full.)
+        let unnamed = |p: &RawValue| {
+            let text = p.get();
+            !text.contains("protocolVersion") && !text.contains("progressToken") && !text.contains("\\u")
+        };
+        let Some(Ok(params)) = params
+            .filter(|p| !unnamed(p))
+            .map(|p| serde_json::from_str::<Params<'a>>(p.get()))
+        else {
             return Self::default();
         };
         let meta = params.meta;
@@ -369,5 +379,31 @@ mod tests {
                 sse: false
             }
         );
+    }
+
+    #[test]
+    fn peek_finds_the_version_and_progress_token_however_they_are_spelled() {
+        let peek = |text: &str| {
+            let raw = RawValue::from_string(text.to_owned()).expect("JSON");
+            let peek = Peek::of(Some(&raw));
+            (peek.version.map(Cow::into_owned), peek.progress, peek.capabilities)
+        };
+        let version = Some("2026-07-28".to_owned());
+        assert_eq!(
+            peek(r#"{"name":"echo","arguments":{"message":"hi"}}"#),
+            (None, false, false)
+        );
+        assert_eq!(peek(r#"{"_meta":{"progressToken":1}}"#), (None, true, false));
+        assert_eq!(peek(r#"{"_meta":{"pr\u006fgressToken":"p"}}"#), (None, true, false));
+        let stateless = r#"{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}"#;
+        assert_eq!(peek(stateless), (version.clone(), false, true));
+        let escaped = r#"{"_meta":{"io.modelcontextprotocol\/pr\u006ftocolVersion":"2026-07-28"}}"#;
+        assert_eq!(peek(escaped), (version, false, false));
+        // Named elsewhere than in `_meta`: nothing.
+        assert_eq!(
+            peek(r#"{"arguments":{"progressToken":1,"protocolVersion":"x"}}"#),
+            (None, false, false)
+        );
+        assert!(!Peek::of(None).progress);
     }
 }
