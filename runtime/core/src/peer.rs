@@ -18,7 +18,7 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use futures_util::FutureExt;
@@ -303,9 +303,17 @@ struct Shared {
     in_flight: Mutex<Table<CancellationToken>>,
     /// Cancelled when the peer closes: every handler stops.
     closed: CancellationToken,
+    /// The handler slots ([`PeerConfig::max_in_flight`]), made on first use: a peer serving
+    /// one request alone ([`Peer::serve_alone`]) takes none.
+    slots: OnceLock<Arc<Semaphore>>,
 }
 
 impl Shared {
+    fn slots(&self) -> &Arc<Semaphore> {
+        self.slots
+            .get_or_init(|| Arc::new(Semaphore::new(self.config.max_in_flight.max(1))))
+    }
+
     fn pending(&self) -> std::sync::MutexGuard<'_, Table<Waiter>> {
         self.pending.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -725,7 +733,6 @@ impl RequestContext {
 pub struct Peer<S> {
     service: Arc<S>,
     handle: PeerHandle,
-    slots: Arc<Semaphore>,
 }
 
 impl<S> Clone for Peer<S> {
@@ -733,7 +740,6 @@ impl<S> Clone for Peer<S> {
         Self {
             service: self.service.clone(),
             handle: self.handle.clone(),
-            slots: self.slots.clone(),
         }
     }
 }
@@ -750,7 +756,6 @@ impl<S: Service> Peer<S> {
     }
 
     fn with(service: S, config: PeerConfig, outbound: Outgoing) -> Self {
-        let slots = Arc::new(Semaphore::new(config.max_in_flight.max(1)));
         let shared = Arc::new(Shared {
             config,
             outbound,
@@ -758,6 +763,7 @@ impl<S: Service> Peer<S> {
             pending: Mutex::new(Table::default()),
             in_flight: Mutex::new(Table::default()),
             closed: CancellationToken::new(),
+            slots: OnceLock::new(),
         });
         Self {
             service: Arc::new(service),
@@ -766,7 +772,6 @@ impl<S: Service> Peer<S> {
                 related: None,
                 origin: None,
             },
-            slots,
         }
     }
 
@@ -785,7 +790,7 @@ impl<S: Service> Peer<S> {
     /// answers to the last requests are not lost.
     pub async fn idle(&self) {
         let all = u32::try_from(self.handle.shared.config.max_in_flight.max(1)).unwrap_or(u32::MAX);
-        if let Ok(permits) = self.slots.acquire_many(all).await {
+        if let Ok(permits) = self.handle.shared.slots().acquire_many(all).await {
             drop(permits);
         }
     }
@@ -1067,7 +1072,7 @@ impl<S: Service> Peer<S> {
         let shared = &self.handle.shared;
         match message {
             Message::Request { id, method, params } => {
-                let permit = self.slots.clone().acquire_owned().await.ok()?;
+                let permit = shared.slots().clone().acquire_owned().await.ok()?;
                 let cancel = shared.closed.child_token();
                 {
                     let mut in_flight = shared.in_flight();

@@ -15,7 +15,7 @@ use portico_core::mirror::MirroredParam;
 use portico_core::{ErrorObject, Extensions, OutboundKind, RequestId};
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
-use super::error::HttpError;
+use super::error::{Gone, HttpError};
 use super::headers::{self, Accept, LAST_EVENT_ID, MCP_PROTOCOL_VERSION, MCP_SESSION_ID, Peek};
 use super::queue;
 use super::reply::{self, Framing, Kind, Preface, Reply};
@@ -239,7 +239,7 @@ async fn stateless(state: &Arc<State>, request: Stateless<'_>, framing: Framing)
         log: None,
         replay: VecDeque::new(),
         headers: HeaderMap::new(),
-        gone: HttpError::internal("the request ended without an answer").with_id(Some(request.id.clone())),
+        gone: Gone::internal("the request ended without an answer", Some(request.id.clone())),
     };
     Ok(reply::respond(reply, framing, config).await)
 }
@@ -293,12 +293,12 @@ async fn initialize(
     }
 }
 
-fn session_gone(id: &RequestId) -> HttpError {
-    HttpError::client(
+fn session_gone(id: &RequestId) -> Gone {
+    Gone::client(
         StatusCode::NOT_FOUND,
         "the session ended before the request was answered",
+        Some(id.clone()),
     )
-    .with_id(Some(id.clone()))
 }
 
 /// A request in an existing session.
@@ -318,7 +318,7 @@ async fn in_session(
 }
 
 /// The reply carrying a session's stream.
-fn session_reply(session: &Session, attached: Attached, headers: HeaderMap, gone: HttpError) -> Reply {
+fn session_reply(session: &Session, attached: Attached, headers: HeaderMap, gone: Gone) -> Reply {
     Reply {
         handling: None,
         rx: attached.rx,
@@ -392,7 +392,11 @@ async fn batch(
     }
     let attached = session.open_request(&ids, config.stream_buffer, &state.sessions)?;
     session.peer.receive(text, extensions).await;
-    let gone = HttpError::client(StatusCode::NOT_FOUND, "the session ended before the batch was answered");
+    let gone = Gone::client(
+        StatusCode::NOT_FOUND,
+        "the session ended before the batch was answered",
+        None,
+    );
     let reply = session_reply(&session, attached, HeaderMap::new(), gone);
     Ok(reply::respond(reply, framing, config).await)
 }
@@ -424,7 +428,7 @@ async fn handle_get(state: &Arc<State>, request: Request) -> Result<Response, Ht
     let from = headers::single(&parts.headers, &LAST_EVENT_ID)?.and_then(EventId::parse);
     let session = session(state, session_id).await?;
     let (attached, resumed_request) = session.open_get(from, config.stream_buffer, &state.sessions)?;
-    let gone = HttpError::client(StatusCode::NOT_FOUND, "the session ended");
+    let gone = Gone::client(StatusCode::NOT_FOUND, "the session ended", None);
     let reply = session_reply(&session, attached, HeaderMap::new(), gone);
     // A request's stream ends with its response; the session's stream lasts.
     Ok(reply::stream(reply, None, resumed_request, Preface::Retry, config))

@@ -64,6 +64,40 @@ impl HttpError {
     }
 }
 
+/// The answer of a reply whose messages end before its response (see `reply::gone`), made
+/// only then: every POST has one, and few use it.
+#[derive(Debug)]
+pub(crate) struct Gone {
+    status: StatusCode,
+    message: &'static str,
+    id: Option<RequestId>,
+}
+
+impl Gone {
+    /// `500`: a stateless request's handling ended without an answer.
+    pub(crate) fn internal(message: &'static str, id: Option<RequestId>) -> Self {
+        Self {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message,
+            id,
+        }
+    }
+
+    /// `status` with `-32600`: the session ended first.
+    pub(crate) fn client(status: StatusCode, message: &'static str, id: Option<RequestId>) -> Self {
+        Self { status, message, id }
+    }
+
+    pub(crate) fn error(&self) -> HttpError {
+        let code = if self.status.is_server_error() {
+            INTERNAL_ERROR
+        } else {
+            INVALID_REQUEST
+        };
+        HttpError::new(self.status, ErrorObject::new(code, self.message)).with_id(self.id.clone())
+    }
+}
+
 /// A JSON-RPC error response, without an `id` member when there is none.
 pub(crate) fn error_body(id: Option<&RequestId>, error: &ErrorObject) -> String {
     #[derive(Serialize)]

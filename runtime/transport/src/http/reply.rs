@@ -16,7 +16,7 @@ use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use super::config::HttpConfig;
-use super::error::HttpError;
+use super::error::{Gone, HttpError};
 use super::headers::{Accept, HEADER_MISMATCH};
 use super::queue;
 use super::session::{self, Log};
@@ -48,7 +48,7 @@ pub(crate) struct Reply {
     /// Headers for the answer besides the framing (`Mcp-Session-Id`).
     pub(crate) headers: HeaderMap,
     /// The answer when the messages end before the response does.
-    pub(crate) gone: HttpError,
+    pub(crate) gone: Gone,
 }
 
 impl Reply {
@@ -235,7 +235,7 @@ pub(crate) fn gone(reply: Reply, config: &HttpConfig) -> Response {
     if config.shutdown.is_cancelled() {
         return HttpError::unavailable("the server is shutting down").into_response();
     }
-    reply.gone.clone().into_response()
+    reply.gone.error().into_response()
 }
 
 /// The answer to a request that was cancelled, which gets no JSON-RPC response: `202` with no
