@@ -822,11 +822,10 @@ impl<S: Service> Peer<S> {
     }
 
     /// [`Peer::receive_message_with`], but a request's handling is handed back rather than
-    /// spawned: it runs the handler and sends the answer, and the caller polls it — a
-    /// transport that waits for the answer anyway (a Streamable HTTP POST) polls it with the
-    /// response it writes, which spares a task per request. Dropping it stops the handler
-    /// where it is, with no answer and no [`OutboundKind::Ended`]: a caller that stops
-    /// waiting and wants the request to go on spawns it instead. `None` for a message that
+    /// spawned: it runs the handler and sends the answer, and the caller polls or spawns it.
+    /// A Streamable HTTP POST polls it once in the connection's task, which spares a task for
+    /// a call that answers at once, and spawns it if it waits. Dropping it stops the handler
+    /// where it is, with no answer and no [`OutboundKind::Ended`]. `None` for a message that
     /// is no request (dispatched already) and when the peer is closed.
     pub async fn serve_message_with(&self, message: Message, extensions: Extensions) -> Option<Handling> {
         if self.handle.is_closed() {
@@ -1068,7 +1067,7 @@ impl<S: Service> Peer<S> {
         message: Message,
         origin: Option<RequestId>,
         extensions: Extensions,
-    ) -> Option<impl Future<Output = (Option<(String, Answer)>, Option<OwnedSemaphorePermit>)> + Send + 'static> {
+    ) -> Option<impl Future<Output = (Option<(String, Answer)>, OwnedSemaphorePermit)> + Send + 'static> {
         let shared = &self.handle.shared;
         match message {
             Message::Request { id, method, params } => {
@@ -1079,16 +1078,14 @@ impl<S: Service> Peer<S> {
                     if in_flight.contains_key(&id) {
                         let error = ErrorObject::invalid_request(format!("request id {id} is already in use"));
                         let answer = (message::encode_error(Some(&id), &error), Answer::Error(error.code));
-                        return Some(futures_util::future::Either::Left(async move {
-                            (Some(answer), Some(permit))
-                        }));
+                        return Some(futures_util::future::Either::Left(
+                            async move { (Some(answer), permit) },
+                        ));
                     }
                     in_flight.insert(id.clone(), cancel.clone());
                 }
                 let run = self.run(id, method, params, cancel, true, (origin, extensions));
-                Some(futures_util::future::Either::Right(
-                    async move { (run.await, Some(permit)) },
-                ))
+                Some(futures_util::future::Either::Right(async move { (run.await, permit) }))
             }
             Message::Notification { method, params } => {
                 if method == CANCELLED {

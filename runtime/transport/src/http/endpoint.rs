@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::{Context, Waker};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State as Extract};
@@ -12,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use portico_core::message::{self, Inbound, Message};
 use portico_core::mirror::MirroredParam;
-use portico_core::{ErrorObject, Extensions, OutboundKind, RequestId};
+use portico_core::{ErrorObject, Extensions, Handling, OutboundKind, RequestId};
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
 use super::error::{Gone, HttpError};
@@ -229,9 +230,8 @@ async fn stateless(state: &Arc<State>, request: Stateless<'_>, framing: Framing)
     };
     peer.check_mirrored(&method, params.as_deref(), request.mirrored, &request.extensions)
         .map_err(|error| HttpError::new(StatusCode::BAD_REQUEST, error))?;
-    let handling = peer.serve_alone(id, method, params, request.extensions);
+    start(peer.serve_alone(id, method, params, request.extensions));
     let reply = Reply {
-        handling,
         rx,
         _guard: Box::new(guard),
         closed: config.shutdown.clone(),
@@ -311,16 +311,30 @@ async fn in_session(
 ) -> Result<Response, HttpError> {
     let config = &state.config;
     let attached = session.open_request(std::slice::from_ref(id), config.stream_buffer, &state.sessions)?;
-    let handling = session.peer.serve_message(message, extensions).await;
-    let mut reply = session_reply(session, attached, HeaderMap::new(), session_gone(id));
-    reply.handling = handling;
+    start(session.peer.serve_message(message, extensions).await);
+    let reply = session_reply(session, attached, HeaderMap::new(), session_gone(id));
     Ok(reply::respond(reply, framing, config).await)
+}
+
+/// Runs a request's handling until it first waits. A call that answers at once (most do) is
+/// served right here, in the connection's task: no spawn, and its answer is queued before the
+/// reply looks for it. One that waits (on I/O, a timer, the client) goes on in a task of its
+/// own, so its wake-ups do not go through the connection's stack of futures. A stateless
+/// request's task still ends with its stream (its guard closes the peer, which cancels it);
+/// a session's goes on without it, as a session's requests do.
+fn start(handling: Option<Handling>) {
+    let Some(mut handling) = handling else { return };
+    // A waker that does nothing: a handling that is not done is polled again at once by its
+    // task, which registers that task's waker.
+    let mut cx = Context::from_waker(Waker::noop());
+    if handling.as_mut().poll(&mut cx).is_pending() {
+        tokio::spawn(handling);
+    }
 }
 
 /// The reply carrying a session's stream.
 fn session_reply(session: &Session, attached: Attached, headers: HeaderMap, gone: Gone) -> Reply {
     Reply {
-        handling: None,
         rx: attached.rx,
         _guard: Box::new(attached.guard),
         closed: session.closed.clone(),

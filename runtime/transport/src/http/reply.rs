@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use portico_core::message::{self, Inbound, Message};
 use portico_core::server::{MISSING_REQUIRED_CLIENT_CAPABILITY, UNSUPPORTED_PROTOCOL_VERSION};
-use portico_core::{Answer, Handling, Outbound, OutboundKind, error::METHOD_NOT_FOUND};
+use portico_core::{Answer, Outbound, OutboundKind, error::METHOD_NOT_FOUND};
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
@@ -25,12 +25,6 @@ use super::tick;
 
 /// The messages of one request (or one GET stream), and what to release when it is answered.
 pub(crate) struct Reply {
-    /// The request's handling, when this response runs it ([`portico_core::Peer::serve_message_with`]):
-    /// polled whenever the reply waits for a message, so a request costs no task of its own.
-    /// A session's request goes on when its stream is dropped early (the client resumes it),
-    /// so a reply dropped with its handling unfinished spawns it; a stateless request ends
-    /// with its stream, as 2026-07-28 says, and its handling is dropped with it.
-    pub(crate) handling: Option<Handling>,
     /// The messages, in order.
     pub(crate) rx: queue::Receiver,
     /// Dropped when the answer is complete or the client went away: detaches the stream, and
@@ -62,15 +56,10 @@ impl Reply {
 impl Reply {
     /// The next message; `None` when they ended or the stream was closed.
     pub(crate) async fn next(&mut self) -> Option<Outbound> {
-        loop {
-            tokio::select! {
-                biased;
-                // First, so that an answer the handler gives at once is queued before the
-                // queue is looked at, which then registers no waker.
-                () = run(&mut self.handling) => {}
-                message = self.rx.recv() => return message,
-                () = self.closed.cancelled() => return None,
-            }
+        tokio::select! {
+            biased;
+            message = self.rx.recv() => message,
+            () = self.closed.cancelled() => None,
         }
     }
 
@@ -86,28 +75,12 @@ impl Reply {
     }
 }
 
-/// Polls a request's handling to its end, then forgets it; never completes when there is none.
-async fn run(handling: &mut Option<Handling>) {
-    let Some(task) = handling else {
-        return std::future::pending().await;
-    };
-    task.await;
-    *handling = None;
-}
-
 impl Drop for Reply {
-    /// A session's request still running goes on by itself (see [`Reply::handling`]).
     /// Messages queued for this response and not written are logged for a client resuming the
     /// stream. The queue is closed under the log's lock, so the router, whose send then
     /// fails, logs what it was sending after them, in order.
     fn drop(&mut self) {
-        let handling = self.handling.take();
         let Some(log) = &self.log else { return };
-        if let Some(handling) = handling
-            && let Ok(runtime) = tokio::runtime::Handle::try_current()
-        {
-            runtime.spawn(handling);
-        }
         let mut log = session::lock(log);
         self.rx.close();
         while let Some(message) = self.rx.try_recv() {
@@ -381,7 +354,6 @@ async fn next_chunk(mut events: Events) -> Option<(Result<Bytes, Infallible>, Ev
             Some(message) => message,
             None => tokio::select! {
                 biased;
-                () = run(&mut events.reply.handling) => continue,
                 message = events.reply.rx.recv() => message?,
                 () = events.reply.closed.cancelled() => return None,
                 () = tick(&mut events.keepalive) => return Some((Ok(sse::keepalive()), events)),
