@@ -445,14 +445,15 @@ async fn connected_by_hand() -> (WsClient<ClientService>, WebSocketStream<TcpStr
     (client, server)
 }
 
-/// A `tools/list` of `client` in flight, read by `server`: the task awaiting its answer, and
-/// the request as the server read it.
-async fn tools_list_in_flight(
+/// A request `method` of `client` in flight, read by `server`: the task awaiting its answer,
+/// and the request as the server read it.
+async fn request_in_flight(
     client: &WsClient<ClientService>,
     server: &mut WebSocketStream<TcpStream>,
+    method: &'static str,
 ) -> (JoinHandle<Result<Value, PeerError>>, Value) {
     let handle = client.peer().handle().clone();
-    let waiting = tokio::spawn(async move { handle.request::<_, Value>("tools/list", &json!({})).await });
+    let waiting = tokio::spawn(async move { handle.request::<_, Value>(method, &json!({})).await });
     let request = within("the request arrives", server.next())
         .await
         .expect("a frame")
@@ -496,7 +497,7 @@ async fn ws_client_refuses_a_server_that_does_not_choose_mcp() {
 #[tokio::test]
 async fn ws_client_fails_a_waiting_request_when_the_connection_drops() {
     let (client, mut server) = connected_by_hand().await;
-    let (waiting, request) = tools_list_in_flight(&client, &mut server).await;
+    let (waiting, request) = request_in_flight(&client, &mut server, "tools/list").await;
     assert_eq!(request["method"], "tools/list");
     // The server dies without a closing handshake.
     drop(server);
@@ -508,7 +509,7 @@ async fn ws_client_fails_a_waiting_request_when_the_connection_drops() {
 #[tokio::test]
 async fn ws_client_fails_the_waiting_requests_at_once_on_a_frame_that_is_not_json() {
     let (client, mut server) = connected_by_hand().await;
-    let (waiting, request) = tools_list_in_flight(&client, &mut server).await;
+    let (waiting, request) = request_in_flight(&client, &mut server, "tools/list").await;
     server.send(Message::text("this is not JSON {")).await.expect("sent");
     // The request fails naming why, long before its timeout (an hour).
     let outcome = within("the waiting request ends", waiting).await.expect("the task");
@@ -531,13 +532,7 @@ async fn ws_client_fails_the_waiting_requests_at_once_on_a_frame_that_is_not_jso
             .any(|m| m["method"] == "notifications/cancelled" && m["params"]["requestId"] == request["id"]),
         "{seen:?}"
     );
-    let handle = client.peer().handle().clone();
-    let again = tokio::spawn(async move { handle.request::<_, Value>("ping", &json!({})).await });
-    let ping = within("the next request", server.next())
-        .await
-        .expect("a frame")
-        .expect("readable");
-    let ping: Value = serde_json::from_str(ping.to_text().expect("text")).expect("JSON");
+    let (again, ping) = request_in_flight(&client, &mut server, "ping").await;
     let answer = json!({"jsonrpc": "2.0", "id": ping["id"], "result": {}});
     server.send(Message::text(answer.to_string())).await.expect("sent");
     assert_eq!(
