@@ -201,6 +201,13 @@ fn present_borrowed<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option
     <&RawValue>::deserialize(deserializer).map(Some)
 }
 
+/// Whether the JSON `text` can hold a member whose name contains one of `names` as written
+/// plainly: `false` only when none of them appears and no `\u` escape could spell one. A
+/// cheap test before reading params for a member most of them lack.
+pub fn may_name(text: &str, names: &[&str]) -> bool {
+    text.contains("\\u") || names.iter().any(|name| text.contains(name))
+}
+
 /// Decodes one inbound frame. Never fails: what cannot be understood becomes an [`Invalid`]
 /// element carrying the error to answer with.
 pub fn decode(frame: &str) -> Inbound {

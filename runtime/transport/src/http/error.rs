@@ -88,6 +88,7 @@ impl Gone {
         Self { status, message, id }
     }
 
+    /// The error answer.
     pub(crate) fn error(&self) -> HttpError {
         let code = if self.status.is_server_error() {
             INTERNAL_ERROR

@@ -5,6 +5,7 @@ use std::borrow::Cow;
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use portico_core::ErrorObject;
+use portico_core::message;
 use portico_core::mirror::MirroredParam;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
@@ -205,14 +206,9 @@ impl<'a> Peek<'a> {
             capabilities: Option<IgnoredAny>,
         }
         // Most requests in a session name neither a version nor a progress token, and then
-        // nothing else here is looked at: their params need no reading. (A member's name can
-        // be spelled with `\u` escapes, so text holding one is read in full.)
-        let unnamed = |p: &RawValue| {
-            let text = p.get();
-            !text.contains("protocolVersion") && !text.contains("progressToken") && !text.contains("\\u")
-        };
+        // nothing else here is looked at: their params need no reading.
         let Some(Ok(params)) = params
-            .filter(|p| !unnamed(p))
+            .filter(|p| message::may_name(p.get(), &["protocolVersion", "progressToken"]))
             .map(|p| serde_json::from_str::<Params<'a>>(p.get()))
         else {
             return Self::default();

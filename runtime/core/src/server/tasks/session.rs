@@ -100,9 +100,8 @@ pub(crate) fn augmented(params: Option<&RawValue>) -> bool {
         #[serde(default)]
         task: Option<serde::de::IgnoredAny>,
     }
-    // Read only when the text could hold the member: named plainly, or with escapes.
     params
-        .filter(|p| p.get().contains(r#""task""#) || p.get().contains(r"\u"))
+        .filter(|p| crate::message::may_name(p.get(), &[r#""task""#]))
         .and_then(|p| serde_json::from_str::<Augmented>(p.get()).ok())
         .is_some_and(|a| a.task.is_some())
 }
