@@ -238,7 +238,7 @@ fn text_of(raw: &RawValue) -> Cow<'_, str> {
 }
 
 /// A JSON string's text, if the value is a string (borrowed when it has no escapes).
-fn string_of(raw: &RawValue) -> Option<Cow<'_, str>> {
+pub(crate) fn string_of(raw: &RawValue) -> Option<Cow<'_, str>> {
     match serde_json::from_str::<&str>(raw.get()) {
         Ok(text) => Some(text.into()),
         Err(_) => serde_json::from_str::<String>(raw.get()).ok().map(Into::into),

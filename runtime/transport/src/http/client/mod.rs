@@ -14,7 +14,13 @@
 //!   server's requests) are POSTed as they come and need a `2xx`. Nothing waits on another
 //!   message's POST, so an answer to a server's question is never stuck behind the request that
 //!   caused it — except that `notifications/initialized` is accepted before anything after it
-//!   is sent, so no request overtakes the end of the handshake.
+//!   is sent, so no request overtakes the end of the handshake. On a plain `http://` endpoint,
+//!   with no proxy in the environment and no [`HttpClientConfig::auth`], POSTs go out on
+//!   hyper's pooled client straight rather than through reqwest's layers ([`direct`] says
+//!   why); the GET stream, `DELETE`, `https://`, proxies and authorized POSTs use reqwest.
+//! - **A request's params are read once**, as it is queued, for what its headers mirror
+//!   (below), with the transport's own `Peek`; a tool's arguments only when the tool has
+//!   `x-mcp-header` params.
 //! - **Headers come from the message.** A 2026-07-28 request (its `params._meta` names
 //!   `io.modelcontextprotocol/protocolVersion`) carries `MCP-Protocol-Version` (that version),
 //!   `Mcp-Method`, `Mcp-Name` (`params.name` of `tools/call` and `prompts/get`, `params.uri` of
@@ -73,6 +79,7 @@
 //!   roots and [`HttpClientConfig::tls`]); without it an `https://` URL is refused by
 //!   [`connect`] ([`HttpClientError::TlsUnsupported`]).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
@@ -87,7 +94,7 @@ use portico_core::mirror::{self, HeaderParam};
 use portico_core::peer::CANCELLED;
 use portico_core::{ErrorObject, Outbound, OutboundKind, Peer, PeerConfig, PeerHandle, RequestId, Service};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
-use reqwest::{Response, StatusCode, Url};
+use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -97,7 +104,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::auth::{self, Auth};
 use super::event_stream::{Decoder, Event, TooLarge};
-use super::headers::{LAST_EVENT_ID, MCP_METHOD, MCP_NAME, MCP_PROTOCOL_VERSION, MCP_SESSION_ID};
+use super::headers::{LAST_EVENT_ID, MCP_METHOD, MCP_NAME, MCP_PROTOCOL_VERSION, MCP_SESSION_ID, Peek, string_of};
+use direct::{Answer, Direct};
+
+mod direct;
 
 /// The most of an error answer's body that is read.
 const MAX_ERROR_BODY: usize = 64 * 1024;
@@ -184,6 +194,8 @@ pub enum HttpClientError {
 /// What the client's tasks share.
 struct Shared {
     http: reqwest::Client,
+    /// hyper's client for the POSTs that need nothing of reqwest's, if this endpoint's can.
+    direct: Option<Direct>,
     url: Url,
     config: HttpClientConfig,
     session: Mutex<Session>,
@@ -268,6 +280,7 @@ pub async fn connect<S: Service>(
     let peer = Peer::new(service, config.peer.clone(), outbound);
     let shared = Arc::new(Shared {
         http,
+        direct: Direct::new(&parsed, config.connect_timeout),
         url: parsed,
         requests: Arc::new(Semaphore::new(config.max_concurrent_requests.max(1))),
         resumed: AtomicU64::new(0),
@@ -383,15 +396,20 @@ async fn pump<S: Service>(shared: Arc<Shared>, peer: Peer<S>, mut queue: mpsc::R
         }
         match message::decode(&out.text) {
             Inbound::Single(Ok(Message::Request { id, method, params })) => {
-                let stateless = Peek::of(params.as_deref()).version.is_some();
+                let mirrored = Mirrored::of(&method, params.as_deref());
+                let stateless = mirrored.version.is_some();
                 // Credentials of this request alone, when its sender attached some.
                 let auth = out.extensions.get::<Auth>().cloned();
                 // The entry is made under the lock the task takes to remove it.
                 let mut in_flight = lock(&shared.in_flight);
-                let task = spawn(
-                    &shared,
-                    post_request(shared.clone(), peer.clone(), id.clone(), method, params, out.text, auth),
-                );
+                let queued = Queued {
+                    id: id.clone(),
+                    method,
+                    params,
+                    text: out.text,
+                    mirrored,
+                };
+                let task = spawn(&shared, post_request(shared.clone(), peer.clone(), queued, auth));
                 in_flight.insert(
                     id,
                     InFlight {
@@ -442,50 +460,68 @@ async fn pump<S: Service>(shared: Arc<Shared>, peer: Peer<S>, mut queue: mpsc::R
     }
 }
 
-/// What the transport reads of a request's params.
-#[derive(Debug, Default, Deserialize)]
-struct Peek {
-    #[serde(rename = "_meta", default, deserialize_with = "version")]
+/// What a request's POST mirrors of its params, read once as the request is queued (with the
+/// transport's own [`Peek`], which the server side reads requests with too).
+#[derive(Debug, Default)]
+struct Mirrored {
+    /// `_meta["io.modelcontextprotocol/protocolVersion"]`: set in 2026-07-28 requests alone.
     version: Option<String>,
-    name: Option<Value>,
-    uri: Option<Value>,
-    #[serde(rename = "taskId")]
-    task_id: Option<Value>,
-    arguments: Option<Value>,
+    /// What `Mcp-Name` carries: `params.name`, `params.uri` or `params.taskId`, as the method
+    /// has it, when a string (read only for a 2026-07-28 request).
+    name: Option<String>,
 }
 
-/// `_meta["io.modelcontextprotocol/protocolVersion"]`, if a string.
-fn version<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+impl Mirrored {
+    fn of(method: &str, params: Option<&RawValue>) -> Self {
+        let peek = Peek::of(params);
+        let Some(version) = peek.version else {
+            return Self::default();
+        };
+        let name = match method {
+            "tools/call" | "prompts/get" => peek.name,
+            "resources/read" => peek.uri,
+            "tasks/get" | "tasks/update" | "tasks/cancel" => peek.task_id,
+            _ => None,
+        };
+        Self {
+            version: Some(version.into_owned()),
+            name: name.and_then(string_of).map(Cow::into_owned),
+        }
+    }
+}
+
+/// `params.arguments` of a `tools/call`, read only when the tool has `x-mcp-header` params.
+fn arguments_of(params: Option<&RawValue>) -> Option<Value> {
     #[derive(Deserialize)]
-    struct Meta {
-        #[serde(rename = "io.modelcontextprotocol/protocolVersion")]
-        version: Option<Value>,
+    struct Params {
+        arguments: Option<Value>,
     }
-    let meta = Option::<Meta>::deserialize(deserializer).unwrap_or(None);
-    Ok(meta
-        .and_then(|m| m.version)
-        .and_then(|v| v.as_str().map(str::to_string)))
+    params
+        .and_then(|p| serde_json::from_str::<Params>(p.get()).ok())
+        .and_then(|p| p.arguments)
 }
 
-impl Peek {
-    fn of(params: Option<&RawValue>) -> Self {
-        params
-            .and_then(|p| serde_json::from_str(p.get()).ok())
-            .unwrap_or_default()
-    }
+/// A request the pump took from the peer, for its POST.
+struct Queued {
+    id: RequestId,
+    method: String,
+    params: Option<Box<RawValue>>,
+    /// The whole message, as POSTed.
+    text: String,
+    mirrored: Mirrored,
 }
 
 /// POSTs a notification or a response: the server accepts it with a `2xx`.
 async fn post_message<S: Service>(shared: Arc<Shared>, peer: Peer<S>, method: String, text: String) {
     let session = lock(&shared.session).clone();
-    let mut post = shared.post(text);
-    if let Some(id) = &session.id {
-        post = post.header(MCP_SESSION_ID, id.as_str());
-    }
-    if let Some(version) = &session.version {
-        post = post.header(MCP_PROTOCOL_VERSION, version.as_str());
-    }
-    match auth::send(shared.config.auth.as_ref(), post).await {
+    let headers = match session_headers(&session) {
+        Ok(headers) => headers,
+        Err(e) => {
+            tracing::debug!(%method, error = %e, "a message could not be sent");
+            return;
+        }
+    };
+    match shared.send_post(shared.config.auth.as_ref(), headers, text).await {
         Ok(response) if response.status().is_success() => {
             if method == "notifications/initialized"
                 && session.id.is_some()
@@ -506,15 +542,14 @@ async fn post_message<S: Service>(shared: Arc<Shared>, peer: Peer<S>, method: St
 
 /// POSTs a request and hands its answer (or the error that stands for it) to the peer; `auth`
 /// replaces the connection's [`HttpClientConfig::auth`] for it.
-async fn post_request<S: Service>(
-    shared: Arc<Shared>,
-    peer: Peer<S>,
-    id: RequestId,
-    method: String,
-    params: Option<Box<RawValue>>,
-    text: String,
-    auth: Option<Auth>,
-) {
+async fn post_request<S: Service>(shared: Arc<Shared>, peer: Peer<S>, queued: Queued, auth: Option<Auth>) {
+    let Queued {
+        id,
+        method,
+        params,
+        text,
+        mirrored,
+    } = queued;
     let exchange = Exchange {
         shared: &shared,
         peer: &peer,
@@ -522,13 +557,47 @@ async fn post_request<S: Service>(
         method: &method,
         auth: auth.as_ref().or(shared.config.auth.as_ref()),
     };
-    if let Err(error) = exchange.run(params.as_deref(), text).await {
+    if let Err(error) = exchange.run(params.as_deref(), text, &mirrored).await {
         peer.receive(&message::encode_error(Some(&id), &error)).await;
     }
     lock(&shared.in_flight).remove(&id);
 }
 
+/// The headers of a message sent in `session`: its id and version, when it has them.
+fn session_headers(session: &Session) -> Result<HeaderMap, String> {
+    let mut headers = HeaderMap::new();
+    for (name, value) in [(MCP_SESSION_ID, &session.id), (MCP_PROTOCOL_VERSION, &session.version)] {
+        if let Some(value) = value {
+            let value = HeaderValue::from_str(value).map_err(|_| format!("{value:?} cannot be sent as {name}"))?;
+            headers.insert(name, value);
+        }
+    }
+    Ok(headers)
+}
+
 impl Shared {
+    /// POSTs `body` with the headers every POST carries and `headers`, authorized by `auth`:
+    /// on hyper's client straight when it can ([`direct`]), else through reqwest.
+    async fn send_post(
+        &self,
+        auth: Option<&Auth>,
+        headers: HeaderMap,
+        body: String,
+    ) -> Result<Answer, Box<dyn std::error::Error + Send + Sync>> {
+        if auth.is_none()
+            && let Some(direct) = &self.direct
+        {
+            let mut all = self.config.headers.clone();
+            all.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            all.insert(ACCEPT, HeaderValue::from_static("application/json, text/event-stream"));
+            all.extend(headers);
+            return Ok(Answer::Hyper(direct.post(all, body).await?));
+        }
+        Ok(Answer::Reqwest(
+            auth::send(auth, self.post(body).headers(headers)).await?,
+        ))
+    }
+
     /// A POST of `body` with the headers every POST carries.
     fn post(&self, body: String) -> reqwest::RequestBuilder {
         self.http
@@ -650,8 +719,14 @@ fn with_causes(error: &dyn std::error::Error) -> String {
     text
 }
 
-/// The headers of a 2026-07-28 request that mirror its body.
-fn mirrored_headers(shared: &Shared, method: &str, version: &str, peek: &Peek) -> HeaderMap {
+/// The headers of a 2026-07-28 request (of `version`) that mirror its body.
+fn mirrored_headers(
+    shared: &Shared,
+    method: &str,
+    version: &str,
+    mirrored: &Mirrored,
+    params: Option<&RawValue>,
+) -> HeaderMap {
     let mut headers = HeaderMap::new();
     let mut put = |name: HeaderName, value: &str| {
         if let Ok(value) = HeaderValue::from_str(value) {
@@ -660,20 +735,16 @@ fn mirrored_headers(shared: &Shared, method: &str, version: &str, peek: &Peek) -
     };
     put(MCP_PROTOCOL_VERSION, version);
     put(MCP_METHOD, method);
-    let name = match method {
-        "tools/call" | "prompts/get" => peek.name.as_ref(),
-        "resources/read" => peek.uri.as_ref(),
-        "tasks/get" | "tasks/update" | "tasks/cancel" => peek.task_id.as_ref(),
-        _ => None,
-    };
-    if let Some(name) = name.and_then(Value::as_str) {
+    if let Some(name) = &mirrored.name {
         put(MCP_NAME, &mirror::encode_value(name));
     }
     if method == "tools/call"
-        && let Some(tool) = peek.name.as_ref().and_then(Value::as_str)
-        && let Some(params) = lock(&shared.tools).get(tool)
+        && let Some(tool) = &mirrored.name
+        && let Some(header_params) = lock(&shared.tools).get(tool)
+        && !header_params.is_empty()
     {
-        for (name, value) in mirror::header_values(params, peek.arguments.as_ref()) {
+        let arguments = arguments_of(params);
+        for (name, value) in mirror::header_values(header_params, arguments.as_ref()) {
             if let Ok(name) = HeaderName::from_bytes(format!("mcp-param-{name}").as_bytes()) {
                 put(name, &value);
             }
@@ -706,37 +777,34 @@ impl<S: Service> Exchange<'_, S> {
     }
 
     /// POSTs the request; `Ok` once its answer is with the peer.
-    async fn run(&self, params: Option<&RawValue>, text: String) -> Result<(), ErrorObject> {
+    async fn run(&self, params: Option<&RawValue>, text: String, mirrored: &Mirrored) -> Result<(), ErrorObject> {
         let shared = self.shared;
         let _slot = shared
             .requests
             .acquire()
             .await
             .map_err(|_| self.error("the client is shut down", None))?;
-        let peek = Peek::of(params);
-        let stateless = peek.version.is_some();
-        let mut post = shared.post(text);
+        let stateless = mirrored.version.is_some();
+        let mut headers = HeaderMap::new();
         let mut sent_session = None;
-        if let Some(version) = &peek.version {
-            post = post.headers(mirrored_headers(shared, self.method, version, &peek));
+        if let Some(version) = &mirrored.version {
+            headers = mirrored_headers(shared, self.method, version, mirrored, params);
         } else if self.method != "initialize" {
             let session = lock(&shared.session).clone();
-            if let Some(id) = session.id {
-                post = post.header(MCP_SESSION_ID, id.as_str());
-                sent_session = Some(id);
-            }
-            if let Some(version) = session.version {
-                post = post.header(MCP_PROTOCOL_VERSION, version);
-            }
+            headers = session_headers(&session).map_err(|e| self.error(e, None))?;
+            sent_session = session.id;
         }
         // W3C trace context: the `_meta.traceparent` a request carries goes in the header too,
         // for HTTP tracing between the two (load balancers, proxies, the server's own).
-        if let Some(context) = crate::otel::TraceContext::from_params(params) {
-            post = post.header(crate::otel::TRACEPARENT, context.traceparent());
+        if let Some(context) = crate::otel::TraceContext::from_params(params)
+            && let Ok(value) = HeaderValue::from_str(&context.traceparent())
+        {
+            headers.insert(crate::otel::TRACEPARENT, value);
         }
-        let response = auth::send(self.auth, post)
+        let response = shared
+            .send_post(self.auth, headers, text)
             .await
-            .map_err(|e| self.error(format_args!("POST {}: {}", shared.url, with_causes(&e)), None))?;
+            .map_err(|e| self.error(format_args!("POST {}: {}", shared.url, with_causes(&*e)), None))?;
         let status = response.status();
         if status == StatusCode::NOT_FOUND
             && let Some(sent) = sent_session
@@ -820,7 +888,7 @@ impl<S: Service> Exchange<'_, S> {
         }
     }
 
-    async fn json(&self, mut response: Response) -> Result<(), ErrorObject> {
+    async fn json(&self, mut response: Answer) -> Result<(), ErrorObject> {
         let max = self.shared.config.max_message_bytes;
         let body = read_body(&mut response, max).await.map_err(|e| self.error(e, None))?;
         let text = String::from_utf8(body)
@@ -833,7 +901,7 @@ impl<S: Service> Exchange<'_, S> {
     }
 
     /// Reads the response stream to the response, resuming it when it ends first.
-    async fn stream(&self, mut response: Response, stateless: bool) -> Result<(), ErrorObject> {
+    async fn stream(&self, mut response: Answer, stateless: bool) -> Result<(), ErrorObject> {
         let shared = self.shared;
         let mut decoder = Decoder::new(shared.config.max_message_bytes, None);
         let mut failures = 0u32;
@@ -867,7 +935,10 @@ impl<S: Service> Exchange<'_, S> {
                     ));
                 }
                 tokio::time::sleep(shared.retry(decoder.retry)).await;
-                match auth::send(self.auth, shared.get(Some(&last))).await {
+                match auth::send(self.auth, shared.get(Some(&last)))
+                    .await
+                    .map(Answer::Reqwest)
+                {
                     Ok(r) if r.status() == StatusCode::NOT_FOUND => {
                         return Err(transport_error(
                             "the session expired while the answer was awaited (HTTP 404)",
@@ -895,7 +966,7 @@ impl<S: Service> Exchange<'_, S> {
     }
 
     /// Reads events until the response or the end of the stream.
-    async fn read(&self, response: &mut Response, decoder: &mut Decoder) -> Result<StreamEnd, ErrorObject> {
+    async fn read(&self, response: &mut Answer, decoder: &mut Decoder) -> Result<StreamEnd, ErrorObject> {
         let mut events: Vec<Event> = Vec::new();
         let mut count = 0;
         loop {
@@ -937,7 +1008,9 @@ async fn session_stream<S: Service>(shared: Arc<Shared>, peer: Peer<S>, answered
         if session.is_none() || lock(&shared.session).id != session {
             return;
         }
-        let answer = auth::send(shared.config.auth.as_ref(), shared.get(last.as_deref())).await;
+        let answer = auth::send(shared.config.auth.as_ref(), shared.get(last.as_deref()))
+            .await
+            .map(Answer::Reqwest);
         if let Some(answered) = answered.take() {
             let _ = answered.send(());
         }
@@ -981,7 +1054,7 @@ async fn session_stream<S: Service>(shared: Arc<Shared>, peer: Peer<S>, answered
 }
 
 /// Hands a session stream's messages to the peer until it ends; how many events it carried.
-async fn read_session_events<S: Service>(peer: &Peer<S>, mut response: Response, decoder: &mut Decoder) -> usize {
+async fn read_session_events<S: Service>(peer: &Peer<S>, mut response: Answer, decoder: &mut Decoder) -> usize {
     let mut events: Vec<Event> = Vec::new();
     let mut count = 0;
     loop {
@@ -1008,13 +1081,13 @@ async fn read_session_events<S: Service>(peer: &Peer<S>, mut response: Response,
 }
 
 /// The media type of an answer, lower-case, without parameters.
-fn media_type(response: &Response) -> Option<String> {
+fn media_type(response: &Answer) -> Option<String> {
     let value = response.headers().get(CONTENT_TYPE)?.to_str().ok()?;
     Some(value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
 }
 
 /// Reads a whole body, at most `max` bytes.
-async fn read_body(response: &mut Response, max: usize) -> Result<Vec<u8>, String> {
+async fn read_body(response: &mut Answer, max: usize) -> Result<Vec<u8>, String> {
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(|e| format!("reading the answer: {e}"))? {
         if body.len() + chunk.len() > max {
@@ -1026,7 +1099,7 @@ async fn read_body(response: &mut Response, max: usize) -> Result<Vec<u8>, Strin
 }
 
 /// The error a refused request gets: the JSON-RPC error of the body, else one naming the status.
-async fn status_error(mut response: Response) -> ErrorObject {
+async fn status_error(mut response: Answer) -> ErrorObject {
     let status = response.status();
     let body = read_body(&mut response, MAX_ERROR_BODY).await.unwrap_or_default();
     let text = String::from_utf8_lossy(&body);
