@@ -11,7 +11,8 @@
 //!   wraps) sends the same request without them.
 //! - **When hyper's client is used ([`Direct`]):** the endpoint is `http://`, the request has no
 //!   [`super::auth::Auth`] provider (the `401`/`403` retry with a renewed token is
-//!   [`super::auth::send`]'s, on reqwest), and the environment names no proxy (`http_proxy`,
+//!   [`super::auth::send`]'s, on reqwest), the URL carries no user name or password (reqwest
+//!   sends them as Basic credentials), and the environment names no proxy (`http_proxy`,
 //!   `HTTP_PROXY`, `all_proxy`, `ALL_PROXY`: reqwest honours them, hyper does not). Everything
 //!   else — `https://`, proxies, OAuth, and the session's GET stream and `DELETE` — goes
 //!   through reqwest as before.
@@ -42,9 +43,10 @@ pub(super) struct Direct {
 
 impl Direct {
     /// The client for `url`, or `None` when its POSTs must go through reqwest (an `https://`
-    /// URL, or a proxy in the environment).
+    /// URL, one with credentials, or a proxy in the environment).
     pub(super) fn new(url: &Url, connect_timeout: Duration) -> Option<Self> {
-        if url.scheme() != "http" || names_a_proxy(std::env::var_os) {
+        let credentials = !url.username().is_empty() || url.password().is_some();
+        if url.scheme() != "http" || credentials || names_a_proxy(std::env::var_os) {
             return None;
         }
         let uri = url.as_str().parse().ok()?;
@@ -136,6 +138,8 @@ mod tests {
             assert!(Direct::new(&url("http://127.0.0.1:8080/mcp"), timeout).is_some());
         }
         assert!(Direct::new(&url("https://127.0.0.1:8443/mcp"), timeout).is_none());
+        assert!(Direct::new(&url("http://user:secret@127.0.0.1:8080/mcp"), timeout).is_none());
+        assert!(Direct::new(&url("http://user@127.0.0.1:8080/mcp"), timeout).is_none());
     }
 
     #[test]
