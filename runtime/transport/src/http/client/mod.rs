@@ -14,10 +14,11 @@
 //!   server's requests) are POSTed as they come and need a `2xx`. Nothing waits on another
 //!   message's POST, so an answer to a server's question is never stuck behind the request that
 //!   caused it — except that `notifications/initialized` is accepted before anything after it
-//!   is sent, so no request overtakes the end of the handshake. On a plain `http://` endpoint,
-//!   with no proxy in the environment and no [`HttpClientConfig::auth`], POSTs go out on
-//!   hyper's pooled client straight rather than through reqwest's layers ([`direct`] says
-//!   why); the GET stream, `DELETE`, `https://`, proxies and authorized POSTs use reqwest.
+//!   is sent, so no request overtakes the end of the handshake. On a plain `http://` endpoint
+//!   (no credentials in its URL), with no proxy in the environment and no
+//!   [`HttpClientConfig::auth`], POSTs go out on hyper's pooled client straight rather than
+//!   through reqwest's layers ([`direct`] says why); the GET stream, `DELETE`, `https://`,
+//!   proxies and authorized POSTs use reqwest.
 //! - **A request's params are read once**, as it is queued, for what its headers mirror
 //!   (below), with the transport's own `Peek`; a tool's arguments only when the tool has
 //!   `x-mcp-header` params.
