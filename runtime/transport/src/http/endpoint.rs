@@ -294,11 +294,7 @@ async fn initialize(
 }
 
 fn session_gone(id: &RequestId) -> Gone {
-    Gone::client(
-        StatusCode::NOT_FOUND,
-        "the session ended before the request was answered",
-        Some(id.clone()),
-    )
+    Gone::session_ended("the session ended before the request was answered", Some(id.clone()))
 }
 
 /// A request in an existing session.
@@ -406,11 +402,7 @@ async fn batch(
     }
     let attached = session.open_request(&ids, config.stream_buffer, &state.sessions)?;
     session.peer.receive(text, extensions).await;
-    let gone = Gone::client(
-        StatusCode::NOT_FOUND,
-        "the session ended before the batch was answered",
-        None,
-    );
+    let gone = Gone::session_ended("the session ended before the batch was answered", None);
     let reply = session_reply(&session, attached, HeaderMap::new(), gone);
     Ok(reply::respond(reply, framing, config).await)
 }
@@ -442,7 +434,7 @@ async fn handle_get(state: &Arc<State>, request: Request) -> Result<Response, Ht
     let from = headers::single(&parts.headers, &LAST_EVENT_ID)?.and_then(EventId::parse);
     let session = session(state, session_id).await?;
     let (attached, resumed_request) = session.open_get(from, config.stream_buffer, &state.sessions)?;
-    let gone = Gone::client(StatusCode::NOT_FOUND, "the session ended", None);
+    let gone = Gone::session_ended("the session ended", None);
     let reply = session_reply(&session, attached, HeaderMap::new(), gone);
     // A request's stream ends with its response; the session's stream lasts.
     Ok(reply::stream(reply, None, resumed_request, Preface::Retry, config))

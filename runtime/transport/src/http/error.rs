@@ -83,9 +83,13 @@ impl Gone {
         }
     }
 
-    /// `status` with `-32600`: the session ended first.
-    pub(crate) fn client(status: StatusCode, message: &'static str, id: Option<RequestId>) -> Self {
-        Self { status, message, id }
+    /// `404` with `-32600`: the session ended first.
+    pub(crate) fn session_ended(message: &'static str, id: Option<RequestId>) -> Self {
+        Self {
+            status: StatusCode::NOT_FOUND,
+            message,
+            id,
+        }
     }
 
     /// The error answer.
