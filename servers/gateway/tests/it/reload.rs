@@ -259,12 +259,14 @@ async fn what_the_command_line_set_over_the_file_holds_across_reloads() {
             config.state.url.clone_from(&state);
         });
     file.write("upstreams:\n  - {name: a, builtin: everything}\n  - {name: b, builtin: everything}\n");
+    // The change is recorded after the new configuration is in force: wait for the record.
     until("the new file applied", || async {
-        gateway.gateway.config().upstream("b").is_some()
+        gateway.gateway.last_change().is_some_and(|c| c.source == "file")
     })
     .await;
+    assert_eq!(gateway.gateway.last_change().map(|c| c.outcome), Some("applied".into()));
     let reloaded = gateway.gateway.config();
+    assert!(reloaded.upstream("b").is_some(), "the new file is in force");
     assert_eq!(reloaded.state.url, started.state.url, "the override holds");
     assert_eq!(reloaded.listen, started.listen);
-    assert_eq!(gateway.gateway.last_change().map(|c| c.outcome), Some("applied".into()));
 }
