@@ -194,6 +194,10 @@ pub(crate) async fn forward_through(
         ),
         None => (None, None),
     };
+    // The paths most calls do not take (a refusal, the cache, the audit trail, the upstream's
+    // questions) are awaited boxed: a future holds the state of every await in it, and this
+    // one is moved whole into the catalog's box as each call starts — with those states inline
+    // that was several KiB copied per call.
     let mut plugged = plugins.start(upstream, cx, method, &params);
     if let Some(run) = plugged.as_mut()
         && let Err(refusal) = run.before(&mut params).await
@@ -204,11 +208,11 @@ pub(crate) async fn forward_through(
             arguments_digest,
             took: None,
         };
-        return refused(upstream, cx, record, &refusal, run.annotations()).await;
+        return Box::pin(refused(upstream, cx, record, &refusal, run.annotations())).await;
     }
     let (mut outcome, cached) = match cache {
         None => (forward_to_replicas(upstream, cx, method, params, &|| {}).await, None),
-        Some((cache, kind)) => match cache.relay(upstream, cx, kind, method, params).await {
+        Some((cache, kind)) => match Box::pin(cache.relay(upstream, cx, kind, method, params)).await {
             cache::Answer::Relayed(outcome) => (outcome, None),
             cache::Answer::Served(result, how) => (Ok(result), Some(how)),
             cache::Answer::Refused(error) => (Err(error), Some("unavailable")),
@@ -246,7 +250,7 @@ pub(crate) async fn forward_through(
             arguments_digest,
             took: Some(took),
         };
-        return refused(upstream, cx, record, &refusal, run.annotations()).await;
+        return Box::pin(refused(upstream, cx, record, &refusal, run.annotations())).await;
     }
     // The access log line: `relayed`, or `served from the cache` with how.
     macro_rules! access {
@@ -288,7 +292,7 @@ pub(crate) async fn forward_through(
             None => plugins,
         });
     }
-    match auditor.record_or_refuse(record).await {
+    match Box::pin(auditor.record_or_refuse(record)).await {
         Ok(()) => outcome,
         Err(refusal) => Err(ErrorObject::new(audit::AUDIT_UNAVAILABLE, refusal)),
     }
@@ -519,7 +523,7 @@ async fn relay(
             tokio::select! {
                 // What the upstream sent before its answer goes first.
                 biased;
-                Some(event) = events.recv() => relay_event(cx, event, &mut asked, &mut unanswered, on_question).await.map_err(Failed::from)?,
+                Some(event) = events.recv() => Box::pin(relay_event(cx, event, &mut asked, &mut unanswered, on_question)).await.map_err(Failed::from)?,
                 result = &mut call => break result,
                 () = cx.cancelled() => {
                     return Err(ErrorObject::internal("the client cancelled the call").into());
@@ -528,7 +532,7 @@ async fn relay(
         };
         // Notifications handed on just before the answer arrived.
         while let Ok(event) = events.try_recv() {
-            relay_event(cx, event, &mut asked, &mut unanswered, on_question)
+            Box::pin(relay_event(cx, event, &mut asked, &mut unanswered, on_question))
                 .await
                 .map_err(Failed::from)?;
         }
@@ -559,7 +563,7 @@ async fn relay(
         let mut responses = Map::new();
         let mut missing = false;
         for (key, request) in required.input_requests.into_iter().flatten() {
-            match cx.request_input(&key, request).await {
+            match Box::pin(cx.request_input(&key, request)).await {
                 Ok(answer) => {
                     responses.insert(key, answer);
                 }

@@ -126,7 +126,8 @@ impl Upstream {
     ) -> Result<Option<portico_transport::http::auth::Auth>, portico_core::ErrorObject> {
         match &self.exchanger {
             None => Ok(None),
-            Some(Ok(exchanger)) => exchanger.for_call(cx).await.map(Some),
+            // Boxed: every relayed call's future holds this one's, and few upstreams exchange.
+            Some(Ok(exchanger)) => Box::pin(exchanger.for_call(cx)).await.map(Some),
             Some(Err(why)) => {
                 let reason = format!("its token exchange cannot be set up: {why}");
                 Err(portico_core::ErrorObject::new(

@@ -948,7 +948,8 @@ impl Client {
                 // Sent again once, encoded again (the common path pays for no copy).
                 Err(ClientError::SessionExpired { .. }) if !renewed && self.renews_sessions() => {
                     renewed = true;
-                    self.renew(generation).await?;
+                    // Boxed: rare, and every call's future would carry its size.
+                    Box::pin(self.renew(generation)).await?;
                 }
                 Err(e) => return Err(e),
             }
@@ -1009,7 +1010,8 @@ impl Client {
     ) -> Result<Value, ClientError> {
         let raw = match self.send(method, &params, options).await {
             Err(e) if method == "tools/call" && self.mirrors_params() && e.code() == Some(HEADER_MISMATCH) => {
-                self.list_all_tools().await?;
+                // Boxed: rare, and every forwarded call's future would carry its size.
+                Box::pin(self.list_all_tools()).await?;
                 self.send(method, &params, options).await?
             }
             other => other?,
