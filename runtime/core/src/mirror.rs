@@ -26,6 +26,34 @@ use serde_json::Value;
 /// a required one is missing or malformed.
 pub const HEADER_MISMATCH: i64 = -32020;
 
+/// The key of a 2026-07-28 request's protocol version in its `_meta`.
+pub const PROTOCOL_VERSION_KEY: &str = "io.modelcontextprotocol/protocolVersion";
+
+/// The member of a request's params that `Mcp-Name` mirrors: `name` (`tools/call`,
+/// `prompts/get`), `uri` (`resources/read`) or `taskId` (the tasks extension's `tasks/get`,
+/// `tasks/update`, `tasks/cancel`, which it routes by task); `None` for other methods.
+pub fn name_member(method: &str) -> Option<&'static str> {
+    match method {
+        "tools/call" | "prompts/get" => Some("name"),
+        "resources/read" => Some("uri"),
+        "tasks/get" | "tasks/update" | "tasks/cancel" => Some("taskId"),
+        _ => None,
+    }
+}
+
+/// What the headers of a 2026-07-28 request mirror of its body, as the client that wrote the
+/// body knows it: `MCP-Protocol-Version` (the version in its `_meta`) and `Mcp-Name` (the
+/// string at [`name_member`], if any). The client core attaches it to a request's extensions
+/// ([`crate::Outbound::extensions`]) when it is sure of both, and the HTTP client sends the
+/// headers from it rather than reading the body again; without it, the body is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mirror {
+    /// `_meta["io.modelcontextprotocol/protocolVersion"]`.
+    pub version: String,
+    /// The string at [`name_member`] of the params, if the method has one and it is a string.
+    pub name: Option<String>,
+}
+
 /// A value a transport carried beside the body: for Streamable HTTP, the `Mcp-Param-{name}`
 /// header. `value` is `None` when it is not visible ASCII text (an invalid header value).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

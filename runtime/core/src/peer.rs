@@ -198,7 +198,33 @@ pub struct Outbound {
     /// ([`PeerHandle::request_raw_with_extensions`]; for the HTTP client, credentials of this
     /// request alone). Never written: it stays in the process. Empty for every other message.
     pub extensions: Extensions,
+    /// Set on a request this side sends ([`PeerHandle::request_raw`] and the rest): its id,
+    /// method and params as the sender had them, so a transport that needs them (the HTTP
+    /// client: the request's headers, its table of requests in flight) does not decode
+    /// [`Outbound::text`] again. `None` on every other message.
+    pub request: Option<Box<OutboundRequest>>,
 }
+
+/// A request as [`Outbound::request`] carries it, beside its encoded text.
+#[derive(Debug, Clone)]
+pub struct OutboundRequest {
+    /// Its id.
+    pub id: RequestId,
+    /// Its method.
+    pub method: String,
+    /// Its params, as encoded in the text.
+    pub params: Option<Box<RawValue>>,
+}
+
+impl PartialEq for OutboundRequest {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+            && self.method == other.method
+            && self.params.as_deref().map(RawValue::get) == other.params.as_deref().map(RawValue::get)
+    }
+}
+
+impl Eq for OutboundRequest {}
 
 /// What kind of answer an [`Outbound`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -218,6 +244,7 @@ impl Outbound {
             kind: OutboundKind::Message,
             answer: None,
             extensions: Extensions::new(),
+            request: None,
         }
     }
 
@@ -343,18 +370,24 @@ impl Shared {
     }
 
     async fn send(&self, text: String, related: Option<&RequestId>) -> Result<(), PeerError> {
-        self.send_with(text, related, Extensions::new()).await
+        self.outbound
+            .send(Outbound::message(text, related.cloned()))
+            .await
+            .map_err(|_| PeerError::Closed)
     }
 
-    /// [`Shared::send`], with what the sender attached for the transport.
-    async fn send_with(
+    /// Sends the request `request` (encoded as `text`), with what its sender attached for the
+    /// transport.
+    async fn send_request(
         &self,
         text: String,
+        request: OutboundRequest,
         related: Option<&RequestId>,
         extensions: Extensions,
     ) -> Result<(), PeerError> {
         let message = Outbound {
             extensions,
+            request: Some(Box::new(request)),
             ..Outbound::message(text, related.cloned())
         };
         self.outbound.send(message).await.map_err(|_| PeerError::Closed)
@@ -458,12 +491,14 @@ impl PeerHandle {
             id: Some(id.clone()),
             related: self.related.clone(),
         };
+        let text = message::encode_request(&id, method, params.as_deref());
+        let request = OutboundRequest {
+            id: id.clone(),
+            method: method.to_owned(),
+            params,
+        };
         shared
-            .send_with(
-                message::encode_request(&id, method, params.as_deref()),
-                self.related.as_ref(),
-                extensions,
-            )
+            .send_request(text, request, self.related.as_ref(), extensions)
             .await?;
         let after = timeout.unwrap_or(shared.config.request_timeout);
         let answer = tokio::select! {

@@ -135,7 +135,7 @@ pub(crate) use self::transport::is_unreadable;
 pub use self::transport::{ClientTransport, TRANSPORT_ERROR_KEY, transport_error, unreadable_error};
 use crate::extensions::Extensions;
 use crate::message::RequestId;
-use crate::mirror::HEADER_MISMATCH;
+use crate::mirror::{HEADER_MISMATCH, Mirror, PROTOCOL_VERSION_KEY};
 use crate::peer::PeerHandle;
 use crate::server::{
     Era, MISSING_REQUIRED_CLIENT_CAPABILITY, STATEFUL_REVISIONS, STATELESS_REVISION, UNSUPPORTED_PROTOCOL_VERSION,
@@ -390,10 +390,7 @@ fn stateless_meta(
     log_level: Option<wire::LoggingLevel>,
 ) -> Map<String, Value> {
     let mut meta = Map::new();
-    meta.insert(
-        "io.modelcontextprotocol/protocolVersion".into(),
-        STATELESS_REVISION.into(),
-    );
+    meta.insert(PROTOCOL_VERSION_KEY.into(), STATELESS_REVISION.into());
     meta.insert(
         "io.modelcontextprotocol/clientInfo".into(),
         serde_json::to_value(info).unwrap_or_else(|_| json!({})),
@@ -906,6 +903,34 @@ impl Client {
         })
     }
 
+    /// The extensions a request goes with: the caller's, and the [`Mirror`] of a 2026-07-28
+    /// request when the client is sure of it — the protocol version its `_meta` carries is the
+    /// client's own (neither the caller's `_meta` nor the options name another) — so that the
+    /// HTTP transport need not read the body again for its headers.
+    fn extensions_for(&self, method: &str, params: &Map<String, Value>, options: &RequestOptions) -> Extensions {
+        let extensions = options.extensions.clone();
+        if self.inner.era != Era::Stateless
+            || options.meta.contains_key(PROTOCOL_VERSION_KEY)
+            || params
+                .get("_meta")
+                .and_then(Value::as_object)
+                .is_some_and(|own| own.contains_key(PROTOCOL_VERSION_KEY))
+        {
+            return extensions;
+        }
+        let Some(version) = self.inner.stateless.get(PROTOCOL_VERSION_KEY).and_then(Value::as_str) else {
+            return extensions;
+        };
+        let name = crate::mirror::name_member(method)
+            .and_then(|member| params.get(member))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        extensions.with(Mirror {
+            version: version.to_owned(),
+            name,
+        })
+    }
+
     /// Sends one request and returns its result as the server sent it (see [`complete`] and
     /// [`value_of`] for reading it).
     async fn send(
@@ -920,7 +945,7 @@ impl Client {
         let raw = loop {
             let generation = self.inner.renewal.generation.load(Ordering::Acquire);
             let mut watch = None;
-            let extensions = options.extensions.clone();
+            let extensions = self.extensions_for(method, params, options);
             let sent = match &options.observer {
                 None => {
                     self.inner

@@ -42,6 +42,7 @@ use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
 use crate::error::{ErrorObject, INVALID_REQUEST};
+use crate::mirror::PROTOCOL_VERSION_KEY;
 use crate::peer::{PeerHandle, RequestContext, Service};
 pub use catalog::{Catalog, CatalogFeatures};
 pub use context::Context;
@@ -455,9 +456,6 @@ struct MetaVersion {
     #[serde(rename = "io.modelcontextprotocol/protocolVersion")]
     protocol_version: Option<String>,
 }
-
-/// The `_meta` member naming a 2026-07-28 request's protocol version.
-const PROTOCOL_VERSION_KEY: &str = "io.modelcontextprotocol/protocolVersion";
 
 /// Whether params text mentions [`PROTOCOL_VERSION_KEY`] (only a 2026-07-28 request's does):
 /// a searcher built once, where `str::contains` would set one up on every call.

@@ -1231,3 +1231,103 @@ async fn what_a_request_carries_for_the_transport_reaches_it_with_that_request_a
             .all(|(_, marker)| marker.is_none())
     );
 }
+
+#[tokio::test]
+async fn a_request_reaches_the_transport_with_what_it_holds_and_what_its_headers_mirror() {
+    use portico_core::mirror::Mirror;
+    /// Each message as the transport got it: its text decoded, the request the peer handed
+    /// beside it (id, method, params) and the mirror the client attached.
+    type Seen = Vec<(Value, Option<(Value, String, Value)>, Option<Mirror>)>;
+    async fn run(protocol: Protocol, calls: impl AsyncFnOnce(&Client)) -> Seen {
+        let server = test_server(Arc::default());
+        let seen: Arc<std::sync::Mutex<Seen>> = Arc::default();
+        let record = seen.clone();
+        let client = Client::builder(info())
+            .protocol(protocol)
+            .connect(|service| {
+                let server = server.clone();
+                async move {
+                    Ok::<_, std::io::Error>(Tapped::recording(&server, service, move |out| {
+                        let text = serde_json::from_str::<Value>(&out.text).expect("JSON");
+                        let request = out.request.as_ref().map(|r| {
+                            let params = r
+                                .params
+                                .as_ref()
+                                .map_or(Value::Null, |p| serde_json::from_str(p.get()).expect("params"));
+                            (serde_json::to_value(&r.id).expect("id"), r.method.clone(), params)
+                        });
+                        let mirror = out.extensions.get::<Mirror>().cloned();
+                        record.lock().expect("lock").push((text, request, mirror));
+                    }))
+                }
+            })
+            .await
+            .expect("connects");
+        calls(&client).await;
+        seen.lock().expect("lock").clone()
+    }
+    let seen = run(Protocol::Stateless, async |client| {
+        client.call_tool("add", json!({"a": 1, "b": 2})).await.expect("a call");
+        client.list_tools(None).await.expect("a list");
+        // A version the caller set itself: the client is not sure of it, and attaches none.
+        let own = RequestOptions::new().meta("io.modelcontextprotocol/protocolVersion", json!("2026-07-28"));
+        client
+            .call_tool_with("add", json!({"a": 3, "b": 4}), &own)
+            .await
+            .expect("a call with its own version");
+    })
+    .await;
+    let requests: Vec<_> = seen.iter().filter(|(text, ..)| text.get("id").is_some()).collect();
+    assert!(requests.len() >= 3, "{seen:?}");
+    for (text, request, mirror) in &requests {
+        // The request beside the text is the text's.
+        let (id, method, params) = request.as_ref().expect("a request carries itself");
+        assert_eq!(
+            (id, method.as_str(), params),
+            (&text["id"], text["method"].as_str().expect("method"), &text["params"])
+        );
+        let version = &text["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"];
+        assert_eq!(version, "2026-07-28");
+        let Some(mirror) = mirror else { continue };
+        // What the headers mirror is what the body says.
+        assert_eq!(mirror.version, *version);
+        let named = portico_core::mirror::name_member(method).and_then(|m| text["params"][m].as_str());
+        assert_eq!(mirror.name.as_deref(), named, "{text}");
+    }
+    let mirrored: Vec<_> = requests
+        .iter()
+        .map(|(text, _, mirror)| {
+            (
+                text["method"].as_str().unwrap_or_default(),
+                mirror.as_ref().map(|m| m.name.clone()),
+            )
+        })
+        .collect();
+    assert!(
+        mirrored.contains(&("tools/call", Some(Some("add".into())))),
+        "{mirrored:?}"
+    );
+    assert!(mirrored.contains(&("tools/list", Some(None))), "{mirrored:?}");
+    assert!(
+        mirrored.contains(&("tools/call", None)),
+        "the call with its own version: {mirrored:?}"
+    );
+
+    // A session's requests mirror nothing from their body; notifications carry no request.
+    let seen = run(Protocol::Stateful("2025-11-25"), async |client| {
+        client.call_tool("add", json!({"a": 1, "b": 2})).await.expect("a call");
+    })
+    .await;
+    for (text, request, mirror) in &seen {
+        assert!(mirror.is_none(), "{text}");
+        assert_eq!(
+            request.is_some(),
+            text.get("id").is_some() && text.get("method").is_some(),
+            "{text}"
+        );
+    }
+    assert!(
+        seen.iter()
+            .any(|(text, ..)| text["method"] == "notifications/initialized")
+    );
+}

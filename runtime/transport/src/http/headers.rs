@@ -226,6 +226,18 @@ impl<'a> Peek<'a> {
     }
 }
 
+impl<'a> Peek<'a> {
+    /// The member `Mcp-Name` mirrors for `method` ([`portico_core::mirror::name_member`]), as
+    /// sent, if present.
+    pub(crate) fn named(&self, method: &str) -> Option<&'a RawValue> {
+        match portico_core::mirror::name_member(method)? {
+            "name" => self.name,
+            "uri" => self.uri,
+            _ => self.task_id,
+        }
+    }
+}
+
 /// A JSON string's text; any other value as compact JSON (for error messages).
 fn text_of(raw: &RawValue) -> Cow<'_, str> {
     if let Some(text) = string_of(raw) {
@@ -311,16 +323,13 @@ pub(crate) fn check_mirrored(headers: &HeaderMap, required: bool, method: &str, 
         }
         _ => {}
     }
-    let (source, body_name) = match method {
-        "tools/call" | "prompts/get" => ("params.name", peek.name.as_ref()),
-        "resources/read" => ("params.uri", peek.uri.as_ref()),
-        // The tasks extension (SEP-2663) routes its methods by task.
-        "tasks/get" | "tasks/update" | "tasks/cancel" => ("params.taskId", peek.task_id.as_ref()),
-        // Other methods have no name to mirror; a stray `Mcp-Name` is ignored.
-        _ => return Ok(()),
+    // Other methods have no name to mirror; a stray `Mcp-Name` is ignored.
+    let Some(member) = portico_core::mirror::name_member(method) else {
+        return Ok(());
     };
+    let source = format_args!("params.{member}");
     // A name that is not a string is the service's to reject (-32602); it cannot be mirrored.
-    let body_name = body_name.and_then(|raw| string_of(raw));
+    let body_name = peek.named(method).and_then(string_of);
     let body_name = body_name.as_deref();
     match (single(headers, &MCP_NAME)?, body_name) {
         (Some(raw), Some(body)) => {

@@ -91,9 +91,11 @@ use std::time::Duration;
 
 use portico_core::client::{ClientTransport, transport_error, unreadable_error};
 use portico_core::message::{self, Inbound, Message};
-use portico_core::mirror::{self, HeaderParam};
+use portico_core::mirror::{self, HeaderParam, Mirror};
 use portico_core::peer::CANCELLED;
-use portico_core::{ErrorObject, Outbound, OutboundKind, Peer, PeerConfig, PeerHandle, RequestId, Service};
+use portico_core::{
+    ErrorObject, Extensions, Outbound, OutboundKind, OutboundRequest, Peer, PeerConfig, PeerHandle, RequestId, Service,
+};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{StatusCode, Url};
 use serde::Deserialize;
@@ -391,34 +393,18 @@ fn spawn(shared: &Arc<Shared>, task: impl Future<Output = ()> + Send + 'static) 
 
 /// Reads what the peer sends and POSTs it.
 async fn pump<S: Service>(shared: Arc<Shared>, peer: Peer<S>, mut queue: mpsc::Receiver<Outbound>) {
-    while let Some(out) = queue.recv().await {
+    while let Some(mut out) = queue.recv().await {
         if out.kind != OutboundKind::Message {
             continue;
         }
+        // A request the peer sent comes with its id, method and params: not decoded again.
+        if let Some(request) = out.request.take() {
+            let OutboundRequest { id, method, params } = *request;
+            queue_request(&shared, &peer, Message::Request { id, method, params }, out);
+            continue;
+        }
         match message::decode(&out.text) {
-            Inbound::Single(Ok(Message::Request { id, method, params })) => {
-                let mirrored = Mirrored::of(&method, params.as_deref());
-                let stateless = mirrored.version.is_some();
-                // Credentials of this request alone, when its sender attached some.
-                let auth = out.extensions.get::<Auth>().cloned();
-                // The entry is made under the lock the task takes to remove it.
-                let mut in_flight = lock(&shared.in_flight);
-                let queued = Queued {
-                    id: id.clone(),
-                    method,
-                    params,
-                    text: out.text,
-                    mirrored,
-                };
-                let task = spawn(&shared, post_request(shared.clone(), peer.clone(), queued, auth));
-                in_flight.insert(
-                    id,
-                    InFlight {
-                        task: task.abort_handle(),
-                        stateless,
-                    },
-                );
-            }
+            Inbound::Single(Ok(request @ Message::Request { .. })) => queue_request(&shared, &peer, request, out),
             Inbound::Single(Ok(Message::Notification { method, params })) if method == CANCELLED => {
                 #[derive(Deserialize)]
                 #[serde(rename_all = "camelCase")]
@@ -461,8 +447,37 @@ async fn pump<S: Service>(shared: Arc<Shared>, peer: Peer<S>, mut queue: mpsc::R
     }
 }
 
-/// What a request's POST mirrors of its params, read once as the request is queued (with the
-/// transport's own [`Peek`], which the server side reads requests with too).
+/// Starts the POST of `request` (encoded in `out`), entered in the requests in flight.
+fn queue_request<S: Service>(shared: &Arc<Shared>, peer: &Peer<S>, request: Message, out: Outbound) {
+    let Message::Request { id, method, params } = request else {
+        return;
+    };
+    let mirrored = Mirrored::of(&method, params.as_deref(), &out.extensions);
+    let stateless = mirrored.version.is_some();
+    // Credentials of this request alone, when its sender attached some.
+    let auth = out.extensions.get::<Auth>().cloned();
+    // The entry is made under the lock the task takes to remove it.
+    let mut in_flight = lock(&shared.in_flight);
+    let queued = Queued {
+        id: id.clone(),
+        method,
+        params,
+        text: out.text,
+        mirrored,
+    };
+    let task = spawn(shared, post_request(shared.clone(), peer.clone(), queued, auth));
+    in_flight.insert(
+        id,
+        InFlight {
+            task: task.abort_handle(),
+            stateless,
+        },
+    );
+}
+
+/// What a request's POST mirrors of its params, read once as the request is queued: from the
+/// [`Mirror`] its sender attached (the client core does, for the requests it writes), else
+/// with the transport's own [`Peek`], which the server side reads requests with too.
 #[derive(Debug, Default)]
 struct Mirrored {
     /// `_meta["io.modelcontextprotocol/protocolVersion"]`: set in 2026-07-28 requests alone.
@@ -473,16 +488,17 @@ struct Mirrored {
 }
 
 impl Mirrored {
-    fn of(method: &str, params: Option<&RawValue>) -> Self {
+    fn of(method: &str, params: Option<&RawValue>, extensions: &Extensions) -> Self {
+        if let Some(mirror) = extensions.get::<Mirror>() {
+            return Self {
+                version: Some(mirror.version.clone()),
+                name: mirror.name.clone(),
+            };
+        }
         let peek = Peek::of(params);
+        let name = peek.named(method);
         let Some(version) = peek.version else {
             return Self::default();
-        };
-        let name = match method {
-            "tools/call" | "prompts/get" => peek.name,
-            "resources/read" => peek.uri,
-            "tasks/get" | "tasks/update" | "tasks/cancel" => peek.task_id,
-            _ => None,
         };
         Self {
             version: Some(version.into_owned()),
