@@ -377,6 +377,14 @@ impl Catalog for View {
         Box::pin(self.listing(cx, self.list_prompts(cx)))
     }
 
+    fn mirrors_arguments(&self) -> bool {
+        // Any upstream's, whatever this endpoint serves: a cheap answer that is never wrong.
+        self.routes()
+            .upstreams
+            .iter()
+            .any(|u| !u.snapshot().header_tools.is_empty())
+    }
+
     fn tool_definition(&self, name: &str, extensions: &Extensions) -> Option<wire::Tool> {
         let routes = self.routes();
         // Not recorded here: the call that follows is refused (and recorded) as well.

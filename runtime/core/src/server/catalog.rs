@@ -163,6 +163,13 @@ pub trait Catalog: Send + Sync + 'static {
         None
     }
 
+    /// Whether any tool the catalog serves may have `x-mcp-header` arguments (see
+    /// [`Catalog::tool_definition`]). `false` lets the framework skip reading a call's params
+    /// for them; the default, `true`, is always right.
+    fn mirrors_arguments(&self) -> bool {
+        true
+    }
+
     /// The resources, for `resources/list`.
     fn list_resources<'a>(&'a self, cx: &'a Context) -> CatalogFuture<'a, Vec<wire::Resource>> {
         let _ = cx;

@@ -1427,6 +1427,9 @@ impl Connection {
         struct Arguments {
             arguments: Option<serde_json::Value>,
         }
+        if !catalog.mirrors_arguments() {
+            return Ok(());
+        }
         // The name first (borrowed): most tools have no headers to check, and their arguments
         // are not read here at all.
         let Some(Ok(call)) = params.map(|p| serde_json::from_str::<Name<'_>>(p.get())) else {

@@ -121,6 +121,19 @@ impl Running {
         tool: &str,
         arguments: serde_json::Value,
     ) -> (u16, serde_json::Value) {
+        self.post_tool_call_with(path, authorization, tool, arguments, &[])
+            .await
+    }
+
+    /// [`Running::post_tool_call`] with the extra `headers`.
+    async fn post_tool_call_with(
+        &self,
+        path: &str,
+        authorization: Option<&str>,
+        tool: &str,
+        arguments: serde_json::Value,
+        headers: &[(&str, &str)],
+    ) -> (u16, serde_json::Value) {
         let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": tool, "arguments": arguments,
             "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}}});
         let mut request = reqwest::Client::new()
@@ -133,6 +146,9 @@ impl Running {
             .body(body.to_string());
         if let Some(authorization) = authorization {
             request = request.header("authorization", authorization);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
         }
         let response = request.send().await.expect("sent");
         let status = response.status().as_u16();

@@ -115,6 +115,50 @@ async fn an_upstream_endpoint_serves_its_items_unprefixed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_checks_mirrored_argument_headers_against_the_upstreams_annotations() {
+    let gateway = Running::start(TWO_UPSTREAMS).await;
+    let region = json!({"region": "us-west1"});
+    let call = |tool: &'static str, arguments: serde_json::Value, headers: &'static [(&'static str, &'static str)]| {
+        gateway.post_tool_call_with("/mcp", None, tool, arguments, headers)
+    };
+    // `test_x_mcp_header` annotates `region` with `x-mcp-header: Region`.
+    let (status, body) = call(
+        "alpha__test_x_mcp_header",
+        region.clone(),
+        &[("mcp-param-region", "us-west1")],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body["result"]["content"][0]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("us-west1")),
+        "{body}"
+    );
+    for headers in [&[("mcp-param-region", "eu-central1")][..], &[]] {
+        let (status, body) = call("alpha__test_x_mcp_header", region.clone(), headers).await;
+        assert_eq!(status, 400, "{headers:?}: {body}");
+        assert_eq!(body["error"]["code"], -32020, "{headers:?}: {body}");
+    }
+    // The prefixed upstream's tool is checked by its annotations too.
+    let (status, body) = call(
+        "b__test_x_mcp_header",
+        region.clone(),
+        &[("mcp-param-region", "elsewhere")],
+    )
+    .await;
+    assert_eq!((status, &body["error"]["code"]), (400, &json!(-32020)), "{body}");
+    // A header no tool annotates is not the gateway's to check.
+    let (status, body) = call(
+        "alpha__test_simple_text",
+        json!({}),
+        &[("mcp-param-region", "anything")],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_virtual_server_serves_its_curated_renamed_tools_only() {
     let gateway = Running::start(TWO_UPSTREAMS).await;
     let client = gateway.client("/mcp/curated", SESSION, ()).await;
