@@ -968,7 +968,7 @@ impl Connection {
             if let Some(asked) = self.input_required("tools/call", params, rounds, failed)? {
                 return Ok(asked);
             }
-            return self.answer(era, "tools/call", &outcome?);
+            return self.answer_value(era, "tools/call", outcome?);
         };
         let rounds = cx.rounds();
         // A 2025-11-25 session asks for a task with the `task` param (see [`tasks::session`]).
@@ -1047,7 +1047,7 @@ impl Connection {
                 object.entry("ttlMs").or_insert(self.server.list_ttl_ms.into());
                 object.entry("cacheScope").or_insert("private".into());
             }
-            return self.answer(era, "resources/read", &result);
+            return self.answer_value(era, "resources/read", result);
         } else {
             return Err(not_found(era, &uri));
         };
@@ -1081,7 +1081,7 @@ impl Connection {
             if let Some(asked) = self.input_required("prompts/get", params, rounds, outcome.is_err())? {
                 return Ok(asked);
             }
-            return self.answer(era, "prompts/get", &outcome?);
+            return self.answer_value(era, "prompts/get", outcome?);
         };
         let rounds = cx.rounds();
         let outcome = prompt.render(cx, arguments.unwrap_or_default()).await;
@@ -1118,7 +1118,7 @@ impl Connection {
                 return Err(ErrorObject::method_not_found("completion/complete"));
             };
             let result = catalog.complete(&cx, request).await?;
-            return self.answer(era, "completion/complete", &result);
+            return self.answer_value(era, "completion/complete", result);
         };
         let values = complete(cx, request).await?;
         // At most 100 values per response; `total`/`hasMore` say what was left out.
@@ -1325,6 +1325,20 @@ impl Connection {
             result,
         };
         serde_json::value::to_raw_value(&with_info).map_err(ErrorObject::internal)
+    }
+
+    /// [`Connection::answer`] of a result that is a JSON value already (a catalog's): a
+    /// 2026-07-28 object without a `_meta` of its own is written once, the server's `_meta`
+    /// first (no text to search and join, and no copy of it to check again); a session's is
+    /// adapted in place rather than copied.
+    fn answer_value(&self, era: Era, method: &str, result: serde_json::Value) -> Result<Box<RawValue>, ErrorObject> {
+        match era {
+            Era::Stateless if result.as_object().is_some_and(|o| !o.contains_key("_meta")) => {
+                self.answer_stateless(&result)
+            }
+            Era::Stateless => self.answer(era, method, &result),
+            Era::Stateful(revision) => raw(&adapt::result(revision, method, result)),
+        }
     }
 
     /// Encodes a newest-revision result for the request's era.
@@ -1613,7 +1627,7 @@ impl Service for Connection {
                     return Err(tasks::missing_extension(&method));
                 }
                 let result = future.await?;
-                self.answer(era, &method, &result)
+                self.answer_value(era, &method, result)
             }
             "tasks/get" | "tasks/update" | "tasks/cancel" if era == Era::Stateless => {
                 let result = self.task_method(&cx, &method, params).await?;
@@ -1631,7 +1645,7 @@ impl Service for Connection {
                     object.entry("ttlMs").or_insert(self.server.list_ttl_ms.into());
                     object.entry("cacheScope").or_insert("public".into());
                 }
-                self.answer(era, &method, &result)
+                self.answer_value(era, &method, result)
             }
             "skills/list" | "skills/get" | "resources/directory/read" => self.skills_method(era, &method, params),
             _ => Err(ErrorObject::method_not_found(&method)),
