@@ -31,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 use crate::error::{ErrorObject, PeerError};
 use crate::extensions::Extensions;
 use crate::message::{self, Inbound, Invalid, Message, RequestId};
+use crate::server::ReadAhead;
 
 /// The method a peer uses to cancel a request it sent.
 pub const CANCELLED: &str = "notifications/cancelled";
@@ -682,9 +683,17 @@ pub struct RequestContext {
     origin: Option<RequestId>,
     /// What the transport attached to the request.
     extensions: Extensions,
+    /// What the transport read of the params already, for the service to take.
+    read_ahead: Option<Box<ReadAhead>>,
 }
 
 impl RequestContext {
+    /// What the transport read of the request's params already
+    /// ([`Peer::serve_alone_read_ahead`]), taken: the service reads it once.
+    pub(crate) fn take_read_ahead(&mut self) -> Option<Box<ReadAhead>> {
+        self.read_ahead.take()
+    }
+
     /// What the transport attached to the request (see [`crate::extensions`]): empty unless the
     /// transport was told to carry something, and for requests that came without a transport
     /// request of their own.
@@ -913,11 +922,25 @@ impl<S: Service> Peer<S> {
         params: Option<Box<RawValue>>,
         extensions: Extensions,
     ) -> Option<Handling> {
+        self.serve_alone_read_ahead(id, method, params, extensions, None)
+    }
+
+    /// [`Peer::serve_alone`], with what the transport read of the params already
+    /// ([`ReadAhead`], read from these `params`), for the service not to read it again.
+    pub fn serve_alone_read_ahead(
+        &self,
+        id: RequestId,
+        method: String,
+        params: Option<Box<RawValue>>,
+        extensions: Extensions,
+        read_ahead: Option<ReadAhead>,
+    ) -> Option<Handling> {
         if self.handle.is_closed() {
             return None;
         }
         let cancel = self.handle.shared.closed.clone();
-        let run = self.run(id.clone(), method, params, cancel, false, (None, extensions));
+        let carried = (None, extensions, read_ahead.map(Box::new));
+        let run = self.run(id.clone(), method, params, cancel, false, carried);
         Some(Box::pin(answering(self.handle.shared.clone(), Some(id), run)))
     }
 
@@ -1119,7 +1142,7 @@ impl<S: Service> Peer<S> {
                     }
                     in_flight.insert(id.clone(), cancel.clone());
                 }
-                let run = self.run(id, method, params, cancel, true, (origin, extensions));
+                let run = self.run(id, method, params, cancel, true, (origin, extensions, None));
                 Some(futures_util::future::Either::Right(async move { (run.await, permit) }))
             }
             Message::Notification { method, params } => {
@@ -1162,9 +1185,9 @@ impl<S: Service> Peer<S> {
         params: Option<Box<RawValue>>,
         cancel: CancellationToken,
         tracked: bool,
-        carried: (Option<RequestId>, Extensions),
+        carried: (Option<RequestId>, Extensions, Option<Box<ReadAhead>>),
     ) -> impl Future<Output = Option<(String, Answer)>> + Send + 'static {
-        let (origin, extensions) = carried;
+        let (origin, extensions, read_ahead) = carried;
         let cx = RequestContext {
             progress_token: progress_token(params.as_deref()),
             id: id.clone(),
@@ -1177,6 +1200,7 @@ impl<S: Service> Peer<S> {
             },
             origin,
             extensions,
+            read_ahead,
         };
         let service = self.service.clone();
         let shared = self.handle.shared.clone();

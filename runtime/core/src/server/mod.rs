@@ -490,6 +490,93 @@ struct Prelude<'a> {
     name: Option<&'a RawValue>,
     #[serde(borrow, default)]
     arguments: Option<&'a RawValue>,
+    /// What `Mcp-Name` mirrors of other methods ([`ReadAhead`]).
+    #[serde(borrow, default)]
+    uri: Option<&'a RawValue>,
+    #[serde(rename = "taskId", borrow, default)]
+    task_id: Option<&'a RawValue>,
+}
+
+/// Where a member of a request's params is in their text: its start and end.
+type Span = (usize, usize);
+
+/// The [`Span`] of `member`, a value borrowed from `params`' text.
+fn span_of(params: &RawValue, member: &RawValue) -> Span {
+    let start = (member.get().as_ptr() as usize).saturating_sub(params.get().as_ptr() as usize);
+    (start, start + member.get().len())
+}
+
+/// The value at `span` of `params` (a span [`span_of`] found in the same text).
+fn at(params: &RawValue, span: Option<Span>) -> Option<&RawValue> {
+    let (start, end) = span?;
+    serde_json::from_str(params.get().get(start..end)?).ok()
+}
+
+/// What a 2026-07-28 request's params hold for the framework, read in one pass by the
+/// transport that received it and handed on beside the params
+/// ([`crate::Peer::serve_alone_read_ahead`]): `_meta` decoded, and where `name`, `uri`,
+/// `taskId`, `arguments`, `inputResponses` and `requestState` are in the params' text (left
+/// raw). The transport reads the protocol version, whether a progress token is present and the
+/// member `Mcp-Name` mirrors from it; the service the rest ([`Head`]), so neither reads the
+/// params again for them.
+///
+/// [`ReadAhead::of`] is `None` for params that name no protocol version (a session's), and for
+/// those whose `_meta` is no whole `RequestMetaObject`: then the transport and the service read
+/// the params each on their own, and the one that cannot read them names the problem.
+#[derive(Debug)]
+pub struct ReadAhead {
+    meta: wire::RequestMetaObject,
+    name: Option<Span>,
+    uri: Option<Span>,
+    task_id: Option<Span>,
+    arguments: Option<Span>,
+    input_responses: Option<Span>,
+    request_state: Option<Span>,
+}
+
+impl ReadAhead {
+    /// Reads `params`; see [`ReadAhead`] for when it is `None`.
+    pub fn of(params: &RawValue) -> Option<Self> {
+        if !names_a_version(params) {
+            return None;
+        }
+        let prelude = serde_json::from_str::<Prelude<'_>>(params.get()).ok()?;
+        let span = |member: Option<&RawValue>| member.map(|m| span_of(params, m));
+        Some(Self {
+            meta: prelude.meta?,
+            name: span(prelude.name),
+            uri: span(prelude.uri),
+            task_id: span(prelude.task_id),
+            arguments: span(prelude.arguments),
+            input_responses: span(prelude.input_responses),
+            request_state: span(prelude.request_state),
+        })
+    }
+
+    /// `_meta["io.modelcontextprotocol/protocolVersion"]`.
+    pub fn version(&self) -> &str {
+        &self.meta.protocol_version
+    }
+
+    /// Whether `_meta.progressToken` is present.
+    pub fn progress(&self) -> bool {
+        self.meta.progress_token.is_some()
+    }
+
+    /// `params.name`, if present, as sent; `params` are those it was read from.
+    pub fn name<'p>(&self, params: &'p RawValue) -> Option<&'p RawValue> {
+        at(params, self.name)
+    }
+
+    /// `params.uri`, as [`ReadAhead::name`].
+    pub fn uri<'p>(&self, params: &'p RawValue) -> Option<&'p RawValue> {
+        at(params, self.uri)
+    }
+
+    /// `params.taskId`, as [`ReadAhead::name`].
+    pub fn task_id<'p>(&self, params: &'p RawValue) -> Option<&'p RawValue> {
+        at(params, self.task_id)
+    }
 }
 
 /// A JSON string's text, borrowed when it has no escapes.
@@ -535,6 +622,38 @@ struct Head<'a> {
 }
 
 impl<'a> Head<'a> {
+    /// What the transport read of `params` already ([`ReadAhead`]), else read here.
+    fn read(params: Option<&'a RawValue>, read_ahead: Option<Box<ReadAhead>>) -> Self {
+        let (Some(params), Some(read)) = (params, read_ahead) else {
+            return Self::of(params);
+        };
+        let ReadAhead {
+            mut meta,
+            name,
+            uri,
+            task_id,
+            arguments,
+            input_responses,
+            request_state,
+        } = *read;
+        let prelude = Prelude {
+            meta: None,
+            input_responses: at(params, input_responses),
+            request_state: at(params, request_state),
+            name: at(params, name),
+            arguments: at(params, arguments),
+            uri: at(params, uri),
+            task_id: at(params, task_id),
+        };
+        // Taken out: the context needs the rest of `_meta`, not the version.
+        let requested = Some(std::mem::take(&mut meta.protocol_version));
+        Self {
+            requested,
+            prelude: Some(prelude),
+            meta: Some(meta),
+        }
+    }
+
     fn of(params: Option<&'a RawValue>) -> Self {
         let none = Self {
             requested: None,
@@ -1575,7 +1694,8 @@ impl Service for Connection {
         let params = params.as_deref();
         // A 2026-07-28 request (its `_meta` names a version) cannot use the methods that
         // revision removed: they are unknown to it.
-        let mut head = Head::of(params);
+        let mut cx = cx;
+        let mut head = Head::read(params, cx.take_read_ahead());
         let requested = head.requested.take();
         if SESSION_METHODS.contains(&method.as_str()) && requested.is_some() {
             return Err(ErrorObject::method_not_found(&method));
@@ -1765,5 +1885,63 @@ impl Service for Connection {
             .and_then(|a| a.arguments);
         crate::mirror::check(tool.header_params(), arguments.as_ref(), sent)
             .map_err(|message| ErrorObject::new(crate::mirror::HEADER_MISMATCH, message))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a [`Head`] holds, comparable.
+    type Seen = (Option<String>, Option<wire::RequestMetaObject>, [Option<String>; 6]);
+
+    fn seen(mut head: Head<'_>) -> Seen {
+        let text = |raw: Option<&RawValue>| raw.map(|r| r.get().to_owned());
+        let members = match &head.prelude {
+            Some(p) => [
+                text(p.name),
+                text(p.arguments),
+                text(p.uri),
+                text(p.task_id),
+                text(p.input_responses),
+                text(p.request_state),
+            ],
+            None => Default::default(),
+        };
+        (head.requested.take(), head.meta.take(), members)
+    }
+
+    #[test]
+    fn what_the_transport_read_ahead_is_what_the_service_would_read() {
+        let meta = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{"sampling":{}},"io.modelcontextprotocol/clientInfo":{"name":"c","version":"1"},"progressToken":"p"}"#;
+        let read_whole = [
+            format!(r#"{{"name":"echo","arguments":{{"message":"hi"}},{meta}}}"#),
+            format!(r#"{{{meta},"uri":"file:///a","taskId":"t-1"}}"#),
+            format!(
+                r#"{{"name":"na\u006de","arguments":{{"nested":{{"a":[1,2]}}}},"inputResponses":{{"k":{{"action":"accept"}}}},"requestState":"s",{meta}}}"#
+            ),
+        ];
+        for text in &read_whole {
+            let params = RawValue::from_string(text.clone()).expect("JSON");
+            let read = ReadAhead::of(&params).unwrap_or_else(|| panic!("read whole: {text}"));
+            assert_eq!(read.version(), "2026-07-28");
+            assert!(read.progress());
+            let via = seen(Head::read(Some(&params), Some(Box::new(read))));
+            assert_eq!(via, seen(Head::of(Some(&params))), "{text}");
+            assert_eq!(via.0.as_deref(), Some("2026-07-28"));
+        }
+        // Not read ahead: no version (a session's request), a `_meta` that is no whole
+        // `RequestMetaObject` (no capabilities), a version named outside `_meta`. The service
+        // then reads them itself, as before.
+        for text in [
+            r#"{"name":"echo","arguments":{}}"#,
+            r#"{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"},"name":"echo"}"#,
+            r#"{"arguments":{"io.modelcontextprotocol/protocolVersion":"x"}}"#,
+            r#"{"_meta":{"io.modelcontextprotocol/protocolVersion":7,"io.modelcontextprotocol/clientCapabilities":{}}}"#,
+        ] {
+            let params = RawValue::from_string(text.to_owned()).expect("JSON");
+            assert!(ReadAhead::of(&params).is_none(), "{text}");
+            assert_eq!(seen(Head::read(Some(&params), None)), seen(Head::of(Some(&params))));
+        }
     }
 }

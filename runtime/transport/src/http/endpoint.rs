@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use portico_core::message::{self, Inbound, Message};
 use portico_core::mirror::MirroredParam;
+use portico_core::server::ReadAhead;
 use portico_core::{ErrorObject, Extensions, Handling, OutboundKind, RequestId};
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
@@ -93,7 +94,13 @@ async fn handle_post(state: &Arc<State>, request: Request) -> Result<Response, H
     let (id, method) = (id.clone(), method.as_str());
     let about = |e: HttpError| e.with_id(Some(id.clone()));
     let header_version = headers::single(&parts.headers, &MCP_PROTOCOL_VERSION).map_err(about)?;
-    let peek = Peek::of(params.as_deref());
+    // A 2026-07-28 request's params are read once here, for the service too; others (and
+    // those that do not read whole) are peeked at.
+    let read_ahead = params.as_deref().and_then(ReadAhead::of);
+    let peek = match (&read_ahead, params.as_deref()) {
+        (Some(read), Some(params)) => Peek::read_ahead(read, params),
+        _ => Peek::of(params.as_deref()),
+    };
     let framing = Framing::new(
         accept,
         config.response_mode,
@@ -114,6 +121,7 @@ async fn handle_post(state: &Arc<State>, request: Request) -> Result<Response, H
             mirrored: &mirrored,
             message,
             extensions,
+            read_ahead,
         };
         return stateless(state, request, framing).await.map_err(about);
     }
@@ -210,6 +218,8 @@ struct Stateless<'a> {
     message: Message,
     /// What it carries from its HTTP request.
     extensions: Extensions,
+    /// What was read of its params already, for the service.
+    read_ahead: Option<ReadAhead>,
 }
 
 /// A 2026-07-28 request, served by a fresh service of its own.
@@ -230,7 +240,7 @@ async fn stateless(state: &Arc<State>, request: Stateless<'_>, framing: Framing)
     };
     peer.check_mirrored(&method, params.as_deref(), request.mirrored, &request.extensions)
         .map_err(|error| HttpError::new(StatusCode::BAD_REQUEST, error))?;
-    start(peer.serve_alone(id, method, params, request.extensions));
+    start(peer.serve_alone(id, method, params, request.extensions, request.read_ahead));
     let reply = Reply {
         rx,
         _guard: Box::new(guard),

@@ -227,6 +227,20 @@ impl<'a> Peek<'a> {
 }
 
 impl<'a> Peek<'a> {
+    /// What [`ReadAhead`](portico_core::server::ReadAhead) read of `params` already: the same
+    /// members [`Peek::of`] would find (a `_meta` that reads whole names the client's
+    /// capabilities, which the revision requires).
+    pub(crate) fn read_ahead(read: &portico_core::server::ReadAhead, params: &'a RawValue) -> Self {
+        Self {
+            version: Some(Cow::Owned(read.version().to_owned())),
+            progress: read.progress(),
+            capabilities: true,
+            name: read.name(params),
+            uri: read.uri(params),
+            task_id: read.task_id(params),
+        }
+    }
+
     /// The member `Mcp-Name` mirrors for `method` ([`portico_core::mirror::name_member`]), as
     /// sent, if present.
     pub(crate) fn named(&self, method: &str) -> Option<&'a RawValue> {
@@ -384,6 +398,31 @@ mod tests {
                 sse: false
             }
         );
+    }
+
+    #[test]
+    fn a_peek_from_what_was_read_ahead_is_the_peek_of_the_params() {
+        let fields = |peek: Peek<'_>| {
+            let text = |raw: Option<&RawValue>| raw.map(|r| r.get().to_owned());
+            (
+                peek.version.map(Cow::into_owned),
+                peek.progress,
+                peek.capabilities,
+                [text(peek.name), text(peek.uri), text(peek.task_id)],
+            )
+        };
+        for text in [
+            r#"{"name":"echo","arguments":{"m":1},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}"#,
+            r#"{"_meta":{"progressToken":3,"io.modelcontextprotocol/clientCapabilities":{},"io.modelcontextprotocol/protocolVersion":"2026-07-28"},"uri":"a:\/b","taskId":"t"}"#,
+        ] {
+            let params = RawValue::from_string(text.to_owned()).expect("JSON");
+            let read = portico_core::server::ReadAhead::of(&params).expect("read whole");
+            assert_eq!(
+                fields(Peek::read_ahead(&read, &params)),
+                fields(Peek::of(Some(&params))),
+                "{text}"
+            );
+        }
     }
 
     #[test]

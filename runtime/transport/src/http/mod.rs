@@ -161,6 +161,7 @@ use axum::Router;
 use axum::routing::post;
 use portico_core::message::Message;
 use portico_core::mirror::MirroredParam;
+use portico_core::server::ReadAhead;
 use portico_core::{
     ErrorObject, Extensions, Handling, Outbound, Outlet, Peer, PeerConfig, PeerHandle, RequestId, Service,
 };
@@ -193,13 +194,15 @@ pub(crate) trait DynPeer: Send + Sync + 'static {
         message: Message,
         extensions: Extensions,
     ) -> Pin<Box<dyn Future<Output = Option<Handling>> + Send + '_>>;
-    /// [`Peer::serve_alone`]: the one request of a peer made for it, for the response to poll.
+    /// [`Peer::serve_alone_read_ahead`]: the one request of a peer made for it, for the
+    /// response to poll.
     fn serve_alone(
         &self,
         id: RequestId,
         method: String,
         params: Option<Box<RawValue>>,
         extensions: Extensions,
+        read_ahead: Option<ReadAhead>,
     ) -> Option<Handling>;
     /// [`Peer::close`].
     fn close(&self);
@@ -242,8 +245,9 @@ impl<S: Service> DynPeer for Peer<S> {
         method: String,
         params: Option<Box<RawValue>>,
         extensions: Extensions,
+        read_ahead: Option<ReadAhead>,
     ) -> Option<Handling> {
-        Peer::serve_alone(self, id, method, params, extensions)
+        Peer::serve_alone_read_ahead(self, id, method, params, extensions, read_ahead)
     }
 
     fn close(&self) {
