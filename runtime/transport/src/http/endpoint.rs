@@ -95,8 +95,11 @@ async fn handle_post(state: &Arc<State>, request: Request) -> Result<Response, H
     let about = |e: HttpError| e.with_id(Some(id.clone()));
     let header_version = headers::single(&parts.headers, &MCP_PROTOCOL_VERSION).map_err(about)?;
     // A 2026-07-28 request's params are read once here, for the service too; others (and
-    // those that do not read whole) are peeked at.
-    let read_ahead = params.as_deref().and_then(ReadAhead::of);
+    // those that do not read whole) are peeked at. A request in a session of an older revision
+    // is not looked at for it: should its params name a version after all, it is peeked at,
+    // and served as 2026-07-28 all the same.
+    let in_older_session = session_id.is_some() && header_version.is_some_and(|v| !headers::is_stateless(v));
+    let read_ahead = params.as_deref().filter(|_| !in_older_session).and_then(ReadAhead::of);
     let peek = match (&read_ahead, params.as_deref()) {
         (Some(read), Some(params)) => Peek::read_ahead(read, params),
         _ => Peek::of(params.as_deref()),
