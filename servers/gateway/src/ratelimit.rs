@@ -36,7 +36,10 @@
 //!
 //! In the HTTP layer (`enforce`, a middleware after authentication): every POST to an MCP endpoint
 //! (Streamable HTTP of both generations, the legacy transport's `/messages`) is read — the
-//! body is bounded already; only `method`, `id` and `params.name`/`params.uri` are parsed —
+//! body is bounded already; only `method`, `id` and `params.name`/`params.uri` are parsed,
+//! and a 2026-07-28 request to the Streamable HTTP endpoint that names its method and target in
+//! `Mcp-Method`/`Mcp-Name` is taken from those headers, which the transport checks against the
+//! body before anything serves it, its body parsed only to answer a refusal —
 //! and each JSON-RPC request in it (a batch counts each one; notifications and responses are
 //! free) is checked before the transport sees it. A refused request is answered at once:
 //!
@@ -897,6 +900,43 @@ fn messages(body: &[u8]) -> Option<Vec<Message<'_>>> {
     }
 }
 
+/// A 2026-07-28 request to the Streamable HTTP endpoint, as its headers name it: `Mcp-Method`,
+/// and `Mcp-Name` for the methods that mirror a name ([`portico_core::mirror::name_member`]).
+/// The transport checks those headers against the body before anything serves the request (a
+/// mismatch is refused, `400` with `-32020`, and reaches no upstream), so the limiter takes them
+/// as they are and does not parse the body. Anything else is read from the body: a request
+/// in a session or of the legacy transport (whose headers nothing checks), a batch, one
+/// without those headers.
+fn mirrored(request: &axum::http::request::Parts) -> Option<Message<'_>> {
+    let path = request.uri.path();
+    let headers = &request.headers;
+    // `/mcp` and `/mcp/<name>`; `/mcp/<name>/sse` and `/messages` are the legacy transport's.
+    let streamable = path == "/mcp" || path.strip_prefix("/mcp/").is_some_and(|name| !name.contains('/'));
+    if !streamable || headers.contains_key("mcp-session-id") {
+        return None;
+    }
+    let version = headers.get("mcp-protocol-version")?.to_str().ok()?;
+    if portico_core::server::STATEFUL_REVISIONS.contains(&version) {
+        return None;
+    }
+    let method = headers.get("mcp-method")?.to_str().ok()?;
+    let mut params = Params::default();
+    if let Some(member) = portico_core::mirror::name_member(method) {
+        let name = portico_core::mirror::decode_value(headers.get("mcp-name")?.to_str().ok()?).ok()?;
+        match member {
+            "name" => params.name = Some(name),
+            "uri" => params.uri = Some(name),
+            // The limiter keys no bucket by task.
+            _ => {}
+        }
+    }
+    Some(Message {
+        method: Some(method.into()),
+        params: Some(params),
+        ..Message::default()
+    })
+}
+
 /// The caller, as the `principal` key part names it.
 fn principal(request: &axum::http::request::Parts) -> String {
     caller(
@@ -970,7 +1010,19 @@ pub(crate) async fn enforce(State(gateway): State<Gateway>, request: Request, ne
         }
     };
     let mut admitted = Vec::new();
-    if let Some(messages) = messages(&bytes) {
+    if let Some(message) = mirrored(&parts) {
+        let principal = principal(&parts);
+        let view = View::new(gateway.inner.routes.clone(), scope.clone());
+        if let Err(refusal) = limiter
+            .admit(&rules, (&view, &scope), &routes, &principal, &message, &mut admitted)
+            .await
+        {
+            // Its id, for the refusal: the body is read for it now.
+            let read = messages(&bytes);
+            let id = read.as_deref().and_then(|m| m.first()).and_then(Message::id);
+            return refused(&refusal, id);
+        }
+    } else if let Some(messages) = messages(&bytes) {
         let principal = principal(&parts);
         let view = View::new(gateway.inner.routes.clone(), scope.clone());
         let batch = messages.len() != 1;

@@ -217,6 +217,74 @@ async fn a_burst_is_admitted_then_refused_with_429_until_its_bucket_refills() {
 
 const SECRET: &str = "a-test-secret-of-enough-length-0123456789";
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_that_disagree_with_the_body_cannot_steer_a_call_past_its_limit() {
+    let gateway = Running::start(
+        "upstreams:\n  - {name: e, builtin: everything}\nrate_limits:\n  - {name: one, rate: 1/m, burst: 1, tools: [test_simple_text]}\n",
+    )
+    .await;
+    let base = &gateway.base;
+    // A 2026-07-28 call is limited by the headers that mirror its body.
+    assert!(served(&call(base, "/mcp", "e__test_simple_text").await));
+    let refused = call(base, "/mcp", "e__test_simple_text").await;
+    assert_eq!(refused.status, 429, "{}", refused.body);
+    assert_eq!(
+        refused.body["id"], 1,
+        "the refusal answers the request's id: {}",
+        refused.body
+    );
+    // The same call under another tool's name: the transport refuses the mismatch.
+    let raw = |session: Option<&str>, id: u64, method: &str, params: serde_json::Value, headers: &[(&str, &str)]| {
+        let mut request = reqwest::Client::new()
+            .post(format!("{base}/mcp"))
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string());
+        if let Some(session) = session {
+            request = request.header("mcp-session-id", session);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request
+    };
+    let stateless = json!({"name": "e__test_simple_text", "arguments": {},
+        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}});
+    let mirrored = [("mcp-protocol-version", "2026-07-28"), ("mcp-method", "tools/call")];
+    let lying = [mirrored[0], mirrored[1], ("mcp-name", "e__test_image_content")];
+    let answer = send(raw(None, 2, "tools/call", stateless.clone(), &lying)).await;
+    assert_eq!(
+        (answer.status, &answer.body["error"]["code"]),
+        (400, &json!(-32020)),
+        "{}",
+        answer.body
+    );
+    // Without `Mcp-Name`, the body is read: still refused.
+    let answer = send(raw(None, 3, "tools/call", stateless, &mirrored)).await;
+    assert_eq!(answer.status, 429, "{}", answer.body);
+    // In a session nothing checks those headers: the body decides.
+    let initialize =
+        json!({"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}});
+    let response = within("initialize", raw(None, 4, "initialize", initialize, &[]).send())
+        .await
+        .expect("initialize");
+    let session = response
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .expect("a session")
+        .to_string();
+    let in_session = [
+        ("mcp-protocol-version", "2025-11-25"),
+        ("mcp-method", "tools/call"),
+        ("mcp-name", "e__test_image_content"),
+    ];
+    let call = json!({"name": "e__test_simple_text", "arguments": {}});
+    let answer = send(raw(Some(&session), 5, "tools/call", call, &in_session)).await;
+    assert_eq!(answer.status, 429, "{}", answer.body);
+    assert_eq!(answer.body["id"], 5);
+}
+
 fn token(subject: &str) -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
