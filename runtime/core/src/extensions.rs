@@ -19,18 +19,22 @@
 //! # Cost
 //!
 //! Empty extensions are a `None`: making, cloning and dropping them allocates nothing, so a
-//! transport that attaches nothing pays nothing. Filled ones are one `Arc`'d map: cloning them
-//! for each request of a connection (a WebSocket's, a batch's) is a reference count.
+//! transport that attaches nothing pays nothing. Filled ones are one `Arc`'d list: cloning them
+//! for each request of a connection (a WebSocket's, a batch's) is a reference count. A request
+//! carries a handful of values at most, so the list is searched in order: cheaper than hashing
+//! the type at every lookup.
 
 use std::any::{Any, TypeId};
-use std::collections::HashMap;
 use std::sync::Arc;
+
+/// The values, one per type.
+type Values = Vec<(TypeId, Arc<dyn Any + Send + Sync>)>;
 
 /// A map from a type to one value of it, shared: cheap to clone, read-only once shared (an
 /// insertion into a shared map copies the map, not the values).
 #[derive(Clone, Default)]
 pub struct Extensions {
-    map: Option<Arc<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>>,
+    map: Option<Arc<Values>>,
 }
 
 impl Extensions {
@@ -41,8 +45,12 @@ impl Extensions {
 
     /// Puts `value` in, replacing the value of its type already there.
     pub fn insert<T: Send + Sync + 'static>(&mut self, value: T) {
-        let map = self.map.get_or_insert_with(Default::default);
-        Arc::make_mut(map).insert(TypeId::of::<T>(), Arc::new(value));
+        let values = Arc::make_mut(self.map.get_or_insert_with(Default::default));
+        let value: Arc<dyn Any + Send + Sync> = Arc::new(value);
+        match values.iter_mut().find(|(id, _)| *id == TypeId::of::<T>()) {
+            Some((_, slot)) => *slot = value,
+            None => values.push((TypeId::of::<T>(), value)),
+        }
     }
 
     /// [`Extensions::insert`], by value.
@@ -53,7 +61,8 @@ impl Extensions {
 
     /// The value of type `T`, if there is one.
     pub fn get<T: Send + Sync + 'static>(&self) -> Option<&T> {
-        self.map.as_ref()?.get(&TypeId::of::<T>())?.downcast_ref::<T>()
+        let (_, value) = self.map.as_ref()?.iter().find(|(id, _)| *id == TypeId::of::<T>())?;
+        value.downcast_ref::<T>()
     }
 
     /// Whether nothing is attached.

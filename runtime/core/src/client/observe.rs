@@ -78,11 +78,15 @@ pub(crate) struct Observed {
     calls: Mutex<Calls>,
 }
 
+/// The tables' hasher: foldhash, seeded per process (the keys are short: our own request ids,
+/// and progress tokens; SipHash cost more than the rest of a lookup).
+type Hasher = foldhash::fast::RandomState;
+
 #[derive(Default)]
 struct Calls {
-    by_id: HashMap<RequestId, Arc<dyn CallObserver>>,
+    by_id: HashMap<RequestId, Arc<dyn CallObserver>, Hasher>,
     /// Keyed by the token's JSON text.
-    by_token: HashMap<String, Arc<dyn CallObserver>>,
+    by_token: HashMap<String, Arc<dyn CallObserver>, Hasher>,
 }
 
 impl Observed {

@@ -194,6 +194,10 @@ pub enum HttpClientError {
     EndSession(String),
 }
 
+/// The hasher of the client's tables: foldhash, seeded per process (their keys are our own
+/// request ids and the server's tool names; SipHash cost more than the rest of a lookup).
+type Hasher = foldhash::fast::RandomState;
+
 /// What the client's tasks share.
 struct Shared {
     http: reqwest::Client,
@@ -203,9 +207,9 @@ struct Shared {
     config: HttpClientConfig,
     session: Mutex<Session>,
     /// The `x-mcp-header` annotations of the tools listed so far, by tool name.
-    tools: Mutex<HashMap<String, Vec<HeaderParam>>>,
+    tools: Mutex<HashMap<String, Vec<HeaderParam>, Hasher>>,
     /// Requests being POSTed, by id.
-    in_flight: Mutex<HashMap<RequestId, InFlight>>,
+    in_flight: Mutex<HashMap<RequestId, InFlight, Hasher>>,
     /// Slots for requests POSTed at once.
     requests: Arc<Semaphore>,
     /// Response streams resumed with `Last-Event-ID`.
