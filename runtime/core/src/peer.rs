@@ -52,6 +52,11 @@ pub struct PeerConfig {
     /// [`OutboundKind::Ended`] (default `false`: stream transports such as Streamable HTTP turn
     /// it on; [`PeerHandle::close_stream`] is then honoured, else it does nothing).
     pub stream_control: bool,
+    /// Whether a request this side sends reaches the transport with its id, method and params
+    /// beside its text ([`Outbound::request`]; default `false`: a transport that only writes
+    /// the text does not hold the params twice). The HTTP client turns it on: it reads them for
+    /// the request's headers and its table of requests in flight.
+    pub requests_beside: bool,
 }
 
 impl Default for PeerConfig {
@@ -61,6 +66,7 @@ impl Default for PeerConfig {
             request_timeout: Duration::from_secs(60),
             batches: false,
             stream_control: false,
+            requests_beside: false,
         }
     }
 }
@@ -199,10 +205,11 @@ pub struct Outbound {
     /// ([`PeerHandle::request_raw_with_extensions`]; for the HTTP client, credentials of this
     /// request alone). Never written: it stays in the process. Empty for every other message.
     pub extensions: Extensions,
-    /// Set on a request this side sends ([`PeerHandle::request_raw`] and the rest): its id,
-    /// method and params as the sender had them, so a transport that needs them (the HTTP
-    /// client: the request's headers, its table of requests in flight) does not decode
-    /// [`Outbound::text`] again. `None` on every other message.
+    /// Set on a request this side sends ([`PeerHandle::request_raw`] and the rest) when
+    /// [`PeerConfig::requests_beside`] is on: its id, method and params as the sender had them,
+    /// so a transport that needs them (the HTTP client: the request's headers, its table of
+    /// requests in flight) does not decode [`Outbound::text`] again. `None` on every other
+    /// message.
     pub request: Option<Box<OutboundRequest>>,
 }
 
@@ -388,7 +395,7 @@ impl Shared {
     ) -> Result<(), PeerError> {
         let message = Outbound {
             extensions,
-            request: Some(Box::new(request)),
+            request: self.config.requests_beside.then(|| Box::new(request)),
             ..Outbound::message(text, related.cloned())
         };
         self.outbound.send(message).await.map_err(|_| PeerError::Closed)

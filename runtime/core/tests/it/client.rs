@@ -915,7 +915,12 @@ impl Tapped {
     ) -> Self {
         let (client_tx, mut client_rx) = tokio::sync::mpsc::channel::<portico_core::Outbound>(64);
         let (server_tx, mut server_rx) = tokio::sync::mpsc::channel::<portico_core::Outbound>(64);
-        let client = portico_core::Peer::new(service, PeerConfig::default(), client_tx);
+        // As the HTTP client's: requests come with their parts ([`PeerConfig::requests_beside`]).
+        let config = PeerConfig {
+            requests_beside: true,
+            ..PeerConfig::default()
+        };
+        let client = portico_core::Peer::new(service, config, client_tx);
         let server = portico_core::Peer::new(server.connection(), PeerConfig::default(), server_tx);
         let to_server = server.clone();
         let to_client = client.clone();

@@ -296,6 +296,40 @@ async fn outbound_messages_name_the_request_they_belong_to() {
     );
 }
 
+#[tokio::test]
+async fn a_request_reaches_the_transport_with_its_parts_only_when_asked() {
+    for beside in [false, true] {
+        let config = PeerConfig {
+            requests_beside: beside,
+            ..PeerConfig::default()
+        };
+        let (peer, _service, mut out) = lone_peer(config);
+        let handle = peer.handle().clone();
+        let call = tokio::spawn(async move { handle.request::<Value, Value>("ask", &json!({"q": [1, 2]})).await });
+        let sent = out.recv().await.expect("the request");
+        let text: Value = serde_json::from_str(&sent.text).expect("JSON");
+        match sent.request.as_deref() {
+            Some(request) => {
+                assert!(beside);
+                assert_eq!(serde_json::to_value(&request.id).expect("id"), text["id"]);
+                assert_eq!(request.method, "ask");
+                let params = request.params.as_deref().map(|p| p.get());
+                assert_eq!(params, Some(r#"{"q":[1,2]}"#));
+                assert_eq!(text["params"], json!({"q": [1, 2]}));
+            }
+            None => assert!(!beside, "requests_beside is on: {}", sent.text),
+        }
+        call.abort();
+        // A notification never carries a request.
+        peer.handle().notify("note", &json!({})).await.expect("sent");
+        let mut next = out.recv().await.expect("a message");
+        while next.text.contains("notifications/cancelled") {
+            next = out.recv().await.expect("a message");
+        }
+        assert!(next.request.is_none(), "{}", next.text);
+    }
+}
+
 #[test]
 fn a_result_frame_is_the_envelope_serde_writes() {
     use portico_core::RequestId;

@@ -284,7 +284,12 @@ pub async fn connect<S: Service>(
         .build()
         .map_err(HttpClientError::Build)?;
     let (outbound, queue) = mpsc::channel(config.outbound_capacity.max(1));
-    let peer = Peer::new(service, config.peer.clone(), outbound);
+    // Requests come with their id, method and params: the pump reads them, not the text.
+    let peer_config = PeerConfig {
+        requests_beside: true,
+        ..config.peer.clone()
+    };
+    let peer = Peer::new(service, peer_config, outbound);
     let shared = Arc::new(Shared {
         http,
         direct: Direct::new(&parsed, config.connect_timeout),
