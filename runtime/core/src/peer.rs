@@ -933,7 +933,8 @@ impl<S: Service> Peer<S> {
     }
 
     /// [`Peer::serve_alone`], with what the transport read of the params already
-    /// ([`ReadAhead`], read from these `params`), for the service not to read it again.
+    /// ([`ReadAhead`], read from these `params`, in the box they are handed on in), for the
+    /// service not to read it again. Read from other params, it is not used.
     pub fn serve_alone_read_ahead(
         &self,
         id: RequestId,

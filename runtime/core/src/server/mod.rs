@@ -525,6 +525,10 @@ fn at(params: &RawValue, span: Option<Span>) -> Option<&RawValue> {
 /// the params each on their own, and the one that cannot read them names the problem.
 #[derive(Debug)]
 pub struct ReadAhead {
+    /// Where the params' text it was read from starts, and its length: the service uses it
+    /// only with that same text (the params are handed on in the box they came in), and reads
+    /// any other itself.
+    text: (usize, usize),
     meta: wire::RequestMetaObject,
     name: Option<Span>,
     uri: Option<Span>,
@@ -543,6 +547,7 @@ impl ReadAhead {
         let prelude = serde_json::from_str::<Prelude<'_>>(params.get()).ok()?;
         let span = |member: Option<&RawValue>| member.map(|m| span_of(params, m));
         Some(Self {
+            text: (params.get().as_ptr() as usize, params.get().len()),
             meta: prelude.meta?,
             name: span(prelude.name),
             uri: span(prelude.uri),
@@ -627,7 +632,11 @@ impl<'a> Head<'a> {
         let (Some(params), Some(read)) = (params, read_ahead) else {
             return Self::of(params);
         };
+        if read.text != (params.get().as_ptr() as usize, params.get().len()) {
+            return Self::of(Some(params));
+        }
         let ReadAhead {
+            text: _,
             mut meta,
             name,
             uri,
@@ -1929,6 +1938,12 @@ mod tests {
             let via = seen(Head::read(Some(&params), Some(Box::new(read))));
             assert_eq!(via, seen(Head::of(Some(&params))), "{text}");
             assert_eq!(via.0.as_deref(), Some("2026-07-28"));
+            // What was read of other params is not used with these.
+            let read = ReadAhead::of(&params).expect("read whole");
+            let other = RawValue::from_string(r#"{"name":"other"}"#.to_owned()).expect("JSON");
+            let read_other = seen(Head::read(Some(&other), Some(Box::new(read))));
+            assert_eq!(read_other, seen(Head::of(Some(&other))), "{text}");
+            assert_eq!(read_other.0, None);
         }
         // Not read ahead: no version (a session's request), a `_meta` that is no whole
         // `RequestMetaObject` (no capabilities), a version named outside `_meta`. The service
