@@ -52,10 +52,12 @@ pub struct PeerConfig {
     /// [`OutboundKind::Ended`] (default `false`: stream transports such as Streamable HTTP turn
     /// it on; [`PeerHandle::close_stream`] is then honoured, else it does nothing).
     pub stream_control: bool,
-    /// Whether a request this side sends reaches the transport with its id, method and params
-    /// beside its text ([`Outbound::request`]; default `false`: a transport that only writes
-    /// the text does not hold the params twice). The HTTP client turns it on: it reads them for
-    /// the request's headers and its table of requests in flight.
+    /// Whether a request this side sends reaches the transport with what its sender knew of it
+    /// beside its text: its id, method and params ([`Outbound::request`]) and, from the client
+    /// core, what a 2026-07-28 request's headers mirror ([`crate::mirror::Mirror`]). Default
+    /// `false`: a transport that only writes the text neither holds the params twice nor gets
+    /// what it would not read. The HTTP client turns it on: it reads them for the request's
+    /// headers and its table of requests in flight.
     pub requests_beside: bool,
 }
 
@@ -414,6 +416,12 @@ pub struct PeerHandle {
 }
 
 impl PeerHandle {
+    /// Whether the transport takes what a sender knew of its requests
+    /// ([`PeerConfig::requests_beside`]).
+    pub(crate) fn requests_beside(&self) -> bool {
+        self.shared.config.requests_beside
+    }
+
     /// Asks the transport to end the stream carrying this request's messages now, before the
     /// response (Streamable HTTP's "polling", SEP-1699): the client reconnects with
     /// `Last-Event-ID` and receives what the request sent meanwhile. The request goes on.

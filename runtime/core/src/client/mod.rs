@@ -904,12 +904,14 @@ impl Client {
     }
 
     /// The extensions a request goes with: the caller's, and the [`Mirror`] of a 2026-07-28
-    /// request when the client is sure of it — the protocol version its `_meta` carries is the
+    /// request when the transport reads it ([`crate::PeerConfig::requests_beside`]: the HTTP
+    /// client) and the client is sure of it — the protocol version its `_meta` carries is the
     /// client's own (neither the caller's `_meta` nor the options name another) — so that the
-    /// HTTP transport need not read the body again for its headers.
+    /// transport need not read the body again for its headers.
     fn extensions_for(&self, method: &str, params: &Map<String, Value>, options: &RequestOptions) -> Extensions {
         let extensions = options.extensions.clone();
         if self.inner.era != Era::Stateless
+            || !self.inner.handle.requests_beside()
             || options.meta.contains_key(PROTOCOL_VERSION_KEY)
             || params
                 .get("_meta")

@@ -224,9 +224,7 @@ impl<'a> Peek<'a> {
             task_id: params.task_id,
         }
     }
-}
 
-impl<'a> Peek<'a> {
     /// What [`ReadAhead`](portico_core::server::ReadAhead) read of `params` already: the same
     /// members [`Peek::of`] would find (a `_meta` that reads whole names the client's
     /// capabilities, which the revision requires).

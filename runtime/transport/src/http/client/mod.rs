@@ -408,12 +408,13 @@ async fn pump<S: Service>(shared: Arc<Shared>, peer: Peer<S>, mut queue: mpsc::R
         }
         // A request the peer sent comes with its id, method and params: not decoded again.
         if let Some(request) = out.request.take() {
-            let OutboundRequest { id, method, params } = *request;
-            queue_request(&shared, &peer, Message::Request { id, method, params }, out);
+            queue_request(&shared, &peer, *request, out);
             continue;
         }
         match message::decode(&out.text) {
-            Inbound::Single(Ok(request @ Message::Request { .. })) => queue_request(&shared, &peer, request, out),
+            Inbound::Single(Ok(Message::Request { id, method, params })) => {
+                queue_request(&shared, &peer, OutboundRequest { id, method, params }, out);
+            }
             Inbound::Single(Ok(Message::Notification { method, params })) if method == CANCELLED => {
                 #[derive(Deserialize)]
                 #[serde(rename_all = "camelCase")]
@@ -457,10 +458,8 @@ async fn pump<S: Service>(shared: Arc<Shared>, peer: Peer<S>, mut queue: mpsc::R
 }
 
 /// Starts the POST of `request` (encoded in `out`), entered in the requests in flight.
-fn queue_request<S: Service>(shared: &Arc<Shared>, peer: &Peer<S>, request: Message, out: Outbound) {
-    let Message::Request { id, method, params } = request else {
-        return;
-    };
+fn queue_request<S: Service>(shared: &Arc<Shared>, peer: &Peer<S>, request: OutboundRequest, out: Outbound) {
+    let OutboundRequest { id, method, params } = request;
     let mirrored = Mirrored::of(&method, params.as_deref(), &out.extensions);
     let stateless = mirrored.version.is_some();
     // Credentials of this request alone, when its sender attached some.
