@@ -14,12 +14,17 @@
 //!   (`portico-bench sessions`: one keep-alive connection, so no file descriptor per session),
 //!   and the same on `portico serve everything` for comparison.
 //!
-//! Processes are pinned with `taskset`: the server to `--server-cpu`, the load generator to
-//! `--load-cpu`, the gateway of the echo cells to `--gateway-cpu` (by default the load
-//! generator's: with two cores something shares one, and the load generator is the lightest
-//! process). The fan-out's and the sessions' gateways have no upstream process and take the
-//! server's core. A cell during which other processes used more than 10% of a core is measured
-//! again.
+//! Processes are pinned with `taskset`: the direct server to `--server-cpu`, the load
+//! generator to `--load-cpu`, the gateway of the echo and policy cells to `--gateway-cpu` and
+//! its upstream (a second `portico serve everything`) to `--upstream-cpu`. By default the
+//! gateway has a core of its own, as the direct server has, and its upstream shares the load
+//! generator's: with two cores two of the three processes share one, and sharing the subject's
+//! core would measure what the other process leaves it rather than what the subject costs. The
+//! peers' core must then not be the bottleneck: the report gives its load (the load
+//! generator's CPU and the upstream's) beside each cell. `--gateway-cpu 1 --upstream-cpu 0`
+//! gives the layout of the earlier runs (the gateway beside the load generator). The fan-out's
+//! and the sessions' gateways have no upstream process and take the server's core. A cell
+//! during which other processes used more than 10% of a core is measured again.
 
 mod policy;
 
@@ -70,10 +75,15 @@ pub struct Args {
     /// no retries; docs/benchmarks.md is left alone.
     #[arg(long, alias = "quick")]
     smoke: bool,
-    /// The CPU of the echo cells' gateway (default: the load generator's; the fan-out's and
-    /// the sessions' gateways take the server's).
-    #[arg(long, default_value_t = 1)]
+    /// The CPU of the echo and policy cells' gateway (default: the direct server's, which is
+    /// idle while the gateway is loaded; the fan-out's and the sessions' gateways take the
+    /// server's too).
+    #[arg(long, default_value_t = 0)]
     gateway_cpu: usize,
+    /// The CPU of the echo and policy cells' upstream, a `portico serve everything` of its own
+    /// (default: the load generator's).
+    #[arg(long, default_value_t = 1)]
+    upstream_cpu: usize,
     /// Concurrency of the policy cells (echo through gateways with each policy layer on).
     #[arg(long, default_value_t = 32)]
     policy_concurrency: usize,
@@ -168,19 +178,25 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
         bail!("--fanout-concurrency, --policy-concurrency and --upstreams take positive numbers");
     }
     let cpus = std::thread::available_parallelism().map_or(1, usize::from);
-    if args.gateway_cpu >= cpus {
-        bail!("--gateway-cpu {} is not one of the {cpus} CPUs here", args.gateway_cpu);
+    for (flag, cpu) in [
+        ("--gateway-cpu", args.gateway_cpu),
+        ("--upstream-cpu", args.upstream_cpu),
+    ] {
+        if cpu >= cpus {
+            bail!("{flag} {cpu} is not one of the {cpus} CPUs here");
+        }
     }
     let (root, binaries, logs) = args.load.prepare("bench-gateway")?;
     let binaries = keep(&root, &binaries, &logs)?;
     println!(
-        "{} cells x 2 paths x {} round(s) of {:.1} s after {} s of warm-up; server on CPU {}, gateway on CPU {}, load on CPU {}; logs in {}",
+        "{} cells x 2 paths x {} round(s) of {:.1} s after {} s of warm-up; server on CPU {}, gateway on CPU {}, its upstream on CPU {}, load on CPU {}; logs in {}",
         MODES.len() * (args.load.concurrency.len() + args.fanout_concurrency.len()),
         args.load.rounds,
         args.load.duration / args.load.rounds as f64,
         args.load.warmup,
         args.load.server_cpu,
         args.gateway_cpu,
+        args.upstream_cpu,
         args.load.load_cpu,
         logs.display()
     );
@@ -252,9 +268,22 @@ impl Bench<'_> {
         let name = format!("{}-{mode}-{concurrency}", part.name());
         let server_log = self.logs.join(format!("{name}-server.log"));
         let mut server = Server::start(self.binaries, ServerKind::Portico, args.load.server_cpu, &server_log)?;
-        let (config, gateway_cpu) = match part {
-            Part::Echo => (echo_config(&server.url, mode), args.gateway_cpu),
-            Part::Fanout => (fanout_config(args.upstreams), args.load.server_cpu),
+        // The echo gateway's upstream: a server of its own, on its own core.
+        let mut upstream = match part {
+            Part::Echo => {
+                let log = self.logs.join(format!("{name}-upstream.log"));
+                Some(Server::start(
+                    self.binaries,
+                    ServerKind::Portico,
+                    args.upstream_cpu,
+                    &log,
+                )?)
+            }
+            Part::Fanout => None,
+        };
+        let (config, gateway_cpu) = match &upstream {
+            Some(upstream) => (echo_config(&upstream.url, mode), args.gateway_cpu),
+            None => (fanout_config(args.upstreams), args.load.server_cpu),
         };
         let mut gateway = self.gateway(&name, &config, gateway_cpu)?;
         let mut rounds: [Vec<Round>; 2] = [Vec::new(), Vec::new()];
@@ -270,7 +299,9 @@ impl Bench<'_> {
                 match (part, path) {
                     (Part::Echo, Route::Direct) => {}
                     (Part::Echo, Route::Gateway) => {
-                        tool_args.extend(["--upstream-pid".into(), server.pid().to_string()]);
+                        if let Some(upstream) = &upstream {
+                            tool_args.extend(["--upstream-pid".into(), upstream.pid().to_string()]);
+                        }
                     }
                     (Part::Fanout, _) => tool_args.extend(["--method".into(), "tools/list".into()]),
                 }
@@ -281,6 +312,9 @@ impl Bench<'_> {
                 listings[i] = Listing::of(&report);
                 server.check_alive()?;
                 gateway.check_alive()?;
+                if let Some(upstream) = upstream.as_mut() {
+                    upstream.check_alive()?;
+                }
             }
         }
         let cell = Cell {
@@ -453,8 +487,10 @@ fn render(
              one generation end to end and the gateway adds its hop, not a translation. In a session the\n\
              gateway answers `tools/call` on a primed SSE stream (a relayed call may send progress first).\n\
              Each cell starts a fresh server and a fresh gateway and loads the two paths in turn, round\n\
-             after round, so a drift in the machine's speed reaches both alike. Pinning (`taskset`, 2 cores):\n\
-             the server on CPU {server}, the load generator on CPU {load}, the gateway on CPU {gateway}{shares}.\n\
+             after round, so a drift in the machine's speed reaches both alike. The gateway's upstream is a\n\
+             second `portico serve everything`, started with the direct one. Pinning (`taskset`, 2 cores):\n\
+             the direct server on CPU {server}, the load generator on CPU {load}, the gateway on CPU\n\
+             {gateway} and its upstream on CPU {upstream}{shares}.\n\
              - **Fan-out**: whole `tools/list`s (every page, following `nextCursor`) on the aggregated `/mcp` of\n\
              a gateway with {upstreams} `builtin: everything` upstreams, against `tools/list` direct to one\n\
              everything server. Built-in upstreams: the gateway answers `tools/list` from each upstream's\n\
@@ -465,7 +501,8 @@ fn render(
              several requests.\n\
              - **Policy layers**: the echo load (2026-07-28, concurrency {policy}) through gateways that differ\n\
              only in their policy layers (none; auth + RBAC; and a rate limit in memory or in Redis; and a\n\
-             durable audit trail), all relaying to one server, loaded in turn round after round.\n\
+             durable audit trail), all relaying to one server (pinned as the echo cells' upstream), loaded\n\
+             in turn round after round.\n\
              - **Cache**: the fan-out's `tools/list` on two such gateways, one without a cache (cold) and\n\
              one with `cache: {{}}` (warm), loaded in turn.\n\
              - **Idle sessions**: on a fresh gateway (one built-in everything upstream) on CPU {server},\n\
@@ -479,13 +516,14 @@ fn render(
              utime+stime over the measured windows, in % of one core and per answered call (the gateway's,\n\
              or the direct server's; upstream: the server behind the gateway); load CPU is the load\n\
              generator's; other CPU is the rest of the machine's, which distorts the figures when it is\n\
-             more than a few %; peak RSS is `VmHWM` of the process under test (the direct server's covers\n\
-             both paths, as it serves the gateway too). The gateway runs with `--log {log}`. Goals (issue):\n\
+             more than a few %; peak RSS is `VmHWM` of the process under test. The gateway runs with\n\
+             `--log {log}`. Goals (issue):\n\
              through the gateway ≥ {THROUGHPUT_GOAL}× the direct req/s; added p50 ≤ {ADDED_P50_GOAL_US} µs at concurrency\n\
              {GOAL_CONCURRENCY}.\n",
             server = args.load.server_cpu,
             load = args.load.load_cpu,
             gateway = args.gateway_cpu,
+            upstream = args.upstream_cpu,
             shares = sharing(args),
             upstreams = args.upstreams,
             warm = WARM_SESSIONS,
@@ -513,17 +551,25 @@ fn render(
     out
 }
 
-/// Which processes share a core in the echo cells.
+/// Which processes share a core in the echo cells, and why it matters.
 fn sharing(args: &Args) -> String {
-    if args.gateway_cpu == args.load.load_cpu {
-        ", sharing the load\n\
-         generator's core (the lighter of the other two processes), so its req/s is what the load\n\
-         generator leaves it of that core"
+    let (gateway, upstream, load) = (args.gateway_cpu, args.upstream_cpu, args.load.load_cpu);
+    if gateway == load {
+        ". The gateway shares the load\n\
+         generator's core, so its req/s is what the load generator leaves it of that core"
             .into()
-    } else if args.gateway_cpu == args.load.server_cpu {
-        ", sharing the\nserver's core".into()
+    } else if gateway == upstream {
+        ". The gateway shares its upstream's\n\
+         core, so its req/s is what the upstream leaves it of that core"
+            .into()
+    } else if upstream == load {
+        ": the gateway has a core of its own, as the direct server has (it idles while the\n\
+         gateway is loaded), and its upstream shares the load generator's, whose load (load CPU +\n\
+         upstream CPU) is given for each cell: as long as it is below 100% of that core, the\n\
+         gateway's core is what limits its req/s"
+            .into()
     } else {
-        ", a core of its own".into()
+        ": each process has a core of its own".into()
     }
 }
 
@@ -541,8 +587,8 @@ fn row(cells: &[String]) -> String {
 /// The echo table.
 fn render_echo(out: &mut String, cells: &[Cell]) {
     out.push_str("### Echo: direct and through the gateway (ratios and differences: gateway vs direct)\n\n");
-    out.push_str("| calls | concurrency | path | req/s | p50 µs | p99 µs | CPU % | CPU µs/call | upstream CPU µs/call | peak RSS MiB | load CPU % | other CPU % |\n");
-    out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    out.push_str("| calls | concurrency | path | req/s | p50 µs | p99 µs | CPU % | CPU µs/call | upstream CPU % | upstream CPU µs/call | peak RSS MiB | load CPU % | other CPU % |\n");
+    out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for cell in cells.iter().filter(|c| c.part == Part::Echo) {
         let (d, g) = (&cell.direct, &cell.gateway);
         for (path, f) in [(Route::Direct, d), (Route::Gateway, g)] {
@@ -572,6 +618,11 @@ fn render_echo(out: &mut String, cells: &[Cell]) {
                 compared(f.p99_us, d.p99_us),
                 format!("{:.0}", f.server_cpu),
                 format!("{:.1}", f.cpu_us_per_call()),
+                if gateway {
+                    format!("{:.0}", f.upstream_cpu)
+                } else {
+                    "—".into()
+                },
                 if gateway {
                     format!("{:.1}", per_call(f.upstream_cpu, f.rps))
                 } else {

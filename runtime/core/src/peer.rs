@@ -101,15 +101,17 @@ pub trait Service: Send + Sync + 'static {
     /// the request's answer (`-32020` for a mismatch). `extensions` are those the request will
     /// be received with (what a service that shows different callers different tools needs to
     /// tell which definition applies). The default accepts everything: a service that mirrors
-    /// nothing recognizes no such value, and unrecognized ones are ignored.
+    /// nothing recognizes no such value, and unrecognized ones are ignored. `read_ahead` is
+    /// what the transport read of `params` already, if it did ([`crate::server::ReadAhead`]).
     fn check_mirrored(
         &self,
         method: &str,
         params: Option<&RawValue>,
+        read_ahead: Option<&crate::server::ReadAhead>,
         sent: &[crate::mirror::MirroredParam<'_>],
         extensions: &Extensions,
     ) -> Result<(), ErrorObject> {
-        let _ = (method, params, sent, extensions);
+        let _ = (method, params, read_ahead, sent, extensions);
         Ok(())
     }
 
@@ -165,10 +167,11 @@ impl<T: Service> Service for Arc<T> {
         &self,
         method: &str,
         params: Option<&RawValue>,
+        read_ahead: Option<&crate::server::ReadAhead>,
         sent: &[crate::mirror::MirroredParam<'_>],
         extensions: &Extensions,
     ) -> Result<(), ErrorObject> {
-        T::check_mirrored(self, method, params, sent, extensions)
+        T::check_mirrored(self, method, params, read_ahead, sent, extensions)
     }
 
     fn accepts_batches(&self) -> bool {

@@ -402,10 +402,11 @@ impl<S: Service> Service for Traced<S> {
         &self,
         method: &str,
         params: Option<&RawValue>,
+        read_ahead: Option<&portico_core::server::ReadAhead>,
         sent: &[portico_core::mirror::MirroredParam<'_>],
         extensions: &portico_core::Extensions,
     ) -> Result<(), ErrorObject> {
-        self.inner.check_mirrored(method, params, sent, extensions)
+        self.inner.check_mirrored(method, params, read_ahead, sent, extensions)
     }
 
     fn accepts_batches(&self) -> bool {

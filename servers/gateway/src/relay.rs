@@ -515,18 +515,21 @@ async fn relay(
     let mut asked = 0usize;
     // Whether a question of the upstream's was left for the client to answer in its retry.
     let mut unanswered = false;
-    let mut round_params = params.clone();
+    // The params of a round after the first: the client's, with the answers so far.
+    let mut answered: Option<Map<String, Value>> = None;
     for _ in 0..MAX_ROUNDS {
-        let call = client.forward(method, round_params, &options);
-        tokio::pin!(call);
-        let result = loop {
-            tokio::select! {
-                // What the upstream sent before its answer goes first.
-                biased;
-                Some(event) = events.recv() => Box::pin(relay_event(cx, event, &mut asked, &mut unanswered, on_question)).await.map_err(Failed::from)?,
-                result = &mut call => break result,
-                () = cx.cancelled() => {
-                    return Err(ErrorObject::internal("the client cancelled the call").into());
+        let result = {
+            let call = client.forward(method, answered.as_ref().unwrap_or(params), &options);
+            tokio::pin!(call);
+            loop {
+                tokio::select! {
+                    // What the upstream sent before its answer goes first.
+                    biased;
+                    Some(event) = events.recv() => Box::pin(relay_event(cx, event, &mut asked, &mut unanswered, on_question)).await.map_err(Failed::from)?,
+                    result = &mut call => break result,
+                    () = cx.cancelled() => {
+                        return Err(ErrorObject::internal("the client cancelled the call").into());
+                    }
                 }
             }
         };
@@ -575,11 +578,12 @@ async fn relay(
             // The client is a 2026-07-28 one: the framework answers `input_required`.
             return Err(ErrorObject::internal(INPUT_REQUIRED).into());
         }
-        round_params = params.clone();
-        round_params.insert("inputResponses".into(), Value::Object(responses));
+        let mut round = params.clone();
+        round.insert("inputResponses".into(), Value::Object(responses));
         if let Some(state) = required.request_state {
-            round_params.insert("requestState".into(), state.into());
+            round.insert("requestState".into(), state.into());
         }
+        answered = Some(round);
         asked += 1;
     }
     Err(ErrorObject::new(

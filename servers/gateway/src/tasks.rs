@@ -411,8 +411,9 @@ async fn watch(
     let options = RequestOptions::new()
         .timeout(wait)
         .observer(Observer::new(Asked(watcher.clone())));
+    let params = task_params(&id);
     let outcome = tokio::select! {
-        outcome = client.forward("tasks/result", task_params(&id), &options) => Some(outcome),
+        outcome = client.forward("tasks/result", &params, &options) => Some(outcome),
         () = watcher.stop.cancelled() => None,
     };
     if let Some(Err(error)) = outcome {

@@ -135,7 +135,8 @@ impl Bench<'_> {
         }
         let token = format!("Bearer {}", mint(&self.binaries.portico)?);
         let server_log = self.logs.join("policy-server.log");
-        let mut server = Server::start(self.binaries, ServerKind::Portico, args.load.server_cpu, &server_log)?;
+        // The gateways' upstream, where the echo cells have theirs.
+        let mut server = Server::start(self.binaries, ServerKind::Portico, args.upstream_cpu, &server_log)?;
         let mut gateways = Vec::new();
         for variant in VARIANTS {
             let name = format!("policy-{}", variant as u8);

@@ -1032,14 +1032,14 @@ impl Client {
     pub async fn forward(
         &self,
         method: &str,
-        params: Map<String, Value>,
+        params: &Map<String, Value>,
         options: &RequestOptions,
     ) -> Result<Value, ClientError> {
-        let raw = match self.send(method, &params, options).await {
+        let raw = match self.send(method, params, options).await {
             Err(e) if method == "tools/call" && self.mirrors_params() && e.code() == Some(HEADER_MISMATCH) => {
                 // Boxed: rare, and every forwarded call's future would carry its size.
                 Box::pin(self.list_all_tools()).await?;
-                self.send(method, &params, options).await?
+                self.send(method, params, options).await?
             }
             other => other?,
         };

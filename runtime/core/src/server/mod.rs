@@ -582,6 +582,59 @@ impl ReadAhead {
     pub fn task_id<'p>(&self, params: &'p RawValue) -> Option<&'p RawValue> {
         at(params, self.task_id)
     }
+
+    /// `params.arguments`, as [`ReadAhead::name`].
+    pub fn arguments<'p>(&self, params: &'p RawValue) -> Option<&'p RawValue> {
+        at(params, self.arguments)
+    }
+
+    /// Whether this was read from `params` (the same text, not merely equal text).
+    pub fn was_read_from(&self, params: &RawValue) -> bool {
+        self.text == (params.get().as_ptr() as usize, params.get().len())
+    }
+}
+
+/// `params.name` and `params.arguments` of a `tools/call`: from what the transport read
+/// ahead when it read these params, else read here (borrowed; `None` when they do not
+/// decode, which is the request's to reject, not the headers'). `arguments` is read only
+/// when asked for.
+struct CallNamed<'p> {
+    params: &'p RawValue,
+    read_ahead: Option<&'p ReadAhead>,
+}
+
+impl<'p> CallNamed<'p> {
+    fn new(params: &'p RawValue, read_ahead: Option<&'p ReadAhead>) -> Self {
+        let read_ahead = read_ahead.filter(|read| read.was_read_from(params));
+        Self { params, read_ahead }
+    }
+
+    fn name(&self) -> Option<std::borrow::Cow<'p, str>> {
+        #[derive(Deserialize)]
+        struct Name<'a> {
+            #[serde(borrow)]
+            name: std::borrow::Cow<'a, str>,
+        }
+        match self.read_ahead {
+            Some(read) => read.name(self.params).and_then(borrowed_str),
+            None => serde_json::from_str::<Name<'_>>(self.params.get()).ok().map(|n| n.name),
+        }
+    }
+
+    fn arguments(&self) -> Option<serde_json::Value> {
+        #[derive(Deserialize)]
+        struct Arguments {
+            arguments: Option<serde_json::Value>,
+        }
+        match self.read_ahead {
+            Some(read) => read
+                .arguments(self.params)
+                .and_then(|raw| serde_json::from_str(raw.get()).ok()),
+            None => serde_json::from_str::<Arguments>(self.params.get())
+                .ok()
+                .and_then(|a| a.arguments),
+        }
+    }
 }
 
 /// A JSON string's text, borrowed when it has no escapes.
@@ -1556,36 +1609,17 @@ impl Connection {
     fn check_catalog_mirrored(
         &self,
         catalog: &dyn Catalog,
-        params: Option<&RawValue>,
+        call: &CallNamed<'_>,
+        name: &str,
         sent: &[crate::mirror::MirroredParam<'_>],
         extensions: &crate::Extensions,
     ) -> Result<(), ErrorObject> {
-        #[derive(Deserialize)]
-        struct Name<'a> {
-            #[serde(borrow)]
-            name: std::borrow::Cow<'a, str>,
-        }
-        #[derive(Deserialize)]
-        struct Arguments {
-            arguments: Option<serde_json::Value>,
-        }
-        if !catalog.mirrors_arguments() {
+        if !catalog.mirrors_arguments() || self.server.tools.iter().any(|t| t.name() == name) {
             return Ok(());
         }
-        // The name first (borrowed): most tools have no headers to check, and their arguments
-        // are not read here at all.
-        let Some(Ok(call)) = params.map(|p| serde_json::from_str::<Name<'_>>(p.get())) else {
+        let Some(tool) = catalog.tool_definition(name, extensions) else {
             return Ok(());
         };
-        if self.server.tools.iter().any(|t| t.name() == call.name) {
-            return Ok(());
-        }
-        let Some(tool) = catalog.tool_definition(&call.name, extensions) else {
-            return Ok(());
-        };
-        let arguments = params
-            .and_then(|p| serde_json::from_str::<Arguments>(p.get()).ok())
-            .and_then(|a| a.arguments);
         let Ok(schema) = serde_json::to_value(&tool.input_schema) else {
             return Ok(());
         };
@@ -1596,7 +1630,7 @@ impl Connection {
         let Ok(header_params) = crate::mirror::header_params(&schema) else {
             return Ok(());
         };
-        crate::mirror::check(&header_params, arguments.as_ref(), sent)
+        crate::mirror::check(&header_params, call.arguments().as_ref(), sent)
             .map_err(|message| ErrorObject::new(crate::mirror::HEADER_MISMATCH, message))
     }
 }
@@ -1843,56 +1877,55 @@ impl Service for Connection {
         &self,
         method: &str,
         params: Option<&RawValue>,
+        read_ahead: Option<&ReadAhead>,
         sent: &[crate::mirror::MirroredParam<'_>],
         extensions: &crate::Extensions,
     ) -> Result<(), ErrorObject> {
-        #[derive(Deserialize)]
-        struct Name<'a> {
-            #[serde(borrow)]
-            name: std::borrow::Cow<'a, str>,
-        }
-        #[derive(Deserialize)]
-        struct Arguments {
-            arguments: Option<serde_json::Value>,
-        }
         if method != "tools/call" {
             return Ok(());
         }
-        if let Some(catalog) = &self.server.catalog {
-            self.check_catalog_mirrored(catalog.as_ref(), params, sent, extensions)?;
-        }
-        if self.server.header_tool_names.is_empty() {
+        let Some(params) = params else {
+            return Ok(());
+        };
+        let call = CallNamed::new(params, read_ahead);
+        // The name only once something may check it.
+        let catalog = self.server.catalog.as_ref().filter(|c| c.mirrors_arguments());
+        if catalog.is_none() && self.server.header_tool_names.is_empty() {
             return Ok(());
         }
-        // Only a call of a tool with `x-mcp-header` arguments can mismatch, and params naming
-        // one hold its name as is or (behind a backslash) escaped: params with neither are not
-        // read at all (the common call, of another tool).
-        let may_name_one = params.is_some_and(|p| {
-            let text = p.get().as_bytes();
+        // Only a call of one of the server's own tools with `x-mcp-header` arguments can
+        // mismatch, and params naming one hold its name as is or (behind a backslash) escaped:
+        // without a catalog, params with neither are not read at all (the common call, of
+        // another tool).
+        let may_name_own = {
+            let text = params.get().as_bytes();
             memchr::memchr(b'\\', text).is_some()
                 || self
                     .server
                     .header_tool_names
                     .iter()
                     .any(|name| name.find(text).is_some())
-        });
-        if !may_name_one {
+        };
+        if catalog.is_none() && !may_name_own {
             return Ok(());
         }
         // Params that do not decode are the request's to reject (-32602), not the headers'.
-        let Some(Ok(call)) = params.map(|p| serde_json::from_str::<Name<'_>>(p.get())) else {
+        let Some(name) = call.name() else {
             return Ok(());
         };
-        let Some(tool) = self.server.tools.iter().find(|t| t.name() == call.name) else {
+        if let Some(catalog) = catalog {
+            self.check_catalog_mirrored(catalog.as_ref(), &call, &name, sent, extensions)?;
+        }
+        if !may_name_own {
+            return Ok(());
+        }
+        let Some(tool) = self.server.tools.iter().find(|t| t.name() == name) else {
             return Ok(());
         };
         if tool.header_params().is_empty() {
             return Ok(());
         }
-        let arguments = params
-            .and_then(|p| serde_json::from_str::<Arguments>(p.get()).ok())
-            .and_then(|a| a.arguments);
-        crate::mirror::check(tool.header_params(), arguments.as_ref(), sent)
+        crate::mirror::check(tool.header_params(), call.arguments().as_ref(), sent)
             .map_err(|message| ErrorObject::new(crate::mirror::HEADER_MISMATCH, message))
     }
 }
@@ -1918,6 +1951,36 @@ mod tests {
             None => Default::default(),
         };
         (head.requested.take(), head.meta.take(), members)
+    }
+
+    #[test]
+    fn a_call_is_named_alike_from_what_was_read_ahead_and_from_its_params() {
+        let meta = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{},"io.modelcontextprotocol/clientInfo":{"name":"c","version":"1"}}"#;
+        let cases = [
+            (
+                format!(r#"{{"name":"echo","arguments":{{"message":"hi"}},{meta}}}"#),
+                Some("echo"),
+                true,
+            ),
+            (format!(r#"{{{meta},"name":"na\u006de"}}"#), Some("name"), false),
+            (format!(r#"{{"name":7,"arguments":{{}},{meta}}}"#), None, true),
+        ];
+        for (text, name, has_arguments) in &cases {
+            let params = RawValue::from_string(text.clone()).expect("JSON");
+            let read = ReadAhead::of(&params).unwrap_or_else(|| panic!("read whole: {text}"));
+            let ahead = CallNamed::new(&params, Some(&read));
+            assert!(ahead.read_ahead.is_some(), "{text}");
+            let alone = CallNamed::new(&params, None);
+            assert_eq!(ahead.name().as_deref(), *name, "{text}");
+            assert_eq!(alone.name().as_deref(), *name, "{text}");
+            assert_eq!(ahead.arguments(), alone.arguments(), "{text}");
+            assert_eq!(ahead.arguments().is_some(), *has_arguments, "{text}");
+            // What was read of other params is not used with these.
+            let other = RawValue::from_string(r#"{"name":"other"}"#.to_owned()).expect("JSON");
+            let elsewhere = CallNamed::new(&other, Some(&read));
+            assert!(elsewhere.read_ahead.is_none());
+            assert_eq!(elsewhere.name().as_deref(), Some("other"));
+        }
     }
 
     #[test]

@@ -241,8 +241,15 @@ async fn stateless(state: &Arc<State>, request: Stateless<'_>, framing: Framing)
     let Message::Request { id, method, params } = request.message else {
         return Err(HttpError::internal("a stateless request that is no request"));
     };
-    peer.check_mirrored(&method, params.as_deref(), request.mirrored, &request.extensions)
-        .map_err(|error| HttpError::new(StatusCode::BAD_REQUEST, error))?;
+    let read_ahead = request.read_ahead.as_ref();
+    peer.check_mirrored(
+        &method,
+        params.as_deref(),
+        read_ahead,
+        request.mirrored,
+        &request.extensions,
+    )
+    .map_err(|error| HttpError::new(StatusCode::BAD_REQUEST, error))?;
     start(peer.serve_alone(id, method, params, request.extensions, request.read_ahead));
     let reply = Reply {
         rx,

@@ -213,6 +213,7 @@ pub(crate) trait DynPeer: Send + Sync + 'static {
         &self,
         method: &str,
         params: Option<&RawValue>,
+        read_ahead: Option<&ReadAhead>,
         sent: &[MirroredParam<'_>],
         extensions: &Extensions,
     ) -> Result<(), ErrorObject>;
@@ -262,10 +263,12 @@ impl<S: Service> DynPeer for Peer<S> {
         &self,
         method: &str,
         params: Option<&RawValue>,
+        read_ahead: Option<&ReadAhead>,
         sent: &[MirroredParam<'_>],
         extensions: &Extensions,
     ) -> Result<(), ErrorObject> {
-        self.service().check_mirrored(method, params, sent, extensions)
+        self.service()
+            .check_mirrored(method, params, read_ahead, sent, extensions)
     }
 
     fn accepts_batches(&self) -> bool {

@@ -179,7 +179,7 @@ async fn tasks_run_on_the_upstream_with_ids_that_name_it() {
         ("arguments".to_string(), json!({"seconds": 1, "label": "x"})),
     ]);
     let created = client
-        .forward("tools/call", call, &RequestOptions::new())
+        .forward("tools/call", &call, &RequestOptions::new())
         .await
         .expect("call");
     assert_eq!(created["resultType"], "task", "{created}");
@@ -192,7 +192,7 @@ async fn tasks_run_on_the_upstream_with_ids_that_name_it() {
         loop {
             let params = serde_json::Map::from_iter([("taskId".to_string(), json!(id))]);
             let got = client
-                .forward("tasks/get", params, &RequestOptions::new())
+                .forward("tasks/get", &params, &RequestOptions::new())
                 .await
                 .expect("tasks/get");
             assert_eq!(got["taskId"], id.as_str(), "{got}");
@@ -208,7 +208,7 @@ async fn tasks_run_on_the_upstream_with_ids_that_name_it() {
     for bad in ["nope", "other/123"] {
         let params = serde_json::Map::from_iter([("taskId".to_string(), json!(bad))]);
         let error = client
-            .forward("tasks/get", params, &RequestOptions::new())
+            .forward("tasks/get", &params, &RequestOptions::new())
             .await
             .unwrap_err();
         assert_eq!(error.code(), Some(-32602), "{bad}: {error:?}");

@@ -38,7 +38,7 @@ async fn send(client: &Client, method: &str, params: Value) -> Result<Value, Cli
     let Value::Object(params) = params else {
         panic!("params must be an object")
     };
-    within(method, client.forward(method, params, &RequestOptions::new())).await
+    within(method, client.forward(method, &params, &RequestOptions::new())).await
 }
 
 /// A call of `tool` that must make a task: its id.

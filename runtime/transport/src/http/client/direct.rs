@@ -19,26 +19,64 @@
 //! - **The same connection behaviour as reqwest's defaults:** `TCP_NODELAY`, the configured
 //!   connect timeout, TCP keep-alive (15 s, probes every 15 s, 3 retries), idle connections
 //!   kept 90 s, `Host` from the URL.
+//! - **A pool of its own, not `hyper_util`'s.** [`Direct`] talks to one endpoint, so its pool
+//!   is a stack of idle HTTP/1.1 connections (`hyper::client::conn::http1`), last used first:
+//!   no key to hash (`hyper_util`'s pool hashed its scheme-and-authority key with SipHash on
+//!   every checkout and every return), no `Host` formatted per request, no request URI made
+//!   origin-form per request (both are made once). In `valgrind --tool=callgrind` of a
+//!   gateway relaying `tools/call`, `hyper_util`'s `send_request` was about 9k instructions a
+//!   call. A connection goes back to the stack when its response's body has been read to
+//!   the end ([`Answer::chunk`] returned `None`); one whose answer is dropped unread is
+//!   closed. A connection found closed, or idle for longer than [`IDLE_TIMEOUT`], is dropped
+//!   at checkout; a request that a reused connection closed before it was written (the
+//!   server closed it meanwhile) is sent again on the next connection, as `hyper_util`'s
+//!   client does. Connections idle past the timeout are closed when the pool is next used.
 
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::http;
+use axum::http::header::{ACCEPT, CONTENT_TYPE, HOST};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
-use reqwest::header::HeaderMap;
+use hyper::client::conn::http1;
+use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
+use tokio::net::TcpStream;
 
 /// Environment variables through which reqwest finds a proxy for `http://` URLs.
 const PROXY_VARIABLES: [&str; 4] = ["http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"];
+/// How long an idle connection is kept (reqwest's default).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// TCP keep-alive: the idle time before the first probe, and between probes.
+const KEEPALIVE: Duration = Duration::from_secs(15);
+/// TCP keep-alive: unanswered probes before the connection is dropped.
+const KEEPALIVE_RETRIES: u32 = 3;
 
-/// hyper's pooled client for one `http://` endpoint.
+/// One connection's request half.
+type Sender = http1::SendRequest<Full<Bytes>>;
+/// Why a POST failed.
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// hyper's HTTP/1.1 client for one `http://` endpoint, with its pool of idle connections.
 pub(super) struct Direct {
-    client: Client<HttpConnector, Full<Bytes>>,
-    uri: http::Uri,
+    /// Where to connect: the URL's host (without brackets) and port.
+    host: String,
+    port: u16,
+    /// The request target (the URL's path and query), made once.
+    target: http::Uri,
+    /// The headers of every POST: `Host`, the content type, `Accept` and the configured ones.
+    headers: HeaderMap,
+    connect_timeout: Duration,
+    /// Idle connections, the most recently used last.
+    idle: Arc<Mutex<Vec<Idle>>>,
+}
+
+/// A connection waiting in the pool.
+struct Idle {
+    sender: Sender,
+    since: Instant,
 }
 
 impl Direct {
@@ -49,31 +87,164 @@ impl Direct {
         if url.scheme() != "http" || credentials || names_a_proxy(std::env::var_os) {
             return None;
         }
-        let uri = url.as_str().parse().ok()?;
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(connect_timeout));
-        connector.set_keepalive(Some(Duration::from_secs(15)));
-        connector.set_keepalive_interval(Some(Duration::from_secs(15)));
-        connector.set_keepalive_retries(Some(3));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build(connector);
-        Some(Self { client, uri })
+        let host = match url.host()? {
+            url::Host::Domain(domain) => domain.to_string(),
+            url::Host::Ipv4(address) => address.to_string(),
+            url::Host::Ipv6(address) => address.to_string(),
+        };
+        let port = url.port_or_known_default()?;
+        // `Host`: the URL's host as written (brackets kept), and its port unless the default.
+        let written = url.host_str()?;
+        let host_header = match url.port() {
+            Some(port) if port != 80 => HeaderValue::from_str(&format!("{written}:{port}")).ok()?,
+            _ => HeaderValue::from_str(written).ok()?,
+        };
+        let target = match url.query() {
+            Some(query) => format!("{}?{query}", url.path()),
+            None => url.path().to_string(),
+        };
+        let mut headers = HeaderMap::new();
+        headers.insert(HOST, host_header);
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(ACCEPT, HeaderValue::from_static("application/json, text/event-stream"));
+        Some(Self {
+            host,
+            port,
+            target: target.parse().ok()?,
+            headers,
+            connect_timeout,
+            idle: Arc::default(),
+        })
     }
 
-    /// POSTs `body` with `headers` (all of them: the caller adds the content type and the rest).
-    pub(super) async fn post(
-        &self,
-        headers: HeaderMap,
-        body: String,
-    ) -> Result<http::Response<Incoming>, hyper_util::client::legacy::Error> {
+    /// Sends `configured` with every POST (the client's configured headers), before the
+    /// request's own. The content type and `Accept` are this client's; a configured `Host`
+    /// replaces the URL's.
+    pub(super) fn with_headers(mut self, configured: &HeaderMap) -> Self {
+        let mut headers = configured.clone();
+        headers.extend(std::mem::take(&mut self.headers));
+        if let Some(host) = configured.get(HOST) {
+            headers.insert(HOST, host.clone());
+        }
+        self.headers = headers;
+        self
+    }
+
+    /// POSTs `body` with the headers of every POST and `extra` (which replace those of the
+    /// same names), on an idle connection or a new one.
+    pub(super) async fn post(&self, extra: HeaderMap, body: String) -> Result<Pooled, Error> {
+        let mut headers = self.headers.clone();
+        headers.extend(extra);
         let mut request = http::Request::new(Full::new(Bytes::from(body)));
         *request.method_mut() = Method::POST;
-        *request.uri_mut() = self.uri.clone();
+        *request.uri_mut() = self.target.clone();
         *request.headers_mut() = headers;
-        self.client.request(request).await
+        loop {
+            let (mut sender, reused) = match self.checkout().await {
+                Some(sender) => (sender, true),
+                None => (self.connect().await?, false),
+            };
+            match sender.try_send_request(request).await {
+                Ok(response) => {
+                    return Ok(Pooled {
+                        response,
+                        sender: Some(sender),
+                        idle: self.idle.clone(),
+                    });
+                }
+                Err(mut e) => match e.take_message() {
+                    // Not written: the server closed the idle connection meanwhile, and the
+                    // next connection gets the request.
+                    Some(unsent) if reused => request = unsent,
+                    _ => return Err(e.into_error().into()),
+                },
+            }
+        }
+    }
+
+    /// An idle connection that can take a request, the most recently used first; those
+    /// closed or idle too long are dropped.
+    async fn checkout(&self) -> Option<Sender> {
+        loop {
+            let mut sender = {
+                let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+                let now = Instant::now();
+                // The oldest are first: those idle too long are all at the front.
+                let expired = idle.iter().take_while(|i| now - i.since > IDLE_TIMEOUT).count();
+                idle.drain(..expired);
+                idle.pop()?.sender
+            };
+            if sender.is_closed() {
+                continue;
+            }
+            // Ready at once unless the connection is still finishing its last exchange.
+            if sender.ready().await.is_ok() {
+                return Some(sender);
+            }
+        }
+    }
+
+    /// A new connection, its driver running in a task of its own.
+    async fn connect(&self) -> Result<Sender, Error> {
+        let address = (self.host.as_str(), self.port);
+        let stream = match tokio::time::timeout(self.connect_timeout, TcpStream::connect(address)).await {
+            Ok(connected) => connected?,
+            Err(_) => {
+                return Err(format!(
+                    "connecting to {}:{} timed out after {:?}",
+                    self.host, self.port, self.connect_timeout
+                )
+                .into());
+            }
+        };
+        stream.set_nodelay(true)?;
+        let keepalive = socket2::TcpKeepalive::new()
+            .with_time(KEEPALIVE)
+            .with_interval(KEEPALIVE)
+            .with_retries(KEEPALIVE_RETRIES);
+        socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive)?;
+        let (sender, connection) = http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!("an HTTP connection ended: {e}");
+            }
+        });
+        Ok(sender)
+    }
+}
+
+/// A response on a pooled connection: the connection goes back to the pool once the body
+/// has been read to its end.
+pub(super) struct Pooled {
+    response: http::Response<Incoming>,
+    sender: Option<Sender>,
+    idle: Arc<Mutex<Vec<Idle>>>,
+}
+
+impl Pooled {
+    /// The next chunk of the body; `None` at its end.
+    async fn chunk(&mut self) -> Result<Option<Bytes>, Error> {
+        loop {
+            match self.response.body_mut().frame().await {
+                None => {
+                    if let Some(sender) = self.sender.take() {
+                        let idle = Idle {
+                            sender,
+                            since: Instant::now(),
+                        };
+                        self.idle.lock().unwrap_or_else(PoisonError::into_inner).push(idle);
+                    }
+                    return Ok(None);
+                }
+                Some(Err(e)) => return Err(e.into()),
+                // Trailers carry nothing this client reads.
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        return Ok(Some(data));
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -87,21 +258,21 @@ fn names_a_proxy(get: impl Fn(&'static str) -> Option<std::ffi::OsString>) -> bo
 /// An answer to one of the client's requests, from whichever client sent it.
 pub(super) enum Answer {
     Reqwest(reqwest::Response),
-    Hyper(http::Response<Incoming>),
+    Hyper(Pooled),
 }
 
 impl Answer {
     pub(super) fn status(&self) -> StatusCode {
         match self {
             Answer::Reqwest(response) => response.status(),
-            Answer::Hyper(response) => response.status(),
+            Answer::Hyper(pooled) => pooled.response.status(),
         }
     }
 
     pub(super) fn headers(&self) -> &HeaderMap {
         match self {
             Answer::Reqwest(response) => response.headers(),
-            Answer::Hyper(response) => response.headers(),
+            Answer::Hyper(pooled) => pooled.response.headers(),
         }
     }
 
@@ -109,18 +280,7 @@ impl Answer {
     pub(super) async fn chunk(&mut self) -> Result<Option<Bytes>, Box<dyn std::error::Error + Send + Sync>> {
         match self {
             Answer::Reqwest(response) => Ok(response.chunk().await?),
-            Answer::Hyper(response) => loop {
-                match response.body_mut().frame().await {
-                    None => return Ok(None),
-                    Some(Err(e)) => return Err(e.into()),
-                    // Trailers carry nothing this client reads.
-                    Some(Ok(frame)) => {
-                        if let Ok(data) = frame.into_data() {
-                            return Ok(Some(data));
-                        }
-                    }
-                }
-            },
+            Answer::Hyper(pooled) => pooled.chunk().await,
         }
     }
 }
@@ -153,5 +313,146 @@ mod tests {
         }
         assert!(!names_a_proxy(with("https_proxy", "http://proxy:3128")));
         assert!(!names_a_proxy(|_| None));
+    }
+
+    /// A test server: answers every POST with what it saw (`Host`, target, body), counting
+    /// the connections it accepted; with `keep_alive` off it closes each after one answer.
+    async fn server(keep_alive: bool) -> (Url, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = Url::parse(&format!("http://{}/mcp?x=1", listener.local_addr().unwrap())).unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counted = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                counted.fetch_add(1, Ordering::SeqCst);
+                let service = hyper::service::service_fn(|request: http::Request<Incoming>| async move {
+                    let host = request.headers()[HOST].to_str().unwrap().to_string();
+                    let target = request.uri().to_string();
+                    let body = request.into_body().collect().await?.to_bytes();
+                    let text = format!("{host} {target} {}", String::from_utf8_lossy(&body));
+                    Ok::<_, hyper::Error>(http::Response::new(Full::new(Bytes::from(text))))
+                });
+                tokio::spawn(
+                    hyper::server::conn::http1::Builder::new()
+                        .keep_alive(keep_alive)
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service),
+                );
+            }
+        });
+        (url, accepted)
+    }
+
+    /// The whole body of an answer.
+    async fn read(mut answer: Pooled) -> String {
+        let mut text = Vec::new();
+        while let Some(chunk) = answer.chunk().await.unwrap() {
+            text.extend_from_slice(&chunk);
+        }
+        String::from_utf8(text).unwrap()
+    }
+
+    #[tokio::test]
+    async fn posts_reuse_one_connection_once_each_answer_is_read() {
+        use std::sync::atomic::Ordering;
+        if names_a_proxy(std::env::var_os) {
+            return;
+        }
+        let (url, accepted) = server(true).await;
+        let direct = Direct::new(&url, Duration::from_secs(5)).unwrap();
+        let port = url.port().unwrap();
+        for n in 0..5 {
+            let answer = direct.post(HeaderMap::new(), format!("call {n}")).await.unwrap();
+            assert_eq!(answer.response.status(), StatusCode::OK);
+            assert_eq!(read(answer).await, format!("127.0.0.1:{port} /mcp?x=1 call {n}"));
+        }
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            1,
+            "five POSTs, one after another, share one connection"
+        );
+        // Two at once need two connections; both go back to the pool.
+        let (a, b) = tokio::join!(
+            direct.post(HeaderMap::new(), "a".into()),
+            direct.post(HeaderMap::new(), "b".into())
+        );
+        assert!(read(a.unwrap()).await.ends_with(" a"));
+        assert!(read(b.unwrap()).await.ends_with(" b"));
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+        assert_eq!(direct.idle.lock().unwrap().len(), 2);
+        // An answer dropped unread takes its connection with it.
+        drop(direct.post(HeaderMap::new(), "unread".into()).await.unwrap());
+        assert_eq!(direct.idle.lock().unwrap().len(), 1);
+        assert!(
+            read(direct.post(HeaderMap::new(), "after".into()).await.unwrap())
+                .await
+                .ends_with(" after")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_server_closed_is_not_used_again() {
+        use std::sync::atomic::Ordering;
+        if names_a_proxy(std::env::var_os) {
+            return;
+        }
+        let (url, accepted) = server(false).await;
+        let direct = Direct::new(&url, Duration::from_secs(5)).unwrap();
+        for n in 0..3 {
+            let answer = direct.post(HeaderMap::new(), format!("call {n}")).await.unwrap();
+            assert!(read(answer).await.ends_with(&format!(" call {n}")));
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 3, "each answer closed its connection");
+    }
+
+    #[tokio::test]
+    async fn a_connection_that_cannot_be_made_is_an_error_naming_it() {
+        // A port nothing listens on: bound, then closed.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = Url::parse(&format!("http://127.0.0.1:{port}/mcp")).unwrap();
+        let Some(direct) = Direct::new(&url, Duration::from_secs(5)) else {
+            return; // a proxy in the environment
+        };
+        let error = direct.post(HeaderMap::new(), "x".into()).await.err().unwrap();
+        assert!(error.to_string().to_lowercase().contains("refused"), "{error}");
+    }
+
+    #[test]
+    fn the_host_header_and_target_come_from_the_url() {
+        if names_a_proxy(std::env::var_os) {
+            return;
+        }
+        let direct = |text: &str| Direct::new(&Url::parse(text).unwrap(), Duration::from_secs(1)).unwrap();
+        let d = direct("http://localhost/mcp");
+        assert_eq!(
+            (d.host.as_str(), d.port, d.headers[HOST].to_str().unwrap()),
+            ("localhost", 80, "localhost")
+        );
+        assert_eq!(d.target, "/mcp");
+        let d = direct("http://[::1]:8080/a/b?c=d");
+        assert_eq!(
+            (d.host.as_str(), d.port, d.headers[HOST].to_str().unwrap()),
+            ("::1", 8080, "[::1]:8080")
+        );
+        assert_eq!(d.target, "/a/b?c=d");
+        let d = direct("http://example.com:80/");
+        assert_eq!(d.headers[HOST].to_str().unwrap(), "example.com");
+        // Configured headers go with every POST; a configured `Host` wins, the content type
+        // and `Accept` are the client's.
+        let mut configured = HeaderMap::new();
+        configured.insert("x-team", HeaderValue::from_static("blue"));
+        configured.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        let d = direct("http://127.0.0.1:9/mcp").with_headers(&configured);
+        assert_eq!(d.headers["x-team"], "blue");
+        assert_eq!(d.headers[CONTENT_TYPE], "application/json");
+        assert_eq!(d.headers[HOST], "127.0.0.1:9");
+        configured.insert(HOST, HeaderValue::from_static("mcp.internal"));
+        let d = direct("http://127.0.0.1:9/mcp").with_headers(&configured);
+        assert_eq!(d.headers[HOST], "mcp.internal");
     }
 }

@@ -292,7 +292,7 @@ pub async fn connect<S: Service>(
     let peer = Peer::new(service, peer_config, outbound);
     let shared = Arc::new(Shared {
         http,
-        direct: Direct::new(&parsed, config.connect_timeout),
+        direct: Direct::new(&parsed, config.connect_timeout).map(|direct| direct.with_headers(&config.headers)),
         url: parsed,
         requests: Arc::new(Semaphore::new(config.max_concurrent_requests.max(1))),
         resumed: AtomicU64::new(0),
@@ -612,11 +612,7 @@ impl Shared {
         if auth.is_none()
             && let Some(direct) = &self.direct
         {
-            let mut all = self.config.headers.clone();
-            all.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            all.insert(ACCEPT, HeaderValue::from_static("application/json, text/event-stream"));
-            all.extend(headers);
-            return Ok(Answer::Hyper(direct.post(all, body).await?));
+            return Ok(Answer::Hyper(direct.post(headers, body).await?));
         }
         Ok(Answer::Reqwest(
             auth::send(auth, self.post(body).headers(headers)).await?,
