@@ -27,8 +27,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
 
-use portico_core::server::Context;
 use portico_core::server::catalog::{Catalog, CatalogFeatures, CatalogFuture, Listing};
+use portico_core::server::{Answered, Context, Era};
 use portico_core::{ErrorObject, Extensions};
 use portico_protocol::v2026_07_28 as wire;
 use serde_json::{Map, Value, json};
@@ -472,6 +472,18 @@ impl Catalog for View {
         name: &'a str,
         arguments: Option<Map<String, Value>>,
     ) -> CatalogFuture<'a, Value> {
+        Box::pin(async move { self.call_tool_answered(cx, name, arguments).await?.into_value() })
+    }
+
+    /// A 2026-07-28 client's call of a plain tool gets the upstream's result as its text
+    /// ([`relay::forward_through_as`] says when it can): it is neither read into a value nor
+    /// written again.
+    fn call_tool_answered<'a>(
+        &'a self,
+        cx: &'a Context,
+        name: &'a str,
+        arguments: Option<Map<String, Value>>,
+    ) -> CatalogFuture<'a, Answered> {
         Box::pin(async move {
             let routes = self.routes();
             let caller = routes.caller(cx.extension::<Principal>());
@@ -492,7 +504,13 @@ impl Catalog for View {
                 .as_deref()
                 .filter(|cache| cache.caches_tool(&upstream, &tool))
                 .map(|cache| (cache, cache::Kind::Tool));
-            let mut result = relay::forward_through(&upstream, cx, "tools/call", params, plugins, cache).await?;
+            // A task's result, and a session client's (adapted to its revision), are read.
+            let text = cx.era() == Era::Stateless && !augmented;
+            let answered = relay::forward_through_as(&upstream, cx, "tools/call", params, plugins, cache, text).await?;
+            let mut result = match answered {
+                Answered::Value(result) => result,
+                text @ Answered::Text { .. } => return Ok(text),
+            };
             if augmented {
                 result = crate::tasks::created(result);
             }
@@ -506,7 +524,7 @@ impl Catalog for View {
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .insert(task.to_string(), upstream.name(), &tool);
             }
-            Ok(result)
+            Ok(Answered::Value(result))
         })
     }
 

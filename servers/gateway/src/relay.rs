@@ -49,8 +49,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use portico_core::client::{CallObserver, ClientError, InputContext, Observer, ObserverFuture, RequestOptions};
-use portico_core::server::Context;
 use portico_core::server::input::InputError;
+use portico_core::server::{Answered, Context};
 use portico_core::{ErrorObject, server::Era};
 use portico_protocol::v2026_07_28 as wire;
 use serde_json::value::RawValue;
@@ -171,10 +171,27 @@ pub(crate) async fn forward_through(
     upstream: &Upstream,
     cx: &Context,
     method: &str,
-    mut params: Map<String, Value>,
+    params: Map<String, Value>,
     plugins: Plugged<'_>,
     cache: Option<(&Cache, cache::Kind)>,
 ) -> Result<Value, ErrorObject> {
+    forward_through_as(upstream, cx, method, params, plugins, cache, false)
+        .await?
+        .into_value()
+}
+
+/// [`forward_through`], its result handed on as the upstream's text ([`Answered::Text`]) when
+/// `text` is set and nothing on the way reads it: no plugin applies, the cache does not
+/// keep it, and the result is a plain complete one (see [`as_text`]). Else a value.
+pub(crate) async fn forward_through_as(
+    upstream: &Upstream,
+    cx: &Context,
+    method: &str,
+    mut params: Map<String, Value>,
+    plugins: Plugged<'_>,
+    cache: Option<(&Cache, cache::Kind)>,
+    text: bool,
+) -> Result<Answered, ErrorObject> {
     let started = std::time::Instant::now();
     let tool = params
         .get("name")
@@ -210,16 +227,20 @@ pub(crate) async fn forward_through(
         };
         return Box::pin(refused(upstream, cx, record, &refusal, run.annotations())).await;
     }
+    let text = text && plugged.is_none();
     let (mut outcome, cached) = match cache {
-        None => (forward_to_replicas(upstream, cx, method, params, &|| {}).await, None),
+        None => (
+            forward_to_replicas_as(upstream, cx, method, params, &|| {}, text).await,
+            None,
+        ),
         Some((cache, kind)) => match Box::pin(cache.relay(upstream, cx, kind, method, params)).await {
-            cache::Answer::Relayed(outcome) => (outcome, None),
-            cache::Answer::Served(result, how) => (Ok(result), Some(how)),
+            cache::Answer::Relayed(outcome) => (outcome.map(Answered::Value), None),
+            cache::Answer::Served(result, how) => (Ok(Answered::Value(result)), Some(how)),
             cache::Answer::Refused(error) => (Err(error), Some("unavailable")),
         },
     };
     let counted = match &outcome {
-        Ok(result) if result.get("isError") == Some(&Value::Bool(true)) => Outcome::ToolError,
+        Ok(result) if result.is_error() => Outcome::ToolError,
         Ok(_) => Outcome::Ok,
         Err(e) if e.message == INPUT_REQUIRED => Outcome::InputRequired,
         Err(e) if e.code == UPSTREAM_UNAVAILABLE => Outcome::Unavailable,
@@ -241,16 +262,19 @@ pub(crate) async fn forward_through(
             .metrics()
             .record(upstream.name(), method, listed_tool, counted, took);
     }
-    if let (Some(run), Ok(result)) = (plugged.as_mut(), outcome.as_mut())
-        && let Err(refusal) = run.after(result).await
-    {
-        let record = Denied {
-            method,
-            target,
-            arguments_digest,
-            took: Some(took),
-        };
-        return Box::pin(refused(upstream, cx, record, &refusal, run.annotations())).await;
+    if let (Some(run), Ok(answered)) = (plugged.as_mut(), outcome.as_mut()) {
+        // The hooks read and change a value (a result with plugins on is never text).
+        let mut result = std::mem::replace(answered, Answered::Value(Value::Null)).into_value()?;
+        if let Err(refusal) = run.after(&mut result).await {
+            let record = Denied {
+                method,
+                target,
+                arguments_digest,
+                took: Some(took),
+            };
+            return Box::pin(refused(upstream, cx, record, &refusal, run.annotations())).await;
+        }
+        *answered = Answered::Value(result);
     }
     // The access log line: `relayed`, or `served from the cache` with how.
     macro_rules! access {
@@ -309,13 +333,13 @@ struct Denied<'a> {
 
 /// The answer to a request a plugin refused, recorded in the audit trail (a `denial`) when
 /// there is one.
-async fn refused(
+async fn refused<T>(
     upstream: &Upstream,
     cx: &Context,
     denied: Denied<'_>,
     refusal: &Refusal,
     annotations: &Map<String, Value>,
-) -> Result<Value, ErrorObject> {
+) -> Result<T, ErrorObject> {
     let error = refusal.error(annotations);
     let Some(auditor) = upstream.auditor() else {
         return Err(error);
@@ -355,6 +379,20 @@ pub(crate) async fn forward_to_replicas(
     params: Map<String, Value>,
     asked: &(dyn Fn() + Sync),
 ) -> Result<Value, ErrorObject> {
+    forward_to_replicas_as(upstream, cx, method, params, asked, false)
+        .await?
+        .into_value()
+}
+
+/// [`forward_to_replicas`], the result as text when `text` is set and it can be ([`as_text`]).
+async fn forward_to_replicas_as(
+    upstream: &Upstream,
+    cx: &Context,
+    method: &str,
+    params: Map<String, Value>,
+    asked: &(dyn Fn() + Sync),
+    text: bool,
+) -> Result<Answered, ErrorObject> {
     let name = upstream.name();
     let attempts = if IDEMPOTENT.contains(&method) {
         1 + upstream.config().retries as usize
@@ -404,6 +442,7 @@ pub(crate) async fn forward_to_replicas(
                 traceparent: traced,
                 credentials: credentials.as_ref(),
                 on_question: asked,
+                text,
             },
         )
         .await;
@@ -464,6 +503,8 @@ struct Call<'a> {
     credentials: Option<&'a Auth>,
     /// Called for each question the upstream asks.
     on_question: &'a (dyn Fn() + Sync),
+    /// Whether the result may be handed on as text ([`as_text`]).
+    text: bool,
 }
 
 /// One relay of the call on `client` (one replica of the upstream `name`).
@@ -472,7 +513,7 @@ async fn relay(
     client: &portico_core::client::Client,
     cx: &Context,
     call: Call<'_>,
-) -> Result<Value, Failed> {
+) -> Result<Answered, Failed> {
     let Call {
         method,
         params,
@@ -480,6 +521,7 @@ async fn relay(
         traceparent,
         credentials,
         on_question,
+        text,
     } = call;
     let (events_tx, mut events) = mpsc::channel(64);
     let mut options = RequestOptions::new()
@@ -519,7 +561,7 @@ async fn relay(
     let mut answered: Option<Map<String, Value>> = None;
     for _ in 0..MAX_ROUNDS {
         let result = {
-            let call = client.forward(method, answered.as_ref().unwrap_or(params), &options);
+            let call = client.forward_text(method, answered.as_ref().unwrap_or(params), &options);
             tokio::pin!(call);
             loop {
                 tokio::select! {
@@ -544,7 +586,16 @@ async fn relay(
             // every question the upstream asked.
             return Err(ErrorObject::internal(INPUT_REQUIRED).into());
         }
-        let mut result = result.map_err(|e| upstream_error(name, e, credentials.is_some()))?;
+        let raw = result.map_err(|e| upstream_error(name, e, credentials.is_some()))?;
+        let raw = match text {
+            true => match as_text(raw) {
+                Ok(answered) => return Ok(answered),
+                Err(raw) => raw,
+            },
+            false => raw,
+        };
+        let mut result =
+            portico_core::client::value_of(method, &raw).map_err(|e| upstream_error(name, e, credentials.is_some()))?;
         if result.get("resultType").and_then(Value::as_str) != Some(wire::InputRequiredResult::RESULT_TYPE) {
             if let Some(Value::Object(meta)) = result.get_mut("_meta") {
                 meta.remove(SERVER_INFO_KEY);
@@ -552,7 +603,7 @@ async fn relay(
                     result.as_object_mut().map(|r| r.remove("_meta"));
                 }
             }
-            return Ok(result);
+            return Ok(Answered::Value(result));
         }
         // A 2026-07-28 upstream's questions: asked of the client, answered, and the request
         // sent again with the answers and the upstream's state.
@@ -591,6 +642,77 @@ async fn relay(
         format!("upstream `{name}` still asked for input after {MAX_ROUNDS} rounds"),
     )
     .into())
+}
+
+/// An upstream's result handed on as its text, unread ([`Answered::Text`]), when it is a
+/// plain complete result: an object whose `resultType` is `"complete"`, whose `_meta` (if
+/// any) names nothing but the upstream (`serverInfo`, which the gateway replaces with its
+/// own), and which holds no `taskId` (task handles are renamed on the way). Its top level is
+/// read borrowed, its members skipped; the `_meta` member is cut out of the text. Any other
+/// result is given back, to be read into a value as before.
+fn as_text(raw: Box<RawValue>) -> Result<Answered, Box<RawValue>> {
+    #[derive(serde::Deserialize)]
+    struct Top<'a> {
+        #[serde(rename = "resultType", borrow)]
+        result_type: Option<std::borrow::Cow<'a, str>>,
+        #[serde(rename = "isError", default)]
+        is_error: Option<bool>,
+        #[serde(rename = "_meta", borrow, default)]
+        meta: Option<&'a RawValue>,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct InfoOnly {
+        #[serde(rename = "io.modelcontextprotocol/serverInfo")]
+        _info: Option<serde::de::IgnoredAny>,
+    }
+    let whole = raw.get();
+    if whole.contains("\"taskId\"") {
+        return Err(raw);
+    }
+    let Ok(top) = serde_json::from_str::<Top<'_>>(whole) else {
+        return Err(raw);
+    };
+    if top.result_type.as_deref() != Some("complete") {
+        return Err(raw);
+    }
+    let is_error = top.is_error.unwrap_or(false);
+    let cut = match top.meta {
+        None => None,
+        Some(meta) => {
+            if serde_json::from_str::<InfoOnly>(meta.get()).is_err() {
+                return Err(raw);
+            }
+            match without_member(whole, meta, "_meta").and_then(|cut| RawValue::from_string(cut).ok()) {
+                Some(cut) => Some(cut),
+                None => return Err(raw),
+            }
+        }
+    };
+    Ok(Answered::Text {
+        text: cut.unwrap_or(raw),
+        is_error,
+    })
+}
+
+/// `object` (an object's text) without its member named `key` (exactly so, unescaped), whose
+/// value is `value` (borrowed from `object`); `None` when the text around it is not as
+/// expected.
+fn without_member(object: &str, value: &RawValue, key: &str) -> Option<String> {
+    let start = (value.get().as_ptr() as usize).checked_sub(object.as_ptr() as usize)?;
+    let end = start + value.get().len();
+    let head = object.get(..start)?.trim_end().strip_suffix(':')?.trim_end();
+    let head = head.strip_suffix('"')?.strip_suffix(key)?.strip_suffix('"')?;
+    let tail = object.get(end..)?.trim_start();
+    Some(match tail.strip_prefix(',') {
+        // Members follow: the comma after this one goes with it.
+        Some(rest) => format!("{head}{}", rest.trim_start()),
+        // The last member: the comma before it goes (none when it was the only one).
+        None => {
+            let head = head.trim_end();
+            format!("{}{tail}", head.strip_suffix(',').unwrap_or(head))
+        }
+    })
 }
 
 /// Hands one of the upstream's messages about the call to the client. A question a 2026-07-28
@@ -734,5 +856,94 @@ fn client_error(name: &str, error: ClientError) -> ErrorObject {
             )
             .with_data(data(reason))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(text: &str) -> Box<RawValue> {
+        RawValue::from_string(text.to_owned()).expect("JSON")
+    }
+
+    #[test]
+    fn a_plain_result_is_handed_on_as_text_without_the_upstreams_meta() {
+        let info = r#""io.modelcontextprotocol/serverInfo":{"name":"up","version":"1"}"#;
+        for (given, expected, is_error) in [
+            (
+                format!(
+                    r#"{{"content":[{{"type":"text","text":"a \"_meta\""}}],"resultType":"complete","_meta":{{{info}}}}}"#
+                ),
+                r#"{"content":[{"type":"text","text":"a \"_meta\""}],"resultType":"complete"}"#,
+                false,
+            ),
+            (
+                format!(r#"{{ "_meta" : {{{info}}} , "isError":true, "content":[], "resultType":"complete" }}"#),
+                r#"{ "isError":true, "content":[], "resultType":"complete" }"#,
+                true,
+            ),
+            (
+                r#"{"resultType":"complete","content":[],"isError":false}"#.to_owned(),
+                r#"{"resultType":"complete","content":[],"isError":false}"#,
+                false,
+            ),
+            (
+                r#"{"resultType":"complete","content":[],"_meta":{}}"#.to_owned(),
+                r#"{"resultType":"complete","content":[]}"#,
+                false,
+            ),
+        ] {
+            let answered = as_text(raw(&given)).unwrap_or_else(|_| panic!("as text: {given}"));
+            let Answered::Text { text, is_error: error } = &answered else {
+                panic!("text: {given}")
+            };
+            assert_eq!(text.get(), expected, "{given}");
+            assert_eq!(*error, is_error, "{given}");
+            assert_eq!(answered.is_error(), is_error);
+        }
+    }
+
+    #[test]
+    fn a_result_something_reads_is_given_back_whole() {
+        for given in [
+            // Not complete, or not saying so (a revision without `resultType`).
+            r#"{"resultType":"input_required","inputRequests":{}}"#,
+            r#"{"content":[]}"#,
+            // A `_meta` naming more than the upstream.
+            r#"{"resultType":"complete","content":[],"_meta":{"io.modelcontextprotocol/serverInfo":{"name":"u","version":"1"},"trace":"x"}}"#,
+            // A task handle, renamed on the way.
+            r#"{"resultType":"complete","task":{"taskId":"t-1"}}"#,
+            // Not a result object the relay can read.
+            r#"{"resultType":"complete","isError":"yes"}"#,
+            r#"[1,2]"#,
+        ] {
+            let given_back = as_text(raw(given))
+                .err()
+                .unwrap_or_else(|| panic!("given back: {given}"));
+            assert_eq!(given_back.get(), given);
+        }
+    }
+
+    #[test]
+    fn a_member_is_cut_with_one_of_its_commas() {
+        let cut = |object: &str| {
+            #[derive(serde::Deserialize)]
+            struct Meta<'a> {
+                #[serde(rename = "_meta", borrow)]
+                meta: &'a RawValue,
+            }
+            let meta = serde_json::from_str::<Meta<'_>>(object).expect("a _meta member").meta;
+            without_member(object, meta, "_meta")
+        };
+        assert_eq!(cut(r#"{"_meta":{}}"#).as_deref(), Some("{}"));
+        assert_eq!(cut(r#"{"a":1,"_meta":{"b":[2]}}"#).as_deref(), Some(r#"{"a":1}"#));
+        assert_eq!(cut(r#"{"_meta":null,"a":1}"#).as_deref(), Some(r#"{"a":1}"#));
+        assert_eq!(
+            cut(r#"{"a":1, "_meta" :{}, "c":3}"#).as_deref(),
+            Some(r#"{"a":1, "c":3}"#)
+        );
+        // An escaped key is not cut here (the relay then reads the result as a value).
+        assert_eq!(cut(r#"{"\u005fmeta":{},"a":1}"#), None);
     }
 }

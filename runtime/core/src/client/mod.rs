@@ -545,8 +545,9 @@ fn with_complete(raw: &RawValue) -> String {
 }
 
 /// A result as a `Value`, as the server sent it but for `resultType`, defaulted to
-/// `"complete"` for revisions without one.
-fn value_of(method: &str, raw: &RawValue) -> Result<Value, ClientError> {
+/// `"complete"` for revisions without one: what [`Client::forward`] returns of what
+/// [`Client::forward_text`] does.
+pub fn value_of(method: &str, raw: &RawValue) -> Result<Value, ClientError> {
     let mut value: Value = serde_json::from_str(raw.get()).map_err(|e| ClientError::protocol(method, e.to_string()))?;
     if let Some(object) = value.as_object_mut() {
         object.entry("resultType").or_insert_with(|| "complete".into());
@@ -1035,6 +1036,18 @@ impl Client {
         params: &Map<String, Value>,
         options: &RequestOptions,
     ) -> Result<Value, ClientError> {
+        let raw = self.forward_text(method, params, options).await?;
+        value_of(method, &raw)
+    }
+
+    /// [`Client::forward`], the result as its text came (no `resultType` added where the
+    /// revision has none): for an intermediary that hands it on unread.
+    pub async fn forward_text(
+        &self,
+        method: &str,
+        params: &Map<String, Value>,
+        options: &RequestOptions,
+    ) -> Result<Box<RawValue>, ClientError> {
         let raw = match self.send(method, params, options).await {
             Err(e) if method == "tools/call" && self.mirrors_params() && e.code() == Some(HEADER_MISMATCH) => {
                 // Boxed: rare, and every forwarded call's future would carry its size.
@@ -1043,7 +1056,7 @@ impl Client {
             }
             other => other?,
         };
-        value_of(method, &raw)
+        Ok(raw)
     }
 
     /// `server/discover` (2026-07-28).

@@ -33,6 +33,42 @@ use crate::error::ErrorObject;
 /// A boxed future borrowing the catalog.
 pub type CatalogFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, ErrorObject>> + Send + 'a>>;
 
+/// A tool's result as a catalog answers it ([`Catalog::call_tool_answered`]): a value, or the
+/// text of a result object as it came from elsewhere (a relay's upstream), which the framework
+/// answers without reading it into a value when it can.
+#[derive(Debug)]
+pub enum Answered {
+    /// A result object, shaped as the newest revision's.
+    Value(Value),
+    /// The text of a result object shaped as the newest revision's, with no `_meta` member
+    /// (the framework writes the server's), and whether it is a tool error (`isError`). Text
+    /// that breaks those rules is read into a value and answered as one.
+    Text {
+        /// The result object.
+        text: Box<serde_json::value::RawValue>,
+        /// Its `isError`.
+        is_error: bool,
+    },
+}
+
+impl Answered {
+    /// Whether the result is a tool error (`isError: true`).
+    pub fn is_error(&self) -> bool {
+        match self {
+            Answered::Value(value) => value.get("isError") == Some(&Value::Bool(true)),
+            Answered::Text { is_error, .. } => *is_error,
+        }
+    }
+
+    /// The result as a value (text is read).
+    pub fn into_value(self) -> Result<Value, ErrorObject> {
+        match self {
+            Answered::Value(value) => Ok(value),
+            Answered::Text { text, .. } => serde_json::from_str(text.get()).map_err(ErrorObject::internal),
+        }
+    }
+}
+
 /// Which capabilities a catalog adds to the server's.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -150,6 +186,18 @@ pub trait Catalog: Send + Sync + 'static {
                 "tools/call: unknown tool {name:?}"
             )))
         })
+    }
+
+    /// [`Catalog::call_tool`], whose result may be text as it came ([`Answered::Text`]). The
+    /// framework calls this one; the default answers [`Catalog::call_tool`]'s value. A catalog
+    /// that relays results overrides it to hand them on unread.
+    fn call_tool_answered<'a>(
+        &'a self,
+        cx: &'a Context,
+        name: &'a str,
+        arguments: Option<Map<String, Value>>,
+    ) -> CatalogFuture<'a, Answered> {
+        Box::pin(async move { self.call_tool(cx, name, arguments).await.map(Answered::Value) })
     }
 
     /// The definition of the tool served as `name`, if the catalog can tell without waiting

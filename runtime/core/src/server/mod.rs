@@ -44,7 +44,7 @@ use serde_json::value::RawValue;
 use crate::error::{ErrorObject, INVALID_REQUEST};
 use crate::mirror::PROTOCOL_VERSION_KEY;
 use crate::peer::{PeerHandle, RequestContext, Service};
-pub use catalog::{Catalog, CatalogFeatures};
+pub use catalog::{Answered, Catalog, CatalogFeatures};
 pub use context::Context;
 pub use notify::Change;
 pub use prompt::{Prompt, prompt};
@@ -1142,14 +1142,12 @@ impl Connection {
                 None => None,
             };
             let rounds = cx.rounds();
-            let outcome = catalog.call_tool(&cx, &name, arguments).await;
-            let failed = outcome
-                .as_ref()
-                .map_or(true, |r| r.get("isError") == Some(&serde_json::Value::Bool(true)));
+            let outcome = catalog.call_tool_answered(&cx, &name, arguments).await;
+            let failed = outcome.as_ref().map_or(true, Answered::is_error);
             if let Some(asked) = self.input_required("tools/call", params, rounds, failed)? {
                 return Ok(asked);
             }
-            return self.answer_value(era, "tools/call", outcome?);
+            return self.answer_answered(era, "tools/call", outcome?);
         };
         let rounds = cx.rounds();
         // A 2025-11-25 session asks for a task with the `task` param (see [`tasks::session`]).
@@ -1506,6 +1504,26 @@ impl Connection {
             result,
         };
         serde_json::value::to_raw_value(&with_info).map_err(ErrorObject::internal)
+    }
+
+    /// [`Connection::answer_value`] of a catalog's [`Answered`]: a 2026-07-28 result's text
+    /// gets the server's `_meta` spliced in after its opening brace, unread; other eras (whose
+    /// results are adapted) and text that may hold a `_meta` of its own are read first.
+    fn answer_answered(&self, era: Era, method: &str, result: Answered) -> Result<Box<RawValue>, ErrorObject> {
+        if let (Era::Stateless, Answered::Text { text, .. }) = (era, &result)
+            && let Some(rest) = text.get().strip_prefix('{')
+            && memchr::memmem::find(text.get().as_bytes(), b"\"_meta\"").is_none()
+        {
+            let fragment = &self.server.info_meta;
+            let rest = rest.trim_start();
+            let joined = if rest.starts_with('}') {
+                format!("{{{fragment}{rest}")
+            } else {
+                format!("{{{fragment},{rest}")
+            };
+            return RawValue::from_string(joined).map_err(ErrorObject::internal);
+        }
+        self.answer_value(era, method, result.into_value()?)
     }
 
     /// [`Connection::answer`] of a result that is a JSON value already (a catalog's): a

@@ -248,3 +248,42 @@ async fn replicas_share_calls_by_their_balance_policy() {
     b.expect("call");
     assert_eq!(calls_per_replica(&gateway).await, [1, 1]);
 }
+
+/// A 2026-07-28 client's call of a plain tool gets the upstream's result handed on as its text
+/// (`relay::as_text`): the result must be the upstream's, named by the gateway alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relayed_result_names_the_gateway_and_not_its_upstream() {
+    let gateway = Running::start(TWO_UPSTREAMS).await;
+    let info_key = "io.modelcontextprotocol/serverInfo";
+    for (tool, arguments, is_error) in [
+        ("alpha__echo", json!({"message": "hi, \"there\""}), false),
+        ("b__test_simple_text", json!({}), false),
+        ("alpha__test_error_handling", json!({}), true),
+    ] {
+        let (status, body) = gateway.post_tool_call_with("/mcp", None, tool, arguments, &[]).await;
+        assert_eq!(status, 200, "{tool}: {body}");
+        let result = &body["result"];
+        assert_eq!(result["resultType"], "complete", "{tool}: {body}");
+        assert_eq!(
+            result["_meta"][info_key]["name"],
+            portico_gateway::NAME,
+            "{tool}: {body}"
+        );
+        assert_eq!(
+            result["_meta"].as_object().map(|m| m.len()),
+            Some(1),
+            "{tool}: the gateway's `_meta` alone: {body}"
+        );
+        assert_eq!(body.to_string().matches(info_key).count(), 1, "{tool}: {body}");
+        assert_eq!(result["isError"].as_bool().unwrap_or(false), is_error, "{tool}: {body}");
+        assert!(result["content"][0]["text"].is_string(), "{tool}: {body}");
+        if tool == "alpha__echo" {
+            assert!(
+                result["content"][0]["text"]
+                    .as_str()
+                    .is_some_and(|t| t.contains("hi, \"there\"")),
+                "{body}"
+            );
+        }
+    }
+}
