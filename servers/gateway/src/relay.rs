@@ -677,22 +677,19 @@ fn as_text(raw: Box<RawValue>) -> Result<Answered, Box<RawValue>> {
         return Err(raw);
     }
     let is_error = top.is_error.unwrap_or(false);
-    let cut = match top.meta {
-        None => None,
+    let text = match top.meta {
+        None => String::from(Box::<str>::from(raw)),
         Some(meta) => {
             if serde_json::from_str::<InfoOnly>(meta.get()).is_err() {
                 return Err(raw);
             }
-            match without_member(whole, meta, "_meta").and_then(|cut| RawValue::from_string(cut).ok()) {
-                Some(cut) => Some(cut),
+            match without_member(whole, meta, "_meta") {
+                Some(cut) => cut,
                 None => return Err(raw),
             }
         }
     };
-    Ok(Answered::Text {
-        text: cut.unwrap_or(raw),
-        is_error,
-    })
+    Ok(Answered::Text { text, is_error })
 }
 
 /// `object` (an object's text) without its member named `key` (exactly so, unescaped), whose
@@ -704,15 +701,19 @@ fn without_member(object: &str, value: &RawValue, key: &str) -> Option<String> {
     let head = object.get(..start)?.trim_end().strip_suffix(':')?.trim_end();
     let head = head.strip_suffix('"')?.strip_suffix(key)?.strip_suffix('"')?;
     let tail = object.get(end..)?.trim_start();
-    Some(match tail.strip_prefix(',') {
+    let (head, tail) = match tail.strip_prefix(',') {
         // Members follow: the comma after this one goes with it.
-        Some(rest) => format!("{head}{}", rest.trim_start()),
+        Some(rest) => (head, rest.trim_start()),
         // The last member: the comma before it goes (none when it was the only one).
         None => {
             let head = head.trim_end();
-            format!("{}{tail}", head.strip_suffix(',').unwrap_or(head))
+            (head.strip_suffix(',').unwrap_or(head), tail)
         }
-    })
+    };
+    let mut cut = String::with_capacity(head.len() + tail.len());
+    cut.push_str(head);
+    cut.push_str(tail);
+    Some(cut)
 }
 
 /// Hands one of the upstream's messages about the call to the client. A question a 2026-07-28
@@ -898,7 +899,7 @@ mod tests {
             let Answered::Text { text, is_error: error } = &answered else {
                 panic!("text: {given}")
             };
-            assert_eq!(text.get(), expected, "{given}");
+            assert_eq!(text, expected, "{given}");
             assert_eq!(*error, is_error, "{given}");
             assert_eq!(answered.is_error(), is_error);
         }

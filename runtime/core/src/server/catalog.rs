@@ -41,11 +41,12 @@ pub enum Answered {
     /// A result object, shaped as the newest revision's.
     Value(Value),
     /// The text of a result object shaped as the newest revision's, with no `_meta` member
-    /// (the framework writes the server's), and whether it is a tool error (`isError`). Text
-    /// that breaks those rules is read into a value and answered as one.
+    /// (the framework writes the server's), and whether it is a tool error (`isError`). The
+    /// text is checked to be JSON once, as it is answered (or read into a value); text without
+    /// `{` first, or with a `"_meta"` anywhere, is read into a value and answered as one.
     Text {
         /// The result object.
-        text: Box<serde_json::value::RawValue>,
+        text: String,
         /// Its `isError`.
         is_error: bool,
     },
@@ -64,7 +65,7 @@ impl Answered {
     pub fn into_value(self) -> Result<Value, ErrorObject> {
         match self {
             Answered::Value(value) => Ok(value),
-            Answered::Text { text, .. } => serde_json::from_str(text.get()).map_err(ErrorObject::internal),
+            Answered::Text { text, .. } => serde_json::from_str(&text).map_err(ErrorObject::internal),
         }
     }
 }

@@ -1511,16 +1511,19 @@ impl Connection {
     /// results are adapted) and text that may hold a `_meta` of its own are read first.
     fn answer_answered(&self, era: Era, method: &str, result: Answered) -> Result<Box<RawValue>, ErrorObject> {
         if let (Era::Stateless, Answered::Text { text, .. }) = (era, &result)
-            && let Some(rest) = text.get().strip_prefix('{')
-            && memchr::memmem::find(text.get().as_bytes(), b"\"_meta\"").is_none()
+            && let Some(rest) = text.strip_prefix('{')
+            && !text.contains("\"_meta\"")
         {
             let fragment = &self.server.info_meta;
             let rest = rest.trim_start();
-            let joined = if rest.starts_with('}') {
-                format!("{{{fragment}{rest}")
-            } else {
-                format!("{{{fragment},{rest}")
-            };
+            let mut joined = String::with_capacity(text.len() + fragment.len() + 2);
+            joined.push('{');
+            joined.push_str(fragment);
+            if !rest.starts_with('}') {
+                joined.push(',');
+            }
+            joined.push_str(rest);
+            // The one check of the catalog's text.
             return RawValue::from_string(joined).map_err(ErrorObject::internal);
         }
         self.answer_value(era, method, result.into_value()?)
