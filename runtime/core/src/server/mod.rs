@@ -1626,7 +1626,7 @@ impl Connection {
 impl Connection {
     /// [`Service::check_mirrored`] for a tool of the catalog: its definition's `x-mcp-header`
     /// annotations against the headers sent. Only params naming a tool the catalog defines
-    /// with such annotations are checked.
+    /// with such annotations are checked; the caller asked `catalog.mirrors_arguments()`.
     fn check_catalog_mirrored(
         &self,
         catalog: &dyn Catalog,
@@ -1635,7 +1635,7 @@ impl Connection {
         sent: &[crate::mirror::MirroredParam<'_>],
         extensions: &crate::Extensions,
     ) -> Result<(), ErrorObject> {
-        if !catalog.mirrors_arguments() || self.server.tools.iter().any(|t| t.name() == name) {
+        if self.server.tools.iter().any(|t| t.name() == name) {
             return Ok(());
         }
         let Some(tool) = catalog.tool_definition(name, extensions) else {

@@ -31,6 +31,11 @@
 //!   at checkout; a request that a reused connection closed before it was written (the
 //!   server closed it meanwhile) is sent again on the next connection, as `hyper_util`'s
 //!   client does. Connections idle past the timeout are closed when the pool is next used.
+//! - **An SSE answer read up to its response** ([`Answer::release`]): the rest of the stream
+//!   (a server ends it after the response) is read in a task of its own, at most
+//!   [`DRAIN_LIMIT`] bytes within [`DRAIN_TIMEOUT`], and the connection pooled again; a
+//!   stream that goes on is closed. An answer dropped for any other reason (the call was
+//!   cancelled) closes its connection at once, which a stateless server takes as the cancel.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -53,6 +58,10 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 const KEEPALIVE: Duration = Duration::from_secs(15);
 /// TCP keep-alive: unanswered probes before the connection is dropped.
 const KEEPALIVE_RETRIES: u32 = 3;
+/// What is read at most of an answer's rest after its response ([`Pooled::release`]), and for
+/// how long, before its connection is given up rather than pooled again.
+const DRAIN_LIMIT: usize = 64 * 1024;
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// One connection's request half.
 type Sender = http1::SendRequest<Full<Bytes>>;
@@ -246,6 +255,36 @@ impl Pooled {
             }
         }
     }
+
+    /// Done with the answer before its end: see the module's docs.
+    fn release(self) {
+        let Pooled { response, sender, idle } = self;
+        let (Some(sender), Ok(runtime)) = (sender, tokio::runtime::Handle::try_current()) else {
+            return;
+        };
+        let mut body = response.into_body();
+        runtime.spawn(async move {
+            let drained = tokio::time::timeout(DRAIN_TIMEOUT, async move {
+                let mut read = 0usize;
+                while let Some(frame) = body.frame().await {
+                    let Ok(frame) = frame else { return false };
+                    read += frame.data_ref().map_or(0, Bytes::len);
+                    if read > DRAIN_LIMIT {
+                        return false;
+                    }
+                }
+                true
+            })
+            .await;
+            if drained == Ok(true) {
+                let back = Idle {
+                    sender,
+                    since: Instant::now(),
+                };
+                idle.lock().unwrap_or_else(PoisonError::into_inner).push(back);
+            }
+        });
+    }
 }
 
 /// Whether the environment (read with `get`) names a proxy for `http://` URLs.
@@ -281,6 +320,14 @@ impl Answer {
         match self {
             Answer::Reqwest(response) => Ok(response.chunk().await?),
             Answer::Hyper(pooled) => pooled.chunk().await,
+        }
+    }
+
+    /// Done with an answer whose stream may not have ended yet (an SSE answer read up to its
+    /// response): hyper's connection is pooled again once the rest is read, if it ends soon.
+    pub(super) fn release(self) {
+        if let Answer::Hyper(pooled) = self {
+            pooled.release();
         }
     }
 }
@@ -388,6 +435,75 @@ mod tests {
             read(direct.post(HeaderMap::new(), "after".into()).await.unwrap())
                 .await
                 .ends_with(" after")
+        );
+    }
+
+    /// A body of the chunks sent on a channel, ending when its sender is dropped.
+    struct Chunks(tokio::sync::mpsc::Receiver<Bytes>);
+
+    impl hyper::body::Body for Chunks {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+            self.0
+                .poll_recv(cx)
+                .map(|chunk| chunk.map(|c| Ok(hyper::body::Frame::data(c))))
+        }
+    }
+
+    #[tokio::test]
+    async fn an_answer_released_after_its_response_gives_its_connection_back_when_its_stream_ends() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        if names_a_proxy(std::env::var_os) {
+            return;
+        }
+        // Each answer: an event at once, the stream's end 50 ms later (as a server ends a
+        // request's stream after its response).
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = Url::parse(&format!("http://{}/mcp", listener.local_addr().unwrap())).unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counted = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                counted.fetch_add(1, Ordering::SeqCst);
+                let service = hyper::service::service_fn(|_: http::Request<Incoming>| async move {
+                    let (tx, rx) = tokio::sync::mpsc::channel(4);
+                    tokio::spawn(async move {
+                        let _ = tx.send(Bytes::from_static(b"event: message\ndata: {}\n\n")).await;
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    });
+                    Ok::<_, hyper::Error>(http::Response::new(Chunks(rx)))
+                });
+                tokio::spawn(
+                    hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service),
+                );
+            }
+        });
+        let direct = Direct::new(&url, Duration::from_secs(5)).unwrap();
+        for _ in 0..3 {
+            let mut answer = direct.post(HeaderMap::new(), "x".into()).await.unwrap();
+            let first = answer.chunk().await.unwrap().expect("the event");
+            assert!(first.starts_with(b"event: message"));
+            answer.release();
+            let back = async {
+                while direct.idle.lock().unwrap().is_empty() {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            };
+            tokio::time::timeout(Duration::from_secs(5), back)
+                .await
+                .expect("the connection back in the pool once the stream ended");
+        }
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            1,
+            "three answers released, one connection"
         );
     }
 

@@ -928,7 +928,11 @@ impl<S: Service> Exchange<'_, S> {
         let mut failures = 0u32;
         loop {
             match self.read(&mut response, &mut decoder).await? {
-                StreamEnd::Answered => return Ok(()),
+                StreamEnd::Answered => {
+                    // The stream ends after the response: its connection serves again.
+                    response.release();
+                    return Ok(());
+                }
                 StreamEnd::Ended(events) if events > 0 => failures = 0,
                 StreamEnd::Ended(_) => {}
             }
