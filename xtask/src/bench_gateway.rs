@@ -268,7 +268,7 @@ impl Bench<'_> {
         let name = format!("{}-{mode}-{concurrency}", part.name());
         let server_log = self.logs.join(format!("{name}-server.log"));
         let mut server = Server::start(self.binaries, ServerKind::Portico, args.load.server_cpu, &server_log)?;
-        // The echo gateway's upstream: a server of its own, on its own core.
+        // The echo gateway's upstream: a server of its own, on `--upstream-cpu`.
         let mut upstream = match part {
             Part::Echo => {
                 let log = self.logs.join(format!("{name}-upstream.log"));
