@@ -362,9 +362,15 @@ mod tests {
         assert!(!names_a_proxy(|_| None));
     }
 
-    /// A test server: answers every POST with what it saw (`Host`, target, body), counting
-    /// the connections it accepted; with `keep_alive` off it closes each after one answer.
-    async fn server(keep_alive: bool) -> (Url, Arc<std::sync::atomic::AtomicUsize>) {
+    /// A test server answering every request with `answer`, counting the connections it
+    /// accepted; with `keep_alive` off it closes each after one answer.
+    async fn serve<F, Fut, B>(keep_alive: bool, answer: F) -> (Url, Arc<std::sync::atomic::AtomicUsize>)
+    where
+        F: Fn(http::Request<Incoming>) -> Fut + Clone + Send + 'static,
+        Fut: std::future::Future<Output = Result<http::Response<B>, hyper::Error>> + Send + 'static,
+        B: hyper::body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Error>,
+    {
         use std::sync::atomic::{AtomicUsize, Ordering};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = Url::parse(&format!("http://{}/mcp?x=1", listener.local_addr().unwrap())).unwrap();
@@ -374,21 +380,29 @@ mod tests {
             loop {
                 let (stream, _) = listener.accept().await.unwrap();
                 counted.fetch_add(1, Ordering::SeqCst);
-                let service = hyper::service::service_fn(|request: http::Request<Incoming>| async move {
-                    let host = request.headers()[HOST].to_str().unwrap().to_string();
-                    let target = request.uri().to_string();
-                    let body = request.into_body().collect().await?.to_bytes();
-                    let text = format!("{host} {target} {}", String::from_utf8_lossy(&body));
-                    Ok::<_, hyper::Error>(http::Response::new(Full::new(Bytes::from(text))))
-                });
                 tokio::spawn(
                     hyper::server::conn::http1::Builder::new()
                         .keep_alive(keep_alive)
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service),
+                        .serve_connection(
+                            hyper_util::rt::TokioIo::new(stream),
+                            hyper::service::service_fn(answer.clone()),
+                        ),
                 );
             }
         });
         (url, accepted)
+    }
+
+    /// [`serve`] answering every POST with what it saw (`Host`, target, body).
+    async fn server(keep_alive: bool) -> (Url, Arc<std::sync::atomic::AtomicUsize>) {
+        serve(keep_alive, |request: http::Request<Incoming>| async move {
+            let host = request.headers()[HOST].to_str().unwrap().to_string();
+            let target = request.uri().to_string();
+            let body = request.into_body().collect().await?.to_bytes();
+            let text = format!("{host} {target} {}", String::from_utf8_lossy(&body));
+            Ok(http::Response::new(Full::new(Bytes::from(text))))
+        })
+        .await
     }
 
     /// The whole body of an answer.
@@ -457,34 +471,21 @@ mod tests {
 
     #[tokio::test]
     async fn an_answer_released_after_its_response_gives_its_connection_back_when_its_stream_ends() {
-        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::atomic::Ordering;
         if names_a_proxy(std::env::var_os) {
             return;
         }
         // Each answer: an event at once, the stream's end 50 ms later (as a server ends a
         // request's stream after its response).
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = Url::parse(&format!("http://{}/mcp", listener.local_addr().unwrap())).unwrap();
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let counted = accepted.clone();
-        tokio::spawn(async move {
-            loop {
-                let (stream, _) = listener.accept().await.unwrap();
-                counted.fetch_add(1, Ordering::SeqCst);
-                let service = hyper::service::service_fn(|_: http::Request<Incoming>| async move {
-                    let (tx, rx) = tokio::sync::mpsc::channel(4);
-                    tokio::spawn(async move {
-                        let _ = tx.send(Bytes::from_static(b"event: message\ndata: {}\n\n")).await;
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    });
-                    Ok::<_, hyper::Error>(http::Response::new(Chunks(rx)))
-                });
-                tokio::spawn(
-                    hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service),
-                );
-            }
-        });
+        let (url, accepted) = serve(true, |_: http::Request<Incoming>| async move {
+            let (tx, rx) = tokio::sync::mpsc::channel(4);
+            tokio::spawn(async move {
+                let _ = tx.send(Bytes::from_static(b"event: message\ndata: {}\n\n")).await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            });
+            Ok(http::Response::new(Chunks(rx)))
+        })
+        .await;
         let direct = Direct::new(&url, Duration::from_secs(5)).unwrap();
         for _ in 0..3 {
             let mut answer = direct.post(HeaderMap::new(), "x".into()).await.unwrap();
