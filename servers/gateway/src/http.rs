@@ -27,6 +27,8 @@ pub(crate) struct Endpoint {
     scope: Scope,
     server: Server,
     router: Router,
+    /// Its Streamable HTTP endpoint, which POSTs to its path go to straight.
+    streamable: portico_transport::http::StreamableHttp,
     /// Its Streamable HTTP sessions, counted for `/metrics`.
     sessions: portico_transport::http::Sessions,
     /// Ends the endpoint's sessions and streams when it is removed.
@@ -100,6 +102,7 @@ impl Endpoint {
             scope,
             server,
             router,
+            streamable,
             sessions,
             closed,
         }
@@ -129,12 +132,7 @@ impl Gateway {
             .route("/sse", any(aggregated))
             .route("/messages", any(aggregated))
             .route("/mcp/{name}", any(named))
-            .route("/mcp/{name}/{*rest}", any(named_rest))
-            // Rate limits, after authentication (the layer added last runs first).
-            .route_layer(axum::middleware::from_fn_with_state(
-                self.clone(),
-                crate::ratelimit::enforce,
-            ));
+            .route("/mcp/{name}/{*rest}", any(named_rest));
         // With `auth`, the MCP endpoints want a valid bearer token; the resource's metadata
         // says where to get one.
         let mcp = match &self.inner.auth {
@@ -176,10 +174,20 @@ impl Gateway {
         .with_state(self.clone())
     }
 
-    /// The router of the endpoint `name`, if there is one.
-    fn endpoint_router(&self, name: &str) -> Option<Router> {
+    /// How the endpoint `name` serves `request`, if there is one: its Streamable HTTP
+    /// endpoint straight for a POST to its path (the MCP messages: no second routing of
+    /// each), else its router.
+    fn endpoint_for(&self, name: &str, request: &Request) -> Option<Serve> {
         let endpoints = self.inner.endpoints.read().unwrap_or_else(PoisonError::into_inner);
-        endpoints.get(name).map(|e| e.router.clone())
+        let endpoint = endpoints.get(name)?;
+        let streamable = &endpoint.streamable;
+        Some(
+            if request.method() == axum::http::Method::POST && request.uri().path() == streamable.path() {
+                Serve::Post(streamable.clone())
+            } else {
+                Serve::Route(endpoint.router.clone())
+            },
+        )
     }
 
     /// `/metrics`: the counters, and the gauges read now.
@@ -225,7 +233,7 @@ impl Gateway {
             let error = format!("no upstream or virtual server is named `{name}`");
             json_response(StatusCode::NOT_FOUND, &json!({"error": error}))
         };
-        let Some(router) = self.endpoint_router(name) else {
+        let Some(serve) = self.endpoint_for(name, &request) else {
             return no_such();
         };
         // A virtual server kept to roles the caller holds none of does not exist for it.
@@ -235,19 +243,33 @@ impl Gateway {
         {
             return no_such();
         }
-        match router.oneshot(request).await {
-            Ok(response) => response,
-            Err(never) => match never {},
+        match serve {
+            Serve::Post(streamable) => streamable.post(request).await,
+            Serve::Route(router) => match router.oneshot(request).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            },
         }
     }
 }
 
+/// How an endpoint serves a request ([`Gateway::endpoint_for`]).
+enum Serve {
+    /// A POST to its Streamable HTTP path.
+    Post(portico_transport::http::StreamableHttp),
+    /// Anything else, through its router.
+    Route(Router),
+}
+
+// The MCP endpoints' handlers: the rate limits first (after authentication, a layer), then the
+// endpoint.
+
 async fn aggregated(State(gateway): State<Gateway>, request: Request) -> Response {
-    gateway.serve("", request).await
+    crate::ratelimit::enforce(&gateway, request, |request| gateway.serve("", request)).await
 }
 
 async fn named(State(gateway): State<Gateway>, Path(name): Path<String>, request: Request) -> Response {
-    gateway.serve(&name, request).await
+    crate::ratelimit::enforce(&gateway, request, |request| gateway.serve(&name, request)).await
 }
 
 async fn named_rest(
@@ -255,7 +277,7 @@ async fn named_rest(
     Path((name, _rest)): Path<(String, String)>,
     request: Request,
 ) -> Response {
-    gateway.serve(&name, request).await
+    crate::ratelimit::enforce(&gateway, request, |request| gateway.serve(&name, request)).await
 }
 
 /// `/readyz`: `200` when every upstream can serve (a replica connected and not held off by

@@ -30,7 +30,7 @@ use std::time::Duration;
 use crate::cache;
 
 /// Upper bounds of the duration histogram's buckets, in seconds.
-const BUCKETS: &[f64] = &[
+const BUCKETS: [f64; 15] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
@@ -52,6 +52,16 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Every outcome, in the order of its counters ([`Calls::outcomes`]).
+    const ALL: [Self; 6] = [
+        Self::Ok,
+        Self::ToolError,
+        Self::Error,
+        Self::Unavailable,
+        Self::Timeout,
+        Self::InputRequired,
+    ];
+
     /// Its label value (and audit outcome): `ok`, `tool_error`, …
     pub fn as_str(self) -> &'static str {
         match self {
@@ -67,18 +77,26 @@ impl Outcome {
 
 #[derive(Default)]
 struct Histogram {
-    /// Cumulative counts per bucket (and the `+Inf` one last).
-    buckets: Vec<u64>,
+    /// Cumulative counts per bucket (`BUCKETS`); the `+Inf` one is `count`.
+    buckets: [u64; BUCKETS.len()],
     sum: f64,
     count: u64,
 }
 
+/// What was counted of the calls of one method to one upstream.
+#[derive(Default)]
+struct Calls {
+    /// tool (`""` for none or one not listed) → calls by outcome, in [`Outcome::ALL`] order.
+    outcomes: BTreeMap<String, [u64; Outcome::ALL.len()]>,
+    durations: Histogram,
+}
+
 #[derive(Default)]
 struct Registry {
-    /// (upstream, method, tool, outcome) → count.
-    requests: BTreeMap<(String, String, String, Outcome), u64>,
-    /// (upstream, method) → durations.
-    durations: BTreeMap<(String, String), Histogram>,
+    /// upstream → method → its calls. Nested maps keyed by `String` are looked up by `&str`, so
+    /// counting a call allocates nothing once its labels were seen (a map keyed by a tuple of
+    /// strings needed the tuple made, five `String`s, for every lookup).
+    calls: BTreeMap<String, BTreeMap<String, Calls>>,
     /// (source, outcome) → count.
     changes: BTreeMap<(String, String), u64>,
     /// (rule, reason) → requests refused.
@@ -98,6 +116,14 @@ pub struct Metrics {
     cache: [[AtomicU64; 5]; 3],
 }
 
+/// The entry of `key` in `map`, made when missing; the key is copied only then.
+fn entry<'m, V: Default>(map: &'m mut BTreeMap<String, V>, key: &str) -> &'m mut V {
+    if !map.contains_key(key) {
+        map.insert(key.to_owned(), V::default());
+    }
+    map.get_mut(key).expect("the entry was just made")
+}
+
 impl Metrics {
     fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
         self.registry.lock().unwrap_or_else(PoisonError::into_inner)
@@ -106,22 +132,15 @@ impl Metrics {
     /// Counts one relayed call.
     pub fn record(&self, upstream: &str, method: &str, tool: &str, outcome: Outcome, took: Duration) {
         let mut registry = self.registry();
-        *registry
-            .requests
-            .entry((upstream.into(), method.into(), tool.into(), outcome))
-            .or_default() += 1;
-        let histogram = registry.durations.entry((upstream.into(), method.into())).or_default();
-        if histogram.buckets.is_empty() {
-            histogram.buckets = vec![0; BUCKETS.len() + 1];
-        }
+        let calls = entry(entry(&mut registry.calls, upstream), method);
+        entry(&mut calls.outcomes, tool)[outcome as usize] += 1;
+        let histogram = &mut calls.durations;
         let seconds = took.as_secs_f64();
-        for (i, bound) in BUCKETS.iter().enumerate() {
-            if seconds <= *bound {
-                histogram.buckets[i] += 1;
+        for (count, bound) in histogram.buckets.iter_mut().zip(BUCKETS) {
+            if seconds <= bound {
+                *count += 1;
             }
         }
-        let last = BUCKETS.len();
-        histogram.buckets[last] += 1;
         histogram.sum += seconds;
         histogram.count += 1;
     }
@@ -169,43 +188,52 @@ impl Metrics {
         let mut out = String::new();
         out.push_str("# HELP portico_gateway_requests_total Calls relayed to upstreams, by outcome.\n");
         out.push_str("# TYPE portico_gateway_requests_total counter\n");
-        for ((upstream, method, tool, outcome), count) in &registry.requests {
-            let _ = writeln!(
-                out,
-                "portico_gateway_requests_total{{upstream=\"{}\",method=\"{}\",tool=\"{}\",outcome=\"{}\"}} {count}",
-                escape(upstream),
-                escape(method),
-                escape(tool),
-                outcome.as_str()
-            );
+        for (upstream, methods) in &registry.calls {
+            for (method, calls) in methods {
+                for (tool, counts) in &calls.outcomes {
+                    for (outcome, count) in Outcome::ALL.iter().zip(counts).filter(|(_, count)| **count > 0) {
+                        let _ = writeln!(
+                            out,
+                            "portico_gateway_requests_total{{upstream=\"{}\",method=\"{}\",tool=\"{}\",outcome=\"{}\"}} {count}",
+                            escape(upstream),
+                            escape(method),
+                            escape(tool),
+                            outcome.as_str()
+                        );
+                    }
+                }
+            }
         }
         out.push_str(
             "# HELP portico_gateway_request_duration_seconds How long relayed calls took, from the gateway's side.\n",
         );
         out.push_str("# TYPE portico_gateway_request_duration_seconds histogram\n");
-        for ((upstream, method), histogram) in &registry.durations {
-            let labels = format!("upstream=\"{}\",method=\"{}\"", escape(upstream), escape(method));
-            for (bound, count) in BUCKETS.iter().zip(&histogram.buckets) {
+        for (upstream, methods) in &registry.calls {
+            for (method, calls) in methods {
+                let histogram = &calls.durations;
+                let labels = format!("upstream=\"{}\",method=\"{}\"", escape(upstream), escape(method));
+                for (bound, count) in BUCKETS.iter().zip(&histogram.buckets) {
+                    let _ = writeln!(
+                        out,
+                        "portico_gateway_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {count}"
+                    );
+                }
                 let _ = writeln!(
                     out,
-                    "portico_gateway_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {count}"
+                    "portico_gateway_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
+                    histogram.count
+                );
+                let _ = writeln!(
+                    out,
+                    "portico_gateway_request_duration_seconds_sum{{{labels}}} {}",
+                    histogram.sum
+                );
+                let _ = writeln!(
+                    out,
+                    "portico_gateway_request_duration_seconds_count{{{labels}}} {}",
+                    histogram.count
                 );
             }
-            let _ = writeln!(
-                out,
-                "portico_gateway_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
-                histogram.count
-            );
-            let _ = writeln!(
-                out,
-                "portico_gateway_request_duration_seconds_sum{{{labels}}} {}",
-                histogram.sum
-            );
-            let _ = writeln!(
-                out,
-                "portico_gateway_request_duration_seconds_count{{{labels}}} {}",
-                histogram.count
-            );
         }
         out.push_str("# HELP portico_gateway_config_changes_total Configuration changes, by source and outcome.\n");
         out.push_str("# TYPE portico_gateway_config_changes_total counter\n");
@@ -342,6 +370,39 @@ fn escape(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_outcome_is_counted_under_its_own_label_and_none_is_rendered_at_zero() {
+        let metrics = Metrics::default();
+        for (n, outcome) in Outcome::ALL.iter().enumerate() {
+            for _ in 0..=n {
+                metrics.record("u", "tools/call", "t", *outcome, Duration::from_millis(1));
+            }
+        }
+        metrics.record("u", "prompts/get", "p", Outcome::Timeout, Duration::from_millis(1));
+        let text = metrics.render(&Gauges::default());
+        for (n, outcome) in Outcome::ALL.iter().enumerate() {
+            let line = format!(
+                "portico_gateway_requests_total{{upstream=\"u\",method=\"tools/call\",tool=\"t\",outcome=\"{}\"}} {}\n",
+                outcome.as_str(),
+                n + 1
+            );
+            assert!(text.contains(&line), "{line} in {text}");
+        }
+        let prompts: Vec<_> = text.lines().filter(|l| l.contains("tool=\"p\"")).collect();
+        assert_eq!(
+            prompts,
+            ["portico_gateway_requests_total{upstream=\"u\",method=\"prompts/get\",tool=\"p\",outcome=\"timeout\"} 1"]
+        );
+        assert!(
+            text.contains("_count{upstream=\"u\",method=\"tools/call\"} 21\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("_count{upstream=\"u\",method=\"prompts/get\"} 1\n"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn counters_and_histograms_render_in_the_text_format() {

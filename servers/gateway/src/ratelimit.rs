@@ -34,14 +34,15 @@
 //!
 //! # Where limits apply
 //!
-//! In the HTTP layer (`enforce`, a middleware after authentication): every POST to an MCP endpoint
-//! (Streamable HTTP of both generations, the legacy transport's `/messages`) is read — the
-//! body is bounded already; only `method`, `id` and `params.name`/`params.uri` are parsed,
-//! and a 2026-07-28 request to the Streamable HTTP endpoint that names its method and target in
-//! `Mcp-Method`/`Mcp-Name` is taken from those headers, which the transport checks against the
-//! body before anything serves it, its body parsed only to answer a refusal —
-//! and each JSON-RPC request in it (a batch counts each one; notifications and responses are
-//! free) is checked before the transport sees it. A refused request is answered at once:
+//! In the HTTP layer (`enforce`, which the MCP endpoints' handlers call after authentication):
+//! every POST to an MCP endpoint (Streamable HTTP of both generations, the legacy transport's
+//! `/messages`) is read — the body is bounded already; only `method`, `id` and
+//! `params.name`/`params.uri` are parsed, and a 2026-07-28 request to the Streamable HTTP endpoint
+//! that names its method and target in `Mcp-Method`/`Mcp-Name` is taken from those headers, which
+//! the transport checks against the body before anything serves it, its body parsed only to answer
+//! a refusal — and each JSON-RPC request in it (a batch counts each one; notifications and
+//! responses are free) is checked before the transport sees it. A refused request is answered at
+//! once:
 //!
 //! - `429 Too Many Requests` with `Retry-After` (seconds, rounded up), the `RateLimit-Policy`
 //!   and `RateLimit` fields of draft-ietf-httpapi-ratelimit-headers-10
@@ -89,15 +90,15 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::future::Future;
 use std::hash::BuildHasher;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, Request};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt as _;
 use serde::{Deserialize, Serialize};
@@ -972,16 +973,21 @@ fn scope(routes: &Routes, path: &str) -> Option<Scope> {
 static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 
-/// The middleware in front of the MCP endpoints (after authentication): see the module's docs.
-pub(crate) async fn enforce(State(gateway): State<Gateway>, request: Request, next: Next) -> Response {
+/// The rate limits in front of the MCP endpoints (after authentication), `next` serving what
+/// they admit: see the module's docs. Called by the endpoints' handlers rather than as a
+/// middleware layer, which cost every request a boxed service and a boxed future.
+pub(crate) async fn enforce<F>(gateway: &Gateway, request: Request, next: impl FnOnce(Request) -> F) -> Response
+where
+    F: Future<Output = Response>,
+{
     let limiter = &gateway.inner.limiter;
     let rules = limiter.rules();
     if rules.is_empty() || request.method() != axum::http::Method::POST {
-        return next.run(request).await;
+        return next(request).await;
     }
     let routes = gateway.routes();
     let Some(scope) = scope(&routes, request.uri().path()) else {
-        return next.run(request).await;
+        return next(request).await;
     };
     let max = routes.config.limits.max_body_bytes;
     let declared = request
@@ -991,7 +997,7 @@ pub(crate) async fn enforce(State(gateway): State<Gateway>, request: Request, ne
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > max as u64) {
         // The transport refuses it, unread.
-        return next.run(request).await;
+        return next(request).await;
     }
     let (parts, body) = request.into_parts();
     let bytes = match http_body_util::Limited::new(body, max).collect().await {
@@ -1036,7 +1042,7 @@ pub(crate) async fn enforce(State(gateway): State<Gateway>, request: Request, ne
             }
         }
     }
-    let mut response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+    let mut response = next(Request::from_parts(parts, Body::from(bytes))).await;
     if !admitted.is_empty() {
         add_headers(response.headers_mut(), &rules, &admitted);
     }

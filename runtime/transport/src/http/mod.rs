@@ -389,6 +389,18 @@ impl StreamableHttp {
             .with_state(self.state.clone())
     }
 
+    /// The path the endpoint serves ([`HttpConfig::path`]).
+    pub fn path(&self) -> &str {
+        &self.state.config.path
+    }
+
+    /// Answers a POST to [`StreamableHttp::path`] as [`StreamableHttp::router`] would, without
+    /// routing it again: for a front that has routed the request itself (the gateway, which
+    /// picks the endpoint by path first). Every check of the POST is made as on the router.
+    pub async fn post(&self, request: axum::extract::Request) -> axum::response::Response {
+        endpoint::post(axum::extract::State(self.state.clone()), request).await
+    }
+
     /// The endpoint's sessions.
     pub fn sessions(&self) -> Sessions {
         Sessions {
