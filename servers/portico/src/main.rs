@@ -185,11 +185,14 @@ fn serve(server: portico_core::server::Server, args: &ServeArgs) -> ExitCode {
         let legacy = LegacySseConfig::from_http(&config);
         let (sse_path, messages_path) = (legacy.sse_path.clone(), legacy.messages_path.clone());
         let (for_legacy, legacy_exporter) = (server.clone(), exporter.clone());
-        let app = portico_transport::http::router(move || Traced::new(server.connection(), exporter.clone()), config)
-            .merge(legacy_sse::router(
-                move || Traced::new(for_legacy.connection(), legacy_exporter.clone()),
-                legacy,
-            ));
+        let endpoint = portico_transport::http::StreamableHttp::new(
+            move || Traced::new(server.connection(), exporter.clone()),
+            config,
+        );
+        let app = endpoint.router().merge(legacy_sse::router(
+            move || Traced::new(for_legacy.connection(), legacy_exporter.clone()),
+            legacy,
+        ));
         // The address actually bound (port 0 picks one), for people and for scripts; the first
         // line stays as it is, scripts read it.
         let addr = listener.local_addr()?;
@@ -210,7 +213,8 @@ fn serve(server: portico_core::server::Server, args: &ServeArgs) -> ExitCode {
             let _ = tokio::signal::ctrl_c().await;
             stop.cancel();
         });
-        portico_transport::http::serve(listener, app, shutdown.cancelled_owned()).await
+        // The MCP POSTs go to the endpoint straight; the rest through `app`.
+        portico_transport::http::serve_endpoint(listener, endpoint, app, shutdown.cancelled_owned()).await
     });
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -10,6 +10,7 @@ mod legacy_sse;
 mod legacy_sse_client;
 mod oauth;
 mod serve;
+mod serve_endpoint;
 mod tls;
 mod ws;
 mod ws_client;
