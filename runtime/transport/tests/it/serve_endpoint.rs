@@ -77,7 +77,10 @@ async fn posts_reach_the_endpoint_with_the_peer_s_address_and_the_rest_reaches_t
     // Its length is sent as the router's way sends it.
     let length = response.headers().get("content-length").cloned();
     let text = within("body", response.text()).await.expect("a body");
-    assert_eq!(length.as_ref().and_then(|l| l.to_str().ok()), Some(text.len().to_string().as_str()));
+    assert_eq!(
+        length.as_ref().and_then(|l| l.to_str().ok()),
+        Some(text.len().to_string().as_str())
+    );
     let answer: Value = serde_json::from_str(&text).expect("JSON");
     let said = answer["result"]["content"][0]["text"].as_str().expect("text");
     let address: SocketAddr = said
