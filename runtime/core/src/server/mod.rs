@@ -1511,22 +1511,31 @@ impl Connection {
     /// results are adapted) and text that may hold a `_meta` of its own are read first.
     fn answer_answered(&self, era: Era, method: &str, result: Answered) -> Result<Box<RawValue>, ErrorObject> {
         if let (Era::Stateless, Answered::Text { text, .. }) = (era, &result)
-            && let Some(rest) = text.strip_prefix('{')
-            && !text.contains("\"_meta\"")
+            && let Some(joined) = self.with_info_meta(text)
         {
-            let fragment = &self.server.info_meta;
-            let rest = rest.trim_start();
-            let mut joined = String::with_capacity(text.len() + fragment.len() + 2);
-            joined.push('{');
-            joined.push_str(fragment);
-            if !rest.starts_with('}') {
-                joined.push(',');
-            }
-            joined.push_str(rest);
             // The one check of the catalog's text.
             return RawValue::from_string(joined).map_err(ErrorObject::internal);
         }
         self.answer_value(era, method, result.into_value()?)
+    }
+
+    /// `text`, an object's, with the server's `_meta` spliced in after its opening brace;
+    /// `None` when it is no object's or may hold a `_meta` of its own (a `"_meta"` anywhere
+    /// in it, even inside a string, counts), which is then read and answered the general way.
+    fn with_info_meta(&self, text: &str) -> Option<String> {
+        let rest = text.strip_prefix('{')?.trim_start();
+        if text.contains("\"_meta\"") {
+            return None;
+        }
+        let fragment = &self.server.info_meta;
+        let mut joined = String::with_capacity(text.len() + fragment.len() + 2);
+        joined.push('{');
+        joined.push_str(fragment);
+        if !rest.starts_with('}') {
+            joined.push(',');
+        }
+        joined.push_str(rest);
+        Some(joined)
     }
 
     /// [`Connection::answer`] of a result that is a JSON value already (a catalog's): a
@@ -1551,14 +1560,7 @@ impl Connection {
             // of its own gets the server's, spliced in after its opening brace. (A `"_meta"`
             // anywhere in the text, even inside a string, takes the general way below.)
             let text = serde_json::to_string(result).map_err(ErrorObject::internal)?;
-            if let Some(rest) = text.strip_prefix('{')
-                && !text.contains("\"_meta\"")
-            {
-                let fragment = &self.server.info_meta;
-                let joined = match rest {
-                    "}" => format!("{{{fragment}}}"),
-                    _ => format!("{{{fragment},{rest}"),
-                };
+            if let Some(joined) = self.with_info_meta(&text) {
                 return RawValue::from_string(joined).map_err(ErrorObject::internal);
             }
         }
