@@ -22,6 +22,14 @@ use crate::auth::{Principal, SubjectToken};
 use crate::catalog::{Routes, Scope, View};
 use crate::{Gateway, NAME};
 
+/// How long a session's relayed `tools/call` is waited for before its answer becomes an SSE
+/// stream ([`HttpConfig::stream_after`]). Most relayed calls are answered sooner: in one JSON
+/// object, written with the response head at once, rather than a head with a priming event
+/// and then the answer in a second write. A call that takes longer is the one a client may
+/// need to resume, and gets its primed stream then; a call's progress, log messages and
+/// questions are not held back by it (the first starts the stream).
+const STREAM_AFTER: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// One endpoint: its MCP server and the router serving it on every transport.
 pub(crate) struct Endpoint {
     scope: Scope,
@@ -66,9 +74,10 @@ impl Endpoint {
             max_sessions: limits.max_sessions,
             shutdown: closed.clone(),
             // A relayed call may send progress, log messages or questions before its answer,
-            // and take long: in a session, its answer is a primed, resumable SSE stream from
-            // the start.
+            // and take long: in a session, a call not answered within `STREAM_AFTER` gets a
+            // primed, resumable SSE stream then (a message before it starts the stream at once).
             stream_methods: vec!["tools/call".into()],
+            stream_after: STREAM_AFTER,
             // The caller `auth` admitted, for the policy (legacy SSE takes it from here too),
             // and its address, which WebSocket rate limits key an anonymous caller by, and its
             // token, for upstreams that exchange it.

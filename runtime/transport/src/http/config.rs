@@ -63,14 +63,21 @@ pub struct HttpConfig {
     pub peer: PeerConfig,
     /// How answers are framed.
     pub response_mode: ResponseMode,
-    /// Methods whose answers in a session (2025-x) start an SSE stream at once in
-    /// [`ResponseMode::Auto`], as a request with a `progressToken` does (default none). For a
-    /// server that cannot know whether a call will send progress, log messages or questions
-    /// before its answer, nor how long it takes — a gateway relaying `tools/call` — so that the
-    /// stream is primed and resumable (`Last-Event-ID`) from the start. 2026-07-28 requests are
-    /// not affected: their errors must keep their HTTP status (`-32021` is a `400`), which a
-    /// stream already started cannot give.
+    /// Methods whose answers in a session (2025-x) are an SSE stream in [`ResponseMode::Auto`]
+    /// once they have taken [`Self::stream_after`], as a request with a `progressToken` is at
+    /// once (default none). For a server that cannot know whether a call will send progress,
+    /// log messages or questions before its answer, nor how long it takes — a gateway relaying
+    /// `tools/call` — so that a long call's stream is primed and resumable (`Last-Event-ID`).
+    /// 2026-07-28 requests are not affected: their errors must keep their HTTP status
+    /// (`-32021` is a `400`), which a stream already started cannot give.
     pub stream_methods: Vec<String>,
+    /// How long the answer of a [`Self::stream_methods`] call is waited for before its SSE
+    /// stream starts (default zero: at once). A call answered within it gets one JSON object
+    /// (written with its response head, in one write); a message before the answer (progress,
+    /// a log message, a question) starts the stream when it comes; a call still running when
+    /// it has passed gets its primed stream then. A stream's priming event so comes at most
+    /// this late, and only calls that last that long get one.
+    pub stream_after: Duration,
     /// How often an idle SSE stream gets a comment line, so proxies and clients keep it open
     /// (default 15 s; `None`: never).
     pub sse_keepalive: Option<Duration>,
@@ -109,6 +116,7 @@ impl Default for HttpConfig {
             peer: PeerConfig::default(),
             response_mode: ResponseMode::Auto,
             stream_methods: Vec::new(),
+            stream_after: Duration::ZERO,
             sse_keepalive: Some(Duration::from_secs(15)),
             sse_retry: Duration::from_secs(3),
             stream_buffer: 32,

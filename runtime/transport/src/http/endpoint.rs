@@ -107,10 +107,13 @@ async fn handle_post(state: &Arc<State>, request: Request) -> Result<Response, H
     let framing = Framing::new(
         accept,
         config.response_mode,
-        peek.progress
-            || method == "subscriptions/listen"
-            || (peek.version.is_none() && config.stream_methods.iter().any(|m| m == method)),
+        peek.progress || method == "subscriptions/listen",
     );
+    let framing = if peek.version.is_none() && config.stream_methods.iter().any(|m| m == method) {
+        framing.stream_after(config.stream_after)
+    } else {
+        framing
+    };
 
     // 2026-07-28: the version is in the request's `_meta`; no session, whatever the headers say.
     // A header that disagrees with the body is reported before a version that is not supported.

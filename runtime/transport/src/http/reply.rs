@@ -5,10 +5,12 @@
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures_util::future::OptionFuture;
 use portico_core::message::{self, Inbound, Message};
 use portico_core::server::{MISSING_REQUIRED_CLIENT_CAPABILITY, UNSUPPORTED_PROTOCOL_VERSION};
 use portico_core::{Answer, Outbound, OutboundKind, error::METHOD_NOT_FOUND};
@@ -97,6 +99,8 @@ impl Drop for Reply {
 pub(crate) struct Framing {
     /// Start an SSE stream without waiting for the first message.
     pub(crate) sse_now: bool,
+    /// Start an SSE stream once this has passed without a message (`None`: wait for it).
+    pub(crate) sse_after: Option<Duration>,
     /// An SSE stream may be used.
     pub(crate) sse: bool,
     /// One JSON object may be used.
@@ -115,9 +119,26 @@ impl Framing {
         let sse_now = sse && (!json || mode == Sse || (mode == Auto && wants_stream));
         Self {
             sse_now,
+            sse_after: None,
             sse,
             json,
             prime: false,
+        }
+    }
+
+    /// The same, for a call that may take long ([`HttpConfig::stream_methods`]): where the mode
+    /// and `Accept` leave the choice of framing to the server, an SSE stream starts once
+    /// `after` has passed without a message (at once when it is zero).
+    pub(crate) fn stream_after(self, after: Duration) -> Self {
+        if self.sse_now || !self.sse || !self.json {
+            return self;
+        }
+        if after.is_zero() {
+            return Self { sse_now: true, ..self };
+        }
+        Self {
+            sse_after: Some(after),
+            ..self
         }
     }
 
@@ -168,8 +189,16 @@ pub(crate) async fn respond(mut reply: Reply, framing: Framing, config: &HttpCon
     if framing.sse_now {
         return stream(reply, None, true, Preface::of(framing), config);
     }
+    let deadline = OptionFuture::from(framing.sse_after.map(tokio::time::sleep));
+    let mut deadline = std::pin::pin!(deadline);
     loop {
-        let Some(message) = reply.next().await else {
+        let next = tokio::select! {
+            biased;
+            message = reply.next() => message,
+            // Still running: the (primed) stream starts now, empty.
+            Some(()) = &mut deadline => return stream(reply, None, true, Preface::of(framing), config),
+        };
+        let Some(message) = next else {
             return gone(reply, config);
         };
         if message.kind == OutboundKind::Ended {

@@ -287,3 +287,39 @@ async fn a_stream_resumed_while_its_first_response_lingers_keeps_flowing() {
     assert_eq!(seen.last().map(|m| m["id"].clone()), Some(json!(51)), "{seen:?}");
     ep.stop().await;
 }
+
+#[tokio::test]
+async fn a_stream_method_call_is_streamed_only_once_it_needs_a_stream() {
+    // `stream_after` is long enough for a quick call on a busy machine; the last case waits it out.
+    let ep = Endpoint::start(HttpConfig {
+        stream_methods: vec!["tools/call".into()],
+        stream_after: Duration::from_secs(1),
+        ..HttpConfig::default()
+    })
+    .await;
+    let session = ep.initialize().await;
+    // Answered within the wait: one JSON object.
+    let response = ep
+        .post(&call(61, "echo", json!({"text": "quick"})), session_headers(&session))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = json_body(response).await;
+    assert_eq!(body["id"], 61, "{body}");
+    assert_eq!(body["result"]["content"][0]["text"], "quick", "{body}");
+    // A message before the answer starts the stream when it is sent: the server's ping.
+    let mut events = Events::new(ep.post(&call(62, "ask", json!({})), session_headers(&session)).await);
+    let ping = within("the ping", events.next()).await.expect("the ping");
+    assert_eq!(ping.data["method"], "ping", "{:?}", ping.data);
+    // Still running when the wait is over: a primed stream, with nothing else on it yet.
+    let mut events = Events::new(ep.post(&call(63, "wait", json!({})), session_headers(&session)).await);
+    let first = within("the priming event", events.response.chunk())
+        .await
+        .expect("reading the stream")
+        .expect("a first chunk");
+    let first = std::str::from_utf8(&first).expect("UTF-8");
+    assert!(
+        first.starts_with("id: ") && first.contains("\nretry: ") && first.ends_with("\ndata: \n\n"),
+        "{first:?}"
+    );
+    ep.stop().await;
+}
