@@ -485,7 +485,8 @@ fn render(
              upstream is that same server over Streamable HTTP, `prefix: \"\"`, and `protocol` the client's\n\
              generation (`stateless` for stateless clients, `stateful` for sessions), so each path stays in\n\
              one generation end to end and the gateway adds its hop, not a translation. In a session the\n\
-             gateway answers `tools/call` on a primed SSE stream (a relayed call may send progress first).\n\
+             gateway answers a relayed `tools/call` in one JSON object when the upstream answers within\n\
+             100 ms and sends nothing first, else on a primed SSE stream (the load generator reads both).\n\
              Each cell starts a fresh server and a fresh gateway and loads the two paths in turn, round\n\
              after round, so a drift in the machine's speed reaches both alike. The gateway's upstream is a\n\
              second `portico serve everything`, started with the direct one. Pinning (`taskset`, 2 cores):\n\

@@ -83,7 +83,10 @@
 //! response; [`ResponseMode`] says which. By default a request with a `progressToken` (or
 //! `subscriptions/listen`) streams at once; any other waits for its first message and answers
 //! JSON when that is the response, SSE when something comes first. This needs no guess about
-//! what a handler will send, and a plain call costs no SSE framing.
+//! what a handler will send, and a plain call costs no SSE framing. In a session, a method of
+//! [`HttpConfig::stream_methods`] also streams once it has run for
+//! [`HttpConfig::stream_after`] without a message (at once by default), so that a long call
+//! has a primed, resumable stream while a quick one is still one JSON object.
 //!
 //! SSE events carry ids `{stream}-{seq}`, unique within a session and naming their stream;
 //! streams send a comment as keep-alive every [`HttpConfig::sse_keepalive`] and carry
