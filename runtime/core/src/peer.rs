@@ -952,13 +952,13 @@ impl<S: Service> Peer<S> {
         method: String,
         params: Option<Box<RawValue>>,
         extensions: Extensions,
-        read_ahead: Option<ReadAhead>,
+        read_ahead: Option<Box<ReadAhead>>,
     ) -> Option<Handling> {
         if self.handle.is_closed() {
             return None;
         }
         let cancel = self.handle.shared.closed.clone();
-        let carried = (None, extensions, read_ahead.map(Box::new));
+        let carried = (None, extensions, read_ahead);
         let run = self.run(id.clone(), method, params, cancel, false, carried);
         Some(Box::pin(answering(self.handle.shared.clone(), Some(id), run)))
     }

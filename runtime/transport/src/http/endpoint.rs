@@ -99,7 +99,13 @@ async fn handle_post(state: &Arc<State>, request: Request) -> Result<Response, H
     // is not looked at for it: should its params name a version after all, it is peeked at,
     // and served as 2026-07-28 all the same.
     let in_older_session = session_id.is_some() && header_version.is_some_and(|v| !headers::is_stateless(v));
-    let read_ahead = params.as_deref().filter(|_| !in_older_session).and_then(ReadAhead::of);
+    // Boxed at once: it is about a kilobyte (the decoded `_meta`), held across this function's
+    // awaits and handed on to the service in a box anyway.
+    let read_ahead = params
+        .as_deref()
+        .filter(|_| !in_older_session)
+        .and_then(ReadAhead::of)
+        .map(Box::new);
     let peek = match (&read_ahead, params.as_deref()) {
         (Some(read), Some(params)) => Peek::read_ahead(read, params),
         _ => Peek::of(params.as_deref()),
@@ -225,7 +231,7 @@ struct Stateless<'a> {
     /// What it carries from its HTTP request.
     extensions: Extensions,
     /// What was read of its params already, for the service.
-    read_ahead: Option<ReadAhead>,
+    read_ahead: Option<Box<ReadAhead>>,
 }
 
 /// A 2026-07-28 request, served by a fresh service of its own.
@@ -244,7 +250,7 @@ async fn stateless(state: &Arc<State>, request: Stateless<'_>, framing: Framing)
     let Message::Request { id, method, params } = request.message else {
         return Err(HttpError::internal("a stateless request that is no request"));
     };
-    let read_ahead = request.read_ahead.as_ref();
+    let read_ahead = request.read_ahead.as_deref();
     peer.check_mirrored(
         &method,
         params.as_deref(),

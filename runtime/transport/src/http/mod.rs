@@ -205,7 +205,7 @@ pub(crate) trait DynPeer: Send + Sync + 'static {
         method: String,
         params: Option<Box<RawValue>>,
         extensions: Extensions,
-        read_ahead: Option<ReadAhead>,
+        read_ahead: Option<Box<ReadAhead>>,
     ) -> Option<Handling>;
     /// [`Peer::close`].
     fn close(&self);
@@ -249,7 +249,7 @@ impl<S: Service> DynPeer for Peer<S> {
         method: String,
         params: Option<Box<RawValue>>,
         extensions: Extensions,
-        read_ahead: Option<ReadAhead>,
+        read_ahead: Option<Box<ReadAhead>>,
     ) -> Option<Handling> {
         Peer::serve_alone_read_ahead(self, id, method, params, extensions, read_ahead)
     }
