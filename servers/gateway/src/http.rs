@@ -23,11 +23,11 @@ use crate::catalog::{Routes, Scope, View};
 use crate::{Gateway, NAME};
 
 /// How long a session's relayed `tools/call` is waited for before its answer becomes an SSE
-/// stream ([`HttpConfig::stream_after`]). Most relayed calls are answered sooner: in one JSON
-/// object, written with the response head at once, rather than a head with a priming event
-/// and then the answer in a second write. A call that takes longer is the one a client may
-/// need to resume, and gets its primed stream then; a call's progress, log messages and
-/// questions are not held back by it (the first starts the stream).
+/// stream ([`HttpConfig::stream_after`]). A call answered sooner gets one JSON object, written
+/// with the response head at once, rather than a head with a priming event and then the answer
+/// in a second write. A call that takes longer is the one a client may need to resume, and
+/// gets its primed stream then; a call's progress, log messages and questions are not held
+/// back by it (the first starts the stream).
 const STREAM_AFTER: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// One endpoint: its MCP server and the router serving it on every transport.
