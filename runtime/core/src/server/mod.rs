@@ -1163,7 +1163,8 @@ impl Connection {
                     Some(Given::Map(map)) => Some(map),
                     None => None,
                 };
-                match tasks.call(tool.clone(), cx, arguments).await? {
+                // Boxed: a task's start is rare, and its future would size every call's.
+                match Box::pin(tasks.call(tool.clone(), cx, arguments)).await? {
                     tasks::Called::Task(created) => {
                         return match era {
                             Era::Stateless => self.answer(era, "tools/call", &created),
@@ -1750,6 +1751,67 @@ fn decode_cursor(cursor: &str) -> Option<usize> {
     usize::from_str_radix(cursor.strip_prefix("c1.")?, 16).ok()
 }
 
+/// What [`Connection::request`] does with a request, decided before anything is awaited.
+enum Prepared<'p> {
+    /// `initialize`.
+    Initialize(RequestContext),
+    /// `ping` in a session.
+    Ping,
+    /// `logging/setLevel` in a session.
+    SetLevel,
+    /// `resources/subscribe` or `resources/unsubscribe` in a session.
+    Subscribe,
+    /// A method of both eras, with its context, its era and (for `tools/call`) what was read
+    /// of its name and arguments.
+    Run {
+        cx: Context,
+        era: Era,
+        call: Option<RawCall<'p>>,
+    },
+}
+
+impl Connection {
+    /// The steps of [`Connection::request`] before its method runs, in a function of their
+    /// own: the request's [`Head`] (over a kilobyte, with a 2026-07-28 request's decoded
+    /// `_meta`) lives in this frame only. Held in `request`'s future, it was kept in every one
+    /// of its states (a local once borrowed keeps its place until its scope ends, dropped or
+    /// not), and that future is copied whole into its box for each request.
+    fn prepare<'p>(
+        &self,
+        mut cx: RequestContext,
+        method: &str,
+        params: Option<&'p RawValue>,
+    ) -> Result<Prepared<'p>, ErrorObject> {
+        let mut head = Head::read(params, cx.take_read_ahead());
+        let requested = head.requested.take();
+        // A 2026-07-28 request (its `_meta` names a version) cannot use the methods that
+        // revision removed: they are unknown to it.
+        if SESSION_METHODS.contains(&method) && requested.is_some() {
+            return Err(ErrorObject::method_not_found(method));
+        }
+        // Copied out so no lock is held while the method runs.
+        let negotiated = self.session().revision.is_some();
+        match method {
+            "initialize" => return Ok(Prepared::Initialize(cx)),
+            "ping" if negotiated => return Ok(Prepared::Ping),
+            "logging/setLevel" if negotiated => return Ok(Prepared::SetLevel),
+            "resources/subscribe" | "resources/unsubscribe" if negotiated => return Ok(Prepared::Subscribe),
+            "ping" | "logging/setLevel" | "resources/subscribe" | "resources/unsubscribe" => {
+                return Err(ErrorObject::method_not_found(method));
+            }
+            m if !ERA_METHODS.contains(&m) => return Err(ErrorObject::method_not_found(m)),
+            _ => {}
+        }
+        let era = self.era(method, requested)?;
+        let cx = self.context(cx, era, method, params, &mut head)?;
+        Ok(Prepared::Run {
+            cx,
+            era,
+            call: head.call(),
+        })
+    }
+}
+
 impl Service for Connection {
     async fn request(
         &self,
@@ -1758,49 +1820,32 @@ impl Service for Connection {
         params: Option<Box<RawValue>>,
     ) -> Result<Box<RawValue>, ErrorObject> {
         let params = params.as_deref();
-        // A 2026-07-28 request (its `_meta` names a version) cannot use the methods that
-        // revision removed: they are unknown to it.
-        let mut cx = cx;
-        let mut head = Head::read(params, cx.take_read_ahead());
-        let requested = head.requested.take();
-        if SESSION_METHODS.contains(&method.as_str()) && requested.is_some() {
-            return Err(ErrorObject::method_not_found(&method));
-        }
-        // Copied out so no lock is held while the method runs.
-        let negotiated = self.session().revision.is_some();
-        match method.as_str() {
-            "initialize" => return self.initialize(cx.peer(), params).await,
-            "ping" if negotiated => return raw(&serde_json::json!({})),
-            "logging/setLevel" if negotiated => return self.set_level(params).await,
-            "resources/subscribe" | "resources/unsubscribe" if negotiated => {
-                return self.subscribe(&method, params).await;
-            }
-            "ping" | "logging/setLevel" | "resources/subscribe" | "resources/unsubscribe" => {
-                return Err(ErrorObject::method_not_found(&method));
-            }
-            m if !ERA_METHODS.contains(&m) => return Err(ErrorObject::method_not_found(m)),
-            _ => {}
-        }
-        let era = self.era(&method, requested)?;
-        let cx = self.context(cx, era, &method, params, &mut head)?;
+        let (cx, era, call) = match self.prepare(cx, &method, params)? {
+            Prepared::Initialize(cx) => return self.initialize(cx.peer(), params).await,
+            Prepared::Ping => return raw(&serde_json::json!({})),
+            Prepared::SetLevel => return self.set_level(params).await,
+            Prepared::Subscribe => return self.subscribe(&method, params).await,
+            Prepared::Run { cx, era, call } => (cx, era, call),
+        };
         match method.as_str() {
             "server/discover" if era == Era::Stateless => self.discover(),
             "tools/list" => self.list_tools(&cx, params).await,
-            "tools/call" => self.call_tool(cx, params, head.call()).await,
+            "tools/call" => self.call_tool(cx, params, call).await,
             "resources/list" => self.list_resources(&cx, params).await,
             "resources/templates/list" => self.list_templates(&cx, params).await,
             "resources/read" => self.read_resource(cx, params).await,
             "prompts/list" => self.list_prompts(&cx, params).await,
             "prompts/get" => self.get_prompt(cx, params).await,
             "completion/complete" => self.complete(cx, params).await,
-            "subscriptions/listen" if era == Era::Stateless => self.listen(cx, params).await,
+            // Boxed, as the tasks below: rare, and the largest states of this future otherwise.
+            "subscriptions/listen" if era == Era::Stateless => Box::pin(self.listen(cx, params)).await,
             // 2025-11-25's tasks, in a session of that revision (see [`tasks::session`]).
             "tasks/get" | "tasks/result" | "tasks/cancel"
                 if let Era::Stateful(revision) = era
                     && tasks::session::served_to(revision)
                     && self.server.tasks.is_some() =>
             {
-                let result = self.session_task_method(&cx, revision, &method, params).await?;
+                let result = Box::pin(self.session_task_method(&cx, revision, &method, params)).await?;
                 raw(&result)
             }
             "tasks/get" | "tasks/update" | "tasks/cancel"
