@@ -190,13 +190,11 @@ impl Gateway {
         let endpoints = self.inner.endpoints.read().unwrap_or_else(PoisonError::into_inner);
         let endpoint = endpoints.get(name)?;
         let streamable = &endpoint.streamable;
-        Some(
-            if request.method() == axum::http::Method::POST && request.uri().path() == streamable.path() {
-                Serve::Post(streamable.clone())
-            } else {
-                Serve::Route(endpoint.router.clone())
-            },
-        )
+        Some(if streamable.takes(request) {
+            Serve::Post(streamable.clone())
+        } else {
+            Serve::Route(endpoint.router.clone())
+        })
     }
 
     /// `/metrics`: the counters, and the gauges read now.
@@ -237,7 +235,14 @@ impl Gateway {
         (StatusCode::OK, headers, self.inner.metrics.render(&gauges)).into_response()
     }
 
+    /// Serves `request` on the endpoint `name`: its rate limits first (authentication, a
+    /// layer, ran before), then the endpoint.
     async fn serve(&self, name: &str, request: Request) -> Response {
+        crate::ratelimit::enforce(self, request, |request| self.serve_admitted(name, request)).await
+    }
+
+    /// [`Gateway::serve`], once the rate limits admitted `request`.
+    async fn serve_admitted(&self, name: &str, request: Request) -> Response {
         let no_such = || {
             let error = format!("no upstream or virtual server is named `{name}`");
             json_response(StatusCode::NOT_FOUND, &json!({"error": error}))
@@ -270,15 +275,12 @@ enum Serve {
     Route(Router),
 }
 
-// The MCP endpoints' handlers: the rate limits first (after authentication, a layer), then the
-// endpoint.
-
 async fn aggregated(State(gateway): State<Gateway>, request: Request) -> Response {
-    crate::ratelimit::enforce(&gateway, request, |request| gateway.serve("", request)).await
+    gateway.serve("", request).await
 }
 
 async fn named(State(gateway): State<Gateway>, Path(name): Path<String>, request: Request) -> Response {
-    crate::ratelimit::enforce(&gateway, request, |request| gateway.serve(&name, request)).await
+    gateway.serve(&name, request).await
 }
 
 async fn named_rest(
@@ -286,7 +288,7 @@ async fn named_rest(
     Path((name, _rest)): Path<(String, String)>,
     request: Request,
 ) -> Response {
-    crate::ratelimit::enforce(&gateway, request, |request| gateway.serve(&name, request)).await
+    gateway.serve(&name, request).await
 }
 
 /// `/readyz`: `200` when every upstream can serve (a replica connected and not held off by

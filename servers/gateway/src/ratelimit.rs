@@ -34,9 +34,9 @@
 //!
 //! # Where limits apply
 //!
-//! In the HTTP layer (`enforce`, which the MCP endpoints' handlers call after authentication):
-//! every POST to an MCP endpoint (Streamable HTTP of both generations, the legacy transport's
-//! `/messages`) is read — the body is bounded already; only `method`, `id` and
+//! In the HTTP layer (`enforce`, which `Gateway::serve` calls for every MCP endpoint, after
+//! authentication): every POST to an MCP endpoint (Streamable HTTP of both generations, the
+//! legacy transport's `/messages`) is read — the body is bounded already; only `method`, `id` and
 //! `params.name`/`params.uri` are parsed, and a 2026-07-28 request to the Streamable HTTP endpoint
 //! that names its method and target in `Mcp-Method`/`Mcp-Name` is taken from those headers, which
 //! the transport checks against the body before anything serves it, its body parsed only to answer
@@ -974,8 +974,8 @@ static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 
 /// The rate limits in front of the MCP endpoints (after authentication), `next` serving what
-/// they admit: see the module's docs. Called by the endpoints' handlers rather than as a
-/// middleware layer, which cost every request a boxed service and a boxed future.
+/// they admit: see the module's docs. Called by `Gateway::serve` rather than as a middleware
+/// layer, which cost every request a boxed service and a boxed future.
 pub(crate) async fn enforce<F>(gateway: &Gateway, request: Request, next: impl FnOnce(Request) -> F) -> Response
 where
     F: Future<Output = Response>,

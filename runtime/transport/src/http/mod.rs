@@ -397,6 +397,12 @@ impl StreamableHttp {
         &self.state.config.path
     }
 
+    /// Whether `request` is one [`StreamableHttp::post`] answers: a POST to
+    /// [`StreamableHttp::path`].
+    pub fn takes(&self, request: &axum::extract::Request) -> bool {
+        request.method() == axum::http::Method::POST && request.uri().path() == self.path()
+    }
+
     /// Answers a POST to [`StreamableHttp::path`] as [`StreamableHttp::router`] would, without
     /// routing it again: for a front that has routed the request itself (the gateway, which
     /// picks the endpoint by path first). Every check of the POST is made as on the router.

@@ -122,7 +122,7 @@ impl Service<Request> for Connection {
 
     fn call(&mut self, mut request: Request) -> Self::Future {
         request.extensions_mut().insert(self.peer);
-        if request.method() == axum::http::Method::POST && request.uri().path() == self.endpoint.path() {
+        if self.endpoint.takes(&request) {
             let endpoint = self.endpoint.clone();
             return Either::Left(Box::pin(async move { Ok(endpoint.post(request).await) }));
         }

@@ -11,10 +11,8 @@ use portico_transport::http::{Carry, HttpConfig, StreamableHttp, serve_endpoint}
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use crate::http_client::Nothing;
 use crate::within;
-
-#[derive(serde::Deserialize, schemars::JsonSchema)]
-struct Nothing {}
 
 /// An endpoint at `/mcp` whose one tool says the caller's address, and `/ping` beside it.
 async fn start() -> (String, CancellationToken) {
