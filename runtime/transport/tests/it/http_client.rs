@@ -437,6 +437,74 @@ async fn nobody_listening_and_bad_urls_are_typed_errors() {
     ));
 }
 
+#[tokio::test]
+async fn nothing_overtakes_the_end_of_the_handshake() {
+    // A server slow to accept `notifications/initialized`: it notes when it has, and when a
+    // request comes.
+    let events: Arc<Mutex<Vec<String>>> = Arc::default();
+    let noted = events.clone();
+    let route = post(move |body: Bytes| {
+        let noted = noted.clone();
+        async move {
+            let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let method = body["method"].as_str().unwrap_or_default().to_string();
+            match method.as_str() {
+                "initialize" => {
+                    let mut response = result(
+                        &body["id"],
+                        json!({"protocolVersion": "2025-11-25", "capabilities": {}, "serverInfo": {"name": "slow", "version": "1"}}),
+                    );
+                    response
+                        .headers_mut()
+                        .insert("mcp-session-id", "s-1".parse().expect("value"));
+                    response
+                }
+                "notifications/initialized" => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    noted.lock().expect("lock").push("initialized accepted".into());
+                    StatusCode::ACCEPTED.into_response()
+                }
+                _ => {
+                    noted.lock().expect("lock").push(method);
+                    result(&body["id"], json!({}))
+                }
+            }
+        }
+    })
+    .get(|| async { StatusCode::METHOD_NOT_ALLOWED });
+    let running = Running::start(Router::new().route("/mcp", route)).await;
+    let http: HttpClient<Nobody> = connect(&running.url, Nobody, HttpClientConfig::default())
+        .await
+        .expect("client");
+    let peer = http.peer().handle().clone();
+    let _: Value = within(
+        "initialize",
+        peer.request(
+            "initialize",
+            &json!({"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}),
+        ),
+    )
+    .await
+    .expect("initialized");
+    // The handshake's end from one task and, while the server holds it, a request from another.
+    let ending = tokio::spawn({
+        let peer = peer.clone();
+        async move { peer.notify("notifications/initialized", &json!({})).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let _: Value = within("ping", peer.request("ping", &json!({}))).await.expect("pong");
+    within("the handshake's end", ending)
+        .await
+        .expect("joined")
+        .expect("sent");
+    assert_eq!(
+        *events.lock().expect("lock"),
+        ["initialized accepted", "ping"],
+        "the request waited for the handshake's end"
+    );
+    http.shutdown().await.expect("shutdown");
+}
+
 /// Signals when the `wait` tool starts, and when it is dropped (it ends only by cancellation).
 #[derive(Default)]
 struct Waiting {
