@@ -39,6 +39,6 @@ pub use error::{ErrorObject, PeerError};
 pub use extensions::Extensions;
 pub use message::{Inbound, Message, RequestId};
 pub use peer::{
-    Answer, Driver, Handling, Outbound, OutboundKind, OutboundRequest, Outlet, Peer, PeerConfig, PeerHandle,
-    RequestContext, Service,
+    Answer, Handling, Outbound, OutboundKind, OutboundRequest, Outlet, Peer, PeerConfig, PeerHandle, RequestContext,
+    Service,
 };

@@ -299,21 +299,7 @@ pub trait Outlet: Send + Sync + 'static {
 
     /// Delivers one message without waiting; gives it back when that cannot be done now.
     fn try_send(&self, message: Outbound) -> Result<(), Outbound>;
-
-    /// Starts sending a request this side makes ([`Outbound::request`] set) and gives back
-    /// the work that sends it, for the request's own task to drive while it waits for the
-    /// answer: no task of the transport's between the caller and the wire. The driver
-    /// delivers the answer (or the error that stands for it) to the peer as a transport does
-    /// ([`Peer::receive`]); when the caller stops waiting it drops the driver, which stops
-    /// the exchange. The default gives the message back: the peer then [`Outlet::send`]s it.
-    fn drive_request(&self, message: Outbound) -> Result<Driver, Outbound> {
-        Err(message)
-    }
 }
-
-/// The work of sending one request, driven by the task waiting for its answer
-/// ([`Outlet::drive_request`]).
-pub type Driver = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
 /// Where a peer writes: the channel a transport reads, or an outlet that delivers by itself.
 enum Outgoing {
@@ -404,32 +390,20 @@ impl Shared {
     }
 
     /// Sends the request `request` (encoded as `text`), with what its sender attached for the
-    /// transport; the work that sends it when the transport hands that to the caller
-    /// ([`Outlet::drive_request`]).
+    /// transport.
     async fn send_request(
         &self,
         text: String,
         request: OutboundRequest,
         related: Option<&RequestId>,
         extensions: Extensions,
-    ) -> Result<Option<Driver>, PeerError> {
+    ) -> Result<(), PeerError> {
         let message = Outbound {
             extensions,
             request: self.config.requests_beside.then(|| Box::new(request)),
             ..Outbound::message(text, related.cloned())
         };
-        let message = match &self.outbound {
-            Outgoing::Outlet(outlet) => match outlet.drive_request(message) {
-                Ok(driver) => return Ok(Some(driver)),
-                Err(message) => message,
-            },
-            Outgoing::Channel(_) => message,
-        };
-        self.outbound
-            .send(message)
-            .await
-            .map(|()| None)
-            .map_err(|_| PeerError::Closed)
+        self.outbound.send(message).await.map_err(|_| PeerError::Closed)
     }
 }
 
@@ -542,26 +516,14 @@ impl PeerHandle {
             method: method.to_owned(),
             params,
         };
-        let mut driver = shared
+        shared
             .send_request(text, request, self.related.as_ref(), extensions)
             .await?;
         let after = timeout.unwrap_or(shared.config.request_timeout);
-        let wait = tokio::time::timeout(after, rx);
-        tokio::pin!(wait);
-        // The transport's work for the request, if it handed it over, runs here until it is
-        // done (it delivers the answer to `rx` on the way); returning drops what is left of it.
-        let answered = std::future::poll_fn(|cx| {
-            if let Some(work) = driver.as_mut()
-                && work.as_mut().poll(cx).is_ready()
-            {
-                driver = None;
-            }
-            wait.as_mut().poll(cx)
-        });
         let answer = tokio::select! {
             // An answer delivered before the peer closed is the answer.
             biased;
-            answer = answered => answer,
+            answer = tokio::time::timeout(after, rx) => answer,
             () = shared.closed.cancelled() => return Err(PeerError::Closed),
         };
         match answer {

@@ -10,18 +10,11 @@
 //! - **One POST per message**, with `Content-Type: application/json`, `Accept:
 //!   application/json, text/event-stream` and [`HttpClientConfig::headers`]. Requests are
 //!   POSTed concurrently (at most [`HttpClientConfig::max_concurrent_requests`] at once; more
-//!   wait for a slot); notifications and responses (answers to the server's requests) are
-//!   POSTed as they come and need a `2xx`. Nothing waits on another message's POST, so an
-//!   answer to a server's question is never stuck behind the request that caused it — except
-//!   that `notifications/initialized` is accepted before anything after it is sent, so no
-//!   request overtakes the end of the handshake.
-//! - **No task between a caller and its POST.** The peer hands each message to the client as
-//!   it is sent ([`portico_core::Outlet`]), from the sender's task; a request's POST is then
-//!   driven by the very task that waits for its answer ([`portico_core::Outlet::drive_request`]),
-//!   and stops when that task stops waiting. Notifications and responses are POSTed on tasks of
-//!   their own. (Before, a task took every message off a channel and spawned a task for each
-//!   request's POST, whose answer then woke the caller: two task switches and a spawn a call,
-//!   about 5% of a gateway's relayed call.) On a plain `http://` endpoint
+//!   wait for a slot), each on a task of its own; notifications and responses (answers to the
+//!   server's requests) are POSTed as they come and need a `2xx`. Nothing waits on another
+//!   message's POST, so an answer to a server's question is never stuck behind the request that
+//!   caused it — except that `notifications/initialized` is accepted before anything after it
+//!   is sent, so no request overtakes the end of the handshake. On a plain `http://` endpoint
 //!   (no credentials in its URL), with no proxy in the environment and no
 //!   [`HttpClientConfig::auth`], POSTs go out on hyper's pooled client straight rather than
 //!   through reqwest's layers ([`direct`] says why); the GET stream, `DELETE`, `https://`,
@@ -92,7 +85,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -101,15 +94,14 @@ use portico_core::message::{self, Inbound, Message};
 use portico_core::mirror::{self, HeaderParam, Mirror};
 use portico_core::peer::CANCELLED;
 use portico_core::{
-    Driver, ErrorObject, Extensions, Outbound, OutboundKind, OutboundRequest, Outlet, Peer, PeerConfig, PeerHandle,
-    RequestId, Service,
+    ErrorObject, Extensions, Outbound, OutboundKind, OutboundRequest, Peer, PeerConfig, PeerHandle, RequestId, Service,
 };
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
-use tokio::sync::{Notify, Semaphore, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::{AbortHandle, JoinHandle};
 use tokio_util::sync::CancellationToken;
 
@@ -132,6 +124,8 @@ pub struct HttpClientConfig {
     pub headers: HeaderMap,
     /// How long connecting to the server may take (default 10 s).
     pub connect_timeout: Duration,
+    /// Messages the peer queues for sending before its senders wait (default 64).
+    pub outbound_capacity: usize,
     /// The longest message (a JSON answer, an SSE event) accepted, in bytes (default 16 MiB).
     pub max_message_bytes: usize,
     /// Requests POSTed at once; more wait for a slot (default 64).
@@ -158,6 +152,7 @@ impl Default for HttpClientConfig {
             peer: PeerConfig::default(),
             headers: HeaderMap::new(),
             connect_timeout: Duration::from_secs(10),
+            outbound_capacity: 64,
             max_message_bytes: 16 * 1024 * 1024,
             max_concurrent_requests: 64,
             max_reconnects: 3,
@@ -221,11 +216,6 @@ struct Shared {
     resumed: AtomicU64,
     /// Cancelled on shutdown: every task ends.
     stop: CancellationToken,
-    /// Set while `notifications/initialized` is POSTed (and the session's GET stream opened):
-    /// nothing else is sent meanwhile ([`Shared::after_handshake`]).
-    handshake: AtomicBool,
-    /// Wakes what waited for the handshake's end.
-    handshake_done: Notify,
 }
 
 /// A session's state (2025-x).
@@ -239,9 +229,7 @@ struct Session {
 
 /// A request being POSTed.
 struct InFlight {
-    /// Its task, when it has one: a request whose sender drives its POST ([`Writer`]) stops
-    /// when the sender drops it.
-    task: Option<AbortHandle>,
+    task: AbortHandle,
     stateless: bool,
 }
 
@@ -257,7 +245,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct HttpClient<S: Service> {
     peer: Peer<S>,
     shared: Arc<Shared>,
-    writer: Arc<Writer<S>>,
+    pump: JoinHandle<()>,
 }
 
 impl<S: Service> std::fmt::Debug for HttpClient<S> {
@@ -295,11 +283,13 @@ pub async fn connect<S: Service>(
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(HttpClientError::Build)?;
-    // Requests come with their id, method and params: the writer reads them, not the text.
+    let (outbound, queue) = mpsc::channel(config.outbound_capacity.max(1));
+    // Requests come with their id, method and params: the pump reads them, not the text.
     let peer_config = PeerConfig {
         requests_beside: true,
         ..config.peer.clone()
     };
+    let peer = Peer::new(service, peer_config, outbound);
     let shared = Arc::new(Shared {
         http,
         direct: Direct::new(&parsed, config.connect_timeout).map(|direct| direct.with_headers(&config.headers)),
@@ -311,16 +301,9 @@ pub async fn connect<S: Service>(
         tools: Mutex::default(),
         in_flight: Mutex::default(),
         stop: CancellationToken::new(),
-        handshake: AtomicBool::new(false),
-        handshake_done: Notify::new(),
     });
-    let writer = Arc::new(Writer {
-        shared: shared.clone(),
-        peer: Mutex::new(None),
-    });
-    let peer = Peer::with_outlet(service, peer_config, writer.clone());
-    *lock(&writer.peer) = Some(peer.clone());
-    Ok(HttpClient { peer, shared, writer })
+    let pump = tokio::spawn(pump(shared.clone(), peer.clone(), queue));
+    Ok(HttpClient { peer, shared, pump })
 }
 
 impl<S: Service> HttpClient<S> {
@@ -350,7 +333,7 @@ impl<S: Service> HttpClient<S> {
     pub async fn shutdown(self) -> Result<(), HttpClientError> {
         let session = lock(&self.shared.session).clone();
         self.shared.stop.cancel();
-        lock(&self.writer.peer).take();
+        self.pump.abort();
         self.peer.close();
         let Some(id) = session.id else { return Ok(()) };
         let mut delete = self
@@ -383,7 +366,7 @@ impl<S: Service> HttpClient<S> {
 impl<S: Service> Drop for HttpClient<S> {
     fn drop(&mut self) {
         self.shared.stop.cancel();
-        lock(&self.writer.peer).take();
+        self.pump.abort();
         self.peer.close();
     }
 }
@@ -417,36 +400,20 @@ fn spawn(shared: &Arc<Shared>, task: impl Future<Output = ()> + Send + 'static) 
     })
 }
 
-/// Where the peer's messages go: each is POSTed as it is sent, from the task that sends it
-/// (the peer's [`Outlet`]), so no task of the client's stands between a caller and its POST. A
-/// request's POST is driven by the task waiting for its answer ([`Outlet::drive_request`]);
-/// notifications and responses are POSTed on tasks of their own, except the handshake's end,
-/// which its sender waits for.
-struct Writer<S: Service> {
-    shared: Arc<Shared>,
-    /// The peer the POSTs hand what they receive to; taken when the client is dropped or shut
-    /// down (the peer holds this writer: the two would keep each other alive).
-    peer: Mutex<Option<Peer<S>>>,
-}
-
-impl<S: Service> Writer<S> {
-    /// Sends `out`; what is left to wait for, when it is the handshake's end (see
-    /// [`Shared::after_handshake`]).
-    fn write(&self, mut out: Outbound) -> Option<Pin<Box<dyn Future<Output = ()> + Send + 'static>>> {
+/// Reads what the peer sends and POSTs it.
+async fn pump<S: Service>(shared: Arc<Shared>, peer: Peer<S>, mut queue: mpsc::Receiver<Outbound>) {
+    while let Some(mut out) = queue.recv().await {
         if out.kind != OutboundKind::Message {
-            return None;
+            continue;
         }
-        // Gone when the client is: nothing is sent any more.
-        let peer = lock(&self.peer).clone()?;
-        let shared = &self.shared;
         // A request the peer sent comes with its id, method and params: not decoded again.
         if let Some(request) = out.request.take() {
-            queue_request(shared, &peer, *request, out);
-            return None;
+            queue_request(&shared, &peer, *request, out);
+            continue;
         }
         match message::decode(&out.text) {
             Inbound::Single(Ok(Message::Request { id, method, params })) => {
-                queue_request(shared, &peer, OutboundRequest { id, method, params }, out);
+                queue_request(&shared, &peer, OutboundRequest { id, method, params }, out);
             }
             Inbound::Single(Ok(Message::Notification { method, params })) if method == CANCELLED => {
                 #[derive(Deserialize)]
@@ -460,111 +427,45 @@ impl<S: Service> Writer<S> {
                 let in_session = lock(&shared.session).id.is_some();
                 let tell = match cancelled {
                     Some(request) => {
-                        if let Some(task) = request.task {
-                            task.abort();
-                        }
+                        request.task.abort();
                         !request.stateless
                     }
                     None => in_session,
                 };
                 if tell {
-                    post_later(shared, peer, method, out.text);
+                    spawn(&shared, post_message(shared.clone(), peer.clone(), method, out.text));
                 }
             }
-            // The handshake's end is accepted before anything that follows it is sent.
+            // The handshake's end is sent before anything that follows it.
             Inbound::Single(Ok(Message::Notification { method, .. })) if method == "notifications/initialized" => {
-                shared.handshake.store(true, Ordering::Release);
-                let shared = shared.clone();
-                return Some(Box::pin(async move {
-                    tokio::select! {
-                        () = shared.stop.cancelled() => {}
-                        () = post_message(shared.clone(), peer, method, out.text) => {}
-                    }
-                    shared.handshake.store(false, Ordering::Release);
-                    shared.handshake_done.notify_waiters();
-                }));
+                tokio::select! {
+                    () = shared.stop.cancelled() => return,
+                    () = post_message(shared.clone(), peer.clone(), method, out.text) => {}
+                }
             }
-            Inbound::Single(Ok(Message::Notification { method, .. })) => post_later(shared, peer, method, out.text),
-            Inbound::Single(Ok(_)) => post_later(shared, peer, "(response)".into(), out.text),
+            Inbound::Single(Ok(Message::Notification { method, .. })) => {
+                spawn(&shared, post_message(shared.clone(), peer.clone(), method, out.text));
+            }
+            Inbound::Single(Ok(_)) => {
+                spawn(
+                    &shared,
+                    post_message(shared.clone(), peer.clone(), "(response)".into(), out.text),
+                );
+            }
             _ => tracing::debug!(message = %out.text, "not sent: the peer sent something that is not one message"),
         }
-        None
     }
 }
 
-impl<S: Service> Outlet for Writer<S> {
-    fn send(&self, message: Outbound) -> Pin<Box<dyn Future<Output = Result<(), Outbound>> + Send + '_>> {
-        let rest = self.write(message);
-        Box::pin(async move {
-            if let Some(rest) = rest {
-                rest.await;
-            }
-            Ok(())
-        })
-    }
-
-    fn try_send(&self, message: Outbound) -> Result<(), Outbound> {
-        if let Some(rest) = self.write(message) {
-            spawn(&self.shared, rest);
-        }
-        Ok(())
-    }
-
-    fn drive_request(&self, mut message: Outbound) -> Result<Driver, Outbound> {
-        if message.kind != OutboundKind::Message {
-            return Err(message);
-        }
-        let Some(request) = message.request.take() else {
-            return Err(message);
-        };
-        let Some(peer) = lock(&self.peer).clone() else {
-            message.request = Some(request);
-            return Err(message);
-        };
-        let (id, stateless, post) = start_request(&self.shared, &peer, *request, message);
-        lock(&self.shared.in_flight).insert(id, InFlight { task: None, stateless });
-        Ok(post)
-    }
-}
-
-/// POSTs a notification or a response on a task of its own, once the handshake's end is.
-fn post_later<S: Service>(shared: &Arc<Shared>, peer: Peer<S>, method: String, text: String) {
-    let for_task = shared.clone();
-    spawn(shared, async move {
-        for_task.after_handshake().await;
-        post_message(for_task, peer, method, text).await;
-    });
-}
-
-/// Starts the POST of `request` (encoded in `out`) on a task of its own, entered in the
-/// requests in flight.
+/// Starts the POST of `request` (encoded in `out`), entered in the requests in flight.
 fn queue_request<S: Service>(shared: &Arc<Shared>, peer: &Peer<S>, request: OutboundRequest, out: Outbound) {
-    let (id, stateless, post) = start_request(shared, peer, request, out);
-    // The entry is made under the lock the task takes to remove it.
-    let mut in_flight = lock(&shared.in_flight);
-    let task = spawn(shared, post);
-    in_flight.insert(
-        id,
-        InFlight {
-            task: Some(task.abort_handle()),
-            stateless,
-        },
-    );
-}
-
-/// The POST of `request` (encoded in `out`), with its id and whether it is a 2026-07-28 one.
-/// Boxed where it is made: the future is kilobytes, and each move of it a copy.
-fn start_request<S: Service>(
-    shared: &Arc<Shared>,
-    peer: &Peer<S>,
-    request: OutboundRequest,
-    out: Outbound,
-) -> (RequestId, bool, Driver) {
     let OutboundRequest { id, method, params } = request;
     let mirrored = Mirrored::of(&method, params.as_deref(), &out.extensions);
     let stateless = mirrored.version.is_some();
     // Credentials of this request alone, when its sender attached some.
     let auth = out.extensions.get::<Auth>().cloned();
+    // The entry is made under the lock the task takes to remove it.
+    let mut in_flight = lock(&shared.in_flight);
     let queued = Queued {
         id: id.clone(),
         method,
@@ -572,11 +473,14 @@ fn start_request<S: Service>(
         text: out.text,
         mirrored,
     };
-    (
+    let task = spawn(shared, post_request(shared.clone(), peer.clone(), queued, auth));
+    in_flight.insert(
         id,
-        stateless,
-        Box::pin(post_request(shared.clone(), peer.clone(), queued, auth)),
-    )
+        InFlight {
+            task: task.abort_handle(),
+            stateless,
+        },
+    );
 }
 
 /// What a request's POST mirrors of its params, read once as the request is queued: from the
@@ -622,7 +526,7 @@ fn arguments_of(params: Option<&RawValue>) -> Option<Value> {
         .and_then(|p| p.arguments)
 }
 
-/// A request taken from the peer, for its POST.
+/// A request the pump took from the peer, for its POST.
 struct Queued {
     id: RequestId,
     method: String,
@@ -671,12 +575,6 @@ async fn post_request<S: Service>(shared: Arc<Shared>, peer: Peer<S>, queued: Qu
         text,
         mirrored,
     } = queued;
-    // Out of the requests in flight when done, or dropped by the sender driving it.
-    let _entry = Entry {
-        shared: &shared,
-        id: &id,
-    };
-    shared.after_handshake().await;
     let exchange = Exchange {
         shared: &shared,
         peer: &peer,
@@ -687,18 +585,7 @@ async fn post_request<S: Service>(shared: Arc<Shared>, peer: Peer<S>, queued: Qu
     if let Err(error) = exchange.run(params.as_deref(), text, &mirrored).await {
         peer.receive(&message::encode_error(Some(&id), &error)).await;
     }
-}
-
-/// Takes a request out of the requests in flight when its POST ends or is dropped.
-struct Entry<'a> {
-    shared: &'a Shared,
-    id: &'a RequestId,
-}
-
-impl Drop for Entry<'_> {
-    fn drop(&mut self) {
-        lock(&self.shared.in_flight).remove(self.id);
-    }
+    lock(&shared.in_flight).remove(&id);
 }
 
 /// The headers of a message sent in `session`: its id and version, when it has them.
@@ -714,20 +601,6 @@ fn session_headers(session: &Session) -> Result<HeaderMap, String> {
 }
 
 impl Shared {
-    /// Waits while `notifications/initialized` is being POSTed: nothing overtakes the end of
-    /// the handshake (a request, say, sent by another task meanwhile).
-    async fn after_handshake(&self) {
-        while self.handshake.load(Ordering::Acquire) {
-            let done = self.handshake_done.notified();
-            tokio::pin!(done);
-            done.as_mut().enable();
-            if !self.handshake.load(Ordering::Acquire) {
-                break;
-            }
-            done.await;
-        }
-    }
-
     /// POSTs `body` with the headers every POST carries and `headers`, authorized by `auth`:
     /// on hyper's client straight when it can ([`direct`]), else through reqwest.
     async fn send_post(
