@@ -159,6 +159,22 @@ pub(crate) fn builder() -> portico_core::client::ClientBuilder {
     Client::builder(info)
 }
 
+/// A client connected to `url` whose `initialize` (2025-11-25) was answered, and the answer;
+/// `notifications/initialized` is the caller's to send.
+async fn initialized(url: &str) -> (HttpClient<Nobody>, Value) {
+    let http: HttpClient<Nobody> = connect(url, Nobody, HttpClientConfig::default()).await.expect("client");
+    let init = within(
+        "initialize",
+        http.peer().handle().request(
+            "initialize",
+            &json!({"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}),
+        ),
+    )
+    .await
+    .expect("initialized");
+    (http, init)
+}
+
 fn seen(log: &Log, method: &str) -> Vec<Seen> {
     log.lock()
         .expect("lock")
@@ -273,19 +289,8 @@ async fn a_response_stream_that_ends_early_is_resumed_with_last_event_id() {
     };
     let endpoint = StreamableHttp::new(move || server.connection(), config);
     let running = Running::start(endpoint.router()).await;
-    let http: HttpClient<Nobody> = connect(&running.url, Nobody, HttpClientConfig::default())
-        .await
-        .expect("client");
+    let (http, init) = initialized(&running.url).await;
     let peer = http.peer().handle().clone();
-    let init: Value = within(
-        "initialize",
-        peer.request(
-            "initialize",
-            &json!({"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}),
-        ),
-    )
-    .await
-    .expect("initialized");
     assert_eq!(init["protocolVersion"], "2025-11-25");
     assert!(http.session_id().is_some());
     assert_eq!(http.protocol_version().as_deref(), Some("2025-11-25"));
@@ -473,19 +478,8 @@ async fn nothing_overtakes_the_end_of_the_handshake() {
     })
     .get(|| async { StatusCode::METHOD_NOT_ALLOWED });
     let running = Running::start(Router::new().route("/mcp", route)).await;
-    let http: HttpClient<Nobody> = connect(&running.url, Nobody, HttpClientConfig::default())
-        .await
-        .expect("client");
+    let (http, _) = initialized(&running.url).await;
     let peer = http.peer().handle().clone();
-    let _: Value = within(
-        "initialize",
-        peer.request(
-            "initialize",
-            &json!({"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}),
-        ),
-    )
-    .await
-    .expect("initialized");
     // The handshake's end from one task and, while the server holds it, a request from another.
     let ending = tokio::spawn({
         let peer = peer.clone();
