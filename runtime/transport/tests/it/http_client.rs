@@ -444,12 +444,14 @@ async fn nobody_listening_and_bad_urls_are_typed_errors() {
 
 #[tokio::test]
 async fn nothing_overtakes_the_end_of_the_handshake() {
-    // A server slow to accept `notifications/initialized`: it notes when it has, and when a
-    // request comes.
+    // A server slow to accept `notifications/initialized` (200 ms after it came): it says when
+    // it came, and notes when it has accepted it and when a request comes.
     let events: Arc<Mutex<Vec<String>>> = Arc::default();
     let noted = events.clone();
+    let came = Arc::new(tokio::sync::Notify::new());
+    let arrived = came.clone();
     let route = post(move |body: Bytes| {
-        let noted = noted.clone();
+        let (noted, arrived) = (noted.clone(), arrived.clone());
         async move {
             let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
             let method = body["method"].as_str().unwrap_or_default().to_string();
@@ -465,6 +467,7 @@ async fn nothing_overtakes_the_end_of_the_handshake() {
                     response
                 }
                 "notifications/initialized" => {
+                    arrived.notify_one();
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     noted.lock().expect("lock").push("initialized accepted".into());
                     StatusCode::ACCEPTED.into_response()
@@ -485,7 +488,7 @@ async fn nothing_overtakes_the_end_of_the_handshake() {
         let peer = peer.clone();
         async move { peer.notify("notifications/initialized", &json!({})).await }
     });
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    within("the handshake's end at the server", came.notified()).await;
     let _: Value = within("ping", peer.request("ping", &json!({}))).await.expect("pong");
     within("the handshake's end", ending)
         .await
