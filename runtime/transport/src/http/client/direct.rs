@@ -1,4 +1,4 @@
-//! How the client's POSTs are sent: on hyper's pooled HTTP/1.1 client straight when nothing
+//! How the client's POSTs are sent: on a pool of HTTP/1.1 connections of its own when nothing
 //! reqwest adds is needed, through reqwest otherwise; and [`Answer`], the response of either.
 //!
 //! # Decisions
@@ -7,20 +7,24 @@
 //!   does not use: its redirect layer parses the request's URL again from text twice (even with
 //!   redirects off), its proxy matcher is consulted, and header maps are cloned. In
 //!   `valgrind --tool=callgrind` of a gateway relaying `tools/call`, that was about 25k
-//!   instructions a call, an eighth of the relayed call. hyper's own client (the one reqwest
-//!   wraps) sends the same request without them.
-//! - **When hyper's client is used ([`Direct`]):** the endpoint is `http://`, the request has no
+//!   instructions a call, an eighth of the relayed call.
+//! - **Why not hyper's client either.** hyper's HTTP/1.1 client drives each connection from a
+//!   task of its own, to which the request and from which each part of the response are
+//!   handed over channels; the task that awaits the answer and the connection's task then
+//!   take turns several times a call. A connection of [`super::h1`] is written and read by the
+//!   task that POSTs; its answer is read by the task that awaits it (see that module).
+//! - **When the direct client is used ([`Direct`]):** the endpoint is `http://`, the request has no
 //!   [`super::auth::Auth`] provider (the `401`/`403` retry with a renewed token is
 //!   [`super::auth::send`]'s, on reqwest), the URL carries no user name or password (reqwest
 //!   sends them as Basic credentials), and the environment names no proxy (`http_proxy`,
-//!   `HTTP_PROXY`, `all_proxy`, `ALL_PROXY`: reqwest honours them, hyper does not). Everything
+//!   `HTTP_PROXY`, `all_proxy`, `ALL_PROXY`: reqwest honours them, this client does not). Everything
 //!   else — `https://`, proxies, OAuth, and the session's GET stream and `DELETE` — goes
 //!   through reqwest as before.
 //! - **The same connection behaviour as reqwest's defaults:** `TCP_NODELAY`, the configured
 //!   connect timeout, TCP keep-alive (15 s, probes every 15 s, 3 retries), idle connections
 //!   kept 90 s, `Host` from the URL.
 //! - **A pool of its own, not `hyper_util`'s.** [`Direct`] talks to one endpoint, so its pool
-//!   is a stack of idle HTTP/1.1 connections (`hyper::client::conn::http1`), last used first:
+//!   is a stack of idle HTTP/1.1 connections, last used first:
 //!   no key to hash (`hyper_util`'s pool hashed its scheme-and-authority key with SipHash on
 //!   every checkout and every return), no `Host` formatted per request, no request URI made
 //!   origin-form per request (both are made once). In `valgrind --tool=callgrind` of a
@@ -28,8 +32,8 @@
 //!   call. A connection goes back to the stack when its response's body has been read to
 //!   the end ([`Answer::chunk`] returned `None`); one whose answer is dropped unread is
 //!   closed. A connection found closed, or idle for longer than [`IDLE_TIMEOUT`], is dropped
-//!   at checkout; a request that a reused connection closed before it was written (the
-//!   server closed it meanwhile) is sent again on the next connection, as `hyper_util`'s
+//!   at checkout; a request that a reused connection could not take and that got no answer
+//!   (the server closed it meanwhile) is sent again on the next connection, as `hyper_util`'s
 //!   client does. Connections idle past the timeout are closed when the pool is next used.
 //! - **An SSE answer read up to its response** ([`Answer::release`]): the rest of the stream
 //!   (a server ends it after the response) is read in a task of its own, at most
@@ -41,14 +45,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::http;
 use axum::http::header::{ACCEPT, CONTENT_TYPE, HOST};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::client::conn::http1;
 use reqwest::header::{HeaderMap, HeaderValue};
-use reqwest::{Method, StatusCode, Url};
+use reqwest::{StatusCode, Url};
 use tokio::net::TcpStream;
+
+use super::h1::{self, Conn, Error};
 
 /// Environment variables through which reqwest finds a proxy for `http://` URLs.
 const PROXY_VARIABLES: [&str; 4] = ["http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"];
@@ -63,18 +65,13 @@ const KEEPALIVE_RETRIES: u32 = 3;
 const DRAIN_LIMIT: usize = 64 * 1024;
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// One connection's request half.
-type Sender = http1::SendRequest<Full<Bytes>>;
-/// Why a POST failed.
-type Error = Box<dyn std::error::Error + Send + Sync>;
-
-/// hyper's HTTP/1.1 client for one `http://` endpoint, with its pool of idle connections.
+/// The HTTP/1.1 client of one `http://` endpoint, with its pool of idle connections.
 pub(super) struct Direct {
     /// Where to connect: the URL's host (without brackets) and port.
     host: String,
     port: u16,
     /// The request target (the URL's path and query), made once.
-    target: http::Uri,
+    target: String,
     /// The headers of every POST: `Host`, the content type, `Accept` and the configured ones.
     headers: HeaderMap,
     connect_timeout: Duration,
@@ -84,7 +81,7 @@ pub(super) struct Direct {
 
 /// A connection waiting in the pool.
 struct Idle {
-    sender: Sender,
+    conn: Conn,
     since: Instant,
 }
 
@@ -119,7 +116,7 @@ impl Direct {
         Some(Self {
             host,
             port,
-            target: target.parse().ok()?,
+            target,
             headers,
             connect_timeout,
             idle: Arc::default(),
@@ -140,61 +137,54 @@ impl Direct {
     }
 
     /// POSTs `body` with the headers of every POST and `extra` (which replace those of the
-    /// same names), on an idle connection or a new one.
+    /// same names), on an idle connection or a new one, and reads the response's head.
     pub(super) async fn post(&self, extra: HeaderMap, body: String) -> Result<Pooled, Error> {
-        let mut headers = self.headers.clone();
-        headers.extend(extra);
-        let mut request = http::Request::new(Full::new(Bytes::from(body)));
-        *request.method_mut() = Method::POST;
-        *request.uri_mut() = self.target.clone();
-        *request.headers_mut() = headers;
         loop {
-            let (mut sender, reused) = match self.checkout().await {
-                Some(sender) => (sender, true),
+            let (mut conn, reused) = match self.checkout() {
+                Some(conn) => (conn, true),
                 None => (self.connect().await?, false),
             };
-            match sender.try_send_request(request).await {
-                Ok(response) => {
-                    return Ok(Pooled {
-                        response,
-                        sender: Some(sender),
-                        idle: self.idle.clone(),
-                    });
-                }
-                Err(mut e) => match e.take_message() {
-                    // Not written: the server closed the idle connection meanwhile, and the
-                    // next connection gets the request.
-                    Some(unsent) if reused => request = unsent,
-                    _ => return Err(e.into_error().into()),
-                },
-            }
+            let written = conn
+                .write_post(&self.target, &self.headers, &extra, body.as_bytes())
+                .await;
+            let head = match (written, conn.read_head().await) {
+                (_, Ok(head)) => head,
+                // Not written: the server closed the idle connection meanwhile, and the next
+                // connection gets the request. (A server that refuses a request before reading
+                // all of it may close before it is written; its answer is read above.)
+                (Err(_), Err(_)) if reused => continue,
+                (Err(e), Err(_)) => return Err(e.into()),
+                (Ok(()), Err(e)) => return Err(e),
+            };
+            return Ok(Pooled {
+                status: head.status,
+                headers: head.headers,
+                body: head.body,
+                keep_alive: head.keep_alive,
+                conn: Some(conn),
+                idle: self.idle.clone(),
+            });
         }
     }
 
     /// An idle connection that can take a request, the most recently used first; those
     /// closed or idle too long are dropped.
-    async fn checkout(&self) -> Option<Sender> {
-        loop {
-            let mut sender = {
-                let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-                let now = Instant::now();
-                // The oldest are first: those idle too long are all at the front.
-                let expired = idle.iter().take_while(|i| now - i.since > IDLE_TIMEOUT).count();
-                idle.drain(..expired);
-                idle.pop()?.sender
-            };
-            if sender.is_closed() {
-                continue;
-            }
-            // Ready at once unless the connection is still finishing its last exchange.
-            if sender.ready().await.is_ok() {
-                return Some(sender);
+    fn checkout(&self) -> Option<Conn> {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        // The oldest are first: those idle too long are all at the front.
+        let expired = idle.iter().take_while(|i| now - i.since > IDLE_TIMEOUT).count();
+        idle.drain(..expired);
+        while let Some(Idle { conn, .. }) = idle.pop() {
+            if conn.is_reusable() {
+                return Some(conn);
             }
         }
+        None
     }
 
-    /// A new connection, its driver running in a task of its own.
-    async fn connect(&self) -> Result<Sender, Error> {
+    /// A new connection.
+    async fn connect(&self) -> Result<Conn, Error> {
         let address = (self.host.as_str(), self.port);
         let stream = match tokio::time::timeout(self.connect_timeout, TcpStream::connect(address)).await {
             Ok(connected) => connected?,
@@ -212,77 +202,75 @@ impl Direct {
             .with_interval(KEEPALIVE)
             .with_retries(KEEPALIVE_RETRIES);
         socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive)?;
-        let (sender, connection) = http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!("an HTTP connection ended: {e}");
-            }
-        });
-        Ok(sender)
+        Ok(Conn::new(stream))
     }
 }
 
 /// A response on a pooled connection: the connection goes back to the pool once the body
 /// has been read to its end.
 pub(super) struct Pooled {
-    response: http::Response<Incoming>,
-    sender: Option<Sender>,
+    status: StatusCode,
+    headers: HeaderMap,
+    /// What is left of the body.
+    body: h1::Body,
+    /// Whether the connection may serve again once the body is read.
+    keep_alive: bool,
+    /// `None` once the body has been read, or failed.
+    conn: Option<Conn>,
     idle: Arc<Mutex<Vec<Idle>>>,
 }
 
 impl Pooled {
     /// The next chunk of the body; `None` at its end.
     async fn chunk(&mut self) -> Result<Option<Bytes>, Error> {
-        loop {
-            match self.response.body_mut().frame().await {
-                None => {
-                    if let Some(sender) = self.sender.take() {
-                        let idle = Idle {
-                            sender,
-                            since: Instant::now(),
-                        };
-                        self.idle.lock().unwrap_or_else(PoisonError::into_inner).push(idle);
-                    }
-                    return Ok(None);
+        let Some(conn) = self.conn.as_mut() else {
+            return Ok(None);
+        };
+        match conn.read_body(&mut self.body).await {
+            Ok(Some(chunk)) => Ok(Some(chunk)),
+            Ok(None) => {
+                if let Some(conn) = self.conn.take()
+                    && self.keep_alive
+                    && conn.is_drained()
+                {
+                    let idle = Idle {
+                        conn,
+                        since: Instant::now(),
+                    };
+                    self.idle.lock().unwrap_or_else(PoisonError::into_inner).push(idle);
                 }
-                Some(Err(e)) => return Err(e.into()),
-                // Trailers carry nothing this client reads.
-                Some(Ok(frame)) => {
-                    if let Ok(data) = frame.into_data() {
-                        return Ok(Some(data));
-                    }
-                }
+                Ok(None)
+            }
+            Err(e) => {
+                self.conn = None;
+                Err(e)
             }
         }
     }
 
     /// Done with the answer before its end: see the module's docs.
-    fn release(self) {
-        let Pooled { response, sender, idle } = self;
-        let (Some(sender), Ok(runtime)) = (sender, tokio::runtime::Handle::try_current()) else {
+    fn release(mut self) {
+        if !self.keep_alive || self.conn.is_none() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let mut body = response.into_body();
         runtime.spawn(async move {
-            let drained = tokio::time::timeout(DRAIN_TIMEOUT, async move {
+            let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
                 let mut read = 0usize;
-                while let Some(frame) = body.frame().await {
-                    let Ok(frame) = frame else { return false };
-                    read += frame.data_ref().map_or(0, Bytes::len);
+                while let Some(chunk) = self.chunk().await? {
+                    read += chunk.len();
                     if read > DRAIN_LIMIT {
-                        return false;
+                        return Err(Error::from("too long"));
                     }
                 }
-                true
+                Ok(())
             })
             .await;
-            if drained == Ok(true) {
-                let back = Idle {
-                    sender,
-                    since: Instant::now(),
-                };
-                idle.lock().unwrap_or_else(PoisonError::into_inner).push(back);
-            }
+            // The connection was pooled again by `chunk` at the body's end; otherwise it
+            // closes as `self` is dropped.
+            drop(drained);
         });
     }
 }
@@ -297,21 +285,21 @@ fn names_a_proxy(get: impl Fn(&'static str) -> Option<std::ffi::OsString>) -> bo
 /// An answer to one of the client's requests, from whichever client sent it.
 pub(super) enum Answer {
     Reqwest(reqwest::Response),
-    Hyper(Pooled),
+    Direct(Pooled),
 }
 
 impl Answer {
     pub(super) fn status(&self) -> StatusCode {
         match self {
             Answer::Reqwest(response) => response.status(),
-            Answer::Hyper(pooled) => pooled.response.status(),
+            Answer::Direct(pooled) => pooled.status,
         }
     }
 
     pub(super) fn headers(&self) -> &HeaderMap {
         match self {
             Answer::Reqwest(response) => response.headers(),
-            Answer::Hyper(pooled) => pooled.response.headers(),
+            Answer::Direct(pooled) => &pooled.headers,
         }
     }
 
@@ -319,14 +307,14 @@ impl Answer {
     pub(super) async fn chunk(&mut self) -> Result<Option<Bytes>, Box<dyn std::error::Error + Send + Sync>> {
         match self {
             Answer::Reqwest(response) => Ok(response.chunk().await?),
-            Answer::Hyper(pooled) => pooled.chunk().await,
+            Answer::Direct(pooled) => pooled.chunk().await,
         }
     }
 
     /// Done with an answer whose stream may not have ended yet (an SSE answer read up to its
-    /// response): hyper's connection is pooled again once the rest is read, if it ends soon.
+    /// response): the direct client's connection is pooled again once the rest is read, if it ends soon.
     pub(super) fn release(self) {
-        if let Answer::Hyper(pooled) = self {
+        if let Answer::Direct(pooled) = self {
             pooled.release();
         }
     }
@@ -334,10 +322,14 @@ impl Answer {
 
 #[cfg(test)]
 mod tests {
+    use axum::http;
+    use http_body_util::{BodyExt, Full};
+    use hyper::body::Incoming;
+
     use super::*;
 
     #[test]
-    fn hyper_sends_only_to_plain_http_endpoints() {
+    fn the_direct_client_sends_only_to_plain_http_endpoints() {
         let url = |text: &str| Url::parse(text).unwrap();
         let timeout = Duration::from_secs(1);
         // No proxy in the test environment is assumed: CI sets none.
@@ -425,7 +417,7 @@ mod tests {
         let port = url.port().unwrap();
         for n in 0..5 {
             let answer = direct.post(HeaderMap::new(), format!("call {n}")).await.unwrap();
-            assert_eq!(answer.response.status(), StatusCode::OK);
+            assert_eq!(answer.status, StatusCode::OK);
             assert_eq!(read(answer).await, format!("127.0.0.1:{port} /mcp?x=1 call {n}"));
         }
         assert_eq!(
@@ -521,6 +513,40 @@ mod tests {
             assert!(read(answer).await.ends_with(&format!(" call {n}")));
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 3, "each answer closed its connection");
+    }
+
+    #[tokio::test]
+    async fn a_refusal_sent_before_the_body_was_read_is_the_answer() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        if names_a_proxy(std::env::var_os) {
+            return;
+        }
+        // A server that answers `413` after the request's head and closes the connection
+        // with the body unread, as servers do with a body over their limit.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = Url::parse(&format!("http://{}/mcp", listener.local_addr().unwrap())).unwrap();
+        tokio::spawn(async move {
+            loop {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                let mut seen = Vec::new();
+                let mut byte = [0u8; 1];
+                while !seen.ends_with(b"\r\n\r\n") && stream.read_exact(&mut byte).await.is_ok() {
+                    seen.push(byte[0]);
+                }
+                let refusal = b"HTTP/1.1 413 Payload Too Large\r\nconnection: close\r\ncontent-length: 2\r\n\r\n{}";
+                let _ = stream.write_all(refusal).await;
+            }
+        });
+        let direct = Direct::new(&url, Duration::from_secs(5)).unwrap();
+        // Far more than the socket buffers hold: the write fails once the server has closed.
+        let body = "x".repeat(16 << 20);
+        let answer = direct.post(HeaderMap::new(), body).await.unwrap();
+        assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(read(answer).await, "{}");
+        assert!(
+            direct.idle.lock().unwrap().is_empty(),
+            "a closed connection is not pooled"
+        );
     }
 
     #[tokio::test]

@@ -16,7 +16,7 @@
 //!   caused it — except that `notifications/initialized` is accepted before anything after it
 //!   is sent, so no request overtakes the end of the handshake. On a plain `http://` endpoint
 //!   (no credentials in its URL), with no proxy in the environment and no
-//!   [`HttpClientConfig::auth`], POSTs go out on hyper's pooled client straight rather than
+//!   [`HttpClientConfig::auth`], POSTs go out on a pooled HTTP/1.1 client of its own rather than
 //!   through reqwest's layers ([`direct`] says why); the GET stream, `DELETE`, `https://`,
 //!   proxies and authorized POSTs use reqwest.
 //! - **A request's params are read once**, as it is queued, for what its headers mirror
@@ -111,6 +111,7 @@ use super::headers::{LAST_EVENT_ID, MCP_METHOD, MCP_NAME, MCP_PROTOCOL_VERSION, 
 use direct::{Answer, Direct};
 
 mod direct;
+mod h1;
 
 /// The most of an error answer's body that is read.
 const MAX_ERROR_BODY: usize = 64 * 1024;
@@ -201,7 +202,7 @@ type Hasher = foldhash::fast::RandomState;
 /// What the client's tasks share.
 struct Shared {
     http: reqwest::Client,
-    /// hyper's client for the POSTs that need nothing of reqwest's, if this endpoint's can.
+    /// The HTTP/1.1 client for the POSTs that need nothing of reqwest's, if this endpoint's can.
     direct: Option<Direct>,
     url: Url,
     config: HttpClientConfig,
@@ -602,7 +603,7 @@ fn session_headers(session: &Session) -> Result<HeaderMap, String> {
 
 impl Shared {
     /// POSTs `body` with the headers every POST carries and `headers`, authorized by `auth`:
-    /// on hyper's client straight when it can ([`direct`]), else through reqwest.
+    /// on the direct client when it can ([`direct`]), else through reqwest.
     async fn send_post(
         &self,
         auth: Option<&Auth>,
@@ -612,7 +613,7 @@ impl Shared {
         if auth.is_none()
             && let Some(direct) = &self.direct
         {
-            return Ok(Answer::Hyper(direct.post(headers, body).await?));
+            return Ok(Answer::Direct(direct.post(headers, body).await?));
         }
         Ok(Answer::Reqwest(
             auth::send(auth, self.post(body).headers(headers)).await?,
