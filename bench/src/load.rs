@@ -1,15 +1,23 @@
-//! The closed-loop load generator: N workers, each with its own keep-alive connection, each
-//! sending the next `tools/call` as soon as the last one is answered. Requests answered during
+//! The load generator: N workers, each with its own keep-alive connection and one call in
+//! flight. Closed loop by default: each sends its next call as soon as the last one is
+//! answered. Paced with a rate: a thread of its own releases one call every `1 / rate` seconds,
+//! to the workers in turn (a thread's sleep, not tokio's timer, whose millisecond ticks would
+//! release the calls in bursts); a worker still waiting for its last answer when its turn comes
+//! sends as soon as it is answered, and that call is counted as late (its latency is still from
+//! when it was sent; a worker further behind loses the turns it missed, so the rate reached
+//! falls short of the rate asked for). Requests answered during
 //! the warm-up are not counted; the latency of each one answered in the measured window is.
 //! Given the server's process id, it also reads the server's CPU time at the window's edges
 //! (and that of a second process under test, a gateway's upstream, given its id). A call is a
 //! `tools/call`, or a whole `tools/list` (every page, following `nextCursor`).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use serde::Serialize;
+use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use crate::client::Target;
@@ -41,6 +49,8 @@ pub struct Options {
     /// Another process under test (the upstream server behind a gateway), whose CPU time is
     /// read likewise.
     pub upstream_pid: Option<u32>,
+    /// Calls per second over all workers, paced; `None`: closed loop.
+    pub rate: Option<f64>,
 }
 
 /// The results of a run.
@@ -58,6 +68,11 @@ pub struct Report {
     pub requests: u64,
     /// Calls that failed, warm-up included.
     pub errors: u64,
+    /// The paced rate asked for, calls per second (`None`: closed loop).
+    pub rate: Option<f64>,
+    /// Paced: the share of the measured calls whose turn came while their worker still waited
+    /// for its last answer (the server did not keep up with the rate), in %.
+    pub late_percent: Option<f64>,
     /// The first failure, if any.
     pub first_error: Option<String>,
     /// Calls answered per second.
@@ -100,6 +115,25 @@ struct Tally {
     listed: Option<usize>,
     errors: u64,
     first_error: Option<String>,
+    /// Measured calls whose turn came before their worker was free (paced).
+    late: u64,
+}
+
+/// Releases a call every `every`, to each of `turns` in turn, until `done` is set.
+fn pace(every: Duration, turns: Vec<Arc<Notify>>, done: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut next = Instant::now();
+        for turn in turns.iter().cycle() {
+            if done.load(Ordering::Relaxed) {
+                break;
+            }
+            next += every;
+            if let Some(wait) = next.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            turn.notify_one();
+        }
+    })
 }
 
 /// Runs the load.
@@ -107,6 +141,13 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     if options.concurrency == 0 {
         bail!("--concurrency must be at least 1");
     }
+    let every = match options.rate {
+        Some(rate) if !(rate.is_finite() && rate > 0.0) => {
+            bail!("--rate must be a positive number of calls per second")
+        }
+        Some(rate) => Some(Duration::from_secs_f64(1.0 / rate)),
+        None => None,
+    };
     let mut connecting = JoinSet::new();
     for _ in 0..options.concurrency {
         let (target, call) = (options.target.clone(), options.call.clone());
@@ -121,9 +162,13 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     let stop = start + options.duration;
     let shared = Arc::new((options.target.clone(), options.call.clone()));
     let mut workers = JoinSet::new();
-    for client in clients {
-        workers.spawn(worker(client, shared.clone(), start, stop));
+    let turns: Vec<Arc<Notify>> = clients.iter().map(|_| Arc::default()).collect();
+    for (client, turn) in clients.into_iter().zip(&turns) {
+        let turn = every.map(|_| turn.clone());
+        workers.spawn(worker(client, shared.clone(), start, stop, turn));
     }
+    let paced = Arc::new(AtomicBool::new(false));
+    let pacer = every.map(|every| pace(every, turns, paced.clone()));
 
     let ticks = proc::clock_ticks() as f64;
     let server = options.server_pid.map(|pid| pid.to_string());
@@ -153,15 +198,29 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     });
 
     let mut all = Tally::default();
+    let mut outcome = Ok(());
     while let Some(tally) = workers.join_next().await {
-        let tally = tally.context("a worker")??;
+        let tally = match tally.context("a worker").and_then(|t| t) {
+            Ok(tally) => tally,
+            Err(e) => {
+                outcome = Err(e);
+                continue;
+            }
+        };
         all.latencies.extend_from_slice(&tally.latencies);
         all.pages += tally.pages;
         all.bytes += tally.bytes;
         all.listed = all.listed.or(tally.listed);
         all.errors += tally.errors;
         all.first_error = all.first_error.or(tally.first_error);
+        all.late += tally.late;
     }
+    // Workers that went on past their last turn were released by it; the pacer stops now.
+    paced.store(true, Ordering::Relaxed);
+    if let Some(pacer) = pacer {
+        let _ = pacer.join();
+    }
+    outcome?;
     all.latencies.sort_unstable();
     let us = |ns: u64| ns as f64 / 1e3;
     let seconds = options.duration.as_secs_f64();
@@ -173,6 +232,10 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         seconds,
         requests: all.latencies.len() as u64,
         errors: all.errors,
+        rate: options.rate,
+        late_percent: options
+            .rate
+            .map(|_| all.late as f64 * 100.0 / all.latencies.len().max(1) as f64),
         first_error: all.first_error,
         rps: all.latencies.len() as f64 / seconds,
         p50_us: us(percentile(&all.latencies, 0.50)),
@@ -194,12 +257,21 @@ async fn worker(
     shared: Arc<(Target, Call)>,
     start: Instant,
     stop: Instant,
+    turn: Option<Arc<Notify>>,
 ) -> anyhow::Result<Tally> {
     let mut tally = Tally {
         latencies: Vec::with_capacity(4096),
         ..Tally::default()
     };
     loop {
+        let mut late = false;
+        if let Some(turn) = &turn {
+            // A turn that came while the last call was out is waiting already: late.
+            let next = turn.notified();
+            tokio::pin!(next);
+            late = next.as_mut().enable();
+            next.await;
+        }
         let sent = Instant::now();
         let outcome = tokio::time::timeout(REQUEST_TIMEOUT, client.call()).await;
         let done = Instant::now();
@@ -207,6 +279,7 @@ async fn worker(
             Ok(Ok(answered)) => {
                 if done >= start && done < stop {
                     tally.latencies.push((done - sent).as_nanos() as u64);
+                    tally.late += u64::from(late);
                     tally.pages += answered.pages;
                     tally.bytes += answered.bytes;
                 }

@@ -55,7 +55,7 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:0")]
         addr: std::net::SocketAddr,
     },
-    /// Closed-loop tools/call load; prints a JSON report.
+    /// tools/call (or tools/list) load, closed loop or paced; prints a JSON report.
     Load {
         /// The MCP endpoint, `http://HOST:PORT/mcp`.
         #[arg(long)]
@@ -90,6 +90,10 @@ enum Command {
         /// `auth`).
         #[arg(long)]
         authorization: Option<String>,
+        /// Calls per second over all workers, sent at a steady pace (open loop while the
+        /// server keeps up); without it, each worker calls again as soon as it is answered.
+        #[arg(long)]
+        rate: Option<f64>,
     },
     /// Open idle sessions and report the server's memory growth per session; prints JSON.
     Sessions {
@@ -170,6 +174,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             pid,
             upstream_pid,
             authorization,
+            rate,
         } => {
             let call = match method {
                 Method::ToolsCall => Call::new(mode, &tool, MESSAGE),
@@ -185,6 +190,7 @@ fn run(command: Command) -> anyhow::Result<()> {
                 mode,
                 server_pid: pid,
                 upstream_pid,
+                rate,
             };
             let report = current_thread()?.block_on(load::run(&options))?;
             println!("{}", serde_json::to_string(&report)?);

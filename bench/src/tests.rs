@@ -48,6 +48,7 @@ async fn short_run(target: &Target, mode: Mode, call: Call) -> load::Report {
         mode,
         server_pid: Some(std::process::id()),
         upstream_pid: Some(std::process::id()),
+        rate: None,
     };
     let report = load::run(&options).await.unwrap();
     assert_eq!(report.errors, 0, "{report:?}");
@@ -79,6 +80,41 @@ async fn load_runs_against_portico_in_both_modes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paced_load_sends_at_its_rate_not_as_fast_as_answered() {
+    let target = start_portico().await;
+    let options = load::Options {
+        target,
+        concurrency: 4,
+        warmup: Duration::from_millis(100),
+        duration: Duration::from_millis(500),
+        call: Call::new(Mode::Stateless, "echo", MESSAGE),
+        mode: Mode::Stateless,
+        server_pid: None,
+        upstream_pid: None,
+        rate: Some(200.0),
+    };
+    let report = load::run(&options).await.unwrap();
+    assert_eq!(report.errors, 0, "{report:?}");
+    // 200 calls/s for 0.5 s: 100 calls by the schedule (a closed loop answers thousands), never
+    // more; fewer only if the machine stalled for a quarter of the window.
+    assert!((50..=104).contains(&report.requests), "{report:?}");
+    assert_eq!(report.rate, Some(200.0));
+    assert!(report.late_percent.is_some(), "{report:?}");
+    let closed = load::Options { rate: None, ..options };
+    let report = load::run(&closed).await.unwrap();
+    assert!(
+        report.requests > 104 && report.rate.is_none() && report.late_percent.is_none(),
+        "{report:?}"
+    );
+    let bad = load::Options {
+        rate: Some(0.0),
+        ..closed
+    };
+    let error = load::run(&bad).await.unwrap_err();
+    assert!(format!("{error:#}").contains("--rate"), "{error:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_tool_fails_the_run() {
     let target = start_portico().await;
     let options = load::Options {
@@ -90,6 +126,7 @@ async fn a_wrong_tool_fails_the_run() {
         mode: Mode::Stateless,
         server_pid: None,
         upstream_pid: None,
+        rate: None,
     };
     let outcome = load::run(&options).await;
     match outcome {

@@ -6,6 +6,11 @@
 //!   --http` and once through a gateway whose one upstream is that same server (over HTTP,
 //!   `protocol` the client's generation, `prefix: ""`), rounds alternating so that a drift of
 //!   the machine's speed reaches both alike.
+//! - **Steady rate**: the echo cells at concurrency 32 once more, paced (`portico-bench load
+//!   --rate`) at a quarter of the gateway's req/s in the closed loop: the latency the gateway
+//!   adds when neither path is the bottleneck. In the closed loop every worker calls again at
+//!   once, so the latency there is concurrency / req/s (Little's law) and only restates the
+//!   throughput.
 //! - **Fan-out**: whole `tools/list`s (every page) on the aggregated `/mcp` of a gateway with 10
 //!   `builtin: everything` upstreams (360 tools), against `tools/list` direct to one everything
 //!   server.
@@ -46,6 +51,9 @@ const THROUGHPUT_GOAL: f64 = 0.5;
 const ADDED_P50_GOAL_US: f64 = 150.0;
 /// …at this concurrency.
 const GOAL_CONCURRENCY: usize = 32;
+/// The steady rate of the echo cells at [`GOAL_CONCURRENCY`], as a share of the gateway's req/s
+/// in the closed loop: a load both paths carry with room to spare.
+const STEADY_SHARE: f64 = 0.25;
 /// The sessions `portico serve everything` (and the gateway, unless told otherwise) holds at
 /// most (`HttpConfig::max_sessions`, `limits.max_sessions`).
 const DEFAULT_MAX_SESSIONS: usize = 10_000;
@@ -138,6 +146,27 @@ struct Cell {
     direct: Figures,
     gateway: Figures,
     listings: [Listing; 2],
+    /// The same load paced at a steady rate (echo cells at [`GOAL_CONCURRENCY`]).
+    steady: Option<Steady>,
+}
+
+/// An echo cell paced at a steady rate, both paths.
+#[derive(Debug, Clone)]
+struct Steady {
+    /// Calls per second asked for.
+    rate: f64,
+    direct: Figures,
+    gateway: Figures,
+    /// The largest share of late calls of a round, in % (direct, gateway): calls whose turn came
+    /// while their worker still waited for its last answer.
+    late: [f64; 2],
+}
+
+impl Steady {
+    /// What the gateway adds to the p50 latency, in µs.
+    fn added_p50_us(&self) -> f64 {
+        self.gateway.p50_us - self.direct.p50_us
+    }
 }
 
 impl Cell {
@@ -254,6 +283,13 @@ fn keep(root: &Path, binaries: &Binaries, logs: &Path) -> anyhow::Result<Binarie
     })
 }
 
+/// The processes of a cell: the direct server, the gateway and the gateway's upstream (echo).
+struct Processes<'a> {
+    server: &'a mut Server,
+    gateway: &'a mut Server,
+    upstream: Option<&'a mut Server>,
+}
+
 /// What every part needs.
 struct Bench<'a> {
     binaries: &'a Binaries,
@@ -288,34 +324,44 @@ impl Bench<'_> {
         let mut gateway = self.gateway(&name, &config, gateway_cpu)?;
         let mut rounds: [Vec<Round>; 2] = [Vec::new(), Vec::new()];
         let mut listings = [Listing::default(); 2];
+        let mut processes = Processes {
+            server: &mut server,
+            gateway: &mut gateway,
+            upstream: upstream.as_mut(),
+        };
         for round in 0..args.load.rounds {
             for (i, path) in ROUTES.into_iter().enumerate() {
-                let target = match path {
-                    Route::Direct => &server,
-                    Route::Gateway => &gateway,
+                let method: &[&str] = match part {
+                    Part::Echo => &[],
+                    Part::Fanout => &["--method", "tools/list"],
                 };
-                let seconds = args.load.round_seconds();
-                let mut tool_args = load_args(&target.url, mode, concurrency, seconds, target.pid());
-                match (part, path) {
-                    (Part::Echo, Route::Direct) => {}
-                    (Part::Echo, Route::Gateway) => {
-                        if let Some(upstream) = &upstream {
-                            tool_args.extend(["--upstream-pid".into(), upstream.pid().to_string()]);
-                        }
-                    }
-                    (Part::Fanout, _) => tool_args.extend(["--method".into(), "tools/list".into()]),
-                }
-                let log = self.logs.join(format!("{name}-{}-{round}.load.log", path.name()));
-                let report = run_bench_tool(self.binaries, args.load.load_cpu, &tool_args, &log)
-                    .with_context(|| format!("{name} {}; see {}", path.name(), target.log.display()))?;
+                let report = self.load(&mut processes, (&name, round, path), mode, concurrency, method)?;
                 rounds[i].push(Round::of_load(&report).with_context(|| format!("{name} {}", path.name()))?);
                 listings[i] = Listing::of(&report);
-                server.check_alive()?;
-                gateway.check_alive()?;
-                if let Some(upstream) = upstream.as_mut() {
-                    upstream.check_alive()?;
+            }
+        }
+        // The echo load at a steady rate both paths carry, round after round likewise.
+        let mut steady = None;
+        if part == Part::Echo && concurrency == GOAL_CONCURRENCY {
+            let rate = (Figures::of(&rounds[1], 0).rps * STEADY_SHARE).round().max(1.0);
+            let mut paced: [Vec<Round>; 2] = [Vec::new(), Vec::new()];
+            let mut late = [0.0f64; 2];
+            let rate_text = rate.to_string();
+            for round in 0..args.load.rounds {
+                for (i, path) in ROUTES.into_iter().enumerate() {
+                    let label = format!("{name}-steady");
+                    let extra = ["--rate", rate_text.as_str()];
+                    let report = self.load(&mut processes, (&label, round, path), mode, concurrency, &extra)?;
+                    paced[i].push(Round::of_load(&report).with_context(|| format!("{label} {}", path.name()))?);
+                    late[i] = late[i].max(report["late_percent"].as_f64().unwrap_or_default());
                 }
             }
+            steady = Some(Steady {
+                rate,
+                direct: Figures::of(&paced[0], 0),
+                gateway: Figures::of(&paced[1], 0),
+                late,
+            });
         }
         let cell = Cell {
             part,
@@ -324,6 +370,7 @@ impl Bench<'_> {
             direct: Figures::of(&rounds[0], server.status_kib("VmHWM")?),
             gateway: Figures::of(&rounds[1], gateway.status_kib("VmHWM")?),
             listings,
+            steady,
         };
         if part == Part::Fanout {
             let [direct, through] = listings;
@@ -339,6 +386,37 @@ impl Bench<'_> {
         }
         cell.print();
         Ok(cell)
+    }
+
+    /// One round of `portico-bench load` on one path of the cell `(name, round, path)`, with
+    /// `extra` arguments; every process checked to be alive afterwards.
+    fn load(
+        &self,
+        processes: &mut Processes<'_>,
+        (name, round, path): (&str, usize, Route),
+        mode: &str,
+        concurrency: usize,
+        extra: &[&str],
+    ) -> anyhow::Result<Value> {
+        let target = match path {
+            Route::Direct => &*processes.server,
+            Route::Gateway => &*processes.gateway,
+        };
+        let seconds = self.args.load.round_seconds();
+        let mut tool_args = load_args(&target.url, mode, concurrency, seconds, target.pid());
+        if let (Route::Gateway, Some(upstream)) = (path, &processes.upstream) {
+            tool_args.extend(["--upstream-pid".into(), upstream.pid().to_string()]);
+        }
+        tool_args.extend(extra.iter().map(|arg| (*arg).to_owned()));
+        let log = self.logs.join(format!("{name}-{}-{round}.load.log", path.name()));
+        let report = run_bench_tool(self.binaries, self.args.load.load_cpu, &tool_args, &log)
+            .with_context(|| format!("{name} {}; see {}", path.name(), target.log.display()))?;
+        processes.server.check_alive()?;
+        processes.gateway.check_alive()?;
+        if let Some(upstream) = processes.upstream.as_mut() {
+            upstream.check_alive()?;
+        }
+        Ok(report)
     }
 
     /// Starts `portico gateway` on `config` (written beside the logs), pinned to `cpu`.
@@ -427,6 +505,25 @@ impl Cell {
                 }
             );
         }
+        if let Some(steady) = &self.steady {
+            for (path, f, late) in [
+                (Route::Direct, &steady.direct, steady.late[0]),
+                (Route::Gateway, &steady.gateway, steady.late[1]),
+            ] {
+                println!(
+                    "  steady {:<22} c={:<4} {:<8} {:>8.0} calls/s (paced at {:.0})  p50 {:>7.0} µs  p99 {:>7.0} µs  CPU {:>3.0}%  late {:.1}%",
+                    self.mode_label,
+                    self.concurrency,
+                    path.name(),
+                    f.rps,
+                    steady.rate,
+                    f.p50_us,
+                    f.p99_us,
+                    f.server_cpu,
+                    late
+                );
+            }
+        }
     }
 }
 
@@ -492,6 +589,14 @@ fn render(
              second `portico serve everything`, started with the direct one. Pinning (`taskset`, 2 cores):\n\
              the direct server on CPU {server}, the load generator on CPU {load}, the gateway on CPU\n\
              {gateway} and its upstream on CPU {upstream}{shares}.\n\
+             - **Steady rate**: the echo cells at concurrency {GOAL_CONCURRENCY} once more, both paths, with the\n\
+             calls paced (`portico-bench load --rate`: a thread of the load generator's releases one call\n\
+             every 1/rate seconds, to the workers in turn) at a quarter of the gateway's req/s in the\n\
+             closed loop, a rate both paths carry with room to spare: the latency the gateway adds when\n\
+             neither path is the bottleneck. (In the closed loop each worker calls again as soon as it\n\
+             is answered, so the p50 there is about concurrency / req/s by Little's law, and the added\n\
+             p50 restates the throughput.) A call whose turn comes while its worker still waits for its\n\
+             last answer is late; its latency still counts from when it was sent.\n\
              - **Fan-out**: whole `tools/list`s (every page, following `nextCursor`) on the aggregated `/mcp` of\n\
              a gateway with {upstreams} `builtin: everything` upstreams, against `tools/list` direct to one\n\
              everything server. Built-in upstreams: the gateway answers `tools/list` from each upstream's\n\
@@ -534,6 +639,7 @@ fn render(
     );
     line(&mut out, &args.load.results_line("gateway", "cell and path"));
     render_echo(&mut out, cells);
+    render_steady(&mut out, cells);
     render_fanout(&mut out, args, cells);
     policy::render(&mut out, args, policy);
     policy::render_cache(&mut out, args, cache);
@@ -631,6 +737,59 @@ fn render_echo(out: &mut String, cells: &[Cell]) {
                 },
                 format!("{:.1}", mib(f.peak_rss_kib)),
                 format!("{:.0}", f.load_cpu),
+                format!("{:.0}", f.other_cpu),
+            ];
+            out.push_str(&row(&row_cells));
+            out.push('\n');
+        }
+    }
+    out.push('\n');
+}
+
+/// The steady-rate table.
+fn render_steady(out: &mut String, cells: &[Cell]) {
+    let paced: Vec<(&Cell, &Steady)> = cells.iter().filter_map(|c| c.steady.as_ref().map(|s| (c, s))).collect();
+    if paced.is_empty() {
+        return;
+    }
+    out.push_str(&format!(
+        "### Echo at a steady rate: concurrency {GOAL_CONCURRENCY}, paced at {:.0}% of the gateway's req/s above (differences: gateway − direct)\n\n",
+        STEADY_SHARE * 100.0
+    ));
+    out.push_str("| calls | rate (calls/s) | path | req/s | p50 µs | p99 µs | CPU % | CPU µs/call | late calls % (largest of a round) | other CPU % |\n");
+    out.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
+    for (cell, steady) in paced {
+        let d = &steady.direct;
+        for (path, f, late) in [
+            (Route::Direct, d, steady.late[0]),
+            (Route::Gateway, &steady.gateway, steady.late[1]),
+        ] {
+            let gateway = path == Route::Gateway;
+            let compared = |value: f64, direct: f64| {
+                if gateway {
+                    format!("{value:.0} ({:+.0})", value - direct)
+                } else {
+                    format!("{value:.0}")
+                }
+            };
+            let row_cells = [
+                if gateway {
+                    String::new()
+                } else {
+                    cell.mode_label.to_owned()
+                },
+                if gateway {
+                    String::new()
+                } else {
+                    format!("{:.0}", steady.rate)
+                },
+                path.name().to_owned(),
+                format!("{:.0}", f.rps),
+                compared(f.p50_us, d.p50_us),
+                compared(f.p99_us, d.p99_us),
+                format!("{:.0}", f.server_cpu),
+                format!("{:.1}", f.cpu_us_per_call()),
+                format!("{late:.1}"),
                 format!("{:.0}", f.other_cpu),
             ];
             out.push_str(&row(&row_cells));
@@ -743,14 +902,30 @@ fn goals(cells: &[Cell]) -> Vec<String> {
         ));
     }
     let at_goal: Vec<&&Cell> = echo.iter().filter(|c| c.concurrency == GOAL_CONCURRENCY).collect();
+    let steady: Vec<(&Cell, &Steady)> = at_goal
+        .iter()
+        .filter_map(|c| c.steady.as_ref().map(|s| (**c, s)))
+        .collect();
+    if !steady.is_empty() {
+        let met = steady.iter().all(|(_, s)| s.added_p50_us() <= ADDED_P50_GOAL_US);
+        let each: Vec<String> = steady
+            .iter()
+            .map(|(c, s)| format!("{} {:+.0} µs at {:.0} calls/s", c.mode_label, s.added_p50_us(), s.rate))
+            .collect();
+        lines.push(format!(
+            "- Latency goal (added p50 ≤ {ADDED_P50_GOAL_US} µs at concurrency {GOAL_CONCURRENCY}), at a steady rate both paths carry: **{}** — {}.",
+            if met { "met" } else { "missed" },
+            each.join(", ")
+        ));
+    }
     if !at_goal.is_empty() {
         let met = at_goal.iter().all(|c| c.added_p50_us() <= ADDED_P50_GOAL_US);
         let each: Vec<String> = at_goal
             .iter()
-            .map(|c| format!("{} +{:.0} µs", c.mode_label, c.added_p50_us()))
+            .map(|c| format!("{} {:+.0} µs", c.mode_label, c.added_p50_us()))
             .collect();
         lines.push(format!(
-            "- Latency goal (added p50 ≤ {ADDED_P50_GOAL_US} µs at concurrency {GOAL_CONCURRENCY}): **{}** — {}. In a closed loop the p50 is about concurrency / req/s (Little's law), so at {GOAL_CONCURRENCY} calls in flight the added p50 follows the throughput ratio more than the hop's own cost.",
+            "- The same in the closed loop (each worker calls again when answered): **{}** — {}. There the p50 is about concurrency / req/s (Little's law), so at {GOAL_CONCURRENCY} calls in flight the added p50 follows the throughput ratio, not the hop's own cost.",
             if met { "met" } else { "missed" },
             each.join(", ")
         ));
@@ -779,6 +954,7 @@ mod tests {
             direct: figures(direct.0, direct.1),
             gateway: figures(gateway.0, gateway.1),
             listings: [Listing::default(); 2],
+            steady: None,
         }
     }
 
@@ -799,6 +975,44 @@ mod tests {
             lines[0].contains("**met**") && lines[1].contains("**missed**"),
             "{lines:?}"
         );
+    }
+
+    #[test]
+    fn the_latency_goal_is_judged_at_the_steady_rate_and_the_closed_loop_shown_beside() {
+        let mut cell = echo(32, (1000.0, 400.0), (400.0, 1000.0));
+        cell.steady = Some(Steady {
+            rate: 100.0,
+            direct: figures(100.0, 120.0),
+            gateway: figures(100.0, 250.0),
+            late: [0.0, 0.5],
+        });
+        let lines = goals(std::slice::from_ref(&cell));
+        assert!(
+            lines[1]
+                .contains("at a steady rate both paths carry: **met** — 2026-07-28 stateless +130 µs at 100 calls/s"),
+            "{lines:?}"
+        );
+        assert!(
+            lines[2].contains("closed loop") && lines[2].contains("**missed** — 2026-07-28 stateless +600 µs"),
+            "{lines:?}"
+        );
+        let mut table = String::new();
+        render_steady(&mut table, std::slice::from_ref(&cell));
+        assert!(
+            table.contains("| 2026-07-28 stateless | 100 | direct | 100 | 120 | 240 |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| | | gateway | 100 | 250 (+130) | 500 (+260) |"),
+            "{table}"
+        );
+        assert!(table.contains("| 0.5 |"), "{table}");
+        cell.steady.as_mut().unwrap().gateway.p50_us = 271.0;
+        assert!(goals(std::slice::from_ref(&cell))[1].contains("**missed** — 2026-07-28 stateless +151 µs"));
+        // Cells without a steady part have no table.
+        let mut none = String::new();
+        render_steady(&mut none, &[echo(256, (1.0, 1.0), (1.0, 1.0))]);
+        assert!(none.is_empty());
     }
 
     #[test]
