@@ -700,13 +700,7 @@ fn render_echo(out: &mut String, cells: &[Cell]) {
         let (d, g) = (&cell.direct, &cell.gateway);
         for (path, f) in [(Route::Direct, d), (Route::Gateway, g)] {
             let gateway = path == Route::Gateway;
-            let compared = |value: f64, direct: f64| {
-                if gateway {
-                    format!("{value:.0} ({:+.0})", value - direct)
-                } else {
-                    format!("{value:.0}")
-                }
-            };
+            let compared = |value: f64, direct: f64| compared(gateway, value, direct);
             let (label, level) = if gateway {
                 (String::new(), String::new())
             } else {
@@ -746,6 +740,15 @@ fn render_echo(out: &mut String, cells: &[Cell]) {
     out.push('\n');
 }
 
+/// A figure of a row: the gateway's with its difference to the direct path's.
+fn compared(gateway: bool, value: f64, direct: f64) -> String {
+    if gateway {
+        format!("{value:.0} ({:+.0})", value - direct)
+    } else {
+        format!("{value:.0}")
+    }
+}
+
 /// The steady-rate table.
 fn render_steady(out: &mut String, cells: &[Cell]) {
     let paced: Vec<(&Cell, &Steady)> = cells.iter().filter_map(|c| c.steady.as_ref().map(|s| (c, s))).collect();
@@ -765,13 +768,7 @@ fn render_steady(out: &mut String, cells: &[Cell]) {
             (Route::Gateway, &steady.gateway, steady.late[1]),
         ] {
             let gateway = path == Route::Gateway;
-            let compared = |value: f64, direct: f64| {
-                if gateway {
-                    format!("{value:.0} ({:+.0})", value - direct)
-                } else {
-                    format!("{value:.0}")
-                }
-            };
+            let compared = |value: f64, direct: f64| compared(gateway, value, direct);
             let row_cells = [
                 if gateway {
                     String::new()

@@ -19,7 +19,11 @@
 //! - **Kept alive** only when the response is HTTP/1.1 without `Connection: close`, its body
 //!   was framed by length or chunks and read to its end, and nothing followed it.
 //! - **What is written**: `POST <target> HTTP/1.1`, the headers given, `Content-Length`, and
-//!   the body, in one write.
+//!   the body, in one write, whole before the response is read. A server that answers while
+//!   it still reads a body larger than the sockets' buffers would wait on this client as it
+//!   waits on the server (hyper's client reads and writes at once); an MCP server reads a whole
+//!   message before it answers it, one that refuses it and closes is read (see
+//!   [`super::direct`]), and the request's timeout bounds the rest.
 
 use std::io::ErrorKind;
 
