@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Waker};
 
-use axum::body::{Body, Bytes};
+use axum::body::{Body, Bytes, HttpBody as _};
 use axum::extract::{Request, State as Extract};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -528,12 +528,38 @@ pub(crate) async fn read_body(body: Body, headers: &HeaderMap, max: usize) -> Re
     if declared.is_some_and(|len| len > max as u64) {
         return Err(too_large());
     }
-    match Limited::new(body, max).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
-        Err(e) => Err(HttpError::client(
-            StatusCode::BAD_REQUEST,
-            format!("reading the body failed: {e}"),
-        )),
+    // Read up to the body's end as hyper knows it: a body with a `Content-Length` ends with
+    // its last byte, before hyper's connection task gets to signal the end of the stream (on
+    // its next poll). Waiting for that signal cost every request one more poll of its whole
+    // handler.
+    let mut body = Limited::new(body, max);
+    let mut first: Option<Bytes> = None;
+    let mut rest: Vec<u8> = Vec::new();
+    while !body.is_end_stream() {
+        let Some(frame) = body.frame().await else { break };
+        let data = match frame {
+            Ok(frame) => match frame.into_data() {
+                Ok(data) => data,
+                // Trailers carry nothing an MCP request reads.
+                Err(_) => continue,
+            },
+            Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => return Err(too_large()),
+            Err(e) => {
+                return Err(HttpError::client(
+                    StatusCode::BAD_REQUEST,
+                    format!("reading the body failed: {e}"),
+                ));
+            }
+        };
+        match &first {
+            None if rest.is_empty() => first = Some(data),
+            _ => {
+                if let Some(first) = first.take() {
+                    rest.extend_from_slice(&first);
+                }
+                rest.extend_from_slice(&data);
+            }
+        }
     }
+    Ok(first.unwrap_or_else(|| Bytes::from(rest)))
 }

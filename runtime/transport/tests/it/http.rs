@@ -140,6 +140,58 @@ struct Endpoint {
     client: reqwest::Client,
 }
 
+/// A POST written by hand on one connection: its head with `headers`, then the body's
+/// `chunks` in chunked transfer coding, 20 ms apart; the whole response, as text.
+async fn post_chunked(url: &str, headers: &HeaderMap, chunks: &[&[u8]]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = url.trim_start_matches("http://").trim_end_matches("/mcp");
+    let mut stream = tokio::net::TcpStream::connect(address).await.expect("connect");
+    let mut head = format!(
+        "POST /mcp HTTP/1.1\r\nhost: {address}\r\naccept: {BOTH}\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\nconnection: close\r\n"
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {}\r\n", value.to_str().expect("text")));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await.expect("write");
+    // A server that refused the body may close before the rest is written: what it answered
+    // is read all the same.
+    for chunk in chunks {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let framed = [format!("{:x}\r\n", chunk.len()).as_bytes(), chunk, b"\r\n"].concat();
+        let _ = stream.write_all(&framed).await;
+    }
+    let _ = stream.write_all(b"0\r\n\r\n").await;
+    let mut response = Vec::new();
+    let _ = within("the answer", stream.read_to_end(&mut response)).await;
+    String::from_utf8(response).expect("text")
+}
+
+#[tokio::test]
+async fn a_body_sent_in_chunks_is_read_to_its_end() {
+    let ep = Endpoint::start(HttpConfig {
+        max_body_bytes: 1024,
+        ..HttpConfig::default()
+    })
+    .await;
+    let mut params = json!({"name": "echo", "arguments": {"text": "in pieces"}});
+    params["_meta"] = meta(&params);
+    let body = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": params}).to_string();
+    let headers = modern_headers("tools/call", &params);
+    let (a, b) = body.as_bytes().split_at(body.len() / 2);
+    let response = post_chunked(&ep.url, &headers, &[a, b]).await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(
+        response.contains("in pieces") && response.contains(r#""id":7"#),
+        "{response}"
+    );
+    // Over the limit only in its second chunk: refused as a whole.
+    let pad = "x".repeat(1000);
+    let response = post_chunked(&ep.url, &headers, &[a, pad.as_bytes(), b]).await;
+    assert!(response.starts_with("HTTP/1.1 413"), "{response}");
+    ep.stop().await;
+}
+
 impl Endpoint {
     async fn start(config: HttpConfig) -> Self {
         let waiting = Arc::new(Waiting::default());
