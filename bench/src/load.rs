@@ -215,7 +215,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         all.first_error = all.first_error.or(tally.first_error);
         all.late += tally.late;
     }
-    // Workers that went on past their last turn were released by it; the pacer stops now.
+    // Every worker has ended (the pacer gave each its last turn): the pacer stops now.
     paced.store(true, Ordering::Relaxed);
     if let Some(pacer) = pacer {
         let _ = pacer.join();
