@@ -12,7 +12,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use portico_core::PeerConfig;
-use portico_core::client::{Client, ClientConfig, ClientHandler, Notification, Protocol, Subscription, memory};
+use portico_core::client::{
+    Client, ClientConfig, ClientError, ClientHandler, Notification, Protocol, Subscription, memory,
+};
 use portico_core::server::{Change, Era};
 use portico_protocol::v2026_07_28 as wire;
 use portico_transport::http::client::HttpClientConfig;
@@ -634,7 +636,8 @@ impl Replica {
 
     /// Follows a connection's change notifications until it closes: lists again what changed
     /// and announces it. Returns why it stopped: the connection closed, or the 2026-07-28
-    /// server's `subscriptions/listen` stream ended (the server ended it, or it failed — an
+    /// server's `subscriptions/listen` stream could not be opened (other than the server
+    /// declining it) or ended (the server ended it, or it failed — an
     /// unreadable message on a stdio or WebSocket connection fails every request waiting on
     /// it): then the connection is made again, which lists and subscribes again, since changes
     /// would otherwise go unnoticed.
@@ -647,7 +650,18 @@ impl Replica {
                 .with_tools_list_changed(true)
                 .with_prompts_list_changed(true)
                 .with_resources_list_changed(true);
-            client.listen(filter).await.ok()
+            match client.listen(filter).await {
+                Ok(subscription) => Some(subscription),
+                // The server declined, or answered with something else than a subscription:
+                // its changes are not followed (connecting again would not change that).
+                Err(e @ (ClientError::Rpc { .. } | ClientError::Protocol { .. })) => {
+                    tracing::warn!(upstream = self.upstream.name, replica = %self.describe(), error = %e, "the upstream's list changes are not followed");
+                    None
+                }
+                // The stream failed before its acknowledgement was seen (an unreadable message
+                // right after it, say): connected again, as when it fails later.
+                Err(e) => return format!("its subscriptions/listen stream failed: {e}"),
+            }
         } else {
             None
         };
@@ -709,7 +723,7 @@ impl Replica {
 }
 
 /// Completes when `subscription` ends (never without one).
-async fn ended(subscription: Option<&mut Subscription>) -> Result<(), portico_core::client::ClientError> {
+async fn ended(subscription: Option<&mut Subscription>) -> Result<(), ClientError> {
     match subscription {
         Some(subscription) => subscription.ended().await,
         None => std::future::pending().await,
@@ -735,7 +749,7 @@ async fn list(client: &Client) -> Snapshot {
         .as_ref()
         .map_or("?", |i| i.name.as_str())
         .to_string();
-    let warn = |what: &str, e: portico_core::client::ClientError| {
+    let warn = |what: &str, e: ClientError| {
         tracing::warn!(server = name, error = %e, "listing the {what} of an upstream failed");
     };
     // A session upstream with 2025-11-25's tasks: the gateway offers the extension for it.

@@ -304,6 +304,21 @@ async fn an_upstream_answering_what_is_not_json_gives_a_typed_error_and_the_gate
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_subscriptions_listen_stream_makes_the_gateway_connect_again() {
+    lost_listen(false).await;
+}
+
+/// The stream fails before the gateway saw its acknowledgement: `subscriptions/listen` itself
+/// fails, and the gateway connects again as when the stream fails later (it used to go on
+/// without listening, so changes went unnoticed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriptions_listen_that_fails_before_its_acknowledgement_makes_the_gateway_connect_again() {
+    lost_listen(true).await;
+}
+
+/// `everything` over HTTP, whose first `subscriptions/listen` stream carries what is not JSON
+/// right after its acknowledgement (or, `before_ack`, right before it); the gateway must listen
+/// again and serve calls.
+async fn lost_listen(before_ack: bool) {
     use axum::body::{Body, Bytes};
     use axum::extract::Request;
     use axum::middleware::{self, Next};
@@ -338,7 +353,12 @@ async fn a_lost_subscriptions_listen_stream_makes_the_gateway_connect_again() {
                     let mut out = vec![chunk];
                     if acknowledged && !garbled {
                         garbled = true;
-                        out.push(Ok(Bytes::from("event: message\ndata: {not json\n\n")));
+                        let garbage = Ok(Bytes::from("event: message\ndata: {not json\n\n"));
+                        if before_ack {
+                            out.insert(0, garbage);
+                        } else {
+                            out.push(garbage);
+                        }
                     }
                     futures_util::stream::iter(out)
                 });
