@@ -533,8 +533,9 @@ pub(crate) async fn read_body(body: Body, headers: &HeaderMap, max: usize) -> Re
     // its next poll). Waiting for that signal cost every request one more poll of its whole
     // handler.
     let mut body = Limited::new(body, max);
-    let mut first: Option<Bytes> = None;
-    let mut rest: Vec<u8> = Vec::new();
+    // One chunk (most bodies) is handed on as it is; more are joined.
+    let mut first = Bytes::new();
+    let mut joined: Vec<u8> = Vec::new();
     while !body.is_end_stream() {
         let Some(frame) = body.frame().await else { break };
         let data = match frame {
@@ -551,15 +552,12 @@ pub(crate) async fn read_body(body: Body, headers: &HeaderMap, max: usize) -> Re
                 ));
             }
         };
-        match &first {
-            None if rest.is_empty() => first = Some(data),
-            _ => {
-                if let Some(first) = first.take() {
-                    rest.extend_from_slice(&first);
-                }
-                rest.extend_from_slice(&data);
-            }
+        if first.is_empty() && joined.is_empty() {
+            first = data;
+        } else {
+            joined.extend_from_slice(&std::mem::take(&mut first));
+            joined.extend_from_slice(&data);
         }
     }
-    Ok(first.unwrap_or_else(|| Bytes::from(rest)))
+    Ok(if joined.is_empty() { first } else { Bytes::from(joined) })
 }

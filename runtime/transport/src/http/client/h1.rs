@@ -25,7 +25,7 @@
 //!   message before it answers it, one that refuses it and closes is read (see
 //!   [`super::direct`]), and the request's timeout bounds the rest.
 
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Write as _};
 
 use axum::body::Bytes;
 use axum::http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
@@ -119,9 +119,8 @@ impl Conn {
             request.extend_from_slice(value.as_bytes());
             request.extend_from_slice(b"\r\n");
         }
-        request.extend_from_slice(b"content-length: ");
-        request.extend_from_slice(body.len().to_string().as_bytes());
-        request.extend_from_slice(b"\r\n\r\n");
+        // Writing to a `Vec` cannot fail.
+        let _ = write!(request, "content-length: {}\r\n\r\n", body.len());
         request.extend_from_slice(body);
         self.stream.write_all(&request).await
     }
