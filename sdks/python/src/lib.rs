@@ -23,7 +23,7 @@
 /// were about a seventh of the client core's instructions per call (`cargo xtask bench client`
 /// under callgrind). The `portico` binary uses it for the same reason.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: portico_alloc::Mimalloc = portico_alloc::Mimalloc;
 
 mod client;
 #[cfg(unix)]

@@ -22,7 +22,7 @@ mod error;
 /// the client core's instructions per call (`cargo xtask bench client` under callgrind). The
 /// `portico` binary and the Python SDK use it for the same reason.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: portico_alloc::Mimalloc = portico_alloc::Mimalloc;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU32, Ordering};

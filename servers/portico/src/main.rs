@@ -8,20 +8,10 @@
 //! `codegen` on users' own tool specs, `inspect` and `token` come as their crates land. The
 //! binary has no features.
 
-/// mimalloc rather than the system allocator: a request allocates and frees many small
-/// buffers (JSON values, headers, futures), and glibc's malloc spent about a sixth of the
-/// gateway's CPU on them (`perf`, `cargo xtask bench gateway`).
-///
-/// Built with mimalloc's `no_thp`: it then does not ask the kernel for transparent huge pages
-/// (`madvise(MADV_HUGEPAGE)` on its arenas). With them, the process's memory grew in 2 MiB
-/// steps: 1000 idle sessions read as exactly 2 MiB more (2.05 KiB each) however small a session
-/// was, and a fresh server took 21 MiB instead of 14. A server's memory is many small records
-/// (sessions, cached pages), for which 4 KiB pages are the better trade; the server's req/s
-/// did not move, the gateway's fell by about an eighth (docs/benchmarks.md). On a host whose
-/// THP setting is `always` (not `madvise`), the kernel still uses them (the way to have the
-/// gateway's speed back); `MIMALLOC_ALLOW_THP=0` in the environment turns them off there.
+/// mimalloc rather than the system allocator, without transparent huge pages, and asked for an
+/// alignment only where a type needs one (`portico_alloc`'s docs say why and what it measured).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: portico_alloc::Mimalloc = portico_alloc::Mimalloc;
 
 mod conformance_client;
 mod gateway;
