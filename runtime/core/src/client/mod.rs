@@ -407,7 +407,8 @@ fn stateless_meta(
     meta
 }
 
-/// `meta`'s members with their values encoded (once, for every request that sends them).
+/// `meta`'s members with their values encoded (once, for every request that sends them; a
+/// `Value` always encodes).
 fn encoded(meta: &Map<String, Value>) -> Vec<(String, Box<RawValue>)> {
     meta.iter()
         .filter_map(|(key, value)| Some((key.clone(), serde_json::value::to_raw_value(value).ok()?)))
@@ -429,7 +430,8 @@ fn decode<T: DeserializeOwned>(method: &str, value: Value) -> Result<T, ClientEr
 struct Sent<'a> {
     params: &'a Map<String, Value>,
     /// The era's `_meta` members (2026-07-28 only), encoded already: the client's info and
-    /// capabilities are the same in every request, and were a third of the encoding's work.
+    /// capabilities are the same in every request, and encoding them again was about a fifth
+    /// of a relayed request's encoding (the gateway's, callgrind: 0.9k of 4.5k instructions).
     stateless: Option<&'a [(String, Box<RawValue>)]>,
     /// The log level asked for (2026-07-28 only).
     level: Option<wire::LoggingLevel>,
