@@ -361,15 +361,13 @@ impl ClientBuilder {
                 return Err(error);
             }
         };
-        let stateless = stateless_meta(&self.info, &capabilities, None);
-        let stateless_encoded = encoded(&stateless);
+        let stateless = encoded(&stateless_meta(&self.info, &capabilities, None));
         Ok(Client {
             inner: Arc::new(Inner {
                 handle,
                 shared,
                 transport: Mutex::new(Some(Box::new(transport))),
                 stateless,
-                stateless_encoded,
                 info: self.info,
                 capabilities,
                 config: self.config,
@@ -715,10 +713,9 @@ struct Inner {
     handle: PeerHandle,
     shared: Arc<Shared>,
     transport: Mutex<Option<Box<dyn ClientTransport>>>,
-    /// The `_meta` every 2026-07-28 request carries (but the log level).
-    stateless: Map<String, Value>,
-    /// The same, its values encoded once ([`Sent`] writes them as they are).
-    stateless_encoded: Vec<(String, Box<RawValue>)>,
+    /// The `_meta` every 2026-07-28 request carries (but the log level), its values encoded
+    /// once ([`Sent`] writes them as they are).
+    stateless: Vec<(String, Box<RawValue>)>,
     info: wire::Implementation,
     capabilities: wire::ClientCapabilities,
     config: ClientConfig,
@@ -910,7 +907,7 @@ impl Client {
         };
         let sent = Sent {
             params,
-            stateless: (self.inner.era == Era::Stateless).then_some(self.inner.stateless_encoded.as_slice()),
+            stateless: (self.inner.era == Era::Stateless).then_some(self.inner.stateless.as_slice()),
             level,
             options,
         };
@@ -937,15 +934,13 @@ impl Client {
         {
             return extensions;
         }
-        let Some(version) = self.inner.stateless.get(PROTOCOL_VERSION_KEY).and_then(Value::as_str) else {
-            return extensions;
-        };
         let name = crate::mirror::name_member(method)
             .and_then(|member| params.get(member))
             .and_then(Value::as_str)
             .map(str::to_owned);
         extensions.with(Mirror {
-            version: version.to_owned(),
+            // The version the client's own `_meta` carries (`stateless_meta`).
+            version: STATELESS_REVISION.to_owned(),
             name,
         })
     }
