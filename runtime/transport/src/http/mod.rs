@@ -142,6 +142,7 @@ mod config;
 mod endpoint;
 mod error;
 mod event_stream;
+mod front;
 mod guard;
 mod headers;
 pub mod legacy_sse;

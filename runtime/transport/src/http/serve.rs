@@ -1,24 +1,23 @@
 //! Running a router on a TCP listener: `TCP_NODELAY` on every connection (answers are small
 //! and latency-bound), the peer's address in every request's extensions
 //! (`axum::extract::ConnectInfo<SocketAddr>`, which a gateway's rate limits key callers by when
-//! they carry no token), and a graceful shutdown.
+//! they carry no token), and a graceful shutdown (the connections themselves: [`super::front`]).
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use axum::Router;
-use axum::extract::{ConnectInfo, Request};
+use axum::extract::Request;
 use axum::response::Response;
 use axum::routing::future::RouteFuture;
-use axum::serve::{IncomingStream, Listener, ListenerExt, TapIo};
-use futures_util::future::{Either, Ready, ready};
-use tokio::net::{TcpListener, TcpStream};
+use futures_util::future::Either;
+use tokio::net::TcpListener;
 use tower_service::Service;
 
 use super::StreamableHttp;
+use super::front;
 
 /// Serves `router` on `listener` until `shutdown` completes, then stops accepting and waits for
 /// the connections in progress to finish.
@@ -26,17 +25,16 @@ use super::StreamableHttp;
 /// Open SSE streams end only when the endpoint shuts down too: cancel the
 /// [`super::HttpConfig::shutdown`] token with the same signal, e.g. pass
 /// `config.shutdown.clone().cancelled_owned()` here and cancel the token to stop.
+///
+/// HTTP/1.1, served as the `front` module's docs say: plain requests (every MCP POST) by
+/// Portico's own connection loop, anything else (WebSocket upgrades, chunked bodies, …) by
+/// hyper.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        with_nodelay(listener),
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    front::run(listener, |_| router.clone(), shutdown).await
 }
 
 /// [`serve`], with every POST to `endpoint`'s path answered by `endpoint` straight
@@ -57,61 +55,22 @@ pub async fn serve_endpoint(
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(with_nodelay(listener), FrontDoor { endpoint, router })
-        .with_graceful_shutdown(shutdown)
-        .await
+    let door = FrontDoor { endpoint, router };
+    front::run(listener, |_| door.clone(), shutdown).await
 }
 
-/// `listener`, setting `TCP_NODELAY` on every connection it accepts.
-fn with_nodelay(listener: TcpListener) -> TapIo<TcpListener, fn(&mut TcpStream)> {
-    listener.tap_io(nodelay)
-}
-
-fn nodelay(stream: &mut TcpStream) {
-    if let Err(e) = stream.set_nodelay(true) {
-        tracing::debug!("could not set TCP_NODELAY on a connection: {e}");
-    }
-}
-
-/// What [`serve_endpoint`] serves a connection with: made per connection, with its peer's
-/// address.
+/// One connection's service under [`serve_endpoint`]: its POSTs to the endpoint's path to the
+/// endpoint, the rest to the router.
 #[derive(Clone)]
 struct FrontDoor {
     endpoint: StreamableHttp,
     router: Router,
 }
 
-impl<L: Listener<Addr = SocketAddr>> Service<IncomingStream<'_, L>> for FrontDoor {
-    type Response = Connection;
-    type Error = Infallible;
-    type Future = Ready<Result<Connection, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, stream: IncomingStream<'_, L>) -> Self::Future {
-        ready(Ok(Connection {
-            endpoint: self.endpoint.clone(),
-            router: self.router.clone(),
-            peer: ConnectInfo(*stream.remote_addr()),
-        }))
-    }
-}
-
-/// One connection's service: its POSTs to the endpoint's path to the endpoint, the rest to the
-/// router.
-#[derive(Clone)]
-struct Connection {
-    endpoint: StreamableHttp,
-    router: Router,
-    peer: ConnectInfo<SocketAddr>,
-}
-
 /// A POST's answer, on its way.
 type Answering = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
 
-impl Service<Request> for Connection {
+impl Service<Request> for FrontDoor {
     type Response = Response;
     type Error = Infallible;
     type Future = Either<Answering, RouteFuture<Infallible>>;
@@ -120,8 +79,7 @@ impl Service<Request> for Connection {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, mut request: Request) -> Self::Future {
-        request.extensions_mut().insert(self.peer);
+    fn call(&mut self, request: Request) -> Self::Future {
         if self.endpoint.takes(&request) {
             let endpoint = self.endpoint.clone();
             return Either::Left(Box::pin(async move { Ok(endpoint.post(request).await) }));

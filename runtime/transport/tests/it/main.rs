@@ -4,6 +4,7 @@
 mod carry;
 mod child;
 mod client_tasks;
+mod front;
 mod http;
 mod http_client;
 mod legacy_sse;
