@@ -54,6 +54,8 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tower_service::Service;
 
+use super::headers::{LAST_EVENT_ID, MCP_METHOD, MCP_NAME, MCP_PROTOCOL_VERSION, MCP_SESSION_ID};
+
 /// The longest request head (request line and headers) read here; a longer one goes to hyper.
 pub(crate) const MAX_HEAD: usize = 64 * 1024;
 /// The most headers a request read here may have (hyper's limit as well).
@@ -473,7 +475,7 @@ fn parse(buf: &[u8]) -> Parsed {
     let mut headers = Vec::with_capacity(request.headers.len());
     let (mut body, mut close) = (None, false);
     for header in request.headers.iter() {
-        let Ok(name) = HeaderName::from_bytes(header.name.as_bytes()) else {
+        let Some(name) = header_name(header.name.as_bytes()) else {
             return Parsed::Other;
         };
         if name == CONTENT_LENGTH {
@@ -501,6 +503,28 @@ fn parse(buf: &[u8]) -> Parsed {
         body: body.unwrap_or(0),
         close,
     })
+}
+
+/// The names of MCP's own headers, which `http` has no constants for: a request's are matched
+/// against these, so that reading one takes no allocation (`HeaderName::from_bytes` makes one
+/// for every name it does not know).
+static MCP_HEADERS: [HeaderName; 5] = [
+    MCP_SESSION_ID,
+    MCP_PROTOCOL_VERSION,
+    MCP_METHOD,
+    MCP_NAME,
+    LAST_EVENT_ID,
+];
+
+/// A header's name, from its bytes as sent (any case); `None` if it is no token.
+fn header_name(name: &[u8]) -> Option<HeaderName> {
+    let known = MCP_HEADERS
+        .iter()
+        .find(|known| known.as_str().len() == name.len() && name.eq_ignore_ascii_case(known.as_str().as_bytes()));
+    match known {
+        Some(known) => Some(known.clone()),
+        None => HeaderName::from_bytes(name).ok(),
+    }
 }
 
 /// A `Content-Length` value: digits only.
@@ -717,6 +741,20 @@ mod tests {
     #[test]
     fn a_head_cut_short_is_partial() {
         assert!(matches!(parse(b"POST /mcp HTTP/1.1\r\nContent-Le"), Parsed::Partial));
+    }
+
+    #[test]
+    fn mcp_header_names_are_known_in_any_case_and_others_are_read_as_sent() {
+        assert_eq!(header_name(b"Mcp-Session-Id"), Some(MCP_SESSION_ID));
+        assert_eq!(header_name(b"MCP-PROTOCOL-VERSION"), Some(MCP_PROTOCOL_VERSION));
+        assert_eq!(header_name(b"mcp-name"), Some(MCP_NAME));
+        assert_eq!(
+            header_name(b"Mcp-Param-Region").as_ref().map(HeaderName::as_str),
+            Some("mcp-param-region")
+        );
+        assert_eq!(header_name(b"Content-Type"), Some(axum::http::header::CONTENT_TYPE));
+        assert_eq!(header_name(b"mcp-name!"), HeaderName::from_bytes(b"mcp-name!").ok());
+        assert_eq!(header_name(b"bad name"), None);
     }
 
     #[test]
