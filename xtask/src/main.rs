@@ -14,8 +14,9 @@
 //! - `bench gateway`: `portico gateway` in front of `portico serve everything` against the
 //!   server alone, `tools/list` fan-out and idle sessions (see `bench_gateway.rs`; not part of
 //!   `test`);
-//! - `fuzz [--seconds N]`: mutated JSON-RPC frames against the peer engine, then mutated HTTP
-//!   requests against the Streamable HTTP endpoint, N seconds each.
+//! - `fuzz [--seconds N]`: mutated JSON-RPC frames against the peer engine, mutated HTTP
+//!   requests against the Streamable HTTP endpoint, then mutated bytes on the wire against the
+//!   HTTP/1.1 front, N seconds each.
 
 mod bench;
 mod bench_client;
@@ -106,11 +107,13 @@ fn main() -> std::process::ExitCode {
 }
 
 /// `cargo xtask fuzz`: the mutation tests, time-boxed, in a release build: the JSON-RPC
-/// decoder and peer engine, then the Streamable HTTP endpoint, each for `seconds`.
+/// decoder and peer engine, the Streamable HTTP endpoint, then the HTTP/1.1 front's reading of
+/// raw bytes, each for `seconds`.
 fn fuzz(seconds: u64) -> anyhow::Result<std::process::ExitCode> {
     let targets = [
         ("portico-core", "mutated_frames_never_break_the_peer"),
         ("portico-transport", "mutated_requests_never_break_the_endpoint"),
+        ("portico-transport", "mutated_bytes_never_break_the_front"),
     ];
     for (package, test) in targets {
         let status = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))

@@ -41,6 +41,10 @@ pub struct Glob {
 enum Shape {
     Exact(String),
     Prefix(String),
+    /// A star that crosses everything, then a literal.
+    Suffix(String),
+    /// A literal between two stars that cross everything (`*delete*`).
+    Contains(String),
     General,
 }
 
@@ -102,9 +106,13 @@ impl Glob {
                 })
                 .collect()
         };
-        let shape = match tokens.split_last() {
+        let shape = match tokens.as_slice() {
             _ if literal(&tokens).is_some() => Shape::Exact(literal(&tokens).unwrap_or_default()),
-            Some((Token::Stars, rest)) if literal(rest).is_some() => Shape::Prefix(literal(rest).unwrap_or_default()),
+            [rest @ .., Token::Stars] if literal(rest).is_some() => Shape::Prefix(literal(rest).unwrap_or_default()),
+            [Token::Stars, rest @ ..] if literal(rest).is_some() => Shape::Suffix(literal(rest).unwrap_or_default()),
+            [Token::Stars, middle @ .., Token::Stars] if literal(middle).is_some() => {
+                Shape::Contains(literal(middle).unwrap_or_default())
+            }
             _ => Shape::General,
         };
         Ok(Self { tokens, shape, uri })
@@ -115,6 +123,8 @@ impl Glob {
         match &self.shape {
             Shape::Exact(exact) => exact == text,
             Shape::Prefix(prefix) => text.starts_with(prefix.as_str()),
+            Shape::Suffix(suffix) => text.ends_with(suffix.as_str()),
+            Shape::Contains(middle) => text.contains(middle.as_str()),
             Shape::General => self.simulate(text),
         }
     }
@@ -190,6 +200,49 @@ mod tests {
         assert!(!name("\\*", "x"));
         assert!(name("\\[x\\]", "[x]"));
         assert!(name("é?", "éü"));
+    }
+
+    #[test]
+    fn the_quick_shapes_match_as_the_automaton_does() {
+        let texts = [
+            "",
+            "delete",
+            "x_delete_y",
+            "delete_all",
+            "drop_delete",
+            "del",
+            "a/delete/b",
+            "file:///a/b.md",
+            "b.md",
+            "ab",
+            "éa",
+        ];
+        for pattern in [
+            "*delete*", "*_all", "delete_*", "*", "**", "*.md", "**.md", "*/*", "**/b.md", "*a", "a*", "*é*",
+        ] {
+            for (compile, flavour) in [
+                (Glob::name as fn(&str) -> Result<Glob, String>, "name"),
+                (Glob::uri, "uri"),
+            ] {
+                let glob = compile(pattern).expect("a valid pattern");
+                for text in texts {
+                    assert_eq!(
+                        glob.matches(text),
+                        glob.simulate(text),
+                        "{flavour} pattern {pattern:?} on {text:?} ({:?})",
+                        glob.shape
+                    );
+                }
+            }
+        }
+        assert!(matches!(
+            Glob::name("*delete*").expect("valid").shape,
+            Shape::Contains(_)
+        ));
+        assert!(matches!(Glob::name("*_all").expect("valid").shape, Shape::Suffix(_)));
+        // In a URI a single star stops at `/`: not a quick shape.
+        assert!(matches!(Glob::uri("*.md").expect("valid").shape, Shape::General));
+        assert!(matches!(Glob::uri("**.md").expect("valid").shape, Shape::Suffix(_)));
     }
 
     #[test]
