@@ -72,6 +72,10 @@ impl Running {
 
     /// Starts a gateway for `config` whose plugins may name the kinds of `registry`.
     async fn serve_with(mut config: Config, registry: portico_gateway::plugin::PluginRegistry) -> Self {
+        // The tests' own reqwest clients need the process's rustls provider, which the
+        // gateway installs only when it builds an HTTP client of its own (not for a built-in
+        // upstream): installed here, so no test depends on another having run first.
+        portico_transport::http::tls::install_provider();
         // A state store of its own, unless the test shares one on purpose.
         let mut own_state = None;
         if config.state == portico_gateway::config::StateConfig::default() {
