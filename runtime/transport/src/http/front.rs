@@ -57,11 +57,11 @@ use tower_service::Service;
 use super::headers::{LAST_EVENT_ID, MCP_METHOD, MCP_NAME, MCP_PROTOCOL_VERSION, MCP_SESSION_ID};
 
 /// The longest request head (request line and headers) read here; a longer one goes to hyper.
-pub(crate) const MAX_HEAD: usize = 64 * 1024;
+const MAX_HEAD: usize = 64 * 1024;
 /// The most headers a request read here may have (hyper's limit as well).
 const MAX_HEADERS: usize = 100;
 /// The largest body read whole here; a larger one is streamed by hyper.
-pub(crate) const MAX_PLAIN_BODY: usize = 1024 * 1024;
+const MAX_PLAIN_BODY: usize = 1024 * 1024;
 /// How much room a read has at least.
 const READ_SIZE: usize = 8 * 1024;
 /// A body up to this size is written with its head in one write.
