@@ -263,16 +263,8 @@ where
             return None;
         }
         let mut answer = pin!(self.service.call(request));
-        poll_fn(|cx| {
-            if let Poll::Ready(Ok(response)) = answer.as_mut().poll(cx) {
-                return Poll::Ready(Some(response));
-            }
-            match watch(&self.stream, &mut self.buf, cx) {
-                Watch::Gone => Poll::Ready(None),
-                Watch::Open => Poll::Pending,
-            }
-        })
-        .await
+        let answered = while_connected(&self.stream, &mut self.buf, |cx| answer.as_mut().poll(cx)).await;
+        answered.map(|Ok(response)| response)
     }
 
     /// Writes `response`; whether the connection may serve another request.
@@ -280,42 +272,29 @@ where
         let (parts, mut body) = response.into_parts();
         let close = close || self.stop.is_cancelled() || says_close(&parts.headers);
         let status = parts.status;
-        let bodiless =
-            status.is_informational() || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
-        let length = if bodiless { Some(0) } else { body.size_hint().exact() };
         let out = &mut self.out;
         out.clear();
         write_head(out, status, &parts.headers, close);
-        match length {
-            Some(length) if !bodiless => {
-                out.extend_from_slice(b"content-length: ");
-                out.extend_from_slice(itoa::Buffer::new().format(length).as_bytes());
-                out.extend_from_slice(b"\r\n\r\n");
-            }
-            Some(_) => out.extend_from_slice(b"\r\n"),
-            None => out.extend_from_slice(b"transfer-encoding: chunked\r\n\r\n"),
-        }
-        if bodiless {
+        if status.is_informational() || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
+            out.extend_from_slice(b"\r\n");
             self.stream.write_all(&self.out).await?;
             return Ok(!close);
         }
-        let chunked = length.is_none();
+        let chunked = match body.size_hint().exact() {
+            Some(length) => {
+                out.extend_from_slice(b"content-length: ");
+                out.extend_from_slice(itoa::Buffer::new().format(length).as_bytes());
+                out.extend_from_slice(b"\r\n\r\n");
+                false
+            }
+            None => {
+                out.extend_from_slice(b"transfer-encoding: chunked\r\n\r\n");
+                true
+            }
+        };
         let mut written = false;
         loop {
-            let frame = {
-                let (stream, buf) = (&self.stream, &mut self.buf);
-                let mut body = Pin::new(&mut body);
-                poll_fn(|cx| {
-                    if let Poll::Ready(frame) = body.as_mut().poll_frame(cx) {
-                        return Poll::Ready(Some(frame));
-                    }
-                    match watch(stream, buf, cx) {
-                        Watch::Gone => Poll::Ready(None),
-                        Watch::Open => Poll::Pending,
-                    }
-                })
-                .await
-            };
+            let frame = while_connected(&self.stream, &mut self.buf, |cx| Pin::new(&mut body).poll_frame(cx)).await;
             let data = match frame {
                 // The client went away: nothing more to write.
                 None => return Ok(false),
@@ -347,13 +326,14 @@ where
             }
             written = true;
         }
-        if chunked {
-            if !written {
-                self.stream.write_all(&self.out).await?;
+        if !written {
+            // The head (and a small body) not sent yet: with the last chunk, if chunked.
+            if chunked {
+                self.out.extend_from_slice(b"0\r\n\r\n");
             }
-            self.stream.write_all(b"0\r\n\r\n").await?;
-        } else if !written {
             self.stream.write_all(&self.out).await?;
+        } else if chunked {
+            self.stream.write_all(b"0\r\n\r\n").await?;
         }
         Ok(!close)
     }
@@ -396,23 +376,36 @@ where
                 .serve_connection(io, service)
                 .with_upgrades()
         );
-        let mut stopping = pin!(stop.cancelled());
-        let mut asked = false;
-        loop {
-            tokio::select! {
-                served = connection.as_mut() => {
-                    if let Err(e) = served {
-                        tracing::debug!("serving a connection: {e}");
-                    }
-                    return;
-                }
-                () = &mut stopping, if !asked => {
-                    asked = true;
-                    connection.as_mut().graceful_shutdown();
-                }
+        let served = tokio::select! {
+            served = connection.as_mut() => served,
+            () = stop.cancelled() => {
+                connection.as_mut().graceful_shutdown();
+                connection.await
             }
+        };
+        if let Err(e) = served {
+            tracing::debug!("serving a connection: {e}");
         }
     }
+}
+
+/// Polls `poll` until it is ready, watching the connection meanwhile; `None` when the client
+/// went away first.
+async fn while_connected<T>(
+    stream: &TcpStream,
+    buf: &mut BytesMut,
+    mut poll: impl FnMut(&mut Context<'_>) -> Poll<T>,
+) -> Option<T> {
+    poll_fn(|cx| {
+        if let Poll::Ready(value) = poll(cx) {
+            return Poll::Ready(Some(value));
+        }
+        match watch(stream, buf, cx) {
+            Watch::Gone => Poll::Ready(None),
+            Watch::Open => Poll::Pending,
+        }
+    })
+    .await
 }
 
 /// Looks at the connection while a response is awaited: reads what came (a pipelined request,
