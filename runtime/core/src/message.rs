@@ -6,7 +6,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
@@ -204,8 +204,33 @@ fn present_borrowed<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option
 /// Whether the JSON `text` can hold a member whose name contains one of `names` as written
 /// plainly: `false` only when none of them appears and no `\u` escape could spell one. A
 /// cheap test before reading params for a member most of them lack.
-pub fn may_name(text: &str, names: &[&str]) -> bool {
-    text.contains("\\u") || names.iter().any(|name| text.contains(name))
+pub fn may_name(text: &str, names: &[&Mention]) -> bool {
+    static ESCAPE: Mention = Mention::new("\\u");
+    ESCAPE.is_in(text) || names.iter().any(|name| name.is_in(text))
+}
+
+/// A fixed text looked for in JSON text before reading it (a member's name, say): its
+/// searcher is built once, on first use, where `str::contains` sets one up on every call.
+/// Meant for `static`s.
+pub struct Mention {
+    needle: &'static str,
+    finder: OnceLock<memchr::memmem::Finder<'static>>,
+}
+
+impl Mention {
+    /// Looks for `needle`.
+    pub const fn new(needle: &'static str) -> Self {
+        Self {
+            needle,
+            finder: OnceLock::new(),
+        }
+    }
+
+    /// Whether `text` contains the needle.
+    pub fn is_in(&self, text: &str) -> bool {
+        let finder = self.finder.get_or_init(|| memchr::memmem::Finder::new(self.needle));
+        finder.find(text.as_bytes()).is_some()
+    }
 }
 
 /// Decodes one inbound frame. Never fails: what cannot be understood becomes an [`Invalid`]

@@ -1311,8 +1311,9 @@ fn progress_token(params: Option<&RawValue>) -> Option<Box<RawValue>> {
         #[serde(rename = "progressToken")]
         progress_token: Option<Box<RawValue>>,
     }
+    static PROGRESS_TOKEN: crate::message::Mention = crate::message::Mention::new("progressToken");
     let params = params?;
-    if !params.get().contains("progressToken") {
+    if !PROGRESS_TOKEN.is_in(params.get()) {
         return None;
     }
     serde_json::from_str::<Params>(params.get()).ok()?.meta?.progress_token

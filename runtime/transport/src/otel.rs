@@ -119,8 +119,9 @@ impl TraceContext {
 
     /// The `traceparent` a request's params carry in `_meta`, read.
     pub fn from_params(params: Option<&RawValue>) -> Option<Self> {
+        static MENTION: portico_core::message::Mention = portico_core::message::Mention::new(TRACEPARENT);
         let text = params?.get();
-        if !text.contains(TRACEPARENT) {
+        if !MENTION.is_in(text) {
             return None;
         }
         let value: Value = serde_json::from_str(text).ok()?;

@@ -34,7 +34,7 @@ pub mod tool;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use portico_protocol::v2026_07_28 as wire;
 use serde::Deserialize;
@@ -460,9 +460,8 @@ struct MetaVersion {
 /// Whether params text mentions [`PROTOCOL_VERSION_KEY`] (only a 2026-07-28 request's does):
 /// a searcher built once, where `str::contains` would set one up on every call.
 fn names_a_version(params: &RawValue) -> bool {
-    static FINDER: LazyLock<memchr::memmem::Finder<'static>> =
-        LazyLock::new(|| memchr::memmem::Finder::new(PROTOCOL_VERSION_KEY));
-    FINDER.find(params.get().as_bytes()).is_some()
+    static KEY: crate::message::Mention = crate::message::Mention::new(PROTOCOL_VERSION_KEY);
+    KEY.is_in(params.get())
 }
 
 /// The protocol version a request's `_meta` names (2026-07-28 style), if any.
@@ -480,7 +479,7 @@ fn requested_version(params: Option<&RawValue>) -> Option<String> {
 #[derive(Deserialize)]
 struct Prelude<'a> {
     #[serde(rename = "_meta", default)]
-    meta: Option<wire::RequestMetaObject>,
+    meta: Option<Box<wire::RequestMetaObject>>,
     #[serde(rename = "inputResponses", borrow, default)]
     input_responses: Option<&'a RawValue>,
     #[serde(rename = "requestState", borrow, default)]
@@ -506,10 +505,11 @@ fn span_of(params: &RawValue, member: &RawValue) -> Span {
     (start, start + member.get().len())
 }
 
-/// The value at `span` of `params` (a span [`span_of`] found in the same text).
-fn at(params: &RawValue, span: Option<Span>) -> Option<&RawValue> {
+/// The JSON text at `span` of `params` (a span [`span_of`] found in the same text, whose
+/// values were checked when it was read: not read again here).
+fn at(params: &RawValue, span: Option<Span>) -> Option<&str> {
     let (start, end) = span?;
-    serde_json::from_str(params.get().get(start..end)?).ok()
+    params.get().get(start..end)
 }
 
 /// What a 2026-07-28 request's params hold for the framework, read in one pass by the
@@ -529,7 +529,7 @@ pub struct ReadAhead {
     /// only with that same text (the params are handed on in the box they came in), and reads
     /// any other itself.
     text: (usize, usize),
-    meta: wire::RequestMetaObject,
+    meta: Box<wire::RequestMetaObject>,
     name: Option<Span>,
     uri: Option<Span>,
     task_id: Option<Span>,
@@ -568,23 +568,23 @@ impl ReadAhead {
         self.meta.progress_token.is_some()
     }
 
-    /// `params.name`, if present, as sent; `params` are those it was read from.
-    pub fn name<'p>(&self, params: &'p RawValue) -> Option<&'p RawValue> {
+    /// `params.name`, if present, as sent (its JSON text); `params` are those it was read from.
+    pub fn name<'p>(&self, params: &'p RawValue) -> Option<&'p str> {
         at(params, self.name)
     }
 
     /// `params.uri`, as [`ReadAhead::name`].
-    pub fn uri<'p>(&self, params: &'p RawValue) -> Option<&'p RawValue> {
+    pub fn uri<'p>(&self, params: &'p RawValue) -> Option<&'p str> {
         at(params, self.uri)
     }
 
     /// `params.taskId`, as [`ReadAhead::name`].
-    pub fn task_id<'p>(&self, params: &'p RawValue) -> Option<&'p RawValue> {
+    pub fn task_id<'p>(&self, params: &'p RawValue) -> Option<&'p str> {
         at(params, self.task_id)
     }
 
     /// `params.arguments`, as [`ReadAhead::name`].
-    pub fn arguments<'p>(&self, params: &'p RawValue) -> Option<&'p RawValue> {
+    pub fn arguments<'p>(&self, params: &'p RawValue) -> Option<&'p str> {
         at(params, self.arguments)
     }
 
@@ -629,7 +629,7 @@ impl<'p> CallNamed<'p> {
         match self.read_ahead {
             Some(read) => read
                 .arguments(self.params)
-                .and_then(|raw| serde_json::from_str(raw.get()).ok()),
+                .and_then(|text| serde_json::from_str(text).ok()),
             None => serde_json::from_str::<Arguments>(self.params.get())
                 .ok()
                 .and_then(|a| a.arguments),
@@ -637,22 +637,58 @@ impl<'p> CallNamed<'p> {
     }
 }
 
-/// A JSON string's text, borrowed when it has no escapes.
-fn borrowed_str(raw: &RawValue) -> Option<std::borrow::Cow<'_, str>> {
-    match serde_json::from_str::<&str>(raw.get()) {
+/// The string a JSON string's text (`json`) holds, borrowed when it has no escapes.
+fn borrowed_str(json: &str) -> Option<std::borrow::Cow<'_, str>> {
+    match serde_json::from_str::<&str>(json) {
         Ok(text) => Some(text.into()),
-        Err(_) => serde_json::from_str::<String>(raw.get()).ok().map(Into::into),
+        Err(_) => serde_json::from_str::<String>(json).ok().map(Into::into),
     }
 }
 
-/// `tools/call`'s members, the arguments left as sent: the tool reads them into its own type,
-/// with no map in between.
-#[derive(Deserialize)]
+/// `tools/call`'s members, the arguments left as sent (their JSON text, checked when the
+/// params were read): the tool reads them into its own type, with no map in between.
 struct RawCall<'a> {
-    #[serde(borrow)]
     name: std::borrow::Cow<'a, str>,
-    #[serde(default, borrow)]
-    arguments: Option<&'a RawValue>,
+    arguments: Option<&'a str>,
+}
+
+impl<'a> RawCall<'a> {
+    /// Reads `params` for them.
+    fn of(params: &'a RawValue) -> Option<Self> {
+        #[derive(Deserialize)]
+        struct Call<'a> {
+            #[serde(borrow)]
+            name: std::borrow::Cow<'a, str>,
+            #[serde(default, borrow)]
+            arguments: Option<&'a RawValue>,
+        }
+        let call = serde_json::from_str::<Call<'a>>(params.get()).ok()?;
+        Some(Self {
+            name: call.name,
+            arguments: call.arguments.map(RawValue::get),
+        })
+    }
+}
+
+/// The members of a request's params [`Prelude`] leaves raw, as their JSON text (checked when
+/// the params were read, so not read again to be handed on).
+#[derive(Default)]
+struct Members<'a> {
+    input_responses: Option<&'a str>,
+    request_state: Option<&'a str>,
+    name: Option<&'a str>,
+    arguments: Option<&'a str>,
+}
+
+impl<'a> Members<'a> {
+    fn of(prelude: &Prelude<'a>) -> Self {
+        Self {
+            input_responses: prelude.input_responses.map(RawValue::get),
+            request_state: prelude.request_state.map(RawValue::get),
+            name: prelude.name.map(RawValue::get),
+            arguments: prelude.arguments.map(RawValue::get),
+        }
+    }
 }
 
 /// What the context of a 2026-07-28 request takes from its params.
@@ -660,7 +696,7 @@ struct RawCall<'a> {
 #[serde(rename_all = "camelCase")]
 struct StatelessParams {
     #[serde(rename = "_meta")]
-    meta: wire::RequestMetaObject,
+    meta: Box<wire::RequestMetaObject>,
     #[serde(default)]
     input_responses: Option<BTreeMap<String, serde_json::Value>>,
     #[serde(default)]
@@ -674,9 +710,10 @@ struct StatelessParams {
 struct Head<'a> {
     /// The protocol version `_meta` names (a 2026-07-28 request), as [`requested_version`].
     requested: Option<String>,
-    prelude: Option<Prelude<'a>>,
+    /// The members left raw, when the params were read whole.
+    members: Option<Members<'a>>,
     /// `_meta`, when it decoded whole.
-    meta: Option<wire::RequestMetaObject>,
+    meta: Option<Box<wire::RequestMetaObject>>,
 }
 
 impl<'a> Head<'a> {
@@ -692,26 +729,23 @@ impl<'a> Head<'a> {
             text: _,
             mut meta,
             name,
-            uri,
-            task_id,
+            uri: _,
+            task_id: _,
             arguments,
             input_responses,
             request_state,
         } = *read;
-        let prelude = Prelude {
-            meta: None,
+        let members = Members {
             input_responses: at(params, input_responses),
             request_state: at(params, request_state),
             name: at(params, name),
             arguments: at(params, arguments),
-            uri: at(params, uri),
-            task_id: at(params, task_id),
         };
         // Taken out: the context needs the rest of `_meta`, not the version.
         let requested = Some(std::mem::take(&mut meta.protocol_version));
         Self {
             requested,
-            prelude: Some(prelude),
+            members: Some(members),
             meta: Some(meta),
         }
     }
@@ -719,7 +753,7 @@ impl<'a> Head<'a> {
     fn of(params: Option<&'a RawValue>) -> Self {
         let none = Self {
             requested: None,
-            prelude: None,
+            members: None,
             meta: None,
         };
         // Only a 2026-07-28 request names a version: others are not read here at all.
@@ -739,7 +773,7 @@ impl<'a> Head<'a> {
         let requested = meta.as_mut().map(|meta| std::mem::take(&mut meta.protocol_version));
         Self {
             requested,
-            prelude: Some(prelude),
+            members: Some(Members::of(&prelude)),
             meta,
         }
     }
@@ -747,24 +781,24 @@ impl<'a> Head<'a> {
     /// `tools/call`'s `name` and `arguments`, from what was read already, when `name` is a
     /// string.
     fn call(&self) -> Option<RawCall<'a>> {
-        let prelude = self.prelude.as_ref()?;
-        let name = borrowed_str(prelude.name?)?;
+        let members = self.members.as_ref()?;
+        let name = borrowed_str(members.name?)?;
         Some(RawCall {
             name,
-            arguments: prelude.arguments,
+            arguments: members.arguments,
         })
     }
 
     /// `_meta`, `inputResponses` and `requestState` of a 2026-07-28 request, from what was
     /// read already; `None` when something did not decode.
     fn stateless(&mut self) -> Option<StatelessParams> {
-        let prelude = self.prelude.as_ref()?;
-        let input_responses = match prelude.input_responses {
-            Some(raw) => Some(serde_json::from_str(raw.get()).ok()?),
+        let members = self.members.as_ref()?;
+        let input_responses = match members.input_responses {
+            Some(text) => Some(serde_json::from_str(text).ok()?),
             None => None,
         };
-        let request_state = match prelude.request_state {
-            Some(raw) => Some(serde_json::from_str(raw.get()).ok()?),
+        let request_state = match members.request_state {
+            Some(text) => Some(serde_json::from_str(text).ok()?),
             None => None,
         };
         Some(StatelessParams {
@@ -786,7 +820,11 @@ const SESSION_METHODS: &[&str] = &[
 
 /// Decodes `params` as `T`, answering `-32602` with serde's message (which names the member).
 fn decode<T: DeserializeOwned>(method: &str, params: Option<&RawValue>) -> Result<T, ErrorObject> {
-    let text = params.map_or("{}", RawValue::get);
+    decode_text(method, params.map_or("{}", RawValue::get))
+}
+
+/// [`decode`] of JSON text.
+fn decode_text<T: DeserializeOwned>(method: &str, text: &str) -> Result<T, ErrorObject> {
     serde_json::from_str(text).map_err(|e| ErrorObject::invalid_params(format!("{method}: {e}")))
 }
 
@@ -1117,10 +1155,10 @@ impl Connection {
         // Arguments that are not an object (nor `null`) take the decoding below, which names
         // the problem.
         let raw = read
-            .or_else(|| params.and_then(|p| serde_json::from_str::<RawCall<'_>>(p.get()).ok()))
-            .filter(|call| call.arguments.is_none_or(|a| a.get().starts_with('{')));
+            .or_else(|| params.and_then(RawCall::of))
+            .filter(|call| call.arguments.is_none_or(|a| a.starts_with('{')));
         enum Given<'a> {
-            Raw(&'a RawValue),
+            Raw(&'a str),
             Map(serde_json::Map<String, serde_json::Value>),
         }
         let (name, arguments) = match raw {
@@ -1137,7 +1175,7 @@ impl Connection {
                 )));
             };
             let arguments = match arguments {
-                Some(Given::Raw(raw)) => Some(decode("tools/call", Some(raw))?),
+                Some(Given::Raw(text)) => Some(decode_text("tools/call", text)?),
                 Some(Given::Map(map)) => Some(map),
                 None => None,
             };
@@ -1159,7 +1197,7 @@ impl Connection {
             // without starting a task.
             Some(tasks) => {
                 let arguments = match arguments {
-                    Some(Given::Raw(raw)) => Some(decode("tools/call", Some(raw))?),
+                    Some(Given::Raw(text)) => Some(decode_text("tools/call", text)?),
                     Some(Given::Map(map)) => Some(map),
                     None => None,
                 };
@@ -1175,7 +1213,7 @@ impl Connection {
                 }
             }
             None => match arguments {
-                Some(Given::Raw(raw)) => tool.call_raw(cx, raw.to_owned()).await,
+                Some(Given::Raw(text)) => tool.call_raw(cx, text.into()).await,
                 Some(Given::Map(map)) => tool.call(cx, Some(map)).await,
                 None => tool.call(cx, None).await,
             },
@@ -2003,18 +2041,20 @@ mod tests {
     use super::*;
 
     /// What a [`Head`] holds, comparable.
-    type Seen = (Option<String>, Option<wire::RequestMetaObject>, [Option<String>; 6]);
+    type Seen = (
+        Option<String>,
+        Option<Box<wire::RequestMetaObject>>,
+        [Option<String>; 4],
+    );
 
     fn seen(mut head: Head<'_>) -> Seen {
-        let text = |raw: Option<&RawValue>| raw.map(|r| r.get().to_owned());
-        let members = match &head.prelude {
-            Some(p) => [
-                text(p.name),
-                text(p.arguments),
-                text(p.uri),
-                text(p.task_id),
-                text(p.input_responses),
-                text(p.request_state),
+        let text = |json: Option<&str>| json.map(str::to_owned);
+        let members = match &head.members {
+            Some(m) => [
+                text(m.name),
+                text(m.arguments),
+                text(m.input_responses),
+                text(m.request_state),
             ],
             None => Default::default(),
         };
@@ -2066,6 +2106,11 @@ mod tests {
             let read = ReadAhead::of(&params).unwrap_or_else(|| panic!("read whole: {text}"));
             assert_eq!(read.version(), "2026-07-28");
             assert!(read.progress());
+            // What `Mcp-Name` mirrors, as sent.
+            let uri = text.contains("uri").then_some(r#""file:///a""#);
+            assert_eq!(read.uri(&params), uri, "{text}");
+            let task_id = text.contains("taskId").then_some(r#""t-1""#);
+            assert_eq!(read.task_id(&params), task_id, "{text}");
             let via = seen(Head::read(Some(&params), Some(Box::new(read))));
             assert_eq!(via, seen(Head::of(Some(&params))), "{text}");
             assert_eq!(via.0.as_deref(), Some("2026-07-28"));

@@ -28,7 +28,6 @@ use std::sync::Arc;
 use portico_protocol::v2026_07_28 as wire;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::context::Context;
@@ -50,8 +49,8 @@ type Handler = dyn Fn(Context, Arguments) -> BoxFuture<Result<CallToolResult, Er
 pub(crate) enum Arguments {
     /// Decoded already.
     Map(Map<String, Value>),
-    /// The `arguments` object of the request, as sent.
-    Raw(Box<RawValue>),
+    /// The `arguments` object of the request, as sent (its JSON text).
+    Raw(Box<str>),
 }
 
 /// A registered tool: its definition (as listed) and its handler.
@@ -146,7 +145,7 @@ impl Tool {
     }
 
     /// Runs the tool with its arguments as sent: a JSON object.
-    pub(crate) async fn call_raw(&self, cx: Context, arguments: Box<RawValue>) -> Result<CallToolResult, ErrorObject> {
+    pub(crate) async fn call_raw(&self, cx: Context, arguments: Box<str>) -> Result<CallToolResult, ErrorObject> {
         (self.handler)(cx, Arguments::Raw(arguments)).await
     }
 }
@@ -200,13 +199,13 @@ where
                     |e: serde_json::Error| ErrorObject::invalid_params(format!("arguments of tool `{tool_name}`: {e}"));
                 let args: A = match arguments {
                     Arguments::Map(map) => serde_json::from_value(Value::Object(map)).map_err(invalid)?,
-                    Arguments::Raw(raw) => match serde_json::from_str(raw.get()) {
+                    Arguments::Raw(raw) => match serde_json::from_str(&raw) {
                         Ok(args) => args,
                         // Read through a map, as decoded arguments are: the same message (no
                         // line and column), and the same leniency (a repeated member: the last
                         // one counts).
                         Err(_) => {
-                            let map = serde_json::from_str(raw.get()).map_err(invalid)?;
+                            let map = serde_json::from_str(&raw).map_err(invalid)?;
                             serde_json::from_value(Value::Object(map)).map_err(invalid)?
                         }
                     },

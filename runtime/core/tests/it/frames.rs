@@ -517,3 +517,22 @@ async fn off_a_shared_stream_an_unreadable_frame_is_only_answered() {
     peer.receive(r#"{"jsonrpc":"2.0","id":2,"result":"mine"}"#).await;
     assert_eq!(call.await.expect("no panic").expect("answered"), json!("mine"));
 }
+
+#[test]
+fn a_mention_is_found_wherever_it_is_and_an_escape_may_spell_any_name() {
+    use portico_core::message::{Mention, may_name};
+    static TOKEN: Mention = Mention::new("progressToken");
+    static TASK: Mention = Mention::new(r#""task""#);
+    // Searched twice: the searcher is built on the first use, and kept.
+    for _ in 0..2 {
+        assert!(TOKEN.is_in(r#"{"_meta":{"progressToken":1}}"#));
+        assert!(TOKEN.is_in("progressToken"));
+        assert!(!TOKEN.is_in(r#"{"_meta":{"progresstoken":1}}"#));
+        assert!(!TOKEN.is_in(""));
+        assert!(may_name(r#"{"a":1,"task":{}}"#, &[&TOKEN, &TASK]));
+        assert!(!may_name(r#"{"a":1,"tasks":{}}"#, &[&TOKEN, &TASK]));
+        // `\u0074ask` spells "task": the text must be read to know.
+        assert!(may_name(r#"{"\u0074ask":{}}"#, &[&TASK]));
+        assert!(!may_name(r#"{"name":"x"}"#, &[]));
+    }
+}

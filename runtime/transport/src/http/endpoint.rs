@@ -18,7 +18,7 @@ use portico_core::{ErrorObject, Extensions, Handling, OutboundKind, RequestId};
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
 use super::error::{Gone, HttpError};
-use super::headers::{self, Accept, LAST_EVENT_ID, MCP_PROTOCOL_VERSION, MCP_SESSION_ID, Peek};
+use super::headers::{self, Accept, LAST_EVENT_ID, MCP_SESSION_ID, McpHeaders, Peek};
 use super::queue;
 use super::reply::{self, Framing, Kind, Preface, Reply};
 use super::session::{Attached, Registry, Session};
@@ -68,7 +68,8 @@ async fn handle_post(state: &Arc<State>, request: Request) -> Result<Response, H
             "a POST is answered with application/json or text/event-stream, and `Accept` allows neither",
         ));
     }
-    let session_id = headers::session_id(&parts.headers)?;
+    let mcp = McpHeaders::of(&parts.headers);
+    let session_id = mcp.session_id()?;
     let body = read_body(body, &parts.headers, config.max_body_bytes).await?;
     let text = std::str::from_utf8(&body).map_err(|e| {
         HttpError::new(
@@ -93,7 +94,7 @@ async fn handle_post(state: &Arc<State>, request: Request) -> Result<Response, H
     };
     let (id, method) = (id.clone(), method.as_str());
     let about = |e: HttpError| e.with_id(Some(id.clone()));
-    let header_version = headers::single(&parts.headers, &MCP_PROTOCOL_VERSION).map_err(about)?;
+    let header_version = mcp.protocol_version().map_err(about)?;
     // A 2026-07-28 request's params are read once here, for the service too; others (and
     // those that do not read whole) are peeked at. A request in a session of an older revision
     // is not looked at for it: should its params name a version after all, it is peeked at,
@@ -124,13 +125,12 @@ async fn handle_post(state: &Arc<State>, request: Request) -> Result<Response, H
     // 2026-07-28: the version is in the request's `_meta`; no session, whatever the headers say.
     // A header that disagrees with the body is reported before a version that is not supported.
     if let Some(version) = &peek.version {
-        headers::check_mirrored(&parts.headers, config.require_request_headers, method, &peek).map_err(about)?;
+        headers::check_mirrored(&mcp, config.require_request_headers, method, &peek).map_err(about)?;
         headers::check_version(version, &config.protocol_versions).map_err(about)?;
         headers::check_meta(&peek).map_err(about)?;
-        let mirrored = headers::mirrored_params(&parts.headers);
         let request = Stateless {
             id: &id,
-            mirrored: &mirrored,
+            mirrored: &mcp.params,
             message,
             extensions,
             read_ahead,

@@ -27,8 +27,101 @@ pub const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
 
 pub use portico_core::mirror::HEADER_MISMATCH;
 
-/// The prefix of the headers that mirror tool arguments a tool annotates with `x-mcp-header`.
-const MCP_PARAM_PREFIX: &str = "mcp-param-";
+/// A request's MCP headers (`Mcp-Session-Id`, `MCP-Protocol-Version`, `Mcp-Method`,
+/// `Mcp-Name`, `Mcp-Param-*`), found in one pass over its headers rather than looked up one by
+/// one. Each of the first four may appear once: what [`single`] answers for it is answered
+/// here, errors included, when it is asked for.
+pub(crate) struct McpHeaders<'a> {
+    session_id: Seen<'a>,
+    protocol_version: Seen<'a>,
+    method: Seen<'a>,
+    name: Seen<'a>,
+    /// The `Mcp-Param-{Name}` headers, in the order sent.
+    pub(crate) params: Vec<MirroredParam<'a>>,
+}
+
+/// How often a header that may appear once was seen, and its (first) value.
+#[derive(Clone, Copy)]
+enum Seen<'a> {
+    Absent,
+    Once(&'a HeaderValue),
+    Repeated,
+}
+
+impl<'a> Seen<'a> {
+    fn add(&mut self, value: &'a HeaderValue) {
+        *self = match self {
+            Self::Absent => Self::Once(value),
+            _ => Self::Repeated,
+        };
+    }
+
+    /// As [`single`] answers for `name`.
+    fn single(self, name: &HeaderName) -> Result<Option<&'a str>, HttpError> {
+        match self {
+            Self::Absent => Ok(None),
+            Self::Once(value) => value.to_str().map(Some).map_err(|_| not_visible(name)),
+            Self::Repeated => Err(repeated(name)),
+        }
+    }
+}
+
+impl<'a> McpHeaders<'a> {
+    pub(crate) fn of(headers: &'a HeaderMap) -> Self {
+        let mut found = Self {
+            session_id: Seen::Absent,
+            protocol_version: Seen::Absent,
+            method: Seen::Absent,
+            name: Seen::Absent,
+            params: Vec::new(),
+        };
+        for (name, value) in headers {
+            // Header names are stored lower-case.
+            let Some(rest) = name.as_str().strip_prefix("mcp-") else {
+                continue;
+            };
+            match rest {
+                "session-id" => found.session_id.add(value),
+                "protocol-version" => found.protocol_version.add(value),
+                "method" => found.method.add(value),
+                "name" => found.name.add(value),
+                _ => {
+                    if let Some(param) = rest.strip_prefix("param-") {
+                        found.params.push(MirroredParam {
+                            name: param,
+                            value: value.to_str().ok(),
+                        });
+                    }
+                }
+            }
+        }
+        found
+    }
+
+    /// `Mcp-Session-Id`, as [`session_id`] reads it.
+    pub(crate) fn session_id(&self) -> Result<Option<&'a str>, HttpError> {
+        checked_session_id(self.session_id.single(&MCP_SESSION_ID)?)
+    }
+
+    /// `MCP-Protocol-Version`, as [`single`] reads it.
+    pub(crate) fn protocol_version(&self) -> Result<Option<&'a str>, HttpError> {
+        self.protocol_version.single(&MCP_PROTOCOL_VERSION)
+    }
+}
+
+fn repeated(name: &HeaderName) -> HttpError {
+    HttpError::client(
+        StatusCode::BAD_REQUEST,
+        format!("the `{name}` header appears more than once"),
+    )
+}
+
+fn not_visible(name: &HeaderName) -> HttpError {
+    HttpError::client(
+        StatusCode::BAD_REQUEST,
+        format!("the `{name}` header is not visible ASCII"),
+    )
+}
 
 /// The value of a header that may appear once, as text.
 pub(crate) fn single<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a str>, HttpError> {
@@ -37,17 +130,9 @@ pub(crate) fn single<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Op
         return Ok(None);
     };
     if values.next().is_some() {
-        return Err(HttpError::client(
-            StatusCode::BAD_REQUEST,
-            format!("the `{name}` header appears more than once"),
-        ));
+        return Err(repeated(name));
     }
-    value.to_str().map(Some).map_err(|_| {
-        HttpError::client(
-            StatusCode::BAD_REQUEST,
-            format!("the `{name}` header is not visible ASCII"),
-        )
-    })
+    value.to_str().map(Some).map_err(|_| not_visible(name))
 }
 
 /// The `MCP-Protocol-Version` header, if present; `400` with `-32022` when it names a version not
@@ -83,7 +168,11 @@ pub(crate) fn is_stateless(version: &str) -> bool {
 
 /// The `Mcp-Session-Id` header, if present. Session ids are visible ASCII (0x21–0x7E).
 pub(crate) fn session_id(headers: &HeaderMap) -> Result<Option<&str>, HttpError> {
-    let id = single(headers, &MCP_SESSION_ID)?;
+    checked_session_id(single(headers, &MCP_SESSION_ID)?)
+}
+
+/// `id` unless it is empty or not visible ASCII.
+fn checked_session_id(id: Option<&str>) -> Result<Option<&str>, HttpError> {
     if let Some(id) = id
         && (id.is_empty() || !id.bytes().all(|b| b.is_ascii_graphic()))
     {
@@ -172,13 +261,13 @@ pub(crate) struct Peek<'a> {
     pub(crate) progress: bool,
     /// Whether `_meta["io.modelcontextprotocol/clientCapabilities"]` is present.
     pub(crate) capabilities: bool,
-    /// `params.name` (`tools/call`, `prompts/get`), if present, as sent.
-    pub(crate) name: Option<&'a RawValue>,
+    /// `params.name` (`tools/call`, `prompts/get`), if present, as sent (its JSON text).
+    pub(crate) name: Option<&'a str>,
     /// `params.uri` (`resources/read`), if present, as sent.
-    pub(crate) uri: Option<&'a RawValue>,
+    pub(crate) uri: Option<&'a str>,
     /// `params.taskId` (`tasks/get`, `tasks/update`, `tasks/cancel` of the tasks extension), if
     /// present, as sent.
-    pub(crate) task_id: Option<&'a RawValue>,
+    pub(crate) task_id: Option<&'a str>,
 }
 
 impl<'a> Peek<'a> {
@@ -208,7 +297,11 @@ impl<'a> Peek<'a> {
         // Most requests in a session name neither a version nor a progress token, and then
         // nothing else here is looked at: their params need no reading.
         let Some(Ok(params)) = params
-            .filter(|p| message::may_name(p.get(), &["protocolVersion", "progressToken"]))
+            .filter(|p| {
+                static VERSION: message::Mention = message::Mention::new("protocolVersion");
+                static PROGRESS: message::Mention = message::Mention::new("progressToken");
+                message::may_name(p.get(), &[&VERSION, &PROGRESS])
+            })
             .map(|p| serde_json::from_str::<Params<'a>>(p.get()))
         else {
             return Self::default();
@@ -216,12 +309,12 @@ impl<'a> Peek<'a> {
         let meta = params.meta;
         Self {
             // A version that is not a string is left to the service to reject.
-            version: meta.as_ref().and_then(|m| m.version).map(text_of),
+            version: meta.as_ref().and_then(|m| m.version).map(|v| text_of(v.get())),
             progress: meta.as_ref().is_some_and(|m| m.progress_token.is_some()),
             capabilities: meta.is_some_and(|m| m.capabilities.is_some()),
-            name: params.name,
-            uri: params.uri,
-            task_id: params.task_id,
+            name: params.name.map(RawValue::get),
+            uri: params.uri.map(RawValue::get),
+            task_id: params.task_id.map(RawValue::get),
         }
     }
 
@@ -241,7 +334,7 @@ impl<'a> Peek<'a> {
 
     /// The member `Mcp-Name` mirrors for `method` ([`portico_core::mirror::name_member`]), as
     /// sent, if present.
-    pub(crate) fn named(&self, method: &str) -> Option<&'a RawValue> {
+    pub(crate) fn named(&self, method: &str) -> Option<&'a str> {
         match portico_core::mirror::name_member(method)? {
             "name" => self.name,
             "uri" => self.uri,
@@ -250,22 +343,24 @@ impl<'a> Peek<'a> {
     }
 }
 
-/// A JSON string's text; any other value as compact JSON (for error messages).
-fn text_of(raw: &RawValue) -> Cow<'_, str> {
-    if let Some(text) = string_of(raw) {
+/// The string a JSON value's text (`json`) holds; any other value as compact JSON (for error
+/// messages).
+fn text_of(json: &str) -> Cow<'_, str> {
+    if let Some(text) = string_of(json) {
         return text;
     }
-    match serde_json::from_str::<Value>(raw.get()) {
+    match serde_json::from_str::<Value>(json) {
         Ok(other) => other.to_string().into(),
-        Err(_) => raw.get().into(),
+        Err(_) => json.into(),
     }
 }
 
-/// A JSON string's text, if the value is a string (borrowed when it has no escapes).
-pub(crate) fn string_of(raw: &RawValue) -> Option<Cow<'_, str>> {
-    match serde_json::from_str::<&str>(raw.get()) {
+/// The string a JSON value's text (`json`) holds, if it is a string (borrowed when it has no
+/// escapes).
+pub(crate) fn string_of(json: &str) -> Option<Cow<'_, str>> {
+    match serde_json::from_str::<&str>(json) {
         Ok(text) => Some(text.into()),
-        Err(_) => serde_json::from_str::<String>(raw.get()).ok().map(Into::into),
+        Err(_) => serde_json::from_str::<String>(json).ok().map(Into::into),
     }
 }
 
@@ -284,32 +379,16 @@ pub(crate) fn check_meta(peek: &Peek) -> Result<(), HttpError> {
     ))
 }
 
-/// The `Mcp-Param-{Name}` headers, for the service to check against the tool's arguments
-/// ([`portico_core::Service::check_mirrored`]).
-pub(crate) fn mirrored_params(headers: &HeaderMap) -> Vec<MirroredParam<'_>> {
-    headers
-        .iter()
-        .filter_map(|(name, value)| {
-            // Header names are stored lower-case.
-            let name = name.as_str().strip_prefix(MCP_PARAM_PREFIX)?;
-            Some(MirroredParam {
-                name,
-                value: value.to_str().ok(),
-            })
-        })
-        .collect()
-}
-
 /// Checks the headers that mirror a 2026-07-28 request's body: `MCP-Protocol-Version` against
 /// `_meta`'s version, `Mcp-Method` against `method`, `Mcp-Name` against `params.name`
 /// (`tools/call`, `prompts/get`), `params.uri` (`resources/read`) or `params.taskId` (the tasks
 /// extension's `tasks/get`, `tasks/update`, `tasks/cancel`), after undoing the Base64
 /// sentinel encoding. With `required`, a missing header is a mismatch too. The error is `-32020`.
-pub(crate) fn check_mirrored(headers: &HeaderMap, required: bool, method: &str, peek: &Peek) -> Result<(), HttpError> {
+pub(crate) fn check_mirrored(headers: &McpHeaders, required: bool, method: &str, peek: &Peek) -> Result<(), HttpError> {
     let mismatch =
         |message: String| HttpError::new(StatusCode::BAD_REQUEST, ErrorObject::new(HEADER_MISMATCH, message));
     let body_version = peek.version.as_deref().unwrap_or_default();
-    match single(headers, &MCP_PROTOCOL_VERSION)? {
+    match headers.protocol_version()? {
         Some(v) if v != body_version => {
             return Err(mismatch(format!(
                 "Header mismatch: MCP-Protocol-Version header value {v:?} does not match body value {body_version:?}"
@@ -322,7 +401,7 @@ pub(crate) fn check_mirrored(headers: &HeaderMap, required: bool, method: &str, 
         }
         _ => {}
     }
-    match single(headers, &MCP_METHOD)? {
+    match headers.method.single(&MCP_METHOD)? {
         Some(m) if m != method => {
             return Err(mismatch(format!(
                 "Header mismatch: Mcp-Method header value {m:?} does not match body value {method:?}"
@@ -343,7 +422,7 @@ pub(crate) fn check_mirrored(headers: &HeaderMap, required: bool, method: &str, 
     // A name that is not a string is the service's to reject (-32602); it cannot be mirrored.
     let body_name = peek.named(method).and_then(string_of);
     let body_name = body_name.as_deref();
-    match (single(headers, &MCP_NAME)?, body_name) {
+    match (headers.name.single(&MCP_NAME)?, body_name) {
         (Some(raw), Some(body)) => {
             let header = portico_core::mirror::decode_value(raw)
                 .map_err(|e| mismatch(format!("Header mismatch: Mcp-Name: {e}")))?;
@@ -401,7 +480,7 @@ mod tests {
     #[test]
     fn a_peek_from_what_was_read_ahead_is_the_peek_of_the_params() {
         let fields = |peek: Peek<'_>| {
-            let text = |raw: Option<&RawValue>| raw.map(|r| r.get().to_owned());
+            let text = |json: Option<&str>| json.map(str::to_owned);
             (
                 peek.version.map(Cow::into_owned),
                 peek.progress,

@@ -101,7 +101,10 @@ pub(crate) fn augmented(params: Option<&RawValue>) -> bool {
         task: Option<serde::de::IgnoredAny>,
     }
     params
-        .filter(|p| crate::message::may_name(p.get(), &[r#""task""#]))
+        .filter(|p| {
+            static TASK: crate::message::Mention = crate::message::Mention::new(r#""task""#);
+            crate::message::may_name(p.get(), &[&TASK])
+        })
         .and_then(|p| serde_json::from_str::<Augmented>(p.get()).ok())
         .is_some_and(|a| a.task.is_some())
 }
