@@ -323,77 +323,84 @@ fn decode_one(text: &str) -> Result<Message, Invalid> {
     }
 }
 
-#[derive(Serialize)]
-struct Out<'a> {
-    jsonrpc: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    id: Option<&'a RequestId>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    method: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    params: Option<&'a RawValue>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    result: Option<&'a RawValue>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<&'a ErrorObject>,
-}
-
-impl Out<'_> {
-    fn encode(&self) -> String {
-        // Every member is already valid JSON or a plain string: this cannot fail.
-        serde_json::to_string(self).unwrap_or_default()
-    }
-}
-
-const EMPTY: Out<'static> = Out {
-    jsonrpc: "2.0",
-    id: None,
-    method: None,
-    params: None,
-    result: None,
-    error: None,
-};
-
 /// `{"jsonrpc":"2.0","id":…,"method":…,"params":…}`.
 pub fn encode_request(id: &RequestId, method: &str, params: Option<&RawValue>) -> String {
-    Out {
-        id: Some(id),
-        method: Some(method),
-        params,
-        ..EMPTY
+    let mut out = Writer::new(method.len() + params.map_or(0, |p| p.get().len()));
+    out.id(id);
+    out.method(method);
+    if let Some(params) = params {
+        out.member(r#","params":"#, params);
     }
-    .encode()
+    out.finish()
 }
 
 /// `{"jsonrpc":"2.0","method":…,"params":…}`.
 pub fn encode_notification(method: &str, params: Option<&RawValue>) -> String {
-    Out {
-        method: Some(method),
-        params,
-        ..EMPTY
+    let mut out = Writer::new(method.len() + params.map_or(0, |p| p.get().len()));
+    out.method(method);
+    if let Some(params) = params {
+        out.member(r#","params":"#, params);
     }
-    .encode()
+    out.finish()
 }
 
-/// `{"jsonrpc":"2.0","id":…,"result":…}`, written in one buffer of the right size: the
-/// answer to every request goes through here, and serializing the envelope grew its buffer
-/// twice for a result of a few hundred bytes. The same text [`Out`] would write.
+/// `{"jsonrpc":"2.0","id":…,"result":…}`: the answer to every request goes through here.
 pub fn encode_result(id: &RequestId, result: &RawValue) -> String {
-    use std::fmt::Write as _;
-    let result = result.get();
-    let mut out = String::with_capacity(result.len() + 48);
-    out.push_str(r#"{"jsonrpc":"2.0","id":"#);
-    match id {
-        RequestId::Number(n) => {
-            let _ = write!(out, "{n}");
-        }
-        // A string always encodes.
-        RequestId::String(s) => out.push_str(&serde_json::to_string(&**s).unwrap_or_default()),
+    let mut out = Writer::new(result.get().len());
+    out.id(id);
+    out.member(r#","result":"#, result);
+    out.finish()
+}
+
+/// An outbound envelope written member by member into one buffer of the right size (where
+/// serializing a struct of its members grows its buffer a few times for a message of a few
+/// hundred bytes): the same text serde_json writes for such a struct.
+struct Writer(String);
+
+impl Writer {
+    /// Starts an envelope whose members other than `jsonrpc` and `id` are about `size` bytes.
+    fn new(size: usize) -> Self {
+        let mut out = String::with_capacity(size + 64);
+        out.push_str(r#"{"jsonrpc":"2.0""#);
+        Self(out)
     }
-    out.push_str(r#","result":"#);
-    out.push_str(result);
-    out.push('}');
-    out
+
+    fn id(&mut self, id: &RequestId) {
+        self.0.push_str(r#","id":"#);
+        match id {
+            RequestId::Number(n) => self.0.push_str(itoa::Buffer::new().format(*n)),
+            RequestId::String(s) => self.string(s),
+        }
+    }
+
+    fn method(&mut self, method: &str) {
+        self.0.push_str(r#","method":"#);
+        self.string(method);
+    }
+
+    /// `key` (with its comma and colon) and `value`'s text.
+    fn member(&mut self, key: &str, value: &RawValue) {
+        self.0.push_str(key);
+        self.0.push_str(value.get());
+    }
+
+    /// A JSON string: as is between quotes when nothing in it needs escaping (a method, most
+    /// ids), else as serde_json escapes it.
+    fn string(&mut self, text: &str) {
+        if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+            self.0.push('"');
+            self.0.push_str(text);
+            self.0.push('"');
+        } else {
+            // A string always encodes.
+            self.0.push_str(&serde_json::to_string(text).unwrap_or_default());
+        }
+    }
+
+    fn finish(mut self) -> String {
+        self.0.push('}');
+        self.0
+    }
 }
 
 /// `{"jsonrpc":"2.0","id":…,"error":…}`; the id is `null` when it could not be read.

@@ -666,8 +666,9 @@ fn as_text(raw: Box<RawValue>) -> Result<Answered, Box<RawValue>> {
         #[serde(rename = "io.modelcontextprotocol/serverInfo")]
         _info: Option<serde::de::IgnoredAny>,
     }
+    static TASK_ID: portico_core::message::Mention = portico_core::message::Mention::new("\"taskId\"");
     let whole = raw.get();
-    if whole.contains("\"taskId\"") {
+    if TASK_ID.is_in(whole) {
         return Err(raw);
     }
     let Ok(top) = serde_json::from_str::<Top<'_>>(whole) else {

@@ -1562,8 +1562,9 @@ impl Connection {
     /// `None` when it is no object's or may hold a `_meta` of its own (a `"_meta"` anywhere
     /// in it, even inside a string, counts), which is then read and answered the general way.
     fn with_info_meta(&self, text: &str) -> Option<String> {
+        static META: crate::message::Mention = crate::message::Mention::new("\"_meta\"");
         let rest = text.strip_prefix('{')?.trim_start();
-        if text.contains("\"_meta\"") {
+        if META.is_in(text) {
             return None;
         }
         let fragment = &self.server.info_meta;

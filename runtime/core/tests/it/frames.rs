@@ -354,6 +354,50 @@ fn a_result_frame_is_the_envelope_serde_writes() {
     }
 }
 
+#[test]
+fn request_and_notification_frames_are_the_envelopes_serde_writes() {
+    use portico_core::RequestId;
+    use portico_core::message::{encode_notification, encode_request};
+    #[derive(serde::Serialize)]
+    struct Envelope<'a> {
+        jsonrpc: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<&'a RequestId>,
+        method: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        params: Option<&'a serde_json::value::RawValue>,
+    }
+    let params = serde_json::value::RawValue::from_string(r#"{"name":"x","arguments":{"q":"a\"b"}}"#.into()).unwrap();
+    let ids = [
+        RequestId::Number(0),
+        RequestId::Number(i64::MIN),
+        RequestId::String("r-1".into()),
+        RequestId::String("quo\"te \\ é \u{1f}\u{7f}".into()),
+    ];
+    for method in ["tools/call", "notifications/progress", "odd \"method\" \n", "ünïcode"] {
+        for params in [None, Some(&*params)] {
+            let expected = serde_json::to_string(&Envelope {
+                jsonrpc: "2.0",
+                id: None,
+                method,
+                params,
+            })
+            .unwrap();
+            assert_eq!(encode_notification(method, params), expected);
+            for id in &ids {
+                let expected = serde_json::to_string(&Envelope {
+                    jsonrpc: "2.0",
+                    id: Some(id),
+                    method,
+                    params,
+                })
+                .unwrap();
+                assert_eq!(encode_request(id, method, params), expected, "{method} {id}");
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn requests_carry_the_extensions_they_were_received_with() {
     use portico_core::Extensions;
