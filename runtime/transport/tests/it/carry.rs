@@ -44,7 +44,6 @@ struct Endpoint {
 
 impl Endpoint {
     async fn start() -> Self {
-        portico_transport::http::tls::install_provider();
         let server = Server::builder("carry-test", "1.0.0")
             .tool(tool(
                 "whoami",
@@ -72,7 +71,7 @@ impl Endpoint {
         Self {
             base,
             shutdown,
-            client: reqwest::Client::new(),
+            client: crate::http_client(),
         }
     }
 

@@ -209,7 +209,7 @@ impl Endpoint {
             waiting,
             shutdown,
             task,
-            client: reqwest::Client::new(),
+            client: crate::http_client(),
         }
     }
 
@@ -885,6 +885,30 @@ async fn mirrored_headers_must_match_the_body() {
                 .contains("missing"),
             "{body}"
         );
+    }
+    // Each of the MCP headers may appear once, and must be visible ASCII: 400 naming it.
+    let refused = |response: reqwest::Response, why: String| async move {
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{why}");
+        let body = json_body(response).await;
+        let message = body["error"]["message"].as_str().unwrap_or_default().to_owned();
+        assert!(message.contains(&why), "{why}: {body}");
+    };
+    for name in ["mcp-method", "mcp-name", "mcp-protocol-version", "mcp-session-id"] {
+        let twice = check(&|h| {
+            let value = h.get(name).cloned().unwrap_or_else(|| header("s-1"));
+            h.append(name, value.clone());
+            h.append(name, value);
+        })
+        .await;
+        refused(twice, format!("the `{name}` header appears more than once")).await;
+        let unreadable = check(&|h| {
+            h.insert(
+                name,
+                HeaderValue::from_bytes(b"caf\xe9").expect("obs-text is a header value"),
+            );
+        })
+        .await;
+        refused(unreadable, format!("`{name}`")).await;
     }
     // A 2026 `_meta` naming a version the server does not speak, mirrored in the header: -32022
     // with the request's id. A header that disagrees with the body is reported first (-32020).

@@ -56,7 +56,7 @@ impl Endpoint {
             waiting,
             shutdown,
             task,
-            client: reqwest::Client::new(),
+            client: crate::http_client(),
         }
     }
 

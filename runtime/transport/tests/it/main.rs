@@ -33,6 +33,13 @@ pub async fn within<F: Future>(what: &str, future: F) -> F::Output {
         .unwrap_or_else(|_| panic!("{what}: no outcome within {PATIENCE:?}"))
 }
 
+/// An HTTP client for the tests, built after the process's rustls provider is installed
+/// (reqwest needs one; which test runs first must not matter).
+pub fn http_client() -> reqwest::Client {
+    portico_transport::http::tls::install_provider();
+    reqwest::Client::new()
+}
+
 /// The service the in-memory tests serve.
 pub struct TestService;
 

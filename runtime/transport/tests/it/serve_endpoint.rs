@@ -16,7 +16,6 @@ use crate::within;
 
 /// An endpoint at `/mcp` whose one tool says the caller's address, and `/ping` beside it.
 async fn start() -> (String, CancellationToken) {
-    portico_transport::http::tls::install_provider();
     let server = Server::builder("front-door-test", "1.0.0")
         .tool(tool(
             "whereami",
@@ -65,7 +64,7 @@ fn whereami(id: i64) -> Value {
 #[tokio::test]
 async fn posts_reach_the_endpoint_with_the_peer_s_address_and_the_rest_reaches_the_router() {
     let (base, shutdown) = start().await;
-    let client = reqwest::Client::new();
+    let client = crate::http_client();
 
     // A call: answered by the endpoint, whose handler sees the caller's address.
     let response = within("POST", post(&client, &format!("{base}/mcp"), &whereami(1)).send())

@@ -343,7 +343,7 @@ async fn ws_switched_off_is_400_and_plain_gets_are_unaffected() {
             .contains("WebSocket"),
         "{body}"
     );
-    let response = reqwest::Client::new()
+    let response = crate::http_client()
         .get(format!("http://{}/mcp", ep.addr))
         .header("accept", "text/event-stream")
         .send()
