@@ -539,11 +539,11 @@ pub struct ReadAhead {
 }
 
 impl ReadAhead {
-    /// Reads `params`; see [`ReadAhead`] for when it is `None`.
+    /// Reads `params`; see [`ReadAhead`] for when it is `None`. Meant for params that are
+    /// likely a 2026-07-28 request's (the HTTP transport does not call it for a request in an
+    /// older session): it reads them without first looking for the version's key, which a
+    /// `_meta` that decodes names anyway.
     pub fn of(params: &RawValue) -> Option<Self> {
-        if !names_a_version(params) {
-            return None;
-        }
         let prelude = serde_json::from_str::<Prelude<'_>>(params.get()).ok()?;
         let span = |member: Option<&RawValue>| member.map(|m| span_of(params, m));
         Some(Self {

@@ -96,15 +96,14 @@ async fn handle_post(state: &Arc<State>, request: Request) -> Result<Response, H
     let about = |e: HttpError| e.with_id(Some(id.clone()));
     let header_version = mcp.protocol_version().map_err(about)?;
     // A 2026-07-28 request's params are read once here, for the service too; others (and
-    // those that do not read whole) are peeked at. A request in a session of an older revision
-    // is not looked at for it: should its params name a version after all, it is peeked at,
-    // and served as 2026-07-28 all the same.
-    let in_older_session = session_id.is_some() && header_version.is_some_and(|v| !headers::is_stateless(v));
-    // Boxed at once: it is about a kilobyte (the decoded `_meta`), held across this function's
-    // awaits and handed on to the service in a box anyway.
+    // those that do not read whole) are peeked at. A request in a session is read ahead only
+    // when its `MCP-Protocol-Version` says 2026-07-28: should the params of another name a
+    // version after all, they are peeked at, and served as 2026-07-28 all the same.
+    let session_bound = session_id.is_some() && !header_version.is_some_and(headers::is_stateless);
+    // Boxed: it is handed on to the service in a box.
     let read_ahead = params
         .as_deref()
-        .filter(|_| !in_older_session)
+        .filter(|_| !session_bound)
         .and_then(ReadAhead::of)
         .map(Box::new);
     let peek = match (&read_ahead, params.as_deref()) {
