@@ -209,6 +209,15 @@ pub fn may_name(text: &str, names: &[&Mention]) -> bool {
     ESCAPE.is_in(text) || names.iter().any(|name| name.is_in(text))
 }
 
+/// The string a JSON value's text (`json`) holds, if it is a string: borrowed when it has no
+/// escapes.
+pub fn string_in(json: &str) -> Option<Cow<'_, str>> {
+    match serde_json::from_str::<&str>(json) {
+        Ok(text) => Some(text.into()),
+        Err(_) => serde_json::from_str::<String>(json).ok().map(Into::into),
+    }
+}
+
 /// A fixed text looked for in JSON text before reading it (a member's name, say): its
 /// searcher is built once, on first use, where `str::contains` sets one up on every call.
 /// Meant for `static`s.

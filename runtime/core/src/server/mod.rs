@@ -616,7 +616,7 @@ impl<'p> CallNamed<'p> {
             name: std::borrow::Cow<'a, str>,
         }
         match self.read_ahead {
-            Some(read) => read.name(self.params).and_then(borrowed_str),
+            Some(read) => read.name(self.params).and_then(crate::message::string_in),
             None => serde_json::from_str::<Name<'_>>(self.params.get()).ok().map(|n| n.name),
         }
     }
@@ -634,14 +634,6 @@ impl<'p> CallNamed<'p> {
                 .ok()
                 .and_then(|a| a.arguments),
         }
-    }
-}
-
-/// The string a JSON string's text (`json`) holds, borrowed when it has no escapes.
-fn borrowed_str(json: &str) -> Option<std::borrow::Cow<'_, str>> {
-    match serde_json::from_str::<&str>(json) {
-        Ok(text) => Some(text.into()),
-        Err(_) => serde_json::from_str::<String>(json).ok().map(Into::into),
     }
 }
 
@@ -782,7 +774,7 @@ impl<'a> Head<'a> {
     /// string.
     fn call(&self) -> Option<RawCall<'a>> {
         let members = self.members.as_ref()?;
-        let name = borrowed_str(members.name?)?;
+        let name = crate::message::string_in(members.name?)?;
         Some(RawCall {
             name,
             arguments: members.arguments,

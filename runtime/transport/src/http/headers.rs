@@ -346,21 +346,12 @@ impl<'a> Peek<'a> {
 /// The string a JSON value's text (`json`) holds; any other value as compact JSON (for error
 /// messages).
 fn text_of(json: &str) -> Cow<'_, str> {
-    if let Some(text) = string_of(json) {
+    if let Some(text) = message::string_in(json) {
         return text;
     }
     match serde_json::from_str::<Value>(json) {
         Ok(other) => other.to_string().into(),
         Err(_) => json.into(),
-    }
-}
-
-/// The string a JSON value's text (`json`) holds, if it is a string (borrowed when it has no
-/// escapes).
-pub(crate) fn string_of(json: &str) -> Option<Cow<'_, str>> {
-    match serde_json::from_str::<&str>(json) {
-        Ok(text) => Some(text.into()),
-        Err(_) => serde_json::from_str::<String>(json).ok().map(Into::into),
     }
 }
 
@@ -420,7 +411,7 @@ pub(crate) fn check_mirrored(headers: &McpHeaders, required: bool, method: &str,
     };
     let source = format_args!("params.{member}");
     // A name that is not a string is the service's to reject (-32602); it cannot be mirrored.
-    let body_name = peek.named(method).and_then(string_of);
+    let body_name = peek.named(method).and_then(message::string_in);
     let body_name = body_name.as_deref();
     match (headers.name.single(&MCP_NAME)?, body_name) {
         (Some(raw), Some(body)) => {

@@ -107,7 +107,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::auth::{self, Auth};
 use super::event_stream::{Decoder, Event, TooLarge};
-use super::headers::{LAST_EVENT_ID, MCP_METHOD, MCP_NAME, MCP_PROTOCOL_VERSION, MCP_SESSION_ID, Peek, string_of};
+use super::headers::{LAST_EVENT_ID, MCP_METHOD, MCP_NAME, MCP_PROTOCOL_VERSION, MCP_SESSION_ID, Peek};
 use direct::{Answer, Direct};
 
 mod direct;
@@ -511,7 +511,7 @@ impl Mirrored {
         };
         Self {
             version: Some(version.into_owned()),
-            name: name.and_then(string_of).map(Cow::into_owned),
+            name: name.and_then(portico_core::message::string_in).map(Cow::into_owned),
         }
     }
 }
