@@ -452,7 +452,7 @@ async fn handle_get(state: &Arc<State>, request: Request) -> Result<Response, Ht
         ));
     }
     // 2026-07-28 has no GET stream and asks for 405; so does a client without a session.
-    let Some(session_id) = headers::session_id(&parts.headers)? else {
+    let Some(session_id) = McpHeaders::of(&parts.headers).session_id()? else {
         return Err(HttpError::method_not_allowed(
             "POST",
             "GET opens the stream of a session (Mcp-Session-Id); there is none without one",
@@ -473,7 +473,7 @@ async fn handle_delete(state: &Arc<State>, request: Request) -> Result<Response,
     state.guard.check(&parts)?;
     refuse_after_shutdown(state)?;
     headers::protocol_version(&parts.headers, &state.config.protocol_versions)?;
-    let Some(session_id) = headers::session_id(&parts.headers)? else {
+    let Some(session_id) = McpHeaders::of(&parts.headers).session_id()? else {
         return Err(HttpError::method_not_allowed(
             "POST",
             "DELETE ends a session (Mcp-Session-Id); there is none without one",

@@ -98,9 +98,18 @@ impl<'a> McpHeaders<'a> {
         found
     }
 
-    /// `Mcp-Session-Id`, as [`session_id`] reads it.
+    /// `Mcp-Session-Id`, if present. Session ids are visible ASCII (0x21–0x7E).
     pub(crate) fn session_id(&self) -> Result<Option<&'a str>, HttpError> {
-        checked_session_id(self.session_id.single(&MCP_SESSION_ID)?)
+        let id = self.session_id.single(&MCP_SESSION_ID)?;
+        if let Some(id) = id
+            && (id.is_empty() || !id.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            return Err(HttpError::client(
+                StatusCode::BAD_REQUEST,
+                "`Mcp-Session-Id` must be visible ASCII",
+            ));
+        }
+        Ok(id)
     }
 
     /// `MCP-Protocol-Version`, as [`single`] reads it.
@@ -164,24 +173,6 @@ pub(crate) fn check_version(version: &str, supported: &[String]) -> Result<(), H
 /// by `initialize`.
 pub(crate) fn is_stateless(version: &str) -> bool {
     !portico_core::server::STATEFUL_REVISIONS.contains(&version)
-}
-
-/// The `Mcp-Session-Id` header, if present. Session ids are visible ASCII (0x21–0x7E).
-pub(crate) fn session_id(headers: &HeaderMap) -> Result<Option<&str>, HttpError> {
-    checked_session_id(single(headers, &MCP_SESSION_ID)?)
-}
-
-/// `id` unless it is empty or not visible ASCII.
-fn checked_session_id(id: Option<&str>) -> Result<Option<&str>, HttpError> {
-    if let Some(id) = id
-        && (id.is_empty() || !id.bytes().all(|b| b.is_ascii_graphic()))
-    {
-        return Err(HttpError::client(
-            StatusCode::BAD_REQUEST,
-            "`Mcp-Session-Id` must be visible ASCII",
-        ));
-    }
-    Ok(id)
 }
 
 /// Which answer formats the client's `Accept` header allows.
