@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use portico_core::{ErrorObject, RequestContext, Service};
+use portico_core::{ErrorObject, JsonText, RequestContext, Service};
 use portico_transport::stdio::{StdioConfig, spawn};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
@@ -16,7 +16,7 @@ impl Service for NoService {
         _cx: RequestContext,
         method: String,
         _params: Option<Box<RawValue>>,
-    ) -> Result<Box<RawValue>, ErrorObject> {
+    ) -> Result<JsonText, ErrorObject> {
         Err(ErrorObject::method_not_found(&method))
     }
 }

@@ -37,7 +37,7 @@ pub mod server;
 
 pub use error::{ErrorObject, PeerError};
 pub use extensions::Extensions;
-pub use message::{Inbound, Message, RequestId};
+pub use message::{Inbound, JsonText, Message, RequestId};
 pub use peer::{
     Answer, Handling, Outbound, OutboundKind, OutboundRequest, Outlet, Peer, PeerConfig, PeerHandle, RequestContext,
     Service,

@@ -354,11 +354,186 @@ pub fn encode_notification(method: &str, params: Option<&RawValue>) -> String {
 }
 
 /// `{"jsonrpc":"2.0","id":…,"result":…}`: the answer to every request goes through here.
-pub fn encode_result(id: &RequestId, result: &RawValue) -> String {
+pub fn encode_result(id: &RequestId, result: &JsonText) -> String {
     let mut out = Writer::new(result.get().len());
     out.id(id);
-    out.member(r#","result":"#, result);
+    out.push(r#","result":"#, result.get());
     out.finish()
+}
+
+/// The text of a JSON value that is known to be valid JSON: what a service answers a request
+/// with ([`crate::Service::request`]), written into the response as it is.
+///
+/// It is made from a `Box<RawValue>` (which serde_json checked, at no cost), by encoding a
+/// value ([`JsonText::encode`]), or by checking text ([`JsonText::parse`]); and, inside this crate,
+/// from text the framework put together from such parts (a result with the server's `_meta`
+/// spliced in, a relayed result with the upstream's cut out), which serde_json would only
+/// turn into a `RawValue` by reading all of it again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JsonText(Box<str>);
+
+impl JsonText {
+    /// `value` encoded.
+    pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Self, serde_json::Error> {
+        serde_json::to_string(value).map(|text| Self(text.into()))
+    }
+
+    /// `text`, checked to be JSON.
+    pub fn parse(text: String) -> Result<Self, serde_json::Error> {
+        RawValue::from_string(text).map(Self::from)
+    }
+
+    /// Text this crate put together from valid JSON only (see the type's docs).
+    pub(crate) fn trusted(text: String) -> Self {
+        Self(text.into())
+    }
+
+    /// The text.
+    pub fn get(&self) -> &str {
+        &self.0
+    }
+
+    /// The value read as `T`.
+    pub fn decode<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_str(&self.0)
+    }
+}
+
+impl From<Box<RawValue>> for JsonText {
+    fn from(raw: Box<RawValue>) -> Self {
+        Self(raw.into())
+    }
+}
+
+impl fmt::Display for JsonText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Calls `each` with the key (its text between the quotes, escapes as written) and the value's
+/// text of each member of `object`, the text of a JSON object known to be valid JSON (a
+/// `RawValue`'s, a [`JsonText`]'s), until `each` answers `false`. Not a validator: on valid JSON
+/// it finds the members, skipping their values (a string to its closing quote, an array or
+/// object to its closing bracket) unread. `true` when every member was seen and `each` took
+/// it; `false` when `each` refused one or the text is no object.
+pub fn each_member<'a>(object: &'a str, mut each: impl FnMut(&'a str, &'a str) -> bool) -> bool {
+    let bytes = object.as_bytes();
+    let mut at = skip_space(bytes, 0);
+    if bytes.get(at) != Some(&b'{') {
+        return false;
+    }
+    at = skip_space(bytes, at + 1);
+    if bytes.get(at) == Some(&b'}') {
+        return skip_space(bytes, at + 1) == bytes.len();
+    }
+    loop {
+        if bytes.get(at) != Some(&b'"') {
+            return false;
+        }
+        let Some(key_end) = string_end(bytes, at) else {
+            return false;
+        };
+        let key = &object[at + 1..key_end - 1];
+        at = skip_space(bytes, key_end);
+        if bytes.get(at) != Some(&b':') {
+            return false;
+        }
+        let start = skip_space(bytes, at + 1);
+        let Some(end) = value_end(bytes, start) else {
+            return false;
+        };
+        if !each(key, &object[start..end]) {
+            return false;
+        }
+        at = skip_space(bytes, end);
+        match bytes.get(at) {
+            Some(b',') => at = skip_space(bytes, at + 1),
+            Some(b'}') => return skip_space(bytes, at + 1) == bytes.len(),
+            _ => return false,
+        }
+    }
+}
+
+/// The index of the first byte at or after `at` that is not JSON whitespace.
+fn skip_space(bytes: &[u8], mut at: usize) -> usize {
+    while bytes.get(at).is_some_and(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r')) {
+        at += 1;
+    }
+    at
+}
+
+/// The index just after the string that starts (with its quote) at `at`.
+fn string_end(bytes: &[u8], at: usize) -> Option<usize> {
+    let mut from = at + 1;
+    loop {
+        let found = from + memchr::memchr2(b'"', b'\\', bytes.get(from..)?)?;
+        if bytes[found] == b'"' {
+            return Some(found + 1);
+        }
+        // An escape: the character after the backslash never ends the string.
+        from = found + 2;
+    }
+}
+
+/// The index just after the value that starts at `at`.
+fn value_end(bytes: &[u8], at: usize) -> Option<usize> {
+    match bytes.get(at)? {
+        b'"' => string_end(bytes, at),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            let mut i = at;
+            loop {
+                match bytes.get(i)? {
+                    b'"' => {
+                        i = string_end(bytes, i)?;
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(i + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+        }
+        // A number, `true`, `false` or `null`: up to what ends it.
+        _ => {
+            let len = bytes[at..]
+                .iter()
+                .position(|b| matches!(b, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'))
+                .unwrap_or(bytes.len() - at);
+            (len > 0).then_some(at + len)
+        }
+    }
+}
+
+/// `object` (an object's text) without its member named `key` (written so, unescaped), whose
+/// value is `value` (a slice of `object`, as [`each_member`] gives it); `None` when the text
+/// around it is not as expected.
+pub(crate) fn without_member(object: &str, value: &str, key: &str) -> Option<String> {
+    let start = (value.as_ptr() as usize).checked_sub(object.as_ptr() as usize)?;
+    let end = start + value.len();
+    let head = object.get(..start)?.trim_end().strip_suffix(':')?.trim_end();
+    let head = head.strip_suffix('"')?.strip_suffix(key)?.strip_suffix('"')?;
+    let tail = object.get(end..)?.trim_start();
+    let (head, tail) = match tail.strip_prefix(',') {
+        // Members follow: the comma after this one goes with it.
+        Some(rest) => (head, rest.trim_start()),
+        // The last member: the comma before it goes (none when it was the only one).
+        None => {
+            let head = head.trim_end();
+            (head.strip_suffix(',').unwrap_or(head), tail)
+        }
+    };
+    let mut cut = String::with_capacity(head.len() + tail.len());
+    cut.push_str(head);
+    cut.push_str(tail);
+    Some(cut)
 }
 
 /// An outbound envelope written member by member into one buffer of the right size (where
@@ -389,8 +564,13 @@ impl Writer {
 
     /// `key` (with its comma and colon) and `value`'s text.
     fn member(&mut self, key: &str, value: &RawValue) {
+        self.push(key, value.get());
+    }
+
+    /// `key` (with what goes before it) and a value's text.
+    fn push(&mut self, key: &str, value: &str) {
         self.0.push_str(key);
-        self.0.push_str(value.get());
+        self.0.push_str(value);
     }
 
     /// A JSON string: as is between quotes when nothing in it needs escaping (a method, most
@@ -431,4 +611,57 @@ pub fn encode_error(id: Option<&RequestId>, error: &ErrorObject) -> String {
 /// Encodes a value as raw JSON, for `params` and `result`.
 pub fn to_raw<T: Serialize + ?Sized>(value: &T) -> Result<Box<RawValue>, serde_json::Error> {
     serde_json::value::to_raw_value(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_scan_finds_the_top_level_members_past_nested_values_and_strings() {
+        let object = r#" { "a" : {"b":[1,{"c":"}]\"{["}]} , "d":"x\\\"y" ,"e":-1.5e3,"f":[],"g":null,"h":true } "#;
+        let mut seen = Vec::new();
+        assert!(each_member(object, |key, value| {
+            seen.push((key, value));
+            true
+        }));
+        assert_eq!(
+            seen,
+            [
+                ("a", r#"{"b":[1,{"c":"}]\"{["}]}"#),
+                ("d", r#""x\\\"y""#),
+                ("e", "-1.5e3"),
+                ("f", "[]"),
+                ("g", "null"),
+                ("h", "true"),
+            ]
+        );
+        assert!(each_member(" {} ", |_, _| false));
+        assert!(!each_member(r#"{"a":1,"b":2}"#, |key, _| key == "a"));
+        for not_an_object in ["[1]", r#""a""#, r#"{"a":1} x"#, "", "{", r#"{"a""#] {
+            assert!(!each_member(not_an_object, |_, _| true), "{not_an_object}");
+        }
+    }
+
+    #[test]
+    fn a_member_is_cut_with_one_of_its_commas() {
+        let cut = |object: &str| {
+            #[derive(serde::Deserialize)]
+            struct Meta<'a> {
+                #[serde(rename = "_meta", borrow)]
+                meta: &'a RawValue,
+            }
+            let meta = serde_json::from_str::<Meta<'_>>(object).expect("a _meta member").meta;
+            without_member(object, meta.get(), "_meta")
+        };
+        assert_eq!(cut(r#"{"_meta":{}}"#).as_deref(), Some("{}"));
+        assert_eq!(cut(r#"{"a":1,"_meta":{"b":[2]}}"#).as_deref(), Some(r#"{"a":1}"#));
+        assert_eq!(cut(r#"{"_meta":null,"a":1}"#).as_deref(), Some(r#"{"a":1}"#));
+        assert_eq!(
+            cut(r#"{"a":1, "_meta" :{}, "c":3}"#).as_deref(),
+            Some(r#"{"a":1, "c":3}"#)
+        );
+        // An escaped key is not cut here (a relayed result is then read as a value).
+        assert_eq!(cut(r#"{"\u005fmeta":{},"a":1}"#), None);
+    }
 }

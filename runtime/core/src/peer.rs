@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::{ErrorObject, PeerError};
 use crate::extensions::Extensions;
-use crate::message::{self, Inbound, Invalid, Message, RequestId};
+use crate::message::{self, Inbound, Invalid, JsonText, Message, RequestId};
 use crate::server::ReadAhead;
 
 /// The method a peer uses to cancel a request it sent.
@@ -76,13 +76,14 @@ impl Default for PeerConfig {
 /// What serves the requests and notifications a peer receives.
 pub trait Service: Send + Sync + 'static {
     /// Handles a request. `params` is the raw JSON the peer sent; decode it into the method's
-    /// type and answer `-32602` naming the member when it does not fit.
+    /// type and answer `-32602` naming the member when it does not fit. The result is JSON
+    /// text ([`JsonText`]: from a `Box<RawValue>` with `.into()`, or [`JsonText::encode`] of a value).
     fn request(
         &self,
         cx: RequestContext,
         method: String,
         params: Option<Box<RawValue>>,
-    ) -> impl Future<Output = Result<Box<RawValue>, ErrorObject>> + Send;
+    ) -> impl Future<Output = Result<JsonText, ErrorObject>> + Send;
 
     /// Handles a notification (cancellation is handled by the peer itself and not passed on).
     /// The default ignores it, as JSON-RPC allows.
@@ -150,7 +151,7 @@ impl<T: Service> Service for Arc<T> {
         cx: RequestContext,
         method: String,
         params: Option<Box<RawValue>>,
-    ) -> impl Future<Output = Result<Box<RawValue>, ErrorObject>> + Send {
+    ) -> impl Future<Output = Result<JsonText, ErrorObject>> + Send {
         T::request(self, cx, method, params)
     }
 

@@ -17,7 +17,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use portico_core::{ErrorObject, PeerHandle, RequestContext, Service};
+use portico_core::{ErrorObject, JsonText, PeerHandle, RequestContext, Service};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -365,7 +365,7 @@ impl<S: Service> Service for Traced<S> {
         cx: RequestContext,
         method: String,
         params: Option<Box<RawValue>>,
-    ) -> Result<Box<RawValue>, ErrorObject> {
+    ) -> Result<JsonText, ErrorObject> {
         let parent = TraceContext::from_params(params.as_deref());
         // Without an exporter and without a trace to continue there is nothing to record or
         // pass on: the request goes through untouched but for its log correlation id.

@@ -31,6 +31,7 @@ use portico_core::server::catalog::{Catalog, CatalogFeatures, CatalogFuture, Lis
 use portico_core::server::{Answered, Context, Era};
 use portico_core::{ErrorObject, Extensions};
 use portico_protocol::v2026_07_28 as wire;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use crate::auth::Principal;
@@ -202,6 +203,58 @@ impl TaskOwners {
 }
 
 impl View {
+    /// `tools/call` of the tool served as `name`, relayed to its upstream with `arguments`
+    /// decoded, or `raw` as the client sent them ([`relay::forward_through_as`]).
+    async fn relay_call(
+        &self,
+        cx: &Context,
+        name: &str,
+        arguments: Option<Value>,
+        raw: Option<&RawValue>,
+    ) -> Result<Answered, ErrorObject> {
+        let routes = self.routes();
+        let caller = routes.caller(cx.extension::<Principal>());
+        let (upstream, tool) = self
+            .allowed_tool(&routes, &caller, "tools/call", name)
+            .ok_or_else(|| unknown("tool", name))?;
+        let mut params = Map::new();
+        params.insert("name".into(), tool.clone().into());
+        if let Some(arguments) = arguments {
+            params.insert("arguments".into(), arguments);
+        }
+        // A session upstream's tasks, for a client of the extension.
+        crate::tasks::prepare_call(&upstream.snapshot(), &tool, name, cx, &mut params)?;
+        let augmented = params.contains_key("task");
+        let plugins = routes.plugins.on(Some(name));
+        let cache = routes
+            .cache
+            .as_deref()
+            .filter(|cache| cache.caches_tool(&upstream, &tool))
+            .map(|cache| (cache, cache::Kind::Tool));
+        // A task's result, and a session client's (adapted to its revision), are read.
+        let text = cx.era() == Era::Stateless && !augmented;
+        let answered =
+            relay::forward_through_as(&upstream, cx, "tools/call", params, raw, plugins, cache, text).await?;
+        let mut result = match answered {
+            Answered::Value(result) => result,
+            text @ Answered::Text { .. } => return Ok(text),
+        };
+        if augmented {
+            result = crate::tasks::created(result);
+        }
+        // A task handle (the tasks extension) names the upstream that runs the task.
+        if self.prefixes_tasks() {
+            rewrite_task_ids(&mut result, &|id| format!("{}{TASK_SEPARATOR}{id}", upstream.name()));
+        }
+        if let Some(task) = task_id(&result) {
+            self.tasks
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(task.to_string(), upstream.name(), &tool);
+        }
+        Ok(Answered::Value(result))
+    }
+
     /// The catalog of the endpoint `scope`.
     pub fn new(routes: SharedRoutes, scope: Scope) -> Self {
         Self {
@@ -484,47 +537,24 @@ impl Catalog for View {
         name: &'a str,
         arguments: Option<Map<String, Value>>,
     ) -> CatalogFuture<'a, Answered> {
+        Box::pin(self.relay_call(cx, name, arguments.map(Value::Object), None))
+    }
+
+    /// The arguments go to the upstream as the client sent them, not decoded into a map and
+    /// encoded again (unless a plugin or the cache reads them: [`relay::forward_through_as`]).
+    /// serde_json borrows them as a `&RawValue` only after checking them once more.
+    fn call_tool_raw<'a>(
+        &'a self,
+        cx: &'a Context,
+        name: &'a str,
+        arguments: Option<&'a str>,
+    ) -> CatalogFuture<'a, Answered> {
         Box::pin(async move {
-            let routes = self.routes();
-            let caller = routes.caller(cx.extension::<Principal>());
-            let (upstream, tool) = self
-                .allowed_tool(&routes, &caller, "tools/call", name)
-                .ok_or_else(|| unknown("tool", name))?;
-            let mut params = Map::new();
-            params.insert("name".into(), tool.clone().into());
-            if let Some(arguments) = arguments {
-                params.insert("arguments".into(), Value::Object(arguments));
-            }
-            // A session upstream's tasks, for a client of the extension.
-            crate::tasks::prepare_call(&upstream.snapshot(), &tool, name, cx, &mut params)?;
-            let augmented = params.contains_key("task");
-            let plugins = routes.plugins.on(Some(name));
-            let cache = routes
-                .cache
-                .as_deref()
-                .filter(|cache| cache.caches_tool(&upstream, &tool))
-                .map(|cache| (cache, cache::Kind::Tool));
-            // A task's result, and a session client's (adapted to its revision), are read.
-            let text = cx.era() == Era::Stateless && !augmented;
-            let answered = relay::forward_through_as(&upstream, cx, "tools/call", params, plugins, cache, text).await?;
-            let mut result = match answered {
-                Answered::Value(result) => result,
-                text @ Answered::Text { .. } => return Ok(text),
-            };
-            if augmented {
-                result = crate::tasks::created(result);
-            }
-            // A task handle (the tasks extension) names the upstream that runs the task.
-            if self.prefixes_tasks() {
-                rewrite_task_ids(&mut result, &|id| format!("{}{TASK_SEPARATOR}{id}", upstream.name()));
-            }
-            if let Some(task) = task_id(&result) {
-                self.tasks
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .insert(task.to_string(), upstream.name(), &tool);
-            }
-            Ok(Answered::Value(result))
+            let arguments = arguments
+                .map(serde_json::from_str::<&RawValue>)
+                .transpose()
+                .map_err(|e| ErrorObject::invalid_params(format!("tools/call: {e}")))?;
+            self.relay_call(cx, name, None, arguments).await
         })
     }
 

@@ -16,6 +16,10 @@
 //! | `/.well-known/oauth-protected-resource` | the resource's metadata, with `auth` ([`auth`]) |
 //! | `/admin/…`, `/openapi.json`, `/admin/docs` | the admin API ([`admin`]), its OpenAPI 3.1 document and reference page |
 //!
+//! Served on a listener with [`portico_transport::http::serve_service`] of [`Gateway::service`]
+//! (`portico gateway` does): the MCP endpoints' POSTs go to their endpoint unrouted (without
+//! `auth`), everything else through [`Gateway::router`].
+//!
 //! The request path: transport → bearer token ([`auth`], when configured) → rate limits
 //! ([`ratelimit`], when `rate_limits` has rules: token buckets in memory or Redis, `429` with
 //! `Retry-After` and `RateLimit` headers) → [`portico_core::server`] (sessions, revisions,
@@ -296,7 +300,8 @@ impl Gateway {
         self.inner.metrics.record_change(source, outcome.is_ok());
     }
 
-    /// Cancelled by [`Gateway::shutdown`]; give [`portico_transport::http::serve`] the same.
+    /// Cancelled by [`Gateway::shutdown`]; give [`portico_transport::http::serve_service`]
+    /// (serving [`Gateway::service`]) the same.
     pub fn shutdown_token(&self) -> CancellationToken {
         self.inner.shutdown.clone()
     }

@@ -48,7 +48,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use portico_core::client::{CallObserver, ClientError, InputContext, Observer, ObserverFuture, RequestOptions};
+use portico_core::client::{CallObserver, ClientError, InputContext, Observer, ObserverFuture, Params, RequestOptions};
 use portico_core::server::input::InputError;
 use portico_core::server::{Answered, Context};
 use portico_core::{ErrorObject, server::Era};
@@ -175,7 +175,7 @@ pub(crate) async fn forward_through(
     plugins: Plugged<'_>,
     cache: Option<(&Cache, cache::Kind)>,
 ) -> Result<Value, ErrorObject> {
-    forward_through_as(upstream, cx, method, params, plugins, cache, false)
+    forward_through_as(upstream, cx, method, params, None, plugins, cache, false)
         .await?
         .into_value()
 }
@@ -183,11 +183,19 @@ pub(crate) async fn forward_through(
 /// [`forward_through`], its result handed on as the upstream's text ([`Answered::Text`]) when
 /// `text` is set and nothing on the way reads it: no plugin applies, the cache does not
 /// keep it, and the result is a plain complete one (see [`as_text`]). Else a value.
+///
+/// `arguments`, when given, are a `tools/call`'s arguments as the client sent them (the text
+/// of a JSON object, read once as the request was: [`portico_core::server::Catalog::call_tool_raw`]),
+/// the member `arguments` of the params: they go to the upstream as they came, unless
+/// something on the way reads them (a plugin or the cache: then they are decoded into
+/// `params` first; the audit trail digests them decoded, as it digests `params`' own).
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn forward_through_as(
     upstream: &Upstream,
     cx: &Context,
     method: &str,
     mut params: Map<String, Value>,
+    mut arguments: Option<&RawValue>,
     plugins: Plugged<'_>,
     cache: Option<(&Cache, cache::Kind)>,
     text: bool,
@@ -202,7 +210,10 @@ pub(crate) async fn forward_through_as(
     // the target (a resource's URI; a tool's or prompt's name is `tool`).
     let (arguments_digest, target) = match upstream.auditor() {
         Some(_) => (
-            params.get("arguments").map(audit::digest),
+            match arguments {
+                Some(raw) => Some(audit::digest(&decoded(raw)?)),
+                None => params.get("arguments").map(audit::digest),
+            },
             params
                 .get("uri")
                 .and_then(Value::as_str)
@@ -215,6 +226,10 @@ pub(crate) async fn forward_through_as(
     // questions) are awaited boxed: a future holds the state of every await in it, and this
     // one is moved whole into the catalog's box as each call starts — with those states inline
     // that was several KiB copied per call.
+    // The plugins read the arguments as they start, the cache keys by them.
+    if cache.is_some() || plugins.apply(upstream, method, &params) {
+        merge(&mut params, &mut arguments)?;
+    }
     let mut plugged = plugins.start(upstream, cx, method, &params);
     if let Some(run) = plugged.as_mut()
         && let Err(refusal) = run.before(&mut params).await
@@ -230,7 +245,7 @@ pub(crate) async fn forward_through_as(
     let text = text && plugged.is_none();
     let (mut outcome, cached) = match cache {
         None => (
-            forward_to_replicas_as(upstream, cx, method, params, &|| {}, text).await,
+            forward_to_replicas_as(upstream, cx, method, (params, arguments), &|| {}, text).await,
             None,
         ),
         Some((cache, kind)) => match Box::pin(cache.relay(upstream, cx, kind, method, params)).await {
@@ -361,6 +376,19 @@ async fn refused<T>(
     }
 }
 
+/// `arguments` as the client sent them (see [`forward_through_as`]), read.
+fn decoded(arguments: &RawValue) -> Result<Value, ErrorObject> {
+    serde_json::from_str(arguments.get()).map_err(|e| ErrorObject::invalid_params(format!("tools/call: {e}")))
+}
+
+/// Puts `arguments`, if given apart, into `params` as their member `arguments`, decoded.
+fn merge(params: &mut Map<String, Value>, arguments: &mut Option<&RawValue>) -> Result<(), ErrorObject> {
+    if let Some(raw) = arguments.take() {
+        params.insert("arguments".into(), decoded(raw)?);
+    }
+    Ok(())
+}
+
 /// The span name of a relayed call: `tools/call echo`, or the method alone.
 fn span_name(method: &str, params: &Map<String, Value>) -> String {
     match params.get("name").or_else(|| params.get("uri")).and_then(Value::as_str) {
@@ -379,17 +407,18 @@ pub(crate) async fn forward_to_replicas(
     params: Map<String, Value>,
     asked: &(dyn Fn() + Sync),
 ) -> Result<Value, ErrorObject> {
-    forward_to_replicas_as(upstream, cx, method, params, asked, false)
+    forward_to_replicas_as(upstream, cx, method, (params, None), asked, false)
         .await?
         .into_value()
 }
 
-/// [`forward_to_replicas`], the result as text when `text` is set and it can be ([`as_text`]).
+/// [`forward_to_replicas`], the result as text when `text` is set and it can be ([`as_text`]);
+/// the params with a tool call's arguments apart, as they came (see [`forward_through_as`]).
 async fn forward_to_replicas_as(
     upstream: &Upstream,
     cx: &Context,
     method: &str,
-    params: Map<String, Value>,
+    (params, arguments): (Map<String, Value>, Option<&RawValue>),
     asked: &(dyn Fn() + Sync),
     text: bool,
 ) -> Result<Answered, ErrorObject> {
@@ -438,6 +467,7 @@ async fn forward_to_replicas_as(
             Call {
                 method,
                 params: &params,
+                arguments,
                 timeout: upstream.config().timeout,
                 traceparent: traced,
                 credentials: credentials.as_ref(),
@@ -497,6 +527,8 @@ impl From<ErrorObject> for Failed {
 struct Call<'a> {
     method: &'a str,
     params: &'a Map<String, Value>,
+    /// A tool call's arguments as the client sent them, the params' member `arguments`.
+    arguments: Option<&'a RawValue>,
     timeout: std::time::Duration,
     traceparent: Option<String>,
     /// The caller's own credentials for the upstream (token exchange), if it has them.
@@ -517,6 +549,7 @@ async fn relay(
     let Call {
         method,
         params,
+        arguments,
         timeout,
         traceparent,
         credentials,
@@ -561,7 +594,11 @@ async fn relay(
     let mut answered: Option<Map<String, Value>> = None;
     for _ in 0..MAX_ROUNDS {
         let result = {
-            let call = client.forward_text(method, answered.as_ref().unwrap_or(params), &options);
+            let mut sent = Params::new(answered.as_ref().unwrap_or(params));
+            if let Some(arguments) = arguments {
+                sent = sent.with_raw("arguments", arguments);
+            }
+            let call = client.forward_text(method, sent, &options);
             tokio::pin!(call);
             loop {
                 tokio::select! {
@@ -645,76 +682,15 @@ async fn relay(
 }
 
 /// An upstream's result handed on as its text, unread ([`Answered::Text`]), when it is a
-/// plain complete result: an object whose `resultType` is `"complete"`, whose `_meta` (if
-/// any) names nothing but the upstream (`serverInfo`, which the gateway replaces with its
-/// own), and which holds no `taskId` (task handles are renamed on the way). Its top level is
-/// read borrowed, its members skipped; the `_meta` member is cut out of the text. Any other
-/// result is given back, to be read into a value as before.
+/// plain complete result ([`Answered::relayed`] says which, and cuts the upstream's `_meta`
+/// out) holding no `taskId` (task handles are renamed on the way). Any other result is given
+/// back, to be read into a value.
 fn as_text(raw: Box<RawValue>) -> Result<Answered, Box<RawValue>> {
-    #[derive(serde::Deserialize)]
-    struct Top<'a> {
-        #[serde(rename = "resultType", borrow)]
-        result_type: Option<std::borrow::Cow<'a, str>>,
-        #[serde(rename = "isError", default)]
-        is_error: Option<bool>,
-        #[serde(rename = "_meta", borrow, default)]
-        meta: Option<&'a RawValue>,
-    }
-    #[derive(serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct InfoOnly {
-        #[serde(rename = "io.modelcontextprotocol/serverInfo")]
-        _info: Option<serde::de::IgnoredAny>,
-    }
     static TASK_ID: portico_core::message::Mention = portico_core::message::Mention::new("\"taskId\"");
-    let whole = raw.get();
-    if TASK_ID.is_in(whole) {
+    if TASK_ID.is_in(raw.get()) {
         return Err(raw);
     }
-    let Ok(top) = serde_json::from_str::<Top<'_>>(whole) else {
-        return Err(raw);
-    };
-    if top.result_type.as_deref() != Some("complete") {
-        return Err(raw);
-    }
-    let is_error = top.is_error.unwrap_or(false);
-    let text = match top.meta {
-        None => String::from(Box::<str>::from(raw)),
-        Some(meta) => {
-            if serde_json::from_str::<InfoOnly>(meta.get()).is_err() {
-                return Err(raw);
-            }
-            match without_member(whole, meta, "_meta") {
-                Some(cut) => cut,
-                None => return Err(raw),
-            }
-        }
-    };
-    Ok(Answered::Text { text, is_error })
-}
-
-/// `object` (an object's text) without its member named `key` (exactly so, unescaped), whose
-/// value is `value` (borrowed from `object`); `None` when the text around it is not as
-/// expected.
-fn without_member(object: &str, value: &RawValue, key: &str) -> Option<String> {
-    let start = (value.get().as_ptr() as usize).checked_sub(object.as_ptr() as usize)?;
-    let end = start + value.get().len();
-    let head = object.get(..start)?.trim_end().strip_suffix(':')?.trim_end();
-    let head = head.strip_suffix('"')?.strip_suffix(key)?.strip_suffix('"')?;
-    let tail = object.get(end..)?.trim_start();
-    let (head, tail) = match tail.strip_prefix(',') {
-        // Members follow: the comma after this one goes with it.
-        Some(rest) => (head, rest.trim_start()),
-        // The last member: the comma before it goes (none when it was the only one).
-        None => {
-            let head = head.trim_end();
-            (head.strip_suffix(',').unwrap_or(head), tail)
-        }
-    };
-    let mut cut = String::with_capacity(head.len() + tail.len());
-    cut.push_str(head);
-    cut.push_str(tail);
-    Some(cut)
+    Answered::relayed(raw)
 }
 
 /// Hands one of the upstream's messages about the call to the client. A question a 2026-07-28
@@ -900,7 +876,7 @@ mod tests {
             let Answered::Text { text, is_error: error } = &answered else {
                 panic!("text: {given}")
             };
-            assert_eq!(text, expected, "{given}");
+            assert_eq!(text.get(), expected, "{given}");
             assert_eq!(*error, is_error, "{given}");
             assert_eq!(answered.is_error(), is_error);
         }
@@ -919,33 +895,18 @@ mod tests {
             // Not a result object the relay can read.
             r#"{"resultType":"complete","isError":"yes"}"#,
             r#"[1,2]"#,
+            // What the scan does not take as it is: an escaped key (which may be one it looks
+            // for), a member it looks at written twice, a `_meta` that is no object or names
+            // the upstream twice.
+            r#"{"resultType":"complete","\u005fmeta":{},"content":[]}"#,
+            r#"{"resultType":"complete","content":[],"resultType":"complete"}"#,
+            r#"{"resultType":"complete","content":[],"_meta":null}"#,
+            r#"{"resultType":"complete","_meta":{"io.modelcontextprotocol/serverInfo":{},"io.modelcontextprotocol/serverInfo":{}}}"#,
         ] {
             let given_back = as_text(raw(given))
                 .err()
                 .unwrap_or_else(|| panic!("given back: {given}"));
             assert_eq!(given_back.get(), given);
         }
-    }
-
-    #[test]
-    fn a_member_is_cut_with_one_of_its_commas() {
-        let cut = |object: &str| {
-            #[derive(serde::Deserialize)]
-            struct Meta<'a> {
-                #[serde(rename = "_meta", borrow)]
-                meta: &'a RawValue,
-            }
-            let meta = serde_json::from_str::<Meta<'_>>(object).expect("a _meta member").meta;
-            without_member(object, meta, "_meta")
-        };
-        assert_eq!(cut(r#"{"_meta":{}}"#).as_deref(), Some("{}"));
-        assert_eq!(cut(r#"{"a":1,"_meta":{"b":[2]}}"#).as_deref(), Some(r#"{"a":1}"#));
-        assert_eq!(cut(r#"{"_meta":null,"a":1}"#).as_deref(), Some(r#"{"a":1}"#));
-        assert_eq!(
-            cut(r#"{"a":1, "_meta" :{}, "c":3}"#).as_deref(),
-            Some(r#"{"a":1, "c":3}"#)
-        );
-        // An escaped key is not cut here (the relay then reads the result as a value).
-        assert_eq!(cut(r#"{"\u005fmeta":{},"a":1}"#), None);
     }
 }

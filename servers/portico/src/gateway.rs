@@ -109,7 +109,7 @@ pub fn run(args: GatewayArgs) -> ExitCode {
                 }
             });
         }
-        let app = gateway.router();
+        let app = gateway.service();
         let mut banner = format!("gateway serving MCP on http://{addr}/mcp\n");
         for name in names {
             banner.push_str(&format!("upstream {name} on http://{addr}/mcp/{name}\n"));
@@ -133,7 +133,7 @@ pub fn run(args: GatewayArgs) -> ExitCode {
             draining.shutdown();
             signalled.cancel();
         });
-        let served = portico_transport::http::serve(listener, app, stop.cancelled_owned()).await;
+        let served = portico_transport::http::serve_service(listener, app, stop.cancelled_owned()).await;
         gateway.shutdown();
         served
     });

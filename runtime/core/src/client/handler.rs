@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::notify::Router;
 use crate::error::ErrorObject;
+use crate::message::JsonText;
 use crate::peer::{PeerHandle, RequestContext, Service};
 
 /// How the client answers the server's requests for input. Every method has a default that
@@ -272,8 +273,8 @@ fn decode<T: DeserializeOwned>(method: &str, params: Option<&RawValue>) -> Resul
         .map_err(|e| ErrorObject::invalid_params(format!("{method}: {e}")))
 }
 
-fn encode<T: Serialize>(value: &T) -> Result<Box<RawValue>, ErrorObject> {
-    serde_json::value::to_raw_value(value).map_err(ErrorObject::internal)
+fn encode<T: Serialize>(value: &T) -> Result<JsonText, ErrorObject> {
+    JsonText::encode(value).map_err(ErrorObject::internal)
 }
 
 impl Service for ClientService {
@@ -282,13 +283,13 @@ impl Service for ClientService {
         cx: RequestContext,
         method: String,
         params: Option<Box<RawValue>>,
-    ) -> Result<Box<RawValue>, ErrorObject> {
+    ) -> Result<JsonText, ErrorObject> {
         let input = InputContext::new(None, cx.cancellation().clone());
         if INPUT_REQUESTS.contains(&method.as_str())
             && let Some(observer) = self.shared.observed.find(cx.origin())
             && observer.answers_requests()
         {
-            return observer.request(method, params, input).await;
+            return observer.request(method, params, input).await.map(JsonText::from);
         }
         let handler = self.shared.handler();
         let params = params.as_deref();

@@ -418,6 +418,42 @@ fn decode<T: DeserializeOwned>(method: &str, value: Value) -> Result<T, ClientEr
     serde_json::from_value(value).map_err(|e| ClientError::protocol(method, e.to_string()))
 }
 
+/// A request's params as a caller hands them to [`Client::forward_text`]: its members, and
+/// at most one more member whose value is JSON text as it came (a relayed `tools/call`'s
+/// `arguments`, checked when it was read), written into the request as it is rather than
+/// decoded into a map and encoded again. A member of that name among `members` is left out.
+#[derive(Clone, Copy, Debug)]
+pub struct Params<'a> {
+    members: &'a Map<String, Value>,
+    raw: Option<(&'a str, &'a RawValue)>,
+}
+
+impl<'a> Params<'a> {
+    /// `members`, and nothing else.
+    pub fn new(members: &'a Map<String, Value>) -> Self {
+        Self { members, raw: None }
+    }
+
+    /// These params with the member `key` whose value is `value`'s text.
+    pub fn with_raw(self, key: &'a str, value: &'a RawValue) -> Self {
+        Self {
+            raw: Some((key, value)),
+            ..self
+        }
+    }
+
+    /// The member `key` among the decoded ones.
+    fn get(&self, key: &str) -> Option<&'a Value> {
+        self.members.get(key)
+    }
+}
+
+impl<'a> From<&'a Map<String, Value>> for Params<'a> {
+    fn from(members: &'a Map<String, Value>) -> Self {
+        Self::new(members)
+    }
+}
+
 /// A request's params as sent, serialized from borrowed parts: the caller's members, then
 /// `_meta` merged from the caller's own `_meta` (an object; anything else is dropped), the
 /// era's members a 2026-07-28 request carries (protocol version, client info and capabilities,
@@ -426,7 +462,7 @@ fn decode<T: DeserializeOwned>(method: &str, value: Value) -> Result<T, ClientEr
 /// a map of copies (the client's info and capabilities cloned for every request) and dropped
 /// after encoding: a tenth of a call's instructions in `cargo xtask bench client`.
 struct Sent<'a> {
-    params: &'a Map<String, Value>,
+    params: Params<'a>,
     /// The era's `_meta` members (2026-07-28 only), encoded already: the client's info and
     /// capabilities are the same in every request, and encoding them again was about a fifth
     /// of a relayed request's encoding (the gateway's, callgrind: 0.9k of 4.5k instructions).
@@ -463,10 +499,14 @@ impl Serialize for Sent<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap as _;
         let mut map = serializer.serialize_map(None)?;
-        for (key, value) in self.params {
-            if key != "_meta" {
+        let raw = self.params.raw;
+        for (key, value) in self.params.members {
+            if key != "_meta" && raw.is_none_or(|(raw, _)| raw != key) {
                 map.serialize_entry(key, value)?;
             }
+        }
+        if let Some((key, value)) = raw {
+            map.serialize_entry(key, value)?;
         }
         if self.has_meta() {
             map.serialize_entry("_meta", &SentMeta(self))?;
@@ -895,12 +935,7 @@ impl Client {
     }
 
     /// `params` as sent, encoded: with the era's `_meta` and the options' (see [`Sent`]).
-    fn encode(
-        &self,
-        method: &str,
-        params: &Map<String, Value>,
-        options: &RequestOptions,
-    ) -> Result<Box<RawValue>, ClientError> {
+    fn encode(&self, method: &str, params: Params<'_>, options: &RequestOptions) -> Result<Box<RawValue>, ClientError> {
         let level = match self.inner.era {
             Era::Stateless => *self.inner.log_level.lock().unwrap_or_else(PoisonError::into_inner),
             Era::Stateful(_) => None,
@@ -922,7 +957,7 @@ impl Client {
     /// client) and the client is sure of it — the protocol version its `_meta` carries is the
     /// client's own (neither the caller's `_meta` nor the options name another) — so that the
     /// transport need not read the body again for its headers.
-    fn extensions_for(&self, method: &str, params: &Map<String, Value>, options: &RequestOptions) -> Extensions {
+    fn extensions_for(&self, method: &str, params: Params<'_>, options: &RequestOptions) -> Extensions {
         let extensions = options.extensions.clone();
         if self.inner.era != Era::Stateless
             || !self.inner.handle.requests_beside()
@@ -950,7 +985,7 @@ impl Client {
     async fn send(
         &self,
         method: &str,
-        params: &Map<String, Value>,
+        params: Params<'_>,
         options: &RequestOptions,
     ) -> Result<Box<RawValue>, ClientError> {
         let encode = || self.encode(method, params, options);
@@ -1019,7 +1054,7 @@ impl Client {
             let (raw, kind) = self.with_input(method, params, options).await?;
             complete_as(method, &raw, kind.as_deref())
         } else {
-            complete(method, &self.send(method, params, options).await?)
+            complete(method, &self.send(method, params.into(), options).await?)
         }
     }
 
@@ -1053,12 +1088,16 @@ impl Client {
 
     /// [`Client::forward`], the result as its text came (no `resultType` added where the
     /// revision has none): for an intermediary that hands it on unread.
-    pub async fn forward_text(
+    ///
+    /// `params` are a map (`&Map`), or [`Params`] with a member whose value is handed on as
+    /// the text it came as.
+    pub async fn forward_text<'a>(
         &self,
         method: &str,
-        params: &Map<String, Value>,
+        params: impl Into<Params<'a>>,
         options: &RequestOptions,
     ) -> Result<Box<RawValue>, ClientError> {
+        let params = params.into();
         let raw = match self.send(method, params, options).await {
             Err(e) if method == "tools/call" && self.mirrors_params() && e.code() == Some(HEADER_MISMATCH) => {
                 // Boxed: rare, and every forwarded call's future would carry its size.
@@ -1418,7 +1457,7 @@ impl Client {
                 source,
             })?,
         );
-        let raw = self.encode(method, &params, &RequestOptions::default())?;
+        let raw = self.encode(method, (&params).into(), &RequestOptions::default())?;
         let (assigned_tx, assigned_rx) = oneshot::channel();
         let shared = self.inner.shared.clone();
         let handle = self.inner.handle.clone();
@@ -1587,12 +1626,32 @@ mod tests {
         });
         let stateless = stateless.as_ref().map(encoded);
         let sent = Sent {
-            params: &params,
+            params: Params::new(&params),
             stateless: stateless.as_deref(),
             level,
             options,
         };
         serde_json::to_value(&sent).expect("encodes")
+    }
+
+    #[test]
+    fn a_raw_member_is_written_as_its_text_in_place_of_the_decoded_one() {
+        let Value::Object(members) = json!({"name": "echo", "arguments": {"lost": true}, "_meta": {"a": 1}}) else {
+            unreachable!()
+        };
+        // Spacing, member order and a repeated member as sent: written as they are.
+        let raw: Box<RawValue> = serde_json::from_str(r#"{ "z" : [1, 2],"a":"\u00e9","a":0 }"#).expect("JSON");
+        let options = RequestOptions::new();
+        let sent = Sent {
+            params: Params::new(&members).with_raw("arguments", &raw),
+            stateless: None,
+            level: None,
+            options: &options,
+        };
+        assert_eq!(
+            serde_json::to_string(&sent).expect("encodes"),
+            r#"{"name":"echo","arguments":{ "z" : [1, 2],"a":"\u00e9","a":0 },"_meta":{"a":1}}"#
+        );
     }
 
     #[test]

@@ -34,7 +34,7 @@ impl Client {
         let mut round_params = Cow::Borrowed(params);
         let max = self.inner.config.max_input_rounds;
         for round in 0.. {
-            let raw = self.send(method, &round_params, options).await?;
+            let raw = self.send(method, round_params.as_ref().into(), options).await?;
             let kind = result_type(method, &raw)?;
             if kind.as_deref() != Some(wire::InputRequiredResult::RESULT_TYPE) {
                 return Ok((raw, kind));

@@ -25,10 +25,12 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use portico_protocol::v2026_07_28 as wire;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::Context;
 use crate::error::ErrorObject;
+use crate::message::{self, JsonText};
 
 /// A boxed future borrowing the catalog.
 pub type CatalogFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, ErrorObject>> + Send + 'a>>;
@@ -41,12 +43,14 @@ pub enum Answered {
     /// A result object, shaped as the newest revision's.
     Value(Value),
     /// The text of a result object shaped as the newest revision's, with no `_meta` member
-    /// (the framework writes the server's), and whether it is a tool error (`isError`). The
-    /// text is checked to be JSON once, as it is answered (or read into a value); text without
-    /// `{` first, or with a `"_meta"` anywhere, is read into a value and answered as one.
+    /// (the framework writes the server's), and whether it is a tool error (`isError`). A
+    /// 2026-07-28 client gets it with the server's `_meta` spliced in, unread; text without
+    /// `{` first, or with a `"_meta"` anywhere, is read into a value and answered as one, as
+    /// is any result for a session (whose revision it is adapted to). See
+    /// [`Answered::relayed`].
     Text {
         /// The result object.
-        text: String,
+        text: JsonText,
         /// Its `isError`.
         is_error: bool,
     },
@@ -65,8 +69,54 @@ impl Answered {
     pub fn into_value(self) -> Result<Value, ErrorObject> {
         match self {
             Answered::Value(value) => Ok(value),
-            Answered::Text { text, .. } => serde_json::from_str(&text).map_err(ErrorObject::internal),
+            Answered::Text { text, .. } => text.decode().map_err(ErrorObject::internal),
         }
+    }
+
+    /// An upstream server's `result` as a relay got it ([`Answered::Text`]), when it is a
+    /// plain complete result: an object whose `resultType` is `"complete"` and whose `_meta`,
+    /// if any, names nothing but that server (`io.modelcontextprotocol/serverInfo`, cut out of
+    /// the text: the framework writes its own server's). Its top level is scanned
+    /// ([`message::each_member`]), its members' values skipped unread. Any other result is
+    /// given back, to be read as a value; so is one the scan does not take as it is: a key
+    /// written with an escape (it could be one of those above), a member looked at written
+    /// twice, a `resultType` or `isError` not written plainly, a `_meta` that is no object.
+    pub fn relayed(result: Box<RawValue>) -> Result<Self, Box<RawValue>> {
+        const SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
+        let whole = result.get();
+        let (mut result_type, mut is_error, mut meta) = (None, None, None);
+        let read = message::each_member(whole, |key, value| {
+            let seen = match key {
+                "resultType" => result_type.replace(value),
+                "isError" => is_error.replace(value),
+                "_meta" => meta.replace(value),
+                _ => return !key.contains('\\'),
+            };
+            seen.is_none()
+        });
+        if !read || result_type != Some("\"complete\"") {
+            return Err(result);
+        }
+        let is_error = match is_error {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(_) => return Err(result),
+        };
+        let text = match meta {
+            None => JsonText::from(result),
+            Some(meta) => {
+                let mut named = false;
+                let info_only = message::each_member(meta, |key, _| {
+                    key == SERVER_INFO && !std::mem::replace(&mut named, true)
+                });
+                // A top-level member of valid JSON cut out, one of its commas with it: valid.
+                match message::without_member(whole, meta, "_meta").filter(|_| info_only) {
+                    Some(cut) => JsonText::trusted(cut),
+                    None => return Err(result),
+                }
+            }
+        };
+        Ok(Answered::Text { text, is_error })
     }
 }
 
@@ -199,6 +249,26 @@ pub trait Catalog: Send + Sync + 'static {
         arguments: Option<Map<String, Value>>,
     ) -> CatalogFuture<'a, Answered> {
         Box::pin(async move { self.call_tool(cx, name, arguments).await.map(Answered::Value) })
+    }
+
+    /// [`Catalog::call_tool_answered`] of arguments given as the text of the JSON object the
+    /// request carried (checked to be JSON as the request was read, not decoded). The
+    /// framework calls this one when it has that text; the default decodes it into a map (a
+    /// `-32602` naming the problem if that fails) and calls [`Catalog::call_tool_answered`].
+    /// A catalog that hands arguments on as they came (a relay) overrides it, sparing their
+    /// decoding into a map and their encoding again.
+    fn call_tool_raw<'a>(
+        &'a self,
+        cx: &'a Context,
+        name: &'a str,
+        arguments: Option<&'a str>,
+    ) -> CatalogFuture<'a, Answered> {
+        Box::pin(async move {
+            let arguments = arguments
+                .map(|text| super::decode_text("tools/call", text))
+                .transpose()?;
+            self.call_tool_answered(cx, name, arguments).await
+        })
     }
 
     /// The definition of the tool served as `name`, if the catalog can tell without waiting

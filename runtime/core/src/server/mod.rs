@@ -42,6 +42,7 @@ use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
 use crate::error::{ErrorObject, INVALID_REQUEST};
+use crate::message::JsonText;
 use crate::mirror::PROTOCOL_VERSION_KEY;
 use crate::peer::{PeerHandle, RequestContext, Service};
 pub use catalog::{Answered, Catalog, CatalogFeatures};
@@ -856,8 +857,8 @@ fn empty_object() -> Box<RawValue> {
     RawValue::from_string("{}".into()).unwrap_or_else(|_| unreachable!("`{{}}` is JSON"))
 }
 
-fn raw<T: serde::Serialize>(value: &T) -> Result<Box<RawValue>, ErrorObject> {
-    serde_json::value::to_raw_value(value).map_err(ErrorObject::internal)
+fn raw<T: serde::Serialize>(value: &T) -> Result<JsonText, ErrorObject> {
+    JsonText::encode(value).map_err(ErrorObject::internal)
 }
 
 impl Connection {
@@ -891,7 +892,7 @@ impl Connection {
         }
     }
 
-    async fn initialize(&self, peer: &PeerHandle, params: Option<&RawValue>) -> Result<Box<RawValue>, ErrorObject> {
+    async fn initialize(&self, peer: &PeerHandle, params: Option<&RawValue>) -> Result<JsonText, ErrorObject> {
         // The members every stateful revision requires, checked with the newest stateful types.
         let init: portico_protocol::v2025_11_25::InitializeRequestParams = decode("initialize", params)?;
         let client_capabilities = serde_json::to_value(&init.capabilities).map_err(ErrorObject::internal)?;
@@ -929,7 +930,7 @@ impl Connection {
         raw(&adapt::result(revision, "initialize", result))
     }
 
-    fn discover(&self) -> Result<Box<RawValue>, ErrorObject> {
+    fn discover(&self) -> Result<JsonText, ErrorObject> {
         let mut meta = wire::ResultMetaObject::new();
         meta.server_info = Some(self.server.info.clone());
         let mut result = wire::DiscoverResult::new(self.server.capabilities(), "complete", supported_versions())
@@ -976,7 +977,7 @@ impl Connection {
         (registered, definition): (&[R], impl Fn(&R) -> &T),
         listing: Option<catalog::Listing<T>>,
         result: impl FnOnce(Vec<T>, Option<String>, i64, wire::CacheableResultCacheScope) -> W,
-    ) -> Result<Box<RawValue>, ErrorObject> {
+    ) -> Result<JsonText, ErrorObject> {
         let memo = match listing.as_ref().and_then(|l| l.key) {
             Some(key) => {
                 #[derive(Deserialize)]
@@ -1042,7 +1043,7 @@ impl Connection {
         Ok(answer)
     }
 
-    async fn list_tools(&self, cx: &Context, params: Option<&RawValue>) -> Result<Box<RawValue>, ErrorObject> {
+    async fn list_tools(&self, cx: &Context, params: Option<&RawValue>) -> Result<JsonText, ErrorObject> {
         let listing = match &self.server.catalog {
             Some(catalog) => Some(catalog.tool_listing(cx).await?),
             None => None,
@@ -1070,7 +1071,7 @@ impl Connection {
         self.list_answer(cx, "tools/list", params, registered, listing, result)
     }
 
-    async fn list_resources(&self, cx: &Context, params: Option<&RawValue>) -> Result<Box<RawValue>, ErrorObject> {
+    async fn list_resources(&self, cx: &Context, params: Option<&RawValue>) -> Result<JsonText, ErrorObject> {
         let listing = match &self.server.catalog {
             Some(catalog) => Some(catalog.resource_listing(cx).await?),
             None => None,
@@ -1092,7 +1093,7 @@ impl Connection {
         )
     }
 
-    async fn list_templates(&self, cx: &Context, params: Option<&RawValue>) -> Result<Box<RawValue>, ErrorObject> {
+    async fn list_templates(&self, cx: &Context, params: Option<&RawValue>) -> Result<JsonText, ErrorObject> {
         let listing = match &self.server.catalog {
             Some(catalog) => Some(catalog.resource_template_listing(cx).await?),
             None => None,
@@ -1108,7 +1109,7 @@ impl Connection {
         })
     }
 
-    async fn list_prompts(&self, cx: &Context, params: Option<&RawValue>) -> Result<Box<RawValue>, ErrorObject> {
+    async fn list_prompts(&self, cx: &Context, params: Option<&RawValue>) -> Result<JsonText, ErrorObject> {
         let listing = match &self.server.catalog {
             Some(catalog) => Some(catalog.prompt_listing(cx).await?),
             None => None,
@@ -1136,7 +1137,7 @@ impl Connection {
         cx: Context,
         params: Option<&RawValue>,
         read: Option<RawCall<'_>>,
-    ) -> Result<Box<RawValue>, ErrorObject> {
+    ) -> Result<JsonText, ErrorObject> {
         #[derive(Deserialize)]
         struct Call {
             name: String,
@@ -1166,13 +1167,12 @@ impl Connection {
                     "tools/call: unknown tool {name:?}"
                 )));
             };
-            let arguments = match arguments {
-                Some(Given::Raw(text)) => Some(decode_text("tools/call", text)?),
-                Some(Given::Map(map)) => Some(map),
-                None => None,
-            };
             let rounds = cx.rounds();
-            let outcome = catalog.call_tool_answered(&cx, &name, arguments).await;
+            let outcome = match arguments {
+                Some(Given::Raw(text)) => catalog.call_tool_raw(&cx, &name, Some(text)).await,
+                Some(Given::Map(map)) => catalog.call_tool_answered(&cx, &name, Some(map)).await,
+                None => catalog.call_tool_answered(&cx, &name, None).await,
+            };
             let failed = outcome.as_ref().map_or(true, Answered::is_error);
             if let Some(asked) = self.input_required("tools/call", params, rounds, failed)? {
                 return Ok(asked);
@@ -1220,13 +1220,13 @@ impl Connection {
                 self.answer_stateless(&result)
             }
             Era::Stateful(_) if result.meta.is_none() && result.extra.is_empty() => {
-                serde_json::value::to_raw_value(&SessionCallResult(&result)).map_err(ErrorObject::internal)
+                JsonText::encode(&SessionCallResult(&result)).map_err(ErrorObject::internal)
             }
             _ => self.answer(era, "tools/call", &result),
         }
     }
 
-    async fn read_resource(&self, cx: Context, params: Option<&RawValue>) -> Result<Box<RawValue>, ErrorObject> {
+    async fn read_resource(&self, cx: Context, params: Option<&RawValue>) -> Result<JsonText, ErrorObject> {
         #[derive(Deserialize)]
         struct Read {
             uri: String,
@@ -1271,7 +1271,7 @@ impl Connection {
         self.answer(era, "resources/read", &result)
     }
 
-    async fn get_prompt(&self, cx: Context, params: Option<&RawValue>) -> Result<Box<RawValue>, ErrorObject> {
+    async fn get_prompt(&self, cx: Context, params: Option<&RawValue>) -> Result<JsonText, ErrorObject> {
         #[derive(Deserialize)]
         struct Get {
             name: String,
@@ -1304,7 +1304,7 @@ impl Connection {
         self.answer(era, "prompts/get", &result)
     }
 
-    async fn complete(&self, cx: Context, params: Option<&RawValue>) -> Result<Box<RawValue>, ErrorObject> {
+    async fn complete(&self, cx: Context, params: Option<&RawValue>) -> Result<JsonText, ErrorObject> {
         let era = cx.era();
         let catalog = self.server.catalog.as_ref().filter(|c| c.features().completions);
         if self.server.completion.is_none() && catalog.is_none() {
@@ -1345,7 +1345,7 @@ impl Connection {
     }
 
     /// `resources/subscribe` and `resources/unsubscribe` (stateful revisions).
-    async fn subscribe(&self, method: &str, params: Option<&RawValue>) -> Result<Box<RawValue>, ErrorObject> {
+    async fn subscribe(&self, method: &str, params: Option<&RawValue>) -> Result<JsonText, ErrorObject> {
         #[derive(Deserialize)]
         struct Subscribe {
             uri: String,
@@ -1375,7 +1375,7 @@ impl Connection {
 
     /// `subscriptions/listen` (2026-07-28): acknowledges the filter, then streams the changes it
     /// names until the client cancels or the server shuts down (then it answers gracefully).
-    async fn listen(&self, cx: Context, params: Option<&RawValue>) -> Result<Box<RawValue>, ErrorObject> {
+    async fn listen(&self, cx: Context, params: Option<&RawValue>) -> Result<JsonText, ErrorObject> {
         let request: wire::SubscriptionsListenRequestParams = decode("subscriptions/listen", params)?;
         let r = &self.server;
         let asked = request.notifications;
@@ -1439,7 +1439,7 @@ impl Connection {
         params: Option<&RawValue>,
         rounds: Option<Arc<input::Rounds>>,
         failed: bool,
-    ) -> Result<Option<Box<RawValue>>, ErrorObject> {
+    ) -> Result<Option<JsonText>, ErrorObject> {
         let Some(rounds) = rounds else { return Ok(None) };
         // Questions asked this round come first: a handler that could not go on without their
         // answers failed for that reason.
@@ -1468,7 +1468,7 @@ impl Connection {
         raw(&result).map(Some)
     }
 
-    async fn set_level(&self, params: Option<&RawValue>) -> Result<Box<RawValue>, ErrorObject> {
+    async fn set_level(&self, params: Option<&RawValue>) -> Result<JsonText, ErrorObject> {
         #[derive(Deserialize)]
         struct SetLevel {
             level: wire::LoggingLevel,
@@ -1522,7 +1522,7 @@ impl Connection {
     /// A 2026-07-28 result the caller knows to have no `_meta` member, with the server's
     /// `_meta` first: the same text [`Connection::answer`] splices, written in one pass
     /// (serialized straight into a raw value, so nothing is copied or read again).
-    fn answer_stateless<T: serde::Serialize>(&self, result: &T) -> Result<Box<RawValue>, ErrorObject> {
+    fn answer_stateless<T: serde::Serialize>(&self, result: &T) -> Result<JsonText, ErrorObject> {
         #[derive(serde::Serialize)]
         struct WithInfo<'a, T> {
             #[serde(rename = "_meta")]
@@ -1534,18 +1534,18 @@ impl Connection {
             meta: &self.server.info_meta_value,
             result,
         };
-        serde_json::value::to_raw_value(&with_info).map_err(ErrorObject::internal)
+        JsonText::encode(&with_info).map_err(ErrorObject::internal)
     }
 
     /// [`Connection::answer_value`] of a catalog's [`Answered`]: a 2026-07-28 result's text
     /// gets the server's `_meta` spliced in after its opening brace, unread; other eras (whose
     /// results are adapted) and text that may hold a `_meta` of its own are read first.
-    fn answer_answered(&self, era: Era, method: &str, result: Answered) -> Result<Box<RawValue>, ErrorObject> {
+    fn answer_answered(&self, era: Era, method: &str, result: Answered) -> Result<JsonText, ErrorObject> {
         if let (Era::Stateless, Answered::Text { text, .. }) = (era, &result)
-            && let Some(joined) = self.with_info_meta(text)
+            && let Some(joined) = self.with_info_meta(text.get())
         {
-            // The one check of the catalog's text.
-            return RawValue::from_string(joined).map_err(ErrorObject::internal);
+            // Valid JSON spliced into valid JSON's object: not read again.
+            return Ok(JsonText::trusted(joined));
         }
         self.answer_value(era, method, result.into_value()?)
     }
@@ -1574,7 +1574,7 @@ impl Connection {
     /// 2026-07-28 object without a `_meta` of its own is written once, the server's `_meta`
     /// first (no text to search and join, and no copy of it to check again); a session's is
     /// adapted in place rather than copied.
-    fn answer_value(&self, era: Era, method: &str, result: serde_json::Value) -> Result<Box<RawValue>, ErrorObject> {
+    fn answer_value(&self, era: Era, method: &str, result: serde_json::Value) -> Result<JsonText, ErrorObject> {
         match era {
             Era::Stateless if result.as_object().is_some_and(|o| !o.contains_key("_meta")) => {
                 self.answer_stateless(&result)
@@ -1586,14 +1586,14 @@ impl Connection {
 
     /// Encodes a newest-revision result for the request's era.
     /// In 2026-07-28 every result names the server in `_meta` (the spec's SHOULD).
-    fn answer<T: serde::Serialize>(&self, era: Era, method: &str, result: &T) -> Result<Box<RawValue>, ErrorObject> {
+    fn answer<T: serde::Serialize>(&self, era: Era, method: &str, result: &T) -> Result<JsonText, ErrorObject> {
         if era == Era::Stateless {
             // The common case, without building a JSON tree: a result object with no `_meta`
             // of its own gets the server's, spliced in after its opening brace. (A `"_meta"`
             // anywhere in the text, even inside a string, takes the general way below.)
             let text = serde_json::to_string(result).map_err(ErrorObject::internal)?;
             if let Some(joined) = self.with_info_meta(&text) {
-                return RawValue::from_string(joined).map_err(ErrorObject::internal);
+                return Ok(JsonText::trusted(joined));
             }
         }
         let mut value = serde_json::to_value(result).map_err(ErrorObject::internal)?;
@@ -1746,17 +1746,17 @@ struct PageKey {
 /// [`catalog::PAGE_MEMO_ENTRIES`] or they hold more than [`catalog::PAGE_MEMO_BYTES`].
 #[derive(Default)]
 struct PageMemo {
-    pages: std::collections::HashMap<PageKey, Box<RawValue>>,
+    pages: std::collections::HashMap<PageKey, JsonText>,
     order: std::collections::VecDeque<PageKey>,
     bytes: usize,
 }
 
 impl PageMemo {
-    fn get(&self, key: &PageKey) -> Option<Box<RawValue>> {
+    fn get(&self, key: &PageKey) -> Option<JsonText> {
         self.pages.get(key).cloned()
     }
 
-    fn insert(&mut self, key: PageKey, answer: &RawValue) {
+    fn insert(&mut self, key: PageKey, answer: &JsonText) {
         let size = answer.get().len();
         if size > catalog::PAGE_MEMO_BYTES / 4 || self.pages.contains_key(&key) {
             return;
@@ -1769,7 +1769,7 @@ impl PageMemo {
         }
         self.bytes += size;
         self.order.push_back(key.clone());
-        self.pages.insert(key, answer.to_owned());
+        self.pages.insert(key, answer.clone());
     }
 }
 
@@ -1849,7 +1849,7 @@ impl Service for Connection {
         cx: RequestContext,
         method: String,
         params: Option<Box<RawValue>>,
-    ) -> Result<Box<RawValue>, ErrorObject> {
+    ) -> Result<JsonText, ErrorObject> {
         let params = params.as_deref();
         let (cx, era, call) = match self.prepare(cx, &method, params)? {
             Prepared::Initialize(cx) => return self.initialize(cx.peer(), params).await,

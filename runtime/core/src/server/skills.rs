@@ -52,6 +52,7 @@ use sha2::{Digest, Sha256};
 use super::resource::{Resource, resource};
 use super::{Connection, Era, decode};
 use crate::error::ErrorObject;
+use crate::message::JsonText;
 
 /// The extension's identifier, the key under `capabilities.extensions`.
 pub const EXTENSION: &str = "io.modelcontextprotocol/skills";
@@ -279,7 +280,7 @@ impl Connection {
         era: Era,
         method: &str,
         params: Option<&RawValue>,
-    ) -> Result<Box<RawValue>, ErrorObject> {
+    ) -> Result<JsonText, ErrorObject> {
         let skills = &self.server.skills;
         if skills.is_empty() {
             return Err(ErrorObject::method_not_found(method));

@@ -13,7 +13,7 @@ use portico_core::client::{
     Client, ClientConfig, ClientError, ClientHandler, InputContext, Notification, Protocol, RequestOptions, memory,
 };
 use portico_core::server::{Change, Connection, Era, Json, Server, prompt, resource, tool};
-use portico_core::{ErrorObject, PeerConfig, RequestContext, Service};
+use portico_core::{ErrorObject, JsonText, PeerConfig, RequestContext, Service};
 use portico_protocol::v2026_07_28 as wire;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -414,7 +414,7 @@ impl Service for LegacyOnly {
         cx: RequestContext,
         method: String,
         params: Option<Box<RawValue>>,
-    ) -> Result<Box<RawValue>, ErrorObject> {
+    ) -> Result<JsonText, ErrorObject> {
         if method == "server/discover" {
             return Err(ErrorObject::method_not_found(&method));
         }
@@ -778,29 +778,32 @@ impl Service for Misbehaving {
         _cx: RequestContext,
         method: String,
         params: Option<Box<RawValue>>,
-    ) -> Result<Box<RawValue>, ErrorObject> {
-        let raw = |v: Value| serde_json::value::to_raw_value(&v).map_err(ErrorObject::internal);
-        match method.as_str() {
-            "initialize" => raw(json!({
-                "protocolVersion": "2025-11-25",
-                "capabilities": {"tools": {}},
-                "serverInfo": {"name": "misbehaving", "version": "0"}
-            })),
-            // Not a list of tools.
-            "tools/list" => raw(json!({"tools": 5})),
-            // The same cursor again and again.
-            "prompts/list" => raw(json!({"prompts": [], "nextCursor": "again"})),
-            "resources/list" => {
-                let cursor = params
-                    .and_then(|p| serde_json::from_str::<Value>(p.get()).ok())
-                    .and_then(|p| p["cursor"].as_str().map(str::to_string))
-                    .unwrap_or_default();
-                raw(json!({"resources": [], "nextCursor": format!("{cursor}+")}))
+    ) -> Result<JsonText, ErrorObject> {
+        let answer: Result<Box<RawValue>, ErrorObject> = {
+            let raw = |v: Value| serde_json::value::to_raw_value(&v).map_err(ErrorObject::internal);
+            match method.as_str() {
+                "initialize" => raw(json!({
+                    "protocolVersion": "2025-11-25",
+                    "capabilities": {"tools": {}},
+                    "serverInfo": {"name": "misbehaving", "version": "0"}
+                })),
+                // Not a list of tools.
+                "tools/list" => raw(json!({"tools": 5})),
+                // The same cursor again and again.
+                "prompts/list" => raw(json!({"prompts": [], "nextCursor": "again"})),
+                "resources/list" => {
+                    let cursor = params
+                        .and_then(|p| serde_json::from_str::<Value>(p.get()).ok())
+                        .and_then(|p| p["cursor"].as_str().map(str::to_string))
+                        .unwrap_or_default();
+                    raw(json!({"resources": [], "nextCursor": format!("{cursor}+")}))
+                }
+                // A resultType no request of this client asked for.
+                "tools/call" => raw(json!({"resultType": "task", "content": []})),
+                _ => std::future::pending().await,
             }
-            // A resultType no request of this client asked for.
-            "tools/call" => raw(json!({"resultType": "task", "content": []})),
-            _ => std::future::pending().await,
-        }
+        };
+        answer.map(JsonText::from)
     }
 }
 
@@ -1150,7 +1153,7 @@ impl Service for RefusesDiscover {
         cx: RequestContext,
         method: String,
         params: Option<Box<RawValue>>,
-    ) -> Result<Box<RawValue>, ErrorObject> {
+    ) -> Result<JsonText, ErrorObject> {
         if method == "server/discover" && self.seen.fetch_add(1, Ordering::SeqCst) < self.refusals {
             return Err(ErrorObject::new(-32022, "Unsupported protocol version")
                 .with_data(json!({"supported": ["2026-07-28"], "requested": "2026-07-28"})));

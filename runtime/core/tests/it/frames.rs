@@ -334,7 +334,7 @@ async fn a_request_reaches_the_transport_with_its_parts_only_when_asked() {
 fn a_result_frame_is_the_envelope_serde_writes() {
     use portico_core::RequestId;
     use portico_core::message::encode_result;
-    let result = serde_json::value::RawValue::from_string(r#"{"content":[],"x":"a\"b"}"#.into()).unwrap();
+    let result = portico_core::JsonText::parse(r#"{"content":[],"x":"a\"b"}"#.into()).unwrap();
     for id in [
         RequestId::Number(7),
         RequestId::Number(-42),

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use portico_core::{ErrorObject, Outbound, Peer, PeerConfig, PeerHandle, RequestContext, Service};
+use portico_core::{ErrorObject, JsonText, Outbound, Peer, PeerConfig, PeerHandle, RequestContext, Service};
 use serde_json::value::RawValue;
 use tokio::sync::{Notify, mpsc};
 
@@ -57,52 +57,55 @@ impl Service for TestService {
         cx: RequestContext,
         method: String,
         params: Option<Box<RawValue>>,
-    ) -> Result<Box<RawValue>, ErrorObject> {
-        match method.as_str() {
-            "echo" => Ok(params.unwrap_or_else(|| raw("null"))),
-            "slow" => {
-                // Runs until cancelled: the peer either lets it see the cancellation or drops
-                // it; the guard notices both.
-                let _guard = CancelGuard(self);
-                cx.cancelled().await;
-                Ok(raw("\"cancelled\""))
-            }
-            "panic" => panic!("boom"),
-            "progress" => {
-                for i in 1..=3 {
-                    cx.progress(f64::from(i), Some(3.0), Some("step"))
+    ) -> Result<JsonText, ErrorObject> {
+        let answer: Result<Box<RawValue>, ErrorObject> = {
+            match method.as_str() {
+                "echo" => Ok(params.unwrap_or_else(|| raw("null"))),
+                "slow" => {
+                    // Runs until cancelled: the peer either lets it see the cancellation or drops
+                    // it; the guard notices both.
+                    let _guard = CancelGuard(self);
+                    cx.cancelled().await;
+                    Ok(raw("\"cancelled\""))
+                }
+                "panic" => panic!("boom"),
+                "progress" => {
+                    for i in 1..=3 {
+                        cx.progress(f64::from(i), Some(3.0), Some("step"))
+                            .await
+                            .map_err(ErrorObject::internal)?;
+                    }
+                    Ok(raw("\"done\""))
+                }
+                "count" => {
+                    let now = self.active.fetch_add(1, Ordering::SeqCst) + 1;
+                    self.max_active.fetch_max(now, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    self.active.fetch_sub(1, Ordering::SeqCst);
+                    Ok(raw("true"))
+                }
+                "ask" => {
+                    let answer: serde_json::Value = cx
+                        .peer()
+                        .request("ping_back", &serde_json::json!({"q": 1}))
                         .await
                         .map_err(ErrorObject::internal)?;
+                    Ok(serde_json::value::to_raw_value(&serde_json::json!({"client said": answer})).expect("JSON"))
                 }
-                Ok(raw("\"done\""))
+                "ping_back" => Ok(raw("\"pong\"")),
+                // What the transport attached: the `Caller` extension's name, or `null`.
+                "whoami" => Ok(raw(&match cx.extensions().get::<Caller>() {
+                    Some(Caller(name)) => format!("{name:?}"),
+                    None => "null".into(),
+                })),
+                "bad_params" => match params.as_deref().map(|p| serde_json::from_str::<u32>(p.get())) {
+                    Some(Ok(n)) => Ok(raw(&n.to_string())),
+                    _ => Err(ErrorObject::invalid_params("`params` must be a non-negative integer")),
+                },
+                other => Err(ErrorObject::method_not_found(other)),
             }
-            "count" => {
-                let now = self.active.fetch_add(1, Ordering::SeqCst) + 1;
-                self.max_active.fetch_max(now, Ordering::SeqCst);
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                self.active.fetch_sub(1, Ordering::SeqCst);
-                Ok(raw("true"))
-            }
-            "ask" => {
-                let answer: serde_json::Value = cx
-                    .peer()
-                    .request("ping_back", &serde_json::json!({"q": 1}))
-                    .await
-                    .map_err(ErrorObject::internal)?;
-                Ok(serde_json::value::to_raw_value(&serde_json::json!({"client said": answer})).expect("JSON"))
-            }
-            "ping_back" => Ok(raw("\"pong\"")),
-            // What the transport attached: the `Caller` extension's name, or `null`.
-            "whoami" => Ok(raw(&match cx.extensions().get::<Caller>() {
-                Some(Caller(name)) => format!("{name:?}"),
-                None => "null".into(),
-            })),
-            "bad_params" => match params.as_deref().map(|p| serde_json::from_str::<u32>(p.get())) {
-                Some(Ok(n)) => Ok(raw(&n.to_string())),
-                _ => Err(ErrorObject::invalid_params("`params` must be a non-negative integer")),
-            },
-            other => Err(ErrorObject::method_not_found(other)),
-        }
+        };
+        answer.map(JsonText::from)
     }
 
     async fn notification(&self, _peer: PeerHandle, method: String, params: Option<Box<RawValue>>) {

@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use portico_core::{ErrorObject, RequestContext, Service};
+use portico_core::{ErrorObject, JsonText, RequestContext, Service};
 use portico_transport::StdioConfig;
 use portico_transport::stdio::serve_stdio;
 use serde_json::value::RawValue;
@@ -24,47 +24,50 @@ impl Service for Fixture {
         cx: RequestContext,
         method: String,
         params: Option<Box<RawValue>>,
-    ) -> Result<Box<RawValue>, ErrorObject> {
-        let null = || RawValue::from_string("null".into()).map_err(ErrorObject::internal);
-        match method.as_str() {
-            "echo" => params.map_or_else(null, Ok),
-            "stderr" => {
-                let params: serde_json::Value = params
-                    .map(|p| serde_json::from_str(p.get()))
-                    .transpose()
-                    .map_err(ErrorObject::invalid_params)?
-                    .unwrap_or_default();
-                let Some(text) = params["text"].as_str() else {
-                    return Err(ErrorObject::invalid_params("`text` must be a string"));
-                };
-                match params["repeat"].as_u64() {
-                    None => eprintln!("{text}"),
-                    Some(n) => (0..n).for_each(|i| eprintln!("{text} {i}")),
-                }
-                null()
-            }
-            "hang" => {
-                cx.cancelled().await;
-                Err(ErrorObject::internal("cancelled"))
-            }
-            // What a server that prints to its stdout does: a line that is no message, in
-            // place of the answer (which then never comes).
-            "garbage" => {
-                // The peer may drop the handler when the request is cancelled: the guard tells.
-                struct Said;
-                impl Drop for Said {
-                    fn drop(&mut self) {
-                        eprintln!("garbage: cancelled");
+    ) -> Result<JsonText, ErrorObject> {
+        let answer: Result<Box<RawValue>, ErrorObject> = {
+            let null = || RawValue::from_string("null".into()).map_err(ErrorObject::internal);
+            match method.as_str() {
+                "echo" => params.map_or_else(null, Ok),
+                "stderr" => {
+                    let params: serde_json::Value = params
+                        .map(|p| serde_json::from_str(p.get()))
+                        .transpose()
+                        .map_err(ErrorObject::invalid_params)?
+                        .unwrap_or_default();
+                    let Some(text) = params["text"].as_str() else {
+                        return Err(ErrorObject::invalid_params("`text` must be a string"));
+                    };
+                    match params["repeat"].as_u64() {
+                        None => eprintln!("{text}"),
+                        Some(n) => (0..n).for_each(|i| eprintln!("{text} {i}")),
                     }
+                    null()
                 }
-                let _said = Said;
-                println!("this is not JSON {{");
-                cx.cancelled().await;
-                Err(ErrorObject::internal("cancelled"))
+                "hang" => {
+                    cx.cancelled().await;
+                    Err(ErrorObject::internal("cancelled"))
+                }
+                // What a server that prints to its stdout does: a line that is no message, in
+                // place of the answer (which then never comes).
+                "garbage" => {
+                    // The peer may drop the handler when the request is cancelled: the guard tells.
+                    struct Said;
+                    impl Drop for Said {
+                        fn drop(&mut self) {
+                            eprintln!("garbage: cancelled");
+                        }
+                    }
+                    let _said = Said;
+                    println!("this is not JSON {{");
+                    cx.cancelled().await;
+                    Err(ErrorObject::internal("cancelled"))
+                }
+                "exit" => std::process::exit(3),
+                other => Err(ErrorObject::method_not_found(other)),
             }
-            "exit" => std::process::exit(3),
-            other => Err(ErrorObject::method_not_found(other)),
-        }
+        };
+        answer.map(JsonText::from)
     }
 }
 

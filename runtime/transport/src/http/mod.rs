@@ -175,7 +175,7 @@ use tokio::sync::{Semaphore, mpsc};
 pub use carry::Carry;
 pub use config::{HttpConfig, ResponseMode};
 pub use headers::{HEADER_MISMATCH, LAST_EVENT_ID, MCP_METHOD, MCP_NAME, MCP_PROTOCOL_VERSION, MCP_SESSION_ID};
-pub use serve::{serve, serve_endpoint};
+pub use serve::{serve, serve_endpoint, serve_service};
 pub use session::Sessions;
 
 /// Completes at the next tick of `ticker` (keep-alives, pings), never when there is none.

@@ -34,7 +34,22 @@ pub async fn serve(
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    front::run(listener, |_| router.clone(), shutdown).await
+    serve_service(listener, router, shutdown).await
+}
+
+/// [`serve`] with any service in place of a router: one clone of `service` per connection.
+/// For an application that answers some requests before (or instead of) routing them, as
+/// [`serve_endpoint`] does for an MCP endpoint's POSTs.
+pub async fn serve_service<S>(
+    listener: TcpListener,
+    service: S,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    front::run(listener, |_| service.clone(), shutdown).await
 }
 
 /// [`serve`], with every POST to `endpoint`'s path answered by `endpoint` straight
@@ -55,8 +70,7 @@ pub async fn serve_endpoint(
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let door = FrontDoor { endpoint, router };
-    front::run(listener, |_| door.clone(), shutdown).await
+    serve_service(listener, FrontDoor { endpoint, router }, shutdown).await
 }
 
 /// One connection's service under [`serve_endpoint`]: its POSTs to the endpoint's path to the

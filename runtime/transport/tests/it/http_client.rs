@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use portico_core::client::{Client, ClientConfig, ClientError, Protocol, RequestOptions};
 use portico_core::server::{Context, Server, tool};
-use portico_core::{ErrorObject, PeerError, RequestContext, Service};
+use portico_core::{ErrorObject, JsonText, PeerError, RequestContext, Service};
 use portico_transport::http::client::{HttpClient, HttpClientConfig, HttpClientError, connect};
 use portico_transport::http::{HttpConfig, StreamableHttp, serve};
 use serde_json::value::RawValue;
@@ -33,7 +33,7 @@ impl Service for Nobody {
         _cx: RequestContext,
         method: String,
         _params: Option<Box<RawValue>>,
-    ) -> Result<Box<RawValue>, ErrorObject> {
+    ) -> Result<JsonText, ErrorObject> {
         Err(ErrorObject::method_not_found(&method))
     }
 }

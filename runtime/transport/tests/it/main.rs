@@ -19,7 +19,7 @@ mod ws_client;
 use std::future::Future;
 use std::time::Duration;
 
-use portico_core::{ErrorObject, RequestContext, Service};
+use portico_core::{ErrorObject, JsonText, RequestContext, Service};
 use serde_json::value::RawValue;
 
 /// How long any single wait may take before the test fails: generous, so only a bug (a hang)
@@ -53,21 +53,24 @@ impl Service for TestService {
         cx: RequestContext,
         method: String,
         params: Option<Box<RawValue>>,
-    ) -> Result<Box<RawValue>, ErrorObject> {
-        match method.as_str() {
-            "echo" => Ok(params.unwrap_or_else(|| raw("null"))),
-            // Never answers: it ends only by cancellation.
-            "nap" => {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                Ok(raw("\"rested\""))
+    ) -> Result<JsonText, ErrorObject> {
+        let answer: Result<Box<RawValue>, ErrorObject> = {
+            match method.as_str() {
+                "echo" => Ok(params.unwrap_or_else(|| raw("null"))),
+                // Never answers: it ends only by cancellation.
+                "nap" => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    Ok(raw("\"rested\""))
+                }
+                "hang" => {
+                    cx.cancelled().await;
+                    Err(ErrorObject::internal("cancelled"))
+                }
+                // A result whose raw JSON spans several lines.
+                "pretty" => Ok(raw("{\n  \"a\": 1,\r\n  \"b\": [\n    \"x\\ny\"\n  ]\n}")),
+                other => Err(ErrorObject::method_not_found(other)),
             }
-            "hang" => {
-                cx.cancelled().await;
-                Err(ErrorObject::internal("cancelled"))
-            }
-            // A result whose raw JSON spans several lines.
-            "pretty" => Ok(raw("{\n  \"a\": 1,\r\n  \"b\": [\n    \"x\\ny\"\n  ]\n}")),
-            other => Err(ErrorObject::method_not_found(other)),
-        }
+        };
+        answer.map(JsonText::from)
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use portico_core::server::{Context, Server, tool};
-use portico_core::{ErrorObject, PeerConfig, PeerError, PeerHandle, RequestContext, Service};
+use portico_core::{ErrorObject, JsonText, PeerConfig, PeerError, PeerHandle, RequestContext, Service};
 use portico_transport::http::ws::WsConfig;
 use portico_transport::http::ws_client::{self, WsClient, WsClientConfig, WsConnectError};
 use portico_transport::http::{HttpConfig, StreamableHttp, serve};
@@ -120,11 +120,14 @@ impl Service for ClientService {
         _cx: RequestContext,
         method: String,
         _params: Option<Box<RawValue>>,
-    ) -> Result<Box<RawValue>, ErrorObject> {
-        match method.as_str() {
-            "ping" => Ok(RawValue::from_string("{}".into()).expect("JSON")),
-            other => Err(ErrorObject::method_not_found(other)),
-        }
+    ) -> Result<JsonText, ErrorObject> {
+        let answer: Result<Box<RawValue>, ErrorObject> = {
+            match method.as_str() {
+                "ping" => Ok(RawValue::from_string("{}".into()).expect("JSON")),
+                other => Err(ErrorObject::method_not_found(other)),
+            }
+        };
+        answer.map(JsonText::from)
     }
 
     async fn notification(&self, _peer: PeerHandle, method: String, params: Option<Box<RawValue>>) {

@@ -746,6 +746,23 @@ pub(crate) struct Run<'a> {
 }
 
 impl<'a> Plugged<'a> {
+    /// The plugins that apply to `method` with `params` (its `name`) to `upstream`.
+    fn applying(
+        &self,
+        upstream: &Upstream,
+        method: &str,
+        params: &Map<String, Value>,
+    ) -> impl Iterator<Item = &'a Entry> {
+        let name = params.get("name").and_then(Value::as_str);
+        let (upstream, chain) = (upstream.name(), self.chain);
+        chain.entries.iter().filter(move |e| e.applies(method, upstream, name))
+    }
+
+    /// Whether any plugin applies ([`Plugged::start`] would run one).
+    pub(crate) fn apply(&self, upstream: &Upstream, method: &str, params: &Map<String, Value>) -> bool {
+        self.applying(upstream, method, params).next().is_some()
+    }
+
     /// The plugins that apply to `method` with `params` to `upstream`, ready to run; `None`
     /// when none does (nothing is copied then).
     pub(crate) fn start(
@@ -756,12 +773,7 @@ impl<'a> Plugged<'a> {
         params: &Map<String, Value>,
     ) -> Option<Run<'a>> {
         let name = params.get("name").and_then(Value::as_str);
-        let entries: Vec<&Entry> = self
-            .chain
-            .entries
-            .iter()
-            .filter(|e| e.applies(method, upstream.name(), name))
-            .collect();
+        let entries: Vec<&Entry> = self.applying(upstream, method, params).collect();
         if entries.is_empty() {
             return None;
         }

@@ -1,4 +1,5 @@
-//! Hostile HTTP against the whole gateway surface, in process (its router as a tower service):
+//! Hostile HTTP against the whole gateway surface, in process (its service, as `portico gateway`
+//! serves it: `Gateway::service`):
 //! every path it serves and some it does not, every method, MCP messages and admin bodies cut,
 //! flipped and spliced. Nothing may panic or hang; every answer has an expected status; every
 //! JSON answer decodes (a JSON-RPC message on the MCP endpoints, an object elsewhere).
@@ -70,7 +71,7 @@ async fn hostile_requests_never_break_the_gateway() {
         "admin: {token: fuzz}\nupstreams:\n  - {name: e, builtin: everything, timeout: 2s}\nvirtual_servers:\n  - {name: v, tools: [{upstream: e, tool: test_simple_text}]}\nlimits: {max_body_bytes: 8192, max_sessions: 32}\n",
     )
     .await;
-    let router = gateway.gateway.router();
+    let router = gateway.gateway.service();
     let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
     let mut round = 0usize;
     while deadline.map_or(round < 1_500, |d| std::time::Instant::now() < d) {

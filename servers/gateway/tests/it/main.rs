@@ -88,9 +88,10 @@ impl Running {
             .expect("the gateway starts");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binding");
         let base = format!("http://{}", listener.local_addr().expect("address"));
-        let app = gateway.router();
+        // As `portico gateway` serves it: MCP POSTs unrouted (`Gateway::service`).
+        let app = gateway.service();
         let shutdown = gateway.shutdown_token();
-        tokio::spawn(portico_transport::http::serve(
+        tokio::spawn(portico_transport::http::serve_service(
             listener,
             app,
             shutdown.cancelled_owned(),

@@ -112,6 +112,22 @@ async fn an_upstream_endpoint_serves_its_items_unprefixed() {
             .unwrap_err(),
     );
     assert_eq!(error.code, -32602);
+    // A name no endpoint has is a `404` with a JSON body; an empty one matches no route
+    // (`404`).
+    let (status, body) = gateway
+        .post_tool_call("/mcp/nope", None, "test_simple_text", json!({}))
+        .await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body["error"].as_str().is_some_and(|e| e.contains("`nope`")), "{body}");
+    let status = reqwest::Client::new()
+        .post(format!("{}/mcp/", gateway.base))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .expect("sent")
+        .status();
+    assert_eq!(status, 404);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
