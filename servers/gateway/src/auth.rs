@@ -483,9 +483,24 @@ fn refusal(error: &AuthError, metadata: &str) -> Response {
 /// A refusal is recorded in the audit trail, when there is one.
 pub async fn require(
     State((authenticator, auditor)): State<(Arc<Authenticator>, Option<crate::audit::Auditor>)>,
-    mut request: Request,
+    request: Request,
     next: Next,
 ) -> Response {
+    match admit(&authenticator, auditor.as_ref(), request).await {
+        Ok(request) => next.run(request).await,
+        Err(refused) => refused,
+    }
+}
+
+/// What [`require`] does before the request goes on: the request with its caller's
+/// [`Principal`] (and [`SubjectToken`]) and without its `Authorization`, or the refusal to
+/// answer (recorded by `auditor`). For a front that routes MCP POSTs itself
+/// ([`crate::Gateway::service`]).
+pub(crate) async fn admit(
+    authenticator: &Authenticator,
+    auditor: Option<&crate::audit::Auditor>,
+    mut request: Request,
+) -> Result<Request, Response> {
     let authorization = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -502,7 +517,7 @@ pub async fn require(
                 request.extensions_mut().insert(SubjectToken::new(token));
             }
             request.extensions_mut().insert(principal);
-            next.run(request).await
+            Ok(request)
         }
         Err(error) => {
             tracing::info!(target: "portico::auth", error = %error, "request refused");
@@ -517,7 +532,7 @@ pub async fn require(
                 record.detail = Some(error.to_string());
                 auditor.record_later(record);
             }
-            refusal(&error, &metadata_url(&request))
+            Err(refusal(&error, &metadata_url(&request)))
         }
     }
 }

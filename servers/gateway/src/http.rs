@@ -196,14 +196,13 @@ impl Gateway {
     /// place through its path matching, its handler's extractors and the futures wrapping each
     /// (callgrind of a gateway relaying `tools/call`: about 2k instructions a call, of 93k).
     ///
-    /// With `auth`, the MCP endpoints are behind the router's authentication layer: then every
-    /// request is routed. A name that would need percent-decoding (`%`) is routed too, so it is
-    /// read exactly as the router's `Path` reads it.
+    /// With `auth`, such a POST is authenticated first exactly as the router's layer in front
+    /// of the MCP endpoints does it ([`crate::auth::require`]). A name that would need
+    /// percent-decoding (`%`) is routed, so it is read exactly as the router's `Path` reads it.
     pub fn service(&self) -> GatewayService {
         GatewayService {
             gateway: self.clone(),
             router: self.router(),
-            unrouted_posts: self.inner.auth.is_none(),
         }
     }
 
@@ -296,8 +295,6 @@ impl Gateway {
 pub struct GatewayService {
     gateway: Gateway,
     router: Router,
-    /// Whether POSTs to an MCP endpoint skip the router (no layer is in front of them).
-    unrouted_posts: bool,
 }
 
 /// A POST's answer, on its way.
@@ -313,13 +310,23 @@ impl tower::Service<Request> for GatewayService {
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        if self.unrouted_posts
-            && request.method() == Method::POST
+        if request.method() == Method::POST
             && let Some(name) = endpoint_of(request.uri().path())
         {
             let gateway = self.gateway.clone();
             let name = name.to_owned();
-            return Either::Left(Box::pin(async move { Ok(gateway.serve(&name, request).await) }));
+            return Either::Left(Box::pin(async move {
+                let request = match &gateway.inner.auth {
+                    None => request,
+                    Some(authenticator) => {
+                        match crate::auth::admit(authenticator, gateway.inner.audit.as_ref(), request).await {
+                            Ok(request) => request,
+                            Err(refused) => return Ok(refused),
+                        }
+                    }
+                };
+                Ok(gateway.serve(&name, request).await)
+            }));
         }
         Either::Right(self.router.call(request))
     }

@@ -17,8 +17,8 @@
 //! | `/admin/…`, `/openapi.json`, `/admin/docs` | the admin API ([`admin`]), its OpenAPI 3.1 document and reference page |
 //!
 //! Served on a listener with [`portico_transport::http::serve_service`] of [`Gateway::service`]
-//! (`portico gateway` does): the MCP endpoints' POSTs go to their endpoint unrouted (without
-//! `auth`), everything else through [`Gateway::router`].
+//! (`portico gateway` does): the MCP endpoints' POSTs go to their endpoint unrouted (through the
+//! same authentication), everything else through [`Gateway::router`].
 //!
 //! The request path: transport → bearer token ([`auth`], when configured) → rate limits
 //! ([`ratelimit`], when `rate_limits` has rules: token buckets in memory or Redis, `429` with
