@@ -185,7 +185,7 @@ pub(crate) async fn forward_through(
 /// keep it, and the result is a plain complete one (see [`as_text`]). Else a value.
 ///
 /// `arguments`, when given, are a `tools/call`'s arguments as the client sent them (the text
-/// of a JSON object, read once as the request was: [`portico_core::server::Catalog::call_tool_raw`]),
+/// of a JSON object, as the request carried it: [`portico_core::server::Catalog::call_tool_raw`]),
 /// the member `arguments` of the params: they go to the upstream as they came, unless
 /// something on the way reads them (a plugin or the cache: then they are decoded into
 /// `params` first; the audit trail digests them decoded, as it digests `params`' own).
@@ -222,14 +222,14 @@ pub(crate) async fn forward_through_as(
         ),
         None => (None, None),
     };
-    // The paths most calls do not take (a refusal, the cache, the audit trail, the upstream's
-    // questions) are awaited boxed: a future holds the state of every await in it, and this
-    // one is moved whole into the catalog's box as each call starts — with those states inline
-    // that was several KiB copied per call.
     // The plugins read the arguments as they start, the cache keys by them.
     if cache.is_some() || plugins.apply(upstream, method, &params) {
         merge(&mut params, &mut arguments)?;
     }
+    // The paths most calls do not take (a refusal, the cache, the audit trail, the upstream's
+    // questions) are awaited boxed: a future holds the state of every await in it, and this
+    // one is moved whole into the catalog's box as each call starts — with those states inline
+    // that was several KiB copied per call.
     let mut plugged = plugins.start(upstream, cx, method, &params);
     if let Some(run) = plugged.as_mut()
         && let Err(refusal) = run.before(&mut params).await

@@ -434,7 +434,8 @@ impl<'a> Params<'a> {
         Self { members, raw: None }
     }
 
-    /// These params with the member `key` whose value is `value`'s text.
+    /// These params with the member `key` (not `_meta`, which the client merges: see
+    /// [`Client::request`]) whose value is `value`'s text.
     pub fn with_raw(self, key: &'a str, value: &'a RawValue) -> Self {
         Self {
             raw: Some((key, value)),
