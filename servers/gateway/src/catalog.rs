@@ -550,10 +550,7 @@ impl Catalog for View {
         arguments: Option<&'a str>,
     ) -> CatalogFuture<'a, Answered> {
         Box::pin(async move {
-            let arguments = arguments
-                .map(serde_json::from_str::<&RawValue>)
-                .transpose()
-                .map_err(|e| ErrorObject::invalid_params(format!("tools/call: {e}")))?;
+            let arguments = arguments.map(relay::read_arguments::<&RawValue>).transpose()?;
             self.relay_call(cx, name, None, arguments).await
         })
     }

@@ -211,7 +211,7 @@ pub(crate) async fn forward_through_as(
     let (arguments_digest, target) = match upstream.auditor() {
         Some(_) => (
             match arguments {
-                Some(raw) => Some(audit::digest(&decoded(raw)?)),
+                Some(raw) => Some(audit::digest(&read_arguments::<Value>(raw.get())?)),
                 None => params.get("arguments").map(audit::digest),
             },
             params
@@ -376,15 +376,16 @@ async fn refused<T>(
     }
 }
 
-/// `arguments` as the client sent them (see [`forward_through_as`]), read.
-fn decoded(arguments: &RawValue) -> Result<Value, ErrorObject> {
-    serde_json::from_str(arguments.get()).map_err(|e| ErrorObject::invalid_params(format!("tools/call: {e}")))
+/// A `tools/call`'s arguments as the client sent them (see [`forward_through_as`]), read as
+/// `T` (a value, or the `&RawValue` of the text); `-32602` naming the problem if they do not read.
+pub(crate) fn read_arguments<'a, T: serde::Deserialize<'a>>(arguments: &'a str) -> Result<T, ErrorObject> {
+    serde_json::from_str(arguments).map_err(|e| ErrorObject::invalid_params(format!("tools/call: {e}")))
 }
 
 /// Puts `arguments`, if given apart, into `params` as their member `arguments`, decoded.
 fn merge(params: &mut Map<String, Value>, arguments: &mut Option<&RawValue>) -> Result<(), ErrorObject> {
     if let Some(raw) = arguments.take() {
-        params.insert("arguments".into(), decoded(raw)?);
+        params.insert("arguments".into(), read_arguments::<Value>(raw.get())?);
     }
     Ok(())
 }
