@@ -894,8 +894,24 @@ impl<S: Service> Peer<S> {
         if self.handle.is_closed() {
             return None;
         }
-        let task = self.dispatch_with(message, None, extensions).await?;
-        Some(Box::pin(task))
+        let Message::Request { id, method, params } = message else {
+            // Dispatched now: no handling to hand back.
+            let _ = self.dispatch_with(message, None, extensions).await;
+            return None;
+        };
+        // What `dispatch_with` hands back for a request, made in its box (`crate::boxed`): the
+        // handling is built once where it runs, not returned up through the dispatching
+        // futures and copied at each.
+        let shared = self.handle.shared.clone();
+        let slot = shared.slots().clone().acquire_owned().await.ok()?;
+        let related = Some(id.clone());
+        Some(match self.track(&id) {
+            Ok(cancel) => crate::boxed(|| {
+                let run = self.run(id, method, params, cancel, true, (None, extensions, None));
+                answering(shared, related, run, Some(slot))
+            }),
+            Err(refused) => crate::boxed(|| answering(shared, related, std::future::ready(Some(refused)), Some(slot))),
+        })
     }
 
     /// [`Peer::receive_message`] for a message that came on the response stream of our request
@@ -960,8 +976,17 @@ impl<S: Service> Peer<S> {
         }
         let cancel = self.handle.shared.closed.clone();
         let carried = (None, extensions, read_ahead);
-        let run = self.run(id.clone(), method, params, cancel, false, carried);
-        Some(Box::pin(answering(self.handle.shared.clone(), Some(id), run)))
+        let shared = self.handle.shared.clone();
+        // Made in its box (`crate::boxed`): the handling is a few hundred bytes.
+        Some(crate::boxed(|| {
+            let related = Some(id.clone());
+            answering(
+                shared,
+                related,
+                self.run(id, method, params, cancel, false, carried),
+                None,
+            )
+        }))
     }
 
     /// Handles one inbound frame. Returns once the frame is dispatched (requests run on their
@@ -1150,18 +1175,14 @@ impl<S: Service> Peer<S> {
         match message {
             Message::Request { id, method, params } => {
                 let permit = shared.slots().clone().acquire_owned().await.ok()?;
-                let cancel = shared.closed.child_token();
-                {
-                    let mut in_flight = shared.in_flight();
-                    if in_flight.contains_key(&id) {
-                        let error = ErrorObject::invalid_request(format!("request id {id} is already in use"));
-                        let answer = (message::encode_error(Some(&id), &error), Answer::Error(error.code));
+                let cancel = match self.track(&id) {
+                    Ok(cancel) => cancel,
+                    Err(refused) => {
                         return Some(futures_util::future::Either::Left(
-                            async move { (Some(answer), permit) },
+                            async move { (Some(refused), permit) },
                         ));
                     }
-                    in_flight.insert(id.clone(), cancel.clone());
-                }
+                };
                 let run = self.run(id, method, params, cancel, true, (origin, extensions, None));
                 Some(futures_util::future::Either::Right(async move { (run.await, permit) }))
             }
@@ -1195,6 +1216,20 @@ impl<S: Service> Peer<S> {
         }
     }
 
+    /// Enters the inbound request `id` in the requests in flight; its cancellation, or the
+    /// answer refusing it when another request in flight has its id.
+    fn track(&self, id: &RequestId) -> Result<CancellationToken, (String, Answer)> {
+        let shared = &self.handle.shared;
+        let mut in_flight = shared.in_flight();
+        if in_flight.contains_key(id) {
+            let error = ErrorObject::invalid_request(format!("request id {id} is already in use"));
+            return Err((message::encode_error(Some(id), &error), Answer::Error(error.code)));
+        }
+        let cancel = shared.closed.child_token();
+        in_flight.insert(id.clone(), cancel.clone());
+        Ok(cancel)
+    }
+
     /// Runs a request's handler until it answers or `cancel` fires; its encoded answer (`None`
     /// when cancelled). A `tracked` request leaves the in-flight table when done. `carried` is
     /// the request's origin and extensions.
@@ -1226,8 +1261,9 @@ impl<S: Service> Peer<S> {
         let shared = self.handle.shared.clone();
         async move {
             // Boxed: a service's future can be kilobytes, and the task holding it is moved a
-            // few times as it is spawned; a pointer is cheaper to move.
-            let run = AssertUnwindSafe(Box::pin(service.request(cx, method, params))).catch_unwind();
+            // few times as it is spawned; a pointer is cheaper to move. Made in its box, not
+            // copied there (`crate::boxed`).
+            let run = AssertUnwindSafe(crate::boxed(|| service.request(cx, method, params))).catch_unwind();
             let outcome = tokio::select! {
                 biased;
                 () = cancel.cancelled() => None,
@@ -1280,14 +1316,18 @@ impl<S: Service> Peer<S> {
 /// [`Peer::serve_message_with`]).
 pub type Handling = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
-/// Runs `run` (a request's handler, [`Peer::run`]) and sends its answer.
+/// Runs `run` (a request's handler, [`Peer::run`]) and sends its answer, holding the request's
+/// handler `slot` (if it takes one) until the answer is queued, so that `Peer::idle` does not
+/// report idle while an answer is still on its way.
 async fn answering(
     shared: Arc<Shared>,
     related: Option<RequestId>,
     run: impl Future<Output = Option<(String, Answer)>>,
+    slot: Option<OwnedSemaphorePermit>,
 ) {
     let answer = run.await;
     send_answer(&shared, related, answer).await;
+    drop(slot);
 }
 
 /// Sends a request's encoded answer, or, when it was cancelled, marks it ended.

@@ -1374,13 +1374,13 @@ pub mod duration {
     /// Writes the shortest exact form.
     pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
         let ms = value.as_millis();
-        let text = if ms % 86_400_000 == 0 && ms > 0 {
+        let text = if ms.is_multiple_of(86_400_000) && ms > 0 {
             format!("{}d", ms / 86_400_000)
-        } else if ms % 3_600_000 == 0 && ms > 0 {
+        } else if ms.is_multiple_of(3_600_000) && ms > 0 {
             format!("{}h", ms / 3_600_000)
-        } else if ms % 60_000 == 0 && ms > 0 {
+        } else if ms.is_multiple_of(60_000) && ms > 0 {
             format!("{}m", ms / 60_000)
-        } else if ms % 1000 == 0 {
+        } else if ms.is_multiple_of(1000) {
             format!("{}s", ms / 1000)
         } else {
             format!("{ms}ms")

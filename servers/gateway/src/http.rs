@@ -15,6 +15,7 @@ use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::future::RouteFuture;
 use axum::routing::{any, get};
+use futures_util::FutureExt as _;
 use futures_util::future::Either;
 use portico_core::server::Server;
 use portico_transport::http::legacy_sse::{self, LegacySseConfig};
@@ -260,15 +261,29 @@ impl Gateway {
 
     /// Serves `request` on the endpoint `name`: its rate limits first (authentication, a
     /// layer, ran before), then the endpoint.
-    async fn serve(&self, name: &str, request: Request) -> Response {
-        crate::ratelimit::enforce(self, request, |request| self.serve_admitted(name, request)).await
+    ///
+    /// Not an `async fn`, nor is [`Gateway::serve_admitted`]: the endpoint's future is
+    /// kilobytes, and each `async fn` awaiting it would copy it into its own state first
+    /// (see [`portico_core::boxed`]). Without rate limits to apply, the endpoint's future is
+    /// the answer, made in its box.
+    fn serve(&self, name: &str, request: Request) -> Answering {
+        if !crate::ratelimit::applies(self, &request) {
+            return self.serve_admitted(name, request);
+        }
+        let gateway = self.clone();
+        let name = name.to_owned();
+        portico_core::boxed(|| async move {
+            let next = |request| gateway.serve_admitted(&name, request).map(infallible);
+            Ok(crate::ratelimit::enforce(&gateway, request, next).await)
+        })
     }
 
     /// [`Gateway::serve`], once the rate limits admitted `request`.
-    async fn serve_admitted(&self, name: &str, request: Request) -> Response {
+    fn serve_admitted(&self, name: &str, request: Request) -> Answering {
         let no_such = || {
             let error = format!("no upstream or virtual server is named `{name}`");
-            json_response(StatusCode::NOT_FOUND, &json!({"error": error}))
+            let response = json_response(StatusCode::NOT_FOUND, &json!({"error": error}));
+            Box::pin(std::future::ready(Ok(response))) as Answering
         };
         let Some(serve) = self.endpoint_for(name, &request) else {
             return no_such();
@@ -281,12 +296,17 @@ impl Gateway {
             return no_such();
         }
         match serve {
-            Serve::Post(streamable) => streamable.post(request).await,
-            Serve::Route(router) => match router.oneshot(request).await {
-                Ok(response) => response,
-                Err(never) => match never {},
-            },
+            Serve::Post(streamable) => portico_core::boxed(|| streamable.post(request).map(Ok)),
+            Serve::Route(router) => Box::pin(router.oneshot(request)),
         }
+    }
+}
+
+/// The response of a future that cannot fail.
+fn infallible(answer: Result<Response, Infallible>) -> Response {
+    match answer {
+        Ok(response) => response,
+        Err(never) => match never {},
     }
 }
 
@@ -313,19 +333,20 @@ impl tower::Service<Request> for GatewayService {
         if request.method() == Method::POST
             && let Some(name) = endpoint_of(request.uri().path())
         {
-            let gateway = self.gateway.clone();
             let name = name.to_owned();
-            return Either::Left(Box::pin(async move {
-                let request = match &gateway.inner.auth {
-                    None => request,
-                    Some(authenticator) => {
-                        match crate::auth::admit(authenticator, gateway.inner.audit.as_ref(), request).await {
-                            Ok(request) => request,
-                            Err(refused) => return Ok(refused),
-                        }
+            if self.gateway.inner.auth.is_none() {
+                return Either::Left(self.gateway.serve(&name, request));
+            }
+            let gateway = self.gateway.clone();
+            return Either::Left(portico_core::boxed(|| async move {
+                if let Some(authenticator) = &gateway.inner.auth {
+                    match crate::auth::admit(authenticator, gateway.inner.audit.as_ref(), request).await {
+                        Ok(request) => gateway.serve(&name, request).await,
+                        Err(refused) => Ok(refused),
                     }
-                };
-                Ok(gateway.serve(&name, request).await)
+                } else {
+                    gateway.serve(&name, request).await
+                }
             }));
         }
         Either::Right(self.router.call(request))
@@ -353,11 +374,11 @@ enum Serve {
 }
 
 async fn aggregated(State(gateway): State<Gateway>, request: Request) -> Response {
-    gateway.serve("", request).await
+    infallible(gateway.serve("", request).await)
 }
 
 async fn named(State(gateway): State<Gateway>, Path(name): Path<String>, request: Request) -> Response {
-    gateway.serve(&name, request).await
+    infallible(gateway.serve(&name, request).await)
 }
 
 async fn named_rest(
@@ -365,7 +386,7 @@ async fn named_rest(
     Path((name, _rest)): Path<(String, String)>,
     request: Request,
 ) -> Response {
-    gateway.serve(&name, request).await
+    infallible(gateway.serve(&name, request).await)
 }
 
 /// `/readyz`: `200` when every upstream can serve (a replica connected and not held off by

@@ -985,6 +985,12 @@ fn scope(routes: &Routes, path: &str) -> Option<Scope> {
 static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 
+/// Whether [`enforce`] has anything to do for `request`: rate limits are configured and it is
+/// a POST. When not, the endpoint serves it as it is.
+pub(crate) fn applies(gateway: &Gateway, request: &Request) -> bool {
+    request.method() == axum::http::Method::POST && !gateway.inner.limiter.rules().is_empty()
+}
+
 /// The rate limits in front of the MCP endpoints (after authentication), `next` serving what
 /// they admit: see the module's docs. Called by `Gateway::serve` rather than as a middleware
 /// layer, which cost every request a boxed service and a boxed future.

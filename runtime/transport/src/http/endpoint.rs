@@ -10,6 +10,7 @@ use axum::body::{Body, Bytes, HttpBody as _};
 use axum::extract::{Request, State as Extract};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures_util::FutureExt as _;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use portico_core::message::{self, Inbound, Message};
 use portico_core::mirror::MirroredParam;
@@ -28,10 +29,12 @@ use super::{DynPeer, State};
 type Shared = Extract<Arc<State>>;
 
 /// POST: a request is answered on this HTTP response; a notification or response is `202`.
-pub(crate) async fn post(Extract(state): Shared, request: Request) -> Response {
-    handle_post(&state, request)
-        .await
-        .unwrap_or_else(IntoResponse::into_response)
+///
+/// The handling's own future, not one awaiting it: each `async fn` that awaits another copies
+/// the awaited future, kilobytes here, into its own state when it first runs
+/// ([`portico_core::boxed`] says what that costs).
+pub(crate) fn post(Extract(state): Shared, request: Request) -> impl Future<Output = Response> + Send + 'static {
+    handle_post(state, request).map(|handled| handled.unwrap_or_else(IntoResponse::into_response))
 }
 
 /// GET: opens the server→client stream of a session.
@@ -53,7 +56,8 @@ pub(crate) async fn other_method() -> Response {
     HttpError::method_not_allowed("GET, POST, DELETE", "the MCP endpoint takes POST, GET and DELETE").into_response()
 }
 
-async fn handle_post(state: &Arc<State>, request: Request) -> Result<Response, HttpError> {
+async fn handle_post(state: Arc<State>, request: Request) -> Result<Response, HttpError> {
+    let state = &state;
     let config = &state.config;
     let (parts, body) = request.into_parts();
     state.guard.check(&parts)?;

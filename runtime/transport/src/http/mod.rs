@@ -407,8 +407,15 @@ impl StreamableHttp {
     /// Answers a POST to [`StreamableHttp::path`] as [`StreamableHttp::router`] would, without
     /// routing it again: for a front that has routed the request itself (the gateway, which
     /// picks the endpoint by path first). Every check of the POST is made as on the router.
-    pub async fn post(&self, request: axum::extract::Request) -> axum::response::Response {
-        endpoint::post(axum::extract::State(self.state.clone()), request).await
+    ///
+    /// The future is the endpoint's own (it borrows nothing of `self`): box it where it is made,
+    /// with [`portico_core::boxed`], rather than awaiting it in another `async fn` or block,
+    /// which would copy it (kilobytes) into its own state first.
+    pub fn post(
+        &self,
+        request: axum::extract::Request,
+    ) -> impl Future<Output = axum::response::Response> + Send + 'static {
+        endpoint::post(axum::extract::State(self.state.clone()), request)
     }
 
     /// The endpoint's sessions.

@@ -12,6 +12,7 @@ use axum::Router;
 use axum::extract::Request;
 use axum::response::Response;
 use axum::routing::future::RouteFuture;
+use futures_util::FutureExt as _;
 use futures_util::future::Either;
 use tokio::net::TcpListener;
 use tower_service::Service;
@@ -95,8 +96,8 @@ impl Service<Request> for FrontDoor {
 
     fn call(&mut self, request: Request) -> Self::Future {
         if self.endpoint.takes(&request) {
-            let endpoint = self.endpoint.clone();
-            return Either::Left(Box::pin(async move { Ok(endpoint.post(request).await) }));
+            // Made in its box: see `portico_core::boxed`.
+            return Either::Left(portico_core::boxed(|| self.endpoint.post(request).map(Ok)));
         }
         Either::Right(self.router.call(request))
     }

@@ -327,7 +327,7 @@ fn luhn(digits: &[u8]) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 fn credit_cards(bytes: &[u8], found: &mut impl FnMut(usize, usize)) {

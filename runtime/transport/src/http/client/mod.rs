@@ -387,12 +387,13 @@ impl<S: Service> ClientTransport for HttpClient<S> {
 }
 
 /// Runs `task` until it ends or the client shuts down.
-fn spawn(shared: &Arc<Shared>, task: impl Future<Output = ()> + Send + 'static) -> JoinHandle<()> {
+fn spawn<F: Future<Output = ()> + Send + 'static>(shared: &Arc<Shared>, make: impl FnOnce() -> F) -> JoinHandle<()> {
     let stop = shared.stop.clone();
     // Boxed: an exchange's future (reqwest's request, the SSE reader) is kilobytes, and tokio
     // copies a task's future into its cell and its stage again as it runs and ends (three
-    // copies, ~5k instructions a call in `cargo xtask bench client`); a box is one copy.
-    let task = Box::pin(task);
+    // copies, ~5k instructions a call in `cargo xtask bench client`); a box is one copy, and
+    // none when the future is made in it (`portico_core::boxed`).
+    let task = portico_core::boxed(make);
     tokio::spawn(async move {
         tokio::select! {
             () = stop.cancelled() => {}
@@ -434,7 +435,7 @@ async fn pump<S: Service>(shared: Arc<Shared>, peer: Peer<S>, mut queue: mpsc::R
                     None => in_session,
                 };
                 if tell {
-                    spawn(&shared, post_message(shared.clone(), peer.clone(), method, out.text));
+                    spawn(&shared, || post_message(shared.clone(), peer.clone(), method, out.text));
                 }
             }
             // The handshake's end is sent before anything that follows it.
@@ -445,13 +446,12 @@ async fn pump<S: Service>(shared: Arc<Shared>, peer: Peer<S>, mut queue: mpsc::R
                 }
             }
             Inbound::Single(Ok(Message::Notification { method, .. })) => {
-                spawn(&shared, post_message(shared.clone(), peer.clone(), method, out.text));
+                spawn(&shared, || post_message(shared.clone(), peer.clone(), method, out.text));
             }
             Inbound::Single(Ok(_)) => {
-                spawn(
-                    &shared,
-                    post_message(shared.clone(), peer.clone(), "(response)".into(), out.text),
-                );
+                spawn(&shared, || {
+                    post_message(shared.clone(), peer.clone(), "(response)".into(), out.text)
+                });
             }
             _ => tracing::debug!(message = %out.text, "not sent: the peer sent something that is not one message"),
         }
@@ -474,7 +474,7 @@ fn queue_request<S: Service>(shared: &Arc<Shared>, peer: &Peer<S>, request: Outb
         text: out.text,
         mirrored,
     };
-    let task = spawn(shared, post_request(shared.clone(), peer.clone(), queued, auth));
+    let task = spawn(shared, || post_request(shared.clone(), peer.clone(), queued, auth));
     in_flight.insert(
         id,
         InFlight {
@@ -721,7 +721,7 @@ fn open_session_stream<S: Service>(shared: &Arc<Shared>, peer: Peer<S>) -> Optio
     session.stream = true;
     drop(session);
     let (answered, receiver) = oneshot::channel();
-    spawn(shared, session_stream(shared.clone(), peer, answered));
+    spawn(shared, || session_stream(shared.clone(), peer, answered));
     Some(receiver)
 }
 

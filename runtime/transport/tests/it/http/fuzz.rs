@@ -140,7 +140,9 @@ async fn mutated_requests_never_break_the_endpoint() {
     let mut sessions: Vec<String> = Vec::new();
     let mut round = 0usize;
     let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
-    while deadline.map_or(round < 3_000, |d| round % 64 != 0 || std::time::Instant::now() < d) {
+    while deadline.map_or(round < 3_000, |d| {
+        !round.is_multiple_of(64) || std::time::Instant::now() < d
+    }) {
         round += 1;
         let mut bytes = SEEDS[(next() as usize) % SEEDS.len()].as_bytes().to_vec();
         for _ in 0..next() % 4 {
@@ -170,7 +172,7 @@ async fn mutated_requests_never_break_the_endpoint() {
         let mut request = Request::builder().method(method).uri("/mcp");
         for (name, values) in HEADERS {
             // Mostly the ordinary value, so requests get past the first checks.
-            let pick = if next() % 4 == 0 {
+            let pick = if next().is_multiple_of(4) {
                 (next() as usize) % values.len()
             } else {
                 0
@@ -179,9 +181,9 @@ async fn mutated_requests_never_break_the_endpoint() {
                 request = request.header(*name, value);
             }
         }
-        if next() % 2 == 0 && !sessions.is_empty() {
+        if next().is_multiple_of(2) && !sessions.is_empty() {
             request = request.header("mcp-session-id", &sessions[(next() as usize) % sessions.len()]);
-        } else if next() % 8 == 0 {
+        } else if next().is_multiple_of(8) {
             request = request.header("mcp-session-id", "0123456789abcdef");
         }
         let request = request.body(Body::from(bytes.clone())).expect("a request");
@@ -410,7 +412,9 @@ async fn mutated_bytes_never_break_the_front() {
     let valid = wire_post(SEEDS[0].as_bytes());
     let mut round = 0usize;
     let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
-    while deadline.map_or(round < 1_500, |d| round % 64 != 0 || std::time::Instant::now() < d) {
+    while deadline.map_or(round < 1_500, |d| {
+        !round.is_multiple_of(64) || std::time::Instant::now() < d
+    }) {
         round += 1;
         let mut bytes = wire_post(SEEDS[(next() as usize) % SEEDS.len()].as_bytes());
         for _ in 0..1 + next() % 3 {
@@ -513,7 +517,7 @@ async fn mutated_bytes_never_break_the_front() {
             assert_ne!(status, 500, "round {round}, seed {seed:#x}: {:?}", shown());
             *statuses.entry(status).or_default() += 1;
         }
-        if round % 64 == 0 {
+        if round.is_multiple_of(64) {
             // Still serving.
             let mut stream = tokio::net::TcpStream::connect(addr).await.expect("the server accepts");
             stream.write_all(&valid).await.expect("a write");
