@@ -535,6 +535,11 @@ impl Replica {
                 ))
             })
             .collect();
+        // Room in the transport's outbound queue for a message of every call the replica may
+        // have in flight: with less (the transports' default is 64), calls sent in one turn of
+        // the runtime beyond it wait for the queue's writer, and each is polled again when let
+        // through (callgrind, 256 calls in flight: three polls of the sender a call, not one).
+        let outbound = c.max_in_flight.max(64);
         let outcome = if let Some(command) = &t.command {
             let mut cmd = tokio::process::Command::new(&command[0]);
             cmd.args(&command[1..]).envs(&t.env);
@@ -544,6 +549,7 @@ impl Replica {
             let stdio = StdioConfig {
                 stderr_log: Some(c.name.clone()),
                 max_message_bytes: c.max_message_bytes,
+                outbound_capacity: outbound,
                 ..StdioConfig::default()
             };
             builder
@@ -559,6 +565,7 @@ impl Replica {
                                 auth,
                                 max_message_bytes: c.max_message_bytes,
                                 max_concurrent_requests: c.max_in_flight,
+                                outbound_capacity: outbound,
                                 ..HttpClientConfig::default()
                             };
                             portico_transport::http::client::connect(url, service, config)
@@ -572,6 +579,7 @@ impl Replica {
                                 headers,
                                 auth,
                                 max_message_bytes: c.max_message_bytes,
+                                outbound_capacity: outbound,
                                 ..WsClientConfig::default()
                             };
                             portico_transport::http::ws_client::connect(url, service, config)
@@ -585,6 +593,7 @@ impl Replica {
                                 headers,
                                 auth,
                                 max_message_bytes: c.max_message_bytes,
+                                outbound_capacity: outbound,
                                 ..LegacySseClientConfig::default()
                             };
                             portico_transport::http::legacy_sse_client::connect(url, service, config)
