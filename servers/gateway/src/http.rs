@@ -334,18 +334,14 @@ impl tower::Service<Request> for GatewayService {
             && let Some(name) = endpoint_of(request.uri().path())
         {
             let name = name.to_owned();
-            if self.gateway.inner.auth.is_none() {
+            let Some(authenticator) = self.gateway.inner.auth.clone() else {
                 return Either::Left(self.gateway.serve(&name, request));
-            }
+            };
             let gateway = self.gateway.clone();
             return Either::Left(portico_core::boxed(|| async move {
-                if let Some(authenticator) = &gateway.inner.auth {
-                    match crate::auth::admit(authenticator, gateway.inner.audit.as_ref(), request).await {
-                        Ok(request) => gateway.serve(&name, request).await,
-                        Err(refused) => Ok(refused),
-                    }
-                } else {
-                    gateway.serve(&name, request).await
+                match crate::auth::admit(&authenticator, gateway.inner.audit.as_ref(), request).await {
+                    Ok(request) => gateway.serve(&name, request).await,
+                    Err(refused) => Ok(refused),
                 }
             }));
         }
