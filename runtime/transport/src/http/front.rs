@@ -51,7 +51,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tower_service::Service;
 
 use super::headers::{LAST_EVENT_ID, MCP_METHOD, MCP_NAME, MCP_PROTOCOL_VERSION, MCP_SESSION_ID};
@@ -111,6 +111,7 @@ where
             out: Vec::new(),
             service: make(peer),
             peer,
+            stopping: Box::pin(stop.clone().cancelled_owned()),
             stop: stop.clone(),
         };
         let alive = alive.clone();
@@ -142,6 +143,10 @@ struct Connection<S> {
     service: S,
     peer: SocketAddr,
     stop: CancellationToken,
+    /// `stop`, waited for while the connection is idle: one waiter for the connection's life,
+    /// registered with the token the first time it waits and kept (a waiter made for each
+    /// wait was registered and removed again for every request, ~0.3k instructions a call).
+    stopping: Pin<Box<WaitForCancellationFutureOwned>>,
 }
 
 /// What a connection goes on with when it has no plain request to serve.
@@ -213,10 +218,11 @@ where
             }
             self.buf.reserve(READ_SIZE);
             let read = if self.buf.is_empty() {
-                // Idle: a shutdown closes it.
+                // Idle: a shutdown closes it. What is there to read is read first.
                 tokio::select! {
+                    biased;
                     read = self.stream.read_buf(&mut self.buf) => read,
-                    () = self.stop.cancelled() => return Err(Instead::Close),
+                    () = self.stopping.as_mut() => return Err(Instead::Close),
                 }
             } else {
                 self.stream.read_buf(&mut self.buf).await

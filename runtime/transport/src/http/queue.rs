@@ -27,7 +27,8 @@ pub(crate) struct Queue {
     /// Notified when a message is queued or the sender is gone (one reader: a stored permit
     /// covers a message queued before the reader waits).
     readable: Notify,
-    /// Notified when a message is taken (one waiting sender) or the receiver is gone (all).
+    /// Notified when a message is taken from a full queue (one waiting sender: only a full
+    /// queue has any) or the receiver is gone (all).
     writable: Notify,
 }
 
@@ -86,8 +87,14 @@ impl Sender {
     /// Queues `message`, waiting while the queue is full; gives it back once the receiver is
     /// gone or closed.
     pub(crate) async fn send(&self, mut message: Outbound) -> Result<(), Outbound> {
+        // Most sends find room: no waiter is registered for them.
+        match self.0.push(message) {
+            Ok(()) => return Ok(()),
+            Err((back, true)) => message = back,
+            Err((back, false)) => return Err(back),
+        }
         loop {
-            // Registered before trying, so a message taken (or the receiver leaving) in
+            // Registered before trying again, so a message taken (or the receiver leaving) in
             // between is not missed.
             let writable = self.0.writable.notified();
             tokio::pin!(writable);
@@ -146,9 +153,12 @@ impl Receiver {
         loop {
             {
                 let mut state = self.0.lock();
+                let was_full = state.messages.len() >= self.0.capacity;
                 if let Some(message) = state.messages.pop_front() {
                     drop(state);
-                    self.0.writable.notify_one();
+                    if was_full {
+                        self.0.writable.notify_one();
+                    }
                     return Some(message);
                 }
                 if state.senders == 0 {
@@ -161,8 +171,11 @@ impl Receiver {
 
     /// The next message if one is queued.
     pub(crate) fn try_recv(&mut self) -> Option<Outbound> {
-        let message = self.0.lock().messages.pop_front();
-        if message.is_some() {
+        let mut state = self.0.lock();
+        let was_full = state.messages.len() >= self.0.capacity;
+        let message = state.messages.pop_front();
+        drop(state);
+        if was_full {
             self.0.writable.notify_one();
         }
         message
@@ -179,5 +192,99 @@ impl Receiver {
 impl Drop for Receiver {
     fn drop(&mut self) {
         self.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn message(n: usize) -> Outbound {
+        Outbound::message(format!("{n}"), None)
+    }
+
+    async fn pending<F: Future>(future: &mut Pin<&mut F>) -> bool {
+        tokio::time::timeout(Duration::from_millis(20), future.as_mut())
+            .await
+            .is_err()
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_holds_its_senders_until_a_message_is_taken_and_keeps_their_order() {
+        let (tx, mut rx) = queue(2);
+        tx.send(message(0)).await.expect("room");
+        tx.send(message(1)).await.expect("room");
+        // Two senders wait on the full queue.
+        let (a, b) = (tx.clone(), tx.clone());
+        // Each owns its sender, dropped as it completes.
+        let mut third = std::pin::pin!(async move { a.send(message(2)).await });
+        let mut fourth = std::pin::pin!(async move { b.send(message(3)).await });
+        assert!(pending(&mut third).await);
+        assert!(pending(&mut fourth).await);
+        // Each message taken lets one through.
+        assert_eq!(rx.try_recv().map(|m| m.text), Some("0".into()));
+        assert!(
+            tokio::time::timeout(Duration::from_secs(5), third.as_mut())
+                .await
+                .expect("woken")
+                .is_ok()
+        );
+        assert!(pending(&mut fourth).await, "the queue is full again");
+        assert_eq!(rx.recv().await.map(|m| m.text), Some("1".into()));
+        assert!(
+            tokio::time::timeout(Duration::from_secs(5), fourth.as_mut())
+                .await
+                .expect("woken")
+                .is_ok()
+        );
+        drop(tx);
+        let rest: Vec<String> = std::iter::from_fn(|| rx.try_recv()).map(|m| m.text).collect();
+        assert_eq!(rest, ["2", "3"]);
+        assert!(rx.recv().await.is_none(), "every sender is gone");
+    }
+
+    #[tokio::test]
+    async fn a_sender_waiting_on_a_full_queue_fails_when_the_receiver_closes_it() {
+        let (tx, mut rx) = queue(1);
+        tx.send(message(0)).await.expect("room");
+        let mut waiting = std::pin::pin!(tx.send(message(1)));
+        assert!(pending(&mut waiting).await);
+        rx.close();
+        let refused = tokio::time::timeout(Duration::from_secs(5), waiting.as_mut())
+            .await
+            .expect("woken");
+        assert_eq!(refused.expect_err("closed").text, "1");
+        // What was queued can still be taken; nothing more is.
+        assert_eq!(rx.try_recv().map(|m| m.text), Some("0".into()));
+        assert!(tx.send(message(2)).await.is_err());
+        assert!(tx.is_closed());
+    }
+
+    #[tokio::test]
+    async fn many_senders_through_a_small_queue_lose_and_reorder_nothing_of_their_own() {
+        let (tx, mut rx) = queue(1);
+        let mut tasks = Vec::new();
+        for sender in 0..4 {
+            let tx = tx.clone();
+            tasks.push(tokio::spawn(async move {
+                for n in 0..200 {
+                    tx.send(message(sender * 1000 + n)).await.expect("the receiver stays");
+                }
+            }));
+        }
+        drop(tx);
+        let mut seen = [0usize; 4];
+        while let Some(message) = rx.recv().await {
+            let n: usize = message.text.parse().expect("a number");
+            let (sender, i) = (n / 1000, n % 1000);
+            assert_eq!(seen[sender], i, "sender {sender}'s messages in order");
+            seen[sender] += 1;
+        }
+        assert_eq!(seen, [200; 4]);
+        for task in tasks {
+            task.await.expect("done");
+        }
     }
 }

@@ -741,8 +741,10 @@ impl Outlet for SessionOutlet {
             let Some(session) = self.0.upgrade().filter(|s| !s.closed.is_cancelled()) else {
                 return Err(message);
             };
-            // A session that closes meanwhile drops the message with its streams.
+            // A session that closes meanwhile drops the message with its streams. The delivery
+            // goes first: most are done at once, without the closing being waited for.
             tokio::select! {
+                biased;
                 () = session.deliver(message) => {}
                 () = session.closed.cancelled() => {}
             }
