@@ -60,3 +60,51 @@ pub use peer::{
 pub fn boxed<F: std::future::Future>(make: impl FnOnce() -> F) -> std::pin::Pin<Box<F>> {
     Box::into_pin(Box::write(Box::new_uninit(), make()))
 }
+
+/// Runs `future` until it completes, or until `token` is cancelled (then `None`, and the future
+/// is dropped): the future does not start when `token` is cancelled already, and once it has
+/// waited, the cancellation is looked at before it is polled again, so a future cancelled
+/// meanwhile does nothing more.
+///
+/// Its first poll is the future's alone: one that completes at once (most request handlers)
+/// completes without a waiter being registered with `token` and removed again. A
+/// `select!` over the two registers one on every first poll (and, unbiased, polls the
+/// cancellation first half the time): ~0.2–0.3k instructions, two locks of the token's mutex.
+///
+/// ```
+/// let token = tokio_util::sync::CancellationToken::new();
+/// let answer = portico_core::unless_cancelled(&token, async { 6 * 7 });
+/// assert_eq!(futures_util::FutureExt::now_or_never(answer), Some(Some(42)));
+/// token.cancel();
+/// let answer = portico_core::unless_cancelled(&token, async { unreachable!("not started") });
+/// assert_eq!(futures_util::FutureExt::now_or_never(answer), Some(None));
+/// ```
+pub async fn unless_cancelled<F: std::future::Future>(
+    token: &tokio_util::sync::CancellationToken,
+    future: F,
+) -> Option<F::Output> {
+    use std::task::Poll;
+    if token.is_cancelled() {
+        return None;
+    }
+    let mut future = std::pin::pin!(future);
+    let mut cancelled = std::pin::pin!(token.cancelled());
+    let mut waited = false;
+    std::future::poll_fn(|cx| {
+        if waited && cancelled.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(None);
+        }
+        if let Poll::Ready(output) = future.as_mut().poll(cx) {
+            return Poll::Ready(Some(output));
+        }
+        if !waited {
+            waited = true;
+            // Registered now, for the wake-up a cancellation brings.
+            if cancelled.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(None);
+            }
+        }
+        Poll::Pending
+    })
+    .await
+}

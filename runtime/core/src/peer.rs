@@ -19,7 +19,6 @@ use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-use std::task::Poll;
 use std::time::Duration;
 
 use futures_util::FutureExt;
@@ -1265,34 +1264,10 @@ impl<S: Service> Peer<S> {
             // few times as it is spawned; a pointer is cheaper to move. Made in its box, not
             // copied there (`crate::boxed`).
             let run = AssertUnwindSafe(crate::boxed(|| service.request(cx, method, params))).catch_unwind();
-            // Cancelled before it starts, it does not start. Its first poll is the handler's
-            // alone: a handler that answers at once (most do) answers without a waiter being
-            // registered with the cancellation and removed again (~0.3k instructions a call).
-            // From then on the cancellation is looked at first, so nothing the handler would do
-            // after it (a stream's next notification) is done.
-            let outcome = if cancel.is_cancelled() {
-                None
-            } else {
-                let mut run = std::pin::pin!(run);
-                let mut cancelled = std::pin::pin!(cancel.cancelled());
-                let mut started = false;
-                std::future::poll_fn(|cx| {
-                    if started && cancelled.as_mut().poll(cx).is_ready() {
-                        return Poll::Ready(None);
-                    }
-                    if let Poll::Ready(outcome) = run.as_mut().poll(cx) {
-                        return Poll::Ready(Some(outcome));
-                    }
-                    if !started {
-                        started = true;
-                        if cancelled.as_mut().poll(cx).is_ready() {
-                            return Poll::Ready(None);
-                        }
-                    }
-                    Poll::Pending
-                })
-                .await
-            };
+            // Cancelled before it starts, it does not start; cancelled once it has waited, it
+            // is not polled again. A handler that answers at once registers no waiter with the
+            // cancellation (`unless_cancelled`).
+            let outcome = crate::unless_cancelled(&cancel, run).await;
             if tracked {
                 let mut in_flight = shared.in_flight();
                 in_flight.remove(&id);

@@ -165,7 +165,7 @@ fn upstream_view(gateway: &Gateway, upstream: &UpstreamConfig) -> Value {
         "available": state.is_some_and(|u| u.is_available()),
         "replicas": state.map(|u| u.replicas().iter().map(|r| json!({
             "target": r.describe(),
-            "connected": r.client().is_some(),
+            "connected": r.is_connected(),
             "breaker": r.breaker_state(),
             "in_flight": r.in_flight(),
         })).collect::<Vec<_>>()),

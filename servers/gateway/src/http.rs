@@ -401,7 +401,7 @@ fn readiness(routes: &Routes) -> Response {
                     let reason = r.unavailable_reason();
                     json!({
                         "target": r.describe(),
-                        "connected": r.client().is_some(),
+                        "connected": r.is_connected(),
                         "breaker": r.breaker_state(),
                         "in_flight": r.in_flight(),
                         "calls": r.calls(),

@@ -184,7 +184,7 @@ impl Upstream {
     /// What it serves: the first connected replica's lists, else the last ones any replica
     /// listed (empty while none was ever reached).
     pub fn snapshot(&self) -> Arc<Snapshot> {
-        let connected = self.replicas.iter().find(|r| r.client().is_some());
+        let connected = self.replicas.iter().find(|r| r.is_connected());
         connected
             .or_else(|| self.replicas.iter().find(|r| r.has_listed()))
             .map_or_else(Arc::default, |r| r.snapshot())
@@ -354,6 +354,11 @@ impl Replica {
         self.state().client.clone().filter(|c| !c.is_closed())
     }
 
+    /// Whether it is connected ([`Replica::client`] without a handle to the client).
+    pub fn is_connected(&self) -> bool {
+        self.state().client.as_ref().is_some_and(|c| !c.is_closed())
+    }
+
     fn has_listed(&self) -> bool {
         self.state().listed
     }
@@ -364,13 +369,13 @@ impl Replica {
 
     /// Connected, and its breaker lets calls through.
     pub fn is_available(&self) -> bool {
-        self.client().is_some() && self.breaker().available()
+        self.is_connected() && self.breaker().available()
     }
 
     /// Tells the breaker a call goes there; `false` when it holds calls off or the replica has
     /// `max_in_flight` calls already.
     fn admit(&self) -> bool {
-        self.in_flight() < self.upstream.max_in_flight && self.client().is_some() && self.breaker().admit()
+        self.in_flight() < self.upstream.max_in_flight && self.is_connected() && self.breaker().admit()
     }
 
     /// Counts a call in flight until the guard is dropped.

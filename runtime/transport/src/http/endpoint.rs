@@ -240,7 +240,9 @@ struct Stateless<'a> {
 /// A 2026-07-28 request, served by a fresh service of its own.
 async fn stateless(state: &Arc<State>, request: Stateless<'_>, framing: Framing) -> Result<Response, HttpError> {
     let config = &state.config;
+    // A free slot (the usual case) is taken without the shutdown being waited for.
     let slot = tokio::select! {
+        biased;
         slot = state.stateless.clone().acquire_owned() => slot.map_err(|_| HttpError::unavailable("the server is shutting down"))?,
         () = config.shutdown.cancelled() => return Err(HttpError::unavailable("the server is shutting down")),
     };

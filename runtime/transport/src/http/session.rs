@@ -398,7 +398,7 @@ impl Session {
     }
 
     /// Puts one outbound message where it belongs (see the module docs).
-    async fn deliver(&self, message: Outbound) {
+    async fn deliver(&self, mut message: Outbound) {
         let (tx, log) = {
             let mut routes = self.routes();
             let route = match &message.related {
@@ -412,7 +412,15 @@ impl Session {
                 None => &mut routes.session,
             };
             match route.live() {
-                Some(tx) => (tx.clone(), route.log.clone()),
+                // Room in the stream's queue (most messages): queued here, in order with the
+                // messages routed before it.
+                Some(tx) => match tx.try_send(message) {
+                    Ok(()) => return,
+                    Err(back) => {
+                        message = back;
+                        (tx.clone(), route.log.clone())
+                    }
+                },
                 None => {
                     // Nobody reads the stream now: keep the message for a client resuming it.
                     match message.kind {
@@ -427,7 +435,8 @@ impl Session {
                 }
             }
         };
-        // Waits while the stream's client reads slowly: back-pressure on the session's peer.
+        // A full queue: waits while the stream's client reads slowly (back-pressure on the
+        // session's peer); a closed one fails at once.
         if let Err(message) = tx.send(message).await {
             // The response went away meanwhile (it logged what it had not sent, under the
             // log's lock, before closing): this one follows.

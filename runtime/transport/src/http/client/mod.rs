@@ -394,10 +394,13 @@ fn spawn<F: Future<Output = ()> + Send + 'static>(shared: &Arc<Shared>, make: im
     // copies, ~5k instructions a call in `cargo xtask bench client`); a box is one copy, and
     // none when the future is made in it (`portico_core::boxed`).
     let task = portico_core::boxed(make);
+    // The task first: one that is done when woken (a POST answered) is done without the
+    // client's shutdown being looked at again (a waiter is registered once, as it first waits).
     tokio::spawn(async move {
         tokio::select! {
-            () = stop.cancelled() => {}
+            biased;
             () = task => {}
+            () = stop.cancelled() => {}
         }
     })
 }
