@@ -108,3 +108,49 @@ pub async fn unless_cancelled<F: std::future::Future>(
     })
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use std::pin::pin;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Context, Poll, Waker};
+
+    use tokio_util::sync::CancellationToken;
+
+    use super::unless_cancelled;
+
+    #[test]
+    fn a_future_that_waits_is_polled_until_cancelled_and_never_after() {
+        let token = CancellationToken::new();
+        let polls = Arc::new(AtomicUsize::new(0));
+        let counted = polls.clone();
+        let waits = std::future::poll_fn(move |_| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            Poll::<()>::Pending
+        });
+        let mut run = pin!(unless_cancelled(&token, waits));
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(run.as_mut().poll(&mut cx).is_pending());
+        assert!(run.as_mut().poll(&mut cx).is_pending());
+        assert_eq!(polls.load(Ordering::SeqCst), 2);
+        token.cancel();
+        assert_eq!(run.as_mut().poll(&mut cx), Poll::Ready(None));
+        assert_eq!(polls.load(Ordering::SeqCst), 2, "not polled once cancelled");
+    }
+
+    #[tokio::test]
+    async fn a_cancellation_wakes_a_future_that_waits() {
+        let token = CancellationToken::new();
+        let run = tokio::spawn({
+            let token = token.clone();
+            async move { unless_cancelled(&token, std::future::pending::<()>()).await }
+        });
+        tokio::task::yield_now().await;
+        token.cancel();
+        let outcome = tokio::time::timeout(std::time::Duration::from_secs(5), run)
+            .await
+            .expect("woken by the cancellation");
+        assert_eq!(outcome.expect("no panic"), None);
+    }
+}
