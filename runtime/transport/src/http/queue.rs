@@ -67,6 +67,18 @@ impl Queue {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Takes the first message from the locked `state`, if any, and releases the lock; a sender
+    /// waits only on a full queue, so only taking from one wakes a sender.
+    fn pop(&self, mut state: MutexGuard<'_, State>) -> Option<Outbound> {
+        let was_full = state.messages.len() >= self.capacity;
+        let message = state.messages.pop_front();
+        drop(state);
+        if was_full {
+            self.writable.notify_one();
+        }
+        message
+    }
+
     /// Queues `message` if there is room; gives it back with whether waiting could help.
     fn push(&self, message: Outbound) -> Result<(), (Outbound, bool)> {
         let mut state = self.lock();
@@ -152,14 +164,9 @@ impl Receiver {
     pub(crate) async fn recv(&mut self) -> Option<Outbound> {
         loop {
             {
-                let mut state = self.0.lock();
-                let was_full = state.messages.len() >= self.0.capacity;
-                if let Some(message) = state.messages.pop_front() {
-                    drop(state);
-                    if was_full {
-                        self.0.writable.notify_one();
-                    }
-                    return Some(message);
+                let state = self.0.lock();
+                if !state.messages.is_empty() {
+                    return self.0.pop(state);
                 }
                 if state.senders == 0 {
                     return None;
@@ -171,14 +178,7 @@ impl Receiver {
 
     /// The next message if one is queued.
     pub(crate) fn try_recv(&mut self) -> Option<Outbound> {
-        let mut state = self.0.lock();
-        let was_full = state.messages.len() >= self.0.capacity;
-        let message = state.messages.pop_front();
-        drop(state);
-        if was_full {
-            self.0.writable.notify_one();
-        }
-        message
+        self.0.pop(self.0.lock())
     }
 
     /// Closes the queue for sending: sends fail from now on, and what is queued can still be
