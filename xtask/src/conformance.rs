@@ -513,6 +513,13 @@ fn alias(version: &str) -> String {
     format!("conformance-{version}")
 }
 
+/// Makes sure the tools folder's `conformance/` holds the pinned Node.js 22 and the default
+/// suites, installing them if not; the path of that `node`. The TypeScript SDK's step runs its
+/// tests on it too, and it may come before the conformance step ever ran.
+pub(crate) fn install_node22(root: &Path) -> anyhow::Result<PathBuf> {
+    Ok(install_suites(&tools_dir(root)?.join("conformance"), &[], true)?.node)
+}
+
 /// Makes sure `dir` holds the pinned Node.js and the default suites plus `versions`, each under
 /// its alias, installing them if not (unless `install` is false: then they must be there).
 fn install_suites(dir: &Path, versions: &[String], install: bool) -> anyhow::Result<Installed> {

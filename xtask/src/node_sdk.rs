@@ -156,8 +156,9 @@ pub(crate) fn test(root: &Path) -> anyhow::Result<Outcome> {
         failure: None,
     };
     let official = crate::python_sdk::official_server_env(root)?;
-    let mut nodes = vec![PathBuf::from("node")];
-    nodes.extend(node22(root));
+    // The system's Node and the pinned Node 22, installed here when the conformance step has
+    // not run yet (a first run on a fresh machine tested on one Node only).
+    let nodes = vec![PathBuf::from("node"), crate::conformance::install_node22(root)?];
     for node in nodes {
         let Some(version) = output_of(&node, &["--version"]) else {
             bail!("{} does not run", node.display());
