@@ -28,7 +28,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
 
 use portico_core::server::catalog::{Catalog, CatalogFeatures, CatalogFuture, Listing};
-use portico_core::server::{Answered, Context, Era};
+use portico_core::server::{Answered, Context};
 use portico_core::{ErrorObject, Extensions};
 use portico_protocol::v2026_07_28 as wire;
 use serde_json::value::RawValue;
@@ -231,8 +231,9 @@ impl View {
             .as_deref()
             .filter(|cache| cache.caches_tool(&upstream, &tool))
             .map(|cache| (cache, cache::Kind::Tool));
-        // A task's result, and a session client's (adapted to its revision), are read.
-        let text = cx.era() == Era::Stateless && !augmented;
+        // A task's result is read; any other may be handed on as the upstream's text, to a
+        // client of any revision ([`Answered::Text`] is the same in every one).
+        let text = !augmented;
         let answered =
             relay::forward_through_as(&upstream, cx, "tools/call", params, raw, plugins, cache, text).await?;
         let mut result = match answered {

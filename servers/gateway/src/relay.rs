@@ -683,8 +683,8 @@ async fn relay(
 }
 
 /// An upstream's result handed on as its text, unread ([`Answered::Text`]), when it is a
-/// plain complete result ([`Answered::relayed`] says which, and cuts the upstream's `_meta`
-/// out) holding no `taskId` (task handles are renamed on the way). Any other result is given
+/// plain complete result of any revision ([`Answered::relayed`] says which, and cuts the
+/// upstream's `_meta` and `resultType` out) holding no `taskId` (task handles are renamed on the way). Any other result is given
 /// back, to be read into a value.
 fn as_text(raw: Box<RawValue>) -> Result<Answered, Box<RawValue>> {
     static TASK_ID: portico_core::message::Mention = portico_core::message::Mention::new("\"taskId\"");
@@ -847,29 +847,40 @@ mod tests {
     }
 
     #[test]
-    fn a_plain_result_is_handed_on_as_text_without_the_upstreams_meta() {
+    fn a_plain_result_is_handed_on_as_text_without_its_envelope() {
         let info = r#""io.modelcontextprotocol/serverInfo":{"name":"up","version":"1"}"#;
         for (given, expected, is_error) in [
             (
                 format!(
                     r#"{{"content":[{{"type":"text","text":"a \"_meta\""}}],"resultType":"complete","_meta":{{{info}}}}}"#
                 ),
-                r#"{"content":[{"type":"text","text":"a \"_meta\""}],"resultType":"complete"}"#,
+                r#"{"content":[{"type":"text","text":"a \"_meta\""}]}"#,
                 false,
             ),
             (
-                format!(r#"{{ "_meta" : {{{info}}} , "isError":true, "content":[], "resultType":"complete" }}"#),
-                r#"{ "isError":true, "content":[], "resultType":"complete" }"#,
+                format!(r#"{{ "_meta" : {{{info}}} , "isError":true, "content":[ ], "resultType":"complete" }}"#),
+                r#"{"isError":true,"content":[ ]}"#,
                 true,
             ),
             (
                 r#"{"resultType":"complete","content":[],"isError":false}"#.to_owned(),
-                r#"{"resultType":"complete","content":[],"isError":false}"#,
+                r#"{"content":[],"isError":false}"#,
                 false,
             ),
             (
                 r#"{"resultType":"complete","content":[],"_meta":{}}"#.to_owned(),
-                r#"{"resultType":"complete","content":[]}"#,
+                r#"{"content":[]}"#,
+                false,
+            ),
+            // A result of a revision before 2026-07-28 (no `resultType`): as it came.
+            (
+                r#"{"content":[{"type":"text","text":"x"}], "isError": true}"#.to_owned(),
+                r#"{"content":[{"type":"text","text":"x"}], "isError": true}"#,
+                true,
+            ),
+            (
+                format!(r#"{{"content":[],"_meta":{{{info}}}}}"#),
+                r#"{"content":[]}"#,
                 false,
             ),
         ] {
@@ -880,15 +891,21 @@ mod tests {
             assert_eq!(text.get(), expected, "{given}");
             assert_eq!(*error, is_error, "{given}");
             assert_eq!(answered.is_error(), is_error);
+            // Read as a value, it is a complete result again.
+            let value = answered.into_value().expect("a value");
+            assert_eq!(value["resultType"], "complete", "{given}");
+            assert!(value.get("_meta").is_none(), "{given}");
         }
     }
 
     #[test]
     fn a_result_something_reads_is_given_back_whole() {
         for given in [
-            // Not complete, or not saying so (a revision without `resultType`).
+            // Not complete.
             r#"{"resultType":"input_required","inputRequests":{}}"#,
-            r#"{"content":[]}"#,
+            // A cacheable result's members (answered with them, read).
+            r#"{"resultType":"complete","content":[],"ttlMs":5}"#,
+            r#"{"content":[],"cacheScope":"public"}"#,
             // A `_meta` naming more than the upstream.
             r#"{"resultType":"complete","content":[],"_meta":{"io.modelcontextprotocol/serverInfo":{"name":"u","version":"1"},"trace":"x"}}"#,
             // A task handle, renamed on the way.

@@ -61,6 +61,13 @@ pub fn result(revision: &str, method: &str, mut result: Value) -> Value {
     result
 }
 
+/// Whether [`result`] changes nothing of `method`'s results but their envelope (the members
+/// and `_meta` keys of 2026-07-28's results): a result's text without those is answered to a
+/// session's client of any revision as it is.
+pub fn envelope_only(method: &str) -> bool {
+    !matches!(method, "tools/list" | "initialize")
+}
+
 /// Removes the members added after `revision` (dates compare as strings).
 fn drop_newer(object: &mut serde_json::Map<String, Value>, members: &[(&str, &str)], revision: &str) {
     for (member, since) in members {

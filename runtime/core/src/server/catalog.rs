@@ -42,11 +42,13 @@ pub type CatalogFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, ErrorObjec
 pub enum Answered {
     /// A result object, shaped as the newest revision's.
     Value(Value),
-    /// The text of a result object shaped as the newest revision's, with no `_meta` member
-    /// (the framework writes the server's), and whether it is a tool error (`isError`). A
-    /// 2026-07-28 client gets it with the server's `_meta` spliced in, unread; text without
-    /// `{` first, or with a `"_meta"` anywhere, is read into a value and answered as one, as
-    /// is any result for a session (whose revision it is adapted to). See
+    /// The text of a complete result object without the members of the result envelope: no
+    /// `_meta` (the framework writes its server's) and no `resultType` (2026-07-28's, which
+    /// the framework writes as `"complete"` for a client of that revision), so that it is the
+    /// same text in every revision: a 2026-07-28 client gets it with the server's `_meta` and
+    /// `resultType` spliced in, a session's client of any revision as it is — unread either
+    /// way — except for a method whose results the revision adapters change beyond their
+    /// envelope (`tools/list`, `initialize`), which is read into a value. See
     /// [`Answered::relayed`].
     Text {
         /// The result object.
@@ -69,18 +71,27 @@ impl Answered {
     pub fn into_value(self) -> Result<Value, ErrorObject> {
         match self {
             Answered::Value(value) => Ok(value),
-            Answered::Text { text, .. } => text.decode().map_err(ErrorObject::internal),
+            Answered::Text { text, .. } => {
+                let mut value: Value = text.decode().map_err(ErrorObject::internal)?;
+                if let Some(object) = value.as_object_mut() {
+                    object.entry("resultType").or_insert_with(|| "complete".into());
+                }
+                Ok(value)
+            }
         }
     }
 
     /// An upstream server's `result` as a relay got it ([`Answered::Text`]), when it is a
-    /// plain complete result: an object whose `resultType` is `"complete"` and whose `_meta`,
-    /// if any, names nothing but that server (`io.modelcontextprotocol/serverInfo`, cut out of
-    /// the text: the framework writes its own server's). Its top level is scanned
-    /// ([`message::each_member`]), its members' values skipped unread. Any other result is
-    /// given back, to be read as a value; so is one the scan does not take as it is: a key
-    /// written with an escape (it could be one of those above), a member looked at written
-    /// twice, a `resultType` or `isError` not written plainly, a `_meta` that is no object.
+    /// plain complete result: an object whose `resultType`, if any, is `"complete"` (results of
+    /// revisions before 2026-07-28 have none), with neither `ttlMs` nor `cacheScope`, and
+    /// whose `_meta`, if any, names nothing but that server
+    /// (`io.modelcontextprotocol/serverInfo`). Its top level is scanned
+    /// ([`message::each_member`]), its members' values skipped unread; a `resultType` or
+    /// `_meta` is cut out (the text is written again without them, the other members as they
+    /// came). Any other result is given back, to be read as a value; so is one the scan does
+    /// not take as it is: a key written with an escape (it could be one of those above), a
+    /// member looked at written twice, a `resultType` or `isError` not written plainly, a
+    /// `_meta` that is no object.
     pub fn relayed(result: Box<RawValue>) -> Result<Self, Box<RawValue>> {
         const SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
         let whole = result.get();
@@ -90,11 +101,13 @@ impl Answered {
                 "resultType" => result_type.replace(value),
                 "isError" => is_error.replace(value),
                 "_meta" => meta.replace(value),
+                // What a cacheable result has: read as a value, and answered with them.
+                "ttlMs" | "cacheScope" => return false,
                 _ => return !key.contains('\\'),
             };
             seen.is_none()
         });
-        if !read || result_type != Some("\"complete\"") {
+        if !read || !matches!(result_type, None | Some("\"complete\"")) {
             return Err(result);
         }
         let is_error = match is_error {
@@ -102,19 +115,22 @@ impl Answered {
             Some("true") => true,
             Some(_) => return Err(result),
         };
-        let text = match meta {
-            None => JsonText::from(result),
-            Some(meta) => {
-                let mut named = false;
-                let info_only = message::each_member(meta, |key, _| {
-                    key == SERVER_INFO && !std::mem::replace(&mut named, true)
-                });
-                // A top-level member of valid JSON cut out, one of its commas with it: valid.
-                match message::without_member(whole, meta, "_meta").filter(|_| info_only) {
-                    Some(cut) => JsonText::trusted(cut),
-                    None => return Err(result),
-                }
+        if let Some(meta) = meta {
+            let mut named = false;
+            let info_only = message::each_member(meta, |key, _| {
+                key == SERVER_INFO && !std::mem::replace(&mut named, true)
+            });
+            if !info_only {
+                return Err(result);
             }
+        }
+        let text = match (result_type, meta) {
+            (None, None) => JsonText::from(result),
+            // Valid JSON's object written again without two of its members: valid.
+            _ => match message::without_members(whole, |key| key == "resultType" || key == "_meta") {
+                Some(cut) => JsonText::trusted(cut),
+                None => return Err(result),
+            },
         };
         Ok(Answered::Text { text, is_error })
     }

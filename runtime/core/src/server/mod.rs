@@ -1537,17 +1537,37 @@ impl Connection {
         JsonText::encode(&with_info).map_err(ErrorObject::internal)
     }
 
-    /// [`Connection::answer_value`] of a catalog's [`Answered`]: a 2026-07-28 result's text
-    /// gets the server's `_meta` spliced in after its opening brace, unread; other eras (whose
-    /// results are adapted) and text that may hold a `_meta` of its own are read first.
+    /// [`Connection::answer_value`] of a catalog's [`Answered`]. Text is not read: a 2026-07-28
+    /// client gets it with the server's `_meta` and `"resultType":"complete"` spliced in after
+    /// its opening brace, a session's client as it is (the revision adapters change nothing
+    /// but the envelope of this method's results, which the text has not: see
+    /// [`Answered::Text`]); else it is read and answered as a value.
     fn answer_answered(&self, era: Era, method: &str, result: Answered) -> Result<JsonText, ErrorObject> {
-        if let (Era::Stateless, Answered::Text { text, .. }) = (era, &result)
-            && let Some(joined) = self.with_info_meta(text.get())
-        {
-            // Valid JSON spliced into valid JSON's object: not read again.
-            return Ok(JsonText::trusted(joined));
+        let text = match result {
+            Answered::Text { text, .. } => text,
+            Answered::Value(value) => return self.answer_value(era, method, value),
+        };
+        match era {
+            Era::Stateless => {
+                if let Some(rest) = text.get().strip_prefix('{') {
+                    let fragment = &self.server.info_meta;
+                    let mut joined = String::with_capacity(text.get().len() + fragment.len() + 26);
+                    joined.push('{');
+                    joined.push_str(fragment);
+                    joined.push_str(r#","resultType":"complete""#);
+                    if !rest.trim_start().starts_with('}') {
+                        joined.push(',');
+                    }
+                    joined.push_str(rest);
+                    // Valid JSON members spliced into valid JSON's object: not read again.
+                    return Ok(JsonText::trusted(joined));
+                }
+            }
+            Era::Stateful(_) if adapt::envelope_only(method) => return Ok(text),
+            Era::Stateful(_) => {}
         }
-        self.answer_value(era, method, result.into_value()?)
+        let value = Answered::Text { text, is_error: false }.into_value()?;
+        self.answer_value(era, method, value)
     }
 
     /// `text`, an object's, with the server's `_meta` spliced in after its opening brace;
