@@ -62,6 +62,11 @@ impl Carry {
         self
     }
 
+    /// Whether it carries `T`.
+    pub(crate) fn carries<T: 'static>(&self) -> bool {
+        self.names.contains(&std::any::type_name::<T>())
+    }
+
     /// How many types it carries.
     pub fn len(&self) -> usize {
         self.copies.len()

@@ -32,7 +32,7 @@
 //!   connections shut down gracefully; [`run`] returns when all have ended. An SSE stream
 //!   ends when its endpoint shuts down (see [`super::serve`]).
 //! - **The peer's address** is in every request's extensions (`ConnectInfo<SocketAddr>`) on
-//!   either path. No read timeout, as hyper was run before.
+//!   either path, or the services put it there themselves ([`Address`]). No read timeout, as hyper was run before.
 
 use std::convert::Infallible;
 use std::future::{Future, poll_fn};
@@ -67,6 +67,15 @@ const READ_SIZE: usize = 8 * 1024;
 /// A body up to this size is written with its head in one write.
 const COPY_BODY: usize = 64 * 1024;
 
+/// Who puts the peer's address (`ConnectInfo<SocketAddr>`) in a request's extensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Address {
+    /// The connection, in every request.
+    Inserted,
+    /// The service, made with the address, where it is needed.
+    Service,
+}
+
 /// Serves `listener`'s connections with the services `make` makes (one per connection, given
 /// its peer's address) until `shutdown` completes; then stops accepting and returns once every
 /// connection has ended.
@@ -76,6 +85,7 @@ const COPY_BODY: usize = 64 * 1024;
 pub(crate) async fn run<M, S>(
     listener: TcpListener,
     mut make: M,
+    address: Address,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()>
 where
@@ -111,6 +121,7 @@ where
             out: Vec::new(),
             service: make(peer),
             peer,
+            address,
             stopping: Box::pin(stop.clone().cancelled_owned()),
             stop: stop.clone(),
         };
@@ -142,6 +153,7 @@ struct Connection<S> {
     out: Vec<u8>,
     service: S,
     peer: SocketAddr,
+    address: Address,
     stop: CancellationToken,
     /// `stop`, waited for while the connection is idle: one waiter for the connection's life,
     /// registered with the token the first time it waits and kept (a waiter made for each
@@ -259,7 +271,9 @@ where
         *request.method_mut() = head.method;
         *request.uri_mut() = head.uri;
         *request.headers_mut() = headers;
-        request.extensions_mut().insert(ConnectInfo(self.peer));
+        if self.address == Address::Inserted {
+            request.extensions_mut().insert(ConnectInfo(self.peer));
+        }
         Ok((request, head.close))
     }
 
@@ -369,6 +383,7 @@ where
             buf,
             service,
             peer,
+            address,
             stop,
             ..
         } = self;
@@ -376,7 +391,7 @@ where
             prefix: buf.freeze(),
             stream,
         });
-        let service = Hyper { service, peer };
+        let service = Hyper { service, peer, address };
         let mut connection = pin!(
             hyper::server::conn::http1::Builder::new()
                 .serve_connection(io, service)
@@ -605,6 +620,7 @@ mod date {
 struct Hyper<S> {
     service: S,
     peer: SocketAddr,
+    address: Address,
 }
 
 impl<S> hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Hyper<S>
@@ -617,7 +633,9 @@ where
 
     fn call(&self, request: hyper::Request<hyper::body::Incoming>) -> Self::Future {
         let mut request = request.map(Body::new);
-        request.extensions_mut().insert(ConnectInfo(self.peer));
+        if self.address == Address::Inserted {
+            request.extensions_mut().insert(ConnectInfo(self.peer));
+        }
         self.service.clone().call(request)
     }
 }

@@ -398,6 +398,15 @@ impl StreamableHttp {
         &self.state.config.path
     }
 
+    /// Whether the handlers of its requests are handed the peer's address
+    /// (`ConnectInfo<SocketAddr>` in [`HttpConfig::carry`]).
+    pub(crate) fn carries_peer_address(&self) -> bool {
+        self.state
+            .config
+            .carry
+            .carries::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+    }
+
     /// Whether `request` is one [`StreamableHttp::post`] answers: a POST to
     /// [`StreamableHttp::path`].
     pub fn takes(&self, request: &axum::extract::Request) -> bool {

@@ -5,11 +5,12 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use axum::Router;
-use axum::extract::Request;
+use axum::extract::{ConnectInfo, Request};
 use axum::response::Response;
 use axum::routing::future::RouteFuture;
 use futures_util::FutureExt as _;
@@ -50,7 +51,7 @@ where
     S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send + 'static,
 {
-    front::run(listener, |_| service.clone(), shutdown).await
+    front::run(listener, |_| service.clone(), front::Address::Inserted, shutdown).await
 }
 
 /// [`serve`], with every POST to `endpoint`'s path answered by `endpoint` straight
@@ -60,8 +61,10 @@ where
 /// A POST is what every MCP message is, and `router` would only route it to the same place:
 /// here it is not matched against the router's paths, its future is not wrapped by the
 /// router's layers, and the response is not looked at again (callgrind of
-/// `portico serve everything`: about 2k instructions a call, of 44k). Requests carry the
-/// peer's address (`ConnectInfo<SocketAddr>`) either way.
+/// `portico serve everything`: about 2k instructions a call, of 44k). Requests `router` serves
+/// carry the peer's address (`ConnectInfo<SocketAddr>`); the endpoint's POSTs carry it when
+/// its handlers are handed it ([`super::HttpConfig::carry`]), as nothing else reads them (an
+/// extension inserted costs a map and a box: ~0.4k instructions of a 33k call).
 ///
 /// Those POSTs pass none of `router`'s layers: an application with middleware in front of its
 /// MCP endpoint (authentication, say) serves it with [`serve`].
@@ -71,7 +74,14 @@ pub async fn serve_endpoint(
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve_service(listener, FrontDoor { endpoint, router }, shutdown).await
+    let address = endpoint.carries_peer_address();
+    let make = |peer| FrontDoor {
+        endpoint: endpoint.clone(),
+        router: router.clone(),
+        peer,
+        address,
+    };
+    front::run(listener, make, front::Address::Service, shutdown).await
 }
 
 /// One connection's service under [`serve_endpoint`]: its POSTs to the endpoint's path to the
@@ -80,6 +90,10 @@ pub async fn serve_endpoint(
 struct FrontDoor {
     endpoint: StreamableHttp,
     router: Router,
+    /// The peer's address, put in the requests that may be asked for it.
+    peer: SocketAddr,
+    /// Whether the endpoint's POSTs may be: its handlers are handed it.
+    address: bool,
 }
 
 /// A POST's answer, on its way.
@@ -94,8 +108,12 @@ impl Service<Request> for FrontDoor {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, request: Request) -> Self::Future {
-        if self.endpoint.takes(&request) {
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        let takes = self.endpoint.takes(&request);
+        if !takes || self.address {
+            request.extensions_mut().insert(ConnectInfo(self.peer));
+        }
+        if takes {
             // Made in its box: see `portico_core::boxed`.
             return Either::Left(portico_core::boxed(|| self.endpoint.post(request).map(Ok)));
         }

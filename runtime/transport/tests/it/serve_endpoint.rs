@@ -14,7 +14,8 @@ use tokio_util::sync::CancellationToken;
 use crate::http_client::Nothing;
 use crate::within;
 
-/// An endpoint at `/mcp` whose one tool says the caller's address, and `/ping` beside it.
+/// An endpoint at `/mcp` whose one tool says the caller's address, and `/ping` and `/peer`
+/// (the caller's address, as the router's handlers see it) beside it.
 async fn start() -> (String, CancellationToken) {
     let server = Server::builder("front-door-test", "1.0.0")
         .tool(tool(
@@ -32,7 +33,10 @@ async fn start() -> (String, CancellationToken) {
     };
     let shutdown = http.shutdown.clone();
     let endpoint = StreamableHttp::new(move || server.connection(), http);
-    let router = endpoint.router().route("/ping", get(|| async { "pong" }));
+    let router = endpoint.router().route("/ping", get(|| async { "pong" })).route(
+        "/peer",
+        get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.to_string() }),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("address"));
     tokio::spawn(serve_endpoint(
@@ -115,6 +119,15 @@ async fn posts_reach_the_endpoint_with_the_peer_s_address_and_the_rest_reaches_t
         .await
         .expect("an answer");
     assert_eq!(within("body", response.text()).await.expect("a body"), "pong");
+    // The router's handlers are given the caller's address too (the endpoint's POSTs only when
+    // its handlers are: see `serve_endpoint`).
+    let response = within("GET", client.get(format!("{base}/peer")).send())
+        .await
+        .expect("an answer");
+    assert_eq!(response.status(), 200);
+    let said = within("body", response.text()).await.expect("a body");
+    let peer: SocketAddr = said.parse().unwrap_or_else(|e| panic!("{said:?} is no address ({e})"));
+    assert!(peer.ip().is_loopback(), "{said}");
     let response = within("PUT", client.put(format!("{base}/mcp")).send())
         .await
         .expect("an answer");
