@@ -511,6 +511,14 @@ impl PeerHandle {
             id: Some(id.clone()),
             related: self.related.clone(),
         };
+        // Closing cancels `closed`, then drops every waiter (`Peer::close`), which ends the
+        // wait below with `Closed`; a waiter entered after that is seen here. (No waiter is
+        // registered with `closed` for each request.)
+        if shared.closed.is_cancelled() {
+            guard.id = None;
+            shared.pending().remove(&id);
+            return Err(PeerError::Closed);
+        }
         let text = message::encode_request(&id, method, params.as_deref());
         let request = OutboundRequest {
             id: id.clone(),
@@ -521,12 +529,7 @@ impl PeerHandle {
             .send_request(text, request, self.related.as_ref(), extensions)
             .await?;
         let after = timeout.unwrap_or(shared.config.request_timeout);
-        let answer = tokio::select! {
-            // An answer delivered before the peer closed is the answer.
-            biased;
-            answer = tokio::time::timeout(after, rx) => answer,
-            () = shared.closed.cancelled() => return Err(PeerError::Closed),
-        };
+        let answer = tokio::time::timeout(after, rx).await;
         match answer {
             Ok(Ok(Err(error))) if crate::client::is_unreadable(&error) => {
                 // Its answer could not be read: the other side may still be working on it.

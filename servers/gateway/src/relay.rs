@@ -601,15 +601,15 @@ async fn relay(
             }
             let call = client.forward_text(method, sent, &options);
             tokio::pin!(call);
+            // No look at the client's cancellation here: a cancelled request's handler is not
+            // polled again (`portico_core::unless_cancelled`), and dropping it drops the
+            // upstream call, which cancels it there.
             loop {
                 tokio::select! {
                     // What the upstream sent before its answer goes first.
                     biased;
                     Some(event) = events.recv() => Box::pin(relay_event(cx, event, &mut asked, &mut unanswered, on_question)).await.map_err(Failed::from)?,
                     result = &mut call => break result,
-                    () = cx.cancelled() => {
-                        return Err(ErrorObject::internal("the client cancelled the call").into());
-                    }
                 }
             }
         };
