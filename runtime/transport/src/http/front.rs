@@ -32,7 +32,8 @@
 //!   connections shut down gracefully; [`run`] returns when all have ended. An SSE stream
 //!   ends when its endpoint shuts down (see [`super::serve`]).
 //! - **The peer's address** is in every request's extensions (`ConnectInfo<SocketAddr>`) on
-//!   either path, or the services put it there themselves ([`Address`]). No read timeout, as hyper was run before.
+//!   either path, or the services put it there themselves ([`Address`]). No read timeout, as
+//!   hyper was run before.
 
 use std::convert::Infallible;
 use std::future::{Future, poll_fn};
