@@ -71,14 +71,17 @@ impl Answered {
     pub fn into_value(self) -> Result<Value, ErrorObject> {
         match self {
             Answered::Value(value) => Ok(value),
-            Answered::Text { text, .. } => {
-                let mut value: Value = text.decode().map_err(ErrorObject::internal)?;
-                if let Some(object) = value.as_object_mut() {
-                    object.entry("resultType").or_insert_with(|| "complete".into());
-                }
-                Ok(value)
-            }
+            Answered::Text { text, .. } => Self::value_of_text(&text),
         }
+    }
+
+    /// The value of [`Answered::Text`]'s `text`: read, `"resultType":"complete"` put back.
+    pub(crate) fn value_of_text(text: &JsonText) -> Result<Value, ErrorObject> {
+        let mut value: Value = text.decode().map_err(ErrorObject::internal)?;
+        if let Some(object) = value.as_object_mut() {
+            object.entry("resultType").or_insert_with(|| "complete".into());
+        }
+        Ok(value)
     }
 
     /// An upstream server's `result` as a relay got it ([`Answered::Text`]), when it is a

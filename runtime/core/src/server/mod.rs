@@ -1550,24 +1550,14 @@ impl Connection {
         match era {
             Era::Stateless => {
                 if let Some(rest) = text.get().strip_prefix('{') {
-                    let fragment = &self.server.info_meta;
-                    let mut joined = String::with_capacity(text.get().len() + fragment.len() + 26);
-                    joined.push('{');
-                    joined.push_str(fragment);
-                    joined.push_str(r#","resultType":"complete""#);
-                    if !rest.trim_start().starts_with('}') {
-                        joined.push(',');
-                    }
-                    joined.push_str(rest);
                     // Valid JSON members spliced into valid JSON's object: not read again.
-                    return Ok(JsonText::trusted(joined));
+                    return Ok(JsonText::trusted(self.spliced(rest, r#","resultType":"complete""#)));
                 }
             }
             Era::Stateful(_) if adapt::envelope_only(method) => return Ok(text),
             Era::Stateful(_) => {}
         }
-        let value = Answered::Text { text, is_error: false }.into_value()?;
-        self.answer_value(era, method, value)
+        self.answer_value(era, method, Answered::value_of_text(&text)?)
     }
 
     /// `text`, an object's, with the server's `_meta` spliced in after its opening brace;
@@ -1579,15 +1569,23 @@ impl Connection {
         if META.is_in(text) {
             return None;
         }
+        Some(self.spliced(rest, ""))
+    }
+
+    /// `{`, the server's `_meta` member, `members` (more members' text, each after a comma),
+    /// then `rest`: an object's text after its opening brace, with a comma before it unless it
+    /// is the closing one.
+    fn spliced(&self, rest: &str, members: &str) -> String {
         let fragment = &self.server.info_meta;
-        let mut joined = String::with_capacity(text.len() + fragment.len() + 2);
+        let mut joined = String::with_capacity(rest.len() + fragment.len() + members.len() + 2);
         joined.push('{');
         joined.push_str(fragment);
-        if !rest.starts_with('}') {
+        joined.push_str(members);
+        if !rest.trim_start().starts_with('}') {
             joined.push(',');
         }
         joined.push_str(rest);
-        Some(joined)
+        joined
     }
 
     /// [`Connection::answer`] of a result that is a JSON value already (a catalog's): a
